@@ -1,0 +1,305 @@
+/*
+ * assembler.c - writes a decoded batch into the store: nodes, keys,
+ * invocation records, facts, dead letters and hop halves (see
+ * ht_assembler.h for the model).
+ *
+ * Owned by assembler/. Every write is keyed by content so re-applying a
+ * batch is a no-op; nothing here may depend on arrival order.
+ */
+#define _GNU_SOURCE
+#include "ht_assembler.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define DLQ_CAP 100000
+
+enum { HALF_PRODUCER = 1, HALF_CONSUMER = 2, HALF_MATCHED = 3 };
+
+struct wr {
+    struct ht_txn *t;
+    struct ht_buf buf;
+    int err;
+    struct ht_asm_stats *st;
+};
+
+static void put(struct wr *w, int db, const void *k, size_t kn, const void *v,
+                size_t vn)
+{
+    if (w->err)
+        return;
+    w->err = ht_store_put(w->t, db, k, kn, v, vn);
+}
+
+static void put_key(struct wr *w, char prefix, const void *p, size_t n,
+                    char ttype, const void *target, size_t tn)
+{
+    uint8_t key[HT_KEY_MAX];
+    uint8_t val[256];
+    size_t kn;
+
+    if (!p || n == 0 || tn + 1 > sizeof(val))
+        return;
+    kn = ht_key_make(key, prefix, p, n);
+    val[0] = (uint8_t)ttype;
+    memcpy(val + 1, target, tn);
+    put(w, HT_DB_KEYS, key, kn, val, tn + 1);
+}
+
+static void key_span(struct wr *w, char prefix, const char *s,
+                     const struct ht_span *sp)
+{
+    if (s && *s)
+        put_key(w, prefix, s, strlen(s), HT_TARGET_SPAN, sp->id.b, 8);
+}
+
+static void key_inv(struct wr *w, char prefix, const void *p, size_t n,
+                    const char *rid)
+{
+    if (rid && *rid)
+        put_key(w, prefix, p, n, HT_TARGET_INV, rid, strlen(rid));
+}
+
+/* A hop half named by `key`: record it, or match it with the other. */
+static void half(struct wr *w, const char *key, int side, int64_t ts)
+{
+    const void *v;
+    size_t vn;
+    uint8_t val[9];
+    size_t kn = strlen(key);
+
+    if (w->err || kn > 400)
+        return;
+    if (ht_store_get(w->t, HT_DB_PENDING, key, kn, &v, &vn) == HT_ERR_OK &&
+        vn >= 1) {
+        uint8_t state = ((const uint8_t *)v)[0];
+
+        if (state == HALF_MATCHED || state == side)
+            return; /* seen before: idempotent */
+        val[0] = HALF_MATCHED;
+        ht_be64_put(val + 1, (uint64_t)ts);
+        put(w, HT_DB_PENDING, key, kn, val, sizeof(val));
+        if (!w->err)
+            w->err = ht_store_counter_add(w->t, "pending", -1);
+        w->st->hops_matched++;
+        return;
+    }
+    val[0] = (uint8_t)side;
+    ht_be64_put(val + 1, (uint64_t)ts);
+    put(w, HT_DB_PENDING, key, kn, val, sizeof(val));
+    if (!w->err)
+        w->err = ht_store_counter_add(w->t, "pending", 1);
+}
+
+static void apply_span(struct wr *w, const struct ht_span *s)
+{
+    const void *old;
+    size_t oldn;
+    uint8_t tk[16];
+    char hk[512];
+
+    if (ht_store_get(w->t, HT_DB_NODES, s->id.b, 8, &old, &oldn) ==
+        HT_ERR_OK) {
+        struct ht_arena *a = ht_arena_create();
+        struct ht_span prev;
+        bool keep = false;
+
+        if (a && ht_span_unpack(old, oldn, a, &prev) == HT_ERR_OK)
+            keep = !(prev.flags & HT_SPAN_IN_PROGRESS) &&
+                   (s->flags & HT_SPAN_IN_PROGRESS);
+        ht_arena_destroy(a);
+        if (keep)
+            return; /* an in-progress copy never replaces the complete one */
+    }
+    ht_buf_reset(&w->buf);
+    ht_span_pack(s, &w->buf);
+    put(w, HT_DB_NODES, s->id.b, 8, w->buf.data, w->buf.len);
+    w->st->spans_written++;
+
+    memcpy(tk, s->trace.b, 16);
+    put_key(w, HT_K_TRACE, tk, 16, HT_TARGET_SPAN, s->id.b, 8);
+    if (s->flags & HT_SPAN_HAS_PARENT)
+        put_key(w, HT_K_CHILD, s->parent.b, 8, HT_TARGET_SPAN, s->id.b, 8);
+    if (s->kind == HT_SK_LAMBDA)
+        key_span(w, HT_K_LAMBDA, s->request_id, s);
+    if (s->kind == HT_SK_APIGW) {
+        key_span(w, HT_K_APIGW, s->request_id, s);
+        key_span(w, HT_K_APIGW_EXT, s->ext_request_id, s);
+    }
+    key_span(w, HT_K_CORR, s->corr, s);
+    if (s->message_id) {
+        key_span(w, HT_K_SQS, s->message_id, s);
+        snprintf(hk, sizeof(hk), "sqs:%s", s->message_id);
+        half(w, hk, HALF_PRODUCER, s->end_us);
+    }
+    if (s->sequence) {
+        key_span(w, HT_K_KSEQ, s->sequence, s);
+        snprintf(hk, sizeof(hk), "kin:%s", s->sequence);
+        half(w, hk, HALF_PRODUCER, s->end_us);
+    } else if ((s->flags & HT_SPAN_WRITE) && s->corr && s->resource &&
+               (s->via == HT_VIA_DYNAMODB || s->via == HT_VIA_KINESIS)) {
+        snprintf(hk, sizeof(hk), "%s:%s/%s", ht_via_name(s->via),
+                 s->resource, s->corr);
+        half(w, hk, HALF_PRODUCER, s->end_us);
+    }
+    for (uint32_t i = 0; i < s->nlinks; i++)
+        put_key(w, HT_K_LINK, s->links[i].id.b, 8, HT_TARGET_SPAN, s->id.b,
+                8);
+    {
+        uint8_t bt[16];
+
+        ht_be64_put(bt, (uint64_t)s->start_us);
+        memcpy(bt + 8, s->id.b, 8);
+        put(w, HT_DB_BYTIME, bt, 16, "", 0);
+    }
+}
+
+static void apply_fact(struct wr *w, const struct ht_fact *f,
+                       struct ht_arena *a)
+{
+    const char *rid = f->request_id;
+    size_t rn;
+    char hk[512];
+
+    if (!rid || !*rid) {
+        /* an access log line that names no integration request */
+        return;
+    }
+    rn = strlen(rid);
+    if (rn > 200)
+        return;
+    if (f->kind == HT_FACT_START || f->kind == HT_FACT_REPORT ||
+        f->kind == HT_FACT_END || f->kind == HT_FACT_TRACE ||
+        f->kind == HT_FACT_CORR || f->kind == HT_FACT_RECORD ||
+        f->kind == HT_FACT_APIGW) {
+        struct ht_inv inv;
+        const void *v;
+        size_t vn;
+        bool changed = true;
+
+        memset(&inv, 0, sizeof(inv));
+        if (ht_store_get(w->t, HT_DB_INV, rid, rn, &v, &vn) == HT_ERR_OK &&
+            ht_inv_unpack(v, vn, a, &inv) == HT_ERR_OK) {
+            struct ht_fact g = *f;
+
+            /* record and apigw lines carry no timing of the invocation */
+            if (f->kind == HT_FACT_RECORD || f->kind == HT_FACT_APIGW)
+                g.kind = HT_FACT_TRACE;
+            changed = ht_inv_merge(&inv, &g);
+        } else {
+            struct ht_fact g = *f;
+
+            if (f->kind == HT_FACT_RECORD || f->kind == HT_FACT_APIGW)
+                g.kind = HT_FACT_TRACE;
+            inv.request_id = rid;
+            ht_inv_merge(&inv, &g);
+        }
+        if (changed) {
+            ht_buf_reset(&w->buf);
+            ht_inv_pack(&inv, &w->buf);
+            put(w, HT_DB_INV, rid, rn, w->buf.data, w->buf.len);
+        }
+        if (f->flags & HT_FACT_HAS_TRACE)
+            key_inv(w, HT_K_TRACE, f->trace.b, 16, rid);
+        if (f->flags & HT_FACT_HAS_SEGMENT)
+            key_inv(w, HT_K_SEGMENT, f->segment.b, 8, rid);
+    }
+    if (f->kind == HT_FACT_CORR || f->kind == HT_FACT_RECORD ||
+        f->kind == HT_FACT_APIGW) {
+        uint8_t key[256 + 9];
+
+        ht_buf_reset(&w->buf);
+        ht_fact_pack(f, &w->buf);
+        memcpy(key, rid, rn);
+        key[rn] = 0;
+        ht_be64_put(key + rn + 1, ht_hash64(w->buf.data, w->buf.len));
+        put(w, HT_DB_FACTS, key, rn + 9, w->buf.data, w->buf.len);
+        w->st->facts_written++;
+    }
+    if (f->corr)
+        key_inv(w, HT_K_CORR, f->corr, strlen(f->corr), rid);
+    if (f->kind == HT_FACT_RECORD && f->record_id) {
+        const char *id = f->record_id;
+
+        if (f->via == HT_VIA_SQS) {
+            key_inv(w, HT_K_SQS, id, strlen(id), rid);
+            snprintf(hk, sizeof(hk), "sqs:%s", id);
+            half(w, hk, HALF_CONSUMER, f->ts_us);
+        } else if (f->via == HT_VIA_KINESIS) {
+            key_inv(w, HT_K_KSEQ, id, strlen(id), rid);
+            if (f->corr && f->resource) {
+                snprintf(hk, sizeof(hk), "kinesis:%s/%s", f->resource,
+                         f->corr);
+                half(w, hk, HALF_CONSUMER, f->ts_us);
+            }
+        } else if (f->via == HT_VIA_DYNAMODB) {
+            key_inv(w, HT_K_DDB, id, strlen(id), rid);
+            if (f->corr && f->resource) {
+                snprintf(hk, sizeof(hk), "dynamodb:%s/%s", f->resource,
+                         f->corr);
+                half(w, hk, HALF_CONSUMER, f->ts_us);
+            }
+        }
+        if (f->flags & HT_FACT_HAS_HDR && !ht_id8_is_zero(&f->hdr_parent))
+            key_inv(w, HT_K_HEADER, f->hdr_parent.b, 8, rid);
+    }
+    if (f->kind == HT_FACT_APIGW) {
+        if (f->apigw_id)
+            key_inv(w, HT_K_APIGW, f->apigw_id, strlen(f->apigw_id), rid);
+        if (f->ext_id)
+            key_inv(w, HT_K_APIGW_EXT, f->ext_id, strlen(f->ext_id), rid);
+    }
+}
+
+static void apply_reject(struct wr *w, const struct ht_rejected *r)
+{
+    uint8_t key[600];
+    size_t sn = strlen(r->source);
+    uint64_t n = 0;
+
+    if (sn > 500)
+        sn = 500;
+    if (ht_store_count(w->t, HT_DB_DLQ, &n) == HT_ERR_OK && n >= DLQ_CAP)
+        return; /* bounded: counted in the summary, not kept */
+    memcpy(key, r->source, sn);
+    key[sn] = 0;
+    ht_be64_put(key + sn + 1, r->offset);
+    /* several rejects at one offset (records inside one envelope) */
+    ht_be64_put(key + sn + 9, ht_hash64(r->sample, r->sample_len) ^
+                                  ht_hash64(r->detail, strlen(r->detail)));
+    ht_buf_reset(&w->buf);
+    ht_buf_addc(&w->buf, (char)r->reason);
+    ht_buf_adds(&w->buf, r->detail);
+    ht_buf_addc(&w->buf, '\0');
+    ht_buf_add(&w->buf, r->sample, r->sample_len);
+    put(w, HT_DB_DLQ, key, sn + 17, w->buf.data, w->buf.len);
+}
+
+int ht_assembler_apply(struct ht_txn *t, const struct ht_batch *b,
+                       struct ht_asm_stats *st)
+{
+    struct wr w = {.t = t, .st = st};
+    struct ht_arena *a = ht_arena_create();
+    size_t i;
+
+    if (!a)
+        return HT_ERR_NOMEM;
+    ht_buf_init(&w.buf);
+    for (i = 0; i < b->nspans && !w.err; i++)
+        apply_span(&w, &b->spans[i]);
+    for (i = 0; i < b->nfacts && !w.err; i++) {
+        apply_fact(&w, &b->facts[i], a);
+        if (ht_arena_used(a) > (1u << 20))
+            ht_arena_reset(a);
+    }
+    for (i = 0; i < b->nrejects && !w.err; i++)
+        apply_reject(&w, &b->rejects[i]);
+    ht_buf_free(&w.buf);
+    ht_arena_destroy(a);
+    return w.err;
+}
+
+int64_t ht_assembler_pending(struct ht_txn *t)
+{
+    return ht_store_counter(t, "pending");
+}

@@ -1,0 +1,216 @@
+/*
+ * cmd_stats.c - `hoptrace stats` (what the store holds, rejected input by
+ * reason) and `hoptrace dlq` (the rejected payloads themselves). Both are
+ * computed from the store's content, so they are as idempotent as ingest.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "ht_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char stats_usage[] =
+    "usage: hoptrace [--db DIR] stats [--format text|json]\n"
+    "\n"
+    "Counts what the store holds (spans, invocations, facts, keys, pending\n"
+    "hops, store bytes) and the rejected payloads by reason.\n";
+
+static const char dlq_usage[] =
+    "usage: hoptrace [--db DIR] dlq [--limit N] [--reason R]\n"
+    "\n"
+    "Lists rejected payloads kept in the dead-letter table: source,\n"
+    "offset, reason, what was wrong and the payload's first bytes.\n"
+    "Reasons: not_json, too_large, too_deep, missing_field, bad_id,\n"
+    "bad_encoding, unknown_document.\n";
+
+struct rej_count {
+    uint64_t n[HT_REJ__COUNT];
+};
+
+static int count_rej(void *ctx, const void *k, size_t kn, const void *v,
+                     size_t vn)
+{
+    struct rej_count *c = ctx;
+
+    (void)k;
+    (void)kn;
+    if (vn >= 1 && ((const uint8_t *)v)[0] < HT_REJ__COUNT)
+        c->n[((const uint8_t *)v)[0]]++;
+    return 0;
+}
+
+static int open_ro(struct ht_cli *cli, struct ht_store **s)
+{
+    int rc = ht_store_open(cli->db, true, s);
+
+    if (rc == HT_ERR_NOTFOUND) {
+        ht_cli_err("no store at %s: ingest telemetry first", cli->db);
+        return HT_EXIT_NOTFOUND;
+    }
+    if (rc) {
+        ht_cli_err("cannot open the store at %s: %s", cli->db,
+                   ht_strerror(rc));
+        return HT_EXIT_ERROR;
+    }
+    return 0;
+}
+
+int ht_cmd_stats(struct ht_cli *cli, int argc, char **argv)
+{
+    const char *fmt = "text";
+    struct ht_store *s;
+    struct ht_txn *t;
+    struct rej_count rc = {{0}};
+    uint64_t nodes = 0, inv = 0, facts = 0, keys = 0, dlq = 0, total = 0;
+    int64_t pending;
+    struct stat st;
+    char path[4096];
+    int e;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(stats_usage, stdout);
+            return HT_EXIT_OK;
+        } else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
+            fmt = argv[++i];
+        } else if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) {
+            cli->db = argv[++i];
+        } else {
+            ht_cli_err("stats: unknown argument %s (see hoptrace stats "
+                       "--help)", argv[i]);
+            return HT_EXIT_USAGE;
+        }
+    }
+    if (strcmp(fmt, "text") && strcmp(fmt, "json")) {
+        ht_cli_err("stats: --format is text or json");
+        return HT_EXIT_USAGE;
+    }
+    if ((e = open_ro(cli, &s)))
+        return e;
+    if (ht_store_begin(s, false, &t)) {
+        ht_store_close(s);
+        return HT_EXIT_ERROR;
+    }
+    ht_store_count(t, HT_DB_NODES, &nodes);
+    ht_store_count(t, HT_DB_INV, &inv);
+    ht_store_count(t, HT_DB_FACTS, &facts);
+    ht_store_count(t, HT_DB_KEYS, &keys);
+    ht_store_count(t, HT_DB_DLQ, &dlq);
+    ht_store_scan(t, HT_DB_DLQ, NULL, 0, count_rej, &rc);
+    pending = ht_store_counter(t, "pending");
+    ht_store_abort(t);
+    ht_store_close(s);
+    snprintf(path, sizeof(path), "%s/data.mdb", cli->db);
+    if (stat(path, &st) != 0)
+        st.st_blocks = 0;
+    for (int r = 0; r < HT_REJ__COUNT; r++)
+        total += rc.n[r];
+    if (strcmp(fmt, "json") == 0) {
+        printf("{\"spans\":%llu,\"invocations\":%llu,\"facts\":%llu,"
+               "\"keys\":%llu,\"hops_pending\":%lld,\"dead_letters\":%llu,"
+               "\"store_bytes\":%llu,\"rejected_total\":%llu,\"rejected\":{",
+               (unsigned long long)nodes, (unsigned long long)inv,
+               (unsigned long long)facts, (unsigned long long)keys,
+               (long long)pending, (unsigned long long)dlq,
+               (unsigned long long)st.st_blocks * 512,
+               (unsigned long long)total);
+        const char *sep = "";
+        for (int r = 0; r < HT_REJ__COUNT; r++)
+            if (rc.n[r]) {
+                printf("%s\"%s\":%llu", sep, ht_reject_name(r),
+                       (unsigned long long)rc.n[r]);
+                sep = ",";
+            }
+        printf("}}\n");
+    } else {
+        printf("spans          %llu\ninvocations    %llu\nfacts          "
+               "%llu\nkeys           %llu\nhops pending   %lld\nstore bytes  "
+               "  %llu\nrejected       %llu\n",
+               (unsigned long long)nodes, (unsigned long long)inv,
+               (unsigned long long)facts, (unsigned long long)keys,
+               (long long)pending, (unsigned long long)st.st_blocks * 512,
+               (unsigned long long)total);
+        for (int r = 0; r < HT_REJ__COUNT; r++)
+            if (rc.n[r])
+                printf("  %-16s %llu\n", ht_reject_name(r),
+                       (unsigned long long)rc.n[r]);
+    }
+    return HT_EXIT_OK;
+}
+
+struct dlq_ctx {
+    long limit, shown;
+    int reason;
+};
+
+static int show_dlq(void *ctx, const void *k, size_t kn, const void *v,
+                    size_t vn)
+{
+    struct dlq_ctx *c = ctx;
+    const char *key = k, *val = v;
+    size_t sl = strnlen(key, kn);
+    const char *detail = val + 1;
+    size_t dl = strnlen(detail, vn - 1);
+    const char *sample = detail + dl + 1;
+    size_t sn = vn > dl + 2 ? vn - dl - 2 : 0;
+
+    if (vn < 2 || kn < sl + 9)
+        return 0;
+    if (c->reason >= 0 && val[0] != c->reason)
+        return 0;
+    if (c->shown++ >= c->limit)
+        return 1;
+    printf("%.*s:%llu\t%s\t%.*s\t", (int)sl, key,
+           (unsigned long long)ht_be64_get((const uint8_t *)key + sl + 1),
+           ht_reject_name((uint8_t)val[0]), (int)dl, detail);
+    for (size_t i = 0; i < sn && i < 160; i++) {
+        unsigned char ch = (unsigned char)sample[i];
+
+        putchar(ch >= 0x20 && ch < 0x7f ? ch : '.');
+    }
+    putchar('\n');
+    return 0;
+}
+
+int ht_cmd_dlq(struct ht_cli *cli, int argc, char **argv)
+{
+    struct dlq_ctx c = {.limit = 100, .reason = -1};
+    struct ht_store *s;
+    struct ht_txn *t;
+    int e;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(dlq_usage, stdout);
+            return HT_EXIT_OK;
+        } else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
+            c.limit = strtol(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc) {
+            c.reason = ht_reject_from_name(argv[++i]);
+            if (c.reason < 0) {
+                ht_cli_err("dlq: unknown reason %s (see hoptrace dlq --help)",
+                           argv[i]);
+                return HT_EXIT_USAGE;
+            }
+        } else if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) {
+            cli->db = argv[++i];
+        } else {
+            ht_cli_err("dlq: unknown argument %s (see hoptrace dlq --help)",
+                       argv[i]);
+            return HT_EXIT_USAGE;
+        }
+    }
+    if ((e = open_ro(cli, &s)))
+        return e;
+    if (ht_store_begin(s, false, &t)) {
+        ht_store_close(s);
+        return HT_EXIT_ERROR;
+    }
+    ht_store_scan(t, HT_DB_DLQ, NULL, 0, show_dlq, &c);
+    ht_store_abort(t);
+    ht_store_close(s);
+    return HT_EXIT_OK;
+}

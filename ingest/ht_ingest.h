@@ -1,0 +1,141 @@
+/*
+ * ht_ingest.h - turning bytes into hoptrace's own structs.
+ *
+ * A payload (a file's JSON value, a Kafka message, a Kinesis record, a UDP
+ * datagram) is sniffed, not configured: gzip is inflated, base64 blobs in
+ * known envelopes are decoded and sniffed again, and every JSON document
+ * kind of design.md ("Input documents") is recognised by its fields. What
+ * comes out is a batch of spans (ht_span), invocation facts (ht_fact) and
+ * rejects, all living in the batch's arena. No JSON tree leaves this
+ * module.
+ *
+ * Owned by ingest/. It must not touch LMDB: persisting is assembler/ and
+ * store/'s job.
+ */
+#ifndef HT_INGEST_H
+#define HT_INGEST_H
+
+#include "ht_common.h"
+#include "ht_model.h"
+
+/* Limits (design.md): explicit and following the transports'. */
+#define HT_MAX_SEGMENT_BYTES (64 * 1024)
+#define HT_MAX_LOG_EVENT_BYTES (256 * 1024)
+#define HT_MAX_CONTAINER_BYTES (16 * 1024 * 1024)
+#define HT_MAX_DEPTH 64
+#define HT_MAX_DLQ_SAMPLE 4096
+
+/* Where a payload came from, for dead-letter entries and checkpoints. */
+struct ht_srcpos {
+    const char *source; /* file path, "stdin", "kafka:topic/3", … */
+    uint64_t offset;    /* byte offset of the value in the source */
+};
+
+/* One rejected payload, kept for the dead-letter table. */
+struct ht_rejected {
+    uint8_t reason; /* enum ht_reject */
+    const char *source;
+    uint64_t offset;
+    const char *detail; /* one line: what was wrong */
+    const char *sample; /* the payload's first bytes */
+    size_t sample_len;
+};
+
+/* A batch of decoded input. Everything it points to lives in `arena`. */
+struct ht_batch {
+    struct ht_arena *arena; /* owned */
+    struct ht_span *spans;  /* owned (heap array) */
+    size_t nspans, capspans;
+    struct ht_fact *facts; /* owned (heap array) */
+    size_t nfacts, capfacts;
+    struct ht_rejected *rejects; /* owned (heap array) */
+    size_t nrejects, caprejects;
+    /* counters for the summary line */
+    uint64_t documents;  /* X-Ray documents and log events accepted */
+    uint64_t log_events; /* log events seen */
+    uint64_t dropped;    /* control messages and other deliberate drops */
+    uint64_t rejected[HT_REJ__COUNT];
+    size_t payload_bytes;
+};
+
+/* Returns 0 or HT_ERR_NOMEM. */
+int ht_batch_init(struct ht_batch *b);
+void ht_batch_free(struct ht_batch *b);
+/* Empties the batch (arena reset, counters zeroed). */
+void ht_batch_reset(struct ht_batch *b);
+
+/* Copy the struct in; its strings must already live in b->arena. */
+void ht_batch_add_span(struct ht_batch *b, const struct ht_span *s);
+void ht_batch_add_fact(struct ht_batch *b, const struct ht_fact *f);
+/* Count a reject and keep a sample of the payload. `detail` is copied. */
+void ht_batch_reject(struct ht_batch *b, int reason,
+                     const struct ht_srcpos *pos, const char *detail,
+                     const void *payload, size_t n);
+
+/*
+ * Decode one payload: gzip or plain; one or more JSON values (NDJSON,
+ * concatenated, an array of documents); daemon datagrams. Bad parts are
+ * rejected individually and the rest is decoded. Never fails on input.
+ */
+void ht_ingest_payload(struct ht_batch *b, const struct ht_srcpos *pos,
+                       const void *data, size_t n);
+
+/* Context of one log event, from its envelope (CloudWatch Logs message,
+ * filter-log-events output). All fields may be NULL/0. */
+struct ht_logctx {
+    const char *log_group;
+    const char *log_stream;
+    const char *function; /* from /aws/lambda/NAME */
+    int64_t ts_us;
+    const struct ht_srcpos *pos;
+};
+
+/*
+ * Decode one log event's message: Lambda platform lines, the JSON log
+ * format, runtime lines, Powertools JSON, API Gateway access logs and
+ * logged Lambda events. Appends facts to the batch. Unrecognised lines are
+ * ignored (they are legitimate logs), not rejected.
+ */
+void ht_ingest_log_message(struct ht_batch *b, const struct ht_logctx *ctx,
+                           const char *msg, size_t n);
+
+/* ---- reading files and streams ---------------------------------------- */
+
+struct ht_reader;
+
+/* Opens a file (plain or gzip, sniffed), or stdin for "-".
+ * Owned: ht_reader_close. Returns HT_ERR_IO with errno-based message
+ * logged on failure. */
+int ht_reader_open(const char *path, struct ht_reader **out);
+void ht_reader_close(struct ht_reader *r);
+/*
+ * Next top-level JSON value (or a line that is not JSON, to be rejected).
+ * On success *val and *n are borrowed until the next call, *offset is the
+ * value's offset in the (decompressed) stream. Returns 1 for a value, 0 at
+ * end, -1 on an I/O or decompression error (logged; what was read stays).
+ * A value larger than HT_MAX_CONTAINER_BYTES is returned truncated with
+ * *too_large set.
+ */
+int ht_reader_next(struct ht_reader *r, const char **val, size_t *n,
+                   uint64_t *offset, bool *too_large);
+/* Bytes of the (decompressed) stream consumed so far. */
+uint64_t ht_reader_pos(const struct ht_reader *r);
+/* Skip to a decompressed offset (resume from a checkpoint). */
+int ht_reader_skip_to(struct ht_reader *r, uint64_t offset);
+
+/* ---- small decoding helpers shared by the decoders (ingest-internal
+ * users call these; exposed for tests) ---------------------------------- */
+
+/* Base64 (standard alphabet, padding optional). Returns bytes written or
+ * -1 on bad input. out must hold (n/4+1)*3 bytes. */
+long ht_base64_decode(const char *in, size_t n, uint8_t *out);
+/* gunzip into an owned buffer (malloc). Returns 0, or -1 on bad data or
+ * when the output would exceed max_out. */
+int ht_gunzip(const void *in, size_t n, size_t max_out, uint8_t **out,
+              size_t *out_len);
+
+/* Parse an AWS trace header (`Root=…;Parent=…;Sampled=…`). */
+bool ht_parse_trace_header(const char *s, struct ht_tid *root,
+                           struct ht_id8 *parent, bool *has_parent);
+
+#endif

@@ -1,0 +1,265 @@
+/*
+ * critical.c - the critical path of one assembled request (design.md,
+ * "Critical path"): contiguous intervals from the root's start to the
+ * sink's end, each attributed to one span and one kind (self, call, init,
+ * wait).
+ *
+ * CRISP style inside a span: walk back from the cursor, take the last
+ * child that ends at or before it, recurse, continue before its start.
+ * Across spans: from the sink, go to the sync parent or, for an invocation
+ * reached by a hop, wait back to the producer call's end and continue in
+ * the producer. Clock disagreements are clamped and reported as `skew`,
+ * never shifted silently.
+ *
+ * Owned by query/. Pure computation over the request's arrays.
+ */
+#define _GNU_SOURCE
+#include "ht_query.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cp {
+    struct ht_request *r;
+    struct ht_arena *a;
+    int *kid_start, *kids; /* CSR children lists */
+    struct ht_cp_entry *out;
+    size_t n, cap;
+    char skew_seen[64][40];
+    int nskew;
+};
+
+static void emit(struct cp *c, int span, int kind, int hop, int64_t lo,
+                 int64_t hi)
+{
+    if (hi <= lo)
+        return;
+    if (c->n == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 32;
+        struct ht_cp_entry *ne = ht_arena_alloc(c->a, ncap * sizeof(*ne));
+
+        if (c->n)
+            memcpy(ne, c->out, c->n * sizeof(*ne));
+        c->out = ne;
+        c->cap = ncap;
+    }
+    c->out[c->n].span = span;
+    c->out[c->n].kind = (uint8_t)kind;
+    c->out[c->n].hop = hop;
+    c->out[c->n].start_us = lo;
+    c->out[c->n].dur_us = hi - lo;
+    c->n++;
+}
+
+static int kind_of(const struct ht_qspan *s)
+{
+    if (s->s.kind == HT_SK_INIT)
+        return HT_CP_INIT;
+    if (s->s.kind == HT_SK_CALL)
+        return HT_CP_CALL;
+    return HT_CP_SELF;
+}
+
+static void skew(struct cp *c, int a, int b, int64_t by_us)
+{
+    char ia[17], ib[17], key[40];
+    struct ht_request *r = c->r;
+
+    ht_id8_format(&r->spans[a].s.id, ia);
+    ht_id8_format(&r->spans[b].s.id, ib);
+    snprintf(key, sizeof(key), "%s%s", ia, ib);
+    for (int i = 0; i < c->nskew; i++)
+        if (strcmp(c->skew_seen[i], key) == 0)
+            return;
+    if (c->nskew < 64)
+        strcpy(c->skew_seen[c->nskew++], key);
+    const char **nw =
+        ht_arena_alloc(c->a, (r->nwarnings + 1) * sizeof(*nw));
+    if (r->nwarnings)
+        memcpy(nw, r->warnings, r->nwarnings * sizeof(*nw));
+    {
+        struct ht_buf w;
+
+        ht_buf_init(&w);
+        ht_buf_printf(&w, "{\"type\":\"skew\",\"spans\":[\"%s\",\"%s\"],"
+                      "\"names\":[", ia, ib);
+        ht_buf_json_str(&w, r->spans[a].s.name);
+        ht_buf_addc(&w, ',');
+        ht_buf_json_str(&w, r->spans[b].s.name);
+        ht_buf_printf(&w, "],\"ms\":%.3f}", (double)by_us / 1000.0);
+        nw[r->nwarnings++] = ht_arena_strdup(c->a, w.data);
+        ht_buf_free(&w);
+    }
+    r->warnings = nw;
+}
+
+/* Explain [lo, hi] inside span x, backward. `skip` is a child to ignore. */
+static void explain(struct cp *c, int x, int64_t lo, int64_t hi, int skip,
+                    int depth)
+{
+    struct ht_request *r = c->r;
+    int64_t t = hi;
+    int kind = kind_of(&r->spans[x]);
+    bool *used;
+    int nk = c->kid_start[x + 1] - c->kid_start[x];
+
+    if (depth > 200 || hi <= lo) {
+        emit(c, x, kind, -1, lo, hi);
+        return;
+    }
+    used = nk ? ht_arena_alloc(c->a, (size_t)nk * sizeof(bool)) : NULL;
+    if (nk)
+        memset(used, 0, (size_t)nk * sizeof(bool));
+    for (;;) {
+        int best = -1, bi = -1;
+
+        for (int i = 0; i < nk; i++) {
+            int k = c->kids[c->kid_start[x] + i];
+            const struct ht_span *ks = &r->spans[k].s;
+
+            if (used[i] || k == skip || ks->end_us > t || ks->end_us <= lo)
+                continue;
+            if (best < 0 || ks->end_us > r->spans[best].s.end_us ||
+                (ks->end_us == r->spans[best].s.end_us &&
+                 ks->start_us > r->spans[best].s.start_us)) {
+                best = k;
+                bi = i;
+            }
+        }
+        if (best < 0)
+            break;
+        used[bi] = true;
+        const struct ht_span *bs = &r->spans[best].s;
+        int64_t cs = bs->start_us;
+        emit(c, x, kind, -1, bs->end_us, t);
+        if (cs < lo) {
+            skew(c, x, best, lo - cs);
+            cs = lo;
+        }
+        explain(c, best, cs, bs->end_us, -1, depth + 1);
+        t = cs;
+        if (t <= lo)
+            break;
+    }
+    emit(c, x, kind, -1, lo, t);
+}
+
+void ht__critical_path(struct ht_request *r, struct ht_arena *a)
+{
+    struct cp c;
+    int n = (int)r->nspans;
+    int sink = -1, x, guard = 0;
+    int64_t cursor;
+    int *fill;
+
+    memset(&c, 0, sizeof(c));
+    c.r = r;
+    c.a = a;
+    r->cp = NULL;
+    r->ncp = 0;
+    if (n == 0)
+        return;
+    c.kid_start = ht_arena_alloc(a, (size_t)(n + 1) * sizeof(int));
+    c.kids = ht_arena_alloc(a, (size_t)(n + 1) * sizeof(int));
+    fill = ht_arena_alloc(a, (size_t)(n + 1) * sizeof(int));
+    memset(c.kid_start, 0, (size_t)(n + 1) * sizeof(int));
+    for (int i = 0; i < n; i++)
+        if (r->spans[i].parent >= 0)
+            c.kid_start[r->spans[i].parent + 1]++;
+    for (int i = 0; i < n; i++)
+        c.kid_start[i + 1] += c.kid_start[i];
+    memcpy(fill, c.kid_start, (size_t)(n + 1) * sizeof(int));
+    for (int i = 0; i < n; i++)
+        if (r->spans[i].parent >= 0)
+            c.kids[fill[r->spans[i].parent]++] = i;
+
+    for (int i = 0; i < n; i++) {
+        const struct ht_span *s = &r->spans[i].s;
+
+        if (sink < 0 || s->end_us > r->spans[sink].s.end_us ||
+            (s->end_us == r->spans[sink].s.end_us &&
+             s->start_us > r->spans[sink].s.start_us))
+            sink = i;
+    }
+    x = sink;
+    cursor = r->spans[x].s.end_us;
+    explain(&c, x, r->spans[x].s.start_us, cursor, -1, 0);
+    cursor = r->spans[x].s.start_us;
+    while (guard++ < 10000) {
+        int p = r->spans[x].parent, hop = -1;
+
+        if (p < 0) {
+            /* the hop into x whose producer finished last */
+            for (size_t h = 0; h < r->nhops; h++) {
+                if (r->hops[h].to != x || r->hops[h].from < 0)
+                    continue;
+                if (hop < 0 || r->spans[r->hops[h].from].s.end_us >
+                                   r->spans[r->hops[hop].from].s.end_us)
+                    hop = (int)h;
+            }
+            if (hop < 0)
+                break;
+            p = r->hops[hop].from;
+            const struct ht_span *ps = &r->spans[p].s;
+            int64_t hi = ps->end_us;
+
+            if (hi > cursor) {
+                skew(&c, p, x, hi - cursor);
+                hi = cursor > ps->start_us ? cursor : ps->start_us;
+            } else {
+                emit(&c, x, HT_CP_WAIT, hop, hi, cursor);
+            }
+            explain(&c, p, ps->start_us < hi ? ps->start_us : hi, hi, -1, 0);
+            cursor = ps->start_us < hi ? ps->start_us : hi;
+        } else {
+            const struct ht_span *ps = &r->spans[p].s;
+            int64_t lo = ps->start_us;
+
+            if (cursor < lo) {
+                skew(&c, p, x, lo - cursor);
+                lo = cursor;
+            }
+            explain(&c, p, lo, cursor, x, 0);
+            cursor = lo;
+        }
+        x = p;
+    }
+    /* backward → forward */
+    for (size_t i = 0; i < c.n / 2; i++) {
+        struct ht_cp_entry tmp = c.out[i];
+
+        c.out[i] = c.out[c.n - 1 - i];
+        c.out[c.n - 1 - i] = tmp;
+    }
+    /* merge adjacent pieces of the same span and kind */
+    size_t m = 0;
+    for (size_t i = 0; i < c.n; i++) {
+        if (m && c.out[m - 1].span == c.out[i].span &&
+            c.out[m - 1].kind == c.out[i].kind &&
+            c.out[m - 1].hop == c.out[i].hop &&
+            c.out[m - 1].start_us + c.out[m - 1].dur_us == c.out[i].start_us)
+            c.out[m - 1].dur_us += c.out[i].dur_us;
+        else
+            c.out[m++] = c.out[i];
+    }
+    r->cp = c.out;
+    r->ncp = m;
+    {
+        int64_t sum = 0;
+
+        for (size_t i = 0; i < m; i++)
+            sum += r->cp[i].dur_us;
+        if (sum != r->end_us - r->start_us && c.nskew == 0) {
+            /* a node outside the explained path started earlier or ended
+             * later than the path: clocks disagree somewhere */
+            int first = 0;
+
+            for (int i = 0; i < n; i++)
+                if (r->spans[i].s.start_us < r->spans[first].s.start_us)
+                    first = i;
+            skew(&c, r->root, first,
+                 (r->end_us - r->start_us) - sum);
+        }
+    }
+}

@@ -1,0 +1,492 @@
+/*
+ * output.c - the three renderings of `hoptrace trace`: JSON exactly per
+ * cli.md (extended with a few extra fields, never renamed), a readable
+ * text report (critical-path table + indented timeline), and Graphviz DOT
+ * (critical path bold, hops dashed and labelled, labels escaped).
+ *
+ * Owned by query/. Rendering only: no store access.
+ */
+#define _GNU_SOURCE
+#include "ht_query.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const cp_kinds[] = {"self", "call", "init", "wait"};
+
+static void hex8(const struct ht_id8 *id, char out[17])
+{
+    ht_id8_format(id, out);
+}
+
+static void jkey(struct ht_buf *b, const char *k)
+{
+    ht_buf_json_str(b, k);
+    ht_buf_addc(b, ':');
+}
+
+static void jstr_or_null(struct ht_buf *b, const char *s)
+{
+    if (s)
+        ht_buf_json_str(b, s);
+    else
+        ht_buf_adds(b, "null");
+}
+
+static void jms(struct ht_buf *b, double ms)
+{
+    ht_buf_printf(b, "%.3f", ms);
+}
+
+static void span_json(struct ht_buf *b, const struct ht_request *r,
+                      const struct ht_qspan *q)
+{
+    const struct ht_span *s = &q->s;
+    char id[17], tid[36];
+
+    (void)r;
+    hex8(&s->id, id);
+    ht_buf_adds(b, "{");
+    jkey(b, "id");
+    ht_buf_json_str(b, id);
+    ht_buf_addc(b, ',');
+    jkey(b, "trace_id");
+    if (ht_tid_is_zero(&s->trace)) {
+        ht_buf_adds(b, "null");
+    } else {
+        ht_tid_format(&s->trace, tid);
+        ht_buf_json_str(b, tid);
+    }
+    ht_buf_addc(b, ',');
+    jkey(b, "parent_id");
+    if (s->flags & HT_SPAN_HAS_PARENT) {
+        hex8(&s->parent, id);
+        ht_buf_json_str(b, id);
+    } else {
+        ht_buf_adds(b, "null");
+    }
+    ht_buf_addc(b, ',');
+    jkey(b, "name");
+    ht_buf_json_str(b, s->name);
+    ht_buf_addc(b, ',');
+    jkey(b, "origin");
+    jstr_or_null(b, s->origin);
+    ht_buf_printf(b, ",\"start_us\":%lld,\"end_us\":%lld,\"duration_ms\":",
+                  (long long)s->start_us, (long long)s->end_us);
+    jms(b, (double)(s->end_us - s->start_us) / 1000.0);
+    ht_buf_printf(b,
+                  ",\"error\":%s,\"fault\":%s,\"throttle\":%s,"
+                  "\"cold_start\":%s,",
+                  s->flags & HT_SPAN_ERROR ? "true" : "false",
+                  s->flags & HT_SPAN_FAULT ? "true" : "false",
+                  s->flags & HT_SPAN_THROTTLE ? "true" : "false",
+                  q->cold ? "true" : "false");
+    jkey(b, "request_id");
+    jstr_or_null(b, s->kind == HT_SK_APIGW ? s->request_id : q->request_id);
+    ht_buf_addc(b, ',');
+    jkey(b, "service");
+    jstr_or_null(b, q->service);
+    ht_buf_printf(b, ",\"shared\":%s,\"logs_only\":%s,\"in_progress\":%s",
+                  q->shared ? "true" : "false",
+                  q->logs_only ? "true" : "false",
+                  s->flags & HT_SPAN_IN_PROGRESS ? "true" : "false");
+    if (s->operation) {
+        ht_buf_addc(b, ',');
+        jkey(b, "operation");
+        ht_buf_json_str(b, s->operation);
+    }
+    if (s->resource) {
+        ht_buf_addc(b, ',');
+        jkey(b, "resource");
+        ht_buf_json_str(b, s->resource);
+    }
+    ht_buf_addc(b, '}');
+}
+
+static void request_json(struct ht_buf *b, const struct ht_request *r)
+{
+    char id[17];
+
+    ht_buf_adds(b, "{");
+    jkey(b, "root");
+    hex8(&r->spans[r->root].s.id, id);
+    ht_buf_json_str(b, id);
+    ht_buf_adds(b, ",\"trace_ids\":[");
+    for (size_t i = 0; i < r->ntrace_ids; i++) {
+        if (i)
+            ht_buf_addc(b, ',');
+        ht_buf_json_str(b, r->trace_ids[i]);
+    }
+    ht_buf_adds(b, "],\"correlation_ids\":[");
+    for (size_t i = 0; i < r->ncorr_ids; i++) {
+        if (i)
+            ht_buf_addc(b, ',');
+        ht_buf_json_str(b, r->corr_ids[i]);
+    }
+    ht_buf_printf(b, "],\"start_us\":%lld,\"end_us\":%lld,\"duration_ms\":",
+                  (long long)r->start_us, (long long)r->end_us);
+    jms(b, (double)(r->end_us - r->start_us) / 1000.0);
+    ht_buf_adds(b, ",\"spans\":[");
+    for (size_t i = 0; i < r->nspans; i++) {
+        if (i)
+            ht_buf_addc(b, ',');
+        span_json(b, r, &r->spans[i]);
+    }
+    ht_buf_adds(b, "],\"hops\":[");
+    for (size_t i = 0; i < r->nhops; i++) {
+        const struct ht_qhop *h = &r->hops[i];
+
+        if (i)
+            ht_buf_addc(b, ',');
+        ht_buf_adds(b, "{");
+        jkey(b, "from");
+        if (h->from >= 0) {
+            hex8(&r->spans[h->from].s.id, id);
+            ht_buf_json_str(b, id);
+        } else {
+            ht_buf_adds(b, "null");
+        }
+        ht_buf_addc(b, ',');
+        jkey(b, "to");
+        if (h->to >= 0) {
+            hex8(&r->spans[h->to].s.id, id);
+            ht_buf_json_str(b, id);
+        } else {
+            ht_buf_adds(b, "null");
+        }
+        ht_buf_addc(b, ',');
+        jkey(b, "via");
+        ht_buf_json_str(b, ht_via_name(h->via));
+        ht_buf_addc(b, ',');
+        jkey(b, "resource");
+        ht_buf_json_str(b, h->resource);
+        ht_buf_adds(b, ",\"wait_ms\":");
+        jms(b, h->wait_ms);
+        ht_buf_addc(b, ',');
+        jkey(b, "evidence");
+        ht_buf_json_str(b, h->evidence);
+        ht_buf_addc(b, '}');
+    }
+    ht_buf_adds(b, "],\"critical_path\":[");
+    for (size_t i = 0; i < r->ncp; i++) {
+        const struct ht_cp_entry *e = &r->cp[i];
+        const struct ht_qspan *s = &r->spans[e->span];
+
+        if (i)
+            ht_buf_addc(b, ',');
+        hex8(&s->s.id, id);
+        ht_buf_adds(b, "{");
+        jkey(b, "span");
+        ht_buf_json_str(b, id);
+        ht_buf_addc(b, ',');
+        jkey(b, "name");
+        ht_buf_json_str(b, s->s.name);
+        ht_buf_addc(b, ',');
+        jkey(b, "service");
+        jstr_or_null(b, s->service);
+        ht_buf_addc(b, ',');
+        jkey(b, "kind");
+        ht_buf_json_str(b, cp_kinds[e->kind]);
+        if (e->kind == HT_CP_WAIT && e->hop >= 0) {
+            ht_buf_addc(b, ',');
+            jkey(b, "via");
+            ht_buf_json_str(b, ht_via_name(r->hops[e->hop].via));
+            ht_buf_addc(b, ',');
+            jkey(b, "resource");
+            ht_buf_json_str(b, r->hops[e->hop].resource);
+        }
+        ht_buf_printf(b, ",\"start_us\":%lld,\"duration_ms\":",
+                      (long long)e->start_us);
+        jms(b, (double)e->dur_us / 1000.0);
+        ht_buf_addc(b, '}');
+    }
+    ht_buf_adds(b, "],\"warnings\":[");
+    for (size_t i = 0; i < r->nwarnings; i++) {
+        if (i)
+            ht_buf_addc(b, ',');
+        ht_buf_adds(b, r->warnings[i]);
+    }
+    ht_buf_adds(b, "]}");
+}
+
+void ht_query_json(const struct ht_result *res, struct ht_buf *b)
+{
+    ht_buf_adds(b, "{\"query\":");
+    ht_buf_json_str(b, res->query);
+    ht_buf_adds(b, ",\"requests\":[");
+    for (size_t i = 0; i < res->nrequests; i++) {
+        if (i)
+            ht_buf_addc(b, ',');
+        request_json(b, &res->requests[i]);
+    }
+    ht_buf_adds(b, "]}\n");
+}
+
+/* ---- text ---------------------------------------------------------------- */
+
+static void fmt_time(int64_t us, char *out, size_t n)
+{
+    time_t secs = (time_t)(us / 1000000);
+    struct tm tm;
+
+    gmtime_r(&secs, &tm);
+    char date[64];
+
+    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, n, "%s.%06dZ", date, (int)(us % 1000000));
+}
+
+static void tree_line(struct ht_buf *b, const struct ht_request *r, int i,
+                      int depth, const int *first_kid, const int *next_sib,
+                      const int *hop_into, int guard)
+{
+    const struct ht_qspan *s = &r->spans[i];
+
+    if (guard > 200)
+        return;
+    ht_buf_printf(b, "  %+10.3f ms  ",
+                  (double)(s->s.start_us - r->start_us) / 1000.0);
+    for (int d = 0; d < depth; d++)
+        ht_buf_adds(b, "  ");
+    if (hop_into[i] >= 0) {
+        const struct ht_qhop *h = &r->hops[hop_into[i]];
+
+        ht_buf_printf(b, "~> %s %s (waited %.3f ms, %s) ", ht_via_name(h->via),
+                      h->resource, h->wait_ms, h->evidence);
+    }
+    ht_buf_printf(b, "%s  %.3f ms", s->s.name,
+                  (double)(s->s.end_us - s->s.start_us) / 1000.0);
+    if (s->s.operation)
+        ht_buf_printf(b, "  [%s%s%s]", s->s.operation,
+                      s->s.resource ? " " : "",
+                      s->s.resource ? s->s.resource : "");
+    if (s->cold && (s->s.kind == HT_SK_INIT || s->s.kind == HT_SK_FUNCTION))
+        ht_buf_adds(b, "  cold");
+    if (s->s.flags & (HT_SPAN_ERROR | HT_SPAN_FAULT | HT_SPAN_THROTTLE))
+        ht_buf_adds(b, "  ERROR");
+    if (s->shared)
+        ht_buf_adds(b, "  (shared with other requests of the batch)");
+    if (s->logs_only)
+        ht_buf_adds(b, "  (from logs)");
+    ht_buf_addc(b, '\n');
+    for (int k = first_kid[i]; k >= 0; k = next_sib[k])
+        tree_line(b, r, k, depth + 1, first_kid, next_sib, hop_into,
+                  guard + 1);
+}
+
+static void request_text(struct ht_buf *b, const struct ht_request *r,
+                         size_t idx, size_t total)
+{
+    char t0[96];
+    int n = (int)r->nspans;
+    int *first_kid, *next_sib, *hop_into, *last;
+
+    fmt_time(r->start_us, t0, sizeof(t0));
+    if (total > 1)
+        ht_buf_printf(b, "request %zu of %zu\n", idx + 1, total);
+    ht_buf_printf(b, "request root %s  start %s  duration %.3f ms\n",
+                  r->spans[r->root].s.name, t0,
+                  (double)(r->end_us - r->start_us) / 1000.0);
+    if (r->ntrace_ids) {
+        ht_buf_adds(b, "traces:");
+        for (size_t i = 0; i < r->ntrace_ids; i++)
+            ht_buf_printf(b, " %s", r->trace_ids[i]);
+        ht_buf_addc(b, '\n');
+    }
+    if (r->ncorr_ids) {
+        ht_buf_adds(b, "correlation ids:");
+        for (size_t i = 0; i < r->ncorr_ids; i++)
+            ht_buf_printf(b, " %s", r->corr_ids[i]);
+        ht_buf_addc(b, '\n');
+    }
+    ht_buf_adds(b, "\ncritical path\n");
+    ht_buf_printf(b, "  %-10s %-6s %-28s %-30s %10s %7s\n", "at (ms)", "kind",
+                  "service", "span", "ms", "share");
+    for (size_t i = 0; i < r->ncp; i++) {
+        const struct ht_cp_entry *e = &r->cp[i];
+        const struct ht_qspan *s = &r->spans[e->span];
+        double total_ms = (double)(r->end_us - r->start_us) / 1000.0;
+        char what[128];
+
+        if (e->kind == HT_CP_WAIT && e->hop >= 0)
+            snprintf(what, sizeof(what), "%s %s -> %s",
+                     ht_via_name(r->hops[e->hop].via),
+                     r->hops[e->hop].resource, s->s.name);
+        else
+            snprintf(what, sizeof(what), "%s", s->s.name);
+        ht_buf_printf(b, "  %10.3f %-6s %-28.28s %-30.30s %10.3f %6.1f%%\n",
+                      (double)(e->start_us - r->start_us) / 1000.0,
+                      cp_kinds[e->kind], s->service ? s->service : "", what,
+                      (double)e->dur_us / 1000.0,
+                      total_ms > 0 ? 100.0 * (double)e->dur_us / 1000.0 /
+                                         total_ms
+                                   : 0.0);
+    }
+    if (r->nhops) {
+        ht_buf_adds(b, "\nhops\n");
+        for (size_t i = 0; i < r->nhops; i++) {
+            const struct ht_qhop *h = &r->hops[i];
+
+            ht_buf_printf(b, "  %-8s %-24s wait %10.3f ms  (%s)  %s -> %s\n",
+                          ht_via_name(h->via), h->resource, h->wait_ms,
+                          h->evidence,
+                          h->from >= 0 ? r->spans[h->from].service : "?",
+                          h->to >= 0 ? r->spans[h->to].s.name : "?");
+        }
+    }
+    for (size_t i = 0; i < r->nwarnings; i++)
+        ht_buf_printf(b, "warning: %s\n", r->warnings[i]);
+
+    first_kid = malloc(sizeof(int) * (size_t)(n + 1));
+    next_sib = malloc(sizeof(int) * (size_t)(n + 1));
+    hop_into = malloc(sizeof(int) * (size_t)(n + 1));
+    last = malloc(sizeof(int) * (size_t)(n + 1));
+    HT_ASSERT(first_kid && next_sib && hop_into && last);
+    for (int i = 0; i < n; i++)
+        first_kid[i] = next_sib[i] = hop_into[i] = last[i] = -1;
+    for (size_t h = 0; h < r->nhops; h++)
+        if (r->hops[h].to >= 0 && hop_into[r->hops[h].to] < 0)
+            hop_into[r->hops[h].to] = (int)h;
+    /* children in start order (spans are roughly in visit order) */
+    for (int i = 0; i < n; i++) {
+        int p = r->spans[i].parent;
+
+        if (p < 0 && hop_into[i] >= 0)
+            p = r->hops[hop_into[i]].from;
+        if (p < 0 || p == i)
+            continue;
+        if (last[p] < 0)
+            first_kid[p] = i;
+        else
+            next_sib[last[p]] = i;
+        last[p] = i;
+    }
+    ht_buf_adds(b, "\ntimeline\n");
+    tree_line(b, r, r->root, 0, first_kid, next_sib, hop_into, 0);
+    ht_buf_addc(b, '\n');
+    free(first_kid);
+    free(next_sib);
+    free(hop_into);
+    free(last);
+}
+
+void ht_query_text(const struct ht_result *res, struct ht_buf *b)
+{
+    if (res->nrequests > 1)
+        ht_buf_printf(b, "%s names %zu requests (a batch served them "
+                      "together); most recent first\n\n",
+                      res->query, res->nrequests);
+    for (size_t i = 0; i < res->nrequests; i++)
+        request_text(b, &res->requests[i], i, res->nrequests);
+}
+
+/* ---- DOT ------------------------------------------------------------------ */
+
+static void dot_str(struct ht_buf *b, const char *s)
+{
+    ht_buf_addc(b, '"');
+    for (; s && *s; s++) {
+        if (*s == '"' || *s == '\\')
+            ht_buf_addc(b, '\\');
+        if (*s == '\n') {
+            ht_buf_adds(b, "\\n");
+            continue;
+        }
+        if ((unsigned char)*s < 0x20)
+            continue;
+        ht_buf_addc(b, *s);
+    }
+    ht_buf_addc(b, '"');
+}
+
+void ht_query_dot(const struct ht_result *res, struct ht_buf *b)
+{
+    ht_buf_adds(b, "digraph hoptrace {\n  rankdir=LR;\n  node [shape=box, "
+                   "fontname=\"Helvetica\", fontsize=10];\n  edge "
+                   "[fontname=\"Helvetica\", fontsize=9];\n");
+    for (size_t ri = 0; ri < res->nrequests; ri++) {
+        const struct ht_request *r = &res->requests[ri];
+        bool *on_cp = calloc(r->nspans + 1, sizeof(bool));
+        char id[17];
+
+        HT_ASSERT(on_cp);
+        for (size_t i = 0; i < r->ncp; i++)
+            on_cp[r->cp[i].span] = true;
+        ht_buf_printf(b, "  subgraph cluster_r%zu {\n    label=", ri);
+        {
+            char lbl[160];
+
+            hex8(&r->spans[r->root].s.id, id);
+            snprintf(lbl, sizeof(lbl), "request %s: %.3f ms", id,
+                     (double)(r->end_us - r->start_us) / 1000.0);
+            dot_str(b, lbl);
+        }
+        ht_buf_adds(b, ";\n");
+        for (size_t i = 0; i < r->nspans; i++) {
+            const struct ht_qspan *s = &r->spans[i];
+            struct ht_buf l;
+
+            ht_buf_init(&l);
+            ht_buf_printf(&l, "%s\n%.3f ms", s->s.name,
+                          (double)(s->s.end_us - s->s.start_us) / 1000.0);
+            if (s->s.operation)
+                ht_buf_printf(&l, "\n%s", s->s.operation);
+            if (s->cold && (s->s.kind == HT_SK_INIT ||
+                            s->s.kind == HT_SK_FUNCTION))
+                ht_buf_adds(&l, "\ncold start");
+            if (s->s.flags & (HT_SPAN_ERROR | HT_SPAN_FAULT |
+                              HT_SPAN_THROTTLE))
+                ht_buf_adds(&l, "\nERROR");
+            if (s->shared)
+                ht_buf_adds(&l, "\nshared");
+            hex8(&s->s.id, id);
+            ht_buf_printf(b, "    \"r%zu_%s\" [label=", ri, id);
+            dot_str(b, l.data);
+            if (on_cp[i])
+                ht_buf_adds(b, ", style=bold, penwidth=2.5");
+            if (s->s.flags & (HT_SPAN_ERROR | HT_SPAN_FAULT |
+                              HT_SPAN_THROTTLE))
+                ht_buf_adds(b, ", color=red");
+            if (s->cold && s->s.kind == HT_SK_INIT)
+                ht_buf_adds(b, ", fillcolor=lightblue, style=\"filled,bold\"");
+            ht_buf_adds(b, "];\n");
+            ht_buf_free(&l);
+        }
+        for (size_t i = 0; i < r->nspans; i++) {
+            char pid[17];
+            int p = r->spans[i].parent;
+
+            if (p < 0)
+                continue;
+            hex8(&r->spans[i].s.id, id);
+            hex8(&r->spans[p].s.id, pid);
+            ht_buf_printf(b, "    \"r%zu_%s\" -> \"r%zu_%s\"%s;\n", ri, pid,
+                          ri, id,
+                          on_cp[i] && on_cp[p] ? " [style=bold, penwidth=2.5]"
+                                               : "");
+        }
+        for (size_t i = 0; i < r->nhops; i++) {
+            const struct ht_qhop *h = &r->hops[i];
+            char fid[17], tid[17], lbl[200];
+
+            if (h->from < 0 || h->to < 0)
+                continue;
+            hex8(&r->spans[h->from].s.id, fid);
+            hex8(&r->spans[h->to].s.id, tid);
+            snprintf(lbl, sizeof(lbl), "%s %s\nwait %.3f ms",
+                     ht_via_name(h->via), h->resource, h->wait_ms);
+            ht_buf_printf(b, "    \"r%zu_%s\" -> \"r%zu_%s\" [style=%s, label=",
+                          ri, fid, ri, tid,
+                          on_cp[h->from] && on_cp[h->to] ? "\"dashed,bold\", "
+                                                           "penwidth=2.5"
+                                                         : "dashed");
+            dot_str(b, lbl);
+            ht_buf_adds(b, "];\n");
+        }
+        ht_buf_adds(b, "  }\n");
+        free(on_cp);
+    }
+    ht_buf_adds(b, "}\n");
+}

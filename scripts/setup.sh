@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Install everything hoptrace needs to build, test and run its demo on
+# Debian 12. This is the ONE place dependencies are installed: add new
+# packages to HT_PACKAGES below, nowhere else.
+#
+# Idempotent: when every package is already installed it does nothing (and
+# needs no root). Otherwise it installs the missing ones with apt-get, as
+# root, or through sudo when run by another user.
+set -euo pipefail
+
+HT_PACKAGES=(
+  build-essential
+  cmake
+  pkg-config
+  librdkafka-dev
+  libjansson-dev
+  liblmdb-dev
+  libcurl4-openssl-dev
+  zlib1g-dev
+  python3
+  graphviz
+  lmdb-utils
+)
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+is_installed() {
+  [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
+}
+
+missing_packages() {
+  local p
+  for p in "${HT_PACKAGES[@]}"; do
+    is_installed "$p" || printf '%s\n' "$p"
+  done
+}
+
+command -v dpkg-query >/dev/null 2>&1 ||
+  die "dpkg-query not found: this script supports Debian 12 (or a derivative); install the packages listed at the top of $0 by hand"
+
+mapfile -t missing < <(missing_packages)
+if ((${#missing[@]} == 0)); then
+  log "all ${#HT_PACKAGES[@]} required packages are installed"
+  exit 0
+fi
+
+log "missing packages: ${missing[*]}"
+
+SUDO=()
+if ((EUID != 0)); then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+    log "not root: using sudo"
+  else
+    die "need root to install packages (run as root, or install sudo), or install them yourself: apt-get install ${missing[*]}"
+  fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+APT=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -qq
+     -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300)
+aptlog="$(mktemp "${TMPDIR:-/tmp}/hoptrace-setup.XXXXXX")"
+trap 'rm -f "$aptlog"' EXIT
+
+run_apt() {
+  if ! "${APT[@]}" "$@" >"$aptlog" 2>&1; then
+    cat "$aptlog" >&2
+    die "apt-get $1 failed (output above)"
+  fi
+}
+
+# A package is missing: refresh the package lists first, so that a fresh
+# machine (empty or stale lists) can find it.
+log "apt-get update"
+run_apt update
+log "apt-get install ${missing[*]}"
+run_apt install --no-install-recommends "${missing[@]}"
+
+mapfile -t still < <(missing_packages)
+((${#still[@]} == 0)) || die "still missing after install: ${still[*]}"
+log "installed ${#missing[@]} package(s); all ${#HT_PACKAGES[@]} required packages are present"

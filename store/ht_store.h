@@ -1,0 +1,161 @@
+/*
+ * ht_store.h - the LMDB store: one environment, named databases, compact
+ * binary records (see design.md "Store").
+ *
+ *   meta        "schema_version" -> u32, counters
+ *   nodes       span id (8 bytes) -> packed ht_span
+ *   inv         Lambda request id -> packed ht_inv (what logs say)
+ *   facts       request id NUL fact-hash (8) -> packed ht_fact
+ *               (records an invocation received, correlation lines)
+ *   keys        prefix byte + key bytes -> target (dupsort); a target is
+ *               'S' + span id (8) or 'I' + Lambda request id
+ *   pending     hop key -> half awaiting its match (state + time)
+ *   by_time     start µs (8, big endian) + span id -> empty
+ *   checkpoints source id -> position
+ *   dlq         source NUL offset (8, big endian) -> packed reject
+ *
+ * Memory rule: values returned by get/visit are borrowed from LMDB and
+ * valid until the transaction ends (commit, abort) or the next write to the
+ * same database in a write transaction. Unpacked records copy their
+ * strings into the caller's arena.
+ *
+ * Owned by store/. It knows nothing of JSON or of how requests are
+ * assembled.
+ */
+#ifndef HT_STORE_H
+#define HT_STORE_H
+
+#include "ht_common.h"
+#include "ht_model.h"
+
+#define HT_SCHEMA_VERSION 1
+
+enum ht_db {
+    HT_DB_META,
+    HT_DB_NODES,
+    HT_DB_INV,
+    HT_DB_FACTS,
+    HT_DB_KEYS,
+    HT_DB_PENDING,
+    HT_DB_BYTIME,
+    HT_DB_CHECKPOINTS,
+    HT_DB_DLQ,
+    HT_DB__COUNT
+};
+
+/* Key prefixes in HT_DB_KEYS. Stored: never change a letter. */
+enum {
+    HT_K_TRACE = 'T',    /* trace id (16) -> spans and invocations */
+    HT_K_CHILD = 'C',    /* parent span id (8) -> child spans */
+    HT_K_LAMBDA = 'L',   /* Lambda request id -> AWS::Lambda span */
+    HT_K_APIGW = 'A',    /* API Gateway request id -> stage span / inv */
+    HT_K_APIGW_EXT = 'E',/* extended request id -> stage span / inv */
+    HT_K_CORR = 'K',     /* correlation id -> spans / invocations */
+    HT_K_SQS = 'M',      /* SQS message id -> producer span / consumer inv */
+    HT_K_KINESIS = 'Q',  /* stream '/' sequence number -> span / inv */
+    HT_K_KSEQ = 'q',     /* Kinesis sequence number alone -> inv / span */
+    HT_K_DDB = 'D',      /* DynamoDB stream sequence number -> inv */
+    HT_K_LINK = 'R',     /* linked span id (8) -> span holding the link */
+    HT_K_HEADER = 'H',   /* AWSTraceHeader Parent (8) -> consumer inv */
+    HT_K_SEGMENT = 'G'   /* function segment id (8) from REPORT -> inv */
+};
+
+enum { HT_TARGET_SPAN = 'S', HT_TARGET_INV = 'I' };
+
+struct ht_store;
+struct ht_txn;
+
+/* Open (and for writers create) the store in directory `dir`.
+ * Errors: HT_ERR_NOTFOUND (no store there, read-only), HT_ERR_SCHEMA,
+ * HT_ERR_STORE (logged with LMDB's message). Owned: ht_store_close. */
+int ht_store_open(const char *dir, bool readonly, struct ht_store **out);
+void ht_store_close(struct ht_store *s);
+/* Double the map size; only with no transaction open. */
+int ht_store_grow(struct ht_store *s);
+
+int ht_store_begin(struct ht_store *s, bool write, struct ht_txn **out);
+/* HT_ERR_MAPFULL when the map is full: the txn is gone, grow and redo. */
+int ht_store_commit(struct ht_txn *t);
+void ht_store_abort(struct ht_txn *t);
+
+/* Put; in dupsort databases (keys) an identical pair is a no-op.
+ * Returns HT_ERR_MAPFULL when the map is full (abort, grow, redo). */
+int ht_store_put(struct ht_txn *t, int db, const void *k, size_t kn,
+                 const void *v, size_t vn);
+/* HT_ERR_NOTFOUND when absent. *v borrowed (see memory rule). */
+int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
+                 const void **v, size_t *vn);
+int ht_store_del(struct ht_txn *t, int db, const void *k, size_t kn);
+
+/* Visitor: return non-zero to stop early. */
+typedef int (*ht_store_visit_fn)(void *ctx, const void *k, size_t kn,
+                                 const void *v, size_t vn);
+/* Every value of key k in a dupsort database. */
+int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
+                  ht_store_visit_fn fn, void *ctx);
+/* Every pair whose key starts with prefix (all pairs when pn == 0). */
+int ht_store_scan(struct ht_txn *t, int db, const void *prefix, size_t pn,
+                  ht_store_visit_fn fn, void *ctx);
+/* Number of entries in a database. */
+int ht_store_count(struct ht_txn *t, int db, uint64_t *n);
+
+/* Counters kept in meta ("c:" + name), for pending hops and the like. */
+int64_t ht_store_counter(struct ht_txn *t, const char *name);
+int ht_store_counter_add(struct ht_txn *t, const char *name, int64_t delta);
+
+/* ---- records ----------------------------------------------------------- */
+
+/* What the logs say about one invocation, merged from all its lines. */
+enum {
+    HT_INV_HAS_START = 1u << 0,
+    HT_INV_HAS_REPORT = 1u << 1,
+    HT_INV_HAS_TRACE = 1u << 2,
+    HT_INV_HAS_SEGMENT = 1u << 3,
+    HT_INV_COLD = 1u << 4,
+    HT_INV_WARM = 1u << 5,
+    HT_INV_FAILED = 1u << 6,
+    HT_INV_HAS_END = 1u << 7
+};
+
+struct ht_inv {
+    const char *request_id;
+    const char *function;
+    uint32_t flags;
+    int64_t start_ts;  /* START line time */
+    int64_t end_ts;    /* END line time */
+    int64_t report_ts; /* REPORT line time */
+    int64_t first_ts;  /* earliest line of the invocation */
+    int64_t duration_us;
+    int64_t init_us;
+    int64_t billed_ms;
+    int64_t memory_mb;
+    int64_t max_memory_mb;
+    struct ht_tid trace;
+    struct ht_id8 segment;
+};
+
+/* Packing appends to `out`. Unpacking copies strings into `a`; returns
+ * HT_ERR_CORRUPT on a malformed value. */
+void ht_span_pack(const struct ht_span *s, struct ht_buf *out);
+int ht_span_unpack(const void *v, size_t n, struct ht_arena *a,
+                   struct ht_span *out);
+void ht_inv_pack(const struct ht_inv *inv, struct ht_buf *out);
+int ht_inv_unpack(const void *v, size_t n, struct ht_arena *a,
+                  struct ht_inv *out);
+/* Fold one fact into an invocation; returns true when it changed. */
+bool ht_inv_merge(struct ht_inv *inv, const struct ht_fact *f);
+void ht_fact_pack(const struct ht_fact *f, struct ht_buf *out);
+int ht_fact_unpack(const void *v, size_t n, struct ht_arena *a,
+                   struct ht_fact *out);
+
+/* Build a keys-db key: prefix byte + bytes (long keys are shortened with a
+ * hash so they fit LMDB's key limit). Returns the length written to out,
+ * which must hold HT_KEY_MAX bytes. */
+#define HT_KEY_MAX 480
+size_t ht_key_make(uint8_t *out, char prefix, const void *p, size_t n);
+
+/* Big-endian helpers for ordered keys. */
+void ht_be64_put(uint8_t *p, uint64_t v);
+uint64_t ht_be64_get(const uint8_t *p);
+
+#endif

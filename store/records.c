@@ -1,0 +1,379 @@
+/*
+ * records.c - the compact binary encodings of stored records: spans,
+ * invocations and invocation facts. Fixed-size fields first, then strings
+ * as varint length + 1 (0 = absent) and bytes. Every record starts with a
+ * format byte so it can evolve.
+ *
+ * Owned by store/. Unpacking never trusts its input: a short or malformed
+ * value is HT_ERR_CORRUPT, never a read past the end.
+ */
+#define _GNU_SOURCE
+#include "ht_store.h"
+
+#include <string.h>
+
+#define SPAN_FORMAT 1
+#define INV_FORMAT 1
+#define FACT_FORMAT 1
+
+void ht_be64_put(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+uint64_t ht_be64_get(const uint8_t *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+size_t ht_key_make(uint8_t *out, char prefix, const void *p, size_t n)
+{
+    out[0] = (uint8_t)prefix;
+    if (n + 1 <= HT_KEY_MAX) {
+        memcpy(out + 1, p, n);
+        return n + 1;
+    }
+    /* keep a readable head, make it unique with a hash of the whole */
+    memcpy(out + 1, p, HT_KEY_MAX - 9);
+    ht_be64_put(out + HT_KEY_MAX - 8, ht_hash64(p, n));
+    return HT_KEY_MAX;
+}
+
+/* ---- writer / reader -------------------------------------------------- */
+
+static void put_u64(struct ht_buf *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    int n = 0;
+
+    do {
+        tmp[n] = (uint8_t)(v & 0x7f);
+        v >>= 7;
+        if (v)
+            tmp[n] |= 0x80;
+        n++;
+    } while (v);
+    ht_buf_add(b, tmp, (size_t)n);
+}
+
+static void put_i64(struct ht_buf *b, int64_t v)
+{
+    /* zigzag */
+    put_u64(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static void put_str(struct ht_buf *b, const char *s)
+{
+    if (!s) {
+        put_u64(b, 0);
+        return;
+    }
+    size_t n = strlen(s);
+    put_u64(b, n + 1);
+    ht_buf_add(b, s, n);
+}
+
+struct rd {
+    const uint8_t *p, *end;
+    bool bad;
+};
+
+static uint64_t get_u64(struct rd *r)
+{
+    uint64_t v = 0;
+    int shift = 0;
+
+    while (r->p < r->end && shift < 64) {
+        uint8_t c = *r->p++;
+
+        v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80))
+            return v;
+        shift += 7;
+    }
+    r->bad = true;
+    return 0;
+}
+
+static int64_t get_i64(struct rd *r)
+{
+    uint64_t u = get_u64(r);
+
+    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+}
+
+static const char *get_str(struct rd *r, struct ht_arena *a)
+{
+    uint64_t n = get_u64(r);
+
+    if (r->bad || n == 0)
+        return NULL;
+    n--;
+    if ((uint64_t)(r->end - r->p) < n) {
+        r->bad = true;
+        return NULL;
+    }
+    const char *s = ht_arena_strndup(a, (const char *)r->p, (size_t)n);
+    r->p += n;
+    return s;
+}
+
+static void get_bytes(struct rd *r, void *out, size_t n)
+{
+    if ((size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        memset(out, 0, n);
+        return;
+    }
+    memcpy(out, r->p, n);
+    r->p += n;
+}
+
+/* ---- spans ----------------------------------------------------------- */
+
+void ht_span_pack(const struct ht_span *s, struct ht_buf *out)
+{
+    uint8_t fmt = SPAN_FORMAT;
+
+    ht_buf_add(out, &fmt, 1);
+    ht_buf_add(out, s->id.b, 8);
+    ht_buf_add(out, s->parent.b, 8);
+    ht_buf_add(out, s->trace.b, 16);
+    put_i64(out, s->start_us);
+    put_i64(out, s->end_us - s->start_us);
+    put_u64(out, s->flags);
+    put_u64(out, s->kind);
+    put_u64(out, s->via);
+    put_u64(out, s->http_status);
+    put_str(out, s->name);
+    put_str(out, s->origin);
+    put_str(out, s->operation);
+    put_str(out, s->resource);
+    put_str(out, s->request_id);
+    put_str(out, s->ext_request_id);
+    put_str(out, s->message_id);
+    put_str(out, s->sequence);
+    put_str(out, s->corr);
+    put_str(out, s->api_id);
+    put_str(out, s->stage);
+    put_str(out, s->method);
+    put_str(out, s->url);
+    put_u64(out, s->nlinks);
+    for (uint32_t i = 0; i < s->nlinks; i++) {
+        ht_buf_add(out, s->links[i].trace.b, 16);
+        ht_buf_add(out, s->links[i].id.b, 8);
+    }
+}
+
+int ht_span_unpack(const void *v, size_t n, struct ht_arena *a,
+                   struct ht_span *s)
+{
+    struct rd r = {v, (const uint8_t *)v + n, false};
+    uint8_t fmt = 0;
+
+    memset(s, 0, sizeof(*s));
+    get_bytes(&r, &fmt, 1);
+    if (r.bad || fmt != SPAN_FORMAT)
+        return HT_ERR_CORRUPT;
+    get_bytes(&r, s->id.b, 8);
+    get_bytes(&r, s->parent.b, 8);
+    get_bytes(&r, s->trace.b, 16);
+    s->start_us = get_i64(&r);
+    s->end_us = s->start_us + get_i64(&r);
+    s->flags = (uint32_t)get_u64(&r);
+    s->kind = (uint8_t)get_u64(&r);
+    s->via = (uint8_t)get_u64(&r);
+    s->http_status = (uint16_t)get_u64(&r);
+    s->name = get_str(&r, a);
+    s->origin = get_str(&r, a);
+    s->operation = get_str(&r, a);
+    s->resource = get_str(&r, a);
+    s->request_id = get_str(&r, a);
+    s->ext_request_id = get_str(&r, a);
+    s->message_id = get_str(&r, a);
+    s->sequence = get_str(&r, a);
+    s->corr = get_str(&r, a);
+    s->api_id = get_str(&r, a);
+    s->stage = get_str(&r, a);
+    s->method = get_str(&r, a);
+    s->url = get_str(&r, a);
+    uint64_t nl = get_u64(&r);
+    if (r.bad || nl > 1000 || (uint64_t)(r.end - r.p) < nl * 24)
+        return HT_ERR_CORRUPT;
+    s->nlinks = (uint32_t)nl;
+    if (nl) {
+        s->links = ht_arena_alloc(a, (size_t)nl * sizeof(*s->links));
+        for (uint64_t i = 0; i < nl; i++) {
+            get_bytes(&r, s->links[i].trace.b, 16);
+            get_bytes(&r, s->links[i].id.b, 8);
+        }
+    }
+    if (!s->name)
+        s->name = "";
+    return r.bad ? HT_ERR_CORRUPT : HT_ERR_OK;
+}
+
+/* ---- invocations ------------------------------------------------------ */
+
+void ht_inv_pack(const struct ht_inv *inv, struct ht_buf *out)
+{
+    uint8_t fmt = INV_FORMAT;
+
+    ht_buf_add(out, &fmt, 1);
+    put_str(out, inv->request_id);
+    put_str(out, inv->function);
+    put_u64(out, inv->flags);
+    put_i64(out, inv->start_ts);
+    put_i64(out, inv->end_ts);
+    put_i64(out, inv->report_ts);
+    put_i64(out, inv->first_ts);
+    put_i64(out, inv->duration_us);
+    put_i64(out, inv->init_us);
+    put_i64(out, inv->billed_ms);
+    put_i64(out, inv->memory_mb);
+    put_i64(out, inv->max_memory_mb);
+    ht_buf_add(out, inv->trace.b, 16);
+    ht_buf_add(out, inv->segment.b, 8);
+}
+
+int ht_inv_unpack(const void *v, size_t n, struct ht_arena *a,
+                  struct ht_inv *inv)
+{
+    struct rd r = {v, (const uint8_t *)v + n, false};
+    uint8_t fmt = 0;
+
+    memset(inv, 0, sizeof(*inv));
+    get_bytes(&r, &fmt, 1);
+    if (r.bad || fmt != INV_FORMAT)
+        return HT_ERR_CORRUPT;
+    inv->request_id = get_str(&r, a);
+    inv->function = get_str(&r, a);
+    inv->flags = (uint32_t)get_u64(&r);
+    inv->start_ts = get_i64(&r);
+    inv->end_ts = get_i64(&r);
+    inv->report_ts = get_i64(&r);
+    inv->first_ts = get_i64(&r);
+    inv->duration_us = get_i64(&r);
+    inv->init_us = get_i64(&r);
+    inv->billed_ms = get_i64(&r);
+    inv->memory_mb = get_i64(&r);
+    inv->max_memory_mb = get_i64(&r);
+    get_bytes(&r, inv->trace.b, 16);
+    get_bytes(&r, inv->segment.b, 8);
+    return r.bad ? HT_ERR_CORRUPT : HT_ERR_OK;
+}
+
+bool ht_inv_merge(struct ht_inv *inv, const struct ht_fact *f)
+{
+    struct ht_inv before = *inv;
+
+    if (!inv->function && f->function)
+        inv->function = f->function;
+    if (f->ts_us && (!inv->first_ts || f->ts_us < inv->first_ts))
+        inv->first_ts = f->ts_us;
+    if ((f->flags & HT_FACT_HAS_TRACE) && !(inv->flags & HT_INV_HAS_TRACE)) {
+        inv->trace = f->trace;
+        inv->flags |= HT_INV_HAS_TRACE;
+    }
+    if ((f->flags & HT_FACT_HAS_SEGMENT) &&
+        !(inv->flags & HT_INV_HAS_SEGMENT)) {
+        inv->segment = f->segment;
+        inv->flags |= HT_INV_HAS_SEGMENT;
+    }
+    if (f->flags & HT_FACT_COLD)
+        inv->flags |= HT_INV_COLD;
+    if ((f->flags & HT_FACT_WARM) && f->kind != HT_FACT_REPORT)
+        inv->flags |= HT_INV_WARM;
+    switch (f->kind) {
+    case HT_FACT_START:
+        if (!(inv->flags & HT_INV_HAS_START) || f->ts_us < inv->start_ts) {
+            inv->start_ts = f->ts_us;
+            inv->flags |= HT_INV_HAS_START;
+        }
+        break;
+    case HT_FACT_END:
+        inv->end_ts = f->ts_us;
+        inv->flags |= HT_INV_HAS_END;
+        break;
+    case HT_FACT_REPORT:
+        inv->report_ts = f->ts_us;
+        inv->duration_us = f->duration_us;
+        if (f->init_us)
+            inv->init_us = f->init_us;
+        inv->billed_ms = f->billed_ms;
+        inv->memory_mb = f->memory_mb;
+        inv->max_memory_mb = f->max_memory_mb;
+        inv->flags |= HT_INV_HAS_REPORT;
+        if (f->flags & HT_FACT_FAILED)
+            inv->flags |= HT_INV_FAILED;
+        break;
+    default:
+        break;
+    }
+    return memcmp(&before, inv, sizeof(before)) != 0;
+}
+
+/* ---- facts ------------------------------------------------------------ */
+
+void ht_fact_pack(const struct ht_fact *f, struct ht_buf *out)
+{
+    uint8_t fmt = FACT_FORMAT;
+
+    ht_buf_add(out, &fmt, 1);
+    put_u64(out, f->kind);
+    put_u64(out, f->via);
+    put_u64(out, f->flags);
+    put_i64(out, f->ts_us);
+    put_i64(out, f->sent_us);
+    put_str(out, f->request_id);
+    put_str(out, f->function);
+    put_str(out, f->corr);
+    put_str(out, f->resource);
+    put_str(out, f->record_id);
+    put_str(out, f->apigw_id);
+    put_str(out, f->ext_id);
+    put_str(out, f->route);
+    put_str(out, f->api_id);
+    put_str(out, f->stage);
+    ht_buf_add(out, f->trace.b, 16);
+    ht_buf_add(out, f->hdr_root.b, 16);
+    ht_buf_add(out, f->hdr_parent.b, 8);
+}
+
+int ht_fact_unpack(const void *v, size_t n, struct ht_arena *a,
+                   struct ht_fact *f)
+{
+    struct rd r = {v, (const uint8_t *)v + n, false};
+    uint8_t fmt = 0;
+
+    memset(f, 0, sizeof(*f));
+    get_bytes(&r, &fmt, 1);
+    if (r.bad || fmt != FACT_FORMAT)
+        return HT_ERR_CORRUPT;
+    f->kind = (uint8_t)get_u64(&r);
+    f->via = (uint8_t)get_u64(&r);
+    f->flags = (uint16_t)get_u64(&r);
+    f->ts_us = get_i64(&r);
+    f->sent_us = get_i64(&r);
+    f->request_id = get_str(&r, a);
+    f->function = get_str(&r, a);
+    f->corr = get_str(&r, a);
+    f->resource = get_str(&r, a);
+    f->record_id = get_str(&r, a);
+    f->apigw_id = get_str(&r, a);
+    f->ext_id = get_str(&r, a);
+    f->route = get_str(&r, a);
+    f->api_id = get_str(&r, a);
+    f->stage = get_str(&r, a);
+    get_bytes(&r, f->trace.b, 16);
+    get_bytes(&r, f->hdr_root.b, 16);
+    get_bytes(&r, f->hdr_parent.b, 8);
+    return r.bad ? HT_ERR_CORRUPT : HT_ERR_OK;
+}

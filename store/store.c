@@ -1,0 +1,334 @@
+/*
+ * store.c - the LMDB environment behind hoptrace: opening with a schema
+ * check, write transactions that report a full map so the caller can grow
+ * it and redo the batch, and the small get/put/scan primitives the
+ * assembler and the query side build on.
+ *
+ * Owned by store/. LMDB error codes are translated here and LMDB's own
+ * message is logged here, once.
+ */
+#define _GNU_SOURCE
+#include "ht_store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct ht_store {
+    MDB_env *env;
+    MDB_dbi dbi[HT_DB__COUNT];
+    bool readonly;
+    size_t mapsize;
+    char *dir;
+};
+
+struct ht_txn {
+    struct ht_store *s;
+    MDB_txn *txn;
+    bool write;
+};
+
+static const char *const db_names[HT_DB__COUNT] = {
+    "meta", "nodes", "inv", "facts", "keys",
+    "pending", "by_time", "checkpoints", "dlq"};
+
+#define INITIAL_MAP ((size_t)1 << 30)
+
+static int lmdb_err(int rc, const char *what)
+{
+    if (rc == 0)
+        return HT_ERR_OK;
+    if (rc == MDB_NOTFOUND)
+        return HT_ERR_NOTFOUND;
+    if (rc == MDB_MAP_FULL)
+        return HT_ERR_MAPFULL;
+    HT_LOG_ERROR("store", "%s: %s", what, mdb_strerror(rc));
+    return HT_ERR_STORE;
+}
+
+int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
+{
+    struct ht_store *s;
+    MDB_txn *txn = NULL;
+    MDB_envinfo info;
+    struct stat st;
+    int rc;
+
+    *out = NULL;
+    if (stat(dir, &st) != 0) {
+        if (readonly)
+            return HT_ERR_NOTFOUND;
+        if (mkdir(dir, 0755) != 0) {
+            HT_LOG_ERROR("store", "cannot create %s: %s", dir,
+                         strerror(errno));
+            return HT_ERR_STORE;
+        }
+    } else if (!S_ISDIR(st.st_mode)) {
+        HT_LOG_ERROR("store", "%s is not a directory (give --db a folder)",
+                     dir);
+        return HT_ERR_STORE;
+    }
+    if (readonly) {
+        char path[4096];
+
+        snprintf(path, sizeof(path), "%s/data.mdb", dir);
+        if (stat(path, &st) != 0)
+            return HT_ERR_NOTFOUND;
+    }
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return HT_ERR_NOMEM;
+    s->readonly = readonly;
+    s->dir = strdup(dir);
+    rc = mdb_env_create(&s->env);
+    if (rc)
+        goto fail;
+    mdb_env_set_maxdbs(s->env, HT_DB__COUNT + 2);
+    mdb_env_set_maxreaders(s->env, 126);
+    if (!readonly)
+        mdb_env_set_mapsize(s->env, INITIAL_MAP);
+    rc = mdb_env_open(s->env, dir, (readonly ? MDB_RDONLY : 0) | MDB_NOTLS,
+                      0644);
+    if (rc)
+        goto fail;
+    mdb_env_info(s->env, &info);
+    s->mapsize = info.me_mapsize;
+    rc = mdb_txn_begin(s->env, NULL, readonly ? MDB_RDONLY : 0, &txn);
+    if (rc)
+        goto fail;
+    for (int i = 0; i < HT_DB__COUNT; i++) {
+        unsigned flags = readonly ? 0 : MDB_CREATE;
+
+        if (i == HT_DB_KEYS)
+            flags |= MDB_DUPSORT;
+        rc = mdb_dbi_open(txn, db_names[i], flags, &s->dbi[i]);
+        if (rc == MDB_NOTFOUND && readonly) {
+            mdb_txn_abort(txn);
+            ht_store_close(s);
+            HT_LOG_ERROR("store", "%s holds no hoptrace store (database "
+                         "\"%s\" missing); ingest into it first", dir,
+                         db_names[i]);
+            return HT_ERR_SCHEMA;
+        }
+        if (rc)
+            goto fail;
+    }
+    {
+        MDB_val k = {14, "schema_version"}, v;
+        uint32_t ver = HT_SCHEMA_VERSION;
+
+        rc = mdb_get(txn, s->dbi[HT_DB_META], &k, &v);
+        if (rc == MDB_NOTFOUND && !readonly) {
+            v.mv_size = sizeof(ver);
+            v.mv_data = &ver;
+            rc = mdb_put(txn, s->dbi[HT_DB_META], &k, &v, 0);
+            if (rc)
+                goto fail;
+        } else if (rc == 0) {
+            uint32_t have;
+
+            memcpy(&have, v.mv_data, v.mv_size < 4 ? v.mv_size : 4);
+            if (v.mv_size != 4 || have != HT_SCHEMA_VERSION) {
+                mdb_txn_abort(txn);
+                HT_LOG_ERROR("store", "%s has schema version %u but this "
+                             "hoptrace reads version %u: ingest into a new "
+                             "--db folder", dir, have, HT_SCHEMA_VERSION);
+                ht_store_close(s);
+                return HT_ERR_SCHEMA;
+            }
+        } else if (rc != MDB_NOTFOUND) {
+            goto fail;
+        }
+    }
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc)
+        goto fail;
+    *out = s;
+    return HT_ERR_OK;
+fail:
+    if (txn)
+        mdb_txn_abort(txn);
+    HT_LOG_ERROR("store", "opening %s: %s", dir, mdb_strerror(rc));
+    ht_store_close(s);
+    return HT_ERR_STORE;
+}
+
+void ht_store_close(struct ht_store *s)
+{
+    if (!s)
+        return;
+    if (s->env)
+        mdb_env_close(s->env);
+    free(s->dir);
+    free(s);
+}
+
+int ht_store_grow(struct ht_store *s)
+{
+    size_t want = s->mapsize * 2;
+    int rc = mdb_env_set_mapsize(s->env, want);
+
+    if (rc)
+        return lmdb_err(rc, "growing the map");
+    s->mapsize = want;
+    HT_LOG_INFO("store", "map grown to %zu MiB", want >> 20);
+    return HT_ERR_OK;
+}
+
+int ht_store_begin(struct ht_store *s, bool write, struct ht_txn **out)
+{
+    struct ht_txn *t = calloc(1, sizeof(*t));
+    int rc;
+
+    *out = NULL;
+    if (!t)
+        return HT_ERR_NOMEM;
+    t->s = s;
+    t->write = write;
+    rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+    if (rc == MDB_MAP_RESIZED) {
+        /* another process grew the map: adopt its size */
+        mdb_env_set_mapsize(s->env, 0);
+        rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+    }
+    if (rc) {
+        free(t);
+        return lmdb_err(rc, "beginning a transaction");
+    }
+    *out = t;
+    return HT_ERR_OK;
+}
+
+int ht_store_commit(struct ht_txn *t)
+{
+    int rc = mdb_txn_commit(t->txn);
+
+    free(t);
+    return lmdb_err(rc, "committing");
+}
+
+void ht_store_abort(struct ht_txn *t)
+{
+    if (!t)
+        return;
+    mdb_txn_abort(t->txn);
+    free(t);
+}
+
+int ht_store_put(struct ht_txn *t, int db, const void *k, size_t kn,
+                 const void *v, size_t vn)
+{
+    MDB_val key = {kn, (void *)(uintptr_t)k};
+    MDB_val val = {vn, (void *)(uintptr_t)v};
+    unsigned flags = db == HT_DB_KEYS ? MDB_NODUPDATA : 0;
+    int rc = mdb_put(t->txn, t->s->dbi[db], &key, &val, flags);
+
+    if (rc == MDB_KEYEXIST)
+        return HT_ERR_OK;
+    return lmdb_err(rc, "writing");
+}
+
+int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
+                 const void **v, size_t *vn)
+{
+    MDB_val key = {kn, (void *)(uintptr_t)k}, val;
+    int rc = mdb_get(t->txn, t->s->dbi[db], &key, &val);
+
+    if (rc)
+        return lmdb_err(rc, "reading");
+    *v = val.mv_data;
+    *vn = val.mv_size;
+    return HT_ERR_OK;
+}
+
+int ht_store_del(struct ht_txn *t, int db, const void *k, size_t kn)
+{
+    MDB_val key = {kn, (void *)(uintptr_t)k};
+    int rc = mdb_del(t->txn, t->s->dbi[db], &key, NULL);
+
+    if (rc == MDB_NOTFOUND)
+        return HT_ERR_OK;
+    return lmdb_err(rc, "deleting");
+}
+
+int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
+                  ht_store_visit_fn fn, void *ctx)
+{
+    MDB_cursor *c;
+    MDB_val key = {kn, (void *)(uintptr_t)k}, val;
+    int rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c);
+
+    if (rc)
+        return lmdb_err(rc, "opening a cursor");
+    rc = mdb_cursor_get(c, &key, &val, MDB_SET_KEY);
+    while (rc == 0) {
+        if (fn(ctx, key.mv_data, key.mv_size, val.mv_data, val.mv_size))
+            break;
+        rc = mdb_cursor_get(c, &key, &val, MDB_NEXT_DUP);
+    }
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND)
+        return lmdb_err(rc, "reading duplicates");
+    return HT_ERR_OK;
+}
+
+int ht_store_scan(struct ht_txn *t, int db, const void *prefix, size_t pn,
+                  ht_store_visit_fn fn, void *ctx)
+{
+    MDB_cursor *c;
+    MDB_val key = {pn, (void *)(uintptr_t)prefix}, val;
+    int rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c);
+
+    if (rc)
+        return lmdb_err(rc, "opening a cursor");
+    rc = mdb_cursor_get(c, &key, &val, pn ? MDB_SET_RANGE : MDB_FIRST);
+    while (rc == 0) {
+        if (key.mv_size < pn || memcmp(key.mv_data, prefix, pn) != 0)
+            break;
+        if (fn(ctx, key.mv_data, key.mv_size, val.mv_data, val.mv_size))
+            break;
+        rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND)
+        return lmdb_err(rc, "scanning");
+    return HT_ERR_OK;
+}
+
+int ht_store_count(struct ht_txn *t, int db, uint64_t *n)
+{
+    MDB_stat st;
+    int rc = mdb_stat(t->txn, t->s->dbi[db], &st);
+
+    if (rc)
+        return lmdb_err(rc, "stat");
+    *n = st.ms_entries;
+    return HT_ERR_OK;
+}
+
+int64_t ht_store_counter(struct ht_txn *t, const char *name)
+{
+    char key[128];
+    const void *v;
+    size_t vn;
+    int64_t val = 0;
+    int n = snprintf(key, sizeof(key), "c:%s", name);
+
+    if (ht_store_get(t, HT_DB_META, key, (size_t)n, &v, &vn) == HT_ERR_OK &&
+        vn == sizeof(val))
+        memcpy(&val, v, sizeof(val));
+    return val;
+}
+
+int ht_store_counter_add(struct ht_txn *t, const char *name, int64_t delta)
+{
+    char key[128];
+    int64_t val = ht_store_counter(t, name) + delta;
+    int n = snprintf(key, sizeof(key), "c:%s", name);
+
+    return ht_store_put(t, HT_DB_META, key, (size_t)n, &val, sizeof(val));
+}
