@@ -251,7 +251,8 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
     }
 }
 
-static void apply_reject(struct wr *w, const struct ht_rejected *r)
+static void apply_reject(struct wr *w, const struct ht_rejected *r,
+                         uint32_t ordinal)
 {
     uint8_t key[600];
     size_t sn = strlen(r->source);
@@ -264,9 +265,9 @@ static void apply_reject(struct wr *w, const struct ht_rejected *r)
     memcpy(key, r->source, sn);
     key[sn] = 0;
     ht_be64_put(key + sn + 1, r->offset);
-    /* several rejects at one offset (records inside one envelope) */
-    ht_be64_put(key + sn + 9, ht_hash64(r->sample, r->sample_len) ^
-                                  ht_hash64(r->detail, strlen(r->detail)));
+    /* several rejects at one offset (records inside one envelope) are
+     * numbered in decoding order, which is deterministic */
+    ht_be64_put(key + sn + 9, ordinal);
     ht_buf_reset(&w->buf);
     ht_buf_addc(&w->buf, (char)r->reason);
     ht_buf_adds(&w->buf, r->detail);
@@ -292,8 +293,19 @@ int ht_assembler_apply(struct ht_txn *t, const struct ht_batch *b,
         if (ht_arena_used(a) > (1u << 20))
             ht_arena_reset(a);
     }
-    for (i = 0; i < b->nrejects && !w.err; i++)
-        apply_reject(&w, &b->rejects[i]);
+    for (i = 0; i < b->nrejects && !w.err; i++) {
+        const struct ht_rejected *r = &b->rejects[i];
+        uint32_t ordinal = 0;
+
+        for (size_t j = i; j > 0; j--) {
+            const struct ht_rejected *p = &b->rejects[j - 1];
+
+            if (p->offset != r->offset || strcmp(p->source, r->source) != 0)
+                break;
+            ordinal++;
+        }
+        apply_reject(&w, r, ordinal);
+    }
     ht_buf_free(&w.buf);
     ht_arena_destroy(a);
     return w.err;

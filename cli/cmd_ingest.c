@@ -265,8 +265,9 @@ static int ingest_path(struct ing *g, const char *path, int depth)
         return HT_ERR_IO;
     }
     while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
+        if (e->d_name[0] == '.' || strcmp(e->d_name, "data.mdb") == 0 ||
+            strcmp(e->d_name, "lock.mdb") == 0)
+            continue; /* hidden files and LMDB stores (our own, say) */
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             names = realloc(names, cap * sizeof(*names));

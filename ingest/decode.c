@@ -467,6 +467,10 @@ static void decode_blob(struct ht_batch *b, const struct ht_srcpos *pos,
         snprintf(detail, sizeof(detail), "%s is not valid base64", what);
         ht_batch_reject(b, HT_REJ_BAD_ENCODING, pos, detail,
                         json_string_value(data), json_string_length(data));
+    } else if (strcmp(what, "awslogs.data") == 0 &&
+               !(n >= 2 && raw[0] == 0x1f && raw[1] == 0x8b)) {
+        ht_batch_reject(b, HT_REJ_BAD_ENCODING, pos,
+                        "awslogs.data is not gzip data", NULL, 0);
     } else {
         decode_bytes(b, pos, raw, (size_t)n, level + 1);
     }

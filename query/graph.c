@@ -657,6 +657,65 @@ static int cmp_prod_end(const void *x, const void *y)
     return memcmp(a->s.id.b, b->s.id.b, 8);
 }
 
+static bool consumes(const struct qinv *inv, uint8_t via, const char *corr)
+{
+    for (size_t i = 0; i < inv->nrecs; i++)
+        if (inv->recs[i].via == via && streq(inv->recs[i].corr, corr))
+            return true;
+    return false;
+}
+
+/*
+ * With tracing off the write itself is invisible: the producer half is the
+ * invocation that worked for `corr` (logs only) and finished last before
+ * the record reached the stream.
+ */
+static void logs_only_pairs(struct q *q, uint8_t via, const char *corr,
+                            const struct tgt_ctx *c, const struct vec *cons,
+                            struct vec *out)
+{
+    struct vec cands = {0};
+
+    for (size_t i = 0; i < c->invs.n; i++) {
+        struct qinv *inv = q_inv(q, c->invs.p[i]);
+        struct qnode *top;
+
+        if (!inv || consumes(inv, via, corr) || !streq(inv->corr, corr))
+            continue;
+        top = q_inv_top(q, inv);
+        if (top->synthetic && !vec_has(&cands, top))
+            vec_push(q->a, &cands, top);
+    }
+    for (size_t k = 0; k < cons->n; k++) {
+        struct cons_rec *cr = cons->p[k];
+        struct qnode *ctop = q_inv_top(q, cr->inv);
+        int64_t by = cr->rec->sent_us ? cr->rec->sent_us : ctop->s.start_us;
+        struct qnode *best = NULL;
+
+        /* stream timestamps can be coarse (DynamoDB: seconds) */
+        if (ctop->s.start_us > by)
+            by = ctop->s.start_us;
+        for (size_t i = 0; i < cands.n; i++) {
+            struct qnode *p = cands.p[i];
+
+            if (p->s.end_us <= by &&
+                (!best || p->s.end_us > best->s.end_us))
+                best = p;
+        }
+        if (best) {
+            struct qhop *h = ht_arena_alloc(q->a, sizeof(*h));
+
+            h->prod = best;
+            h->cons = cr->inv;
+            h->rec = cr->rec;
+            h->via = via;
+            h->resource = cr->rec->resource;
+            h->evidence = "correlation";
+            vec_push(q->a, out, h);
+        }
+    }
+}
+
 /*
  * Stream hops without a shared record id: the writes attributed to `corr`
  * and the stream records carrying `corr`, per resource, paired in time
@@ -717,6 +776,10 @@ static struct vec *corr_pairs(struct q *q, uint8_t via, const char *corr)
     }
     if (cons.n > 1)
         qsort(cons.p, cons.n, sizeof(void *), cmp_cons);
+    if (!prods.n) {
+        logs_only_pairs(q, via, corr, &c, &cons, out);
+        return out;
+    }
     if (prods.n > 1)
         qsort(prods.p, prods.n, sizeof(void *), cmp_prod_end);
     /* per resource, in time order: the i-th write meets the i-th record */
@@ -872,8 +935,23 @@ static void q_outgoing(struct q *q, struct qnode *p, struct vec *out)
 {
     struct tgt_ctx c;
 
-    if (p->synthetic)
+    if (p->synthetic) {
+        const uint8_t vias[] = {HT_VIA_DYNAMODB, HT_VIA_KINESIS};
+
+        if (!p->inv || !p->inv->corr)
+            return;
+        for (size_t v = 0; v < 2; v++) {
+            struct vec *pairs = corr_pairs(q, vias[v], p->inv->corr);
+
+            for (size_t i = 0; i < pairs->n; i++) {
+                struct qhop *h = pairs->p[i];
+
+                if (h->prod == p && !hop_listed(out, p, h->cons))
+                    vec_push(q->a, out, h);
+            }
+        }
         return;
+    }
     if (p->s.message_id) {
         targets_s(q, HT_K_SQS, p->s.message_id, &c);
         for (size_t i = 0; i < c.invs.n; i++) {

@@ -412,8 +412,16 @@ void ht_query_dot(const struct ht_result *res, struct ht_buf *b)
         char id[17];
 
         HT_ASSERT(on_cp);
-        for (size_t i = 0; i < r->ncp; i++)
-            on_cp[r->cp[i].span] = true;
+        /* a span is on the path when the path passes through it: the
+         * entries' spans and the spans that contain them */
+        for (size_t i = 0; i < r->ncp; i++) {
+            int j = r->cp[i].span, guard = 0;
+
+            while (j >= 0 && !on_cp[j] && guard++ < 256) {
+                on_cp[j] = true;
+                j = r->spans[j].parent;
+            }
+        }
         ht_buf_printf(b, "  subgraph cluster_r%zu {\n    label=", ri);
         {
             char lbl[160];

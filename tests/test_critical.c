@@ -1,0 +1,118 @@
+/*
+ * test_critical.c - unit tests of the critical path (query/critical.c) on
+ * hand-built requests: CRISP's choice of the last-ending child, kinds
+ * (self/call/init/wait), contiguity and the sum invariant, and clamping
+ * with a skew warning when clocks disagree.
+ */
+#define _GNU_SOURCE
+#include "ht_query.h"
+#include "ht_test.h"
+
+#include <stdlib.h>
+
+static struct ht_qspan mk(const char *name, int parent, int kind,
+                          int64_t start, int64_t end)
+{
+    struct ht_qspan s;
+    char hex[17];
+
+    memset(&s, 0, sizeof(s));
+    snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)(start + end));
+    ht_id8_parse(hex, 16, &s.s.id);
+    s.s.name = name;
+    s.s.kind = (uint8_t)kind;
+    s.s.start_us = start;
+    s.s.end_us = end;
+    s.parent = parent;
+    return s;
+}
+
+static void check_invariants(const struct ht_request *r, bool expect_skew)
+{
+    int64_t sum = 0;
+
+    for (size_t i = 0; i < r->ncp; i++) {
+        sum += r->cp[i].dur_us;
+        if (i)
+            CHECK(r->cp[i - 1].start_us + r->cp[i - 1].dur_us ==
+                  r->cp[i].start_us);
+        CHECK(r->cp[i].dur_us > 0);
+    }
+    if (!expect_skew) {
+        CHECK(sum == r->end_us - r->start_us);
+        CHECK(r->nwarnings == 0);
+    } else {
+        CHECK(r->nwarnings > 0 && strstr(r->warnings[0], "\"skew\""));
+    }
+}
+
+int main(void)
+{
+    struct ht_arena *a = ht_arena_create();
+    struct ht_request r;
+    struct ht_qspan sp[8];
+    struct ht_qhop hop;
+
+    /* root 0..100 with two overlapping children; the later-ending one is
+     * critical, the earlier one only where it ends before that starts */
+    sp[0] = mk("api", -1, HT_SK_APIGW, 0, 100);
+    sp[1] = mk("a", 0, HT_SK_CALL, 10, 40);
+    sp[2] = mk("b", 0, HT_SK_CALL, 30, 90);
+    sp[3] = mk("Initialization", 2, HT_SK_INIT, 30, 50);
+    memset(&r, 0, sizeof(r));
+    r.spans = sp;
+    r.nspans = 4;
+    r.start_us = 0;
+    r.end_us = 100;
+    ht__critical_path(&r, a);
+    check_invariants(&r, false);
+    /* api 0-30 self, b: init 30-50, b call 50-90, api 90-100 */
+    CHECK(r.ncp == 4);
+    CHECK(r.cp[0].span == 0 && r.cp[0].kind == HT_CP_SELF &&
+          r.cp[0].dur_us == 30);
+    CHECK(r.cp[1].span == 3 && r.cp[1].kind == HT_CP_INIT);
+    CHECK(r.cp[2].span == 2 && r.cp[2].kind == HT_CP_CALL &&
+          r.cp[2].dur_us == 40);
+    CHECK(r.cp[3].span == 0 && r.cp[3].dur_us == 10);
+
+    /* an async hop: producer call 20-30 inside root 0-35, consumer 80-150 */
+    sp[0] = mk("producer", -1, HT_SK_FUNCTION, 0, 35);
+    sp[1] = mk("SQS", 0, HT_SK_CALL, 20, 30);
+    sp[2] = mk("consumer", -1, HT_SK_LAMBDA, 80, 150);
+    memset(&hop, 0, sizeof(hop));
+    hop.from = 1;
+    hop.to = 2;
+    hop.via = HT_VIA_SQS;
+    hop.resource = "q";
+    memset(&r, 0, sizeof(r));
+    r.spans = sp;
+    r.nspans = 3;
+    r.hops = &hop;
+    r.nhops = 1;
+    r.start_us = 0;
+    r.end_us = 150;
+    ht__critical_path(&r, a);
+    check_invariants(&r, false);
+    CHECK(r.ncp == 4);
+    CHECK(r.cp[2].kind == HT_CP_WAIT && r.cp[2].start_us == 30 &&
+          r.cp[2].dur_us == 50 && r.cp[2].hop == 0 && r.cp[2].span == 2);
+
+    /* skew: the consumer starts before the producer call ended */
+    sp[2] = mk("consumer", -1, HT_SK_LAMBDA, 25, 150);
+    ht__critical_path(&r, a);
+    check_invariants(&r, true);
+
+    /* skew: a child starting before its parent */
+    sp[0] = mk("parent", -1, HT_SK_SEGMENT, 10, 100);
+    sp[1] = mk("child", 0, HT_SK_CALL, 5, 60);
+    memset(&r, 0, sizeof(r));
+    r.spans = sp;
+    r.nspans = 2;
+    r.start_us = 5;
+    r.end_us = 100;
+    ht__critical_path(&r, a);
+    check_invariants(&r, true);
+
+    ht_arena_destroy(a);
+    TEST_DONE();
+}

@@ -1,0 +1,304 @@
+/*
+ * test_decode.c - unit tests of ingest/: payload sniffing and the X-Ray and
+ * envelope decoders (every document kind of design.md's table), the
+ * reject reasons, and the streaming reader (NDJSON with a bad line,
+ * concatenated and pretty-printed JSON, gzip, resuming at an offset).
+ */
+#define _GNU_SOURCE
+#include "ht_ingest.h"
+#include "ht_test.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define SEG                                                                  \
+    "{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"          \
+    "\"86ff721126a64905\",\"start_time\":1795700000.0520933,\"name\":"       \
+    "\"checkout-api/live\",\"origin\":\"AWS::ApiGateway::Stage\",\"aws\":{"  \
+    "\"api_gateway\":{\"rest_api_id\":\"abc123\",\"stage\":\"prod\","        \
+    "\"request_id\":\"5b437c74\"}},\"subsegments\":[{\"id\":"                \
+    "\"6fe31d2b485d77f5\",\"name\":\"Lambda\",\"start_time\":1.7957000000"   \
+    "550933E9,\"namespace\":\"aws\",\"aws\":{\"function_name\":"             \
+    "\"start-payment\",\"operation\":\"Invoke\"},\"end_time\":1795700000.58" \
+    "00066}],\"end_time\":1795700000.5820067}"
+
+#define SQS_SUB                                                              \
+    "{\"type\":\"subsegment\",\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c" \
+    "2b14a\",\"parent_id\":\"75a5c05990eab629\",\"id\":\"24f6a303b83ea7bd\"," \
+    "\"name\":\"SQS\",\"start_time\":1795700000.5561056,\"end_time\":"       \
+    "1795700000.5768065,\"namespace\":\"aws\",\"aws\":{\"operation\":"       \
+    "\"SendMessage\",\"queue_url\":\"https://sqs.us-east-1.amazonaws.com/1"  \
+    "23456789012/payments-queue\",\"message_id\":\"82b6671c\"},"             \
+    "\"annotations\":{\"correlation_id\":\"order-1\"}}"
+
+static struct ht_batch b;
+static const struct ht_srcpos pos = {"test", 0};
+
+static void feed(const char *s)
+{
+    ht_batch_reset(&b);
+    ht_ingest_payload(&b, &pos, s, strlen(s));
+}
+
+static int total_rejects(void)
+{
+    int n = 0;
+
+    for (int i = 0; i < HT_REJ__COUNT; i++)
+        n += (int)b.rejected[i];
+    return n;
+}
+
+static char *escape_json(const char *s)
+{
+    struct ht_buf x;
+
+    ht_buf_init(&x);
+    ht_buf_json_str(&x, s);
+    return x.data; /* caller frees */
+}
+
+static void test_xray(void)
+{
+    char buf[8192];
+    char *esc;
+
+    feed(SEG);
+    CHECK(b.nspans == 2 && total_rejects() == 0);
+    CHECK(b.spans[0].kind == HT_SK_APIGW);
+    CHECK_STREQ(b.spans[0].request_id, "5b437c74");
+    CHECK_STREQ(b.spans[0].api_id, "abc123");
+    CHECK(b.spans[0].start_us == 1795700000052093LL);
+    CHECK(b.spans[1].kind == HT_SK_CALL);
+    CHECK(b.spans[1].start_us == 1795700000055093LL);
+    CHECK(b.spans[1].flags & HT_SPAN_HAS_PARENT);
+    CHECK_STREQ(b.spans[1].resource, "start-payment");
+
+    feed(SQS_SUB);
+    CHECK(b.nspans == 1);
+    CHECK(b.spans[0].via == HT_VIA_SQS && (b.spans[0].flags & HT_SPAN_WRITE));
+    CHECK_STREQ(b.spans[0].resource, "payments-queue");
+    CHECK_STREQ(b.spans[0].message_id, "82b6671c");
+    CHECK_STREQ(b.spans[0].corr, "order-1");
+
+    /* daemon datagram: header line + document */
+    feed("{\"format\": \"json\", \"version\": 1}\n" SQS_SUB);
+    CHECK(b.nspans == 1 && total_rejects() == 0);
+
+    /* PutTraceSegments body and BatchGetTraces response */
+    esc = escape_json(SQS_SUB);
+    snprintf(buf, sizeof(buf), "{\"TraceSegmentDocuments\":[%s,%s]}", esc,
+             esc);
+    feed(buf);
+    CHECK(b.nspans == 2 && total_rejects() == 0);
+    snprintf(buf, sizeof(buf),
+             "{\"Traces\":[{\"Id\":\"x\",\"Segments\":[{\"Id\":\"a\","
+             "\"Document\":%s}]}]}",
+             esc);
+    feed(buf);
+    CHECK(b.nspans == 1 && total_rejects() == 0);
+    free(esc);
+
+    /* an array of documents, pretty printed over several lines */
+    feed("[\n  " SEG ",\n  " SQS_SUB "\n]\n");
+    CHECK(b.nspans == 3 && total_rejects() == 0);
+
+    /* in progress */
+    feed("{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
+         "\"86ff721126a64905\",\"start_time\":1795700000,\"name\":\"x\","
+         "\"in_progress\":true}");
+    CHECK(b.nspans == 1 && (b.spans[0].flags & HT_SPAN_IN_PROGRESS));
+}
+
+static void test_rejects(void)
+{
+    static char big[70000 + 300];
+
+    feed("{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
+         "\"86ff721126a6490\",\"start_time\":1,\"end_time\":2,\"name\":\"x\"}");
+    CHECK(b.rejected[HT_REJ_BAD_ID] == 1 && b.nspans == 0);
+    feed("{\"trace_id\":\"1-6b0835-c49c720af84bd7b4b9c2b14a\",\"id\":"
+         "\"86ff721126a64905\",\"start_time\":1,\"end_time\":2,\"name\":\"x\"}");
+    CHECK(b.rejected[HT_REJ_BAD_ID] == 1);
+    feed("{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
+         "\"86ff721126a64905\",\"start_time\":1,\"name\":\"x\"}");
+    CHECK(b.rejected[HT_REJ_MISSING_FIELD] == 1);
+    /* a bad nested subsegment rejects the whole document */
+    feed("{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
+         "\"86ff721126a64905\",\"start_time\":1,\"end_time\":2,\"name\":\"x\","
+         "\"subsegments\":[{\"id\":\"zz\",\"start_time\":1,\"end_time\":2,"
+         "\"name\":\"y\"}]}");
+    CHECK(b.rejected[HT_REJ_BAD_ID] == 1 && b.nspans == 0);
+    feed("hello world\n");
+    CHECK(b.rejected[HT_REJ_NOT_JSON] == 1);
+    feed("{\"some\":\"thing\"}");
+    CHECK(b.rejected[HT_REJ_UNKNOWN_DOC] == 1);
+    feed("{\"awslogs\":{\"data\":\"%%%\"}}");
+    CHECK(b.rejected[HT_REJ_BAD_ENCODING] == 1);
+    {
+        char deep[400] = "";
+
+        for (int i = 0; i < 70; i++)
+            strcat(deep, "[");
+        for (int i = 0; i < 70; i++)
+            strcat(deep, "]");
+        feed(deep);
+        CHECK(b.rejected[HT_REJ_TOO_DEEP] == 1);
+    }
+    snprintf(big, sizeof(big),
+             "{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
+             "\"86ff721126a64905\",\"start_time\":1,\"end_time\":2,\"name\":"
+             "\"x\",\"metadata\":{\"x\":\"%070000d\"}}",
+             0);
+    feed(big);
+    CHECK(b.rejected[HT_REJ_TOO_LARGE] == 1 && b.nspans == 0);
+    /* one bad NDJSON line loses nothing else */
+    feed(SQS_SUB "\n{\"trace_id\":\"1-6b0835\n" SEG "\n");
+    CHECK(b.nspans == 3 && b.rejected[HT_REJ_NOT_JSON] == 1);
+    CHECK(b.nrejects == 1 && b.rejects[0].sample_len > 0);
+}
+
+static void test_logs_envelopes(void)
+{
+    const char *cwl =
+        "{\"messageType\":\"DATA_MESSAGE\",\"owner\":\"1\",\"logGroup\":"
+        "\"/aws/lambda/charge-card\",\"logStream\":\"s\",\"subscription"
+        "Filters\":[],\"logEvents\":[{\"id\":\"1\",\"timestamp\":1795700001004,"
+        "\"message\":\"START RequestId: 94c247ab Version: $LATEST\\n\"}]}";
+
+    feed(cwl);
+    CHECK(b.nfacts == 1 && b.facts[0].kind == HT_FACT_START);
+    CHECK_STREQ(b.facts[0].function, "charge-card");
+    CHECK(b.facts[0].ts_us == 1795700001004000LL);
+    feed("{\"messageType\":\"CONTROL_MESSAGE\",\"logEvents\":[]}");
+    CHECK(b.dropped == 1 && total_rejects() == 0 && b.nfacts == 0);
+    feed("{\"events\":[{\"logStreamName\":\"s\",\"timestamp\":1,\"message\":"
+         "\"END RequestId: 94c247ab\\n\",\"eventId\":\"1\"}]}");
+    CHECK(b.nfacts == 1 && b.facts[0].kind == HT_FACT_END);
+
+    /* awslogs.data and a Kinesis GetRecords record carry gzip'd messages */
+    {
+        uint8_t gz[1024];
+        z_stream zs;
+        char b64[2048], doc[8192];
+        static const char al[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        size_t gzn, o = 0;
+
+        memset(&zs, 0, sizeof(zs));
+        deflateInit2(&zs, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY);
+        zs.next_in = (Bytef *)cwl;
+        zs.avail_in = (uInt)strlen(cwl);
+        zs.next_out = gz;
+        zs.avail_out = sizeof(gz);
+        deflate(&zs, Z_FINISH);
+        gzn = sizeof(gz) - zs.avail_out;
+        deflateEnd(&zs);
+        for (size_t i = 0; i < gzn; i += 3) {
+            uint32_t v = (uint32_t)gz[i] << 16;
+            if (i + 1 < gzn)
+                v |= (uint32_t)gz[i + 1] << 8;
+            if (i + 2 < gzn)
+                v |= gz[i + 2];
+            b64[o++] = al[v >> 18 & 63];
+            b64[o++] = al[v >> 12 & 63];
+            b64[o++] = i + 1 < gzn ? al[v >> 6 & 63] : '=';
+            b64[o++] = i + 2 < gzn ? al[v & 63] : '=';
+        }
+        b64[o] = 0;
+        snprintf(doc, sizeof(doc), "{\"awslogs\":{\"data\":\"%s\"}}", b64);
+        feed(doc);
+        CHECK(b.nfacts == 1 && total_rejects() == 0);
+        snprintf(doc, sizeof(doc),
+                 "{\"Records\":[{\"SequenceNumber\":\"1\",\"Data\":\"%s\"},"
+                 "{\"SequenceNumber\":\"2\",\"Data\":\"%s\"}],"
+                 "\"MillisBehindLatest\":0}",
+                 b64, b64);
+        feed(doc);
+        CHECK(b.nfacts == 2 && total_rejects() == 0);
+        snprintf(doc, sizeof(doc),
+                 "{\"Records\":[{\"kinesis\":{\"data\":\"%s\"},\"eventSource\":"
+                 "\"aws:kinesis\"}]}",
+                 b64);
+        feed(doc);
+        CHECK(b.nfacts == 1 && total_rejects() == 0);
+        /* gzip inside gzip, as a file of gzip'd messages would be */
+        ht_batch_reset(&b);
+        ht_ingest_payload(&b, &pos, gz, gzn);
+        CHECK(b.nfacts == 1);
+        ht_batch_reset(&b);
+        ht_ingest_payload(&b, &pos, gz, gzn - 4);
+        CHECK(b.rejected[HT_REJ_BAD_ENCODING] == 1);
+    }
+}
+
+static void write_file(const char *path, const char *s, bool gz)
+{
+    if (gz) {
+        gzFile f = gzopen(path, "wb");
+        gzwrite(f, s, (unsigned)strlen(s));
+        gzclose(f);
+    } else {
+        FILE *f = fopen(path, "wb");
+        fputs(s, f);
+        fclose(f);
+    }
+}
+
+static void test_reader(void)
+{
+    char path[] = "/tmp/ht_test_reader_XXXXXX";
+    int fd = mkstemp(path);
+    const char *content = "{\"a\":1}\n{\"b\":\n 2}\n  [1,2]{\"c\":3}\n"
+                          "{\"bad\":\n{\"d\":4}\ngarbage line\n";
+    const char *want[] = {"{\"a\":1}", "{\"b\":\n 2}", "[1,2]", "{\"c\":3}",
+                          "{\"bad\":", "{\"d\":4}", "garbage line"};
+
+    CHECK(fd >= 0);
+    close(fd);
+    for (int gz = 0; gz < 2; gz++) {
+        struct ht_reader *r;
+        const char *v;
+        size_t n;
+        uint64_t off, third = 0;
+        bool tl;
+        int i = 0;
+
+        write_file(path, content, gz);
+        CHECK(ht_reader_open(path, &r) == HT_ERR_OK);
+        while (ht_reader_next(r, &v, &n, &off, &tl) == 1) {
+            CHECK(i < 7);
+            if (i < 7 && (n != strlen(want[i]) || memcmp(v, want[i], n))) {
+                fprintf(stderr, "value %d: got '%.*s'\n", i, (int)n, v);
+                ht_test_failures++;
+            }
+            if (i == 2)
+                third = off;
+            i++;
+        }
+        CHECK(i == 7);
+        ht_reader_close(r);
+        /* resume at a checkpoint */
+        CHECK(ht_reader_open(path, &r) == HT_ERR_OK);
+        CHECK(ht_reader_skip_to(r, third) == HT_ERR_OK);
+        CHECK(ht_reader_next(r, &v, &n, &off, &tl) == 1);
+        CHECK(n == 5 && memcmp(v, "[1,2]", 5) == 0 && off == third);
+        ht_reader_close(r);
+    }
+    unlink(path);
+    CHECK(ht_reader_open("/nonexistent/file", &(struct ht_reader *){0}) ==
+          HT_ERR_IO);
+}
+
+int main(void)
+{
+    ht_log_level = -1; /* quiet: rejects are expected here */
+    CHECK(ht_batch_init(&b) == HT_ERR_OK);
+    test_xray();
+    test_rejects();
+    test_logs_envelopes();
+    test_reader();
+    ht_batch_free(&b);
+    TEST_DONE();
+}

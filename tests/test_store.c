@@ -1,0 +1,187 @@
+/*
+ * test_store.c - unit tests of store/: record encodings round-trip and
+ * reject truncated values, the LMDB primitives (put/get, dupsort keys,
+ * prefix scans, counters), map growth, and the schema check on open.
+ */
+#define _GNU_SOURCE
+#include "ht_store.h"
+#include "ht_test.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+static void test_span_roundtrip(void)
+{
+    struct ht_span s, o;
+    struct ht_link links[2];
+    struct ht_buf b;
+    struct ht_arena *a = ht_arena_create();
+
+    memset(&s, 0, sizeof(s));
+    ht_id8_parse("941f15bb4e7924a3", 16, &s.id);
+    ht_id8_parse("f73458f286018441", 16, &s.parent);
+    ht_tid_parse("1-6b083520-c49c720af84bd7b4b9c2b14a", 35, &s.trace);
+    s.start_us = 1795700000057593LL;
+    s.end_us = 1795700000579607LL;
+    s.flags = HT_SPAN_HAS_PARENT | HT_SPAN_WRITE;
+    s.kind = HT_SK_CALL;
+    s.via = HT_VIA_SQS;
+    s.http_status = 202;
+    s.name = "SQS";
+    s.resource = "payments-queue";
+    s.message_id = "82b6671c";
+    s.corr = "order-1";
+    memset(links, 0, sizeof(links));
+    ht_id8_parse("24f6a303b83ea7bd", 16, &links[1].id);
+    s.links = links;
+    s.nlinks = 2;
+    ht_buf_init(&b);
+    ht_span_pack(&s, &b);
+    CHECK(ht_span_unpack(b.data, b.len, a, &o) == HT_ERR_OK);
+    CHECK(memcmp(o.id.b, s.id.b, 8) == 0 && memcmp(o.trace.b, s.trace.b, 16) == 0);
+    CHECK(o.start_us == s.start_us && o.end_us == s.end_us);
+    CHECK(o.flags == s.flags && o.kind == s.kind && o.via == s.via);
+    CHECK(o.http_status == 202);
+    CHECK_STREQ(o.name, "SQS");
+    CHECK_STREQ(o.message_id, "82b6671c");
+    CHECK(o.origin == NULL && o.operation == NULL);
+    CHECK(o.nlinks == 2 && memcmp(o.links[1].id.b, links[1].id.b, 8) == 0);
+    for (size_t cut = 0; cut < b.len; cut++)
+        CHECK(ht_span_unpack(b.data, cut, a, &o) != HT_ERR_OK);
+    ht_buf_free(&b);
+    ht_arena_destroy(a);
+}
+
+static void test_inv_fact(void)
+{
+    struct ht_inv inv, o;
+    struct ht_fact f, g;
+    struct ht_buf b;
+    struct ht_arena *a = ht_arena_create();
+
+    memset(&inv, 0, sizeof(inv));
+    memset(&f, 0, sizeof(f));
+    inv.request_id = "94c247ab";
+    f.kind = HT_FACT_REPORT;
+    f.ts_us = 1000;
+    f.duration_us = 38340;
+    f.init_us = 376000;
+    f.memory_mb = 512;
+    f.flags = HT_FACT_COLD;
+    f.function = "charge-card";
+    CHECK(ht_inv_merge(&inv, &f));
+    CHECK(!ht_inv_merge(&inv, &f)); /* idempotent */
+    f.kind = HT_FACT_START;
+    f.ts_us = 900;
+    CHECK(ht_inv_merge(&inv, &f));
+    CHECK(inv.start_ts == 900 && (inv.flags & HT_INV_COLD));
+    ht_buf_init(&b);
+    ht_inv_pack(&inv, &b);
+    CHECK(ht_inv_unpack(b.data, b.len, a, &o) == HT_ERR_OK);
+    CHECK_STREQ(o.request_id, "94c247ab");
+    CHECK_STREQ(o.function, "charge-card");
+    CHECK(o.duration_us == 38340 && o.init_us == 376000 && o.start_ts == 900);
+    ht_buf_reset(&b);
+    memset(&f, 0, sizeof(f));
+    f.kind = HT_FACT_RECORD;
+    f.via = HT_VIA_DYNAMODB;
+    f.request_id = "c7c15745";
+    f.resource = "payments";
+    f.record_id = "4000000000000000002478";
+    f.corr = "5b437c74";
+    f.sent_us = 1795700001000000LL;
+    ht_fact_pack(&f, &b);
+    CHECK(ht_fact_unpack(b.data, b.len, a, &g) == HT_ERR_OK);
+    CHECK(g.kind == HT_FACT_RECORD && g.via == HT_VIA_DYNAMODB);
+    CHECK_STREQ(g.record_id, "4000000000000000002478");
+    CHECK(g.sent_us == f.sent_us);
+    CHECK(ht_fact_unpack(b.data, 3, a, &g) != HT_ERR_OK);
+    ht_buf_free(&b);
+    ht_arena_destroy(a);
+}
+
+static int count_cb(void *ctx, const void *k, size_t kn, const void *v,
+                    size_t vn)
+{
+    (void)k;
+    (void)kn;
+    (void)v;
+    (void)vn;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static void test_lmdb(void)
+{
+    char dir[] = "/tmp/ht_test_store_XXXXXX";
+    struct ht_store *s;
+    struct ht_txn *t;
+    const void *v;
+    size_t vn;
+    int n;
+    uint8_t key[HT_KEY_MAX];
+    char longk[1000];
+
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(ht_store_open(dir, false, &s) == HT_ERR_OK);
+    CHECK(ht_store_begin(s, true, &t) == HT_ERR_OK);
+    CHECK(ht_store_put(t, HT_DB_NODES, "12345678", 8, "abc", 3) == 0);
+    CHECK(ht_store_put(t, HT_DB_KEYS, "Kx", 2, "S1", 2) == 0);
+    CHECK(ht_store_put(t, HT_DB_KEYS, "Kx", 2, "S2", 2) == 0);
+    CHECK(ht_store_put(t, HT_DB_KEYS, "Kx", 2, "S1", 2) == 0); /* dup: no-op */
+    CHECK(ht_store_put(t, HT_DB_FACTS, "ab\0x", 4, "1", 1) == 0);
+    CHECK(ht_store_put(t, HT_DB_FACTS, "ab\0y", 4, "2", 1) == 0);
+    CHECK(ht_store_put(t, HT_DB_FACTS, "abc\0y", 5, "3", 1) == 0);
+    CHECK(ht_store_counter_add(t, "pending", 3) == 0);
+    CHECK(ht_store_counter_add(t, "pending", -1) == 0);
+    CHECK(ht_store_commit(t) == HT_ERR_OK);
+
+    CHECK(ht_store_begin(s, false, &t) == HT_ERR_OK);
+    CHECK(ht_store_get(t, HT_DB_NODES, "12345678", 8, &v, &vn) == 0);
+    CHECK(vn == 3 && memcmp(v, "abc", 3) == 0);
+    CHECK(ht_store_get(t, HT_DB_NODES, "nope", 4, &v, &vn) == HT_ERR_NOTFOUND);
+    n = 0;
+    ht_store_dups(t, HT_DB_KEYS, "Kx", 2, count_cb, &n);
+    CHECK(n == 2);
+    n = 0;
+    ht_store_scan(t, HT_DB_FACTS, "ab\0", 3, count_cb, &n);
+    CHECK(n == 2);
+    CHECK(ht_store_counter(t, "pending") == 2);
+    ht_store_abort(t);
+
+    memset(longk, 'k', sizeof(longk));
+    CHECK(ht_key_make(key, 'K', longk, sizeof(longk)) == HT_KEY_MAX);
+    CHECK(ht_key_make(key, 'K', "ab", 2) == 3 && key[0] == 'K');
+
+    /* growing the map keeps the data */
+    CHECK(ht_store_grow(s) == HT_ERR_OK);
+    CHECK(ht_store_begin(s, false, &t) == HT_ERR_OK);
+    CHECK(ht_store_get(t, HT_DB_NODES, "12345678", 8, &v, &vn) == 0);
+    ht_store_abort(t);
+
+    /* a store of another schema version is refused with a clear error */
+    CHECK(ht_store_begin(s, true, &t) == HT_ERR_OK);
+    uint32_t ver = 99;
+    CHECK(ht_store_put(t, HT_DB_META, "schema_version", 14, &ver, 4) == 0);
+    CHECK(ht_store_commit(t) == HT_ERR_OK);
+    ht_store_close(s);
+    ht_log_level = -1;
+    CHECK(ht_store_open(dir, true, &s) == HT_ERR_SCHEMA);
+    CHECK(ht_store_open(dir, false, &s) == HT_ERR_SCHEMA);
+    CHECK(ht_store_open("/tmp/ht_no_such_store_dir", true, &s) ==
+          HT_ERR_NOTFOUND);
+    {
+        char cmd[256];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        CHECK(system(cmd) == 0);
+    }
+}
+
+int main(void)
+{
+    test_span_roundtrip();
+    test_inv_fact();
+    test_lmdb();
+    TEST_DONE();
+}
