@@ -287,7 +287,7 @@ int ht_store_scan(struct ht_txn *t, int db, const void *prefix, size_t pn,
         return lmdb_err(rc, "opening a cursor");
     rc = mdb_cursor_get(c, &key, &val, pn ? MDB_SET_RANGE : MDB_FIRST);
     while (rc == 0) {
-        if (key.mv_size < pn || memcmp(key.mv_data, prefix, pn) != 0)
+        if (pn && (key.mv_size < pn || memcmp(key.mv_data, prefix, pn) != 0))
             break;
         if (fn(ctx, key.mv_data, key.mv_size, val.mv_data, val.mv_size))
             break;
