@@ -32,7 +32,9 @@ cmake --build "$BUILD_DIR" -j2
 
 step "Ingesting $FIXTURE/ into a fresh store ./$DB"
 rm -rf -- "$DB"
-"$HOPTRACE" --db "$DB" ingest "$FIXTURE"
+# The telemetry files; expected.json beside them is the answer key.
+mapfile -t inputs < <(find "$FIXTURE" -maxdepth 1 -type f ! -name expected.json | sort)
+"$HOPTRACE" --db "$DB" ingest "${inputs[@]}"
 
 # Pick the first request with the most async hops; print its API Gateway
 # request id, then (for the hints at the end) one other id of the same request.
