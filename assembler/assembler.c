@@ -79,7 +79,9 @@ static void half(struct wr *w, const char *key, int side, int64_t ts)
         val[0] = HALF_MATCHED;
         ht_be64_put(val + 1, (uint64_t)ts);
         put(w, HT_DB_PENDING, key, kn, val, sizeof(val));
-        if (!w->err)
+        /* only a waiting producer counts as a pending hop: a consumer
+         * whose producer was never traced is not work left behind */
+        if (!w->err && state == HALF_PRODUCER)
             w->err = ht_store_counter_add(w->t, "pending", -1);
         w->st->hops_matched++;
         return;
@@ -87,7 +89,7 @@ static void half(struct wr *w, const char *key, int side, int64_t ts)
     val[0] = (uint8_t)side;
     ht_be64_put(val + 1, (uint64_t)ts);
     put(w, HT_DB_PENDING, key, kn, val, sizeof(val));
-    if (!w->err)
+    if (!w->err && side == HALF_PRODUCER)
         w->err = ht_store_counter_add(w->t, "pending", 1);
 }
 

@@ -84,8 +84,9 @@ def ms(us):
 
 
 def iso(us):
-    t = datetime.datetime.fromtimestamp(ms(us) / 1000, datetime.timezone.utc)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    m = ms(us)
+    t = datetime.datetime.fromtimestamp(m // 1000, datetime.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{m % 1000:03d}Z"
 
 
 def dumps(o):
@@ -422,10 +423,6 @@ class Gen:
         if self.order == "time":
             grams = sorted(self.datagrams, key=lambda x: (x[0], x[1]))
         else:   # the sample's: stage by stage, each invocation's documents as the SDK sends them
-            rank = {}
-            for d in self.datagrams:
-                doc = d[2]
-                rank[d[1]] = d[1]
             grams = self.datagrams
         with open(path, "w") as f:
             for _, _, doc in grams:
