@@ -155,6 +155,7 @@ struct qinv {
     struct vec corrs; /* distinct record correlation ids */
     bool batch;
     const char *corr; /* its one correlation id, NULL for batches */
+    bool writes_assigned;
 };
 
 struct qhop {
@@ -519,6 +520,92 @@ static struct qinv *q_owner(struct q *q, struct qnode *n)
     return n->owner;
 }
 
+static void collect_inv_spans(struct q *q, struct qnode *n, struct vec *out,
+                              int depth);
+static struct qnode *q_inv_top(struct q *q, struct qinv *inv);
+
+static bool corr_known(const struct qinv *inv, const char *c)
+{
+    if (!inv->corrs.n)
+        return c != NULL;
+    for (size_t j = 0; j < inv->corrs.n; j++)
+        if (streq(inv->corrs.p[j], c))
+            return true;
+    return false;
+}
+
+/*
+ * The unannotated writes of a batch invocation, attributed from its log
+ * lines. A batch handler works record by record, logging the record's
+ * correlation id around its write: when the runs of lines with one
+ * correlation id are as many as the writes, the i-th write belongs to the
+ * i-th run (whether lines come before, after or on both sides of the
+ * write). Otherwise each write takes the nearest line logged after it
+ * began, measured to the write's end; a tie stays shared.
+ */
+static void assign_writes(struct q *q, struct qinv *inv)
+{
+    struct vec spans = {0}, writes = {0};
+    const char **runs;
+    size_t nruns = 0;
+
+    inv->writes_assigned = true;
+    collect_inv_spans(q, q_inv_top(q, inv), &spans, 0);
+    for (size_t i = 0; i < spans.n; i++) {
+        struct qnode *s = spans.p[i];
+
+        if ((s->s.flags & HT_SPAN_WRITE) && !s->s.corr)
+            vec_push(q->a, &writes, s);
+    }
+    if (!writes.n || !inv->nlines)
+        return;
+    if (writes.n > 1)
+        qsort(writes.p, writes.n, sizeof(void *), cmp_node_start);
+    runs = ht_arena_alloc(q->a, inv->nlines * sizeof(*runs));
+    for (size_t i = 0; i < inv->nlines; i++) {
+        const char *c = inv->lines[i].corr;
+
+        if (!corr_known(inv, c))
+            continue;
+        if (!nruns || !streq(runs[nruns - 1], c))
+            runs[nruns++] = c;
+    }
+    if (nruns == writes.n) {
+        for (size_t i = 0; i < writes.n; i++) {
+            struct qnode *w = writes.p[i];
+
+            w->attr_state = ATTR_CORR;
+            w->attr = runs[i];
+        }
+        return;
+    }
+    for (size_t i = 0; i < writes.n; i++) {
+        struct qnode *w = writes.p[i];
+        int64_t best = INT64_MAX;
+        const char *bc = NULL;
+        bool tie = false;
+
+        for (size_t j = 0; j < inv->nlines; j++) {
+            const struct ht_fact *l = &inv->lines[j];
+            int64_t d;
+
+            if (!corr_known(inv, l->corr) || l->ts_us < w->s.start_us - 1000)
+                continue;
+            d = l->ts_us > w->s.end_us ? l->ts_us - w->s.end_us
+                                       : w->s.end_us - l->ts_us;
+            if (d < best) {
+                best = d;
+                bc = l->corr;
+                tie = false;
+            } else if (d == best && !streq(bc, l->corr)) {
+                tie = true;
+            }
+        }
+        w->attr_state = bc && !tie ? ATTR_CORR : ATTR_SHARED;
+        w->attr = bc && !tie ? bc : NULL;
+    }
+}
+
 /*
  * Which request's correlation id a node inside a batch invocation works
  * for: its own (or an enclosing subsegment's) annotation, else for a
@@ -542,6 +629,13 @@ static int q_attr(struct q *q, struct qnode *n, const char **corr)
         if (inv->corr) {
             n->attr_state = ATTR_CORR;
             n->attr = inv->corr;
+        }
+    } else if (inv && (n->s.flags & HT_SPAN_WRITE)) {
+        if (!inv->writes_assigned) {
+            n->attr_state = ATTR_UNKNOWN;
+            assign_writes(q, inv);
+            if (n->attr_state == ATTR_UNKNOWN)
+                n->attr_state = ATTR_SHARED;
         }
     } else if (inv) {
         struct qnode *p = q_parent(q, n);
@@ -1047,6 +1141,11 @@ static void q_outgoing(struct q *q, struct qnode *p, struct vec *out)
 
 /* ---- walking up to the roots ---------------------------------------- */
 
+struct seen_up {
+    struct qnode *n;
+    const char *c;
+};
+
 struct up_ctx {
     struct vec roots;
     struct vec seen; /* nodes visited (constraint-insensitive guard) */
@@ -1100,9 +1199,19 @@ static void walk_up(struct q *q, struct up_ctx *u, struct qnode *n,
                 hops = keep;
         }
         if (hops.n) {
-            if (vec_has(&u->seen, n))
-                return; /* a cycle: stop */
-            vec_push(q->a, &u->seen, n);
+            /* the same invocation is reached once per request it served:
+             * guard on (node, constraint), which also stops cycles */
+            for (size_t i = 0; i < u->seen.n; i++) {
+                struct seen_up *e = u->seen.p[i];
+
+                if (e->n == n && (e->c == constraint ||
+                                  streq(e->c, constraint)))
+                    return;
+            }
+            struct seen_up *e = ht_arena_alloc(q->a, sizeof(*e));
+            e->n = n;
+            e->c = constraint;
+            vec_push(q->a, &u->seen, e);
             for (size_t i = 0; i < hops.n; i++) {
                 struct qhop *h = hops.p[i];
 
