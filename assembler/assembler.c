@@ -100,8 +100,7 @@ static void apply_span(struct wr *w, const struct ht_span *s)
     uint8_t tk[16];
     char hk[512];
 
-    if (ht_store_get(w->t, HT_DB_NODES, s->id.b, 8, &old, &oldn) ==
-        HT_ERR_OK) {
+    if (ht_store_get(w->t, HT_DB_NODES, s->id.b, 8, &old, &oldn) == HT_ERR_OK) {
         struct ht_arena *a = ht_arena_create();
         struct ht_span prev;
         bool keep = false;
@@ -140,13 +139,12 @@ static void apply_span(struct wr *w, const struct ht_span *s)
         half(w, hk, HALF_PRODUCER, s->end_us);
     } else if ((s->flags & HT_SPAN_WRITE) && s->corr && s->resource &&
                (s->via == HT_VIA_DYNAMODB || s->via == HT_VIA_KINESIS)) {
-        snprintf(hk, sizeof(hk), "%s:%s/%s", ht_via_name(s->via),
-                 s->resource, s->corr);
+        snprintf(hk, sizeof(hk), "%s:%s/%s", ht_via_name(s->via), s->resource,
+                 s->corr);
         half(w, hk, HALF_PRODUCER, s->end_us);
     }
     for (uint32_t i = 0; i < s->nlinks; i++)
-        put_key(w, HT_K_LINK, s->links[i].id.b, 8, HT_TARGET_SPAN, s->id.b,
-                8);
+        put_key(w, HT_K_LINK, s->links[i].id.b, 8, HT_TARGET_SPAN, s->id.b, 8);
     {
         uint8_t bt[16];
 
@@ -230,8 +228,7 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
         } else if (f->via == HT_VIA_KINESIS) {
             key_inv(w, HT_K_KSEQ, id, strlen(id), rid);
             if (f->corr && f->resource) {
-                snprintf(hk, sizeof(hk), "kinesis:%s/%s", f->resource,
-                         f->corr);
+                snprintf(hk, sizeof(hk), "kinesis:%s/%s", f->resource, f->corr);
                 half(w, hk, HALF_CONSUMER, f->ts_us);
             }
         } else if (f->via == HT_VIA_DYNAMODB) {

@@ -176,8 +176,7 @@ static int ingest_file(struct ing *g, const char *path)
             ht_store_abort(t);
         }
         if (ck.done) {
-            HT_LOG_INFO("ingest:file", "%s: already ingested, skipped",
-                        path);
+            HT_LOG_INFO("ingest:file", "%s: already ingested, skipped", path);
             g->tot.skipped_files++;
             free(real);
             return HT_ERR_OK;
@@ -322,13 +321,15 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
         } else if (strcmp(a, "--kafka") == 0 || strcmp(a, "--kinesis") == 0 ||
                    strcmp(a, "--udp") == 0) {
             ht_cli_err("ingest %s is not available in this version yet; "
-                       "ingest files or stdin (see README, Roadmap)", a);
+                       "ingest files or stdin (see README, Roadmap)",
+                       a);
             return HT_EXIT_USAGE;
         } else if (strcmp(a, "-") == 0 || a[0] != '-') {
             npaths++;
         } else {
             ht_cli_err("ingest: unknown option %s (see hoptrace ingest "
-                       "--help)", a);
+                       "--help)",
+                       a);
             return HT_EXIT_USAGE;
         }
     }
@@ -339,8 +340,7 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
     }
     rc = ht_store_open(cli->db, false, &g.store);
     if (rc) {
-        ht_cli_err("cannot open the store at %s: %s", cli->db,
-                   ht_strerror(rc));
+        ht_cli_err("cannot open the store at %s: %s", cli->db, ht_strerror(rc));
         return HT_EXIT_ERROR;
     }
     if (ht_batch_init(&g.batch)) {
@@ -393,8 +393,7 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
             fputc(')', stderr);
         }
         fprintf(stderr, "; hops matched %llu, pending %lld",
-                (unsigned long long)g.tot.as.hops_matched,
-                (long long)pending);
+                (unsigned long long)g.tot.as.hops_matched, (long long)pending);
         if (g.tot.dropped)
             fprintf(stderr, "; dropped %llu control messages",
                     (unsigned long long)g.tot.dropped);
@@ -404,7 +403,8 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
     ht_store_close(g.store);
     if (rc) {
         ht_cli_err("ingest stopped: %s (what was committed before stays; "
-                   "run the same command again to resume)", ht_strerror(rc));
+                   "run the same command again to resume)",
+                   ht_strerror(rc));
         return HT_EXIT_ERROR;
     }
     if (strict && rejected)

@@ -51,8 +51,7 @@ static int open_ro(struct ht_cli *cli, struct ht_store **s)
         return HT_EXIT_NOTFOUND;
     }
     if (rc) {
-        ht_cli_err("cannot open the store at %s: %s", cli->db,
-                   ht_strerror(rc));
+        ht_cli_err("cannot open the store at %s: %s", cli->db, ht_strerror(rc));
         return HT_EXIT_ERROR;
     }
     return 0;
@@ -80,7 +79,8 @@ int ht_cmd_stats(struct ht_cli *cli, int argc, char **argv)
             cli->db = argv[++i];
         } else {
             ht_cli_err("stats: unknown argument %s (see hoptrace stats "
-                       "--help)", argv[i]);
+                       "--help)",
+                       argv[i]);
             return HT_EXIT_USAGE;
         }
     }

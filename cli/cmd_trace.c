@@ -70,12 +70,12 @@ int ht_cmd_trace(struct ht_cli *cli, int argc, char **argv)
     rc = ht_store_open(cli->db, true, &s);
     if (rc == HT_ERR_NOTFOUND) {
         ht_cli_err("no store at %s: ingest telemetry first (hoptrace --db %s "
-                   "ingest FILE...)", cli->db, cli->db);
+                   "ingest FILE...)",
+                   cli->db, cli->db);
         return HT_EXIT_NOTFOUND;
     }
     if (rc) {
-        ht_cli_err("cannot open the store at %s: %s", cli->db,
-                   ht_strerror(rc));
+        ht_cli_err("cannot open the store at %s: %s", cli->db, ht_strerror(rc));
         return HT_EXIT_ERROR;
     }
     rc = ht_query_trace(s, id, &res);

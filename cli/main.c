@@ -95,6 +95,7 @@ int main(int argc, char **argv)
         return HT_EXIT_OK;
     }
     ht_cli_err("unknown command '%s' (commands: ingest, trace, stats, dlq; "
-               "see hoptrace --help)", cmd);
+               "see hoptrace --help)",
+               cmd);
     return HT_EXIT_USAGE;
 }

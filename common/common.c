@@ -103,7 +103,8 @@ static void *xrealloc(void *p, size_t n)
     return q;
 }
 
-/* ---- arena ---------------------------------------------------------------- */
+/* ---- arena ----------------------------------------------------------------
+ */
 
 struct arena_block {
     struct arena_block *next;
@@ -213,7 +214,8 @@ size_t ht_arena_used(const struct ht_arena *a)
     return a->total;
 }
 
-/* ---- buffer ----------------------------------------------------------------- */
+/* ---- buffer -----------------------------------------------------------------
+ */
 
 void ht_buf_init(struct ht_buf *b)
 {
@@ -310,8 +312,8 @@ void ht_buf_json_str(struct ht_buf *b, const char *s)
             break;
         default:
             if (c < 0x20) {
-                char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15],
-                               0};
+                char esc[7] = {'\\',        'u',         '0', '0',
+                               hex[c >> 4], hex[c & 15], 0};
                 ht_buf_adds(b, esc);
             } else {
                 ht_buf_addc(b, (char)c);
@@ -321,7 +323,8 @@ void ht_buf_json_str(struct ht_buf *b, const char *s)
     ht_buf_addc(b, '"');
 }
 
-/* ---- ids ------------------------------------------------------------------- */
+/* ---- ids -------------------------------------------------------------------
+ */
 
 static int hexval(char c)
 {
@@ -400,7 +403,8 @@ bool ht_tid_is_zero(const struct ht_tid *t)
     return memcmp(t->b, zero, 16) == 0;
 }
 
-/* ---- time ------------------------------------------------------------------ */
+/* ---- time ------------------------------------------------------------------
+ */
 
 int64_t ht_secs_to_us(double secs)
 {
@@ -440,9 +444,10 @@ bool ht_parse_iso8601(const char *s, int64_t *out_us)
     if (!s || strlen(s) < 19)
         return false;
     if (!digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
-        s[7] != '-' || !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != ' ') ||
-        !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) ||
-        s[16] != ':' || !digits(s + 17, 2, &sec))
+        s[7] != '-' || !digits(s + 8, 2, &d) ||
+        (s[10] != 'T' && s[10] != ' ') || !digits(s + 11, 2, &h) ||
+        s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
+        !digits(s + 17, 2, &sec))
         return false;
     p = s + 19;
     if (*p == '.' || *p == ',') {

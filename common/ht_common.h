@@ -16,16 +16,16 @@
 
 /* ---- errors ---------------------------------------------------------- */
 
-#define HT_ERRORS(X)                                                         \
-    X(OK, "success")                                                         \
-    X(NOMEM, "out of memory")                                                \
-    X(IO, "input/output error")                                              \
-    X(STORE, "store error")                                                  \
-    X(MAPFULL, "store map is full")                                          \
-    X(SCHEMA, "store schema version mismatch")                               \
-    X(NOTFOUND, "not found")                                                 \
-    X(USAGE, "usage error")                                                  \
-    X(INPUT, "input rejected")                                               \
+#define HT_ERRORS(X)                                                           \
+    X(OK, "success")                                                           \
+    X(NOMEM, "out of memory")                                                  \
+    X(IO, "input/output error")                                                \
+    X(STORE, "store error")                                                    \
+    X(MAPFULL, "store map is full")                                            \
+    X(SCHEMA, "store schema version mismatch")                                 \
+    X(NOTFOUND, "not found")                                                   \
+    X(USAGE, "usage error")                                                    \
+    X(INPUT, "input rejected")                                                 \
     X(CORRUPT, "corrupt record")
 
 enum ht_err {
@@ -40,13 +40,13 @@ const char *ht_strerror(int err);
 
 /* ---- reject reasons (bad input is counted by these) ------------------ */
 
-#define HT_REJECTS(X)                                                        \
-    X(NOT_JSON, "not_json")                                                  \
-    X(TOO_LARGE, "too_large")                                                \
-    X(TOO_DEEP, "too_deep")                                                  \
-    X(MISSING_FIELD, "missing_field")                                        \
-    X(BAD_ID, "bad_id")                                                      \
-    X(BAD_ENCODING, "bad_encoding")                                          \
+#define HT_REJECTS(X)                                                          \
+    X(NOT_JSON, "not_json")                                                    \
+    X(TOO_LARGE, "too_large")                                                  \
+    X(TOO_DEEP, "too_deep")                                                    \
+    X(MISSING_FIELD, "missing_field")                                          \
+    X(BAD_ID, "bad_id")                                                        \
+    X(BAD_ENCODING, "bad_encoding")                                            \
     X(UNKNOWN_DOC, "unknown_document")
 
 enum ht_reject {
@@ -69,10 +69,10 @@ void ht_log_write(int level, const char *tag, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* The level is tested before the arguments are evaluated. */
-#define HT_LOG_(lvl, tag, ...)                                               \
-    do {                                                                     \
-        if ((lvl) <= ht_log_level)                                           \
-            ht_log_write((lvl), (tag), __VA_ARGS__);                         \
+#define HT_LOG_(lvl, tag, ...)                                                 \
+    do {                                                                       \
+        if ((lvl) <= ht_log_level)                                             \
+            ht_log_write((lvl), (tag), __VA_ARGS__);                           \
     } while (0)
 #define HT_LOG_ERROR(tag, ...) HT_LOG_(HT_LOG_LVL_ERROR, tag, __VA_ARGS__)
 #define HT_LOG_WARN(tag, ...) HT_LOG_(HT_LOG_LVL_WARN, tag, __VA_ARGS__)
@@ -80,10 +80,10 @@ void ht_log_write(int level, const char *tag, const char *fmt, ...)
 #define HT_LOG_DEBUG(tag, ...) HT_LOG_(HT_LOG_LVL_DEBUG, tag, __VA_ARGS__)
 
 /* Assertions that stay on in release builds. */
-#define HT_ASSERT(cond)                                                      \
-    do {                                                                     \
-        if (!(cond))                                                         \
-            ht_assert_fail(#cond, __FILE__, __LINE__);                       \
+#define HT_ASSERT(cond)                                                        \
+    do {                                                                       \
+        if (!(cond))                                                           \
+            ht_assert_fail(#cond, __FILE__, __LINE__);                         \
     } while (0)
 _Noreturn void ht_assert_fail(const char *expr, const char *file, int line);
 

@@ -42,7 +42,7 @@ enum {
     HT_SPAN_THROTTLE = 1u << 4,
     HT_SPAN_SUBSEGMENT = 1u << 5, /* nested or independent subsegment */
     HT_SPAN_INFERRED = 1u << 6,
-    HT_SPAN_WRITE = 1u << 7,      /* a producer half of an async hop */
+    HT_SPAN_WRITE = 1u << 7, /* a producer half of an async hop */
     HT_SPAN_ASYNC_INVOKE = 1u << 8
 };
 
@@ -64,9 +64,9 @@ struct ht_span {
     uint16_t http_status;
     const char *name;
     const char *origin;
-    const char *operation;  /* aws.operation */
-    const char *resource;   /* queue, table, stream or function name */
-    const char *request_id; /* aws.request_id (Lambda) or API GW request */
+    const char *operation;      /* aws.operation */
+    const char *resource;       /* queue, table, stream or function name */
+    const char *request_id;     /* aws.request_id (Lambda) or API GW request */
     const char *ext_request_id; /* API Gateway extended request id */
     const char *message_id;     /* SQS SendMessage */
     const char *sequence;       /* Kinesis sequence number when recorded */
@@ -117,8 +117,8 @@ struct ht_fact {
     /* CORR and RECORD */
     const char *corr;
     /* RECORD */
-    const char *resource;  /* queue, stream or table name */
-    const char *record_id; /* SQS messageId or stream sequence number */
+    const char *resource;   /* queue, stream or table name */
+    const char *record_id;  /* SQS messageId or stream sequence number */
     struct ht_tid hdr_root; /* AWSTraceHeader Root */
     struct ht_id8 hdr_parent;
     int64_t sent_us; /* SentTimestamp / creation / arrival time */

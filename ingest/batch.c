@@ -85,8 +85,8 @@ void ht_batch_reject(struct ht_batch *b, int reason,
         b->rejects = grow(b->rejects, &b->caprejects, sizeof(*b->rejects));
     r = &b->rejects[b->nrejects++];
     r->reason = (uint8_t)reason;
-    r->source = ht_arena_strdup(b->arena, pos && pos->source ? pos->source
-                                                             : "unknown");
+    r->source =
+        ht_arena_strdup(b->arena, pos && pos->source ? pos->source : "unknown");
     r->offset = pos ? pos->offset : 0;
     r->detail = ht_arena_strdup(b->arena, detail ? detail : "");
     if (n > HT_MAX_DLQ_SAMPLE)

@@ -24,8 +24,7 @@
 static void decode_bytes(struct ht_batch *b, const struct ht_srcpos *pos,
                          const void *data, size_t n, int level);
 static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos,
-                         json_t *v, const char *raw, size_t rawlen,
-                         int level);
+                         json_t *v, const char *raw, size_t rawlen, int level);
 
 /* ---- small jansson accessors ------------------------------------------- */
 
@@ -147,12 +146,12 @@ static void fill_aws(struct xray_ctx *x, json_t *doc, struct ht_span *s)
         s->resource = tail_name(b, str, ":");
     else if (json_is_array(v = json_object_get(aws, "table_names")) &&
              json_is_string(json_array_get(v, 0)))
-        s->resource = ht_arena_strdup(b->arena,
-                                      json_string_value(json_array_get(v, 0)));
+        s->resource =
+            ht_arena_strdup(b->arena, json_string_value(json_array_get(v, 0)));
     else if (json_is_array(v = json_object_get(aws, "resource_names")) &&
              json_is_string(json_array_get(v, 0)))
-        s->resource = ht_arena_strdup(b->arena,
-                                      json_string_value(json_array_get(v, 0)));
+        s->resource =
+            ht_arena_strdup(b->arena, json_string_value(json_array_get(v, 0)));
     s->message_id = dup_str(b, aws, "message_id");
     s->sequence = dup_str(b, aws, "sequence_number");
     op = s->operation;
@@ -191,8 +190,8 @@ static bool get_time(json_t *doc, const char *key, int64_t *out)
  * enclosing span's id for nested subsegments, NULL for a document.
  */
 static void decode_span(struct xray_ctx *x, json_t *doc,
-                        const struct ht_tid *trace,
-                        const struct ht_id8 *parent, int depth)
+                        const struct ht_tid *trace, const struct ht_id8 *parent,
+                        int depth)
 {
     struct ht_batch *b = x->b;
     struct ht_span s;
@@ -292,8 +291,7 @@ static void decode_span(struct xray_ctx *x, json_t *doc,
     fill_aws(x, doc, &s);
     s.corr = annotation_corr(b, json_object_get(doc, "annotations"));
     v = json_object_get(doc, "metadata");
-    if (json_is_object(v) &&
-        json_is_object(v = json_object_get(v, "default")))
+    if (json_is_object(v) && json_is_object(v = json_object_get(v, "default")))
         s.ext_request_id = dup_str(b, v, "extended_request_id");
 
     /* what the span is */
@@ -453,8 +451,7 @@ static void decode_blob(struct ht_batch *b, const struct ht_srcpos *pos,
     char detail[96];
 
     if (!json_is_string(data)) {
-        snprintf(detail, sizeof(detail), "%s is missing or not a string",
-                 what);
+        snprintf(detail, sizeof(detail), "%s is missing or not a string", what);
         ht_batch_reject(b, HT_REJ_MISSING_FIELD, pos, detail, NULL, 0);
         return;
     }
@@ -506,8 +503,8 @@ static bool is_daemon_header(json_t *v)
 {
     const char *fmt = jstr(v, "format");
 
-    return fmt && json_object_size(v) <= 3 &&
-           json_object_get(v, "version") && strcasecmp(fmt, "json") == 0;
+    return fmt && json_object_size(v) <= 3 && json_object_get(v, "version") &&
+           strcasecmp(fmt, "json") == 0;
 }
 
 static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos,
@@ -531,8 +528,8 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos,
                         "a JSON value that is not a document", raw, rawlen);
         return;
     }
-    if (json_object_get(v, "trace_id") || (json_object_get(v, "id") &&
-                                           json_object_get(v, "start_time"))) {
+    if (json_object_get(v, "trace_id") ||
+        (json_object_get(v, "id") && json_object_get(v, "start_time"))) {
         decode_xray(b, pos, v, raw, rawlen);
         return;
     }
@@ -553,10 +550,10 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos,
             json_t *segs = json_object_get(json_array_get(x, i), "Segments");
 
             for (size_t j = 0; j < json_array_size(segs); j++)
-                decode_embedded(b, pos,
-                                json_object_get(json_array_get(segs, j),
-                                                "Document"),
-                                level);
+                decode_embedded(
+                    b, pos,
+                    json_object_get(json_array_get(segs, j), "Document"),
+                    level);
         }
         return;
     }

@@ -15,8 +15,8 @@ enum ht__scan_rc { HT__SCAN_VALUE, HT__SCAN_NEED_MORE, HT__SCAN_BAD_LINE };
  * its line. BAD_LINE: the value cannot be closed (mismatched bracket, or
  * unterminated at eof). *maxdepth is the deepest nesting seen.
  */
-enum ht__scan_rc ht__scan_value(const char *p, size_t n, bool eof,
-                                size_t *len, int *maxdepth);
+enum ht__scan_rc ht__scan_value(const char *p, size_t n, bool eof, size_t *len,
+                                int *maxdepth);
 size_t ht__skip_ws(const char *p, size_t n);
 
 #endif

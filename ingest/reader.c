@@ -28,8 +28,8 @@ static bool is_ws(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-enum ht__scan_rc ht__scan_value(const char *p, size_t n, bool eof,
-                                size_t *len, int *maxdepth)
+enum ht__scan_rc ht__scan_value(const char *p, size_t n, bool eof, size_t *len,
+                                int *maxdepth)
 {
     char stack[HT_MAX_DEPTH];
     int depth = 0, deepest = 0;
@@ -187,8 +187,10 @@ static bool fill(struct ht_reader *r)
         int zerr;
         const char *msg = gzerror(r->gz, &zerr);
 
-        HT_LOG_ERROR("ingest:file", "reading %s: %s (the data before this "
-                     "point was kept)", r->name, msg);
+        HT_LOG_ERROR("ingest:file",
+                     "reading %s: %s (the data before this "
+                     "point was kept)",
+                     r->name, msg);
         r->eof = true;
         r->err = true;
         return false;

@@ -74,16 +74,17 @@ static void skew(struct cp *c, int a, int b, int64_t by_us)
             return;
     if (c->nskew < 64)
         strcpy(c->skew_seen[c->nskew++], key);
-    const char **nw =
-        ht_arena_alloc(c->a, (r->nwarnings + 1) * sizeof(*nw));
+    const char **nw = ht_arena_alloc(c->a, (r->nwarnings + 1) * sizeof(*nw));
     if (r->nwarnings)
         memcpy(nw, r->warnings, r->nwarnings * sizeof(*nw));
     {
         struct ht_buf w;
 
         ht_buf_init(&w);
-        ht_buf_printf(&w, "{\"type\":\"skew\",\"spans\":[\"%s\",\"%s\"],"
-                      "\"names\":[", ia, ib);
+        ht_buf_printf(&w,
+                      "{\"type\":\"skew\",\"spans\":[\"%s\",\"%s\"],"
+                      "\"names\":[",
+                      ia, ib);
         ht_buf_json_str(&w, r->spans[a].s.name);
         ht_buf_addc(&w, ',');
         ht_buf_json_str(&w, r->spans[b].s.name);
@@ -258,8 +259,7 @@ void ht__critical_path(struct ht_request *r, struct ht_arena *a)
             for (int i = 0; i < n; i++)
                 if (r->spans[i].s.start_us < r->spans[first].s.start_us)
                     first = i;
-            skew(&c, r->root, first,
-                 (r->end_us - r->start_us) - sum);
+            skew(&c, r->root, first, (r->end_us - r->start_us) - sum);
         }
     }
 }

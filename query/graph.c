@@ -792,8 +792,7 @@ static void logs_only_pairs(struct q *q, uint8_t via, const char *corr,
         for (size_t i = 0; i < cands.n; i++) {
             struct qnode *p = cands.p[i];
 
-            if (p->s.end_us <= by &&
-                (!best || p->s.end_us > best->s.end_us))
+            if (p->s.end_us <= by && (!best || p->s.end_us > best->s.end_us))
                 best = p;
         }
         if (best) {
@@ -961,14 +960,16 @@ static void q_incoming(struct q *q, struct qinv *inv, struct vec *out)
             for (size_t j = 0; j < c.spans.n && !p; j++)
                 p = q_span(q, c.spans.p[j]);
             if (p) {
-                vec_push(q->a, out, mkhop(q, p, inv, r, HT_VIA_SQS,
-                                          r->resource, "message-id"));
+                vec_push(
+                    q->a, out,
+                    mkhop(q, p, inv, r, HT_VIA_SQS, r->resource, "message-id"));
                 continue;
             }
             if ((r->flags & HT_FACT_HAS_HDR) &&
                 (p = q_span(q, &r->hdr_parent))) {
-                vec_push(q->a, out, mkhop(q, p, inv, r, HT_VIA_SQS,
-                                          r->resource, "trace-header"));
+                vec_push(q->a, out,
+                         mkhop(q, p, inv, r, HT_VIA_SQS, r->resource,
+                               "trace-header"));
             }
             continue;
         }
@@ -977,8 +978,9 @@ static void q_incoming(struct q *q, struct qinv *inv, struct vec *out)
             for (size_t j = 0; j < c.spans.n && !p; j++)
                 p = q_span(q, c.spans.p[j]);
             if (p) {
-                vec_push(q->a, out, mkhop(q, p, inv, r, HT_VIA_KINESIS,
-                                          r->resource, "sequence-number"));
+                vec_push(q->a, out,
+                         mkhop(q, p, inv, r, HT_VIA_KINESIS, r->resource,
+                               "sequence-number"));
                 continue;
             }
         }
@@ -1015,11 +1017,13 @@ static void q_incoming(struct q *q, struct qinv *inv, struct vec *out)
             if (!p || p == top || hop_listed(out, p, inv))
                 continue;
             if (p->s.via == HT_VIA_SQS)
-                vec_push(q->a, out, mkhop(q, p, inv, NULL, HT_VIA_SQS,
-                                          p->s.resource, "xray-link"));
+                vec_push(q->a, out,
+                         mkhop(q, p, inv, NULL, HT_VIA_SQS, p->s.resource,
+                               "xray-link"));
             else
-                vec_push(q->a, out, mkhop(q, p, inv, NULL, HT_VIA_LINK,
-                                          link_resource(p), "xray-link"));
+                vec_push(q->a, out,
+                         mkhop(q, p, inv, NULL, HT_VIA_LINK, link_resource(p),
+                               "xray-link"));
         }
     }
 }
@@ -1080,10 +1084,10 @@ static void q_outgoing(struct q *q, struct qnode *p, struct vec *out)
                                8) != 0)
                         other = true;
                 if (!other)
-                    vec_push(q->a, out,
-                             mkhop(q, p, inv, r, HT_VIA_SQS, r->resource,
-                                   p->s.message_id ? "message-id"
-                                                   : "trace-header"));
+                    vec_push(
+                        q->a, out,
+                        mkhop(q, p, inv, r, HT_VIA_SQS, r->resource,
+                              p->s.message_id ? "message-id" : "trace-header"));
             }
         }
     }
@@ -1103,11 +1107,10 @@ static void q_outgoing(struct q *q, struct qnode *p, struct vec *out)
         if (!inv || hop_listed(out, p, inv))
             continue;
         vec_push(q->a, out,
-                 p->s.via == HT_VIA_SQS
-                     ? mkhop(q, p, inv, NULL, HT_VIA_SQS, p->s.resource,
-                             "xray-link")
-                     : mkhop(q, p, inv, NULL, HT_VIA_LINK, link_resource(p),
-                             "xray-link"));
+                 p->s.via == HT_VIA_SQS ? mkhop(q, p, inv, NULL, HT_VIA_SQS,
+                                                p->s.resource, "xray-link")
+                                        : mkhop(q, p, inv, NULL, HT_VIA_LINK,
+                                                link_resource(p), "xray-link"));
     }
     if (p->s.sequence) {
         targets_s(q, HT_K_KSEQ, p->s.sequence, &c);
@@ -1204,8 +1207,8 @@ static void walk_up(struct q *q, struct up_ctx *u, struct qnode *n,
             for (size_t i = 0; i < u->seen.n; i++) {
                 struct seen_up *e = u->seen.p[i];
 
-                if (e->n == n && (e->c == constraint ||
-                                  streq(e->c, constraint)))
+                if (e->n == n &&
+                    (e->c == constraint || streq(e->c, constraint)))
                     return;
             }
             struct seen_up *e = ht_arena_alloc(q->a, sizeof(*e));
@@ -1228,9 +1231,9 @@ static void walk_up(struct q *q, struct up_ctx *u, struct qnode *n,
 /* ---- walking down: assembling one request ----------------------------- */
 
 struct down_ctx {
-    struct vec nodes;  /* qnode * in the request */
-    struct vec shared; /* parallel: (void *)1 when shared */
-    struct vec hops;   /* qhop * */
+    struct vec nodes;   /* qnode * in the request */
+    struct vec shared;  /* parallel: (void *)1 when shared */
+    struct vec hops;    /* qhop * */
     struct map allowed; /* qinv * -> struct vec of corr ids of this request */
     struct vec corrs;   /* correlation ids of the request */
     int budget;
@@ -1278,7 +1281,8 @@ static void visit_kids(struct q *q, struct down_ctx *d, struct qnode *n,
                 }
                 if (!mine)
                     continue;
-            } else if (k->s.kind == HT_SK_CALL || (k->s.flags & HT_SPAN_WRITE)) {
+            } else if (k->s.kind == HT_SK_CALL ||
+                       (k->s.flags & HT_SPAN_WRITE)) {
                 ks = true;
             }
         }
@@ -1286,8 +1290,7 @@ static void visit_kids(struct q *q, struct down_ctx *d, struct qnode *n,
     }
 }
 
-static void visit(struct q *q, struct down_ctx *d, struct qnode *n,
-                  bool shared)
+static void visit(struct q *q, struct down_ctx *d, struct qnode *n, bool shared)
 {
     struct vec out = {0};
     struct qinv *inv;
@@ -1359,8 +1362,7 @@ static const char *hexid(struct ht_arena *a, const struct ht_id8 *id)
     return ht_arena_strdup(a, buf);
 }
 
-static void build_request(struct q *q, struct qnode *root,
-                          struct ht_request *r)
+static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
 {
     struct down_ctx d;
     struct vec tids = {0};
@@ -1393,8 +1395,7 @@ static void build_request(struct q *q, struct qnode *root,
             s->cold = (inv->has_rec && (inv->rec.flags & HT_INV_COLD)) != 0;
         }
         if (n->s.kind == HT_SK_LAMBDA || n->s.kind == HT_SK_FUNCTION ||
-            n->s.kind == HT_SK_APIGW || n->s.kind == HT_SK_SEGMENT ||
-            !p)
+            n->s.kind == HT_SK_APIGW || n->s.kind == HT_SK_SEGMENT || !p)
             s->service = n->s.name;
         if (n->s.kind == HT_SK_INIT && inv)
             s->cold = true;
@@ -1416,12 +1417,11 @@ static void build_request(struct q *q, struct qnode *root,
     for (size_t i = 0; i < r->nspans; i++) {
         int j = (int)i, guard = 0;
 
-        while (!r->spans[j].service && r->spans[j].parent >= 0 &&
-               guard++ < 256)
+        while (!r->spans[j].service && r->spans[j].parent >= 0 && guard++ < 256)
             j = r->spans[j].parent;
         if (!r->spans[i].service)
-            r->spans[i].service = r->spans[j].service ? r->spans[j].service
-                                                      : r->spans[i].s.name;
+            r->spans[i].service =
+                r->spans[j].service ? r->spans[j].service : r->spans[i].s.name;
     }
     /* a cold invocation marks its segments */
     for (size_t i = 0; i < r->nspans; i++)
@@ -1465,8 +1465,7 @@ static void build_request(struct q *q, struct qnode *root,
             nh[r->nhops].resource = s->s.name;
             nh[r->nhops].evidence = "trace-header";
             nh[r->nhops].wait_ms =
-                (double)(s->s.start_us - r->spans[s->parent].s.end_us) /
-                1000.0;
+                (double)(s->s.start_us - r->spans[s->parent].s.end_us) / 1000.0;
             r->hops = nh;
             r->nhops++;
             s->parent = -1; /* a hop, not a call */
@@ -1668,8 +1667,7 @@ int ht_query_trace(struct ht_store *s, const char *id, struct ht_result **out)
     for (size_t i = 0; i < u.roots.n; i++)
         build_request(&q, u.roots.p[i], &res->requests[i]);
     if (res->nrequests > 1)
-        qsort(res->requests, res->nrequests, sizeof(*res->requests),
-              cmp_req);
+        qsort(res->requests, res->nrequests, sizeof(*res->requests), cmp_req);
     ht_store_abort(q.t);
     map_free(&q.spans);
     map_free(&q.invs);

@@ -89,8 +89,7 @@ static void span_json(struct ht_buf *b, const struct ht_request *r,
     jkey(b, "service");
     jstr_or_null(b, q->service);
     ht_buf_printf(b, ",\"shared\":%s,\"logs_only\":%s,\"in_progress\":%s",
-                  q->shared ? "true" : "false",
-                  q->logs_only ? "true" : "false",
+                  q->shared ? "true" : "false", q->logs_only ? "true" : "false",
                   s->flags & HT_SPAN_IN_PROGRESS ? "true" : "false");
     if (s->operation) {
         ht_buf_addc(b, ',');
@@ -197,8 +196,8 @@ static void request_json(struct ht_buf *b, const struct ht_request *r)
             jkey(b, "resource");
             ht_buf_json_str(b, r->hops[e->hop].resource);
         }
-        ht_buf_printf(b, ",\"start_us\":%lld,\"duration_ms\":",
-                      (long long)e->start_us);
+        ht_buf_printf(
+            b, ",\"start_us\":%lld,\"duration_ms\":", (long long)e->start_us);
         jms(b, (double)e->dur_us / 1000.0);
         ht_buf_addc(b, '}');
     }
@@ -259,8 +258,7 @@ static void tree_line(struct ht_buf *b, const struct ht_request *r, int i,
     ht_buf_printf(b, "%s  %.3f ms", s->s.name,
                   (double)(s->s.end_us - s->s.start_us) / 1000.0);
     if (s->s.operation)
-        ht_buf_printf(b, "  [%s%s%s]", s->s.operation,
-                      s->s.resource ? " " : "",
+        ht_buf_printf(b, "  [%s%s%s]", s->s.operation, s->s.resource ? " " : "",
                       s->s.resource ? s->s.resource : "");
     if (s->cold && (s->s.kind == HT_SK_INIT || s->s.kind == HT_SK_FUNCTION))
         ht_buf_adds(b, "  cold");
@@ -272,8 +270,7 @@ static void tree_line(struct ht_buf *b, const struct ht_request *r, int i,
         ht_buf_adds(b, "  (from logs)");
     ht_buf_addc(b, '\n');
     for (int k = first_kid[i]; k >= 0; k = next_sib[k])
-        tree_line(b, r, k, depth + 1, first_kid, next_sib, hop_into,
-                  guard + 1);
+        tree_line(b, r, k, depth + 1, first_kid, next_sib, hop_into, guard + 1);
 }
 
 static void request_text(struct ht_buf *b, const struct ht_request *r,
@@ -312,17 +309,15 @@ static void request_text(struct ht_buf *b, const struct ht_request *r,
 
         if (e->kind == HT_CP_WAIT && e->hop >= 0)
             snprintf(what, sizeof(what), "%s %s -> %s",
-                     ht_via_name(r->hops[e->hop].via),
-                     r->hops[e->hop].resource, s->s.name);
+                     ht_via_name(r->hops[e->hop].via), r->hops[e->hop].resource,
+                     s->s.name);
         else
             snprintf(what, sizeof(what), "%s", s->s.name);
-        ht_buf_printf(b, "  %10.3f %-6s %-28.28s %-30.30s %10.3f %6.1f%%\n",
-                      (double)(e->start_us - r->start_us) / 1000.0,
-                      cp_kinds[e->kind], s->service ? s->service : "", what,
-                      (double)e->dur_us / 1000.0,
-                      total_ms > 0 ? 100.0 * (double)e->dur_us / 1000.0 /
-                                         total_ms
-                                   : 0.0);
+        ht_buf_printf(
+            b, "  %10.3f %-6s %-28.28s %-30.30s %10.3f %6.1f%%\n",
+            (double)(e->start_us - r->start_us) / 1000.0, cp_kinds[e->kind],
+            s->service ? s->service : "", what, (double)e->dur_us / 1000.0,
+            total_ms > 0 ? 100.0 * (double)e->dur_us / 1000.0 / total_ms : 0.0);
     }
     if (r->nhops) {
         ht_buf_adds(b, "\nhops\n");
@@ -375,14 +370,16 @@ static void request_text(struct ht_buf *b, const struct ht_request *r,
 void ht_query_text(const struct ht_result *res, struct ht_buf *b)
 {
     if (res->nrequests > 1)
-        ht_buf_printf(b, "%s names %zu requests (a batch served them "
+        ht_buf_printf(b,
+                      "%s names %zu requests (a batch served them "
                       "together); most recent first\n\n",
                       res->query, res->nrequests);
     for (size_t i = 0; i < res->nrequests; i++)
         request_text(b, &res->requests[i], i, res->nrequests);
 }
 
-/* ---- DOT ------------------------------------------------------------------ */
+/* ---- DOT ------------------------------------------------------------------
+ */
 
 static void dot_str(struct ht_buf *b, const char *s)
 {
@@ -441,11 +438,10 @@ void ht_query_dot(const struct ht_result *res, struct ht_buf *b)
                           (double)(s->s.end_us - s->s.start_us) / 1000.0);
             if (s->s.operation)
                 ht_buf_printf(&l, "\n%s", s->s.operation);
-            if (s->cold && (s->s.kind == HT_SK_INIT ||
-                            s->s.kind == HT_SK_FUNCTION))
+            if (s->cold &&
+                (s->s.kind == HT_SK_INIT || s->s.kind == HT_SK_FUNCTION))
                 ht_buf_adds(&l, "\ncold start");
-            if (s->s.flags & (HT_SPAN_ERROR | HT_SPAN_FAULT |
-                              HT_SPAN_THROTTLE))
+            if (s->s.flags & (HT_SPAN_ERROR | HT_SPAN_FAULT | HT_SPAN_THROTTLE))
                 ht_buf_adds(&l, "\nERROR");
             if (s->shared)
                 ht_buf_adds(&l, "\nshared");
@@ -454,8 +450,7 @@ void ht_query_dot(const struct ht_result *res, struct ht_buf *b)
             dot_str(b, l.data);
             if (on_cp[i])
                 ht_buf_adds(b, ", style=bold, penwidth=2.5");
-            if (s->s.flags & (HT_SPAN_ERROR | HT_SPAN_FAULT |
-                              HT_SPAN_THROTTLE))
+            if (s->s.flags & (HT_SPAN_ERROR | HT_SPAN_FAULT | HT_SPAN_THROTTLE))
                 ht_buf_adds(b, ", color=red");
             if (s->cold && s->s.kind == HT_SK_INIT)
                 ht_buf_adds(b, ", fillcolor=lightblue, style=\"filled,bold\"");
@@ -470,10 +465,9 @@ void ht_query_dot(const struct ht_result *res, struct ht_buf *b)
                 continue;
             hex8(&r->spans[i].s.id, id);
             hex8(&r->spans[p].s.id, pid);
-            ht_buf_printf(b, "    \"r%zu_%s\" -> \"r%zu_%s\"%s;\n", ri, pid,
-                          ri, id,
-                          on_cp[i] && on_cp[p] ? " [style=bold, penwidth=2.5]"
-                                               : "");
+            ht_buf_printf(
+                b, "    \"r%zu_%s\" -> \"r%zu_%s\"%s;\n", ri, pid, ri, id,
+                on_cp[i] && on_cp[p] ? " [style=bold, penwidth=2.5]" : "");
         }
         for (size_t i = 0; i < r->nhops; i++) {
             const struct ht_qhop *h = &r->hops[i];

@@ -45,19 +45,19 @@ enum ht_db {
 
 /* Key prefixes in HT_DB_KEYS. Stored: never change a letter. */
 enum {
-    HT_K_TRACE = 'T',    /* trace id (16) -> spans and invocations */
-    HT_K_CHILD = 'C',    /* parent span id (8) -> child spans */
-    HT_K_LAMBDA = 'L',   /* Lambda request id -> AWS::Lambda span */
-    HT_K_APIGW = 'A',    /* API Gateway request id -> stage span / inv */
-    HT_K_APIGW_EXT = 'E',/* extended request id -> stage span / inv */
-    HT_K_CORR = 'K',     /* correlation id -> spans / invocations */
-    HT_K_SQS = 'M',      /* SQS message id -> producer span / consumer inv */
-    HT_K_KINESIS = 'Q',  /* stream '/' sequence number -> span / inv */
-    HT_K_KSEQ = 'q',     /* Kinesis sequence number alone -> inv / span */
-    HT_K_DDB = 'D',      /* DynamoDB stream sequence number -> inv */
-    HT_K_LINK = 'R',     /* linked span id (8) -> span holding the link */
-    HT_K_HEADER = 'H',   /* AWSTraceHeader Parent (8) -> consumer inv */
-    HT_K_SEGMENT = 'G'   /* function segment id (8) from REPORT -> inv */
+    HT_K_TRACE = 'T',     /* trace id (16) -> spans and invocations */
+    HT_K_CHILD = 'C',     /* parent span id (8) -> child spans */
+    HT_K_LAMBDA = 'L',    /* Lambda request id -> AWS::Lambda span */
+    HT_K_APIGW = 'A',     /* API Gateway request id -> stage span / inv */
+    HT_K_APIGW_EXT = 'E', /* extended request id -> stage span / inv */
+    HT_K_CORR = 'K',      /* correlation id -> spans / invocations */
+    HT_K_SQS = 'M',       /* SQS message id -> producer span / consumer inv */
+    HT_K_KINESIS = 'Q',   /* stream '/' sequence number -> span / inv */
+    HT_K_KSEQ = 'q',      /* Kinesis sequence number alone -> inv / span */
+    HT_K_DDB = 'D',       /* DynamoDB stream sequence number -> inv */
+    HT_K_LINK = 'R',      /* linked span id (8) -> span holding the link */
+    HT_K_HEADER = 'H',    /* AWSTraceHeader Parent (8) -> consumer inv */
+    HT_K_SEGMENT = 'G'    /* function segment id (8) from REPORT -> inv */
 };
 
 enum { HT_TARGET_SPAN = 'S', HT_TARGET_INV = 'I' };

@@ -32,7 +32,7 @@ struct ht_txn {
 };
 
 static const char *const db_names[HT_DB__COUNT] = {
-    "meta", "nodes", "inv", "facts", "keys",
+    "meta",    "nodes",   "inv",         "facts", "keys",
     "pending", "by_time", "checkpoints", "dlq"};
 
 #define INITIAL_MAP ((size_t)1 << 30)
@@ -62,8 +62,7 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
         if (readonly)
             return HT_ERR_NOTFOUND;
         if (mkdir(dir, 0755) != 0) {
-            HT_LOG_ERROR("store", "cannot create %s: %s", dir,
-                         strerror(errno));
+            HT_LOG_ERROR("store", "cannot create %s: %s", dir, strerror(errno));
             return HT_ERR_STORE;
         }
     } else if (!S_ISDIR(st.st_mode)) {
@@ -108,9 +107,10 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
         if (rc == MDB_NOTFOUND && readonly) {
             mdb_txn_abort(txn);
             ht_store_close(s);
-            HT_LOG_ERROR("store", "%s holds no hoptrace store (database "
-                         "\"%s\" missing); ingest into it first", dir,
-                         db_names[i]);
+            HT_LOG_ERROR("store",
+                         "%s holds no hoptrace store (database "
+                         "\"%s\" missing); ingest into it first",
+                         dir, db_names[i]);
             return HT_ERR_SCHEMA;
         }
         if (rc)
@@ -133,9 +133,11 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
             memcpy(&have, v.mv_data, v.mv_size < 4 ? v.mv_size : 4);
             if (v.mv_size != 4 || have != HT_SCHEMA_VERSION) {
                 mdb_txn_abort(txn);
-                HT_LOG_ERROR("store", "%s has schema version %u but this "
+                HT_LOG_ERROR("store",
+                             "%s has schema version %u but this "
                              "hoptrace reads version %u: ingest into a new "
-                             "--db folder", dir, have, HT_SCHEMA_VERSION);
+                             "--db folder",
+                             dir, have, HT_SCHEMA_VERSION);
                 ht_store_close(s);
                 return HT_ERR_SCHEMA;
             }

@@ -89,8 +89,7 @@ static void test_base64_gzip(void)
     CHECK(ht_base64_decode("QQ=x", 4, out) < 0);
 
     memset(&zs, 0, sizeof(zs));
-    CHECK(deflateInit2(&zs, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) ==
-          Z_OK);
+    CHECK(deflateInit2(&zs, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) == Z_OK);
     zs.next_in = (Bytef *)msg;
     zs.avail_in = (uInt)strlen(msg);
     zs.next_out = gz;
@@ -102,7 +101,7 @@ static void test_base64_gzip(void)
     CHECK(plen == strlen(msg) && memcmp(plain, msg, plen) == 0);
     free(plain);
     CHECK(ht_gunzip(gz, gzn / 2, 1024, &plain, &plen) != 0); /* truncated */
-    CHECK(ht_gunzip(gz, gzn, 3, &plain, &plen) != 0);         /* too big */
+    CHECK(ht_gunzip(gz, gzn, 3, &plain, &plen) != 0);        /* too big */
     CHECK(ht_gunzip("plain", 5, 1024, &plain, &plen) != 0);
 }
 
@@ -124,8 +123,8 @@ static void test_trace_header(void)
                                 "56d14b505",
                                 &root, &parent, &hp));
     CHECK(!hp);
-    CHECK(!ht_parse_trace_header("Parent=678c8388376f339d", &root, &parent,
-                                 &hp));
+    CHECK(
+        !ht_parse_trace_header("Parent=678c8388376f339d", &root, &parent, &hp));
 }
 
 static void test_names(void)

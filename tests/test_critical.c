@@ -10,8 +10,8 @@
 
 #include <stdlib.h>
 
-static struct ht_qspan mk(const char *name, int parent, int kind,
-                          int64_t start, int64_t end)
+static struct ht_qspan mk(const char *name, int parent, int kind, int64_t start,
+                          int64_t end)
 {
     struct ht_qspan s;
     char hex[17];

@@ -12,24 +12,24 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define SEG                                                                  \
-    "{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"          \
-    "\"86ff721126a64905\",\"start_time\":1795700000.0520933,\"name\":"       \
-    "\"checkout-api/live\",\"origin\":\"AWS::ApiGateway::Stage\",\"aws\":{"  \
-    "\"api_gateway\":{\"rest_api_id\":\"abc123\",\"stage\":\"prod\","        \
-    "\"request_id\":\"5b437c74\"}},\"subsegments\":[{\"id\":"                \
-    "\"6fe31d2b485d77f5\",\"name\":\"Lambda\",\"start_time\":1.7957000000"   \
-    "550933E9,\"namespace\":\"aws\",\"aws\":{\"function_name\":"             \
-    "\"start-payment\",\"operation\":\"Invoke\"},\"end_time\":1795700000.58" \
+#define SEG                                                                    \
+    "{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"            \
+    "\"86ff721126a64905\",\"start_time\":1795700000.0520933,\"name\":"         \
+    "\"checkout-api/live\",\"origin\":\"AWS::ApiGateway::Stage\",\"aws\":{"    \
+    "\"api_gateway\":{\"rest_api_id\":\"abc123\",\"stage\":\"prod\","          \
+    "\"request_id\":\"5b437c74\"}},\"subsegments\":[{\"id\":"                  \
+    "\"6fe31d2b485d77f5\",\"name\":\"Lambda\",\"start_time\":1.7957000000"     \
+    "550933E9,\"namespace\":\"aws\",\"aws\":{\"function_name\":"               \
+    "\"start-payment\",\"operation\":\"Invoke\"},\"end_time\":1795700000.58"   \
     "00066}],\"end_time\":1795700000.5820067}"
 
-#define SQS_SUB                                                              \
-    "{\"type\":\"subsegment\",\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c" \
-    "2b14a\",\"parent_id\":\"75a5c05990eab629\",\"id\":\"24f6a303b83ea7bd\"," \
-    "\"name\":\"SQS\",\"start_time\":1795700000.5561056,\"end_time\":"       \
-    "1795700000.5768065,\"namespace\":\"aws\",\"aws\":{\"operation\":"       \
-    "\"SendMessage\",\"queue_url\":\"https://sqs.us-east-1.amazonaws.com/1"  \
-    "23456789012/payments-queue\",\"message_id\":\"82b6671c\"},"             \
+#define SQS_SUB                                                                \
+    "{\"type\":\"subsegment\",\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c"   \
+    "2b14a\",\"parent_id\":\"75a5c05990eab629\",\"id\":\"24f6a303b83ea7bd\","  \
+    "\"name\":\"SQS\",\"start_time\":1795700000.5561056,\"end_time\":"         \
+    "1795700000.5768065,\"namespace\":\"aws\",\"aws\":{\"operation\":"         \
+    "\"SendMessage\",\"queue_url\":\"https://sqs.us-east-1.amazonaws.com/1"    \
+    "23456789012/payments-queue\",\"message_id\":\"82b6671c\"},"               \
     "\"annotations\":{\"correlation_id\":\"order-1\"}}"
 
 static struct ht_batch b;
@@ -88,8 +88,7 @@ static void test_xray(void)
 
     /* PutTraceSegments body and BatchGetTraces response */
     esc = escape_json(SQS_SUB);
-    snprintf(buf, sizeof(buf), "{\"TraceSegmentDocuments\":[%s,%s]}", esc,
-             esc);
+    snprintf(buf, sizeof(buf), "{\"TraceSegmentDocuments\":[%s,%s]}", esc, esc);
     feed(buf);
     CHECK(b.nspans == 2 && total_rejects() == 0);
     snprintf(buf, sizeof(buf),
@@ -118,8 +117,9 @@ static void test_rejects(void)
     feed("{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
          "\"86ff721126a6490\",\"start_time\":1,\"end_time\":2,\"name\":\"x\"}");
     CHECK(b.rejected[HT_REJ_BAD_ID] == 1 && b.nspans == 0);
-    feed("{\"trace_id\":\"1-6b0835-c49c720af84bd7b4b9c2b14a\",\"id\":"
-         "\"86ff721126a64905\",\"start_time\":1,\"end_time\":2,\"name\":\"x\"}");
+    feed(
+        "{\"trace_id\":\"1-6b0835-c49c720af84bd7b4b9c2b14a\",\"id\":"
+        "\"86ff721126a64905\",\"start_time\":1,\"end_time\":2,\"name\":\"x\"}");
     CHECK(b.rejected[HT_REJ_BAD_ID] == 1);
     feed("{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
          "\"86ff721126a64905\",\"start_time\":1,\"name\":\"x\"}");
@@ -252,8 +252,9 @@ static void test_reader(void)
     int fd = mkstemp(path);
     const char *content = "{\"a\":1}\n{\"b\":\n 2}\n  [1,2]{\"c\":3}\n"
                           "{\"bad\":\n{\"d\":4}\ngarbage line\n";
-    const char *want[] = {"{\"a\":1}", "{\"b\":\n 2}", "[1,2]", "{\"c\":3}",
-                          "{\"bad\":", "{\"d\":4}", "garbage line"};
+    const char *want[] = {"{\"a\":1}",   "{\"b\":\n 2}", "[1,2]",
+                          "{\"c\":3}",   "{\"bad\":",    "{\"d\":4}",
+                          "garbage line"};
 
     CHECK(fd >= 0);
     close(fd);

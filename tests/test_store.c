@@ -38,7 +38,8 @@ static void test_span_roundtrip(void)
     ht_buf_init(&b);
     ht_span_pack(&s, &b);
     CHECK(ht_span_unpack(b.data, b.len, a, &o) == HT_ERR_OK);
-    CHECK(memcmp(o.id.b, s.id.b, 8) == 0 && memcmp(o.trace.b, s.trace.b, 16) == 0);
+    CHECK(memcmp(o.id.b, s.id.b, 8) == 0 &&
+          memcmp(o.trace.b, s.trace.b, 16) == 0);
     CHECK(o.start_us == s.start_us && o.end_us == s.end_us);
     CHECK(o.flags == s.flags && o.kind == s.kind && o.via == s.via);
     CHECK(o.http_status == 202);
