@@ -55,6 +55,7 @@ struct ing {
     size_t batch_docs;
     bool progress;
     int64_t last_progress;
+    int io_failures; /* paths that could not be read (reported) */
 };
 
 struct ckpt {
@@ -281,6 +282,10 @@ static int ingest_path(struct ing *g, const char *path, int depth)
     for (size_t i = 0; i < n; i++) {
         if (!rc)
             rc = ingest_path(g, names[i], depth + 1);
+        if (rc == HT_ERR_IO) {
+            g->io_failures++; /* reported; go on with the rest */
+            rc = HT_ERR_OK;
+        }
         free(names[i]);
     }
     free(names);
@@ -358,8 +363,10 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
         if (a[0] == '-' && a[1])
             continue;
         rc = ingest_path(&g, a, 0);
-        if (rc == HT_ERR_IO)
+        if (rc == HT_ERR_IO) {
+            g.io_failures++;
             rc = HT_ERR_OK; /* reported; go on with the other paths */
+        }
     }
     if (g.progress)
         fputs("\r\033[K", stderr);
@@ -405,6 +412,12 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
         ht_cli_err("ingest stopped: %s (what was committed before stays; "
                    "run the same command again to resume)",
                    ht_strerror(rc));
+        return HT_EXIT_ERROR;
+    }
+    if (g.io_failures) {
+        ht_cli_err("%d path(s) could not be read (see above); everything "
+                   "else was ingested",
+                   g.io_failures);
         return HT_EXIT_ERROR;
     }
     if (strict && rejected)
