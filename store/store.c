@@ -87,8 +87,16 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
         goto fail;
     mdb_env_set_maxdbs(s->env, HT_DB__COUNT + 2);
     mdb_env_set_maxreaders(s->env, 126);
-    if (!readonly)
-        mdb_env_set_mapsize(s->env, INITIAL_MAP);
+    if (!readonly) {
+        /* HOPTRACE_MAP_MB sets the first map size (tests use a tiny one to
+         * exercise growth); the map doubles whenever it is full */
+        const char *mb = getenv("HOPTRACE_MAP_MB");
+        size_t size = INITIAL_MAP;
+
+        if (mb && atol(mb) > 0)
+            size = (size_t)atol(mb) << 20;
+        mdb_env_set_mapsize(s->env, size);
+    }
     rc = mdb_env_open(s->env, dir, (readonly ? MDB_RDONLY : 0) | MDB_NOTLS,
                       0644);
     if (rc)
