@@ -535,6 +535,36 @@ static bool corr_known(const struct qinv *inv, const char *c)
 }
 
 /*
+ * The correlation id logged nearest to a call: among the invocation's lines
+ * logged after the call began (their millisecond stamps may round down by
+ * up to 1 ms), the one closest to the call's end. NULL on a tie between
+ * two ids, or when no line qualifies.
+ */
+static const char *nearest_corr(const struct qinv *inv, const struct ht_span *s)
+{
+    int64_t best = INT64_MAX;
+    const char *bc = NULL;
+    bool tie = false;
+
+    for (size_t j = 0; j < inv->nlines; j++) {
+        const struct ht_fact *l = &inv->lines[j];
+        int64_t d;
+
+        if (!corr_known(inv, l->corr) || l->ts_us < s->start_us - 1000)
+            continue;
+        d = l->ts_us > s->end_us ? l->ts_us - s->end_us : s->end_us - l->ts_us;
+        if (d < best) {
+            best = d;
+            bc = l->corr;
+            tie = false;
+        } else if (d == best && !streq(bc, l->corr)) {
+            tie = true;
+        }
+    }
+    return tie ? NULL : bc;
+}
+
+/*
  * The unannotated writes of a batch invocation, attributed from its log
  * lines. A batch handler works record by record, logging the record's
  * correlation id around its write: when the runs of lines with one
@@ -581,28 +611,10 @@ static void assign_writes(struct q *q, struct qinv *inv)
     }
     for (size_t i = 0; i < writes.n; i++) {
         struct qnode *w = writes.p[i];
-        int64_t best = INT64_MAX;
-        const char *bc = NULL;
-        bool tie = false;
+        const char *bc = nearest_corr(inv, &w->s);
 
-        for (size_t j = 0; j < inv->nlines; j++) {
-            const struct ht_fact *l = &inv->lines[j];
-            int64_t d;
-
-            if (!corr_known(inv, l->corr) || l->ts_us < w->s.start_us - 1000)
-                continue;
-            d = l->ts_us > w->s.end_us ? l->ts_us - w->s.end_us
-                                       : w->s.end_us - l->ts_us;
-            if (d < best) {
-                best = d;
-                bc = l->corr;
-                tie = false;
-            } else if (d == best && !streq(bc, l->corr)) {
-                tie = true;
-            }
-        }
-        w->attr_state = bc && !tie ? ATTR_CORR : ATTR_SHARED;
-        w->attr = bc && !tie ? bc : NULL;
+        w->attr_state = bc ? ATTR_CORR : ATTR_SHARED;
+        w->attr = bc;
     }
 }
 
@@ -646,32 +658,9 @@ static int q_attr(struct q *q, struct qnode *n, const char **corr)
             n->attr_state = ATTR_CORR;
             n->attr = pc;
         } else if (n->s.kind == HT_SK_CALL && inv->nlines) {
-            int64_t best = INT64_MAX;
-            const char *bc = NULL;
-            bool tie = false;
+            const char *bc = nearest_corr(inv, &n->s);
 
-            for (size_t i = 0; i < inv->nlines; i++) {
-                const struct ht_fact *l = &inv->lines[i];
-                int64_t d = 0;
-                bool known = false;
-
-                for (size_t j = 0; j < inv->corrs.n; j++)
-                    known |= streq(inv->corrs.p[j], l->corr);
-                if (!known && inv->corrs.n)
-                    continue;
-                if (l->ts_us < n->s.start_us - 1000)
-                    d = n->s.start_us - l->ts_us;
-                else if (l->ts_us > n->s.end_us + 1000)
-                    d = l->ts_us - n->s.end_us;
-                if (d < best) {
-                    best = d;
-                    bc = l->corr;
-                    tie = false;
-                } else if (d == best && !streq(bc, l->corr)) {
-                    tie = true;
-                }
-            }
-            if (bc && !tie) {
+            if (bc) {
                 n->attr_state = ATTR_CORR;
                 n->attr = bc;
             }
