@@ -12,17 +12,10 @@
 #include <string.h>
 
 #include "ht_ingest.h"
+#include "ht_test.h"
 
-static int failures;
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,   \
-                    #cond);                                                    \
-            failures++;                                                        \
-        }                                                                      \
-    } while (0)
+/* CHECK and the failure count come from ht_test.h */
+#define failures ht_test_failures
 
 /* NULL-safe string equality; expected NULL means "absent". */
 #define CHECK_STR(got, want) CHECK(str_eq((got), (want)))
