@@ -118,7 +118,8 @@ static bool batch_full(struct ing *g)
            ht_arena_used(b->arena) > (48u << 20);
 }
 
-static void progress(struct ing *g, const char *path, uint64_t pos)
+static void progress(struct ing *g, const char *path, uint64_t pos,
+                     uint64_t size)
 {
     int64_t now;
 
@@ -128,9 +129,17 @@ static void progress(struct ing *g, const char *path, uint64_t pos)
     if (now - g->last_progress < 250000)
         return;
     g->last_progress = now;
-    fprintf(stderr, "\r\033[Kingesting %s: %.1f MB, %llu documents", path,
-            (double)pos / 1e6,
-            (unsigned long long)(g->tot.documents + g->batch.documents));
+    if (size && pos <= size)
+        fprintf(stderr,
+                "\r\033[Kingesting %s: %.1f of %.1f MB (%d%%), "
+                "%llu documents",
+                path, (double)pos / 1e6, (double)size / 1e6,
+                (int)(pos * 100 / size),
+                (unsigned long long)(g->tot.documents + g->batch.documents));
+    else
+        fprintf(stderr, "\r\033[Kingesting %s: %.1f MB, %llu documents", path,
+                (double)pos / 1e6,
+                (unsigned long long)(g->tot.documents + g->batch.documents));
     fflush(stderr);
 }
 
@@ -194,6 +203,18 @@ static int ingest_file(struct ing *g, const char *path)
         ht_reader_skip_to(r, ck.offset);
     }
     g->tot.files++;
+    /* a percentage only where the stream offset is a file offset */
+    uint64_t plain_size = 0;
+    if (!is_stdin) {
+        FILE *f = fopen(path, "rb");
+        unsigned char magic[2] = {0, 0};
+
+        if (f && fread(magic, 1, 2, f) == 2 &&
+            !(magic[0] == 0x1f && magic[1] == 0x8b))
+            plain_size = ck.size;
+        if (f)
+            fclose(f);
+    }
     for (;;) {
         const char *val;
         size_t n;
@@ -218,7 +239,7 @@ static int ingest_file(struct ing *g, const char *path)
                 break;
             last_flush = ht_now_mono_us();
         }
-        progress(g, path, ht_reader_pos(r));
+        progress(g, path, ht_reader_pos(r), plain_size);
     }
     if (rc == HT_ERR_OK || rc == HT_ERR_IO) {
         int frc;
