@@ -227,6 +227,8 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
             half(w, hk, HALF_CONSUMER, f->ts_us);
         } else if (f->via == HT_VIA_KINESIS) {
             key_inv(w, HT_K_KSEQ, id, strlen(id), rid);
+            snprintf(hk, sizeof(hk), "kin:%s", id);
+            half(w, hk, HALF_CONSUMER, f->ts_us);
             if (f->corr && f->resource) {
                 snprintf(hk, sizeof(hk), "kinesis:%s/%s", f->resource, f->corr);
                 half(w, hk, HALF_CONSUMER, f->ts_us);
@@ -256,17 +258,27 @@ static void apply_reject(struct wr *w, const struct ht_rejected *r,
     uint8_t key[600];
     size_t sn = strlen(r->source);
     uint64_t n = 0;
+    const char *src = r->source;
+    char shortened[400];
 
-    if (sn > 500)
-        sn = 500;
+    /* LMDB keys stop at 511 bytes: a long path keeps its tail and a hash */
+    if (sn > 300) {
+        snprintf(shortened, sizeof(shortened), "#%016llx:%s",
+                 (unsigned long long)ht_hash64(src, sn), src + sn - 200);
+        src = shortened;
+        sn = strlen(src);
+    }
     if (ht_store_count(w->t, HT_DB_DLQ, &n) == HT_ERR_OK && n >= DLQ_CAP)
         return; /* bounded: counted in the summary, not kept */
-    memcpy(key, r->source, sn);
+    memcpy(key, src, sn);
     key[sn] = 0;
     ht_be64_put(key + sn + 1, r->offset);
     /* several rejects at one offset (records inside one envelope) are
-     * numbered in decoding order, which is deterministic */
-    ht_be64_put(key + sn + 9, ordinal);
+     * numbered in decoding order, which is deterministic; the content hash
+     * keeps two stdin runs from overwriting each other's entries */
+    ht_be64_put(key + sn + 9,
+                (uint64_t)ordinal << 32 ^
+                    (ht_hash64(r->sample, r->sample_len) & 0xffffffffu));
     ht_buf_reset(&w->buf);
     ht_buf_addc(&w->buf, (char)r->reason);
     ht_buf_adds(&w->buf, r->detail);

@@ -143,6 +143,19 @@ static void progress(struct ing *g, const char *path, uint64_t pos,
     fflush(stderr);
 }
 
+/* The checkpoint key of a file: its absolute path, shortened with a hash
+ * when it would not fit an LMDB key. */
+static void make_ckey(char *out, size_t n, const char *path)
+{
+    size_t len = strlen(path);
+
+    if (len <= 400)
+        snprintf(out, n, "file:%s", path);
+    else
+        snprintf(out, n, "file:#%016llx:%s",
+                 (unsigned long long)ht_hash64(path, len), path + len - 200);
+}
+
 static int ingest_file(struct ing *g, const char *path)
 {
     struct ht_reader *r;
@@ -165,7 +178,7 @@ static int ingest_file(struct ing *g, const char *path)
             return HT_ERR_IO;
         }
         real = realpath(path, NULL);
-        snprintf(ckey, sizeof(ckey), "file:%s", real ? real : path);
+        make_ckey(ckey, sizeof(ckey), real ? real : path);
         ck.dev = (uint64_t)st.st_dev;
         ck.ino = (uint64_t)st.st_ino;
         ck.size = (uint64_t)st.st_size;
@@ -200,7 +213,17 @@ static int ingest_file(struct ing *g, const char *path)
     if (ck.offset) {
         HT_LOG_INFO("ingest:file", "%s: resuming at offset %llu", path,
                     (unsigned long long)ck.offset);
-        ht_reader_skip_to(r, ck.offset);
+        if (ht_reader_skip_to(r, ck.offset) != HT_ERR_OK) {
+            ht_cli_err("%s: cannot resume at offset %llu; it will be read "
+                       "again from the start (idempotent)",
+                       path, (unsigned long long)ck.offset);
+            ht_reader_close(r);
+            rc = ht_reader_open(path, &r);
+            if (rc) {
+                free(real);
+                return rc;
+            }
+        }
     }
     g->tot.files++;
     /* a percentage only where the stream offset is a file offset */

@@ -242,6 +242,11 @@ static void decode_span(struct xray_ctx *x, json_t *doc,
                   json_is_string(v) ? json_string_value(v) : "?");
             return;
         }
+        if (memcmp(s.parent.b, s.id.b, 8) == 0) {
+            xfail(x, HT_REJ_BAD_ID, "parent_id equals id (%.40s)",
+                  json_string_value(v));
+            return;
+        }
         s.flags |= HT_SPAN_HAS_PARENT;
     }
     if ((str = jstr(doc, "type")) && strcmp(str, "subsegment") == 0)
@@ -362,7 +367,15 @@ static void decode_xray(struct ht_batch *b, const struct ht_srcpos *pos,
 {
     struct xray_ctx x = {.b = b, .pos = pos, .reason = -1};
     size_t mark = b->nspans;
+    char sample[HT_MAX_DLQ_SAMPLE];
 
+    if (!raw) {
+        /* an element of an array: measure it, and keep its first bytes as
+         * the sample (json_dumpb returns the full size, writes at most
+         * sizeof(sample)) */
+        rawlen = json_dumpb(doc, sample, sizeof(sample), JSON_COMPACT);
+        raw = sample;
+    }
     if (rawlen > HT_MAX_SEGMENT_BYTES) {
         ht_batch_reject(b, HT_REJ_TOO_LARGE, pos,
                         "X-Ray document larger than 64 KiB", raw, rawlen);
@@ -392,15 +405,19 @@ static void decode_embedded(struct ht_batch *b, const struct ht_srcpos *pos,
 
 /* ---- log envelopes ------------------------------------------------------ */
 
+/* Epoch milliseconds (number or string) to microseconds; 0 when absent or
+ * out of any plausible range. */
 static int64_t ms_value(json_t *v)
 {
-    if (json_is_integer(v))
-        return (int64_t)json_integer_value(v) * 1000;
-    if (json_is_real(v))
-        return (int64_t)(json_real_value(v) * 1000.0);
-    if (json_is_string(v))
-        return strtoll(json_string_value(v), NULL, 10) * 1000;
-    return 0;
+    double ms = 0;
+
+    if (json_is_number(v))
+        ms = json_number_value(v);
+    else if (json_is_string(v))
+        ms = strtod(json_string_value(v), NULL);
+    if (!(ms > 0 && ms < 1e14))
+        return 0;
+    return (int64_t)(ms * 1000.0);
 }
 
 static void decode_log_events(struct ht_batch *b, const struct ht_srcpos *pos,
@@ -499,6 +516,24 @@ static void decode_records(struct ht_batch *b, const struct ht_srcpos *pos,
     }
 }
 
+/* Reject a value; an array element has no bytes of its own, so its sample
+ * is rendered from the tree (first bytes only). */
+static void reject_value(struct ht_batch *b, int reason,
+                         const struct ht_srcpos *pos, const char *detail,
+                         json_t *v, const char *raw, size_t rawlen)
+{
+    char sample[HT_MAX_DLQ_SAMPLE];
+
+    if (!raw) {
+        size_t n = json_dumpb(v, sample, sizeof(sample),
+                              JSON_COMPACT | JSON_ENCODE_ANY);
+
+        raw = sample;
+        rawlen = n < sizeof(sample) ? n : sizeof(sample);
+    }
+    ht_batch_reject(b, reason, pos, detail, raw, rawlen);
+}
+
 static bool is_daemon_header(json_t *v)
 {
     const char *fmt = jstr(v, "format");
@@ -514,18 +549,20 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos,
     const char *mt;
 
     if (json_is_array(v)) {
-        for (size_t i = 0; i < json_array_size(v); i++) {
-            json_t *e = json_array_get(v, i);
-            char *s = json_dumps(e, JSON_COMPACT | JSON_ENCODE_ANY);
-
-            decode_value(b, pos, e, s, s ? strlen(s) : 0, level);
-            free(s);
+        /* an array of documents; an element's bytes are rendered only when
+         * it must be measured or kept as a dead letter */
+        if (level > 0 && raw == NULL) {
+            ht_batch_reject(b, HT_REJ_UNKNOWN_DOC, pos,
+                            "an array inside an array of documents", NULL, 0);
+            return;
         }
+        for (size_t i = 0; i < json_array_size(v); i++)
+            decode_value(b, pos, json_array_get(v, i), NULL, 0, level + 1);
         return;
     }
     if (!json_is_object(v)) {
-        ht_batch_reject(b, HT_REJ_UNKNOWN_DOC, pos,
-                        "a JSON value that is not a document", raw, rawlen);
+        reject_value(b, HT_REJ_UNKNOWN_DOC, pos,
+                     "a JSON value that is not a document", v, raw, rawlen);
         return;
     }
     if (json_object_get(v, "trace_id") ||
@@ -536,8 +573,8 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos,
     if (is_daemon_header(v))
         return; /* the daemon header line; the document follows */
     if (level > MAX_RECURSION) {
-        ht_batch_reject(b, HT_REJ_TOO_DEEP, pos, "envelopes nested too deep",
-                        raw, rawlen);
+        reject_value(b, HT_REJ_TOO_DEEP, pos, "envelopes nested too deep", v,
+                     raw, rawlen);
         return;
     }
     if (json_is_array(x = json_object_get(v, "TraceSegmentDocuments"))) {
@@ -564,9 +601,9 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos,
         }
         if (strcmp(mt, "DATA_MESSAGE") != 0 ||
             !json_is_array(x = json_object_get(v, "logEvents"))) {
-            ht_batch_reject(b, HT_REJ_MISSING_FIELD, pos,
-                            "CloudWatch Logs message without logEvents", raw,
-                            rawlen);
+            reject_value(b, HT_REJ_MISSING_FIELD, pos,
+                         "CloudWatch Logs message without logEvents", v, raw,
+                         rawlen);
             return;
         }
         decode_log_events(b, pos, x, jstr(v, "logGroup"));
@@ -597,8 +634,8 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos,
         json_array_size(json_object_get(v, "Records")) == 0) {
         return; /* an empty GetRecords response */
     }
-    ht_batch_reject(b, HT_REJ_UNKNOWN_DOC, pos,
-                    "JSON document of no known kind", raw, rawlen);
+    reject_value(b, HT_REJ_UNKNOWN_DOC, pos, "JSON document of no known kind",
+                 v, raw, rawlen);
 }
 
 /* One JSON value's bytes: parse, decode, release the tree. */

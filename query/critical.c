@@ -102,37 +102,24 @@ static void explain(struct cp *c, int x, int64_t lo, int64_t hi, int skip,
     struct ht_request *r = c->r;
     int64_t t = hi;
     int kind = kind_of(&r->spans[x]);
-    bool *used;
-    int nk = c->kid_start[x + 1] - c->kid_start[x];
+    const int *kids = c->kids + c->kid_start[x];
+    int nk = c->kid_start[x + 1] - c->kid_start[x], i = 0;
 
     if (depth > 200 || hi <= lo) {
         emit(c, x, kind, -1, lo, hi);
         return;
     }
-    used = nk ? ht_arena_alloc(c->a, (size_t)nk * sizeof(bool)) : NULL;
-    if (nk)
-        memset(used, 0, (size_t)nk * sizeof(bool));
+    /* children are sorted by end, latest first: the cursor only moves back,
+     * so one pass finds each next "last child that ends before it" */
     for (;;) {
-        int best = -1, bi = -1;
-
-        for (int i = 0; i < nk; i++) {
-            int k = c->kids[c->kid_start[x] + i];
-            const struct ht_span *ks = &r->spans[k].s;
-
-            if (used[i] || k == skip || ks->end_us > t || ks->end_us <= lo)
-                continue;
-            if (best < 0 || ks->end_us > r->spans[best].s.end_us ||
-                (ks->end_us == r->spans[best].s.end_us &&
-                 ks->start_us > r->spans[best].s.start_us)) {
-                best = k;
-                bi = i;
-            }
-        }
-        if (best < 0)
+        while (i < nk && (kids[i] == skip || r->spans[kids[i]].s.end_us > t))
+            i++;
+        if (i >= nk || r->spans[kids[i]].s.end_us <= lo)
             break;
-        used[bi] = true;
+        int best = kids[i++];
         const struct ht_span *bs = &r->spans[best].s;
         int64_t cs = bs->start_us;
+
         emit(c, x, kind, -1, bs->end_us, t);
         if (cs < lo) {
             skew(c, x, best, lo - cs);
@@ -144,6 +131,19 @@ static void explain(struct cp *c, int x, int64_t lo, int64_t hi, int skip,
             break;
     }
     emit(c, x, kind, -1, lo, t);
+}
+
+static int cmp_kid(const void *a, const void *b, void *ctx)
+{
+    const struct ht_request *r = ctx;
+    const struct ht_span *x = &r->spans[*(const int *)a].s;
+    const struct ht_span *y = &r->spans[*(const int *)b].s;
+
+    if (x->end_us != y->end_us)
+        return x->end_us > y->end_us ? -1 : 1;
+    if (x->start_us != y->start_us)
+        return x->start_us > y->start_us ? -1 : 1;
+    return *(const int *)a - *(const int *)b;
 }
 
 void ht__critical_path(struct ht_request *r, struct ht_arena *a)
@@ -174,6 +174,11 @@ void ht__critical_path(struct ht_request *r, struct ht_arena *a)
     for (int i = 0; i < n; i++)
         if (r->spans[i].parent >= 0)
             c.kids[fill[r->spans[i].parent]++] = i;
+    for (int i = 0; i < n; i++)
+        if (c.kid_start[i + 1] - c.kid_start[i] > 1)
+            qsort_r(c.kids + c.kid_start[i],
+                    (size_t)(c.kid_start[i + 1] - c.kid_start[i]), sizeof(int),
+                    cmp_kid, r);
 
     for (int i = 0; i < n; i++) {
         const struct ht_span *s = &r->spans[i].s;
@@ -206,13 +211,17 @@ void ht__critical_path(struct ht_request *r, struct ht_arena *a)
             int64_t hi = ps->end_us;
 
             if (hi > cursor) {
+                /* the consumer started before the producer call ended:
+                 * clamp, never move the cursor forward */
                 skew(&c, p, x, hi - cursor);
-                hi = cursor > ps->start_us ? cursor : ps->start_us;
+                hi = cursor;
             } else {
                 emit(&c, x, HT_CP_WAIT, hop, hi, cursor);
             }
-            explain(&c, p, ps->start_us < hi ? ps->start_us : hi, hi, -1, 0);
-            cursor = ps->start_us < hi ? ps->start_us : hi;
+            int64_t lo = ps->start_us < hi ? ps->start_us : hi;
+
+            explain(&c, p, lo, hi, -1, 0);
+            cursor = lo;
         } else {
             const struct ht_span *ps = &r->spans[p].s;
             int64_t lo = ps->start_us;
@@ -259,7 +268,8 @@ void ht__critical_path(struct ht_request *r, struct ht_arena *a)
             for (int i = 0; i < n; i++)
                 if (r->spans[i].s.start_us < r->spans[first].s.start_us)
                     first = i;
-            skew(&c, r->root, first, (r->end_us - r->start_us) - sum);
+            skew(&c, first == r->root ? sink : r->root, first,
+                 (r->end_us - r->start_us) - sum);
         }
     }
 }

@@ -113,6 +113,20 @@ static void vec_push(struct ht_arena *a, struct vec *v, void *x)
     v->p[v->n++] = x;
 }
 
+/* Marks pointer x in a set kept as a map; true when it was there already.
+ * The key is stored in the arena. */
+static bool ptr_seen(struct ht_arena *a, struct map *m, const void *x)
+{
+    const void **k;
+
+    if (map_get(m, &x, sizeof(x)))
+        return true;
+    k = ht_arena_alloc(a, sizeof(x));
+    *k = x;
+    map_put(m, k, sizeof(x), (void *)1);
+    return false;
+}
+
 static bool vec_has(const struct vec *v, const void *x)
 {
     for (size_t i = 0; i < v->n; i++)
@@ -140,6 +154,9 @@ struct qnode {
     bool owner_done;
     int attr_state;
     const char *attr;
+    unsigned gen;  /* the request walk that last took this node */
+    int idx;       /* its index in that request's spans */
+    unsigned cgen; /* the collect_inv_spans walk that last took it */
 };
 
 struct qinv {
@@ -173,7 +190,16 @@ struct q {
     struct map spans; /* id8 -> qnode */
     struct map invs;  /* request id -> qinv */
     struct map pairs; /* "via\0corr" -> struct vec of qhop */
+    unsigned gen, cgen;
+    long loads;     /* nodes and invocations loaded: the work bound */
+    bool truncated; /* the bound was hit: the answer may be partial */
 };
+
+/* Work per query is bounded: a pathological id (a trace id on a million
+ * spans) answers with what fits and a `truncated` warning. */
+#define MAX_LOADS 2000000
+#define MAX_TARGETS 200000
+#define MAX_DEPTH 2000
 
 static bool streq(const char *a, const char *b)
 {
@@ -195,6 +221,10 @@ static int tgt_visit(void *ctx, const void *k, size_t kn, const void *v,
 
     (void)k;
     (void)kn;
+    if (c->spans.n + c->invs.n >= MAX_TARGETS) {
+        c->q->truncated = true;
+        return 1;
+    }
     if (vn == 9 && p[0] == HT_TARGET_SPAN) {
         struct ht_id8 *id = ht_arena_alloc(c->q->a, sizeof(*id));
 
@@ -235,6 +265,10 @@ static struct qnode *q_span(struct q *q, const struct ht_id8 *id)
 
     if (n)
         return n;
+    if (++q->loads > MAX_LOADS) {
+        q->truncated = true;
+        return NULL;
+    }
     if (ht_store_get(q->t, HT_DB_NODES, id->b, 8, &v, &vn) != HT_ERR_OK)
         return NULL;
     n = ht_arena_alloc(q->a, sizeof(*n));
@@ -304,20 +338,26 @@ static void inv_settle_corr(struct q *q, struct qinv *inv)
          * senders later; treat as a batch so nothing merges through it */
         inv->batch = true;
     } else if (inv->nlines) {
+        struct map counts = {0};
         size_t best = 0, bestn = 0;
 
+        /* lines are in time order: on a tie the later one wins */
         for (size_t i = 0; i < inv->nlines; i++) {
-            size_t cnt = 0;
+            const char *c = inv->lines[i].corr;
+            size_t cl = c ? strlen(c) : 0;
+            size_t cnt = (size_t)(uintptr_t)map_get(&counts, c, cl) + 1;
 
-            for (size_t j = 0; j < inv->nlines; j++)
-                if (streq(inv->lines[i].corr, inv->lines[j].corr))
-                    cnt++;
+            if (!c)
+                continue;
+            map_put(&counts, c, cl, (void *)(uintptr_t)cnt);
             if (cnt >= bestn) {
                 bestn = cnt;
                 best = i;
             }
         }
-        inv->corr = inv->lines[best].corr;
+        map_free(&counts);
+        if (bestn)
+            inv->corr = inv->lines[best].corr;
     }
 }
 
@@ -334,6 +374,10 @@ static struct qinv *q_inv(struct q *q, const char *rid)
     inv = map_get(&q->invs, rid, rn);
     if (inv)
         return inv;
+    if (++q->loads > MAX_LOADS) {
+        q->truncated = true;
+        return NULL;
+    }
     inv = ht_arena_alloc(q->a, sizeof(*inv));
     memset(inv, 0, sizeof(*inv));
     inv->rid = ht_arena_strdup(q->a, rid);
@@ -395,7 +439,7 @@ static struct vec *q_kids(struct q *q, struct qnode *n)
         for (size_t i = 0; i < c.spans.n; i++) {
             struct qnode *k = q_span(q, c.spans.p[i]);
 
-            if (k && k != n && !vec_has(&n->kids, k))
+            if (k && k != n)
                 vec_push(q->a, &n->kids, k);
         }
         if (n->kids.n > 1)
@@ -580,6 +624,7 @@ static void assign_writes(struct q *q, struct qinv *inv)
     size_t nruns = 0;
 
     inv->writes_assigned = true;
+    q->cgen++;
     collect_inv_spans(q, q_inv_top(q, inv), &spans, 0);
     for (size_t i = 0; i < spans.n; i++) {
         struct qnode *s = spans.p[i];
@@ -689,8 +734,9 @@ static void collect_inv_spans(struct q *q, struct qnode *n, struct vec *out,
 {
     struct vec *kids;
 
-    if (depth > 64 || vec_has(out, n))
+    if (depth > 64 || n->cgen == q->cgen)
         return;
+    n->cgen = q->cgen;
     vec_push(q->a, out, n);
     kids = q_kids(q, n);
     for (size_t i = 0; i < kids->n; i++) {
@@ -809,7 +855,8 @@ static struct vec *corr_pairs(struct q *q, uint8_t via, const char *corr)
     char *key = ht_arena_alloc(q->a, cn + 2);
     struct vec *out;
     struct tgt_ctx c;
-    struct vec cons = {0}, prods = {0}, claimed = {0};
+    struct vec cons = {0}, prods = {0};
+    struct map pseen = {0}, claimed = {0};
 
     key[0] = (char)via;
     memcpy(key + 1, corr, cn + 1);
@@ -838,6 +885,7 @@ static struct vec *corr_pairs(struct q *q, uint8_t via, const char *corr)
                 vec_push(q->a, &cons, cr);
             }
         }
+        q->cgen++;
         collect_inv_spans(q, q_inv_top(q, inv), &spans, 0);
         for (size_t j = 0; j < spans.n; j++) {
             struct qnode *s = spans.p[j];
@@ -845,7 +893,7 @@ static struct vec *corr_pairs(struct q *q, uint8_t via, const char *corr)
 
             if ((s->s.flags & HT_SPAN_WRITE) && s->s.via == via &&
                 !s->s.sequence && q_attr(q, s, &ac) == ATTR_CORR &&
-                streq(ac, corr) && !vec_has(&prods, s))
+                streq(ac, corr) && !ptr_seen(q->a, &pseen, s))
                 vec_push(q->a, &prods, s);
         }
     }
@@ -853,11 +901,12 @@ static struct vec *corr_pairs(struct q *q, uint8_t via, const char *corr)
         struct qnode *s = q_span(q, c.spans.p[i]);
 
         if (s && (s->s.flags & HT_SPAN_WRITE) && s->s.via == via &&
-            !s->s.sequence && !vec_has(&prods, s))
+            !s->s.sequence && !ptr_seen(q->a, &pseen, s))
             vec_push(q->a, &prods, s);
     }
     if (cons.n > 1)
         qsort(cons.p, cons.n, sizeof(void *), cmp_cons);
+    map_free(&pseen);
     if (!prods.n) {
         logs_only_pairs(q, via, corr, &c, &cons, out);
         return out;
@@ -870,7 +919,7 @@ static struct vec *corr_pairs(struct q *q, uint8_t via, const char *corr)
         size_t j = i, pi = 0;
 
         while (j < cons.n &&
-               streq(((struct cons_rec *)cons.p[j])->rec->resource, res))
+               cmp_seq(((struct cons_rec *)cons.p[j])->rec->resource, res) == 0)
             j++;
         for (size_t k = i; k < j; k++) {
             struct cons_rec *cr = cons.p[k];
@@ -879,7 +928,7 @@ static struct vec *corr_pairs(struct q *q, uint8_t via, const char *corr)
             while (pi < prods.n) {
                 struct qnode *cand = prods.p[pi++];
 
-                if (!vec_has(&claimed, cand) &&
+                if (!map_get(&claimed, &cand, sizeof(cand)) &&
                     resource_fits(cand->s.resource, res)) {
                     p = cand;
                     break;
@@ -887,7 +936,7 @@ static struct vec *corr_pairs(struct q *q, uint8_t via, const char *corr)
             }
             if (!p)
                 break;
-            vec_push(q->a, &claimed, p);
+            ptr_seen(q->a, &claimed, p);
             struct qhop *h = ht_arena_alloc(q->a, sizeof(*h));
             h->prod = p;
             h->cons = cr->inv;
@@ -899,6 +948,7 @@ static struct vec *corr_pairs(struct q *q, uint8_t via, const char *corr)
         }
         i = j;
     }
+    map_free(&claimed);
     return out;
 }
 
@@ -1145,14 +1195,16 @@ struct up_ctx {
 };
 
 static void walk_up(struct q *q, struct up_ctx *u, struct qnode *n,
-                    const char *constraint)
+                    const char *constraint, int depth)
 {
     struct qnode *p;
     struct qinv *inv;
     const char *ac;
 
-    if (u->budget-- <= 0)
+    if (u->budget-- <= 0 || depth > MAX_DEPTH) {
+        q->truncated = true;
         return;
+    }
     for (int guard = 0; guard < 512; guard++) {
         if (q_attr(q, n, &ac) == ATTR_CORR && ac) {
             struct qinv *o = q_owner(q, n);
@@ -1208,7 +1260,8 @@ static void walk_up(struct q *q, struct up_ctx *u, struct qnode *n,
                 struct qhop *h = hops.p[i];
 
                 walk_up(q, u, h->prod,
-                        h->rec && h->rec->corr ? h->rec->corr : constraint);
+                        h->rec && h->rec->corr ? h->rec->corr : constraint,
+                        depth + 1);
             }
             return;
         }
@@ -1220,11 +1273,12 @@ static void walk_up(struct q *q, struct up_ctx *u, struct qnode *n,
 /* ---- walking down: assembling one request ----------------------------- */
 
 struct down_ctx {
-    struct vec nodes;   /* qnode * in the request */
-    struct vec shared;  /* parallel: (void *)1 when shared */
-    struct vec hops;    /* qhop * */
-    struct map allowed; /* qinv * -> struct vec of corr ids of this request */
-    struct vec corrs;   /* correlation ids of the request */
+    struct vec nodes;    /* qnode * in the request */
+    struct vec shared;   /* parallel: (void *)1 when shared */
+    struct vec hops;     /* qhop * */
+    struct map allowed;  /* qinv * -> struct vec of corr ids of this request */
+    struct vec corrs;    /* correlation ids of the request */
+    struct map hop_seen; /* (producer, consumer) pairs already listed */
     int budget;
 };
 
@@ -1238,11 +1292,11 @@ static void add_corr(struct q *q, struct down_ctx *d, const char *c)
     vec_push(q->a, &d->corrs, (void *)c);
 }
 
-static void visit(struct q *q, struct down_ctx *d, struct qnode *n,
-                  bool shared);
+static void visit(struct q *q, struct down_ctx *d, struct qnode *n, bool shared,
+                  int depth);
 
 static void visit_kids(struct q *q, struct down_ctx *d, struct qnode *n,
-                       bool shared)
+                       bool shared, int depth)
 {
     struct vec *kids = q_kids(q, n);
     struct qinv *owner = q_owner(q, n);
@@ -1275,19 +1329,24 @@ static void visit_kids(struct q *q, struct down_ctx *d, struct qnode *n,
                 ks = true;
             }
         }
-        visit(q, d, k, ks);
+        visit(q, d, k, ks, depth + 1);
     }
 }
 
-static void visit(struct q *q, struct down_ctx *d, struct qnode *n, bool shared)
+static void visit(struct q *q, struct down_ctx *d, struct qnode *n, bool shared,
+                  int depth)
 {
     struct vec out = {0};
     struct qinv *inv;
 
-    if (d->budget-- <= 0)
+    if (n->gen == q->gen)
         return;
-    if (vec_has(&d->nodes, n))
+    if (d->budget-- <= 0 || depth > MAX_DEPTH) {
+        q->truncated = true;
         return;
+    }
+    n->gen = q->gen;
+    n->idx = (int)d->nodes.n;
     vec_push(q->a, &d->nodes, n);
     vec_push(q->a, &d->shared, shared ? (void *)1 : NULL);
     inv = q_node_inv(q, n);
@@ -1295,22 +1354,20 @@ static void visit(struct q *q, struct down_ctx *d, struct qnode *n, bool shared)
         add_corr(q, d, inv->corr);
     if (n->s.corr && !shared)
         add_corr(q, d, n->s.corr);
-    visit_kids(q, d, n, shared);
+    visit_kids(q, d, n, shared, depth);
     if (shared)
         return; /* shared work does not pull in other requests' hops */
     q_outgoing(q, n, &out);
     for (size_t i = 0; i < out.n; i++) {
         struct qhop *h = out.p[i];
         struct qnode *top = q_inv_top(q, h->cons);
-        bool listed = false;
+        void **pair = ht_arena_alloc(q->a, 2 * sizeof(void *));
 
-        for (size_t j = 0; j < d->hops.n; j++) {
-            struct qhop *o = d->hops.p[j];
-
-            listed |= o->prod == h->prod && o->cons == h->cons;
-        }
-        if (listed)
+        pair[0] = h->prod;
+        pair[1] = h->cons;
+        if (map_get(&d->hop_seen, pair, 2 * sizeof(void *)))
             continue;
+        map_put(&d->hop_seen, pair, 2 * sizeof(void *), h);
         vec_push(q->a, &d->hops, h);
         if (h->rec && h->rec->corr) {
             struct qinv *ci = h->cons;
@@ -1326,21 +1383,19 @@ static void visit(struct q *q, struct down_ctx *d, struct qnode *n, bool shared)
             vec_push(q->a, al, (void *)h->rec->corr);
             add_corr(q, d, h->rec->corr);
         }
-        if (vec_has(&d->nodes, top))
-            visit_kids(q, d, top, false); /* a second record of ours */
+        if (top->gen == q->gen)
+            visit_kids(q, d, top, false, depth); /* a second record */
         else
-            visit(q, d, top, false);
+            visit(q, d, top, false, depth + 1);
     }
 }
 
 /* ---- from nodes to the result ---------------------------------------- */
 
-static int index_of(const struct vec *v, const void *x)
+/* A node's index in the request being built, or -1 when not in it. */
+static int index_of(const struct q *q, const struct qnode *n)
 {
-    for (size_t i = 0; i < v->n; i++)
-        if (v->p[i] == x)
-            return (int)i;
-    return -1;
+    return n && n->gen == q->gen ? n->idx : -1;
 }
 
 static const char *hexid(struct ht_arena *a, const struct ht_id8 *id)
@@ -1351,6 +1406,20 @@ static const char *hexid(struct ht_arena *a, const struct ht_id8 *id)
     return ht_arena_strdup(a, buf);
 }
 
+static void add_warning(struct ht_arena *a, struct ht_request *r,
+                        const char *json)
+{
+    const char **nw = ht_arena_alloc(a, (r->nwarnings + 1) * sizeof(*nw));
+
+    for (size_t i = 0; i < r->nwarnings; i++) {
+        if (strcmp(r->warnings[i], json) == 0)
+            return;
+        nw[i] = r->warnings[i];
+    }
+    nw[r->nwarnings++] = json;
+    r->warnings = nw;
+}
+
 static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
 {
     struct down_ctx d;
@@ -1359,8 +1428,10 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
     memset(&d, 0, sizeof(d));
     memset(r, 0, sizeof(*r));
     d.budget = 200000;
-    visit(q, &d, root, false);
+    q->gen++;
+    visit(q, &d, root, false, 0);
     map_free(&d.allowed);
+    map_free(&d.hop_seen);
 
     r->nspans = d.nodes.n;
     r->spans = ht_arena_alloc(q->a, (d.nodes.n + 1) * sizeof(*r->spans));
@@ -1376,7 +1447,7 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
 
         memset(s, 0, sizeof(*s));
         s->s = n->s;
-        s->parent = p ? index_of(&d.nodes, p) : -1;
+        s->parent = p ? index_of(q, p) : -1;
         s->shared = d.shared.p[i] != NULL;
         s->logs_only = n->synthetic;
         if (inv) {
@@ -1402,6 +1473,18 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
                 vec_push(q->a, &tids, ht_arena_strdup(q->a, tbuf));
         }
     }
+    /* parents that loop (ids reused across documents) would make every walk
+     * up endless: cut the loop where it closes */
+    for (size_t i = 0; i < r->nspans; i++) {
+        int j = r->spans[i].parent, steps = 0;
+
+        while (j >= 0 && j != (int)i && steps++ < 4096)
+            j = r->spans[j].parent;
+        if (j == (int)i) {
+            r->spans[i].parent = -1;
+            add_warning(q->a, r, "{\"type\":\"parent_cycle\"}");
+        }
+    }
     /* services: inherit the enclosing segment's name */
     for (size_t i = 0; i < r->nspans; i++) {
         int j = (int)i, guard = 0;
@@ -1415,9 +1498,9 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
     /* a cold invocation marks its segments */
     for (size_t i = 0; i < r->nspans; i++)
         if (r->spans[i].s.kind == HT_SK_INIT) {
-            int j = r->spans[i].parent;
+            int j = r->spans[i].parent, guard = 0;
 
-            while (j >= 0) {
+            while (j >= 0 && guard++ < 256) {
                 r->spans[j].cold = true;
                 j = r->spans[j].parent;
                 if (j >= 0 && r->spans[j].s.kind == HT_SK_APIGW)
@@ -1431,8 +1514,8 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
         struct ht_qhop *o = &r->hops[i];
         struct qnode *top = q_inv_top(q, h->cons);
 
-        o->from = index_of(&d.nodes, h->prod);
-        o->to = index_of(&d.nodes, top);
+        o->from = index_of(q, h->prod);
+        o->to = index_of(q, top);
         o->via = h->via;
         o->resource = h->resource ? h->resource : "";
         o->evidence = h->evidence;
@@ -1468,6 +1551,11 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
         r->start_us = r->end_us = 0;
     }
     ht__critical_path(r, q->a);
+    if (q->truncated)
+        add_warning(q->a, r,
+                    "{\"type\":\"truncated\",\"message\":\"the request "
+                    "is larger than one query may load; it is shown in "
+                    "part\"}");
     (void)hexid;
 }
 
@@ -1476,7 +1564,11 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
 static void start_inv(struct q *q, struct up_ctx *u, struct qinv *inv,
                       const char *record_id)
 {
-    struct qnode *top = q_inv_top(q, inv);
+    struct qnode *top;
+
+    if (!inv)
+        return;
+    top = q_inv_top(q, inv);
 
     if (record_id) {
         struct vec hops = {0};
@@ -1487,7 +1579,7 @@ static void start_inv(struct q *q, struct up_ctx *u, struct qinv *inv,
             struct qhop *h = hops.p[i];
 
             if (h->rec && streq(h->rec->record_id, record_id)) {
-                walk_up(q, u, h->prod, h->rec->corr);
+                walk_up(q, u, h->prod, h->rec->corr, 0);
                 any = true;
             }
         }
@@ -1499,11 +1591,11 @@ static void start_inv(struct q *q, struct up_ctx *u, struct qinv *inv,
                 if (!vec_has(&u->roots, top) && !hops.n)
                     vec_push(q->a, &u->roots, top);
                 else
-                    walk_up(q, u, top, inv->recs[i].corr);
+                    walk_up(q, u, top, inv->recs[i].corr, 0);
                 return;
             }
     }
-    walk_up(q, u, top, NULL);
+    walk_up(q, u, top, NULL, 0);
 }
 
 static void resolve(struct q *q, const char *id, struct up_ctx *u)
@@ -1519,7 +1611,7 @@ static void resolve(struct q *q, const char *id, struct up_ctx *u)
         struct qnode *s = q_span(q, &sid);
 
         if (s)
-            walk_up(q, u, s, NULL);
+            walk_up(q, u, s, NULL, 0);
         else if (ht_id8_parse(id, n, &sid)) {
             targets(q, HT_K_SEGMENT, sid.b, 8, &c);
             for (size_t i = 0; i < c.invs.n; i++)
@@ -1527,15 +1619,25 @@ static void resolve(struct q *q, const char *id, struct up_ctx *u)
         }
     }
     if (ht_tid_parse(id, n, &tid)) {
+        bool top_found = false;
+
         targets(q, HT_K_TRACE, tid.b, 16, &c);
         for (size_t i = 0; i < c.spans.n; i++) {
             struct qnode *s = q_span(q, c.spans.p[i]);
+            struct qnode *p = s ? q_parent(q, s) : NULL;
 
             /* the trace's top nodes: no parent, or a parent elsewhere */
-            if (s && !q_parent(q, s))
-                walk_up(q, u, s, NULL);
-            else if (s && memcmp(q_parent(q, s)->s.trace.b, tid.b, 16) != 0)
-                walk_up(q, u, s, NULL);
+            if (s && (!p || memcmp(p->s.trace.b, tid.b, 16) != 0)) {
+                walk_up(q, u, s, NULL, 0);
+                top_found = true;
+            }
+        }
+        /* parents that only loop among themselves: start anywhere */
+        if (!top_found && c.spans.n) {
+            struct qnode *s = q_span(q, c.spans.p[0]);
+
+            if (s)
+                walk_up(q, u, s, NULL, 0);
         }
         if (!c.spans.n)
             for (size_t i = 0; i < c.invs.n; i++)
@@ -1546,7 +1648,7 @@ static void resolve(struct q *q, const char *id, struct up_ctx *u)
         struct qnode *s = q_span(q, c.spans.p[i]);
 
         if (s)
-            walk_up(q, u, s, NULL);
+            walk_up(q, u, s, NULL, 0);
     }
     if (!c.spans.n)
         for (size_t i = 0; i < c.invs.n; i++)
@@ -1556,7 +1658,7 @@ static void resolve(struct q *q, const char *id, struct up_ctx *u)
         struct qnode *s = q_span(q, c.spans.p[i]);
 
         if (s)
-            walk_up(q, u, s, NULL);
+            walk_up(q, u, s, NULL, 0);
     }
     if (!c.spans.n)
         for (size_t i = 0; i < c.invs.n; i++)
@@ -1575,7 +1677,7 @@ static void resolve(struct q *q, const char *id, struct up_ctx *u)
         struct qnode *s = q_span(q, c.spans.p[i]);
 
         if (s)
-            walk_up(q, u, s, id);
+            walk_up(q, u, s, id, 0);
     }
     for (size_t i = 0; i < c.invs.n; i++) {
         struct qinv *inv = q_inv(q, c.invs.p[i]);
@@ -1586,7 +1688,7 @@ static void resolve(struct q *q, const char *id, struct up_ctx *u)
         for (size_t j = 0; j < inv->nrecs; j++)
             strong |= streq(inv->recs[j].corr, id);
         if (strong || streq(inv->corr, id))
-            walk_up(q, u, q_inv_top(q, inv), id);
+            walk_up(q, u, q_inv_top(q, inv), id, 0);
     }
     /* record ids */
     targets_s(q, HT_K_SQS, id, &c);
@@ -1594,7 +1696,7 @@ static void resolve(struct q *q, const char *id, struct up_ctx *u)
         struct qnode *s = q_span(q, c.spans.p[i]);
 
         if (s)
-            walk_up(q, u, s, NULL);
+            walk_up(q, u, s, NULL, 0);
     }
     if (!c.spans.n)
         for (size_t i = 0; i < c.invs.n; i++)
@@ -1604,7 +1706,7 @@ static void resolve(struct q *q, const char *id, struct up_ctx *u)
         struct qnode *s = q_span(q, c.spans.p[i]);
 
         if (s)
-            walk_up(q, u, s, NULL);
+            walk_up(q, u, s, NULL, 0);
     }
     if (!c.spans.n)
         for (size_t i = 0; i < c.invs.n; i++)

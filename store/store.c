@@ -136,7 +136,7 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
             if (rc)
                 goto fail;
         } else if (rc == 0) {
-            uint32_t have;
+            uint32_t have = 0;
 
             memcpy(&have, v.mv_data, v.mv_size < 4 ? v.mv_size : 4);
             if (v.mv_size != 4 || have != HT_SCHEMA_VERSION) {

@@ -102,6 +102,46 @@ int main(void)
     ht__critical_path(&r, a);
     check_invariants(&r, true);
 
+    /* skew: the whole producer runs after the consumer started; the path
+     * must stay contiguous (the cursor never moves forward) */
+    sp[0] = mk("producer", -1, HT_SK_FUNCTION, 100, 150);
+    sp[1] = mk("SQS", 0, HT_SK_CALL, 120, 150);
+    sp[2] = mk("consumer", -1, HT_SK_LAMBDA, 90, 300);
+    memset(&r, 0, sizeof(r));
+    r.spans = sp;
+    r.nspans = 3;
+    r.hops = &hop;
+    r.nhops = 1;
+    r.start_us = 90;
+    r.end_us = 300;
+    ht__critical_path(&r, a);
+    check_invariants(&r, true);
+    {
+        int64_t sum = 0;
+
+        for (size_t i = 0; i < r.ncp; i++)
+            sum += r.cp[i].dur_us;
+        CHECK(sum <= r.end_us - r.start_us);
+    }
+
+    /* many sequential children: each is on the path, in order */
+    {
+        static struct ht_qspan many[2001];
+
+        many[0] = mk("root", -1, HT_SK_SEGMENT, 0, 20000);
+        for (int i = 1; i <= 2000; i++)
+            many[i] =
+                mk("call", 0, HT_SK_CALL, (i - 1) * 10, (i - 1) * 10 + 10);
+        memset(&r, 0, sizeof(r));
+        r.spans = many;
+        r.nspans = 2001;
+        r.start_us = 0;
+        r.end_us = 20000;
+        ht__critical_path(&r, a);
+        check_invariants(&r, false);
+        CHECK(r.ncp == 2000);
+    }
+
     /* skew: a child starting before its parent */
     sp[0] = mk("parent", -1, HT_SK_SEGMENT, 10, 100);
     sp[1] = mk("child", 0, HT_SK_CALL, 5, 60);
