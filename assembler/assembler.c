@@ -31,33 +31,59 @@ static void put(struct wr *w, int db, const void *k, size_t kn, const void *v,
     w->err = ht_store_put(w->t, db, k, kn, v, vn);
 }
 
-static void put_key(struct wr *w, char prefix, const void *p, size_t n,
-                    char ttype, const void *target, size_t tn)
+/* keys-db entry: key -> type byte + target */
+static void put_target(struct wr *w, const uint8_t *key, size_t kn, char ttype,
+                       const void *target, size_t tn)
 {
-    uint8_t key[HT_KEY_MAX];
-    uint8_t val[256];
-    size_t kn;
+    uint8_t val[HT_ID_PACKED_MAX + 1];
 
-    if (!p || n == 0 || tn + 1 > sizeof(val))
+    if (tn + 1 > sizeof(val))
         return;
-    kn = ht_key_make(key, prefix, p, n);
     val[0] = (uint8_t)ttype;
     memcpy(val + 1, target, tn);
     put(w, HT_DB_KEYS, key, kn, val, tn + 1);
 }
 
+/* A key of binary bytes (trace id, span id) naming a span. */
+static void put_key(struct wr *w, char prefix, const void *p, size_t n,
+                    char ttype, const void *target, size_t tn)
+{
+    uint8_t key[HT_KEY_MAX];
+
+    if (!p || n == 0)
+        return;
+    put_target(w, key, ht_key_make(key, prefix, p, n), ttype, target, tn);
+}
+
+/* A text id naming a span. */
 static void key_span(struct wr *w, char prefix, const char *s,
                      const struct ht_span *sp)
 {
+    uint8_t key[HT_KEY_MAX];
+
     if (s && *s)
-        put_key(w, prefix, s, strlen(s), HT_TARGET_SPAN, sp->id.b, 8);
+        put_target(w, key, ht_key_make_id(key, prefix, s), HT_TARGET_SPAN,
+                   sp->id.b, 8);
 }
 
+/* An id naming an invocation; the target is its packed request id. `p` is
+ * text when n == 0, binary bytes otherwise. */
 static void key_inv(struct wr *w, char prefix, const void *p, size_t n,
                     const char *rid)
 {
-    if (rid && *rid)
-        put_key(w, prefix, p, n, HT_TARGET_INV, rid, strlen(rid));
+    uint8_t key[HT_KEY_MAX], packed[HT_ID_PACKED_MAX];
+    size_t kn, rn;
+
+    if (!rid || !*rid || !p || (rn = strlen(rid)) > 255)
+        return;
+    if (n == 0) {
+        if (!*(const char *)p)
+            return;
+        kn = ht_key_make_id(key, prefix, p);
+    } else {
+        kn = ht_key_make(key, prefix, p, n);
+    }
+    put_target(w, key, kn, HT_TARGET_INV, packed, ht_id_pack(rid, rn, packed));
 }
 
 /* A hop half named by `key`: record it, or match it with the other. */
@@ -160,6 +186,8 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
     const char *rid = f->request_id;
     size_t rn;
     char hk[512];
+    uint8_t prid[HT_ID_PACKED_MAX];
+    size_t prn;
 
     if (!rid || !*rid) {
         /* an access log line that names no integration request */
@@ -168,6 +196,7 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
     rn = strlen(rid);
     if (rn > 200)
         return;
+    prn = ht_id_pack(rid, rn, prid);
     if (f->kind == HT_FACT_START || f->kind == HT_FACT_REPORT ||
         f->kind == HT_FACT_END || f->kind == HT_FACT_TRACE ||
         f->kind == HT_FACT_CORR || f->kind == HT_FACT_RECORD ||
@@ -178,7 +207,7 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
         bool changed = true;
 
         memset(&inv, 0, sizeof(inv));
-        if (ht_store_get(w->t, HT_DB_INV, rid, rn, &v, &vn) == HT_ERR_OK &&
+        if (ht_store_get(w->t, HT_DB_INV, prid, prn, &v, &vn) == HT_ERR_OK &&
             ht_inv_unpack(v, vn, a, &inv) == HT_ERR_OK) {
             struct ht_fact g = *f;
 
@@ -197,7 +226,7 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
         if (changed) {
             ht_buf_reset(&w->buf);
             ht_inv_pack(&inv, &w->buf);
-            put(w, HT_DB_INV, rid, rn, w->buf.data, w->buf.len);
+            put(w, HT_DB_INV, prid, prn, w->buf.data, w->buf.len);
         }
         if (f->flags & HT_FACT_HAS_TRACE)
             key_inv(w, HT_K_TRACE, f->trace.b, 16, rid);
@@ -206,27 +235,27 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
     }
     if (f->kind == HT_FACT_CORR || f->kind == HT_FACT_RECORD ||
         f->kind == HT_FACT_APIGW) {
-        uint8_t key[256 + 9];
+        uint8_t key[HT_ID_PACKED_MAX + 9];
 
         ht_buf_reset(&w->buf);
         ht_fact_pack(f, &w->buf);
-        memcpy(key, rid, rn);
-        key[rn] = 0;
-        ht_be64_put(key + rn + 1, ht_hash64(w->buf.data, w->buf.len));
-        put(w, HT_DB_FACTS, key, rn + 9, w->buf.data, w->buf.len);
+        memcpy(key, prid, prn);
+        key[prn] = 0;
+        ht_be64_put(key + prn + 1, ht_hash64(w->buf.data, w->buf.len));
+        put(w, HT_DB_FACTS, key, prn + 9, w->buf.data, w->buf.len);
         w->st->facts_written++;
     }
     if (f->corr)
-        key_inv(w, HT_K_CORR, f->corr, strlen(f->corr), rid);
+        key_inv(w, HT_K_CORR, f->corr, 0, rid);
     if (f->kind == HT_FACT_RECORD && f->record_id) {
         const char *id = f->record_id;
 
         if (f->via == HT_VIA_SQS) {
-            key_inv(w, HT_K_SQS, id, strlen(id), rid);
+            key_inv(w, HT_K_SQS, id, 0, rid);
             snprintf(hk, sizeof(hk), "sqs:%s", id);
             half(w, hk, HALF_CONSUMER, f->ts_us);
         } else if (f->via == HT_VIA_KINESIS) {
-            key_inv(w, HT_K_KSEQ, id, strlen(id), rid);
+            key_inv(w, HT_K_KSEQ, id, 0, rid);
             snprintf(hk, sizeof(hk), "kin:%s", id);
             half(w, hk, HALF_CONSUMER, f->ts_us);
             if (f->corr && f->resource) {
@@ -234,7 +263,7 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
                 half(w, hk, HALF_CONSUMER, f->ts_us);
             }
         } else if (f->via == HT_VIA_DYNAMODB) {
-            key_inv(w, HT_K_DDB, id, strlen(id), rid);
+            key_inv(w, HT_K_DDB, id, 0, rid);
             if (f->corr && f->resource) {
                 snprintf(hk, sizeof(hk), "dynamodb:%s/%s", f->resource,
                          f->corr);
@@ -246,9 +275,9 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
     }
     if (f->kind == HT_FACT_APIGW) {
         if (f->apigw_id)
-            key_inv(w, HT_K_APIGW, f->apigw_id, strlen(f->apigw_id), rid);
+            key_inv(w, HT_K_APIGW, f->apigw_id, 0, rid);
         if (f->ext_id)
-            key_inv(w, HT_K_APIGW_EXT, f->ext_id, strlen(f->ext_id), rid);
+            key_inv(w, HT_K_APIGW_EXT, f->ext_id, 0, rid);
     }
 }
 

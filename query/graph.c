@@ -231,8 +231,10 @@ static int tgt_visit(void *ctx, const void *k, size_t kn, const void *v,
         memcpy(id->b, p + 1, 8);
         vec_push(c->q->a, &c->spans, id);
     } else if (vn > 1 && p[0] == HT_TARGET_INV) {
-        vec_push(c->q->a, &c->invs,
-                 ht_arena_strndup(c->q->a, (const char *)p + 1, vn - 1));
+        char rid[HT_ID_PACKED_MAX];
+
+        if (ht_id_unpack(p + 1, vn - 1, rid, sizeof(rid)))
+            vec_push(c->q->a, &c->invs, ht_arena_strdup(c->q->a, rid));
     }
     return 0;
 }
@@ -251,10 +253,18 @@ static void targets(struct q *q, char prefix, const void *p, size_t n,
     ht_store_dups(q->t, HT_DB_KEYS, key, kn, tgt_visit, out);
 }
 
+/* The targets of a text id (packed like the assembler packs it). */
 static void targets_s(struct q *q, char prefix, const char *s,
                       struct tgt_ctx *out)
 {
-    targets(q, prefix, s, s ? strlen(s) : 0, out);
+    uint8_t key[HT_KEY_MAX];
+
+    memset(out, 0, sizeof(*out));
+    out->q = q;
+    if (!s || !*s)
+        return;
+    ht_store_dups(q->t, HT_DB_KEYS, key, ht_key_make_id(key, prefix, s),
+                  tgt_visit, out);
 }
 
 static struct qnode *q_span(struct q *q, const struct ht_id8 *id)
@@ -365,7 +375,8 @@ static struct qinv *q_inv(struct q *q, const char *rid)
 {
     struct qinv *inv;
     const void *v;
-    size_t vn, rn;
+    size_t vn, rn, prn;
+    uint8_t prid[HT_ID_PACKED_MAX];
     uint8_t *prefix;
 
     if (!rid || !*rid)
@@ -381,16 +392,19 @@ static struct qinv *q_inv(struct q *q, const char *rid)
     inv = ht_arena_alloc(q->a, sizeof(*inv));
     memset(inv, 0, sizeof(*inv));
     inv->rid = ht_arena_strdup(q->a, rid);
-    if (ht_store_get(q->t, HT_DB_INV, rid, rn, &v, &vn) == HT_ERR_OK &&
+    if (rn > 255)
+        return NULL; /* never stored */
+    prn = ht_id_pack(rid, rn, prid);
+    if (ht_store_get(q->t, HT_DB_INV, prid, prn, &v, &vn) == HT_ERR_OK &&
         ht_inv_unpack(v, vn, q->a, &inv->rec) == HT_ERR_OK)
         inv->has_rec = true;
     {
         struct facts_ctx c = {.q = q, .inv = inv};
 
-        prefix = ht_arena_alloc(q->a, rn + 1);
-        memcpy(prefix, rid, rn);
-        prefix[rn] = 0;
-        ht_store_scan(q->t, HT_DB_FACTS, prefix, rn + 1, facts_visit, &c);
+        prefix = ht_arena_alloc(q->a, prn + 1);
+        memcpy(prefix, prid, prn);
+        prefix[prn] = 0;
+        ht_store_scan(q->t, HT_DB_FACTS, prefix, prn + 1, facts_visit, &c);
         inv->nrecs = c.recs.n;
         inv->recs = ht_arena_alloc(q->a, (c.recs.n + 1) * sizeof(*inv->recs));
         for (size_t i = 0; i < c.recs.n; i++)
@@ -1664,7 +1678,10 @@ static void resolve(struct q *q, const char *id, struct up_ctx *u)
         for (size_t i = 0; i < c.invs.n; i++)
             start_inv(q, u, q_inv(q, c.invs.p[i]), NULL);
     /* a Lambda request id: the invocation */
-    if (ht_store_get(q->t, HT_DB_INV, id, n, &v, &vn) == HT_ERR_OK) {
+    uint8_t pid[HT_ID_PACKED_MAX];
+
+    if (n <= 255 && ht_store_get(q->t, HT_DB_INV, pid, ht_id_pack(id, n, pid),
+                                 &v, &vn) == HT_ERR_OK) {
         start_inv(q, u, q_inv(q, id), NULL);
     } else {
         targets_s(q, HT_K_LAMBDA, id, &c);

@@ -154,6 +154,21 @@ int ht_fact_unpack(const void *v, size_t n, struct ht_arena *a,
 #define HT_KEY_MAX 480
 size_t ht_key_make(uint8_t *out, char prefix, const void *p, size_t n);
 
+/*
+ * Text ids (Lambda and API Gateway request ids, SQS message ids,
+ * correlation ids) are stored packed: a canonical lowercase UUID as 0x01 +
+ * its 16 bytes, anything else as 0x00 + its text. Unpacking restores the
+ * exact text. `out` must hold n + 1 bytes (HT_ID_PACKED_MAX for ids up to
+ * 255 bytes).
+ */
+#define HT_ID_PACKED_MAX 257
+size_t ht_id_pack(const char *s, size_t n, uint8_t *out);
+/* Writes the text + NUL into out (cap bytes); returns its length, or 0 when
+ * the packed form is malformed. */
+size_t ht_id_unpack(const uint8_t *p, size_t n, char *out, size_t cap);
+/* A keys-db key for a text id: prefix + packed id. */
+size_t ht_key_make_id(uint8_t *out, char prefix, const char *s);
+
 /* Big-endian helpers for ordered keys. */
 void ht_be64_put(uint8_t *p, uint64_t v);
 uint64_t ht_be64_get(const uint8_t *p);

@@ -46,6 +46,80 @@ size_t ht_key_make(uint8_t *out, char prefix, const void *p, size_t n)
     return HT_KEY_MAX;
 }
 
+/* ---- packed text ids ---------------------------------------------------- */
+
+static int hexdig(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+size_t ht_id_pack(const char *s, size_t n, uint8_t *out)
+{
+    bool uuid = n == 36;
+
+    for (size_t i = 0; uuid && i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23)
+            uuid = s[i] == '-';
+        else
+            uuid = hexdig(s[i]) >= 0;
+    }
+    if (uuid) {
+        size_t o = 1;
+
+        out[0] = 1;
+        for (size_t i = 0; i < 36; i++) {
+            if (s[i] == '-')
+                continue;
+            out[o] = (uint8_t)(hexdig(s[i]) << 4 | hexdig(s[i + 1]));
+            o++;
+            i++;
+        }
+        return 17;
+    }
+    out[0] = 0;
+    memcpy(out + 1, s, n);
+    return n + 1;
+}
+
+size_t ht_id_unpack(const uint8_t *p, size_t n, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    if (n == 17 && p[0] == 1 && cap > 36) {
+        size_t o = 0;
+
+        for (size_t i = 0; i < 16; i++) {
+            if (i == 4 || i == 6 || i == 8 || i == 10)
+                out[o++] = '-';
+            out[o++] = hex[p[1 + i] >> 4];
+            out[o++] = hex[p[1 + i] & 15];
+        }
+        out[o] = '\0';
+        return o;
+    }
+    if (n >= 1 && p[0] == 0 && n - 1 < cap) {
+        memcpy(out, p + 1, n - 1);
+        out[n - 1] = '\0';
+        return n - 1;
+    }
+    return 0;
+}
+
+size_t ht_key_make_id(uint8_t *out, char prefix, const char *s)
+{
+    uint8_t packed[HT_KEY_MAX + 1];
+    size_t n = strlen(s);
+
+    if (n > HT_KEY_MAX - 2)
+        return ht_key_make(out, prefix, s, n); /* shortened with a hash */
+    n = ht_id_pack(s, n, packed);
+    return ht_key_make(out, prefix, packed, n);
+}
+
 /* ---- writer / reader -------------------------------------------------- */
 
 static void put_u64(struct ht_buf *b, uint64_t v)

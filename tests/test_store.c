@@ -179,8 +179,32 @@ static void test_lmdb(void)
     }
 }
 
+static void test_id_pack(void)
+{
+    const char *ids[] = {"55d1c098-b0fd-429c-af21-6b7d6710d5be",
+                         "55D1C098-B0FD-429C-AF21-6B7D6710D5BE",
+                         "LV7fzho-PHcEJPw=", "order-42", "x"};
+    uint8_t p[HT_ID_PACKED_MAX], k1[HT_KEY_MAX], k2[HT_KEY_MAX];
+    char back[HT_ID_PACKED_MAX];
+
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        size_t n = ht_id_pack(ids[i], strlen(ids[i]), p);
+
+        CHECK(ht_id_unpack(p, n, back, sizeof(back)) == strlen(ids[i]));
+        CHECK_STREQ(back, ids[i]);
+    }
+    /* a lowercase UUID is 16 bytes; any other text keeps its case */
+    CHECK(ht_id_pack(ids[0], 36, p) == 17 && p[0] == 1);
+    CHECK(ht_id_pack(ids[1], 36, p) == 37 && p[0] == 0);
+    CHECK(ht_key_make_id(k1, 'L', ids[0]) == 18);
+    CHECK(ht_key_make_id(k2, 'L', ids[1]) == 38);
+    CHECK(ht_id_unpack(p, 0, back, sizeof(back)) == 0);
+    CHECK(ht_id_unpack((const uint8_t *)"\x07abc", 4, back, sizeof(back)) == 0);
+}
+
 int main(void)
 {
+    test_id_pack();
     test_span_roundtrip();
     test_inv_fact();
     test_lmdb();
