@@ -199,7 +199,9 @@ static void test_id_pack(void)
     CHECK(ht_key_make_id(k1, 'L', ids[0]) == 18);
     CHECK(ht_key_make_id(k2, 'L', ids[1]) == 38);
     CHECK(ht_id_unpack(p, 0, back, sizeof(back)) == 0);
-    CHECK(ht_id_unpack((const uint8_t *)"\x07" "abc", 4, back, sizeof(back)) == 0);
+    CHECK(ht_id_unpack((const uint8_t *)"\x07"
+                                        "abc",
+                       4, back, sizeof(back)) == 0);
 }
 
 int main(void)
