@@ -308,9 +308,9 @@ static void request_text(struct ht_buf *b, const struct ht_request *r,
         char what[128];
 
         if (e->kind == HT_CP_WAIT && e->hop >= 0)
-            snprintf(what, sizeof(what), "%s %s -> %s",
-                     ht_via_name(r->hops[e->hop].via), r->hops[e->hop].resource,
-                     s->s.name);
+            snprintf(what, sizeof(what), "~ %s %s",
+                     ht_via_name(r->hops[e->hop].via),
+                     r->hops[e->hop].resource);
         else
             snprintf(what, sizeof(what), "%s", s->s.name);
         ht_buf_printf(
@@ -318,6 +318,28 @@ static void request_text(struct ht_buf *b, const struct ht_request *r,
             (double)(e->start_us - r->start_us) / 1000.0, cp_kinds[e->kind],
             s->service ? s->service : "", what, (double)e->dur_us / 1000.0,
             total_ms > 0 ? 100.0 * (double)e->dur_us / 1000.0 / total_ms : 0.0);
+    }
+    {
+        /* where the time went, by kind */
+        int64_t by[4] = {0, 0, 0, 0};
+        double span_us = (double)(r->end_us - r->start_us);
+
+        for (size_t i = 0; i < r->ncp; i++)
+            by[r->cp[i].kind] += r->cp[i].dur_us;
+        if (span_us > 0)
+            ht_buf_printf(
+                b,
+                "  = %.3f ms in functions and services (%.1f%%), %.3f ms in "
+                "calls (%.1f%%), %.3f ms cold starts (%.1f%%), %.3f ms "
+                "waiting in queues and streams (%.1f%%)\n",
+                (double)by[HT_CP_SELF] / 1000.0,
+                100.0 * (double)by[HT_CP_SELF] / span_us,
+                (double)by[HT_CP_CALL] / 1000.0,
+                100.0 * (double)by[HT_CP_CALL] / span_us,
+                (double)by[HT_CP_INIT] / 1000.0,
+                100.0 * (double)by[HT_CP_INIT] / span_us,
+                (double)by[HT_CP_WAIT] / 1000.0,
+                100.0 * (double)by[HT_CP_WAIT] / span_us);
     }
     if (r->nhops) {
         ht_buf_adds(b, "\nhops\n");
