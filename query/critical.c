@@ -54,6 +54,8 @@ static void emit(struct cp *c, int span, int kind, int hop, int64_t lo,
 
 static int kind_of(const struct ht_qspan *s)
 {
+    if (s->wait_hop >= 0)
+        return HT_CP_WAIT;
     if (s->s.kind == HT_SK_INIT)
         return HT_CP_INIT;
     if (s->s.kind == HT_SK_CALL)
@@ -102,11 +104,12 @@ static void explain(struct cp *c, int x, int64_t lo, int64_t hi, int skip,
     struct ht_request *r = c->r;
     int64_t t = hi;
     int kind = kind_of(&r->spans[x]);
+    int hop = r->spans[x].wait_hop;
     const int *kids = c->kids + c->kid_start[x];
     int nk = c->kid_start[x + 1] - c->kid_start[x], i = 0;
 
     if (depth > 200 || hi <= lo) {
-        emit(c, x, kind, -1, lo, hi);
+        emit(c, x, kind, hop, lo, hi);
         return;
     }
     /* children are sorted by end, latest first: the cursor only moves back,
@@ -120,7 +123,7 @@ static void explain(struct cp *c, int x, int64_t lo, int64_t hi, int skip,
         const struct ht_span *bs = &r->spans[best].s;
         int64_t cs = bs->start_us;
 
-        emit(c, x, kind, -1, bs->end_us, t);
+        emit(c, x, kind, hop, bs->end_us, t);
         if (cs < lo) {
             skew(c, x, best, lo - cs);
             cs = lo;
@@ -130,7 +133,7 @@ static void explain(struct cp *c, int x, int64_t lo, int64_t hi, int skip,
         if (t <= lo)
             break;
     }
-    emit(c, x, kind, -1, lo, t);
+    emit(c, x, kind, hop, lo, t);
 }
 
 static int cmp_kid(const void *a, const void *b, void *ctx)

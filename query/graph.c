@@ -1460,6 +1460,7 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
         char tbuf[36];
 
         memset(s, 0, sizeof(*s));
+        s->wait_hop = -1;
         s->s = n->s;
         s->parent = p ? index_of(q, p) : -1;
         s->shared = d.shared.p[i] != NULL;
@@ -1550,11 +1551,21 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
             nh[r->nhops].via = HT_VIA_LAMBDA;
             nh[r->nhops].resource = s->s.name;
             nh[r->nhops].evidence = "trace-header";
-            nh[r->nhops].wait_ms =
-                (double)(s->s.start_us - r->spans[s->parent].s.end_us) / 1000.0;
+            /* Lambda accepts the event while the Invoke call is still
+             * open, so its segment starts inside the caller's call: the
+             * wait is its Dwell Time, and the segment stays a child of the
+             * call so the path remains contiguous */
+            int64_t wait = s->s.start_us - r->spans[s->parent].s.end_us;
+
+            for (size_t k = 0; k < r->nspans; k++)
+                if (r->spans[k].parent == (int)i &&
+                    strcmp(r->spans[k].s.name, "Dwell Time") == 0) {
+                    wait = r->spans[k].s.end_us - r->spans[k].s.start_us;
+                    r->spans[k].wait_hop = (int)r->nhops;
+                }
+            nh[r->nhops].wait_ms = (double)(wait > 0 ? wait : 0) / 1000.0;
             r->hops = nh;
             r->nhops++;
-            s->parent = -1; /* a hop, not a call */
         }
     }
     r->ntrace_ids = tids.n;

@@ -25,6 +25,7 @@ struct ht_qspan {
     bool logs_only;         /* an invocation known from logs alone */
     const char *request_id; /* Lambda request id of its invocation */
     const char *service;    /* name of the segment it belongs to */
+    int wait_hop; /* a queue wait inside a span (Dwell Time): its hop, or -1 */
 };
 
 struct ht_qhop {

@@ -24,6 +24,7 @@ static struct ht_qspan mk(const char *name, int parent, int kind, int64_t start,
     s.s.start_us = start;
     s.s.end_us = end;
     s.parent = parent;
+    s.wait_hop = -1;
     return s;
 }
 
@@ -140,6 +141,38 @@ int main(void)
         ht__critical_path(&r, a);
         check_invariants(&r, false);
         CHECK(r.ncp == 2000);
+    }
+
+    /* an async invoke: the Lambda segment starts inside the caller's
+     * Invoke call; its Dwell Time is the hop's wait on the path */
+    sp[0] = mk("caller", -1, HT_SK_FUNCTION, 0, 60);
+    sp[1] = mk("Lambda", 0, HT_SK_CALL, 10, 40);
+    sp[2] = mk("worker", 1, HT_SK_LAMBDA, 30, 500);
+    sp[3] = mk("Dwell Time", 2, HT_SK_LOCAL, 30, 230);
+    sp[4] = mk("worker", 2, HT_SK_FUNCTION, 230, 500);
+    sp[3].wait_hop = 0;
+    memset(&hop, 0, sizeof(hop));
+    hop.from = 1;
+    hop.to = 2;
+    hop.via = HT_VIA_LAMBDA;
+    hop.resource = "worker";
+    memset(&r, 0, sizeof(r));
+    r.spans = sp;
+    r.nspans = 5;
+    r.hops = &hop;
+    r.nhops = 1;
+    r.start_us = 0;
+    r.end_us = 500;
+    ht__critical_path(&r, a);
+    check_invariants(&r, false);
+    {
+        bool waited = false;
+
+        for (size_t i = 0; i < r.ncp; i++)
+            if (r.cp[i].kind == HT_CP_WAIT)
+                waited = r.cp[i].span == 3 && r.cp[i].dur_us == 200 &&
+                         r.cp[i].hop == 0;
+        CHECK(waited);
     }
 
     /* skew: a child starting before its parent */
