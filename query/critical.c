@@ -105,11 +105,14 @@ static void explain(struct cp *c, int x, int64_t lo, int64_t hi, int skip,
     int64_t t = hi;
     int kind = kind_of(&r->spans[x]);
     int hop = r->spans[x].wait_hop;
+    /* a queue wait inside a span (Dwell Time) is told as the wait of the
+     * invocation it leads into */
+    int who = hop >= 0 && r->hops[hop].to >= 0 ? r->hops[hop].to : x;
     const int *kids = c->kids + c->kid_start[x];
     int nk = c->kid_start[x + 1] - c->kid_start[x], i = 0;
 
     if (depth > 200 || hi <= lo) {
-        emit(c, x, kind, hop, lo, hi);
+        emit(c, who, kind, hop, lo, hi);
         return;
     }
     /* children are sorted by end, latest first: the cursor only moves back,
@@ -123,7 +126,7 @@ static void explain(struct cp *c, int x, int64_t lo, int64_t hi, int skip,
         const struct ht_span *bs = &r->spans[best].s;
         int64_t cs = bs->start_us;
 
-        emit(c, x, kind, hop, bs->end_us, t);
+        emit(c, who, kind, hop, bs->end_us, t);
         if (cs < lo) {
             skew(c, x, best, lo - cs);
             cs = lo;
@@ -133,7 +136,7 @@ static void explain(struct cp *c, int x, int64_t lo, int64_t hi, int skip,
         if (t <= lo)
             break;
     }
-    emit(c, x, kind, hop, lo, t);
+    emit(c, who, kind, hop, lo, t);
 }
 
 static int cmp_kid(const void *a, const void *b, void *ctx)

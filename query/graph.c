@@ -1536,6 +1536,28 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
         o->evidence = h->evidence;
         o->wait_ms = (double)(top->s.start_us - h->prod->s.end_us) / 1000.0;
     }
+    /* an async invocation's Lambda segment holds "Attempt #N" subsegments
+     * that wrap the function's run, while the function segment names the
+     * Lambda segment as its parent: put the function under the attempt it
+     * ran in, so the path goes through the function's own work */
+    for (size_t i = 0; i < r->nspans; i++) {
+        struct ht_qspan *f = &r->spans[i];
+        int p = f->parent;
+
+        if (f->s.kind != HT_SK_FUNCTION || p < 0 ||
+            r->spans[p].s.kind != HT_SK_LAMBDA)
+            continue;
+        for (size_t k = 0; k < r->nspans; k++) {
+            const struct ht_qspan *a = &r->spans[k];
+
+            if (a->parent == p && strncmp(a->s.name, "Attempt #", 9) == 0 &&
+                f->s.start_us >= a->s.start_us - 1000 &&
+                f->s.start_us <= a->s.end_us) {
+                f->parent = (int)k;
+                break;
+            }
+        }
+    }
     /* async invokes: a Lambda segment whose parent is an Event invoke */
     for (size_t i = 0; i < r->nspans; i++) {
         struct ht_qspan *s = &r->spans[i];

@@ -170,7 +170,7 @@ int main(void)
 
         for (size_t i = 0; i < r.ncp; i++)
             if (r.cp[i].kind == HT_CP_WAIT)
-                waited = r.cp[i].span == 3 && r.cp[i].dur_us == 200 &&
+                waited = r.cp[i].span == 2 && r.cp[i].dur_us == 200 &&
                          r.cp[i].hop == 0;
         CHECK(waited);
     }
