@@ -1,0 +1,127 @@
+/*
+ * qgraph.h - the query graph shared by the files of query/: nodes and
+ * invocations loaded lazily from the store, the hops between them, and the
+ * small containers they use. Private to query/: nothing outside includes it.
+ *
+ * graph.c loads nodes and invocations and attributes batch work to
+ * requests; hops.c resolves hops; request.c resolves ids and assembles
+ * requests. Everything lives in the query's arena and dies with its result.
+ */
+#ifndef HT_QGRAPH_H
+#define HT_QGRAPH_H
+
+#include "ht_query.h"
+
+struct ment {
+    uint64_t h;
+    const void *k;
+    size_t kn;
+    void *v;
+};
+
+struct map {
+    struct ment *e;
+    size_t cap, n;
+};
+
+struct vec {
+    void **p;
+    size_t n, cap;
+};
+
+struct qinv;
+
+enum { ATTR_UNKNOWN, ATTR_CORR, ATTR_SHARED };
+
+struct qnode {
+    struct ht_span s;
+    bool synthetic;
+    struct qinv *inv; /* invocation this node is the top of */
+    bool inv_done;
+    struct qnode *parent;
+    bool parent_done;
+    struct vec kids;
+    bool kids_done;
+    struct qinv *owner;
+    bool owner_done;
+    int attr_state;
+    const char *attr;
+    unsigned gen;  /* the request walk that last took this node */
+    int idx;       /* its index in that request's spans */
+    unsigned cgen; /* the collect_inv_spans walk that last took it */
+};
+
+struct qinv {
+    const char *rid;
+    struct ht_inv rec;
+    bool has_rec;
+    struct ht_fact *recs;
+    size_t nrecs;
+    struct ht_fact *lines;
+    size_t nlines;
+    struct qnode *top;
+    bool top_done;
+    struct vec corrs; /* distinct record correlation ids */
+    bool batch;
+    const char *corr; /* its one correlation id, NULL for batches */
+    bool writes_assigned;
+};
+
+struct qhop {
+    struct qnode *prod;
+    struct qinv *cons;
+    const struct ht_fact *rec;
+    uint8_t via;
+    const char *resource;
+    const char *evidence;
+};
+
+struct q {
+    struct ht_txn *t;
+    struct ht_arena *a;
+    struct map spans; /* id8 -> qnode */
+    struct map invs;  /* request id -> qinv */
+    struct map pairs; /* "via\0corr" -> struct vec of qhop */
+    unsigned gen, cgen;
+    long loads;     /* nodes and invocations loaded: the work bound */
+    bool truncated; /* the bound was hit: the answer may be partial */
+};
+
+/* Work per query is bounded: a pathological id (a trace id on a million
+ * spans) answers with what fits and a `truncated` warning. */
+#define MAX_LOADS 2000000
+#define MAX_TARGETS 200000
+#define MAX_DEPTH 2000
+
+/* Collect the targets of one key. */
+struct tgt_ctx {
+    struct q *q;
+    struct vec spans; /* struct ht_id8 * */
+    struct vec invs;  /* const char * request ids */
+};
+
+void *ht__map_get(struct map *m, const void *k, size_t kn);
+void ht__map_put(struct map *m, const void *k, size_t kn, void *v);
+void ht__map_free(struct map *m);
+void ht__vec_push(struct ht_arena *a, struct vec *v, void *x);
+bool ht__ptr_seen(struct ht_arena *a, struct map *m, const void *x);
+bool ht__vec_has(const struct vec *v, const void *x);
+bool ht__streq(const char *a, const char *b);
+void ht__targets(struct q *q, char prefix, const void *p, size_t n,
+                 struct tgt_ctx *out);
+void ht__targets_s(struct q *q, char prefix, const char *s,
+                   struct tgt_ctx *out);
+struct qnode *ht__q_span(struct q *q, const struct ht_id8 *id);
+struct qinv *ht__q_inv(struct q *q, const char *rid);
+struct qnode *ht__q_parent(struct q *q, struct qnode *n);
+struct vec *ht__q_kids(struct q *q, struct qnode *n);
+struct qnode *ht__q_inv_top(struct q *q, struct qinv *inv);
+struct qinv *ht__q_node_inv(struct q *q, struct qnode *n);
+struct qinv *ht__q_owner(struct q *q, struct qnode *n);
+int ht__q_attr(struct q *q, struct qnode *n, const char **corr);
+void ht__collect_inv_spans(struct q *q, struct qnode *n, struct vec *out,
+                           int depth);
+void ht__q_incoming(struct q *q, struct qinv *inv, struct vec *out);
+void ht__q_outgoing(struct q *q, struct qnode *p, struct vec *out);
+
+#endif
