@@ -463,6 +463,25 @@ static void start_inv(struct q *q, struct up_ctx *u, struct qinv *inv,
     walk_up(q, u, top, NULL, 0);
 }
 
+/* Start from what a key names: its spans as they are, else its
+ * invocations; `record_id` narrows an invocation to the record it names. */
+static void start_key(struct q *q, struct up_ctx *u, char prefix,
+                      const char *id, const char *record_id)
+{
+    struct tgt_ctx c;
+
+    ht__targets_s(q, prefix, id, &c);
+    for (size_t i = 0; i < c.spans.n; i++) {
+        struct qnode *s = ht__q_span(q, c.spans.p[i]);
+
+        if (s)
+            walk_up(q, u, s, NULL, 0);
+    }
+    if (!c.spans.n)
+        for (size_t i = 0; i < c.invs.n; i++)
+            start_inv(q, u, ht__q_inv(q, c.invs.p[i]), record_id);
+}
+
 static void resolve(struct q *q, const char *id, struct up_ctx *u)
 {
     size_t n = strlen(id);
@@ -508,26 +527,8 @@ static void resolve(struct q *q, const char *id, struct up_ctx *u)
             for (size_t i = 0; i < c.invs.n; i++)
                 start_inv(q, u, ht__q_inv(q, c.invs.p[i]), NULL);
     }
-    ht__targets_s(q, HT_K_APIGW, id, &c);
-    for (size_t i = 0; i < c.spans.n; i++) {
-        struct qnode *s = ht__q_span(q, c.spans.p[i]);
-
-        if (s)
-            walk_up(q, u, s, NULL, 0);
-    }
-    if (!c.spans.n)
-        for (size_t i = 0; i < c.invs.n; i++)
-            start_inv(q, u, ht__q_inv(q, c.invs.p[i]), NULL);
-    ht__targets_s(q, HT_K_APIGW_EXT, id, &c);
-    for (size_t i = 0; i < c.spans.n; i++) {
-        struct qnode *s = ht__q_span(q, c.spans.p[i]);
-
-        if (s)
-            walk_up(q, u, s, NULL, 0);
-    }
-    if (!c.spans.n)
-        for (size_t i = 0; i < c.invs.n; i++)
-            start_inv(q, u, ht__q_inv(q, c.invs.p[i]), NULL);
+    start_key(q, u, HT_K_APIGW, id, NULL);
+    start_key(q, u, HT_K_APIGW_EXT, id, NULL);
     /* a Lambda request id: the invocation */
     uint8_t pid[HT_ID_PACKED_MAX];
 
@@ -559,29 +560,9 @@ static void resolve(struct q *q, const char *id, struct up_ctx *u)
             walk_up(q, u, ht__q_inv_top(q, inv), id, 0);
     }
     /* record ids */
-    ht__targets_s(q, HT_K_SQS, id, &c);
-    for (size_t i = 0; i < c.spans.n; i++) {
-        struct qnode *s = ht__q_span(q, c.spans.p[i]);
-
-        if (s)
-            walk_up(q, u, s, NULL, 0);
-    }
-    if (!c.spans.n)
-        for (size_t i = 0; i < c.invs.n; i++)
-            start_inv(q, u, ht__q_inv(q, c.invs.p[i]), id);
-    ht__targets_s(q, HT_K_KSEQ, id, &c);
-    for (size_t i = 0; i < c.spans.n; i++) {
-        struct qnode *s = ht__q_span(q, c.spans.p[i]);
-
-        if (s)
-            walk_up(q, u, s, NULL, 0);
-    }
-    if (!c.spans.n)
-        for (size_t i = 0; i < c.invs.n; i++)
-            start_inv(q, u, ht__q_inv(q, c.invs.p[i]), id);
-    ht__targets_s(q, HT_K_DDB, id, &c);
-    for (size_t i = 0; i < c.invs.n; i++)
-        start_inv(q, u, ht__q_inv(q, c.invs.p[i]), id);
+    start_key(q, u, HT_K_SQS, id, id);
+    start_key(q, u, HT_K_KSEQ, id, id);
+    start_key(q, u, HT_K_DDB, id, id);
 }
 
 static int cmp_req(const void *a, const void *b)
