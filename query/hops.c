@@ -345,6 +345,27 @@ void ht__q_incoming(struct q *q, struct qinv *inv, struct vec *out)
     }
 }
 
+/* Hops from producer `p` to the invocations that received a record with
+ * the id it recorded (SQS message id, Kinesis sequence number). */
+static void by_record_id(struct q *q, struct qnode *p, char prefix, uint8_t via,
+                         const char *id, const char *evidence, struct vec *out)
+{
+    struct tgt_ctx c;
+
+    ht__targets_s(q, prefix, id, &c);
+    for (size_t i = 0; i < c.invs.n; i++) {
+        struct qinv *inv = ht__q_inv(q, c.invs.p[i]);
+
+        for (size_t j = 0; inv && j < inv->nrecs; j++)
+            if (inv->recs[j].via == via &&
+                ht__streq(inv->recs[j].record_id, id) &&
+                !hop_listed(out, p, inv))
+                ht__vec_push(q->a, out,
+                             mkhop(q, p, inv, &inv->recs[j], via,
+                                   inv->recs[j].resource, evidence));
+    }
+}
+
 /* Hops out of producer span `p`. */
 void ht__q_outgoing(struct q *q, struct qnode *p, struct vec *out)
 {
@@ -367,20 +388,9 @@ void ht__q_outgoing(struct q *q, struct qnode *p, struct vec *out)
         }
         return;
     }
-    if (p->s.message_id) {
-        ht__targets_s(q, HT_K_SQS, p->s.message_id, &c);
-        for (size_t i = 0; i < c.invs.n; i++) {
-            struct qinv *inv = ht__q_inv(q, c.invs.p[i]);
-
-            for (size_t j = 0; inv && j < inv->nrecs; j++)
-                if (inv->recs[j].via == HT_VIA_SQS &&
-                    ht__streq(inv->recs[j].record_id, p->s.message_id) &&
-                    !hop_listed(out, p, inv))
-                    ht__vec_push(q->a, out,
-                                 mkhop(q, p, inv, &inv->recs[j], HT_VIA_SQS,
-                                       inv->recs[j].resource, "message-id"));
-        }
-    }
+    if (p->s.message_id)
+        by_record_id(q, p, HT_K_SQS, HT_VIA_SQS, p->s.message_id, "message-id",
+                     out);
     ht__targets(q, HT_K_HEADER, p->s.id.b, 8, &c);
     for (size_t i = 0; i < c.invs.n; i++) {
         struct qinv *inv = ht__q_inv(q, c.invs.p[i]);
@@ -431,19 +441,8 @@ void ht__q_outgoing(struct q *q, struct qnode *p, struct vec *out)
                         "xray-link"));
     }
     if (p->s.sequence) {
-        ht__targets_s(q, HT_K_KSEQ, p->s.sequence, &c);
-        for (size_t i = 0; i < c.invs.n; i++) {
-            struct qinv *inv = ht__q_inv(q, c.invs.p[i]);
-
-            for (size_t j = 0; inv && j < inv->nrecs; j++)
-                if (inv->recs[j].via == HT_VIA_KINESIS &&
-                    ht__streq(inv->recs[j].record_id, p->s.sequence) &&
-                    !hop_listed(out, p, inv))
-                    ht__vec_push(q->a, out,
-                                 mkhop(q, p, inv, &inv->recs[j], HT_VIA_KINESIS,
-                                       inv->recs[j].resource,
-                                       "sequence-number"));
-        }
+        by_record_id(q, p, HT_K_KSEQ, HT_VIA_KINESIS, p->s.sequence,
+                     "sequence-number", out);
     } else if ((p->s.flags & HT_SPAN_WRITE) &&
                (p->s.via == HT_VIA_KINESIS || p->s.via == HT_VIA_DYNAMODB)) {
         const char *corr;
