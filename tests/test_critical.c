@@ -28,6 +28,20 @@ static struct ht_qspan mk(const char *name, int parent, int kind, int64_t start,
     return s;
 }
 
+/* A request over spans[0..n) with hops[0..nh), from start to end. */
+static void request_of(struct ht_request *r, struct ht_qspan *spans, size_t n,
+                       struct ht_qhop *hops, size_t nh, int64_t start,
+                       int64_t end)
+{
+    memset(r, 0, sizeof(*r));
+    r->spans = spans;
+    r->nspans = n;
+    r->hops = hops;
+    r->nhops = nh;
+    r->start_us = start;
+    r->end_us = end;
+}
+
 static void check_invariants(const struct ht_request *r, bool expect_skew)
 {
     int64_t sum = 0;
@@ -60,11 +74,7 @@ int main(void)
     sp[1] = mk("a", 0, HT_SK_CALL, 10, 40);
     sp[2] = mk("b", 0, HT_SK_CALL, 30, 90);
     sp[3] = mk("Initialization", 2, HT_SK_INIT, 30, 50);
-    memset(&r, 0, sizeof(r));
-    r.spans = sp;
-    r.nspans = 4;
-    r.start_us = 0;
-    r.end_us = 100;
+    request_of(&r, sp, 4, NULL, 0, 0, 100);
     ht__critical_path(&r, a);
     check_invariants(&r, false);
     /* api 0-30 self, b: init 30-50, b call 50-90, api 90-100 */
@@ -85,13 +95,7 @@ int main(void)
     hop.to = 2;
     hop.via = HT_VIA_SQS;
     hop.resource = "q";
-    memset(&r, 0, sizeof(r));
-    r.spans = sp;
-    r.nspans = 3;
-    r.hops = &hop;
-    r.nhops = 1;
-    r.start_us = 0;
-    r.end_us = 150;
+    request_of(&r, sp, 3, &hop, 1, 0, 150);
     ht__critical_path(&r, a);
     check_invariants(&r, false);
     CHECK(r.ncp == 4);
@@ -108,13 +112,7 @@ int main(void)
     sp[0] = mk("producer", -1, HT_SK_FUNCTION, 100, 150);
     sp[1] = mk("SQS", 0, HT_SK_CALL, 120, 150);
     sp[2] = mk("consumer", -1, HT_SK_LAMBDA, 90, 300);
-    memset(&r, 0, sizeof(r));
-    r.spans = sp;
-    r.nspans = 3;
-    r.hops = &hop;
-    r.nhops = 1;
-    r.start_us = 90;
-    r.end_us = 300;
+    request_of(&r, sp, 3, &hop, 1, 90, 300);
     ht__critical_path(&r, a);
     check_invariants(&r, true);
     {
@@ -133,11 +131,7 @@ int main(void)
         for (int i = 1; i <= 2000; i++)
             many[i] =
                 mk("call", 0, HT_SK_CALL, (i - 1) * 10, (i - 1) * 10 + 10);
-        memset(&r, 0, sizeof(r));
-        r.spans = many;
-        r.nspans = 2001;
-        r.start_us = 0;
-        r.end_us = 20000;
+        request_of(&r, many, 2001, NULL, 0, 0, 20000);
         ht__critical_path(&r, a);
         check_invariants(&r, false);
         CHECK(r.ncp == 2000);
@@ -156,13 +150,7 @@ int main(void)
     hop.to = 2;
     hop.via = HT_VIA_LAMBDA;
     hop.resource = "worker";
-    memset(&r, 0, sizeof(r));
-    r.spans = sp;
-    r.nspans = 5;
-    r.hops = &hop;
-    r.nhops = 1;
-    r.start_us = 0;
-    r.end_us = 500;
+    request_of(&r, sp, 5, &hop, 1, 0, 500);
     ht__critical_path(&r, a);
     check_invariants(&r, false);
     {
@@ -178,11 +166,7 @@ int main(void)
     /* skew: a child starting before its parent */
     sp[0] = mk("parent", -1, HT_SK_SEGMENT, 10, 100);
     sp[1] = mk("child", 0, HT_SK_CALL, 5, 60);
-    memset(&r, 0, sizeof(r));
-    r.spans = sp;
-    r.nspans = 2;
-    r.start_us = 5;
-    r.end_us = 100;
+    request_of(&r, sp, 2, NULL, 0, 5, 100);
     ht__critical_path(&r, a);
     check_invariants(&r, true);
 
