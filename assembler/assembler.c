@@ -21,6 +21,7 @@ struct wr {
     struct ht_buf buf;
     int err;
     struct ht_asm_stats *st;
+    int64_t pending_delta; /* written to the counter once per batch */
 };
 
 static void put(struct wr *w, int db, const void *k, size_t kn, const void *v,
@@ -107,44 +108,37 @@ static void half(struct wr *w, const char *key, int side, int64_t ts)
         put(w, HT_DB_PENDING, key, kn, val, sizeof(val));
         /* only a waiting producer counts as a pending hop: a consumer
          * whose producer was never traced is not work left behind */
-        if (!w->err && state == HALF_PRODUCER)
-            w->err = ht_store_counter_add(w->t, "pending", -1);
+        if (state == HALF_PRODUCER)
+            w->pending_delta--;
         w->st->hops_matched++;
         return;
     }
     val[0] = (uint8_t)side;
     ht_be64_put(val + 1, (uint64_t)ts);
     put(w, HT_DB_PENDING, key, kn, val, sizeof(val));
-    if (!w->err && side == HALF_PRODUCER)
-        w->err = ht_store_counter_add(w->t, "pending", 1);
+    if (side == HALF_PRODUCER)
+        w->pending_delta++;
 }
 
 static void apply_span(struct wr *w, const struct ht_span *s)
 {
     const void *old;
     size_t oldn;
-    uint8_t tk[16];
+    uint32_t oldflags;
     char hk[512];
 
-    if (ht_store_get(w->t, HT_DB_NODES, s->id.b, 8, &old, &oldn) == HT_ERR_OK) {
-        struct ht_arena *a = ht_arena_create();
-        struct ht_span prev;
-        bool keep = false;
-
-        if (a && ht_span_unpack(old, oldn, a, &prev) == HT_ERR_OK)
-            keep = !(prev.flags & HT_SPAN_IN_PROGRESS) &&
-                   (s->flags & HT_SPAN_IN_PROGRESS);
-        ht_arena_destroy(a);
-        if (keep)
-            return; /* an in-progress copy never replaces the complete one */
-    }
+    /* an in-progress copy never replaces the complete one */
+    if ((s->flags & HT_SPAN_IN_PROGRESS) &&
+        ht_store_get(w->t, HT_DB_NODES, s->id.b, 8, &old, &oldn) == HT_ERR_OK &&
+        ht_span_peek_flags(old, oldn, &oldflags) == HT_ERR_OK &&
+        !(oldflags & HT_SPAN_IN_PROGRESS))
+        return;
     ht_buf_reset(&w->buf);
     ht_span_pack(s, &w->buf);
     put(w, HT_DB_NODES, s->id.b, 8, w->buf.data, w->buf.len);
     w->st->spans_written++;
 
-    memcpy(tk, s->trace.b, 16);
-    put_key(w, HT_K_TRACE, tk, 16, HT_TARGET_SPAN, s->id.b, 8);
+    put_key(w, HT_K_TRACE, s->trace.b, 16, HT_TARGET_SPAN, s->id.b, 8);
     if (s->flags & HT_SPAN_HAS_PARENT)
         put_key(w, HT_K_CHILD, s->parent.b, 8, HT_TARGET_SPAN, s->id.b, 8);
     if (s->kind == HT_SK_LAMBDA)
@@ -197,32 +191,25 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
     if (rn > 200)
         return;
     prn = ht_id_pack(rid, rn, prid);
-    if (f->kind == HT_FACT_START || f->kind == HT_FACT_REPORT ||
-        f->kind == HT_FACT_END || f->kind == HT_FACT_TRACE ||
-        f->kind == HT_FACT_CORR || f->kind == HT_FACT_RECORD ||
-        f->kind == HT_FACT_APIGW) {
+    /* every line of an invocation folds into its invocation record */
+    {
         struct ht_inv inv;
+        struct ht_fact g = *f;
         const void *v;
         size_t vn;
-        bool changed = true;
+        bool changed = false;
 
+        /* record and apigw lines carry no timing of the invocation */
+        if (f->kind == HT_FACT_RECORD || f->kind == HT_FACT_APIGW)
+            g.kind = HT_FACT_TRACE;
         memset(&inv, 0, sizeof(inv));
-        if (ht_store_get(w->t, HT_DB_INV, prid, prn, &v, &vn) == HT_ERR_OK &&
-            ht_inv_unpack(v, vn, a, &inv) == HT_ERR_OK) {
-            struct ht_fact g = *f;
-
-            /* record and apigw lines carry no timing of the invocation */
-            if (f->kind == HT_FACT_RECORD || f->kind == HT_FACT_APIGW)
-                g.kind = HT_FACT_TRACE;
-            changed = ht_inv_merge(&inv, &g);
-        } else {
-            struct ht_fact g = *f;
-
-            if (f->kind == HT_FACT_RECORD || f->kind == HT_FACT_APIGW)
-                g.kind = HT_FACT_TRACE;
+        if (ht_store_get(w->t, HT_DB_INV, prid, prn, &v, &vn) != HT_ERR_OK ||
+            ht_inv_unpack(v, vn, a, &inv) != HT_ERR_OK) {
+            memset(&inv, 0, sizeof(inv));
             inv.request_id = rid;
-            ht_inv_merge(&inv, &g);
+            changed = true; /* a new invocation is written even if bare */
         }
+        changed |= ht_inv_merge(&inv, &g);
         if (changed) {
             ht_buf_reset(&w->buf);
             ht_inv_pack(&inv, &w->buf);
@@ -322,6 +309,7 @@ int ht_assembler_apply(struct ht_txn *t, const struct ht_batch *b,
     struct wr w = {.t = t, .st = st};
     struct ht_arena *a = ht_arena_create();
     size_t i;
+    uint32_t ordinal;
 
     if (!a)
         return HT_ERR_NOMEM;
@@ -333,19 +321,19 @@ int ht_assembler_apply(struct ht_txn *t, const struct ht_batch *b,
         if (ht_arena_used(a) > (1u << 20))
             ht_arena_reset(a);
     }
-    for (i = 0; i < b->nrejects && !w.err; i++) {
+    for (i = 0, ordinal = 0; i < b->nrejects && !w.err; i++) {
         const struct ht_rejected *r = &b->rejects[i];
-        uint32_t ordinal = 0;
+        const struct ht_rejected *p = i ? &b->rejects[i - 1] : NULL;
 
-        for (size_t j = i; j > 0; j--) {
-            const struct ht_rejected *p = &b->rejects[j - 1];
-
-            if (p->offset != r->offset || strcmp(p->source, r->source) != 0)
-                break;
+        /* rejects of one payload come together: number them in order */
+        if (p && p->offset == r->offset && strcmp(p->source, r->source) == 0)
             ordinal++;
-        }
+        else
+            ordinal = 0;
         apply_reject(&w, r, ordinal);
     }
+    if (!w.err && w.pending_delta)
+        w.err = ht_store_counter_add(t, "pending", w.pending_delta);
     ht_buf_free(&w.buf);
     ht_arena_destroy(a);
     return w.err;

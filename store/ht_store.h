@@ -139,6 +139,9 @@ struct ht_inv {
 void ht_span_pack(const struct ht_span *s, struct ht_buf *out);
 int ht_span_unpack(const void *v, size_t n, struct ht_arena *a,
                    struct ht_span *out);
+/* Just the flags of a packed span (no strings copied): HT_ERR_CORRUPT on a
+ * malformed value. */
+int ht_span_peek_flags(const void *v, size_t n, uint32_t *flags);
 void ht_inv_pack(const struct ht_inv *inv, struct ht_buf *out);
 int ht_inv_unpack(const void *v, size_t n, struct ht_arena *a,
                   struct ht_inv *out);

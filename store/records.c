@@ -294,6 +294,19 @@ int ht_span_unpack(const void *v, size_t n, struct ht_arena *a,
     return r.bad ? HT_ERR_CORRUPT : HT_ERR_OK;
 }
 
+int ht_span_peek_flags(const void *v, size_t n, uint32_t *flags)
+{
+    /* format byte, id, parent, trace, then start, duration, flags */
+    struct rd r = {(const uint8_t *)v + 33, (const uint8_t *)v + n, false};
+
+    if (n < 33 || ((const uint8_t *)v)[0] != SPAN_FORMAT)
+        return HT_ERR_CORRUPT;
+    get_i64(&r);
+    get_i64(&r);
+    *flags = (uint32_t)get_u64(&r);
+    return r.bad ? HT_ERR_CORRUPT : HT_ERR_OK;
+}
+
 /* ---- invocations ------------------------------------------------------ */
 
 void ht_inv_pack(const struct ht_inv *inv, struct ht_buf *out)
