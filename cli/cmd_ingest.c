@@ -253,7 +253,7 @@ static int ingest_file(struct ing *g, const char *path)
             ht_batch_reject(&g->batch, HT_REJ_TOO_LARGE, &pos,
                             "value larger than 16 MiB", val, n);
         else
-            ht_ingest_payload(&g->batch, &pos, val, n);
+            ht_ingest_value(&g->batch, &pos, val, n, ht_reader_depth(r));
         if (batch_full(g) ||
             (is_stdin && ht_now_mono_us() - last_flush > 1000000)) {
             ck.offset = ht_reader_pos(r);

@@ -461,7 +461,8 @@ static void decode_log_events(struct ht_batch *b, const struct ht_srcpos *pos,
 /* A base64 blob (Kinesis Data, awslogs.data, Firehose data): decode and
  * sniff what it holds. */
 static void decode_blob(struct ht_batch *b, const struct ht_srcpos *pos,
-                        json_t *data, int level, const char *what)
+                        json_t *data, int level, const char *what,
+                        bool must_gzip)
 {
     uint8_t *raw;
     long n;
@@ -481,10 +482,9 @@ static void decode_blob(struct ht_batch *b, const struct ht_srcpos *pos,
         snprintf(detail, sizeof(detail), "%s is not valid base64", what);
         ht_batch_reject(b, HT_REJ_BAD_ENCODING, pos, detail,
                         json_string_value(data), json_string_length(data));
-    } else if (strcmp(what, "awslogs.data") == 0 &&
-               !(n >= 2 && raw[0] == 0x1f && raw[1] == 0x8b)) {
-        ht_batch_reject(b, HT_REJ_BAD_ENCODING, pos,
-                        "awslogs.data is not gzip data", NULL, 0);
+    } else if (must_gzip && !(n >= 2 && raw[0] == 0x1f && raw[1] == 0x8b)) {
+        snprintf(detail, sizeof(detail), "%s is not gzip data", what);
+        ht_batch_reject(b, HT_REJ_BAD_ENCODING, pos, detail, NULL, 0);
     } else {
         decode_bytes(b, pos, raw, (size_t)n, level + 1);
     }
@@ -503,13 +503,13 @@ static void decode_records(struct ht_batch *b, const struct ht_srcpos *pos,
 
         if (json_is_object(k))
             decode_blob(b, pos, json_object_get(k, "data"), level,
-                        "Records[].kinesis.data");
+                        "Records[].kinesis.data", false);
         else if (json_object_get(r, "Data"))
             decode_blob(b, pos, json_object_get(r, "Data"), level,
-                        "Records[].Data");
+                        "Records[].Data", false);
         else if (json_object_get(r, "data"))
             decode_blob(b, pos, json_object_get(r, "data"), level,
-                        "records[].data");
+                        "records[].data", false);
         else
             ht_batch_reject(b, HT_REJ_UNKNOWN_DOC, pos,
                             "record without Kinesis data", raw, rawlen);
@@ -610,7 +610,8 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos,
         return;
     }
     if (json_is_object(x = json_object_get(v, "awslogs"))) {
-        decode_blob(b, pos, json_object_get(x, "data"), level, "awslogs.data");
+        decode_blob(b, pos, json_object_get(x, "data"), level, "awslogs.data",
+                    true);
         return;
     }
     if (json_is_array(x = json_object_get(v, "events")) &&
@@ -724,4 +725,15 @@ void ht_ingest_payload(struct ht_batch *b, const struct ht_srcpos *pos,
 {
     b->payload_bytes += n;
     decode_bytes(b, pos, data, n, 0);
+}
+
+void ht_ingest_value(struct ht_batch *b, const struct ht_srcpos *pos,
+                     const char *val, size_t n, int depth)
+{
+    if (depth < 0) {
+        ht_ingest_payload(b, pos, val, n);
+        return;
+    }
+    b->payload_bytes += n;
+    decode_json(b, pos, val, n, depth, 0);
 }

@@ -80,6 +80,15 @@ void ht_batch_reject(struct ht_batch *b, int reason,
 void ht_ingest_payload(struct ht_batch *b, const struct ht_srcpos *pos,
                        const void *data, size_t n);
 
+/*
+ * Decode one value that ht_reader_next already delimited, with the nesting
+ * depth the reader measured (ht_reader_depth): it is not scanned again.
+ * A depth < 0 means "not a bracketed value" and takes ht_ingest_payload's
+ * full sniffing instead.
+ */
+void ht_ingest_value(struct ht_batch *b, const struct ht_srcpos *pos,
+                     const char *val, size_t n, int depth);
+
 /* Context of one log event, from its envelope (CloudWatch Logs message,
  * filter-log-events output). All fields may be NULL/0. */
 struct ht_logctx {
@@ -118,6 +127,9 @@ void ht_reader_close(struct ht_reader *r);
  */
 int ht_reader_next(struct ht_reader *r, const char **val, size_t *n,
                    uint64_t *offset, bool *too_large);
+/* Nesting depth of the last value ht_reader_next returned, or -1 when it
+ * was not a complete object or array (a bad line, a scalar, too large). */
+int ht_reader_depth(const struct ht_reader *r);
 /* Bytes of the (decompressed) stream consumed so far. */
 uint64_t ht_reader_pos(const struct ht_reader *r);
 /* Skip to a decompressed offset (resume from a checkpoint). */

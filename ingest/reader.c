@@ -110,6 +110,7 @@ struct ht_reader {
     bool eof;
     bool err;
     char *name;
+    int depth; /* of the last value, -1 when not a bracketed value */
 };
 
 #define READ_CHUNK (1 << 20)
@@ -207,6 +208,7 @@ int ht_reader_next(struct ht_reader *r, const char **val, size_t *n,
                    uint64_t *offset, bool *too_large)
 {
     *too_large = false;
+    r->depth = -1;
     for (;;) {
         size_t avail, len = 0;
         int depth;
@@ -220,6 +222,8 @@ int ht_reader_next(struct ht_reader *r, const char **val, size_t *n,
             continue;
         }
         rc = ht__scan_value(r->buf + r->start, avail, r->eof, &len, &depth);
+        if (rc == HT__SCAN_VALUE && depth > 0)
+            r->depth = depth;
         if (rc == HT__SCAN_NEED_MORE) {
             if (fill(r))
                 continue;
@@ -249,6 +253,11 @@ int ht_reader_next(struct ht_reader *r, const char **val, size_t *n,
         r->start += len;
         return 1;
     }
+}
+
+int ht_reader_depth(const struct ht_reader *r)
+{
+    return r->depth;
 }
 
 uint64_t ht_reader_pos(const struct ht_reader *r)

@@ -153,6 +153,16 @@ static void test_rejects(void)
              0);
     feed(big);
     CHECK(b.rejected[HT_REJ_TOO_LARGE] == 1 && b.nspans == 0);
+    /* a delimited value decodes like a payload */
+    ht_batch_reset(&b);
+    ht_ingest_value(&b, &pos, SQS_SUB, strlen(SQS_SUB), 2);
+    CHECK(b.nspans == 1 && total_rejects() == 0);
+    ht_batch_reset(&b);
+    ht_ingest_value(&b, &pos, "[[]]", 4, 70);
+    CHECK(b.rejected[HT_REJ_TOO_DEEP] == 1);
+    ht_batch_reset(&b);
+    ht_ingest_value(&b, &pos, "garbage", 7, -1);
+    CHECK(b.rejected[HT_REJ_NOT_JSON] == 1);
     /* one bad NDJSON line loses nothing else */
     feed(SQS_SUB "\n{\"trace_id\":\"1-6b0835\n" SEG "\n");
     CHECK(b.nspans == 3 && b.rejected[HT_REJ_NOT_JSON] == 1);
@@ -276,6 +286,12 @@ static void test_reader(void)
             }
             if (i == 2)
                 third = off;
+            /* the reader hands over the depth it measured for bracketed
+             * values, so they are not scanned twice */
+            if (i == 0 || i == 1 || i == 3 || i == 5)
+                CHECK(ht_reader_depth(r) == 1);
+            if (i == 4 || i == 6)
+                CHECK(ht_reader_depth(r) == -1);
             i++;
         }
         CHECK(i == 7);
