@@ -76,9 +76,6 @@ static void skew(struct cp *c, int a, int b, int64_t by_us)
             return;
     if (c->nskew < 64)
         strcpy(c->skew_seen[c->nskew++], key);
-    const char **nw = ht_arena_alloc(c->a, (r->nwarnings + 1) * sizeof(*nw));
-    if (r->nwarnings)
-        memcpy(nw, r->warnings, r->nwarnings * sizeof(*nw));
     {
         struct ht_buf w;
 
@@ -91,9 +88,21 @@ static void skew(struct cp *c, int a, int b, int64_t by_us)
         ht_buf_addc(&w, ',');
         ht_buf_json_str(&w, r->spans[b].s.name);
         ht_buf_printf(&w, "],\"ms\":%.3f}", (double)by_us / 1000.0);
-        nw[r->nwarnings++] = ht_arena_strdup(c->a, w.data);
+        ht__add_warning(c->a, r, ht_arena_strdup(c->a, w.data));
         ht_buf_free(&w);
     }
+}
+
+void ht__add_warning(struct ht_arena *a, struct ht_request *r, const char *json)
+{
+    const char **nw = ht_arena_alloc(a, (r->nwarnings + 1) * sizeof(*nw));
+
+    for (size_t i = 0; i < r->nwarnings; i++) {
+        if (strcmp(r->warnings[i], json) == 0)
+            return;
+        nw[i] = r->warnings[i];
+    }
+    nw[r->nwarnings++] = json;
     r->warnings = nw;
 }
 

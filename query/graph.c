@@ -601,12 +601,12 @@ int ht__q_attr(struct q *q, struct qnode *n, const char **corr)
             n->attr = inv->corr;
         }
     } else if (inv && (n->s.flags & HT_SPAN_WRITE)) {
-        if (!inv->writes_assigned) {
-            n->attr_state = ATTR_UNKNOWN;
+        /* the batch's writes are attributed together, once */
+        n->attr_state = ATTR_UNKNOWN;
+        if (!inv->writes_assigned)
             assign_writes(q, inv);
-            if (n->attr_state == ATTR_UNKNOWN)
-                n->attr_state = ATTR_SHARED;
-        }
+        if (n->attr_state == ATTR_UNKNOWN)
+            n->attr_state = ATTR_SHARED;
     } else if (inv) {
         struct qnode *p = ht__q_parent(q, n);
         const char *pc;

@@ -80,5 +80,9 @@ void ht_query_dot(const struct ht_result *r, struct ht_buf *out);
 
 /* Internal to query/: compute r->cp and skew warnings for one request. */
 void ht__critical_path(struct ht_request *r, struct ht_arena *a);
+/* Internal to query/: append a rendered JSON warning (kept as given, an
+ * identical one is not added twice). */
+void ht__add_warning(struct ht_arena *a, struct ht_request *r,
+                     const char *json);
 
 #endif

@@ -239,20 +239,6 @@ static int index_of(const struct q *q, const struct qnode *n)
     return n && n->gen == q->gen ? n->idx : -1;
 }
 
-static void add_warning(struct ht_arena *a, struct ht_request *r,
-                        const char *json)
-{
-    const char **nw = ht_arena_alloc(a, (r->nwarnings + 1) * sizeof(*nw));
-
-    for (size_t i = 0; i < r->nwarnings; i++) {
-        if (strcmp(r->warnings[i], json) == 0)
-            return;
-        nw[i] = r->warnings[i];
-    }
-    nw[r->nwarnings++] = json;
-    r->warnings = nw;
-}
-
 static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
 {
     struct down_ctx d;
@@ -316,7 +302,7 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
             j = r->spans[j].parent;
         if (j == (int)i) {
             r->spans[i].parent = -1;
-            add_warning(q->a, r, "{\"type\":\"parent_cycle\"}");
+            ht__add_warning(q->a, r, "{\"type\":\"parent_cycle\"}");
         }
     }
     /* services: inherit the enclosing segment's name */
@@ -418,10 +404,10 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
     }
     ht__critical_path(r, q->a);
     if (q->truncated)
-        add_warning(q->a, r,
-                    "{\"type\":\"truncated\",\"message\":\"the request "
-                    "is larger than one query may load; it is shown in "
-                    "part\"}");
+        ht__add_warning(q->a, r,
+                        "{\"type\":\"truncated\",\"message\":\"the request "
+                        "is larger than one query may load; it is shown in "
+                        "part\"}");
 }
 
 /* ---- resolving an id ---------------------------------------------------- */
