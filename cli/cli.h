@@ -22,6 +22,11 @@ struct ht_cli {
 };
 
 int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv);
+/* Live sources of `ingest` (cli/ingest_kafka.c, ingest_kinesis.c,
+ * ingest_udp.c): called with ingest's full argv when it names them. */
+int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv);
+int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv);
+int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_trace(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_stats(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_dlq(struct ht_cli *cli, int argc, char **argv);

@@ -10,6 +10,7 @@
 #include "ht_assembler.h"
 #include "ht_ingest.h"
 #include "ht_store.h"
+#include "sink.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -41,18 +42,9 @@ static const char usage[] =
     "Rejected payloads are counted by reason and kept in the dead-letter\n"
     "table: see `hoptrace stats` and `hoptrace dlq`.\n";
 
-struct totals {
-    uint64_t files, skipped_files;
-    uint64_t documents, spans, log_events, dropped, bytes;
-    uint64_t rejected[HT_REJ__COUNT];
-    struct ht_asm_stats as;
-};
-
 struct ing {
-    struct ht_store *store;
-    struct ht_batch batch;
-    struct totals tot;
-    size_t batch_docs;
+    struct ht_sink sink;
+    uint64_t files, skipped_files;
     bool progress;
     int64_t last_progress;
     int io_failures; /* paths that could not be read (reported) */
@@ -67,55 +59,9 @@ struct ckpt {
 
 static int flush(struct ing *g, const char *ckey, const struct ckpt *ck)
 {
-    struct ht_batch *b = &g->batch;
-    int rc;
+    struct ht_sink_ckpt e = {ckey, ckey ? strlen(ckey) : 0, ck, sizeof(*ck)};
 
-    for (int attempt = 0; attempt < 20; attempt++) {
-        struct ht_txn *t;
-        struct ht_asm_stats st = {0};
-
-        rc = ht_store_begin(g->store, true, &t);
-        if (rc)
-            return rc;
-        rc = ht_assembler_apply(t, b, &st);
-        if (!rc && ckey)
-            rc = ht_store_put(t, HT_DB_CHECKPOINTS, ckey, strlen(ckey), ck,
-                              sizeof(*ck));
-        if (rc) {
-            ht_store_abort(t);
-        } else {
-            rc = ht_store_commit(t);
-            if (!rc) {
-                g->tot.as.spans_written += st.spans_written;
-                g->tot.as.facts_written += st.facts_written;
-                g->tot.as.hops_matched += st.hops_matched;
-            }
-        }
-        if (rc != HT_ERR_MAPFULL)
-            break;
-        rc = ht_store_grow(g->store);
-        if (rc)
-            return rc;
-    }
-    if (rc)
-        return rc;
-    g->tot.documents += b->documents;
-    g->tot.spans += b->nspans;
-    g->tot.log_events += b->log_events;
-    g->tot.dropped += b->dropped;
-    g->tot.bytes += b->payload_bytes;
-    for (int i = 0; i < HT_REJ__COUNT; i++)
-        g->tot.rejected[i] += b->rejected[i];
-    ht_batch_reset(b);
-    return HT_ERR_OK;
-}
-
-static bool batch_full(struct ing *g)
-{
-    struct ht_batch *b = &g->batch;
-
-    return b->nspans + b->nfacts + b->nrejects >= g->batch_docs ||
-           ht_arena_used(b->arena) > (48u << 20);
+    return ht_sink_flush(&g->sink, &e, ckey ? 1 : 0);
 }
 
 static void progress(struct ing *g, const char *path, uint64_t pos,
@@ -135,11 +81,13 @@ static void progress(struct ing *g, const char *path, uint64_t pos,
                 "%llu documents",
                 path, (double)pos / 1e6, (double)size / 1e6,
                 (int)(pos * 100 / size),
-                (unsigned long long)(g->tot.documents + g->batch.documents));
+                (unsigned long long)(g->sink.tot.documents +
+                                     g->sink.batch->documents));
     else
         fprintf(stderr, "\r\033[Kingesting %s: %.1f MB, %llu documents", path,
                 (double)pos / 1e6,
-                (unsigned long long)(g->tot.documents + g->batch.documents));
+                (unsigned long long)(g->sink.tot.documents +
+                                     g->sink.batch->documents));
     fflush(stderr);
 }
 
@@ -169,9 +117,6 @@ static int ingest_file(struct ing *g, const char *path)
 
     if (!is_stdin) {
         struct stat st;
-        struct ht_txn *t;
-        const void *v;
-        size_t vn;
 
         if (stat(path, &st) != 0) {
             ht_cli_err("cannot read %s: %s", path, strerror(errno));
@@ -183,24 +128,21 @@ static int ingest_file(struct ing *g, const char *path)
         ck.ino = (uint64_t)st.st_ino;
         ck.size = (uint64_t)st.st_size;
         ck.mtime = (int64_t)st.st_mtime;
-        if (ht_store_begin(g->store, false, &t) == HT_ERR_OK) {
-            if (ht_store_get(t, HT_DB_CHECKPOINTS, ckey, strlen(ckey), &v,
-                             &vn) == HT_ERR_OK &&
-                vn == sizeof(ck)) {
-                struct ckpt old;
+        {
+            struct ckpt old;
+            size_t vn = 0;
 
-                memcpy(&old, v, sizeof(old));
-                if (old.dev == ck.dev && old.ino == ck.ino &&
-                    old.size == ck.size && old.mtime == ck.mtime) {
-                    ck.offset = old.offset;
-                    ck.done = old.done;
-                }
+            if (ht_sink_get_ckpt(&g->sink, ckey, &old, sizeof(old), &vn) ==
+                    HT_ERR_OK &&
+                vn == sizeof(old) && old.dev == ck.dev && old.ino == ck.ino &&
+                old.size == ck.size && old.mtime == ck.mtime) {
+                ck.offset = old.offset;
+                ck.done = old.done;
             }
-            ht_store_abort(t);
         }
         if (ck.done) {
             HT_LOG_INFO("ingest:file", "%s: already ingested, skipped", path);
-            g->tot.skipped_files++;
+            g->skipped_files++;
             free(real);
             return HT_ERR_OK;
         }
@@ -225,7 +167,7 @@ static int ingest_file(struct ing *g, const char *path)
             }
         }
     }
-    g->tot.files++;
+    g->files++;
     /* a percentage only where the stream offset is a file offset */
     uint64_t plain_size = 0;
     if (!is_stdin) {
@@ -250,11 +192,11 @@ static int ingest_file(struct ing *g, const char *path)
             break;
         }
         if (too_large)
-            ht_batch_reject(&g->batch, HT_REJ_TOO_LARGE, &pos,
+            ht_batch_reject(g->sink.batch, HT_REJ_TOO_LARGE, &pos,
                             "value larger than 16 MiB", val, n);
         else
-            ht_ingest_value(&g->batch, &pos, val, n, ht_reader_depth(r));
-        if (batch_full(g) ||
+            ht_ingest_value(g->sink.batch, &pos, val, n, ht_reader_depth(r));
+        if (ht_sink_full(&g->sink) ||
             (is_stdin && ht_now_mono_us() - last_flush > 1000000)) {
             ck.offset = ht_reader_pos(r);
             rc = flush(g, is_stdin ? NULL : ckey, &ck);
@@ -342,11 +284,17 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
     bool strict = false, quiet = false;
     int rc = HT_ERR_OK, i, npaths = 0;
     uint64_t rejected = 0;
-    struct ht_txn *t;
-    int64_t pending = 0;
+    size_t batch_docs = 4096;
 
     memset(&g, 0, sizeof(g));
-    g.batch_docs = 4096;
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--kafka") == 0)
+            return ht_cmd_ingest_kafka(cli, argc, argv);
+        if (strcmp(argv[i], "--kinesis") == 0)
+            return ht_cmd_ingest_kinesis(cli, argc, argv);
+        if (strcmp(argv[i], "--udp") == 0)
+            return ht_cmd_ingest_udp(cli, argc, argv);
+    }
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
 
@@ -366,13 +314,7 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
                 ht_cli_err("--batch takes 1 to 1000000");
                 return HT_EXIT_USAGE;
             }
-            g.batch_docs = (size_t)v;
-        } else if (strcmp(a, "--kafka") == 0 || strcmp(a, "--kinesis") == 0 ||
-                   strcmp(a, "--udp") == 0) {
-            ht_cli_err("ingest %s is not available in this version yet; "
-                       "ingest files or stdin (see README, Roadmap)",
-                       a);
-            return HT_EXIT_USAGE;
+            batch_docs = (size_t)v;
         } else if (strcmp(a, "-") == 0 || a[0] != '-') {
             npaths++;
         } else {
@@ -387,15 +329,12 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
                    "(see hoptrace ingest --help)");
         return HT_EXIT_USAGE;
     }
-    rc = ht_store_open(cli->db, false, &g.store);
+    rc = ht_sink_open(&g.sink, cli->db);
     if (rc) {
         ht_cli_err("cannot open the store at %s: %s", cli->db, ht_strerror(rc));
         return HT_EXIT_ERROR;
     }
-    if (ht_batch_init(&g.batch)) {
-        ht_store_close(g.store);
-        return HT_EXIT_ERROR;
-    }
+    g.sink.batch_docs = batch_docs;
     g.progress = isatty(2) && !quiet;
     for (i = 1; i < argc && rc == HT_ERR_OK; i++) {
         const char *a = argv[i];
@@ -414,44 +353,30 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
     }
     if (g.progress)
         fputs("\r\033[K", stderr);
-    if (ht_store_begin(g.store, false, &t) == HT_ERR_OK) {
-        pending = ht_assembler_pending(t);
-        ht_store_abort(t);
-    }
-    for (int r = 0; r < HT_REJ__COUNT; r++)
-        rejected += g.tot.rejected[r];
-    if (!quiet) {
-        fprintf(stderr,
-                "hoptrace: ingested %llu documents (%llu spans, %llu log "
-                "events) from %llu files",
-                (unsigned long long)g.tot.documents,
-                (unsigned long long)g.tot.spans,
-                (unsigned long long)g.tot.log_events,
-                (unsigned long long)g.tot.files);
-        if (g.tot.skipped_files)
-            fprintf(stderr, " (%llu already ingested, skipped)",
-                    (unsigned long long)g.tot.skipped_files);
-        fprintf(stderr, "; rejected %llu", (unsigned long long)rejected);
-        if (rejected) {
-            const char *sep = " (";
+    {
+        int src = ht_sink_sync(&g.sink);
 
-            for (int r = 0; r < HT_REJ__COUNT; r++)
-                if (g.tot.rejected[r]) {
-                    fprintf(stderr, "%s%s %llu", sep, ht_reject_name(r),
-                            (unsigned long long)g.tot.rejected[r]);
-                    sep = ", ";
-                }
-            fputc(')', stderr);
-        }
-        fprintf(stderr, "; hops matched %llu, pending %lld",
-                (unsigned long long)g.tot.as.hops_matched, (long long)pending);
-        if (g.tot.dropped)
-            fprintf(stderr, "; dropped %llu control messages",
-                    (unsigned long long)g.tot.dropped);
+        if (!rc)
+            rc = src;
+    }
+    rejected = ht_sink_rejected(&g.sink);
+    if (!quiet) {
+        char from[96];
+
+        snprintf(from, sizeof(from), "%llu files", (unsigned long long)g.files);
+        if (g.skipped_files)
+            snprintf(from + strlen(from), sizeof(from) - strlen(from),
+                     " (%llu already ingested, skipped)",
+                     (unsigned long long)g.skipped_files);
+        ht_sink_summary(&g.sink, stderr, from);
         fputc('\n', stderr);
     }
-    ht_batch_free(&g.batch);
-    ht_store_close(g.store);
+    {
+        int crc = ht_sink_close(&g.sink);
+
+        if (!rc)
+            rc = crc;
+    }
     if (rc) {
         ht_cli_err("ingest stopped: %s (what was committed before stays; "
                    "run the same command again to resume)",

@@ -1,0 +1,293 @@
+/*
+ * sink.c - the write side shared by every ingest source.
+ *
+ * Two batches: the source decodes into one while a writer thread commits
+ * the other (ONE LMDB write transaction per batch, checkpoints included).
+ * The writer owns the write transaction; the decoding thread never waits
+ * for LMDB unless it has filled a second batch before the first is
+ * committed, which bounds memory at two batches (back-pressure).
+ */
+#define _GNU_SOURCE
+#include "sink.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ht_sink_writer {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct ht_batch batches[2];
+    struct ht_batch *job; /* batch being committed, NULL when idle */
+    struct ht_buf ckpts;  /* job's checkpoints: klen,key,vlen,val ... */
+    size_t nckpts;
+    int err;              /* first commit error, sticky */
+    bool stop;
+};
+
+static int commit_once(struct ht_sink *s, struct ht_batch *b,
+                       const struct ht_buf *ck, size_t nck,
+                       struct ht_asm_stats *st)
+{
+    struct ht_txn *t;
+    int rc = ht_store_begin(s->store, true, &t);
+    const char *p = ck->data;
+
+    if (rc)
+        return rc;
+    rc = ht_assembler_apply(t, b, st);
+    for (size_t i = 0; !rc && i < nck; i++) {
+        uint32_t kl, vl;
+
+        memcpy(&kl, p, 4);
+        memcpy(&vl, p + 4, 4);
+        rc = ht_store_put(t, HT_DB_CHECKPOINTS, p + 8, kl, p + 8 + kl, vl);
+        p += 8 + kl + vl;
+    }
+    if (rc) {
+        ht_store_abort(t);
+        return rc;
+    }
+    return ht_store_commit(t);
+}
+
+static int commit(struct ht_sink *s, struct ht_batch *b,
+                  const struct ht_buf *ck, size_t nck)
+{
+    int rc = HT_ERR_OK;
+
+    for (int attempt = 0; attempt < 24; attempt++) {
+        struct ht_asm_stats st = {0};
+
+        rc = commit_once(s, b, ck, nck, &st);
+        if (rc == HT_ERR_OK) {
+            s->tot.as.spans_written += st.spans_written;
+            s->tot.as.facts_written += st.facts_written;
+            s->tot.as.hops_matched += st.hops_matched;
+            s->tot.documents += b->documents;
+            s->tot.spans += b->nspans;
+            s->tot.log_events += b->log_events;
+            s->tot.dropped += b->dropped;
+            s->tot.bytes += b->payload_bytes;
+            s->tot.batches++;
+            for (int i = 0; i < HT_REJ__COUNT; i++)
+                s->tot.rejected[i] += b->rejected[i];
+            return rc;
+        }
+        if (rc != HT_ERR_MAPFULL)
+            break;
+        rc = ht_store_grow(s->store);
+        if (rc)
+            break;
+    }
+    return rc;
+}
+
+static void *writer_main(void *arg)
+{
+    struct ht_sink *s = arg;
+    struct ht_sink_writer *w = s->w;
+
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->job && !w->stop)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (!w->job)
+            break;
+        pthread_mutex_unlock(&w->mu);
+        int rc = w->err ? w->err : commit(s, w->job, &w->ckpts, w->nckpts);
+        pthread_mutex_lock(&w->mu);
+        if (rc && !w->err)
+            w->err = rc;
+        ht_batch_reset(w->job);
+        w->job = NULL;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int ht_sink_open(struct ht_sink *s, const char *db)
+{
+    struct ht_sink_writer *w;
+    int rc;
+
+    memset(s, 0, sizeof(*s));
+    s->batch_docs = 4096;
+    rc = ht_store_open(db, false, &s->store);
+    if (rc)
+        return rc;
+    w = calloc(1, sizeof(*w));
+    if (!w || ht_batch_init(&w->batches[0]) || ht_batch_init(&w->batches[1]))
+        goto nomem;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    s->w = w;
+    s->batch = &w->batches[0];
+    if (pthread_create(&w->thread, NULL, writer_main, s) != 0) {
+        HT_LOG_ERROR("ingest", "cannot start the writer thread");
+        ht_sink_close(s);
+        return HT_ERR_NOMEM;
+    }
+    return HT_ERR_OK;
+nomem:
+    if (w) {
+        ht_batch_free(&w->batches[0]);
+        ht_batch_free(&w->batches[1]);
+        free(w);
+    }
+    ht_store_close(s->store);
+    s->store = NULL;
+    return HT_ERR_NOMEM;
+}
+
+/* Waits for the writer to be idle; returns its sticky error. Called with
+ * the mutex held. */
+static int wait_idle(struct ht_sink_writer *w)
+{
+    while (w->job)
+        pthread_cond_wait(&w->cv, &w->mu);
+    return w->err;
+}
+
+int ht_sink_sync(struct ht_sink *s)
+{
+    int rc;
+
+    pthread_mutex_lock(&s->w->mu);
+    rc = wait_idle(s->w);
+    pthread_mutex_unlock(&s->w->mu);
+    return rc;
+}
+
+bool ht_sink_full(const struct ht_sink *s)
+{
+    const struct ht_batch *b = s->batch;
+
+    return b->nspans + b->nfacts + b->nrejects >= s->batch_docs ||
+           ht_arena_used(b->arena) > (48u << 20);
+}
+
+int ht_sink_flush(struct ht_sink *s, const struct ht_sink_ckpt *ck, size_t n)
+{
+    struct ht_sink_writer *w = s->w;
+    struct ht_batch *next;
+    int rc;
+
+    pthread_mutex_lock(&w->mu);
+    rc = wait_idle(w);
+    if (rc) {
+        pthread_mutex_unlock(&w->mu);
+        return rc;
+    }
+    ht_buf_reset(&w->ckpts);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t kl = (uint32_t)ck[i].klen, vl = (uint32_t)ck[i].vlen;
+
+        ht_buf_add(&w->ckpts, &kl, 4);
+        ht_buf_add(&w->ckpts, &vl, 4);
+        ht_buf_add(&w->ckpts, ck[i].key, kl);
+        ht_buf_add(&w->ckpts, ck[i].val, vl);
+    }
+    w->nckpts = n;
+    next = s->batch == &w->batches[0] ? &w->batches[1] : &w->batches[0];
+    w->job = s->batch;
+    s->batch = next;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return HT_ERR_OK;
+}
+
+int ht_sink_get_ckpt(struct ht_sink *s, const char *key, void *buf,
+                     size_t cap, size_t *n)
+{
+    struct ht_txn *t;
+    const void *v;
+    size_t vn;
+    int rc = ht_sink_sync(s);
+
+    if (rc)
+        return rc;
+    rc = ht_store_begin(s->store, false, &t);
+    if (rc)
+        return rc;
+    rc = ht_store_get(t, HT_DB_CHECKPOINTS, key, strlen(key), &v, &vn);
+    if (rc == HT_ERR_OK) {
+        memcpy(buf, v, vn < cap ? vn : cap);
+        *n = vn;
+    }
+    ht_store_abort(t);
+    return rc;
+}
+
+int ht_sink_close(struct ht_sink *s)
+{
+    struct ht_sink_writer *w = s->w;
+    int rc = HT_ERR_OK;
+
+    if (w) {
+        pthread_mutex_lock(&w->mu);
+        rc = wait_idle(w);
+        w->stop = true;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->thread, NULL);
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        ht_batch_free(&w->batches[0]);
+        ht_batch_free(&w->batches[1]);
+        ht_buf_free(&w->ckpts);
+        free(w);
+        s->w = NULL;
+    }
+    if (s->store)
+        ht_store_close(s->store);
+    s->store = NULL;
+    s->batch = NULL;
+    return rc;
+}
+
+uint64_t ht_sink_rejected(const struct ht_sink *s)
+{
+    uint64_t n = 0;
+
+    for (int r = 0; r < HT_REJ__COUNT; r++)
+        n += s->tot.rejected[r];
+    return n;
+}
+
+void ht_sink_summary(struct ht_sink *s, FILE *f, const char *from)
+{
+    struct ht_txn *t;
+    int64_t pending = 0;
+    uint64_t rejected = ht_sink_rejected(s);
+
+    if (ht_store_begin(s->store, false, &t) == HT_ERR_OK) {
+        pending = ht_assembler_pending(t);
+        ht_store_abort(t);
+    }
+    fprintf(f,
+            "hoptrace: ingested %llu documents (%llu spans, %llu log "
+            "events) from %s; rejected %llu",
+            (unsigned long long)s->tot.documents,
+            (unsigned long long)s->tot.spans,
+            (unsigned long long)s->tot.log_events, from,
+            (unsigned long long)rejected);
+    if (rejected) {
+        const char *sep = " (";
+
+        for (int r = 0; r < HT_REJ__COUNT; r++)
+            if (s->tot.rejected[r]) {
+                fprintf(f, "%s%s %llu", sep, ht_reject_name(r),
+                        (unsigned long long)s->tot.rejected[r]);
+                sep = ", ";
+            }
+        fputc(')', f);
+    }
+    fprintf(f, "; hops matched %llu, pending %lld",
+            (unsigned long long)s->tot.as.hops_matched, (long long)pending);
+    if (s->tot.dropped)
+        fprintf(f, "; dropped %llu control messages",
+                (unsigned long long)s->tot.dropped);
+}

@@ -1,0 +1,81 @@
+/*
+ * sink.h - where every ingest source (files, stdin, Kafka, Kinesis, UDP)
+ * puts what it decoded: a batch that is written to the store in ONE LMDB
+ * write transaction together with the source's checkpoints.
+ *
+ * Usage: decode into ht_sink_batch(); when ht_sink_full() (or on a timer),
+ * call ht_sink_flush() with the checkpoint entries that describe "everything
+ * up to here is in this batch". A flush may return before the batch is
+ * committed (the write can overlap the next batch's decoding); call
+ * ht_sink_sync() before telling anyone outside the store that data is safe
+ * (committing Kafka offsets, acknowledging, exiting). Errors of an
+ * asynchronous commit are returned by the next flush or sync.
+ */
+#ifndef HT_SINK_H
+#define HT_SINK_H
+
+#include "ht_assembler.h"
+#include "ht_ingest.h"
+#include "ht_store.h"
+
+#include <stdio.h>
+
+struct ht_sink_totals {
+    uint64_t documents, spans, log_events, dropped, bytes;
+    uint64_t rejected[HT_REJ__COUNT];
+    struct ht_asm_stats as;
+    uint64_t batches;
+};
+
+/* One checkpoint entry written with a batch (key/value in HT_DB_CHECKPOINTS).
+ * Both are copied by ht_sink_flush. */
+struct ht_sink_ckpt {
+    const char *key;
+    size_t klen;
+    const void *val;
+    size_t vlen;
+};
+
+struct ht_sink_writer;
+
+struct ht_sink {
+    struct ht_store *store;
+    struct ht_batch *batch; /* the batch being filled */
+    struct ht_sink_totals tot;
+    size_t batch_docs; /* flush after this many records (default 4096) */
+    struct ht_sink_writer *w; /* private */
+};
+
+/* Opens the store (created if missing). Logs and returns an error code. */
+int ht_sink_open(struct ht_sink *s, const char *db);
+/* Syncs, then closes the store. Returns the first pending error. */
+int ht_sink_close(struct ht_sink *s);
+
+static inline struct ht_batch *ht_sink_batch(struct ht_sink *s)
+{
+    return s->batch;
+}
+
+/* True when the current batch should be flushed. */
+bool ht_sink_full(const struct ht_sink *s);
+
+/* Hands the current batch and the checkpoints to the writer and starts a
+ * new batch. An empty batch with checkpoints still writes them. */
+int ht_sink_flush(struct ht_sink *s, const struct ht_sink_ckpt *ck, size_t n);
+/* Waits until everything flushed is committed. */
+int ht_sink_sync(struct ht_sink *s);
+
+/* Reads a checkpoint value (committed state). Returns HT_ERR_OK,
+ * HT_ERR_NOTFOUND, or a store error; copies at most cap bytes. */
+int ht_sink_get_ckpt(struct ht_sink *s, const char *key, void *buf,
+                     size_t cap, size_t *n);
+
+/* Total rejected. */
+uint64_t ht_sink_rejected(const struct ht_sink *s);
+/* Prints the standard summary line ("hoptrace: ingested N documents (...)
+ * from WHAT; rejected ...; hops matched ..., pending ...") without its
+ * newline, so a source can append its own "; ..." parts. Call after
+ * ht_sink_sync. */
+void ht_sink_summary(struct ht_sink *s, FILE *f, const char *from);
+
+#endif
