@@ -10,6 +10,7 @@
 #include "ht_assembler.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define DLQ_CAP 100000
@@ -303,6 +304,37 @@ static void apply_reject(struct wr *w, const struct ht_rejected *r,
     put(w, HT_DB_DLQ, key, sn + 17, w->buf.data, w->buf.len);
 }
 
+static int cmp_tid(const void *a, const void *b)
+{
+    return memcmp(a, b, sizeof(struct ht_tid));
+}
+
+/* Marks every trace the batch touched as dirty, once per batch, so the
+ * request summaries behind `endpoints` can be refreshed incrementally. */
+static void mark_dirty(struct wr *w, const struct ht_batch *b)
+{
+    size_t n = 0, cap = b->nspans + b->nfacts;
+    struct ht_tid *ids;
+
+    if (!cap || w->err)
+        return;
+    ids = malloc(cap * sizeof(*ids));
+    if (!ids) {
+        w->err = HT_ERR_NOMEM;
+        return;
+    }
+    for (size_t i = 0; i < b->nspans; i++)
+        ids[n++] = b->spans[i].trace;
+    for (size_t i = 0; i < b->nfacts; i++)
+        if (b->facts[i].flags & HT_FACT_HAS_TRACE)
+            ids[n++] = b->facts[i].trace;
+    qsort(ids, n, sizeof(*ids), cmp_tid);
+    for (size_t i = 0; i < n && !w->err; i++)
+        if (i == 0 || memcmp(&ids[i], &ids[i - 1], sizeof(*ids)) != 0)
+            put(w, HT_DB_DIRTY, ids[i].b, 16, "", 0);
+    free(ids);
+}
+
 int ht_assembler_apply(struct ht_txn *t, const struct ht_batch *b,
                        struct ht_asm_stats *st)
 {
@@ -332,6 +364,7 @@ int ht_assembler_apply(struct ht_txn *t, const struct ht_batch *b,
             ordinal = 0;
         apply_reject(&w, r, ordinal);
     }
+    mark_dirty(&w, b);
     if (!w.err && w.pending_delta)
         w.err = ht_store_counter_add(t, "pending", w.pending_delta);
     ht_buf_free(&w.buf);

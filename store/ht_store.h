@@ -13,6 +13,10 @@
  *   by_time     start µs (8, big endian) + span id -> empty
  *   checkpoints source id -> position
  *   dlq         source NUL offset (8, big endian) -> packed reject
+ *   stages      per-stage stall state (see assembler/stages)
+ *   dirty       trace id (16) -> empty: written by every batch that
+ *               touched the trace; consumed by the aggregate refresh
+ *   agg         request summaries and route / function aggregates
  *
  * Memory rule: values returned by get/visit are borrowed from LMDB and
  * valid until the transaction ends (commit, abort) or the next write to the
@@ -40,6 +44,11 @@ enum ht_db {
     HT_DB_BYTIME,
     HT_DB_CHECKPOINTS,
     HT_DB_DLQ,
+    HT_DB_STAGES, /* stall detection: per-stage state (assembler/stages) */
+    HT_DB_DIRTY,  /* trace id (16) -> "" : traces changed since the
+                     request summaries were last refreshed */
+    HT_DB_AGG,    /* request summaries and per-route / per-function
+                     aggregates (query side, refreshed from dirty) */
     HT_DB__COUNT
 };
 

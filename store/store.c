@@ -33,7 +33,8 @@ struct ht_txn {
 
 static const char *const db_names[HT_DB__COUNT] = {
     "meta",    "nodes",   "inv",         "facts", "keys",
-    "pending", "by_time", "checkpoints", "dlq"};
+    "pending", "by_time", "checkpoints", "dlq",   "stages",
+    "dirty",   "agg"};
 
 #define INITIAL_MAP ((size_t)1 << 30)
 
