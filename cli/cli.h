@@ -30,6 +30,11 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_trace(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_stats(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_dlq(struct ht_cli *cli, int argc, char **argv);
+/* cmd_agg.c: latency per route, tail hotspots, cost per function. */
+int ht_cmd_endpoints(struct ht_cli *cli, int argc, char **argv);
+int ht_cmd_hotspots(struct ht_cli *cli, int argc, char **argv);
+int ht_cmd_functions(struct ht_cli *cli, int argc, char **argv);
+int ht_cmd_refresh(struct ht_cli *cli, int argc, char **argv);
 
 /* Prints "hoptrace: <msg>" on stderr. */
 void ht_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -27,6 +27,14 @@ static const char usage[] =
     "  stats                 what the store holds; rejected input by reason\n"
     "  dlq                   list rejected payloads kept in the dead-letter "
     "table\n"
+    "  endpoints             latency per route: sync and end-to-end "
+    "percentiles\n"
+    "  hotspots ROUTE        where a route's tail latency goes (critical "
+    "paths)\n"
+    "  functions             invocations, cold starts, memory and cost per "
+    "function\n"
+    "  refresh               bring the summaries behind endpoints up to "
+    "date\n"
     "\n"
     "global options:\n"
     "  --db DIR     the store (default: $HOPTRACE_DB, else ./hoptrace.db)\n"
@@ -90,6 +98,14 @@ int main(int argc, char **argv)
         return ht_cmd_stats(&cli, cargc, cargv);
     if (strcmp(cmd, "dlq") == 0)
         return ht_cmd_dlq(&cli, cargc, cargv);
+    if (strcmp(cmd, "endpoints") == 0)
+        return ht_cmd_endpoints(&cli, cargc, cargv);
+    if (strcmp(cmd, "hotspots") == 0)
+        return ht_cmd_hotspots(&cli, cargc, cargv);
+    if (strcmp(cmd, "functions") == 0)
+        return ht_cmd_functions(&cli, cargc, cargv);
+    if (strcmp(cmd, "refresh") == 0)
+        return ht_cmd_refresh(&cli, cargc, cargv);
     if (strcmp(cmd, "help") == 0) {
         fputs(usage, stdout);
         return HT_EXIT_OK;

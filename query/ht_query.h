@@ -59,6 +59,17 @@ struct ht_request {
     size_t ncorr_ids;
     const char **warnings; /* JSON objects, already rendered */
     size_t nwarnings;
+    /* Entry point (agg.c): the route template "METHOD /path" of an API
+     * Gateway root (NULL otherwise), its API id and stage when known. */
+    const char *route;
+    const char *api_id;
+    const char *stage;
+    /* Writes of this request whose consumer half is still pending in the
+     * store (its async path is incomplete). */
+    int npending;
+    /* An id that resolves back to this request's root (span id, or the
+     * Lambda request id of a root known from logs alone). */
+    const char *root_handle;
 };
 
 struct ht_result {
@@ -72,11 +83,60 @@ struct ht_result {
  * has never seen the id. *out is owned: ht_result_free. */
 int ht_query_trace(struct ht_store *s, const char *id, struct ht_result **out);
 void ht_result_free(struct ht_result *r);
+/* The same inside a transaction the caller holds (read or write; the
+ * query only reads). Used by the aggregate refresh. */
+int ht_query_trace_txn(struct ht_txn *t, const char *id,
+                       struct ht_result **out);
 
 /* Renderings (cli.md "trace"). Append to out. */
 void ht_query_json(const struct ht_result *r, struct ht_buf *out);
 void ht_query_text(const struct ht_result *r, struct ht_buf *out);
 void ht_query_dot(const struct ht_result *r, struct ht_buf *out);
+
+/* ---- aggregates over many requests (agg.c) ----------------------------
+ *
+ * Request summaries (route, start, sync and end-to-end latency, pending
+ * flag, error / fault / throttle, critical-path time per service, kind and
+ * hop) and per-route per-minute histograms live in HT_DB_AGG. They are
+ * brought up to date from HT_DB_DIRTY by ht_agg_refresh, one write
+ * transaction per chunk of traces, so a crash mid-refresh loses nothing.
+ * Histogram buckets are log-linear (256 per power of two, values in µs):
+ * any quantile read from them is within 0.2 % of a stored value.
+ */
+struct ht_agg_stats {
+    uint64_t traces;   /* dirty traces consumed */
+    uint64_t requests; /* request summaries written */
+    uint64_t removed;  /* summaries of requests that merged into others */
+};
+
+/* Needs a store opened for writing. Other writers wait per chunk. */
+int ht_agg_refresh(struct ht_store *s, struct ht_agg_stats *st);
+
+enum { HT_AGG_TEXT, HT_AGG_JSON, HT_AGG_FOLDED };
+
+struct ht_agg_opts {
+    int64_t since_us, until_us; /* window on request start; INT64_MIN/MAX */
+    bool exact;                 /* endpoints: from summaries, not histograms */
+    double percentile;          /* hotspots: 0 = all requests */
+    double price_gb_s;          /* functions: USD per GB-second */
+    double price_request;       /* functions: USD per request */
+    int format;                 /* HT_AGG_* */
+};
+
+/* Default prices: AWS Lambda, x86, us-east-1, first pricing tier
+ * (https://aws.amazon.com/lambda/pricing/, unchanged 2020-2024). */
+#define HT_PRICE_GB_S 0.0000166667
+#define HT_PRICE_REQUEST 0.0000002
+
+/* Each renders its answer (cli.md "endpoints, hotspots, functions") into
+ * out. ht_agg_hotspots: HT_ERR_NOTFOUND when the route has no request in
+ * the window. */
+int ht_agg_endpoints(struct ht_store *s, const struct ht_agg_opts *o,
+                     struct ht_buf *out);
+int ht_agg_hotspots(struct ht_store *s, const char *route,
+                    const struct ht_agg_opts *o, struct ht_buf *out);
+int ht_agg_functions(struct ht_store *s, const struct ht_agg_opts *o,
+                     struct ht_buf *out);
 
 /* Internal to query/: compute r->cp and skew warnings for one request. */
 void ht__critical_path(struct ht_request *r, struct ht_arena *a);

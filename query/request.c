@@ -231,6 +231,210 @@ static void visit(struct q *q, struct down_ctx *d, struct qnode *n, bool shared,
     }
 }
 
+/* ---- entry point and completeness (for endpoints, agg.c) -------------- */
+
+/* A path segment that names an instance rather than a route: a number, a
+ * UUID, or a long hex or digit-bearing token. */
+static bool id_like(const char *p, size_t n)
+{
+    size_t digits = 0, hex = 0, dashes = 0;
+
+    if (!n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+
+        if (c >= '0' && c <= '9')
+            digits++;
+        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+            (c >= 'A' && c <= 'F'))
+            hex++;
+        else if (c == '-')
+            dashes++;
+    }
+    if (digits == n)
+        return true;
+    if (n == 36 && dashes == 4 && hex == 32)
+        return true;                          /* UUID */
+    return n >= 16 && hex == n && digits > 0; /* long hex */
+}
+
+/* "METHOD /path" from a stage segment's URL: scheme, host and the stage
+ * prefix are dropped and instance segments collapse to {id}. */
+static const char *route_from_url(struct ht_arena *a, const char *method,
+                                  const char *url, const char *stage)
+{
+    struct ht_buf b;
+    const char *p = url, *q;
+    char *out;
+
+    if (!url || !*url)
+        return NULL;
+    if ((q = strstr(p, "://")))
+        p = strchr(q + 3, '/');
+    if (!p)
+        p = "/";
+    q = p + strcspn(p, "?#");
+    if (stage && *stage) {
+        size_t sl = strlen(stage);
+
+        if ((size_t)(q - p) > sl && p[0] == '/' &&
+            strncmp(p + 1, stage, sl) == 0 &&
+            (p[1 + sl] == '/' || p + 1 + sl == q))
+            p += 1 + sl;
+    }
+    ht_buf_init(&b);
+    ht_buf_printf(&b, "%s ", method && *method ? method : "ANY");
+    while (p < q) {
+        const char *e;
+
+        if (*p == '/') {
+            ht_buf_addc(&b, '/');
+            p++;
+            continue;
+        }
+        e = p;
+        while (e < q && *e != '/')
+            e++;
+        if (id_like(p, (size_t)(e - p)))
+            ht_buf_adds(&b, "{id}");
+        else
+            ht_buf_add(&b, p, (size_t)(e - p));
+        p = e;
+    }
+    if (b.len && b.data[b.len - 1] == ' ')
+        ht_buf_addc(&b, '/');
+    out = ht_arena_strndup(a, b.data, b.len);
+    ht_buf_free(&b);
+    return out;
+}
+
+struct apigw_ctx {
+    struct ht_arena *a;
+    const char *route, *api, *stage;
+};
+
+static int apigw_visit(void *ctx, const void *k, size_t kn, const void *v,
+                       size_t vn)
+{
+    struct apigw_ctx *c = ctx;
+    struct ht_fact f;
+
+    (void)k;
+    (void)kn;
+    if (ht_fact_unpack(v, vn, c->a, &f) != HT_ERR_OK || f.kind != HT_FACT_APIGW)
+        return 0;
+    if (!c->route && f.route && *f.route)
+        c->route = f.route;
+    if (!c->api && f.api_id && *f.api_id)
+        c->api = f.api_id;
+    if (!c->stage && f.stage && *f.stage)
+        c->stage = f.stage;
+    return c->route && c->api && c->stage;
+}
+
+/* Whether span i is reached from the root by synchronous calls only. */
+static bool sync_from_root(const struct ht_request *r, size_t i)
+{
+    int j = (int)i, guard = 0;
+
+    while (j > 0 && guard++ < 256) {
+        if (r->spans[j].s.flags & HT_SPAN_ASYNC_INVOKE)
+            return false;
+        j = r->spans[j].parent;
+    }
+    return j == 0;
+}
+
+/* The request's route: the template logged with the API Gateway event or
+ * access log of an invocation the stage called synchronously (REST
+ * `resource`, HTTP API `routeKey`), else the stage segment's URL with ids
+ * collapsed. Roots that are not API Gateway have no route template. */
+static void entry_point(struct q *q, struct ht_request *r)
+{
+    struct apigw_ctx c = {.a = q->a};
+    const struct ht_qspan *root;
+    const char *seen[4];
+    size_t nseen = 0;
+    char id[17];
+
+    if (!r->nspans)
+        return;
+    root = &r->spans[0];
+    if (root->logs_only)
+        r->root_handle = root->request_id;
+    else {
+        ht_id8_format(&root->s.id, id);
+        r->root_handle = ht_arena_strdup(q->a, id);
+    }
+    for (size_t i = 0; i < r->nspans && nseen < 4 && !c.route; i++) {
+        const struct ht_qspan *s = &r->spans[i];
+        const char *rid = s->request_id;
+        uint8_t prefix[HT_ID_PACKED_MAX + 1];
+        size_t pn, rn;
+        bool dup = false;
+
+        if (!rid || !*rid || (rn = strlen(rid)) > 255 || !sync_from_root(r, i))
+            continue;
+        for (size_t j = 0; j < nseen; j++)
+            dup |= strcmp(seen[j], rid) == 0;
+        if (dup)
+            continue;
+        seen[nseen++] = rid;
+        pn = ht_id_pack(rid, rn, prefix);
+        prefix[pn++] = 0;
+        ht_store_scan(q->t, HT_DB_FACTS, prefix, pn, apigw_visit, &c);
+    }
+    r->api_id = root->s.api_id && *root->s.api_id ? root->s.api_id : c.api;
+    r->stage = root->s.stage && *root->s.stage ? root->s.stage : c.stage;
+    if (c.route)
+        r->route = c.route;
+    else if (root->s.kind == HT_SK_APIGW)
+        r->route = route_from_url(q->a, root->s.method, root->s.url, r->stage);
+}
+
+/* Writes in the request with no hop out of them whose producer half the
+ * assembler still holds as waiting. The keys are the assembler's hop keys
+ * (assembler.c, apply_span); a write the assembler cannot key (no message
+ * id, sequence number or correlation id) is not known to be pending. */
+static int pending_writes(struct q *q, const struct ht_request *r)
+{
+    int n = 0;
+
+    for (size_t i = 0; i < r->nspans; i++) {
+        const struct ht_span *s = &r->spans[i].s;
+        bool has_hop = false;
+        char hk[512];
+        const void *v;
+        size_t vn;
+
+        if (!(s->flags & HT_SPAN_WRITE) || (s->flags & HT_SPAN_ASYNC_INVOKE) ||
+            r->spans[i].shared)
+            continue;
+        for (size_t h = 0; h < r->nhops && !has_hop; h++)
+            has_hop = r->hops[h].from == (int)i;
+        if (has_hop)
+            continue;
+        if (s->message_id)
+            snprintf(hk, sizeof(hk), "sqs:%s", s->message_id);
+        else if (s->sequence)
+            snprintf(hk, sizeof(hk), "kin:%s", s->sequence);
+        else if (s->corr && s->resource &&
+                 (s->via == HT_VIA_DYNAMODB || s->via == HT_VIA_KINESIS))
+            snprintf(hk, sizeof(hk), "%s:%s/%s", ht_via_name(s->via),
+                     s->resource, s->corr);
+        else
+            continue;
+        /* state byte 1: only the producer half has been seen */
+        if (strlen(hk) <= 400 &&
+            ht_store_get(q->t, HT_DB_PENDING, hk, strlen(hk), &v, &vn) ==
+                HT_ERR_OK &&
+            vn >= 1 && ((const uint8_t *)v)[0] == 1)
+            n++;
+    }
+    return n;
+}
+
 /* ---- from nodes to the result ---------------------------------------- */
 
 /* A node's index in the request being built, or -1 when not in it. */
@@ -403,6 +607,8 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
         r->start_us = r->end_us = 0;
     }
     ht__critical_path(r, q->a);
+    entry_point(q, r);
+    r->npending = pending_writes(q, r);
     if (q->truncated)
         ht__add_warning(q->a, r,
                         "{\"type\":\"truncated\",\"message\":\"the request "
@@ -560,12 +766,11 @@ static int cmp_req(const void *a, const void *b)
     return 0;
 }
 
-int ht_query_trace(struct ht_store *s, const char *id, struct ht_result **out)
+static int query_in(struct ht_txn *t, const char *id, struct ht_result **out)
 {
     struct ht_result *res;
     struct q q;
     struct up_ctx u;
-    int rc;
 
     *out = NULL;
     memset(&q, 0, sizeof(q));
@@ -578,11 +783,7 @@ int ht_query_trace(struct ht_store *s, const char *id, struct ht_result **out)
         free(res);
         return HT_ERR_NOMEM;
     }
-    rc = ht_store_begin(s, false, &q.t);
-    if (rc) {
-        ht_result_free(res);
-        return rc;
-    }
+    q.t = t;
     q.a = res->arena;
     res->query = ht_arena_strdup(q.a, id);
     u.budget = 100000;
@@ -594,7 +795,6 @@ int ht_query_trace(struct ht_store *s, const char *id, struct ht_result **out)
         build_request(&q, u.roots.p[i], &res->requests[i]);
     if (res->nrequests > 1)
         qsort(res->requests, res->nrequests, sizeof(*res->requests), cmp_req);
-    ht_store_abort(q.t);
     ht__map_free(&q.spans);
     ht__map_free(&q.invs);
     ht__map_free(&q.pairs);
@@ -604,6 +804,25 @@ int ht_query_trace(struct ht_store *s, const char *id, struct ht_result **out)
     }
     *out = res;
     return HT_ERR_OK;
+}
+
+int ht_query_trace_txn(struct ht_txn *t, const char *id, struct ht_result **out)
+{
+    return query_in(t, id, out);
+}
+
+int ht_query_trace(struct ht_store *s, const char *id, struct ht_result **out)
+{
+    struct ht_txn *t;
+    int rc;
+
+    *out = NULL;
+    rc = ht_store_begin(s, false, &t);
+    if (rc)
+        return rc;
+    rc = query_in(t, id, out);
+    ht_store_abort(t);
+    return rc;
 }
 
 void ht_result_free(struct ht_result *r)

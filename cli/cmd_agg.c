@@ -1,0 +1,360 @@
+/*
+ * cmd_agg.c - `hoptrace endpoints`, `hotspots`, `functions` and `refresh`:
+ * latency per route, where the tail's time goes, and what each function
+ * costs (cli.md, "endpoints, hotspots, functions"). The answers come from
+ * query/agg.c; this file parses options, brings the request summaries up
+ * to date and prints.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "ht_query.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char endpoints_usage[] =
+    "usage: hoptrace [--db DIR] endpoints [--since T] [--until T] [--exact]\n"
+    "                                     [--format text|json]\n"
+    "\n"
+    "Latency per route (API Gateway method + route template, qualified by\n"
+    "API and stage; the root function for other entry points): request\n"
+    "count, errors, faults, throttles, p50/p90/p99/max of the synchronous\n"
+    "latency (the entry span) and of the end-to-end completion latency\n"
+    "(requests with no pending hop), and the requests still incomplete.\n"
+    "\n"
+    "  --since T, --until T  window on request start: epoch seconds or\n"
+    "                        RFC 3339 (histograms: whole minutes)\n"
+    "  --exact               exact nearest-rank percentiles from the stored\n"
+    "                        request summaries instead of the histograms\n"
+    "                        (within 0.2 %)\n"
+    "  --format text|json    default text\n"
+    "\n"
+    "The request summaries are first brought up to date with what was\n"
+    "ingested since the last run (see `hoptrace refresh`).\n";
+
+static const char hotspots_usage[] =
+    "usage: hoptrace [--db DIR] hotspots ROUTE [--percentile P] [--since T]\n"
+    "                                    [--until T] [--format "
+    "text|json|folded]\n"
+    "\n"
+    "Adds up the critical paths of ROUTE's requests whose end-to-end\n"
+    "latency is at or above its P-th percentile (default 99; 0 = every\n"
+    "request, incomplete ones included): time and share per service and\n"
+    "kind (self, call, init) and per hop wait (via, resource). ROUTE is as\n"
+    "`endpoints` prints it, e.g. 'POST /orders' or a function name.\n"
+    "`folded` prints `route;service;kind value` lines (value in µs) for\n"
+    "flamegraph.pl and speedscope. Exit 1 when the route has no request.\n";
+
+static const char functions_usage[] =
+    "usage: hoptrace [--db DIR] functions [--since T] [--until T]\n"
+    "                                     [--format text|json]\n"
+    "                                     [--price-gb-s USD] "
+    "[--price-request USD]\n"
+    "\n"
+    "Per Lambda function, from its REPORT lines: invocations (a batch\n"
+    "invocation counts once), cold starts, Init Duration and duration\n"
+    "p50/p99, billed duration, configured memory vs. max memory used,\n"
+    "GB-seconds and estimated cost; flags functions whose p99 memory use\n"
+    "is under 30 % of the configured memory (over-provisioned) or at 90 %\n"
+    "or more (under-provisioned).\n"
+    "\n"
+    "Default prices: AWS Lambda x86, us-east-1, first tier: USD 0.0000166667\n"
+    "per GB-second and USD 0.20 per million requests\n"
+    "(https://aws.amazon.com/lambda/pricing/, as listed 2020-2024).\n";
+
+static const char refresh_usage[] =
+    "usage: hoptrace [--db DIR] refresh\n"
+    "\n"
+    "Brings the request summaries and route histograms behind `endpoints`\n"
+    "and `hotspots` up to date with what was ingested. The three commands\n"
+    "do it themselves; run it after ingest to keep them fast.\n";
+
+/* Epoch seconds (fractions allowed) or RFC 3339. */
+static bool parse_time(const char *s, int64_t *out)
+{
+    char *end;
+    double d;
+
+    errno = 0;
+    d = strtod(s, &end);
+    if (end != s && !*end && !errno && isfinite(d) && d >= 0 && d < 1e11) {
+        *out = (int64_t)llround(d * 1e6);
+        return true;
+    }
+    return ht_parse_iso8601(s, out);
+}
+
+/* Opens the store for writing, the summaries are refreshed in it; a
+ * missing store is "not found" rather than a new empty one. */
+static int open_store(struct ht_cli *cli, struct ht_store **s)
+{
+    char path[4096];
+    struct stat st;
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/data.mdb", cli->db);
+    if (stat(path, &st) != 0) {
+        ht_cli_err("no store at %s: ingest telemetry first", cli->db);
+        return HT_EXIT_NOTFOUND;
+    }
+    rc = ht_store_open(cli->db, false, s);
+    if (rc) {
+        ht_cli_err("cannot open the store at %s for writing: %s (check its "
+                   "permissions and free space)",
+                   cli->db, ht_strerror(rc));
+        return HT_EXIT_ERROR;
+    }
+    return 0;
+}
+
+static int refresh(struct ht_store *s, bool report)
+{
+    struct ht_agg_stats st;
+    int rc = ht_agg_refresh(s, &st);
+
+    if (rc) {
+        ht_cli_err("refreshing the request summaries failed: %s (check free "
+                   "space, then rerun)",
+                   ht_strerror(rc));
+        return HT_EXIT_ERROR;
+    }
+    if (report)
+        fprintf(stderr,
+                "hoptrace: refreshed %llu traces: %llu request summaries "
+                "written, %llu merged into other requests\n",
+                (unsigned long long)st.traces, (unsigned long long)st.requests,
+                (unsigned long long)st.removed);
+    return 0;
+}
+
+struct args {
+    struct ht_agg_opts o;
+    const char *route;
+    bool help;
+};
+
+/* Shared option parsing; `allow` lists the options the command takes. */
+static int parse(const char *cmd, const char *allow, int argc, char **argv,
+                 struct ht_cli *cli, struct args *a)
+{
+    const char *fmt = "text";
+
+    memset(a, 0, sizeof(*a));
+    a->o.since_us = 0;
+    a->o.until_us = INT64_MAX;
+    a->o.percentile = 99;
+    a->o.price_gb_s = HT_PRICE_GB_S;
+    a->o.price_request = HT_PRICE_REQUEST;
+    for (int i = 1; i < argc; i++) {
+        const char *x = argv[i];
+        bool has = i + 1 < argc;
+        char *end;
+
+        if (strcmp(x, "--help") == 0 || strcmp(x, "-h") == 0) {
+            a->help = true;
+            return 0;
+        } else if (strcmp(x, "--db") == 0 && has) {
+            cli->db = argv[++i];
+        } else if (strcmp(x, "--format") == 0 && has && strstr(allow, "f")) {
+            fmt = argv[++i];
+        } else if ((strcmp(x, "--since") == 0 || strcmp(x, "--until") == 0) &&
+                   has && strstr(allow, "w")) {
+            int64_t *dst = x[2] == 's' ? &a->o.since_us : &a->o.until_us;
+
+            if (!parse_time(argv[++i], dst)) {
+                ht_cli_err("%s: %s takes epoch seconds or an RFC 3339 time, "
+                           "not '%s'",
+                           cmd, x, argv[i]);
+                return HT_EXIT_USAGE;
+            }
+        } else if (strcmp(x, "--exact") == 0 && strstr(allow, "e")) {
+            a->o.exact = true;
+        } else if (strcmp(x, "--percentile") == 0 && has &&
+                   strstr(allow, "p")) {
+            a->o.percentile = strtod(argv[++i], &end);
+            if (*end || end == argv[i] || !(a->o.percentile >= 0) ||
+                a->o.percentile > 100) {
+                ht_cli_err("%s: --percentile takes a number from 0 to 100",
+                           cmd);
+                return HT_EXIT_USAGE;
+            }
+        } else if ((strcmp(x, "--price-gb-s") == 0 ||
+                    strcmp(x, "--price-request") == 0) &&
+                   has && strstr(allow, "$")) {
+            double *dst = x[8] == 'g' ? &a->o.price_gb_s : &a->o.price_request;
+
+            *dst = strtod(argv[++i], &end);
+            if (*end || end == argv[i] || !(*dst >= 0)) {
+                ht_cli_err("%s: %s takes a price in USD (a number >= 0)", cmd,
+                           x);
+                return HT_EXIT_USAGE;
+            }
+        } else if (x[0] != '-' && strstr(allow, "r") && !a->route) {
+            a->route = x;
+        } else {
+            ht_cli_err("%s: unknown argument %s (see hoptrace %s --help)", cmd,
+                       x, cmd);
+            return HT_EXIT_USAGE;
+        }
+    }
+    if (strcmp(fmt, "text") == 0)
+        a->o.format = HT_AGG_TEXT;
+    else if (strcmp(fmt, "json") == 0)
+        a->o.format = HT_AGG_JSON;
+    else if (strcmp(fmt, "folded") == 0 && strstr(allow, "F"))
+        a->o.format = HT_AGG_FOLDED;
+    else {
+        ht_cli_err("%s: --format is %s", cmd,
+                   strstr(allow, "F") ? "text, json or folded"
+                                      : "text or json");
+        return HT_EXIT_USAGE;
+    }
+    if (a->o.since_us > a->o.until_us) {
+        ht_cli_err("%s: --since is after --until", cmd);
+        return HT_EXIT_USAGE;
+    }
+    return 0;
+}
+
+static int print_out(struct ht_buf *b)
+{
+    if (b->len && fwrite(b->data, 1, b->len, stdout) != b->len) {
+        ht_cli_err("cannot write the result to stdout");
+        return HT_EXIT_ERROR;
+    }
+    return HT_EXIT_OK;
+}
+
+int ht_cmd_endpoints(struct ht_cli *cli, int argc, char **argv)
+{
+    struct args a;
+    struct ht_store *s;
+    struct ht_buf out;
+    int e, rc;
+
+    if ((e = parse("endpoints", "fwe", argc, argv, cli, &a)))
+        return e;
+    if (a.help) {
+        fputs(endpoints_usage, stdout);
+        return HT_EXIT_OK;
+    }
+    if ((e = open_store(cli, &s)))
+        return e;
+    if ((e = refresh(s, false))) {
+        ht_store_close(s);
+        return e;
+    }
+    ht_buf_init(&out);
+    rc = ht_agg_endpoints(s, &a.o, &out);
+    ht_store_close(s);
+    if (rc) {
+        ht_buf_free(&out);
+        ht_cli_err("endpoints: %s", ht_strerror(rc));
+        return HT_EXIT_ERROR;
+    }
+    e = print_out(&out);
+    ht_buf_free(&out);
+    return e;
+}
+
+int ht_cmd_hotspots(struct ht_cli *cli, int argc, char **argv)
+{
+    struct args a;
+    struct ht_store *s;
+    struct ht_buf out;
+    int e, rc;
+
+    if ((e = parse("hotspots", "fwpFr", argc, argv, cli, &a)))
+        return e;
+    if (a.help) {
+        fputs(hotspots_usage, stdout);
+        return HT_EXIT_OK;
+    }
+    if (!a.route) {
+        ht_cli_err("hotspots: name a ROUTE as `hoptrace endpoints` prints it, "
+                   "e.g. hoptrace hotspots 'POST /orders'");
+        return HT_EXIT_USAGE;
+    }
+    if ((e = open_store(cli, &s)))
+        return e;
+    if ((e = refresh(s, false))) {
+        ht_store_close(s);
+        return e;
+    }
+    ht_buf_init(&out);
+    rc = ht_agg_hotspots(s, a.route, &a.o, &out);
+    ht_store_close(s);
+    if (rc == HT_ERR_NOTFOUND) {
+        ht_buf_free(&out);
+        ht_cli_err("hotspots: no complete request of route '%s' in the "
+                   "window (see hoptrace endpoints for the routes)",
+                   a.route);
+        return HT_EXIT_NOTFOUND;
+    }
+    if (rc) {
+        ht_buf_free(&out);
+        ht_cli_err("hotspots: %s", ht_strerror(rc));
+        return HT_EXIT_ERROR;
+    }
+    e = print_out(&out);
+    ht_buf_free(&out);
+    return e;
+}
+
+int ht_cmd_functions(struct ht_cli *cli, int argc, char **argv)
+{
+    struct args a;
+    struct ht_store *s;
+    struct ht_buf out;
+    int e, rc;
+
+    if ((e = parse("functions", "fw$", argc, argv, cli, &a)))
+        return e;
+    if (a.help) {
+        fputs(functions_usage, stdout);
+        return HT_EXIT_OK;
+    }
+    rc = ht_store_open(cli->db, true, &s);
+    if (rc == HT_ERR_NOTFOUND) {
+        ht_cli_err("no store at %s: ingest telemetry first", cli->db);
+        return HT_EXIT_NOTFOUND;
+    }
+    if (rc) {
+        ht_cli_err("cannot open the store at %s: %s", cli->db, ht_strerror(rc));
+        return HT_EXIT_ERROR;
+    }
+    ht_buf_init(&out);
+    rc = ht_agg_functions(s, &a.o, &out);
+    ht_store_close(s);
+    if (rc) {
+        ht_buf_free(&out);
+        ht_cli_err("functions: %s", ht_strerror(rc));
+        return HT_EXIT_ERROR;
+    }
+    e = print_out(&out);
+    ht_buf_free(&out);
+    return e;
+}
+
+int ht_cmd_refresh(struct ht_cli *cli, int argc, char **argv)
+{
+    struct args a;
+    struct ht_store *s;
+    int e;
+
+    if ((e = parse("refresh", "", argc, argv, cli, &a)))
+        return e;
+    if (a.help) {
+        fputs(refresh_usage, stdout);
+        return HT_EXIT_OK;
+    }
+    if ((e = open_store(cli, &s)))
+        return e;
+    e = refresh(s, true);
+    ht_store_close(s);
+    return e;
+}

@@ -1,0 +1,1625 @@
+/*
+ * agg.c - request summaries and per-route histograms behind `endpoints`
+ * and `hotspots`; the refresh that keeps them current from the dirty
+ * traces the assembler marks at ingest.
+ *
+ * Records in HT_DB_AGG (the first byte says which):
+ *   'S' root span id (8)            -> summary of one request
+ *   'W' start µs (8, BE) + root (8) -> "" : summaries in time order
+ *   'T' trace id (16)               -> root ids (8 each) of the requests
+ *                                      the trace was last seen in
+ *   'H' minute (8, BE) + route key  -> histogram of that route's requests
+ *                                      starting in that minute
+ * A route key is "api NUL stage NUL route". Refreshing a request subtracts
+ * its old summary's contribution from its histogram and adds the new one,
+ * so histograms never drift from the summaries; everything of one chunk of
+ * dirty traces commits in one transaction with the dirty keys' deletion.
+ *
+ * Owned by query/. The only part of query/ that writes, and only to agg
+ * and dirty.
+ */
+#define _GNU_SOURCE
+#include "ht_query.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHUNK 128        /* dirty traces per write transaction */
+#define MAX_T_ROOTS 4096 /* roots remembered per trace */
+#define BUCKET_US 60000000LL
+
+/* ---- log-linear histogram ------------------------------------------------
+ * Values are µs. Below 256 µs every value has its own bin; above, each
+ * power of two is split in 256 bins, so a bin is at most 1/256 of its
+ * lower bound wide and its midpoint is within 1/512 (0.2 %) of any value
+ * in it. */
+#define HB_SUB 256
+#define HB_BINS (HB_SUB + 56 * HB_SUB)
+
+static uint32_t hbin(int64_t v)
+{
+    int e;
+
+    if (v < HB_SUB)
+        return v < 0 ? 0 : (uint32_t)v;
+    e = 63 - __builtin_clzll((unsigned long long)v);
+    return (uint32_t)(HB_SUB + (e - 8) * HB_SUB +
+                      (int)((v >> (e - 8)) - HB_SUB));
+}
+
+/* The bin's representative value in µs: its midpoint. */
+static double hval(uint32_t idx)
+{
+    uint32_t k, sub;
+    double lo, w;
+
+    if (idx < HB_SUB)
+        return idx;
+    k = (idx - HB_SUB) / HB_SUB;
+    sub = (idx - HB_SUB) % HB_SUB;
+    lo = ldexp(HB_SUB + sub, (int)k);
+    w = ldexp(1.0, (int)k);
+    return lo + (w - 1) / 2;
+}
+
+struct hist {
+    uint32_t n, cap;
+    uint32_t *idx;
+    int64_t *cnt;
+};
+
+static void hist_free(struct hist *h)
+{
+    free(h->idx);
+    free(h->cnt);
+    memset(h, 0, sizeof(*h));
+}
+
+static void hist_add(struct hist *h, uint32_t idx, int64_t d)
+{
+    uint32_t lo = 0, hi = h->n;
+
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+
+        if (h->idx[mid] < idx)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < h->n && h->idx[lo] == idx) {
+        h->cnt[lo] += d;
+        if (h->cnt[lo] <= 0) {
+            memmove(h->idx + lo, h->idx + lo + 1,
+                    (h->n - lo - 1) * sizeof(*h->idx));
+            memmove(h->cnt + lo, h->cnt + lo + 1,
+                    (h->n - lo - 1) * sizeof(*h->cnt));
+            h->n--;
+        }
+        return;
+    }
+    if (d <= 0)
+        return; /* nothing to take away */
+    if (h->n == h->cap) {
+        uint32_t nc = h->cap ? h->cap * 2 : 16;
+        uint32_t *ni = realloc(h->idx, nc * sizeof(*ni));
+        int64_t *nn;
+
+        HT_ASSERT(ni);
+        h->idx = ni;
+        nn = realloc(h->cnt, nc * sizeof(*nn));
+        HT_ASSERT(nn);
+        h->cnt = nn;
+        h->cap = nc;
+    }
+    memmove(h->idx + lo + 1, h->idx + lo, (h->n - lo) * sizeof(*h->idx));
+    memmove(h->cnt + lo + 1, h->cnt + lo, (h->n - lo) * sizeof(*h->cnt));
+    h->idx[lo] = idx;
+    h->cnt[lo] = d;
+    h->n++;
+}
+
+struct hrec {
+    int64_t count, errors, faults, throttles, incomplete;
+    struct hist sync, e2e;
+};
+
+static void hrec_free(struct hrec *r)
+{
+    hist_free(&r->sync);
+    hist_free(&r->e2e);
+}
+
+struct rd {
+    const uint8_t *p, *end;
+    bool bad;
+};
+
+static void rd_get(struct rd *r, void *out, size_t n)
+{
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        memset(out, 0, n);
+        return;
+    }
+    memcpy(out, r->p, n);
+    r->p += n;
+}
+
+static int64_t rd_i64(struct rd *r)
+{
+    int64_t v;
+
+    rd_get(r, &v, 8);
+    return v;
+}
+
+static uint32_t rd_u32(struct rd *r)
+{
+    uint32_t v;
+
+    rd_get(r, &v, 4);
+    return v;
+}
+
+static uint8_t rd_u8(struct rd *r)
+{
+    uint8_t v;
+
+    rd_get(r, &v, 1);
+    return v;
+}
+
+static const char *rd_str(struct rd *r, struct ht_arena *a)
+{
+    const uint8_t *z;
+
+    if (r->bad)
+        return "";
+    z = memchr(r->p, 0, (size_t)(r->end - r->p));
+    if (!z) {
+        r->bad = true;
+        return "";
+    }
+    const char *s = ht_arena_strndup(a, (const char *)r->p, (size_t)(z - r->p));
+    r->p = z + 1;
+    return s;
+}
+
+static void put_i64(struct ht_buf *b, int64_t v)
+{
+    ht_buf_add(b, &v, 8);
+}
+static void put_u32(struct ht_buf *b, uint32_t v)
+{
+    ht_buf_add(b, &v, 4);
+}
+static void put_str(struct ht_buf *b, const char *s)
+{
+    ht_buf_adds(b, s ? s : "");
+    ht_buf_addc(b, 0);
+}
+
+static void hist_pack(const struct hist *h, struct ht_buf *b)
+{
+    put_u32(b, h->n);
+    for (uint32_t i = 0; i < h->n; i++) {
+        put_u32(b, h->idx[i]);
+        put_i64(b, h->cnt[i]);
+    }
+}
+
+static void hist_unpack(struct rd *r, struct hist *h)
+{
+    uint32_t n = rd_u32(r);
+
+    for (uint32_t i = 0; i < n && !r->bad; i++) {
+        uint32_t idx = rd_u32(r);
+        int64_t c = rd_i64(r);
+
+        if (!r->bad && idx < HB_BINS)
+            hist_add(h, idx, c);
+    }
+}
+
+static void hrec_pack(const struct hrec *h, struct ht_buf *b)
+{
+    ht_buf_addc(b, 1);
+    put_i64(b, h->count);
+    put_i64(b, h->errors);
+    put_i64(b, h->faults);
+    put_i64(b, h->throttles);
+    put_i64(b, h->incomplete);
+    hist_pack(&h->sync, b);
+    hist_pack(&h->e2e, b);
+}
+
+static void hrec_unpack(const void *v, size_t n, struct hrec *h)
+{
+    struct rd r = {v, (const uint8_t *)v + n, false};
+
+    memset(h, 0, sizeof(*h));
+    if (rd_u8(&r) != 1)
+        return;
+    h->count = rd_i64(&r);
+    h->errors = rd_i64(&r);
+    h->faults = rd_i64(&r);
+    h->throttles = rd_i64(&r);
+    h->incomplete = rd_i64(&r);
+    hist_unpack(&r, &h->sync);
+    hist_unpack(&r, &h->e2e);
+}
+
+/* ---- request summaries --------------------------------------------------- */
+
+enum { SF_PENDING = 1, SF_ERROR = 2, SF_FAULT = 4, SF_THROTTLE = 8 };
+
+struct sitem {
+    uint8_t kind, via;
+    int64_t us;
+    const char *service, *resource;
+};
+
+struct summ {
+    uint8_t flags;
+    int64_t start_us, sync_us, e2e_us;
+    const char *handle, *api, *stage, *route;
+    uint32_t nitems;
+    struct sitem *items;
+};
+
+static void summ_pack(const struct summ *s, struct ht_buf *b)
+{
+    ht_buf_addc(b, 1);
+    ht_buf_addc(b, (char)s->flags);
+    put_i64(b, s->start_us);
+    put_i64(b, s->sync_us);
+    put_i64(b, s->e2e_us);
+    put_str(b, s->handle);
+    put_str(b, s->api);
+    put_str(b, s->stage);
+    put_str(b, s->route);
+    put_u32(b, s->nitems);
+    for (uint32_t i = 0; i < s->nitems; i++) {
+        ht_buf_addc(b, (char)s->items[i].kind);
+        ht_buf_addc(b, (char)s->items[i].via);
+        put_i64(b, s->items[i].us);
+        put_str(b, s->items[i].service);
+        put_str(b, s->items[i].resource);
+    }
+}
+
+static int summ_unpack(const void *v, size_t n, struct ht_arena *a,
+                       struct summ *s)
+{
+    struct rd r = {v, (const uint8_t *)v + n, false};
+
+    memset(s, 0, sizeof(*s));
+    if (rd_u8(&r) != 1)
+        return HT_ERR_CORRUPT;
+    s->flags = rd_u8(&r);
+    s->start_us = rd_i64(&r);
+    s->sync_us = rd_i64(&r);
+    s->e2e_us = rd_i64(&r);
+    s->handle = rd_str(&r, a);
+    s->api = rd_str(&r, a);
+    s->stage = rd_str(&r, a);
+    s->route = rd_str(&r, a);
+    s->nitems = rd_u32(&r);
+    if (r.bad || s->nitems > n)
+        return HT_ERR_CORRUPT;
+    s->items = ht_arena_alloc(a, (s->nitems + 1) * sizeof(*s->items));
+    for (uint32_t i = 0; i < s->nitems; i++) {
+        s->items[i].kind = rd_u8(&r);
+        s->items[i].via = rd_u8(&r);
+        s->items[i].us = rd_i64(&r);
+        s->items[i].service = rd_str(&r, a);
+        s->items[i].resource = rd_str(&r, a);
+    }
+    return r.bad ? HT_ERR_CORRUPT : HT_ERR_OK;
+}
+
+/* What one assembled request contributes. */
+static void summarize(const struct ht_request *r, struct ht_arena *a,
+                      struct summ *s)
+{
+    const struct ht_qspan *root = &r->spans[0];
+    uint32_t f = root->s.flags;
+    uint16_t st = root->s.http_status;
+
+    memset(s, 0, sizeof(*s));
+    s->start_us = r->start_us;
+    s->e2e_us = r->end_us - r->start_us;
+    s->sync_us = root->s.end_us - root->s.start_us;
+    if (r->npending > 0)
+        s->flags |= SF_PENDING;
+    if ((f & HT_SPAN_THROTTLE) || st == 429)
+        s->flags |= SF_THROTTLE;
+    if ((f & HT_SPAN_FAULT) || st >= 500)
+        s->flags |= SF_FAULT;
+    if ((f & HT_SPAN_ERROR) || (st >= 400 && st < 500))
+        s->flags |= SF_ERROR;
+    s->handle = r->root_handle ? r->root_handle : "";
+    s->api = r->api_id ? r->api_id : "";
+    s->stage = r->stage ? r->stage : "";
+    if (r->route)
+        s->route = r->route;
+    else
+        s->route =
+            root->service ? root->service : (root->s.name ? root->s.name : "?");
+    /* critical-path time by (service, kind, via, resource) */
+    s->items = ht_arena_alloc(a, (r->ncp + 1) * sizeof(*s->items));
+    for (size_t i = 0; i < r->ncp; i++) {
+        const struct ht_cp_entry *e = &r->cp[i];
+        const struct ht_qspan *sp = &r->spans[e->span];
+        struct sitem it = {.kind = e->kind, .us = e->dur_us};
+        uint32_t j;
+
+        it.service = sp->service ? sp->service : sp->s.name;
+        it.resource = "";
+        if (e->kind == HT_CP_WAIT && e->hop >= 0 && (size_t)e->hop < r->nhops) {
+            it.via = r->hops[e->hop].via;
+            it.resource = r->hops[e->hop].resource;
+        }
+        if (!it.service)
+            it.service = "?";
+        for (j = 0; j < s->nitems; j++) {
+            struct sitem *o = &s->items[j];
+
+            if (o->kind == it.kind && o->via == it.via &&
+                strcmp(o->service, it.service) == 0 &&
+                strcmp(o->resource, it.resource) == 0) {
+                o->us += it.us;
+                break;
+            }
+        }
+        if (j == s->nitems)
+            s->items[s->nitems++] = it;
+    }
+}
+
+static size_t route_key(const struct summ *s, uint8_t *out, size_t cap)
+{
+    size_t al = strlen(s->api), sl = strlen(s->stage), rl = strlen(s->route);
+
+    if (al + sl + rl + 2 > cap) {
+        /* keep the key within LMDB's limit; a route this long is noise */
+        rl = cap > al + sl + 2 ? cap - al - sl - 2 : 0;
+        if (al + sl + 2 > cap)
+            return 0;
+    }
+    memcpy(out, s->api, al);
+    out[al] = 0;
+    memcpy(out + al + 1, s->stage, sl);
+    out[al + 1 + sl] = 0;
+    memcpy(out + al + sl + 2, s->route, rl);
+    return al + sl + 2 + rl;
+}
+
+/* ---- refresh --------------------------------------------------------------
+ */
+
+struct idset {
+    uint64_t *k;
+    size_t cap, n;
+};
+
+static uint64_t id8_u64(const struct ht_id8 *id)
+{
+    uint64_t v;
+
+    memcpy(&v, id->b, 8);
+    return v ? v : 1; /* 0 marks an empty slot */
+}
+
+static bool idset_has(const struct idset *s, uint64_t v)
+{
+    if (!s->cap)
+        return false;
+    for (size_t i = (v * 0x9E3779B97F4A7C15ull) >> 40 & (s->cap - 1);;
+         i = (i + 1) & (s->cap - 1)) {
+        if (s->k[i] == v)
+            return true;
+        if (!s->k[i])
+            return false;
+    }
+}
+
+static void idset_add(struct idset *s, uint64_t v)
+{
+    if (idset_has(s, v))
+        return;
+    if ((s->n + 1) * 2 > s->cap) {
+        struct idset g = {0};
+
+        g.cap = s->cap ? s->cap * 2 : 256;
+        g.k = calloc(g.cap, sizeof(*g.k));
+        HT_ASSERT(g.k);
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->k[i])
+                idset_add(&g, s->k[i]);
+        free(s->k);
+        *s = g;
+    }
+    for (size_t i = (v * 0x9E3779B97F4A7C15ull) >> 40 & (s->cap - 1);;
+         i = (i + 1) & (s->cap - 1))
+        if (!s->k[i]) {
+            s->k[i] = v;
+            s->n++;
+            return;
+        }
+}
+
+struct rctx {
+    struct ht_txn *t;
+    struct ht_arena *a; /* per chunk */
+    struct idset done;  /* roots refreshed or dropped in this chunk */
+    struct ht_buf buf;
+    struct ht_agg_stats *st;
+    int err;
+};
+
+static void chk(struct rctx *c, int rc)
+{
+    if (rc && rc != HT_ERR_NOTFOUND && !c->err)
+        c->err = rc;
+}
+
+/* Add (sign 1) or take away (sign -1) one summary from its histogram. */
+static void hist_apply(struct rctx *c, const struct summ *s, int sign)
+{
+    uint8_t key[HT_KEY_MAX];
+    size_t kn;
+    const void *v;
+    size_t vn;
+    struct hrec h;
+
+    key[0] = 'H';
+    ht_be64_put(key + 1, (uint64_t)(s->start_us / BUCKET_US));
+    kn = route_key(s, key + 9, sizeof(key) - 9);
+    if (!kn)
+        return;
+    kn += 9;
+    memset(&h, 0, sizeof(h));
+    if (ht_store_get(c->t, HT_DB_AGG, key, kn, &v, &vn) == HT_ERR_OK)
+        hrec_unpack(v, vn, &h);
+    h.count += sign;
+    h.errors += (s->flags & SF_ERROR) ? sign : 0;
+    h.faults += (s->flags & SF_FAULT) ? sign : 0;
+    h.throttles += (s->flags & SF_THROTTLE) ? sign : 0;
+    hist_add(&h.sync, hbin(s->sync_us), sign);
+    if (s->flags & SF_PENDING)
+        h.incomplete += sign;
+    else
+        hist_add(&h.e2e, hbin(s->e2e_us), sign);
+    if (h.count <= 0) {
+        chk(c, ht_store_del(c->t, HT_DB_AGG, key, kn));
+    } else {
+        ht_buf_reset(&c->buf);
+        hrec_pack(&h, &c->buf);
+        chk(c, ht_store_put(c->t, HT_DB_AGG, key, kn, c->buf.data, c->buf.len));
+    }
+    hrec_free(&h);
+}
+
+static bool get_summ(struct rctx *c, const struct ht_id8 *root, struct summ *s)
+{
+    uint8_t key[9] = {'S'};
+    const void *v;
+    size_t vn;
+
+    memcpy(key + 1, root->b, 8);
+    return ht_store_get(c->t, HT_DB_AGG, key, 9, &v, &vn) == HT_ERR_OK &&
+           summ_unpack(v, vn, c->a, s) == HT_ERR_OK;
+}
+
+static void drop_summ(struct rctx *c, const struct ht_id8 *root)
+{
+    uint8_t key[17];
+    struct summ old;
+
+    if (!get_summ(c, root, &old))
+        return;
+    hist_apply(c, &old, -1);
+    key[0] = 'W';
+    ht_be64_put(key + 1, (uint64_t)old.start_us);
+    memcpy(key + 9, root->b, 8);
+    chk(c, ht_store_del(c->t, HT_DB_AGG, key, 17));
+    key[0] = 'S';
+    memcpy(key + 1, root->b, 8);
+    chk(c, ht_store_del(c->t, HT_DB_AGG, key, 9));
+    c->st->removed++;
+}
+
+static void store_summ(struct rctx *c, const struct ht_request *r)
+{
+    const struct ht_id8 *root = &r->spans[0].s.id;
+    uint8_t key[17];
+    struct summ old, now;
+    bool had = get_summ(c, root, &old);
+
+    summarize(r, c->a, &now);
+    if (had) {
+        hist_apply(c, &old, -1);
+        key[0] = 'W';
+        ht_be64_put(key + 1, (uint64_t)old.start_us);
+        memcpy(key + 9, root->b, 8);
+        chk(c, ht_store_del(c->t, HT_DB_AGG, key, 17));
+    }
+    hist_apply(c, &now, 1);
+    key[0] = 'W';
+    ht_be64_put(key + 1, (uint64_t)now.start_us);
+    memcpy(key + 9, root->b, 8);
+    chk(c, ht_store_put(c->t, HT_DB_AGG, key, 17, "", 0));
+    key[0] = 'S';
+    memcpy(key + 1, root->b, 8);
+    ht_buf_reset(&c->buf);
+    summ_pack(&now, &c->buf);
+    chk(c, ht_store_put(c->t, HT_DB_AGG, key, 9, c->buf.data, c->buf.len));
+    c->st->requests++;
+}
+
+/* The roots a trace was last seen in: copied (the value is borrowed). */
+static size_t get_troots(struct rctx *c, const struct ht_tid *tid,
+                         struct ht_id8 **out)
+{
+    uint8_t key[17] = {'T'};
+    const void *v;
+    size_t vn, n;
+
+    memcpy(key + 1, tid->b, 16);
+    *out = NULL;
+    if (ht_store_get(c->t, HT_DB_AGG, key, 17, &v, &vn) != HT_ERR_OK)
+        return 0;
+    n = vn / 8;
+    *out = ht_arena_alloc(c->a, n * 8 + 8);
+    memcpy(*out, v, n * 8);
+    return n;
+}
+
+static void put_troots(struct rctx *c, const struct ht_tid *tid,
+                       const struct ht_id8 *ids, size_t n)
+{
+    uint8_t key[17] = {'T'};
+
+    memcpy(key + 1, tid->b, 16);
+    if (!n)
+        chk(c, ht_store_del(c->t, HT_DB_AGG, key, 17));
+    else
+        chk(c, ht_store_put(c->t, HT_DB_AGG, key, 17, ids,
+                            (n > MAX_T_ROOTS ? MAX_T_ROOTS : n) * 8));
+}
+
+static void link_traces(struct rctx *c, const struct ht_request *r);
+
+/* A root summarized before may have become part of another request (its
+ * producer arrived later): rebuild it from its handle, or drop it. */
+static void recheck(struct rctx *c, const struct ht_id8 *root)
+{
+    struct summ old;
+    struct ht_result *res = NULL;
+    bool found = false;
+    uint64_t k = id8_u64(root);
+
+    if (idset_has(&c->done, k))
+        return;
+    idset_add(&c->done, k);
+    if (!get_summ(c, root, &old))
+        return;
+    if (*old.handle &&
+        ht_query_trace_txn(c->t, old.handle, &res) == HT_ERR_OK) {
+        for (size_t i = 0; i < res->nrequests && !found; i++) {
+            const struct ht_request *r = &res->requests[i];
+
+            if (r->nspans && memcmp(r->spans[0].s.id.b, root->b, 8) == 0) {
+                store_summ(c, r);
+                found = true;
+            }
+        }
+    }
+    ht_result_free(res);
+    if (!found)
+        drop_summ(c, root);
+}
+
+/* Every trace of the request now names its root; roots those traces named
+ * before that are no longer roots are rechecked. */
+static void link_traces(struct rctx *c, const struct ht_request *r)
+{
+    const struct ht_id8 *root = &r->spans[0].s.id;
+
+    for (size_t i = 0; i < r->ntrace_ids && !c->err; i++) {
+        struct ht_tid tid;
+        struct ht_id8 *old, *keep;
+        size_t n, nk = 0;
+        bool has = false;
+
+        if (!ht_tid_parse(r->trace_ids[i], strlen(r->trace_ids[i]), &tid))
+            continue;
+        n = get_troots(c, &tid, &old);
+        for (size_t j = 0; j < n; j++)
+            if (memcmp(old[j].b, root->b, 8) != 0)
+                recheck(c, &old[j]);
+        /* keep the roots that still have a summary */
+        keep = ht_arena_alloc(c->a, (n + 1) * 8);
+        for (size_t j = 0; j < n; j++) {
+            uint8_t key[9] = {'S'};
+            const void *v;
+            size_t vn;
+
+            has |= memcmp(old[j].b, root->b, 8) == 0;
+            memcpy(key + 1, old[j].b, 8);
+            if (ht_store_get(c->t, HT_DB_AGG, key, 9, &v, &vn) == HT_ERR_OK)
+                keep[nk++] = old[j];
+        }
+        if (!has)
+            keep[nk++] = *root;
+        if (nk != n || !has)
+            put_troots(c, &tid, keep, nk);
+    }
+}
+
+static void refresh_trace(struct rctx *c, const struct ht_tid *tid)
+{
+    char text[36];
+    struct ht_result *res = NULL;
+    struct ht_id8 *old;
+    size_t nold;
+    uint8_t key[16];
+
+    ht_tid_format(tid, text);
+    nold = get_troots(c, tid, &old);
+    if (ht_query_trace_txn(c->t, text, &res) == HT_ERR_OK) {
+        for (size_t i = 0; i < res->nrequests && !c->err; i++) {
+            const struct ht_request *r = &res->requests[i];
+            uint64_t k;
+
+            if (!r->nspans)
+                continue;
+            k = id8_u64(&r->spans[0].s.id);
+            if (idset_has(&c->done, k))
+                continue;
+            idset_add(&c->done, k);
+            store_summ(c, r);
+            link_traces(c, r);
+        }
+    }
+    ht_result_free(res);
+    /* roots the trace named before and no longer does */
+    for (size_t j = 0; j < nold; j++)
+        recheck(c, &old[j]);
+    memcpy(key, tid->b, 16);
+    chk(c, ht_store_del(c->t, HT_DB_DIRTY, key, 16));
+    c->st->traces++;
+}
+
+struct dirty_ctx {
+    struct ht_tid ids[CHUNK];
+    size_t n;
+};
+
+static int dirty_visit(void *ctx, const void *k, size_t kn, const void *v,
+                       size_t vn)
+{
+    struct dirty_ctx *d = ctx;
+
+    (void)v;
+    (void)vn;
+    if (kn == 16)
+        memcpy(d->ids[d->n++].b, k, 16);
+    return d->n == CHUNK;
+}
+
+static int refresh_chunk(struct ht_store *s, struct ht_agg_stats *st,
+                         bool *more)
+{
+    struct dirty_ctx d;
+    struct ht_agg_stats before = *st;
+    struct rctx c;
+    int rc;
+
+    *more = false;
+    memset(&c, 0, sizeof(c));
+    d.n = 0;
+    rc = ht_store_begin(s, true, &c.t);
+    if (rc)
+        return rc;
+    rc = ht_store_scan(c.t, HT_DB_DIRTY, NULL, 0, dirty_visit, &d);
+    if (rc || !d.n) {
+        ht_store_abort(c.t);
+        return rc;
+    }
+    c.a = ht_arena_create();
+    if (!c.a) {
+        ht_store_abort(c.t);
+        return HT_ERR_NOMEM;
+    }
+    c.st = st;
+    ht_buf_init(&c.buf);
+    for (size_t i = 0; i < d.n && !c.err; i++)
+        refresh_trace(&c, &d.ids[i]);
+    free(c.done.k);
+    ht_buf_free(&c.buf);
+    ht_arena_destroy(c.a);
+    if (c.err) {
+        ht_store_abort(c.t);
+        *st = before;
+        return c.err;
+    }
+    rc = ht_store_commit(c.t);
+    if (rc) {
+        *st = before;
+        return rc;
+    }
+    *more = d.n == CHUNK;
+    return HT_ERR_OK;
+}
+
+int ht_agg_refresh(struct ht_store *s, struct ht_agg_stats *st)
+{
+    bool more = true;
+    int rc = HT_ERR_OK, grows = 0;
+
+    memset(st, 0, sizeof(*st));
+    while (more) {
+        rc = refresh_chunk(s, st, &more);
+        if (rc == HT_ERR_MAPFULL && grows++ < 16) {
+            rc = ht_store_grow(s);
+            if (rc)
+                return rc;
+            more = true;
+            continue;
+        }
+        if (rc)
+            return rc;
+    }
+    return rc;
+}
+
+/* ---- reading summaries in a window --------------------------------------- */
+
+/* Scans keys `prefix` + BE64 time in [lo, hi]: the scan starts at the
+ * bytes the two bounds share, which keeps a small window cheap. */
+struct win_ctx {
+    int64_t lo, hi;
+    ht_store_visit_fn fn;
+    void *ctx;
+};
+
+static int win_visit(void *ctx, const void *k, size_t kn, const void *v,
+                     size_t vn)
+{
+    struct win_ctx *w = ctx;
+    int64_t ts;
+
+    if (kn < 9)
+        return 0;
+    ts = (int64_t)ht_be64_get((const uint8_t *)k + 1);
+    if (ts > w->hi)
+        return 1;
+    if (ts < w->lo)
+        return 0;
+    return w->fn(w->ctx, k, kn, v, vn);
+}
+
+static int scan_window(struct ht_txn *t, char prefix, int64_t lo, int64_t hi,
+                       ht_store_visit_fn fn, void *ctx)
+{
+    uint8_t p[9], a[8], b[8];
+    size_t pn = 1;
+    struct win_ctx w = {lo < 0 ? 0 : lo, hi, fn, ctx};
+
+    if (hi < w.lo)
+        return HT_ERR_OK;
+    p[0] = (uint8_t)prefix;
+    ht_be64_put(a, (uint64_t)w.lo);
+    ht_be64_put(b, (uint64_t)hi);
+    for (int i = 0; i < 8 && a[i] == b[i]; i++)
+        p[pn++] = a[i];
+    return ht_store_scan(t, HT_DB_AGG, p, pn, win_visit, &w);
+}
+
+/* ---- output helpers -------------------------------------------------- */
+
+static void jms(struct ht_buf *b, double ms)
+{
+    ht_buf_printf(b, "%.3f", ms);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Nearest rank: the smallest value with at least p % of the values at or
+ * below it. */
+static size_t rank_of(double p, size_t n)
+{
+    double r = ceil(p / 100.0 * (double)n - 1e-9);
+
+    if (r < 1)
+        r = 1;
+    if (r > (double)n)
+        r = (double)n;
+    return (size_t)r;
+}
+
+static double pct_exact(const int64_t *v, size_t n, double p)
+{
+    return n ? (double)v[rank_of(p, n) - 1] : 0;
+}
+
+static double pct_hist(const int64_t *bins, int64_t n, double p)
+{
+    size_t want = rank_of(p, (size_t)n);
+    int64_t cum = 0;
+
+    for (uint32_t i = 0; i < HB_BINS; i++) {
+        cum += bins[i];
+        if (cum >= (int64_t)want)
+            return hval(i);
+    }
+    return 0;
+}
+
+/* ---- endpoints --------------------------------------------------------- */
+
+struct route {
+    const char *api, *stage, *route;
+    int64_t count, errors, faults, throttles, incomplete;
+    /* exact */
+    int64_t *sync, *e2e;
+    size_t nsync, ne2e, capsync, cape2e;
+    /* histogram */
+    int64_t *hsync, *he2e;
+    int64_t nhsync, nhe2e;
+};
+
+struct routes {
+    struct route *r;
+    size_t n, cap;
+    struct ht_arena *a;
+};
+
+static struct route *route_get(struct routes *rs, const char *api,
+                               const char *stage, const char *route)
+{
+    for (size_t i = 0; i < rs->n; i++)
+        if (strcmp(rs->r[i].route, route) == 0 &&
+            strcmp(rs->r[i].api, api) == 0 &&
+            strcmp(rs->r[i].stage, stage) == 0)
+            return &rs->r[i];
+    if (rs->n == rs->cap) {
+        size_t nc = rs->cap ? rs->cap * 2 : 16;
+        struct route *nr = realloc(rs->r, nc * sizeof(*nr));
+
+        HT_ASSERT(nr);
+        rs->r = nr;
+        rs->cap = nc;
+    }
+    struct route *r = &rs->r[rs->n++];
+
+    memset(r, 0, sizeof(*r));
+    r->api = ht_arena_strdup(rs->a, api);
+    r->stage = ht_arena_strdup(rs->a, stage);
+    r->route = ht_arena_strdup(rs->a, route);
+    return r;
+}
+
+static void push_i64(int64_t **v, size_t *n, size_t *cap, int64_t x)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        int64_t *nv = realloc(*v, nc * sizeof(*nv));
+
+        HT_ASSERT(nv);
+        *v = nv;
+        *cap = nc;
+    }
+    (*v)[(*n)++] = x;
+}
+
+static void routes_free(struct routes *rs)
+{
+    for (size_t i = 0; i < rs->n; i++) {
+        free(rs->r[i].sync);
+        free(rs->r[i].e2e);
+        free(rs->r[i].hsync);
+        free(rs->r[i].he2e);
+    }
+    free(rs->r);
+    ht_arena_destroy(rs->a);
+}
+
+struct ex_ctx {
+    struct ht_txn *t;
+    struct routes *rs;
+    struct ht_arena *tmp;
+};
+
+static int exact_visit(void *ctx, const void *k, size_t kn, const void *v,
+                       size_t vn)
+{
+    struct ex_ctx *c = ctx;
+    uint8_t key[9] = {'S'};
+    const void *sv;
+    size_t sn;
+    struct summ s;
+    struct route *r;
+
+    (void)v;
+    (void)vn;
+    if (kn != 17)
+        return 0;
+    memcpy(key + 1, (const uint8_t *)k + 9, 8);
+    if (ht_store_get(c->t, HT_DB_AGG, key, 9, &sv, &sn) != HT_ERR_OK ||
+        summ_unpack(sv, sn, c->tmp, &s) != HT_ERR_OK)
+        return 0;
+    r = route_get(c->rs, s.api, s.stage, s.route);
+    r->count++;
+    r->errors += (s.flags & SF_ERROR) != 0;
+    r->faults += (s.flags & SF_FAULT) != 0;
+    r->throttles += (s.flags & SF_THROTTLE) != 0;
+    push_i64(&r->sync, &r->nsync, &r->capsync, s.sync_us);
+    if (s.flags & SF_PENDING)
+        r->incomplete++;
+    else
+        push_i64(&r->e2e, &r->ne2e, &r->cape2e, s.e2e_us);
+    ht_arena_reset(c->tmp);
+    return 0;
+}
+
+static int hist_visit(void *ctx, const void *k, size_t kn, const void *v,
+                      size_t vn)
+{
+    struct ex_ctx *c = ctx;
+    const char *api = (const char *)k + 9, *stage, *route;
+    char *copy;
+    size_t rest = kn - 9;
+    struct hrec h;
+    struct route *r;
+
+    copy = ht_arena_alloc(c->tmp, rest + 1);
+    memcpy(copy, api, rest);
+    copy[rest] = 0;
+    api = copy;
+    stage = memchr(copy, 0, rest) ? api + strlen(api) + 1 : NULL;
+    if (!stage || stage >= copy + rest)
+        return 0;
+    route = stage + strlen(stage) + 1;
+    if (route > copy + rest)
+        return 0;
+    hrec_unpack(v, vn, &h);
+    r = route_get(c->rs, api, stage, route);
+    if (!r->hsync) {
+        r->hsync = calloc(HB_BINS, sizeof(int64_t));
+        r->he2e = calloc(HB_BINS, sizeof(int64_t));
+        HT_ASSERT(r->hsync && r->he2e);
+    }
+    r->count += h.count;
+    r->errors += h.errors;
+    r->faults += h.faults;
+    r->throttles += h.throttles;
+    r->incomplete += h.incomplete;
+    for (uint32_t i = 0; i < h.sync.n; i++) {
+        r->hsync[h.sync.idx[i]] += h.sync.cnt[i];
+        r->nhsync += h.sync.cnt[i];
+    }
+    for (uint32_t i = 0; i < h.e2e.n; i++) {
+        r->he2e[h.e2e.idx[i]] += h.e2e.cnt[i];
+        r->nhe2e += h.e2e.cnt[i];
+    }
+    hrec_free(&h);
+    ht_arena_reset(c->tmp);
+    return 0;
+}
+
+static int cmp_route(const void *a, const void *b)
+{
+    const struct route *x = a, *y = b;
+    int c;
+
+    if (x->count != y->count)
+        return x->count > y->count ? -1 : 1;
+    if ((c = strcmp(x->route, y->route)))
+        return c;
+    if ((c = strcmp(x->api, y->api)))
+        return c;
+    return strcmp(x->stage, y->stage);
+}
+
+struct q4 {
+    double p50, p90, p99, max;
+    bool any;
+};
+
+static struct q4 route_q(struct route *r, bool e2e, bool exact)
+{
+    struct q4 q = {0};
+
+    if (exact) {
+        int64_t *v = e2e ? r->e2e : r->sync;
+        size_t n = e2e ? r->ne2e : r->nsync;
+
+        if (!n)
+            return q;
+        qsort(v, n, sizeof(*v), cmp_i64);
+        q.p50 = pct_exact(v, n, 50) / 1000.0;
+        q.p90 = pct_exact(v, n, 90) / 1000.0;
+        q.p99 = pct_exact(v, n, 99) / 1000.0;
+        q.max = (double)v[n - 1] / 1000.0;
+    } else {
+        int64_t *bins = e2e ? r->he2e : r->hsync;
+        int64_t n = e2e ? r->nhe2e : r->nhsync;
+
+        if (n <= 0 || !bins)
+            return q;
+        q.p50 = pct_hist(bins, n, 50) / 1000.0;
+        q.p90 = pct_hist(bins, n, 90) / 1000.0;
+        q.p99 = pct_hist(bins, n, 99) / 1000.0;
+        q.max = pct_hist(bins, n, 100) / 1000.0;
+    }
+    q.any = true;
+    return q;
+}
+
+static void q4_json(struct ht_buf *b, const char *name, struct q4 q)
+{
+    ht_buf_printf(b, ",\"%s\":", name);
+    if (!q.any) {
+        ht_buf_adds(b, "{\"p50\":null,\"p90\":null,\"p99\":null,\"max\":null}");
+        return;
+    }
+    ht_buf_adds(b, "{\"p50\":");
+    jms(b, q.p50);
+    ht_buf_adds(b, ",\"p90\":");
+    jms(b, q.p90);
+    ht_buf_adds(b, ",\"p99\":");
+    jms(b, q.p99);
+    ht_buf_adds(b, ",\"max\":");
+    jms(b, q.max);
+    ht_buf_addc(b, '}');
+}
+
+static void q4_text(struct ht_buf *b, struct q4 q)
+{
+    if (!q.any)
+        ht_buf_printf(b, "  %9s %9s %9s %9s", "-", "-", "-", "-");
+    else
+        ht_buf_printf(b, "  %9.1f %9.1f %9.1f %9.1f", q.p50, q.p90, q.p99,
+                      q.max);
+}
+
+int ht_agg_endpoints(struct ht_store *s, const struct ht_agg_opts *o,
+                     struct ht_buf *out)
+{
+    struct routes rs = {0};
+    struct ex_ctx c;
+    struct ht_txn *t;
+    int rc;
+
+    rs.a = ht_arena_create();
+    c.tmp = ht_arena_create();
+    if (!rs.a || !c.tmp) {
+        ht_arena_destroy(rs.a);
+        ht_arena_destroy(c.tmp);
+        return HT_ERR_NOMEM;
+    }
+    c.rs = &rs;
+    rc = ht_store_begin(s, false, &t);
+    if (rc)
+        goto done;
+    c.t = t;
+    if (o->exact)
+        rc = scan_window(t, 'W', o->since_us, o->until_us, exact_visit, &c);
+    else
+        rc = scan_window(t, 'H', o->since_us <= 0 ? 0 : o->since_us / BUCKET_US,
+                         o->until_us == INT64_MAX ? INT64_MAX
+                                                  : o->until_us / BUCKET_US,
+                         hist_visit, &c);
+    ht_store_abort(t);
+    if (rc)
+        goto done;
+    if (rs.n)
+        qsort(rs.r, rs.n, sizeof(*rs.r), cmp_route);
+    if (o->format == HT_AGG_JSON) {
+        ht_buf_adds(out, "{\"routes\":[");
+        for (size_t i = 0; i < rs.n; i++) {
+            struct route *r = &rs.r[i];
+
+            if (i)
+                ht_buf_addc(out, ',');
+            ht_buf_adds(out, "{\"route\":");
+            ht_buf_json_str(out, r->route);
+            ht_buf_adds(out, ",\"api\":");
+            ht_buf_json_str(out, r->api);
+            ht_buf_adds(out, ",\"stage\":");
+            ht_buf_json_str(out, r->stage);
+            ht_buf_printf(
+                out,
+                ",\"count\":%lld,\"errors\":%lld,\"faults\":%lld,"
+                "\"throttles\":%lld,\"incomplete\":%lld,"
+                "\"incomplete_share\":%.4f",
+                (long long)r->count, (long long)r->errors, (long long)r->faults,
+                (long long)r->throttles, (long long)r->incomplete,
+                r->count ? (double)r->incomplete / (double)r->count : 0.0);
+            q4_json(out, "sync_ms", route_q(r, false, o->exact));
+            q4_json(out, "e2e_ms", route_q(r, true, o->exact));
+            ht_buf_addc(out, '}');
+        }
+        ht_buf_printf(out, "],\"exact\":%s}\n", o->exact ? "true" : "false");
+    } else {
+        ht_buf_printf(out,
+                      "%-40s %7s %5s %5s %5s %6s  %9s %9s %9s %9s  %9s %9s "
+                      "%9s %9s\n",
+                      "ROUTE", "COUNT", "ERR", "FAULT", "THR", "INCOMP",
+                      "sync p50", "p90", "p99", "max", "e2e p50", "p90", "p99",
+                      "max");
+        for (size_t i = 0; i < rs.n; i++) {
+            struct route *r = &rs.r[i];
+            char name[512];
+
+            if (*r->api || *r->stage)
+                snprintf(name, sizeof(name), "%s (%s/%s)", r->route, r->api,
+                         r->stage);
+            else
+                snprintf(name, sizeof(name), "%s", r->route);
+            ht_buf_printf(out, "%-40s %7lld %5lld %5lld %5lld %6lld", name,
+                          (long long)r->count, (long long)r->errors,
+                          (long long)r->faults, (long long)r->throttles,
+                          (long long)r->incomplete);
+            q4_text(out, route_q(r, false, o->exact));
+            q4_text(out, route_q(r, true, o->exact));
+            ht_buf_addc(out, '\n');
+        }
+        if (!rs.n)
+            ht_buf_adds(out, "(no requests in the window)\n");
+        ht_buf_printf(out, "latencies in ms; %s\n",
+                      o->exact ? "exact nearest-rank percentiles"
+                               : "from histograms (within 0.2 %), use "
+                                 "--exact for exact values");
+    }
+done:
+    routes_free(&rs);
+    ht_arena_destroy(c.tmp);
+    return rc;
+}
+
+/* ---- hotspots -------------------------------------------------------- */
+
+struct hitem {
+    uint8_t kind, via;
+    const char *service, *resource;
+    int64_t us;
+};
+
+struct hs_ctx {
+    struct ht_txn *t;
+    struct ht_arena *a;
+    const char *route;
+    struct summ *s;
+    size_t n, cap;
+};
+
+static int hs_visit(void *ctx, const void *k, size_t kn, const void *v,
+                    size_t vn)
+{
+    struct hs_ctx *c = ctx;
+    uint8_t key[9] = {'S'};
+    const void *sv;
+    size_t sn;
+    struct summ s;
+
+    (void)v;
+    (void)vn;
+    if (kn != 17)
+        return 0;
+    memcpy(key + 1, (const uint8_t *)k + 9, 8);
+    if (ht_store_get(c->t, HT_DB_AGG, key, 9, &sv, &sn) != HT_ERR_OK ||
+        summ_unpack(sv, sn, c->a, &s) != HT_ERR_OK ||
+        strcmp(s.route, c->route) != 0)
+        return 0;
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 64;
+        struct summ *ns = realloc(c->s, nc * sizeof(*ns));
+
+        HT_ASSERT(ns);
+        c->s = ns;
+        c->cap = nc;
+    }
+    c->s[c->n++] = s;
+    return 0;
+}
+
+static int cmp_hitem(const void *a, const void *b)
+{
+    const struct hitem *x = a, *y = b;
+    int c;
+
+    if (x->us != y->us)
+        return x->us > y->us ? -1 : 1;
+    if ((c = strcmp(x->service, y->service)))
+        return c;
+    if (x->kind != y->kind)
+        return x->kind < y->kind ? -1 : 1;
+    return strcmp(x->resource, y->resource);
+}
+
+static const char *const cp_kind_names[] = {"self", "call", "init", "wait"};
+
+/* Frames of folded output cannot hold ';' and end at the last space
+ * before the value: both are replaced. */
+static void folded_frame(struct ht_buf *b, const char *s)
+{
+    for (; *s; s++)
+        ht_buf_addc(b, *s == ';' ? ',' : (*s == '\n' ? ' ' : *s));
+}
+
+int ht_agg_hotspots(struct ht_store *s, const char *route,
+                    const struct ht_agg_opts *o, struct ht_buf *out)
+{
+    struct hs_ctx c = {0};
+    struct ht_txn *t;
+    int64_t *e2e = NULL, thr = 0, total = 0;
+    size_t ne = 0, cape = 0, nreq = 0, nit = 0, capit = 0;
+    struct hitem *it = NULL;
+    int rc;
+
+    c.a = ht_arena_create();
+    if (!c.a)
+        return HT_ERR_NOMEM;
+    c.route = route;
+    rc = ht_store_begin(s, false, &t);
+    if (rc)
+        goto done;
+    c.t = t;
+    rc = scan_window(t, 'W', o->since_us, o->until_us, hs_visit, &c);
+    ht_store_abort(t);
+    if (rc)
+        goto done;
+    if (!c.n) {
+        rc = HT_ERR_NOTFOUND;
+        goto done;
+    }
+    for (size_t i = 0; i < c.n; i++)
+        if (!(c.s[i].flags & SF_PENDING))
+            push_i64(&e2e, &ne, &cape, c.s[i].e2e_us);
+    if (o->percentile > 0) {
+        if (!ne) {
+            rc = HT_ERR_NOTFOUND;
+            goto done;
+        }
+        qsort(e2e, ne, sizeof(*e2e), cmp_i64);
+        thr = (int64_t)pct_exact(e2e, ne, o->percentile);
+    }
+    for (size_t i = 0; i < c.n; i++) {
+        const struct summ *sm = &c.s[i];
+
+        if (o->percentile > 0 && ((sm->flags & SF_PENDING) || sm->e2e_us < thr))
+            continue;
+        nreq++;
+        for (uint32_t j = 0; j < sm->nitems; j++) {
+            const struct sitem *x = &sm->items[j];
+            size_t k;
+
+            for (k = 0; k < nit; k++)
+                if (it[k].kind == x->kind && it[k].via == x->via &&
+                    strcmp(it[k].service, x->service) == 0 &&
+                    strcmp(it[k].resource, x->resource) == 0)
+                    break;
+            if (k == nit) {
+                if (nit == capit) {
+                    size_t nc = capit ? capit * 2 : 32;
+                    struct hitem *ni = realloc(it, nc * sizeof(*ni));
+
+                    HT_ASSERT(ni);
+                    it = ni;
+                    capit = nc;
+                }
+                it[nit++] =
+                    (struct hitem){x->kind, x->via, x->service, x->resource, 0};
+            }
+            it[k].us += x->us;
+            total += x->us;
+        }
+    }
+    if (nit)
+        qsort(it, nit, sizeof(*it), cmp_hitem);
+    if (o->format == HT_AGG_JSON) {
+        ht_buf_adds(out, "{\"route\":");
+        ht_buf_json_str(out, route);
+        ht_buf_printf(out, ",\"percentile\":%g,\"requests\":%zu", o->percentile,
+                      nreq);
+        ht_buf_adds(out, ",\"total_ms\":");
+        jms(out, (double)total / 1000.0);
+        if (o->percentile > 0) {
+            ht_buf_adds(out, ",\"threshold_ms\":");
+            jms(out, (double)thr / 1000.0);
+        }
+        ht_buf_adds(out, ",\"items\":[");
+        for (size_t i = 0; i < nit; i++) {
+            if (i)
+                ht_buf_addc(out, ',');
+            ht_buf_adds(out, "{\"service\":");
+            ht_buf_json_str(out, it[i].service);
+            ht_buf_adds(out, ",\"kind\":");
+            ht_buf_json_str(out, cp_kind_names[it[i].kind & 3]);
+            if (it[i].kind == HT_CP_WAIT) {
+                ht_buf_adds(out, ",\"via\":");
+                ht_buf_json_str(out, ht_via_name(it[i].via));
+                ht_buf_adds(out, ",\"resource\":");
+                ht_buf_json_str(out, it[i].resource);
+            }
+            ht_buf_adds(out, ",\"ms\":");
+            jms(out, (double)it[i].us / 1000.0);
+            ht_buf_printf(out, ",\"share\":%.4f}",
+                          total ? (double)it[i].us / (double)total : 0.0);
+        }
+        ht_buf_adds(out, "]}\n");
+    } else if (o->format == HT_AGG_FOLDED) {
+        /* route;service;kind[ via:resource] value-in-µs */
+        for (size_t i = 0; i < nit; i++) {
+            folded_frame(out, route);
+            ht_buf_addc(out, ';');
+            folded_frame(out, it[i].service);
+            ht_buf_addc(out, ';');
+            ht_buf_adds(out, cp_kind_names[it[i].kind & 3]);
+            if (it[i].kind == HT_CP_WAIT) {
+                ht_buf_addc(out, ' ');
+                ht_buf_adds(out, ht_via_name(it[i].via));
+                ht_buf_addc(out, ':');
+                folded_frame(out, it[i].resource);
+            }
+            ht_buf_printf(out, " %lld\n", (long long)it[i].us);
+        }
+    } else {
+        ht_buf_printf(out, "%s: %zu requests", route, nreq);
+        if (o->percentile > 0)
+            ht_buf_printf(out, " at or above p%g (%.1f ms)", o->percentile,
+                          (double)thr / 1000.0);
+        ht_buf_printf(out, ", %.1f ms of critical path\n\n",
+                      (double)total / 1000.0);
+        ht_buf_printf(out, "%7s %12s  %-24s %-5s %s\n", "SHARE", "MS",
+                      "SERVICE", "KIND", "HOP");
+        for (size_t i = 0; i < nit; i++) {
+            ht_buf_printf(out, "%6.2f%% %12.1f  %-24s %-5s",
+                          total ? 100.0 * (double)it[i].us / (double)total
+                                : 0.0,
+                          (double)it[i].us / 1000.0, it[i].service,
+                          cp_kind_names[it[i].kind & 3]);
+            if (it[i].kind == HT_CP_WAIT)
+                ht_buf_printf(out, " %s:%s", ht_via_name(it[i].via),
+                              it[i].resource);
+            ht_buf_addc(out, '\n');
+        }
+    }
+done:
+    free(e2e);
+    free(it);
+    free(c.s);
+    ht_arena_destroy(c.a);
+    return rc;
+}
+
+/* ---- functions ----------------------------------------------------------- */
+
+struct fn {
+    const char *name;
+    int64_t invocations, cold, billed_ms, failed;
+    int64_t memory_mb;
+    double gb_s;
+    int64_t *init, *dur, *mem;
+    size_t ninit, ndur, nmem, capinit, capdur, capmem;
+};
+
+struct fn_ctx {
+    struct ht_arena *a, *tmp;
+    const struct ht_agg_opts *o;
+    struct fn *f;
+    size_t n, cap;
+};
+
+static int fn_visit(void *ctx, const void *k, size_t kn, const void *v,
+                    size_t vn)
+{
+    struct fn_ctx *c = ctx;
+    struct ht_inv inv;
+    struct fn *f = NULL;
+    int64_t ts;
+
+    (void)k;
+    (void)kn;
+    memset(&inv, 0, sizeof(inv));
+    if (ht_inv_unpack(v, vn, c->tmp, &inv) != HT_ERR_OK)
+        goto out;
+    /* an invocation is what START or REPORT lines say ran; records and
+     * access logs alone create bare entries that are not invocations */
+    if (!(inv.flags & (HT_INV_HAS_START | HT_INV_HAS_REPORT)) || !inv.function)
+        goto out;
+    ts = inv.flags & HT_INV_HAS_START ? inv.start_ts
+                                      : inv.report_ts - inv.duration_us;
+    if (ts < c->o->since_us || ts > c->o->until_us)
+        goto out;
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->f[i].name, inv.function) == 0)
+            f = &c->f[i];
+    if (!f) {
+        if (c->n == c->cap) {
+            size_t nc = c->cap ? c->cap * 2 : 16;
+            struct fn *nf = realloc(c->f, nc * sizeof(*nf));
+
+            HT_ASSERT(nf);
+            c->f = nf;
+            c->cap = nc;
+        }
+        f = &c->f[c->n++];
+        memset(f, 0, sizeof(*f));
+        f->name = ht_arena_strdup(c->a, inv.function);
+    }
+    f->invocations++;
+    if (inv.flags & HT_INV_COLD) {
+        f->cold++;
+        if (inv.init_us > 0)
+            push_i64(&f->init, &f->ninit, &f->capinit, inv.init_us);
+    }
+    if (inv.flags & HT_INV_FAILED)
+        f->failed++;
+    if (inv.flags & HT_INV_HAS_REPORT) {
+        push_i64(&f->dur, &f->ndur, &f->capdur, inv.duration_us);
+        f->billed_ms += inv.billed_ms;
+        if (inv.memory_mb > f->memory_mb)
+            f->memory_mb = inv.memory_mb;
+        f->gb_s +=
+            (double)inv.billed_ms / 1000.0 * (double)inv.memory_mb / 1024.0;
+        if (inv.max_memory_mb > 0)
+            push_i64(&f->mem, &f->nmem, &f->capmem, inv.max_memory_mb);
+    }
+out:
+    ht_arena_reset(c->tmp);
+    return 0;
+}
+
+static int cmp_fn(const void *a, const void *b)
+{
+    return strcmp(((const struct fn *)a)->name, ((const struct fn *)b)->name);
+}
+
+/* Configured memory far above what is used, or used up to its limit. */
+#define OVER_PROVISIONED 0.3
+#define UNDER_PROVISIONED 0.9
+
+int ht_agg_functions(struct ht_store *s, const struct ht_agg_opts *o,
+                     struct ht_buf *out)
+{
+    struct fn_ctx c = {0};
+    struct ht_txn *t;
+    int rc;
+
+    c.a = ht_arena_create();
+    c.tmp = ht_arena_create();
+    c.o = o;
+    if (!c.a || !c.tmp) {
+        rc = HT_ERR_NOMEM;
+        goto done;
+    }
+    rc = ht_store_begin(s, false, &t);
+    if (rc)
+        goto done;
+    rc = ht_store_scan(t, HT_DB_INV, NULL, 0, fn_visit, &c);
+    ht_store_abort(t);
+    if (rc)
+        goto done;
+    if (c.n)
+        qsort(c.f, c.n, sizeof(*c.f), cmp_fn);
+    if (o->format == HT_AGG_JSON)
+        ht_buf_adds(out, "{\"functions\":[");
+    else
+        ht_buf_printf(out,
+                      "%-28s %7s %6s %9s %9s %9s %9s %10s %6s %9s %10s "
+                      "%12s  %s\n",
+                      "FUNCTION", "INVOC", "COLD", "init p50", "p99", "dur p50",
+                      "p99", "BILLED ms", "MEM", "used p99", "GB-s", "COST USD",
+                      "FLAGS");
+    for (size_t i = 0; i < c.n; i++) {
+        struct fn *f = &c.f[i];
+        double ip50 = 0, ip99 = 0, dp50 = 0, dp99 = 0, mp50 = 0, mp99 = 0;
+        double cost =
+            f->gb_s * o->price_gb_s + (double)f->invocations * o->price_request;
+        bool over, under;
+
+        if (f->ninit) {
+            qsort(f->init, f->ninit, sizeof(int64_t), cmp_i64);
+            ip50 = pct_exact(f->init, f->ninit, 50) / 1000.0;
+            ip99 = pct_exact(f->init, f->ninit, 99) / 1000.0;
+        }
+        if (f->ndur) {
+            qsort(f->dur, f->ndur, sizeof(int64_t), cmp_i64);
+            dp50 = pct_exact(f->dur, f->ndur, 50) / 1000.0;
+            dp99 = pct_exact(f->dur, f->ndur, 99) / 1000.0;
+        }
+        if (f->nmem) {
+            qsort(f->mem, f->nmem, sizeof(int64_t), cmp_i64);
+            mp50 = pct_exact(f->mem, f->nmem, 50);
+            mp99 = pct_exact(f->mem, f->nmem, 99);
+        }
+        over = f->memory_mb > 0 && f->nmem &&
+               mp99 < OVER_PROVISIONED * (double)f->memory_mb;
+        under = f->memory_mb > 0 && f->nmem &&
+                mp99 >= UNDER_PROVISIONED * (double)f->memory_mb;
+        if (o->format == HT_AGG_JSON) {
+            if (i)
+                ht_buf_addc(out, ',');
+            ht_buf_adds(out, "{\"name\":");
+            ht_buf_json_str(out, f->name);
+            ht_buf_printf(
+                out,
+                ",\"invocations\":%lld,\"cold_starts\":%lld,"
+                "\"cold_start_rate\":%.4f,\"failed\":%lld",
+                (long long)f->invocations, (long long)f->cold,
+                f->invocations ? (double)f->cold / (double)f->invocations : 0.0,
+                (long long)f->failed);
+            if (f->ninit) {
+                ht_buf_adds(out, ",\"init_ms\":{\"p50\":");
+                jms(out, ip50);
+                ht_buf_adds(out, ",\"p99\":");
+                jms(out, ip99);
+                ht_buf_addc(out, '}');
+            } else {
+                ht_buf_adds(out, ",\"init_ms\":{\"p50\":null,\"p99\":null}");
+            }
+            if (f->ndur) {
+                ht_buf_adds(out, ",\"duration_ms\":{\"p50\":");
+                jms(out, dp50);
+                ht_buf_adds(out, ",\"p99\":");
+                jms(out, dp99);
+                ht_buf_addc(out, '}');
+            } else {
+                ht_buf_adds(out,
+                            ",\"duration_ms\":{\"p50\":null,\"p99\":null}");
+            }
+            ht_buf_printf(out, ",\"billed_ms\":%lld,\"memory_mb\":%lld",
+                          (long long)f->billed_ms, (long long)f->memory_mb);
+            if (f->nmem)
+                ht_buf_printf(out,
+                              ",\"max_memory_used_mb\":{\"p50\":%.0f,"
+                              "\"p99\":%.0f}",
+                              mp50, mp99);
+            else
+                ht_buf_adds(out, ",\"max_memory_used_mb\":{\"p50\":null,"
+                                 "\"p99\":null}");
+            ht_buf_printf(out,
+                          ",\"gb_seconds\":%.6f,\"cost_usd\":%.10f,"
+                          "\"over_provisioned\":%s,\"under_provisioned\":%s}",
+                          f->gb_s, cost, over ? "true" : "false",
+                          under ? "true" : "false");
+        } else {
+            ht_buf_printf(
+                out,
+                "%-28s %7lld %6lld %9.1f %9.1f %9.1f %9.1f %10lld "
+                "%6lld %9.0f %10.3f %12.8f  %s\n",
+                f->name, (long long)f->invocations, (long long)f->cold, ip50,
+                ip99, dp50, dp99, (long long)f->billed_ms,
+                (long long)f->memory_mb, mp99, f->gb_s, cost,
+                over ? "over-provisioned" : (under ? "under-provisioned" : ""));
+        }
+    }
+    if (o->format == HT_AGG_JSON)
+        ht_buf_printf(out, "],\"price_gb_s\":%.10g,\"price_request\":%.10g}\n",
+                      o->price_gb_s, o->price_request);
+    else if (!c.n)
+        ht_buf_adds(out, "(no invocations in the window)\n");
+done:
+    for (size_t i = 0; i < c.n; i++) {
+        free(c.f[i].init);
+        free(c.f[i].dur);
+        free(c.f[i].mem);
+    }
+    free(c.f);
+    ht_arena_destroy(c.a);
+    ht_arena_destroy(c.tmp);
+    return rc;
+}
