@@ -40,7 +40,11 @@ static const char usage[] =
     "  --db DIR     the store (also a global option)\n"
     "\n"
     "Rejected payloads are counted by reason and kept in the dead-letter\n"
-    "table: see `hoptrace stats` and `hoptrace dlq`.\n";
+    "table: see `hoptrace stats` and `hoptrace dlq`.\n"
+    "\n"
+    "  --kinesis STREAM [--endpoint URL] [--region R] [--until-idle S]\n"
+    "               read a Kinesis Data Stream instead of files (all its\n"
+    "               options: hoptrace ingest --kinesis X --help)\n";
 
 struct ing {
     struct ht_sink sink;

@@ -20,6 +20,9 @@ HT_PACKAGES=(
   python3
   graphviz
   lmdb-utils
+  libssl-dev
+  libprotobuf-c-dev
+  protobuf-c-compiler
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -36,12 +39,36 @@ missing_packages() {
   done
 }
 
+# kinesalite (npm), the Kinesis emulator the e2e tests run against, goes
+# into the project-local, git-ignored .deps/. Debian's nodejs + npm are
+# installed only when there is no npm at all. A failure is a warning: the
+# tests that need kinesalite then report SKIP.
+HT_DEPS="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.deps"
+install_kinesalite() {
+  [[ -x "$HT_DEPS/node_modules/.bin/kinesalite" ]] && return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    local sudo=()
+    ((EUID == 0)) || sudo=(sudo)
+    log "npm not found: apt-get install nodejs npm"
+    if ! { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o DPkg::Lock::Timeout=300 update &&
+           "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o DPkg::Lock::Timeout=300 \
+             install --no-install-recommends nodejs npm; } >/dev/null 2>&1; then
+      log "warning: could not install nodejs and npm; the Kinesis tests will be skipped"
+      return 0
+    fi
+  fi
+  log "npm install kinesalite into $HT_DEPS"
+  npm install --prefix "$HT_DEPS" --no-audit --no-fund --loglevel=error kinesalite@3.3.3 >/dev/null 2>&1 ||
+    log "warning: npm install kinesalite failed; the Kinesis tests will be skipped"
+}
+
 command -v dpkg-query >/dev/null 2>&1 ||
   die "dpkg-query not found: this script supports Debian 12 (or a derivative); install the packages listed at the top of $0 by hand"
 
 mapfile -t missing < <(missing_packages)
 if ((${#missing[@]} == 0)); then
   log "all ${#HT_PACKAGES[@]} required packages are installed"
+  install_kinesalite
   exit 0
 fi
 
@@ -80,3 +107,4 @@ run_apt install --no-install-recommends "${missing[@]}"
 mapfile -t still < <(missing_packages)
 ((${#still[@]} == 0)) || die "still missing after install: ${still[*]}"
 log "installed ${#missing[@]} package(s); all ${#HT_PACKAGES[@]} required packages are present"
+install_kinesalite
