@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include "ht_assembler.h"
+#include "stages.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ struct wr {
     int err;
     struct ht_asm_stats *st;
     int64_t pending_delta; /* written to the counter once per batch */
+    struct ht__stg *stg;   /* stall state of the batch (stages.c) */
 };
 
 static void put(struct wr *w, int db, const void *k, size_t kn, const void *v,
@@ -88,8 +90,14 @@ static void key_inv(struct wr *w, char prefix, const void *p, size_t n,
     put_target(w, key, kn, HT_TARGET_INV, packed, ht_id_pack(rid, rn, packed));
 }
 
-/* A hop half named by `key`: record it, or match it with the other. */
-static void half(struct wr *w, const char *key, int side, int64_t ts)
+/* What half() found. */
+enum { HALF_SEEN, HALF_WAITING, HALF_MET };
+
+/* A hop half named by `key`: record it, or match it with the other. The
+ * stage state (stages.c) follows the same first sightings, so it is as
+ * idempotent as the pending table; *other_ts is the other half's time. */
+static int half(struct wr *w, const char *key, int side, int64_t ts,
+                int64_t *other_ts)
 {
     const void *v;
     size_t vn;
@@ -97,13 +105,14 @@ static void half(struct wr *w, const char *key, int side, int64_t ts)
     size_t kn = strlen(key);
 
     if (w->err || kn > 400)
-        return;
+        return HALF_SEEN;
     if (ht_store_get(w->t, HT_DB_PENDING, key, kn, &v, &vn) == HT_ERR_OK &&
         vn >= 1) {
         uint8_t state = ((const uint8_t *)v)[0];
 
         if (state == HALF_MATCHED || state == side)
-            return; /* seen before: idempotent */
+            return HALF_SEEN; /* seen before: idempotent */
+        *other_ts = vn >= 9 ? (int64_t)ht_be64_get((const uint8_t *)v + 1) : 0;
         val[0] = HALF_MATCHED;
         ht_be64_put(val + 1, (uint64_t)ts);
         put(w, HT_DB_PENDING, key, kn, val, sizeof(val));
@@ -112,13 +121,37 @@ static void half(struct wr *w, const char *key, int side, int64_t ts)
         if (state == HALF_PRODUCER)
             w->pending_delta--;
         w->st->hops_matched++;
-        return;
+        return HALF_MET;
     }
     val[0] = (uint8_t)side;
     ht_be64_put(val + 1, (uint64_t)ts);
     put(w, HT_DB_PENDING, key, kn, val, sizeof(val));
     if (side == HALF_PRODUCER)
         w->pending_delta++;
+    return HALF_WAITING;
+}
+
+/* A producer half of span s. */
+static void produce(struct wr *w, const struct ht_span *s, const char *key)
+{
+    int64_t other = 0;
+    int r = half(w, key, HALF_PRODUCER, s->end_us, &other);
+
+    if (r != HALF_SEEN)
+        ht__stg_producer(w->stg, s, key, r == HALF_MET, other);
+}
+
+/* A consumer half of fact f; returns whether it was seen for the first
+ * time. `first` is false for a record's second name. */
+static bool consume(struct wr *w, const struct ht_fact *f, const char *key,
+                    bool first)
+{
+    int64_t other = 0;
+    int r = half(w, key, HALF_CONSUMER, f->ts_us, &other);
+
+    if (r != HALF_SEEN)
+        ht__stg_consumer(w->stg, f, key, r == HALF_MET, first);
+    return r != HALF_SEEN;
 }
 
 static void apply_span(struct wr *w, const struct ht_span *s)
@@ -138,6 +171,7 @@ static void apply_span(struct wr *w, const struct ht_span *s)
     ht_span_pack(s, &w->buf);
     put(w, HT_DB_NODES, s->id.b, 8, w->buf.data, w->buf.len);
     w->st->spans_written++;
+    ht__stg_span(w->stg, s);
 
     put_key(w, HT_K_TRACE, s->trace.b, 16, HT_TARGET_SPAN, s->id.b, 8);
     if (s->flags & HT_SPAN_HAS_PARENT)
@@ -152,17 +186,17 @@ static void apply_span(struct wr *w, const struct ht_span *s)
     if (s->message_id) {
         key_span(w, HT_K_SQS, s->message_id, s);
         snprintf(hk, sizeof(hk), "sqs:%s", s->message_id);
-        half(w, hk, HALF_PRODUCER, s->end_us);
+        produce(w, s, hk);
     }
     if (s->sequence) {
         key_span(w, HT_K_KSEQ, s->sequence, s);
         snprintf(hk, sizeof(hk), "kin:%s", s->sequence);
-        half(w, hk, HALF_PRODUCER, s->end_us);
+        produce(w, s, hk);
     } else if ((s->flags & HT_SPAN_WRITE) && s->corr && s->resource &&
                (s->via == HT_VIA_DYNAMODB || s->via == HT_VIA_KINESIS)) {
         snprintf(hk, sizeof(hk), "%s:%s/%s", ht_via_name(s->via), s->resource,
                  s->corr);
-        half(w, hk, HALF_PRODUCER, s->end_us);
+        produce(w, s, hk);
     }
     for (uint32_t i = 0; i < s->nlinks; i++)
         put_key(w, HT_K_LINK, s->links[i].id.b, 8, HT_TARGET_SPAN, s->id.b, 8);
@@ -199,6 +233,7 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
         const void *v;
         size_t vn;
         bool changed = false;
+        uint32_t had_report;
 
         /* record and apigw lines carry no timing of the invocation */
         if (f->kind == HT_FACT_RECORD || f->kind == HT_FACT_APIGW)
@@ -210,7 +245,16 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
             inv.request_id = rid;
             changed = true; /* a new invocation is written even if bare */
         }
+        had_report = inv.flags & HT_INV_HAS_REPORT;
         changed |= ht_inv_merge(&inv, &g);
+        /* cost per function: each invocation's REPORT counts once */
+        if (!had_report && (inv.flags & HT_INV_HAS_REPORT)) {
+            struct ht_inv c = inv;
+
+            if (!c.function)
+                c.function = f->function;
+            ht__stg_report(w->stg, &c);
+        }
         if (changed) {
             ht_buf_reset(&w->buf);
             ht_inv_pack(&inv, &w->buf);
@@ -241,21 +285,23 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
         if (f->via == HT_VIA_SQS) {
             key_inv(w, HT_K_SQS, id, 0, rid);
             snprintf(hk, sizeof(hk), "sqs:%s", id);
-            half(w, hk, HALF_CONSUMER, f->ts_us);
+            consume(w, f, hk, true);
         } else if (f->via == HT_VIA_KINESIS) {
             key_inv(w, HT_K_KSEQ, id, 0, rid);
+            bool first;
+
             snprintf(hk, sizeof(hk), "kin:%s", id);
-            half(w, hk, HALF_CONSUMER, f->ts_us);
+            first = consume(w, f, hk, true);
             if (f->corr && f->resource) {
                 snprintf(hk, sizeof(hk), "kinesis:%s/%s", f->resource, f->corr);
-                half(w, hk, HALF_CONSUMER, f->ts_us);
+                consume(w, f, hk, !first);
             }
         } else if (f->via == HT_VIA_DYNAMODB) {
             key_inv(w, HT_K_DDB, id, 0, rid);
             if (f->corr && f->resource) {
                 snprintf(hk, sizeof(hk), "dynamodb:%s/%s", f->resource,
                          f->corr);
-                half(w, hk, HALF_CONSUMER, f->ts_us);
+                consume(w, f, hk, true);
             }
         }
         if (f->flags & HT_FACT_HAS_HDR && !ht_id8_is_zero(&f->hdr_parent))
@@ -346,6 +392,9 @@ int ht_assembler_apply(struct ht_txn *t, const struct ht_batch *b,
     if (!a)
         return HT_ERR_NOMEM;
     ht_buf_init(&w.buf);
+    w.stg = ht__stg_begin(t, b);
+    if (!w.stg)
+        w.err = HT_ERR_NOMEM;
     for (i = 0; i < b->nspans && !w.err; i++)
         apply_span(&w, &b->spans[i]);
     for (i = 0; i < b->nfacts && !w.err; i++) {
@@ -365,6 +414,12 @@ int ht_assembler_apply(struct ht_txn *t, const struct ht_batch *b,
         apply_reject(&w, r, ordinal);
     }
     mark_dirty(&w, b);
+    if (w.stg) {
+        int e = ht__stg_end(w.stg);
+
+        if (!w.err)
+            w.err = e;
+    }
     if (!w.err && w.pending_delta)
         w.err = ht_store_counter_add(t, "pending", w.pending_delta);
     ht_buf_free(&w.buf);

@@ -14,6 +14,7 @@ enum {
     HT_EXIT_NOTFOUND = 1,
     HT_EXIT_USAGE = 2,
     HT_EXIT_REJECTED = 3,
+    HT_EXIT_STALLED = 4, /* stalls: a stage is stalled */
     HT_EXIT_ERROR = 5
 };
 
@@ -30,6 +31,17 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_trace(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_stats(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_dlq(struct ht_cli *cli, int argc, char **argv);
+/* cmd_stalls.c, cmd_metrics.c: stalled stages, alerts, Prometheus. */
+int ht_cmd_stalls(struct ht_cli *cli, int argc, char **argv);
+int ht_cmd_metrics(struct ht_cli *cli, int argc, char **argv);
+struct ht_stall_cfg;
+/* "300s", "5m", "250ms", "1h", "2d"; a bare number is seconds. 0 or -1. */
+int ht_cli_parse_duration(const char *s, int64_t *out_us);
+/* Epoch seconds or RFC 3339. 0 or -1. */
+int ht_cli_parse_time(const char *s, int64_t *out_us);
+/* The thresholds file of `stalls` (explains its errors); 0 or -1. */
+int ht_cli_load_stage_config(const char *path, struct ht_stall_cfg *cfg);
+void ht_cli_free_stage_config(struct ht_stall_cfg *cfg);
 /* cmd_agg.c: latency per route, tail hotspots, cost per function. */
 int ht_cmd_endpoints(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_hotspots(struct ht_cli *cli, int argc, char **argv);

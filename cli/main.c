@@ -27,6 +27,10 @@ static const char usage[] =
     "  stats                 what the store holds; rejected input by reason\n"
     "  dlq                   list rejected payloads kept in the dead-letter "
     "table\n"
+    "  stalls                stalled or lagging pipeline stages; alerts "
+    "(exit 4: stalled)\n"
+    "  metrics               stages and store in the Prometheus text "
+    "format\n"
     "  endpoints             latency per route: sync and end-to-end "
     "percentiles\n"
     "  hotspots ROUTE        where a route's tail latency goes (critical "
@@ -98,6 +102,10 @@ int main(int argc, char **argv)
         return ht_cmd_stats(&cli, cargc, cargv);
     if (strcmp(cmd, "dlq") == 0)
         return ht_cmd_dlq(&cli, cargc, cargv);
+    if (strcmp(cmd, "stalls") == 0)
+        return ht_cmd_stalls(&cli, cargc, cargv);
+    if (strcmp(cmd, "metrics") == 0)
+        return ht_cmd_metrics(&cli, cargc, cargv);
     if (strcmp(cmd, "endpoints") == 0)
         return ht_cmd_endpoints(&cli, cargc, cargv);
     if (strcmp(cmd, "hotspots") == 0)

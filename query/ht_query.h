@@ -138,6 +138,77 @@ int ht_agg_hotspots(struct ht_store *s, const char *route,
 int ht_agg_functions(struct ht_store *s, const struct ht_agg_opts *o,
                      struct ht_buf *out);
 
+/* ---- stalled stages (stalls.c; design.md "Stall detection") ---------- */
+
+enum { HT_STAGE_OK, HT_STAGE_LAGGING, HT_STAGE_STALLED };
+
+struct ht_stall_cfg {
+    int64_t threshold_us; /* default threshold */
+    /* per-stage overrides: key is a stage name, a resource or via:resource */
+    const char **override_keys;
+    int64_t *override_us;
+    size_t noverrides;
+    size_t max_stuck; /* stuck requests listed per stage */
+};
+
+/* A producer half waiting longer than the threshold. */
+struct ht_stuck {
+    const char *root;          /* root span id of its request, or NULL */
+    const char *root_trace_id; /* first trace id of that request */
+    const char *span;          /* the producer span (write) */
+    const char *trace_id;      /* its trace */
+    const char *corr;          /* correlation id annotated on it, or NULL */
+    const char *hop;           /* the hop key it waits under */
+    int64_t produced_us;
+};
+
+/* REPORT totals of a stage's consumer function. */
+struct ht_stage_cost {
+    uint64_t invocations, cold_starts, failed;
+    int64_t billed_ms, memory_mb, max_memory_used_mb;
+    double avg_memory_used_mb, duration_ms;
+};
+
+struct ht_stage {
+    const char *name; /* "producer → via:resource → consumer" */
+    const char *producer, *consumer; /* NULL when unknown */
+    const char *via, *resource;
+    uint8_t via_id;
+    int status; /* HT_STAGE_* */
+    int64_t threshold_us;
+    uint64_t entered, consumed, pending, overdue;
+    int64_t oldest_pending_us, last_consumed_us; /* 0: none */
+    double oldest_pending_age_s;
+    double delay_p50_ms, delay_p90_ms, delay_p99_ms;
+    int64_t delay_max_us, delay_sum_us;
+    uint64_t delay_count;
+    struct ht_stuck *stuck; /* the oldest overdue items, max_stuck at most */
+    size_t nstuck;
+    bool has_cost;
+    struct ht_stage_cost cost;
+    bool has_pending_;        /* internal: a producer-side stage */
+    uint64_t hist_[640];      /* internal: delay histogram */
+};
+
+struct ht_stalls {
+    struct ht_arena *arena; /* owns every string */
+    int64_t now_us;
+    struct ht_stage *stages; /* sorted by via, resource, producer, consumer */
+    size_t nstages;
+};
+
+/* Evaluate every stage as of now_us. *out is owned: ht_stalls_free. */
+int ht_query_stalls(struct ht_store *s, const struct ht_stall_cfg *cfg,
+                    int64_t now_us, struct ht_stalls **out);
+void ht_stalls_free(struct ht_stalls *st);
+const char *ht_stage_status_name(int status);
+/* Renderings (cli.md "stalls"; metrics in the Prometheus text format).
+ * Append to out. */
+void ht_stalls_json(const struct ht_stalls *st, struct ht_buf *out);
+void ht_stage_json(const struct ht_stage *g, struct ht_buf *out);
+void ht_stalls_text(const struct ht_stalls *st, struct ht_buf *out);
+void ht_stalls_metrics(const struct ht_stalls *st, struct ht_buf *out);
+
 /* Internal to query/: compute r->cp and skew warnings for one request. */
 void ht__critical_path(struct ht_request *r, struct ht_arena *a);
 /* Internal to query/: append a rendered JSON warning (kept as given, an

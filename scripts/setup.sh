@@ -20,6 +20,7 @@ HT_PACKAGES=(
   python3
   graphviz
   lmdb-utils
+  prometheus-alertmanager
   libssl-dev
   libprotobuf-c-dev
   protobuf-c-compiler

@@ -1,0 +1,767 @@
+/*
+ * stages.c - the stall-detection state of every pipeline stage, folded in
+ * at ingest time (layout in stages.h). Counters and histograms are
+ * aggregated in memory for the batch and written once per record per
+ * batch; pending producer halves are one entry each, so `stalls` can list
+ * the stuck requests without scanning the graph.
+ *
+ * Owned by assembler/. Called only for the first sighting of a hop half
+ * (assembler.c's half()), which is what keeps it idempotent. It must not
+ * decide stage status: that is query/stalls.c's, as of an evaluation time.
+ */
+#define _GNU_SOURCE
+#include "stages.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define TAG "assembler:stages"
+#define MAXNAME 120   /* resource and service names kept in keys */
+#define MAXHOPKEY 200 /* so every key stays under LMDB's 511 bytes */
+#define MAXWALK 16    /* parent links followed to find a span's service */
+
+enum { T_E = 'E', T_S = 'S', T_H = 'H', T_R = 'R', T_A = 'A', T_F = 'F' };
+enum { OP_ADD, OP_MAX };
+
+/* One aggregated record of the batch. */
+struct agg {
+    uint64_t h;
+    uint8_t *key;
+    size_t kn;
+    int64_t v[8];
+    int64_t *hist; /* T_H only: HT__STG_NHIST counts */
+    bool used;
+};
+
+/* The producer half's record ('p'): what is needed to take it back out of
+ * its stage when it is matched, or to move it once its service is known. */
+struct prec {
+    uint8_t via;
+    uint8_t matched;
+    int64_t ts, cons_ts;
+    uint8_t trace[16];
+    uint8_t span[8];
+    const char *res, *prod, *cons, *corr;
+};
+
+struct ht__stg {
+    struct ht_txn *t;
+    const struct ht_batch *b;
+    struct ht_arena *a;
+    int err;
+    struct agg *e;
+    size_t cap, n;
+    /* span id -> index in b->spans, built on first need */
+    int32_t *ids;
+    size_t idcap;
+    int64_t unresolved, unresolved0;
+    struct ht_buf buf;
+};
+
+static const int nvals[256] = {
+    [T_E] = 2, [T_S] = 4, [T_R] = 2, [T_A] = 1, [T_F] = 8};
+static const uint8_t ops_s[4] = {OP_ADD, OP_MAX, OP_ADD, OP_MAX};
+static const uint8_t ops_e[2] = {OP_ADD, OP_MAX};
+static const uint8_t ops_f[8] = {OP_ADD, OP_ADD, OP_MAX, OP_MAX,
+                                 OP_ADD, OP_ADD, OP_ADD, OP_ADD};
+
+static int op_of(int type, int i)
+{
+    switch (type) {
+    case T_S:
+        return ops_s[i];
+    case T_E:
+    case T_R:
+        return ops_e[i];
+    case T_F:
+        return ops_f[i];
+    default:
+        return OP_ADD;
+    }
+}
+
+int ht__stg_hist_index(int64_t us)
+{
+    int e;
+
+    if (us < 16)
+        return us < 0 ? 0 : (int)us;
+    e = 63 - __builtin_clzll((unsigned long long)us);
+    if (e > 42)
+        return HT__STG_NHIST - 1;
+    return (e - 3) * 16 + (int)((us >> (e - 4)) & 15);
+}
+
+/* ---- the batch's aggregate table ------------------------------------- */
+
+static struct agg *agg_get(struct ht__stg *g, const uint8_t *k, size_t kn)
+{
+    uint64_t h = ht_hash64(k, kn);
+    size_t i;
+
+    if ((g->n + 1) * 2 > g->cap) {
+        size_t ncap = g->cap ? g->cap * 2 : 64;
+        struct agg *ne = calloc(ncap, sizeof(*ne));
+
+        if (!ne) {
+            g->err = HT_ERR_NOMEM;
+            return NULL;
+        }
+        for (i = 0; i < g->cap; i++) {
+            size_t j;
+
+            if (!g->e[i].used)
+                continue;
+            for (j = g->e[i].h & (ncap - 1); ne[j].used;
+                 j = (j + 1) & (ncap - 1))
+                ;
+            ne[j] = g->e[i];
+        }
+        free(g->e);
+        g->e = ne;
+        g->cap = ncap;
+    }
+    for (i = h & (g->cap - 1); g->e[i].used; i = (i + 1) & (g->cap - 1))
+        if (g->e[i].h == h && g->e[i].kn == kn &&
+            memcmp(g->e[i].key, k, kn) == 0)
+            return &g->e[i];
+    g->e[i].used = true;
+    g->e[i].h = h;
+    g->e[i].kn = kn;
+    g->e[i].key = ht_arena_alloc(g->a, kn);
+    memcpy(g->e[i].key, k, kn);
+    if (k[0] == T_H) {
+        g->e[i].hist = ht_arena_alloc(g->a, HT__STG_NHIST * sizeof(int64_t));
+        memset(g->e[i].hist, 0, HT__STG_NHIST * sizeof(int64_t));
+    }
+    g->n++;
+    return &g->e[i];
+}
+
+/* Key builder: type, via, then NUL-terminated strings. */
+static size_t mk(uint8_t *out, int type, int via, const char *s1,
+                 const char *s2, const char *s3)
+{
+    size_t n = 0;
+    const char *ss[3] = {s1, s2, s3};
+
+    out[n++] = (uint8_t)type;
+    if (via >= 0)
+        out[n++] = (uint8_t)via;
+    for (int i = 0; i < 3 && ss[i]; i++) {
+        size_t l = strnlen(ss[i], MAXNAME);
+
+        memcpy(out + n, ss[i], l);
+        n += l;
+        out[n++] = 0;
+    }
+    return n;
+}
+
+static void bump(struct ht__stg *g, const uint8_t *k, size_t kn, int i,
+                 int64_t v)
+{
+    struct agg *e = agg_get(g, k, kn);
+
+    if (!e)
+        return;
+    if (op_of(k[0], i) == OP_MAX) {
+        if (v > e->v[i])
+            e->v[i] = v;
+    } else {
+        e->v[i] += v;
+    }
+}
+
+static void put(struct ht__stg *g, const void *k, size_t kn, const void *v,
+                size_t vn)
+{
+    if (!g->err)
+        g->err = ht_store_put(g->t, HT_DB_STAGES, k, kn, v, vn);
+}
+
+static void del(struct ht__stg *g, const void *k, size_t kn)
+{
+    int rc;
+
+    if (g->err)
+        return;
+    rc = ht_store_del(g->t, HT_DB_STAGES, k, kn);
+    if (rc != HT_ERR_OK && rc != HT_ERR_NOTFOUND)
+        g->err = rc;
+}
+
+/* ---- producer records ------------------------------------------------- */
+
+static const char *cut(const char *s)
+{
+    return s ? s : "";
+}
+
+static void prec_pack(struct ht__stg *g, const struct prec *p)
+{
+    uint8_t n[8];
+
+    ht_buf_reset(&g->buf);
+    ht_buf_addc(&g->buf, (char)p->via);
+    ht_buf_addc(&g->buf, (char)p->matched);
+    ht_be64_put(n, (uint64_t)p->ts);
+    ht_buf_add(&g->buf, n, 8);
+    ht_be64_put(n, (uint64_t)p->cons_ts);
+    ht_buf_add(&g->buf, n, 8);
+    ht_buf_add(&g->buf, p->trace, 16);
+    ht_buf_add(&g->buf, p->span, 8);
+    ht_buf_add(&g->buf, cut(p->res), strlen(cut(p->res)) + 1);
+    ht_buf_add(&g->buf, cut(p->prod), strlen(cut(p->prod)) + 1);
+    ht_buf_add(&g->buf, cut(p->cons), strlen(cut(p->cons)) + 1);
+    ht_buf_add(&g->buf, cut(p->corr), strlen(cut(p->corr)) + 1);
+}
+
+/* Unpacks into g's arena; false on a malformed value. */
+static bool prec_unpack(struct ht__stg *g, const uint8_t *v, size_t vn,
+                        struct prec *p)
+{
+    const char *s[4];
+    size_t off = 42;
+
+    if (vn < off)
+        return false;
+    p->via = v[0];
+    p->matched = v[1];
+    p->ts = (int64_t)ht_be64_get(v + 2);
+    p->cons_ts = (int64_t)ht_be64_get(v + 10);
+    memcpy(p->trace, v + 18, 16);
+    memcpy(p->span, v + 34, 8);
+    for (int i = 0; i < 4; i++) {
+        const uint8_t *z = memchr(v + off, 0, vn - off);
+
+        if (!z)
+            return false;
+        s[i] = ht_arena_strndup(g->a, (const char *)v + off,
+                                (size_t)(z - (v + off)));
+        off = (size_t)(z - v) + 1;
+        if (i < 3 && off >= vn)
+            return false;
+    }
+    p->res = s[0];
+    p->prod = s[1];
+    p->cons = s[2];
+    p->corr = s[3];
+    return true;
+}
+
+static bool prec_get(struct ht__stg *g, const char *hk, struct prec *p)
+{
+    uint8_t k[512];
+    size_t kn = strlen(hk);
+    const void *v;
+    size_t vn;
+
+    k[0] = 'p';
+    memcpy(k + 1, hk, kn);
+    if (ht_store_get(g->t, HT_DB_STAGES, k, kn + 1, &v, &vn) != HT_ERR_OK)
+        return false;
+    return prec_unpack(g, v, vn, p);
+}
+
+static void prec_put(struct ht__stg *g, const char *hk, const struct prec *p)
+{
+    uint8_t k[512];
+    size_t kn = strlen(hk);
+
+    k[0] = 'p';
+    memcpy(k + 1, hk, kn);
+    prec_pack(g, p);
+    put(g, k, kn + 1, g->buf.data, g->buf.len);
+}
+
+static void prec_del(struct ht__stg *g, const char *hk)
+{
+    uint8_t k[512];
+    size_t kn = strlen(hk);
+
+    k[0] = 'p';
+    memcpy(k + 1, hk, kn);
+    del(g, k, kn + 1);
+}
+
+/* The pending entry of a producer half ('P'). */
+static size_t pkey(uint8_t *k, const struct prec *p, const char *hk)
+{
+    size_t n = mk(k, 'P', p->via, p->res, p->prod, NULL);
+    size_t hn = strlen(hk);
+
+    ht_be64_put(k + n, (uint64_t)p->ts);
+    n += 8;
+    memcpy(k + n, hk, hn);
+    return n + hn;
+}
+
+static void pending_put(struct ht__stg *g, const struct prec *p, const char *hk)
+{
+    uint8_t k[1024];
+    size_t kn = pkey(k, p, hk);
+
+    ht_buf_reset(&g->buf);
+    ht_buf_add(&g->buf, p->trace, 16);
+    ht_buf_add(&g->buf, p->span, 8);
+    ht_buf_adds(&g->buf, cut(p->corr));
+    put(g, k, kn, g->buf.data, g->buf.len);
+}
+
+static void pending_del(struct ht__stg *g, const struct prec *p, const char *hk)
+{
+    uint8_t k[1024];
+
+    del(g, k, pkey(k, p, hk));
+}
+
+/* ---- the stage counters ------------------------------------------------ */
+
+/* `sign` is +1 to add an item, -1 to take it back (a producer whose
+ * service became known moves out of the unknown producer's stage). */
+static void count_entered(struct ht__stg *g, const struct prec *p, int sign)
+{
+    uint8_t k[1024];
+    size_t kn = mk(k, T_E, p->via, p->res, p->prod, NULL);
+
+    bump(g, k, kn, 0, sign);
+    /* an unknown producer keeps no times: what it holds depends on batch
+     * boundaries, and the store must not */
+    if (*p->prod)
+        bump(g, k, kn, 1, p->ts);
+}
+
+static void count_consumed(struct ht__stg *g, const struct prec *p, int sign)
+{
+    uint8_t k[1024];
+    size_t kn = mk(k, T_S, p->via, p->res, p->prod, p->cons);
+    int64_t d = p->cons_ts - p->ts;
+    struct agg *h;
+
+    if (d < 0)
+        d = 0; /* clocks that disagree: never a negative delay */
+    bump(g, k, kn, 0, sign);
+    bump(g, k, kn, 2, sign * d);
+    if (*p->prod) {
+        bump(g, k, kn, 1, p->cons_ts);
+        bump(g, k, kn, 3, d);
+    }
+    {
+        int64_t bk = p->cons_ts -
+                     (((p->cons_ts % HT__STG_HBUCKET_US) + HT__STG_HBUCKET_US) %
+                      HT__STG_HBUCKET_US);
+
+        ht_be64_put(k + kn, (uint64_t)bk);
+        k[0] = T_H;
+        h = agg_get(g, k, kn + 8);
+        if (h)
+            h->hist[ht__stg_hist_index(d)] += sign;
+    }
+}
+
+/* ---- a producer's service -------------------------------------------- */
+
+static int32_t *id_slot(struct ht__stg *g, const uint8_t *id)
+{
+    uint64_t h;
+    size_t i;
+
+    memcpy(&h, id, 8);
+    h *= 0x9e3779b97f4a7c15ull;
+    for (i = (h >> 20) & (g->idcap - 1); g->ids[i] >= 0;
+         i = (i + 1) & (g->idcap - 1))
+        if (memcmp(g->b->spans[g->ids[i]].id.b, id, 8) == 0)
+            break;
+    return &g->ids[i];
+}
+
+static const struct ht_span *batch_span(struct ht__stg *g, const uint8_t *id)
+{
+    int32_t *slot;
+
+    if (!g->ids) {
+        size_t cap = 16;
+
+        while (cap < g->b->nspans * 2)
+            cap *= 2;
+        g->ids = malloc(cap * sizeof(*g->ids));
+        if (!g->ids) {
+            g->err = HT_ERR_NOMEM;
+            return NULL;
+        }
+        memset(g->ids, 0xff, cap * sizeof(*g->ids));
+        g->idcap = cap;
+        for (size_t i = 0; i < g->b->nspans && i < INT32_MAX; i++) {
+            slot = id_slot(g, g->b->spans[i].id.b);
+            if (*slot < 0)
+                *slot = (int32_t)i;
+        }
+    }
+    slot = id_slot(g, id);
+    return *slot >= 0 ? &g->b->spans[*slot] : NULL;
+}
+
+/* The service a span belongs to: the name of the segment above it. NULL
+ * when an ancestor is not known yet; *missing is then its id. */
+static const char *service_of(struct ht__stg *g, const struct ht_span *s,
+                              struct ht_id8 *missing)
+{
+    struct ht_span tmp;
+
+    for (int i = 0; i < MAXWALK && s; i++) {
+        const void *v;
+        size_t vn;
+        struct ht_id8 pid;
+        const struct ht_span *next;
+
+        if (!(s->flags & HT_SPAN_SUBSEGMENT) ||
+            !(s->flags & HT_SPAN_HAS_PARENT))
+            return s->name;
+        pid = s->parent;
+        next = batch_span(g, pid.b);
+        if (!next &&
+            ht_store_get(g->t, HT_DB_NODES, pid.b, 8, &v, &vn) == HT_ERR_OK &&
+            ht_span_unpack(v, vn, g->a, &tmp) == HT_ERR_OK)
+            next = &tmp;
+        if (!next) {
+            *missing = pid;
+            return NULL;
+        }
+        s = next;
+    }
+    /* a parent chain this deep is not X-Ray's: the span names itself */
+    return s ? s->name : NULL;
+}
+
+static void wait_for(struct ht__stg *g, const struct ht_id8 *id, const char *hk)
+{
+    uint8_t k[512];
+    size_t hn = strlen(hk);
+
+    k[0] = 'u';
+    memcpy(k + 1, id->b, 8);
+    memcpy(k + 9, hk, hn);
+    put(g, k, hn + 9, "", 0);
+}
+
+/* ---- entry points ------------------------------------------------------ */
+
+struct ht__stg *ht__stg_begin(struct ht_txn *t, const struct ht_batch *b)
+{
+    struct ht__stg *g = calloc(1, sizeof(*g));
+    const void *v;
+    size_t vn;
+
+    if (!g)
+        return NULL;
+    g->t = t;
+    g->b = b;
+    g->a = ht_arena_create();
+    if (!g->a) {
+        free(g);
+        return NULL;
+    }
+    ht_buf_init(&g->buf);
+    if (ht_store_get(t, HT_DB_STAGES, "Nunresolved", 11, &v, &vn) ==
+            HT_ERR_OK &&
+        vn == 8)
+        g->unresolved = (int64_t)ht_be64_get(v);
+    g->unresolved0 = g->unresolved;
+    return g;
+}
+
+static bool usable(const char *hk, const char *res)
+{
+    return strlen(hk) < MAXHOPKEY && res && *res && strlen(res) < MAXNAME;
+}
+
+void ht__stg_producer(struct ht__stg *g, const struct ht_span *s,
+                      const char *hk, bool matched, int64_t cons_ts)
+{
+    struct prec p;
+    struct ht_id8 missing = {{0}};
+    const char *svc;
+
+    if (!g || g->err || !usable(hk, s->resource))
+        return;
+    memset(&p, 0, sizeof(p));
+    p.via = s->via;
+    p.ts = s->end_us;
+    p.res = s->resource;
+    memcpy(p.trace, s->trace.b, 16);
+    memcpy(p.span, s->id.b, 8);
+    p.corr = s->corr;
+    svc = service_of(g, s, &missing);
+    p.prod = svc && strlen(svc) < MAXNAME ? svc : "";
+    count_entered(g, &p, 1);
+    if (matched) {
+        uint8_t k[512];
+        const void *v;
+        size_t vn, hn = strlen(hk);
+
+        k[0] = 'c';
+        memcpy(k + 1, hk, hn);
+        p.cons = "";
+        if (ht_store_get(g->t, HT_DB_STAGES, k, hn + 1, &v, &vn) == HT_ERR_OK)
+            p.cons = ht_arena_strndup(g->a, v, strnlen(v, vn));
+        del(g, k, hn + 1);
+        p.matched = 1;
+        p.cons_ts = cons_ts;
+        count_consumed(g, &p, 1);
+    } else {
+        pending_put(g, &p, hk);
+    }
+    if (!svc) {
+        prec_put(g, hk, &p);
+        wait_for(g, &missing, hk);
+        g->unresolved++;
+    } else if (!matched) {
+        prec_put(g, hk, &p);
+    }
+}
+
+void ht__stg_consumer(struct ht__stg *g, const struct ht_fact *f,
+                      const char *hk, bool matched, bool new_record)
+{
+    const char *cons =
+        f->function && strlen(f->function) < MAXNAME ? f->function : "";
+    uint8_t k[1024];
+    size_t kn;
+
+    if (!g || g->err || !usable(hk, f->resource))
+        return;
+    if (new_record) {
+        int64_t bk =
+            f->ts_us - (((f->ts_us % HT__STG_ABUCKET_US) + HT__STG_ABUCKET_US) %
+                        HT__STG_ABUCKET_US);
+
+        kn = mk(k, T_R, f->via, f->resource, cons, NULL);
+        bump(g, k, kn, 0, 1);
+        bump(g, k, kn, 1, f->ts_us);
+        k[0] = T_A;
+        ht_be64_put(k + kn, (uint64_t)bk);
+        bump(g, k, kn + 8, 0, 1);
+    }
+    if (matched) {
+        struct prec p;
+
+        if (!prec_get(g, hk, &p))
+            return; /* a producer recorded before stages were kept */
+        pending_del(g, &p, hk);
+        p.matched = 1;
+        p.cons = cons;
+        p.cons_ts = f->ts_us;
+        count_consumed(g, &p, 1);
+        if (*p.prod)
+            prec_del(g, hk);
+        else
+            prec_put(g, hk, &p); /* moved when its service is known */
+    } else {
+        size_t hn = strlen(hk);
+
+        k[0] = 'c';
+        memcpy(k + 1, hk, hn);
+        put(g, k, hn + 1, cons, strlen(cons));
+    }
+}
+
+struct ucoll {
+    struct ht_arena *a;
+    char **hk;
+    size_t n, cap;
+};
+
+static int collect_u(void *ctx, const void *k, size_t kn, const void *v,
+                     size_t vn)
+{
+    struct ucoll *c = ctx;
+
+    (void)v;
+    (void)vn;
+    if (c->n == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 8;
+        char **nh = ht_arena_alloc(c->a, ncap * sizeof(*nh));
+
+        if (c->n)
+            memcpy(nh, c->hk, c->n * sizeof(*nh));
+        c->hk = nh;
+        c->cap = ncap;
+    }
+    c->hk[c->n++] = ht_arena_strndup(c->a, (const char *)k + 9, kn - 9);
+    return 0;
+}
+
+void ht__stg_span(struct ht__stg *g, const struct ht_span *s)
+{
+    uint8_t k[16];
+    struct ucoll c = {0};
+
+    if (!g || g->err || g->unresolved <= 0)
+        return;
+    k[0] = 'u';
+    memcpy(k + 1, s->id.b, 8);
+    c.a = g->a;
+    if (ht_store_scan(g->t, HT_DB_STAGES, k, 9, collect_u, &c) != HT_ERR_OK)
+        return;
+    for (size_t i = 0; i < c.n && !g->err; i++) {
+        const char *hk = c.hk[i];
+        struct prec p, q;
+        struct ht_id8 missing = {{0}};
+        const char *svc;
+        uint8_t uk[512];
+        size_t hn = strlen(hk);
+
+        uk[0] = 'u';
+        memcpy(uk + 1, s->id.b, 8);
+        memcpy(uk + 9, hk, hn);
+        del(g, uk, hn + 9);
+        if (!prec_get(g, hk, &p)) {
+            g->unresolved--;
+            continue;
+        }
+        svc = service_of(g, s, &missing);
+        if (!svc) {
+            wait_for(g, &missing, hk);
+            continue;
+        }
+        g->unresolved--;
+        if (strlen(svc) >= MAXNAME || !*svc)
+            svc = "";
+        /* out of the unknown producer's stage, into its own */
+        q = p;
+        q.prod = svc;
+        count_entered(g, &p, -1);
+        count_entered(g, &q, 1);
+        if (p.matched) {
+            count_consumed(g, &p, -1);
+            count_consumed(g, &q, 1);
+            prec_del(g, hk);
+        } else {
+            pending_del(g, &p, hk);
+            pending_put(g, &q, hk);
+            prec_put(g, hk, &q);
+        }
+    }
+}
+
+void ht__stg_report(struct ht__stg *g, const struct ht_inv *inv)
+{
+    uint8_t k[256];
+    size_t kn;
+
+    if (!g || g->err || !inv->function || !*inv->function ||
+        strlen(inv->function) >= MAXNAME)
+        return;
+    kn = mk(k, T_F, -1, inv->function, NULL, NULL);
+    bump(g, k, kn, 0, 1);
+    bump(g, k, kn, 1, inv->billed_ms);
+    bump(g, k, kn, 2, inv->memory_mb);
+    bump(g, k, kn, 3, inv->max_memory_mb);
+    bump(g, k, kn, 4, inv->max_memory_mb);
+    bump(g, k, kn, 5, inv->duration_us);
+    bump(g, k, kn, 6, (inv->flags & HT_INV_FAILED) ? 1 : 0);
+    bump(g, k, kn, 7, (inv->flags & HT_INV_COLD) ? 1 : 0);
+}
+
+/* Merge one aggregate into its stored record. A record that comes back to
+ * all zeros is deleted, so the store does not depend on batch boundaries. */
+static void flush_one(struct ht__stg *g, const struct agg *e)
+{
+    const void *v;
+    size_t vn;
+    bool have =
+        ht_store_get(g->t, HT_DB_STAGES, e->key, e->kn, &v, &vn) == HT_ERR_OK;
+
+    if (e->key[0] == T_H) {
+        int64_t *c = e->hist;
+        const uint8_t *p = v;
+        bool any = false;
+
+        for (size_t i = 0; have && i + 6 <= vn; i += 6) {
+            unsigned idx = (unsigned)p[i] << 8 | p[i + 1];
+            uint32_t n = (uint32_t)p[i + 2] << 24 | (uint32_t)p[i + 3] << 16 |
+                         (uint32_t)p[i + 4] << 8 | p[i + 5];
+
+            if (idx < HT__STG_NHIST)
+                c[idx] += n;
+        }
+        ht_buf_reset(&g->buf);
+        for (unsigned i = 0; i < HT__STG_NHIST; i++) {
+            uint8_t r[6];
+            uint32_t n;
+
+            if (c[i] <= 0)
+                continue;
+            n = c[i] > UINT32_MAX ? UINT32_MAX : (uint32_t)c[i];
+            r[0] = (uint8_t)(i >> 8);
+            r[1] = (uint8_t)i;
+            r[2] = (uint8_t)(n >> 24);
+            r[3] = (uint8_t)(n >> 16);
+            r[4] = (uint8_t)(n >> 8);
+            r[5] = (uint8_t)n;
+            ht_buf_add(&g->buf, r, 6);
+            any = true;
+        }
+        if (any)
+            put(g, e->key, e->kn, g->buf.data, g->buf.len);
+        else if (have)
+            del(g, e->key, e->kn);
+        return;
+    }
+    {
+        int nv = nvals[e->key[0]];
+        int64_t val[8] = {0};
+        uint8_t out[64];
+
+        if (nv <= 0)
+            return;
+
+        for (int i = 0; i < nv; i++) {
+            int64_t old = have && vn >= (size_t)(i + 1) * 8
+                              ? (int64_t)ht_be64_get((const uint8_t *)v + i * 8)
+                              : 0;
+
+            val[i] = op_of(e->key[0], i) == OP_MAX
+                         ? (e->v[i] > old ? e->v[i] : old)
+                         : old + e->v[i];
+        }
+        if (val[0] <= 0) {
+            /* nothing counted any more: the record goes */
+            if (have)
+                del(g, e->key, e->kn);
+            return;
+        }
+        for (int i = 0; i < nv; i++)
+            ht_be64_put(out + i * 8, (uint64_t)val[i]);
+        put(g, e->key, e->kn, out, (size_t)nv * 8);
+    }
+}
+
+int ht__stg_end(struct ht__stg *g)
+{
+    int err;
+
+    if (!g)
+        return HT_ERR_NOMEM;
+    for (size_t i = 0; i < g->cap && !g->err; i++)
+        if (g->e[i].used)
+            flush_one(g, &g->e[i]);
+    if (!g->err && g->unresolved != g->unresolved0) {
+        uint8_t n[8];
+
+        if (g->unresolved > 0) {
+            ht_be64_put(n, (uint64_t)g->unresolved);
+            put(g, "Nunresolved", 11, n, 8);
+        } else {
+            del(g, "Nunresolved", 11);
+        }
+    }
+    err = g->err;
+    free(g->e);
+    free(g->ids);
+    ht_buf_free(&g->buf);
+    ht_arena_destroy(g->a);
+    free(g);
+    return err;
+}

@@ -1,0 +1,73 @@
+/*
+ * stages.h - per-stage stall state, kept at ingest time (internal to
+ * assembler/). A stage is (producer service, via, resource, consumer
+ * service); assembler.c calls in here from the points where a hop half is
+ * seen for the first time, so re-ingesting input never counts twice.
+ *
+ * Record layout in HT_DB_STAGES (query/stalls.c reads it; keep in step).
+ * Every key starts with a type byte, then `via` (one byte, enum ht_via) and
+ * NUL-terminated strings; "" is an unknown service. Numbers are int64 big
+ * endian.
+ *
+ *   'E' via res\0 prod\0           -> entered, last entered µs
+ *   'S' via res\0 prod\0 cons\0    -> consumed, last consumed µs,
+ *                                     delay sum µs, delay max µs
+ *   'H' via res\0 prod\0 cons\0 bucket(8) -> delay histogram of the
+ *                                     consumptions in that time bucket:
+ *                                     (u16 index, u32 count) pairs
+ *   'R' via res\0 cons\0           -> records consumed (any producer), last
+ *   'A' via res\0 cons\0 bucket(8) -> records consumed in that time bucket
+ *   'P' via res\0 prod\0 ts(8) hop key -> trace(16) span(8) corr: a
+ *                                     producer half still waiting
+ *   'p' hop key                    -> the producer half's own record (see
+ *                                     stages.c), while it waits or while its
+ *                                     service is unknown
+ *   'c' hop key                    -> consumer service of a consumer half
+ *                                     that came before its producer
+ *   'u' span id(8) hop key         -> a producer whose service is unknown
+ *                                     until that (ancestor) span arrives
+ *   'F' function\0                 -> REPORT totals: invocations, billed
+ *                                     ms, memory MB, max used MB (max),
+ *                                     max used MB (sum), duration µs (sum),
+ *                                     failed, cold starts
+ *   'N' "unresolved"               -> how many 'u' producers there are
+ *
+ * Time buckets: 'H' 300 s, 'A' 60 s, aligned on the epoch. Delay histogram
+ * index: µs below 16 exactly, then 16 linear sub-buckets per power of two.
+ */
+#ifndef HT_STAGES_H
+#define HT_STAGES_H
+
+#include "ht_ingest.h"
+#include "ht_store.h"
+
+#define HT__STG_HBUCKET_US 300000000LL
+#define HT__STG_ABUCKET_US 60000000LL
+#define HT__STG_NHIST 640
+
+struct ht__stg;
+
+/* Per-batch state: owned, ended (flushed and freed) by ht__stg_end.
+ * NULL on allocation failure. */
+struct ht__stg *ht__stg_begin(struct ht_txn *t, const struct ht_batch *b);
+/* A producer half seen for the first time: waiting (matched false) or
+ * meeting a consumer half that came first at cons_ts. */
+void ht__stg_producer(struct ht__stg *g, const struct ht_span *s,
+                      const char *hk, bool matched, int64_t cons_ts);
+/* A consumer half seen for the first time: waiting for its producer
+ * (matched false) or meeting it. `new_record` is true for the first half
+ * of a received record (a record can be named by two hop keys). */
+void ht__stg_consumer(struct ht__stg *g, const struct ht_fact *f,
+                      const char *hk, bool matched, bool new_record);
+/* Every span of the batch: producers waiting for it learn their service. */
+void ht__stg_span(struct ht__stg *g, const struct ht_span *s);
+/* An invocation's REPORT seen for the first time. */
+void ht__stg_report(struct ht__stg *g, const struct ht_inv *inv);
+/* Flush the batch's aggregates into the store and free g. Returns the
+ * first store error (HT_ERR_MAPFULL included). */
+int ht__stg_end(struct ht__stg *g);
+
+/* Histogram index of a delay in µs (shared with query/stalls.c by value). */
+int ht__stg_hist_index(int64_t us);
+
+#endif

@@ -1,0 +1,193 @@
+/*
+ * cmd_metrics.c - `hoptrace metrics`: the store and every stage in the
+ * Prometheus text exposition format (version 0.0.4), for the node
+ * exporter's textfile collector or any scraper, so Prometheus can alert
+ * with its own rules. Metric names are listed in docs/cli.md.
+ *
+ * Owned by cli/. Stage figures come from query/stalls.c; this file adds
+ * the store-wide counts and writes the file atomically with --output.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "ht_query.h"
+#include "ht_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: hoptrace [--db DIR] metrics [--now TIME] [--threshold DURATION]\n"
+    "                [--config FILE] [--output FILE]\n"
+    "\n"
+    "Prints the Prometheus text exposition format: per stage (producer,\n"
+    "via, resource, consumer) pending items, the oldest one's age, entered\n"
+    "and consumed counters, delay quantiles, status and the consumer's\n"
+    "REPORT totals; store-wide spans, invocations, pending hops and\n"
+    "rejected payloads by reason. Names: docs/cli.md, \"metrics\".\n"
+    "\n"
+    "  --now, --threshold, --config   as for hoptrace stalls\n"
+    "  --output FILE   write FILE atomically (for the node exporter's\n"
+    "                  textfile collector) instead of stdout\n";
+
+struct rej_count {
+    uint64_t n[HT_REJ__COUNT];
+};
+
+static int count_rej(void *ctx, const void *k, size_t kn, const void *v,
+                     size_t vn)
+{
+    struct rej_count *c = ctx;
+
+    (void)k;
+    (void)kn;
+    if (vn >= 1 && ((const uint8_t *)v)[0] < HT_REJ__COUNT)
+        c->n[((const uint8_t *)v)[0]]++;
+    return 0;
+}
+
+static void store_metrics(struct ht_txn *t, struct ht_buf *b)
+{
+    uint64_t nodes = 0, inv = 0, facts = 0, dlq = 0;
+    struct rej_count rc = {{0}};
+
+    ht_store_count(t, HT_DB_NODES, &nodes);
+    ht_store_count(t, HT_DB_INV, &inv);
+    ht_store_count(t, HT_DB_FACTS, &facts);
+    ht_store_count(t, HT_DB_DLQ, &dlq);
+    ht_store_scan(t, HT_DB_DLQ, NULL, 0, count_rej, &rc);
+    ht_buf_printf(b,
+                  "# HELP hoptrace_spans Spans in the store.\n"
+                  "# TYPE hoptrace_spans gauge\nhoptrace_spans %llu\n"
+                  "# HELP hoptrace_invocations Lambda invocations known from "
+                  "logs.\n# TYPE hoptrace_invocations gauge\n"
+                  "hoptrace_invocations %llu\n"
+                  "# HELP hoptrace_facts Log facts kept (records received, "
+                  "correlation lines).\n# TYPE hoptrace_facts gauge\n"
+                  "hoptrace_facts %llu\n"
+                  "# HELP hoptrace_hops_pending Producer halves waiting for "
+                  "their consumer, store-wide.\n"
+                  "# TYPE hoptrace_hops_pending gauge\n"
+                  "hoptrace_hops_pending %lld\n"
+                  "# HELP hoptrace_dead_letters Rejected payloads kept.\n"
+                  "# TYPE hoptrace_dead_letters gauge\n"
+                  "hoptrace_dead_letters %llu\n"
+                  "# HELP hoptrace_rejected_total Rejected payloads by "
+                  "reason.\n# TYPE hoptrace_rejected_total counter\n",
+                  (unsigned long long)nodes, (unsigned long long)inv,
+                  (unsigned long long)facts,
+                  (long long)ht_store_counter(t, "pending"),
+                  (unsigned long long)dlq);
+    for (int r = 0; r < HT_REJ__COUNT; r++)
+        ht_buf_printf(b, "hoptrace_rejected_total{reason=\"%s\"} %llu\n",
+                      ht_reject_name(r), (unsigned long long)rc.n[r]);
+}
+
+int ht_cmd_metrics(struct ht_cli *cli, int argc, char **argv)
+{
+    struct ht_stall_cfg cfg = {.threshold_us = 300000000LL, .max_stuck = 0};
+    const char *config = NULL, *output = NULL;
+    int64_t now = ht_now_wall_us(), thr = -1;
+    struct ht_store *s;
+    struct ht_txn *t;
+    struct ht_stalls *st;
+    struct ht_buf out;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            return HT_EXIT_OK;
+        }
+        if (!v) {
+            ht_cli_err("metrics: %s needs a value (see hoptrace metrics "
+                       "--help)",
+                       a);
+            return HT_EXIT_USAGE;
+        }
+        i++;
+        if (strcmp(a, "--db") == 0) {
+            cli->db = v;
+        } else if (strcmp(a, "--now") == 0) {
+            if (ht_cli_parse_time(v, &now)) {
+                ht_cli_err("metrics: --now takes epoch seconds or RFC 3339");
+                return HT_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--threshold") == 0) {
+            if (ht_cli_parse_duration(v, &thr)) {
+                ht_cli_err("metrics: --threshold takes a duration like 300s");
+                return HT_EXIT_USAGE;
+            }
+        } else if (strcmp(a, "--config") == 0) {
+            config = v;
+        } else if (strcmp(a, "--output") == 0) {
+            output = v;
+        } else {
+            ht_cli_err("metrics: unknown option %s (see hoptrace metrics "
+                       "--help)",
+                       a);
+            return HT_EXIT_USAGE;
+        }
+    }
+    if (config && ht_cli_load_stage_config(config, &cfg))
+        return HT_EXIT_USAGE;
+    if (thr >= 0)
+        cfg.threshold_us = thr;
+    rc = ht_store_open(cli->db, true, &s);
+    if (rc) {
+        ht_cli_free_stage_config(&cfg);
+        if (rc == HT_ERR_NOTFOUND) {
+            ht_cli_err("no store at %s: ingest telemetry first", cli->db);
+            return HT_EXIT_NOTFOUND;
+        }
+        ht_cli_err("cannot open the store at %s: %s", cli->db, ht_strerror(rc));
+        return HT_EXIT_ERROR;
+    }
+    rc = ht_query_stalls(s, &cfg, now, &st);
+    ht_cli_free_stage_config(&cfg);
+    if (rc) {
+        ht_cli_err("metrics: stage evaluation failed: %s", ht_strerror(rc));
+        ht_store_close(s);
+        return HT_EXIT_ERROR;
+    }
+    ht_buf_init(&out);
+    if (ht_store_begin(s, false, &t) == HT_ERR_OK) {
+        store_metrics(t, &out);
+        ht_store_abort(t);
+    }
+    ht_stalls_metrics(st, &out);
+    ht_stalls_free(st);
+    ht_store_close(s);
+    if (output) {
+        char *tmp = NULL;
+        FILE *f;
+
+        if (asprintf(&tmp, "%s.tmp.%ld", output, (long)getpid()) < 0)
+            tmp = NULL;
+        bool ok;
+
+        f = tmp ? fopen(tmp, "w") : NULL;
+        ok = f && fwrite(out.data, 1, out.len, f) == out.len;
+        if (f && fclose(f) != 0)
+            ok = false;
+        if (!ok || rename(tmp, output) != 0) {
+            ht_cli_err("metrics: cannot write %s: check the folder exists "
+                       "and is writable",
+                       output);
+            if (tmp)
+                unlink(tmp);
+            free(tmp);
+            ht_buf_free(&out);
+            return HT_EXIT_ERROR;
+        }
+        free(tmp);
+    } else {
+        fwrite(out.data, 1, out.len, stdout);
+    }
+    ht_buf_free(&out);
+    return HT_EXIT_OK;
+}

@@ -1,0 +1,382 @@
+/*
+ * test_stages.c - unit tests of stall detection on constructed timelines:
+ * the per-stage state the assembler keeps at ingest (assembler/stages.c)
+ * and the status query/stalls.c derives from it as of a time. A consumer
+ * that stops is stalled; one that slows down is lagging; one that
+ * recovers is ok again; an idle stage with nothing pending is ok; a
+ * resource nobody consumes is its own stage with an unknown consumer.
+ * Re-applying input changes nothing, and arrival order does not matter.
+ */
+#define _GNU_SOURCE
+#include "ht_assembler.h"
+#include "ht_query.h"
+#include "ht_test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define T0 1795700000LL /* seconds */
+#define S(x) ((int64_t)(x)*1000000LL)
+
+static struct ht_store *store;
+static int seq;
+
+static void apply(const char *payload)
+{
+    struct ht_batch b;
+    struct ht_txn *t;
+    struct ht_asm_stats st = {0};
+    struct ht_srcpos pos = {"test", 1};
+
+    CHECK(ht_batch_init(&b) == HT_ERR_OK);
+    ht_ingest_payload(&b, &pos, payload, strlen(payload));
+    CHECK(b.nrejects == 0);
+    CHECK(ht_store_begin(store, true, &t) == HT_ERR_OK);
+    CHECK(ht_assembler_apply(t, &b, &st) == HT_ERR_OK);
+    CHECK(ht_store_commit(t) == HT_ERR_OK);
+    ht_batch_free(&b);
+}
+
+/* Function `fn` sends message `msg` to queue `q` ending at second `t`. */
+static char *produce(const char *fn, const char *q, const char *msg, double t)
+{
+    char *p;
+    int n = ++seq;
+
+    CHECK(asprintf(&p,
+                   "{\"trace_id\":\"1-6b083520-%024x\",\"id\":\"%016x\","
+                   "\"name\":\"%s\",\"origin\":\"AWS::Lambda::Function\","
+                   "\"start_time\":%.6f,\"end_time\":%.6f,\"subsegments\":[{"
+                   "\"id\":\"%016x\",\"name\":\"SQS\",\"namespace\":\"aws\","
+                   "\"start_time\":%.6f,\"end_time\":%.6f,\"aws\":{"
+                   "\"operation\":\"SendMessage\",\"queue_url\":\"https://"
+                   "sqs.us-east-1.amazonaws.com/1/%s\",\"message_id\":\"%s\""
+                   "}}]}",
+                   n, 0x10000000 + n, fn, (double)T0 + t - 0.05,
+                   (double)T0 + t + 0.01, 0x20000000 + n, (double)T0 + t - 0.02,
+                   (double)T0 + t, q, msg) > 0);
+    return p;
+}
+
+/* Function `fn` receives message `msg` from queue `q` at second `t`. */
+static char *consume(const char *fn, const char *q, const char *msg, double t)
+{
+    char *p;
+    int n = ++seq;
+    long long ms = (long long)((T0 + t) * 1000.0);
+
+    CHECK(asprintf(
+              &p,
+              "{\"messageType\":\"DATA_MESSAGE\",\"logGroup\":\"/aws/lambda/"
+              "%s\",\"logStream\":\"s\",\"logEvents\":[{\"id\":\"%d1\","
+              "\"timestamp\":%lld,\"message\":\"{\\\"function_request_id\\\":"
+              "\\\"r-%d\\\",\\\"event\\\":{\\\"Records\\\":[{\\\"messageId\\\":"
+              "\\\"%s\\\",\\\"body\\\":\\\"{}\\\",\\\"eventSource\\\":"
+              "\\\"aws:sqs\\\",\\\"eventSourceARN\\\":\\\"arn:aws:sqs:us-east-"
+              "1:1:%s\\\"}]}}\"},{\"id\":\"%d2\",\"timestamp\":%lld,"
+              "\"message\":\"REPORT RequestId: r-%d\\tDuration: 10.00 ms\\t"
+              "Billed Duration: 10 ms\\tMemory Size: 256 MB\\tMax Memory "
+              "Used: 64 MB\\t\\n\"}]}",
+              fn, n, ms, n, msg, q, n, ms + 20, n) > 0);
+    return p;
+}
+
+static void feed(char *p)
+{
+    apply(p);
+    free(p);
+}
+
+static struct ht_stalls *eval(double now_s, int64_t thr_us)
+{
+    struct ht_stall_cfg cfg = {.threshold_us = thr_us, .max_stuck = 100};
+    struct ht_stalls *st = NULL;
+
+    CHECK(ht_query_stalls(store, &cfg, S(T0) + (int64_t)(now_s * 1e6), &st) ==
+          HT_ERR_OK);
+    return st;
+}
+
+static const struct ht_stage *find(const struct ht_stalls *st, const char *q)
+{
+    for (size_t i = 0; st && i < st->nstages; i++)
+        if (strcmp(st->stages[i].resource, q) == 0 && st->stages[i].producer)
+            return &st->stages[i];
+    return NULL;
+}
+
+static void open_store(char *dir)
+{
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(ht_store_open(dir, false, &store) == HT_ERR_OK);
+}
+
+static void close_store(char *dir)
+{
+    char cmd[512];
+
+    ht_store_close(store);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
+/* Every second 10 s a message; the consumer takes each 2 s later, until
+ * `stop_s` (it stops), with its delay growing by `slow` per message. */
+static void timeline(const char *q, int n, double stop_s, double slow)
+{
+    char msg[64];
+
+    for (int i = 0; i < n; i++) {
+        double t = 10.0 * i, c = t + 2 + slow * i;
+
+        snprintf(msg, sizeof(msg), "%s-m%d", q, i);
+        feed(produce("orders-api", q, msg, t));
+        if (c <= stop_s)
+            feed(consume("worker", q, msg, c));
+    }
+}
+
+static void test_consumer_stops(void)
+{
+    char dir[] = "/tmp/ht_stages_XXXXXX";
+    struct ht_stalls *st;
+    const struct ht_stage *g;
+
+    open_store(dir);
+    timeline("q-stop", 20, 100.0, 0); /* 10 consumed, 10 left behind */
+    st = eval(1000, S(300));
+    g = find(st, "q-stop");
+    CHECK(g != NULL);
+    if (g) {
+        CHECK(g->status == HT_STAGE_STALLED);
+        CHECK(g->pending == 10 && g->overdue == 10);
+        CHECK(g->entered == 20 && g->consumed == 10);
+        CHECK_STREQ(g->producer, "orders-api");
+        CHECK_STREQ(g->consumer, "worker");
+        CHECK_STREQ(g->via, "sqs");
+        CHECK(g->nstuck == 10);
+        CHECK(g->oldest_pending_us == S(T0 + 100));
+        /* delay 2 s for all, to the histogram's resolution */
+        CHECK(g->delay_p50_ms > 1900 && g->delay_p50_ms < 2100);
+        CHECK(g->has_cost && g->cost.invocations == 10 &&
+              g->cost.memory_mb == 256 && g->cost.max_memory_used_mb == 64);
+    }
+    ht_stalls_free(st);
+    /* before the threshold has passed for anything: ok */
+    st = eval(200, S(300));
+    g = find(st, "q-stop");
+    CHECK(g && g->status == HT_STAGE_OK && g->pending == 10 && g->overdue == 0);
+    ht_stalls_free(st);
+    /* a shorter threshold from an override keyed by the resource */
+    {
+        const char *keys[] = {"q-stop"};
+        int64_t us[] = {S(30)};
+        struct ht_stall_cfg cfg = {.threshold_us = S(300),
+                                   .override_keys = keys,
+                                   .override_us = us,
+                                   .noverrides = 1,
+                                   .max_stuck = 3};
+
+        CHECK(ht_query_stalls(store, &cfg, S(T0 + 200), &st) == HT_ERR_OK);
+        g = find(st, "q-stop");
+        CHECK(g && g->status == HT_STAGE_STALLED && g->nstuck == 3 &&
+              g->threshold_us == S(30));
+        ht_stalls_free(st);
+    }
+    /* re-applying everything changes nothing */
+    seq = 0;
+    timeline("q-stop", 20, 100.0, 0);
+    st = eval(1000, S(300));
+    g = find(st, "q-stop");
+    CHECK(g && g->entered == 20 && g->consumed == 10 && g->pending == 10);
+    CHECK(g && g->cost.invocations == 10);
+    ht_stalls_free(st);
+    /* recovery: the missing consumptions arrive */
+    for (int i = 10; i < 20; i++) {
+        char msg[64];
+
+        snprintf(msg, sizeof(msg), "q-stop-m%d", i);
+        feed(consume("worker", "q-stop", msg, 900.0 + i));
+    }
+    st = eval(1000, S(300));
+    g = find(st, "q-stop");
+    CHECK(g && g->status == HT_STAGE_OK && g->pending == 0 &&
+          g->consumed == 20 && g->nstuck == 0);
+    ht_stalls_free(st);
+    close_store(dir);
+}
+
+static void test_consumer_slows(void)
+{
+    char dir[] = "/tmp/ht_stages_XXXXXX";
+    struct ht_stalls *st;
+    const struct ht_stage *g;
+
+    open_store(dir);
+    /* delays grow by 40 s a message: at 600 s the consumer is still
+     * working (last consumption 582 s) but messages wait over 300 s */
+    timeline("q-slow", 40, 600.0, 40.0);
+    st = eval(600, S(300));
+    g = find(st, "q-slow");
+    CHECK(g != NULL);
+    if (g) {
+        CHECK(g->status == HT_STAGE_LAGGING);
+        CHECK(g->overdue > 0 && g->consumed > 0);
+    }
+    ht_stalls_free(st);
+    /* much later, nothing more consumed: stalled */
+    st = eval(5000, S(300));
+    g = find(st, "q-slow");
+    CHECK(g && g->status == HT_STAGE_STALLED);
+    ht_stalls_free(st);
+    close_store(dir);
+}
+
+static void test_idle_and_unknown(void)
+{
+    char dir[] = "/tmp/ht_stages_XXXXXX";
+    struct ht_stalls *st;
+    const struct ht_stage *g;
+
+    open_store(dir);
+    timeline("q-idle", 5, 1e9, 0); /* all consumed */
+    feed(produce("orders-api", "q-nobody", "lonely-1", 50));
+    st = eval(100000, S(300));
+    g = find(st, "q-idle");
+    CHECK(g && g->status == HT_STAGE_OK && g->pending == 0 && g->consumed == 5);
+    g = find(st, "q-nobody");
+    CHECK(g && g->status == HT_STAGE_STALLED && g->consumer == NULL &&
+          g->pending == 1);
+    if (g && g->nstuck == 1)
+        CHECK_STREQ(g->stuck[0].hop, "sqs:lonely-1");
+    ht_stalls_free(st);
+    /* its first consumer appears: the stage is named after it */
+    feed(consume("late-worker", "q-nobody", "lonely-1", 100000 - 10));
+    st = eval(100000, S(300));
+    g = find(st, "q-nobody");
+    CHECK(g && g->status == HT_STAGE_OK && g->consumer &&
+          strcmp(g->consumer, "late-worker") == 0 && g->consumed == 1);
+    ht_stalls_free(st);
+    close_store(dir);
+}
+
+/* Function `fn`'s SendMessage as an independent subsegment document and
+ * the function segment as another, for the same ids as produce(). */
+static void produce_split(const char *fn, const char *q, const char *msg,
+                          double t, char **sub, char **seg)
+{
+    int n = ++seq;
+
+    CHECK(asprintf(sub,
+                   "{\"type\":\"subsegment\",\"trace_id\":\"1-6b083520-"
+                   "%024x\",\"parent_id\":\"%016x\",\"id\":\"%016x\","
+                   "\"name\":\"SQS\",\"namespace\":\"aws\","
+                   "\"start_time\":%.6f,\"end_time\":%.6f,\"aws\":{"
+                   "\"operation\":\"SendMessage\",\"queue_url\":\"https://"
+                   "sqs.us-east-1.amazonaws.com/1/%s\",\"message_id\":\"%s\""
+                   "}}",
+                   n, 0x10000000 + n, 0x20000000 + n, (double)T0 + t - 0.02,
+                   (double)T0 + t, q, msg) > 0);
+    CHECK(asprintf(seg,
+                   "{\"trace_id\":\"1-6b083520-%024x\",\"id\":\"%016x\","
+                   "\"name\":\"%s\",\"origin\":\"AWS::Lambda::Function\","
+                   "\"start_time\":%.6f,\"end_time\":%.6f}",
+                   n, 0x10000000 + n, fn, (double)T0 + t - 0.05,
+                   (double)T0 + t + 0.01) > 0);
+}
+
+static int dump_kv(void *ctx, const void *k, size_t kn, const void *v,
+                   size_t vn)
+{
+    struct ht_buf *b = ctx;
+
+    ht_buf_printf(b, "%zu:", kn);
+    ht_buf_add(b, k, kn);
+    ht_buf_printf(b, "=%zu:", vn);
+    ht_buf_add(b, v, vn);
+    return 0;
+}
+
+static void dump_stages(struct ht_buf *out)
+{
+    struct ht_txn *t;
+
+    ht_buf_init(out);
+    CHECK(ht_store_begin(store, false, &t) == HT_ERR_OK);
+    ht_store_scan(t, HT_DB_STAGES, NULL, 0, dump_kv, out);
+    ht_store_abort(t);
+}
+
+/* Producer first or consumer first; the producer's segment in the same
+ * batch as its subsegment or in a later one: the same stage state. */
+static void test_order(void)
+{
+    char d[3][32];
+    struct ht_buf dump[3];
+    char *sub[4], *seg[4], *con[4];
+
+    seq = 0;
+    for (int i = 0; i < 4; i++) {
+        char msg[32];
+
+        snprintf(msg, sizeof(msg), "o-%d", i);
+        produce_split("api", "q-order", msg, 10.0 * i, &sub[i], &seg[i]);
+        con[i] = i < 2 ? consume("w", "q-order", msg, 10.0 * i + 3) : NULL;
+    }
+    for (int pass = 0; pass < 3; pass++) {
+        strcpy(d[pass], "/tmp/ht_stages_XXXXXX");
+        open_store(d[pass]);
+        for (int i = 0; i < 4; i++) {
+            if (pass == 0) { /* segment first, then subsegment, consumer */
+                apply(seg[i]);
+                apply(sub[i]);
+                if (con[i])
+                    apply(con[i]);
+            } else if (pass == 1) { /* consumer, subsegment, segment */
+                if (con[i])
+                    apply(con[i]);
+                apply(sub[i]);
+                apply(seg[i]);
+            } else { /* subsegment, consumer, segment */
+                apply(sub[i]);
+                if (con[i])
+                    apply(con[i]);
+                apply(seg[i]);
+                apply(sub[i]); /* and once more */
+            }
+        }
+        dump_stages(&dump[pass]);
+        if (pass == 2) {
+            struct ht_stalls *st = eval(1000, S(300));
+            const struct ht_stage *g = find(st, "q-order");
+
+            CHECK(st && st->nstages == 1);
+            CHECK(g && g->pending == 2 && g->consumed == 2 && g->entered == 4 &&
+                  g->status == HT_STAGE_STALLED);
+            CHECK(g && g->producer && strcmp(g->producer, "api") == 0);
+            ht_stalls_free(st);
+        }
+        close_store(d[pass]);
+    }
+    for (int pass = 1; pass < 3; pass++)
+        CHECK(dump[pass].len == dump[0].len &&
+              memcmp(dump[pass].data, dump[0].data, dump[0].len) == 0);
+    for (int i = 0; i < 3; i++)
+        ht_buf_free(&dump[i]);
+    for (int i = 0; i < 4; i++) {
+        free(sub[i]);
+        free(seg[i]);
+        free(con[i]);
+    }
+}
+
+int main(void)
+{
+    ht_log_level = HT_LOG_LVL_ERROR;
+    test_consumer_stops();
+    test_consumer_slows();
+    test_idle_and_unknown();
+    test_order();
+    TEST_DONE();
+}
