@@ -37,6 +37,9 @@ static const char usage[] =
     "               still committed)\n"
     "  --batch N    documents per write transaction (default 4096)\n"
     "  --quiet      no summary line\n"
+    "  --durable    flush every commit to disk (default: commits are\n"
+    "               flushed at most a second apart and at exit; a killed\n"
+    "               process loses nothing either way, an OS crash can)\n"
     "  --db DIR     the store (also a global option)\n"
     "\n"
     "Rejected payloads are counted by reason and kept in the dead-letter\n"
@@ -285,7 +288,7 @@ static int ingest_path(struct ing *g, const char *path, int depth)
 int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
 {
     struct ing g;
-    bool strict = false, quiet = false;
+    bool strict = false, quiet = false, durable = false;
     int rc = HT_ERR_OK, i, npaths = 0;
     uint64_t rejected = 0;
     size_t batch_docs = 4096;
@@ -309,6 +312,8 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
             strict = true;
         } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
             quiet = true;
+        } else if (strcmp(a, "--durable") == 0) {
+            durable = true;
         } else if (strcmp(a, "--db") == 0 && i + 1 < argc) {
             cli->db = argv[++i];
         } else if (strcmp(a, "--batch") == 0 && i + 1 < argc) {
@@ -339,6 +344,12 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
         return HT_EXIT_ERROR;
     }
     g.sink.batch_docs = batch_docs;
+    if (durable && (rc = ht_sink_set_durable(&g.sink, true)) != HT_ERR_OK) {
+        ht_sink_close(&g.sink);
+        ht_cli_err("cannot switch the store to durable commits: %s",
+                   ht_strerror(rc));
+        return HT_EXIT_ERROR;
+    }
     g.progress = isatty(2) && !quiet;
     for (i = 1; i < argc && rc == HT_ERR_OK; i++) {
         const char *a = argv[i];

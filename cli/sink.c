@@ -22,8 +22,10 @@ struct ht_sink_writer {
     struct ht_batch *job; /* batch being committed, NULL when idle */
     struct ht_buf ckpts;  /* job's checkpoints: klen,key,vlen,val ... */
     size_t nckpts;
-    int err;              /* first commit error, sticky */
+    int err; /* first commit error, sticky */
     bool stop;
+    bool durable;      /* flush every commit (--durable) */
+    int64_t last_sync; /* monotonic µs of the last flush to disk */
 };
 
 static int commit_once(struct ht_sink *s, struct ht_batch *b,
@@ -97,6 +99,14 @@ static void *writer_main(void *arg)
             break;
         pthread_mutex_unlock(&w->mu);
         int rc = w->err ? w->err : commit(s, w->job, &w->ckpts, w->nckpts);
+
+        /* in bulk mode commits are not flushed one by one; a long-running
+         * source may ask for a flush every so often */
+        if (!rc && !w->durable && s->sync_every_us > 0 &&
+            ht_now_mono_us() - w->last_sync > s->sync_every_us) {
+            rc = ht_store_sync(s->store);
+            w->last_sync = ht_now_mono_us();
+        }
         pthread_mutex_lock(&w->mu);
         if (rc && !w->err)
             w->err = rc;
@@ -125,6 +135,17 @@ int ht_sink_open(struct ht_sink *s, const char *db)
     pthread_cond_init(&w->cv, NULL);
     s->w = w;
     s->batch = &w->batches[0];
+    w->last_sync = ht_now_mono_us();
+    rc = ht_store_set_nosync(s->store, true);
+    if (rc) {
+        ht_batch_free(&w->batches[0]);
+        ht_batch_free(&w->batches[1]);
+        free(w);
+        s->w = NULL;
+        ht_store_close(s->store);
+        s->store = NULL;
+        return rc;
+    }
     if (pthread_create(&w->thread, NULL, writer_main, s) != 0) {
         HT_LOG_ERROR("ingest", "cannot start the writer thread");
         ht_sink_close(s);
@@ -149,6 +170,16 @@ static int wait_idle(struct ht_sink_writer *w)
     while (w->job)
         pthread_cond_wait(&w->cv, &w->mu);
     return w->err;
+}
+
+int ht_sink_set_durable(struct ht_sink *s, bool durable)
+{
+    int rc = ht_sink_sync(s);
+
+    if (rc)
+        return rc;
+    s->w->durable = durable;
+    return ht_store_set_nosync(s->store, !durable);
 }
 
 int ht_sink_sync(struct ht_sink *s)
@@ -199,8 +230,8 @@ int ht_sink_flush(struct ht_sink *s, const struct ht_sink_ckpt *ck, size_t n)
     return HT_ERR_OK;
 }
 
-int ht_sink_get_ckpt(struct ht_sink *s, const char *key, void *buf,
-                     size_t cap, size_t *n)
+int ht_sink_get_ckpt(struct ht_sink *s, const char *key, void *buf, size_t cap,
+                     size_t *n)
 {
     struct ht_txn *t;
     const void *v;
@@ -233,6 +264,12 @@ int ht_sink_close(struct ht_sink *s)
         pthread_cond_broadcast(&w->cv);
         pthread_mutex_unlock(&w->mu);
         pthread_join(w->thread, NULL);
+        if (!w->durable && s->sync_every_us > 0) {
+            int src = ht_store_sync(s->store);
+
+            if (!rc)
+                rc = src;
+        }
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cv);
         ht_batch_free(&w->batches[0]);

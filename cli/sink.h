@@ -42,7 +42,8 @@ struct ht_sink {
     struct ht_store *store;
     struct ht_batch *batch; /* the batch being filled */
     struct ht_sink_totals tot;
-    size_t batch_docs; /* flush after this many records (default 4096) */
+    size_t batch_docs;        /* flush after this many records (default 4096) */
+    int64_t sync_every_us;    /* 0: never flush to disk (see below) */
     struct ht_sink_writer *w; /* private */
 };
 
@@ -62,13 +63,21 @@ bool ht_sink_full(const struct ht_sink *s);
 /* Hands the current batch and the checkpoints to the writer and starts a
  * new batch. An empty batch with checkpoints still writes them. */
 int ht_sink_flush(struct ht_sink *s, const struct ht_sink_ckpt *ck, size_t n);
-/* Waits until everything flushed is committed. */
+/* By default commits are atomic and survive a killed process but are not
+ * flushed to disk by hoptrace (LMDB nosync mode, see ht_store_set_nosync):
+ * the OS writes them back. Set sync_every_us for a flush at most that far
+ * apart and at close (long-running sources), or ht_sink_set_durable(true)
+ * for a flush per commit (`ingest --durable`). */
+int ht_sink_set_durable(struct ht_sink *s, bool durable);
+
+/* Waits until everything flushed is committed (visible to readers and
+ * safe from a killed process). */
 int ht_sink_sync(struct ht_sink *s);
 
 /* Reads a checkpoint value (committed state). Returns HT_ERR_OK,
  * HT_ERR_NOTFOUND, or a store error; copies at most cap bytes. */
-int ht_sink_get_ckpt(struct ht_sink *s, const char *key, void *buf,
-                     size_t cap, size_t *n);
+int ht_sink_get_ckpt(struct ht_sink *s, const char *key, void *buf, size_t cap,
+                     size_t *n);
 
 /* Total rejected. */
 uint64_t ht_sink_rejected(const struct ht_sink *s);

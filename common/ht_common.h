@@ -128,6 +128,9 @@ void ht_buf_json_str(struct ht_buf *b, const char *s);
 
 /* ---- ids and times ---------------------------------------------------- */
 
+/* Value of a hex digit (either case), -1 for any other byte. */
+extern const int8_t ht_hex_tab[256];
+
 /* A 64-bit X-Ray segment id, kept binary. */
 struct ht_id8 {
     uint8_t b[8];

@@ -8,7 +8,10 @@
  */
 #define _GNU_SOURCE
 #include "ht_ingest.h"
+#include "hjson.h"
+#include "ingest_int.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,11 +37,25 @@ int ht_batch_init(struct ht_batch *b)
     return b->arena ? HT_ERR_OK : HT_ERR_NOMEM;
 }
 
+struct hj_parser *ht__parser(struct ht_batch *b, int slot)
+{
+    HT_ASSERT(slot >= 0 && slot < HT_JSON_SLOTS);
+    if (!b->parsers[slot]) {
+        /* the readers reject deeper values before parsing; the margin
+         * keeps simdjson's count of levels from disagreeing with theirs */
+        b->parsers[slot] = hj_parser_new(HT_MAX_DEPTH + 2);
+        HT_ASSERT(b->parsers[slot]); /* like every other allocation here */
+    }
+    return b->parsers[slot];
+}
+
 void ht_batch_free(struct ht_batch *b)
 {
     if (!b)
         return;
     ht_arena_destroy(b->arena);
+    for (int i = 0; i < HT_JSON_SLOTS; i++)
+        hj_parser_free(b->parsers[i]);
     free(b->spans);
     free(b->facts);
     free(b->rejects);
@@ -99,37 +116,57 @@ void ht_batch_reject(struct ht_batch *b, int reason,
 
 /* ---- base64 ---------------------------------------------------------- */
 
-static int b64val(unsigned char c)
+/* Base64 digit values, both alphabets (standard and URL-safe); -1: not a
+ * digit. */
+static int8_t b64_tab[256];
+
+static void b64_init(void)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
+    static const char std[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    memset(b64_tab, -1, sizeof(b64_tab));
+    for (int i = 0; i < 64; i++)
+        b64_tab[(unsigned char)std[i]] = (int8_t)i;
+    b64_tab['-'] = 62;
+    b64_tab['_'] = 63;
 }
 
 long ht_base64_decode(const char *in, size_t n, uint8_t *out)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    const unsigned char *u = (const unsigned char *)in;
     uint32_t acc = 0;
     int bits = 0;
     long o = 0;
-    size_t i;
+    size_t i = 0;
 
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)in[i];
+    pthread_once(&once, b64_init);
+    /* fast path: whole groups of four digits, no line breaks */
+    while (i + 4 <= n) {
+        int a = b64_tab[u[i]], b = b64_tab[u[i + 1]], c = b64_tab[u[i + 2]],
+            d = b64_tab[u[i + 3]];
+
+        if ((a | b | c | d) < 0)
+            break;
+        uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 |
+                     (uint32_t)d;
+
+        out[o] = (uint8_t)(v >> 16);
+        out[o + 1] = (uint8_t)(v >> 8);
+        out[o + 2] = (uint8_t)v;
+        o += 3;
+        i += 4;
+    }
+    for (; i < n; i++) {
+        unsigned char ch = u[i];
         int v;
 
-        if (c == '=')
+        if (ch == '=')
             break;
-        if (c == '\n' || c == '\r')
+        if (ch == '\n' || ch == '\r')
             continue;
-        v = b64val(c);
+        v = b64_tab[ch];
         if (v < 0)
             return -1;
         acc = acc << 6 | (uint32_t)v;

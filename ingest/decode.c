@@ -13,7 +13,7 @@
 #include "ht_ingest.h"
 #include "ingest_int.h"
 
-#include <jansson.h>
+#include "hjson.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,26 +23,27 @@
 
 static void decode_bytes(struct ht_batch *b, const struct ht_srcpos *pos,
                          const void *data, size_t n, int level);
-static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos,
-                         json_t *v, const char *raw, size_t rawlen, int level);
+static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos, hj v,
+                         const char *raw, size_t rawlen, int level);
 
-/* ---- small jansson accessors ------------------------------------------- */
+/* ---- small accessors -------------------------------------------------- */
 
-static const char *jstr(json_t *o, const char *key)
+static const char *jstr(hj o, const char *key)
 {
-    json_t *v = json_object_get(o, key);
-
-    return json_is_string(v) ? json_string_value(v) : NULL;
+    return hj_str(hj_get(o, key));
 }
 
-static char *dup_str(struct ht_batch *b, json_t *o, const char *key)
+/* An arena copy of a non-empty string value, else NULL. */
+static char *dup_val(struct ht_batch *b, hj v)
 {
-    json_t *v = json_object_get(o, key);
+    size_t n = hj_strlen(v);
 
-    if (!json_is_string(v) || json_string_length(v) == 0)
-        return NULL;
-    return ht_arena_strndup(b->arena, json_string_value(v),
-                            json_string_length(v));
+    return n ? ht_arena_strndup(b->arena, hj_str(v), n) : NULL;
+}
+
+static char *dup_str(struct ht_batch *b, hj o, const char *key)
+{
+    return dup_val(b, hj_get(o, key));
 }
 
 /* Last component after any of the separators in `seps`. */
@@ -58,14 +59,16 @@ static char *tail_name(struct ht_batch *b, const char *s, const char *seps)
     return ht_arena_strdup(b->arena, t);
 }
 
-static bool jnum(json_t *v, double *out)
+static bool jnum(hj v, double *out)
 {
-    if (json_is_number(v)) {
-        *out = json_number_value(v);
+    if (hj_is_number(v)) {
+        *out = hj_num(v);
         return true;
     }
     return false;
 }
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- X-Ray documents --------------------------------------------------- */
 
@@ -104,56 +107,79 @@ static bool is_write_ddb(const char *op)
 static const char *const corr_keys[] = {"correlation_id", "correlationId",
                                         "x-correlation-id"};
 
-static char *annotation_corr(struct ht_batch *b, json_t *ann)
+static char *annotation_corr(struct ht_batch *b, hj ann)
 {
-    for (size_t i = 0; i < 3; i++) {
-        json_t *v = json_object_get(ann, corr_keys[i]);
+    hj v[NELEM(corr_keys)];
 
-        if (json_is_string(v) && json_string_length(v) > 0)
-            return ht_arena_strdup(b->arena, json_string_value(v));
-        if (json_is_integer(v))
-            return ht_arena_printf(b->arena, "%lld",
-                                   (long long)json_integer_value(v));
+    hj_fields(ann, corr_keys, NELEM(corr_keys), v);
+    for (size_t i = 0; i < NELEM(corr_keys); i++) {
+        if (hj_strlen(v[i]) > 0)
+            return dup_val(b, v[i]);
+        if (hj_is_integer(v[i]))
+            return ht_arena_printf(b->arena, "%lld", (long long)hj_int(v[i]));
     }
     return NULL;
 }
 
-static void fill_aws(struct xray_ctx *x, json_t *doc, struct ht_span *s)
+/* The first element of an array of strings, copied; NULL otherwise. */
+static char *first_str(struct ht_batch *b, hj arr)
+{
+    return hj_is_array(arr) ? dup_val(b, hj_at(arr, 0)) : NULL;
+}
+
+enum {
+    A_OPERATION,
+    A_API_GATEWAY,
+    A_REQUEST_ID,
+    A_QUEUE_URL,
+    A_TABLE_NAME,
+    A_STREAM_NAME,
+    A_FUNCTION_NAME,
+    A_TABLE_NAMES,
+    A_RESOURCE_NAMES,
+    A_MESSAGE_ID,
+    A_SEQUENCE_NUMBER,
+    A_INVOCATION_TYPE,
+    A__COUNT
+};
+static const char *const aws_keys[A__COUNT] = {
+    "operation",      "api_gateway", "request_id",      "queue_url",
+    "table_name",     "stream_name", "function_name",   "table_names",
+    "resource_names", "message_id",  "sequence_number", "invocation_type"};
+
+static void fill_aws(struct xray_ctx *x, hj aws, struct ht_span *s)
 {
     struct ht_batch *b = x->b;
-    json_t *aws = json_object_get(doc, "aws");
-    json_t *agw, *v;
+    hj f[A__COUNT];
     const char *op, *str;
 
-    if (!json_is_object(aws))
+    if (!hj_is_object(aws))
         return;
-    s->operation = dup_str(b, aws, "operation");
-    agw = json_object_get(aws, "api_gateway");
-    if (json_is_object(agw)) {
+    hj_fields(aws, aws_keys, A__COUNT, f);
+    s->operation = dup_val(b, f[A_OPERATION]);
+    if (hj_is_object(f[A_API_GATEWAY])) {
+        hj agw = f[A_API_GATEWAY];
+
         s->request_id = dup_str(b, agw, "request_id");
         s->api_id = dup_str(b, agw, "rest_api_id");
         s->stage = dup_str(b, agw, "stage");
     } else {
-        s->request_id = dup_str(b, aws, "request_id");
+        s->request_id = dup_val(b, f[A_REQUEST_ID]);
     }
-    if ((str = jstr(aws, "queue_url")))
+    if ((str = hj_str(f[A_QUEUE_URL])))
         s->resource = tail_name(b, str, "/");
-    else if ((str = jstr(aws, "table_name")))
+    else if ((str = hj_str(f[A_TABLE_NAME])))
         s->resource = ht_arena_strdup(b->arena, str);
-    else if ((str = jstr(aws, "stream_name")))
+    else if ((str = hj_str(f[A_STREAM_NAME])))
         s->resource = ht_arena_strdup(b->arena, str);
-    else if ((str = jstr(aws, "function_name")))
+    else if ((str = hj_str(f[A_FUNCTION_NAME])))
         s->resource = tail_name(b, str, ":");
-    else if (json_is_array(v = json_object_get(aws, "table_names")) &&
-             json_is_string(json_array_get(v, 0)))
-        s->resource =
-            ht_arena_strdup(b->arena, json_string_value(json_array_get(v, 0)));
-    else if (json_is_array(v = json_object_get(aws, "resource_names")) &&
-             json_is_string(json_array_get(v, 0)))
-        s->resource =
-            ht_arena_strdup(b->arena, json_string_value(json_array_get(v, 0)));
-    s->message_id = dup_str(b, aws, "message_id");
-    s->sequence = dup_str(b, aws, "sequence_number");
+    else if (hj_is_string(hj_at(f[A_TABLE_NAMES], 0)))
+        s->resource = first_str(b, f[A_TABLE_NAMES]);
+    else if (hj_is_string(hj_at(f[A_RESOURCE_NAMES], 0)))
+        s->resource = first_str(b, f[A_RESOURCE_NAMES]);
+    s->message_id = dup_val(b, f[A_MESSAGE_ID]);
+    s->sequence = dup_val(b, f[A_SEQUENCE_NUMBER]);
     op = s->operation;
     if (!op)
         return;
@@ -168,97 +194,152 @@ static void fill_aws(struct xray_ctx *x, json_t *doc, struct ht_span *s)
         s->flags |= HT_SPAN_WRITE;
     } else if (strcmp(op, "InvokeAsync") == 0 ||
                (strcmp(op, "Invoke") == 0 &&
-                (str = jstr(aws, "invocation_type")) &&
+                (str = hj_str(f[A_INVOCATION_TYPE])) &&
                 strcmp(str, "Event") == 0)) {
         s->via = HT_VIA_LAMBDA;
         s->flags |= HT_SPAN_WRITE | HT_SPAN_ASYNC_INVOKE;
     }
 }
 
-static bool get_time(json_t *doc, const char *key, int64_t *out)
+static bool get_time(hj v, int64_t *out)
 {
     double d;
 
-    if (!jnum(json_object_get(doc, key), &d) || d < 0 || d > 1e11)
+    if (!jnum(v, &d) || d < 0 || d > 1e11)
         return false;
     *out = ht_secs_to_us(d);
     return true;
 }
 
+enum {
+    F_ID,
+    F_TRACE_ID,
+    F_PARENT_ID,
+    F_TYPE,
+    F_START_TIME,
+    F_END_TIME,
+    F_IN_PROGRESS,
+    F_NAME,
+    F_ORIGIN,
+    F_ERROR,
+    F_FAULT,
+    F_THROTTLE,
+    F_INFERRED,
+    F_HTTP,
+    F_AWS,
+    F_ANNOTATIONS,
+    F_METADATA,
+    F_NAMESPACE,
+    F_SQL,
+    F_LINKS,
+    F_SUBSEGMENTS,
+    F__COUNT
+};
+static const char *const span_keys[F__COUNT] = {
+    "id",          "trace_id",    "parent_id", "type",   "start_time",
+    "end_time",    "in_progress", "name",      "origin", "error",
+    "fault",       "throttle",    "inferred",  "http",   "aws",
+    "annotations", "metadata",    "namespace", "sql",    "links",
+    "subsegments"};
+
+static void decode_links(struct ht_batch *b, hj v, struct ht_span *s)
+{
+    size_t nl = hj_size(v);
+    struct hj_iter it;
+    hj l;
+
+    if (!hj_is_array(v) || nl == 0)
+        return;
+    if (nl > 100)
+        nl = 100;
+    s->links = ht_arena_alloc(b->arena, nl * sizeof(*s->links));
+    hj_iter_init(&it, v);
+    for (size_t i = 0; i < nl && hj_iter_next(&it, &l, NULL, NULL); i++) {
+        hj lt = hj_get(l, "trace_id");
+        hj li = hj_get(l, "id");
+        struct ht_link *dst = &s->links[s->nlinks];
+
+        if (!hj_is_string(li) ||
+            !ht_id8_parse(hj_str(li), hj_strlen(li), &dst->id))
+            continue;
+        memset(&dst->trace, 0, sizeof(dst->trace));
+        if (hj_is_string(lt))
+            ht_tid_parse(hj_str(lt), hj_strlen(lt), &dst->trace);
+        s->nlinks++;
+    }
+}
+
 /*
  * Decode one (sub)segment and its nested subsegments. `parent` is the
- * enclosing span's id for nested subsegments, NULL for a document.
+ * enclosing span's id for nested subsegments, NULL for a document. The
+ * document's members are read in one pass (hj_fields).
  */
-static void decode_span(struct xray_ctx *x, json_t *doc,
-                        const struct ht_tid *trace, const struct ht_id8 *parent,
-                        int depth)
+static void decode_span(struct xray_ctx *x, hj doc, const struct ht_tid *trace,
+                        const struct ht_id8 *parent, int depth)
 {
     struct ht_batch *b = x->b;
     struct ht_span s;
-    json_t *v, *subs, *http;
+    hj f[F__COUNT], v;
     const char *str;
-    size_t i;
 
     if (x->reason >= 0)
         return;
-    if (!json_is_object(doc)) {
+    if (!hj_is_object(doc)) {
         xfail(x, HT_REJ_MISSING_FIELD, "%s", "subsegment is not an object");
         return;
     }
+    hj_fields(doc, span_keys, F__COUNT, f);
     memset(&s, 0, sizeof(s));
-    v = json_object_get(doc, "id");
-    if (!json_is_string(v)) {
+    v = f[F_ID];
+    if (!hj_is_string(v)) {
         xfail(x, HT_REJ_MISSING_FIELD, "%s", "no \"id\"");
         return;
     }
-    if (!ht_id8_parse(json_string_value(v), json_string_length(v), &s.id)) {
-        xfail(x, HT_REJ_BAD_ID, "id \"%.40s\" is not 16 hex digits",
-              json_string_value(v));
+    if (!ht_id8_parse(hj_str(v), hj_strlen(v), &s.id)) {
+        xfail(x, HT_REJ_BAD_ID, "id \"%.40s\" is not 16 hex digits", hj_str(v));
         return;
     }
     if (trace) {
         s.trace = *trace;
     } else {
-        v = json_object_get(doc, "trace_id");
-        if (!json_is_string(v)) {
+        v = f[F_TRACE_ID];
+        if (!hj_is_string(v)) {
             xfail(x, HT_REJ_MISSING_FIELD, "%s", "no \"trace_id\"");
             return;
         }
-        if (!ht_tid_parse(json_string_value(v), json_string_length(v),
-                          &s.trace)) {
+        if (!ht_tid_parse(hj_str(v), hj_strlen(v), &s.trace)) {
             xfail(x, HT_REJ_BAD_ID, "trace_id \"%.40s\" is not 1-8hex-24hex",
-                  json_string_value(v));
+                  hj_str(v));
             return;
         }
     }
+    v = f[F_PARENT_ID];
     if (parent) {
         s.parent = *parent;
         s.flags |= HT_SPAN_HAS_PARENT | HT_SPAN_SUBSEGMENT;
-    } else if ((v = json_object_get(doc, "parent_id")) && !json_is_null(v)) {
-        if (!json_is_string(v) ||
-            !ht_id8_parse(json_string_value(v), json_string_length(v),
-                          &s.parent)) {
+    } else if (hj_ok(v) && !hj_is_null(v)) {
+        if (!hj_is_string(v) ||
+            !ht_id8_parse(hj_str(v), hj_strlen(v), &s.parent)) {
             xfail(x, HT_REJ_BAD_ID, "parent_id \"%.40s\" is not 16 hex digits",
-                  json_is_string(v) ? json_string_value(v) : "?");
+                  hj_is_string(v) ? hj_str(v) : "?");
             return;
         }
         if (memcmp(s.parent.b, s.id.b, 8) == 0) {
-            xfail(x, HT_REJ_BAD_ID, "parent_id equals id (%.40s)",
-                  json_string_value(v));
+            xfail(x, HT_REJ_BAD_ID, "parent_id equals id (%.40s)", hj_str(v));
             return;
         }
         s.flags |= HT_SPAN_HAS_PARENT;
     }
-    if ((str = jstr(doc, "type")) && strcmp(str, "subsegment") == 0)
+    if ((str = hj_str(f[F_TYPE])) && strcmp(str, "subsegment") == 0)
         s.flags |= HT_SPAN_SUBSEGMENT;
-    if (!get_time(doc, "start_time", &s.start_us)) {
+    if (!get_time(f[F_START_TIME], &s.start_us)) {
         xfail(x, HT_REJ_MISSING_FIELD, "%s", "no numeric \"start_time\"");
         return;
     }
-    if (get_time(doc, "end_time", &s.end_us)) {
+    if (get_time(f[F_END_TIME], &s.end_us)) {
         if (s.end_us < s.start_us)
             s.end_us = s.start_us; /* negative durations are not a thing */
-    } else if (json_is_true(json_object_get(doc, "in_progress"))) {
+    } else if (hj_is_true(f[F_IN_PROGRESS])) {
         s.flags |= HT_SPAN_IN_PROGRESS;
         s.end_us = s.start_us;
     } else {
@@ -266,37 +347,35 @@ static void decode_span(struct xray_ctx *x, json_t *doc,
               "neither \"end_time\" nor \"in_progress\": true");
         return;
     }
-    s.name = dup_str(b, doc, "name");
+    s.name = dup_val(b, f[F_NAME]);
     if (!s.name) {
         xfail(x, HT_REJ_MISSING_FIELD, "%s", "no \"name\"");
         return;
     }
-    s.origin = dup_str(b, doc, "origin");
-    if (json_is_true(json_object_get(doc, "error")))
+    s.origin = dup_val(b, f[F_ORIGIN]);
+    if (hj_is_true(f[F_ERROR]))
         s.flags |= HT_SPAN_ERROR;
-    if (json_is_true(json_object_get(doc, "fault")))
+    if (hj_is_true(f[F_FAULT]))
         s.flags |= HT_SPAN_FAULT;
-    if (json_is_true(json_object_get(doc, "throttle")))
+    if (hj_is_true(f[F_THROTTLE]))
         s.flags |= HT_SPAN_THROTTLE;
-    if (json_is_true(json_object_get(doc, "inferred")))
+    if (hj_is_true(f[F_INFERRED]))
         s.flags |= HT_SPAN_INFERRED;
-    http = json_object_get(doc, "http");
-    if (json_is_object(http)) {
-        json_t *req = json_object_get(http, "request");
-        json_t *resp = json_object_get(http, "response");
+    if (hj_is_object(f[F_HTTP])) {
+        hj req = hj_get(f[F_HTTP], "request");
+        hj resp = hj_get(f[F_HTTP], "response");
 
-        if (json_is_object(req)) {
+        if (hj_is_object(req)) {
             s.method = dup_str(b, req, "method");
             s.url = dup_str(b, req, "url");
         }
-        if (json_is_object(resp) &&
-            json_is_integer(v = json_object_get(resp, "status")))
-            s.http_status = (uint16_t)json_integer_value(v);
+        if (hj_is_integer(v = hj_get(resp, "status")))
+            s.http_status = (uint16_t)hj_int(v);
     }
-    fill_aws(x, doc, &s);
-    s.corr = annotation_corr(b, json_object_get(doc, "annotations"));
-    v = json_object_get(doc, "metadata");
-    if (json_is_object(v) && json_is_object(v = json_object_get(v, "default")))
+    fill_aws(x, f[F_AWS], &s);
+    s.corr = annotation_corr(b, f[F_ANNOTATIONS]);
+    v = hj_get(f[F_METADATA], "default");
+    if (hj_is_object(v))
         s.ext_request_id = dup_str(b, v, "extended_request_id");
 
     /* what the span is */
@@ -309,61 +388,38 @@ static void decode_span(struct xray_ctx *x, json_t *doc,
         s.kind = HT_SK_FUNCTION;
     else if (!(s.flags & HT_SPAN_SUBSEGMENT))
         s.kind = HT_SK_SEGMENT;
-    else if (strcmp(s.name, "Initialization") == 0 &&
-             !json_object_get(doc, "namespace"))
+    else if (strcmp(s.name, "Initialization") == 0 && !hj_ok(f[F_NAMESPACE]))
         s.kind = HT_SK_INIT;
-    else if ((str = jstr(doc, "namespace")) &&
+    else if ((str = hj_str(f[F_NAMESPACE])) &&
              (strcmp(str, "aws") == 0 || strcmp(str, "remote") == 0))
         s.kind = HT_SK_CALL;
-    else if (json_object_get(doc, "sql") || (s.method && s.url))
+    else if (hj_ok(f[F_SQL]) || (s.method && s.url))
         s.kind = HT_SK_CALL;
     else
         s.kind = HT_SK_LOCAL;
     if (s.kind == HT_SK_LAMBDA && !s.resource)
         s.resource = s.name;
-
-    v = json_object_get(doc, "links");
-    if (json_is_array(v) && json_array_size(v) > 0) {
-        size_t nl = json_array_size(v);
-
-        if (nl > 100)
-            nl = 100;
-        s.links = ht_arena_alloc(b->arena, nl * sizeof(*s.links));
-        for (i = 0; i < nl; i++) {
-            json_t *l = json_array_get(v, i);
-            json_t *lt = json_object_get(l, "trace_id");
-            json_t *li = json_object_get(l, "id");
-            struct ht_link *dst = &s.links[s.nlinks];
-
-            if (!json_is_string(li) ||
-                !ht_id8_parse(json_string_value(li), json_string_length(li),
-                              &dst->id))
-                continue;
-            memset(&dst->trace, 0, sizeof(dst->trace));
-            if (json_is_string(lt))
-                ht_tid_parse(json_string_value(lt), json_string_length(lt),
-                             &dst->trace);
-            s.nlinks++;
-        }
-    }
+    decode_links(b, f[F_LINKS], &s);
     ht_batch_add_span(b, &s);
 
-    subs = json_object_get(doc, "subsegments");
-    if (json_is_array(subs)) {
+    if (hj_is_array(f[F_SUBSEGMENTS])) {
         struct ht_id8 me = s.id;
         struct ht_tid tr = s.trace;
+        struct hj_iter it;
+        hj sub;
 
         if (depth > HT_MAX_DEPTH) {
             xfail(x, HT_REJ_TOO_DEEP, "%s", "subsegments nested too deep");
             return;
         }
-        for (i = 0; i < json_array_size(subs); i++)
-            decode_span(x, json_array_get(subs, i), &tr, &me, depth + 1);
+        hj_iter_init(&it, f[F_SUBSEGMENTS]);
+        while (hj_iter_next(&it, &sub, NULL, NULL))
+            decode_span(x, sub, &tr, &me, depth + 1);
     }
 }
 
-static void decode_xray(struct ht_batch *b, const struct ht_srcpos *pos,
-                        json_t *doc, const char *raw, size_t rawlen)
+static void decode_xray(struct ht_batch *b, const struct ht_srcpos *pos, hj doc,
+                        const char *raw, size_t rawlen)
 {
     struct xray_ctx x = {.b = b, .pos = pos, .reason = -1};
     size_t mark = b->nspans;
@@ -373,7 +429,7 @@ static void decode_xray(struct ht_batch *b, const struct ht_srcpos *pos,
         /* an element of an array: measure it, and keep its first bytes as
          * the sample (json_dumpb returns the full size, writes at most
          * sizeof(sample)) */
-        rawlen = json_dumpb(doc, sample, sizeof(sample), JSON_COMPACT);
+        rawlen = hj_dump(doc, sample, sizeof(sample));
         raw = sample;
     }
     if (rawlen > HT_MAX_SEGMENT_BYTES) {
@@ -392,59 +448,60 @@ static void decode_xray(struct ht_batch *b, const struct ht_srcpos *pos,
 
 /* A JSON string that holds a document (Document, TraceSegmentDocuments). */
 static void decode_embedded(struct ht_batch *b, const struct ht_srcpos *pos,
-                            json_t *str, int level)
+                            hj str, int level)
 {
-    if (!json_is_string(str)) {
+    if (!hj_is_string(str)) {
         ht_batch_reject(b, HT_REJ_MISSING_FIELD, pos,
                         "embedded document is not a JSON string", NULL, 0);
         return;
     }
-    decode_bytes(b, pos, json_string_value(str), json_string_length(str),
-                 level + 1);
+    decode_bytes(b, pos, hj_str(str), hj_strlen(str), level + 1);
 }
 
 /* ---- log envelopes ------------------------------------------------------ */
 
 /* Epoch milliseconds (number or string) to microseconds; 0 when absent or
  * out of any plausible range. */
-static int64_t ms_value(json_t *v)
+static int64_t ms_value(hj v)
 {
     double ms = 0;
 
-    if (json_is_number(v))
-        ms = json_number_value(v);
-    else if (json_is_string(v))
-        ms = strtod(json_string_value(v), NULL);
+    if (hj_is_number(v))
+        ms = hj_num(v);
+    else if (hj_is_string(v))
+        ms = strtod(hj_str(v), NULL);
     if (!(ms > 0 && ms < 1e14))
         return 0;
     return (int64_t)(ms * 1000.0);
 }
 
 static void decode_log_events(struct ht_batch *b, const struct ht_srcpos *pos,
-                              json_t *events, const char *group)
+                              hj events, const char *group)
 {
     struct ht_logctx ctx = {.log_group = group, .pos = pos};
-    size_t i;
 
     if (group && strncmp(group, "/aws/lambda/", 12) == 0 && group[12])
         ctx.function = ht_arena_strdup(b->arena, group + 12);
-    for (i = 0; i < json_array_size(events); i++) {
-        json_t *e = json_array_get(events, i);
-        json_t *msg = json_object_get(e, "message");
+    struct hj_iter it;
+    hj e;
+
+    hj_iter_init(&it, events);
+    while (hj_iter_next(&it, &e, NULL, NULL)) {
+        hj msg = hj_get(e, "message");
 
         b->log_events++;
-        if (!json_is_string(msg)) {
+        if (!hj_is_string(msg)) {
             ht_batch_reject(b, HT_REJ_MISSING_FIELD, pos,
                             "log event without a \"message\" string", NULL, 0);
             continue;
         }
-        if (json_string_length(msg) > HT_MAX_LOG_EVENT_BYTES) {
+        if (hj_strlen(msg) > HT_MAX_LOG_EVENT_BYTES) {
             ht_batch_reject(b, HT_REJ_TOO_LARGE, pos,
-                            "log event larger than 256 KiB",
-                            json_string_value(msg), json_string_length(msg));
+                            "log event larger than 256 KiB", hj_str(msg),
+                            hj_strlen(msg));
             continue;
         }
-        ctx.ts_us = ms_value(json_object_get(e, "timestamp"));
+        ctx.ts_us = ms_value(hj_get(e, "timestamp"));
         ctx.log_stream = jstr(e, "logStreamName");
         if (!ctx.function && jstr(e, "logGroupName")) {
             const char *g = jstr(e, "logGroupName");
@@ -452,8 +509,7 @@ static void decode_log_events(struct ht_batch *b, const struct ht_srcpos *pos,
             if (strncmp(g, "/aws/lambda/", 12) == 0 && g[12])
                 ctx.function = ht_arena_strdup(b->arena, g + 12);
         }
-        ht_ingest_log_message(b, &ctx, json_string_value(msg),
-                              json_string_length(msg));
+        ht_ingest_log_message(b, &ctx, hj_str(msg), hj_strlen(msg));
         b->documents++;
     }
 }
@@ -461,27 +517,25 @@ static void decode_log_events(struct ht_batch *b, const struct ht_srcpos *pos,
 /* A base64 blob (Kinesis Data, awslogs.data, Firehose data): decode and
  * sniff what it holds. */
 static void decode_blob(struct ht_batch *b, const struct ht_srcpos *pos,
-                        json_t *data, int level, const char *what,
-                        bool must_gzip)
+                        hj data, int level, const char *what, bool must_gzip)
 {
     uint8_t *raw;
     long n;
     char detail[96];
 
-    if (!json_is_string(data)) {
+    if (!hj_is_string(data)) {
         snprintf(detail, sizeof(detail), "%s is missing or not a string", what);
         ht_batch_reject(b, HT_REJ_MISSING_FIELD, pos, detail, NULL, 0);
         return;
     }
-    raw = malloc(json_string_length(data) / 4 * 3 + 4);
+    raw = malloc(hj_strlen(data) / 4 * 3 + 4);
     if (!raw)
         abort();
-    n = ht_base64_decode(json_string_value(data), json_string_length(data),
-                         raw);
+    n = ht_base64_decode(hj_str(data), hj_strlen(data), raw);
     if (n < 0) {
         snprintf(detail, sizeof(detail), "%s is not valid base64", what);
-        ht_batch_reject(b, HT_REJ_BAD_ENCODING, pos, detail,
-                        json_string_value(data), json_string_length(data));
+        ht_batch_reject(b, HT_REJ_BAD_ENCODING, pos, detail, hj_str(data),
+                        hj_strlen(data));
     } else if (must_gzip && !(n >= 2 && raw[0] == 0x1f && raw[1] == 0x8b)) {
         snprintf(detail, sizeof(detail), "%s is not gzip data", what);
         ht_batch_reject(b, HT_REJ_BAD_ENCODING, pos, detail, NULL, 0);
@@ -492,24 +546,24 @@ static void decode_blob(struct ht_batch *b, const struct ht_srcpos *pos,
 }
 
 static void decode_records(struct ht_batch *b, const struct ht_srcpos *pos,
-                           json_t *recs, int level, const char *raw,
-                           size_t rawlen)
+                           hj recs, int level, const char *raw, size_t rawlen)
 {
-    size_t i;
+    struct hj_iter it;
+    hj r;
 
-    for (i = 0; i < json_array_size(recs); i++) {
-        json_t *r = json_array_get(recs, i);
-        json_t *k = json_object_get(r, "kinesis");
+    hj_iter_init(&it, recs);
+    while (hj_iter_next(&it, &r, NULL, NULL)) {
+        hj k = hj_get(r, "kinesis");
 
-        if (json_is_object(k))
-            decode_blob(b, pos, json_object_get(k, "data"), level,
+        if (hj_is_object(k))
+            decode_blob(b, pos, hj_get(k, "data"), level,
                         "Records[].kinesis.data", false);
-        else if (json_object_get(r, "Data"))
-            decode_blob(b, pos, json_object_get(r, "Data"), level,
-                        "Records[].Data", false);
-        else if (json_object_get(r, "data"))
-            decode_blob(b, pos, json_object_get(r, "data"), level,
-                        "records[].data", false);
+        else if (hj_ok(hj_get(r, "Data")))
+            decode_blob(b, pos, hj_get(r, "Data"), level, "Records[].Data",
+                        false);
+        else if (hj_ok(hj_get(r, "data")))
+            decode_blob(b, pos, hj_get(r, "data"), level, "records[].data",
+                        false);
         else
             ht_batch_reject(b, HT_REJ_UNKNOWN_DOC, pos,
                             "record without Kinesis data", raw, rawlen);
@@ -519,14 +573,13 @@ static void decode_records(struct ht_batch *b, const struct ht_srcpos *pos,
 /* Reject a value; an array element has no bytes of its own, so its sample
  * is rendered from the tree (first bytes only). */
 static void reject_value(struct ht_batch *b, int reason,
-                         const struct ht_srcpos *pos, const char *detail,
-                         json_t *v, const char *raw, size_t rawlen)
+                         const struct ht_srcpos *pos, const char *detail, hj v,
+                         const char *raw, size_t rawlen)
 {
     char sample[HT_MAX_DLQ_SAMPLE];
 
     if (!raw) {
-        size_t n = json_dumpb(v, sample, sizeof(sample),
-                              JSON_COMPACT | JSON_ENCODE_ANY);
+        size_t n = hj_dump(v, sample, sizeof(sample));
 
         raw = sample;
         rawlen = n < sizeof(sample) ? n : sizeof(sample);
@@ -534,21 +587,21 @@ static void reject_value(struct ht_batch *b, int reason,
     ht_batch_reject(b, reason, pos, detail, raw, rawlen);
 }
 
-static bool is_daemon_header(json_t *v)
+static bool is_daemon_header(hj v)
 {
     const char *fmt = jstr(v, "format");
 
-    return fmt && json_object_size(v) <= 3 && json_object_get(v, "version") &&
+    return fmt && hj_size(v) <= 3 && hj_ok(hj_get(v, "version")) &&
            strcasecmp(fmt, "json") == 0;
 }
 
-static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos,
-                         json_t *v, const char *raw, size_t rawlen, int level)
+static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos, hj v,
+                         const char *raw, size_t rawlen, int level)
 {
-    json_t *x;
+    hj x;
     const char *mt;
 
-    if (json_is_array(v)) {
+    if (hj_is_array(v)) {
         /* an array of documents; an element's bytes are rendered only when
          * it must be measured or kept as a dead letter */
         if (level > 0 && raw == NULL) {
@@ -556,17 +609,21 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos,
                             "an array inside an array of documents", NULL, 0);
             return;
         }
-        for (size_t i = 0; i < json_array_size(v); i++)
-            decode_value(b, pos, json_array_get(v, i), NULL, 0, level + 1);
+        struct hj_iter it;
+        hj e;
+
+        hj_iter_init(&it, v);
+        while (hj_iter_next(&it, &e, NULL, NULL))
+            decode_value(b, pos, e, NULL, 0, level + 1);
         return;
     }
-    if (!json_is_object(v)) {
+    if (!hj_is_object(v)) {
         reject_value(b, HT_REJ_UNKNOWN_DOC, pos,
                      "a JSON value that is not a document", v, raw, rawlen);
         return;
     }
-    if (json_object_get(v, "trace_id") ||
-        (json_object_get(v, "id") && json_object_get(v, "start_time"))) {
+    if (hj_ok(hj_get(v, "trace_id")) ||
+        (hj_ok(hj_get(v, "id")) && hj_ok(hj_get(v, "start_time")))) {
         decode_xray(b, pos, v, raw, rawlen);
         return;
     }
@@ -577,20 +634,24 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos,
                      raw, rawlen);
         return;
     }
-    if (json_is_array(x = json_object_get(v, "TraceSegmentDocuments"))) {
-        for (size_t i = 0; i < json_array_size(x); i++)
-            decode_embedded(b, pos, json_array_get(x, i), level);
+    if (hj_is_array(x = hj_get(v, "TraceSegmentDocuments"))) {
+        struct hj_iter it;
+        hj e;
+
+        hj_iter_init(&it, x);
+        while (hj_iter_next(&it, &e, NULL, NULL))
+            decode_embedded(b, pos, e, level);
         return;
     }
-    if (json_is_array(x = json_object_get(v, "Traces"))) {
-        for (size_t i = 0; i < json_array_size(x); i++) {
-            json_t *segs = json_object_get(json_array_get(x, i), "Segments");
+    if (hj_is_array(x = hj_get(v, "Traces"))) {
+        struct hj_iter it, jt;
+        hj t, seg;
 
-            for (size_t j = 0; j < json_array_size(segs); j++)
-                decode_embedded(
-                    b, pos,
-                    json_object_get(json_array_get(segs, j), "Document"),
-                    level);
+        hj_iter_init(&it, x);
+        while (hj_iter_next(&it, &t, NULL, NULL)) {
+            hj_iter_init(&jt, hj_get(t, "Segments"));
+            while (hj_iter_next(&jt, &seg, NULL, NULL))
+                decode_embedded(b, pos, hj_get(seg, "Document"), level);
         }
         return;
     }
@@ -600,7 +661,7 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos,
             return;
         }
         if (strcmp(mt, "DATA_MESSAGE") != 0 ||
-            !json_is_array(x = json_object_get(v, "logEvents"))) {
+            !hj_is_array(x = hj_get(v, "logEvents"))) {
             reject_value(b, HT_REJ_MISSING_FIELD, pos,
                          "CloudWatch Logs message without logEvents", v, raw,
                          rawlen);
@@ -609,30 +670,28 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos,
         decode_log_events(b, pos, x, jstr(v, "logGroup"));
         return;
     }
-    if (json_is_object(x = json_object_get(v, "awslogs"))) {
-        decode_blob(b, pos, json_object_get(x, "data"), level, "awslogs.data",
-                    true);
+    if (hj_is_object(x = hj_get(v, "awslogs"))) {
+        decode_blob(b, pos, hj_get(x, "data"), level, "awslogs.data", true);
         return;
     }
-    if (json_is_array(x = json_object_get(v, "events")) &&
-        (json_array_size(x) == 0 ||
-         json_object_get(json_array_get(x, 0), "message"))) {
+    if (hj_is_array(x = hj_get(v, "events")) &&
+        (hj_size(x) == 0 || hj_ok(hj_get(hj_at(x, 0), "message")))) {
         decode_log_events(b, pos, x, jstr(v, "logGroupName"));
         return;
     }
-    if ((json_is_array(x = json_object_get(v, "Records")) ||
-         json_is_array(x = json_object_get(v, "records"))) &&
-        json_array_size(x) > 0) {
-        json_t *r0 = json_array_get(x, 0);
+    if ((hj_is_array(x = hj_get(v, "Records")) ||
+         hj_is_array(x = hj_get(v, "records"))) &&
+        hj_size(x) > 0) {
+        hj r0 = hj_at(x, 0);
 
-        if (json_object_get(r0, "kinesis") || json_object_get(r0, "Data") ||
-            json_object_get(r0, "data")) {
+        if (hj_ok(hj_get(r0, "kinesis")) || hj_ok(hj_get(r0, "Data")) ||
+            hj_ok(hj_get(r0, "data"))) {
             decode_records(b, pos, x, level, raw, rawlen);
             return;
         }
     }
-    if (json_is_array(json_object_get(v, "Records")) &&
-        json_array_size(json_object_get(v, "Records")) == 0) {
+    if (hj_is_array(hj_get(v, "Records")) &&
+        hj_size(hj_get(v, "Records")) == 0) {
         return; /* an empty GetRecords response */
     }
     reject_value(b, HT_REJ_UNKNOWN_DOC, pos, "JSON document of no known kind",
@@ -643,8 +702,8 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos,
 static void decode_json(struct ht_batch *b, const struct ht_srcpos *pos,
                         const char *p, size_t n, int depth, int level)
 {
-    json_error_t err;
-    json_t *v;
+    char err[160];
+    hj v;
 
     if (depth > HT_MAX_DEPTH) {
         ht_batch_reject(b, HT_REJ_TOO_DEEP, pos,
@@ -656,16 +715,19 @@ static void decode_json(struct ht_batch *b, const struct ht_srcpos *pos,
                         "JSON value larger than 16 MiB", p, n);
         return;
     }
-    v = json_loadb(p, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
-    if (!v) {
+    if (level >= HT__JSLOT_LOG) {
+        ht_batch_reject(b, HT_REJ_TOO_DEEP, pos, "envelopes nested too deep", p,
+                        n);
+        return;
+    }
+    if (hj_parse(ht__parser(b, level), p, n, true, &v, err, sizeof(err))) {
         char detail[200];
 
-        snprintf(detail, sizeof(detail), "not JSON: %s", err.text);
+        snprintf(detail, sizeof(detail), "not JSON: %s", err);
         ht_batch_reject(b, HT_REJ_NOT_JSON, pos, detail, p, n);
         return;
     }
     decode_value(b, pos, v, p, n, level);
-    json_decref(v);
 }
 
 static void decode_bytes(struct ht_batch *b, const struct ht_srcpos *pos,

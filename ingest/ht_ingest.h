@@ -24,6 +24,9 @@
 #define HT_MAX_CONTAINER_BYTES (16 * 1024 * 1024)
 #define HT_MAX_DEPTH 64
 #define HT_MAX_DLQ_SAMPLE 4096
+#define HT_JSON_SLOTS 10
+
+struct hj_parser;
 
 /* Where a payload came from, for dead-letter entries and checkpoints. */
 struct ht_srcpos {
@@ -56,6 +59,9 @@ struct ht_batch {
     uint64_t dropped;    /* control messages and other deliberate drops */
     uint64_t rejected[HT_REJ__COUNT];
     size_t payload_bytes;
+    /* JSON parsers, one per nesting slot (ingest-internal, created on first
+     * use, kept across resets so their buffers are reused) */
+    struct hj_parser *parsers[HT_JSON_SLOTS];
 };
 
 /* Returns 0 or HT_ERR_NOMEM. */

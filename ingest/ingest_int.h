@@ -19,4 +19,20 @@ enum ht__scan_rc ht__scan_value(const char *p, size_t n, bool eof, size_t *len,
                                 int *maxdepth);
 size_t ht__skip_ws(const char *p, size_t n);
 
+/*
+ * Parsers by nesting slot: a document parsed while another one is still
+ * being read (an embedded document, a log message inside a CloudWatch Logs
+ * message, a record body inside a logged event) needs its own parser,
+ * because a parse invalidates the values of the parser's previous one.
+ * Envelope levels 0..HT__JSLOT_LOG-1 use their level; logs.c uses the
+ * slots from HT__JSLOT_LOG up.
+ */
+enum {
+    HT__JSLOT_LOG = 6,    /* a log event's JSON message */
+    HT__JSLOT_INNER = 7,  /* a JSON string inside that message */
+    HT__JSLOT_RECORD = 8, /* a record body (SQS body, stream data) */
+    HT__JSLOT_SNS = 9     /* the Message inside an SNS envelope body */
+};
+struct hj_parser *ht__parser(struct ht_batch *b, int slot);
+
 #endif

@@ -11,13 +11,14 @@
  * NUL-terminated and may be anything; no jansson value outlives a call and
  * every string put in a fact is copied into the batch arena.
  */
-#include <jansson.h>
+#include "hjson.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "ht_ingest.h"
+#include "ingest_int.h"
 
 #define TAG "logs"
 #define MAX_TEXT_FIELDS 64          /* REPORT `Key: value` fields looked at */
@@ -140,42 +141,43 @@ static bool parse_scaled(const char *s, size_t n, int scale, int64_t *out)
     return true;
 }
 
-/* ---- jansson accessors (all NULL-safe) --------------------------------- */
+/* ---- JSON accessors (all safe on absent values) ------------------------ */
 
 /* A non-empty string member, or NULL. */
-static const char *jstr(json_t *o, const char *key)
+static const char *jstr(hj o, const char *key)
 {
-    json_t *v = json_is_object(o) ? json_object_get(o, key) : NULL;
-    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    const char *s = hj_str(hj_get(o, key));
 
     return s && *s ? s : NULL;
 }
 
 /* Like jstr, but "-" (API Gateway's missing value) is NULL too. */
-static const char *jstr_acc(json_t *o, const char *key)
+static const char *jstr_acc(hj o, const char *key)
 {
     const char *s = jstr(o, key);
 
     return s && strcmp(s, "-") == 0 ? NULL : s;
 }
 
-static json_t *jobj(json_t *o, const char *key)
+static hj jobj(hj o, const char *key)
 {
-    json_t *v = json_is_object(o) ? json_object_get(o, key) : NULL;
+    hj v = hj_get(o, key);
 
-    return json_is_object(v) ? v : NULL;
+    return hj_is_object(v) ? v : HJ_NONE;
 }
 
 /* A number (integer, real or numeric string) times 10^scale, rounded. */
-static bool jnum_scaled(json_t *v, int scale, int64_t *out)
+static bool jnum_scaled(hj v, int scale, int64_t *out)
 {
     static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
 
-    if (!v || scale < 0 || scale > 6)
+    if (!hj_ok(v) || scale < 0 || scale > 6)
         return false;
-    if (json_is_integer(v)) {
-        json_int_t x = json_integer_value(v);
+    if (hj_is_integer(v)) {
+        int64_t x = hj_int(v);
 
+        if (hj_type(v) == HJ_UINT)
+            return false;
         for (int i = 0; i < scale; i++) {
             if (x > INT64_MAX / 10 || x < INT64_MIN / 10)
                 return false;
@@ -184,67 +186,39 @@ static bool jnum_scaled(json_t *v, int scale, int64_t *out)
         *out = (int64_t)x;
         return true;
     }
-    if (json_is_real(v)) {
-        double x = json_real_value(v) * p10[scale];
+    if (hj_type(v) == HJ_REAL) {
+        double x = hj_num(v) * p10[scale];
 
         if (!isfinite(x) || x > 9.2e18 || x < -9.2e18)
             return false;
         *out = (int64_t)(x < 0 ? x - 0.5 : x + 0.5);
         return true;
     }
-    if (json_is_string(v))
-        return parse_scaled(json_string_value(v), json_string_length(v), scale,
-                            out);
+    if (hj_is_string(v))
+        return parse_scaled(hj_str(v), hj_strlen(v), scale, out);
     return false;
 }
 
-static bool jmember_scaled(json_t *o, const char *key, int scale, int64_t *out)
+static bool jmember_scaled(hj o, const char *key, int scale, int64_t *out)
 {
-    return json_is_object(o) &&
-           jnum_scaled(json_object_get(o, key), scale, out);
+    return hj_is_object(o) && jnum_scaled(hj_get(o, key), scale, out);
 }
 
-/* Deeper than HT_MAX_DEPTH: not parsed at all. */
-static bool too_deep(const char *p, size_t n)
-{
-    int depth = 0;
-    bool in_str = false, esc = false;
-
-    for (size_t i = 0; i < n; i++) {
-        char c = p[i];
-
-        if (in_str) {
-            if (esc)
-                esc = false;
-            else if (c == '\\')
-                esc = true;
-            else if (c == '"')
-                in_str = false;
-        } else if (c == '"') {
-            in_str = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > HT_MAX_DEPTH)
-                return true;
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-    }
-    return false;
-}
-
-/* Parse s[0..n) as one JSON object. Owned (json_decref) or NULL. */
-static json_t *parse_object(const char *s, size_t n)
+/* Parse s[0..n) as one JSON object with the parser of `slot` (ingest_int.h);
+ * valid until that slot parses again. Absent when it is not one. */
+static hj parse_object(struct ht_batch *b, int slot, const char *s, size_t n)
 {
     const char *end = s + n, *p = skip_space(s, end);
-    json_t *j;
+    char err[160];
+    hj j;
 
-    if (p == end || *p != '{' || too_deep(p, (size_t)(end - p)))
-        return NULL;
-    j = json_loadb(p, (size_t)(end - p), 0, NULL);
-    if (j && !json_is_object(j)) {
-        json_decref(j);
-        j = NULL;
-    }
+    /* the parser refuses more than HT_MAX_DEPTH (+2) levels itself */
+    if (p == end || *p != '{')
+        return HJ_NONE;
+    if (hj_parse(ht__parser(b, slot), p, (size_t)(end - p), false, &j, err,
+                 sizeof(err)) != 0 ||
+        !hj_is_object(j))
+        return HJ_NONE;
     return j;
 }
 
@@ -285,7 +259,7 @@ static bool trace_from_str(const char *s, struct ht_tid *out)
 }
 
 /* The correlation id at the top level of o (borrowed from o), or NULL. */
-static const char *corr_top(json_t *o)
+static const char *corr_top(hj o)
 {
     for (size_t i = 0; i < NCORR_KEYS; i++) {
         const char *s = jstr(o, corr_keys[i]);
@@ -297,18 +271,18 @@ static const char *corr_top(json_t *o)
 }
 
 /* Top level, then one level deep ({"detail":{"correlation_id":…}}). */
-static const char *corr_deep(json_t *o)
+static const char *corr_deep(hj o)
 {
-    const char *s = corr_top(o), *key;
-    json_t *v;
+    const char *s = corr_top(o);
+    struct hj_iter it;
+    hj v;
 
-    if (s || !json_is_object(o))
+    if (s || !hj_is_object(o))
         return s;
-    json_object_foreach(o, key, v)
-    {
-        if (json_is_object(v) && (s = corr_top(v)) != NULL)
+    hj_iter_init(&it, o);
+    while (hj_iter_next(&it, &v, NULL, NULL))
+        if (hj_is_object(v) && (s = corr_top(v)) != NULL)
             return s;
-    }
     return NULL;
 }
 
@@ -319,22 +293,20 @@ static const char *corr_deep(json_t *o)
 static const char *payload_corr(struct ht_batch *b, const char *s, size_t n,
                                 bool sns)
 {
-    json_t *j = parse_object(s, n), *msg;
+    /* an SNS envelope's Message is parsed while the envelope is read */
+    hj j = parse_object(b, sns ? HT__JSLOT_RECORD : HT__JSLOT_SNS, s, n), msg;
     const char *c, *out = NULL;
 
-    if (!j)
+    if (!hj_ok(j))
         return NULL;
     c = corr_top(j);
     if (c) {
         out = dup(b, c);
-    } else if (sns && (msg = json_object_get(j, "Message")) != NULL &&
-               json_is_string(msg)) {
-        out = payload_corr(b, json_string_value(msg), json_string_length(msg),
-                           false);
+    } else if (sns && hj_is_string(msg = hj_get(j, "Message"))) {
+        out = payload_corr(b, hj_str(msg), hj_strlen(msg), false);
     }
     if (!out && (c = corr_deep(j)) != NULL)
         out = dup(b, c);
-    json_decref(j);
     return out;
 }
 
@@ -421,9 +393,9 @@ static void platform_text(struct line *L, int kind, const char *p,
 
 /* ---- JSON log format: platform.* events ------------------------------- */
 
-static void platform_json(struct line *L, json_t *o, const char *type)
+static void platform_json(struct line *L, hj o, const char *type)
 {
-    json_t *rec = jobj(o, "record"), *tr, *m;
+    hj rec = jobj(o, "record"), tr, m;
     const char *rid = jstr(rec, "requestId"), *time = jstr(o, "time");
     const char *status, *hdr;
     struct ht_fact f;
@@ -480,19 +452,19 @@ static const char *const access_keys[] = {
     "integration.requestId", "integrationRequestId", "awsEndpointRequestId",
     "requestTimeEpoch"};
 
-static bool is_access_log(json_t *o)
+static bool is_access_log(hj o)
 {
-    if (!jstr(o, "requestId") || json_object_get(o, "function_request_id") ||
-        json_object_get(o, "lambda_request_id") ||
-        (json_object_get(o, "level") && json_object_get(o, "message")))
+    if (!jstr(o, "requestId") || hj_ok(hj_get(o, "function_request_id")) ||
+        hj_ok(hj_get(o, "lambda_request_id")) ||
+        (hj_ok(hj_get(o, "level")) && hj_ok(hj_get(o, "message"))))
         return false;
     for (size_t i = 0; i < sizeof access_keys / sizeof access_keys[0]; i++)
-        if (json_object_get(o, access_keys[i]))
+        if (hj_ok(hj_get(o, access_keys[i])))
             return true;
     return false;
 }
 
-static void access_log(struct line *L, json_t *o)
+static void access_log(struct line *L, hj o)
 {
     struct ht_batch *b = L->b;
     const char *id = jstr_acc(o, "requestId"), *rid, *method, *path;
@@ -537,11 +509,11 @@ static void access_log(struct line *L, json_t *o)
 
 /* ---- logged Lambda events --------------------------------------------- */
 
-static void sqs_record(struct line *L, json_t *r)
+static void sqs_record(struct line *L, hj r)
 {
     struct ht_batch *b = L->b;
     const char *arn = jstr(r, "eventSourceARN"), *hdr, *colon;
-    json_t *attrs = jobj(r, "attributes"), *body;
+    hj attrs = jobj(r, "attributes"), body;
     struct ht_fact f;
     bool has_parent = false;
     int64_t v;
@@ -562,10 +534,9 @@ static void sqs_record(struct line *L, json_t *r)
     }
     if (jmember_scaled(attrs, "SentTimestamp", 3, &v))
         f.sent_us = v;
-    body = json_object_get(r, "body");
-    if (json_is_string(body))
-        f.corr = payload_corr(b, json_string_value(body),
-                              json_string_length(body), true);
+    body = hj_get(r, "body");
+    if (hj_is_string(body))
+        f.corr = payload_corr(b, hj_str(body), hj_strlen(body), true);
     ht_batch_add_fact(b, &f);
 }
 
@@ -595,11 +566,11 @@ static const char *kinesis_corr(struct ht_batch *b, const char *data)
     return out;
 }
 
-static void kinesis_record(struct line *L, json_t *r)
+static void kinesis_record(struct line *L, hj r)
 {
     struct ht_batch *b = L->b;
     const char *arn = jstr(r, "eventSourceARN"), *s, *data;
-    json_t *k = jobj(r, "kinesis");
+    hj k = jobj(r, "kinesis");
     struct ht_fact f;
     int64_t v;
 
@@ -617,7 +588,7 @@ static void kinesis_record(struct line *L, json_t *r)
 }
 
 /* A correlation attribute of a DynamoDB image: {"correlation_id":{"S":…}}. */
-static const char *ddb_corr(json_t *img)
+static const char *ddb_corr(hj img)
 {
     for (size_t i = 0; i < NCORR_KEYS; i++) {
         const char *s = jstr(jobj(img, corr_keys[i]), "S");
@@ -628,11 +599,11 @@ static const char *ddb_corr(json_t *img)
     return NULL;
 }
 
-static void dynamodb_record(struct line *L, json_t *r)
+static void dynamodb_record(struct line *L, hj r)
 {
     struct ht_batch *b = L->b;
     const char *arn = jstr(r, "eventSourceARN"), *t, *e, *c;
-    json_t *d = jobj(r, "dynamodb");
+    hj d = jobj(r, "dynamodb");
     struct ht_fact f;
     int64_t v;
 
@@ -658,11 +629,12 @@ static void dynamodb_record(struct line *L, json_t *r)
     ht_batch_add_fact(b, &f);
 }
 
-static void apigw_event(struct line *L, json_t *ev, json_t *rc)
+static void apigw_event(struct line *L, hj ev, hj rc)
 {
     struct ht_batch *b = L->b;
     const char *rk = jstr(ev, "routeKey"), *method, *res, *key;
-    json_t *hdrs = jobj(ev, "headers"), *v;
+    hj hdrs = jobj(ev, "headers"), v;
+    struct hj_iter it;
     struct ht_fact f;
     struct ht_id8 parent;
     bool has_parent;
@@ -685,10 +657,10 @@ static void apigw_event(struct line *L, json_t *ev, json_t *rc)
         if (method && res)
             f.route = ht_arena_printf(b->arena, "%s %s", method, res);
     }
-    json_object_foreach(hdrs, key, v)
-    {
-        if (strcasecmp(key, "x-amzn-trace-id") == 0 && json_is_string(v)) {
-            if (ht_parse_trace_header(json_string_value(v), &f.trace, &parent,
+    hj_iter_init(&it, hdrs);
+    while (hj_iter_next(&it, &v, &key, NULL)) {
+        if (strcasecmp(key, "x-amzn-trace-id") == 0 && hj_is_string(v)) {
+            if (ht_parse_trace_header(hj_str(v), &f.trace, &parent,
                                       &has_parent))
                 f.flags |= HT_FACT_HAS_TRACE;
             else
@@ -703,17 +675,18 @@ static void apigw_event(struct line *L, json_t *ev, json_t *rc)
 }
 
 /* If ev is a Lambda event we know, emit its facts and return true. */
-static bool lambda_event(struct line *L, json_t *ev)
+static bool lambda_event(struct line *L, hj ev)
 {
-    json_t *recs, *r, *rc;
-    size_t i, hits = 0;
+    hj recs, r, rc;
+    size_t hits = 0;
+    struct hj_iter it;
 
-    if (!json_is_object(ev))
+    if (!hj_is_object(ev))
         return false;
-    recs = json_object_get(ev, "Records");
-    if (json_is_array(recs)) {
-        json_array_foreach(recs, i, r)
-        {
+    recs = hj_get(ev, "Records");
+    if (hj_is_array(recs)) {
+        hj_iter_init(&it, recs);
+        while (hj_iter_next(&it, &r, NULL, NULL)) {
             const char *src = jstr(r, "eventSource");
 
             if (!src)
@@ -731,7 +704,7 @@ static bool lambda_event(struct line *L, json_t *ev)
         return hits > 0;
     }
     rc = jobj(ev, "requestContext");
-    if (rc && jstr(rc, "requestId") &&
+    if (hj_ok(rc) && jstr(rc, "requestId") &&
         (jstr(ev, "httpMethod") || jstr(ev, "resource") ||
          jstr(ev, "routeKey"))) {
         apigw_event(L, ev, rc);
@@ -741,21 +714,19 @@ static bool lambda_event(struct line *L, json_t *ev)
 }
 
 /* The event at the top level, under `event`, or as `message`. */
-static void find_event(struct line *L, json_t *o)
+static void find_event(struct line *L, hj o)
 {
-    json_t *m, *inner;
+    hj m, inner;
 
     if (lambda_event(L, o) || lambda_event(L, jobj(o, "event")))
         return;
-    m = json_object_get(o, "message");
-    if (json_is_object(m)) {
+    m = hj_get(o, "message");
+    if (hj_is_object(m)) {
         lambda_event(L, m);
-    } else if (json_is_string(m)) {
-        inner = parse_object(json_string_value(m), json_string_length(m));
-        if (inner) {
+    } else if (hj_is_string(m)) {
+        inner = parse_object(L->b, HT__JSLOT_INNER, hj_str(m), hj_strlen(m));
+        if (hj_ok(inner))
             lambda_event(L, inner);
-            json_decref(inner);
-        }
     }
 }
 
@@ -765,11 +736,11 @@ static const char *const rid_keys[] = {
     "function_request_id", "lambda_request_id", "requestId",
     "request_id",          "AWSRequestId",      "awsRequestId"};
 
-static void app_json(struct line *L, json_t *o)
+static void app_json(struct line *L, hj o)
 {
     struct ht_batch *b = L->b;
     const char *s, *corr;
-    json_t *cold;
+    hj cold;
     struct ht_fact f;
     int64_t t;
 
@@ -794,15 +765,14 @@ static void app_json(struct line *L, json_t *o)
         L->has_trace = true;
     else
         memset(&L->trace, 0, sizeof L->trace);
-    cold = json_object_get(o, "cold_start");
-    if (!cold)
-        cold = json_object_get(o, "lambda_cold_start");
-    if (json_is_true(cold) ||
-        (json_is_string(cold) && strcmp(json_string_value(cold), "true") == 0))
+    cold = hj_get(o, "cold_start");
+    if (!hj_ok(cold))
+        cold = hj_get(o, "lambda_cold_start");
+    if (hj_is_true(cold) ||
+        (hj_is_string(cold) && strcmp(hj_str(cold), "true") == 0))
         L->cold = HT_FACT_COLD;
-    else if (json_is_false(cold) ||
-             (json_is_string(cold) &&
-              strcmp(json_string_value(cold), "false") == 0))
+    else if (hj_is_false(cold) ||
+             (hj_is_string(cold) && strcmp(hj_str(cold), "false") == 0))
         L->cold = HT_FACT_WARM;
     if (L->ts_us == 0) {
         s = jstr(o, "timestamp");
@@ -828,19 +798,18 @@ static void app_json(struct line *L, json_t *o)
 
 static void json_line(struct line *L, const char *p, size_t n)
 {
-    json_t *o = parse_object(p, n);
+    hj o = parse_object(L->b, HT__JSLOT_LOG, p, n);
     const char *type;
 
-    if (!o)
+    if (!hj_ok(o))
         return;
     type = jstr(o, "type");
-    if (type && strncmp(type, "platform.", 9) == 0 && jobj(o, "record"))
+    if (type && strncmp(type, "platform.", 9) == 0 && hj_ok(jobj(o, "record")))
         platform_json(L, o, type);
     else if (is_access_log(o))
         access_log(L, o);
     else
         app_json(L, o);
-    json_decref(o);
 }
 
 /* ---- runtime text lines ----------------------------------------------- */

@@ -33,7 +33,7 @@ enum ht__scan_rc ht__scan_value(const char *p, size_t n, bool eof, size_t *len,
 {
     char stack[HT_MAX_DEPTH];
     int depth = 0, deepest = 0;
-    bool in_str = false, esc = false;
+    bool in_str = false;
     size_t i;
 
     *maxdepth = 0;
@@ -51,11 +51,17 @@ enum ht__scan_rc ht__scan_value(const char *p, size_t n, bool eof, size_t *len,
         char c = p[i];
 
         if (in_str) {
-            if (esc)
-                esc = false;
-            else if (c == '\\')
-                esc = true;
-            else if (c == '"')
+            /* most bytes are inside strings: jump to the next quote (memchr
+             * is vectorised) and look back for the backslashes escaping it */
+            const char *q = memchr(p + i, '"', n - i);
+            size_t bs = 0;
+
+            if (!q)
+                break;
+            i = (size_t)(q - p);
+            while (i - bs > 0 && p[i - bs - 1] == '\\')
+                bs++;
+            if (bs % 2 == 0)
                 in_str = false;
             continue;
         }

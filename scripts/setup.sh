@@ -17,6 +17,7 @@ HT_PACKAGES=(
   liblmdb-dev
   libcurl4-openssl-dev
   zlib1g-dev
+  libsimdjson-dev
   python3
   graphviz
   lmdb-utils

@@ -79,6 +79,17 @@ struct ht_txn;
  * HT_ERR_STORE (logged with LMDB's message). Owned: ht_store_close. */
 int ht_store_open(const char *dir, bool readonly, struct ht_store **out);
 void ht_store_close(struct ht_store *s);
+/*
+ * Bulk-ingest mode: with nosync on, commits are atomic and visible but not
+ * flushed to disk one by one; ht_store_sync flushes everything committed.
+ * A killed process loses nothing (the pages are in the OS's cache); an OS
+ * crash or power loss before the next sync can lose the store, which is
+ * why ingest syncs every second and before it exits, and offers
+ * --durable for a flush per commit.
+ */
+int ht_store_set_nosync(struct ht_store *s, bool on);
+int ht_store_sync(struct ht_store *s);
+
 /* Double the map size; only with no transaction open. */
 int ht_store_grow(struct ht_store *s);
 

@@ -48,13 +48,10 @@ size_t ht_key_make(uint8_t *out, char prefix, const void *p, size_t n)
 
 /* ---- packed text ids ---------------------------------------------------- */
 
+/* Lowercase hex only: an uppercase UUID must round-trip as itself. */
 static int hexdig(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
+    return c >= 'A' && c <= 'F' ? -1 : ht_hex_tab[(unsigned char)c];
 }
 
 size_t ht_id_pack(const char *s, size_t n, uint8_t *out)

@@ -14,6 +14,7 @@
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -25,16 +26,45 @@ struct ht_store {
     char *dir;
 };
 
+/*
+ * Deferred puts. A batch's index entries (keys, facts, nodes, by_time,
+ * dirty) land all over their B-trees; written one by one in arrival order,
+ * every put walks a different path and touches a different page. Instead
+ * the put is recorded and the recorded puts of a database are applied in
+ * key order — when the transaction commits, or just before anything reads,
+ * scans or deletes in that database, so a transaction always sees its own
+ * writes. Sorted, consecutive puts share their path and leaf pages (cache
+ * hits, one page copy each), and identical pairs are written once.
+ */
+struct dput {
+    uint32_t seq;    /* order of the puts: the last put of a key wins */
+    uint32_t kn, vn; /* sizes */
+    size_t off;      /* key, then value, in ht_txn.dbuf */
+};
+
+struct dlist {
+    struct dput *v;
+    size_t n, cap;
+};
+
 struct ht_txn {
     struct ht_store *s;
     MDB_txn *txn;
     bool write;
+    struct ht_buf dbuf; /* bytes of the deferred puts */
+    struct dlist defer[HT_DB__COUNT];
+    uint32_t seq;
 };
 
+static bool deferrable(int db)
+{
+    return db == HT_DB_KEYS || db == HT_DB_FACTS || db == HT_DB_NODES ||
+           db == HT_DB_BYTIME || db == HT_DB_DIRTY;
+}
+
 static const char *const db_names[HT_DB__COUNT] = {
-    "meta",    "nodes",   "inv",         "facts", "keys",
-    "pending", "by_time", "checkpoints", "dlq",   "stages",
-    "dirty",   "agg"};
+    "meta",    "nodes",       "inv", "facts",  "keys",  "pending",
+    "by_time", "checkpoints", "dlq", "stages", "dirty", "agg"};
 
 #define INITIAL_MAP ((size_t)1 << 30)
 
@@ -98,8 +128,12 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
             size = (size_t)atol(mb) << 20;
         mdb_env_set_mapsize(s->env, size);
     }
-    rc = mdb_env_open(s->env, dir, (readonly ? MDB_RDONLY : 0) | MDB_NOTLS,
-                      0644);
+    /* A writer maps the file writable (MDB_WRITEMAP): commits write
+     * pages in place instead of copying them through malloc'd buffers and
+     * write(2), which measured ~25 % faster on the ingest benchmark (see
+     * docs/performance.md). Readers map it read-only. */
+    rc = mdb_env_open(s->env, dir,
+                      (readonly ? MDB_RDONLY : MDB_WRITEMAP) | MDB_NOTLS, 0644);
     if (rc)
         goto fail;
     mdb_env_info(s->env, &info);
@@ -178,6 +212,18 @@ void ht_store_close(struct ht_store *s)
     free(s);
 }
 
+int ht_store_set_nosync(struct ht_store *s, bool on)
+{
+    int rc = mdb_env_set_flags(s->env, MDB_NOSYNC | MDB_MAPASYNC, on ? 1 : 0);
+
+    return lmdb_err(rc, "setting the sync mode");
+}
+
+int ht_store_sync(struct ht_store *s)
+{
+    return lmdb_err(mdb_env_sync(s->env, 1), "flushing to disk");
+}
+
 int ht_store_grow(struct ht_store *s)
 {
     size_t want = s->mapsize * 2;
@@ -214,11 +260,110 @@ int ht_store_begin(struct ht_store *s, bool write, struct ht_txn **out)
     return HT_ERR_OK;
 }
 
+static void txn_free(struct ht_txn *t)
+{
+    for (int i = 0; i < HT_DB__COUNT; i++)
+        free(t->defer[i].v);
+    ht_buf_free(&t->dbuf);
+    free(t);
+}
+
+/* Comparison for sorting deferred puts: key (memcmp, then length, as
+ * LMDB orders them), then value for dupsort databases, then put order. */
+static const char *sort_base;
+static bool sort_dups;
+
+static int cmp_dput(const void *pa, const void *pb)
+{
+    const struct dput *a = pa, *b = pb;
+    const char *ka = sort_base + a->off, *kb = sort_base + b->off;
+    size_t m = a->kn < b->kn ? a->kn : b->kn;
+    int c = memcmp(ka, kb, m);
+
+    if (c)
+        return c;
+    if (a->kn != b->kn)
+        return a->kn < b->kn ? -1 : 1;
+    if (sort_dups) {
+        m = a->vn < b->vn ? a->vn : b->vn;
+        c = memcmp(ka + a->kn, kb + b->kn, m);
+        if (c)
+            return c;
+        if (a->vn != b->vn)
+            return a->vn < b->vn ? -1 : 1;
+    }
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Applies the deferred puts of one database in key order. */
+static int flush_db(struct ht_txn *t, int db)
+{
+    struct dlist *l = &t->defer[db];
+    bool dups = db == HT_DB_KEYS;
+    MDB_cursor *c;
+    int rc;
+
+    if (l->n == 0)
+        return HT_ERR_OK;
+    /* qsort has no context argument; sorting is short next to the puts */
+    pthread_mutex_lock(&sort_mu);
+    sort_base = t->dbuf.data;
+    sort_dups = dups;
+    qsort(l->v, l->n, sizeof(*l->v), cmp_dput);
+    pthread_mutex_unlock(&sort_mu);
+    rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c);
+    if (rc)
+        return lmdb_err(rc, "opening a cursor");
+    for (size_t i = 0; i < l->n && !rc; i++) {
+        const struct dput *e = &l->v[i];
+        const char *p = t->dbuf.data + e->off;
+        MDB_val key = {e->kn, (void *)(uintptr_t)p};
+        MDB_val val = {e->vn, (void *)(uintptr_t)(p + e->kn)};
+
+        if (i + 1 < l->n) {
+            const struct dput *n = &l->v[i + 1];
+            const char *q = t->dbuf.data + n->off;
+            bool same_key = n->kn == e->kn && memcmp(p, q, e->kn) == 0;
+
+            /* the same key again: only its last value counts (or, in a
+             * dupsort database, an identical pair is written once) */
+            if (same_key &&
+                (!dups ||
+                 (n->vn == e->vn && memcmp(p + e->kn, q + n->kn, e->vn) == 0)))
+                continue;
+        }
+        rc = mdb_cursor_put(c, &key, &val, dups ? MDB_NODUPDATA : 0);
+        if (rc == MDB_KEYEXIST)
+            rc = 0;
+    }
+    mdb_cursor_close(c);
+    l->n = 0;
+    return lmdb_err(rc, "writing");
+}
+
+static int flush_all(struct ht_txn *t)
+{
+    int rc = HT_ERR_OK;
+
+    for (int db = 0; db < HT_DB__COUNT && !rc; db++)
+        rc = flush_db(t, db);
+    ht_buf_reset(&t->dbuf);
+    return rc;
+}
+
 int ht_store_commit(struct ht_txn *t)
 {
-    int rc = mdb_txn_commit(t->txn);
+    int rc = t->write ? flush_all(t) : HT_ERR_OK;
 
-    free(t);
+    if (rc) {
+        mdb_txn_abort(t->txn);
+        txn_free(t);
+        return rc;
+    }
+    rc = mdb_txn_commit(t->txn);
+    txn_free(t);
     return lmdb_err(rc, "committing");
 }
 
@@ -227,8 +372,18 @@ void ht_store_abort(struct ht_txn *t)
     if (!t)
         return;
     mdb_txn_abort(t->txn);
-    free(t);
+    txn_free(t);
 }
+
+/* Before reading a database, write what was deferred for it. */
+#define SEE_OWN_WRITES(t, db)                                                  \
+    do {                                                                       \
+        if ((t)->write && (t)->defer[db].n) {                                  \
+            int src_ = flush_db((t), (db));                                    \
+            if (src_)                                                          \
+                return src_;                                                   \
+        }                                                                      \
+    } while (0)
 
 int ht_store_put(struct ht_txn *t, int db, const void *k, size_t kn,
                  const void *v, size_t vn)
@@ -236,7 +391,30 @@ int ht_store_put(struct ht_txn *t, int db, const void *k, size_t kn,
     MDB_val key = {kn, (void *)(uintptr_t)k};
     MDB_val val = {vn, (void *)(uintptr_t)v};
     unsigned flags = db == HT_DB_KEYS ? MDB_NODUPDATA : 0;
-    int rc = mdb_put(t->txn, t->s->dbi[db], &key, &val, flags);
+    int rc;
+
+    if (deferrable(db) && kn > 0 && kn <= 511) {
+        struct dlist *l = &t->defer[db];
+
+        if (l->n == l->cap) {
+            size_t cap = l->cap ? l->cap * 2 : 1024;
+            struct dput *nv = realloc(l->v, cap * sizeof(*nv));
+
+            if (!nv)
+                return HT_ERR_NOMEM;
+            l->v = nv;
+            l->cap = cap;
+        }
+        l->v[l->n].seq = t->seq++;
+        l->v[l->n].kn = (uint32_t)kn;
+        l->v[l->n].vn = (uint32_t)vn;
+        l->v[l->n].off = t->dbuf.len;
+        l->n++;
+        ht_buf_add(&t->dbuf, k, kn);
+        ht_buf_add(&t->dbuf, v, vn);
+        return HT_ERR_OK;
+    }
+    rc = mdb_put(t->txn, t->s->dbi[db], &key, &val, flags);
 
     if (rc == MDB_KEYEXIST)
         return HT_ERR_OK;
@@ -247,8 +425,10 @@ int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
                  const void **v, size_t *vn)
 {
     MDB_val key = {kn, (void *)(uintptr_t)k}, val;
-    int rc = mdb_get(t->txn, t->s->dbi[db], &key, &val);
+    int rc;
 
+    SEE_OWN_WRITES(t, db);
+    rc = mdb_get(t->txn, t->s->dbi[db], &key, &val);
     if (rc)
         return lmdb_err(rc, "reading");
     *v = val.mv_data;
@@ -259,7 +439,10 @@ int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
 int ht_store_del(struct ht_txn *t, int db, const void *k, size_t kn)
 {
     MDB_val key = {kn, (void *)(uintptr_t)k};
-    int rc = mdb_del(t->txn, t->s->dbi[db], &key, NULL);
+    int rc;
+
+    SEE_OWN_WRITES(t, db);
+    rc = mdb_del(t->txn, t->s->dbi[db], &key, NULL);
 
     if (rc == MDB_NOTFOUND)
         return HT_ERR_OK;
@@ -271,7 +454,10 @@ int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
 {
     MDB_cursor *c;
     MDB_val key = {kn, (void *)(uintptr_t)k}, val;
-    int rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c);
+    int rc;
+
+    SEE_OWN_WRITES(t, db);
+    rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c);
 
     if (rc)
         return lmdb_err(rc, "opening a cursor");
@@ -292,7 +478,10 @@ int ht_store_scan(struct ht_txn *t, int db, const void *prefix, size_t pn,
 {
     MDB_cursor *c;
     MDB_val key = {pn, (void *)(uintptr_t)prefix}, val;
-    int rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c);
+    int rc;
+
+    SEE_OWN_WRITES(t, db);
+    rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c);
 
     if (rc)
         return lmdb_err(rc, "opening a cursor");
@@ -313,7 +502,10 @@ int ht_store_scan(struct ht_txn *t, int db, const void *prefix, size_t pn,
 int ht_store_count(struct ht_txn *t, int db, uint64_t *n)
 {
     MDB_stat st;
-    int rc = mdb_stat(t->txn, t->s->dbi[db], &st);
+    int rc;
+
+    SEE_OWN_WRITES(t, db);
+    rc = mdb_stat(t->txn, t->s->dbi[db], &st);
 
     if (rc)
         return lmdb_err(rc, "stat");
