@@ -1597,12 +1597,18 @@ int ht_agg_functions(struct ht_store *s, const struct ht_agg_opts *o,
                           f->gb_s, cost, over ? "true" : "false",
                           under ? "true" : "false");
         } else {
+            char i50[32] = "-", i99[32] = "-";
+
+            if (f->ninit) {
+                snprintf(i50, sizeof(i50), "%.1f", ip50);
+                snprintf(i99, sizeof(i99), "%.1f", ip99);
+            }
             ht_buf_printf(
                 out,
-                "%-28s %7lld %6lld %9.1f %9.1f %9.1f %9.1f %10lld "
+                "%-28s %7lld %6lld %9s %9s %9.1f %9.1f %10lld "
                 "%6lld %9.0f %10.3f %12.8f  %s\n",
-                f->name, (long long)f->invocations, (long long)f->cold, ip50,
-                ip99, dp50, dp99, (long long)f->billed_ms,
+                f->name, (long long)f->invocations, (long long)f->cold, i50,
+                i99, dp50, dp99, (long long)f->billed_ms,
                 (long long)f->memory_mb, mp99, f->gb_s, cost,
                 over ? "over-provisioned" : (under ? "under-provisioned" : ""));
         }

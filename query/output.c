@@ -104,6 +104,257 @@ static void span_json(struct ht_buf *b, const struct ht_request *r,
     ht_buf_addc(b, '}');
 }
 
+/* ---- fan-out ------------------------------------------------------------
+ * A producer that started several hops to one queue, stream or function
+ * (SendMessageBatch, PutRecords, a loop of sends): its hops are grouped by
+ * the span that holds the sends (the write itself, or for a loop the span
+ * around it), via and resource. A branch is one hop with everything it
+ * leads to; the critical branch is the one that finishes last. */
+struct fanout {
+    int producer; /* span index */
+    uint8_t via;
+    const char *resource;
+    int *hops; /* hop indexes, in hop order */
+    int width;
+    int critical; /* hop index */
+};
+
+struct fan_ctx {
+    const struct ht_request *r;
+    int *first_kid, *next_sib; /* children by sync parent */
+    int *first_hop, *next_hop; /* hops out of a span */
+    int64_t *end;              /* subtree end, or INT64_MIN until known */
+    uint8_t *state;            /* 0 new, 1 on the stack, 2 done */
+};
+
+static int64_t subtree_end(struct fan_ctx *c, int i, int depth)
+{
+    int64_t e;
+
+    if (c->state[i] == 2)
+        return c->end[i];
+    e = c->r->spans[i].s.end_us;
+    if (c->state[i] == 1 || depth > 2000)
+        return e; /* a loop or a chain too deep: its own end */
+    c->state[i] = 1;
+    for (int k = c->first_kid[i]; k >= 0; k = c->next_sib[k]) {
+        int64_t x = subtree_end(c, k, depth + 1);
+
+        if (x > e)
+            e = x;
+    }
+    for (int h = c->first_hop[i]; h >= 0; h = c->next_hop[h]) {
+        int to = c->r->hops[h].to;
+
+        if (to >= 0) {
+            int64_t x = subtree_end(c, to, depth + 1);
+
+            if (x > e)
+                e = x;
+        }
+    }
+    c->state[i] = 2;
+    c->end[i] = e;
+    return e;
+}
+
+/* Fills *out (malloc'd, free with fanout_free) and returns the count. */
+static size_t fanouts(const struct ht_request *r, struct fanout **out,
+                      int64_t **branch_end)
+{
+    size_t n = r->nspans, nh = r->nhops, nf = 0;
+    struct fan_ctx c = {.r = r};
+    struct fanout *f;
+    int *group;
+
+    *out = NULL;
+    *branch_end = NULL;
+    if (nh < 2)
+        return 0;
+    c.first_kid = malloc((n + 1) * sizeof(int));
+    c.next_sib = malloc((n + 1) * sizeof(int));
+    c.first_hop = malloc((n + 1) * sizeof(int));
+    c.next_hop = malloc((nh + 1) * sizeof(int));
+    c.end = malloc((n + 1) * sizeof(int64_t));
+    c.state = calloc(n + 1, 1);
+    group = malloc((nh + 1) * sizeof(int));
+    f = calloc(nh + 1, sizeof(*f));
+    *branch_end = malloc((nh + 1) * sizeof(int64_t));
+    HT_ASSERT(c.first_kid && c.next_sib && c.first_hop && c.next_hop && c.end &&
+              c.state && group && f && *branch_end);
+    for (size_t i = 0; i < n; i++)
+        c.first_kid[i] = c.next_sib[i] = c.first_hop[i] = -1;
+    for (size_t i = n; i-- > 0;) {
+        int p = r->spans[i].parent;
+
+        if (p >= 0 && p != (int)i) {
+            c.next_sib[i] = c.first_kid[p];
+            c.first_kid[p] = (int)i;
+        }
+    }
+    for (size_t h = nh; h-- > 0;) {
+        int from = r->hops[h].from;
+
+        c.next_hop[h] = -1;
+        if (from >= 0) {
+            c.next_hop[h] = c.first_hop[from];
+            c.first_hop[from] = (int)h;
+        }
+    }
+    /* the span holding the sends: the write itself when it started
+     * several hops, else its parent (a loop of single sends) */
+    for (size_t h = 0; h < nh; h++) {
+        int from = r->hops[h].from, holder = from, same = 0;
+
+        group[h] = -1;
+        if (from < 0 || r->hops[h].via == HT_VIA_LAMBDA)
+            continue;
+        for (size_t k = 0; k < nh; k++)
+            same += r->hops[k].from == from;
+        if (same < 2 && r->spans[from].parent >= 0)
+            holder = r->spans[from].parent;
+        for (size_t g = 0; g < nf; g++)
+            if (f[g].producer == holder && f[g].via == r->hops[h].via &&
+                strcmp(f[g].resource, r->hops[h].resource) == 0)
+                group[h] = (int)g;
+        if (group[h] < 0) {
+            f[nf].producer = holder;
+            f[nf].via = r->hops[h].via;
+            f[nf].resource = r->hops[h].resource;
+            f[nf].hops = malloc((nh + 1) * sizeof(int));
+            HT_ASSERT(f[nf].hops);
+            group[h] = (int)nf++;
+        }
+        f[group[h]].hops[f[group[h]].width++] = (int)h;
+    }
+    for (size_t h = 0; h < nh; h++)
+        (*branch_end)[h] =
+            r->hops[h].to >= 0 ? subtree_end(&c, r->hops[h].to, 0) : INT64_MIN;
+    /* keep the groups of two or more branches */
+    size_t kept = 0;
+
+    for (size_t g = 0; g < nf; g++) {
+        if (f[g].width < 2) {
+            free(f[g].hops);
+            continue;
+        }
+        f[g].critical = f[g].hops[0];
+        for (int k = 1; k < f[g].width; k++)
+            if ((*branch_end)[f[g].hops[k]] > (*branch_end)[f[g].critical])
+                f[g].critical = f[g].hops[k];
+        f[kept++] = f[g];
+    }
+    free(c.first_kid);
+    free(c.next_sib);
+    free(c.first_hop);
+    free(c.next_hop);
+    free(c.end);
+    free(c.state);
+    free(group);
+    if (!kept) {
+        free(f);
+        free(*branch_end);
+        *branch_end = NULL;
+        return 0;
+    }
+    *out = f;
+    return kept;
+}
+
+static void fanout_free(struct fanout *f, size_t n, int64_t *branch_end)
+{
+    for (size_t i = 0; i < n; i++)
+        free(f[i].hops);
+    free(f);
+    free(branch_end);
+}
+
+static void fanout_json(struct ht_buf *b, const struct ht_request *r)
+{
+    struct fanout *f;
+    int64_t *be;
+    size_t n = fanouts(r, &f, &be);
+    char id[17];
+
+    ht_buf_adds(b, ",\"fan_out\":[");
+    for (size_t i = 0; i < n; i++) {
+        const struct ht_qspan *p = &r->spans[f[i].producer];
+        const struct ht_qhop *ch = &r->hops[f[i].critical];
+
+        if (i)
+            ht_buf_addc(b, ',');
+        hex8(&p->s.id, id);
+        ht_buf_adds(b, "{");
+        jkey(b, "span");
+        ht_buf_json_str(b, id);
+        ht_buf_addc(b, ',');
+        jkey(b, "name");
+        ht_buf_json_str(b, p->s.name);
+        ht_buf_addc(b, ',');
+        jkey(b, "service");
+        jstr_or_null(b, p->service);
+        ht_buf_addc(b, ',');
+        jkey(b, "via");
+        ht_buf_json_str(b, ht_via_name(f[i].via));
+        ht_buf_addc(b, ',');
+        jkey(b, "resource");
+        ht_buf_json_str(b, f[i].resource);
+        ht_buf_printf(b, ",\"width\":%d,", f[i].width);
+        jkey(b, "critical");
+        hex8(&r->spans[ch->to].s.id, id);
+        ht_buf_json_str(b, id);
+        ht_buf_adds(b, ",\"branches\":[");
+        for (int k = 0; k < f[i].width; k++) {
+            const struct ht_qhop *h = &r->hops[f[i].hops[k]];
+
+            if (k)
+                ht_buf_addc(b, ',');
+            hex8(&r->spans[h->to].s.id, id);
+            ht_buf_adds(b, "{");
+            jkey(b, "to");
+            ht_buf_json_str(b, id);
+            ht_buf_adds(b, ",\"wait_ms\":");
+            jms(b, h->wait_ms);
+            ht_buf_printf(b, ",\"end_us\":%lld,\"critical\":%s}",
+                          (long long)be[f[i].hops[k]],
+                          f[i].hops[k] == f[i].critical ? "true" : "false");
+        }
+        ht_buf_adds(b, "]}");
+    }
+    ht_buf_addc(b, ']');
+    fanout_free(f, n, be);
+}
+
+static void fanout_text(struct ht_buf *b, const struct ht_request *r)
+{
+    struct fanout *f;
+    int64_t *be;
+    size_t n = fanouts(r, &f, &be);
+
+    if (n)
+        ht_buf_adds(b, "\nfan-out\n");
+    for (size_t i = 0; i < n; i++) {
+        const struct ht_qspan *p = &r->spans[f[i].producer];
+        const struct ht_qhop *ch = &r->hops[f[i].critical];
+        int64_t first = INT64_MAX;
+
+        for (int k = 0; k < f[i].width; k++)
+            if (be[f[i].hops[k]] < first)
+                first = be[f[i].hops[k]];
+        ht_buf_printf(
+            b,
+            "  %s %s -> %s %s: %d branches; critical: %s, "
+            "done at +%.3f ms (waited %.3f ms), %.3f ms after the "
+            "first branch\n",
+            p->service ? p->service : "?",
+            p->s.operation ? p->s.operation : p->s.name, ht_via_name(f[i].via),
+            f[i].resource, f[i].width, r->spans[ch->to].s.name,
+            (double)(be[f[i].critical] - r->start_us) / 1000.0, ch->wait_ms,
+            (double)(be[f[i].critical] - first) / 1000.0);
+    }
+    fanout_free(f, n, be);
+}
+
 static void request_json(struct ht_buf *b, const struct ht_request *r)
 {
     char id[17];
@@ -201,7 +452,9 @@ static void request_json(struct ht_buf *b, const struct ht_request *r)
         jms(b, (double)e->dur_us / 1000.0);
         ht_buf_addc(b, '}');
     }
-    ht_buf_adds(b, "],\"warnings\":[");
+    ht_buf_addc(b, ']');
+    fanout_json(b, r);
+    ht_buf_adds(b, ",\"warnings\":[");
     for (size_t i = 0; i < r->nwarnings; i++) {
         if (i)
             ht_buf_addc(b, ',');
@@ -353,6 +606,7 @@ static void request_text(struct ht_buf *b, const struct ht_request *r,
                           h->to >= 0 ? r->spans[h->to].s.name : "?");
         }
     }
+    fanout_text(b, r);
     for (size_t i = 0; i < r->nwarnings; i++)
         ht_buf_printf(b, "warning: %s\n", r->warnings[i]);
 
