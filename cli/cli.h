@@ -31,6 +31,7 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_trace(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_stats(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_dlq(struct ht_cli *cli, int argc, char **argv);
+int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv);
 /* cmd_stalls.c, cmd_metrics.c: stalled stages, alerts, Prometheus. */
 int ht_cmd_stalls(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_metrics(struct ht_cli *cli, int argc, char **argv);

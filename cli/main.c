@@ -27,6 +27,7 @@ static const char usage[] =
     "  stats                 what the store holds; rejected input by reason\n"
     "  dlq                   list rejected payloads kept in the dead-letter "
     "table\n"
+    "  simulate --requests N --out DIR   write a demo / benchmark corpus\n"
     "  stalls                stalled or lagging pipeline stages; alerts "
     "(exit 4: stalled)\n"
     "  metrics               stages and store in the Prometheus text "
@@ -102,6 +103,8 @@ int main(int argc, char **argv)
         return ht_cmd_stats(&cli, cargc, cargv);
     if (strcmp(cmd, "dlq") == 0)
         return ht_cmd_dlq(&cli, cargc, cargv);
+    if (strcmp(cmd, "simulate") == 0)
+        return ht_cmd_simulate(&cli, cargc, cargv);
     if (strcmp(cmd, "stalls") == 0)
         return ht_cmd_stalls(&cli, cargc, cargv);
     if (strcmp(cmd, "metrics") == 0)
