@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct ht_sink_writer {
     pthread_t thread;
@@ -86,6 +87,20 @@ static int commit(struct ht_sink *s, struct ht_batch *b,
     return rc;
 }
 
+/* This process's resident set, from /proc/self/statm (0 if unknown). */
+static uint64_t resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, res = 0;
+
+    if (!f)
+        return 0;
+    if (fscanf(f, "%llu %llu", &size, &res) != 2)
+        res = 0;
+    fclose(f);
+    return res * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
 static void *writer_main(void *arg)
 {
     struct ht_sink *s = arg;
@@ -100,6 +115,8 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&w->mu);
         int rc = w->err ? w->err : commit(s, w->job, &w->ckpts, w->nckpts);
 
+        if (!rc && resident_bytes() > HT_SINK_RSS_TRIM)
+            ht_store_trim(s->store);
         /* in bulk mode commits are not flushed one by one; a long-running
          * source may ask for a flush every so often */
         if (!rc && !w->durable && s->sync_every_us > 0 &&

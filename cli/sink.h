@@ -70,6 +70,11 @@ int ht_sink_flush(struct ht_sink *s, const struct ht_sink_ckpt *ck, size_t n);
  * for a flush per commit (`ingest --durable`). */
 int ht_sink_set_durable(struct ht_sink *s, bool durable);
 
+/* Above this resident size the writer lets go of the store's mapped pages
+ * after a commit (ht_store_trim), so memory is bounded by the batch, not by
+ * the store. */
+#define HT_SINK_RSS_TRIM ((uint64_t)64 << 20)
+
 /* Waits until everything flushed is committed (visible to readers and
  * safe from a killed process). */
 int ht_sink_sync(struct ht_sink *s);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 struct ht_store {
@@ -222,6 +223,27 @@ int ht_store_set_nosync(struct ht_store *s, bool on)
 int ht_store_sync(struct ht_store *s)
 {
     return lmdb_err(mdb_env_sync(s->env, 1), "flushing to disk");
+}
+
+int ht_store_trim(struct ht_store *s)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    size_t used;
+
+    if (mdb_env_info(s->env, &info) || mdb_env_stat(s->env, &st))
+        return HT_ERR_STORE;
+    used = (size_t)(info.me_last_pgno + 1) * st.ms_psize;
+    if (used > info.me_mapsize)
+        used = info.me_mapsize;
+    /* a shared file mapping: the pages stay in the page cache (dirty ones
+     * are written back as usual); only this process's mapping lets go */
+    if (info.me_mapaddr &&
+        madvise(info.me_mapaddr, used, MADV_DONTNEED) != 0) {
+        HT_LOG_WARN("store", "releasing mapped pages: %s", strerror(errno));
+        return HT_ERR_STORE;
+    }
+    return HT_ERR_OK;
 }
 
 int ht_store_grow(struct ht_store *s)
