@@ -271,6 +271,11 @@ static int call(struct ht_kinesis *k, const char *op, const char *body)
                           k->creds->session_token);
             hl = curl_slist_append(hl, hdr.data);
         }
+        /* the Host sent is the one signed, whatever curl would make of a
+         * default port in the URL */
+        ht_buf_reset(&hdr);
+        ht_buf_printf(&hdr, "Host: %s", k->host);
+        hl = curl_slist_append(hl, hdr.data);
         hl = curl_slist_append(hl, "Expect:");
         ht_buf_reset(&hdr);
 

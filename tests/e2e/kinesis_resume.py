@@ -15,7 +15,10 @@ restarts it with --until-idle until it ends by itself. Then:
   into it, and the store equals one made by ingesting the corpus files
   (every database but checkpoints and dead letters, key by key);
 - a further run resumes after the stored sequence numbers and ingests 0
-  documents.
+  documents;
+- into fresh stores, --from latest reads only records put after it
+  started, --from timestamp:T only those that arrived from T on; without
+  --until-idle the reader stops on SIGTERM, commits and exits 0.
 Exits 77 (ctest SKIP) when kinesalite is not installed.
 """
 import os
@@ -62,7 +65,7 @@ def main():
             stream = "payments-events"
             kinlib.create_stream(k.url, stream, 2)
             corpus = os.path.join(work, "corpus")
-            kinlib.gen_corpus(corpus, 150, 17, stream_batch=3)
+            kinlib.gen_corpus(corpus, 100, 17, stream_batch=3)
             recs = kinlib.corpus_records(corpus, seed=17)
             per_shard = kinlib.put_records(k.url, stream, recs, seed=17)
             print("put %d records: %s" % (len(recs), per_shard))
@@ -71,7 +74,7 @@ def main():
             db = os.path.join(work, "db")
             cmd = [hop, "--db", db, "ingest", "--kinesis", stream,
                    "--endpoint", k.url, "--region", "us-east-1",
-                   "--limit", "60", "--batch", "50", "--until-idle", "2"]
+                   "--limit", "25", "--batch", "50", "--until-idle", "2"]
             env = kinlib.hop_env()
             kills = 0
             for delay in (0.5, 1.2):
@@ -92,6 +95,8 @@ def main():
             if p.returncode != 0:
                 fails.append("final run exit %d: %s" % (p.returncode,
                                                         p.stderr[-2000:]))
+            if re.search(r"ingested 0 documents", line):
+                fails.append("the kills came after everything was read")
             if "behind: shardId-000000000000=" not in line:
                 fails.append("summary line lacks MillisBehindLatest")
             if kinlib.DUMMY_ENV["AWS_SECRET_ACCESS_KEY"] in p.stderr:
@@ -126,6 +131,48 @@ def main():
             if p.returncode != 0 or not re.search(r"ingested 0 documents",
                                                   p.stderr):
                 fails.append("a rerun read records again: " + p.stderr[-500:])
+
+            # --from latest: only what is put after the reader started;
+            # --from timestamp:T: only what arrived from T on
+            with open(os.path.join(corpus, "segments.ndjson"), "rb") as f:
+                five = [ln.rstrip(b"\n") for ln in f
+                        if not ln.startswith(b'{"format"')][:5]
+            base = [hop, "ingest", "--kinesis", stream, "--endpoint", k.url]
+            p = subprocess.Popen(base + ["--db", os.path.join(work, "db2"),
+                                         "--from", "latest", "--until-idle",
+                                         "3"], env=env,
+                                 stderr=subprocess.PIPE, text=True)
+            time.sleep(1.5)
+            t_mid = time.time()
+            time.sleep(0.05)
+            kinlib.put_records(k.url, stream, five, seed=5)
+            _, err = p.communicate(timeout=120)
+            print("latest: " + err.strip().splitlines()[-1])
+            if not re.search(r"ingested 5 documents", err):
+                fails.append("--from latest did not read exactly the 5 new "
+                             "records: " + err[-500:])
+            # without --until-idle: runs until SIGTERM, then commits and
+            # exits 0 (sent once the checkpoints count the 5 records)
+            db3 = os.path.join(work, "db3")
+            p = subprocess.Popen(base + ["--db", db3, "--from",
+                                         "timestamp:%.3f" % t_mid], env=env,
+                                 stderr=subprocess.PIPE, text=True)
+            for _ in range(600):
+                if os.path.exists(os.path.join(db3, "data.mdb")):
+                    ck = kinlib.checkpoints(db3)
+                    if sum(int(v.split()[2]) for v in ck.values()
+                           if v.startswith("1 ")) >= 5:
+                        break
+                if p.poll() is not None:
+                    break
+                time.sleep(0.1)
+            p.send_signal(signal.SIGTERM)
+            _, err = p.communicate(timeout=120)
+            print("timestamp: " + err.strip().splitlines()[-1])
+            if p.returncode != 0 or not re.search(r"ingested 5 documents",
+                                                  err):
+                fails.append("--from timestamp then SIGTERM: exit %d, %s"
+                             % (p.returncode, err[-500:]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for f in fails:
