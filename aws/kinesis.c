@@ -191,8 +191,24 @@ static bool is_throttle(const char *t)
 
 /* The error type and message of a 4xx body ("__type" may carry a
  * "namespace#" prefix). */
+/* Replaces every occurrence of secret in b with "***". */
+static void redact(struct ht_buf *b, const char *secret)
+{
+    size_t sl = secret ? strlen(secret) : 0;
+    char *p;
+
+    if (sl < 4 || !b->len)
+        return;
+    while ((p = strstr(b->data, secret))) {
+        memmove(p + 3, p + sl, strlen(p + sl) + 1);
+        memcpy(p, "***", 3);
+        b->len -= sl - 3;
+    }
+}
+
 static void error_of(struct ht_kinesis *k, long http, char *type, size_t tn)
 {
+    struct ht_buf msg;
     json_t *j =
         json_loadb(k->resp.data ? k->resp.data : "", k->resp.len, 0, NULL);
     const char *t = NULL, *m = NULL;
@@ -209,8 +225,16 @@ static void error_of(struct ht_kinesis *k, long http, char *type, size_t tn)
 
         snprintf(type, tn, "%s", hash ? hash + 1 : t);
     }
+    /* InvalidSignatureException quotes the canonical request, token
+     * included: redact before the message is cut, so no prefix survives */
+    ht_buf_init(&msg);
+    ht_buf_adds(&msg, m ? m : "");
+    redact(&msg, k->creds->session_token);
+    redact(&msg, k->creds->secret_access_key);
     snprintf(k->err, sizeof(k->err), "HTTP %ld %s%s%.300s", http,
-             type[0] ? type : "(no error type)", m ? ": " : "", m ? m : "");
+             type[0] ? type : "(no error type)", m ? ": " : "",
+             msg.len ? msg.data : "");
+    ht_buf_free(&msg);
     json_decref(j);
 }
 

@@ -59,6 +59,14 @@ def main():
     refuse = kinlib.Proxy(None, fault=lambda op, body: (400, {
         "__type": "UnrecognizedClientException",
         "message": "The security token included in the request is invalid."}))
+    # a real InvalidSignatureException quotes the canonical request, which
+    # holds the session token: it must not reach the output
+    badsig = kinlib.Proxy(None, fault=lambda op, body: (400, {
+        "__type": "InvalidSignatureException",
+        "message": "The request signature we calculated does not match the "
+        "signature you provided. The Canonical String for this request "
+        "should have been 'POST\\n/\\n\\ncontent-type:application/"
+        "x-amz-json-1.1\\nx-amz-security-token:%s\\n'" % TOKEN}))
     missing = kinlib.Proxy(None, fault=lambda op, body: (400, {
         "__type": "ResourceNotFoundException",
         "message": "Stream s under account 000000000000 not found."}))
@@ -70,6 +78,9 @@ def main():
                2, "UnrecognizedClientException", "credentials")
         if not refuse.headers:
             fails.append("refused: the proxy saw no request")
+        expect("bad signature", run(hop, db, ["--endpoint", badsig.url],
+                                    env),
+               2, "InvalidSignatureException", "x-amz-security-token:***")
 
         bare = {k: v for k, v in env.items() if not k.startswith("AWS_")}
         bare["HOME"] = work
@@ -117,6 +128,7 @@ def main():
                "--until-idle", "--region", "--from", "AWS_PROFILE")
     finally:
         refuse.stop()
+        badsig.stop()
         missing.stop()
         shutil.rmtree(work, ignore_errors=True)
     for f in fails:
