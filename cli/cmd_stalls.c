@@ -141,6 +141,7 @@ int ht_cli_load_stage_config(const char *path, struct ht_stall_cfg *cfg)
             calloc(json_object_size(stages), sizeof(*cfg->override_us));
         if (!cfg->override_keys || !cfg->override_us) {
             json_decref(root);
+            ht_cli_free_stage_config(cfg);
             return -1;
         }
         json_object_foreach(stages, key, v)
@@ -161,6 +162,7 @@ bad:
                "like 90s, 5m, 1h",
                path);
     json_decref(root);
+    ht_cli_free_stage_config(cfg);
     return -1;
 }
 

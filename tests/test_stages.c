@@ -59,6 +59,28 @@ static char *produce(const char *fn, const char *q, const char *msg, double t)
     return p;
 }
 
+/* Function `fn` puts an item annotated with correlation id `corr` into
+ * table `table`, ending at second `t`. */
+static char *put_item(const char *fn, const char *table, const char *corr,
+                      double t)
+{
+    char *p;
+    int n = ++seq;
+
+    CHECK(asprintf(&p,
+                   "{\"trace_id\":\"1-6b083520-%024x\",\"id\":\"%016x\","
+                   "\"name\":\"%s\",\"origin\":\"AWS::Lambda::Function\","
+                   "\"start_time\":%.6f,\"end_time\":%.6f,\"subsegments\":[{"
+                   "\"id\":\"%016x\",\"name\":\"DynamoDB\",\"namespace\":"
+                   "\"aws\",\"start_time\":%.6f,\"end_time\":%.6f,"
+                   "\"annotations\":{\"correlation_id\":\"%s\"},\"aws\":{"
+                   "\"operation\":\"PutItem\",\"table_name\":\"%s\"}}]}",
+                   n, 0x30000000 + n, fn, (double)T0 + t - 0.05,
+                   (double)T0 + t + 0.01, 0x40000000 + n, (double)T0 + t - 0.02,
+                   (double)T0 + t, corr, table) > 0);
+    return p;
+}
+
 /* Function `fn` receives message `msg` from queue `q` at second `t`. */
 static char *consume(const char *fn, const char *q, const char *msg, double t)
 {
@@ -242,7 +264,12 @@ static void test_idle_and_unknown(void)
     open_store(dir);
     timeline("q-idle", 5, 1e9, 0); /* all consumed */
     feed(produce("orders-api", "q-nobody", "lonely-1", 50));
+    /* a table whose stream nobody reads: pending, but not a stall */
+    feed(put_item("orders-api", "audit", "c-1", 60));
     st = eval(100000, S(300));
+    g = find(st, "audit");
+    CHECK(g && g->consumer == NULL && g->pending == 1 && g->overdue == 1 &&
+          g->status == HT_STAGE_OK && strcmp(g->via, "dynamodb") == 0);
     g = find(st, "q-idle");
     CHECK(g && g->status == HT_STAGE_OK && g->pending == 0 && g->consumed == 5);
     g = find(st, "q-nobody");
