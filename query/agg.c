@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK 128        /* dirty traces per write transaction */
+#define CHUNK 1024       /* dirty traces per write transaction */
 #define MAX_T_ROOTS 4096 /* roots remembered per trace */
 #define BUCKET_US 60000000LL
 
@@ -596,11 +596,12 @@ static void link_traces(struct rctx *c, const struct ht_request *r);
 
 /* A root summarized before may have become part of another request (its
  * producer arrived later): rebuild it from its handle, or drop it. */
+static bool rebuild(struct rctx *c, const struct ht_id8 *root,
+                    const char *handle, bool link);
+
 static void recheck(struct rctx *c, const struct ht_id8 *root)
 {
     struct summ old;
-    struct ht_result *res = NULL;
-    bool found = false;
     uint64_t k = id8_u64(root);
 
     if (idset_has(&c->done, k))
@@ -608,19 +609,7 @@ static void recheck(struct rctx *c, const struct ht_id8 *root)
     idset_add(&c->done, k);
     if (!get_summ(c, root, &old))
         return;
-    if (*old.handle &&
-        ht_query_trace_txn(c->t, old.handle, &res) == HT_ERR_OK) {
-        for (size_t i = 0; i < res->nrequests && !found; i++) {
-            const struct ht_request *r = &res->requests[i];
-
-            if (r->nspans && memcmp(r->spans[0].s.id.b, root->b, 8) == 0) {
-                store_summ(c, r);
-                found = true;
-            }
-        }
-    }
-    ht_result_free(res);
-    if (!found)
+    if (!rebuild(c, root, old.handle, false))
         drop_summ(c, root);
 }
 
@@ -661,6 +650,33 @@ static void link_traces(struct rctx *c, const struct ht_request *r)
     }
 }
 
+/* Build the request rooted at `root` (named by `handle`) and store its
+ * summary; false when the handle no longer leads to that root. A recheck
+ * does not follow the rebuilt request's traces further (`link`): that
+ * keeps the work bounded; those traces are refreshed when marked dirty. */
+static bool rebuild(struct rctx *c, const struct ht_id8 *root,
+                    const char *handle, bool link)
+{
+    struct ht_result *res = NULL;
+    bool found = false;
+
+    if (!handle || !*handle ||
+        ht_query_trace_txn(c->t, handle, &res) != HT_ERR_OK)
+        return false;
+    for (size_t i = 0; i < res->nrequests && !found && !c->err; i++) {
+        const struct ht_request *r = &res->requests[i];
+
+        if (r->nspans && memcmp(r->spans[0].s.id.b, root->b, 8) == 0) {
+            store_summ(c, r);
+            if (link)
+                link_traces(c, r);
+            found = true;
+        }
+    }
+    ht_result_free(res);
+    return found;
+}
+
 static void refresh_trace(struct rctx *c, const struct ht_tid *tid)
 {
     char text[36];
@@ -671,19 +687,18 @@ static void refresh_trace(struct rctx *c, const struct ht_tid *tid)
 
     ht_tid_format(tid, text);
     nold = get_troots(c, tid, &old);
-    if (ht_query_trace_txn(c->t, text, &res) == HT_ERR_OK) {
+    /* the roots first: a request reached through several of its traces
+     * in one chunk is assembled once */
+    if (ht_query_roots_txn(c->t, text, &res) == HT_ERR_OK) {
         for (size_t i = 0; i < res->nrequests && !c->err; i++) {
             const struct ht_request *r = &res->requests[i];
-            uint64_t k;
+            const struct ht_id8 *root = &r->spans[0].s.id;
+            uint64_t k = id8_u64(root);
 
-            if (!r->nspans)
-                continue;
-            k = id8_u64(&r->spans[0].s.id);
             if (idset_has(&c->done, k))
                 continue;
             idset_add(&c->done, k);
-            store_summ(c, r);
-            link_traces(c, r);
+            rebuild(c, root, r->root_handle, true);
         }
     }
     ht_result_free(res);

@@ -87,6 +87,10 @@ void ht_result_free(struct ht_result *r);
  * query only reads). Used by the aggregate refresh. */
 int ht_query_trace_txn(struct ht_txn *t, const char *id,
                        struct ht_result **out);
+/* Like ht_query_trace_txn, but each request holds only its root span
+ * (nspans 1, no hops or critical path) and root_handle. */
+int ht_query_roots_txn(struct ht_txn *t, const char *id,
+                       struct ht_result **out);
 
 /* Renderings (cli.md "trace"). Append to out. */
 void ht_query_json(const struct ht_result *r, struct ht_buf *out);

@@ -766,7 +766,33 @@ static int cmp_req(const void *a, const void *b)
     return 0;
 }
 
-static int query_in(struct ht_txn *t, const char *id, struct ht_result **out)
+/* Only the root of each request: enough to tell which requests an id
+ * belongs to without assembling them. */
+static void root_only(struct q *q, struct qnode *n, struct ht_request *r)
+{
+    char id[17];
+
+    memset(r, 0, sizeof(*r));
+    r->nspans = 1;
+    r->spans = ht_arena_alloc(q->a, sizeof(*r->spans));
+    memset(r->spans, 0, sizeof(*r->spans));
+    r->spans[0].s = n->s;
+    r->spans[0].parent = -1;
+    r->spans[0].wait_hop = -1;
+    r->spans[0].logs_only = n->synthetic;
+    r->start_us = n->s.start_us;
+    r->end_us = n->s.end_us;
+    if (n->synthetic) {
+        r->spans[0].request_id = n->s.request_id;
+        r->root_handle = n->s.request_id;
+    } else {
+        ht_id8_format(&n->s.id, id);
+        r->root_handle = ht_arena_strdup(q->a, id);
+    }
+}
+
+static int query_in(struct ht_txn *t, const char *id, bool roots,
+                    struct ht_result **out)
 {
     struct ht_result *res;
     struct q q;
@@ -792,7 +818,10 @@ static int query_in(struct ht_txn *t, const char *id, struct ht_result **out)
     res->requests =
         ht_arena_alloc(q.a, (u.roots.n + 1) * sizeof(*res->requests));
     for (size_t i = 0; i < u.roots.n; i++)
-        build_request(&q, u.roots.p[i], &res->requests[i]);
+        if (roots)
+            root_only(&q, u.roots.p[i], &res->requests[i]);
+        else
+            build_request(&q, u.roots.p[i], &res->requests[i]);
     if (res->nrequests > 1)
         qsort(res->requests, res->nrequests, sizeof(*res->requests), cmp_req);
     ht__map_free(&q.spans);
@@ -808,7 +837,12 @@ static int query_in(struct ht_txn *t, const char *id, struct ht_result **out)
 
 int ht_query_trace_txn(struct ht_txn *t, const char *id, struct ht_result **out)
 {
-    return query_in(t, id, out);
+    return query_in(t, id, false, out);
+}
+
+int ht_query_roots_txn(struct ht_txn *t, const char *id, struct ht_result **out)
+{
+    return query_in(t, id, true, out);
 }
 
 int ht_query_trace(struct ht_store *s, const char *id, struct ht_result **out)
@@ -820,7 +854,7 @@ int ht_query_trace(struct ht_store *s, const char *id, struct ht_result **out)
     rc = ht_store_begin(s, false, &t);
     if (rc)
         return rc;
-    rc = query_in(t, id, out);
+    rc = query_in(t, id, false, out);
     ht_store_abort(t);
     return rc;
 }
