@@ -15,11 +15,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 static const char usage[] =
     "usage: hoptrace [--db DIR] ingest [--strict] [--batch N] [--quiet] "
@@ -227,6 +230,219 @@ static int ingest_file(struct ing *g, const char *path)
     return rc;
 }
 
+/* ---- stdin: streaming ------------------------------------------------
+ * `tail -f app.log | hoptrace ingest -` must commit as it goes, but the
+ * file reader blocks until its buffer is full. So stdin is read with
+ * poll() + read(), inflated when it starts as gzip, cut into top-level
+ * JSON values (or lines that are not JSON) here, and the batch is flushed
+ * whenever input pauses or 200 ms have passed. Nothing is checkpointed:
+ * stdin cannot be replayed. SIGINT/SIGTERM commit what was read. */
+
+static volatile sig_atomic_t stdin_stop;
+
+static void stdin_on_signal(int sig)
+{
+    (void)sig;
+    stdin_stop = 1;
+}
+
+struct framer {
+    struct ht_buf buf; /* decompressed bytes not yet decoded */
+    size_t scan;       /* how far the current value was scanned */
+    int depth;         /* bracket depth of the current value at scan */
+    bool in_value, bracketed, in_str, esc;
+    bool skipping; /* the current value was rejected as too large */
+    uint64_t base; /* stream offset of buf.data[0] */
+};
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Decodes every complete value in f->buf (at_eof: the rest too), the way
+ * the file reader cuts them: a bracketed value ends where its depth
+ * returns to 0, anything else is one line (a bad line is rejected whole). */
+static void frame(struct ing *g, struct framer *f, bool at_eof)
+{
+    const char *d = f->buf.data;
+    size_t n = f->buf.len, start = 0;
+    struct ht_srcpos pos = {.source = "stdin"};
+
+    for (;;) {
+        size_t i;
+        bool done = false;
+
+        if (!f->in_value) {
+            while (start < n && is_space(d[start]))
+                start++;
+            if (start >= n)
+                break;
+            f->in_value = true;
+            f->bracketed = d[start] == '{' || d[start] == '[';
+            f->scan = start;
+        }
+        i = f->scan;
+        if (f->bracketed) {
+            for (; i < n && !done; i++) {
+                char c = d[i];
+
+                if (f->in_str) {
+                    if (f->esc)
+                        f->esc = false;
+                    else if (c == '\\')
+                        f->esc = true;
+                    else if (c == '"')
+                        f->in_str = false;
+                } else if (c == '"') {
+                    f->in_str = true;
+                } else if (c == '{' || c == '[') {
+                    f->depth++;
+                } else if ((c == '}' || c == ']') && --f->depth == 0) {
+                    done = true;
+                }
+            }
+        } else {
+            const char *nl = memchr(d + i, '\n', n - i);
+
+            done = nl != NULL;
+            i = nl ? (size_t)(nl - d) : n;
+        }
+        if (!done && !at_eof) {
+            f->scan = i;
+            break;
+        }
+        pos.offset = f->base + start;
+        if (!f->skipping)
+            ht_ingest_payload(g->sink.batch, &pos, d + start, i - start);
+        f->in_value = f->skipping = f->in_str = f->esc = false;
+        f->depth = 0;
+        start = i;
+    }
+    if (f->in_value && n - start > HT_MAX_CONTAINER_BYTES) {
+        /* an endless value: reject it once, then only look for its end */
+        if (!f->skipping) {
+            pos.offset = f->base + start;
+            ht_batch_reject(g->sink.batch, HT_REJ_TOO_LARGE, &pos,
+                            "value larger than 16 MiB", d + start,
+                            HT_MAX_DLQ_SAMPLE);
+        }
+        f->skipping = true;
+        f->base += n;
+        f->scan = 0;
+        f->buf.len = 0;
+        return;
+    }
+    if (start) {
+        memmove(f->buf.data, d + start, n - start);
+        f->buf.len = n - start;
+        if (f->in_value)
+            f->scan -= start;
+        f->base += start;
+    }
+}
+
+static int ingest_stdin(struct ing *g)
+{
+    struct framer f;
+    z_stream z;
+    bool gz = false, sniffed = false, eof = false;
+    unsigned char raw[64 * 1024];
+    int64_t last_flush = ht_now_mono_us();
+    struct sigaction sa, old_int, old_term;
+    int rc = HT_ERR_OK;
+
+    memset(&f, 0, sizeof(f));
+    memset(&z, 0, sizeof(z));
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = stdin_on_signal;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    g->files++;
+    while (!eof && !stdin_stop && rc == HT_ERR_OK) {
+        struct pollfd pfd = {.fd = 0, .events = POLLIN};
+        int pr = poll(&pfd, 1, 200);
+        ssize_t got = 0;
+
+        if (pr < 0 && errno != EINTR) {
+            ht_cli_err("stdin: %s", strerror(errno));
+            rc = HT_ERR_IO;
+            break;
+        }
+        if (pr > 0) {
+            got = read(0, raw, sizeof(raw));
+            if (got < 0 && errno != EINTR && errno != EAGAIN) {
+                ht_cli_err("reading stdin: %s", strerror(errno));
+                rc = HT_ERR_IO;
+                break;
+            }
+            if (got == 0)
+                eof = true;
+        }
+        if (got > 0 && !sniffed) {
+            sniffed = true;
+            gz = got >= 2 && raw[0] == 0x1f && raw[1] == 0x8b;
+            if (gz && inflateInit2(&z, 15 + 32) != Z_OK) {
+                rc = HT_ERR_NOMEM;
+                break;
+            }
+        }
+        if (got > 0 && !gz) {
+            ht_buf_add(&f.buf, raw, (size_t)got);
+        } else if (got > 0) {
+            z.next_in = raw;
+            z.avail_in = (uInt)got;
+            while (z.avail_in) {
+                unsigned char out[64 * 1024];
+                int zr;
+
+                z.next_out = out;
+                z.avail_out = sizeof(out);
+                zr = inflate(&z, Z_NO_FLUSH);
+                ht_buf_add(&f.buf, out, sizeof(out) - z.avail_out);
+                if (zr == Z_STREAM_END) {
+                    inflateReset(&z); /* concatenated gzip members */
+                } else if (zr != Z_OK && zr != Z_BUF_ERROR) {
+                    ht_cli_err("stdin: bad gzip data (%s); what came "
+                               "before it is ingested",
+                               z.msg ? z.msg : "inflate error");
+                    rc = HT_ERR_IO;
+                    break;
+                } else if (zr == Z_BUF_ERROR && z.avail_out) {
+                    break;
+                }
+            }
+        }
+        if (got > 0)
+            frame(g, &f, false);
+        progress(g, "stdin", f.base + f.buf.len, 0);
+        /* commit when the input pauses, and at least every 200 ms */
+        if (ht_sink_full(&g->sink) ||
+            ((pr == 0 || ht_now_mono_us() - last_flush > 200000) &&
+             (g->sink.batch->documents || g->sink.batch->nrejects ||
+              g->sink.batch->nspans || g->sink.batch->nfacts))) {
+            int frc = flush(g, NULL, NULL);
+
+            if (frc)
+                rc = frc;
+            last_flush = ht_now_mono_us();
+        }
+    }
+    frame(g, &f, true);
+    {
+        int frc = flush(g, NULL, NULL);
+
+        if (!rc)
+            rc = frc;
+    }
+    if (gz)
+        inflateEnd(&z);
+    ht_buf_free(&f.buf);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    return rc;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -242,7 +458,7 @@ static int ingest_path(struct ing *g, const char *path, int depth)
     int rc = HT_ERR_OK;
 
     if (strcmp(path, "-") == 0)
-        return ingest_file(g, path);
+        return ingest_stdin(g);
     if (stat(path, &st) != 0) {
         ht_cli_err("cannot read %s: %s (check the path)", path,
                    strerror(errno));
