@@ -64,6 +64,15 @@ static double hval(uint32_t idx)
     return lo + (w - 1) / 2;
 }
 
+uint32_t ht__agg_bin(int64_t us)
+{
+    return hbin(us);
+}
+double ht__agg_bin_value(uint32_t bin)
+{
+    return hval(bin);
+}
+
 struct hist {
     uint32_t n, cap;
     uint32_t *idx;

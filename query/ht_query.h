@@ -213,6 +213,11 @@ void ht_stage_json(const struct ht_stage *g, struct ht_buf *out);
 void ht_stalls_text(const struct ht_stalls *st, struct ht_buf *out);
 void ht_stalls_metrics(const struct ht_stalls *st, struct ht_buf *out);
 
+/* Internal to query/ (and tests/test_agg.c): the histogram bin of a
+ * latency in µs, and the value a bin reports (its midpoint). */
+uint32_t ht__agg_bin(int64_t us);
+double ht__agg_bin_value(uint32_t bin);
+
 /* Internal to query/: compute r->cp and skew warnings for one request. */
 void ht__critical_path(struct ht_request *r, struct ht_arena *a);
 /* Internal to query/: append a rendered JSON warning (kept as given, an

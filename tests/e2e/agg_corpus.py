@@ -13,7 +13,7 @@ own truth, never against hoptrace:
     ranked as the truth's summed waits; folded lines add up to total_ms;
   - functions: invocation and cold-start counts per function from the
     REPORT lines in the logs; --since/--until narrow both commands.
-usage: agg_corpus.py HOPTRACE REPO_ROOT [N SEED]
+usage: agg_corpus.py HOPTRACE REPO_ROOT [N SEED [STREAM_BATCH ORDER]]
 """
 import base64
 import collections
@@ -80,10 +80,13 @@ def main():
     hop, root = sys.argv[1], sys.argv[2]
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 300
     seed = int(sys.argv[4]) if len(sys.argv) > 4 else 11
+    sb = sys.argv[5] if len(sys.argv) > 5 else "1"
+    order = sys.argv[6] if len(sys.argv) > 6 else "stage"
     with tempfile.TemporaryDirectory() as tmp:
         corp = os.path.join(tmp, "corpus")
         subprocess.run([sys.executable, os.path.join(root, "tests/corpus/gen_corpus.py"),
-                        "--requests", str(n), "--seed", str(seed), "--out", corp],
+                        "--requests", str(n), "--seed", str(seed), "--out", corp,
+                        "--stream-batch", sb, "--order", order],
                        check=True, stderr=subprocess.DEVNULL)
         truth = json.load(open(os.path.join(corp, "truth.json")))["requests"]
         db = os.path.join(tmp, "db")
