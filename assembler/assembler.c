@@ -209,62 +209,84 @@ static void apply_span(struct wr *w, const struct ht_span *s)
     }
 }
 
-static void apply_fact(struct wr *w, const struct ht_fact *f,
-                       struct ht_arena *a)
-{
-    const char *rid = f->request_id;
-    size_t rn;
-    char hk[512];
-    uint8_t prid[HT_ID_PACKED_MAX];
-    size_t prn;
+/* The facts of a batch that name an invocation, grouped by request id. */
+struct fact_ref {
+    const struct ht_fact *f;
+    size_t order; /* position in the batch: keeps each group in order */
+};
 
-    if (!rid || !*rid) {
-        /* an access log line that names no integration request */
-        return;
+static int cmp_fact_ref(const void *pa, const void *pb)
+{
+    const struct fact_ref *a = pa, *b = pb;
+    int c = strcmp(a->f->request_id, b->f->request_id);
+
+    if (c)
+        return c;
+    return a->order < b->order ? -1 : a->order > b->order;
+}
+
+/*
+ * Every line of an invocation folds into its invocation record: the facts
+ * of one request id in this batch, f[0..n), are merged into the stored
+ * record in memory and written back once (a batch holds most lines of an
+ * invocation, so this is one read and one write instead of one each per
+ * line).
+ */
+static void apply_inv(struct wr *w, const struct fact_ref *f, size_t n,
+                      const uint8_t *prid, size_t prn, struct ht_arena *a)
+{
+    struct ht_inv inv;
+    const void *v;
+    size_t vn;
+    bool changed = false;
+    uint32_t had_report;
+    const char *fn = NULL;
+
+    memset(&inv, 0, sizeof(inv));
+    if (ht_store_get(w->t, HT_DB_INV, prid, prn, &v, &vn) != HT_ERR_OK ||
+        ht_inv_unpack(v, vn, a, &inv) != HT_ERR_OK) {
+        memset(&inv, 0, sizeof(inv));
+        inv.request_id = f[0].f->request_id;
+        changed = true; /* a new invocation is written even if bare */
     }
-    rn = strlen(rid);
-    if (rn > 200)
-        return;
-    prn = ht_id_pack(rid, rn, prid);
-    /* every line of an invocation folds into its invocation record */
-    {
-        struct ht_inv inv;
-        struct ht_fact g = *f;
-        const void *v;
-        size_t vn;
-        bool changed = false;
-        uint32_t had_report;
+    had_report = inv.flags & HT_INV_HAS_REPORT;
+    for (size_t i = 0; i < n; i++) {
+        struct ht_fact g = *f[i].f;
 
         /* record and apigw lines carry no timing of the invocation */
-        if (f->kind == HT_FACT_RECORD || f->kind == HT_FACT_APIGW)
+        if (g.kind == HT_FACT_RECORD || g.kind == HT_FACT_APIGW)
             g.kind = HT_FACT_TRACE;
-        memset(&inv, 0, sizeof(inv));
-        if (ht_store_get(w->t, HT_DB_INV, prid, prn, &v, &vn) != HT_ERR_OK ||
-            ht_inv_unpack(v, vn, a, &inv) != HT_ERR_OK) {
-            memset(&inv, 0, sizeof(inv));
-            inv.request_id = rid;
-            changed = true; /* a new invocation is written even if bare */
-        }
-        had_report = inv.flags & HT_INV_HAS_REPORT;
         changed |= ht_inv_merge(&inv, &g);
-        /* cost per function: each invocation's REPORT counts once */
-        if (!had_report && (inv.flags & HT_INV_HAS_REPORT)) {
-            struct ht_inv c = inv;
-
-            if (!c.function)
-                c.function = f->function;
-            ht__stg_report(w->stg, &c);
-        }
-        if (changed) {
-            ht_buf_reset(&w->buf);
-            ht_inv_pack(&inv, &w->buf);
-            put(w, HT_DB_INV, prid, prn, w->buf.data, w->buf.len);
-        }
-        if (f->flags & HT_FACT_HAS_TRACE)
-            key_inv(w, HT_K_TRACE, f->trace.b, 16, rid);
-        if (f->flags & HT_FACT_HAS_SEGMENT)
-            key_inv(w, HT_K_SEGMENT, f->segment.b, 8, rid);
+        if (!fn)
+            fn = g.function;
     }
+    /* cost per function: each invocation's REPORT counts once */
+    if (!had_report && (inv.flags & HT_INV_HAS_REPORT)) {
+        struct ht_inv c = inv;
+
+        if (!c.function)
+            c.function = fn;
+        ht__stg_report(w->stg, &c);
+    }
+    if (changed) {
+        ht_buf_reset(&w->buf);
+        ht_inv_pack(&inv, &w->buf);
+        put(w, HT_DB_INV, prid, prn, w->buf.data, w->buf.len);
+    }
+}
+
+/* What a fact adds besides its invocation record: keys, the fact itself,
+ * hop halves. */
+static void apply_fact(struct wr *w, const struct ht_fact *f,
+                       const uint8_t *prid, size_t prn)
+{
+    const char *rid = f->request_id;
+    char hk[512];
+
+    if (f->flags & HT_FACT_HAS_TRACE)
+        key_inv(w, HT_K_TRACE, f->trace.b, 16, rid);
+    if (f->flags & HT_FACT_HAS_SEGMENT)
+        key_inv(w, HT_K_SEGMENT, f->segment.b, 8, rid);
     if (f->kind == HT_FACT_CORR || f->kind == HT_FACT_RECORD ||
         f->kind == HT_FACT_APIGW) {
         uint8_t key[HT_ID_PACKED_MAX + 9];
@@ -381,6 +403,46 @@ static void mark_dirty(struct wr *w, const struct ht_batch *b)
     free(ids);
 }
 
+static void apply_facts(struct wr *w, const struct ht_batch *b,
+                        struct ht_arena *a)
+{
+    struct fact_ref *refs;
+    size_t n = 0;
+
+    if (!b->nfacts || w->err)
+        return;
+    refs = malloc(b->nfacts * sizeof(*refs));
+    if (!refs) {
+        w->err = HT_ERR_NOMEM;
+        return;
+    }
+    for (size_t i = 0; i < b->nfacts; i++) {
+        const char *rid = b->facts[i].request_id;
+
+        /* an access log line that names no integration request */
+        if (!rid || !*rid || strlen(rid) > 200)
+            continue;
+        refs[n].f = &b->facts[i];
+        refs[n].order = i;
+        n++;
+    }
+    qsort(refs, n, sizeof(*refs), cmp_fact_ref);
+    for (size_t i = 0, j; i < n && !w->err; i = j) {
+        const char *rid = refs[i].f->request_id;
+        uint8_t prid[HT_ID_PACKED_MAX];
+        size_t prn = ht_id_pack(rid, strlen(rid), prid);
+
+        for (j = i + 1; j < n && strcmp(refs[j].f->request_id, rid) == 0; j++)
+            ;
+        apply_inv(w, refs + i, j - i, prid, prn, a);
+        for (size_t k = i; k < j && !w->err; k++)
+            apply_fact(w, refs[k].f, prid, prn);
+        if (ht_arena_used(a) > (1u << 20))
+            ht_arena_reset(a);
+    }
+    free(refs);
+}
+
 int ht_assembler_apply(struct ht_txn *t, const struct ht_batch *b,
                        struct ht_asm_stats *st)
 {
@@ -397,11 +459,7 @@ int ht_assembler_apply(struct ht_txn *t, const struct ht_batch *b,
         w.err = HT_ERR_NOMEM;
     for (i = 0; i < b->nspans && !w.err; i++)
         apply_span(&w, &b->spans[i]);
-    for (i = 0; i < b->nfacts && !w.err; i++) {
-        apply_fact(&w, &b->facts[i], a);
-        if (ht_arena_used(a) > (1u << 20))
-            ht_arena_reset(a);
-    }
+    apply_facts(&w, b, a);
     for (i = 0, ordinal = 0; i < b->nrejects && !w.err; i++) {
         const struct ht_rejected *r = &b->rejects[i];
         const struct ht_rejected *p = i ? &b->rejects[i - 1] : NULL;
