@@ -393,6 +393,38 @@ static void entry_point(struct q *q, struct ht_request *r)
         r->route = route_from_url(q->a, root->s.method, root->s.url, r->stage);
 }
 
+struct reader_ctx {
+    int seen, found;
+};
+
+static int reader_visit(void *ctx, const void *k, size_t kn, const void *v,
+                        size_t vn)
+{
+    struct reader_ctx *c = ctx;
+
+    (void)k;
+    (void)kn;
+    if (vn >= 1 && ((const uint8_t *)v)[0] != 1)
+        c->found = 1; /* a consumer half was seen */
+    return c->found || ++c->seen >= 64;
+}
+
+/* Whether anything has been seen reading a table's stream: most tables
+ * have none, and a write to one of those is not work left behind. The
+ * first hop keys of the table are enough to tell (a read stream matches
+ * most of its writes), which keeps this bounded. */
+static bool table_has_reader(struct q *q, const char *table)
+{
+    char p[300];
+    struct reader_ctx c = {0, 0};
+    int n = snprintf(p, sizeof(p), "dynamodb:%s/", table);
+
+    if (n <= 0 || (size_t)n >= sizeof(p))
+        return true;
+    ht_store_scan(q->t, HT_DB_PENDING, p, (size_t)n, reader_visit, &c);
+    return c.found != 0;
+}
+
 /* Writes in the request with no hop out of them whose producer half the
  * assembler still holds as waiting. The keys are the assembler's hop keys
  * (assembler.c, apply_span); a write the assembler cannot key (no message
@@ -429,7 +461,8 @@ static int pending_writes(struct q *q, const struct ht_request *r)
         if (strlen(hk) <= 400 &&
             ht_store_get(q->t, HT_DB_PENDING, hk, strlen(hk), &v, &vn) ==
                 HT_ERR_OK &&
-            vn >= 1 && ((const uint8_t *)v)[0] == 1)
+            vn >= 1 && ((const uint8_t *)v)[0] == 1 &&
+            (s->via != HT_VIA_DYNAMODB || table_has_reader(q, s->resource)))
             n++;
     }
     return n;

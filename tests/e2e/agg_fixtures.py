@@ -10,11 +10,15 @@ root and complete after they were first summarized), and compares:
 endpoints --exact exactly, the histogram answer within 0.2 %, hotspots
 JSON and its folded output line by line, the fan-out of the scheduled job
 in `trace --format json` and its text view, functions; then ingests
-everything again and expects the same answers.
+everything again and expects the same answers. Last, the trace fixtures
+under fixtures/ whose requests are all complete: one route each, whose
+end-to-end percentiles are those of the durations they expect (a write
+to a DynamoDB table nobody reads a stream of is not pending).
 usage: agg_fixtures.py HOPTRACE REPO_ROOT
 """
 import filecmp
 import json
+import math
 import os
 import subprocess
 import sys
@@ -156,6 +160,26 @@ def main():
                            "--since", "%.6f" % exp_start, "--until", "%.6f" % (exp_start + 95)))
         check([r["route"] for r in w["routes"]] == ["GET /orders/{orderId}"],
               "window routes %r" % [r["route"] for r in w["routes"]])
+        # the trace fixtures: every request complete, so the route's
+        # end-to-end percentiles are those of the durations they expect
+        for name in ("api-lambda-sync", "apigw-access-logs", "async-invoke", "cold-starts",
+                     "ddb-stream-correlation", "kinesis-sequence-number",
+                     "kinesis-correlation-only", "shuffled", "sqs-batch-fanin", "sqs-link-only",
+                     "sqs-message-id", "sqs-trace-header-only", "json-log-format",
+                     "inputs-variety"):
+            src = os.path.join(root, "fixtures", name)
+            want = json.load(open(os.path.join(src, "expected.json")))["requests"]
+            d = sorted(r["duration_ms"] for r in want)
+            fdb = os.path.join(tmp, "fx-" + name)
+            run(hop, fdb, "ingest", "--quiet", src)
+            got = json.loads(run(hop, fdb, "endpoints", "--exact", "--format", "json"))["routes"]
+            check(len(got) == 1 and got[0]["count"] == len(d) and got[0]["incomplete"] == 0,
+                  "%s: routes %r" % (name, got))
+            if len(got) == 1 and d:
+                for p in (50, 90, 99):
+                    w = d[max(1, math.ceil(p / 100.0 * len(d) - 1e-9)) - 1]
+                    check(abs(got[0]["e2e_ms"]["p%d" % p] - w) <= 0.001,
+                          "%s: e2e p%d %r want %r" % (name, p, got[0]["e2e_ms"]["p%d" % p], w))
     print("agg_fixtures: %s" % ("ok" if not FAILS else "%d failures" % len(FAILS)))
     return 1 if FAILS else 0
 
