@@ -90,25 +90,36 @@ static bool parse_time(const char *s, int64_t *out)
 
 /* Opens the store for writing, the summaries are refreshed in it; a
  * missing store is "not found" rather than a new empty one. */
-static int open_store(struct ht_cli *cli, struct ht_store **s)
+static int open_store(struct ht_cli *cli, bool fresh_only, struct ht_store **s,
+                      bool *readonly)
 {
     char path[4096];
     struct stat st;
     int rc;
 
+    *readonly = false;
     snprintf(path, sizeof(path), "%s/data.mdb", cli->db);
     if (stat(path, &st) != 0) {
         ht_cli_err("no store at %s: ingest telemetry first", cli->db);
         return HT_EXIT_NOTFOUND;
     }
     rc = ht_store_open(cli->db, false, s);
-    if (rc) {
-        ht_cli_err("cannot open the store at %s for writing: %s (check its "
-                   "permissions and free space)",
-                   cli->db, ht_strerror(rc));
-        return HT_EXIT_ERROR;
+    if (rc == HT_ERR_OK)
+        return 0;
+    /* a store this user may only read: answer from the summaries as they
+     * are rather than not at all */
+    if (!fresh_only && ht_store_open(cli->db, true, s) == HT_ERR_OK) {
+        fprintf(stderr,
+                "hoptrace: warning: cannot open %s for writing (%s): the "
+                "summaries are not refreshed and may miss recent input\n",
+                cli->db, ht_strerror(rc));
+        *readonly = true;
+        return 0;
     }
-    return 0;
+    ht_cli_err("cannot open the store at %s for writing: %s (check its "
+               "permissions and free space)",
+               cli->db, ht_strerror(rc));
+    return HT_EXIT_ERROR;
 }
 
 static int refresh(struct ht_store *s, bool report)
@@ -234,6 +245,7 @@ int ht_cmd_endpoints(struct ht_cli *cli, int argc, char **argv)
     struct args a;
     struct ht_store *s;
     struct ht_buf out;
+    bool ro;
     int e, rc;
 
     if ((e = parse("endpoints", "fwe", argc, argv, cli, &a)))
@@ -242,9 +254,9 @@ int ht_cmd_endpoints(struct ht_cli *cli, int argc, char **argv)
         fputs(endpoints_usage, stdout);
         return HT_EXIT_OK;
     }
-    if ((e = open_store(cli, &s)))
+    if ((e = open_store(cli, false, &s, &ro)))
         return e;
-    if ((e = refresh(s, false))) {
+    if (!ro && (e = refresh(s, false))) {
         ht_store_close(s);
         return e;
     }
@@ -266,6 +278,7 @@ int ht_cmd_hotspots(struct ht_cli *cli, int argc, char **argv)
     struct args a;
     struct ht_store *s;
     struct ht_buf out;
+    bool ro;
     int e, rc;
 
     if ((e = parse("hotspots", "fwpFr", argc, argv, cli, &a)))
@@ -279,9 +292,9 @@ int ht_cmd_hotspots(struct ht_cli *cli, int argc, char **argv)
                    "e.g. hoptrace hotspots 'POST /orders'");
         return HT_EXIT_USAGE;
     }
-    if ((e = open_store(cli, &s)))
+    if ((e = open_store(cli, false, &s, &ro)))
         return e;
-    if ((e = refresh(s, false))) {
+    if (!ro && (e = refresh(s, false))) {
         ht_store_close(s);
         return e;
     }
@@ -344,6 +357,7 @@ int ht_cmd_refresh(struct ht_cli *cli, int argc, char **argv)
 {
     struct args a;
     struct ht_store *s;
+    bool ro;
     int e;
 
     if ((e = parse("refresh", "", argc, argv, cli, &a)))
@@ -352,7 +366,7 @@ int ht_cmd_refresh(struct ht_cli *cli, int argc, char **argv)
         fputs(refresh_usage, stdout);
         return HT_EXIT_OK;
     }
-    if ((e = open_store(cli, &s)))
+    if ((e = open_store(cli, true, &s, &ro)))
         return e;
     e = refresh(s, true);
     ht_store_close(s);

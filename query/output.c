@@ -207,7 +207,7 @@ static size_t fanouts(const struct ht_request *r, struct fanout **out,
         int from = r->hops[h].from, holder = from, same = 0;
 
         group[h] = -1;
-        if (from < 0 || r->hops[h].via == HT_VIA_LAMBDA)
+        if (from < 0 || r->hops[h].to < 0 || r->hops[h].via == HT_VIA_LAMBDA)
             continue;
         for (size_t k = 0; k < nh; k++)
             same += r->hops[k].from == from;
