@@ -23,6 +23,7 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  ingest PATH|- ...     read files, folders or stdin into the store\n"
+    "  ingest --kinesis STREAM   read a Kinesis Data Stream, checkpointed\n"
     "  trace ID              explain one request: critical path, hops, DOT\n"
     "  stats                 what the store holds; rejected input by reason\n"
     "  dlq                   list rejected payloads kept in the dead-letter "
