@@ -587,18 +587,36 @@ static void reject_value(struct ht_batch *b, int reason,
     ht_batch_reject(b, reason, pos, detail, raw, rawlen);
 }
 
-static bool is_daemon_header(hj v)
-{
-    const char *fmt = jstr(v, "format");
-
-    return fmt && hj_size(v) <= 3 && hj_ok(hj_get(v, "version")) &&
-           strcasecmp(fmt, "json") == 0;
-}
+/* The members decode_value sniffs a document's kind by. */
+enum {
+    K_TRACE_ID,
+    K_ID,
+    K_START_TIME,
+    K_FORMAT,
+    K_VERSION,
+    K_TSD,
+    K_TRACES,
+    K_MESSAGE_TYPE,
+    K_LOG_EVENTS,
+    K_LOG_GROUP,
+    K_AWSLOGS,
+    K_EVENTS,
+    K_LOG_GROUP_NAME,
+    K_RECORDS,
+    K_RECORDS_LC,
+    K__COUNT
+};
+static const char *const kind_keys[K__COUNT] = {
+    "trace_id",     "id",          "start_time",
+    "format",       "version",     "TraceSegmentDocuments",
+    "Traces",       "messageType", "logEvents",
+    "logGroup",     "awslogs",     "events",
+    "logGroupName", "Records",     "records"};
 
 static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos, hj v,
                          const char *raw, size_t rawlen, int level)
 {
-    hj x;
+    hj k[K__COUNT], x;
     const char *mt;
 
     if (hj_is_array(v)) {
@@ -622,19 +640,21 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos, hj v,
                      "a JSON value that is not a document", v, raw, rawlen);
         return;
     }
-    if (hj_ok(hj_get(v, "trace_id")) ||
-        (hj_ok(hj_get(v, "id")) && hj_ok(hj_get(v, "start_time")))) {
+    /* every member that tells a document's kind, in one pass */
+    hj_fields(v, kind_keys, K__COUNT, k);
+    if (hj_ok(k[K_TRACE_ID]) || (hj_ok(k[K_ID]) && hj_ok(k[K_START_TIME]))) {
         decode_xray(b, pos, v, raw, rawlen);
         return;
     }
-    if (is_daemon_header(v))
+    if ((mt = hj_str(k[K_FORMAT])) && hj_ok(k[K_VERSION]) && hj_size(v) <= 3 &&
+        strcasecmp(mt, "json") == 0)
         return; /* the daemon header line; the document follows */
     if (level > MAX_RECURSION) {
         reject_value(b, HT_REJ_TOO_DEEP, pos, "envelopes nested too deep", v,
                      raw, rawlen);
         return;
     }
-    if (hj_is_array(x = hj_get(v, "TraceSegmentDocuments"))) {
+    if (hj_is_array(x = k[K_TSD])) {
         struct hj_iter it;
         hj e;
 
@@ -643,7 +663,7 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos, hj v,
             decode_embedded(b, pos, e, level);
         return;
     }
-    if (hj_is_array(x = hj_get(v, "Traces"))) {
+    if (hj_is_array(x = k[K_TRACES])) {
         struct hj_iter it, jt;
         hj t, seg;
 
@@ -655,32 +675,31 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos, hj v,
         }
         return;
     }
-    if ((mt = jstr(v, "messageType"))) {
+    if ((mt = hj_str(k[K_MESSAGE_TYPE]))) {
         if (strcmp(mt, "CONTROL_MESSAGE") == 0) {
             b->dropped++;
             return;
         }
         if (strcmp(mt, "DATA_MESSAGE") != 0 ||
-            !hj_is_array(x = hj_get(v, "logEvents"))) {
+            !hj_is_array(x = k[K_LOG_EVENTS])) {
             reject_value(b, HT_REJ_MISSING_FIELD, pos,
                          "CloudWatch Logs message without logEvents", v, raw,
                          rawlen);
             return;
         }
-        decode_log_events(b, pos, x, jstr(v, "logGroup"));
+        decode_log_events(b, pos, x, hj_str(k[K_LOG_GROUP]));
         return;
     }
-    if (hj_is_object(x = hj_get(v, "awslogs"))) {
+    if (hj_is_object(x = k[K_AWSLOGS])) {
         decode_blob(b, pos, hj_get(x, "data"), level, "awslogs.data", true);
         return;
     }
-    if (hj_is_array(x = hj_get(v, "events")) &&
+    if (hj_is_array(x = k[K_EVENTS]) &&
         (hj_size(x) == 0 || hj_ok(hj_get(hj_at(x, 0), "message")))) {
-        decode_log_events(b, pos, x, jstr(v, "logGroupName"));
+        decode_log_events(b, pos, x, hj_str(k[K_LOG_GROUP_NAME]));
         return;
     }
-    if ((hj_is_array(x = hj_get(v, "Records")) ||
-         hj_is_array(x = hj_get(v, "records"))) &&
+    if ((hj_is_array(x = k[K_RECORDS]) || hj_is_array(x = k[K_RECORDS_LC])) &&
         hj_size(x) > 0) {
         hj r0 = hj_at(x, 0);
 
@@ -690,8 +709,7 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos, hj v,
             return;
         }
     }
-    if (hj_is_array(hj_get(v, "Records")) &&
-        hj_size(hj_get(v, "Records")) == 0) {
+    if (hj_is_array(k[K_RECORDS]) && hj_size(k[K_RECORDS]) == 0) {
         return; /* an empty GetRecords response */
     }
     reject_value(b, HT_REJ_UNKNOWN_DOC, pos, "JSON document of no known kind",

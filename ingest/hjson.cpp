@@ -298,7 +298,8 @@ hj hj_get(hj obj, const char *key)
 
 void hj_fields(hj obj, const char *const *keys, size_t n, hj *out)
 {
-    size_t lens[64];
+    uint32_t lens[64];
+    uint64_t lenbits = 0; /* bit L%64 set: some wanted key has length L */
     tape_ref t;
     size_t end;
 
@@ -306,20 +307,26 @@ void hj_fields(hj obj, const char *const *keys, size_t n, hj *out)
         out[k] = absent();
     if (hj_type(obj) != HJ_OBJECT || n > 64)
         return;
-    for (size_t k = 0; k < n; k++)
-        lens[k] = std::strlen(keys[k]);
+    for (size_t k = 0; k < n; k++) {
+        lens[k] = (uint32_t)std::strlen(keys[k]);
+        lenbits |= (uint64_t)1 << (lens[k] & 63);
+    }
     t = ref(obj);
     end = t.matching_brace_index() - 1;
     for (size_t i = obj.idx + 1; i < end;) {
         tape_ref key(t.doc, i), val(t.doc, i + 1);
         uint32_t kl = key.get_string_length();
-        const char *ks = key.get_c_str();
 
-        for (size_t k = 0; k < n; k++)
-            if (lens[k] == kl && std::memcmp(keys[k], ks, kl) == 0) {
-                out[k] = make(t.doc, i + 1); /* the last duplicate wins */
-                break;
-            }
+        if (lenbits >> (kl & 63) & 1) {
+            const char *ks = key.get_c_str();
+
+            for (size_t k = 0; k < n; k++)
+                if (lens[k] == kl && keys[k][0] == ks[0] &&
+                    std::memcmp(keys[k], ks, kl) == 0) {
+                    out[k] = make(t.doc, i + 1); /* the last duplicate wins */
+                    break;
+                }
+        }
         i = val.after_element();
     }
 }
