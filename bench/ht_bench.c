@@ -449,8 +449,12 @@ static int run(char *const argv[], const char *out_path, const char *err_path,
 {
     struct rusage ru;
     double t0 = now_s();
-    pid_t pid = fork();
+    pid_t pid;
 
+    pr->status = -1;
+    pr->secs = 0;
+    pr->maxrss_kb = 0;
+    pid = fork();
     if (pid < 0)
         return -1;
     if (pid == 0) {
