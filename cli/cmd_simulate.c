@@ -75,6 +75,7 @@ static const char *const fn_name[F__N] = {"start-payment", "charge-card",
 static const char usage[] =
     "usage: hoptrace simulate --requests N --out DIR [--seed S]\n"
     "                         [--stream-batch K] [--stalled M]\n"
+    "                         [--format sample|gzip]\n"
     "\n"
     "Writes demo / benchmark data: the telemetry of N requests through the\n"
     "payments pipeline of the sample (API Gateway -> start-payment -> SQS\n"
@@ -90,6 +91,9 @@ static const char usage[] =
     "                     invocation (default 1)\n"
     "  --stalled M        requests never consumed by record-ledger\n"
     "                     (default max(2, N/25), at most 1000)\n"
+    "  --format sample    the sample's files, plain (default)\n"
+    "  --format gzip      the three input files gzip-compressed (.gz; ingest\n"
+    "                     reads them as they are), truth files plain\n"
     "\n"
     "DIR receives, in the sample's layout:\n"
     "  segments.ndjson    X-Ray daemon datagrams (header line, document)\n"
@@ -1556,7 +1560,8 @@ static void gen_free(struct gen *g)
 int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
 {
     int64_t n = -1, seed = 1, k = 1, stalled = -1;
-    const char *out = NULL;
+    const char *out = NULL, *format = "sample";
+    bool gz;
     struct gen *g;
     struct sim_out *files[5];
     const char *names[5] = {"segments.ndjson", "logs-cwl.ndjson",
@@ -1576,7 +1581,7 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
         }
         if (!v && (!strcmp(a, "--requests") || !strcmp(a, "--seed") ||
                    !strcmp(a, "--out") || !strcmp(a, "--stream-batch") ||
-                   !strcmp(a, "--stalled"))) {
+                   !strcmp(a, "--stalled") || !strcmp(a, "--format"))) {
             ht_cli_err("simulate: %s needs a value (see hoptrace simulate "
                        "--help)",
                        a);
@@ -1596,6 +1601,8 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
                 return HT_EXIT_USAGE;
         } else if (strcmp(a, "--out") == 0) {
             out = v;
+        } else if (strcmp(a, "--format") == 0) {
+            format = v;
         } else {
             ht_cli_err("simulate: unknown argument %s (see hoptrace simulate "
                        "--help)",
@@ -1609,6 +1616,11 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
                    "hoptrace simulate --help)");
         return HT_EXIT_USAGE;
     }
+    if (strcmp(format, "sample") && strcmp(format, "gzip")) {
+        ht_cli_err("simulate: --format is sample or gzip, not '%s'", format);
+        return HT_EXIT_USAGE;
+    }
+    gz = strcmp(format, "gzip") == 0;
     if (stalled < 0) {
         stalled = n > 2 ? (n / 25 > 2 ? n / 25 : 2) : 0;
         if (stalled > STALLED_DEFAULT_CAP)
@@ -1655,12 +1667,17 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
     files[3] = &g->truth;
     files[4] = &g->extra;
     for (int i = 0; i < 5; i++) {
-        snprintf(paths[i], sizeof paths[i], "%s/%s", out, names[i]);
-        if (i == 4 && k == 1) {
-            unlink(paths[i]); /* a stale one from an earlier run misleads */
+        /* A stale file of the other format, or a truth-extra.json that no
+         * longer applies, would mislead whoever ingests or checks DIR. */
+        snprintf(paths[i], sizeof paths[i], "%s/%s%s", out, names[i],
+                 i < 3 && !gz ? ".gz" : "");
+        if (i < 3 || k == 1)
+            unlink(paths[i]);
+        snprintf(paths[i], sizeof paths[i], "%s/%s%s", out, names[i],
+                 i < 3 && gz ? ".gz" : "");
+        if (i == 4 && k == 1)
             continue;
-        }
-        err = sim_out_open(files[i], paths[i]);
+        err = sim_out_open(files[i], paths[i], i < 3 && gz);
         if (err) {
             ht_cli_err("simulate: cannot write %s: %s (choose a writable "
                        "folder)",

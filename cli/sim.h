@@ -9,6 +9,7 @@
 
 #include "ht_common.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -44,13 +45,15 @@ int sim_gzip(const void *p, size_t n, unsigned char **buf, size_t *cap,
  * blocks, so memory stays bounded however large the corpus. */
 struct sim_out {
     FILE *f;
+    struct z_stream_s *z; /* set: the file is written gzip-compressed */
     const char *path;
     struct ht_buf buf;
-    uint64_t bytes;
-    int err; /* errno of the first failed write, 0 if none */
+    uint64_t bytes; /* uncompressed */
+    int err;        /* errno of the first failed write, 0 if none */
 };
 
-int sim_out_open(struct sim_out *o, const char *path);
+/* gzip: write the file gzip-compressed (streamed, level 6, mtime 0). */
+int sim_out_open(struct sim_out *o, const char *path, bool gzip);
 /* Writes buf out when it is larger than the block size. */
 void sim_out_maybe_flush(struct sim_out *o);
 /* Flushes and closes; returns the first error (errno) or 0. */

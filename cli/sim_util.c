@@ -233,19 +233,51 @@ int sim_gzip(const void *p, size_t n, unsigned char **buf, size_t *cap,
 
 #define SIM_BLOCK (1u << 20)
 
-int sim_out_open(struct sim_out *o, const char *path)
+int sim_out_open(struct sim_out *o, const char *path, bool gzip)
 {
     memset(o, 0, sizeof *o);
     o->path = path;
     ht_buf_init(&o->buf);
+    if (gzip) {
+        o->z = calloc(1, sizeof *o->z);
+        /* 15 + 16: a gzip wrapper with mtime 0, so a seed still means the
+         * same bytes. */
+        if (!o->z || deflateInit2(o->z, 6, Z_DEFLATED, 15 + 16, 8,
+                                  Z_DEFAULT_STRATEGY) != Z_OK) {
+            free(o->z);
+            o->z = NULL;
+            return ENOMEM;
+        }
+    }
     o->f = fopen(path, "w");
     return o->f ? 0 : errno;
 }
 
+/* Deflates in[0..n) (flush: Z_NO_FLUSH or Z_FINISH) into the file. */
+static void out_deflate(struct sim_out *o, const char *in, size_t n, int flush)
+{
+    unsigned char chunk[1 << 16];
+    int rc;
+
+    o->z->next_in = (Bytef *)(uintptr_t)in;
+    o->z->avail_in = (uInt)n;
+    do {
+        o->z->next_out = chunk;
+        o->z->avail_out = sizeof chunk;
+        rc = deflate(o->z, flush);
+        size_t got = sizeof chunk - o->z->avail_out;
+
+        if (got && !o->err && fwrite(chunk, 1, got, o->f) != got)
+            o->err = errno ? errno : EIO;
+    } while (o->z->avail_out == 0 || (flush == Z_FINISH && rc == Z_OK));
+}
+
 static void out_write(struct sim_out *o)
 {
-    if (o->buf.len && !o->err &&
-        fwrite(o->buf.data, 1, o->buf.len, o->f) != o->buf.len)
+    if (o->z && o->buf.len)
+        out_deflate(o, o->buf.data, o->buf.len, Z_NO_FLUSH);
+    else if (o->buf.len && !o->err &&
+             fwrite(o->buf.data, 1, o->buf.len, o->f) != o->buf.len)
         o->err = errno ? errno : EIO;
     o->bytes += o->buf.len;
     ht_buf_reset(&o->buf);
@@ -259,12 +291,19 @@ void sim_out_maybe_flush(struct sim_out *o)
 
 int sim_out_close(struct sim_out *o)
 {
-    if (!o->f)
-        return 0;
-    out_write(o);
-    if (fclose(o->f) && !o->err)
-        o->err = errno ? errno : EIO;
-    o->f = NULL;
+    if (o->f) {
+        out_write(o);
+        if (o->z)
+            out_deflate(o, "", 0, Z_FINISH);
+        if (fclose(o->f) && !o->err)
+            o->err = errno ? errno : EIO;
+        o->f = NULL;
+    }
+    if (o->z) {
+        deflateEnd(o->z);
+        free(o->z);
+        o->z = NULL;
+    }
     ht_buf_free(&o->buf);
     return o->err;
 }

@@ -11,7 +11,9 @@ usage: simulate_truth.py HOPTRACE N SEED [STREAM_BATCH [FULL]]
 3. The corpus has what it promises: the three input files, cold starts,
    SQS batches > 1, stalled requests, X-Ray links, stale log lines,
    subscription messages in both log files.
-4. `hoptrace ingest` of the three files into a fresh store, then
+4. `--format gzip` writes the same three files gzip-compressed, and they
+   ingest to the same answers (API Gateway ids of a sample of requests).
+5. `hoptrace ingest` of the three files into a fresh store, then
    check_traces.py (../shared/tools, else tests/corpus's) on truth.json and,
    with K > 1, check_extra.py on truth-extra.json: every request exact.
    With FULL < N (to keep the test short under sanitizers), every request
@@ -37,9 +39,9 @@ def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
 
 
-def simulate(hop, out, n, seed, k):
+def simulate(hop, out, n, seed, k, fmt="sample"):
     p = run([hop, "simulate", "--requests", str(n), "--seed", str(seed),
-             "--stream-batch", str(k), "--out", out])
+             "--stream-batch", str(k), "--out", out, "--format", fmt])
     if p.returncode != 0:
         raise SystemExit(f"FAIL: simulate exit {p.returncode}: {p.stderr.strip()}")
     return p.stderr.strip()
@@ -98,6 +100,24 @@ def main(argv):
                 return 1
         if read(os.path.join(a, "truth.json")) == read(os.path.join(c, "truth.json")):
             print("FAIL: seeds {seed} and {seed + 1} give the same corpus")
+            return 1
+        g = os.path.join(work, "g")
+        simulate(hop, g, n, seed, k, "gzip")
+        for f in FILES:
+            if os.path.exists(os.path.join(g, f)) or \
+                    gzip.decompress(read(os.path.join(g, f + ".gz"))) != read(os.path.join(a, f)):
+                print(f"FAIL: --format gzip: {f}.gz is not {f} compressed")
+                return 1
+        p = run([hop, "--db", os.path.join(work, "gdb"), "ingest"] +
+                [os.path.join(g, f + ".gz") for f in FILES])
+        if p.returncode != 0:
+            print(f"FAIL: ingest of the .gz files: exit {p.returncode}: {p.stderr.strip()[-500:]}")
+            return 1
+        p = run([sys.executable, os.path.join(CORPUS_TOOLS, "check_traces.py"), hop,
+                 os.path.join(work, "gdb"), g, "--ids", "apigw", "--sample", "10"])
+        print("gzip:", p.stdout.strip())
+        if p.returncode != 0:
+            print("FAIL: the .gz files do not ingest to the same answers")
             return 1
         if (k > 1) != os.path.exists(os.path.join(a, "truth-extra.json")):
             print("FAIL: truth-extra.json is written exactly when --stream-batch > 1")
