@@ -542,6 +542,30 @@ static void drop_summ(struct rctx *c, const struct ht_id8 *root)
     c->st->removed++;
 }
 
+/* A request whose logged event named its route template also tells what
+ * its stage URL's route stands for: 'U' + api NUL stage NUL URL route ->
+ * template. Requests of the same route whose event was not logged are
+ * counted under the template at query time. */
+static void learn_template(struct rctx *c, const struct summ *s,
+                           const char *url_route)
+{
+    uint8_t key[HT_KEY_MAX];
+    struct summ u = *s;
+    const void *v;
+    size_t kn, vn, tn = strlen(s->route);
+
+    u.route = url_route;
+    key[0] = 'U';
+    kn = route_key(&u, key + 1, sizeof(key) - 1);
+    if (!kn || kn + 1 > 500)
+        return;
+    kn++;
+    if (ht_store_get(c->t, HT_DB_AGG, key, kn, &v, &vn) == HT_ERR_OK &&
+        vn == tn && memcmp(v, s->route, tn) == 0)
+        return;
+    chk(c, ht_store_put(c->t, HT_DB_AGG, key, kn, s->route, tn));
+}
+
 static void store_summ(struct rctx *c, const struct ht_request *r)
 {
     const struct ht_id8 *root = &r->spans[0].s.id;
@@ -568,6 +592,8 @@ static void store_summ(struct rctx *c, const struct ht_request *r)
     summ_pack(&now, &c->buf);
     chk(c, ht_store_put(c->t, HT_DB_AGG, key, 9, c->buf.data, c->buf.len));
     c->st->requests++;
+    if (r->url_route && r->route && strcmp(r->url_route, r->route) != 0)
+        learn_template(c, &now, r->url_route);
 }
 
 /* The roots a trace was last seen in: copied (the value is borrowed). */
@@ -890,6 +916,82 @@ static double pct_hist(const int64_t *bins, int64_t n, double p)
     return 0;
 }
 
+/* ---- route templates learned from logged events ----------------------- */
+
+struct remap {
+    char **keys; /* route key, NUL-separated, with its length */
+    size_t *kn;
+    char **tmpl;
+    size_t n, cap;
+};
+
+static int remap_visit(void *ctx, const void *k, size_t kn, const void *v,
+                       size_t vn)
+{
+    struct remap *m = ctx;
+
+    if (kn < 2)
+        return 0;
+    if (m->n == m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 16;
+
+        m->keys = realloc(m->keys, nc * sizeof(*m->keys));
+        m->kn = realloc(m->kn, nc * sizeof(*m->kn));
+        m->tmpl = realloc(m->tmpl, nc * sizeof(*m->tmpl));
+        HT_ASSERT(m->keys && m->kn && m->tmpl);
+        m->cap = nc;
+    }
+    m->keys[m->n] = malloc(kn);
+    m->tmpl[m->n] = strndup(v, vn);
+    HT_ASSERT(m->keys[m->n] && m->tmpl[m->n]);
+    memcpy(m->keys[m->n], (const char *)k + 1, kn - 1);
+    m->kn[m->n] = kn - 1;
+    m->n++;
+    return 0;
+}
+
+static void remap_load(struct ht_txn *t, struct remap *m)
+{
+    memset(m, 0, sizeof(*m));
+    ht_store_scan(t, HT_DB_AGG, "U", 1, remap_visit, m);
+}
+
+static void remap_free(struct remap *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->keys[i]);
+        free(m->tmpl[i]);
+    }
+    free(m->keys);
+    free(m->kn);
+    free(m->tmpl);
+}
+
+/* The template a URL route stands for, or the route itself. Keys are in
+ * LMDB order, so a binary search finds them. */
+static const char *remap_route(const struct remap *m, const char *api,
+                               const char *stage, const char *route)
+{
+    struct summ s = {.api = api, .stage = stage, .route = route};
+    uint8_t key[HT_KEY_MAX];
+    size_t kn = route_key(&s, key, sizeof(key)), lo = 0, hi = m->n;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2, n = m->kn[mid] < kn ? m->kn[mid] : kn;
+        int c = memcmp(m->keys[mid], key, n);
+
+        if (!c)
+            c = m->kn[mid] < kn ? -1 : (m->kn[mid] > kn);
+        if (!c)
+            return m->tmpl[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return route;
+}
+
 /* ---- endpoints --------------------------------------------------------- */
 
 struct route {
@@ -963,6 +1065,7 @@ struct ex_ctx {
     struct ht_txn *t;
     struct routes *rs;
     struct ht_arena *tmp;
+    struct remap rm;
 };
 
 static int exact_visit(void *ctx, const void *k, size_t kn, const void *v,
@@ -983,7 +1086,8 @@ static int exact_visit(void *ctx, const void *k, size_t kn, const void *v,
     if (ht_store_get(c->t, HT_DB_AGG, key, 9, &sv, &sn) != HT_ERR_OK ||
         summ_unpack(sv, sn, c->tmp, &s) != HT_ERR_OK)
         return 0;
-    r = route_get(c->rs, s.api, s.stage, s.route);
+    r = route_get(c->rs, s.api, s.stage,
+                  remap_route(&c->rm, s.api, s.stage, s.route));
     r->count++;
     r->errors += (s.flags & SF_ERROR) != 0;
     r->faults += (s.flags & SF_FAULT) != 0;
@@ -1018,7 +1122,7 @@ static int hist_visit(void *ctx, const void *k, size_t kn, const void *v,
     if (route > copy + rest)
         return 0;
     hrec_unpack(v, vn, &h);
-    r = route_get(c->rs, api, stage, route);
+    r = route_get(c->rs, api, stage, remap_route(&c->rm, api, stage, route));
     if (!r->hsync) {
         r->hsync = calloc(HB_BINS, sizeof(int64_t));
         r->he2e = calloc(HB_BINS, sizeof(int64_t));
@@ -1134,10 +1238,12 @@ int ht_agg_endpoints(struct ht_store *s, const struct ht_agg_opts *o,
         return HT_ERR_NOMEM;
     }
     c.rs = &rs;
+    memset(&c.rm, 0, sizeof(c.rm));
     rc = ht_store_begin(s, false, &t);
     if (rc)
         goto done;
     c.t = t;
+    remap_load(t, &c.rm);
     if (o->exact)
         rc = scan_window(t, 'W', o->since_us, o->until_us, exact_visit, &c);
     else
@@ -1208,6 +1314,7 @@ int ht_agg_endpoints(struct ht_store *s, const struct ht_agg_opts *o,
                                  "--exact for exact values");
     }
 done:
+    remap_free(&c.rm);
     routes_free(&rs);
     ht_arena_destroy(c.tmp);
     return rc;
@@ -1224,6 +1331,7 @@ struct hitem {
 struct hs_ctx {
     struct ht_txn *t;
     struct ht_arena *a;
+    struct remap rm;
     const char *route;
     struct summ *s;
     size_t n, cap;
@@ -1245,7 +1353,7 @@ static int hs_visit(void *ctx, const void *k, size_t kn, const void *v,
     memcpy(key + 1, (const uint8_t *)k + 9, 8);
     if (ht_store_get(c->t, HT_DB_AGG, key, 9, &sv, &sn) != HT_ERR_OK ||
         summ_unpack(sv, sn, c->a, &s) != HT_ERR_OK ||
-        strcmp(s.route, c->route) != 0)
+        strcmp(remap_route(&c->rm, s.api, s.stage, s.route), c->route) != 0)
         return 0;
     if (c->n == c->cap) {
         size_t nc = c->cap ? c->cap * 2 : 64;
@@ -1301,6 +1409,7 @@ int ht_agg_hotspots(struct ht_store *s, const char *route,
     if (rc)
         goto done;
     c.t = t;
+    remap_load(t, &c.rm);
     rc = scan_window(t, 'W', o->since_us, o->until_us, hs_visit, &c);
     ht_store_abort(t);
     if (rc)
@@ -1422,6 +1531,7 @@ int ht_agg_hotspots(struct ht_store *s, const char *route,
         }
     }
 done:
+    remap_free(&c.rm);
     free(e2e);
     free(it);
     free(c.s);

@@ -62,6 +62,7 @@ struct ht_request {
     /* Entry point (agg.c): the route template "METHOD /path" of an API
      * Gateway root (NULL otherwise), its API id and stage when known. */
     const char *route;
+    const char *url_route; /* from the stage segment's URL, ids collapsed */
     const char *api_id;
     const char *stage;
     /* Writes of this request whose consumer half is still pending in the

@@ -261,8 +261,21 @@ static bool id_like(const char *p, size_t n)
 
 /* "METHOD /path" from a stage segment's URL: scheme, host and the stage
  * prefix are dropped and instance segments collapse to {id}. */
+static bool strip_prefix(const char **p, const char *q, const char *seg)
+{
+    size_t sl = seg ? strlen(seg) : 0;
+
+    if (!sl || (size_t)(q - *p) <= sl || (*p)[0] != '/' ||
+        strncmp(*p + 1, seg, sl) != 0 ||
+        ((*p)[1 + sl] != '/' && *p + 1 + sl != q))
+        return false;
+    *p += 1 + sl;
+    return true;
+}
+
 static const char *route_from_url(struct ht_arena *a, const char *method,
-                                  const char *url, const char *stage)
+                                  const char *url, const char *stage,
+                                  const char *segment_name)
 {
     struct ht_buf b;
     const char *p = url, *q;
@@ -275,14 +288,11 @@ static const char *route_from_url(struct ht_arena *a, const char *method,
     if (!p)
         p = "/";
     q = p + strcspn(p, "?#");
-    if (stage && *stage) {
-        size_t sl = strlen(stage);
-
-        if ((size_t)(q - p) > sl && p[0] == '/' &&
-            strncmp(p + 1, stage, sl) == 0 &&
-            (p[1 + sl] == '/' || p + 1 + sl == q))
-            p += 1 + sl;
-    }
+    /* the stage prefix: the stage, or the stage X-Ray names the segment
+     * after ("api-name/stage") */
+    if (!strip_prefix(&p, q, stage) && segment_name &&
+        strchr(segment_name, '/'))
+        strip_prefix(&p, q, strrchr(segment_name, '/') + 1);
     ht_buf_init(&b);
     ht_buf_printf(&b, "%s ", method && *method ? method : "ANY");
     while (p < q) {
@@ -387,10 +397,10 @@ static void entry_point(struct q *q, struct ht_request *r)
     }
     r->api_id = root->s.api_id && *root->s.api_id ? root->s.api_id : c.api;
     r->stage = root->s.stage && *root->s.stage ? root->s.stage : c.stage;
-    if (c.route)
-        r->route = c.route;
-    else if (root->s.kind == HT_SK_APIGW)
-        r->route = route_from_url(q->a, root->s.method, root->s.url, r->stage);
+    if (root->s.kind == HT_SK_APIGW)
+        r->url_route = route_from_url(q->a, root->s.method, root->s.url,
+                                      r->stage, root->s.name);
+    r->route = c.route ? c.route : r->url_route;
 }
 
 struct reader_ctx {
