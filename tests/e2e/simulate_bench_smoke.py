@@ -51,8 +51,9 @@ def main(argv):
             v = r.get(sec, {}).get(k)
             if not isinstance(v, (int, float)) or not v > 0:
                 errs.append(f"{sec}.{k} = {v!r}, expected > 0")
-        if not (isinstance(r.get("ratio"), (int, float)) and r["ratio"] > 0):
-            errs.append(f"ratio = {r.get('ratio')!r}")
+        for k in ("ratio", "ratio_cpu"):
+            if not (isinstance(r.get(k), (int, float)) and r[k] > 0):
+                errs.append(f"{k} = {r.get(k)!r}")
         if r["corpus"]["requests"] != n:
             errs.append(f"{r['corpus']['requests']} requests, expected {n}")
         for sec, k in (("documents", "parse_failures"), ("query", "process_failures"),
