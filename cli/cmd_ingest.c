@@ -204,8 +204,11 @@ static int ingest_file(struct ing *g, const char *path)
         if (too_large)
             ht_batch_reject(g->sink.batch, HT_REJ_TOO_LARGE, &pos,
                             "value larger than 16 MiB", val, n);
-        else
-            ht_ingest_value(g->sink.batch, &pos, val, n, ht_reader_depth(r));
+        else if (!ht_ingest_value(g->sink.batch, &pos, val, n,
+                                  ht_reader_depth(r))) {
+            ht_reader_rescan(r); /* not one NDJSON value: scan it */
+            continue;
+        }
         if (ht_sink_full(&g->sink) ||
             (is_stdin && ht_now_mono_us() - last_flush > 1000000)) {
             ck.offset = ht_reader_pos(r);

@@ -41,9 +41,9 @@ struct hj_parser *ht__parser(struct ht_batch *b, int slot)
 {
     HT_ASSERT(slot >= 0 && slot < HT_JSON_SLOTS);
     if (!b->parsers[slot]) {
-        /* the readers reject deeper values before parsing; the margin
-         * keeps simdjson's count of levels from disagreeing with theirs */
-        b->parsers[slot] = hj_parser_new(HT_MAX_DEPTH + 2);
+        /* simdjson counts levels as the bracket scanners do: a value
+         * nested deeper than HT_MAX_DEPTH does not parse */
+        b->parsers[slot] = hj_parser_new(HT_MAX_DEPTH);
         HT_ASSERT(b->parsers[slot]); /* like every other allocation here */
     }
     return b->parsers[slot];

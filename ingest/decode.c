@@ -777,6 +777,8 @@ static void decode_bytes(struct ht_batch *b, const struct ht_srcpos *pos,
                         NULL, 0);
         return;
     }
+    size_t rescan_at = SIZE_MAX; /* where the fast path was refused */
+
     while (i < n) {
         size_t len = 0;
         int depth;
@@ -785,6 +787,39 @@ static void decode_bytes(struct ht_batch *b, const struct ht_srcpos *pos,
         i += ht__skip_ws(p + i, n - i);
         if (i >= n)
             break;
+        /* a line that opens and closes like one value is parsed without
+         * scanning it first (as the file reader does); when it is not one
+         * value, it is scanned below */
+        if (i != rescan_at && level < HT__JSLOT_LOG &&
+            (p[i] == '{' || p[i] == '[')) {
+            const char *nl = memchr(p + i, '\n', n - i);
+            const char *q = nl ? nl : p + n;
+            char err[160];
+            hj v;
+
+            while (q > p + i &&
+                   (q[-1] == ' ' || q[-1] == '\t' || q[-1] == '\r'))
+                q--;
+            len = (size_t)(q - (p + i));
+            if (len >= 2 && q[-1] == (p[i] == '{' ? '}' : ']') &&
+                len <= HT_MAX_CONTAINER_BYTES) {
+                int prc = hj_parse(ht__parser(b, level), p + i, len, true, &v,
+                                   err, sizeof(err));
+
+                if (prc == 0)
+                    decode_value(b, pos, v, p + i, len, level);
+                else if (prc == -2)
+                    ht_batch_reject(b, HT_REJ_TOO_DEEP, pos,
+                                    "JSON nested deeper than 64 levels", p + i,
+                                    len);
+                if (prc != -1) {
+                    i += len;
+                    continue;
+                }
+            }
+            rescan_at = i;
+            continue;
+        }
         rc = ht__scan_value(p + i, n - i, true, &len, &depth);
         if (rc != HT__SCAN_VALUE) {
             const char *nl = memchr(p + i, '\n', n - i);
@@ -807,13 +842,33 @@ void ht_ingest_payload(struct ht_batch *b, const struct ht_srcpos *pos,
     decode_bytes(b, pos, data, n, 0);
 }
 
-void ht_ingest_value(struct ht_batch *b, const struct ht_srcpos *pos,
+bool ht_ingest_value(struct ht_batch *b, const struct ht_srcpos *pos,
                      const char *val, size_t n, int depth)
 {
-    if (depth < 0) {
+    char err[160];
+    hj v;
+    int rc;
+
+    if (depth == -1) {
         ht_ingest_payload(b, pos, val, n);
-        return;
+        return true;
     }
+    if (depth != HT_DEPTH_LINE) {
+        b->payload_bytes += n;
+        decode_json(b, pos, val, n, depth, 0);
+        return true;
+    }
+    if (n > HT_MAX_CONTAINER_BYTES)
+        return false; /* the scanner's path measures and rejects it */
+    rc = hj_parse(ht__parser(b, 0), val, n, true, &v, err, sizeof(err));
+    if (rc == -1)
+        return false; /* not one value: several, or not JSON at all */
     b->payload_bytes += n;
-    decode_json(b, pos, val, n, depth, 0);
+    if (rc == -2) {
+        ht_batch_reject(b, HT_REJ_TOO_DEEP, pos,
+                        "JSON nested deeper than 64 levels", val, n);
+        return true;
+    }
+    decode_value(b, pos, v, val, n, 0);
+    return true;
 }

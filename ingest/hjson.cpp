@@ -248,7 +248,7 @@ int hj_parse(struct hj_parser *p, const char *s, size_t n, bool allow_nul,
     code = p->parser.parse(p->buf, n, false).get(el);
     if (code != simdjson::SUCCESS) {
         snprintf(err, errcap, "%s", simdjson::error_message(code));
-        return -1;
+        return code == simdjson::DEPTH_ERROR ? -2 : -1;
     }
     /* the root value sits at tape index 1 (index 0 is the root marker) */
     *root = make(&p->parser.doc, 1);

@@ -55,7 +55,8 @@ struct hj_parser *hj_parser_new(size_t max_depth);
 void hj_parser_free(struct hj_parser *p);
 
 /* Parses n bytes (copied into the parser's padded buffer). Returns 0 and
- * the root, or -1 with a one-line reason in err. NUL characters inside
+ * the root, or -1 with a one-line reason in err (-2 when the reason is a
+ * document nested deeper than the parser's max_depth). NUL characters inside
  * strings are accepted only when allow_nul. */
 int hj_parse(struct hj_parser *p, const char *s, size_t n, bool allow_nul,
              hj *root, char *err, size_t errcap);

@@ -89,10 +89,13 @@ void ht_ingest_payload(struct ht_batch *b, const struct ht_srcpos *pos,
 /*
  * Decode one value that ht_reader_next already delimited, with the nesting
  * depth the reader measured (ht_reader_depth): it is not scanned again.
- * A depth < 0 means "not a bracketed value" and takes ht_ingest_payload's
- * full sniffing instead.
+ * A depth of -1 means "not a bracketed value" and takes ht_ingest_payload's
+ * full sniffing instead. HT_DEPTH_LINE is an NDJSON line the reader did not
+ * scan: when it does not parse as one value, nothing is decoded and false
+ * is returned — call ht_reader_rescan and take the value it gives next.
  */
-void ht_ingest_value(struct ht_batch *b, const struct ht_srcpos *pos,
+#define HT_DEPTH_LINE (-2)
+bool ht_ingest_value(struct ht_batch *b, const struct ht_srcpos *pos,
                      const char *val, size_t n, int depth);
 
 /* Context of one log event, from its envelope (CloudWatch Logs message,
@@ -136,6 +139,9 @@ int ht_reader_next(struct ht_reader *r, const char **val, size_t *n,
 /* Nesting depth of the last value ht_reader_next returned, or -1 when it
  * was not a complete object or array (a bad line, a scalar, too large). */
 int ht_reader_depth(const struct ht_reader *r);
+/* Steps back to the start of the last value and scans it bracket by
+ * bracket (after ht_ingest_value refused an HT_DEPTH_LINE value). */
+void ht_reader_rescan(struct ht_reader *r);
 /* Bytes of the (decompressed) stream consumed so far. */
 uint64_t ht_reader_pos(const struct ht_reader *r);
 /* Skip to a decompressed offset (resume from a checkpoint). */

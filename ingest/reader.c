@@ -116,7 +116,9 @@ struct ht_reader {
     bool eof;
     bool err;
     char *name;
-    int depth; /* of the last value, -1 when not a bracketed value */
+    int depth;         /* of the last value, -1 when not a bracketed value */
+    size_t last_start; /* where the last value began (ht_reader_rescan) */
+    bool no_fast;      /* scan the next value bracket by bracket */
 };
 
 #define READ_CHUNK (1 << 20)
@@ -227,6 +229,26 @@ int ht_reader_next(struct ht_reader *r, const char **val, size_t *n,
                 return r->err ? -1 : 0;
             continue;
         }
+        /* Fast path for NDJSON: a line that opens and closes like one
+         * value is handed over whole, unscanned (HT_DEPTH_LINE); the
+         * parser checks it anyway. If it is not one value after all the
+         * caller asks for ht_reader_rescan and it is scanned below. */
+        if (!r->no_fast &&
+            (r->buf[r->start] == '{' || r->buf[r->start] == '[')) {
+            const char *p = r->buf + r->start;
+            const char *q = memchr(p, '\n', avail);
+
+            if (q) {
+                while (q > p && is_ws(q[-1]))
+                    q--;
+                if (q - p >= 2 && q[-1] == (p[0] == '{' ? '}' : ']')) {
+                    len = (size_t)(q - p);
+                    r->depth = HT_DEPTH_LINE;
+                    goto emit;
+                }
+            }
+        }
+        r->no_fast = false;
         rc = ht__scan_value(r->buf + r->start, avail, r->eof, &len, &depth);
         if (rc == HT__SCAN_VALUE && depth > 0)
             r->depth = depth;
@@ -253,12 +275,20 @@ int ht_reader_next(struct ht_reader *r, const char **val, size_t *n,
             len = nl ? (size_t)(nl - (r->buf + r->start)) : avail;
         }
     emit:
+        r->last_start = r->start;
         *val = r->buf + r->start;
         *n = len;
         *offset = r->base + r->start;
         r->start += len;
         return 1;
     }
+}
+
+void ht_reader_rescan(struct ht_reader *r)
+{
+    r->start = r->last_start;
+    r->no_fast = true;
+    r->depth = -1;
 }
 
 int ht_reader_depth(const struct ht_reader *r)

@@ -286,9 +286,12 @@ static void test_reader(void)
             }
             if (i == 2)
                 third = off;
-            /* the reader hands over the depth it measured for bracketed
-             * values, so they are not scanned twice */
-            if (i == 0 || i == 1 || i == 3 || i == 5)
+            /* a line that opens and closes like one value is handed over
+             * unscanned (the parser checks it); other bracketed values with
+             * the depth the reader measured, so they are not scanned twice */
+            if (i == 0 || i == 3 || i == 5)
+                CHECK(ht_reader_depth(r) == HT_DEPTH_LINE);
+            if (i == 1 || i == 2)
                 CHECK(ht_reader_depth(r) == 1);
             if (i == 4 || i == 6)
                 CHECK(ht_reader_depth(r) == -1);
@@ -296,6 +299,20 @@ static void test_reader(void)
         }
         CHECK(i == 7);
         ht_reader_close(r);
+        /* a line of two values: refused whole, then scanned */
+        write_file(path, "{\"e\":5}{\"f\":6}\n", gz);
+        CHECK(ht_reader_open(path, &r) == HT_ERR_OK);
+        CHECK(ht_reader_next(r, &v, &n, &off, &tl) == 1);
+        CHECK(n == 14 && ht_reader_depth(r) == HT_DEPTH_LINE);
+        ht_reader_rescan(r);
+        CHECK(ht_reader_next(r, &v, &n, &off, &tl) == 1);
+        CHECK(n == 7 && memcmp(v, "{\"e\":5}", 7) == 0 && off == 0 &&
+              ht_reader_depth(r) == 1);
+        CHECK(ht_reader_next(r, &v, &n, &off, &tl) == 1);
+        CHECK(n == 7 && memcmp(v, "{\"f\":6}", 7) == 0 && off == 7 &&
+              ht_reader_depth(r) == HT_DEPTH_LINE);
+        ht_reader_close(r);
+        write_file(path, content, gz);
         /* resume at a checkpoint */
         CHECK(ht_reader_open(path, &r) == HT_ERR_OK);
         CHECK(ht_reader_skip_to(r, third) == HT_ERR_OK);
