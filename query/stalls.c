@@ -819,7 +819,8 @@ void ht_stalls_metrics(const struct ht_stalls *st, struct ht_buf *b)
         {"hoptrace_stage_status", "gauge",
          "1 for the stage's current status (ok, lagging, stalled)."},
         {"hoptrace_stage_delay_seconds", "summary",
-         "Producer end to consumer invocation delay."},
+         "From the end of the producer's write to the consumer's logged "
+         "record."},
         {"hoptrace_consumer_invocations_total", "counter",
          "Invocations of the stage's consumer (REPORT lines)."},
         {"hoptrace_consumer_billed_seconds_total", "counter",
