@@ -96,10 +96,10 @@ struct ht_kin_cfg {
     const char *endpoint; /* NULL: https://kinesis.REGION.amazonaws.com */
     const char *region;
     const struct ht_aws_creds *creds; /* borrowed for the client's life */
-    int max_attempts;                 /* per call; 0 means 10 */
-    int backoff_base_ms;              /* 0 means 100 */
-    int backoff_cap_ms;               /* 0 means 5000 */
-    volatile sig_atomic_t *stop;      /* optional: ends back-off sleeps */
+    int max_attempts;    /* per call; 0 means 10, < 0 for ever (until stop) */
+    int backoff_base_ms; /* 0 means 100 */
+    int backoff_cap_ms;  /* 0 means 5000 */
+    volatile sig_atomic_t *stop; /* optional: ends back-off sleeps */
 };
 
 struct ht_kinesis;

@@ -91,7 +91,7 @@ int ht_kinesis_open(const struct ht_kin_cfg *cfg, struct ht_kinesis **out)
         snprintf(k->url + strlen(k->url), sizeof(k->url) - strlen(k->url), "/");
     snprintf(k->region, sizeof(k->region), "%s", cfg->region);
     k->creds = cfg->creds;
-    k->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 10;
+    k->max_attempts = cfg->max_attempts ? cfg->max_attempts : 10;
     k->base_ms = cfg->backoff_base_ms > 0 ? cfg->backoff_base_ms : 100;
     k->cap_ms = cfg->backoff_cap_ms > 0 ? cfg->backoff_cap_ms : 5000;
     k->stop = cfg->stop;
@@ -358,13 +358,20 @@ static int call(struct ht_kinesis *k, const char *op, const char *body)
                 return HT_KIN_BAD_REQUEST;
             }
         }
-        HT_LOG_DEBUG("aws:kinesis", "%s: %s (attempt %d of %d)", op, k->err,
-                     attempt + 1, k->max_attempts);
-        if (attempt + 1 >= k->max_attempts) {
+        HT_LOG_DEBUG("aws:kinesis", "%s: %s (attempt %d)", op, k->err,
+                     attempt + 1);
+        if (k->max_attempts > 0 && attempt + 1 >= k->max_attempts) {
             ht_buf_free(&auth);
             ht_buf_free(&hdr);
             return st;
         }
+        /* retrying for ever: say so now and then, a stuck reader must not
+         * look like an idle one */
+        if (k->max_attempts < 0 && (attempt + 1) % 10 == 0)
+            HT_LOG_WARN("aws:kinesis",
+                        "%s still failing after %d attempts: "
+                        "%s; retrying",
+                        op, attempt + 1, k->err);
         if (!backoff(k, attempt)) {
             ht_buf_free(&auth);
             ht_buf_free(&hdr);

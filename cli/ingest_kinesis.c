@@ -69,7 +69,8 @@ static const char usage[] =
     "AWS_SESSION_TOKEN, else the shared credentials file\n"
     "($AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials), profile\n"
     "$AWS_PROFILE (default \"default\"). Throttling, expired iterators, 5xx\n"
-    "and network errors are retried with jittered exponential back-off.\n"
+    "and network errors are retried with jittered exponential back-off: up\n"
+    "to 10 times with --until-idle, else until they pass (or a signal).\n"
     "The summary line ends with each shard's MillisBehindLatest.\n";
 
 enum { S_WAIT, S_READ, S_DONE };
@@ -400,6 +401,9 @@ static int poll_shard(struct kin *g, struct shard *s, struct run_state *rs)
                     s->source);
         free(s->iter);
         s->iter = NULL;
+        /* paced like any call: iterators that keep expiring (a skewed
+         * clock, say) must not turn into a busy loop */
+        s->next_us = now + (int64_t)s->delay_ms * 1000;
         ht_kin_records_free(&recs);
         return HT_KIN_OK;
     }
@@ -646,6 +650,9 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
     cfg.region = region;
     cfg.creds = &creds;
     cfg.stop = &stop_flag;
+    /* a reader that runs until stopped rides out an outage; one that is to
+     * end when idle fails visibly instead */
+    cfg.max_attempts = until_idle > 0 ? 10 : -1;
     if (getenv("HOPTRACE_KINESIS_BACKOFF_MS"))
         cfg.backoff_base_ms = atoi(getenv("HOPTRACE_KINESIS_BACKOFF_MS"));
     rc = ht_kinesis_open(&cfg, &g.k);

@@ -11,15 +11,19 @@ Needs no kinesalite: a local proxy answers every call itself.
   sees its key id) and its secret never printed;
 - no region -> exit 2; a bad --endpoint -> exit 2;
 - ResourceNotFoundException -> exit 2 naming the stream;
-- nothing listening -> network retries, then exit 5;
+- nothing listening, with --until-idle -> 10 network retries, then exit 5;
+- without --until-idle, an outage longer than 10 attempts is retried
+  (with a warning), and SIGTERM then ends the reader with exit 0;
 - --help -> exit 0 naming the options.
 """
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "kinesis"))
@@ -119,8 +123,35 @@ def main():
         port = s.getsockname()[1]
         s.close()  # nothing listens there now
         expect("no service", run(hop, db, ["--endpoint",
-                                           "http://127.0.0.1:%d" % port],
+                                           "http://127.0.0.1:%d" % port,
+                                           "--until-idle", "5"],
                                  env), 5, "network", "--endpoint")
+
+        # without --until-idle an outage is ridden out: 11 answers 503,
+        # then an empty stream; SIGTERM ends the reader cleanly
+        calls = []
+
+        def outage(op, body):
+            calls.append(op)
+            if len(calls) <= 11:
+                return 503, {"__type": "ServiceUnavailable",
+                             "message": "down"}
+            return 200, {"Shards": []}
+        flaky = kinlib.Proxy(None, fault=outage)
+        try:
+            p = subprocess.Popen([hop, "--db", db, "ingest", "--kinesis", "s",
+                                  "--endpoint", flaky.url], env=env,
+                                 stderr=subprocess.PIPE, text=True)
+            for _ in range(600):
+                if len(calls) > 11 or p.poll() is not None:
+                    break
+                time.sleep(0.05)
+            p.send_signal(signal.SIGTERM)
+            _, err = p.communicate(timeout=60)
+        finally:
+            flaky.stop()
+        expect("outage", (p.returncode, err), 0,
+               "still failing after 10 attempts", "ingested 0 documents")
 
         p = subprocess.run([hop, "ingest", "--kinesis", "s", "--help"],
                            capture_output=True, text=True)

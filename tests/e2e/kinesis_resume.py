@@ -138,15 +138,26 @@ def main():
                 five = [ln.rstrip(b"\n") for ln in f
                         if not ln.startswith(b'{"format"')][:5]
             base = [hop, "ingest", "--kinesis", stream, "--endpoint", k.url]
-            p = subprocess.Popen(base + ["--db", os.path.join(work, "db2"),
-                                         "--from", "latest", "--until-idle",
-                                         "3"], env=env,
+            # through a proxy, to put the records only once the reader holds
+            # its LATEST iterators
+            watch = kinlib.Proxy(k.url)
+            p = subprocess.Popen(base[:-1] + [watch.url, "--db",
+                                              os.path.join(work, "db2"),
+                                              "--from", "latest",
+                                              "--until-idle", "3"], env=env,
                                  stderr=subprocess.PIPE, text=True)
-            time.sleep(1.5)
+            for _ in range(1200):
+                with watch.lock:
+                    got = sum(1 for r in watch.log
+                              if r[0] == "GetShardIterator" and r[2] == 200)
+                if got >= 2 or p.poll() is not None:
+                    break
+                time.sleep(0.05)
             t_mid = time.time()
             time.sleep(0.05)
             kinlib.put_records(k.url, stream, five, seed=5)
             _, err = p.communicate(timeout=120)
+            watch.stop()
             print("latest: " + err.strip().splitlines()[-1])
             if not re.search(r"ingested 5 documents", err):
                 fails.append("--from latest did not read exactly the 5 new "
