@@ -50,7 +50,17 @@ static const char usage[] =
     "\n"
     "  --kinesis STREAM [--endpoint URL] [--region R] [--until-idle S]\n"
     "               read a Kinesis Data Stream instead of files (all its\n"
-    "               options: hoptrace ingest --kinesis X --help)\n";
+    "               options: hoptrace ingest --kinesis X --help)\n"
+    "  --kafka BROKERS --topic T[,T...] [--group G] [--until-idle S]\n"
+    "        [-X key=value ...] [--dlq-topic T]\n"
+    "               consume Kafka topics in a consumer group, offsets\n"
+    "               stored with the data (hoptrace ingest --kafka --help)\n"
+    "  --udp [HOST:PORT] [--forward HOST:PORT] [--until-idle S]\n"
+    "               listen for X-Ray daemon datagrams, default\n"
+    "               127.0.0.1:2000 (hoptrace ingest --udp --help)\n"
+    "\n"
+    "stdin (-) is streamed: it is committed whenever the input pauses, so\n"
+    "`tail -f FILE | hoptrace ingest -` works.\n";
 
 struct ing {
     struct ht_sink sink;

@@ -79,10 +79,12 @@ struct kc {
      * known to be in the store (the next flush returned, or a sync) */
     rd_kafka_topic_partition_list_t *to_commit;
     uint64_t messages, bytes, dlq_produced;
-    int err;             /* store error: stop */
-    bool fatal;          /* a Kafka error that retrying will not fix */
-    int64_t last_error;  /* rate limit of broker error lines */
-    int64_t last_assign; /* 0 until the group assigned us partitions */
+    int err;                    /* store error: stop */
+    bool fatal;                 /* a Kafka error that retrying will not fix */
+    int64_t last_error;         /* rate limit of broker error lines */
+    int64_t last_assign;        /* 0 until the group assigned us partitions */
+    int64_t first_msg, busy_us; /* throughput: first message to commit */
+    int64_t last_msg_seen;
 };
 
 static struct kpart *find_part(struct kc *k, const char *topic, int32_t p)
@@ -469,14 +471,16 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
     topics = calloc((size_t)argc, sizeof(*topics));
     xs = calloc((size_t)argc, sizeof(*xs));
     HT_ASSERT(topics && xs);
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            goto out_free;
+        }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
 
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(usage, stdout);
-            goto out_free;
-        } else if (strcmp(a, "--kafka") == 0 && has) {
+        if (strcmp(a, "--kafka") == 0 && has) {
             brokers = argv[++i];
         } else if (strcmp(a, "--topic") == 0 && has) {
             /* comma-separated; split in place (argv is ours) */
@@ -515,7 +519,7 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
             quiet = true;
         } else {
             ht_cli_err("ingest --kafka: unknown or incomplete option %s (see "
-                       "hoptrace ingest --kafka x --help)",
+                       "hoptrace ingest --kafka --help)",
                        a);
             exit_code = HT_EXIT_USAGE;
             goto out_free;
@@ -523,7 +527,7 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
     }
     if (!brokers || !*brokers || !ntopics) {
         ht_cli_err("ingest --kafka needs BROKERS and --topic T (see hoptrace "
-                   "ingest --kafka x --help)");
+                   "ingest --kafka --help)");
         exit_code = HT_EXIT_USAGE;
         goto out_free;
     }
@@ -639,8 +643,10 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
                     if (handle_error(m))
                         k.fatal = true;
                 } else {
+                    if (!k.messages)
+                        k.first_msg = now;
                     handle_message(&k, m);
-                    last_msg = now;
+                    last_msg = k.last_msg_seen = now;
                 }
                 rd_kafka_message_destroy(m);
             }
@@ -666,7 +672,15 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
             }
         }
     }
-    flush_sync(&k);
+    {
+        /* the throughput window ends with the last message's commit,
+         * not with the --until-idle wait after it */
+        int64_t idle_tail = ht_now_mono_us() - k.last_msg_seen;
+
+        flush_sync(&k);
+        if (k.messages)
+            k.busy_us = ht_now_mono_us() - k.first_msg - idle_tail;
+    }
 
 out_close:
     /* leaving the group revokes our partitions: rebalance_cb commits */
@@ -695,6 +709,10 @@ out_close:
         if (k.dlq)
             fprintf(stderr, "; produced %llu to %s",
                     (unsigned long long)k.dlq_produced, k.dlq_topic);
+        if (k.busy_us > 0)
+            fprintf(stderr, "; %.0f messages/s, %.1f MB/s",
+                    (double)k.messages * 1e6 / (double)k.busy_us,
+                    (double)k.bytes / (double)k.busy_us);
         fputc('\n', stderr);
     }
     {

@@ -11,7 +11,7 @@ usage: kafka_ingest.py HOPTRACE MOCK_CLUSTER
    `--dlq-topic`: every request exact against truth; poison messages in the
    dead-letter table with topic/partition/offset and on the DLQ topic.
 3. Store B, another group: the worker is killed with SIGKILL mid-ingest
-   several times (after it committed something), then restarted with
+   twice (each time after it committed something), then restarted with
    `--until-idle`: store B equals store A database by database (mdb_dump;
    only the checkpoints differ, their keys name the group) and is exact.
 4. A missing topic is a clear error; a bad -X setting a usage error.
@@ -65,6 +65,7 @@ def main():
     work = tempfile.mkdtemp(prefix="ht_kafka_")
     mc = None
     fails = []
+    t0 = time.time()
     try:
         corpus = os.path.join(work, "corpus")
         ku.gen_corpus(corpus, 400, 17, stream_batch=3)
@@ -88,12 +89,35 @@ def main():
         # timeout: the smallest a broker accepts keeps the restarts short
         base = [hop, "ingest", "--kafka", mc.bootstrap, "--topic",
                 "segs,logs", "-X", "session.timeout.ms=6000"]
-        # 2. uninterrupted
+        # 2. uninterrupted (in the background, while 3. kills another)
         a = os.path.join(work, "a")
-        p = subprocess.run(base + ["--db", a, "--group", "ga",
-                                   "--dlq-topic", "dead", "--until-idle",
-                                   "2"], capture_output=True, text=True,
-                           timeout=300)
+        pa = subprocess.Popen(base + ["--db", a, "--group", "ga",
+                                      "--dlq-topic", "dead", "--until-idle",
+                                      "2"], stderr=subprocess.PIPE, text=True)
+
+        # 3. kill -9 mid-ingest, restart
+        b = os.path.join(work, "b")
+        kills = 0
+        for delay in (0.0, 0.1):
+            before = ckpt_total(b, "gb")
+            q = subprocess.Popen(base + ["--db", b, "--group", "gb",
+                                         "--batch", "8"],
+                                 stderr=subprocess.DEVNULL)
+            # kill once it has committed something new
+            wait_for(lambda: ckpt_total(b, "gb") > before or
+                     q.poll() is not None, 120)
+            time.sleep(delay)
+            if q.poll() is None:
+                q.send_signal(signal.SIGKILL)
+            q.wait()
+            done = ckpt_total(b, "gb")
+            if before < done < total:
+                kills += 1
+            print(f"killed at {done}/{total} messages "
+                  f"({time.time() - t0:.1f} s)")
+
+        _, err = pa.communicate(timeout=300)
+        p = subprocess.CompletedProcess(pa.args, pa.returncode, "", err)
         print("A:", p.stderr.strip().splitlines()[-1:])
         if p.returncode != 0:
             fails.append(f"uninterrupted run exit {p.returncode}: {p.stderr}")
@@ -115,25 +139,6 @@ def main():
             fails.append(f"DLQ topic holds {n} messages, expected "
                          f"{len(POISON)}: {headers}")
 
-        # 3. kill -9 mid-ingest, restart
-        b = os.path.join(work, "b")
-        kills = 0
-        for delay in (0.0, 0.1, 0.3):
-            before = ckpt_total(b, "gb")
-            q = subprocess.Popen(base + ["--db", b, "--group", "gb",
-                                         "--batch", "8"],
-                                 stderr=subprocess.DEVNULL)
-            # kill once it has committed something new
-            wait_for(lambda: ckpt_total(b, "gb") > before or
-                     q.poll() is not None, 120)
-            time.sleep(delay)
-            if q.poll() is None:
-                q.send_signal(signal.SIGKILL)
-            q.wait()
-            done = ckpt_total(b, "gb")
-            if before < done < total:
-                kills += 1
-            print(f"killed at {done}/{total} messages")
         p = subprocess.run(base + ["--db", b, "--group", "gb",
                                    "--until-idle", "2"],
                            capture_output=True, text=True, timeout=300)
