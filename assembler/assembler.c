@@ -70,15 +70,16 @@ static void key_span(struct wr *w, char prefix, const char *s,
                    sp->id.b, 8);
 }
 
-/* An id naming an invocation; the target is its packed request id. `p` is
- * text when n == 0, binary bytes otherwise. */
+/* An id naming an invocation; the target is its packed request id (packed
+ * once per invocation by the caller). `p` is text when n == 0, binary
+ * bytes otherwise. */
 static void key_inv(struct wr *w, char prefix, const void *p, size_t n,
-                    const char *rid)
+                    const uint8_t *prid, size_t prn)
 {
-    uint8_t key[HT_KEY_MAX], packed[HT_ID_PACKED_MAX];
-    size_t kn, rn;
+    uint8_t key[HT_KEY_MAX];
+    size_t kn;
 
-    if (!rid || !*rid || !p || (rn = strlen(rid)) > 255)
+    if (!p)
         return;
     if (n == 0) {
         if (!*(const char *)p)
@@ -87,7 +88,7 @@ static void key_inv(struct wr *w, char prefix, const void *p, size_t n,
     } else {
         kn = ht_key_make(key, prefix, p, n);
     }
-    put_target(w, key, kn, HT_TARGET_INV, packed, ht_id_pack(rid, rn, packed));
+    put_target(w, key, kn, HT_TARGET_INV, prid, prn);
 }
 
 /* What half() found. */
@@ -280,13 +281,12 @@ static void apply_inv(struct wr *w, const struct fact_ref *f, size_t n,
 static void apply_fact(struct wr *w, const struct ht_fact *f,
                        const uint8_t *prid, size_t prn)
 {
-    const char *rid = f->request_id;
     char hk[512];
 
     if (f->flags & HT_FACT_HAS_TRACE)
-        key_inv(w, HT_K_TRACE, f->trace.b, 16, rid);
+        key_inv(w, HT_K_TRACE, f->trace.b, 16, prid, prn);
     if (f->flags & HT_FACT_HAS_SEGMENT)
-        key_inv(w, HT_K_SEGMENT, f->segment.b, 8, rid);
+        key_inv(w, HT_K_SEGMENT, f->segment.b, 8, prid, prn);
     if (f->kind == HT_FACT_CORR || f->kind == HT_FACT_RECORD ||
         f->kind == HT_FACT_APIGW) {
         uint8_t key[HT_ID_PACKED_MAX + 9];
@@ -300,16 +300,16 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
         w->st->facts_written++;
     }
     if (f->corr)
-        key_inv(w, HT_K_CORR, f->corr, 0, rid);
+        key_inv(w, HT_K_CORR, f->corr, 0, prid, prn);
     if (f->kind == HT_FACT_RECORD && f->record_id) {
         const char *id = f->record_id;
 
         if (f->via == HT_VIA_SQS) {
-            key_inv(w, HT_K_SQS, id, 0, rid);
+            key_inv(w, HT_K_SQS, id, 0, prid, prn);
             snprintf(hk, sizeof(hk), "sqs:%s", id);
             consume(w, f, hk, true);
         } else if (f->via == HT_VIA_KINESIS) {
-            key_inv(w, HT_K_KSEQ, id, 0, rid);
+            key_inv(w, HT_K_KSEQ, id, 0, prid, prn);
             bool first;
 
             snprintf(hk, sizeof(hk), "kin:%s", id);
@@ -319,7 +319,7 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
                 consume(w, f, hk, !first);
             }
         } else if (f->via == HT_VIA_DYNAMODB) {
-            key_inv(w, HT_K_DDB, id, 0, rid);
+            key_inv(w, HT_K_DDB, id, 0, prid, prn);
             if (f->corr && f->resource) {
                 snprintf(hk, sizeof(hk), "dynamodb:%s/%s", f->resource,
                          f->corr);
@@ -327,13 +327,13 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
             }
         }
         if (f->flags & HT_FACT_HAS_HDR && !ht_id8_is_zero(&f->hdr_parent))
-            key_inv(w, HT_K_HEADER, f->hdr_parent.b, 8, rid);
+            key_inv(w, HT_K_HEADER, f->hdr_parent.b, 8, prid, prn);
     }
     if (f->kind == HT_FACT_APIGW) {
         if (f->apigw_id)
-            key_inv(w, HT_K_APIGW, f->apigw_id, 0, rid);
+            key_inv(w, HT_K_APIGW, f->apigw_id, 0, prid, prn);
         if (f->ext_id)
-            key_inv(w, HT_K_APIGW_EXT, f->ext_id, 0, rid);
+            key_inv(w, HT_K_APIGW_EXT, f->ext_id, 0, prid, prn);
     }
 }
 
