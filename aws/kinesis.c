@@ -181,9 +181,12 @@ static bool is_auth_error(const char *t)
     return false;
 }
 
+/* Refusals that pass by themselves: throttling, and a stream that is being
+ * created or resharded (ResourceInUseException) */
 static bool is_throttle(const char *t)
 {
     return strcmp(t, "ProvisionedThroughputExceededException") == 0 ||
+           strcmp(t, "ResourceInUseException") == 0 ||
            strcmp(t, "LimitExceededException") == 0 ||
            strcmp(t, "ThrottlingException") == 0 ||
            strcmp(t, "KMSThrottlingException") == 0;

@@ -7,7 +7,8 @@ kinesalite (in memory, free loopback port) behind a small HTTP proxy that
 - checks the SigV4 signature of every request (recomputed in Python with
   the same dummy credentials; the session token must be signed too),
 - answers some calls itself with ProvisionedThroughputExceededException,
-  LimitExceededException, 500 InternalFailure, 503 and
+  LimitExceededException, 500 InternalFailure, 503,
+  ResourceInUseException (a stream being resharded) and
   ExpiredIteratorException (seeded, so a run is reproducible),
 - serves ListShards in pages of one shard with a NextToken.
 Meanwhile the two-shard stream is split (shard 0) and two shards are then
@@ -56,6 +57,9 @@ def make_fault(seed):
                        "message": "Rate exceeded"})
         elif op == "ListShards" and x < 0.15:
             r = (503, {"__type": "ServiceUnavailable", "message": "busy"})
+        elif op == "ListShards" and x < 0.3:
+            r = (400, {"__type": "ResourceInUseException",
+                       "message": "Stream orders-events is UPDATING"})
         if r:
             with lock:
                 counts[r[1]["__type"]] = counts.get(r[1]["__type"], 0) + 1
