@@ -15,9 +15,10 @@ usage: kafka_ingest.py HOPTRACE MOCK_CLUSTER
    `--until-idle`: store B equals store A database by database (mdb_dump;
    only the checkpoints differ, their keys name the group) and is exact.
 4. A missing topic is a clear error; a bad -X setting a usage error.
-5. Broker failure: brokers taken down through the mock API while a worker
-   runs, brought back, more messages produced; the worker carries on and
-   SIGTERM makes it commit and exit 0 with every request exact.
+5. Broker failure (on a second mock cluster, beside the other phases):
+   brokers taken down through the mock API while a worker runs, brought
+   back, more messages produced; the worker carries on and SIGTERM makes
+   it commit and exit 0 with every request exact.
 """
 import os
 import shutil
@@ -25,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import kafka_util as ku
@@ -59,11 +61,49 @@ def wait_for(pred, timeout):
     return False
 
 
+def broker_phase(hop, helper, work, fails):
+    """5. on its own mock cluster, in a thread beside the other phases"""
+    mc = ku.MockCluster(helper)
+    try:
+        corpus2 = os.path.join(work, "corpus2")
+        ku.gen_corpus(corpus2, 150, 29)
+        msgs = ku.datagrams(corpus2) + ku.log_messages(corpus2)
+        half = len(msgs) // 2
+        mc.topic("flaky", 3)
+        mc.produce("flaky", 3, msgs[:half], work)
+        d = os.path.join(work, "d")
+        q = subprocess.Popen([hop, "--db", d, "ingest", "--kafka",
+                              mc.bootstrap, "--topic", "flaky", "--group",
+                              "gd"], stderr=subprocess.PIPE, text=True)
+        if not wait_for(lambda: ckpt_total(d, "gd") == half, 120):
+            fails.append("broker phase: first half never committed")
+        mc.command("down 1")
+        mc.command("down 2")
+        time.sleep(2)
+        mc.command("up 1")
+        mc.command("up 2")
+        mc.produce("flaky", 3, msgs[half:], work)
+        if not wait_for(lambda: ckpt_total(d, "gd") == len(msgs), 120):
+            fails.append("broker phase: second half never committed")
+        q.send_signal(signal.SIGTERM)
+        _, err = q.communicate(timeout=120)
+        print("D:", err.strip().splitlines()[-1:])
+        if q.returncode != 0:
+            fails.append(f"broker phase: exit {q.returncode}: {err}")
+        ok, out = ku.check_exact(hop, d, corpus2)
+        if not ok:
+            fails.append("broker phase store not exact:\n" + out[-2000:])
+    except Exception as e:  # reported like any failure, from the thread
+        fails.append(f"broker phase: {e!r}")
+    finally:
+        mc.close()
+
+
 def main():
     hop = os.path.abspath(sys.argv[1])
     helper = os.path.abspath(sys.argv[2])
     work = tempfile.mkdtemp(prefix="ht_kafka_")
-    mc = None
+    mc = t5 = None
     fails = []
     t0 = time.time()
     try:
@@ -82,6 +122,9 @@ def main():
         mc.topic("dead", 1)
         mc.produce("segs", 4, segs, work)
         mc.produce("logs", 3, logs, work)
+        t5 = threading.Thread(target=broker_phase,
+                              args=(hop, helper, work, fails))
+        t5.start()
         print(f"produced {len(segs)} + {len(logs)} messages "
               f"({len(POISON)} poison) to {mc.bootstrap}")
 
@@ -139,6 +182,7 @@ def main():
             fails.append(f"DLQ topic holds {n} messages, expected "
                          f"{len(POISON)}: {headers}")
 
+        print(f"({time.time() - t0:.1f} s)")
         p = subprocess.run(base + ["--db", b, "--group", "gb",
                                    "--until-idle", "2"],
                            capture_output=True, text=True, timeout=300)
@@ -157,6 +201,7 @@ def main():
         if not ok:
             fails.append("store B not exact:\n" + out[-2000:])
 
+        print(f"({time.time() - t0:.1f} s)")
         # 4. errors that say what to do
         p = subprocess.run([hop, "--db", os.path.join(work, "c"), "ingest",
                             "--kafka", mc.bootstrap, "--topic", "nosuch",
@@ -171,42 +216,17 @@ def main():
         if p.returncode != 2 or "no.such.setting" not in p.stderr:
             fails.append(f"bad -X: exit {p.returncode} {p.stderr}")
 
-        # 5. brokers down and up while a worker runs
-        corpus2 = os.path.join(work, "corpus2")
-        ku.gen_corpus(corpus2, 150, 29)
-        msgs = ku.datagrams(corpus2) + ku.log_messages(corpus2)
-        half = len(msgs) // 2
-        mc.topic("flaky", 3)
-        mc.produce("flaky", 3, msgs[:half], work)
-        d = os.path.join(work, "d")
-        q = subprocess.Popen([hop, "--db", d, "ingest", "--kafka",
-                              mc.bootstrap, "--topic", "flaky", "--group",
-                              "gd"], stderr=subprocess.PIPE, text=True)
-        if not wait_for(lambda: ckpt_total(d, "gd") == half, 120):
-            fails.append("broker phase: first half never committed")
-        mc.command("down 1")
-        mc.command("down 2")
-        time.sleep(2)
-        mc.command("up 1")
-        mc.command("up 2")
-        mc.produce("flaky", 3, msgs[half:], work)
-        if not wait_for(lambda: ckpt_total(d, "gd") == len(msgs), 120):
-            fails.append("broker phase: second half never committed")
-        q.send_signal(signal.SIGTERM)
-        _, err = q.communicate(timeout=120)
-        print("D:", err.strip().splitlines()[-1:])
-        if q.returncode != 0:
-            fails.append(f"broker phase: exit {q.returncode}: {err}")
-        ok, out = ku.check_exact(hop, d, corpus2)
-        if not ok:
-            fails.append("broker phase store not exact:\n" + out[-2000:])
+        t5.join()
     finally:
+        if t5:
+            t5.join()
         if mc:
             mc.close()
         if os.environ.get("KEEP") == "1":
             print("kept", work)
         else:
             shutil.rmtree(work, ignore_errors=True)
+    print(f"({time.time() - t0:.1f} s)")
     for f in fails:
         print("FAIL:", f)
     if not fails:
