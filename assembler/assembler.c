@@ -372,35 +372,52 @@ static void apply_reject(struct wr *w, const struct ht_rejected *r,
     put(w, HT_DB_DLQ, key, sn + 17, w->buf.data, w->buf.len);
 }
 
-static int cmp_tid(const void *a, const void *b)
+/* Adds a trace id to an open-addressing set (cap a power of two, more than
+ * twice the ids); true when it was not there yet. */
+static bool tid_set_add(struct ht_tid *set, size_t cap, const struct ht_tid *t)
 {
-    return memcmp(a, b, sizeof(struct ht_tid));
+    static const struct ht_tid zero;
+    uint64_t h;
+    size_t i;
+
+    memcpy(&h, t->b + 8, 8); /* the random part of an X-Ray trace id */
+    for (i = (size_t)(h * 0x9e3779b97f4a7c15ull >> 20) & (cap - 1);;
+         i = (i + 1) & (cap - 1)) {
+        if (memcmp(&set[i], &zero, sizeof(zero)) == 0) {
+            set[i] = *t;
+            return true;
+        }
+        if (memcmp(&set[i], t, sizeof(*t)) == 0)
+            return false;
+    }
 }
 
 /* Marks every trace the batch touched as dirty, once per batch, so the
  * request summaries behind `endpoints` can be refreshed incrementally. */
 static void mark_dirty(struct wr *w, const struct ht_batch *b)
 {
-    size_t n = 0, cap = b->nspans + b->nfacts;
-    struct ht_tid *ids;
+    size_t cap = 16;
+    struct ht_tid *set;
 
-    if (!cap || w->err)
+    while (cap < 2 * (b->nspans + b->nfacts) + 2)
+        cap *= 2;
+    if (w->err || !(b->nspans + b->nfacts))
         return;
-    ids = malloc(cap * sizeof(*ids));
-    if (!ids) {
+    set = calloc(cap, sizeof(*set));
+    if (!set) {
         w->err = HT_ERR_NOMEM;
         return;
     }
-    for (size_t i = 0; i < b->nspans; i++)
-        ids[n++] = b->spans[i].trace;
-    for (size_t i = 0; i < b->nfacts; i++)
-        if (b->facts[i].flags & HT_FACT_HAS_TRACE)
-            ids[n++] = b->facts[i].trace;
-    qsort(ids, n, sizeof(*ids), cmp_tid);
-    for (size_t i = 0; i < n && !w->err; i++)
-        if (i == 0 || memcmp(&ids[i], &ids[i - 1], sizeof(*ids)) != 0)
-            put(w, HT_DB_DIRTY, ids[i].b, 16, "", 0);
-    free(ids);
+    for (size_t i = 0; i < b->nspans && !w->err; i++)
+        if (!ht_tid_is_zero(&b->spans[i].trace) &&
+            tid_set_add(set, cap, &b->spans[i].trace))
+            put(w, HT_DB_DIRTY, b->spans[i].trace.b, 16, "", 0);
+    for (size_t i = 0; i < b->nfacts && !w->err; i++)
+        if ((b->facts[i].flags & HT_FACT_HAS_TRACE) &&
+            !ht_tid_is_zero(&b->facts[i].trace) &&
+            tid_set_add(set, cap, &b->facts[i].trace))
+            put(w, HT_DB_DIRTY, b->facts[i].trace.b, 16, "", 0);
+    free(set);
 }
 
 static void apply_facts(struct wr *w, const struct ht_batch *b,
