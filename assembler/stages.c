@@ -445,6 +445,23 @@ static void wait_for(struct ht__stg *g, const struct ht_id8 *id, const char *hk)
     put(g, k, hn + 9, "", 0);
 }
 
+/* 'l' span id -> hop key: a waiting SQS producer, for consumers known by
+ * their X-Ray link only; 'k' hop key: consumed through such a link. */
+static void link_key(uint8_t *k, size_t *kn, int type, const uint8_t *id,
+                     const char *hk)
+{
+    k[0] = (uint8_t)type;
+    if (id) {
+        memcpy(k + 1, id, 8);
+        *kn = 9;
+    } else {
+        size_t hn = strlen(hk);
+
+        memcpy(k + 1, hk, hn);
+        *kn = hn + 1;
+    }
+}
+
 /* ---- entry points ------------------------------------------------------ */
 
 struct ht__stg *ht__stg_begin(struct ht_txn *t, const struct ht_batch *b)
@@ -511,6 +528,13 @@ void ht__stg_producer(struct ht__stg *g, const struct ht_span *s,
         count_consumed(g, &p, 1);
     } else {
         pending_put(g, &p, hk);
+        if (p.via == HT_VIA_SQS) {
+            uint8_t k[16];
+            size_t kn;
+
+            link_key(k, &kn, 'l', p.span, NULL);
+            put(g, k, kn, hk, strlen(hk));
+        }
     }
     if (!svc) {
         prec_put(g, hk, &p);
@@ -519,6 +543,45 @@ void ht__stg_producer(struct ht__stg *g, const struct ht_span *s,
     } else if (!matched) {
         prec_put(g, hk, &p);
     }
+}
+
+/* A record received by consumer `cons` of (via, res) at ts: the
+ * consumer's activity, per minute too. */
+static void count_received(struct ht__stg *g, int via, const char *res,
+                           const char *cons, int64_t ts)
+{
+    uint8_t k[1024];
+    size_t kn = mk(k, T_R, via, res, cons, NULL);
+    int64_t bk = ts - (((ts % HT__STG_ABUCKET_US) + HT__STG_ABUCKET_US) %
+                       HT__STG_ABUCKET_US);
+
+    bump(g, k, kn, 0, 1);
+    bump(g, k, kn, 1, ts);
+    k[0] = T_A;
+    ht_be64_put(k + kn, (uint64_t)bk);
+    bump(g, k, kn + 8, 0, 1);
+}
+
+/* The waiting producer half p is consumed by cons at ts. */
+static void take(struct ht__stg *g, struct prec *p, const char *hk,
+                 const char *cons, int64_t ts)
+{
+    pending_del(g, p, hk);
+    if (p->via == HT_VIA_SQS) {
+        uint8_t k[16];
+        size_t kn;
+
+        link_key(k, &kn, 'l', p->span, NULL);
+        del(g, k, kn);
+    }
+    p->matched = 1;
+    p->cons = cons;
+    p->cons_ts = ts;
+    count_consumed(g, p, 1);
+    if (*p->prod)
+        prec_del(g, hk);
+    else
+        prec_put(g, hk, p); /* moved when its service is known */
 }
 
 void ht__stg_consumer(struct ht__stg *g, const struct ht_fact *f,
@@ -531,38 +594,63 @@ void ht__stg_consumer(struct ht__stg *g, const struct ht_fact *f,
 
     if (!g || g->err || !usable(hk, f->resource))
         return;
-    if (new_record) {
-        int64_t bk =
-            f->ts_us - (((f->ts_us % HT__STG_ABUCKET_US) + HT__STG_ABUCKET_US) %
-                        HT__STG_ABUCKET_US);
-
-        kn = mk(k, T_R, f->via, f->resource, cons, NULL);
-        bump(g, k, kn, 0, 1);
-        bump(g, k, kn, 1, f->ts_us);
-        k[0] = T_A;
-        ht_be64_put(k + kn, (uint64_t)bk);
-        bump(g, k, kn + 8, 0, 1);
-    }
     if (matched) {
         struct prec p;
 
-        if (!prec_get(g, hk, &p))
+        if (!prec_get(g, hk, &p) || p.matched) {
+            const void *v;
+            size_t vn;
+
+            /* already taken through an X-Ray link: counted then */
+            link_key(k, &kn, 'k', NULL, hk);
+            if (ht_store_get(g->t, HT_DB_STAGES, k, kn, &v, &vn) == HT_ERR_OK) {
+                del(g, k, kn);
+                return;
+            }
+            if (new_record)
+                count_received(g, f->via, f->resource, cons, f->ts_us);
             return; /* a producer recorded before stages were kept */
-        pending_del(g, &p, hk);
-        p.matched = 1;
-        p.cons = cons;
-        p.cons_ts = f->ts_us;
-        count_consumed(g, &p, 1);
-        if (*p.prod)
-            prec_del(g, hk);
-        else
-            prec_put(g, hk, &p); /* moved when its service is known */
+        }
+        if (new_record)
+            count_received(g, f->via, f->resource, cons, f->ts_us);
+        take(g, &p, hk, cons, f->ts_us);
     } else {
         size_t hn = strlen(hk);
 
+        if (new_record)
+            count_received(g, f->via, f->resource, cons, f->ts_us);
         k[0] = 'c';
         memcpy(k + 1, hk, hn);
         put(g, k, hn + 1, cons, strlen(cons));
+    }
+}
+
+/* An invocation whose segment links to waiting SQS producers received
+ * them, even when it never logged its event. */
+static void take_links(struct ht__stg *g, const struct ht_span *s)
+{
+    const char *cons = s->name && strlen(s->name) < MAXNAME ? s->name : "";
+
+    for (uint32_t i = 0; i < s->nlinks && !g->err; i++) {
+        uint8_t k[512];
+        size_t kn;
+        const void *v;
+        size_t vn;
+        char *hk;
+        struct prec p;
+
+        link_key(k, &kn, 'l', s->links[i].id.b, NULL);
+        if (ht_store_get(g->t, HT_DB_STAGES, k, kn, &v, &vn) != HT_ERR_OK)
+            continue;
+        hk = ht_arena_strndup(g->a, v, vn);
+        if (!prec_get(g, hk, &p) || p.matched) {
+            del(g, k, kn);
+            continue;
+        }
+        count_received(g, p.via, p.res, cons, s->start_us);
+        take(g, &p, hk, cons, s->start_us);
+        link_key(k, &kn, 'k', NULL, hk);
+        put(g, k, kn, "", 0);
     }
 }
 
@@ -597,6 +685,9 @@ void ht__stg_span(struct ht__stg *g, const struct ht_span *s)
     uint8_t k[16];
     struct ucoll c = {0};
 
+    if (g && !g->err && s->nlinks &&
+        (s->kind == HT_SK_LAMBDA || s->kind == HT_SK_FUNCTION))
+        take_links(g, s);
     if (!g || g->err || g->unresolved <= 0)
         return;
     k[0] = 'u';

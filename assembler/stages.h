@@ -24,6 +24,12 @@
  *                                     service is unknown
  *   'c' hop key                    -> consumer service of a consumer half
  *                                     that came before its producer
+ *   'l' span id(8)                 -> hop key of a waiting SQS producer, so
+ *                                     a consumer known by its X-Ray link
+ *                                     only can take it
+ *   'k' hop key                    -> taken through a link (the logged
+ *                                     record, if it comes, is not counted
+ *                                     again)
  *   'u' span id(8) hop key         -> a producer whose service is unknown
  *                                     until that (ancestor) span arrives
  *   'F' function\0                 -> REPORT totals: invocations, billed
@@ -59,7 +65,8 @@ void ht__stg_producer(struct ht__stg *g, const struct ht_span *s,
  * of a received record (a record can be named by two hop keys). */
 void ht__stg_consumer(struct ht__stg *g, const struct ht_fact *f,
                       const char *hk, bool matched, bool new_record);
-/* Every span of the batch: producers waiting for it learn their service. */
+/* Every span of the batch: producers waiting for it learn their service;
+ * an invocation's X-Ray links take the SQS producers they name. */
 void ht__stg_span(struct ht__stg *g, const struct ht_span *s);
 /* An invocation's REPORT seen for the first time. */
 void ht__stg_report(struct ht__stg *g, const struct ht_inv *inv);

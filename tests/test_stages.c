@@ -398,6 +398,61 @@ static void test_order(void)
     }
 }
 
+/* The AWS::Lambda segment of `fn`'s invocation at second `t`, linked to
+ * the producer subsegment `sub` (an SQS consumer that logs no event). */
+static char *linked(const char *fn, int sub, double t)
+{
+    char *p;
+    int n = ++seq;
+
+    CHECK(asprintf(&p,
+                   "{\"trace_id\":\"1-6b083521-%024x\",\"id\":\"%016x\","
+                   "\"name\":\"%s\",\"origin\":\"AWS::Lambda\","
+                   "\"start_time\":%.6f,\"end_time\":%.6f,\"aws\":{"
+                   "\"request_id\":\"lr-%d\"},\"links\":[{\"trace_id\":"
+                   "\"1-6b083520-%024x\",\"id\":\"%016x\"}]}",
+                   n, 0x50000000 + n, fn, (double)T0 + t, (double)T0 + t + 0.5,
+                   n, sub, 0x20000000 + sub) > 0);
+    return p;
+}
+
+/* An SQS consumer known by its X-Ray links only still consumes; when its
+ * logged event comes too, nothing is counted twice, in either order. */
+static void test_links(void)
+{
+    char dir[] = "/tmp/ht_stages_XXXXXX";
+    struct ht_stalls *st;
+    const struct ht_stage *g;
+    int a, b, c;
+
+    open_store(dir);
+    seq = 100;
+    feed(produce("api", "q-link", "l-1", 10));
+    a = seq;
+    feed(produce("api", "q-link", "l-2", 20));
+    b = seq;
+    feed(produce("api", "q-link", "l-3", 30)); /* by its link only */
+    c = seq;
+    feed(produce("api", "q-link", "l-4", 40)); /* never consumed */
+    feed(linked("linked-worker", c, 31));
+    feed(linked("linked-worker", a, 11));
+    feed(consume("linked-worker", "q-link", "l-2", 21)); /* log first */
+    feed(linked("linked-worker", b, 21));
+    feed(consume("linked-worker", "q-link", "l-1", 11)); /* link first */
+    feed(linked("linked-worker", a, 11));                /* again */
+    st = eval(1000, S(300));
+    g = find(st, "q-link");
+    CHECK(st && st->nstages == 1);
+    CHECK(g && g->consumed == 3 && g->entered == 4 && g->pending == 1 &&
+          g->status == HT_STAGE_STALLED);
+    CHECK(g && g->consumer && strcmp(g->consumer, "linked-worker") == 0);
+    /* the link's delay: the consumer's segment start - the write's end */
+    CHECK(g && g->delay_max_us >= S(1) - 1000 &&
+          g->delay_max_us <= S(1) + 1000);
+    ht_stalls_free(st);
+    close_store(dir);
+}
+
 int main(void)
 {
     ht_log_level = HT_LOG_LVL_ERROR;
@@ -405,5 +460,6 @@ int main(void)
     test_consumer_slows();
     test_idle_and_unknown();
     test_order();
+    test_links();
     TEST_DONE();
 }
