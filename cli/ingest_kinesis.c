@@ -379,9 +379,7 @@ static int poll_shard(struct kin *g, struct shard *s, struct run_state *rs)
     if (!s->iter) {
         st = get_iterator(g, s);
         if (st == HT_KIN_NOT_FOUND) {
-            HT_LOG_WARN("ingest:kinesis",
-                        "%s: shard not found (%s); "
-                        "skipped",
+            HT_LOG_WARN("ingest:kinesis", "%s: shard not found (%s); skipped",
                         s->source, ht_kinesis_last_error(g->k));
             s->state = S_DONE;
             rs->relist = true;
@@ -434,9 +432,8 @@ static int poll_shard(struct kin *g, struct shard *s, struct run_state *rs)
     recs.next_iterator = NULL;
     if (!s->iter) {
         HT_LOG_INFO("ingest:kinesis",
-                    "%s: closed and drained after %llu "
-                    "records",
-                    s->source, (unsigned long long)s->count);
+                    "%s: closed and drained after %llu records", s->source,
+                    (unsigned long long)s->count);
         s->state = S_DONE;
         s->drained = true;
         s->dirty = true;
@@ -510,12 +507,9 @@ static int run(struct kin *g, double until_idle)
 static void summary(struct kin *g)
 {
     char from[400];
-    size_t nread = 0;
+    size_t drained = 0;
     const struct ht_kin_counters *c = ht_kinesis_counters(g->k);
 
-    for (size_t i = 0; i < g->nsh; i++)
-        if (g->sh[i].records_run || g->sh[i].state != S_WAIT)
-            nread++;
     snprintf(from, sizeof(from), "kinesis stream %s (%zu shards)", g->stream,
              g->nsh);
     ht_sink_summary(&g->sink, stderr, from);
@@ -523,14 +517,17 @@ static void summary(struct kin *g)
     for (size_t i = 0; i < g->nsh; i++) {
         const struct shard *s = &g->sh[i];
 
-        /* a drained shard has no lag: it will never get a record */
+        /* a drained shard has no lag: it will never get a record, and a
+         * long-lived stream has many of them */
         if (s->drained)
-            fprintf(stderr, " %s=drained", s->info.id);
+            drained++;
         else if (s->behind_ms >= 0)
             fprintf(stderr, " %s=%lld ms", s->info.id, (long long)s->behind_ms);
         else
             fprintf(stderr, " %s=n/a", s->info.id);
     }
+    if (drained)
+        fprintf(stderr, " (%zu closed shards drained)", drained);
     if (c->retries_throttled || c->retries_server || c->retries_network ||
         c->expired_iterators)
         fprintf(stderr,
@@ -541,7 +538,6 @@ static void summary(struct kin *g)
                 (unsigned long long)c->retries_network,
                 (unsigned long long)c->expired_iterators);
     fputc('\n', stderr);
-    (void)nread;
 }
 
 int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
