@@ -289,6 +289,18 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         ht_cli_err("kafka: %s; retrying with back-off", reason);
 }
 
+/* librdkafka's own log lines (one per failed connect, ...) only with -v:
+ * error_cb already says what matters, once in a while. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf)
+{
+    (void)rk;
+    if (level <= 3)
+        HT_LOG_INFO("ingest:kafka", "librdkafka %s: %s", fac, buf);
+    else
+        HT_LOG_DEBUG("ingest:kafka", "librdkafka %s: %s", fac, buf);
+}
+
 static void sum_rejected(const struct ht_batch *b, uint64_t *n)
 {
     *n = 0;
@@ -561,8 +573,7 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
             exit_code = HT_EXIT_USAGE;
             goto out_free;
         }
-        /* consumer-only -X settings are ignored by a producer: quiet */
-        rd_kafka_conf_set(pc, "log_level", "3", NULL, 0);
+        rd_kafka_conf_set_log_cb(pc, log_cb);
         k.dlq = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof(errstr));
         if (!k.dlq) {
             ht_cli_err("kafka: cannot create the dead-letter producer: %s",
@@ -576,6 +587,7 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
     rd_kafka_conf_set_opaque(conf, &k);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
 
     rc = ht_sink_open(&k.sink, cli->db);
     if (rc) {

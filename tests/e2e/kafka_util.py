@@ -128,14 +128,17 @@ def dump(db, skip=(), order_free=False):
         p = subprocess.run(["mdb_dump", "-s", name, db], capture_output=True,
                            text=True, check=True)
         body = p.stdout.split("HEADER=END\n", 1)[1]
-        if order_free and name == "pending":
-            # a matched hop keeps the time of the half that arrived second:
-            # with several partitions, arrival order is not fixed. Compare
-            # keys and states (first byte) only.
+        if order_free and name in ("pending", "stages"):
+            # a matched hop keeps the time of the half that arrived second,
+            # and the stage delay histograms are fed from it: with several
+            # partitions, arrival order is not fixed (the same number of
+            # delays lands in other bins). Compare pending's keys and states
+            # (first byte), stages' keys.
+            keep = 3 if name == "pending" else 1
             lines = body.split("\n")
             for i in range(1, len(lines), 2):
                 if lines[i].startswith(" ") and lines[i - 1].startswith(" "):
-                    lines[i] = lines[i][:3]
+                    lines[i] = lines[i][:keep]
             body = "\n".join(lines)
         out[name] = body
     return out
