@@ -18,6 +18,7 @@ HT_PACKAGES=(
   libcurl4-openssl-dev
   zlib1g-dev
   libsimdjson-dev
+  libdeflate-dev
   python3
   graphviz
   lmdb-utils
