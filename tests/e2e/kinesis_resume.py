@@ -65,7 +65,7 @@ def main():
             stream = "payments-events"
             kinlib.create_stream(k.url, stream, 2)
             corpus = os.path.join(work, "corpus")
-            kinlib.gen_corpus(corpus, 100, 17, stream_batch=3)
+            kinlib.gen_corpus(corpus, 60, 17, stream_batch=3)
             recs = kinlib.corpus_records(corpus, seed=17)
             per_shard = kinlib.put_records(k.url, stream, recs, seed=17)
             print("put %d records: %s" % (len(recs), per_shard))
@@ -74,7 +74,7 @@ def main():
             db = os.path.join(work, "db")
             cmd = [hop, "--db", db, "ingest", "--kinesis", stream,
                    "--endpoint", k.url, "--region", "us-east-1",
-                   "--limit", "25", "--batch", "50", "--until-idle", "2"]
+                   "--limit", "20", "--batch", "50", "--until-idle", "2"]
             env = kinlib.hop_env()
             kills = 0
             for delay in (0.5, 1.2):
