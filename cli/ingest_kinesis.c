@@ -555,14 +555,17 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
 
     memset(&g, 0, sizeof(g));
     g.limit = 10000;
+    /* first, so `ingest --kinesis --help` is help, not a stream name */
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            return HT_EXIT_OK;
+        }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
 
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(usage, stdout);
-            return HT_EXIT_OK;
-        } else if (strcmp(a, "--kinesis") == 0 && has) {
+        if (strcmp(a, "--kinesis") == 0 && has) {
             g.stream = argv[++i];
         } else if (strcmp(a, "--endpoint") == 0 && has) {
             endpoint = argv[++i];

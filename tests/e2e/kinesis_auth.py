@@ -153,10 +153,12 @@ def main():
         expect("outage", (p.returncode, err), 0,
                "still failing after 10 attempts", "ingested 0 documents")
 
-        p = subprocess.run([hop, "ingest", "--kinesis", "s", "--help"],
-                           capture_output=True, text=True)
-        expect("help", (p.returncode, p.stdout), 0, "--endpoint",
-               "--until-idle", "--region", "--from", "AWS_PROFILE")
+        for args in (["--kinesis", "s", "--help"], ["--kinesis", "--help"]):
+            p = subprocess.run([hop, "ingest"] + args, capture_output=True,
+                               text=True)
+            expect("help " + " ".join(args), (p.returncode, p.stdout), 0,
+                   "--endpoint", "--until-idle", "--region", "--from",
+                   "AWS_PROFILE")
     finally:
         refuse.stop()
         badsig.stop()
