@@ -26,8 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK 1024       /* dirty traces per write transaction */
-#define MAX_T_ROOTS 4096 /* roots remembered per trace */
+#define CHUNK 1024               /* dirty traces per write transaction */
+#define CHUNK_BYTES (512u << 20) /* memory a chunk may hold */
+#define MAX_T_ROOTS 4096         /* roots remembered per trace */
 #define BUCKET_US 60000000LL
 
 /* ---- log-linear histogram ------------------------------------------------
@@ -463,8 +464,9 @@ static void idset_add(struct idset *s, uint64_t v)
 
 struct rctx {
     struct ht_txn *t;
-    struct ht_arena *a; /* per chunk */
-    struct idset done;  /* roots refreshed or dropped in this chunk */
+    struct ht_qsession *qs; /* the graph loaded in this chunk */
+    struct ht_arena *a;     /* per chunk */
+    struct idset done;      /* roots refreshed or dropped in this chunk */
     struct ht_buf buf;
     struct ht_agg_stats *st;
     int err;
@@ -692,14 +694,15 @@ static void link_traces(struct rctx *c, const struct ht_request *r)
 static bool rebuild(struct rctx *c, const struct ht_id8 *root,
                     const char *handle, bool link)
 {
-    struct ht_result *res = NULL;
+    struct ht_request *reqs;
+    size_t n;
     bool found = false;
 
     if (!handle || !*handle ||
-        ht_query_trace_txn(c->t, handle, &res) != HT_ERR_OK)
+        ht_qsession_query(c->qs, handle, false, &reqs, &n) != HT_ERR_OK)
         return false;
-    for (size_t i = 0; i < res->nrequests && !found && !c->err; i++) {
-        const struct ht_request *r = &res->requests[i];
+    for (size_t i = 0; i < n && !found && !c->err; i++) {
+        const struct ht_request *r = &reqs[i];
 
         if (r->nspans && memcmp(r->spans[0].s.id.b, root->b, 8) == 0) {
             store_summ(c, r);
@@ -708,14 +711,14 @@ static bool rebuild(struct rctx *c, const struct ht_id8 *root,
             found = true;
         }
     }
-    ht_result_free(res);
     return found;
 }
 
 static void refresh_trace(struct rctx *c, const struct ht_tid *tid)
 {
     char text[36];
-    struct ht_result *res = NULL;
+    struct ht_request *reqs;
+    size_t n;
     struct ht_id8 *old;
     size_t nold;
     uint8_t key[16];
@@ -724,9 +727,9 @@ static void refresh_trace(struct rctx *c, const struct ht_tid *tid)
     nold = get_troots(c, tid, &old);
     /* the roots first: a request reached through several of its traces
      * in one chunk is assembled once */
-    if (ht_query_roots_txn(c->t, text, &res) == HT_ERR_OK) {
-        for (size_t i = 0; i < res->nrequests && !c->err; i++) {
-            const struct ht_request *r = &res->requests[i];
+    if (ht_qsession_query(c->qs, text, true, &reqs, &n) == HT_ERR_OK) {
+        for (size_t i = 0; i < n && !c->err; i++) {
+            const struct ht_request *r = &reqs[i];
             const struct ht_id8 *root = &r->spans[0].s.id;
             uint64_t k = id8_u64(root);
 
@@ -736,7 +739,6 @@ static void refresh_trace(struct rctx *c, const struct ht_tid *tid)
             rebuild(c, root, r->root_handle, true);
         }
     }
-    ht_result_free(res);
     /* roots the trace named before and no longer does */
     for (size_t j = 0; j < nold; j++)
         recheck(c, &old[j]);
@@ -768,6 +770,7 @@ static int refresh_chunk(struct ht_store *s, struct ht_agg_stats *st,
     struct dirty_ctx d;
     struct ht_agg_stats before = *st;
     struct rctx c;
+    size_t i = 0;
     int rc;
 
     *more = false;
@@ -786,10 +789,24 @@ static int refresh_chunk(struct ht_store *s, struct ht_agg_stats *st,
         ht_store_abort(c.t);
         return HT_ERR_NOMEM;
     }
+    rc = ht_qsession_open(c.t, &c.qs);
+    if (rc) {
+        ht_arena_destroy(c.a);
+        ht_store_abort(c.t);
+        return rc;
+    }
     c.st = st;
     ht_buf_init(&c.buf);
-    for (size_t i = 0; i < d.n && !c.err; i++)
+    for (i = 0; i < d.n && !c.err; i++) {
         refresh_trace(&c, &d.ids[i]);
+        /* the graph is kept for the whole chunk: a chunk that grew large
+         * (huge requests) commits early */
+        if (ht_qsession_memory(c.qs) + ht_arena_used(c.a) > CHUNK_BYTES) {
+            i++;
+            break;
+        }
+    }
+    ht_qsession_close(c.qs);
     free(c.done.k);
     ht_buf_free(&c.buf);
     ht_arena_destroy(c.a);
@@ -803,7 +820,7 @@ static int refresh_chunk(struct ht_store *s, struct ht_agg_stats *st,
         *st = before;
         return rc;
     }
-    *more = d.n == CHUNK;
+    *more = d.n == CHUNK || i < d.n;
     return HT_ERR_OK;
 }
 

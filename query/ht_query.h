@@ -88,6 +88,18 @@ void ht_result_free(struct ht_result *r);
  * query only reads). Used by the aggregate refresh. */
 int ht_query_trace_txn(struct ht_txn *t, const char *id,
                        struct ht_result **out);
+/* A session answers many ids inside one transaction against one graph:
+ * what one id loaded is not loaded again for the next (the aggregate
+ * refresh). Requests are borrowed until ht_qsession_close; `roots` gives
+ * root-only requests as ht_query_roots_txn does. HT_ERR_NOTFOUND when the
+ * id names nothing. */
+struct ht_qsession;
+int ht_qsession_open(struct ht_txn *t, struct ht_qsession **out);
+int ht_qsession_query(struct ht_qsession *s, const char *id, bool roots,
+                      struct ht_request **reqs, size_t *n);
+/* Bytes the session holds (to bound a chunk's memory). */
+size_t ht_qsession_memory(const struct ht_qsession *s);
+void ht_qsession_close(struct ht_qsession *s);
 /* Like ht_query_trace_txn, but each request holds only its root span
  * (nspans 1, no hops or critical path) and root_handle. */
 int ht_query_roots_txn(struct ht_txn *t, const char *id,

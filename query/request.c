@@ -878,6 +878,72 @@ static int query_in(struct ht_txn *t, const char *id, bool roots,
     return HT_ERR_OK;
 }
 
+/* ---- sessions: many ids against one loaded graph ------------------------ */
+
+struct ht_qsession {
+    struct q q;
+    struct ht_arena *arena;
+};
+
+int ht_qsession_open(struct ht_txn *t, struct ht_qsession **out)
+{
+    struct ht_qsession *s = calloc(1, sizeof(*s));
+
+    *out = NULL;
+    if (!s)
+        return HT_ERR_NOMEM;
+    s->arena = ht_arena_create();
+    if (!s->arena) {
+        free(s);
+        return HT_ERR_NOMEM;
+    }
+    s->q.t = t;
+    s->q.a = s->arena;
+    *out = s;
+    return HT_ERR_OK;
+}
+
+int ht_qsession_query(struct ht_qsession *s, const char *id, bool roots,
+                      struct ht_request **reqs, size_t *n)
+{
+    struct up_ctx u;
+
+    memset(&u, 0, sizeof(u));
+    *reqs = NULL;
+    *n = 0;
+    /* the graph loaded so far stays; the work bound is per id */
+    s->q.truncated = false;
+    s->q.loads = 0;
+    u.budget = 100000;
+    resolve(&s->q, id, &u);
+    if (!u.roots.n)
+        return HT_ERR_NOTFOUND;
+    *reqs = ht_arena_alloc(s->arena, u.roots.n * sizeof(**reqs));
+    for (size_t i = 0; i < u.roots.n; i++)
+        if (roots)
+            root_only(&s->q, u.roots.p[i], &(*reqs)[i]);
+        else
+            build_request(&s->q, u.roots.p[i], &(*reqs)[i]);
+    *n = u.roots.n;
+    return HT_ERR_OK;
+}
+
+size_t ht_qsession_memory(const struct ht_qsession *s)
+{
+    return ht_arena_used(s->arena);
+}
+
+void ht_qsession_close(struct ht_qsession *s)
+{
+    if (!s)
+        return;
+    ht__map_free(&s->q.spans);
+    ht__map_free(&s->q.invs);
+    ht__map_free(&s->q.pairs);
+    ht_arena_destroy(s->arena);
+    free(s);
+}
+
 int ht_query_trace_txn(struct ht_txn *t, const char *id, struct ht_result **out)
 {
     return query_in(t, id, false, out);
