@@ -183,6 +183,72 @@ void dump(tape_ref t, std::string &out, size_t limit, int depth)
 
 } // namespace
 
+/*
+ * hj_get is called many times on the same few objects (a log line's JSON is
+ * asked for a dozen members one by one). The members of the last objects
+ * looked up are kept as (key, length, tape index) in a small per-thread
+ * cache, so later lookups scan a compact array instead of the tape. An
+ * entry is valid only for the parse it was built in: every parse in the
+ * thread bumps `t_gen`.
+ */
+namespace
+{
+
+constexpr int kCacheObjects = 4;
+constexpr int kCacheMembers = 48;
+
+struct member {
+    const char *key;
+    uint32_t len;
+    uint32_t idx;
+};
+
+struct cached_object {
+    const void *doc = nullptr;
+    size_t idx = 0;
+    uint64_t gen = 0;
+    int n = 0;
+    member m[kCacheMembers];
+};
+
+thread_local uint64_t t_gen = 1;
+thread_local cached_object t_cache[kCacheObjects];
+thread_local int t_next;
+
+const cached_object *cache_object(hj obj)
+{
+    for (int i = 0; i < kCacheObjects; i++) {
+        const cached_object &c = t_cache[i];
+
+        if (c.doc == obj.doc && c.idx == obj.idx && c.gen == t_gen)
+            return &c;
+    }
+    tape_ref t = ref(obj);
+    size_t end = t.matching_brace_index() - 1;
+    cached_object &c = t_cache[t_next];
+    int n = 0;
+
+    for (size_t i = obj.idx + 1; i < end;) {
+        tape_ref key(t.doc, i), val(t.doc, i + 1);
+
+        if (n == kCacheMembers)
+            return nullptr; /* a big object: scan the tape instead */
+        c.m[n].key = key.get_c_str();
+        c.m[n].len = key.get_string_length();
+        c.m[n].idx = (uint32_t)(i + 1);
+        n++;
+        i = val.after_element();
+    }
+    c.doc = obj.doc;
+    c.idx = obj.idx;
+    c.gen = t_gen;
+    c.n = n;
+    t_next = (t_next + 1) % kCacheObjects;
+    return &c;
+}
+
+} // namespace
+
 struct hj_parser {
     simdjson::dom::parser parser;
     char *buf = nullptr;
@@ -243,6 +309,7 @@ int hj_parse(struct hj_parser *p, const char *s, size_t n, bool allow_nul,
         p->buf = b;
         p->cap = cap;
     }
+    t_gen++; /* values of this parser's previous document are gone */
     std::memcpy(p->buf, s, n);
     std::memset(p->buf + n, 0, simdjson::SIMDJSON_PADDING);
     code = p->parser.parse(p->buf, n, false).get(el);
@@ -291,7 +358,20 @@ enum hj_type hj_type(hj v)
 hj hj_get(hj obj, const char *key)
 {
     hj out = absent();
+    const cached_object *c;
 
+    if (hj_type(obj) != HJ_OBJECT)
+        return out;
+    if (obj.idx <= UINT32_MAX && (c = cache_object(obj)) != nullptr) {
+        size_t kl = std::strlen(key);
+
+        for (int i = 0; i < c->n; i++)
+            if (c->m[i].len == kl && c->m[i].key[0] == key[0] &&
+                std::memcmp(c->m[i].key, key, kl) == 0)
+                out = make(static_cast<const simdjson::dom::document *>(c->doc),
+                           c->m[i].idx); /* the last duplicate wins */
+        return out;
+    }
     hj_fields(obj, &key, 1, &out);
     return out;
 }
