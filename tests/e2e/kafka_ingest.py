@@ -3,17 +3,20 @@
 
 usage: kafka_ingest.py HOPTRACE MOCK_CLUSTER
 
-1. A payments corpus (tests/corpus/gen_corpus.py) is produced to two
-   multi-partition topics: every X-Ray daemon datagram one message to
-   `segs`, every CloudWatch Logs subscription message gzip'd one message to
-   `logs` (and the Kinesis records' data), with poison messages among them.
-2. Store A: one uninterrupted `ingest --kafka ... --until-idle` with
-   `--dlq-topic`: every request exact against truth; poison messages in the
-   dead-letter table with topic/partition/offset and on the DLQ topic.
-3. Store B, another group: the worker is killed with SIGKILL mid-ingest
-   twice (each time after it committed something), then restarted with
-   `--until-idle`: store B equals store A database by database (mdb_dump;
-   only the checkpoints differ, their keys name the group) and is exact.
+1. A payments corpus (tests/corpus/gen_corpus.py) is produced, in thirds,
+   to two multi-partition topics: every X-Ray daemon datagram one message
+   to `segs`, every CloudWatch Logs subscription message gzip'd one message
+   to `logs` (and the Kinesis records' data), with poison messages among
+   them.
+2. Store B: a worker is killed with SIGKILL right after its first commit,
+   the next third is produced, a second worker is killed the same way, the
+   last third is produced; then it is restarted with `--until-idle`.
+3. Store A, beside that restart, another group: one uninterrupted
+   `ingest --kafka ... --until-idle` with `--dlq-topic`. Both stores: every
+   request exact against truth; B equals A database by database (mdb_dump;
+   the checkpoints' keys name the group; hop times and stage histograms
+   that follow arrival order are compared by key); poison messages are in
+   the dead-letter table with topic/partition/offset and on the DLQ topic.
 4. A missing topic is a clear error; a bad -X setting a usage error.
 5. Broker failure (on a second mock cluster, beside the other phases):
    brokers taken down through the mock API while a worker runs, brought
@@ -120,28 +123,32 @@ def main():
         mc.topic("segs", 4)
         mc.topic("logs", 3)
         mc.topic("dead", 1)
-        mc.produce("segs", 4, segs, work)
-        mc.produce("logs", 3, logs, work)
+        # produced in thirds: a worker killed after its first commit can
+        # never have read everything, however fast it is
+        thirds = [(segs[k * len(segs) // 3:(k + 1) * len(segs) // 3],
+                   logs[k * len(logs) // 3:(k + 1) * len(logs) // 3])
+                  for k in range(3)]
+
+        def produce(k):
+            mc.produce("segs", 4, thirds[k][0], work)
+            mc.produce("logs", 3, thirds[k][1], work)
+
+        produce(0)
         t5 = threading.Thread(target=broker_phase,
                               args=(hop, helper, work, fails))
         t5.start()
-        print(f"produced {len(segs)} + {len(logs)} messages "
+        print(f"producing {len(segs)} + {len(logs)} messages "
               f"({len(POISON)} poison) to {mc.bootstrap}")
 
         # a crashed worker's partitions are reassigned after the session
         # timeout: the smallest a broker accepts keeps the restarts short
         base = [hop, "ingest", "--kafka", mc.bootstrap, "--topic",
                 "segs,logs", "-X", "session.timeout.ms=6000"]
-        # 2. uninterrupted (in the background, while 3. kills another)
-        a = os.path.join(work, "a")
-        pa = subprocess.Popen(base + ["--db", a, "--group", "ga",
-                                      "--dlq-topic", "dead", "--until-idle",
-                                      "2"], stderr=subprocess.PIPE, text=True)
 
-        # 3. kill -9 mid-ingest, restart
+        # 3. kill -9 mid-ingest (store B), twice
         b = os.path.join(work, "b")
         kills = 0
-        for delay in (0.0, 0.1):
+        for k, delay in enumerate((0.0, 0.1)):
             before = ckpt_total(b, "gb")
             q = subprocess.Popen(base + ["--db", b, "--group", "gb",
                                          "--batch", "8"],
@@ -158,7 +165,16 @@ def main():
                 kills += 1
             print(f"killed at {done}/{total} messages "
                   f"({time.time() - t0:.1f} s)")
+            produce(k + 1)
 
+        # 2. uninterrupted (store A), beside the restart of B
+        a = os.path.join(work, "a")
+        pa = subprocess.Popen(base + ["--db", a, "--group", "ga",
+                                      "--dlq-topic", "dead", "--until-idle",
+                                      "2"], stderr=subprocess.PIPE, text=True)
+        pb = subprocess.Popen(base + ["--db", b, "--group", "gb",
+                                      "--until-idle", "2"],
+                              stderr=subprocess.PIPE, text=True)
         _, err = pa.communicate(timeout=300)
         p = subprocess.CompletedProcess(pa.args, pa.returncode, "", err)
         print("A:", p.stderr.strip().splitlines()[-1:])
@@ -183,9 +199,8 @@ def main():
                          f"{len(POISON)}: {headers}")
 
         print(f"({time.time() - t0:.1f} s)")
-        p = subprocess.run(base + ["--db", b, "--group", "gb",
-                                   "--until-idle", "2"],
-                           capture_output=True, text=True, timeout=300)
+        _, err = pb.communicate(timeout=300)
+        p = subprocess.CompletedProcess(pb.args, pb.returncode, "", err)
         print("B:", p.stderr.strip().splitlines()[-1:])
         if p.returncode != 0:
             fails.append(f"restart exit {p.returncode}: {p.stderr}")
