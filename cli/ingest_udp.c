@@ -327,17 +327,21 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv)
         int64_t now = ht_now_mono_us(), last_dgram = now, last_flush = now;
         bool pending = false;
 
-        while (!stop_flag && !rc) {
+        for (bool last = false; !rc && !last;) {
             struct pollfd pfd = {.fd = fd, .events = POLLIN};
-            int pr = poll(&pfd, 1, 50);
+            int pr;
 
+            /* stopping: drain what the kernel buffered, commit, exit */
+            last = stop_flag;
+            pr = last ? 1 : poll(&pfd, 1, 50);
             if (pr < 0 && errno != EINTR) {
                 ht_cli_err("poll: %s", strerror(errno));
                 rc = HT_ERR_IO;
                 break;
             }
             /* drain what is there, then commit */
-            for (int burst = 0; pr > 0 && burst < 4096; burst++) {
+            for (int burst = 0; pr > 0 && burst < (last ? (1 << 20) : 4096);
+                 burst++) {
                 struct sockaddr_storage from;
                 socklen_t fl = sizeof(from);
                 ssize_t n = recvfrom(fd, buf, MAX_DATAGRAM + 1,
