@@ -115,7 +115,10 @@ static int half(struct wr *w, const char *key, int side, int64_t ts,
             return HALF_SEEN; /* seen before: idempotent */
         *other_ts = vn >= 9 ? (int64_t)ht_be64_get((const uint8_t *)v + 1) : 0;
         val[0] = HALF_MATCHED;
-        ht_be64_put(val + 1, (uint64_t)ts);
+        /* a matched hop keeps its consumer's time, whichever half came
+         * second: the store must not depend on arrival order */
+        ht_be64_put(val + 1,
+                    (uint64_t)(side == HALF_CONSUMER ? ts : *other_ts));
         put(w, HT_DB_PENDING, key, kn, val, sizeof(val));
         /* only a waiting producer counts as a pending hop: a consumer
          * whose producer was never traced is not work left behind */

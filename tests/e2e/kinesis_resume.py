@@ -170,7 +170,7 @@ def main():
                                  stderr=subprocess.PIPE, text=True)
             for _ in range(600):
                 if os.path.exists(os.path.join(db3, "data.mdb")):
-                    ck = kinlib.checkpoints(db3)
+                    ck = kinlib.checkpoints(db3, wait=True)
                     if sum(int(v.split()[2]) for v in ck.values()
                            if v.startswith("1 ")) >= 5:
                         break

@@ -236,10 +236,16 @@ def check_truth(hop, db, corpus, ids="all"):
     return True
 
 
-def checkpoints(db):
-    """{key: value} of the store's checkpoints table (mdb_dump -p)."""
+def checkpoints(db, wait=False):
+    """{key: value} of the store's checkpoints table (mdb_dump -p).
+
+    With wait=True (polling a store that a running hoptrace may still be
+    creating), a store whose checkpoints table does not exist yet reads as
+    empty instead of failing."""
     p = subprocess.run(["mdb_dump", "-p", "-s", "checkpoints", db],
-                       capture_output=True, text=True, check=True)
+                       capture_output=True, text=True, check=not wait)
+    if p.returncode != 0:
+        return {}
     body = p.stdout.split("HEADER=END\n", 1)[1].splitlines()
     out = {}
     for k, v in zip(body[0::2], body[1::2]):
