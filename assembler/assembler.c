@@ -18,7 +18,21 @@
 
 enum { HALF_PRODUCER = 1, HALF_CONSUMER = 2, HALF_MATCHED = 3 };
 
+/*
+ * A batch is applied in one of three modes. ALL does everything inside the
+ * write transaction. The sink splits that in two so the writer thread does
+ * less: PREP (no transaction, on the decoding thread) builds the writes
+ * that depend on nothing stored — span records, keys, fact records,
+ * by_time, dirty — into a sorted bulk set; APPLY (in the transaction)
+ * writes that set and does the rest, which reads the store: invocation
+ * merges, hop halves, stall state, dead letters, and in-progress spans
+ * (which must not replace a stored complete copy).
+ */
+enum mode { MODE_ALL, MODE_PREP, MODE_APPLY };
+
 struct wr {
+    enum mode mode;
+    struct ht_bulk *bulk; /* MODE_PREP: where the writes go */
     struct ht_txn *t;
     struct ht_buf buf;
     int err;
@@ -32,6 +46,13 @@ static void put(struct wr *w, int db, const void *k, size_t kn, const void *v,
 {
     if (w->err)
         return;
+    if (w->bulk) {
+        /* a key too long for a bulk set is simply not indexed, as LMDB
+         * would refuse it too */
+        if (ht_bulk_deferrable(db) && kn > 0 && kn <= 511)
+            w->err = ht_bulk_put(w->bulk, db, k, kn, v, vn);
+        return;
+    }
     w->err = ht_store_put(w->t, db, k, kn, v, vn);
 }
 
@@ -164,49 +185,67 @@ static void apply_span(struct wr *w, const struct ht_span *s)
     size_t oldn;
     uint32_t oldflags;
     char hk[512];
+    bool inprog = s->flags & HT_SPAN_IN_PROGRESS;
+    /* pure: the writes that depend on nothing stored; rmw: the rest */
+    bool pure = w->mode == MODE_ALL || (w->mode == MODE_PREP) != inprog;
+    bool rmw = w->mode != MODE_PREP;
 
+    if (w->mode == MODE_PREP && inprog)
+        return; /* in-progress spans are the writer's, whole */
     /* an in-progress copy never replaces the complete one */
-    if ((s->flags & HT_SPAN_IN_PROGRESS) &&
+    if (inprog &&
         ht_store_get(w->t, HT_DB_NODES, s->id.b, 8, &old, &oldn) == HT_ERR_OK &&
         ht_span_peek_flags(old, oldn, &oldflags) == HT_ERR_OK &&
         !(oldflags & HT_SPAN_IN_PROGRESS))
         return;
-    ht_buf_reset(&w->buf);
-    ht_span_pack(s, &w->buf);
-    put(w, HT_DB_NODES, s->id.b, 8, w->buf.data, w->buf.len);
-    w->st->spans_written++;
-    ht__stg_span(w->stg, s);
-
-    put_key(w, HT_K_TRACE, s->trace.b, 16, HT_TARGET_SPAN, s->id.b, 8);
-    if (s->flags & HT_SPAN_HAS_PARENT)
-        put_key(w, HT_K_CHILD, s->parent.b, 8, HT_TARGET_SPAN, s->id.b, 8);
-    if (s->kind == HT_SK_LAMBDA)
-        key_span(w, HT_K_LAMBDA, s->request_id, s);
-    if (s->kind == HT_SK_APIGW) {
-        key_span(w, HT_K_APIGW, s->request_id, s);
-        key_span(w, HT_K_APIGW_EXT, s->ext_request_id, s);
+    if (pure) {
+        ht_buf_reset(&w->buf);
+        ht_span_pack(s, &w->buf);
+        put(w, HT_DB_NODES, s->id.b, 8, w->buf.data, w->buf.len);
     }
-    key_span(w, HT_K_CORR, s->corr, s);
+    if (rmw) {
+        w->st->spans_written++;
+        ht__stg_span(w->stg, s);
+    }
+    if (pure) {
+        put_key(w, HT_K_TRACE, s->trace.b, 16, HT_TARGET_SPAN, s->id.b, 8);
+        if (s->flags & HT_SPAN_HAS_PARENT)
+            put_key(w, HT_K_CHILD, s->parent.b, 8, HT_TARGET_SPAN, s->id.b, 8);
+        if (s->kind == HT_SK_LAMBDA)
+            key_span(w, HT_K_LAMBDA, s->request_id, s);
+        if (s->kind == HT_SK_APIGW) {
+            key_span(w, HT_K_APIGW, s->request_id, s);
+            key_span(w, HT_K_APIGW_EXT, s->ext_request_id, s);
+        }
+        key_span(w, HT_K_CORR, s->corr, s);
+    }
     if (s->message_id) {
-        key_span(w, HT_K_SQS, s->message_id, s);
-        snprintf(hk, sizeof(hk), "sqs:%s", s->message_id);
-        produce(w, s, hk);
+        if (pure)
+            key_span(w, HT_K_SQS, s->message_id, s);
+        if (rmw) {
+            snprintf(hk, sizeof(hk), "sqs:%s", s->message_id);
+            produce(w, s, hk);
+        }
     }
     if (s->sequence) {
-        key_span(w, HT_K_KSEQ, s->sequence, s);
-        snprintf(hk, sizeof(hk), "kin:%s", s->sequence);
-        produce(w, s, hk);
-    } else if ((s->flags & HT_SPAN_WRITE) && s->corr && s->resource &&
+        if (pure)
+            key_span(w, HT_K_KSEQ, s->sequence, s);
+        if (rmw) {
+            snprintf(hk, sizeof(hk), "kin:%s", s->sequence);
+            produce(w, s, hk);
+        }
+    } else if (rmw && (s->flags & HT_SPAN_WRITE) && s->corr && s->resource &&
                (s->via == HT_VIA_DYNAMODB || s->via == HT_VIA_KINESIS)) {
         snprintf(hk, sizeof(hk), "%s:%s/%s", ht_via_name(s->via), s->resource,
                  s->corr);
         produce(w, s, hk);
     }
-    for (uint32_t i = 0; i < s->nlinks; i++)
-        put_key(w, HT_K_LINK, s->links[i].id.b, 8, HT_TARGET_SPAN, s->id.b, 8);
-    {
+    if (pure) {
         uint8_t bt[16];
 
+        for (uint32_t i = 0; i < s->nlinks; i++)
+            put_key(w, HT_K_LINK, s->links[i].id.b, 8, HT_TARGET_SPAN, s->id.b,
+                    8);
         ht_be64_put(bt, (uint64_t)s->start_us);
         memcpy(bt + 8, s->id.b, 8);
         put(w, HT_DB_BYTIME, bt, 16, "", 0);
@@ -285,54 +324,67 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
                        const uint8_t *prid, size_t prn)
 {
     char hk[512];
+    bool pure = w->mode != MODE_APPLY, rmw = w->mode != MODE_PREP;
 
-    if (f->flags & HT_FACT_HAS_TRACE)
+    if (pure && (f->flags & HT_FACT_HAS_TRACE))
         key_inv(w, HT_K_TRACE, f->trace.b, 16, prid, prn);
-    if (f->flags & HT_FACT_HAS_SEGMENT)
+    if (pure && (f->flags & HT_FACT_HAS_SEGMENT))
         key_inv(w, HT_K_SEGMENT, f->segment.b, 8, prid, prn);
     if (f->kind == HT_FACT_CORR || f->kind == HT_FACT_RECORD ||
         f->kind == HT_FACT_APIGW) {
-        uint8_t key[HT_ID_PACKED_MAX + 9];
+        if (pure) {
+            uint8_t key[HT_ID_PACKED_MAX + 9];
 
-        ht_buf_reset(&w->buf);
-        ht_fact_pack(f, &w->buf);
-        memcpy(key, prid, prn);
-        key[prn] = 0;
-        ht_be64_put(key + prn + 1, ht_hash64(w->buf.data, w->buf.len));
-        put(w, HT_DB_FACTS, key, prn + 9, w->buf.data, w->buf.len);
-        w->st->facts_written++;
+            ht_buf_reset(&w->buf);
+            ht_fact_pack(f, &w->buf);
+            memcpy(key, prid, prn);
+            key[prn] = 0;
+            ht_be64_put(key + prn + 1, ht_hash64(w->buf.data, w->buf.len));
+            put(w, HT_DB_FACTS, key, prn + 9, w->buf.data, w->buf.len);
+        }
+        if (rmw)
+            w->st->facts_written++;
     }
-    if (f->corr)
+    if (pure && f->corr)
         key_inv(w, HT_K_CORR, f->corr, 0, prid, prn);
     if (f->kind == HT_FACT_RECORD && f->record_id) {
         const char *id = f->record_id;
 
         if (f->via == HT_VIA_SQS) {
-            key_inv(w, HT_K_SQS, id, 0, prid, prn);
-            snprintf(hk, sizeof(hk), "sqs:%s", id);
-            consume(w, f, hk, true);
+            if (pure)
+                key_inv(w, HT_K_SQS, id, 0, prid, prn);
+            if (rmw) {
+                snprintf(hk, sizeof(hk), "sqs:%s", id);
+                consume(w, f, hk, true);
+            }
         } else if (f->via == HT_VIA_KINESIS) {
-            key_inv(w, HT_K_KSEQ, id, 0, prid, prn);
-            bool first;
+            if (pure)
+                key_inv(w, HT_K_KSEQ, id, 0, prid, prn);
+            if (rmw) {
+                bool first;
 
-            snprintf(hk, sizeof(hk), "kin:%s", id);
-            first = consume(w, f, hk, true);
-            if (f->corr && f->resource) {
-                snprintf(hk, sizeof(hk), "kinesis:%s/%s", f->resource, f->corr);
-                consume(w, f, hk, !first);
+                snprintf(hk, sizeof(hk), "kin:%s", id);
+                first = consume(w, f, hk, true);
+                if (f->corr && f->resource) {
+                    snprintf(hk, sizeof(hk), "kinesis:%s/%s", f->resource,
+                             f->corr);
+                    consume(w, f, hk, !first);
+                }
             }
         } else if (f->via == HT_VIA_DYNAMODB) {
-            key_inv(w, HT_K_DDB, id, 0, prid, prn);
-            if (f->corr && f->resource) {
+            if (pure)
+                key_inv(w, HT_K_DDB, id, 0, prid, prn);
+            if (rmw && f->corr && f->resource) {
                 snprintf(hk, sizeof(hk), "dynamodb:%s/%s", f->resource,
                          f->corr);
                 consume(w, f, hk, true);
             }
         }
-        if (f->flags & HT_FACT_HAS_HDR && !ht_id8_is_zero(&f->hdr_parent))
+        if (pure && (f->flags & HT_FACT_HAS_HDR) &&
+            !ht_id8_is_zero(&f->hdr_parent))
             key_inv(w, HT_K_HEADER, f->hdr_parent.b, 8, prid, prn);
     }
-    if (f->kind == HT_FACT_APIGW) {
+    if (pure && f->kind == HT_FACT_APIGW) {
         if (f->apigw_id)
             key_inv(w, HT_K_APIGW, f->apigw_id, 0, prid, prn);
         if (f->ext_id)
@@ -423,19 +475,19 @@ static void mark_dirty(struct wr *w, const struct ht_batch *b)
     free(set);
 }
 
-static void apply_facts(struct wr *w, const struct ht_batch *b,
-                        struct ht_arena *a)
+/* The facts of a batch that name an invocation, sorted by request id
+ * (*out, malloc'd); returns their number, or -1 out of memory. */
+static long sort_facts(const struct ht_batch *b, struct fact_ref **out)
 {
     struct fact_ref *refs;
     size_t n = 0;
 
-    if (!b->nfacts || w->err)
-        return;
+    *out = NULL;
+    if (!b->nfacts)
+        return 0;
     refs = malloc(b->nfacts * sizeof(*refs));
-    if (!refs) {
-        w->err = HT_ERR_NOMEM;
-        return;
-    }
+    if (!refs)
+        return -1;
     for (size_t i = 0; i < b->nfacts; i++) {
         const char *rid = b->facts[i].request_id;
 
@@ -447,6 +499,13 @@ static void apply_facts(struct wr *w, const struct ht_batch *b,
         n++;
     }
     qsort(refs, n, sizeof(*refs), cmp_fact_ref);
+    *out = refs;
+    return (long)n;
+}
+
+static void apply_facts(struct wr *w, const struct fact_ref *refs, size_t n,
+                        struct ht_arena *a)
+{
     for (size_t i = 0, j; i < n && !w->err; i = j) {
         const char *rid = refs[i].f->request_id;
         uint8_t prid[HT_ID_PACKED_MAX];
@@ -454,33 +513,41 @@ static void apply_facts(struct wr *w, const struct ht_batch *b,
 
         for (j = i + 1; j < n && strcmp(refs[j].f->request_id, rid) == 0; j++)
             ;
-        apply_inv(w, refs + i, j - i, prid, prn, a);
+        if (w->mode != MODE_PREP)
+            apply_inv(w, refs + i, j - i, prid, prn, a);
         for (size_t k = i; k < j && !w->err; k++)
             apply_fact(w, refs[k].f, prid, prn);
         if (ht_arena_used(a) > (1u << 20))
             ht_arena_reset(a);
     }
-    free(refs);
 }
 
-int ht_assembler_apply(struct ht_txn *t, const struct ht_batch *b,
-                       struct ht_asm_stats *st)
+struct ht_asm_prep {
+    struct ht_bulk *bulk;
+    struct fact_ref *refs;
+    size_t nrefs;
+};
+
+static int run(struct wr *w, const struct ht_batch *b,
+               const struct fact_ref *refs, size_t nrefs)
 {
-    struct wr w = {.t = t, .st = st};
     struct ht_arena *a = ht_arena_create();
     size_t i;
     uint32_t ordinal;
+    bool rmw = w->mode != MODE_PREP;
 
     if (!a)
         return HT_ERR_NOMEM;
-    ht_buf_init(&w.buf);
-    w.stg = ht__stg_begin(t, b);
-    if (!w.stg)
-        w.err = HT_ERR_NOMEM;
-    for (i = 0; i < b->nspans && !w.err; i++)
-        apply_span(&w, &b->spans[i]);
-    apply_facts(&w, b, a);
-    for (i = 0, ordinal = 0; i < b->nrejects && !w.err; i++) {
+    ht_buf_init(&w->buf);
+    if (rmw) {
+        w->stg = ht__stg_begin(w->t, b);
+        if (!w->stg)
+            w->err = HT_ERR_NOMEM;
+    }
+    for (i = 0; i < b->nspans && !w->err; i++)
+        apply_span(w, &b->spans[i]);
+    apply_facts(w, refs, nrefs, a);
+    for (i = 0, ordinal = 0; rmw && i < b->nrejects && !w->err; i++) {
         const struct ht_rejected *r = &b->rejects[i];
         const struct ht_rejected *p = i ? &b->rejects[i - 1] : NULL;
 
@@ -489,20 +556,88 @@ int ht_assembler_apply(struct ht_txn *t, const struct ht_batch *b,
             ordinal++;
         else
             ordinal = 0;
-        apply_reject(&w, r, ordinal);
+        apply_reject(w, r, ordinal);
     }
-    mark_dirty(&w, b);
-    if (w.stg) {
-        int e = ht__stg_end(w.stg);
+    if (w->mode != MODE_APPLY)
+        mark_dirty(w, b);
+    if (w->stg) {
+        int e = ht__stg_end(w->stg);
 
-        if (!w.err)
-            w.err = e;
+        if (!w->err)
+            w->err = e;
     }
-    if (!w.err && w.pending_delta)
-        w.err = ht_store_counter_add(t, "pending", w.pending_delta);
-    ht_buf_free(&w.buf);
+    if (rmw && !w->err && w->pending_delta)
+        w->err = ht_store_counter_add(w->t, "pending", w->pending_delta);
+    ht_buf_free(&w->buf);
     ht_arena_destroy(a);
-    return w.err;
+    return w->err;
+}
+
+int ht_assembler_apply(struct ht_txn *t, const struct ht_batch *b,
+                       struct ht_asm_stats *st)
+{
+    struct wr w = {.mode = MODE_ALL, .t = t, .st = st};
+    struct fact_ref *refs;
+    long n = sort_facts(b, &refs);
+    int rc;
+
+    if (n < 0)
+        return HT_ERR_NOMEM;
+    rc = run(&w, b, refs, (size_t)n);
+    free(refs);
+    return rc;
+}
+
+int ht_assembler_prepare(const struct ht_batch *b, struct ht_asm_prep **out)
+{
+    struct ht_asm_stats unused = {0};
+    struct ht_asm_prep *p = calloc(1, sizeof(*p));
+    struct wr w = {.mode = MODE_PREP, .st = &unused};
+    long n;
+    int rc;
+
+    *out = NULL;
+    if (!p || !(p->bulk = ht_bulk_new())) {
+        free(p);
+        return HT_ERR_NOMEM;
+    }
+    n = sort_facts(b, &p->refs);
+    if (n < 0) {
+        ht_assembler_prep_free(p);
+        return HT_ERR_NOMEM;
+    }
+    p->nrefs = (size_t)n;
+    w.bulk = p->bulk;
+    rc = run(&w, b, p->refs, p->nrefs);
+    if (!rc)
+        rc = ht_bulk_sort(p->bulk);
+    if (rc) {
+        ht_assembler_prep_free(p);
+        return rc;
+    }
+    *out = p;
+    return HT_ERR_OK;
+}
+
+void ht_assembler_prep_free(struct ht_asm_prep *p)
+{
+    if (!p)
+        return;
+    ht_bulk_free(p->bulk);
+    free(p->refs);
+    free(p);
+}
+
+int ht_assembler_apply_prepared(struct ht_txn *t, const struct ht_batch *b,
+                                const struct ht_asm_prep *p,
+                                struct ht_asm_stats *st)
+{
+    struct wr w = {.mode = MODE_APPLY, .t = t, .st = st};
+    int rc = ht_store_bulk_apply(t, p->bulk);
+
+    if (rc)
+        return rc;
+    return run(&w, b, p->refs, p->nrefs);
 }
 
 int64_t ht_assembler_pending(struct ht_txn *t)

@@ -33,6 +33,21 @@ struct ht_asm_stats {
 int ht_assembler_apply(struct ht_txn *t, const struct ht_batch *b,
                        struct ht_asm_stats *st);
 
+/*
+ * The same in two steps, so that most of the work can run on another
+ * thread than the one that owns the write transaction: prepare builds,
+ * without touching the store, every write that depends on nothing stored
+ * (sorted); apply_prepared writes them and does the rest in the
+ * transaction. Same result as ht_assembler_apply. A prepared batch can be
+ * applied again after a MAPFULL retry; the batch must outlive it.
+ */
+struct ht_asm_prep;
+int ht_assembler_prepare(const struct ht_batch *b, struct ht_asm_prep **out);
+void ht_assembler_prep_free(struct ht_asm_prep *p);
+int ht_assembler_apply_prepared(struct ht_txn *t, const struct ht_batch *b,
+                                const struct ht_asm_prep *p,
+                                struct ht_asm_stats *st);
+
 /* Hops still waiting for their other half, store-wide. */
 int64_t ht_assembler_pending(struct ht_txn *t);
 

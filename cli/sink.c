@@ -20,8 +20,9 @@ struct ht_sink_writer {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct ht_batch batches[2];
-    struct ht_batch *job; /* batch being committed, NULL when idle */
-    struct ht_buf ckpts;  /* job's checkpoints: klen,key,vlen,val ... */
+    struct ht_batch *job;     /* batch being committed, NULL when idle */
+    struct ht_asm_prep *prep; /* job's writes prepared by the decoder */
+    struct ht_buf ckpts;      /* job's checkpoints: klen,key,vlen,val ... */
     size_t nckpts;
     int err; /* first commit error, sticky */
     bool stop;
@@ -30,8 +31,8 @@ struct ht_sink_writer {
 };
 
 static int commit_once(struct ht_sink *s, struct ht_batch *b,
-                       const struct ht_buf *ck, size_t nck,
-                       struct ht_asm_stats *st)
+                       const struct ht_asm_prep *prep, const struct ht_buf *ck,
+                       size_t nck, struct ht_asm_stats *st)
 {
     struct ht_txn *t;
     int rc = ht_store_begin(s->store, true, &t);
@@ -39,7 +40,8 @@ static int commit_once(struct ht_sink *s, struct ht_batch *b,
 
     if (rc)
         return rc;
-    rc = ht_assembler_apply(t, b, st);
+    rc = prep ? ht_assembler_apply_prepared(t, b, prep, st)
+              : ht_assembler_apply(t, b, st);
     for (size_t i = 0; !rc && i < nck; i++) {
         uint32_t kl, vl;
 
@@ -56,14 +58,15 @@ static int commit_once(struct ht_sink *s, struct ht_batch *b,
 }
 
 static int commit(struct ht_sink *s, struct ht_batch *b,
-                  const struct ht_buf *ck, size_t nck)
+                  const struct ht_asm_prep *prep, const struct ht_buf *ck,
+                  size_t nck)
 {
     int rc = HT_ERR_OK;
 
     for (int attempt = 0; attempt < 24; attempt++) {
         struct ht_asm_stats st = {0};
 
-        rc = commit_once(s, b, ck, nck, &st);
+        rc = commit_once(s, b, prep, ck, nck, &st);
         if (rc == HT_ERR_OK) {
             s->tot.as.spans_written += st.spans_written;
             s->tot.as.facts_written += st.facts_written;
@@ -113,7 +116,8 @@ static void *writer_main(void *arg)
         if (!w->job)
             break;
         pthread_mutex_unlock(&w->mu);
-        int rc = w->err ? w->err : commit(s, w->job, &w->ckpts, w->nckpts);
+        int rc =
+            w->err ? w->err : commit(s, w->job, w->prep, &w->ckpts, w->nckpts);
 
         if (!rc && resident_bytes() > HT_SINK_RSS_TRIM)
             ht_store_trim(s->store);
@@ -128,6 +132,8 @@ static void *writer_main(void *arg)
         if (rc && !w->err)
             w->err = rc;
         ht_batch_reset(w->job);
+        ht_assembler_prep_free(w->prep);
+        w->prep = NULL;
         w->job = NULL;
         pthread_cond_broadcast(&w->cv);
     }
@@ -221,12 +227,19 @@ int ht_sink_flush(struct ht_sink *s, const struct ht_sink_ckpt *ck, size_t n)
 {
     struct ht_sink_writer *w = s->w;
     struct ht_batch *next;
+    struct ht_asm_prep *prep = NULL;
     int rc;
 
+    /* the writes that need no store are built here, on the decoding
+     * thread, while the writer still commits the previous batch; without
+     * them (out of memory) the writer does everything */
+    if (ht_assembler_prepare(s->batch, &prep) != HT_ERR_OK)
+        prep = NULL;
     pthread_mutex_lock(&w->mu);
     rc = wait_idle(w);
     if (rc) {
         pthread_mutex_unlock(&w->mu);
+        ht_assembler_prep_free(prep);
         return rc;
     }
     ht_buf_reset(&w->ckpts);
@@ -241,6 +254,7 @@ int ht_sink_flush(struct ht_sink *s, const struct ht_sink_ckpt *ck, size_t n)
     w->nckpts = n;
     next = s->batch == &w->batches[0] ? &w->batches[1] : &w->batches[0];
     w->job = s->batch;
+    w->prep = prep;
     s->batch = next;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);

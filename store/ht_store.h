@@ -102,6 +102,23 @@ int ht_store_begin(struct ht_store *s, bool write, struct ht_txn **out);
 int ht_store_commit(struct ht_txn *t);
 void ht_store_abort(struct ht_txn *t);
 
+/*
+ * Bulk puts, prepared outside any transaction (on another thread, say) and
+ * written into one later: index entries (keys, facts, nodes, by_time,
+ * dirty; ht_bulk_deferrable) are collected, sorted once by ht_bulk_sort,
+ * and written in key order by ht_store_bulk_apply. Applying does not
+ * change the set, so it can be applied again after a MAPFULL retry.
+ */
+struct ht_bulk;
+struct ht_bulk *ht_bulk_new(void);
+void ht_bulk_free(struct ht_bulk *b);
+bool ht_bulk_deferrable(int db);
+/* HT_ERR_USAGE for a database that cannot be bulk-written. */
+int ht_bulk_put(struct ht_bulk *b, int db, const void *k, size_t kn,
+                const void *v, size_t vn);
+int ht_bulk_sort(struct ht_bulk *b);
+int ht_store_bulk_apply(struct ht_txn *t, const struct ht_bulk *b);
+
 /* Put; in dupsort databases (keys) an identical pair is a no-op.
  * Returns HT_ERR_MAPFULL when the map is full (abort, grow, redo). */
 int ht_store_put(struct ht_txn *t, int db, const void *k, size_t kn,

@@ -41,7 +41,7 @@ struct dput {
     uint64_t pfx;    /* the key's first 8 bytes, big endian, zero padded */
     uint32_t seq;    /* order of the puts: the last put of a key wins */
     uint32_t kn, vn; /* sizes */
-    size_t off;      /* key, then value, in ht_txn.dbuf */
+    size_t off;      /* key, then value, in the put set's dbuf */
 };
 
 struct dlist {
@@ -49,13 +49,19 @@ struct dlist {
     size_t n, cap;
 };
 
+/* A set of puts not yet written: a transaction's deferred puts, or a bulk
+ * set prepared outside any transaction (ht_bulk_*). */
+struct ht_bulk {
+    struct ht_buf dbuf; /* bytes of the puts */
+    struct dlist defer[HT_DB__COUNT];
+    uint32_t seq;
+};
+
 struct ht_txn {
     struct ht_store *s;
     MDB_txn *txn;
     bool write;
-    struct ht_buf dbuf; /* bytes of the deferred puts */
-    struct dlist defer[HT_DB__COUNT];
-    uint32_t seq;
+    struct ht_bulk ps; /* deferred puts */
 };
 
 static bool deferrable(int db)
@@ -282,11 +288,16 @@ int ht_store_begin(struct ht_store *s, bool write, struct ht_txn **out)
     return HT_ERR_OK;
 }
 
-static void txn_free(struct ht_txn *t)
+static void bulk_release(struct ht_bulk *b)
 {
     for (int i = 0; i < HT_DB__COUNT; i++)
-        free(t->defer[i].v);
-    ht_buf_free(&t->dbuf);
+        free(b->defer[i].v);
+    ht_buf_free(&b->dbuf);
+}
+
+static void txn_free(struct ht_txn *t)
+{
+    bulk_release(&t->ps);
     free(t);
 }
 
@@ -325,7 +336,7 @@ static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER;
  * comparison inside each run of equal prefixes. Much cheaper than a
  * comparison sort of a few hundred thousand keys.
  */
-static int sort_dputs(struct ht_txn *t, struct dlist *l, bool dups)
+static int sort_dputs(struct ht_bulk *b, struct dlist *l, bool dups)
 {
     struct dput *tmp = malloc(l->n * sizeof(*tmp)), *src = l->v, *dst = tmp;
     size_t cnt[256];
@@ -363,7 +374,7 @@ static int sort_dputs(struct ht_txn *t, struct dlist *l, bool dups)
     free(tmp);
     /* qsort has no context argument: the runs share these two */
     pthread_mutex_lock(&sort_mu);
-    sort_base = t->dbuf.data;
+    sort_base = b->dbuf.data;
     sort_dups = dups;
     for (size_t i = 0, j; i < l->n; i = j) {
         for (j = i + 1; j < l->n && l->v[j].pfx == l->v[i].pfx; j++)
@@ -375,31 +386,28 @@ static int sort_dputs(struct ht_txn *t, struct dlist *l, bool dups)
     return HT_ERR_OK;
 }
 
-/* Applies the deferred puts of one database in key order. */
-static int flush_db(struct ht_txn *t, int db)
+/* Writes the sorted puts l of put set b into database db. */
+static int apply_list(struct ht_txn *t, int db, const struct ht_bulk *b,
+                      const struct dlist *l)
 {
-    struct dlist *l = &t->defer[db];
     bool dups = db == HT_DB_KEYS;
     MDB_cursor *c;
     int rc;
 
     if (l->n == 0)
         return HT_ERR_OK;
-    rc = sort_dputs(t, l, dups);
-    if (rc)
-        return rc;
     rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c);
     if (rc)
         return lmdb_err(rc, "opening a cursor");
     for (size_t i = 0; i < l->n && !rc; i++) {
         const struct dput *e = &l->v[i];
-        const char *p = t->dbuf.data + e->off;
+        const char *p = b->dbuf.data + e->off;
         MDB_val key = {e->kn, (void *)(uintptr_t)p};
         MDB_val val = {e->vn, (void *)(uintptr_t)(p + e->kn)};
 
         if (i + 1 < l->n) {
             const struct dput *n = &l->v[i + 1];
-            const char *q = t->dbuf.data + n->off;
+            const char *q = b->dbuf.data + n->off;
             bool same_key = n->kn == e->kn && memcmp(p, q, e->kn) == 0;
 
             /* the same key again: only its last value counts (or, in a
@@ -414,8 +422,22 @@ static int flush_db(struct ht_txn *t, int db)
             rc = 0;
     }
     mdb_cursor_close(c);
-    l->n = 0;
     return lmdb_err(rc, "writing");
+}
+
+/* Applies the deferred puts of one database in key order. */
+static int flush_db(struct ht_txn *t, int db)
+{
+    struct dlist *l = &t->ps.defer[db];
+    int rc;
+
+    if (l->n == 0)
+        return HT_ERR_OK;
+    rc = sort_dputs(&t->ps, l, db == HT_DB_KEYS);
+    if (!rc)
+        rc = apply_list(t, db, &t->ps, l);
+    l->n = 0;
+    return rc;
 }
 
 static int flush_all(struct ht_txn *t)
@@ -424,7 +446,7 @@ static int flush_all(struct ht_txn *t)
 
     for (int db = 0; db < HT_DB__COUNT && !rc; db++)
         rc = flush_db(t, db);
-    ht_buf_reset(&t->dbuf);
+    ht_buf_reset(&t->ps.dbuf);
     return rc;
 }
 
@@ -453,12 +475,91 @@ void ht_store_abort(struct ht_txn *t)
 /* Before reading a database, write what was deferred for it. */
 #define SEE_OWN_WRITES(t, db)                                                  \
     do {                                                                       \
-        if ((t)->write && (t)->defer[db].n) {                                  \
+        if ((t)->write && (t)->ps.defer[db].n) {                               \
             int src_ = flush_db((t), (db));                                    \
             if (src_)                                                          \
                 return src_;                                                   \
         }                                                                      \
     } while (0)
+
+static int bulk_add(struct ht_bulk *b, int db, const void *k, size_t kn,
+                    const void *v, size_t vn)
+{
+    struct dlist *l = &b->defer[db];
+    uint64_t pfx = 0;
+
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 1024;
+        struct dput *nv = realloc(l->v, cap * sizeof(*nv));
+
+        if (!nv)
+            return HT_ERR_NOMEM;
+        l->v = nv;
+        l->cap = cap;
+    }
+    for (size_t i = 0; i < 8; i++)
+        pfx = pfx << 8 | (i < kn ? ((const uint8_t *)k)[i] : 0);
+    l->v[l->n].pfx = pfx;
+    l->v[l->n].seq = b->seq++;
+    l->v[l->n].kn = (uint32_t)kn;
+    l->v[l->n].vn = (uint32_t)vn;
+    l->v[l->n].off = b->dbuf.len;
+    l->n++;
+    ht_buf_add(&b->dbuf, k, kn);
+    ht_buf_add(&b->dbuf, v, vn);
+    return HT_ERR_OK;
+}
+
+struct ht_bulk *ht_bulk_new(void)
+{
+    return calloc(1, sizeof(struct ht_bulk));
+}
+
+void ht_bulk_free(struct ht_bulk *b)
+{
+    if (!b)
+        return;
+    bulk_release(b);
+    free(b);
+}
+
+int ht_bulk_put(struct ht_bulk *b, int db, const void *k, size_t kn,
+                const void *v, size_t vn)
+{
+    if (!deferrable(db) || kn == 0 || kn > 511)
+        return HT_ERR_USAGE;
+    return bulk_add(b, db, k, kn, v, vn);
+}
+
+int ht_bulk_sort(struct ht_bulk *b)
+{
+    int rc = HT_ERR_OK;
+
+    for (int db = 0; db < HT_DB__COUNT && !rc; db++)
+        if (b->defer[db].n)
+            rc = sort_dputs(b, &b->defer[db], db == HT_DB_KEYS);
+    return rc;
+}
+
+bool ht_bulk_deferrable(int db)
+{
+    return deferrable(db);
+}
+
+int ht_store_bulk_apply(struct ht_txn *t, const struct ht_bulk *b)
+{
+    int rc = HT_ERR_OK;
+
+    for (int db = 0; db < HT_DB__COUNT && !rc; db++) {
+        if (!b->defer[db].n)
+            continue;
+        /* the transaction's own earlier puts go first */
+        rc = flush_db(t, db);
+        if (!rc)
+            rc = apply_list(t, db, b, &b->defer[db]);
+    }
+    return rc;
+}
 
 int ht_store_put(struct ht_txn *t, int db, const void *k, size_t kn,
                  const void *v, size_t vn)
@@ -468,32 +569,8 @@ int ht_store_put(struct ht_txn *t, int db, const void *k, size_t kn,
     unsigned flags = db == HT_DB_KEYS ? MDB_NODUPDATA : 0;
     int rc;
 
-    if (deferrable(db) && kn > 0 && kn <= 511) {
-        struct dlist *l = &t->defer[db];
-
-        if (l->n == l->cap) {
-            size_t cap = l->cap ? l->cap * 2 : 1024;
-            struct dput *nv = realloc(l->v, cap * sizeof(*nv));
-
-            if (!nv)
-                return HT_ERR_NOMEM;
-            l->v = nv;
-            l->cap = cap;
-        }
-        uint64_t pfx = 0;
-
-        for (size_t i = 0; i < 8; i++)
-            pfx = pfx << 8 | (i < kn ? ((const uint8_t *)k)[i] : 0);
-        l->v[l->n].pfx = pfx;
-        l->v[l->n].seq = t->seq++;
-        l->v[l->n].kn = (uint32_t)kn;
-        l->v[l->n].vn = (uint32_t)vn;
-        l->v[l->n].off = t->dbuf.len;
-        l->n++;
-        ht_buf_add(&t->dbuf, k, kn);
-        ht_buf_add(&t->dbuf, v, vn);
-        return HT_ERR_OK;
-    }
+    if (deferrable(db) && kn > 0 && kn <= 511)
+        return bulk_add(&t->ps, db, k, kn, v, vn);
     rc = mdb_put(t->txn, t->s->dbi[db], &key, &val, flags);
 
     if (rc == MDB_KEYEXIST)
