@@ -256,17 +256,8 @@ static void apply_span(struct wr *w, const struct ht_span *s)
 struct fact_ref {
     const struct ht_fact *f;
     size_t order; /* position in the batch: keeps each group in order */
+    size_t glen;  /* on a group's first fact: the facts in the group */
 };
-
-static int cmp_fact_ref(const void *pa, const void *pb)
-{
-    const struct fact_ref *a = pa, *b = pb;
-    int c = strcmp(a->f->request_id, b->f->request_id);
-
-    if (c)
-        return c;
-    return a->order < b->order ? -1 : a->order > b->order;
-}
 
 /*
  * Every line of an invocation folds into its invocation record: the facts
@@ -475,31 +466,84 @@ static void mark_dirty(struct wr *w, const struct ht_batch *b)
     free(set);
 }
 
-/* The facts of a batch that name an invocation, sorted by request id
- * (*out, malloc'd); returns their number, or -1 out of memory. */
+/* FNV-1a: request ids are short, and this runs for every fact. */
+static uint64_t rid_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* The facts of a batch that name an invocation, grouped by request id
+ * (groups in order of first appearance, facts in batch order inside each;
+ * glen set on each group's first fact). *out is malloc'd; returns their
+ * number, or -1 out of memory. */
 static long sort_facts(const struct ht_batch *b, struct fact_ref **out)
 {
     struct fact_ref *refs;
-    size_t n = 0;
+    size_t n = 0, ngroups = 0, cap = 16;
+    size_t *slot, *first, *last, *next, *gsize;
+    const char **gkey;
 
     *out = NULL;
     if (!b->nfacts)
         return 0;
+    while (cap < 2 * b->nfacts)
+        cap *= 2;
     refs = malloc(b->nfacts * sizeof(*refs));
-    if (!refs)
-        return -1;
+    slot = malloc(cap * sizeof(*slot));
+    first = malloc(b->nfacts * sizeof(*first));
+    last = malloc(b->nfacts * sizeof(*last));
+    next = malloc(b->nfacts * sizeof(*next));
+    gsize = calloc(b->nfacts, sizeof(*gsize));
+    gkey = malloc(b->nfacts * sizeof(*gkey));
+    if (!refs || !slot || !first || !last || !next || !gsize || !gkey) {
+        free(refs);
+        n = (size_t)-1;
+        goto out;
+    }
+    memset(slot, 0xff, cap * sizeof(*slot)); /* SIZE_MAX: empty */
     for (size_t i = 0; i < b->nfacts; i++) {
         const char *rid = b->facts[i].request_id;
+        size_t h, g;
 
         /* an access log line that names no integration request */
         if (!rid || !*rid || strlen(rid) > 200)
             continue;
-        refs[n].f = &b->facts[i];
-        refs[n].order = i;
-        n++;
+        for (h = (size_t)rid_hash(rid) & (cap - 1);; h = (h + 1) & (cap - 1)) {
+            g = slot[h];
+            if (g == SIZE_MAX) {
+                g = slot[h] = ngroups++;
+                gkey[g] = rid;
+                first[g] = last[g] = i;
+                break;
+            }
+            if (strcmp(gkey[g], rid) == 0) {
+                next[last[g]] = i;
+                last[g] = i;
+                break;
+            }
+        }
+        next[i] = SIZE_MAX;
+        gsize[g]++;
     }
-    qsort(refs, n, sizeof(*refs), cmp_fact_ref);
+    for (size_t g = 0; g < ngroups; g++)
+        for (size_t i = first[g], k = 0; i != SIZE_MAX; i = next[i], k++) {
+            refs[n].f = &b->facts[i];
+            refs[n].order = i;
+            refs[n].glen = k == 0 ? gsize[g] : 0;
+            n++;
+        }
     *out = refs;
+out:
+    free(slot);
+    free(first);
+    free(last);
+    free(next);
+    free(gsize);
+    free(gkey);
     return (long)n;
 }
 
@@ -511,8 +555,7 @@ static void apply_facts(struct wr *w, const struct fact_ref *refs, size_t n,
         uint8_t prid[HT_ID_PACKED_MAX];
         size_t prn = ht_id_pack(rid, strlen(rid), prid);
 
-        for (j = i + 1; j < n && strcmp(refs[j].f->request_id, rid) == 0; j++)
-            ;
+        j = i + refs[i].glen;
         if (w->mode != MODE_PREP)
             apply_inv(w, refs + i, j - i, prid, prn, a);
         for (size_t k = i; k < j && !w->err; k++)

@@ -68,6 +68,9 @@ struct ing {
     bool progress;
     int64_t last_progress;
     int io_failures; /* paths that could not be read (reported) */
+    char **paths;    /* the files to read, in order (folders expanded) */
+    size_t npaths, cappaths;
+    bool want_stdin;
 };
 
 struct ckpt {
@@ -124,122 +127,231 @@ static void make_ckey(char *out, size_t n, const char *path)
                  (unsigned long long)ht_hash64(path, len), path + len - 200);
 }
 
-static int ingest_file(struct ing *g, const char *path)
-{
-    struct ht_reader *r;
-    struct ckpt ck = {0};
+/* ---- files: several read side by side --------------------------------
+ * Files are read a few at a time, round-robin, a slice of values from each
+ * in turn, so a batch mixes them: X-Ray segments cost the writer most and
+ * log files the decoder most, and mixed batches keep both threads busy
+ * (design.md, "How hoptrace writes"). Every flush carries the checkpoint
+ * of every open file, so a restart resumes each where its batch ended.
+ */
+#define LANES 4
+#define SLICE 256 /* values taken from one file before the next */
+
+struct lane {
+    char *path; /* borrowed from ing.paths */
     char ckey[PATH_MAX + 16];
-    char *real = NULL;
-    bool is_stdin = strcmp(path, "-") == 0;
-    struct ht_srcpos pos = {.source = is_stdin ? "stdin" : path};
-    int64_t last_flush = ht_now_mono_us();
-    int rc;
+    struct ckpt ck;
+    struct ht_reader *r;
+    struct ht_srcpos pos;
+    uint64_t plain_size; /* for progress: the size when not gzip'd */
+    bool open, ended;    /* ended: read to the end (or failed) */
+};
 
-    if (!is_stdin) {
-        struct stat st;
+/* Opens the next file into lane l; false when it was skipped or could not
+ * be opened (reported). */
+static bool lane_open(struct ing *g, struct lane *l, char *path)
+{
+    struct stat st;
+    char *real;
+    struct ckpt old;
+    size_t vn = 0;
 
-        if (stat(path, &st) != 0) {
-            ht_cli_err("cannot read %s: %s", path, strerror(errno));
-            return HT_ERR_IO;
-        }
-        real = realpath(path, NULL);
-        make_ckey(ckey, sizeof(ckey), real ? real : path);
-        ck.dev = (uint64_t)st.st_dev;
-        ck.ino = (uint64_t)st.st_ino;
-        ck.size = (uint64_t)st.st_size;
-        ck.mtime = (int64_t)st.st_mtime;
-        {
-            struct ckpt old;
-            size_t vn = 0;
-
-            if (ht_sink_get_ckpt(&g->sink, ckey, &old, sizeof(old), &vn) ==
-                    HT_ERR_OK &&
-                vn == sizeof(old) && old.dev == ck.dev && old.ino == ck.ino &&
-                old.size == ck.size && old.mtime == ck.mtime) {
-                ck.offset = old.offset;
-                ck.done = old.done;
-            }
-        }
-        if (ck.done) {
-            HT_LOG_INFO("ingest:file", "%s: already ingested, skipped", path);
-            g->skipped_files++;
-            free(real);
-            return HT_ERR_OK;
-        }
+    memset(l, 0, sizeof(*l));
+    l->path = path;
+    l->pos.source = path;
+    if (stat(path, &st) != 0) {
+        ht_cli_err("cannot read %s: %s", path, strerror(errno));
+        g->io_failures++;
+        return false;
     }
-    rc = ht_reader_open(path, &r);
-    if (rc) {
-        free(real);
-        return rc;
+    real = realpath(path, NULL);
+    make_ckey(l->ckey, sizeof(l->ckey), real ? real : path);
+    free(real);
+    l->ck.dev = (uint64_t)st.st_dev;
+    l->ck.ino = (uint64_t)st.st_ino;
+    l->ck.size = (uint64_t)st.st_size;
+    l->ck.mtime = (int64_t)st.st_mtime;
+    if (ht_sink_get_ckpt(&g->sink, l->ckey, &old, sizeof(old), &vn) ==
+            HT_ERR_OK &&
+        vn == sizeof(old) && old.dev == l->ck.dev && old.ino == l->ck.ino &&
+        old.size == l->ck.size && old.mtime == l->ck.mtime) {
+        l->ck.offset = old.offset;
+        l->ck.done = old.done;
     }
-    if (ck.offset) {
+    if (l->ck.done) {
+        HT_LOG_INFO("ingest:file", "%s: already ingested, skipped", path);
+        g->skipped_files++;
+        return false;
+    }
+    if (ht_reader_open(path, &l->r) != HT_ERR_OK) {
+        g->io_failures++;
+        return false;
+    }
+    if (l->ck.offset) {
         HT_LOG_INFO("ingest:file", "%s: resuming at offset %llu", path,
-                    (unsigned long long)ck.offset);
-        if (ht_reader_skip_to(r, ck.offset) != HT_ERR_OK) {
+                    (unsigned long long)l->ck.offset);
+        if (ht_reader_skip_to(l->r, l->ck.offset) != HT_ERR_OK) {
             ht_cli_err("%s: cannot resume at offset %llu; it will be read "
                        "again from the start (idempotent)",
-                       path, (unsigned long long)ck.offset);
-            ht_reader_close(r);
-            rc = ht_reader_open(path, &r);
-            if (rc) {
-                free(real);
-                return rc;
+                       path, (unsigned long long)l->ck.offset);
+            ht_reader_close(l->r);
+            if (ht_reader_open(path, &l->r) != HT_ERR_OK) {
+                l->r = NULL;
+                g->io_failures++;
+                return false;
             }
         }
     }
     g->files++;
-    /* a percentage only where the stream offset is a file offset */
-    uint64_t plain_size = 0;
-    if (!is_stdin) {
+    {
+        /* a percentage only where the stream offset is a file offset */
         FILE *f = fopen(path, "rb");
         unsigned char magic[2] = {0, 0};
 
         if (f && fread(magic, 1, 2, f) == 2 &&
             !(magic[0] == 0x1f && magic[1] == 0x8b))
-            plain_size = ck.size;
+            l->plain_size = l->ck.size;
         if (f)
             fclose(f);
     }
-    for (;;) {
+    l->open = true;
+    return true;
+}
+
+/* Flushes the batch with the checkpoints of every open lane; lanes that
+ * ended are then closed. */
+static int flush_lanes(struct ing *g, struct lane *lanes, int n)
+{
+    struct ht_sink_ckpt e[LANES];
+    int ne = 0, rc;
+
+    for (int i = 0; i < n; i++) {
+        struct lane *l = &lanes[i];
+
+        if (!l->open)
+            continue;
+        l->ck.offset = ht_reader_pos(l->r);
+        e[ne].key = l->ckey;
+        e[ne].klen = strlen(l->ckey);
+        e[ne].val = &l->ck;
+        e[ne].vlen = sizeof(l->ck);
+        ne++;
+    }
+    rc = ht_sink_flush(&g->sink, e, (size_t)ne);
+    for (int i = 0; i < n; i++)
+        if (lanes[i].open && lanes[i].ended) {
+            ht_reader_close(lanes[i].r);
+            lanes[i].open = false;
+        }
+    return rc;
+}
+
+static void progress_lanes(struct ing *g, struct lane *lanes, int n)
+{
+    uint64_t pos = 0, size = 0;
+    const char *name = NULL;
+    int64_t now;
+
+    if (!g->progress)
+        return;
+    now = ht_now_mono_us();
+    if (now - g->last_progress < 250000)
+        return;
+    g->last_progress = now;
+    for (int i = 0; i < n; i++)
+        if (lanes[i].open) {
+            uint64_t p = ht_reader_pos(lanes[i].r);
+
+            name = name ? name : lanes[i].path;
+            pos += p;
+            size += lanes[i].plain_size ? lanes[i].plain_size : p;
+        }
+    if (name)
+        progress(g, name, pos, size);
+}
+
+/* Reads up to SLICE values of lane l into the batch. Returns 1 while the
+ * file has more, 0 at its end, or an error (the lane has then ended). */
+static int lane_slice(struct ing *g, struct lane *l)
+{
+    for (int k = 0; k < SLICE; k++) {
         const char *val;
         size_t n;
         bool too_large;
-        int more = ht_reader_next(r, &val, &n, &pos.offset, &too_large);
+        int more = ht_reader_next(l->r, &val, &n, &l->pos.offset, &too_large);
 
         if (more <= 0) {
-            if (more < 0)
-                rc = HT_ERR_IO;
-            break;
+            l->ended = true;
+            l->ck.done = more == 0; /* after an I/O error: resume there */
+            return more < 0 ? HT_ERR_IO : 0;
         }
         if (too_large)
-            ht_batch_reject(g->sink.batch, HT_REJ_TOO_LARGE, &pos,
+            ht_batch_reject(g->sink.batch, HT_REJ_TOO_LARGE, &l->pos,
                             "value larger than 16 MiB", val, n);
-        else if (!ht_ingest_value(g->sink.batch, &pos, val, n,
-                                  ht_reader_depth(r))) {
-            ht_reader_rescan(r); /* not one NDJSON value: scan it */
-            continue;
-        }
-        if (ht_sink_full(&g->sink) ||
-            (is_stdin && ht_now_mono_us() - last_flush > 1000000)) {
-            ck.offset = ht_reader_pos(r);
-            rc = flush(g, is_stdin ? NULL : ckey, &ck);
-            if (rc)
-                break;
-            last_flush = ht_now_mono_us();
-        }
-        progress(g, path, ht_reader_pos(r), plain_size);
+        else if (!ht_ingest_value(g->sink.batch, &l->pos, val, n,
+                                  ht_reader_depth(l->r)))
+            ht_reader_rescan(l->r); /* not one NDJSON value: scan it */
+        if (ht_sink_full(&g->sink))
+            return 1;
     }
-    if (rc == HT_ERR_OK || rc == HT_ERR_IO) {
-        int frc;
+    return 1;
+}
 
-        ck.offset = ht_reader_pos(r);
-        ck.done = rc == HT_ERR_OK;
-        frc = flush(g, is_stdin ? NULL : ckey, &ck);
-        if (frc)
-            rc = frc;
+static int ingest_files(struct ing *g)
+{
+    struct lane lanes[LANES];
+    size_t next = 0;
+    int rc = HT_ERR_OK;
+
+    memset(lanes, 0, sizeof(lanes));
+    for (;;) {
+        bool any = false, flushed = false;
+
+        /* fill empty lanes with the next files */
+        for (int i = 0; i < LANES; i++)
+            while (!lanes[i].open && next < g->npaths)
+                lane_open(g, &lanes[i], g->paths[next++]);
+        for (int i = 0; i < LANES && !rc; i++) {
+            struct lane *l = &lanes[i];
+            int src;
+
+            if (!l->open || l->ended)
+                continue;
+            any = true;
+            src = lane_slice(g, l);
+            if (src == HT_ERR_IO) {
+                g->io_failures++; /* reported by the reader; go on */
+                src = 0;
+            }
+            if (src < 0)
+                rc = src;
+            if (ht_sink_full(&g->sink)) {
+                rc = flush_lanes(g, lanes, LANES);
+                flushed = true;
+            }
+            progress_lanes(g, lanes, LANES);
+        }
+        if (rc)
+            break;
+        /* a lane that ended waits for the next flush to record it; flush
+         * now when nothing else is left to read, so it can be refilled */
+        if (!flushed) {
+            bool ended = false;
+
+            for (int i = 0; i < LANES; i++)
+                ended |= lanes[i].open && lanes[i].ended;
+            if (ended || !any) {
+                rc = flush_lanes(g, lanes, LANES);
+                if (rc)
+                    break;
+            }
+        }
+        if (!any && next >= g->npaths)
+            break;
     }
-    ht_reader_close(r);
-    free(real);
+    for (int i = 0; i < LANES; i++)
+        if (lanes[i].open)
+            ht_reader_close(lanes[i].r);
     return rc;
 }
 
@@ -470,15 +582,26 @@ static int ingest_path(struct ing *g, const char *path, int depth)
     size_t n = 0, cap = 0;
     int rc = HT_ERR_OK;
 
-    if (strcmp(path, "-") == 0)
-        return ingest_stdin(g);
+    if (strcmp(path, "-") == 0) {
+        g->want_stdin = true;
+        return HT_ERR_OK;
+    }
     if (stat(path, &st) != 0) {
         ht_cli_err("cannot read %s: %s (check the path)", path,
                    strerror(errno));
         return HT_ERR_IO;
     }
-    if (!S_ISDIR(st.st_mode))
-        return ingest_file(g, path);
+    if (!S_ISDIR(st.st_mode)) {
+        if (g->npaths == g->cappaths) {
+            g->cappaths = g->cappaths ? g->cappaths * 2 : 16;
+            g->paths = realloc(g->paths, g->cappaths * sizeof(*g->paths));
+            HT_ASSERT(g->paths);
+        }
+        g->paths[g->npaths] = strdup(path);
+        HT_ASSERT(g->paths[g->npaths]);
+        g->npaths++;
+        return HT_ERR_OK;
+    }
     if (depth > 32)
         return HT_ERR_OK;
     d = opendir(path);
@@ -595,6 +718,13 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
             rc = HT_ERR_OK; /* reported; go on with the other paths */
         }
     }
+    if (rc == HT_ERR_OK)
+        rc = ingest_files(&g);
+    if (rc == HT_ERR_OK && g.want_stdin)
+        rc = ingest_stdin(&g);
+    for (size_t k = 0; k < g.npaths; k++)
+        free(g.paths[k]);
+    free(g.paths);
     if (g.progress)
         fputs("\r\033[K", stderr);
     {

@@ -249,6 +249,11 @@ const cached_object *cache_object(hj obj)
 
 } // namespace
 
+extern "C" {
+static void fields(hj obj, const char *const *keys, const uint32_t *lens,
+                   uint64_t lenbits, size_t n, hj *out);
+}
+
 struct hj_parser {
     simdjson::dom::parser parser;
     char *buf = nullptr;
@@ -372,25 +377,56 @@ hj hj_get(hj obj, const char *key)
                            c->m[i].idx); /* the last duplicate wins */
         return out;
     }
-    hj_fields(obj, &key, 1, &out);
+    {
+        /* a key table of one, on the stack: not for measure()'s cache */
+        uint32_t len = (uint32_t)std::strlen(key);
+
+        fields(obj, &key, &len, (uint64_t)1 << (len & 63), 1, &out);
+    }
     return out;
 }
 
-void hj_fields(hj obj, const char *const *keys, size_t n, hj *out)
+namespace
 {
-    uint32_t lens[64];
+
+/* The key tables passed to hj_fields are static arrays: their lengths are
+ * measured once per thread (a few tables, looked up by address). */
+struct keyset {
+    const char *const *keys = nullptr;
+    size_t n = 0;
     uint64_t lenbits = 0; /* bit L%64 set: some wanted key has length L */
+    uint32_t lens[64];
+};
+
+thread_local keyset t_keysets[8];
+thread_local int t_keyset_next;
+
+const keyset &measure(const char *const *keys, size_t n)
+{
+    for (const keyset &k : t_keysets)
+        if (k.keys == keys && k.n == n)
+            return k;
+    keyset &k = t_keysets[t_keyset_next];
+    t_keyset_next = (t_keyset_next + 1) % 8;
+    k.keys = keys;
+    k.n = n;
+    k.lenbits = 0;
+    for (size_t i = 0; i < n; i++) {
+        k.lens[i] = (uint32_t)std::strlen(keys[i]);
+        k.lenbits |= (uint64_t)1 << (k.lens[i] & 63);
+    }
+    return k;
+}
+
+} // namespace
+
+/* One pass over obj's members for the n keys of known lengths. */
+static void fields(hj obj, const char *const *keys, const uint32_t *lens,
+                   uint64_t lenbits, size_t n, hj *out)
+{
     tape_ref t;
     size_t end;
 
-    for (size_t k = 0; k < n; k++)
-        out[k] = absent();
-    if (hj_type(obj) != HJ_OBJECT || n > 64)
-        return;
-    for (size_t k = 0; k < n; k++) {
-        lens[k] = (uint32_t)std::strlen(keys[k]);
-        lenbits |= (uint64_t)1 << (lens[k] & 63);
-    }
     t = ref(obj);
     end = t.matching_brace_index() - 1;
     for (size_t i = obj.idx + 1; i < end;) {
@@ -409,6 +445,17 @@ void hj_fields(hj obj, const char *const *keys, size_t n, hj *out)
         }
         i = val.after_element();
     }
+}
+
+void hj_fields(hj obj, const char *const *keys, size_t n, hj *out)
+{
+    for (size_t k = 0; k < n; k++)
+        out[k] = absent();
+    if (hj_type(obj) != HJ_OBJECT || n > 64)
+        return;
+    const keyset &ks = measure(keys, n);
+
+    fields(obj, keys, ks.lens, ks.lenbits, n, out);
 }
 
 const char *hj_str(hj v)
