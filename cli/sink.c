@@ -141,6 +141,44 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+static int wait_idle(struct ht_sink_writer *w);
+
+/*
+ * ht_batch.yield: inside one large value (a GetRecords file, a big array),
+ * hand what was decoded so far to the writer without waiting for the value
+ * to end. The records move to the idle spare batch; their strings stay in
+ * the current batch's arena, which is only reset after this batch itself
+ * is committed, later. No checkpoint moves: a crash re-reads the value
+ * from its start, and writing it again changes nothing.
+ */
+static void sink_yield(void *ctx, struct ht_batch *b)
+{
+    struct ht_sink *s = ctx;
+    struct ht_sink_writer *w = s->w;
+    struct ht_batch *spare;
+    struct ht_asm_prep *prep = NULL;
+
+    if (b != s->batch || b->nspans + b->nfacts + b->nrejects < s->batch_docs)
+        return;
+    spare = b == &w->batches[0] ? &w->batches[1] : &w->batches[0];
+    pthread_mutex_lock(&w->mu);
+    if (wait_idle(w)) {
+        pthread_mutex_unlock(&w->mu);
+        return; /* the next flush reports it */
+    }
+    pthread_mutex_unlock(&w->mu);
+    ht_batch_move_records(spare, b);
+    if (ht_assembler_prepare(spare, &prep) != HT_ERR_OK)
+        prep = NULL;
+    pthread_mutex_lock(&w->mu);
+    ht_buf_reset(&w->ckpts);
+    w->nckpts = 0;
+    w->job = spare;
+    w->prep = prep;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
 int ht_sink_open(struct ht_sink *s, const char *db)
 {
     struct ht_sink_writer *w;
@@ -158,6 +196,10 @@ int ht_sink_open(struct ht_sink *s, const char *db)
     pthread_cond_init(&w->cv, NULL);
     s->w = w;
     s->batch = &w->batches[0];
+    for (int i = 0; i < 2; i++) {
+        w->batches[i].yield = sink_yield;
+        w->batches[i].yield_ctx = s;
+    }
     w->last_sync = ht_now_mono_us();
     rc = ht_store_set_nosync(s->store, true);
     if (rc) {

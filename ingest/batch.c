@@ -76,6 +76,41 @@ void ht_batch_reset(struct ht_batch *b)
     memset(b->rejected, 0, sizeof(b->rejected));
 }
 
+void ht_batch_move_records(struct ht_batch *dst, struct ht_batch *src)
+{
+    struct ht_span *sp = dst->spans;
+    struct ht_fact *fa = dst->facts;
+    struct ht_rejected *rj = dst->rejects;
+    size_t cs = dst->capspans, cf = dst->capfacts, cr = dst->caprejects;
+
+    /* swap the arrays: dst takes src's records, src keeps dst's (empty)
+     * arrays for what comes next */
+    dst->spans = src->spans;
+    dst->capspans = src->capspans;
+    dst->nspans = src->nspans;
+    dst->facts = src->facts;
+    dst->capfacts = src->capfacts;
+    dst->nfacts = src->nfacts;
+    dst->rejects = src->rejects;
+    dst->caprejects = src->caprejects;
+    dst->nrejects = src->nrejects;
+    dst->documents = src->documents;
+    dst->log_events = src->log_events;
+    dst->dropped = src->dropped;
+    dst->payload_bytes = src->payload_bytes;
+    memcpy(dst->rejected, src->rejected, sizeof(dst->rejected));
+    src->spans = sp;
+    src->capspans = cs;
+    src->facts = fa;
+    src->capfacts = cf;
+    src->rejects = rj;
+    src->caprejects = cr;
+    src->nspans = src->nfacts = src->nrejects = 0;
+    src->documents = src->log_events = src->dropped = 0;
+    src->payload_bytes = 0;
+    memset(src->rejected, 0, sizeof(src->rejected));
+}
+
 void ht_batch_add_span(struct ht_batch *b, const struct ht_span *s)
 {
     if (b->nspans == b->capspans)

@@ -21,6 +21,13 @@
 
 #define MAX_RECURSION 4 /* envelope inside envelope inside … */
 
+/* Between two complete records of a large envelope (see ht_batch.yield). */
+static void yield(struct ht_batch *b)
+{
+    if (b->yield)
+        b->yield(b->yield_ctx, b);
+}
+
 static void decode_bytes(struct ht_batch *b, const struct ht_srcpos *pos,
                          const void *data, size_t n, int level);
 static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos, hj v,
@@ -511,6 +518,7 @@ static void decode_log_events(struct ht_batch *b, const struct ht_srcpos *pos,
         }
         ht_ingest_log_message(b, &ctx, hj_str(msg), hj_strlen(msg));
         b->documents++;
+        yield(b);
     }
 }
 
@@ -567,6 +575,7 @@ static void decode_records(struct ht_batch *b, const struct ht_srcpos *pos,
         else
             ht_batch_reject(b, HT_REJ_UNKNOWN_DOC, pos,
                             "record without Kinesis data", raw, rawlen);
+        yield(b);
     }
 }
 
@@ -631,8 +640,10 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos, hj v,
         hj e;
 
         hj_iter_init(&it, v);
-        while (hj_iter_next(&it, &e, NULL, NULL))
+        while (hj_iter_next(&it, &e, NULL, NULL)) {
             decode_value(b, pos, e, NULL, 0, level + 1);
+            yield(b);
+        }
         return;
     }
     if (!hj_is_object(v)) {
@@ -659,8 +670,10 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos, hj v,
         hj e;
 
         hj_iter_init(&it, x);
-        while (hj_iter_next(&it, &e, NULL, NULL))
+        while (hj_iter_next(&it, &e, NULL, NULL)) {
             decode_embedded(b, pos, e, level);
+            yield(b);
+        }
         return;
     }
     if (hj_is_array(x = k[K_TRACES])) {

@@ -62,6 +62,13 @@ struct ht_batch {
     /* JSON parsers, one per nesting slot (ingest-internal, created on first
      * use, kept across resets so their buffers are reused) */
     struct hj_parser *parsers[HT_JSON_SLOTS];
+    /* Called between the records of a large envelope (a GetRecords
+     * response, a CloudWatch Logs message, an array of documents), where
+     * everything added so far is complete: the owner may hand the records
+     * gathered so far to the writer (ht_batch_move_records) so one large
+     * value does not become one huge batch. NULL: never. */
+    void (*yield)(void *ctx, struct ht_batch *b);
+    void *yield_ctx;
 };
 
 /* Returns 0 or HT_ERR_NOMEM. */
@@ -69,6 +76,10 @@ int ht_batch_init(struct ht_batch *b);
 void ht_batch_free(struct ht_batch *b);
 /* Empties the batch (arena reset, counters zeroed). */
 void ht_batch_reset(struct ht_batch *b);
+/* Moves src's records and counters into the empty batch dst, leaving src
+ * with none. The strings stay in src's arena: src must not be reset before
+ * dst has been written. */
+void ht_batch_move_records(struct ht_batch *dst, struct ht_batch *src);
 
 /* Copy the struct in; its strings must already live in b->arena. */
 void ht_batch_add_span(struct ht_batch *b, const struct ht_span *s);
