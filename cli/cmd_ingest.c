@@ -640,10 +640,9 @@ static int ingest_path(struct ing *g, const char *path, int depth)
 int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
 {
     struct ing g;
-    bool strict = false, quiet = false, durable = false;
+    struct ht_ingest_opts o = HT_INGEST_OPTS_INIT;
     int rc = HT_ERR_OK, i, npaths = 0;
     uint64_t rejected = 0;
-    size_t batch_docs = 4096;
 
     memset(&g, 0, sizeof(g));
     for (i = 1; i < argc; i++) {
@@ -657,25 +656,15 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
 
+        int taken = ht_ingest_opt(cli, argc, argv, &i, &o);
+
+        if (taken < 0)
+            return HT_EXIT_USAGE;
+        if (taken > 0)
+            continue;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(usage, stdout);
             return HT_EXIT_OK;
-        } else if (strcmp(a, "--strict") == 0) {
-            strict = true;
-        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
-            quiet = true;
-        } else if (strcmp(a, "--durable") == 0) {
-            durable = true;
-        } else if (strcmp(a, "--db") == 0 && i + 1 < argc) {
-            cli->db = argv[++i];
-        } else if (strcmp(a, "--batch") == 0 && i + 1 < argc) {
-            long v = strtol(argv[++i], NULL, 10);
-
-            if (v < 1 || v > 1000000) {
-                ht_cli_err("--batch takes 1 to 1000000");
-                return HT_EXIT_USAGE;
-            }
-            batch_docs = (size_t)v;
         } else if (strcmp(a, "-") == 0 || a[0] != '-') {
             npaths++;
         } else {
@@ -695,14 +684,11 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
         ht_cli_err("cannot open the store at %s: %s", cli->db, ht_strerror(rc));
         return HT_EXIT_ERROR;
     }
-    g.sink.batch_docs = batch_docs;
-    if (durable && (rc = ht_sink_set_durable(&g.sink, true)) != HT_ERR_OK) {
+    if (ht_ingest_opts_apply(&g.sink, &o) != HT_ERR_OK) {
         ht_sink_close(&g.sink);
-        ht_cli_err("cannot switch the store to durable commits: %s",
-                   ht_strerror(rc));
         return HT_EXIT_ERROR;
     }
-    g.progress = isatty(2) && !quiet;
+    g.progress = isatty(2) && !o.quiet;
     for (i = 1; i < argc && rc == HT_ERR_OK; i++) {
         const char *a = argv[i];
 
@@ -734,7 +720,7 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
             rc = src;
     }
     rejected = ht_sink_rejected(&g.sink);
-    if (!quiet) {
+    if (!o.quiet) {
         char from[96];
 
         snprintf(from, sizeof(from), "%llu files", (unsigned long long)g.files);
@@ -763,7 +749,7 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
                    g.io_failures);
         return HT_EXIT_ERROR;
     }
-    if (strict && rejected)
+    if (o.strict && rejected)
         return HT_EXIT_REJECTED;
     return HT_EXIT_OK;
 }

@@ -44,6 +44,8 @@ static const char usage[] =
     "  --batch N             records per write transaction (default 4096)\n"
     "  --strict              exit 3 when anything was rejected\n"
     "  --quiet               no summary line\n"
+    "  --durable             flush every commit to disk (default: atomic\n"
+    "                        commits, safe from kill -9, flushed by the OS)\n"
     "\n"
     "Consumed offsets are stored in the same write transaction as the data\n"
     "they produced and the consumer seeks to them on every assignment, so a\n"
@@ -470,9 +472,8 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
     const char *brokers = NULL;
     char **topics = NULL, **xs = NULL;
     int ntopics = 0, nx = 0, rc = HT_ERR_OK, exit_code = HT_EXIT_OK;
-    bool strict = false, quiet = false;
+    struct ht_ingest_opts o = HT_INGEST_OPTS_INIT;
     double idle_s = 0;
-    size_t batch_docs = 4096;
     rd_kafka_conf_t *conf = NULL;
     rd_kafka_topic_partition_list_t *sub = NULL;
     char errstr[512];
@@ -491,7 +492,14 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
+        int taken = ht_ingest_opt(cli, argc, argv, &i, &o);
 
+        if (taken < 0) {
+            exit_code = HT_EXIT_USAGE;
+            goto out_free;
+        }
+        if (taken > 0)
+            continue;
         if (strcmp(a, "--kafka") == 0 && has) {
             brokers = argv[++i];
         } else if (strcmp(a, "--topic") == 0 && has) {
@@ -514,21 +522,6 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
                 exit_code = HT_EXIT_USAGE;
                 goto out_free;
             }
-        } else if (strcmp(a, "--batch") == 0 && has) {
-            long v = strtol(argv[++i], NULL, 10);
-
-            if (v < 1 || v > 1000000) {
-                ht_cli_err("--batch takes 1 to 1000000");
-                exit_code = HT_EXIT_USAGE;
-                goto out_free;
-            }
-            batch_docs = (size_t)v;
-        } else if (strcmp(a, "--db") == 0 && has) {
-            cli->db = argv[++i];
-        } else if (strcmp(a, "--strict") == 0) {
-            strict = true;
-        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
-            quiet = true;
         } else {
             ht_cli_err("ingest --kafka: unknown or incomplete option %s (see "
                        "hoptrace ingest --kafka --help)",
@@ -596,7 +589,12 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
         exit_code = HT_EXIT_ERROR;
         goto out_free;
     }
-    k.sink.batch_docs = batch_docs;
+    if (ht_ingest_opts_apply(&k.sink, &o) != HT_ERR_OK) {
+        ht_sink_close(&k.sink);
+        rd_kafka_conf_destroy(conf);
+        exit_code = HT_EXIT_ERROR;
+        goto out_free;
+    }
     k.rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (!k.rk) {
         ht_cli_err("kafka: cannot create the consumer: %s (check -X)", errstr);
@@ -712,7 +710,7 @@ out_close:
         if (!k.err)
             k.err = src;
     }
-    if (!quiet) {
+    if (!o.quiet) {
         char from[128];
 
         snprintf(from, sizeof(from), "%llu Kafka messages (%.1f MB)",
@@ -740,7 +738,8 @@ out_close:
         exit_code = HT_EXIT_ERROR;
     } else if (k.fatal && exit_code == HT_EXIT_OK) {
         exit_code = HT_EXIT_ERROR;
-    } else if (exit_code == HT_EXIT_OK && strict && ht_sink_rejected(&k.sink)) {
+    } else if (exit_code == HT_EXIT_OK && o.strict &&
+               ht_sink_rejected(&k.sink)) {
         exit_code = HT_EXIT_REJECTED;
     }
     for (size_t i = 0; i < k.nparts; i++)

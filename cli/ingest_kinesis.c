@@ -63,6 +63,8 @@ static const char usage[] =
     "4096)\n"
     "  --strict                exit 3 when anything was rejected\n"
     "  --quiet                 no summary line\n"
+    "  --durable               flush every commit to disk (default: atomic\n"
+    "                          commits, safe from kill -9, flushed by the OS)\n"
     "  --db DIR                the store (also a global option)\n"
     "\n"
     "Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and\n"
@@ -549,8 +551,7 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
     const char *endpoint = NULL, *region_opt = NULL, *from = "trim-horizon";
     char region[64], err[600], tsbuf[64];
     double until_idle = 0;
-    bool strict = false, quiet = false;
-    size_t batch_docs = 4096;
+    struct ht_ingest_opts o = HT_INGEST_OPTS_INIT;
     int st, rc, exit_code = HT_EXIT_OK;
 
     memset(&g, 0, sizeof(g));
@@ -564,7 +565,12 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
+        int taken = ht_ingest_opt(cli, argc, argv, &i, &o);
 
+        if (taken < 0)
+            return HT_EXIT_USAGE;
+        if (taken > 0)
+            continue;
         if (strcmp(a, "--kinesis") == 0 && has) {
             g.stream = argv[++i];
         } else if (strcmp(a, "--endpoint") == 0 && has) {
@@ -589,20 +595,6 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
                 return HT_EXIT_USAGE;
             }
             g.limit = (int)v;
-        } else if (strcmp(a, "--batch") == 0 && has) {
-            long v = strtol(argv[++i], NULL, 10);
-
-            if (v < 1 || v > 1000000) {
-                ht_cli_err("--batch takes 1 to 1000000");
-                return HT_EXIT_USAGE;
-            }
-            batch_docs = (size_t)v;
-        } else if (strcmp(a, "--db") == 0 && has) {
-            cli->db = argv[++i];
-        } else if (strcmp(a, "--strict") == 0) {
-            strict = true;
-        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
-            quiet = true;
         } else {
             ht_cli_err("ingest --kinesis: unknown option or missing value: "
                        "%s (see hoptrace ingest --kinesis X --help)",
@@ -668,7 +660,10 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
         ht_aws_creds_free(&creds);
         return HT_EXIT_ERROR;
     }
-    g.sink.batch_docs = batch_docs;
+    if (ht_ingest_opts_apply(&g.sink, &o) != HT_ERR_OK) {
+        ht_sink_close(&g.sink);
+        return HT_EXIT_ERROR;
+    }
     HT_LOG_INFO("ingest:kinesis", "stream %s, region %s, credentials from %s",
                 g.stream, region, creds.source);
 
@@ -687,7 +682,7 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
         if (!rc)
             rc = src;
     }
-    if (!quiet)
+    if (!o.quiet)
         summary(&g);
     {
         int crc = ht_sink_close(&g.sink);
@@ -708,7 +703,7 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
                    "run the same command again to resume)",
                    ht_strerror(rc));
         exit_code = HT_EXIT_ERROR;
-    } else if (strict && ht_sink_rejected(&g.sink)) {
+    } else if (o.strict && ht_sink_rejected(&g.sink)) {
         exit_code = HT_EXIT_REJECTED;
     }
     for (size_t i = 0; i < g.nsh; i++)

@@ -45,6 +45,8 @@ static const char usage[] =
     "                        4096); commits happen at least every 50 ms\n"
     "  --strict              exit 3 when any datagram was rejected\n"
     "  --quiet               no summary line\n"
+    "  --durable             flush every commit to disk (default: atomic\n"
+    "                        commits, safe from kill -9, flushed by the OS)\n"
     "\n"
     "SIGINT/SIGTERM: commit and exit 0. The summary counts datagrams\n"
     "received, accepted and rejected (bad header, empty body, oversized,\n"
@@ -210,8 +212,7 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv)
     struct udp u;
     const char *listen_spec = "127.0.0.1:2000", *fwd_spec = NULL;
     double idle_s = 0;
-    size_t batch_docs = 4096;
-    bool strict = false, quiet = false;
+    struct ht_ingest_opts o = HT_INGEST_OPTS_INIT;
     struct sockaddr_storage ss, fss;
     socklen_t sl = 0, fsl = 0;
     int fd = -1, ffd = -1, rc, exit_code = HT_EXIT_OK;
@@ -223,7 +224,12 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has = i + 1 < argc;
+        int taken = ht_ingest_opt(cli, argc, argv, &i, &o);
 
+        if (taken < 0)
+            return HT_EXIT_USAGE;
+        if (taken > 0)
+            continue;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(usage, stdout);
             return HT_EXIT_OK;
@@ -240,20 +246,6 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv)
                 ht_cli_err("--until-idle takes a number of seconds > 0");
                 return HT_EXIT_USAGE;
             }
-        } else if (strcmp(a, "--batch") == 0 && has) {
-            long v = strtol(argv[++i], NULL, 10);
-
-            if (v < 1 || v > 1000000) {
-                ht_cli_err("--batch takes 1 to 1000000");
-                return HT_EXIT_USAGE;
-            }
-            batch_docs = (size_t)v;
-        } else if (strcmp(a, "--db") == 0 && has) {
-            cli->db = argv[++i];
-        } else if (strcmp(a, "--strict") == 0) {
-            strict = true;
-        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
-            quiet = true;
         } else {
             ht_cli_err("ingest --udp: unknown or incomplete option %s (see "
                        "hoptrace ingest --udp --help)",
@@ -313,7 +305,13 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv)
         close(fd);
         return HT_EXIT_ERROR;
     }
-    u.sink.batch_docs = batch_docs;
+    if (ht_ingest_opts_apply(&u.sink, &o) != HT_ERR_OK) {
+        ht_sink_close(&u.sink);
+        if (ffd >= 0)
+            close(ffd);
+        close(fd);
+        return HT_EXIT_ERROR;
+    }
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal; /* no SA_RESTART: poll returns EINTR */
     sigaction(SIGINT, &sa, NULL);
@@ -396,7 +394,7 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv)
         if (!rc)
             rc = src;
     }
-    if (!quiet) {
+    if (!o.quiet) {
         char from[128];
 
         snprintf(from, sizeof(from), "udp %s", where);
@@ -423,7 +421,7 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv)
         ht_cli_err("ingest stopped: %s (what was committed stays)",
                    ht_strerror(rc));
         exit_code = HT_EXIT_ERROR;
-    } else if (strict && u.rejected) {
+    } else if (o.strict && u.rejected) {
         exit_code = HT_EXIT_REJECTED;
     }
     return exit_code;

@@ -358,6 +358,48 @@ int ht_sink_close(struct ht_sink *s)
     return rc;
 }
 
+int ht_ingest_opt(struct ht_cli *cli, int argc, char **argv, int *i,
+                  struct ht_ingest_opts *o)
+{
+    const char *a = argv[*i];
+    bool has = *i + 1 < argc;
+
+    if (strcmp(a, "--strict") == 0) {
+        o->strict = true;
+    } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+        o->quiet = true;
+    } else if (strcmp(a, "--durable") == 0) {
+        o->durable = true;
+    } else if (strcmp(a, "--db") == 0 && has) {
+        cli->db = argv[++*i];
+    } else if (strcmp(a, "--batch") == 0 && has) {
+        char *end;
+        long v = strtol(argv[++*i], &end, 10);
+
+        if (*end || v < 1 || v > 1000000) {
+            ht_cli_err("--batch takes 1 to 1000000");
+            return -1;
+        }
+        o->batch_docs = (size_t)v;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+int ht_ingest_opts_apply(struct ht_sink *s, const struct ht_ingest_opts *o)
+{
+    int rc;
+
+    s->batch_docs = o->batch_docs;
+    if (o->durable && (rc = ht_sink_set_durable(s, true)) != HT_ERR_OK) {
+        ht_cli_err("cannot switch the store to durable commits: %s",
+                   ht_strerror(rc));
+        return rc;
+    }
+    return HT_ERR_OK;
+}
+
 uint64_t ht_sink_rejected(const struct ht_sink *s)
 {
     uint64_t n = 0;

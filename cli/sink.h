@@ -14,6 +14,7 @@
 #ifndef HT_SINK_H
 #define HT_SINK_H
 
+#include "cli.h"
 #include "ht_assembler.h"
 #include "ht_ingest.h"
 #include "ht_store.h"
@@ -83,6 +84,30 @@ int ht_sink_sync(struct ht_sink *s);
  * HT_ERR_NOTFOUND, or a store error; copies at most cap bytes. */
 int ht_sink_get_ckpt(struct ht_sink *s, const char *key, void *buf, size_t cap,
                      size_t *n);
+
+/* ---- the options every ingest source takes ---------------------------- */
+
+#define HT_INGEST_BATCH_DEFAULT 4096
+
+struct ht_ingest_opts {
+    size_t batch_docs; /* --batch N: records per write transaction */
+    bool strict;       /* --strict: exit 3 when anything was rejected */
+    bool quiet;        /* --quiet, -q: no summary line */
+    bool durable;      /* --durable: flush every commit to disk */
+};
+
+#define HT_INGEST_OPTS_INIT                                                    \
+    {                                                                          \
+        HT_INGEST_BATCH_DEFAULT, false, false, false                           \
+    }
+
+/* If argv[*i] is one of the shared options (--batch N, --db DIR, --strict,
+ * --quiet/-q, --durable), takes it, moving *i past its value, and returns
+ * 1; returns 0 when it is not one; -1 after reporting a bad value. */
+int ht_ingest_opt(struct ht_cli *cli, int argc, char **argv, int *i,
+                  struct ht_ingest_opts *o);
+/* Batch size and durability for an open sink. Reports its own error. */
+int ht_ingest_opts_apply(struct ht_sink *s, const struct ht_ingest_opts *o);
 
 /* Total rejected. */
 uint64_t ht_sink_rejected(const struct ht_sink *s);
