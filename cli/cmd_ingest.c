@@ -38,7 +38,7 @@ static const char usage[] =
     "\n"
     "  --strict     exit 3 when anything was rejected (the good part is\n"
     "               still committed)\n"
-    "  --batch N    documents per write transaction (default 4096)\n"
+    "  --batch N    documents per write transaction (default 2048)\n"
     "  --quiet      no summary line\n"
     "  --durable    flush every commit to disk (default: commits are\n"
     "               flushed at most a second apart and at exit; a killed\n"

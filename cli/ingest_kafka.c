@@ -41,7 +41,7 @@ static const char usage[] =
     "  -X key=value          a librdkafka setting (security.protocol,\n"
     "                        sasl.*, ssl.*, fetch sizes, ...)\n"
     "  --dlq-topic T         also produce poison messages to topic T\n"
-    "  --batch N             records per write transaction (default 4096)\n"
+    "  --batch N             records per write transaction (default 2048)\n"
     "  --strict              exit 3 when anything was rejected\n"
     "  --quiet               no summary line\n"
     "  --durable             flush every commit to disk (default: atomic\n"

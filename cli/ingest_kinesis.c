@@ -60,7 +60,7 @@ static const char usage[] =
     "  --limit N               records per GetRecords call (1 to 10000,\n"
     "                          default 10000)\n"
     "  --batch N               documents per write transaction (default "
-    "4096)\n"
+    "2048)\n"
     "  --strict                exit 3 when anything was rejected\n"
     "  --quiet                 no summary line\n"
     "  --durable               flush every commit to disk (default: atomic\n"

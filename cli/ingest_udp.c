@@ -42,7 +42,7 @@ static const char usage[] =
     "                        daemon\n"
     "  --until-idle SECONDS  exit after that long without a datagram\n"
     "  --batch N             documents per write transaction (default\n"
-    "                        4096); commits happen at least every 50 ms\n"
+    "                        2048); commits happen at least every 50 ms\n"
     "  --strict              exit 3 when any datagram was rejected\n"
     "  --quiet               no summary line\n"
     "  --durable             flush every commit to disk (default: atomic\n"

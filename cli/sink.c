@@ -185,7 +185,7 @@ int ht_sink_open(struct ht_sink *s, const char *db)
     int rc;
 
     memset(s, 0, sizeof(*s));
-    s->batch_docs = 4096;
+    s->batch_docs = HT_INGEST_BATCH_DEFAULT;
     rc = ht_store_open(db, false, &s->store);
     if (rc)
         return rc;
