@@ -27,6 +27,7 @@ struct ht_sink_writer {
     int err; /* first commit error, sticky */
     bool stop;
     bool durable;      /* flush every commit (--durable) */
+    int shrink;        /* the store outgrew memory: batches >> shrink */
     int64_t last_sync; /* monotonic µs of the last flush to disk */
 };
 
@@ -119,8 +120,13 @@ static void *writer_main(void *arg)
         int rc =
             w->err ? w->err : commit(s, w->job, w->prep, &w->ckpts, w->nckpts);
 
-        if (!rc && resident_bytes() > HT_SINK_RSS_TRIM)
+        if (!rc && resident_bytes() > HT_SINK_RSS_TRIM) {
             ht_store_trim(s->store);
+            /* the pages one commit touches grow with its batch: halve it
+             * (down to a quarter) each time memory had to be given up */
+            if (w->shrink < 2)
+                __atomic_store_n(&w->shrink, w->shrink + 1, __ATOMIC_RELAXED);
+        }
         /* in bulk mode commits are not flushed one by one; a long-running
          * source may ask for a flush every so often */
         if (!rc && !w->durable && s->sync_every_us > 0 &&
@@ -260,8 +266,12 @@ int ht_sink_sync(struct ht_sink *s)
 bool ht_sink_full(const struct ht_sink *s)
 {
     const struct ht_batch *b = s->batch;
+    size_t cap = s->batch_docs;
 
-    return b->nspans + b->nfacts + b->nrejects >= s->batch_docs ||
+    cap >>= __atomic_load_n(&s->w->shrink, __ATOMIC_RELAXED);
+    if (cap < 256)
+        cap = 256;
+    return b->nspans + b->nfacts + b->nrejects >= cap ||
            ht_arena_used(b->arena) > (48u << 20);
 }
 

@@ -73,9 +73,12 @@ int ht_sink_flush(struct ht_sink *s, const struct ht_sink_ckpt *ck, size_t n);
 int ht_sink_set_durable(struct ht_sink *s, bool durable);
 
 /* Above this resident size the writer lets go of the store's mapped pages
- * after a commit (ht_store_trim), so memory is bounded by the batch, not by
- * the store. */
-#define HT_SINK_RSS_TRIM ((uint64_t)64 << 20)
+ * after a commit (ht_store_trim) and halves the batch (twice at most),
+ * so memory stays
+ * bounded however large the store grows, at the price of page faults once
+ * the store's working set no longer fits (docs/performance.md, "Memory").
+ * Below it, nothing is given up. */
+#define HT_SINK_RSS_TRIM ((uint64_t)176 << 20)
 
 /* Waits until everything flushed is committed (visible to readers and
  * safe from a killed process). */

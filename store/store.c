@@ -14,6 +14,7 @@
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -234,22 +235,43 @@ int ht_store_sync(struct ht_store *s)
 
 int ht_store_trim(struct ht_store *s)
 {
-    MDB_envinfo info;
-    MDB_stat st;
-    size_t used;
+    /* LMDB does not tell where it mapped the file (me_mapaddr is only set
+     * for MDB_FIXEDMAP): find data.mdb's mappings in /proc/self/maps */
+    char want[PATH_MAX + 16], line[PATH_MAX + 256];
+    char *real = realpath(s->dir, NULL);
+    FILE *f;
+    int rc = HT_ERR_OK;
 
-    if (mdb_env_info(s->env, &info) || mdb_env_stat(s->env, &st))
-        return HT_ERR_STORE;
-    used = (size_t)(info.me_last_pgno + 1) * st.ms_psize;
-    if (used > info.me_mapsize)
-        used = info.me_mapsize;
-    /* a shared file mapping: the pages stay in the page cache (dirty ones
-     * are written back as usual); only this process's mapping lets go */
-    if (info.me_mapaddr && madvise(info.me_mapaddr, used, MADV_DONTNEED) != 0) {
-        HT_LOG_WARN("store", "releasing mapped pages: %s", strerror(errno));
-        return HT_ERR_STORE;
+    snprintf(want, sizeof(want), "%s/data.mdb", real ? real : s->dir);
+    free(real);
+    f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return HT_ERR_IO;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        char *path = strchr(line, '/');
+        size_t n;
+
+        if (!path || sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+            continue;
+        n = strlen(path);
+        if (n && path[n - 1] == '\n')
+            path[--n] = '\0';
+        if (strcmp(path, want) != 0)
+            continue;
+        /* a shared file mapping: the pages stay in the page cache (dirty
+         * ones are written back as usual); only this process lets go */
+        /* and from now on no fault-around: once the store outgrew memory,
+         * reading one page must not map its fifteen neighbours (what LMDB's
+         * MDB_NORDAHEAD does, but only for stores that need it) */
+        if (madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0 ||
+            madvise((void *)lo, hi - lo, MADV_RANDOM) != 0) {
+            HT_LOG_WARN("store", "releasing mapped pages: %s", strerror(errno));
+            rc = HT_ERR_STORE;
+        }
     }
-    return HT_ERR_OK;
+    fclose(f);
+    return rc;
 }
 
 int ht_store_grow(struct ht_store *s)
