@@ -49,6 +49,14 @@ int ht_cmd_hotspots(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_functions(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_refresh(struct ht_cli *cli, int argc, char **argv);
 
+/* Dead letters by reason: an ht_store_scan visitor over HT_DB_DLQ that
+ * counts into a struct ht_rej_count (cmd_stats.c). */
+struct ht_rej_count {
+    uint64_t n[HT_REJ__COUNT];
+};
+int ht_cli_count_rej(void *ctx, const void *k, size_t kn, const void *v,
+                     size_t vn);
+
 /* Prints "hoptrace: <msg>" on stderr. */
 void ht_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

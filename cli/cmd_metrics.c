@@ -31,32 +31,16 @@ static const char usage[] =
     "  --output FILE   write FILE atomically (for the node exporter's\n"
     "                  textfile collector) instead of stdout\n";
 
-struct rej_count {
-    uint64_t n[HT_REJ__COUNT];
-};
-
-static int count_rej(void *ctx, const void *k, size_t kn, const void *v,
-                     size_t vn)
-{
-    struct rej_count *c = ctx;
-
-    (void)k;
-    (void)kn;
-    if (vn >= 1 && ((const uint8_t *)v)[0] < HT_REJ__COUNT)
-        c->n[((const uint8_t *)v)[0]]++;
-    return 0;
-}
-
 static void store_metrics(struct ht_txn *t, struct ht_buf *b)
 {
     uint64_t nodes = 0, inv = 0, facts = 0, dlq = 0;
-    struct rej_count rc = {{0}};
+    struct ht_rej_count rc = {{0}};
 
     ht_store_count(t, HT_DB_NODES, &nodes);
     ht_store_count(t, HT_DB_INV, &inv);
     ht_store_count(t, HT_DB_FACTS, &facts);
     ht_store_count(t, HT_DB_DLQ, &dlq);
-    ht_store_scan(t, HT_DB_DLQ, NULL, 0, count_rej, &rc);
+    ht_store_scan(t, HT_DB_DLQ, NULL, 0, ht_cli_count_rej, &rc);
     ht_buf_printf(b,
                   "# HELP hoptrace_spans Spans in the store.\n"
                   "# TYPE hoptrace_spans gauge\nhoptrace_spans %llu\n"

@@ -26,14 +26,10 @@ static const char dlq_usage[] =
     "Reasons: not_json, too_large, too_deep, missing_field, bad_id,\n"
     "bad_encoding, unknown_document.\n";
 
-struct rej_count {
-    uint64_t n[HT_REJ__COUNT];
-};
-
-static int count_rej(void *ctx, const void *k, size_t kn, const void *v,
+int ht_cli_count_rej(void *ctx, const void *k, size_t kn, const void *v,
                      size_t vn)
 {
-    struct rej_count *c = ctx;
+    struct ht_rej_count *c = ctx;
 
     (void)k;
     (void)kn;
@@ -62,7 +58,7 @@ int ht_cmd_stats(struct ht_cli *cli, int argc, char **argv)
     const char *fmt = "text";
     struct ht_store *s;
     struct ht_txn *t;
-    struct rej_count rc = {{0}};
+    struct ht_rej_count rc = {{0}};
     uint64_t nodes = 0, inv = 0, facts = 0, keys = 0, dlq = 0, total = 0;
     int64_t pending;
     struct stat st;
@@ -99,7 +95,7 @@ int ht_cmd_stats(struct ht_cli *cli, int argc, char **argv)
     ht_store_count(t, HT_DB_FACTS, &facts);
     ht_store_count(t, HT_DB_KEYS, &keys);
     ht_store_count(t, HT_DB_DLQ, &dlq);
-    ht_store_scan(t, HT_DB_DLQ, NULL, 0, count_rej, &rc);
+    ht_store_scan(t, HT_DB_DLQ, NULL, 0, ht_cli_count_rej, &rc);
     pending = ht_store_counter(t, "pending");
     ht_store_abort(t);
     ht_store_close(s);
