@@ -203,8 +203,8 @@ struct ht_stage {
     size_t nstuck;
     bool has_cost;
     struct ht_stage_cost cost;
-    bool has_pending_;        /* internal: a producer-side stage */
-    uint64_t hist_[640];      /* internal: delay histogram */
+    bool has_pending_;   /* internal: a producer-side stage */
+    uint64_t hist_[640]; /* internal: delay histogram */
 };
 
 struct ht_stalls {
