@@ -674,6 +674,11 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
             return HT_EXIT_USAGE;
         }
     }
+    if (o.until_idle > 0) {
+        ht_cli_err("ingest: --until-idle is for --kafka, --kinesis and --udp; "
+                   "files and stdin end by themselves");
+        return HT_EXIT_USAGE;
+    }
     if (!npaths) {
         ht_cli_err("ingest: give at least one file, folder or - for stdin "
                    "(see hoptrace ingest --help)");

@@ -473,7 +473,6 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
     char **topics = NULL, **xs = NULL;
     int ntopics = 0, nx = 0, rc = HT_ERR_OK, exit_code = HT_EXIT_OK;
     struct ht_ingest_opts o = HT_INGEST_OPTS_INIT;
-    double idle_s = 0;
     rd_kafka_conf_t *conf = NULL;
     rd_kafka_topic_partition_list_t *sub = NULL;
     char errstr[512];
@@ -513,15 +512,6 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
             k.dlq_topic = argv[++i];
         } else if (strcmp(a, "-X") == 0 && has) {
             xs[nx++] = argv[++i];
-        } else if (strcmp(a, "--until-idle") == 0 && has) {
-            char *end;
-
-            idle_s = strtod(argv[++i], &end);
-            if (*end || !(idle_s > 0) || idle_s > 1e6) {
-                ht_cli_err("--until-idle takes a number of seconds > 0");
-                exit_code = HT_EXIT_USAGE;
-                goto out_free;
-            }
         } else {
             ht_cli_err("ingest --kafka: unknown or incomplete option %s (see "
                        "hoptrace ingest --kafka --help)",
@@ -610,7 +600,7 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    switch (check_topics(&k, topics, ntopics, idle_s)) {
+    switch (check_topics(&k, topics, ntopics, o.until_idle)) {
     case 1:
         exit_code = HT_EXIT_ERROR;
         goto out_close;
@@ -618,7 +608,7 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
         if (!stop_flag) {
             ht_cli_err("kafka: no broker of %s answered within %.0f s "
                        "(check --kafka and that the brokers run)",
-                       brokers, idle_s);
+                       brokers, o.until_idle);
             exit_code = HT_EXIT_ERROR;
         }
         goto out_close;
@@ -669,8 +659,8 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
                     break;
                 last_flush = now;
             }
-            if (idle_s > 0) {
-                int64_t idle_us = (int64_t)(idle_s * 1e6);
+            if (o.until_idle > 0) {
+                int64_t idle_us = (int64_t)(o.until_idle * 1e6);
 
                 if (k.last_assign && now - last_msg > idle_us &&
                     now - k.last_assign > idle_us)

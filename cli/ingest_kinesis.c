@@ -550,7 +550,6 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
     struct sigaction sa;
     const char *endpoint = NULL, *region_opt = NULL, *from = "trim-horizon";
     char region[64], err[600], tsbuf[64];
-    double until_idle = 0;
     struct ht_ingest_opts o = HT_INGEST_OPTS_INIT;
     int st, rc, exit_code = HT_EXIT_OK;
 
@@ -579,14 +578,6 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
             region_opt = argv[++i];
         } else if (strcmp(a, "--from") == 0 && has) {
             from = argv[++i];
-        } else if (strcmp(a, "--until-idle") == 0 && has) {
-            char *end;
-
-            until_idle = strtod(argv[++i], &end);
-            if (*end || !(until_idle > 0) || until_idle > 1e9) {
-                ht_cli_err("--until-idle takes a number of seconds > 0");
-                return HT_EXIT_USAGE;
-            }
         } else if (strcmp(a, "--limit") == 0 && has) {
             long v = strtol(argv[++i], NULL, 10);
 
@@ -643,7 +634,7 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
     cfg.stop = &stop_flag;
     /* a reader that runs until stopped rides out an outage; one that is to
      * end when idle fails visibly instead */
-    cfg.max_attempts = until_idle > 0 ? 10 : -1;
+    cfg.max_attempts = o.until_idle > 0 ? 10 : -1;
     if (getenv("HOPTRACE_KINESIS_BACKOFF_MS"))
         cfg.backoff_base_ms = atoi(getenv("HOPTRACE_KINESIS_BACKOFF_MS"));
     rc = ht_kinesis_open(&cfg, &g.k);
@@ -673,7 +664,7 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    st = run(&g, until_idle);
+    st = run(&g, o.until_idle);
     /* commit what was decoded, whatever stopped the run */
     rc = flush(&g);
     {

@@ -211,7 +211,6 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv)
 {
     struct udp u;
     const char *listen_spec = "127.0.0.1:2000", *fwd_spec = NULL;
-    double idle_s = 0;
     struct ht_ingest_opts o = HT_INGEST_OPTS_INIT;
     struct sockaddr_storage ss, fss;
     socklen_t sl = 0, fsl = 0;
@@ -238,14 +237,6 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv)
                 listen_spec = argv[++i];
         } else if (strcmp(a, "--forward") == 0 && has) {
             fwd_spec = argv[++i];
-        } else if (strcmp(a, "--until-idle") == 0 && has) {
-            char *end;
-
-            idle_s = strtod(argv[++i], &end);
-            if (*end || !(idle_s > 0) || idle_s > 1e6) {
-                ht_cli_err("--until-idle takes a number of seconds > 0");
-                return HT_EXIT_USAGE;
-            }
         } else {
             ht_cli_err("ingest --udp: unknown or incomplete option %s (see "
                        "hoptrace ingest --udp --help)",
@@ -381,7 +372,8 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv)
                 last_flush = now;
                 pending = false;
             }
-            if (idle_s > 0 && now - last_dgram > (int64_t)(idle_s * 1e6))
+            if (o.until_idle > 0 &&
+                now - last_dgram > (int64_t)(o.until_idle * 1e6))
                 break;
         }
         if (!rc && pending)

@@ -382,6 +382,14 @@ int ht_ingest_opt(struct ht_cli *cli, int argc, char **argv, int *i,
         o->durable = true;
     } else if (strcmp(a, "--db") == 0 && has) {
         cli->db = argv[++*i];
+    } else if (strcmp(a, "--until-idle") == 0 && has) {
+        char *end;
+
+        o->until_idle = strtod(argv[++*i], &end);
+        if (*end || !(o->until_idle > 0) || o->until_idle > 1e6) {
+            ht_cli_err("--until-idle takes a number of seconds > 0");
+            return -1;
+        }
     } else if (strcmp(a, "--batch") == 0 && has) {
         char *end;
         long v = strtol(argv[++*i], &end, 10);

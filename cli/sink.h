@@ -100,16 +100,19 @@ struct ht_ingest_opts {
     bool strict;       /* --strict: exit 3 when anything was rejected */
     bool quiet;        /* --quiet, -q: no summary line */
     bool durable;      /* --durable: flush every commit to disk */
+    double until_idle; /* --until-idle S: live sources stop after S idle
+                          seconds (0: never) */
 };
 
 #define HT_INGEST_OPTS_INIT                                                    \
     {                                                                          \
-        HT_INGEST_BATCH_DEFAULT, false, false, false                           \
+        HT_INGEST_BATCH_DEFAULT, false, false, false, 0                        \
     }
 
 /* If argv[*i] is one of the shared options (--batch N, --db DIR, --strict,
- * --quiet/-q, --durable), takes it, moving *i past its value, and returns
- * 1; returns 0 when it is not one; -1 after reporting a bad value. */
+ * --quiet/-q, --durable, --until-idle S), takes it, moving *i past its value,
+ * and returns 1; returns 0 when it is not one; -1 after reporting a bad value.
+ */
 int ht_ingest_opt(struct ht_cli *cli, int argc, char **argv, int *i,
                   struct ht_ingest_opts *o);
 /* Batch size and durability for an open sink. Reports its own error. */
