@@ -983,95 +983,96 @@ static void *grow(void *p, size_t *cap, size_t elem)
     return q;
 }
 
-static bool item_lt(const struct item *a, const struct item *b)
+/* A binary min-heap of n elements of `size` bytes (at most 32), ordered by
+ * lt; both queues of a stage use it. */
+typedef bool (*heap_lt)(const void *a, const void *b);
+
+_Static_assert(sizeof(struct item) <= 32 && sizeof(struct batch) <= 32,
+               "heap_swap's buffer");
+
+static void heap_swap(char *a, char *b, size_t size)
 {
+    char t[32];
+
+    memcpy(t, a, size);
+    memcpy(a, b, size);
+    memcpy(b, t, size);
+}
+
+/* The element just appended at n - 1 rises to its place. */
+static void heap_up(void *v, size_t n, size_t size, heap_lt lt)
+{
+    char *h = v;
+
+    for (size_t i = n - 1; i && lt(h + i * size, h + (i - 1) / 2 * size);
+         i = (i - 1) / 2)
+        heap_swap(h + i * size, h + (i - 1) / 2 * size, size);
+}
+
+/* The root of n elements was just replaced: it sinks to its place. */
+static void heap_down(void *v, size_t n, size_t size, heap_lt lt)
+{
+    char *h = v;
+
+    for (size_t i = 0;;) {
+        size_t l = 2 * i + 1, m = i;
+
+        if (l < n && lt(h + l * size, h + m * size))
+            m = l;
+        if (l + 1 < n && lt(h + (l + 1) * size, h + m * size))
+            m = l + 1;
+        if (m == i)
+            break;
+        heap_swap(h + i * size, h + m * size, size);
+        i = m;
+    }
+}
+
+static bool item_lt(const void *pa, const void *pb)
+{
+    const struct item *a = pa, *b = pb;
+
     return a->ready < b->ready || (a->ready == b->ready && a->r->i < b->r->i);
 }
 
 static void q_push(struct stage *s, int64_t ready, struct req *r)
 {
-    size_t i;
-
     if (s->qn == s->qcap)
         s->q = grow(s->q, &s->qcap, sizeof *s->q);
-    i = s->qn++;
-    s->q[i] = (struct item){ready, r};
-    while (i && item_lt(&s->q[i], &s->q[(i - 1) / 2])) {
-        struct item t = s->q[i];
-
-        s->q[i] = s->q[(i - 1) / 2];
-        s->q[(i - 1) / 2] = t;
-        i = (i - 1) / 2;
-    }
+    s->q[s->qn++] = (struct item){ready, r};
+    heap_up(s->q, s->qn, sizeof *s->q, item_lt);
 }
 
 static struct req *q_pop(struct stage *s)
 {
     struct req *r = s->q[0].r;
-    size_t i = 0;
 
     s->q[0] = s->q[--s->qn];
-    for (;;) {
-        size_t l = 2 * i + 1, m = i;
-
-        if (l < s->qn && item_lt(&s->q[l], &s->q[m]))
-            m = l;
-        if (l + 1 < s->qn && item_lt(&s->q[l + 1], &s->q[m]))
-            m = l + 1;
-        if (m == i)
-            break;
-        struct item t = s->q[i];
-
-        s->q[i] = s->q[m];
-        s->q[m] = t;
-        i = m;
-    }
+    heap_down(s->q, s->qn, sizeof *s->q, item_lt);
     return r;
 }
 
-static bool batch_lt(const struct batch *a, const struct batch *b)
+static bool batch_lt(const void *pa, const void *pb)
 {
+    const struct batch *a = pa, *b = pb;
+
     return a->l0 < b->l0 || (a->l0 == b->l0 && a->seq < b->seq);
 }
 
 static void p_push(struct stage *s, struct batch b)
 {
-    size_t i;
-
     if (s->pn == s->pcap)
         s->p = grow(s->p, &s->pcap, sizeof *s->p);
-    i = s->pn++;
-    s->p[i] = b;
-    while (i && batch_lt(&s->p[i], &s->p[(i - 1) / 2])) {
-        struct batch t = s->p[i];
-
-        s->p[i] = s->p[(i - 1) / 2];
-        s->p[(i - 1) / 2] = t;
-        i = (i - 1) / 2;
-    }
+    s->p[s->pn++] = b;
+    heap_up(s->p, s->pn, sizeof *s->p, batch_lt);
 }
 
 static struct batch p_pop(struct stage *s)
 {
     struct batch b = s->p[0];
-    size_t i = 0;
 
     s->p[0] = s->p[--s->pn];
-    for (;;) {
-        size_t l = 2 * i + 1, m = i;
-
-        if (l < s->pn && batch_lt(&s->p[l], &s->p[m]))
-            m = l;
-        if (l + 1 < s->pn && batch_lt(&s->p[l + 1], &s->p[m]))
-            m = l + 1;
-        if (m == i)
-            break;
-        struct batch t = s->p[i];
-
-        s->p[i] = s->p[m];
-        s->p[m] = t;
-        i = m;
-    }
+    heap_down(s->p, s->pn, sizeof *s->p, batch_lt);
     return b;
 }
 
