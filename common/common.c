@@ -323,6 +323,20 @@ void ht_buf_json_str(struct ht_buf *b, const char *s)
     ht_buf_addc(b, '"');
 }
 
+void ht_buf_json_key(struct ht_buf *b, const char *k)
+{
+    ht_buf_json_str(b, k);
+    ht_buf_addc(b, ':');
+}
+
+void ht_buf_json_str_or_null(struct ht_buf *b, const char *s)
+{
+    if (s)
+        ht_buf_json_str(b, s);
+    else
+        ht_buf_adds(b, "null");
+}
+
 /* ---- ids -------------------------------------------------------------------
  */
 

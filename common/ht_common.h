@@ -125,6 +125,10 @@ void ht_buf_printf(struct ht_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal, quotes included. */
 void ht_buf_json_str(struct ht_buf *b, const char *s);
+/* Appends "k": (an object member's key and its colon). */
+void ht_buf_json_key(struct ht_buf *b, const char *k);
+/* Appends s as a JSON string literal, or null when s is NULL. */
+void ht_buf_json_str_or_null(struct ht_buf *b, const char *s);
 
 /* ---- ids and times ---------------------------------------------------- */
 

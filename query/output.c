@@ -21,20 +21,6 @@ static void hex8(const struct ht_id8 *id, char out[17])
     ht_id8_format(id, out);
 }
 
-static void jkey(struct ht_buf *b, const char *k)
-{
-    ht_buf_json_str(b, k);
-    ht_buf_addc(b, ':');
-}
-
-static void jstr_or_null(struct ht_buf *b, const char *s)
-{
-    if (s)
-        ht_buf_json_str(b, s);
-    else
-        ht_buf_adds(b, "null");
-}
-
 static void jms(struct ht_buf *b, double ms)
 {
     ht_buf_printf(b, "%.3f", ms);
@@ -49,10 +35,10 @@ static void span_json(struct ht_buf *b, const struct ht_request *r,
     (void)r;
     hex8(&s->id, id);
     ht_buf_adds(b, "{");
-    jkey(b, "id");
+    ht_buf_json_key(b, "id");
     ht_buf_json_str(b, id);
     ht_buf_addc(b, ',');
-    jkey(b, "trace_id");
+    ht_buf_json_key(b, "trace_id");
     if (ht_tid_is_zero(&s->trace)) {
         ht_buf_adds(b, "null");
     } else {
@@ -60,7 +46,7 @@ static void span_json(struct ht_buf *b, const struct ht_request *r,
         ht_buf_json_str(b, tid);
     }
     ht_buf_addc(b, ',');
-    jkey(b, "parent_id");
+    ht_buf_json_key(b, "parent_id");
     if (s->flags & HT_SPAN_HAS_PARENT) {
         hex8(&s->parent, id);
         ht_buf_json_str(b, id);
@@ -68,11 +54,11 @@ static void span_json(struct ht_buf *b, const struct ht_request *r,
         ht_buf_adds(b, "null");
     }
     ht_buf_addc(b, ',');
-    jkey(b, "name");
+    ht_buf_json_key(b, "name");
     ht_buf_json_str(b, s->name);
     ht_buf_addc(b, ',');
-    jkey(b, "origin");
-    jstr_or_null(b, s->origin);
+    ht_buf_json_key(b, "origin");
+    ht_buf_json_str_or_null(b, s->origin);
     ht_buf_printf(b, ",\"start_us\":%lld,\"end_us\":%lld,\"duration_ms\":",
                   (long long)s->start_us, (long long)s->end_us);
     jms(b, (double)(s->end_us - s->start_us) / 1000.0);
@@ -83,22 +69,23 @@ static void span_json(struct ht_buf *b, const struct ht_request *r,
                   s->flags & HT_SPAN_FAULT ? "true" : "false",
                   s->flags & HT_SPAN_THROTTLE ? "true" : "false",
                   q->cold ? "true" : "false");
-    jkey(b, "request_id");
-    jstr_or_null(b, s->kind == HT_SK_APIGW ? s->request_id : q->request_id);
+    ht_buf_json_key(b, "request_id");
+    ht_buf_json_str_or_null(b, s->kind == HT_SK_APIGW ? s->request_id
+                                                      : q->request_id);
     ht_buf_addc(b, ',');
-    jkey(b, "service");
-    jstr_or_null(b, q->service);
+    ht_buf_json_key(b, "service");
+    ht_buf_json_str_or_null(b, q->service);
     ht_buf_printf(b, ",\"shared\":%s,\"logs_only\":%s,\"in_progress\":%s",
                   q->shared ? "true" : "false", q->logs_only ? "true" : "false",
                   s->flags & HT_SPAN_IN_PROGRESS ? "true" : "false");
     if (s->operation) {
         ht_buf_addc(b, ',');
-        jkey(b, "operation");
+        ht_buf_json_key(b, "operation");
         ht_buf_json_str(b, s->operation);
     }
     if (s->resource) {
         ht_buf_addc(b, ',');
-        jkey(b, "resource");
+        ht_buf_json_key(b, "resource");
         ht_buf_json_str(b, s->resource);
     }
     ht_buf_addc(b, '}');
@@ -285,22 +272,22 @@ static void fanout_json(struct ht_buf *b, const struct ht_request *r)
             ht_buf_addc(b, ',');
         hex8(&p->s.id, id);
         ht_buf_adds(b, "{");
-        jkey(b, "span");
+        ht_buf_json_key(b, "span");
         ht_buf_json_str(b, id);
         ht_buf_addc(b, ',');
-        jkey(b, "name");
+        ht_buf_json_key(b, "name");
         ht_buf_json_str(b, p->s.name);
         ht_buf_addc(b, ',');
-        jkey(b, "service");
-        jstr_or_null(b, p->service);
+        ht_buf_json_key(b, "service");
+        ht_buf_json_str_or_null(b, p->service);
         ht_buf_addc(b, ',');
-        jkey(b, "via");
+        ht_buf_json_key(b, "via");
         ht_buf_json_str(b, ht_via_name(f[i].via));
         ht_buf_addc(b, ',');
-        jkey(b, "resource");
+        ht_buf_json_key(b, "resource");
         ht_buf_json_str(b, f[i].resource);
         ht_buf_printf(b, ",\"width\":%d,", f[i].width);
-        jkey(b, "critical");
+        ht_buf_json_key(b, "critical");
         hex8(&r->spans[ch->to].s.id, id);
         ht_buf_json_str(b, id);
         ht_buf_adds(b, ",\"branches\":[");
@@ -311,7 +298,7 @@ static void fanout_json(struct ht_buf *b, const struct ht_request *r)
                 ht_buf_addc(b, ',');
             hex8(&r->spans[h->to].s.id, id);
             ht_buf_adds(b, "{");
-            jkey(b, "to");
+            ht_buf_json_key(b, "to");
             ht_buf_json_str(b, id);
             ht_buf_adds(b, ",\"wait_ms\":");
             jms(b, h->wait_ms);
@@ -360,7 +347,7 @@ static void request_json(struct ht_buf *b, const struct ht_request *r)
     char id[17];
 
     ht_buf_adds(b, "{");
-    jkey(b, "root");
+    ht_buf_json_key(b, "root");
     hex8(&r->spans[r->root].s.id, id);
     ht_buf_json_str(b, id);
     ht_buf_adds(b, ",\"trace_ids\":[");
@@ -391,7 +378,7 @@ static void request_json(struct ht_buf *b, const struct ht_request *r)
         if (i)
             ht_buf_addc(b, ',');
         ht_buf_adds(b, "{");
-        jkey(b, "from");
+        ht_buf_json_key(b, "from");
         if (h->from >= 0) {
             hex8(&r->spans[h->from].s.id, id);
             ht_buf_json_str(b, id);
@@ -399,7 +386,7 @@ static void request_json(struct ht_buf *b, const struct ht_request *r)
             ht_buf_adds(b, "null");
         }
         ht_buf_addc(b, ',');
-        jkey(b, "to");
+        ht_buf_json_key(b, "to");
         if (h->to >= 0) {
             hex8(&r->spans[h->to].s.id, id);
             ht_buf_json_str(b, id);
@@ -407,15 +394,15 @@ static void request_json(struct ht_buf *b, const struct ht_request *r)
             ht_buf_adds(b, "null");
         }
         ht_buf_addc(b, ',');
-        jkey(b, "via");
+        ht_buf_json_key(b, "via");
         ht_buf_json_str(b, ht_via_name(h->via));
         ht_buf_addc(b, ',');
-        jkey(b, "resource");
+        ht_buf_json_key(b, "resource");
         ht_buf_json_str(b, h->resource);
         ht_buf_adds(b, ",\"wait_ms\":");
         jms(b, h->wait_ms);
         ht_buf_addc(b, ',');
-        jkey(b, "evidence");
+        ht_buf_json_key(b, "evidence");
         ht_buf_json_str(b, h->evidence);
         ht_buf_addc(b, '}');
     }
@@ -428,23 +415,23 @@ static void request_json(struct ht_buf *b, const struct ht_request *r)
             ht_buf_addc(b, ',');
         hex8(&s->s.id, id);
         ht_buf_adds(b, "{");
-        jkey(b, "span");
+        ht_buf_json_key(b, "span");
         ht_buf_json_str(b, id);
         ht_buf_addc(b, ',');
-        jkey(b, "name");
+        ht_buf_json_key(b, "name");
         ht_buf_json_str(b, s->s.name);
         ht_buf_addc(b, ',');
-        jkey(b, "service");
-        jstr_or_null(b, s->service);
+        ht_buf_json_key(b, "service");
+        ht_buf_json_str_or_null(b, s->service);
         ht_buf_addc(b, ',');
-        jkey(b, "kind");
+        ht_buf_json_key(b, "kind");
         ht_buf_json_str(b, cp_kinds[e->kind]);
         if (e->kind == HT_CP_WAIT && e->hop >= 0) {
             ht_buf_addc(b, ',');
-            jkey(b, "via");
+            ht_buf_json_key(b, "via");
             ht_buf_json_str(b, ht_via_name(r->hops[e->hop].via));
             ht_buf_addc(b, ',');
-            jkey(b, "resource");
+            ht_buf_json_key(b, "resource");
             ht_buf_json_str(b, r->hops[e->hop].resource);
         }
         ht_buf_printf(

@@ -606,39 +606,25 @@ void ht_stalls_free(struct ht_stalls *st)
 
 /* ---- renderings -------------------------------------------------------- */
 
-static void jkey(struct ht_buf *b, const char *k)
-{
-    ht_buf_json_str(b, k);
-    ht_buf_addc(b, ':');
-}
-
-static void jstr_or_null(struct ht_buf *b, const char *s)
-{
-    if (s)
-        ht_buf_json_str(b, s);
-    else
-        ht_buf_adds(b, "null");
-}
-
 void ht_stage_json(const struct ht_stage *g, struct ht_buf *b)
 {
     ht_buf_addc(b, '{');
-    jkey(b, "stage");
+    ht_buf_json_key(b, "stage");
     ht_buf_json_str(b, g->name);
     ht_buf_addc(b, ',');
-    jkey(b, "producer");
-    jstr_or_null(b, g->producer);
+    ht_buf_json_key(b, "producer");
+    ht_buf_json_str_or_null(b, g->producer);
     ht_buf_addc(b, ',');
-    jkey(b, "via");
+    ht_buf_json_key(b, "via");
     ht_buf_json_str(b, g->via);
     ht_buf_addc(b, ',');
-    jkey(b, "resource");
+    ht_buf_json_key(b, "resource");
     ht_buf_json_str(b, g->resource);
     ht_buf_addc(b, ',');
-    jkey(b, "consumer");
-    jstr_or_null(b, g->consumer);
+    ht_buf_json_key(b, "consumer");
+    ht_buf_json_str_or_null(b, g->consumer);
     ht_buf_addc(b, ',');
-    jkey(b, "status");
+    ht_buf_json_key(b, "status");
     ht_buf_json_str(b, ht_stage_status_name(g->status));
     ht_buf_printf(
         b,
@@ -652,13 +638,13 @@ void ht_stage_json(const struct ht_stage *g, struct ht_buf *b)
         g->delay_p50_ms, g->delay_p90_ms, g->delay_p99_ms,
         (double)g->delay_max_us / 1000.0, (double)g->threshold_us / 1e6,
         (unsigned long long)g->overdue, (unsigned long long)g->delay_count);
-    jkey(b, "oldest_pending_us");
+    ht_buf_json_key(b, "oldest_pending_us");
     if (g->pending)
         ht_buf_printf(b, "%lld", (long long)g->oldest_pending_us);
     else
         ht_buf_adds(b, "null");
     ht_buf_addc(b, ',');
-    jkey(b, "last_consumed_us");
+    ht_buf_json_key(b, "last_consumed_us");
     if (g->last_consumed_us)
         ht_buf_printf(b, "%lld", (long long)g->last_consumed_us);
     else
@@ -670,22 +656,22 @@ void ht_stage_json(const struct ht_stage *g, struct ht_buf *b)
         if (i)
             ht_buf_addc(b, ',');
         ht_buf_addc(b, '{');
-        jkey(b, "root");
-        jstr_or_null(b, k->root);
+        ht_buf_json_key(b, "root");
+        ht_buf_json_str_or_null(b, k->root);
         ht_buf_addc(b, ',');
-        jkey(b, "root_trace_id");
-        jstr_or_null(b, k->root_trace_id);
+        ht_buf_json_key(b, "root_trace_id");
+        ht_buf_json_str_or_null(b, k->root_trace_id);
         ht_buf_addc(b, ',');
-        jkey(b, "span");
+        ht_buf_json_key(b, "span");
         ht_buf_json_str(b, k->span);
         ht_buf_addc(b, ',');
-        jkey(b, "trace_id");
+        ht_buf_json_key(b, "trace_id");
         ht_buf_json_str(b, k->trace_id);
         ht_buf_addc(b, ',');
-        jkey(b, "correlation_id");
-        jstr_or_null(b, k->corr && *k->corr ? k->corr : NULL);
+        ht_buf_json_key(b, "correlation_id");
+        ht_buf_json_str_or_null(b, k->corr && *k->corr ? k->corr : NULL);
         ht_buf_addc(b, ',');
-        jkey(b, "hop");
+        ht_buf_json_key(b, "hop");
         ht_buf_json_str(b, k->hop);
         ht_buf_printf(b, ",\"produced_us\":%lld}", (long long)k->produced_us);
     }
