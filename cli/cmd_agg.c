@@ -240,13 +240,45 @@ static int print_out(struct ht_buf *b)
     return HT_EXIT_OK;
 }
 
+/* Opens the store for a query, refreshing the summaries first when the
+ * store can be written. */
+static int open_fresh(struct ht_cli *cli, struct ht_store **s)
+{
+    bool ro;
+    int e = open_store(cli, false, s, &ro);
+
+    if (e)
+        return e;
+    if (!ro && (e = refresh(*s, false))) {
+        ht_store_close(*s);
+        return e;
+    }
+    return 0;
+}
+
+/* Closes the store, then prints the query's answer or its error. */
+static int answer(const char *cmd, struct ht_store *s, int rc,
+                  struct ht_buf *out)
+{
+    int e;
+
+    ht_store_close(s);
+    if (rc) {
+        ht_buf_free(out);
+        ht_cli_err("%s: %s", cmd, ht_strerror(rc));
+        return HT_EXIT_ERROR;
+    }
+    e = print_out(out);
+    ht_buf_free(out);
+    return e;
+}
+
 int ht_cmd_endpoints(struct ht_cli *cli, int argc, char **argv)
 {
     struct args a;
     struct ht_store *s;
     struct ht_buf out;
-    bool ro;
-    int e, rc;
+    int e;
 
     if ((e = parse("endpoints", "fwe", argc, argv, cli, &a)))
         return e;
@@ -254,23 +286,10 @@ int ht_cmd_endpoints(struct ht_cli *cli, int argc, char **argv)
         fputs(endpoints_usage, stdout);
         return HT_EXIT_OK;
     }
-    if ((e = open_store(cli, false, &s, &ro)))
+    if ((e = open_fresh(cli, &s)))
         return e;
-    if (!ro && (e = refresh(s, false))) {
-        ht_store_close(s);
-        return e;
-    }
     ht_buf_init(&out);
-    rc = ht_agg_endpoints(s, &a.o, &out);
-    ht_store_close(s);
-    if (rc) {
-        ht_buf_free(&out);
-        ht_cli_err("endpoints: %s", ht_strerror(rc));
-        return HT_EXIT_ERROR;
-    }
-    e = print_out(&out);
-    ht_buf_free(&out);
-    return e;
+    return answer("endpoints", s, ht_agg_endpoints(s, &a.o, &out), &out);
 }
 
 int ht_cmd_hotspots(struct ht_cli *cli, int argc, char **argv)
@@ -278,7 +297,6 @@ int ht_cmd_hotspots(struct ht_cli *cli, int argc, char **argv)
     struct args a;
     struct ht_store *s;
     struct ht_buf out;
-    bool ro;
     int e, rc;
 
     if ((e = parse("hotspots", "fwpFr", argc, argv, cli, &a)))
@@ -292,30 +310,19 @@ int ht_cmd_hotspots(struct ht_cli *cli, int argc, char **argv)
                    "e.g. hoptrace hotspots 'POST /orders'");
         return HT_EXIT_USAGE;
     }
-    if ((e = open_store(cli, false, &s, &ro)))
+    if ((e = open_fresh(cli, &s)))
         return e;
-    if (!ro && (e = refresh(s, false))) {
-        ht_store_close(s);
-        return e;
-    }
     ht_buf_init(&out);
     rc = ht_agg_hotspots(s, a.route, &a.o, &out);
-    ht_store_close(s);
     if (rc == HT_ERR_NOTFOUND) {
+        ht_store_close(s);
         ht_buf_free(&out);
         ht_cli_err("hotspots: no complete request of route '%s' in the "
                    "window (see hoptrace endpoints for the routes)",
                    a.route);
         return HT_EXIT_NOTFOUND;
     }
-    if (rc) {
-        ht_buf_free(&out);
-        ht_cli_err("hotspots: %s", ht_strerror(rc));
-        return HT_EXIT_ERROR;
-    }
-    e = print_out(&out);
-    ht_buf_free(&out);
-    return e;
+    return answer("hotspots", s, rc, &out);
 }
 
 int ht_cmd_functions(struct ht_cli *cli, int argc, char **argv)
@@ -341,16 +348,7 @@ int ht_cmd_functions(struct ht_cli *cli, int argc, char **argv)
         return HT_EXIT_ERROR;
     }
     ht_buf_init(&out);
-    rc = ht_agg_functions(s, &a.o, &out);
-    ht_store_close(s);
-    if (rc) {
-        ht_buf_free(&out);
-        ht_cli_err("functions: %s", ht_strerror(rc));
-        return HT_EXIT_ERROR;
-    }
-    e = print_out(&out);
-    ht_buf_free(&out);
-    return e;
+    return answer("functions", s, ht_agg_functions(s, &a.o, &out), &out);
 }
 
 int ht_cmd_refresh(struct ht_cli *cli, int argc, char **argv)
