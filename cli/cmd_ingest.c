@@ -80,13 +80,6 @@ struct ckpt {
     uint8_t done;
 };
 
-static int flush(struct ing *g, const char *ckey, const struct ckpt *ck)
-{
-    struct ht_sink_ckpt e = {ckey, ckey ? strlen(ckey) : 0, ck, sizeof(*ck)};
-
-    return ht_sink_flush(&g->sink, &e, ckey ? 1 : 0);
-}
-
 static void progress(struct ing *g, const char *path, uint64_t pos,
                      uint64_t size)
 {
@@ -546,7 +539,7 @@ static int ingest_stdin(struct ing *g)
             ((pr == 0 || ht_now_mono_us() - last_flush > 200000) &&
              (g->sink.batch->documents || g->sink.batch->nrejects ||
               g->sink.batch->nspans || g->sink.batch->nfacts))) {
-            int frc = flush(g, NULL, NULL);
+            int frc = ht_sink_flush(&g->sink, NULL, 0);
 
             if (frc)
                 rc = frc;
@@ -555,7 +548,7 @@ static int ingest_stdin(struct ing *g)
     }
     frame(g, &f, true);
     {
-        int frc = flush(g, NULL, NULL);
+        int frc = ht_sink_flush(&g->sink, NULL, 0);
 
         if (!rc)
             rc = frc;
