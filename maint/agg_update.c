@@ -158,8 +158,7 @@ static void chk(struct rctx *c, int rc)
 }
 
 /* Add (sign 1) or take away (sign -1) one summary from its histogram. */
-static void hist_apply(struct rctx *c, const struct ht_agg_summary *s,
-                       int sign)
+static void hist_apply(struct rctx *c, const struct ht_agg_summary *s, int sign)
 {
     uint8_t key[HT_KEY_MAX];
     size_t kn = ht_agg_key_hist(key, s->start_us, s->api, s->stage, s->route);
@@ -469,8 +468,7 @@ static int slice(struct ht_store *s, size_t max, bool *more,
     while (i < d.n && !c.err) {
         refresh_trace(&c, &d.ids[i++]);
         if (ht_now_mono_us() - t0 >= HT_AGG_SLICE_US ||
-            ht_qsession_memory(c.qs) + ht_arena_used(c.a) >=
-                HT_AGG_SLICE_BYTES)
+            ht_qsession_memory(c.qs) + ht_arena_used(c.a) >= HT_AGG_SLICE_BYTES)
             break;
     }
     ht_qsession_close(c.qs);
