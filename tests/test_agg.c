@@ -11,9 +11,9 @@
  * summaries and buckets before the cut-off, in slices within its budget,
  * and the answers for the window after it do not change.
  *
- * usage: test_agg [INPUT_DIR]  (default tests/agg/routes; every file in
- * it is read in name order, as ingest would, for the slice and prune
- * tests)
+ * usage: test_agg [INPUT_DIR [VALUES_PER_BATCH SLICE_TRACES]]  (default
+ * tests/agg/routes, 40, 5; every file in the folder is read in name
+ * order, as ingest would, for the slice and prune tests)
  */
 #define _GNU_SOURCE
 #include "ht_agg_records.h"
@@ -202,8 +202,10 @@ static void test_refresh(void)
 
 /* ---- slices interleaved with batches, and retention -------------------- */
 
-#define VALUES_PER_BATCH 40
-#define SLICE_TRACES 5
+/* Batch and slice sizes (argv[2], argv[3]): small by default, so that
+ * many slices see requests half ingested. */
+static size_t VALUES_PER_BATCH = 40;
+static size_t SLICE_TRACES = 5;
 
 struct inputs {
     char **vals;
@@ -557,6 +559,11 @@ int main(int argc, char **argv)
 {
     test_bins();
     test_refresh();
+    if (argc > 3) {
+        VALUES_PER_BATCH = strtoul(argv[2], NULL, 10);
+        SLICE_TRACES = strtoul(argv[3], NULL, 10);
+        CHECK(VALUES_PER_BATCH > 0 && SLICE_TRACES > 0);
+    }
     test_slices_and_prune(argc > 1 ? argv[1] : HT_SRC_DIR "/tests/agg/routes");
     TEST_DONE();
 }
