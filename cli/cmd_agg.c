@@ -125,24 +125,31 @@ static int open_store(struct ht_cli *cli, bool write, struct ht_store **s)
     return HT_EXIT_ERROR;
 }
 
-static int refresh(struct ht_store *s, bool report)
+/* Slices until nothing is dirty. Like ingest, the commits are not flushed
+ * one by one (a killed refresh loses nothing: a slice is atomic, and what
+ * it did not commit is still dirty); everything is flushed at the end. */
+static int refresh(struct ht_store *s)
 {
     struct ht_agg_stats st;
-    int rc = ht_agg_refresh(s, &st);
+    int rc = ht_store_set_nosync(s, true);
 
+    if (!rc)
+        rc = ht_agg_refresh(s, &st);
+    if (!rc)
+        rc = ht_store_sync(s);
     if (rc) {
         ht_cli_err("refreshing the request summaries failed: %s (check free "
                    "space, then rerun)",
                    ht_strerror(rc));
         return HT_EXIT_ERROR;
     }
-    if (report)
-        fprintf(stderr,
-                "hoptrace: refreshed %llu traces: %llu request summaries "
-                "written, %llu merged into other requests (%llu slices)\n",
-                (unsigned long long)st.traces, (unsigned long long)st.requests,
-                (unsigned long long)st.removed,
-                (unsigned long long)st.slices);
+    fprintf(stderr,
+            "hoptrace: refreshed %llu traces: %llu request summaries "
+            "written, %llu merged into other requests (%llu slices, "
+            "the longest %.1f ms)\n",
+            (unsigned long long)st.traces, (unsigned long long)st.requests,
+            (unsigned long long)st.removed, (unsigned long long)st.slices,
+            (double)st.longest_us / 1000.0);
     return 0;
 }
 
@@ -364,7 +371,7 @@ int ht_cmd_refresh(struct ht_cli *cli, int argc, char **argv)
     }
     if ((e = open_store(cli, true, &s)))
         return e;
-    e = refresh(s, true);
+    e = refresh(s);
     ht_store_close(s);
     return e;
 }

@@ -484,11 +484,14 @@ static int slice(struct ht_store *s, size_t max, bool *more,
     if (rc)
         goto out;
     c.st.slices = 1;
+    c.st.longest_us = ht_now_mono_us() - t0;
     if (out) {
         out->traces += c.st.traces;
         out->requests += c.st.requests;
         out->removed += c.st.removed;
         out->slices += c.st.slices;
+        if (c.st.longest_us > out->longest_us)
+            out->longest_us = c.st.longest_us;
     }
     *more = d.n == max || i < d.n;
 out:

@@ -34,10 +34,11 @@
 #define HT_AGG_SLICE_TRACES 1024
 
 struct ht_agg_stats {
-    uint64_t traces;   /* dirty traces consumed */
-    uint64_t requests; /* request summaries written */
-    uint64_t removed;  /* summaries of requests that merged into others */
-    uint64_t slices;   /* write transactions committed */
+    uint64_t traces;    /* dirty traces consumed */
+    uint64_t requests;  /* request summaries written */
+    uint64_t removed;   /* summaries of requests that merged into others */
+    uint64_t slices;    /* write transactions committed */
+    int64_t longest_us; /* the longest slice, commit included */
 };
 
 /*

@@ -406,6 +406,7 @@ static void test_slices_and_prune(const char *input)
             worst = ht_now_mono_us() - t0;
         CHECK(one.traces <= SLICE_TRACES);
         CHECK(one.slices <= 1);
+        CHECK(one.slices ? one.longest_us > 0 : one.longest_us == 0);
         st.traces += one.traces;
         calls++;
     }
