@@ -9,7 +9,9 @@
  * with exactly the records of one full refresh after the whole input, and
  * never take more than their max_traces; ht_agg_prune drops exactly the
  * summaries and buckets before the cut-off, in slices within its budget,
- * and the answers for the window after it do not change.
+ * and the answers for the window after it do not change; the records
+ * round-trip and refuse every truncation, and garbage in the aggregates
+ * database is skipped by the queries and the update.
  *
  * usage: test_agg [INPUT_DIR [VALUES_PER_BATCH SLICE_TRACES]]  (default
  * tests/agg/routes, 40, 5; every file in the folder is read in name
@@ -55,6 +57,122 @@ static void test_bins(void)
     CHECK(worst <= 1.0 / 512);
     CHECK(ht_agg_bin(-5) == 0);
     printf("histogram worst relative error %.4f %%\n", worst * 100);
+}
+
+static void rmtree(const char *dir)
+{
+    char cmd[256];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
+/* Records round-trip, and every truncation of them is refused. */
+static void test_records(void)
+{
+    struct ht_agg_item items[2] = {
+        {.kind = 3, .via = 2, .us = 1500, .service = "charge", .resource = "q"},
+        {.kind = 0, .via = 0, .us = 70, .service = "create", .resource = ""}};
+    struct ht_agg_summary s = {.flags = HT_AGG_S_PENDING | HT_AGG_S_FAULT,
+                               .start_us = 1795700000500000LL,
+                               .sync_us = 100000,
+                               .e2e_us = 750000,
+                               .handle = "75a5c05990eab629",
+                               .api = "abc123",
+                               .stage = "prod",
+                               .route = "POST /orders",
+                               .nitems = 2,
+                               .items = items},
+                          o;
+    struct ht_agg_hrec h = {.count = 3, .errors = 1, .incomplete = 1}, ho;
+    struct ht_arena *a = ht_arena_create();
+    struct ht_buf b;
+    uint8_t k1[HT_KEY_MAX], k2[HT_KEY_MAX];
+    char big[600];
+
+    ht_buf_init(&b);
+    ht_agg_summary_pack(&s, &b);
+    CHECK(ht_agg_summary_unpack(b.data, b.len, a, &o) == HT_ERR_OK);
+    CHECK(o.flags == s.flags && o.start_us == s.start_us &&
+          o.sync_us == s.sync_us && o.e2e_us == s.e2e_us && o.nitems == 2);
+    CHECK_STREQ(o.route, "POST /orders");
+    CHECK_STREQ(o.items[0].service, "charge");
+    CHECK(o.items[0].us == 1500 && o.items[1].us == 70 &&
+          o.items[0].via == 2 && o.items[0].kind == 3);
+    for (size_t n = 0; n < b.len; n++)
+        CHECK(ht_agg_summary_unpack(b.data, n, a, &o) == HT_ERR_CORRUPT);
+    /* an item count the value cannot hold */
+    ht_buf_reset(&b);
+    s.nitems = 0;
+    ht_agg_summary_pack(&s, &b);
+    memset(b.data + b.len - 4, 0xff, 4);
+    CHECK(ht_agg_summary_unpack(b.data, b.len, a, &o) == HT_ERR_CORRUPT);
+
+    ht_agg_hist_add(&h.sync, ht_agg_bin(1000), 2);
+    ht_agg_hist_add(&h.sync, ht_agg_bin(10), 1);
+    ht_agg_hist_add(&h.e2e, ht_agg_bin(5000000), 2);
+    ht_agg_hist_add(&h.e2e, ht_agg_bin(5000000), -2); /* gone again */
+    ht_agg_hist_add(&h.e2e, ht_agg_bin(7), -1);       /* nothing to take */
+    CHECK(h.sync.n == 2 && h.sync.idx[0] < h.sync.idx[1] && h.e2e.n == 0);
+    ht_buf_reset(&b);
+    ht_agg_hrec_pack(&h, &b);
+    CHECK(ht_agg_hrec_unpack(b.data, b.len, &ho) == HT_ERR_OK);
+    CHECK(ho.count == 3 && ho.errors == 1 && ho.incomplete == 1 &&
+          ho.sync.n == 2 && ho.sync.cnt[1] == 2 && ho.e2e.n == 0);
+    ht_agg_hrec_free(&ho);
+    for (size_t n = 0; n < b.len; n++) {
+        CHECK(ht_agg_hrec_unpack(b.data, n, &ho) == HT_ERR_CORRUPT);
+        ht_agg_hrec_free(&ho);
+    }
+    ht_agg_hrec_free(&h);
+
+    /* keys: the minute, and a route too long for a key is cut to fit */
+    CHECK(ht_agg_key_hist(k1, 120000000, "a", "b", "GET /x") == 9 + 10);
+    CHECK(ht_be64_get(k1 + 1) == 2 && memcmp(k1 + 9, "a\0b\0GET /x", 10) == 0);
+    memset(big, 'r', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    CHECK(ht_agg_key_hist(k2, 0, "a", "b", big) == HT_KEY_MAX);
+    CHECK(ht_agg_key_template(k2, "a", "b", big) == HT_KEY_MAX);
+    CHECK(ht_agg_key_hist(k2, 0, big, big, "r") == 0);
+    ht_buf_free(&b);
+    ht_arena_destroy(a);
+}
+
+/* Garbage in the aggregates database: queries and the update go on. */
+static void test_garbage(void)
+{
+    char dir[] = "/tmp/ht_test_agg_g_XXXXXX";
+    struct ht_store *s;
+    struct ht_txn *t;
+    struct ht_agg_opts o = {.until_us = INT64_MAX, .format = HT_AGG_JSON};
+    struct ht_agg_stats st;
+    struct ht_buf b;
+    static const uint8_t junk[] = {1, 2, 3, 0xff, 0xff, 0xff, 0xff, 9};
+    const char *keys[] = {"S12345678", "W\0\0\0\0\0\0\0\x01"
+                                       "12345678",
+                          "H\0\0\0\0\0\0\0\x01"
+                          "a\0b\0r",
+                          "T0123456789abcdef", "U\0\0"};
+    const size_t kl[] = {9, 17, 14, 17, 3};
+
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(ht_store_open(dir, false, &s) == HT_ERR_OK);
+    CHECK(ht_store_begin(s, true, &t) == HT_ERR_OK);
+    for (int i = 0; i < 5; i++)
+        CHECK(ht_store_put(t, HT_DB_AGG, keys[i], kl[i], junk,
+                           sizeof(junk)) == HT_ERR_OK);
+    CHECK(ht_store_put(t, HT_DB_DIRTY, "0123456789abcdef", 16, "", 0) ==
+          HT_ERR_OK);
+    CHECK(ht_store_commit(t) == HT_ERR_OK);
+    ht_buf_init(&b);
+    CHECK(ht_agg_endpoints(s, &o, &b) == HT_ERR_OK);
+    o.exact = true;
+    CHECK(ht_agg_endpoints(s, &o, &b) == HT_ERR_OK);
+    CHECK(ht_agg_hotspots(s, "r", &o, &b) == HT_ERR_NOTFOUND);
+    CHECK(ht_agg_refresh(s, &st) == HT_ERR_OK && st.traces == 1);
+    ht_buf_free(&b);
+    ht_store_close(s);
+    rmtree(dir);
 }
 
 #define TA "1-6b083520-c49c720af84bd7b4b9c2b14a"
@@ -366,14 +484,6 @@ static char *answer(struct ht_store *s, int what, int64_t since)
     return r;
 }
 
-static void rmtree(const char *dir)
-{
-    char cmd[256];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    CHECK(system(cmd) == 0);
-}
-
 static const uint8_t kinds[] = {HT_AGG_K_SUMMARY, HT_AGG_K_WINDOW,
                                 HT_AGG_K_HIST, HT_AGG_K_TEMPLATE};
 
@@ -559,6 +669,8 @@ static void test_slices_and_prune(const char *input)
 int main(int argc, char **argv)
 {
     test_bins();
+    test_records();
+    test_garbage();
     test_refresh();
     if (argc > 3) {
         VALUES_PER_BATCH = strtoul(argv[2], NULL, 10);
