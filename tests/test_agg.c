@@ -502,6 +502,9 @@ static void test_slices_and_prune(const char *input)
     CHECK(mkdtemp(da) && mkdtemp(db));
     CHECK(ht_store_open(da, false, &a) == HT_ERR_OK);
     CHECK(ht_store_open(db, false, &b) == HT_ERR_OK);
+    /* as ingest does: commits atomic, not flushed one by one */
+    CHECK(ht_store_set_nosync(a, true) == HT_ERR_OK);
+    CHECK(ht_store_set_nosync(b, true) == HT_ERR_OK);
 
     /* a: one slice after every batch, as the ingest writer does */
     for (size_t i = 0; i < in.n; i += VALUES_PER_BATCH) {
