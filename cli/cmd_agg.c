@@ -2,11 +2,13 @@
  * cmd_agg.c - `hoptrace endpoints`, `hotspots`, `functions` and `refresh`:
  * latency per route, where the tail's time goes, and what each function
  * costs (cli.md, "endpoints, hotspots, functions"). The answers come from
- * query/agg.c; this file parses options, brings the request summaries up
- * to date and prints.
+ * query/agg.c and open the store read-only: they answer from the
+ * summaries as the ingest side last updated them, and say on stderr when
+ * ingested traces are not counted yet. `refresh` (maint/) catches up.
  */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "ht_maint.h"
 #include "ht_query.h"
 
 #include <errno.h>
@@ -33,8 +35,10 @@ static const char endpoints_usage[] =
     "                        (within 0.2 %)\n"
     "  --format text|json    default text\n"
     "\n"
-    "The request summaries are first brought up to date with what was\n"
-    "ingested since the last run (see `hoptrace refresh`).\n";
+    "Read-only: the answer comes from the request summaries as ingest last\n"
+    "updated them. When ingested traces are not counted yet (a store written\n"
+    "by an older hoptrace, an ingest killed mid-update), stderr says how\n"
+    "many; `hoptrace refresh` counts them.\n";
 
 static const char hotspots_usage[] =
     "usage: hoptrace [--db DIR] hotspots ROUTE [--percentile P] [--since T]\n"
@@ -47,7 +51,9 @@ static const char hotspots_usage[] =
     "kind (self, call, init) and per hop wait (via, resource). ROUTE is as\n"
     "`endpoints` prints it, e.g. 'POST /orders' or a function name.\n"
     "`folded` prints `route;service;kind value` lines (value in µs) for\n"
-    "flamegraph.pl and speedscope. Exit 1 when the route has no request.\n";
+    "flamegraph.pl and speedscope. Exit 1 when the route has no request.\n"
+    "Read-only, from the request summaries as ingest last updated them\n"
+    "(see `hoptrace endpoints --help`).\n";
 
 static const char functions_usage[] =
     "usage: hoptrace [--db DIR] functions [--since T] [--until T]\n"
@@ -70,8 +76,9 @@ static const char refresh_usage[] =
     "usage: hoptrace [--db DIR] refresh\n"
     "\n"
     "Brings the request summaries and route histograms behind `endpoints`\n"
-    "and `hotspots` up to date with what was ingested. The three commands\n"
-    "do it themselves; run it after ingest to keep them fast.\n";
+    "and `hotspots` up to date with what was ingested, in slices of bounded\n"
+    "memory. Ingest keeps them current as it goes; run this for a store\n"
+    "whose summaries are behind (`endpoints` says so on stderr).\n";
 
 /* Epoch seconds (fractions allowed) or RFC 3339. */
 static bool parse_time(const char *s, int64_t *out)
@@ -88,57 +95,61 @@ static bool parse_time(const char *s, int64_t *out)
     return ht_parse_iso8601(s, out);
 }
 
-/* Opens the store for writing, the summaries are refreshed in it; a
- * missing store is "not found" rather than a new empty one. */
-static int open_store(struct ht_cli *cli, bool fresh_only, struct ht_store **s,
-                      bool *readonly)
+/* Opens the store read-only, or for writing (refresh); a missing store is
+ * "not found" rather than a new empty one. */
+static int open_store(struct ht_cli *cli, bool write, struct ht_store **s)
 {
     char path[4096];
     struct stat st;
     int rc;
 
-    *readonly = false;
     snprintf(path, sizeof(path), "%s/data.mdb", cli->db);
     if (stat(path, &st) != 0) {
         ht_cli_err("no store at %s: ingest telemetry first", cli->db);
         return HT_EXIT_NOTFOUND;
     }
-    rc = ht_store_open(cli->db, false, s);
+    rc = ht_store_open(cli->db, !write, s);
     if (rc == HT_ERR_OK)
         return 0;
-    /* a store this user may only read: answer from the summaries as they
-     * are rather than not at all */
-    if (!fresh_only && ht_store_open(cli->db, true, s) == HT_ERR_OK) {
-        fprintf(stderr,
-                "hoptrace: warning: cannot open %s for writing (%s): the "
-                "summaries are not refreshed and may miss recent input\n",
-                cli->db, ht_strerror(rc));
-        *readonly = true;
-        return 0;
+    if (rc == HT_ERR_NOTFOUND) {
+        ht_cli_err("no store at %s: ingest telemetry first", cli->db);
+        return HT_EXIT_NOTFOUND;
     }
-    ht_cli_err("cannot open the store at %s for writing: %s (check its "
-               "permissions and free space)",
-               cli->db, ht_strerror(rc));
+    if (write)
+        ht_cli_err("cannot open the store at %s for writing: %s (check its "
+                   "permissions and free space)",
+                   cli->db, ht_strerror(rc));
+    else
+        ht_cli_err("cannot open the store at %s: %s", cli->db,
+                   ht_strerror(rc));
     return HT_EXIT_ERROR;
 }
 
-static int refresh(struct ht_store *s, bool report)
+/* Slices until nothing is dirty. Like ingest, the commits are not flushed
+ * one by one (a killed refresh loses nothing: a slice is atomic, and what
+ * it did not commit is still dirty); everything is flushed at the end. */
+static int refresh(struct ht_store *s)
 {
     struct ht_agg_stats st;
-    int rc = ht_agg_refresh(s, &st);
+    int rc = ht_store_set_nosync(s, true);
 
+    if (!rc)
+        rc = ht_agg_refresh(s, &st);
+    if (!rc)
+        rc = ht_store_sync(s);
     if (rc) {
         ht_cli_err("refreshing the request summaries failed: %s (check free "
                    "space, then rerun)",
                    ht_strerror(rc));
         return HT_EXIT_ERROR;
     }
-    if (report)
-        fprintf(stderr,
-                "hoptrace: refreshed %llu traces: %llu request summaries "
-                "written, %llu merged into other requests\n",
-                (unsigned long long)st.traces, (unsigned long long)st.requests,
-                (unsigned long long)st.removed);
+    fprintf(stderr,
+            "hoptrace: refreshed %llu traces: %llu request summaries "
+            "written, %llu merged into other requests (%llu slices, "
+            "the longest %.1f ms)\n",
+            (unsigned long long)st.traces, (unsigned long long)st.requests,
+            (unsigned long long)st.removed, (unsigned long long)st.slices,
+            (double)st.longest_us / 1000.0);
     return 0;
 }
 
@@ -240,19 +251,21 @@ static int print_out(struct ht_buf *b)
     return HT_EXIT_OK;
 }
 
-/* Opens the store for a query, refreshing the summaries first when the
- * store can be written. */
-static int open_fresh(struct ht_cli *cli, struct ht_store **s)
+/* Opens the store read-only for a query over the summaries, and says on
+ * stderr when some of what was ingested is not counted in them yet. */
+static int open_query(struct ht_cli *cli, struct ht_store **s)
 {
-    bool ro;
-    int e = open_store(cli, false, s, &ro);
+    uint64_t pending = 0;
+    int e = open_store(cli, false, s);
 
     if (e)
         return e;
-    if (!ro && (e = refresh(*s, false))) {
-        ht_store_close(*s);
-        return e;
-    }
+    if (ht_agg_pending(*s, &pending) == HT_ERR_OK && pending)
+        fprintf(stderr,
+                "hoptrace: note: %llu ingested trace%s not counted in the "
+                "request summaries yet (run `hoptrace refresh` to count "
+                "them)\n",
+                (unsigned long long)pending, pending == 1 ? " is" : "s are");
     return 0;
 }
 
@@ -286,7 +299,7 @@ int ht_cmd_endpoints(struct ht_cli *cli, int argc, char **argv)
         fputs(endpoints_usage, stdout);
         return HT_EXIT_OK;
     }
-    if ((e = open_fresh(cli, &s)))
+    if ((e = open_query(cli, &s)))
         return e;
     ht_buf_init(&out);
     return answer("endpoints", s, ht_agg_endpoints(s, &a.o, &out), &out);
@@ -310,7 +323,7 @@ int ht_cmd_hotspots(struct ht_cli *cli, int argc, char **argv)
                    "e.g. hoptrace hotspots 'POST /orders'");
         return HT_EXIT_USAGE;
     }
-    if ((e = open_fresh(cli, &s)))
+    if ((e = open_query(cli, &s)))
         return e;
     ht_buf_init(&out);
     rc = ht_agg_hotspots(s, a.route, &a.o, &out);
@@ -330,7 +343,7 @@ int ht_cmd_functions(struct ht_cli *cli, int argc, char **argv)
     struct args a;
     struct ht_store *s;
     struct ht_buf out;
-    int e, rc;
+    int e;
 
     if ((e = parse("functions", "fw$", argc, argv, cli, &a)))
         return e;
@@ -338,15 +351,8 @@ int ht_cmd_functions(struct ht_cli *cli, int argc, char **argv)
         fputs(functions_usage, stdout);
         return HT_EXIT_OK;
     }
-    rc = ht_store_open(cli->db, true, &s);
-    if (rc == HT_ERR_NOTFOUND) {
-        ht_cli_err("no store at %s: ingest telemetry first", cli->db);
-        return HT_EXIT_NOTFOUND;
-    }
-    if (rc) {
-        ht_cli_err("cannot open the store at %s: %s", cli->db, ht_strerror(rc));
-        return HT_EXIT_ERROR;
-    }
+    if ((e = open_store(cli, false, &s)))
+        return e;
     ht_buf_init(&out);
     return answer("functions", s, ht_agg_functions(s, &a.o, &out), &out);
 }
@@ -355,7 +361,6 @@ int ht_cmd_refresh(struct ht_cli *cli, int argc, char **argv)
 {
     struct args a;
     struct ht_store *s;
-    bool ro;
     int e;
 
     if ((e = parse("refresh", "", argc, argv, cli, &a)))
@@ -364,9 +369,9 @@ int ht_cmd_refresh(struct ht_cli *cli, int argc, char **argv)
         fputs(refresh_usage, stdout);
         return HT_EXIT_OK;
     }
-    if ((e = open_store(cli, true, &s, &ro)))
+    if ((e = open_store(cli, true, &s)))
         return e;
-    e = refresh(s, true);
+    e = refresh(s);
     ht_store_close(s);
     return e;
 }

@@ -24,8 +24,9 @@ static const char usage[] =
     "Prints the Prometheus text exposition format: per stage (producer,\n"
     "via, resource, consumer) pending items, the oldest one's age, entered\n"
     "and consumed counters, delay quantiles, status and the consumer's\n"
-    "REPORT totals; store-wide spans, invocations, pending hops and\n"
-    "rejected payloads by reason. Names: docs/cli.md, \"metrics\".\n"
+    "REPORT totals; store-wide spans, invocations, pending hops, traces\n"
+    "not yet in the request summaries and rejected payloads by reason.\n"
+    "Names: docs/cli.md, \"metrics\". Opens the store read-only.\n"
     "\n"
     "  --now, --threshold, --config   as for hoptrace stalls\n"
     "  --output FILE   write FILE atomically (for the node exporter's\n"
@@ -33,13 +34,14 @@ static const char usage[] =
 
 static void store_metrics(struct ht_txn *t, struct ht_buf *b)
 {
-    uint64_t nodes = 0, inv = 0, facts = 0, dlq = 0;
+    uint64_t nodes = 0, inv = 0, facts = 0, dlq = 0, dirty = 0;
     struct ht_rej_count rc = {{0}};
 
     ht_store_count(t, HT_DB_NODES, &nodes);
     ht_store_count(t, HT_DB_INV, &inv);
     ht_store_count(t, HT_DB_FACTS, &facts);
     ht_store_count(t, HT_DB_DLQ, &dlq);
+    ht_store_count(t, HT_DB_DIRTY, &dirty);
     ht_store_scan(t, HT_DB_DLQ, NULL, 0, ht_cli_count_rej, &rc);
     ht_buf_printf(b,
                   "# HELP hoptrace_spans Spans in the store.\n"
@@ -57,12 +59,16 @@ static void store_metrics(struct ht_txn *t, struct ht_buf *b)
                   "# HELP hoptrace_dead_letters Rejected payloads kept.\n"
                   "# TYPE hoptrace_dead_letters gauge\n"
                   "hoptrace_dead_letters %llu\n"
+                  "# HELP hoptrace_agg_pending_traces Ingested traces not "
+                  "yet counted in the request summaries.\n"
+                  "# TYPE hoptrace_agg_pending_traces gauge\n"
+                  "hoptrace_agg_pending_traces %llu\n"
                   "# HELP hoptrace_rejected_total Rejected payloads by "
                   "reason.\n# TYPE hoptrace_rejected_total counter\n",
                   (unsigned long long)nodes, (unsigned long long)inv,
                   (unsigned long long)facts,
                   (long long)ht_store_counter(t, "pending"),
-                  (unsigned long long)dlq);
+                  (unsigned long long)dlq, (unsigned long long)dirty);
     for (int r = 0; r < HT_REJ__COUNT; r++)
         ht_buf_printf(b, "hoptrace_rejected_total{reason=\"%s\"} %llu\n",
                       ht_reject_name(r), (unsigned long long)rc.n[r]);

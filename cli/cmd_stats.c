@@ -16,7 +16,9 @@ static const char stats_usage[] =
     "usage: hoptrace [--db DIR] stats [--format text|json]\n"
     "\n"
     "Counts what the store holds (spans, invocations, facts, keys, pending\n"
-    "hops, store bytes) and the rejected payloads by reason.\n";
+    "hops, store bytes), the ingested traces not yet counted in the request\n"
+    "summaries behind `endpoints` (see `hoptrace refresh`), and the\n"
+    "rejected payloads by reason. Opens the store read-only.\n";
 
 static const char dlq_usage[] =
     "usage: hoptrace [--db DIR] dlq [--limit N] [--reason R]\n"
@@ -60,6 +62,7 @@ int ht_cmd_stats(struct ht_cli *cli, int argc, char **argv)
     struct ht_txn *t;
     struct ht_rej_count rc = {{0}};
     uint64_t nodes = 0, inv = 0, facts = 0, keys = 0, dlq = 0, total = 0;
+    uint64_t agg_pending = 0;
     int64_t pending;
     struct stat st;
     char path[4096];
@@ -95,6 +98,7 @@ int ht_cmd_stats(struct ht_cli *cli, int argc, char **argv)
     ht_store_count(t, HT_DB_FACTS, &facts);
     ht_store_count(t, HT_DB_KEYS, &keys);
     ht_store_count(t, HT_DB_DLQ, &dlq);
+    ht_store_count(t, HT_DB_DIRTY, &agg_pending);
     ht_store_scan(t, HT_DB_DLQ, NULL, 0, ht_cli_count_rej, &rc);
     pending = ht_store_counter(t, "pending");
     ht_store_abort(t);
@@ -107,12 +111,13 @@ int ht_cmd_stats(struct ht_cli *cli, int argc, char **argv)
     if (strcmp(fmt, "json") == 0) {
         printf("{\"spans\":%llu,\"invocations\":%llu,\"facts\":%llu,"
                "\"keys\":%llu,\"hops_pending\":%lld,\"dead_letters\":%llu,"
-               "\"store_bytes\":%llu,\"rejected_total\":%llu,\"rejected\":{",
+               "\"store_bytes\":%llu,\"aggregates_pending\":%llu,"
+               "\"rejected_total\":%llu,\"rejected\":{",
                (unsigned long long)nodes, (unsigned long long)inv,
                (unsigned long long)facts, (unsigned long long)keys,
                (long long)pending, (unsigned long long)dlq,
                (unsigned long long)st.st_blocks * 512,
-               (unsigned long long)total);
+               (unsigned long long)agg_pending, (unsigned long long)total);
         const char *sep = "";
         for (int r = 0; r < HT_REJ__COUNT; r++)
             if (rc.n[r]) {
@@ -124,11 +129,11 @@ int ht_cmd_stats(struct ht_cli *cli, int argc, char **argv)
     } else {
         printf("spans          %llu\ninvocations    %llu\nfacts          "
                "%llu\nkeys           %llu\nhops pending   %lld\nstore bytes  "
-               "  %llu\nrejected       %llu\n",
+               "  %llu\nagg pending    %llu\nrejected       %llu\n",
                (unsigned long long)nodes, (unsigned long long)inv,
                (unsigned long long)facts, (unsigned long long)keys,
                (long long)pending, (unsigned long long)st.st_blocks * 512,
-               (unsigned long long)total);
+               (unsigned long long)agg_pending, (unsigned long long)total);
         for (int r = 0; r < HT_REJ__COUNT; r++)
             if (rc.n[r])
                 printf("  %-16s %llu\n", ht_reject_name(r),

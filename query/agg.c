@@ -1,24 +1,17 @@
 /*
- * agg.c - request summaries and per-route histograms behind `endpoints`
- * and `hotspots`; the refresh that keeps them current from the dirty
- * traces the assembler marks at ingest.
+ * agg.c - the answers of `endpoints`, `hotspots` and `functions`: latency
+ * per route, where a route's tail time goes, and what each function
+ * costs, read from the request summaries and per-route per-minute
+ * histograms in HT_DB_AGG (layout: store/ht_agg_records.h) and from the
+ * invocation records.
  *
- * Records in HT_DB_AGG (the first byte says which):
- *   'S' root span id (8)            -> summary of one request
- *   'W' start µs (8, BE) + root (8) -> "" : summaries in time order
- *   'T' trace id (16)               -> root ids (8 each) of the requests
- *                                      the trace was last seen in
- *   'H' minute (8, BE) + route key  -> histogram of that route's requests
- *                                      starting in that minute
- * A route key is "api NUL stage NUL route". Refreshing a request subtracts
- * its old summary's contribution from its histogram and adds the new one,
- * so histograms never drift from the summaries; everything of one chunk of
- * dirty traces commits in one transaction with the dirty keys' deletion.
- *
- * Owned by query/. The only part of query/ that writes, and only to agg
- * and dirty.
+ * Owned by query/. It only reads, in read transactions: the summaries are
+ * kept current on the ingest side (maint/, ht_agg_update), so an answer
+ * is as current as the last update slice; ht_agg_pending tells how many
+ * ingested traces are not counted yet.
  */
 #define _GNU_SOURCE
+#include "ht_agg_records.h"
 #include "ht_query.h"
 
 #include <math.h>
@@ -26,822 +19,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK 1024               /* dirty traces per write transaction */
-#define CHUNK_BYTES (512u << 20) /* memory a chunk may hold */
-#define MAX_T_ROOTS 4096         /* roots remembered per trace */
-#define BUCKET_US 60000000LL
-
-/* ---- log-linear histogram ------------------------------------------------
- * Values are µs. Below 256 µs every value has its own bin; above, each
- * power of two is split in 256 bins, so a bin is at most 1/256 of its
- * lower bound wide and its midpoint is within 1/512 (0.2 %) of any value
- * in it. */
-#define HB_SUB 256
-#define HB_BINS (HB_SUB + 56 * HB_SUB)
-
-static uint32_t hbin(int64_t v)
+int ht_agg_pending(struct ht_store *s, uint64_t *traces)
 {
-    int e;
-
-    if (v < HB_SUB)
-        return v < 0 ? 0 : (uint32_t)v;
-    e = 63 - __builtin_clzll((unsigned long long)v);
-    return (uint32_t)(HB_SUB + (e - 8) * HB_SUB +
-                      (int)((v >> (e - 8)) - HB_SUB));
-}
-
-/* The bin's representative value in µs: its midpoint. */
-static double hval(uint32_t idx)
-{
-    uint32_t k, sub;
-    double lo, w;
-
-    if (idx < HB_SUB)
-        return idx;
-    k = (idx - HB_SUB) / HB_SUB;
-    sub = (idx - HB_SUB) % HB_SUB;
-    lo = ldexp(HB_SUB + sub, (int)k);
-    w = ldexp(1.0, (int)k);
-    return lo + (w - 1) / 2;
-}
-
-uint32_t ht__agg_bin(int64_t us)
-{
-    return hbin(us);
-}
-double ht__agg_bin_value(uint32_t bin)
-{
-    return hval(bin);
-}
-
-struct hist {
-    uint32_t n, cap;
-    uint32_t *idx;
-    int64_t *cnt;
-};
-
-static void hist_free(struct hist *h)
-{
-    free(h->idx);
-    free(h->cnt);
-    memset(h, 0, sizeof(*h));
-}
-
-static void hist_add(struct hist *h, uint32_t idx, int64_t d)
-{
-    uint32_t lo = 0, hi = h->n;
-
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-
-        if (h->idx[mid] < idx)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo < h->n && h->idx[lo] == idx) {
-        h->cnt[lo] += d;
-        if (h->cnt[lo] <= 0) {
-            memmove(h->idx + lo, h->idx + lo + 1,
-                    (h->n - lo - 1) * sizeof(*h->idx));
-            memmove(h->cnt + lo, h->cnt + lo + 1,
-                    (h->n - lo - 1) * sizeof(*h->cnt));
-            h->n--;
-        }
-        return;
-    }
-    if (d <= 0)
-        return; /* nothing to take away */
-    if (h->n == h->cap) {
-        uint32_t nc = h->cap ? h->cap * 2 : 16;
-        uint32_t *ni = realloc(h->idx, nc * sizeof(*ni));
-        int64_t *nn;
-
-        HT_ASSERT(ni);
-        h->idx = ni;
-        nn = realloc(h->cnt, nc * sizeof(*nn));
-        HT_ASSERT(nn);
-        h->cnt = nn;
-        h->cap = nc;
-    }
-    memmove(h->idx + lo + 1, h->idx + lo, (h->n - lo) * sizeof(*h->idx));
-    memmove(h->cnt + lo + 1, h->cnt + lo, (h->n - lo) * sizeof(*h->cnt));
-    h->idx[lo] = idx;
-    h->cnt[lo] = d;
-    h->n++;
-}
-
-struct hrec {
-    int64_t count, errors, faults, throttles, incomplete;
-    struct hist sync, e2e;
-};
-
-static void hrec_free(struct hrec *r)
-{
-    hist_free(&r->sync);
-    hist_free(&r->e2e);
-}
-
-struct rd {
-    const uint8_t *p, *end;
-    bool bad;
-};
-
-static void rd_get(struct rd *r, void *out, size_t n)
-{
-    if (r->bad || (size_t)(r->end - r->p) < n) {
-        r->bad = true;
-        memset(out, 0, n);
-        return;
-    }
-    memcpy(out, r->p, n);
-    r->p += n;
-}
-
-static int64_t rd_i64(struct rd *r)
-{
-    int64_t v;
-
-    rd_get(r, &v, 8);
-    return v;
-}
-
-static uint32_t rd_u32(struct rd *r)
-{
-    uint32_t v;
-
-    rd_get(r, &v, 4);
-    return v;
-}
-
-static uint8_t rd_u8(struct rd *r)
-{
-    uint8_t v;
-
-    rd_get(r, &v, 1);
-    return v;
-}
-
-static const char *rd_str(struct rd *r, struct ht_arena *a)
-{
-    const uint8_t *z;
-
-    if (r->bad)
-        return "";
-    z = memchr(r->p, 0, (size_t)(r->end - r->p));
-    if (!z) {
-        r->bad = true;
-        return "";
-    }
-    const char *s = ht_arena_strndup(a, (const char *)r->p, (size_t)(z - r->p));
-    r->p = z + 1;
-    return s;
-}
-
-static void put_i64(struct ht_buf *b, int64_t v)
-{
-    ht_buf_add(b, &v, 8);
-}
-static void put_u32(struct ht_buf *b, uint32_t v)
-{
-    ht_buf_add(b, &v, 4);
-}
-static void put_str(struct ht_buf *b, const char *s)
-{
-    ht_buf_adds(b, s ? s : "");
-    ht_buf_addc(b, 0);
-}
-
-static void hist_pack(const struct hist *h, struct ht_buf *b)
-{
-    put_u32(b, h->n);
-    for (uint32_t i = 0; i < h->n; i++) {
-        put_u32(b, h->idx[i]);
-        put_i64(b, h->cnt[i]);
-    }
-}
-
-static void hist_unpack(struct rd *r, struct hist *h)
-{
-    uint32_t n = rd_u32(r);
-
-    for (uint32_t i = 0; i < n && !r->bad; i++) {
-        uint32_t idx = rd_u32(r);
-        int64_t c = rd_i64(r);
-
-        if (!r->bad && idx < HB_BINS)
-            hist_add(h, idx, c);
-    }
-}
-
-static void hrec_pack(const struct hrec *h, struct ht_buf *b)
-{
-    ht_buf_addc(b, 1);
-    put_i64(b, h->count);
-    put_i64(b, h->errors);
-    put_i64(b, h->faults);
-    put_i64(b, h->throttles);
-    put_i64(b, h->incomplete);
-    hist_pack(&h->sync, b);
-    hist_pack(&h->e2e, b);
-}
-
-static void hrec_unpack(const void *v, size_t n, struct hrec *h)
-{
-    struct rd r = {v, (const uint8_t *)v + n, false};
-
-    memset(h, 0, sizeof(*h));
-    if (rd_u8(&r) != 1)
-        return;
-    h->count = rd_i64(&r);
-    h->errors = rd_i64(&r);
-    h->faults = rd_i64(&r);
-    h->throttles = rd_i64(&r);
-    h->incomplete = rd_i64(&r);
-    hist_unpack(&r, &h->sync);
-    hist_unpack(&r, &h->e2e);
-}
-
-/* ---- request summaries --------------------------------------------------- */
-
-enum { SF_PENDING = 1, SF_ERROR = 2, SF_FAULT = 4, SF_THROTTLE = 8 };
-
-struct sitem {
-    uint8_t kind, via;
-    int64_t us;
-    const char *service, *resource;
-};
-
-struct summ {
-    uint8_t flags;
-    int64_t start_us, sync_us, e2e_us;
-    const char *handle, *api, *stage, *route;
-    uint32_t nitems;
-    struct sitem *items;
-};
-
-static void summ_pack(const struct summ *s, struct ht_buf *b)
-{
-    ht_buf_addc(b, 1);
-    ht_buf_addc(b, (char)s->flags);
-    put_i64(b, s->start_us);
-    put_i64(b, s->sync_us);
-    put_i64(b, s->e2e_us);
-    put_str(b, s->handle);
-    put_str(b, s->api);
-    put_str(b, s->stage);
-    put_str(b, s->route);
-    put_u32(b, s->nitems);
-    for (uint32_t i = 0; i < s->nitems; i++) {
-        ht_buf_addc(b, (char)s->items[i].kind);
-        ht_buf_addc(b, (char)s->items[i].via);
-        put_i64(b, s->items[i].us);
-        put_str(b, s->items[i].service);
-        put_str(b, s->items[i].resource);
-    }
-}
-
-static int summ_unpack(const void *v, size_t n, struct ht_arena *a,
-                       struct summ *s)
-{
-    struct rd r = {v, (const uint8_t *)v + n, false};
-
-    memset(s, 0, sizeof(*s));
-    if (rd_u8(&r) != 1)
-        return HT_ERR_CORRUPT;
-    s->flags = rd_u8(&r);
-    s->start_us = rd_i64(&r);
-    s->sync_us = rd_i64(&r);
-    s->e2e_us = rd_i64(&r);
-    s->handle = rd_str(&r, a);
-    s->api = rd_str(&r, a);
-    s->stage = rd_str(&r, a);
-    s->route = rd_str(&r, a);
-    s->nitems = rd_u32(&r);
-    if (r.bad || s->nitems > n)
-        return HT_ERR_CORRUPT;
-    s->items = ht_arena_alloc(a, (s->nitems + 1) * sizeof(*s->items));
-    for (uint32_t i = 0; i < s->nitems; i++) {
-        s->items[i].kind = rd_u8(&r);
-        s->items[i].via = rd_u8(&r);
-        s->items[i].us = rd_i64(&r);
-        s->items[i].service = rd_str(&r, a);
-        s->items[i].resource = rd_str(&r, a);
-    }
-    return r.bad ? HT_ERR_CORRUPT : HT_ERR_OK;
-}
-
-/* What one assembled request contributes. */
-static void summarize(const struct ht_request *r, struct ht_arena *a,
-                      struct summ *s)
-{
-    const struct ht_qspan *root = &r->spans[0];
-    uint32_t f = root->s.flags;
-    uint16_t st = root->s.http_status;
-
-    memset(s, 0, sizeof(*s));
-    s->start_us = r->start_us;
-    s->e2e_us = r->end_us - r->start_us;
-    s->sync_us = root->s.end_us - root->s.start_us;
-    if (r->npending > 0)
-        s->flags |= SF_PENDING;
-    if ((f & HT_SPAN_THROTTLE) || st == 429)
-        s->flags |= SF_THROTTLE;
-    if ((f & HT_SPAN_FAULT) || st >= 500)
-        s->flags |= SF_FAULT;
-    if ((f & HT_SPAN_ERROR) || (st >= 400 && st < 500))
-        s->flags |= SF_ERROR;
-    s->handle = r->root_handle ? r->root_handle : "";
-    s->api = r->api_id ? r->api_id : "";
-    s->stage = r->stage ? r->stage : "";
-    if (r->route)
-        s->route = r->route;
-    else
-        s->route =
-            root->service ? root->service : (root->s.name ? root->s.name : "?");
-    /* critical-path time by (service, kind, via, resource) */
-    s->items = ht_arena_alloc(a, (r->ncp + 1) * sizeof(*s->items));
-    for (size_t i = 0; i < r->ncp; i++) {
-        const struct ht_cp_entry *e = &r->cp[i];
-        const struct ht_qspan *sp = &r->spans[e->span];
-        struct sitem it = {.kind = e->kind, .us = e->dur_us};
-        uint32_t j;
-
-        it.service = sp->service ? sp->service : sp->s.name;
-        it.resource = "";
-        if (e->kind == HT_CP_WAIT && e->hop >= 0 && (size_t)e->hop < r->nhops) {
-            it.via = r->hops[e->hop].via;
-            it.resource = r->hops[e->hop].resource;
-        }
-        if (!it.service)
-            it.service = "?";
-        for (j = 0; j < s->nitems; j++) {
-            struct sitem *o = &s->items[j];
-
-            if (o->kind == it.kind && o->via == it.via &&
-                strcmp(o->service, it.service) == 0 &&
-                strcmp(o->resource, it.resource) == 0) {
-                o->us += it.us;
-                break;
-            }
-        }
-        if (j == s->nitems)
-            s->items[s->nitems++] = it;
-    }
-}
-
-static size_t route_key(const struct summ *s, uint8_t *out, size_t cap)
-{
-    size_t al = strlen(s->api), sl = strlen(s->stage), rl = strlen(s->route);
-
-    if (al + sl + rl + 2 > cap) {
-        /* keep the key within LMDB's limit; a route this long is noise */
-        rl = cap > al + sl + 2 ? cap - al - sl - 2 : 0;
-        if (al + sl + 2 > cap)
-            return 0;
-    }
-    memcpy(out, s->api, al);
-    out[al] = 0;
-    memcpy(out + al + 1, s->stage, sl);
-    out[al + 1 + sl] = 0;
-    memcpy(out + al + sl + 2, s->route, rl);
-    return al + sl + 2 + rl;
-}
-
-/* ---- refresh --------------------------------------------------------------
- */
-
-struct idset {
-    uint64_t *k;
-    size_t cap, n;
-};
-
-static uint64_t id8_u64(const struct ht_id8 *id)
-{
-    uint64_t v;
-
-    memcpy(&v, id->b, 8);
-    return v ? v : 1; /* 0 marks an empty slot */
-}
-
-static bool idset_has(const struct idset *s, uint64_t v)
-{
-    if (!s->cap)
-        return false;
-    for (size_t i = (v * 0x9E3779B97F4A7C15ull) >> 40 & (s->cap - 1);;
-         i = (i + 1) & (s->cap - 1)) {
-        if (s->k[i] == v)
-            return true;
-        if (!s->k[i])
-            return false;
-    }
-}
-
-static void idset_add(struct idset *s, uint64_t v)
-{
-    if (idset_has(s, v))
-        return;
-    if ((s->n + 1) * 2 > s->cap) {
-        struct idset g = {0};
-
-        g.cap = s->cap ? s->cap * 2 : 256;
-        g.k = calloc(g.cap, sizeof(*g.k));
-        HT_ASSERT(g.k);
-        for (size_t i = 0; i < s->cap; i++)
-            if (s->k[i])
-                idset_add(&g, s->k[i]);
-        free(s->k);
-        *s = g;
-    }
-    for (size_t i = (v * 0x9E3779B97F4A7C15ull) >> 40 & (s->cap - 1);;
-         i = (i + 1) & (s->cap - 1))
-        if (!s->k[i]) {
-            s->k[i] = v;
-            s->n++;
-            return;
-        }
-}
-
-struct rctx {
     struct ht_txn *t;
-    struct ht_qsession *qs; /* the graph loaded in this chunk */
-    struct ht_arena *a;     /* per chunk */
-    struct idset done;      /* roots refreshed or dropped in this chunk */
-    struct ht_buf buf;
-    struct ht_agg_stats *st;
-    int err;
-};
-
-static void chk(struct rctx *c, int rc)
-{
-    if (rc && rc != HT_ERR_NOTFOUND && !c->err)
-        c->err = rc;
-}
-
-/* Add (sign 1) or take away (sign -1) one summary from its histogram. */
-static void hist_apply(struct rctx *c, const struct summ *s, int sign)
-{
-    uint8_t key[HT_KEY_MAX];
-    size_t kn;
-    const void *v;
-    size_t vn;
-    struct hrec h;
-
-    key[0] = 'H';
-    ht_be64_put(key + 1, (uint64_t)(s->start_us / BUCKET_US));
-    kn = route_key(s, key + 9, sizeof(key) - 9);
-    if (!kn)
-        return;
-    kn += 9;
-    memset(&h, 0, sizeof(h));
-    if (ht_store_get(c->t, HT_DB_AGG, key, kn, &v, &vn) == HT_ERR_OK)
-        hrec_unpack(v, vn, &h);
-    h.count += sign;
-    h.errors += (s->flags & SF_ERROR) ? sign : 0;
-    h.faults += (s->flags & SF_FAULT) ? sign : 0;
-    h.throttles += (s->flags & SF_THROTTLE) ? sign : 0;
-    hist_add(&h.sync, hbin(s->sync_us), sign);
-    if (s->flags & SF_PENDING)
-        h.incomplete += sign;
-    else
-        hist_add(&h.e2e, hbin(s->e2e_us), sign);
-    if (h.count <= 0) {
-        chk(c, ht_store_del(c->t, HT_DB_AGG, key, kn));
-    } else {
-        ht_buf_reset(&c->buf);
-        hrec_pack(&h, &c->buf);
-        chk(c, ht_store_put(c->t, HT_DB_AGG, key, kn, c->buf.data, c->buf.len));
-    }
-    hrec_free(&h);
-}
-
-static bool get_summ(struct rctx *c, const struct ht_id8 *root, struct summ *s)
-{
-    uint8_t key[9] = {'S'};
-    const void *v;
-    size_t vn;
-
-    memcpy(key + 1, root->b, 8);
-    return ht_store_get(c->t, HT_DB_AGG, key, 9, &v, &vn) == HT_ERR_OK &&
-           summ_unpack(v, vn, c->a, s) == HT_ERR_OK;
-}
-
-static void drop_summ(struct rctx *c, const struct ht_id8 *root)
-{
-    uint8_t key[17];
-    struct summ old;
-
-    if (!get_summ(c, root, &old))
-        return;
-    hist_apply(c, &old, -1);
-    key[0] = 'W';
-    ht_be64_put(key + 1, (uint64_t)old.start_us);
-    memcpy(key + 9, root->b, 8);
-    chk(c, ht_store_del(c->t, HT_DB_AGG, key, 17));
-    key[0] = 'S';
-    memcpy(key + 1, root->b, 8);
-    chk(c, ht_store_del(c->t, HT_DB_AGG, key, 9));
-    c->st->removed++;
-}
-
-/* A request whose logged event named its route template also tells what
- * its stage URL's route stands for: 'U' + api NUL stage NUL URL route ->
- * template. Requests of the same route whose event was not logged are
- * counted under the template at query time. */
-static void learn_template(struct rctx *c, const struct summ *s,
-                           const char *url_route)
-{
-    uint8_t key[HT_KEY_MAX];
-    struct summ u = *s;
-    const void *v;
-    size_t kn, vn, tn = strlen(s->route);
-
-    u.route = url_route;
-    key[0] = 'U';
-    kn = route_key(&u, key + 1, sizeof(key) - 1);
-    if (!kn || kn + 1 > 500)
-        return;
-    kn++;
-    if (ht_store_get(c->t, HT_DB_AGG, key, kn, &v, &vn) == HT_ERR_OK &&
-        vn == tn && memcmp(v, s->route, tn) == 0)
-        return;
-    chk(c, ht_store_put(c->t, HT_DB_AGG, key, kn, s->route, tn));
-}
-
-static void store_summ(struct rctx *c, const struct ht_request *r)
-{
-    const struct ht_id8 *root = &r->spans[0].s.id;
-    uint8_t key[17];
-    struct summ old, now;
-    bool had = get_summ(c, root, &old);
-
-    summarize(r, c->a, &now);
-    if (had) {
-        hist_apply(c, &old, -1);
-        key[0] = 'W';
-        ht_be64_put(key + 1, (uint64_t)old.start_us);
-        memcpy(key + 9, root->b, 8);
-        chk(c, ht_store_del(c->t, HT_DB_AGG, key, 17));
-    }
-    hist_apply(c, &now, 1);
-    key[0] = 'W';
-    ht_be64_put(key + 1, (uint64_t)now.start_us);
-    memcpy(key + 9, root->b, 8);
-    chk(c, ht_store_put(c->t, HT_DB_AGG, key, 17, "", 0));
-    key[0] = 'S';
-    memcpy(key + 1, root->b, 8);
-    ht_buf_reset(&c->buf);
-    summ_pack(&now, &c->buf);
-    chk(c, ht_store_put(c->t, HT_DB_AGG, key, 9, c->buf.data, c->buf.len));
-    c->st->requests++;
-    if (r->url_route && r->route && strcmp(r->url_route, r->route) != 0)
-        learn_template(c, &now, r->url_route);
-}
-
-/* The roots a trace was last seen in: copied (the value is borrowed). */
-static size_t get_troots(struct rctx *c, const struct ht_tid *tid,
-                         struct ht_id8 **out)
-{
-    uint8_t key[17] = {'T'};
-    const void *v;
-    size_t vn, n;
-
-    memcpy(key + 1, tid->b, 16);
-    *out = NULL;
-    if (ht_store_get(c->t, HT_DB_AGG, key, 17, &v, &vn) != HT_ERR_OK)
-        return 0;
-    n = vn / 8;
-    *out = ht_arena_alloc(c->a, n * 8 + 8);
-    memcpy(*out, v, n * 8);
-    return n;
-}
-
-static void put_troots(struct rctx *c, const struct ht_tid *tid,
-                       const struct ht_id8 *ids, size_t n)
-{
-    uint8_t key[17] = {'T'};
-
-    memcpy(key + 1, tid->b, 16);
-    if (!n)
-        chk(c, ht_store_del(c->t, HT_DB_AGG, key, 17));
-    else
-        chk(c, ht_store_put(c->t, HT_DB_AGG, key, 17, ids,
-                            (n > MAX_T_ROOTS ? MAX_T_ROOTS : n) * 8));
-}
-
-static void link_traces(struct rctx *c, const struct ht_request *r);
-
-/* A root summarized before may have become part of another request (its
- * producer arrived later): rebuild it from its handle, or drop it. */
-static bool rebuild(struct rctx *c, const struct ht_id8 *root,
-                    const char *handle, bool link);
-
-static void recheck(struct rctx *c, const struct ht_id8 *root)
-{
-    struct summ old;
-    uint64_t k = id8_u64(root);
-
-    if (idset_has(&c->done, k))
-        return;
-    idset_add(&c->done, k);
-    if (!get_summ(c, root, &old))
-        return;
-    if (!rebuild(c, root, old.handle, false))
-        drop_summ(c, root);
-}
-
-/* Every trace of the request now names its root; roots those traces named
- * before that are no longer roots are rechecked. */
-static void link_traces(struct rctx *c, const struct ht_request *r)
-{
-    const struct ht_id8 *root = &r->spans[0].s.id;
-
-    for (size_t i = 0; i < r->ntrace_ids && !c->err; i++) {
-        struct ht_tid tid;
-        struct ht_id8 *old, *keep;
-        size_t n, nk = 0;
-        bool has = false;
-
-        if (!ht_tid_parse(r->trace_ids[i], strlen(r->trace_ids[i]), &tid))
-            continue;
-        n = get_troots(c, &tid, &old);
-        for (size_t j = 0; j < n; j++)
-            if (memcmp(old[j].b, root->b, 8) != 0)
-                recheck(c, &old[j]);
-        /* keep the roots that still have a summary */
-        keep = ht_arena_alloc(c->a, (n + 1) * 8);
-        for (size_t j = 0; j < n; j++) {
-            uint8_t key[9] = {'S'};
-            const void *v;
-            size_t vn;
-
-            has |= memcmp(old[j].b, root->b, 8) == 0;
-            memcpy(key + 1, old[j].b, 8);
-            if (ht_store_get(c->t, HT_DB_AGG, key, 9, &v, &vn) == HT_ERR_OK)
-                keep[nk++] = old[j];
-        }
-        if (!has)
-            keep[nk++] = *root;
-        if (nk != n || !has)
-            put_troots(c, &tid, keep, nk);
-    }
-}
-
-/* Build the request rooted at `root` (named by `handle`) and store its
- * summary; false when the handle no longer leads to that root. A recheck
- * does not follow the rebuilt request's traces further (`link`): that
- * keeps the work bounded; those traces are refreshed when marked dirty. */
-static bool rebuild(struct rctx *c, const struct ht_id8 *root,
-                    const char *handle, bool link)
-{
-    struct ht_request *reqs;
-    size_t n;
-    bool found = false;
-
-    if (!handle || !*handle ||
-        ht_qsession_query(c->qs, handle, false, &reqs, &n) != HT_ERR_OK)
-        return false;
-    for (size_t i = 0; i < n && !found && !c->err; i++) {
-        const struct ht_request *r = &reqs[i];
-
-        if (r->nspans && memcmp(r->spans[0].s.id.b, root->b, 8) == 0) {
-            store_summ(c, r);
-            if (link)
-                link_traces(c, r);
-            found = true;
-        }
-    }
-    return found;
-}
-
-static void refresh_trace(struct rctx *c, const struct ht_tid *tid)
-{
-    char text[36];
-    struct ht_request *reqs;
-    size_t n;
-    struct ht_id8 *old;
-    size_t nold;
-    uint8_t key[16];
-
-    ht_tid_format(tid, text);
-    nold = get_troots(c, tid, &old);
-    /* the roots first: a request reached through several of its traces
-     * in one chunk is assembled once */
-    if (ht_qsession_query(c->qs, text, true, &reqs, &n) == HT_ERR_OK) {
-        for (size_t i = 0; i < n && !c->err; i++) {
-            const struct ht_request *r = &reqs[i];
-            const struct ht_id8 *root = &r->spans[0].s.id;
-            uint64_t k = id8_u64(root);
-
-            if (idset_has(&c->done, k))
-                continue;
-            idset_add(&c->done, k);
-            rebuild(c, root, r->root_handle, true);
-        }
-    }
-    /* roots the trace named before and no longer does */
-    for (size_t j = 0; j < nold; j++)
-        recheck(c, &old[j]);
-    memcpy(key, tid->b, 16);
-    chk(c, ht_store_del(c->t, HT_DB_DIRTY, key, 16));
-    c->st->traces++;
-}
-
-struct dirty_ctx {
-    struct ht_tid ids[CHUNK];
-    size_t n;
-};
-
-static int dirty_visit(void *ctx, const void *k, size_t kn, const void *v,
-                       size_t vn)
-{
-    struct dirty_ctx *d = ctx;
-
-    (void)v;
-    (void)vn;
-    if (kn == 16)
-        memcpy(d->ids[d->n++].b, k, 16);
-    return d->n == CHUNK;
-}
-
-static int refresh_chunk(struct ht_store *s, struct ht_agg_stats *st,
-                         bool *more)
-{
-    struct dirty_ctx d;
-    struct ht_agg_stats before = *st;
-    struct rctx c;
-    size_t i = 0;
     int rc;
 
-    *more = false;
-    memset(&c, 0, sizeof(c));
-    d.n = 0;
-    rc = ht_store_begin(s, true, &c.t);
+    *traces = 0;
+    rc = ht_store_begin(s, false, &t);
     if (rc)
         return rc;
-    rc = ht_store_scan(c.t, HT_DB_DIRTY, NULL, 0, dirty_visit, &d);
-    if (rc || !d.n) {
-        ht_store_abort(c.t);
-        return rc;
-    }
-    c.a = ht_arena_create();
-    if (!c.a) {
-        ht_store_abort(c.t);
-        return HT_ERR_NOMEM;
-    }
-    rc = ht_qsession_open(c.t, &c.qs);
-    if (rc) {
-        ht_arena_destroy(c.a);
-        ht_store_abort(c.t);
-        return rc;
-    }
-    c.st = st;
-    ht_buf_init(&c.buf);
-    for (i = 0; i < d.n && !c.err; i++) {
-        refresh_trace(&c, &d.ids[i]);
-        /* the graph is kept for the whole chunk: a chunk that grew large
-         * (huge requests) commits early */
-        if (ht_qsession_memory(c.qs) + ht_arena_used(c.a) > CHUNK_BYTES) {
-            i++;
-            break;
-        }
-    }
-    ht_qsession_close(c.qs);
-    free(c.done.k);
-    ht_buf_free(&c.buf);
-    ht_arena_destroy(c.a);
-    if (c.err) {
-        ht_store_abort(c.t);
-        *st = before;
-        return c.err;
-    }
-    rc = ht_store_commit(c.t);
-    if (rc) {
-        *st = before;
-        return rc;
-    }
-    *more = d.n == CHUNK || i < d.n;
-    return HT_ERR_OK;
-}
-
-int ht_agg_refresh(struct ht_store *s, struct ht_agg_stats *st)
-{
-    bool more = true;
-    int rc = HT_ERR_OK, grows = 0;
-
-    memset(st, 0, sizeof(*st));
-    while (more) {
-        rc = refresh_chunk(s, st, &more);
-        if (rc == HT_ERR_MAPFULL && grows++ < 16) {
-            rc = ht_store_grow(s);
-            if (rc)
-                return rc;
-            more = true;
-            continue;
-        }
-        if (rc)
-            return rc;
-    }
+    rc = ht_store_count(t, HT_DB_DIRTY, traces);
+    ht_store_abort(t);
     return rc;
 }
 
@@ -925,10 +113,10 @@ static double pct_hist(const int64_t *bins, int64_t n, double p)
     size_t want = rank_of(p, (size_t)n);
     int64_t cum = 0;
 
-    for (uint32_t i = 0; i < HB_BINS; i++) {
+    for (uint32_t i = 0; i < HT_AGG_BINS; i++) {
         cum += bins[i];
         if (cum >= (int64_t)want)
-            return hval(i);
+            return ht_agg_bin_value(i);
     }
     return 0;
 }
@@ -970,7 +158,7 @@ static int remap_visit(void *ctx, const void *k, size_t kn, const void *v,
 static void remap_load(struct ht_txn *t, struct remap *m)
 {
     memset(m, 0, sizeof(*m));
-    ht_store_scan(t, HT_DB_AGG, "U", 1, remap_visit, m);
+    ht_store_scan(t, HT_DB_AGG, &(uint8_t){HT_AGG_K_TEMPLATE}, 1, remap_visit, m);
 }
 
 static void remap_free(struct remap *m)
@@ -989,9 +177,9 @@ static void remap_free(struct remap *m)
 static const char *remap_route(const struct remap *m, const char *api,
                                const char *stage, const char *route)
 {
-    struct summ s = {.api = api, .stage = stage, .route = route};
     uint8_t key[HT_KEY_MAX];
-    size_t kn = route_key(&s, key, sizeof(key)), lo = 0, hi = m->n;
+    size_t kn = ht_agg_route_key(api, stage, route, key, sizeof(key));
+    size_t lo = 0, hi = m->n;
 
     while (lo < hi) {
         size_t mid = (lo + hi) / 2, n = m->kn[mid] < kn ? m->kn[mid] : kn;
@@ -1089,10 +277,10 @@ static int exact_visit(void *ctx, const void *k, size_t kn, const void *v,
                        size_t vn)
 {
     struct ex_ctx *c = ctx;
-    uint8_t key[9] = {'S'};
+    uint8_t key[9] = {HT_AGG_K_SUMMARY};
     const void *sv;
     size_t sn;
-    struct summ s;
+    struct ht_agg_summary s;
     struct route *r;
 
     (void)v;
@@ -1101,16 +289,16 @@ static int exact_visit(void *ctx, const void *k, size_t kn, const void *v,
         return 0;
     memcpy(key + 1, (const uint8_t *)k + 9, 8);
     if (ht_store_get(c->t, HT_DB_AGG, key, 9, &sv, &sn) != HT_ERR_OK ||
-        summ_unpack(sv, sn, c->tmp, &s) != HT_ERR_OK)
+        ht_agg_summary_unpack(sv, sn, c->tmp, &s) != HT_ERR_OK)
         return 0;
     r = route_get(c->rs, s.api, s.stage,
                   remap_route(&c->rm, s.api, s.stage, s.route));
     r->count++;
-    r->errors += (s.flags & SF_ERROR) != 0;
-    r->faults += (s.flags & SF_FAULT) != 0;
-    r->throttles += (s.flags & SF_THROTTLE) != 0;
+    r->errors += (s.flags & HT_AGG_S_ERROR) != 0;
+    r->faults += (s.flags & HT_AGG_S_FAULT) != 0;
+    r->throttles += (s.flags & HT_AGG_S_THROTTLE) != 0;
     push_i64(&r->sync, &r->nsync, &r->capsync, s.sync_us);
-    if (s.flags & SF_PENDING)
+    if (s.flags & HT_AGG_S_PENDING)
         r->incomplete++;
     else
         push_i64(&r->e2e, &r->ne2e, &r->cape2e, s.e2e_us);
@@ -1125,7 +313,7 @@ static int hist_visit(void *ctx, const void *k, size_t kn, const void *v,
     const char *api = (const char *)k + 9, *stage, *route;
     char *copy;
     size_t rest = kn - 9;
-    struct hrec h;
+    struct ht_agg_hrec h;
     struct route *r;
 
     copy = ht_arena_alloc(c->tmp, rest + 1);
@@ -1138,11 +326,11 @@ static int hist_visit(void *ctx, const void *k, size_t kn, const void *v,
     route = stage + strlen(stage) + 1;
     if (route > copy + rest)
         return 0;
-    hrec_unpack(v, vn, &h);
+    ht_agg_hrec_unpack(v, vn, &h);
     r = route_get(c->rs, api, stage, remap_route(&c->rm, api, stage, route));
     if (!r->hsync) {
-        r->hsync = calloc(HB_BINS, sizeof(int64_t));
-        r->he2e = calloc(HB_BINS, sizeof(int64_t));
+        r->hsync = calloc(HT_AGG_BINS, sizeof(int64_t));
+        r->he2e = calloc(HT_AGG_BINS, sizeof(int64_t));
         HT_ASSERT(r->hsync && r->he2e);
     }
     r->count += h.count;
@@ -1158,7 +346,7 @@ static int hist_visit(void *ctx, const void *k, size_t kn, const void *v,
         r->he2e[h.e2e.idx[i]] += h.e2e.cnt[i];
         r->nhe2e += h.e2e.cnt[i];
     }
-    hrec_free(&h);
+    ht_agg_hrec_free(&h);
     ht_arena_reset(c->tmp);
     return 0;
 }
@@ -1262,11 +450,11 @@ int ht_agg_endpoints(struct ht_store *s, const struct ht_agg_opts *o,
     c.t = t;
     remap_load(t, &c.rm);
     if (o->exact)
-        rc = scan_window(t, 'W', o->since_us, o->until_us, exact_visit, &c);
+        rc = scan_window(t, HT_AGG_K_WINDOW, o->since_us, o->until_us, exact_visit, &c);
     else
-        rc = scan_window(t, 'H', o->since_us <= 0 ? 0 : o->since_us / BUCKET_US,
+        rc = scan_window(t, HT_AGG_K_HIST, o->since_us <= 0 ? 0 : o->since_us / HT_AGG_BUCKET_US,
                          o->until_us == INT64_MAX ? INT64_MAX
-                                                  : o->until_us / BUCKET_US,
+                                                  : o->until_us / HT_AGG_BUCKET_US,
                          hist_visit, &c);
     ht_store_abort(t);
     if (rc)
@@ -1350,7 +538,7 @@ struct hs_ctx {
     struct ht_arena *a;
     struct remap rm;
     const char *route;
-    struct summ *s;
+    struct ht_agg_summary *s;
     size_t n, cap;
 };
 
@@ -1358,10 +546,10 @@ static int hs_visit(void *ctx, const void *k, size_t kn, const void *v,
                     size_t vn)
 {
     struct hs_ctx *c = ctx;
-    uint8_t key[9] = {'S'};
+    uint8_t key[9] = {HT_AGG_K_SUMMARY};
     const void *sv;
     size_t sn;
-    struct summ s;
+    struct ht_agg_summary s;
 
     (void)v;
     (void)vn;
@@ -1369,12 +557,12 @@ static int hs_visit(void *ctx, const void *k, size_t kn, const void *v,
         return 0;
     memcpy(key + 1, (const uint8_t *)k + 9, 8);
     if (ht_store_get(c->t, HT_DB_AGG, key, 9, &sv, &sn) != HT_ERR_OK ||
-        summ_unpack(sv, sn, c->a, &s) != HT_ERR_OK ||
+        ht_agg_summary_unpack(sv, sn, c->a, &s) != HT_ERR_OK ||
         strcmp(remap_route(&c->rm, s.api, s.stage, s.route), c->route) != 0)
         return 0;
     if (c->n == c->cap) {
         size_t nc = c->cap ? c->cap * 2 : 64;
-        struct summ *ns = realloc(c->s, nc * sizeof(*ns));
+        struct ht_agg_summary *ns = realloc(c->s, nc * sizeof(*ns));
 
         HT_ASSERT(ns);
         c->s = ns;
@@ -1427,7 +615,7 @@ int ht_agg_hotspots(struct ht_store *s, const char *route,
         goto done;
     c.t = t;
     remap_load(t, &c.rm);
-    rc = scan_window(t, 'W', o->since_us, o->until_us, hs_visit, &c);
+    rc = scan_window(t, HT_AGG_K_WINDOW, o->since_us, o->until_us, hs_visit, &c);
     ht_store_abort(t);
     if (rc)
         goto done;
@@ -1436,7 +624,7 @@ int ht_agg_hotspots(struct ht_store *s, const char *route,
         goto done;
     }
     for (size_t i = 0; i < c.n; i++)
-        if (!(c.s[i].flags & SF_PENDING))
+        if (!(c.s[i].flags & HT_AGG_S_PENDING))
             push_i64(&e2e, &ne, &cape, c.s[i].e2e_us);
     if (o->percentile > 0) {
         if (!ne) {
@@ -1447,13 +635,13 @@ int ht_agg_hotspots(struct ht_store *s, const char *route,
         thr = (int64_t)pct_exact(e2e, ne, o->percentile);
     }
     for (size_t i = 0; i < c.n; i++) {
-        const struct summ *sm = &c.s[i];
+        const struct ht_agg_summary *sm = &c.s[i];
 
-        if (o->percentile > 0 && ((sm->flags & SF_PENDING) || sm->e2e_us < thr))
+        if (o->percentile > 0 && ((sm->flags & HT_AGG_S_PENDING) || sm->e2e_us < thr))
             continue;
         nreq++;
         for (uint32_t j = 0; j < sm->nitems; j++) {
-            const struct sitem *x = &sm->items[j];
+            const struct ht_agg_item *x = &sm->items[j];
             size_t k;
 
             for (k = 0; k < nit; k++)

@@ -8,7 +8,8 @@
  * evidence, batch attribution) and explained by its critical path.
  *
  * Owned by query/. It reads the store through read transactions only and
- * never blocks the writer.
+ * never blocks the writer (ht_qsession also serves maint/'s aggregate
+ * update, inside its write transaction, where it still only reads).
  */
 #ifndef HT_QUERY_H
 #define HT_QUERY_H
@@ -114,20 +115,16 @@ void ht_query_dot(const struct ht_result *r, struct ht_buf *out);
  *
  * Request summaries (route, start, sync and end-to-end latency, pending
  * flag, error / fault / throttle, critical-path time per service, kind and
- * hop) and per-route per-minute histograms live in HT_DB_AGG. They are
- * brought up to date from HT_DB_DIRTY by ht_agg_refresh, one write
- * transaction per chunk of traces, so a crash mid-refresh loses nothing.
+ * hop) and per-route per-minute histograms live in HT_DB_AGG (layout:
+ * store/ht_agg_records.h). They are kept current on the ingest side by
+ * maint/ (ht_agg_update, in slices after each committed batch; `hoptrace
+ * refresh` catches up a store that is behind); these functions only read.
  * Histogram buckets are log-linear (256 per power of two, values in µs):
  * any quantile read from them is within 0.2 % of a stored value.
  */
-struct ht_agg_stats {
-    uint64_t traces;   /* dirty traces consumed */
-    uint64_t requests; /* request summaries written */
-    uint64_t removed;  /* summaries of requests that merged into others */
-};
 
-/* Needs a store opened for writing. Other writers wait per chunk. */
-int ht_agg_refresh(struct ht_store *s, struct ht_agg_stats *st);
+/* Ingested traces not yet counted in the summaries (the dirty set). */
+int ht_agg_pending(struct ht_store *s, uint64_t *traces);
 
 enum { HT_AGG_TEXT, HT_AGG_JSON, HT_AGG_FOLDED };
 
@@ -225,11 +222,6 @@ void ht_stalls_json(const struct ht_stalls *st, struct ht_buf *out);
 void ht_stage_json(const struct ht_stage *g, struct ht_buf *out);
 void ht_stalls_text(const struct ht_stalls *st, struct ht_buf *out);
 void ht_stalls_metrics(const struct ht_stalls *st, struct ht_buf *out);
-
-/* Internal to query/ (and tests/test_agg.c): the histogram bin of a
- * latency in µs, and the value a bin reports (its midpoint). */
-uint32_t ht__agg_bin(int64_t us);
-double ht__agg_bin_value(uint32_t bin);
 
 /* Internal to query/: compute r->cp and skew warnings for one request. */
 void ht__critical_path(struct ht_request *r, struct ht_arena *a);

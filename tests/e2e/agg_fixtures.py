@@ -5,8 +5,9 @@ Part of the e2e tier. tests/agg/gen_agg.py builds the fixture and its
 expected answers from the durations it chose (hand-computable: nearest
 rank, critical path by hand); this checks that the committed fixture is
 the generator's output, then ingests it logs first and segments in two
-later runs (the summaries are refreshed in between, so requests change
-root and complete after they were first summarized), and compares:
+later runs (`refresh` after each, as the ingest writer's update would,
+so requests change root and complete after they were first summarized),
+and compares:
 endpoints --exact exactly, the histogram answer within 0.2 %, hotspots
 JSON and its folded output line by line, the fan-out of the scheduled job
 in `trace --format json` and its text view, functions; then ingests
@@ -89,8 +90,9 @@ def main():
         run(hop, db, "ingest", "--quiet", os.path.join(fx, "logs-cwl.ndjson"))
         run(hop, db, "refresh")
         run(hop, db, "ingest", "--quiet", a)
-        run(hop, db, "endpoints")
+        run(hop, db, "refresh")
         run(hop, db, "ingest", "--quiet", b)
+        run(hop, db, "refresh")
 
         def answers():
             ep = json.loads(run(hop, db, "endpoints", "--exact", "--format", "json"))
@@ -148,6 +150,7 @@ def main():
         # ingesting everything again changes nothing
         run(hop, db, "ingest", "--quiet", os.path.join(fx, "segments.ndjson"),
             os.path.join(fx, "logs-cwl.ndjson"))
+        run(hop, db, "refresh")
         answers()
         # a window that holds only the first two minutes: GET /orders only
         t0 = exp_start = None
@@ -172,6 +175,7 @@ def main():
             d = sorted(r["duration_ms"] for r in want)
             fdb = os.path.join(tmp, "fx-" + name)
             run(hop, fdb, "ingest", "--quiet", src)
+            run(hop, fdb, "refresh")
             got = json.loads(run(hop, fdb, "endpoints", "--exact", "--format", "json"))["routes"]
             check(len(got) == 1 and got[0]["count"] == len(d) and got[0]["incomplete"] == 0,
                   "%s: routes %r" % (name, got))

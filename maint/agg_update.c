@@ -1,0 +1,682 @@
+/*
+ * agg_update.c - keeps the request summaries and route histograms behind
+ * `endpoints` and `hotspots` current, in bounded slices, from the traces
+ * each ingest batch marks dirty; and drops them under retention.
+ *
+ * For every dirty trace the requests it belongs to are assembled (with
+ * query/'s ht_qsession, one graph per slice) and summarized: route, start,
+ * sync and end-to-end latency, pending flag, error / fault / throttle, and
+ * critical-path time per (service, kind, hop). Writing a summary takes its
+ * old one's contribution out of its histogram and adds the new one, so
+ * histograms never drift from the summaries. A root summarized before
+ * that has since become part of another request (its producer arrived
+ * later) is found through the roots its traces were last seen in ('T'),
+ * and rebuilt or dropped. Everything of one slice commits in one
+ * transaction with the dirty keys' deletion.
+ *
+ * Owned by maint/. Reads through query/, writes HT_DB_AGG and HT_DB_DIRTY
+ * only; the record layouts are store/'s (ht_agg_records.h).
+ */
+#define _GNU_SOURCE
+#include "ht_maint.h"
+
+#include "ht_query.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SLICE_TRACES 4096 /* max_traces above this is taken as this */
+#define MAPFULL_RETRIES 16
+#define T_MARGIN_US (3600LL * 1000000LL) /* see ht_agg_prune */
+
+/* What one assembled request contributes. */
+static void summarize(const struct ht_request *r, struct ht_arena *a,
+                      struct ht_agg_summary *s)
+{
+    const struct ht_qspan *root = &r->spans[0];
+    uint32_t f = root->s.flags;
+    uint16_t st = root->s.http_status;
+
+    memset(s, 0, sizeof(*s));
+    s->start_us = r->start_us;
+    s->e2e_us = r->end_us - r->start_us;
+    s->sync_us = root->s.end_us - root->s.start_us;
+    if (r->npending > 0)
+        s->flags |= HT_AGG_S_PENDING;
+    if ((f & HT_SPAN_THROTTLE) || st == 429)
+        s->flags |= HT_AGG_S_THROTTLE;
+    if ((f & HT_SPAN_FAULT) || st >= 500)
+        s->flags |= HT_AGG_S_FAULT;
+    if ((f & HT_SPAN_ERROR) || (st >= 400 && st < 500))
+        s->flags |= HT_AGG_S_ERROR;
+    s->handle = r->root_handle ? r->root_handle : "";
+    s->api = r->api_id ? r->api_id : "";
+    s->stage = r->stage ? r->stage : "";
+    if (r->route)
+        s->route = r->route;
+    else
+        s->route =
+            root->service ? root->service : (root->s.name ? root->s.name : "?");
+    /* critical-path time by (service, kind, via, resource) */
+    s->items = ht_arena_alloc(a, (r->ncp + 1) * sizeof(*s->items));
+    for (size_t i = 0; i < r->ncp; i++) {
+        const struct ht_cp_entry *e = &r->cp[i];
+        const struct ht_qspan *sp = &r->spans[e->span];
+        struct ht_agg_item it = {.kind = e->kind, .us = e->dur_us};
+        uint32_t j;
+
+        it.service = sp->service ? sp->service : sp->s.name;
+        it.resource = "";
+        if (e->kind == HT_CP_WAIT && e->hop >= 0 && (size_t)e->hop < r->nhops) {
+            it.via = r->hops[e->hop].via;
+            it.resource = r->hops[e->hop].resource;
+        }
+        if (!it.service)
+            it.service = "?";
+        for (j = 0; j < s->nitems; j++) {
+            struct ht_agg_item *o = &s->items[j];
+
+            if (o->kind == it.kind && o->via == it.via &&
+                strcmp(o->service, it.service) == 0 &&
+                strcmp(o->resource, it.resource) == 0) {
+                o->us += it.us;
+                break;
+            }
+        }
+        if (j == s->nitems)
+            s->items[s->nitems++] = it;
+    }
+}
+
+/* ---- a slice's state ----------------------------------------------------- */
+
+struct idset {
+    uint64_t *k;
+    size_t cap, n;
+};
+
+static uint64_t id8_u64(const struct ht_id8 *id)
+{
+    uint64_t v;
+
+    memcpy(&v, id->b, 8);
+    return v ? v : 1; /* 0 marks an empty slot */
+}
+
+static bool idset_has(const struct idset *s, uint64_t v)
+{
+    if (!s->cap)
+        return false;
+    for (size_t i = (v * 0x9E3779B97F4A7C15ull) >> 40 & (s->cap - 1);;
+         i = (i + 1) & (s->cap - 1)) {
+        if (s->k[i] == v)
+            return true;
+        if (!s->k[i])
+            return false;
+    }
+}
+
+static void idset_add(struct idset *s, uint64_t v)
+{
+    if (idset_has(s, v))
+        return;
+    if ((s->n + 1) * 2 > s->cap) {
+        struct idset g = {0};
+
+        g.cap = s->cap ? s->cap * 2 : 256;
+        g.k = calloc(g.cap, sizeof(*g.k));
+        HT_ASSERT(g.k);
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->k[i])
+                idset_add(&g, s->k[i]);
+        free(s->k);
+        *s = g;
+    }
+    for (size_t i = (v * 0x9E3779B97F4A7C15ull) >> 40 & (s->cap - 1);;
+         i = (i + 1) & (s->cap - 1))
+        if (!s->k[i]) {
+            s->k[i] = v;
+            s->n++;
+            return;
+        }
+}
+
+struct rctx {
+    struct ht_txn *t;
+    struct ht_qsession *qs; /* the graph loaded in this slice */
+    struct ht_arena *a;     /* per slice */
+    struct idset done;      /* roots refreshed or dropped in this slice */
+    struct ht_buf buf;
+    struct ht_agg_stats st; /* this slice's counts */
+    int err;
+};
+
+static void chk(struct rctx *c, int rc)
+{
+    if (rc && rc != HT_ERR_NOTFOUND && !c->err)
+        c->err = rc;
+}
+
+/* Add (sign 1) or take away (sign -1) one summary from its histogram. */
+static void hist_apply(struct rctx *c, const struct ht_agg_summary *s, int sign)
+{
+    uint8_t key[HT_KEY_MAX];
+    size_t kn = ht_agg_key_hist(key, s->start_us, s->api, s->stage, s->route);
+    const void *v;
+    size_t vn;
+    struct ht_agg_hrec h;
+
+    if (!kn)
+        return;
+    memset(&h, 0, sizeof(h));
+    if (ht_store_get(c->t, HT_DB_AGG, key, kn, &v, &vn) == HT_ERR_OK)
+        ht_agg_hrec_unpack(v, vn, &h); /* a corrupt one starts over */
+    h.count += sign;
+    h.errors += (s->flags & HT_AGG_S_ERROR) ? sign : 0;
+    h.faults += (s->flags & HT_AGG_S_FAULT) ? sign : 0;
+    h.throttles += (s->flags & HT_AGG_S_THROTTLE) ? sign : 0;
+    ht_agg_hist_add(&h.sync, ht_agg_bin(s->sync_us), sign);
+    if (s->flags & HT_AGG_S_PENDING)
+        h.incomplete += sign;
+    else
+        ht_agg_hist_add(&h.e2e, ht_agg_bin(s->e2e_us), sign);
+    if (h.count <= 0) {
+        chk(c, ht_store_del(c->t, HT_DB_AGG, key, kn));
+    } else {
+        ht_buf_reset(&c->buf);
+        ht_agg_hrec_pack(&h, &c->buf);
+        chk(c, ht_store_put(c->t, HT_DB_AGG, key, kn, c->buf.data, c->buf.len));
+    }
+    ht_agg_hrec_free(&h);
+}
+
+static bool get_summ(struct rctx *c, const struct ht_id8 *root,
+                     struct ht_agg_summary *s)
+{
+    uint8_t key[9];
+    const void *v;
+    size_t vn;
+
+    ht_agg_key_summary(key, root);
+    return ht_store_get(c->t, HT_DB_AGG, key, 9, &v, &vn) == HT_ERR_OK &&
+           ht_agg_summary_unpack(v, vn, c->a, s) == HT_ERR_OK;
+}
+
+static void drop_summ(struct rctx *c, const struct ht_id8 *root)
+{
+    uint8_t key[17];
+    struct ht_agg_summary old;
+
+    if (!get_summ(c, root, &old))
+        return;
+    hist_apply(c, &old, -1);
+    ht_agg_key_window(key, old.start_us, root);
+    chk(c, ht_store_del(c->t, HT_DB_AGG, key, 17));
+    ht_agg_key_summary(key, root);
+    chk(c, ht_store_del(c->t, HT_DB_AGG, key, 9));
+    c->st.removed++;
+}
+
+/* A request whose logged event named its route template also tells what
+ * its stage URL's route stands for. Requests of the same route whose
+ * event was not logged are counted under the template at query time. */
+static void learn_template(struct rctx *c, const struct ht_agg_summary *s,
+                           const char *url_route)
+{
+    uint8_t key[HT_KEY_MAX];
+    const void *v;
+    size_t vn, tn = strlen(s->route);
+    size_t kn = ht_agg_key_template(key, s->api, s->stage, url_route);
+
+    if (!kn)
+        return;
+    if (ht_store_get(c->t, HT_DB_AGG, key, kn, &v, &vn) == HT_ERR_OK &&
+        vn == tn && memcmp(v, s->route, tn) == 0)
+        return;
+    chk(c, ht_store_put(c->t, HT_DB_AGG, key, kn, s->route, tn));
+}
+
+static void store_summ(struct rctx *c, const struct ht_request *r)
+{
+    const struct ht_id8 *root = &r->spans[0].s.id;
+    uint8_t key[17];
+    struct ht_agg_summary old, now;
+    bool had = get_summ(c, root, &old);
+
+    summarize(r, c->a, &now);
+    if (had) {
+        hist_apply(c, &old, -1);
+        ht_agg_key_window(key, old.start_us, root);
+        chk(c, ht_store_del(c->t, HT_DB_AGG, key, 17));
+    }
+    hist_apply(c, &now, 1);
+    ht_agg_key_window(key, now.start_us, root);
+    chk(c, ht_store_put(c->t, HT_DB_AGG, key, 17, "", 0));
+    ht_agg_key_summary(key, root);
+    ht_buf_reset(&c->buf);
+    ht_agg_summary_pack(&now, &c->buf);
+    chk(c, ht_store_put(c->t, HT_DB_AGG, key, 9, c->buf.data, c->buf.len));
+    c->st.requests++;
+    if (r->url_route && r->route && strcmp(r->url_route, r->route) != 0)
+        learn_template(c, &now, r->url_route);
+}
+
+/* The roots a trace was last seen in: copied (the value is borrowed). */
+static size_t get_troots(struct rctx *c, const struct ht_tid *tid,
+                         struct ht_id8 **out)
+{
+    uint8_t key[17];
+    const void *v;
+    size_t vn, n;
+
+    ht_agg_key_trace(key, tid);
+    *out = NULL;
+    if (ht_store_get(c->t, HT_DB_AGG, key, 17, &v, &vn) != HT_ERR_OK)
+        return 0;
+    n = vn / 8;
+    *out = ht_arena_alloc(c->a, n * 8 + 8);
+    memcpy(*out, v, n * 8);
+    return n;
+}
+
+static void put_troots(struct rctx *c, const struct ht_tid *tid,
+                       const struct ht_id8 *ids, size_t n)
+{
+    uint8_t key[17];
+
+    ht_agg_key_trace(key, tid);
+    if (!n)
+        chk(c, ht_store_del(c->t, HT_DB_AGG, key, 17));
+    else
+        chk(c, ht_store_put(c->t, HT_DB_AGG, key, 17, ids,
+                            (n > HT_AGG_MAX_T_ROOTS ? HT_AGG_MAX_T_ROOTS : n) *
+                                8));
+}
+
+static void link_traces(struct rctx *c, const struct ht_request *r);
+
+/* A root summarized before may have become part of another request (its
+ * producer arrived later): rebuild it from its handle, or drop it. */
+static bool rebuild(struct rctx *c, const struct ht_id8 *root,
+                    const char *handle, bool link);
+
+static void recheck(struct rctx *c, const struct ht_id8 *root)
+{
+    struct ht_agg_summary old;
+    uint64_t k = id8_u64(root);
+
+    if (idset_has(&c->done, k))
+        return;
+    idset_add(&c->done, k);
+    if (!get_summ(c, root, &old))
+        return;
+    if (!rebuild(c, root, old.handle, false))
+        drop_summ(c, root);
+}
+
+/* Every trace of the request now names its root; roots those traces named
+ * before that are no longer roots are rechecked. */
+static void link_traces(struct rctx *c, const struct ht_request *r)
+{
+    const struct ht_id8 *root = &r->spans[0].s.id;
+
+    for (size_t i = 0; i < r->ntrace_ids && !c->err; i++) {
+        struct ht_tid tid;
+        struct ht_id8 *old, *keep;
+        size_t n, nk = 0;
+        bool has = false;
+
+        if (!ht_tid_parse(r->trace_ids[i], strlen(r->trace_ids[i]), &tid))
+            continue;
+        n = get_troots(c, &tid, &old);
+        for (size_t j = 0; j < n; j++)
+            if (memcmp(old[j].b, root->b, 8) != 0)
+                recheck(c, &old[j]);
+        /* keep the roots that still have a summary */
+        keep = ht_arena_alloc(c->a, (n + 1) * 8);
+        for (size_t j = 0; j < n; j++) {
+            uint8_t key[9];
+            const void *v;
+            size_t vn;
+
+            has |= memcmp(old[j].b, root->b, 8) == 0;
+            ht_agg_key_summary(key, &old[j]);
+            if (ht_store_get(c->t, HT_DB_AGG, key, 9, &v, &vn) == HT_ERR_OK)
+                keep[nk++] = old[j];
+        }
+        if (!has)
+            keep[nk++] = *root;
+        if (nk != n || !has)
+            put_troots(c, &tid, keep, nk);
+    }
+}
+
+/* Build the request rooted at `root` (named by `handle`) and store its
+ * summary; false when the handle no longer leads to that root. A recheck
+ * does not follow the rebuilt request's traces further (`link`): that
+ * keeps the work bounded; those traces are refreshed when marked dirty. */
+static bool rebuild(struct rctx *c, const struct ht_id8 *root,
+                    const char *handle, bool link)
+{
+    struct ht_request *reqs;
+    size_t n;
+    bool found = false;
+
+    if (!handle || !*handle ||
+        ht_qsession_query(c->qs, handle, false, &reqs, &n) != HT_ERR_OK)
+        return false;
+    for (size_t i = 0; i < n && !found && !c->err; i++) {
+        const struct ht_request *r = &reqs[i];
+
+        if (r->nspans && memcmp(r->spans[0].s.id.b, root->b, 8) == 0) {
+            store_summ(c, r);
+            if (link)
+                link_traces(c, r);
+            found = true;
+        }
+    }
+    return found;
+}
+
+static void refresh_trace(struct rctx *c, const struct ht_tid *tid)
+{
+    char text[36];
+    struct ht_request *reqs;
+    size_t n;
+    struct ht_id8 *old;
+    size_t nold;
+    uint8_t key[16];
+
+    ht_tid_format(tid, text);
+    nold = get_troots(c, tid, &old);
+    /* the roots first: a request reached through several of its traces
+     * in one slice is assembled once */
+    if (ht_qsession_query(c->qs, text, true, &reqs, &n) == HT_ERR_OK) {
+        for (size_t i = 0; i < n && !c->err; i++) {
+            const struct ht_request *r = &reqs[i];
+            const struct ht_id8 *root = &r->spans[0].s.id;
+            uint64_t k = id8_u64(root);
+
+            if (idset_has(&c->done, k))
+                continue;
+            idset_add(&c->done, k);
+            rebuild(c, root, r->root_handle, true);
+        }
+    }
+    /* roots the trace named before and no longer does */
+    for (size_t j = 0; j < nold; j++)
+        recheck(c, &old[j]);
+    memcpy(key, tid->b, 16);
+    chk(c, ht_store_del(c->t, HT_DB_DIRTY, key, 16));
+    c->st.traces++;
+}
+
+/* ---- slices -------------------------------------------------------------- */
+
+struct dirty_ctx {
+    struct ht_tid *ids;
+    size_t n, max;
+};
+
+static int dirty_visit(void *ctx, const void *k, size_t kn, const void *v,
+                       size_t vn)
+{
+    struct dirty_ctx *d = ctx;
+
+    (void)v;
+    (void)vn;
+    if (kn == 16)
+        memcpy(d->ids[d->n++].b, k, 16);
+    return d->n == d->max;
+}
+
+/* One slice; HT_ERR_MAPFULL leaves nothing behind (the caller grows). */
+static int slice(struct ht_store *s, size_t max, bool *more,
+                 struct ht_agg_stats *out)
+{
+    struct dirty_ctx d = {0};
+    struct rctx c;
+    int64_t t0 = ht_now_mono_us();
+    size_t i = 0;
+    int rc;
+
+    *more = false;
+    memset(&c, 0, sizeof(c));
+    d.max = max;
+    d.ids = malloc(max * sizeof(*d.ids));
+    if (!d.ids)
+        return HT_ERR_NOMEM;
+    rc = ht_store_begin(s, true, &c.t);
+    if (rc)
+        goto out;
+    rc = ht_store_scan(c.t, HT_DB_DIRTY, NULL, 0, dirty_visit, &d);
+    if (rc || !d.n) {
+        ht_store_abort(c.t);
+        goto out;
+    }
+    c.a = ht_arena_create();
+    rc = c.a ? ht_qsession_open(c.t, &c.qs) : HT_ERR_NOMEM;
+    if (rc) {
+        ht_arena_destroy(c.a);
+        ht_store_abort(c.t);
+        goto out;
+    }
+    ht_buf_init(&c.buf);
+    /* the graph is kept for the whole slice (a request reached through
+     * several traces is loaded once); the slice ends early when it has
+     * taken its time or its memory */
+    while (i < d.n && !c.err) {
+        refresh_trace(&c, &d.ids[i++]);
+        if (ht_now_mono_us() - t0 >= HT_AGG_SLICE_US ||
+            ht_qsession_memory(c.qs) + ht_arena_used(c.a) >= HT_AGG_SLICE_BYTES)
+            break;
+    }
+    ht_qsession_close(c.qs);
+    free(c.done.k);
+    ht_buf_free(&c.buf);
+    ht_arena_destroy(c.a);
+    if (c.err) {
+        ht_store_abort(c.t);
+        rc = c.err;
+        goto out;
+    }
+    rc = ht_store_commit(c.t);
+    if (rc)
+        goto out;
+    c.st.slices = 1;
+    c.st.longest_us = ht_now_mono_us() - t0;
+    if (out) {
+        out->traces += c.st.traces;
+        out->requests += c.st.requests;
+        out->removed += c.st.removed;
+        out->slices += c.st.slices;
+        if (c.st.longest_us > out->longest_us)
+            out->longest_us = c.st.longest_us;
+    }
+    *more = d.n == max || i < d.n;
+out:
+    free(d.ids);
+    return rc;
+}
+
+int ht_agg_update(struct ht_store *s, size_t max_traces, bool *more,
+                  struct ht_agg_stats *st)
+{
+    int rc, grows = 0;
+
+    if (!max_traces)
+        max_traces = HT_AGG_SLICE_TRACES;
+    if (max_traces > MAX_SLICE_TRACES)
+        max_traces = MAX_SLICE_TRACES;
+    for (;;) {
+        rc = slice(s, max_traces, more, st);
+        if (rc != HT_ERR_MAPFULL || grows++ >= MAPFULL_RETRIES)
+            return rc;
+        rc = ht_store_grow(s);
+        if (rc)
+            return rc;
+    }
+}
+
+int ht_agg_refresh(struct ht_store *s, struct ht_agg_stats *st)
+{
+    bool more = true;
+    int rc = HT_ERR_OK;
+
+    memset(st, 0, sizeof(*st));
+    while (more && !rc)
+        rc = ht_agg_update(s, HT_AGG_SLICE_TRACES, &more, st);
+    return rc;
+}
+
+/* ---- retention ----------------------------------------------------------- */
+
+/* Keys collected in a read before they are deleted (no deleting under a
+ * cursor). */
+struct old_keys {
+    uint8_t (*k)[17];
+    size_t n, max;
+    int64_t before; /* µs (W, T) or minutes (H) */
+    uint8_t prefix;
+    struct ht_buf hkeys; /* H keys have any length: len (2) + bytes */
+    bool full;           /* stopped at max: more may remain */
+};
+
+static int old_visit(void *ctx, const void *k, size_t kn, const void *v,
+                     size_t vn)
+{
+    struct old_keys *o = ctx;
+    const uint8_t *p = k;
+    int64_t t;
+
+    (void)v;
+    (void)vn;
+    if (o->prefix == HT_AGG_K_TRACE) {
+        if (kn != 17)
+            return 0;
+        t = (int64_t)((uint64_t)p[1] << 24 | (uint64_t)p[2] << 16 |
+                      (uint64_t)p[3] << 8 | p[4]) *
+            1000000;
+    } else {
+        if (kn < 9)
+            return 0;
+        t = (int64_t)ht_be64_get(p + 1);
+    }
+    if (t < 0 || t >= o->before)
+        return 1; /* keys are in time order: nothing older follows */
+    if (o->n == o->max) {
+        o->full = true;
+        return 1;
+    }
+    if (o->prefix == HT_AGG_K_HIST) {
+        uint16_t l = (uint16_t)kn;
+
+        ht_buf_add(&o->hkeys, &l, 2);
+        ht_buf_add(&o->hkeys, k, kn);
+    } else {
+        if (kn != 17)
+            return 0;
+        memcpy(o->k[o->n], k, 17);
+    }
+    o->n++;
+    return 0;
+}
+
+static int collect(struct ht_txn *t, struct old_keys *o, uint8_t prefix,
+                   int64_t before, size_t max)
+{
+    o->prefix = prefix;
+    o->before = before;
+    o->n = 0;
+    o->max = max;
+    o->full = false;
+    ht_buf_reset(&o->hkeys);
+    return ht_store_scan(t, HT_DB_AGG, &prefix, 1, old_visit, o);
+}
+
+static int prune_txn(struct ht_txn *t, int64_t cut, size_t budget, bool *more)
+{
+    struct old_keys o = {0};
+    size_t used = 0;
+    int rc;
+
+    o.k = malloc(budget * sizeof(*o.k));
+    if (!o.k)
+        return HT_ERR_NOMEM;
+    ht_buf_init(&o.hkeys);
+    /* summaries (each is two records, counted once) */
+    rc = collect(t, &o, HT_AGG_K_WINDOW, cut, budget);
+    for (size_t i = 0; i < o.n && !rc; i++) {
+        uint8_t sk[9];
+
+        sk[0] = HT_AGG_K_SUMMARY;
+        memcpy(sk + 1, o.k[i] + 9, 8);
+        rc = ht_store_del(t, HT_DB_AGG, o.k[i], 17);
+        if (!rc || rc == HT_ERR_NOTFOUND)
+            rc = ht_store_del(t, HT_DB_AGG, sk, 9);
+        if (rc == HT_ERR_NOTFOUND)
+            rc = HT_ERR_OK;
+    }
+    used += o.n;
+    *more = o.full;
+    /* histogram buckets of the minutes before the cut-off */
+    if (!rc)
+        rc = collect(t, &o, HT_AGG_K_HIST, cut / HT_AGG_BUCKET_US,
+                     budget - used);
+    for (size_t i = 0, off = 0; i < o.n && !rc; i++) {
+        uint16_t l;
+
+        memcpy(&l, o.hkeys.data + off, 2);
+        rc = ht_store_del(t, HT_DB_AGG, o.hkeys.data + off + 2, l);
+        if (rc == HT_ERR_NOTFOUND)
+            rc = HT_ERR_OK;
+        off += 2 + l;
+    }
+    used += o.n;
+    *more |= o.full;
+    /* the roots remembered per trace */
+    if (!rc)
+        rc = collect(t, &o, HT_AGG_K_TRACE, cut - T_MARGIN_US, budget - used);
+    for (size_t i = 0; i < o.n && !rc; i++) {
+        rc = ht_store_del(t, HT_DB_AGG, o.k[i], 17);
+        if (rc == HT_ERR_NOTFOUND)
+            rc = HT_ERR_OK;
+    }
+    *more |= o.full;
+    ht_buf_free(&o.hkeys);
+    free(o.k);
+    return rc;
+}
+
+int ht_agg_prune(struct ht_store *s, int64_t cutoff_us, size_t budget,
+                 bool *more)
+{
+    struct ht_txn *t;
+    int64_t cut;
+    int rc, grows = 0;
+
+    *more = false;
+    if (!budget)
+        budget = 1024;
+    if (cutoff_us <= 0)
+        return HT_ERR_OK;
+    /* whole minutes: a bucket goes with exactly the summaries it counts */
+    cut = cutoff_us / HT_AGG_BUCKET_US * HT_AGG_BUCKET_US;
+    for (;;) {
+        rc = ht_store_begin(s, true, &t);
+        if (rc)
+            return rc;
+        rc = prune_txn(t, cut, budget, more);
+        if (rc) {
+            ht_store_abort(t);
+            *more = false;
+        } else {
+            rc = ht_store_commit(t);
+        }
+        if (rc != HT_ERR_MAPFULL || grows++ >= MAPFULL_RETRIES)
+            return rc;
+        rc = ht_store_grow(s);
+        if (rc)
+            return rc;
+    }
+}

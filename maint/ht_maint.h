@@ -1,0 +1,72 @@
+/*
+ * ht_maint.h - upkeep of what the store derives from ingested data: the
+ * request summaries and per-route histograms behind `endpoints` and
+ * `hotspots` (HT_DB_AGG, laid out in store/ht_agg_records.h), brought up
+ * to date from the traces every ingest batch marks dirty, and dropped
+ * again under retention.
+ *
+ * Work comes in bounded slices, each in its own write transaction, so the
+ * ingest engine's writer thread can run one between two batches (after a
+ * commit, and when its sources are idle) without stalling ingest: a slice
+ * stops after max_traces dirty traces, HT_AGG_SLICE_US of work or
+ * HT_AGG_SLICE_BYTES of loaded graph, whichever comes first (it always
+ * finishes at least one trace, so it always makes progress). A crash
+ * between slices loses nothing: a trace leaves the dirty set in the same
+ * transaction that writes its summaries.
+ *
+ * Owned by maint/, a module above query/ and store/: it assembles requests
+ * with the query code (ht_qsession) and writes what it computes through
+ * the store. Nothing in query/ writes.
+ *
+ * Threading: call from the thread that owns the store's writes, with no
+ * transaction of that thread open (a slice may grow the map).
+ */
+#ifndef HT_MAINT_H
+#define HT_MAINT_H
+
+#include "ht_agg_records.h"
+#include "ht_store.h"
+
+/* A slice's bounds besides max_traces (see above). */
+#define HT_AGG_SLICE_US 50000                 /* 50 ms of work */
+#define HT_AGG_SLICE_BYTES ((size_t)48 << 20) /* 48 MiB of loaded graph */
+/* max_traces 0 means this many. */
+#define HT_AGG_SLICE_TRACES 1024
+
+struct ht_agg_stats {
+    uint64_t traces;    /* dirty traces consumed */
+    uint64_t requests;  /* request summaries written */
+    uint64_t removed;   /* summaries of requests that merged into others */
+    uint64_t slices;    /* write transactions committed */
+    int64_t longest_us; /* the longest slice, commit included */
+};
+
+/*
+ * One slice of the update: up to max_traces dirty traces (0: the default)
+ * are summarized again and leave the dirty set, in one write transaction.
+ * *more says whether dirty traces remain. Counts are added to *st (NULL:
+ * not counted). Grows the map when it is full and redoes the slice.
+ * Errors: the store's (the slice is rolled back, the traces stay dirty).
+ */
+int ht_agg_update(struct ht_store *s, size_t max_traces, bool *more,
+                  struct ht_agg_stats *st);
+
+/* Slices until nothing is dirty (`hoptrace refresh`). *st is reset. The
+ * memory held at any time is one slice's. */
+int ht_agg_refresh(struct ht_store *s, struct ht_agg_stats *st);
+
+/*
+ * Retention: drops the request summaries of requests that started before
+ * the cut-off and the histogram buckets of the minutes before it, in one
+ * write transaction of at most `budget` deletions (0: 1024); *more says
+ * whether anything older remains. The cut-off is taken down to its whole
+ * minute, so a histogram bucket goes exactly when the summaries counted
+ * in it go and the two never disagree. The roots remembered per trace go
+ * once the time in the trace's id is an hour older than the cut-off (a
+ * margin for clocks: a request starts at or before its traces' ids were
+ * made, give or take the skew between hosts).
+ */
+int ht_agg_prune(struct ht_store *s, int64_t cutoff_us, size_t budget,
+                 bool *more);
+
+#endif
