@@ -1515,23 +1515,31 @@ struct chunk {
     struct mdb_stat ms;
 };
 
-/* Whether this hoptrace's `ingest --help` offers --retain. */
+/* Whether this hoptrace's `ingest --help` offers --retain (its help may go
+ * to stdout or stderr). */
 static bool ingest_has_retain(const char *hop, const char *work)
 {
     char *argv[] = {(char *)hop, "ingest", "--help", NULL};
-    char path[PATH_MAX];
+    char out[PATH_MAX], err[PATH_MAX];
     struct proc pr;
-    size_t n;
-    char *txt;
-    bool yes;
+    bool yes = false;
 
-    join(path, sizeof path, work, "ingest-help.txt");
-    if (run(argv, path, NULL, false, &pr))
-        return false;
-    txt = read_file(path, &n);
-    yes = txt && strstr(txt, "--retain");
-    free(txt);
-    unlink(path);
+    join(out, sizeof out, work, "ingest-help.out");
+    join(err, sizeof err, work, "ingest-help.err");
+    if (run(argv, out, err, false, &pr) == 0) {
+        const char *paths[2] = {out, err};
+
+        for (int i = 0; i < 2; i++) {
+            size_t n;
+            char *txt = read_file(paths[i], &n);
+
+            if (txt && strstr(txt, "--retain"))
+                yes = true;
+            free(txt);
+        }
+    }
+    unlink(out);
+    unlink(err);
     return yes;
 }
 
