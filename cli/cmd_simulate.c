@@ -159,7 +159,7 @@ struct inv_sum {
 
 struct req {
     int64_t i, api_start, api_end, send_end, put_end, putrec_end;
-    char apigw[40], order[24], trace_api[40], invoke_id[20], message_id[40];
+    char apigw[40], order[48], trace_api[40], invoke_id[20], message_id[40];
     char send_id[20];
     char ddb_seq[40], kin_seq[64];
     struct inv_sum start, charge, ledger, receipt;
@@ -1866,7 +1866,9 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
         r->i = i;
         r->api_start = t;
         uuid4(g, r->apigw);
-        snprintf(r->order, sizeof r->order, "p-%" PRId64, i);
+        /* the window's tag keeps order ids apart across windows too */
+        snprintf(r->order, sizeof r->order, "p-%08" PRIu64 "-%" PRId64, g->tag,
+                 i);
         run_start(g, r);
         if (i + 1 < n) {
             if (sim_rng_unit(&g->rng) < 0.3)
