@@ -527,8 +527,8 @@ static double parse_once(const struct docs *ds, uint64_t *fails, double *cpu)
 
 struct proc {
     int status;
-    double secs;     /* posix_spawn .. wait4 */
-    double cpu_secs; /* user + system of the child, all its threads */
+    double secs;       /* posix_spawn .. wait4 */
+    double cpu_secs;   /* user + system of the child, all its threads */
     long rss_anon_kib; /* peak RssAnon over the samples (0: not sampled) */
     long hwm_kib;      /* VmHWM at the last sample: its own peak RSS, the
                         * store's mapped file pages included */
@@ -861,7 +861,8 @@ static bool request_exact(json_t *got, json_t *want, char *why, size_t n)
             if (via && res && gv && gr && !strcmp(via, gv) && !strcmp(res, gr))
                 found = g;
         }
-        if (!found || !(fabs(num(found, "wait_ms") - num(h, "wait_ms")) <= 1.0)) {
+        if (!found ||
+            !(fabs(num(found, "wait_ms") - num(h, "wait_ms")) <= 1.0)) {
             snprintf(why, n, "hop %s:%s %s", via ? via : "?", res ? res : "?",
                      found ? "waits otherwise" : "missing");
             return false;
@@ -937,7 +938,8 @@ static bool ids_exact(const char *hop, const char *store, const char *outf,
         {"lambda", "notify_request_id"}, {"kinesis", "kinesis_sequence"},
         {"lambda", "index_request_id"},  {"ddb", "ddb_sequence"}};
     json_t *tids = json_object_get(t, "trace_ids"), *x;
-    const char *proc_id = json_string_value(json_object_get(t, "process_request_id"));
+    const char *proc_id =
+        json_string_value(json_object_get(t, "process_request_id"));
     const char *sqs_trace = json_string_value(json_array_get(tids, 1));
     long batch = (long)json_integer_value(json_object_get(t, "batch_size"));
     struct idcheck ids[16];
@@ -983,11 +985,10 @@ static bool ids_exact(const char *hop, const char *store, const char *outf,
             if ((!rr && !root) || json_equal(rr, root))
                 held = true;
         }
-        if (!held || (ids[i].want >= 0 &&
-                      (long)json_array_size(rs) != ids[i].want)) {
-            snprintf(why, n, "%s id %s: %zu requests%s", ids[i].kind,
-                     ids[i].id, json_array_size(rs),
-                     held ? "" : ", not its own");
+        if (!held ||
+            (ids[i].want >= 0 && (long)json_array_size(rs) != ids[i].want)) {
+            snprintf(why, n, "%s id %s: %zu requests%s", ids[i].kind, ids[i].id,
+                     json_array_size(rs), held ? "" : ", not its own");
             json_decref(rs);
             return false;
         }
@@ -1017,7 +1018,8 @@ struct crits {
 };
 
 static void crit_add(struct crits *cs, const char *name, int pass,
-                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                     const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static void crit_add(struct crits *cs, const char *name, int pass,
                      const char *fmt, ...)
@@ -1056,9 +1058,9 @@ static json_t *crits_json(const struct crits *cs)
         json_t *o = json_object();
 
         json_object_set_new(o, "criterion", json_string(cs->c[i].name));
-        json_object_set_new(o, "pass", cs->c[i].pass < 0
-                                           ? json_null()
-                                           : json_boolean(cs->c[i].pass));
+        json_object_set_new(o, "pass",
+                            cs->c[i].pass < 0 ? json_null()
+                                              : json_boolean(cs->c[i].pass));
         json_object_set_new(o, "value", json_string(cs->c[i].value));
         json_array_append_new(a, o);
     }
@@ -1096,7 +1098,7 @@ struct endpoints_run {
 static struct endpoints_run time_endpoints(const char *hop, const char *store,
                                            const char *outf)
 {
-    char *argv[] = {(char *)hop, "--db",   (char *)store, "endpoints",
+    char *argv[] = {(char *)hop, "--db", (char *)store, "endpoints",
                     "--format",  "json", NULL};
     struct endpoints_run e = {0};
     struct mdb_stat before = mdb_stat(store), after;
@@ -1121,8 +1123,8 @@ static struct endpoints_run time_endpoints(const char *hop, const char *store,
 static int bench_default(const struct opts *o, const char *work,
                          const char *mach)
 {
-    char corpus_dir[PATH_MAX], store[PATH_MAX], errf[PATH_MAX],
-        outf[PATH_MAX], tmp[PATH_MAX], sumline[1024];
+    char corpus_dir[PATH_MAX], store[PATH_MAX], errf[PATH_MAX], outf[PATH_MAX],
+        tmp[PATH_MAX], sumline[1024];
     char seg[PATH_MAX], cwl[PATH_MAX], kin[PATH_MAX], nbuf[32], sbuf[32];
     size_t runs = (size_t)o->runs, nreq = 0, nproc, pfail = 0, ifail = 0,
            ni = 0;
@@ -1151,8 +1153,15 @@ static int bench_default(const struct opts *o, const char *work,
         join(corpus_dir, sizeof corpus_dir, work, "corpus");
         snprintf(nbuf, sizeof nbuf, "%ld", o->requests);
         snprintf(sbuf, sizeof sbuf, "%ld", o->seed);
-        char *gargv[] = {(char *)o->hoptrace, "simulate", "--requests", nbuf,
-                         "--seed", sbuf, "--out", corpus_dir, NULL};
+        char *gargv[] = {(char *)o->hoptrace,
+                         "simulate",
+                         "--requests",
+                         nbuf,
+                         "--seed",
+                         sbuf,
+                         "--out",
+                         corpus_dir,
+                         NULL};
 
         if (!o->json)
             fprintf(stderr, "ht-bench: generating %ld requests (seed %ld)\n",
@@ -1210,8 +1219,8 @@ static int bench_default(const struct opts *o, const char *work,
     if (!fw || !fc || !tw || !tc || !iw || !ic || !ianon || !ihwm)
         die_oom();
     for (size_t r = 0; r < runs; r++) {
-        char *iargv[] = {(char *)o->hoptrace, "--db", store, "ingest", seg,
-                         cwl, kin, NULL};
+        char *iargv[] = {
+            (char *)o->hoptrace, "--db", store, "ingest", seg, cwl, kin, NULL};
 
         if (!o->json)
             fprintf(stderr, "ht-bench: round %zu/%zu: floor, ingest\n", r + 1,
@@ -1243,8 +1252,8 @@ static int bench_default(const struct opts *o, const char *work,
     struct corpus_counts {
         size_t docs, top;
         uint64_t bytes, xray, msgs, event_json, pages, file_bytes;
-    } cc = {c.docs.n,  c.top.n,      c.docs.bytes, c.n_xray,
-            c.n_msgs,  c.n_event_json, c.n_pages,  c.file_bytes};
+    } cc = {c.docs.n, c.top.n,        c.docs.bytes, c.n_xray,
+            c.n_msgs, c.n_event_json, c.n_pages,    c.file_bytes};
 
     corpus_free(&c);
     ep = time_endpoints(o->hoptrace, store, outf);
@@ -1260,7 +1269,7 @@ static int bench_default(const struct opts *o, const char *work,
                 "queries\n",
                 nproc, nreq);
     for (size_t k = 0; k < nproc; k++) {
-        char *targv[] = {(char *)o->hoptrace, "--db",     store, "trace",
+        char *targv[] = {(char *)o->hoptrace,   "--db",     store,  "trace",
                          ids[k * nreq / nproc], "--format", "json", NULL};
 
         if (run(targv, NULL, NULL, false, &pr) || !ok(&pr))
@@ -1305,7 +1314,8 @@ static int bench_default(const struct opts *o, const char *work,
     qsort(sorted, runs, sizeof *sorted, cmp_double);
     med_ing = sorted[runs / 2];
     free(sorted);
-    crit_add(&cs, "ingest >= 3x as fast as the jansson floor (wall, best of R each)",
+    crit_add(&cs,
+             "ingest >= 3x as fast as the jansson floor (wall, best of R each)",
              ratio >= TARGET_RATIO, "%.2fx (floor %.3f s / ingest %.3f s)",
              ratio, floor_s, best_ing);
     crit_add(&cs, "ingest >= 3x as fast as the jansson floor (CPU time)",
@@ -1316,8 +1326,8 @@ static int bench_default(const struct opts *o, const char *work,
              (double)peak_anon / 1024.0 <= TARGET_RSS_MIB && peak_anon > 0,
              "%.1f MiB", (double)peak_anon / 1024.0);
     crit_add(&cs, "endpoints --format json < 1 s after ingest",
-             ep.exit == 0 && ep.secs < TARGET_ENDPOINTS_S,
-             "%.3f s, exit %d", ep.secs, ep.exit);
+             ep.exit == 0 && ep.secs < TARGET_ENDPOINTS_S, "%.3f s, exit %d",
+             ep.secs, ep.exit);
     crit_add(&cs, "endpoints opens the store read-only", ep.untouched,
              "data.mdb %s", ep.untouched ? "untouched" : "written");
 
@@ -1388,7 +1398,8 @@ static int bench_default(const struct opts *o, const char *work,
         SETI(x, "file_bytes", ms.size);
         SETI(x, "allocated_bytes", ms.alloc);
         SETF(x, "bytes_per_request", (double)ms.alloc / (double)nreq);
-        SETF(x, "bytes_per_span", spans ? (double)ms.alloc / (double)spans : 0.0);
+        SETF(x, "bytes_per_span",
+             spans ? (double)ms.alloc / (double)spans : 0.0);
         json_object_set_new(j, "store", x);
         x = json_object();
         SETI(x, "process_runs", nproc);
@@ -1545,9 +1556,9 @@ static bool ingest_has_retain(const char *hop, const char *work)
 
 /* The first chunk's ids must be gone (`trace` exit 1): how many of up to
  * m sampled API Gateway ids are. */
-static size_t check_gone(const struct opts *o, const char *store,
-                         json_t *reqs, const char *outf, size_t *checked,
-                         char *why, size_t whyn)
+static size_t check_gone(const struct opts *o, const char *store, json_t *reqs,
+                         const char *outf, size_t *checked, char *why,
+                         size_t whyn)
 {
     size_t n = json_array_size(reqs), m = (size_t)o->check_ids, gone = 0;
 
@@ -1569,9 +1580,9 @@ static size_t check_gone(const struct opts *o, const char *store,
 
 /* The last chunk's requests must be exact: up to m sampled requests, by
  * their API Gateway id (one request, exact) and by every other id. */
-static size_t check_exact(const struct opts *o, const char *store,
-                          json_t *reqs, const char *outf, size_t *checked,
-                          char *why, size_t whyn)
+static size_t check_exact(const struct opts *o, const char *store, json_t *reqs,
+                          const char *outf, size_t *checked, char *why,
+                          size_t whyn)
 {
     size_t n = json_array_size(reqs), m = (size_t)o->check_ids, exact = 0;
 
@@ -1594,8 +1605,8 @@ static size_t check_exact(const struct opts *o, const char *store,
             exact++;
         if (w[0] && !why[0])
             snprintf(why, whyn, "request %" JSON_INTEGER_FORMAT " (%s): %s",
-                     json_integer_value(json_object_get(t, "i")),
-                     id ? id : "?", w);
+                     json_integer_value(json_object_get(t, "i")), id ? id : "?",
+                     w);
         json_decref(rs);
     }
     return exact;
@@ -1648,8 +1659,8 @@ static int bench_soak(const struct opts *o, const char *work, const char *mach)
                nch, o->chunk_requests, retain ? "--retain " : "",
                retain ? o->retain : "WITHOUT --retain (not in this build)");
         printf("%-5s %-20s %6s %8s %8s %9s %11s %9s %11s\n", "chunk", "start",
-               "seed", "ingest s", "CPU s", "docs/s", "RssAnon MiB",
-               "HWM MiB", "data.mdb MB");
+               "seed", "ingest s", "CPU s", "docs/s", "RssAnon MiB", "HWM MiB",
+               "data.mdb MB");
         fflush(stdout);
     }
     for (size_t i = 0; i < nch; i++) {
@@ -1662,8 +1673,9 @@ static int bench_soak(const struct opts *o, const char *work, const char *mach)
         snprintf(nbuf, sizeof nbuf, "%ld", o->chunk_requests);
         snprintf(sbuf, sizeof sbuf, "%ld", c->seed);
         snprintf(tbuf, sizeof tbuf, "%lld", c->start_s);
-        char *gargv[] = {(char *)o->hoptrace, "simulate", "--requests", nbuf,
-                         "--seed", sbuf, "--start", tbuf, "--out", dir, NULL};
+        char *gargv[] = {
+            (char *)o->hoptrace, "simulate", "--requests", nbuf, "--seed", sbuf,
+            "--start",           tbuf,       "--out",      dir,  NULL};
 
         if (run(gargv, NULL, errf, false, &pr) || !ok(&pr)) {
             last_line(errf, sumline, sizeof sumline);
@@ -1676,14 +1688,16 @@ static int bench_soak(const struct opts *o, const char *work, const char *mach)
         join(seg, sizeof seg, dir, "segments.ndjson");
         join(cwl, sizeof cwl, dir, "logs-cwl.ndjson");
         join(kin, sizeof kin, dir, "logs-kinesis.json");
-        char *with[] = {(char *)o->hoptrace, "--db", store, "ingest",
-                        "--retain", (char *)o->retain, seg, cwl, kin, NULL};
-        char *without[] = {(char *)o->hoptrace, "--db", store, "ingest",
-                           seg, cwl, kin, NULL};
+        char *with[] = {
+            (char *)o->hoptrace, "--db", store, "ingest", "--retain",
+            (char *)o->retain,   seg,    cwl,   kin,      NULL};
+        char *without[] = {
+            (char *)o->hoptrace, "--db", store, "ingest", seg, cwl, kin, NULL};
 
         if (run(retain ? with : without, NULL, errf, true, &pr) || !ok(&pr)) {
             last_line(errf, sumline, sizeof sumline);
-            fprintf(stderr, "ht-bench: chunk %zu: hoptrace ingest failed "
+            fprintf(stderr,
+                    "ht-bench: chunk %zu: hoptrace ingest failed "
                     "(exit %d): %s\n",
                     i + 1, exit_code(&pr), sumline);
             rc = 5;
@@ -1732,14 +1746,12 @@ static int bench_soak(const struct opts *o, const char *work, const char *mach)
     }
 
     double cpu_growth = ch[nch - 1].cpu / ch[0].cpu;
-    double size_growth = nch >= 3 ? (double)ch[nch - 1].ms.alloc /
-                                        (double)ch[2].ms.alloc
-                                  : NAN;
+    double size_growth =
+        nch >= 3 ? (double)ch[nch - 1].ms.alloc / (double)ch[2].ms.alloc : NAN;
 
     crit_add(&cs, "CPU of the last chunk <= 1.5x the first's",
-             cpu_growth <= TARGET_CPU_GROWTH,
-             "%.2fx (%.2f s / %.2f s)", cpu_growth, ch[nch - 1].cpu,
-             ch[0].cpu);
+             cpu_growth <= TARGET_CPU_GROWTH, "%.2fx (%.2f s / %.2f s)",
+             cpu_growth, ch[nch - 1].cpu, ch[0].cpu);
     crit_add(&cs, "peak RssAnon over all chunks <= 256 MiB",
              peak_anon > 0 && (double)peak_anon / 1024.0 <= TARGET_RSS_MIB,
              "%.1f MiB", (double)peak_anon / 1024.0);
@@ -1749,8 +1761,8 @@ static int bench_soak(const struct opts *o, const char *work, const char *mach)
                  gone_n, gone_why[0] ? "; " : "", gone_why,
                  retain ? "" : " (ingested without --retain)");
     else
-        crit_add(&cs, "the first chunk's requests are gone (trace exits 1)",
-                 -1, "one chunk: not measured");
+        crit_add(&cs, "the first chunk's requests are gone (trace exits 1)", -1,
+                 "one chunk: not measured");
     crit_add(&cs, "the last chunk's requests are exact against its truth",
              exact_n > 0 && exact == exact_n, "%zu/%zu exact%s%s", exact,
              exact_n, exact_why[0] ? "; " : "", exact_why);
