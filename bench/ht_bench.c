@@ -1259,6 +1259,9 @@ static int bench_default(const struct opts *o, const char *work,
             c.n_msgs, c.n_event_json, c.n_pages,    c.file_bytes};
 
     corpus_free(&c);
+    struct proc self = {0};
+
+    sample_status(getpid(), &self); /* this process, as trace starts */
     ep = time_endpoints(o->hoptrace, store, outf);
     nproc = (size_t)o->trace_ids < nreq ? (size_t)o->trace_ids : nreq;
     pl = calloc(nproc + 1, sizeof *pl);
@@ -1415,6 +1418,7 @@ static int bench_default(const struct opts *o, const char *work,
         SETF(x, "inproc_p50_ms", pct(il, ni, 50));
         SETF(x, "inproc_p99_ms", pct(il, ni, 99));
         SETI(x, "inproc_failures", ifail);
+        SETI(x, "parent_rss_anon_kib", self.rss_anon_kib);
         SETF(x, "endpoints_s", ep.secs);
         SETI(x, "endpoints_exit", ep.exit);
         SETB(x, "endpoints_store_untouched", ep.untouched);
@@ -1476,9 +1480,9 @@ static int bench_default(const struct opts *o, const char *work,
                (double)ms.alloc / (double)nreq,
                spans ? (double)ms.alloc / (double)spans : 0.0);
         printf("trace      process (posix_spawn): p50 %.2f ms  p99 %.2f ms  "
-               "over %zu ids%s\n",
+               "over %zu ids%s  (spawned by ht-bench at %.1f MiB RssAnon)\n",
                pct(pl, nproc, 50), pct(pl, nproc, 99), nproc,
-               pfail ? "  FAILURES" : "");
+               pfail ? "  FAILURES" : "", (double)self.rss_anon_kib / 1024.0);
         printf("           process CPU (user + system): p50 %.2f ms  p99 %.2f "
                "ms\n",
                pct(pc, nproc, 50), pct(pc, nproc, 99));
