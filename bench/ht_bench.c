@@ -33,6 +33,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <poll.h>
 #include <spawn.h>
@@ -1259,6 +1260,7 @@ static int bench_default(const struct opts *o, const char *work,
             c.n_msgs, c.n_event_json, c.n_pages,    c.file_bytes};
 
     corpus_free(&c);
+    malloc_trim(0); /* the freed corpus goes back to the system */
     struct proc self = {0};
 
     sample_status(getpid(), &self); /* this process, as trace starts */
