@@ -1092,6 +1092,7 @@ static void print_json(json_t *j, int *rc)
  * and whether data.mdb is untouched (a read-only open leaves it so). */
 struct endpoints_run {
     double secs;
+    long rss_anon_kib; /* its peak RssAnon */
     int exit;
     bool json_ok, untouched;
 };
@@ -1110,8 +1111,9 @@ static struct endpoints_run time_endpoints(const char *hop, const char *store,
     /* mtime moves in coarse clock ticks: a write by endpoints must not
      * fall in the tick of ingest's last one */
     usleep(20000);
-    if (run(argv, outf, NULL, false, &pr) == 0) {
+    if (run(argv, outf, NULL, true, &pr) == 0) {
         e.secs = pr.secs;
+        e.rss_anon_kib = pr.rss_anon_kib;
         e.exit = exit_code(&pr);
     }
     after = mdb_stat(store);
@@ -1424,6 +1426,7 @@ static int bench_default(const struct opts *o, const char *work,
         SETF(x, "endpoints_s", ep.secs);
         SETI(x, "endpoints_exit", ep.exit);
         SETB(x, "endpoints_store_untouched", ep.untouched);
+        SETI(x, "endpoints_peak_rss_anon_kib", ep.rss_anon_kib);
         json_object_set_new(j, "query", x);
         json_object_set_new(j, "criteria", crits_json(&cs));
         print_json(j, &rc);
@@ -1492,8 +1495,9 @@ static int bench_default(const struct opts *o, const char *work,
                "ids%s\n",
                pct(il, ni, 50), pct(il, ni, 99), ni, ifail ? "  FAILURES" : "");
         printf("endpoints  --format json after the last ingest: %.3f s, exit "
-               "%d, data.mdb %s\n",
-               ep.secs, ep.exit, ep.untouched ? "untouched" : "written");
+               "%d, data.mdb %s, peak RssAnon %.1f MiB\n",
+               ep.secs, ep.exit, ep.untouched ? "untouched" : "written",
+               (double)ep.rss_anon_kib / 1024.0);
         if (pfail || ifail || fails)
             printf("failures   %zu trace processes, %zu in-process lookups, "
                    "%" PRIu64 " documents jansson rejected\n",
@@ -1837,6 +1841,7 @@ static int bench_soak(const struct opts *o, const char *work, const char *mach)
         SETF(x, "seconds", ep.secs);
         SETI(x, "exit", ep.exit);
         SETB(x, "json", ep.json_ok);
+        SETI(x, "peak_rss_anon_kib", ep.rss_anon_kib);
         SETB(x, "store_untouched", ep.untouched);
         json_object_set_new(j, "endpoints", x);
         x = json_object();
@@ -1861,8 +1866,10 @@ static int bench_soak(const struct opts *o, const char *work, const char *mach)
                "RssAnon %.1f MiB, peak RSS with mapped store pages %.1f MiB\n",
                cpu_growth, sz, (double)peak_anon / 1024.0,
                (double)peak_hwm / 1024.0);
-        printf("endpoints --format json: %.3f s, exit %d, data.mdb %s\n",
-               ep.secs, ep.exit, ep.untouched ? "untouched" : "written");
+        printf("endpoints --format json: %.3f s, exit %d, data.mdb %s, peak "
+               "RssAnon %.1f MiB\n",
+               ep.secs, ep.exit, ep.untouched ? "untouched" : "written",
+               (double)ep.rss_anon_kib / 1024.0);
         crits_print(&cs);
         printf("(%.0f s in all)\n", now_s() - t_all);
     }
