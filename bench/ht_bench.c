@@ -1397,6 +1397,7 @@ static int bench_default(const struct opts *o, const char *work,
             SETF(x, "ingest_cpu_s", ic[r]);
             SETF(x, "ratio", fw[r] / iw[r]);
             SETF(x, "ratio_cpu", fc[r] / ic[r]);
+            SETF(x, "floor_wall_over_cpu", fw[r] / fc[r]);
             SETI(x, "peak_rss_anon_kib", ianon[r]);
             SETI(x, "peak_rss_kib", ihwm[r]);
             json_array_append_new(a, x);
@@ -1445,12 +1446,15 @@ static int bench_default(const struct opts *o, const char *work,
         printf("\n%zu rounds, each: jansson floor, then ingest into a fresh "
                "store\n",
                runs);
-        printf("%-6s %9s %9s %9s %9s %7s %7s %10s\n", "round", "floor s",
-               "CPU s", "ingest s", "CPU s", "ratio", "CPU", "RssAnon");
+        printf("%-6s %9s %9s %9s %9s %7s %7s %10s %6s\n", "round", "floor s",
+               "CPU s", "ingest s", "CPU s", "ratio", "CPU", "RssAnon", "load");
         for (size_t r = 0; r < runs; r++)
-            printf("%-6zu %9.3f %9.3f %9.3f %9.3f %7.2f %7.2f %6.1f MiB\n",
+            printf("%-6zu %9.3f %9.3f %9.3f %9.3f %7.2f %7.2f %6.1f MiB "
+                   "%6.2f\n",
                    r + 1, fw[r], fc[r], iw[r], ic[r], fw[r] / iw[r],
-                   fc[r] / ic[r], (double)ianon[r] / 1024.0);
+                   fc[r] / ic[r], (double)ianon[r] / 1024.0, fw[r] / fc[r]);
+        printf("(load: the floor's wall / CPU time; it runs on one thread, "
+               "so above 1 the machine was busy during that round)\n");
         printf("\n%-34s %10s %10s %10s\n", "", "seconds", "docs/s", "MB/s");
         printf("%-34s %10.3f %10.0f %10.1f\n",
                "jansson floor (documents, best)", floor_s,
