@@ -1,22 +1,28 @@
 /*
- * ht_bench.c - the ingest / query benchmark of issue 6, in one run:
+ * ht_bench.c - the ingest / query benchmark (bench/README.md), in one run.
  *
- *   1. a corpus: `hoptrace simulate` (default 5,000 requests, fixed seed)
- *      or --corpus DIR (the sample's layout);
- *   2. the jansson parse floor: json_loadb + json_decref over every JSON
- *      document of the corpus, held in memory (best of --runs); also the
- *      floor over the files' top-level values, for transparency;
- *   3. end-to-end ingest: `hoptrace ingest` of the corpus files into a
- *      fresh store, as a child process (wall time, peak RSS from wait4);
- *   4. the ratio floor time / ingest time, documents/s, MB/s, store bytes
- *      per request and per span;
- *   5. query latency: `hoptrace trace ID --format json` as a process for
- *      --trace-ids request ids (process start included), and in process
- *      through query/ht_query.h (lookup + critical path) for every request.
+ * Default mode, on one corpus (`hoptrace simulate`, default 5,000 requests,
+ * or --corpus DIR):
+ *   1. the jansson parse floor (json_loadb + json_decref over every JSON
+ *      document of the corpus, held in memory) and end-to-end `hoptrace
+ *      ingest` into a fresh store alternate, round after round (floor,
+ *      ingest, floor, ingest, ...), best of --runs each, so that the load
+ *      of the machine moves both alike; wall and CPU ratios;
+ *   2. the ingest process's own peak memory: its RssAnon sampled from
+ *      /proc/PID/status every 10 ms while it runs, and its VmHWM (Linux
+ *      carries ru_maxrss across exec, so wait4's figure would be ours);
+ *   3. query latency: `hoptrace trace` started with posix_spawn (its cost
+ *      does not depend on this process's size, which is small by then) and
+ *      reported apart from the in-process query (query/ht_query.h).
+ * --soak CHUNKS: consecutive one-day windows (simulate --start) ingested
+ * one after another into one store with `ingest --retain`, per chunk the
+ * ingest's wall and CPU time, docs/s, peak RssAnon and data.mdb's size,
+ * then issue 11's acceptance checks, each printed PASS or FAIL.
  *
- * Prints a table, or with --json one JSON object. Owned by bench/; it uses
- * the store and query libraries' public headers only and never writes a
- * store itself (ingest does, as the user would run it).
+ * Prints a table, or with --json one JSON object. Owned by bench/; it runs
+ * the hoptrace CLI as a user would and reads the store only through the
+ * query library's public header (in-process latency) and data.mdb's size,
+ * never its layout.
  */
 #define _GNU_SOURCE
 #include "ht_query.h"
@@ -27,12 +33,18 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <malloc.h>
+#include <math.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -44,31 +56,70 @@
 #define HT_BENCH_HOPTRACE "hoptrace"
 #endif
 
+extern char **environ;
+
+/* Issue 11's acceptance targets. */
+#define TARGET_RATIO 3.0
+#define TARGET_RSS_MIB 256.0
+#define TARGET_CPU_GROWTH 1.5
+#define TARGET_SIZE_GROWTH 1.25
+#define TARGET_ENDPOINTS_S 1.0
+#define SAMPLE_MS 10
+#define DAY_S 86400
+/* 2026-12-01T00:00:00Z: the first soak chunk's default start */
+#define SOAK_START_DEFAULT 1796083200LL
+
 static const char usage[] =
     "usage: ht-bench [--requests N] [--seed S] [--corpus DIR] [--runs R]\n"
     "                [--trace-ids M] [--hoptrace PATH] [--work DIR] [--keep]\n"
     "                [--json]\n"
+    "       ht-bench --soak CHUNKS [--chunk-requests N] [--retain DURATION]\n"
+    "                [--start TIME] [--seed S] [--check-ids M] [--hoptrace\n"
+    "                PATH] [--work DIR] [--keep] [--json]\n"
     "\n"
     "Generates a payments corpus with `hoptrace simulate` (or reads\n"
     "--corpus DIR: segments.ndjson, logs-cwl.ndjson, logs-kinesis.json,\n"
-    "truth.json), measures the jansson parse floor of its JSON documents\n"
-    "and the end-to-end `hoptrace ingest` of the same files, and prints\n"
-    "ratio = floor time / ingest time, documents/s, MB/s, peak RSS, store\n"
-    "bytes and query latency p50/p99. See bench/README.md.\n"
+    "truth.json), then alternates the jansson parse floor of its JSON\n"
+    "documents with the end-to-end `hoptrace ingest` of the same files\n"
+    "(floor, ingest, floor, ingest, ...) and prints ratio = floor time /\n"
+    "ingest time (wall and CPU, best of R each), documents/s, MB/s, the\n"
+    "ingest process's peak RssAnon, store bytes and query latency p50/p99.\n"
+    "With --soak: CHUNKS consecutive one-day windows ingested one after the\n"
+    "other into one store, per chunk ingest time, CPU, docs/s, peak RssAnon\n"
+    "and data.mdb size, then PASS/FAIL per acceptance criterion of issue 11.\n"
+    "See bench/README.md.\n"
     "\n"
     "  --requests N     corpus size (default 5000)\n"
-    "  --seed S         corpus seed (default 42)\n"
+    "  --seed S         corpus seed (default 42; soak chunk i: S + i)\n"
     "  --corpus DIR     use this corpus instead of generating one\n"
-    "  --runs R         floor: best of R; ingest: best and median of R\n"
-    "                   (default 3)\n"
+    "  --runs R         rounds of floor + ingest; best of R each (default 3)\n"
     "  --trace-ids M    `hoptrace trace` processes to time (default 200)\n"
+    "  --soak CHUNKS    the soak (1 to 1000 chunks; the issue: 6)\n"
+    "  --chunk-requests N  requests per soak chunk (default 8000)\n"
+    "  --retain DURATION   passed to `ingest --retain` (default 2d); when\n"
+    "                   this hoptrace's ingest has no --retain the soak runs\n"
+    "                   without it and says so\n"
+    "  --start TIME     the first chunk's start, epoch seconds or RFC 3339\n"
+    "                   (default 2026-12-01T00:00:00Z); chunk i starts i\n"
+    "                   days later\n"
+    "  --check-ids M    soak: requests of the first and last chunk whose\n"
+    "                   ids are checked (default 20)\n"
     "  --hoptrace PATH  the hoptrace binary (default: the one built with "
     "this)\n"
     "  --work DIR       scratch folder (default: a new one under $TMPDIR)\n"
     "  --keep           keep the scratch folder (corpus and store)\n"
     "  --json           one JSON object on stdout instead of the table\n"
     "\n"
-    "exit status: 0 measured, 2 usage error, 5 a step failed\n";
+    "exit status: 0 measured (a FAILed criterion is a result, not an\n"
+    "error), 2 usage error, 5 a step failed (simulate, ingest, a lookup of\n"
+    "the default mode)\n";
+
+struct opts {
+    long requests, seed, runs, trace_ids, soak, chunk_requests, check_ids;
+    long long start_s;
+    const char *corpus, *hoptrace, *work, *retain;
+    bool keep, json;
+};
 
 struct doc {
     const char *p;
@@ -87,12 +138,6 @@ struct chunks {
     size_t n, cap;
 };
 
-struct opts {
-    long requests, seed, runs, trace_ids;
-    const char *corpus, *hoptrace, *work;
-    bool keep, json;
-};
-
 static void die_oom(void)
 {
     fputs("ht-bench: out of memory\n", stderr);
@@ -106,6 +151,15 @@ static void *xrealloc(void *p, size_t n)
     if (!q)
         die_oom();
     return q;
+}
+
+static char *xstrdup(const char *s)
+{
+    char *p = strdup(s);
+
+    if (!p)
+        die_oom();
+    return p;
 }
 
 static void docs_add(struct docs *ds, const char *p, size_t n)
@@ -136,6 +190,14 @@ static double now_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+static double cpu_s(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 static char *read_file(const char *path, size_t *n)
 {
     FILE *f = fopen(path, "rb");
@@ -161,6 +223,15 @@ static char *read_file(const char *path, size_t *n)
     p[len] = 0;
     *n = (size_t)len;
     return p;
+}
+
+/* dir/name into out[n]; a path that does not fit ends the run. */
+static void join(char *out, size_t n, const char *dir, const char *name)
+{
+    if ((size_t)snprintf(out, n, "%s/%s", dir, name) >= n) {
+        fprintf(stderr, "ht-bench: path too long: %s/%s\n", dir, name);
+        exit(2);
+    }
 }
 
 /* ---- the documents ---------------------------------------------------- */
@@ -310,7 +381,7 @@ struct corpus {
     struct docs top;  /* the files' top-level values */
     struct chunks keep;
     uint64_t file_bytes;
-    uint64_t n_xray, n_msgs, n_event_json;
+    uint64_t n_xray, n_msgs, n_event_json, n_pages;
 };
 
 /* The next non-empty line of buf[*pos..len): its start and length. */
@@ -331,46 +402,12 @@ static bool next_line(const char *buf, size_t len, size_t *pos,
     return false;
 }
 
-static int load_corpus(const char *dir, struct corpus *c)
+/* The records of one GetRecords response: each Data is a document. */
+static void add_getrecords(struct corpus *c, json_t *root)
 {
-    char path[PATH_MAX];
-    json_t *root, *recs, *r;
+    json_t *recs = json_object_get(root, "Records"), *r;
     size_t i;
 
-    memset(c, 0, sizeof *c);
-    snprintf(path, sizeof path, "%s/segments.ndjson", dir);
-    c->seg = read_file(path, &c->nseg);
-    snprintf(path, sizeof path, "%s/logs-cwl.ndjson", dir);
-    c->cwl = read_file(path, &c->ncwl);
-    snprintf(path, sizeof path, "%s/logs-kinesis.json", dir);
-    c->kin = read_file(path, &c->nkin);
-    if (!c->seg || !c->cwl || !c->kin) {
-        fprintf(stderr,
-                "ht-bench: %s lacks segments.ndjson, logs-cwl.ndjson or "
-                "logs-kinesis.json (make one with hoptrace simulate)\n",
-                dir);
-        return -1;
-    }
-    c->file_bytes = c->nseg + c->ncwl + c->nkin;
-    const char *p;
-    size_t n, pos = 0;
-
-    while (next_line(c->seg, c->nseg, &pos, &p, &n)) {
-        docs_add(&c->top, p, n);
-        if (is_daemon_header(p, n))
-            continue;
-        docs_add(&c->docs, p, n);
-        c->n_xray++;
-    }
-    pos = 0;
-    while (next_line(c->cwl, c->ncwl, &pos, &p, &n)) {
-        docs_add(&c->top, p, n);
-        add_cwl_message(&c->docs, &c->keep, p, n);
-        c->n_msgs++;
-    }
-    docs_add(&c->top, c->kin, c->nkin);
-    root = json_loadb(c->kin, c->nkin, 0, NULL);
-    recs = json_object_get(root, "Records");
     json_array_foreach(recs, i, r)
     {
         const char *data = json_string_value(json_object_get(r, "Data"));
@@ -392,7 +429,65 @@ static int load_corpus(const char *dir, struct corpus *c)
         add_cwl_message(&c->docs, &c->keep, chunks_keep(&c->keep, m), mn);
         c->n_msgs++;
     }
-    json_decref(root);
+}
+
+static int load_corpus(const char *dir, struct corpus *c)
+{
+    char path[PATH_MAX];
+    const char *p;
+    size_t n, pos = 0;
+
+    memset(c, 0, sizeof *c);
+    join(path, sizeof path, dir, "segments.ndjson");
+    c->seg = read_file(path, &c->nseg);
+    join(path, sizeof path, dir, "logs-cwl.ndjson");
+    c->cwl = read_file(path, &c->ncwl);
+    join(path, sizeof path, dir, "logs-kinesis.json");
+    c->kin = read_file(path, &c->nkin);
+    if (!c->seg || !c->cwl || !c->kin) {
+        fprintf(stderr,
+                "ht-bench: %s lacks segments.ndjson, logs-cwl.ndjson or "
+                "logs-kinesis.json (make one with hoptrace simulate)\n",
+                dir);
+        return -1;
+    }
+    c->file_bytes = c->nseg + c->ncwl + c->nkin;
+    while (next_line(c->seg, c->nseg, &pos, &p, &n)) {
+        docs_add(&c->top, p, n);
+        if (is_daemon_header(p, n))
+            continue;
+        docs_add(&c->docs, p, n);
+        c->n_xray++;
+    }
+    pos = 0;
+    while (next_line(c->cwl, c->ncwl, &pos, &p, &n)) {
+        docs_add(&c->top, p, n);
+        add_cwl_message(&c->docs, &c->keep, p, n);
+        c->n_msgs++;
+    }
+    /* GetRecords pages, one after the other (simulate pages them like the
+     * API); each page is one of the file's top-level values. */
+    for (pos = 0;;) {
+        json_error_t je;
+        json_t *root;
+
+        while (pos < c->nkin && strchr(" \t\r\n", c->kin[pos]))
+            pos++;
+        if (pos >= c->nkin)
+            break;
+        root = json_loadb(c->kin + pos, c->nkin - pos, JSON_DISABLE_EOF_CHECK,
+                          &je);
+        if (!root) {
+            fprintf(stderr, "ht-bench: %s: not JSON at byte %zu: %s\n", path,
+                    pos, je.text);
+            return -1;
+        }
+        docs_add(&c->top, c->kin + pos, (size_t)je.position);
+        pos += (size_t)je.position;
+        add_getrecords(c, root);
+        json_decref(root);
+        c->n_pages++;
+    }
     c->n_event_json = c->docs.n - c->n_xray - c->n_msgs;
     return 0;
 }
@@ -407,85 +502,133 @@ static void corpus_free(struct corpus *c)
     free(c->seg);
     free(c->cwl);
     free(c->kin);
+    memset(c, 0, sizeof *c);
 }
 
-/* Best of runs: json_loadb + json_decref over every document. */
-static double cpu_s(void)
+/* One pass of json_loadb + json_decref over every document: wall seconds,
+ * *cpu the CPU seconds of this (single-threaded) process meanwhile. */
+static double parse_once(const struct docs *ds, uint64_t *fails, double *cpu)
 {
-    struct timespec t;
+    double t0 = now_s(), c0 = cpu_s();
+    uint64_t bad = 0;
 
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
+    for (size_t i = 0; i < ds->n; i++) {
+        json_t *j = json_loadb(ds->d[i].p, ds->d[i].n, 0, NULL);
 
-/* Best of runs: json_loadb + json_decref over every document. Wall time;
- * *cpu gets the CPU time of the best run. */
-static double parse_floor(const struct docs *ds, long runs, uint64_t *fails,
-                          double *cpu)
-{
-    double best = 1e300;
-
-    for (long r = 0; r < runs; r++) {
-        double t0 = now_s(), c0 = cpu_s();
-        uint64_t bad = 0;
-
-        for (size_t i = 0; i < ds->n; i++) {
-            json_t *j = json_loadb(ds->d[i].p, ds->d[i].n, 0, NULL);
-
-            if (!j)
-                bad++;
-            json_decref(j);
-        }
-        double t = now_s() - t0, c = cpu_s() - c0;
-
-        if (t < best) {
-            best = t;
-            *cpu = c;
-        }
-        *fails = bad;
+        if (!j)
+            bad++;
+        json_decref(j);
     }
-    return best;
+    *cpu = cpu_s() - c0;
+    *fails = bad;
+    return now_s() - t0;
 }
 
 /* ---- child processes -------------------------------------------------- */
 
 struct proc {
     int status;
-    double secs;
-    double cpu_secs; /* user + system of the child */
-    long maxrss_kb;
+    double secs;       /* posix_spawn .. wait4 */
+    double cpu_secs;   /* user + system of the child, all its threads */
+    long rss_anon_kib; /* peak RssAnon over the samples (0: not sampled) */
+    long hwm_kib;      /* VmHWM at the last sample: its own peak RSS, the
+                        * store's mapped file pages included */
+    long samples;
 };
 
-/* Runs argv with stdout to out_path (or /dev/null) and stderr to err_path
- * (or /dev/null); wall time around fork..wait4, peak RSS from wait4. */
-static int run(char *const argv[], const char *out_path, const char *err_path,
-               struct proc *pr)
+/* RssAnon and VmHWM of a running process (kB), into the peaks of pr. */
+static void sample_status(pid_t pid, struct proc *pr)
 {
+    char path[64], buf[8192];
+    const char *p;
+    ssize_t n;
+    long v;
+    int fd;
+
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = 0;
+    p = strstr(buf, "\nRssAnon:");
+    if (p && sscanf(p + 9, "%ld", &v) == 1 && v > pr->rss_anon_kib)
+        pr->rss_anon_kib = v;
+    p = strstr(buf, "\nVmHWM:");
+    if (p && sscanf(p + 7, "%ld", &v) == 1 && v > pr->hwm_kib)
+        pr->hwm_kib = v;
+    pr->samples++;
+}
+
+/* Runs argv with stdout to out_path and stderr to err_path (NULL:
+ * /dev/null), started with posix_spawn: glibc's vfork-style spawn costs
+ * the same whatever this process's size. Wall time from the spawn to
+ * wait4, CPU time from wait4. With sample, the child's /proc status is
+ * read every SAMPLE_MS while it runs (woken at its exit through a pidfd,
+ * so the wall time carries no polling delay). -1 if it could not start. */
+static int run(char *const argv[], const char *out_path, const char *err_path,
+               bool sample, struct proc *pr)
+{
+    posix_spawn_file_actions_t fa;
     struct rusage ru;
-    double t0 = now_s();
+    double t0;
     pid_t pid;
+    int e;
 
+    memset(pr, 0, sizeof *pr);
     pr->status = -1;
-    pr->secs = 0;
-    pr->cpu_secs = 0;
-    pr->maxrss_kb = 0;
-    pid = fork();
-    if (pid < 0)
+    if (posix_spawn_file_actions_init(&fa))
         return -1;
-    if (pid == 0) {
-        int o = open(out_path ? out_path : "/dev/null",
-                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(err_path ? err_path : "/dev/null",
-                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (posix_spawn_file_actions_addopen(&fa, 1,
+                                         out_path ? out_path : "/dev/null",
+                                         O_WRONLY | O_CREAT | O_TRUNC, 0644) ||
+        posix_spawn_file_actions_addopen(&fa, 2,
+                                         err_path ? err_path : "/dev/null",
+                                         O_WRONLY | O_CREAT | O_TRUNC, 0644)) {
+        posix_spawn_file_actions_destroy(&fa);
+        return -1;
+    }
+    t0 = now_s();
+    e = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    if (sample) {
+        int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
 
-        if (o < 0 || e < 0)
-            _exit(126);
-        dup2(o, 1);
-        dup2(e, 2);
-        close(o);
-        close(e);
-        execv(argv[0], argv);
-        _exit(127);
+        for (;;) {
+            sample_status(pid, pr);
+            if (pfd >= 0) {
+                struct pollfd pf = {.fd = pfd, .events = POLLIN};
+
+                if (poll(&pf, 1, SAMPLE_MS) != 0)
+                    break; /* exited (or poll failed: wait4 below) */
+            } else {
+                /* no pidfd (kernel < 5.3): poll the exit every ms */
+                bool gone = false;
+
+                for (int i = 0; i < SAMPLE_MS && !gone; i++) {
+                    siginfo_t si;
+
+                    si.si_pid = 0;
+                    if (waitid(P_PID, (id_t)pid, &si,
+                               WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                        si.si_pid == pid)
+                        gone = true;
+                    else
+                        usleep(1000);
+                }
+                if (gone)
+                    break;
+            }
+        }
+        if (pfd >= 0)
+            close(pfd);
     }
     while (wait4(pid, &pr->status, 0, &ru) < 0)
         if (errno != EINTR)
@@ -494,7 +637,6 @@ static int run(char *const argv[], const char *out_path, const char *err_path,
     pr->cpu_secs =
         (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-    pr->maxrss_kb = ru.ru_maxrss;
     return 0;
 }
 
@@ -503,12 +645,17 @@ static int ok(const struct proc *pr)
     return WIFEXITED(pr->status) && WEXITSTATUS(pr->status) == 0;
 }
 
+static int exit_code(const struct proc *pr)
+{
+    return WIFEXITED(pr->status) ? WEXITSTATUS(pr->status) : -1;
+}
+
 static int rm_rf(const char *path)
 {
     char *argv[] = {"/bin/rm", "-rf", (char *)path, NULL};
     struct proc pr;
 
-    return run(argv, NULL, NULL, &pr) == 0 && ok(&pr) ? 0 : -1;
+    return run(argv, NULL, NULL, false, &pr) == 0 && ok(&pr) ? 0 : -1;
 }
 
 static void last_line(const char *path, char *out, size_t n)
@@ -524,6 +671,18 @@ static void last_line(const char *path, char *out, size_t n)
     s = strrchr(p, '\n');
     snprintf(out, n, "%s", s ? s + 1 : p);
     free(p);
+}
+
+/* ingest's summary line: "ingested D documents (S spans, E log events)" */
+static void parse_summary(const char *line, uint64_t *docs, uint64_t *spans,
+                          uint64_t *events)
+{
+    const char *p = strstr(line, "ingested ");
+
+    *docs = *spans = *events = 0;
+    if (p)
+        sscanf(p, "ingested %" SCNu64 " documents (%" SCNu64 " spans, %" SCNu64,
+               docs, spans, events);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -546,6 +705,16 @@ static double pct(const double *v, size_t n, double p)
     if (k > n)
         k = n;
     return v[k - 1];
+}
+
+static double min_of(const double *v, size_t n)
+{
+    double m = INFINITY;
+
+    for (size_t i = 0; i < n; i++)
+        if (v[i] < m)
+            m = v[i];
+    return m;
 }
 
 static long parse_long(const char *opt, const char *s, long lo, long hi)
@@ -588,26 +757,1170 @@ static void machine(char *out, size_t n)
              sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release);
 }
 
+/* data.mdb of a store: allocated bytes (what the disk holds; the file's
+ * apparent size is LMDB's map and says little), apparent size, mtime. */
+struct mdb_stat {
+    bool exists;
+    uint64_t alloc, size;
+    struct timespec mtime;
+};
+
+static struct mdb_stat mdb_stat(const char *store)
+{
+    char path[PATH_MAX];
+    struct mdb_stat m = {0};
+    struct stat st;
+
+    join(path, sizeof path, store, "data.mdb");
+    if (stat(path, &st) == 0) {
+        m.exists = true;
+        m.alloc = (uint64_t)st.st_blocks * 512;
+        m.size = (uint64_t)st.st_size;
+        m.mtime = st.st_mtim;
+    }
+    return m;
+}
+
+static bool mdb_same(const struct mdb_stat *a, const struct mdb_stat *b)
+{
+    return a->exists == b->exists && a->alloc == b->alloc &&
+           a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
+           a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+static void rfc3339(long long s, char out[32])
+{
+    time_t t = (time_t)s;
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* ---- answers against truth -------------------------------------------- */
+
+/* `hoptrace --db STORE trace ID --format json`: its exit code, and its
+ * requests array (owned, NULL unless exit 0 and readable JSON). */
+static int lookup(const char *hop, const char *store, const char *id,
+                  const char *outf, json_t **reqs)
+{
+    char *argv[] = {(char *)hop, "--db",     (char *)store, "trace",
+                    (char *)id,  "--format", "json",        NULL};
+    struct proc pr;
+    json_t *j;
+
+    *reqs = NULL;
+    if (run(argv, outf, NULL, false, &pr))
+        return -1;
+    if (!ok(&pr))
+        return exit_code(&pr);
+    j = json_load_file(outf, 0, NULL);
+    if (json_is_array(json_object_get(j, "requests")))
+        *reqs = json_incref(json_object_get(j, "requests"));
+    json_decref(j);
+    return 0;
+}
+
+static double num(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/* tests/corpus/check_traces.py's check of one request found by its API
+ * Gateway id: duration and every hop's wait within 1 ms, the critical
+ * path's services (collapsed, restricted to truth's) equal truth's path,
+ * and unless a skew warning says otherwise, the critical path sums to the
+ * duration (0.05 ms) and is contiguous (50 us). why: the first problem. */
+static bool request_exact(json_t *got, json_t *want, char *why, size_t n)
+{
+    json_t *hops = json_object_get(got, "hops"), *cp, *h, *path, *warn;
+    double dur = num(got, "duration_ms"), total = 0;
+    const char *names[64];
+    size_t i, nn = 0;
+    char *w;
+    bool skew;
+
+    if (!(fabs(dur - num(want, "duration_ms")) <= 1.0)) {
+        snprintf(why, n, "duration %.3f, truth %.3f", dur,
+                 num(want, "duration_ms"));
+        return false;
+    }
+    json_array_foreach(json_object_get(want, "hops"), i, h)
+    {
+        const char *via = json_string_value(json_object_get(h, "via"));
+        const char *res = json_string_value(json_object_get(h, "resource"));
+        json_t *g, *found = NULL;
+        size_t k;
+
+        json_array_foreach(hops, k, g)
+        {
+            const char *gv = json_string_value(json_object_get(g, "via"));
+            const char *gr = json_string_value(json_object_get(g, "resource"));
+
+            if (via && res && gv && gr && !strcmp(via, gv) && !strcmp(res, gr))
+                found = g;
+        }
+        if (!found ||
+            !(fabs(num(found, "wait_ms") - num(h, "wait_ms")) <= 1.0)) {
+            snprintf(why, n, "hop %s:%s %s", via ? via : "?", res ? res : "?",
+                     found ? "waits otherwise" : "missing");
+            return false;
+        }
+    }
+    path = json_object_get(want, "path");
+    cp = json_object_get(got, "critical_path");
+    json_array_foreach(cp, i, h)
+    {
+        const char *name = json_string_value(json_object_get(h, "name"));
+        bool wanted = false;
+        json_t *p;
+        size_t k;
+
+        json_array_foreach(path, k, p)
+        {
+            if (name && json_string_value(p) &&
+                !strcmp(name, json_string_value(p)))
+                wanted = true;
+        }
+        if (wanted && (!nn || strcmp(names[nn - 1], name)) && nn < 64)
+            names[nn++] = name;
+        total += json_is_number(json_object_get(h, "duration_ms"))
+                     ? num(h, "duration_ms")
+                     : 0;
+    }
+    if (nn != json_array_size(path)) {
+        snprintf(why, n, "critical path has %zu of truth's %zu services", nn,
+                 json_array_size(path));
+        return false;
+    }
+    for (i = 0; i < nn; i++)
+        if (strcmp(names[i], json_string_value(json_array_get(path, i)))) {
+            snprintf(why, n, "critical path service %zu is %s", i, names[i]);
+            return false;
+        }
+    warn = json_object_get(got, "warnings");
+    w = json_dumps(warn ? warn : json_null(), JSON_ENCODE_ANY);
+    skew = w && strstr(w, "skew");
+    free(w);
+    if (!skew) {
+        if (!(fabs(total - dur) <= 0.05)) {
+            snprintf(why, n, "critical path sums to %.3f, not %.3f", total,
+                     dur);
+            return false;
+        }
+        for (i = 0; i + 1 < json_array_size(cp); i++) {
+            json_t *a = json_array_get(cp, i), *b = json_array_get(cp, i + 1);
+
+            if (!(fabs(num(a, "start_us") + num(a, "duration_ms") * 1000 -
+                       num(b, "start_us")) <= 50)) {
+                snprintf(why, n, "critical path not contiguous");
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+struct idcheck {
+    const char *kind, *id;
+    long want; /* -1: containment only */
+};
+
+/* Every other id of a truth request resolves to a result holding the same
+ * request (same root); those that name one request (or one SQS batch) to
+ * exactly that many. As check_traces.py --ids all. */
+static bool ids_exact(const char *hop, const char *store, const char *outf,
+                      json_t *t, json_t *root, char *why, size_t n)
+{
+    static const char *const singles[][2] = {
+        {"lambda", "create_request_id"}, {"sqs", "message_id"},
+        {"lambda", "notify_request_id"}, {"kinesis", "kinesis_sequence"},
+        {"lambda", "index_request_id"},  {"ddb", "ddb_sequence"}};
+    json_t *tids = json_object_get(t, "trace_ids"), *x;
+    const char *proc_id =
+        json_string_value(json_object_get(t, "process_request_id"));
+    const char *sqs_trace = json_string_value(json_array_get(tids, 1));
+    long batch = (long)json_integer_value(json_object_get(t, "batch_size"));
+    struct idcheck ids[16];
+    size_t nid = 0, i;
+
+    for (i = 0; i < sizeof singles / sizeof singles[0]; i++) {
+        const char *id = json_string_value(json_object_get(t, singles[i][1]));
+
+        if (id)
+            ids[nid++] = (struct idcheck){singles[i][0], id, 1};
+    }
+    ids[nid++] = (struct idcheck){
+        "corr", json_string_value(json_object_get(t, "correlation_id")), -1};
+    if (proc_id)
+        ids[nid++] = (struct idcheck){"batch", proc_id, batch};
+    json_array_foreach(tids, i, x)
+    {
+        const char *id = json_string_value(x);
+
+        if (id && nid < 16)
+            ids[nid++] = (struct idcheck){
+                "xray", id, sqs_trace && !strcmp(id, sqs_trace) ? batch : 1};
+    }
+    for (i = 0; i < nid; i++) {
+        json_t *rs = NULL, *r;
+        bool held = false;
+        size_t k;
+        int ec;
+
+        if (!ids[i].id)
+            continue;
+        ec = lookup(hop, store, ids[i].id, outf, &rs);
+        if (ec || !rs) {
+            snprintf(why, n, "%s id %s: trace exit %d", ids[i].kind, ids[i].id,
+                     ec);
+            json_decref(rs);
+            return false;
+        }
+        json_array_foreach(rs, k, r)
+        {
+            json_t *rr = json_object_get(r, "root");
+
+            if ((!rr && !root) || json_equal(rr, root))
+                held = true;
+        }
+        if (!held ||
+            (ids[i].want >= 0 && (long)json_array_size(rs) != ids[i].want)) {
+            snprintf(why, n, "%s id %s: %zu requests%s", ids[i].kind, ids[i].id,
+                     json_array_size(rs), held ? "" : ", not its own");
+            json_decref(rs);
+            return false;
+        }
+        json_decref(rs);
+    }
+    return true;
+}
+
+/* Up to m requests spread evenly over truth (a requests array). */
+static size_t sample_index(size_t k, size_t m, size_t n)
+{
+    return m >= n ? k : k * n / m;
+}
+
+/* ---- criteria --------------------------------------------------------- */
+
+/* One acceptance criterion: pass is 1, 0, or -1 when not measured. */
+struct crit {
+    const char *name;
+    int pass;
+    char value[160];
+};
+
+struct crits {
+    struct crit c[16];
+    int n;
+};
+
+static void crit_add(struct crits *cs, const char *name, int pass,
+                     const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void crit_add(struct crits *cs, const char *name, int pass,
+                     const char *fmt, ...)
+{
+    struct crit *c;
+    va_list ap;
+
+    if (cs->n >= 16)
+        return;
+    c = &cs->c[cs->n++];
+    c->name = name;
+    c->pass = pass;
+    va_start(ap, fmt);
+    vsnprintf(c->value, sizeof c->value, fmt, ap);
+    va_end(ap);
+}
+
+static const char *crit_word(int pass)
+{
+    return pass > 0 ? "PASS" : pass == 0 ? "FAIL" : "N/A ";
+}
+
+static void crits_print(const struct crits *cs)
+{
+    printf("\nacceptance (issue 11)\n");
+    for (int i = 0; i < cs->n; i++)
+        printf("  %s  %s: %s\n", crit_word(cs->c[i].pass), cs->c[i].name,
+               cs->c[i].value);
+}
+
+static json_t *crits_json(const struct crits *cs)
+{
+    json_t *a = json_array();
+
+    for (int i = 0; i < cs->n; i++) {
+        json_t *o = json_object();
+
+        json_object_set_new(o, "criterion", json_string(cs->c[i].name));
+        json_object_set_new(o, "pass",
+                            cs->c[i].pass < 0 ? json_null()
+                                              : json_boolean(cs->c[i].pass));
+        json_object_set_new(o, "value", json_string(cs->c[i].value));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+static void print_json(json_t *j, int *rc)
+{
+    char *txt = j ? json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
+
+    if (!txt) {
+        fputs("ht-bench: cannot render JSON\n", stderr);
+        *rc = 5;
+    } else {
+        puts(txt);
+    }
+    free(txt);
+}
+
+#define SETI(obj, k, v)                                                        \
+    json_object_set_new(obj, k, json_integer((json_int_t)(v)))
+#define SETF(obj, k, v)                                                        \
+    json_object_set_new(obj, k, isfinite(v) ? json_real(v) : json_null())
+#define SETS(obj, k, v) json_object_set_new(obj, k, json_string(v))
+#define SETB(obj, k, v) json_object_set_new(obj, k, json_boolean(v))
+
+/* `hoptrace endpoints --format json` on a store: its wall time, exit code,
+ * and whether data.mdb is untouched (a read-only open leaves it so). */
+struct endpoints_run {
+    double secs;
+    long rss_anon_kib; /* its peak RssAnon */
+    int exit;
+    bool json_ok, untouched;
+};
+
+static struct endpoints_run time_endpoints(const char *hop, const char *store,
+                                           const char *outf)
+{
+    char *argv[] = {(char *)hop, "--db", (char *)store, "endpoints",
+                    "--format",  "json", NULL};
+    struct endpoints_run e = {0};
+    struct mdb_stat before = mdb_stat(store), after;
+    struct proc pr;
+    json_t *j;
+
+    e.exit = -1;
+    /* mtime moves in coarse clock ticks: a write by endpoints must not
+     * fall in the tick of ingest's last one */
+    usleep(20000);
+    if (run(argv, outf, NULL, true, &pr) == 0) {
+        e.secs = pr.secs;
+        e.rss_anon_kib = pr.rss_anon_kib;
+        e.exit = exit_code(&pr);
+    }
+    after = mdb_stat(store);
+    e.untouched = mdb_same(&before, &after);
+    j = json_load_file(outf, 0, NULL);
+    e.json_ok = j != NULL;
+    json_decref(j);
+    return e;
+}
+
+/* ---- the default mode: floor vs ingest, memory, query latency --------- */
+
+static int bench_default(const struct opts *o, const char *work,
+                         const char *mach)
+{
+    char corpus_dir[PATH_MAX], store[PATH_MAX], errf[PATH_MAX], outf[PATH_MAX],
+        tmp[PATH_MAX], sumline[1024];
+    char seg[PATH_MAX], cwl[PATH_MAX], kin[PATH_MAX], nbuf[32], sbuf[32];
+    size_t runs = (size_t)o->runs, nreq = 0, nproc, pfail = 0, ifail = 0,
+           ni = 0;
+    double *fw, *fc, *tw, *tc, *iw, *ic, gen_s = 0, *pl = NULL, *pc = NULL,
+                                         *il = NULL;
+    long *ianon, *ihwm, peak_anon = 0, peak_hwm = 0;
+    uint64_t fails = 0, top_fails = 0, spans = 0, events = 0, ndocs_ing = 0;
+    char **ids = NULL;
+    struct corpus c;
+    struct proc pr;
+    struct mdb_stat ms;
+    struct endpoints_run ep;
+    struct crits cs = {0};
+    json_t *truth, *reqs;
+    int rc = 0;
+
+    memset(&c, 0, sizeof c);
+    join(store, sizeof store, work, "store");
+    join(errf, sizeof errf, work, "stderr.txt");
+    join(outf, sizeof outf, work, "stdout.txt");
+
+    /* 1. the corpus */
+    if (o->corpus) {
+        snprintf(corpus_dir, sizeof corpus_dir, "%s", o->corpus);
+    } else {
+        join(corpus_dir, sizeof corpus_dir, work, "corpus");
+        snprintf(nbuf, sizeof nbuf, "%ld", o->requests);
+        snprintf(sbuf, sizeof sbuf, "%ld", o->seed);
+        char *gargv[] = {(char *)o->hoptrace,
+                         "simulate",
+                         "--requests",
+                         nbuf,
+                         "--seed",
+                         sbuf,
+                         "--out",
+                         corpus_dir,
+                         NULL};
+
+        if (!o->json)
+            fprintf(stderr, "ht-bench: generating %ld requests (seed %ld)\n",
+                    o->requests, o->seed);
+        if (run(gargv, NULL, errf, false, &pr) || !ok(&pr)) {
+            last_line(errf, sumline, sizeof sumline);
+            fprintf(stderr, "ht-bench: hoptrace simulate failed: %s\n",
+                    sumline);
+            return 5;
+        }
+        gen_s = pr.secs;
+    }
+    join(seg, sizeof seg, corpus_dir, "segments.ndjson");
+    join(cwl, sizeof cwl, corpus_dir, "logs-cwl.ndjson");
+    join(kin, sizeof kin, corpus_dir, "logs-kinesis.json");
+    join(tmp, sizeof tmp, corpus_dir, "truth.json");
+    truth = json_load_file(tmp, 0, NULL);
+    reqs = json_object_get(truth, "requests");
+    nreq = json_array_size(reqs);
+    if (!nreq) {
+        fprintf(stderr,
+                "ht-bench: %s has no requests (a truth.json is "
+                "needed for the query ids)\n",
+                tmp);
+        json_decref(truth);
+        return 5;
+    }
+    /* Only the API Gateway ids are kept: the rest of truth goes before
+     * any timing, and the corpus before the queries, so that this process
+     * is small when it starts `trace` processes. */
+    ids = calloc(nreq, sizeof *ids);
+    if (!ids)
+        die_oom();
+    for (size_t k = 0; k < nreq; k++) {
+        const char *id = json_string_value(
+            json_object_get(json_array_get(reqs, k), "apigw_request_id"));
+
+        ids[k] = xstrdup(id ? id : "?");
+    }
+    json_decref(truth);
+    if (load_corpus(corpus_dir, &c)) {
+        rc = 5;
+        goto out;
+    }
+
+    /* 2. rounds of floor, floor over the top-level values, ingest */
+    fw = calloc(runs, sizeof *fw);
+    fc = calloc(runs, sizeof *fc);
+    tw = calloc(runs, sizeof *tw);
+    tc = calloc(runs, sizeof *tc);
+    iw = calloc(runs, sizeof *iw);
+    ic = calloc(runs, sizeof *ic);
+    ianon = calloc(runs, sizeof *ianon);
+    ihwm = calloc(runs, sizeof *ihwm);
+    if (!fw || !fc || !tw || !tc || !iw || !ic || !ianon || !ihwm)
+        die_oom();
+    for (size_t r = 0; r < runs; r++) {
+        char *iargv[] = {
+            (char *)o->hoptrace, "--db", store, "ingest", seg, cwl, kin, NULL};
+
+        if (!o->json)
+            fprintf(stderr, "ht-bench: round %zu/%zu: floor, ingest\n", r + 1,
+                    runs);
+        fw[r] = parse_once(&c.docs, &fails, &fc[r]);
+        tw[r] = parse_once(&c.top, &top_fails, &tc[r]);
+        if (rm_rf(store) || run(iargv, NULL, errf, true, &pr) || !ok(&pr)) {
+            last_line(errf, sumline, sizeof sumline);
+            fprintf(stderr, "ht-bench: hoptrace ingest failed: %s\n", sumline);
+            rc = 5;
+            goto rounds_out;
+        }
+        iw[r] = pr.secs;
+        ic[r] = pr.cpu_secs;
+        ianon[r] = pr.rss_anon_kib;
+        ihwm[r] = pr.hwm_kib;
+        if (pr.rss_anon_kib > peak_anon)
+            peak_anon = pr.rss_anon_kib;
+        if (pr.hwm_kib > peak_hwm)
+            peak_hwm = pr.hwm_kib;
+    }
+    last_line(errf, sumline, sizeof sumline);
+    parse_summary(sumline, &ndocs_ing, &spans, &events);
+    ms = mdb_stat(store);
+    if (!ms.exists)
+        fprintf(stderr, "ht-bench: no data.mdb in %s after ingest\n", store);
+
+    /* 3. the parent sheds the corpus; then queries */
+    struct corpus_counts {
+        size_t docs, top;
+        uint64_t bytes, xray, msgs, event_json, pages, file_bytes;
+    } cc = {c.docs.n, c.top.n,        c.docs.bytes, c.n_xray,
+            c.n_msgs, c.n_event_json, c.n_pages,    c.file_bytes};
+
+    corpus_free(&c);
+    malloc_trim(0); /* the freed corpus goes back to the system */
+    struct proc self = {0};
+
+    sample_status(getpid(), &self); /* this process, as trace starts */
+    ep = time_endpoints(o->hoptrace, store, outf);
+    nproc = (size_t)o->trace_ids < nreq ? (size_t)o->trace_ids : nreq;
+    pl = calloc(nproc + 1, sizeof *pl);
+    pc = calloc(nproc + 1, sizeof *pc);
+    il = calloc(nreq, sizeof *il);
+    if (!pl || !il || !pc)
+        die_oom();
+    if (!o->json)
+        fprintf(stderr,
+                "ht-bench: %zu trace processes, %zu in-process "
+                "queries\n",
+                nproc, nreq);
+    for (size_t k = 0; k < nproc; k++) {
+        char *targv[] = {(char *)o->hoptrace,   "--db",     store,  "trace",
+                         ids[k * nreq / nproc], "--format", "json", NULL};
+
+        if (run(targv, NULL, NULL, false, &pr) || !ok(&pr))
+            pfail++;
+        pl[k] = pr.secs * 1e3;
+        pc[k] = pr.cpu_secs * 1e3;
+    }
+    qsort(pl, nproc, sizeof *pl, cmp_double);
+    qsort(pc, nproc, sizeof *pc, cmp_double);
+    {
+        struct ht_store *s = NULL;
+
+        if (ht_store_open(store, true, &s) == 0) {
+            for (size_t k = 0; k < nreq; k++) {
+                struct ht_result *res = NULL;
+                double t0 = now_s();
+                int qrc = ht_query_trace(s, ids[k], &res);
+                double t = now_s() - t0;
+
+                if (qrc || !res || res->nrequests != 1)
+                    ifail++;
+                il[ni++] = t * 1e3;
+                ht_result_free(res);
+            }
+            ht_store_close(s);
+        } else {
+            ifail = nreq;
+        }
+    }
+    qsort(il, ni, sizeof *il, cmp_double);
+
+    /* 4. figures */
+    double floor_s = min_of(fw, runs), floor_cpu = min_of(fc, runs);
+    double top_s = min_of(tw, runs), top_cpu = min_of(tc, runs);
+    double best_ing = min_of(iw, runs), ing_cpu = min_of(ic, runs), med_ing;
+    double ratio = floor_s / best_ing, ratio_cpu = floor_cpu / ing_cpu;
+    double *sorted = calloc(runs, sizeof *sorted);
+
+    if (!sorted)
+        die_oom();
+    memcpy(sorted, iw, runs * sizeof *sorted);
+    qsort(sorted, runs, sizeof *sorted, cmp_double);
+    med_ing = sorted[runs / 2];
+    free(sorted);
+    crit_add(&cs,
+             "ingest >= 3x as fast as the jansson floor (wall, best of R each)",
+             ratio >= TARGET_RATIO, "%.2fx (floor %.3f s / ingest %.3f s)",
+             ratio, floor_s, best_ing);
+    crit_add(&cs, "ingest >= 3x as fast as the jansson floor (CPU time)",
+             ratio_cpu >= TARGET_RATIO,
+             "%.2fx (floor %.3f s / ingest %.3f s user + system)", ratio_cpu,
+             floor_cpu, ing_cpu);
+    crit_add(&cs, "ingest peak RssAnon <= 256 MiB",
+             (double)peak_anon / 1024.0 <= TARGET_RSS_MIB && peak_anon > 0,
+             "%.1f MiB", (double)peak_anon / 1024.0);
+    crit_add(&cs, "endpoints --format json < 1 s after ingest",
+             ep.exit == 0 && ep.secs < TARGET_ENDPOINTS_S, "%.3f s, exit %d",
+             ep.secs, ep.exit);
+    crit_add(&cs, "endpoints opens the store read-only", ep.untouched,
+             "data.mdb %s", ep.untouched ? "untouched" : "written");
+
+    if (o->json) {
+        json_t *j = json_object(), *x, *a;
+
+        SETS(j, "machine", mach);
+        x = json_object();
+        SETS(x, "dir", corpus_dir);
+        SETI(x, "requests", nreq);
+        SETI(x, "seed", o->seed);
+        SETB(x, "generated", o->corpus == NULL);
+        SETF(x, "generate_s", gen_s);
+        SETI(x, "file_bytes", cc.file_bytes);
+        SETI(x, "getrecords_pages", cc.pages);
+        json_object_set_new(j, "corpus", x);
+        x = json_object();
+        SETI(x, "total", cc.docs);
+        SETI(x, "xray", cc.xray);
+        SETI(x, "log_messages", cc.msgs);
+        SETI(x, "log_event_json", cc.event_json);
+        SETI(x, "bytes", cc.bytes);
+        SETI(x, "top_level_values", cc.top);
+        SETI(x, "parse_failures", fails + top_fails);
+        json_object_set_new(j, "documents", x);
+        x = json_object();
+        SETI(x, "runs", runs);
+        SETF(x, "seconds", floor_s);
+        SETF(x, "docs_per_s", (double)cc.docs / floor_s);
+        SETF(x, "mb_per_s", (double)cc.bytes / 1e6 / floor_s);
+        SETF(x, "top_level_seconds", top_s);
+        SETF(x, "cpu_seconds", floor_cpu);
+        SETF(x, "top_level_cpu_seconds", top_cpu);
+        SETF(x, "top_level_mb_per_s", (double)cc.file_bytes / 1e6 / top_s);
+        json_object_set_new(j, "floor", x);
+        x = json_object();
+        SETI(x, "runs", runs);
+        SETF(x, "seconds_best", best_ing);
+        SETF(x, "seconds_median", med_ing);
+        SETF(x, "cpu_seconds_best", ing_cpu);
+        SETF(x, "docs_per_s", (double)cc.docs / best_ing);
+        SETF(x, "mb_per_s", (double)cc.file_bytes / 1e6 / best_ing);
+        SETF(x, "requests_per_s", (double)nreq / best_ing);
+        SETF(x, "spans_per_s", (double)spans / best_ing);
+        SETI(x, "peak_rss_kib", peak_hwm);
+        SETI(x, "peak_rss_anon_kib", peak_anon);
+        SETI(x, "spans", spans);
+        SETI(x, "log_events", events);
+        SETI(x, "documents_reported", ndocs_ing);
+        json_object_set_new(j, "ingest", x);
+        a = json_array();
+        for (size_t r = 0; r < runs; r++) {
+            x = json_object();
+            SETF(x, "floor_s", fw[r]);
+            SETF(x, "floor_cpu_s", fc[r]);
+            SETF(x, "ingest_s", iw[r]);
+            SETF(x, "ingest_cpu_s", ic[r]);
+            SETF(x, "ratio", fw[r] / iw[r]);
+            SETF(x, "ratio_cpu", fc[r] / ic[r]);
+            SETF(x, "floor_wall_over_cpu", fw[r] / fc[r]);
+            SETI(x, "peak_rss_anon_kib", ianon[r]);
+            SETI(x, "peak_rss_kib", ihwm[r]);
+            json_array_append_new(a, x);
+        }
+        json_object_set_new(j, "rounds", a);
+        SETF(j, "ratio", ratio);
+        SETF(j, "ratio_cpu", ratio_cpu);
+        x = json_object();
+        SETI(x, "file_bytes", ms.size);
+        SETI(x, "allocated_bytes", ms.alloc);
+        SETF(x, "bytes_per_request", (double)ms.alloc / (double)nreq);
+        SETF(x, "bytes_per_span",
+             spans ? (double)ms.alloc / (double)spans : 0.0);
+        json_object_set_new(j, "store", x);
+        x = json_object();
+        SETI(x, "process_runs", nproc);
+        SETF(x, "process_p50_ms", pct(pl, nproc, 50));
+        SETF(x, "process_p99_ms", pct(pl, nproc, 99));
+        SETF(x, "process_cpu_p50_ms", pct(pc, nproc, 50));
+        SETF(x, "process_cpu_p99_ms", pct(pc, nproc, 99));
+        SETI(x, "process_failures", pfail);
+        SETI(x, "inproc_runs", ni);
+        SETF(x, "inproc_p50_ms", pct(il, ni, 50));
+        SETF(x, "inproc_p99_ms", pct(il, ni, 99));
+        SETI(x, "inproc_failures", ifail);
+        SETI(x, "parent_rss_anon_kib", self.rss_anon_kib);
+        SETF(x, "endpoints_s", ep.secs);
+        SETI(x, "endpoints_exit", ep.exit);
+        SETB(x, "endpoints_store_untouched", ep.untouched);
+        SETI(x, "endpoints_peak_rss_anon_kib", ep.rss_anon_kib);
+        json_object_set_new(j, "query", x);
+        json_object_set_new(j, "criteria", crits_json(&cs));
+        print_json(j, &rc);
+        json_decref(j);
+    } else {
+        printf("hoptrace benchmark  (%s)\n", mach);
+        printf("corpus     %s: %zu requests, %.1f MB in 3 files (%" PRIu64
+               " GetRecords pages)%s\n",
+               corpus_dir, nreq, (double)cc.file_bytes / 1e6, cc.pages,
+               o->corpus ? "" : " (hoptrace simulate)");
+        printf("documents  %zu = %" PRIu64 " X-Ray documents + %" PRIu64
+               " CWL subscription messages + %" PRIu64
+               " JSON log event messages, %.1f MB\n",
+               cc.docs, cc.xray, cc.msgs, cc.event_json,
+               (double)cc.bytes / 1e6);
+        printf("\n%zu rounds, each: jansson floor, then ingest into a fresh "
+               "store\n",
+               runs);
+        printf("%-6s %9s %9s %9s %9s %7s %7s %10s %6s\n", "round", "floor s",
+               "CPU s", "ingest s", "CPU s", "ratio", "CPU", "RssAnon", "load");
+        for (size_t r = 0; r < runs; r++)
+            printf("%-6zu %9.3f %9.3f %9.3f %9.3f %7.2f %7.2f %6.1f MiB "
+                   "%6.2f\n",
+                   r + 1, fw[r], fc[r], iw[r], ic[r], fw[r] / iw[r],
+                   fc[r] / ic[r], (double)ianon[r] / 1024.0, fw[r] / fc[r]);
+        printf("(load: the floor's wall / CPU time; it runs on one thread, "
+               "so above 1 the machine was busy during that round)\n");
+        printf("\n%-34s %10s %10s %10s\n", "", "seconds", "docs/s", "MB/s");
+        printf("%-34s %10.3f %10.0f %10.1f\n",
+               "jansson floor (documents, best)", floor_s,
+               (double)cc.docs / floor_s, (double)cc.bytes / 1e6 / floor_s);
+        printf("%-34s %10.3f %10.0f %10.1f\n", "hoptrace ingest (best)",
+               best_ing, (double)cc.docs / best_ing,
+               (double)cc.bytes / 1e6 / best_ing);
+        printf("%-34s %10.3f\n", "hoptrace ingest (median)", med_ing);
+        printf("(MB/s over the documents' bytes; ingest reads %.1f MB of "
+               "files: %.1f MB/s; jansson over the files' %zu top-level "
+               "values: %.3f s)\n",
+               (double)cc.file_bytes / 1e6,
+               (double)cc.file_bytes / 1e6 / best_ing, cc.top, top_s);
+        printf("\nratio      floor / ingest = %.2f  (target >= 3; best of %zu "
+               "each, alternated)\n",
+               ratio, runs);
+        printf("           in CPU time: %.3f s / %.3f s = %.2f  (ingest: user "
+               "+ system, all threads)\n",
+               floor_cpu, ing_cpu, ratio_cpu);
+        printf("memory     ingest's own peak RssAnon %.1f MiB (sampled every "
+               "%d ms; target <= 256), peak RSS with the store's mapped file "
+               "pages (VmHWM) %.1f MiB\n",
+               (double)peak_anon / 1024.0, SAMPLE_MS,
+               (double)peak_hwm / 1024.0);
+        printf("ingest     %" PRIu64 " spans, %" PRIu64
+               " log events; %.0f requests/s, %.0f spans/s\n",
+               spans, events, (double)nreq / best_ing,
+               (double)spans / best_ing);
+        printf("store      data.mdb %.1f MB allocated (file %.1f MB): %.0f "
+               "bytes/request, %.0f bytes/span\n",
+               (double)ms.alloc / 1e6, (double)ms.size / 1e6,
+               (double)ms.alloc / (double)nreq,
+               spans ? (double)ms.alloc / (double)spans : 0.0);
+        printf("trace      process (posix_spawn): p50 %.2f ms  p99 %.2f ms  "
+               "over %zu ids%s  (spawned by ht-bench at %.1f MiB RssAnon)\n",
+               pct(pl, nproc, 50), pct(pl, nproc, 99), nproc,
+               pfail ? "  FAILURES" : "", (double)self.rss_anon_kib / 1024.0);
+        printf("           process CPU (user + system): p50 %.2f ms  p99 %.2f "
+               "ms\n",
+               pct(pc, nproc, 50), pct(pc, nproc, 99));
+        printf("           in process: p50 %.3f ms  p99 %.3f ms  over %zu "
+               "ids%s\n",
+               pct(il, ni, 50), pct(il, ni, 99), ni, ifail ? "  FAILURES" : "");
+        printf("endpoints  --format json after the last ingest: %.3f s, exit "
+               "%d, data.mdb %s, peak RssAnon %.1f MiB\n",
+               ep.secs, ep.exit, ep.untouched ? "untouched" : "written",
+               (double)ep.rss_anon_kib / 1024.0);
+        if (pfail || ifail || fails)
+            printf("failures   %zu trace processes, %zu in-process lookups, "
+                   "%" PRIu64 " documents jansson rejected\n",
+                   pfail, ifail, fails);
+        crits_print(&cs);
+    }
+    if (pfail || ifail)
+        rc = 5;
+rounds_out:
+    free(fw);
+    free(fc);
+    free(tw);
+    free(tc);
+    free(iw);
+    free(ic);
+    free(ianon);
+    free(ihwm);
+out:
+    free(pl);
+    free(pc);
+    free(il);
+    corpus_free(&c);
+    for (size_t k = 0; k < nreq && ids; k++)
+        free(ids[k]);
+    free(ids);
+    if (!o->keep)
+        unlink(outf);
+    return rc;
+}
+
+/* ---- --soak: a store that lives for days ------------------------------ */
+
+struct chunk {
+    long long start_s;
+    long seed;
+    double gen_s, secs, cpu;
+    uint64_t docs, spans, events;
+    long anon_kib, hwm_kib;
+    struct mdb_stat ms;
+};
+
+/* Whether this hoptrace's `ingest --help` offers --retain (its help may go
+ * to stdout or stderr). */
+static bool ingest_has_retain(const char *hop, const char *work)
+{
+    char *argv[] = {(char *)hop, "ingest", "--help", NULL};
+    char out[PATH_MAX], err[PATH_MAX];
+    struct proc pr;
+    bool yes = false;
+
+    join(out, sizeof out, work, "ingest-help.out");
+    join(err, sizeof err, work, "ingest-help.err");
+    if (run(argv, out, err, false, &pr) == 0) {
+        const char *paths[2] = {out, err};
+
+        for (int i = 0; i < 2; i++) {
+            size_t n;
+            char *txt = read_file(paths[i], &n);
+
+            if (txt && strstr(txt, "--retain"))
+                yes = true;
+            free(txt);
+        }
+    }
+    unlink(out);
+    unlink(err);
+    return yes;
+}
+
+/* The first chunk's ids must be gone (`trace` exit 1): how many of up to
+ * m sampled API Gateway ids are. */
+static size_t check_gone(const struct opts *o, const char *store, json_t *reqs,
+                         const char *outf, size_t *checked, char *why,
+                         size_t whyn)
+{
+    size_t n = json_array_size(reqs), m = (size_t)o->check_ids, gone = 0;
+
+    *checked = m < n ? m : n;
+    for (size_t k = 0; k < *checked; k++) {
+        json_t *t = json_array_get(reqs, sample_index(k, m, n)), *rs = NULL;
+        const char *id =
+            json_string_value(json_object_get(t, "apigw_request_id"));
+        int ec = lookup(o->hoptrace, store, id ? id : "?", outf, &rs);
+
+        if (ec == 1)
+            gone++;
+        else if (!why[0])
+            snprintf(why, whyn, "%s: trace exit %d", id ? id : "?", ec);
+        json_decref(rs);
+    }
+    return gone;
+}
+
+/* The last chunk's requests must be exact: up to m sampled requests, by
+ * their API Gateway id (one request, exact) and by every other id. */
+static size_t check_exact(const struct opts *o, const char *store, json_t *reqs,
+                          const char *outf, size_t *checked, char *why,
+                          size_t whyn)
+{
+    size_t n = json_array_size(reqs), m = (size_t)o->check_ids, exact = 0;
+
+    *checked = m < n ? m : n;
+    for (size_t k = 0; k < *checked; k++) {
+        json_t *t = json_array_get(reqs, sample_index(k, m, n)), *rs = NULL;
+        const char *id =
+            json_string_value(json_object_get(t, "apigw_request_id"));
+        char w[256] = "";
+        int ec = lookup(o->hoptrace, store, id ? id : "?", outf, &rs);
+
+        if (ec || !rs)
+            snprintf(w, sizeof w, "trace exit %d", ec);
+        else if (json_array_size(rs) != 1)
+            snprintf(w, sizeof w, "%zu requests", json_array_size(rs));
+        else if (request_exact(json_array_get(rs, 0), t, w, sizeof w) &&
+                 ids_exact(o->hoptrace, store, outf, t,
+                           json_object_get(json_array_get(rs, 0), "root"), w,
+                           sizeof w))
+            exact++;
+        if (w[0] && !why[0])
+            snprintf(why, whyn, "request %" JSON_INTEGER_FORMAT " (%s): %s",
+                     json_integer_value(json_object_get(t, "i")), id ? id : "?",
+                     w);
+        json_decref(rs);
+    }
+    return exact;
+}
+
+static json_t *load_truth(const char *dir)
+{
+    char path[PATH_MAX];
+    json_t *t, *r;
+
+    join(path, sizeof path, dir, "truth.json");
+    t = json_load_file(path, 0, NULL);
+    r = json_incref(json_object_get(t, "requests"));
+    json_decref(t);
+    return r;
+}
+
+static int bench_soak(const struct opts *o, const char *work, const char *mach)
+{
+    char store[PATH_MAX], errf[PATH_MAX], outf[PATH_MAX], dir[PATH_MAX],
+        sumline[1024], nbuf[32], sbuf[32], tbuf[32], when[32];
+    char seg[PATH_MAX], cwl[PATH_MAX], kin[PATH_MAX];
+    char gone_why[512] = "", exact_why[512] = "";
+    size_t nch = (size_t)o->soak, done = 0, gone = 0, gone_n = 0, exact = 0,
+           exact_n = 0;
+    bool retain = ingest_has_retain(o->hoptrace, work);
+    struct chunk *ch = calloc(nch, sizeof *ch);
+    struct endpoints_run ep = {0};
+    struct crits cs = {0};
+    long peak_anon = 0, peak_hwm = 0;
+    json_t *first = NULL, *last = NULL;
+    double t_all = now_s();
+    int rc = 0;
+
+    if (!ch)
+        die_oom();
+    join(store, sizeof store, work, "soak-store");
+    join(errf, sizeof errf, work, "stderr.txt");
+    join(outf, sizeof outf, work, "stdout.txt");
+    rm_rf(store);
+    if (!retain)
+        fprintf(stderr,
+                "ht-bench: this hoptrace's ingest has no --retain: the chunks "
+                "are ingested without retention (the retention and size "
+                "criteria will say so)\n");
+    if (!o->json) {
+        printf("hoptrace soak  (%s)\n", mach);
+        printf("%zu chunks of %ld requests, one day apart, into one store; "
+               "ingest %s%s\n\n",
+               nch, o->chunk_requests, retain ? "--retain " : "",
+               retain ? o->retain : "WITHOUT --retain (not in this build)");
+        printf("%-5s %-20s %6s %8s %8s %9s %11s %9s %11s\n", "chunk", "start",
+               "seed", "ingest s", "CPU s", "docs/s", "RssAnon MiB", "HWM MiB",
+               "data.mdb MB");
+        fflush(stdout);
+    }
+    for (size_t i = 0; i < nch; i++) {
+        struct chunk *c = &ch[i];
+        struct proc pr;
+
+        c->start_s = o->start_s + (long long)i * DAY_S;
+        c->seed = o->seed + (long)i;
+        snprintf(dir, sizeof dir, "%s/chunk-%zu", work, i + 1);
+        snprintf(nbuf, sizeof nbuf, "%ld", o->chunk_requests);
+        snprintf(sbuf, sizeof sbuf, "%ld", c->seed);
+        snprintf(tbuf, sizeof tbuf, "%lld", c->start_s);
+        char *gargv[] = {
+            (char *)o->hoptrace, "simulate", "--requests", nbuf, "--seed", sbuf,
+            "--start",           tbuf,       "--out",      dir,  NULL};
+
+        if (run(gargv, NULL, errf, false, &pr) || !ok(&pr)) {
+            last_line(errf, sumline, sizeof sumline);
+            fprintf(stderr, "ht-bench: hoptrace simulate failed: %s\n",
+                    sumline);
+            rc = 5;
+            break;
+        }
+        c->gen_s = pr.secs;
+        join(seg, sizeof seg, dir, "segments.ndjson");
+        join(cwl, sizeof cwl, dir, "logs-cwl.ndjson");
+        join(kin, sizeof kin, dir, "logs-kinesis.json");
+        char *with[] = {
+            (char *)o->hoptrace, "--db", store, "ingest", "--retain",
+            (char *)o->retain,   seg,    cwl,   kin,      NULL};
+        char *without[] = {
+            (char *)o->hoptrace, "--db", store, "ingest", seg, cwl, kin, NULL};
+
+        if (run(retain ? with : without, NULL, errf, true, &pr) || !ok(&pr)) {
+            last_line(errf, sumline, sizeof sumline);
+            fprintf(stderr,
+                    "ht-bench: chunk %zu: hoptrace ingest failed "
+                    "(exit %d): %s\n",
+                    i + 1, exit_code(&pr), sumline);
+            rc = 5;
+            break;
+        }
+        c->secs = pr.secs;
+        c->cpu = pr.cpu_secs;
+        c->anon_kib = pr.rss_anon_kib;
+        c->hwm_kib = pr.hwm_kib;
+        if (c->anon_kib > peak_anon)
+            peak_anon = c->anon_kib;
+        if (c->hwm_kib > peak_hwm)
+            peak_hwm = c->hwm_kib;
+        last_line(errf, sumline, sizeof sumline);
+        parse_summary(sumline, &c->docs, &c->spans, &c->events);
+        c->ms = mdb_stat(store);
+        done++;
+        if (!o->json) {
+            rfc3339(c->start_s, when);
+            printf("%-5zu %-20s %6ld %8.2f %8.2f %9.0f %11.1f %9.1f %11.1f\n",
+                   i + 1, when, c->seed, c->secs, c->cpu,
+                   (double)c->docs / c->secs, (double)c->anon_kib / 1024.0,
+                   (double)c->hwm_kib / 1024.0, (double)c->ms.alloc / 1e6);
+            fflush(stdout);
+        }
+        if (!o->keep) { /* the inputs are large; truth.json is kept */
+            unlink(seg);
+            unlink(cwl);
+            unlink(kin);
+        }
+    }
+    if (rc)
+        goto out;
+
+    /* right after the last chunk: endpoints, then the ids */
+    ep = time_endpoints(o->hoptrace, store, outf);
+    snprintf(dir, sizeof dir, "%s/chunk-%zu", work, nch);
+    last = load_truth(dir);
+    exact = check_exact(o, store, last, outf, &exact_n, exact_why,
+                        sizeof exact_why);
+    if (nch > 1) {
+        join(dir, sizeof dir, work, "chunk-1");
+        first = load_truth(dir);
+        gone = check_gone(o, store, first, outf, &gone_n, gone_why,
+                          sizeof gone_why);
+    }
+
+    double cpu_growth = ch[nch - 1].cpu / ch[0].cpu;
+    double size_growth =
+        nch >= 3 ? (double)ch[nch - 1].ms.alloc / (double)ch[2].ms.alloc : NAN;
+
+    crit_add(&cs, "CPU of the last chunk <= 1.5x the first's",
+             cpu_growth <= TARGET_CPU_GROWTH, "%.2fx (%.2f s / %.2f s)",
+             cpu_growth, ch[nch - 1].cpu, ch[0].cpu);
+    crit_add(&cs, "peak RssAnon over all chunks <= 256 MiB",
+             peak_anon > 0 && (double)peak_anon / 1024.0 <= TARGET_RSS_MIB,
+             "%.1f MiB", (double)peak_anon / 1024.0);
+    if (nch > 1)
+        crit_add(&cs, "the first chunk's requests are gone (trace exits 1)",
+                 gone_n > 0 && gone == gone_n, "%zu/%zu gone%s%s%s", gone,
+                 gone_n, gone_why[0] ? "; " : "", gone_why,
+                 retain ? "" : " (ingested without --retain)");
+    else
+        crit_add(&cs, "the first chunk's requests are gone (trace exits 1)", -1,
+                 "one chunk: not measured");
+    crit_add(&cs, "the last chunk's requests are exact against its truth",
+             exact_n > 0 && exact == exact_n, "%zu/%zu exact%s%s", exact,
+             exact_n, exact_why[0] ? "; " : "", exact_why);
+    if (nch >= 3)
+        crit_add(&cs, "data.mdb after the last chunk <= 1.25x after the third",
+                 size_growth <= TARGET_SIZE_GROWTH,
+                 "%.2fx (%.1f MB / %.1f MB allocated)%s", size_growth,
+                 (double)ch[nch - 1].ms.alloc / 1e6,
+                 (double)ch[2].ms.alloc / 1e6,
+                 retain ? "" : " (ingested without --retain)");
+    else
+        crit_add(&cs, "data.mdb after the last chunk <= 1.25x after the third",
+                 -1, "fewer than 3 chunks: not measured");
+    crit_add(&cs, "endpoints --format json < 1 s after the last chunk",
+             ep.exit == 0 && ep.json_ok && ep.secs < TARGET_ENDPOINTS_S,
+             "%.3f s, exit %d", ep.secs, ep.exit);
+    crit_add(&cs, "endpoints opens the store read-only", ep.untouched,
+             "data.mdb %s", ep.untouched ? "untouched" : "written");
+
+    if (o->json) {
+        json_t *j = json_object(), *x, *a = json_array();
+
+        SETS(j, "machine", mach);
+        x = json_object();
+        SETI(x, "chunks", nch);
+        SETI(x, "chunk_requests", o->chunk_requests);
+        SETS(x, "retain", o->retain);
+        SETB(x, "retain_supported", retain);
+        rfc3339(o->start_s, when);
+        SETS(x, "start", when);
+        SETI(x, "seed", o->seed);
+        SETF(x, "seconds", now_s() - t_all);
+        json_object_set_new(j, "soak", x);
+        for (size_t i = 0; i < nch; i++) {
+            struct chunk *c = &ch[i];
+
+            x = json_object();
+            SETI(x, "chunk", i + 1);
+            rfc3339(c->start_s, when);
+            SETS(x, "start", when);
+            SETI(x, "seed", c->seed);
+            SETF(x, "generate_s", c->gen_s);
+            SETF(x, "ingest_s", c->secs);
+            SETF(x, "cpu_s", c->cpu);
+            SETI(x, "documents", c->docs);
+            SETI(x, "spans", c->spans);
+            SETI(x, "log_events", c->events);
+            SETF(x, "docs_per_s", (double)c->docs / c->secs);
+            SETI(x, "peak_rss_anon_kib", c->anon_kib);
+            SETI(x, "peak_rss_kib", c->hwm_kib);
+            SETI(x, "store_allocated_bytes", c->ms.alloc);
+            SETI(x, "store_file_bytes", c->ms.size);
+            json_array_append_new(a, x);
+        }
+        json_object_set_new(j, "chunks", a);
+        x = json_object();
+        SETF(x, "cpu_last_over_first", cpu_growth);
+        SETF(x, "size_last_over_third", size_growth);
+        SETI(x, "peak_rss_anon_kib", peak_anon);
+        SETI(x, "peak_rss_kib", peak_hwm);
+        json_object_set_new(j, "ratios", x);
+        x = json_object();
+        SETF(x, "seconds", ep.secs);
+        SETI(x, "exit", ep.exit);
+        SETB(x, "json", ep.json_ok);
+        SETI(x, "peak_rss_anon_kib", ep.rss_anon_kib);
+        SETB(x, "store_untouched", ep.untouched);
+        json_object_set_new(j, "endpoints", x);
+        x = json_object();
+        SETI(x, "checked", gone_n);
+        SETI(x, "gone", gone);
+        json_object_set_new(j, "first_chunk", x);
+        x = json_object();
+        SETI(x, "checked", exact_n);
+        SETI(x, "exact", exact);
+        if (exact_why[0])
+            SETS(x, "first_failure", exact_why);
+        json_object_set_new(j, "last_chunk", x);
+        json_object_set_new(j, "criteria", crits_json(&cs));
+        print_json(j, &rc);
+        json_decref(j);
+    } else {
+        char sz[64] = "n/a (fewer than 3 chunks)";
+
+        if (isfinite(size_growth))
+            snprintf(sz, sizeof sz, "%.2f", size_growth);
+        printf("\nCPU last / first %.2f; data.mdb last / third %s; peak "
+               "RssAnon %.1f MiB, peak RSS with mapped store pages %.1f MiB\n",
+               cpu_growth, sz, (double)peak_anon / 1024.0,
+               (double)peak_hwm / 1024.0);
+        printf("endpoints --format json: %.3f s, exit %d, data.mdb %s, peak "
+               "RssAnon %.1f MiB\n",
+               ep.secs, ep.exit, ep.untouched ? "untouched" : "written",
+               (double)ep.rss_anon_kib / 1024.0);
+        crits_print(&cs);
+        printf("(%.0f s in all)\n", now_s() - t_all);
+    }
+out:
+    json_decref(first);
+    json_decref(last);
+    free(ch);
+    if (!o->keep)
+        unlink(outf);
+    (void)done;
+    return rc;
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+/* --start: epoch seconds or RFC 3339, whole seconds. */
+static bool parse_start(const char *s, long long *out)
+{
+    char *end;
+    long long v;
+    int64_t us;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (!errno && end != s && !*end && v >= 0 && v < 10000000000LL) {
+        *out = v;
+        return true;
+    }
+    if (!ht_parse_iso8601(s, &us) || us < 0)
+        return false;
+    *out = us / 1000000;
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o = {.requests = 5000,
                      .seed = 42,
                      .runs = 3,
                      .trace_ids = 200,
+                     .chunk_requests = 8000,
+                     .check_ids = 20,
+                     .start_s = SOAK_START_DEFAULT,
+                     .retain = "2d",
                      .hoptrace = HT_BENCH_HOPTRACE};
-    char work[1024], corpus_dir[2048], store[1100];
-    char errf[PATH_MAX], tmp[PATH_MAX], sumline[1024], mach[512];
-    char seg[PATH_MAX], cwl[PATH_MAX], kin[PATH_MAX], nbuf[32], sbuf[32];
-    struct corpus c;
-    struct proc pr;
-    json_t *truth, *reqs;
-    size_t nreq;
-    double floor_s, top_s, *ing, best_ing, med_ing, gen_s = 0;
-    double floor_cpu = 0, top_cpu = 0, ing_cpu = 1e300;
-    long peak_kb = 0;
-    uint64_t fails = 0, top_fails = 0, spans = 0, events = 0, ndocs_ing = 0;
-    struct stat st;
-    int rc = 0;
+    char work[1024], mach[512];
+    int rc;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -630,12 +1943,28 @@ int main(int argc, char **argv)
         if (!strcmp(a, "--requests"))
             o.requests = parse_long(a, v, 1, 100000000);
         else if (!strcmp(a, "--seed"))
-            o.seed = parse_long(a, v, 0, LONG_MAX);
+            o.seed = parse_long(a, v, 0, LONG_MAX / 2);
         else if (!strcmp(a, "--runs"))
             o.runs = parse_long(a, v, 1, 100);
         else if (!strcmp(a, "--trace-ids"))
             o.trace_ids = parse_long(a, v, 0, 1000000);
-        else if (!strcmp(a, "--corpus"))
+        else if (!strcmp(a, "--soak"))
+            o.soak = parse_long(a, v, 1, 1000);
+        else if (!strcmp(a, "--chunk-requests"))
+            o.chunk_requests = parse_long(a, v, 1, 100000000);
+        else if (!strcmp(a, "--check-ids"))
+            o.check_ids = parse_long(a, v, 1, 1000000);
+        else if (!strcmp(a, "--retain"))
+            o.retain = v;
+        else if (!strcmp(a, "--start")) {
+            if (!parse_start(v, &o.start_s)) {
+                fprintf(stderr,
+                        "ht-bench: --start takes epoch seconds or RFC 3339, "
+                        "not '%s'\n",
+                        v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--corpus"))
             o.corpus = v;
         else if (!strcmp(a, "--hoptrace"))
             o.hoptrace = v;
@@ -650,6 +1979,11 @@ int main(int argc, char **argv)
     if ((o.work && strlen(o.work) > 1000) ||
         (o.corpus && strlen(o.corpus) > 2000)) {
         fputs("ht-bench: --work / --corpus path too long\n", stderr);
+        return 2;
+    }
+    if (o.soak && o.corpus) {
+        fputs("ht-bench: --soak generates its chunks; it takes no --corpus\n",
+              stderr);
         return 2;
     }
     if (access(o.hoptrace, X_OK)) {
@@ -676,322 +2010,31 @@ int main(int argc, char **argv)
             return 5;
         }
     }
-    snprintf(store, sizeof store, "%s/store", work);
-    snprintf(errf, sizeof errf, "%s/stderr.txt", work);
     machine(mach, sizeof mach);
+    rc = o.soak ? bench_soak(&o, work, mach) : bench_default(&o, work, mach);
 
-    /* 1. the corpus */
-    if (o.corpus) {
-        snprintf(corpus_dir, sizeof corpus_dir, "%s", o.corpus);
-    } else {
-        snprintf(corpus_dir, sizeof corpus_dir, "%s/corpus", work);
-        snprintf(nbuf, sizeof nbuf, "%ld", o.requests);
-        snprintf(sbuf, sizeof sbuf, "%ld", o.seed);
-        char *gargv[] = {(char *)o.hoptrace,
-                         "simulate",
-                         "--requests",
-                         nbuf,
-                         "--seed",
-                         sbuf,
-                         "--out",
-                         corpus_dir,
-                         NULL};
-
-        if (!o.json)
-            fprintf(stderr, "ht-bench: generating %ld requests (seed %ld)\n",
-                    o.requests, o.seed);
-        if (run(gargv, NULL, errf, &pr) || !ok(&pr)) {
-            last_line(errf, sumline, sizeof sumline);
-            fprintf(stderr, "ht-bench: hoptrace simulate failed: %s\n",
-                    sumline);
-            rc = 5;
-            goto out;
-        }
-        gen_s = pr.secs;
-    }
-    snprintf(seg, sizeof seg, "%s/segments.ndjson", corpus_dir);
-    snprintf(cwl, sizeof cwl, "%s/logs-cwl.ndjson", corpus_dir);
-    snprintf(kin, sizeof kin, "%s/logs-kinesis.json", corpus_dir);
-    snprintf(tmp, sizeof tmp, "%s/truth.json", corpus_dir);
-    truth = json_load_file(tmp, 0, NULL);
-    reqs = json_object_get(truth, "requests");
-    nreq = json_array_size(reqs);
-    if (!nreq) {
-        fprintf(stderr,
-                "ht-bench: %s has no requests (a truth.json is "
-                "needed for the query ids)\n",
-                tmp);
-        json_decref(truth);
-        rc = 5;
-        goto out;
-    }
-    if (load_corpus(corpus_dir, &c)) {
-        json_decref(truth);
-        rc = 5;
-        goto out;
-    }
-
-    /* 2. the jansson floor */
-    if (!o.json)
-        fprintf(stderr, "ht-bench: jansson floor over %zu documents\n",
-                c.docs.n);
-    floor_s = parse_floor(&c.docs, o.runs, &fails, &floor_cpu);
-    top_s = parse_floor(&c.top, o.runs, &top_fails, &top_cpu);
-
-    /* 3. ingest, R times into a fresh store */
-    ing = calloc((size_t)o.runs, sizeof *ing);
-    if (!ing)
-        die_oom();
-    for (long r = 0; r < o.runs; r++) {
-        char *iargv[] = {
-            (char *)o.hoptrace, "--db", store, "ingest", seg, cwl, kin, NULL};
-
-        if (!o.json)
-            fprintf(stderr, "ht-bench: ingest run %ld/%ld\n", r + 1, o.runs);
-        if (rm_rf(store) || run(iargv, NULL, errf, &pr) || !ok(&pr)) {
-            last_line(errf, sumline, sizeof sumline);
-            fprintf(stderr, "ht-bench: hoptrace ingest failed: %s\n", sumline);
-            rc = 5;
-            break;
-        }
-        ing[r] = pr.secs;
-        if (pr.cpu_secs < ing_cpu)
-            ing_cpu = pr.cpu_secs;
-        if (pr.maxrss_kb > peak_kb)
-            peak_kb = pr.maxrss_kb;
-    }
-    if (rc) {
-        free(ing);
-        json_decref(truth);
-        corpus_free(&c);
-        goto out;
-    }
-    last_line(errf, sumline, sizeof sumline);
-    {
-        const char *p = strstr(sumline, "ingested ");
-
-        if (p)
-            sscanf(p,
-                   "ingested %" SCNu64 " documents (%" SCNu64
-                   " spans, %" SCNu64,
-                   &ndocs_ing, &spans, &events);
-    }
-    qsort(ing, (size_t)o.runs, sizeof *ing, cmp_double);
-    best_ing = ing[0];
-    med_ing = ing[o.runs / 2];
-    snprintf(tmp, sizeof tmp, "%s/data.mdb", store);
-    if (stat(tmp, &st)) {
-        fprintf(stderr, "ht-bench: no %s after ingest\n", tmp);
-        memset(&st, 0, sizeof st);
-    }
-
-    /* 4. queries: processes, then in process */
-    size_t nproc = (size_t)o.trace_ids < nreq ? (size_t)o.trace_ids : nreq;
-    double *pl = calloc(nproc + 1, sizeof *pl), *il = calloc(nreq, sizeof *il);
-    double *pc = calloc(nproc + 1, sizeof *pc);
-    size_t pfail = 0, ifail = 0, ni = 0;
-    struct ht_store *s = NULL;
-
-    if (!pl || !il || !pc)
-        die_oom();
-    if (!o.json)
-        fprintf(stderr,
-                "ht-bench: %zu trace processes, %zu in-process "
-                "queries\n",
-                nproc, nreq);
-    for (size_t k = 0; k < nproc; k++) {
-        size_t idx = k * nreq / nproc;
-        const char *id = json_string_value(
-            json_object_get(json_array_get(reqs, idx), "apigw_request_id"));
-        char *targv[] = {(char *)o.hoptrace,      "--db",     store,  "trace",
-                         (char *)(id ? id : "?"), "--format", "json", NULL};
-
-        if (run(targv, NULL, NULL, &pr) || !ok(&pr))
-            pfail++;
-        pl[k] = pr.secs * 1e3;
-        pc[k] = pr.cpu_secs * 1e3;
-    }
-    qsort(pl, nproc, sizeof *pl, cmp_double);
-    qsort(pc, nproc, sizeof *pc, cmp_double);
-    if (ht_store_open(store, true, &s) == 0) {
-        for (size_t k = 0; k < nreq; k++) {
-            const char *id = json_string_value(
-                json_object_get(json_array_get(reqs, k), "apigw_request_id"));
-            struct ht_result *res = NULL;
-            double t0 = now_s();
-            int qrc = id ? ht_query_trace(s, id, &res) : HT_ERR_NOTFOUND;
-            double t = now_s() - t0;
-
-            if (qrc || !res || res->nrequests != 1)
-                ifail++;
-            il[ni++] = t * 1e3;
-            ht_result_free(res);
-        }
-        ht_store_close(s);
-    } else {
-        ifail = nreq;
-    }
-    qsort(il, ni, sizeof *il, cmp_double);
-
-    /* 5. report */
-    double ratio = floor_s / best_ing;
-    double docs_s = (double)c.docs.n / best_ing;
-    double mb_s = (double)c.file_bytes / 1e6 / best_ing;
-    double floor_docs_s = (double)c.docs.n / floor_s;
-    double floor_mb_s = (double)c.docs.bytes / 1e6 / floor_s;
-    uint64_t alloc = (uint64_t)st.st_blocks * 512;
-
-    if (o.json) {
-        json_t *j = json_object(), *x;
-
-#define SETI(obj, k, v)                                                        \
-    json_object_set_new(obj, k, json_integer((json_int_t)(v)))
-#define SETF(obj, k, v) json_object_set_new(obj, k, json_real(v))
-        json_object_set_new(j, "machine", json_string(mach));
-        x = json_object();
-        json_object_set_new(x, "dir", json_string(corpus_dir));
-        SETI(x, "requests", nreq);
-        SETI(x, "seed", o.seed);
-        json_object_set_new(x, "generated", json_boolean(o.corpus == NULL));
-        SETF(x, "generate_s", gen_s);
-        SETI(x, "file_bytes", c.file_bytes);
-        json_object_set_new(j, "corpus", x);
-        x = json_object();
-        SETI(x, "total", c.docs.n);
-        SETI(x, "xray", c.n_xray);
-        SETI(x, "log_messages", c.n_msgs);
-        SETI(x, "log_event_json", c.n_event_json);
-        SETI(x, "bytes", c.docs.bytes);
-        SETI(x, "top_level_values", c.top.n);
-        SETI(x, "parse_failures", fails);
-        json_object_set_new(j, "documents", x);
-        x = json_object();
-        SETI(x, "runs", o.runs);
-        SETF(x, "seconds", floor_s);
-        SETF(x, "docs_per_s", floor_docs_s);
-        SETF(x, "mb_per_s", floor_mb_s);
-        SETF(x, "top_level_seconds", top_s);
-        SETF(x, "cpu_seconds", floor_cpu);
-        SETF(x, "top_level_cpu_seconds", top_cpu);
-        SETF(x, "top_level_mb_per_s", (double)c.file_bytes / 1e6 / top_s);
-        json_object_set_new(j, "floor", x);
-        x = json_object();
-        SETI(x, "runs", o.runs);
-        SETF(x, "seconds_best", best_ing);
-        SETF(x, "seconds_median", med_ing);
-        SETF(x, "docs_per_s", docs_s);
-        SETF(x, "mb_per_s", mb_s);
-        SETF(x, "requests_per_s", (double)nreq / best_ing);
-        SETF(x, "spans_per_s", (double)spans / best_ing);
-        SETI(x, "peak_rss_kib", peak_kb);
-        SETI(x, "spans", spans);
-        SETI(x, "log_events", events);
-        SETI(x, "documents_reported", ndocs_ing);
-        json_object_set_new(j, "ingest", x);
-        SETF(j, "ratio", ratio);
-        SETF(x, "cpu_seconds_best", ing_cpu);
-        SETF(j, "ratio_cpu", floor_cpu / ing_cpu);
-        x = json_object();
-        SETI(x, "file_bytes", st.st_size);
-        SETI(x, "allocated_bytes", alloc);
-        SETF(x, "bytes_per_request", (double)alloc / (double)nreq);
-        SETF(x, "bytes_per_span", spans ? (double)alloc / (double)spans : 0.0);
-        json_object_set_new(j, "store", x);
-        x = json_object();
-        SETI(x, "process_runs", nproc);
-        SETF(x, "process_p50_ms", pct(pl, nproc, 50));
-        SETF(x, "process_p99_ms", pct(pl, nproc, 99));
-        SETF(x, "process_cpu_p50_ms", pct(pc, nproc, 50));
-        SETF(x, "process_cpu_p99_ms", pct(pc, nproc, 99));
-        SETI(x, "process_failures", pfail);
-        SETI(x, "inproc_runs", ni);
-        SETF(x, "inproc_p50_ms", pct(il, ni, 50));
-        SETF(x, "inproc_p99_ms", pct(il, ni, 99));
-        SETI(x, "inproc_failures", ifail);
-        json_object_set_new(j, "query", x);
-#undef SETI
-#undef SETF
-        char *txt =
-            j ? json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
-
-        if (!txt) {
-            fputs("ht-bench: cannot render JSON\n", stderr);
-            rc = 5;
-        } else {
-            puts(txt);
-        }
-        free(txt);
-        json_decref(j);
-    } else {
-        printf("hoptrace benchmark  (%s)\n", mach);
-        printf("corpus     %s: %zu requests, %.1f MB in 3 files%s\n",
-               corpus_dir, nreq, (double)c.file_bytes / 1e6,
-               o.corpus ? "" : " (hoptrace simulate)");
-        printf("documents  %zu = %" PRIu64 " X-Ray documents + %" PRIu64
-               " CWL subscription messages + %" PRIu64
-               " JSON log event messages, %.1f MB\n",
-               c.docs.n, c.n_xray, c.n_msgs, c.n_event_json,
-               (double)c.docs.bytes / 1e6);
-        printf("\n%-34s %10s %10s %10s\n", "", "seconds", "docs/s", "MB/s");
-        printf("%-34s %10.3f %10.0f %10.1f\n",
-               "jansson floor (documents, best)", floor_s, floor_docs_s,
-               floor_mb_s);
-        printf("%-34s %10.3f %10.0f %10.1f\n", "hoptrace ingest (best)",
-               best_ing, docs_s, (double)c.docs.bytes / 1e6 / best_ing);
-        printf("%-34s %12.3f\n", "hoptrace ingest (median)", med_ing);
-        printf("(MB/s over the documents' bytes; ingest reads %.1f MB of "
-               "files: %.1f MB/s; jansson over the files' %zu top-level "
-               "values: %.3f s)\n",
-               (double)c.file_bytes / 1e6, mb_s, c.top.n, top_s);
-        printf("\nratio      floor / ingest = %.2f  (target >= 3)\n", ratio);
-        printf(
-            "           in CPU time: %.3f s / %.3f s = %.2f  (ingest: user + "
-            "system, all threads; steadier on a busy machine)\n",
-            floor_cpu, ing_cpu, floor_cpu / ing_cpu);
-        printf("peak RSS   %.1f MiB during ingest  (target <= 256)\n",
-               (double)peak_kb / 1024.0);
-        printf("ingest     %" PRIu64 " spans, %" PRIu64
-               " log events; %.0f requests/s, %.0f spans/s\n",
-               spans, events, (double)nreq / best_ing,
-               (double)spans / best_ing);
-        printf("store      data.mdb %.1f MB allocated (file %.1f MB): %.0f "
-               "bytes/request, %.0f bytes/span\n",
-               (double)alloc / 1e6, (double)st.st_size / 1e6,
-               (double)alloc / (double)nreq,
-               spans ? (double)alloc / (double)spans : 0.0);
-        printf("trace      process:    p50 %.2f ms  p99 %.2f ms  over %zu "
-               "ids (target p99 <= 20)%s\n",
-               pct(pl, nproc, 50), pct(pl, nproc, 99), nproc,
-               pfail ? "  FAILURES" : "");
-        printf("           process CPU (user + system): p50 %.2f ms  p99 %.2f "
-               "ms\n",
-               pct(pc, nproc, 50), pct(pc, nproc, 99));
-        printf("           in process: p50 %.3f ms  p99 %.3f ms  over %zu "
-               "ids (target p99 <= 1)%s\n",
-               pct(il, ni, 50), pct(il, ni, 99), ni, ifail ? "  FAILURES" : "");
-        if (pfail || ifail || fails)
-            printf("failures   %zu trace processes, %zu in-process lookups, "
-                   "%" PRIu64 " documents jansson rejected\n",
-                   pfail, ifail, fails);
-    }
-    if (pfail || ifail)
-        rc = 5;
-    free(pl);
-    free(pc);
-    free(il);
-    free(ing);
-    json_decref(truth);
-    corpus_free(&c);
-out:
-    if (o.keep)
+    if (o.keep) {
         fprintf(stderr, "ht-bench: kept %s\n", work);
-    else if (!o.work)
+    } else if (!o.work) {
         rm_rf(work);
-    else {
-        rm_rf(store);
-        if (!o.corpus)
-            rm_rf(corpus_dir);
-        unlink(errf);
+    } else {
+        /* a given --work keeps the folder, not what was made in it */
+        char p[PATH_MAX];
+
+        join(p, sizeof p, work, "store");
+        rm_rf(p);
+        join(p, sizeof p, work, "soak-store");
+        rm_rf(p);
+        join(p, sizeof p, work, "stderr.txt");
+        unlink(p);
+        if (!o.corpus) {
+            join(p, sizeof p, work, "corpus");
+            rm_rf(p);
+        }
+        for (long i = 1; i <= o.soak; i++) {
+            snprintf(p, sizeof p, "%s/chunk-%ld", work, i);
+            rm_rf(p);
+        }
     }
     return rc;
 }

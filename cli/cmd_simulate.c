@@ -16,8 +16,13 @@
  * message that could still join it can appear later (every future message
  * is ready after a lower bound the upstream stage knows), and invokes its
  * batches in start-time order once no earlier batch can still be formed.
- * A request's truth is written when its last stage ran. Owned by cli/; it
- * touches no store and no ingest code.
+ * A request's truth is written when its last stage ran.
+ *
+ * logs-kinesis.json is written as GetRecords pages (at most 10 MB and
+ * 10,000 records each), so no single value grows with N. --start places
+ * the window in time; the start and the seed make its ids its own, so
+ * consecutive windows make one long stream. Owned by cli/; it touches no
+ * store and no ingest code.
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -74,8 +79,9 @@ static const char *const fn_name[F__N] = {"start-payment", "charge-card",
 
 static const char usage[] =
     "usage: hoptrace simulate --requests N --out DIR [--seed S]\n"
-    "                         [--stream-batch K] [--stalled M]\n"
-    "                         [--format sample|gzip]\n"
+    "                         [--start TIME] [--stream-batch K]\n"
+    "                         [--stalled M] [--format sample|gzip]\n"
+    "                         [--page-records R]\n"
     "\n"
     "Writes demo / benchmark data: the telemetry of N requests through the\n"
     "payments pipeline of the sample (API Gateway -> start-payment -> SQS\n"
@@ -87,6 +93,12 @@ static const char usage[] =
     "  --requests N       API requests to simulate (required)\n"
     "  --out DIR          output folder, created if missing (required)\n"
     "  --seed S           PRNG seed (default 1)\n"
+    "  --start TIME       when the first request begins: RFC 3339\n"
+    "                     (2026-11-27T00:00:00Z) or epoch seconds (default\n"
+    "                     2026-11-26T13:33:20Z plus a few ms). Windows of\n"
+    "                     other starts or seeds share no id, so a long\n"
+    "                     stream is made of consecutive windows, e.g. one\n"
+    "                     per day\n"
     "  --stream-batch K   max records per record-ledger / send-receipt\n"
     "                     invocation (default 1)\n"
     "  --stalled M        requests never consumed by record-ledger\n"
@@ -94,12 +106,16 @@ static const char usage[] =
     "  --format sample    the sample's files, plain (default)\n"
     "  --format gzip      the three input files gzip-compressed (.gz; ingest\n"
     "                     reads them as they are), truth files plain\n"
+    "  --page-records R   at most R records per GetRecords page of\n"
+    "                     logs-kinesis.json (1 to 10000, default 10000)\n"
     "\n"
     "DIR receives, in the sample's layout:\n"
     "  segments.ndjson    X-Ray daemon datagrams (header line, document)\n"
     "  logs-cwl.ndjson    CloudWatch Logs subscription messages, one a line\n"
-    "  logs-kinesis.json  a Kinesis GetRecords response whose Data is\n"
-    "                     base64(gzip(subscription message))\n"
+    "  logs-kinesis.json  Kinesis GetRecords responses, one page after the\n"
+    "                     other (at most 10 MB and R records each, like\n"
+    "                     the API), whose Data is base64(gzip(subscription\n"
+    "                     message))\n"
     "  truth.json         the exact expected answer per request\n"
     "  truth-extra.json   with K > 1: every stream-consumer id and how many\n"
     "                     requests it must resolve to\n"
@@ -143,9 +159,9 @@ struct inv_sum {
 
 struct req {
     int64_t i, api_start, api_end, send_end, put_end, putrec_end;
-    char apigw[40], order[24], trace_api[40], invoke_id[20], message_id[40];
+    char apigw[40], order[48], trace_api[40], invoke_id[20], message_id[40];
     char send_id[20];
-    char ddb_seq[32], kin_seq[64];
+    char ddb_seq[40], kin_seq[64];
     struct inv_sum start, charge, ledger, receipt;
     int batch_size;
 };
@@ -198,12 +214,19 @@ struct gen {
     struct pool pool[F__N];
     struct stage st[3]; /* charge-card, record-ledger, send-receipt */
     struct inv inv;
-    struct ht_buf doc, ev, msg, tmp;
+    struct ht_buf doc, ev, msg, tmp, rec;
     unsigned char *gz;
     size_t gzcap;
     struct sim_out seg, cwl, kin, truth, extra;
-    bool kin_any, truth_any, extra_any;
+    bool truth_any, extra_any;
     uint64_t ddb_seq, kin_seq, ev_counter, kin_j, containers_made;
+    /* What makes this window's stream ids its own: the second it starts
+     * (ids of later windows sort after) and a number drawn from the seed
+     * (windows of other seeds at the same time differ). */
+    uint64_t start_s, tag;
+    /* logs-kinesis.json: the GetRecords page being written */
+    uint64_t page_n, page_bytes, pages, page_cap, kin_records;
+    int64_t page_last_ms; /* arrival time of its last record */
     uint64_t n_docs, n_events, n_msgs, n_invs, n_done, n_stalled_done;
     int64_t max_emit;
 };
@@ -344,6 +367,73 @@ static void emit(struct gen *g, int64_t emit_us, const struct ht_buf *doc)
         g->max_emit = emit_us;
 }
 
+/* logs-kinesis.json is a sequence of GetRecords responses (pages), one
+ * after the other, as a consumer polling the shard would have saved them.
+ * Like the real API, a page holds at most 10,000 records and at most 10 MB
+ * (here: of response text, so also of data), which keeps every page well
+ * under ingest's 16 MiB cap on one JSON value whatever N is. */
+#define PAGE_MAX_RECORDS 10000
+#define PAGE_MAX_BYTES 10000000u
+#define PAGE_TAIL_MAX 160 /* the page's closing text, iterator included */
+
+static void page_open(struct gen *g)
+{
+    size_t before = g->kin.buf.len;
+
+    ADDS(&g->kin.buf, "{\"Records\":[");
+    g->page_bytes = g->kin.buf.len - before;
+    g->page_n = 0;
+}
+
+/* Closes the page. The iterator names the next page; MillisBehindLatest
+ * is how far the page's last record is behind the newest event written so
+ * far (0 on the last page: the consumer has caught up). */
+static void page_close(struct gen *g, bool last)
+{
+    struct ht_buf *k = &g->kin.buf, it;
+    char shard_pos[64];
+    int n;
+    int64_t behind = last ? 0 : g->max_emit / 1000 - g->page_last_ms;
+
+    ht_buf_init(&it);
+    n = snprintf(shard_pos, sizeof shard_pos,
+                 "shardId-000000000000:%" PRIu64 ":%" PRIu64, g->tag,
+                 g->pages + 1);
+    sim_b64(&it, shard_pos, (size_t)n);
+    ADDS(k, "\n],\"NextShardIterator\":\"AAAAAAAAAAE");
+    ht_buf_add(k, it.data, it.len);
+    ADDS(k, "\",\"MillisBehindLatest\":");
+    sim_put_i64(k, behind > 0 ? behind : 0);
+    ADDS(k, "}\n");
+    ht_buf_free(&it);
+    g->pages++;
+    sim_out_maybe_flush(&g->kin);
+}
+
+/* Appends one record (rec: newline, then the record's JSON) to the page,
+ * starting a new page first when this one is full. */
+static void page_add(struct gen *g, const struct ht_buf *rec, int64_t last_ms)
+{
+    struct ht_buf *k = &g->kin.buf;
+
+    if (g->page_n &&
+        (g->page_n >= g->page_cap ||
+         g->page_bytes + 1 + rec->len + PAGE_TAIL_MAX > PAGE_MAX_BYTES)) {
+        page_close(g, false);
+        page_open(g);
+    }
+    if (g->page_n) {
+        ht_buf_addc(k, ',');
+        g->page_bytes++;
+    }
+    ht_buf_add(k, rec->data, rec->len);
+    g->page_bytes += rec->len;
+    g->page_n++;
+    g->kin_records++;
+    g->page_last_ms = last_ms;
+    sim_out_maybe_flush(&g->kin);
+}
+
 /* One CloudWatch Logs subscription message with the container's pending
  * events; to logs-cwl.ndjson or, gzipped, into the GetRecords file. */
 static void flush_container(struct gen *g, int fn, struct container *c)
@@ -367,7 +457,8 @@ static void flush_container(struct gen *g, int fn, struct container *c)
             ht_buf_addc(m, ',');
         ADDS(m, "{\"id\":\"");
         sim_put_u64w(m, (uint64_t)t, 13);
-        sim_put_u64w(m, ++g->ev_counter, 43);
+        sim_put_u64w(m, g->tag, 8);
+        sim_put_u64w(m, ++g->ev_counter, 35);
         ADDS(m, "\",\"timestamp\":");
         sim_put_i64(m, t);
         ADDS(m, ",\"message\":");
@@ -388,17 +479,17 @@ static void flush_container(struct gen *g, int fn, struct container *c)
         return;
     }
     size_t zn = 0;
-    struct ht_buf *k = &g->kin.buf;
+    struct ht_buf *k = &g->rec;
 
     if (sim_gzip(m->data, m->len, &g->gz, &g->gzcap, &zn)) {
         g->kin.err = g->kin.err ? g->kin.err : ENOMEM;
         return;
     }
-    if (g->kin_any)
-        ht_buf_addc(k, ',');
-    g->kin_any = true;
+    ht_buf_reset(k);
     ADDS(k, "\n{\"SequenceNumber\":\"497");
-    sim_put_u64w(k, g->kin_j++, 26);
+    sim_put_u64w(k, g->start_s, 10);
+    sim_put_u64w(k, g->tag, 8);
+    sim_put_u64w(k, g->kin_j++, 11);
     ADDS(k, "\",\"ApproximateArrivalTimestamp\":");
     sim_put_ms3(k, last);
     ADDS(k, ",\"Data\":\"");
@@ -406,7 +497,7 @@ static void flush_container(struct gen *g, int fn, struct container *c)
     ADDS(k, "\",\"PartitionKey\":");
     put_str(k, c->stream);
     ht_buf_addc(k, '}');
-    sim_out_maybe_flush(&g->kin);
+    page_add(g, k, last);
 }
 
 static void log_event(struct gen *g, struct inv *inv, int64_t t,
@@ -1301,14 +1392,25 @@ static void run_receipt(struct gen *g, int64_t l0, struct req **b, int n)
 static void assign_seq(struct gen *g, struct stage *s, struct req *r)
 {
     if (s->fn == F_LEDGER) {
-        snprintf(r->ddb_seq, sizeof r->ddb_seq, "4%021" PRIu64, g->ddb_seq);
+        struct ht_buf tmp;
+
+        /* 4, the window's second and tag, then the shard's position */
+        ht_buf_init(&tmp);
+        ht_buf_addc(&tmp, '4');
+        sim_put_u64w(&tmp, g->start_s, 10);
+        sim_put_u64w(&tmp, g->tag, 8);
+        sim_put_u64w(&tmp, g->ddb_seq, 12);
+        memcpy(r->ddb_seq, tmp.data, tmp.len + 1);
+        ht_buf_free(&tmp);
         g->ddb_seq += (uint64_t)sim_rng_int(&g->rng, 300, 2500);
     } else if (s->fn == F_RECEIPT) {
         struct ht_buf tmp;
 
         ht_buf_init(&tmp);
         ADDS(&tmp, "496");
-        sim_put_u64w(&tmp, g->kin_seq, 53);
+        sim_put_u64w(&tmp, g->start_s, 10);
+        sim_put_u64w(&tmp, g->tag, 8);
+        sim_put_u64w(&tmp, g->kin_seq, 35);
         memcpy(r->kin_seq, tmp.data, tmp.len + 1);
         ht_buf_free(&tmp);
         g->kin_seq += (uint64_t)sim_rng_int(&g->rng, 1000, 120000);
@@ -1504,6 +1606,35 @@ static int parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi,
     return 0;
 }
 
+/* --start: epoch seconds (fractions allowed) or RFC 3339, into epoch
+ * microseconds; from 1970 to 2286 (the ids carry 10 digits of seconds). */
+static bool parse_start(const char *s, int64_t *out)
+{
+    char *end;
+    double d;
+
+    errno = 0;
+    d = strtod(s, &end);
+    if (end != s && !*end && !errno && isfinite(d)) {
+        if (d < 0 || d >= 1e10)
+            return false;
+        *out = (int64_t)llround(d * 1e6);
+        return true;
+    }
+    if (!ht_parse_iso8601(s, out))
+        return false;
+    return *out >= 0 && *out < 10000000000LL * 1000000;
+}
+
+/* splitmix64's finaliser: a start time becomes 64 well-mixed bits. */
+static uint64_t mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 static int mkdir_p(const char *dir)
 {
     char path[4096];
@@ -1555,12 +1686,14 @@ static void gen_free(struct gen *g)
     ht_buf_free(&g->ev);
     ht_buf_free(&g->msg);
     ht_buf_free(&g->tmp);
+    ht_buf_free(&g->rec);
     free(g->gz);
 }
 
 int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
 {
-    int64_t n = -1, seed = 1, k = 1, stalled = -1;
+    int64_t n = -1, seed = 1, k = 1, stalled = -1, start = -1;
+    int64_t page_cap = PAGE_MAX_RECORDS;
     const char *out = NULL, *format = "sample";
     bool gz;
     struct gen *g;
@@ -1582,7 +1715,8 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
         }
         if (!v && (!strcmp(a, "--requests") || !strcmp(a, "--seed") ||
                    !strcmp(a, "--out") || !strcmp(a, "--stream-batch") ||
-                   !strcmp(a, "--stalled") || !strcmp(a, "--format"))) {
+                   !strcmp(a, "--stalled") || !strcmp(a, "--format") ||
+                   !strcmp(a, "--start") || !strcmp(a, "--page-records"))) {
             ht_cli_err("simulate: %s needs a value (see hoptrace simulate "
                        "--help)",
                        a);
@@ -1600,6 +1734,16 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
         } else if (strcmp(a, "--stalled") == 0) {
             if (parse_i64(a, v, 0, 1000000000, &stalled))
                 return HT_EXIT_USAGE;
+        } else if (strcmp(a, "--page-records") == 0) {
+            if (parse_i64(a, v, 1, PAGE_MAX_RECORDS, &page_cap))
+                return HT_EXIT_USAGE;
+        } else if (strcmp(a, "--start") == 0) {
+            if (!parse_start(v, &start)) {
+                ht_cli_err("simulate: --start takes epoch seconds or an RFC "
+                           "3339 time (2026-11-27T00:00:00Z), not '%s'",
+                           v);
+                return HT_EXIT_USAGE;
+            }
         } else if (strcmp(a, "--out") == 0) {
             out = v;
         } else if (strcmp(a, "--format") == 0) {
@@ -1644,7 +1788,11 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
     t1 = t0;
-    sim_rng_seed(&g->rng, (uint64_t)seed);
+    /* The start is part of the seed: the same seed in another window must
+     * not repeat its random ids. Without --start the seed alone. */
+    sim_rng_seed(&g->rng, start < 0 ? (uint64_t)seed
+                                    : (uint64_t)seed ^ mix64((uint64_t)start));
+    g->page_cap = (uint64_t)page_cap;
     g->n = n;
     g->k = k;
     g->n_stalled = stalled;
@@ -1653,6 +1801,7 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
     ht_buf_init(&g->ev);
     ht_buf_init(&g->msg);
     ht_buf_init(&g->tmp);
+    ht_buf_init(&g->rec);
     g->st[0] = (struct stage){
         .fn = F_CHARGE, .lo = 20 * MS, .hi = 800 * MS, .cap_max = 10};
     g->st[1] = (struct stage){.fn = F_LEDGER,
@@ -1687,7 +1836,6 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
             goto done;
         }
     }
-    ADDS(&g->kin.buf, "{\"Records\":[");
     ADDS(&g->truth.buf, "{\"requests\":[");
     if (k > 1)
         ht_buf_printf(&g->extra.buf,
@@ -1698,8 +1846,13 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
                       k);
     g->ddb_seq = (uint64_t)sim_rng_int(&g->rng, 1000, 5000);
     g->kin_seq = (uint64_t)sim_rng_int(&g->rng, 5000, 20000);
+    g->tag = (uint64_t)sim_rng_int(&g->rng, 0, 99999999);
+    g->ev_counter = 0;
 
-    int64_t t = T0_US + sim_rng_int(&g->rng, 20000, 80000);
+    int64_t t = start >= 0 ? start : T0_US + sim_rng_int(&g->rng, 20000, 80000);
+
+    g->start_s = (uint64_t)(t / 1000000);
+    page_open(g);
 
     for (int64_t i = 0; i < n; i++) {
         struct req *r = calloc(1, sizeof *r);
@@ -1713,7 +1866,9 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
         r->i = i;
         r->api_start = t;
         uuid4(g, r->apigw);
-        snprintf(r->order, sizeof r->order, "p-%" PRId64, i);
+        /* the window's tag keeps order ids apart across windows too */
+        snprintf(r->order, sizeof r->order, "p-%08" PRIu64 "-%" PRId64, g->tag,
+                 i);
         run_start(g, r);
         if (i + 1 < n) {
             if (sim_rng_unit(&g->rng) < 0.3)
@@ -1728,8 +1883,7 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
     for (int f = 0; f < F__N; f++)
         for (size_t i = 0; i < g->pool[f].n; i++)
             flush_container(g, f, g->pool[f].c[i]);
-    ADDS(&g->kin.buf,
-         "\n],\"NextShardIterator\":\"AAAA\",\"MillisBehindLatest\":0}");
+    page_close(g, true);
     ht_buf_printf(&g->truth.buf,
                   "\n],\"stages\":{},\"stall\":{\"stage_via\":\"dynamodb\","
                   "\"resource\":\"" TABLE "\",\"producer\":\"charge-card\","
@@ -1758,9 +1912,11 @@ done:
         fprintf(stderr,
                 "simulate: %" PRIu64 " requests (%" PRIu64 " stalled), %" PRIu64
                 " segment documents, %" PRIu64 " log events in %" PRIu64
-                " messages, %" PRIu64 " invocations, %.1f MB -> %s in %.2f s\n",
+                " messages, %" PRIu64 " invocations, %" PRIu64
+                " Kinesis records in %" PRIu64
+                " GetRecords pages, %.1f MB -> %s in %.2f s\n",
                 g->n_done, g->n_stalled_done, g->n_docs, g->n_events, g->n_msgs,
-                g->n_invs, (double)bytes / 1e6, out,
+                g->n_invs, g->kin_records, g->pages, (double)bytes / 1e6, out,
                 (double)(t1.tv_sec - t0.tv_sec) +
                     (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     }

@@ -9,8 +9,10 @@ Checks: `ht-bench --help` works; `ht-bench --requests N --runs 1
 --trace-ids 20 --json` exits 0 and prints one JSON object whose counts
 (documents of each kind, spans, log events, store bytes, peak RSS) and
 times are positive, whose document count matches what the corpus files
-hold, with no parse, ingest or lookup failure; and the table form prints
-the ratio line.  The scratch folder is removed.
+hold, with no parse, ingest or lookup failure, one round of floor +
+ingest with its own figures, the ingest's peak RssAnon within its peak RSS,
+criteria each PASS, FAIL or not measured; and the table form prints the
+ratio line and the acceptance lines.  The scratch folder is removed.
 """
 import json
 import shutil
@@ -43,7 +45,8 @@ def main(argv):
         positive = [("documents", k) for k in ("total", "xray", "log_messages", "log_event_json", "bytes")]
         positive += [("floor", k) for k in ("seconds", "docs_per_s", "mb_per_s", "top_level_seconds")]
         positive += [("ingest", k) for k in ("seconds_best", "seconds_median", "docs_per_s", "mb_per_s",
-                                             "peak_rss_kib", "spans", "log_events", "documents_reported")]
+                                             "peak_rss_kib", "peak_rss_anon_kib", "cpu_seconds_best",
+                                             "spans", "log_events", "documents_reported")]
         positive += [("store", k) for k in ("allocated_bytes", "bytes_per_request", "bytes_per_span")]
         positive += [("query", k) for k in ("process_runs", "process_p50_ms", "process_p99_ms",
                                             "inproc_runs", "inproc_p50_ms", "inproc_p99_ms")]
@@ -54,6 +57,19 @@ def main(argv):
         for k in ("ratio", "ratio_cpu"):
             if not (isinstance(r.get(k), (int, float)) and r[k] > 0):
                 errs.append(f"{k} = {r.get(k)!r}")
+        # floor and ingest alternate: one round each per run, each with its own figures
+        rounds = r.get("rounds", [])
+        if len(rounds) != 1 or not all(isinstance(x.get(k), (int, float)) and x[k] > 0 for x in rounds
+                                       for k in ("floor_s", "floor_cpu_s", "ingest_s", "ingest_cpu_s",
+                                                 "peak_rss_anon_kib")):
+            errs.append(f"rounds: {rounds!r}")
+        # the process's own memory: its anonymous pages are part of its RSS
+        if r["ingest"]["peak_rss_anon_kib"] > r["ingest"]["peak_rss_kib"]:
+            errs.append("peak RssAnon above the process's peak RSS")
+        crit = r.get("criteria", [])
+        if len(crit) < 3 or not all(isinstance(c.get("criterion"), str) and
+                                    (c.get("pass") is None or isinstance(c["pass"], bool)) for c in crit):
+            errs.append(f"criteria: {crit!r}")
         if r["corpus"]["requests"] != n:
             errs.append(f"{r['corpus']['requests']} requests, expected {n}")
         for sec, k in (("documents", "parse_failures"), ("query", "process_failures"),
@@ -77,7 +93,7 @@ def main(argv):
         p = subprocess.run([bench, "--hoptrace", hop, "--corpus", f"{work}/corpus", "--runs", "1",
                             "--trace-ids", "5", "--work", f"{work}/t"],
                            capture_output=True, text=True, timeout=600)
-        if p.returncode != 0 or "floor / ingest" not in p.stdout:
+        if p.returncode != 0 or "floor / ingest" not in p.stdout or "acceptance" not in p.stdout:
             errs.append(f"table form: exit {p.returncode}, {p.stdout[-300:]} {p.stderr[-300:]}")
         for e in errs:
             print("FAIL:", e)

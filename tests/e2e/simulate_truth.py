@@ -52,6 +52,18 @@ def read(path):
         return f.read()
 
 
+def getrecords_pages(path):
+    """logs-kinesis.json is GetRecords responses one after the other."""
+    text, dec, i, out = open(path).read(), json.JSONDecoder(), 0, []
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            return out
+        page, i = dec.raw_decode(text, i)
+        out.append(page)
+
+
 def shape(d):
     """What the corpus must contain, counted from the documents."""
     lines = read(os.path.join(d, "segments.ndjson")).decode().split("\n")
@@ -59,7 +71,8 @@ def shape(d):
     assert all(json.loads(lines[i]) == {"format": "json", "version": 1}
                for i in range(0, len(lines) - 1, 2)), "daemon header lines"
     cwl = [json.loads(l) for l in open(os.path.join(d, "logs-cwl.ndjson")) if l.strip()]
-    kin = json.load(open(os.path.join(d, "logs-kinesis.json")))["Records"]
+    kin = [r for page in getrecords_pages(os.path.join(d, "logs-kinesis.json"))
+           for r in page["Records"]]
     msgs = cwl + [json.loads(gzip.decompress(base64.b64decode(r["Data"]))) for r in kin]
     events = [e["message"] for m in msgs for e in m["logEvents"]]
     truth = json.load(open(os.path.join(d, "truth.json")))["requests"]
