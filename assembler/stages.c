@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include "stages.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -680,6 +681,53 @@ static int collect_u(void *ctx, const void *k, size_t kn, const void *v,
     return 0;
 }
 
+/*
+ * A Kinesis write that names no stream (the SDKs' PutRecord records none)
+ * and no sequence number: nothing at ingest can meet it with its consumer.
+ * It is kept as a waiting producer half of the stream "" under its own hop
+ * key, "kput:" + span id; query/stalls.c learns its stream and whether it
+ * was consumed from what names them (the correlation id the write is
+ * attributed to, and the consumer's logged records), as of the query, so
+ * the answer depends on neither arrival order nor batch boundaries. A
+ * failed write wrote nothing and is not kept.
+ */
+static void unnamed_write(struct ht__stg *g, const struct ht_span *s)
+{
+    char hk[32], id[17];
+    struct prec p;
+    struct ht_id8 missing = {{0}};
+    const char *svc;
+
+    ht_id8_format(&s->id, id);
+    snprintf(hk, sizeof(hk), "kput:%s", id);
+    if (prec_get(g, hk, &p))
+        return; /* seen before */
+    memset(&p, 0, sizeof(p));
+    p.via = HT_VIA_KINESIS;
+    p.ts = s->end_us;
+    p.res = "";
+    memcpy(p.trace, s->trace.b, 16);
+    memcpy(p.span, s->id.b, 8);
+    p.corr = s->corr && strlen(s->corr) < MAXNAME ? s->corr : NULL;
+    svc = service_of(g, s, &missing);
+    p.prod = svc && strlen(svc) < MAXNAME ? svc : "";
+    count_entered(g, &p, 1);
+    pending_put(g, &p, hk);
+    prec_put(g, hk, &p);
+    if (!svc) {
+        wait_for(g, &missing, hk);
+        g->unresolved++;
+    }
+}
+
+static bool is_unnamed_write(const struct ht_span *s)
+{
+    return s->via == HT_VIA_KINESIS && (s->flags & HT_SPAN_WRITE) &&
+           !(s->flags & (HT_SPAN_IN_PROGRESS | HT_SPAN_ERROR |
+                         HT_SPAN_THROTTLE | HT_SPAN_FAULT)) &&
+           (!s->resource || !*s->resource) && !s->sequence;
+}
+
 void ht__stg_span(struct ht__stg *g, const struct ht_span *s)
 {
     uint8_t k[16];
@@ -688,6 +736,8 @@ void ht__stg_span(struct ht__stg *g, const struct ht_span *s)
     if (g && !g->err && s->nlinks &&
         (s->kind == HT_SK_LAMBDA || s->kind == HT_SK_FUNCTION))
         take_links(g, s);
+    if (g && !g->err && is_unnamed_write(s))
+        unnamed_write(g, s);
     if (!g || g->err || g->unresolved <= 0)
         return;
     k[0] = 'u';

@@ -18,7 +18,12 @@
  *   'R' via res\0 cons\0           -> records consumed (any producer), last
  *   'A' via res\0 cons\0 bucket(8) -> records consumed in that time bucket
  *   'P' via res\0 prod\0 ts(8) hop key -> trace(16) span(8) corr: a
- *                                     producer half still waiting
+ *                                     producer half still waiting. A
+ *                                     Kinesis write that names no stream
+ *                                     stays here for good, in the stream
+ *                                     "" under hop key "kput:<span id>":
+ *                                     query/stalls.c learns its stream
+ *                                     and its consumption as of a query
  *   'p' hop key                    -> the producer half's own record (see
  *                                     stages.c), while it waits or while its
  *                                     service is unknown

@@ -399,6 +399,14 @@ static void decode_span(struct xray_ctx *x, hj doc, const struct ht_tid *trace,
             s.http_status = (uint16_t)hj_int(v);
     }
     fill_aws(x, f[F_AWS], &s);
+    /* a write whose call raised (a cause with exceptions, e.g. DynamoDB's
+     * ProvisionedThroughputExceededException) failed even when the SDK set
+     * no flag: it wrote nothing */
+    if ((s.flags & HT_SPAN_WRITE) &&
+        !(s.flags & (HT_SPAN_ERROR | HT_SPAN_FAULT | HT_SPAN_THROTTLE)) &&
+        hj_is_object(f[F_CAUSE]) &&
+        hj_size(hj_get(f[F_CAUSE], "exceptions")) > 0)
+        s.flags |= HT_SPAN_ERROR;
     s.corr = annotation_corr(b, f[F_ANNOTATIONS]);
     v = hj_get(f[F_METADATA], "default");
     if (hj_is_object(v))
