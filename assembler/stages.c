@@ -494,6 +494,57 @@ static bool usable(const char *hk, const char *res)
     return strlen(hk) < MAXHOPKEY && res && *res && strlen(res) < MAXNAME;
 }
 
+static void take_links(struct ht__stg *g, const struct ht_span *s);
+
+struct holders {
+    struct ht__stg *g;
+    struct ht_span best;
+    bool found;
+};
+
+static int holder_visit(void *ctx, const void *k, size_t kn, const void *v,
+                        size_t vn)
+{
+    struct holders *h = ctx;
+    const uint8_t *t = v;
+    const void *nv;
+    size_t nn;
+    struct ht_span sp;
+
+    (void)k;
+    (void)kn;
+    if (vn != 9 || t[0] != HT_TARGET_SPAN ||
+        ht_store_get(h->g->t, HT_DB_NODES, t + 1, 8, &nv, &nn) != HT_ERR_OK ||
+        ht_span_unpack(nv, nn, h->g->a, &sp) != HT_ERR_OK)
+        return 0;
+    if (sp.kind != HT_SK_LAMBDA && sp.kind != HT_SK_FUNCTION)
+        return 0;
+    if (!h->found || sp.start_us < h->best.start_us ||
+        (sp.start_us == h->best.start_us &&
+         memcmp(sp.id.b, h->best.id.b, 8) < 0)) {
+        h->best = sp;
+        h->found = true;
+    }
+    return 0;
+}
+
+/* An SQS consumer known by its X-Ray link whose segment came before the
+ * producer: it takes the producer now, as it would have had it come after
+ * (the earliest invocation linking to it, when several do). */
+static void linked_before(struct ht__stg *g, const struct ht_span *s)
+{
+    uint8_t key[64];
+    size_t kn = ht_key_make(key, HT_K_LINK, s->id.b, 8);
+    struct holders h = {.g = g};
+
+    if (g->err ||
+        ht_store_dups(g->t, HT_DB_KEYS, key, kn, holder_visit, &h) !=
+            HT_ERR_OK ||
+        !h.found)
+        return;
+    take_links(g, &h.best);
+}
+
 void ht__stg_producer(struct ht__stg *g, const struct ht_span *s,
                       const char *hk, bool matched, int64_t cons_ts)
 {
@@ -544,28 +595,37 @@ void ht__stg_producer(struct ht__stg *g, const struct ht_span *s,
     } else if (!matched) {
         prec_put(g, hk, &p);
     }
+    if (!matched && p.via == HT_VIA_SQS)
+        linked_before(g, s);
 }
 
 /* A record received by consumer `cons` of (via, res) at ts: the
  * consumer's activity, per minute too. */
-static void count_received(struct ht__stg *g, int via, const char *res,
-                           const char *cons, int64_t ts)
+static void count_received_n(struct ht__stg *g, int via, const char *res,
+                             const char *cons, int64_t ts, int sign)
 {
     uint8_t k[1024];
     size_t kn = mk(k, T_R, via, res, cons, NULL);
     int64_t bk = ts - (((ts % HT__STG_ABUCKET_US) + HT__STG_ABUCKET_US) %
                        HT__STG_ABUCKET_US);
 
-    bump(g, k, kn, 0, 1);
-    bump(g, k, kn, 1, ts);
+    bump(g, k, kn, 0, sign);
+    if (sign > 0)
+        bump(g, k, kn, 1, ts);
     k[0] = T_A;
     ht_be64_put(k + kn, (uint64_t)bk);
-    bump(g, k, kn + 8, 0, 1);
+    bump(g, k, kn + 8, 0, sign);
+}
+
+static void count_received(struct ht__stg *g, int via, const char *res,
+                           const char *cons, int64_t ts)
+{
+    count_received_n(g, via, res, cons, ts, 1);
 }
 
 /* The waiting producer half p is consumed by cons at ts. */
 static void take(struct ht__stg *g, struct prec *p, const char *hk,
-                 const char *cons, int64_t ts)
+                 const char *cons, int64_t ts, bool by_link)
 {
     pending_del(g, p, hk);
     if (p->via == HT_VIA_SQS) {
@@ -579,10 +639,11 @@ static void take(struct ht__stg *g, struct prec *p, const char *hk,
     p->cons = cons;
     p->cons_ts = ts;
     count_consumed(g, p, 1);
-    if (*p->prod)
+    if (*p->prod && !by_link)
         prec_del(g, hk);
     else
-        prec_put(g, hk, p); /* moved when its service is known */
+        prec_put(g, hk, p); /* moved when its service is known, or when
+                               the logged record comes after the link */
 }
 
 void ht__stg_consumer(struct ht__stg *g, const struct ht_fact *f,
@@ -597,15 +658,31 @@ void ht__stg_consumer(struct ht__stg *g, const struct ht_fact *f,
         return;
     if (matched) {
         struct prec p;
+        bool have = prec_get(g, hk, &p);
 
-        if (!prec_get(g, hk, &p) || p.matched) {
+        if (!have || p.matched) {
             const void *v;
             size_t vn;
 
-            /* already taken through an X-Ray link: counted then */
+            /* already taken through an X-Ray link: counted then, at the
+             * consumer segment's start; the logged record's own time
+             * replaces it, so the figures are those of the record whether
+             * it came before the link or after */
             link_key(k, &kn, 'k', NULL, hk);
             if (ht_store_get(g->t, HT_DB_STAGES, k, kn, &v, &vn) == HT_ERR_OK) {
                 del(g, k, kn);
+                if (have && p.matched && p.cons) {
+                    count_received_n(g, p.via, p.res, p.cons, p.cons_ts, -1);
+                    count_consumed(g, &p, -1);
+                    count_received(g, f->via, f->resource, cons, f->ts_us);
+                    p.cons = cons;
+                    p.cons_ts = f->ts_us;
+                    count_consumed(g, &p, 1);
+                    if (*p.prod)
+                        prec_del(g, hk);
+                    else
+                        prec_put(g, hk, &p);
+                }
                 return;
             }
             if (new_record)
@@ -614,7 +691,7 @@ void ht__stg_consumer(struct ht__stg *g, const struct ht_fact *f,
         }
         if (new_record)
             count_received(g, f->via, f->resource, cons, f->ts_us);
-        take(g, &p, hk, cons, f->ts_us);
+        take(g, &p, hk, cons, f->ts_us, false);
     } else {
         size_t hn = strlen(hk);
 
@@ -649,7 +726,7 @@ static void take_links(struct ht__stg *g, const struct ht_span *s)
             continue;
         }
         count_received(g, p.via, p.res, cons, s->start_us);
-        take(g, &p, hk, cons, s->start_us);
+        take(g, &p, hk, cons, s->start_us, true);
         link_key(k, &kn, 'k', NULL, hk);
         put(g, k, kn, "", 0);
     }
@@ -775,9 +852,20 @@ void ht__stg_span(struct ht__stg *g, const struct ht_span *s)
         count_entered(g, &p, -1);
         count_entered(g, &q, 1);
         if (p.matched) {
+            uint8_t lk[512];
+            size_t lkn;
+            const void *v;
+            size_t vn;
+
             count_consumed(g, &p, -1);
             count_consumed(g, &q, 1);
-            prec_del(g, hk);
+            /* taken through a link: kept for the logged record to come */
+            link_key(lk, &lkn, 'k', NULL, hk);
+            if (ht_store_get(g->t, HT_DB_STAGES, lk, lkn, &v, &vn) ==
+                HT_ERR_OK)
+                prec_put(g, hk, &q);
+            else
+                prec_del(g, hk);
         } else {
             pending_del(g, &p, hk);
             pending_put(g, &q, hk);

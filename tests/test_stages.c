@@ -453,6 +453,65 @@ static void test_links(void)
     close_store(dir);
 }
 
+/* A link-only consumer whose segment arrives before its producer consumed
+ * it all the same, with the same delay; and a consumer known by its link
+ * and its logged record is counted at the record's time, whichever came
+ * first. */
+static void test_link_order(void)
+{
+    char d[2][32];
+    struct ht_buf out[2];
+
+    for (int pass = 0; pass < 2; pass++) {
+        struct ht_stalls *st;
+        const struct ht_stage *g;
+
+        strcpy(d[pass], "/tmp/ht_stages_XXXXXX");
+        open_store(d[pass]);
+        seq = 300;
+        if (pass == 0) {
+            feed(linked("lw", 302, 11)); /* its producer comes next */
+            feed(produce("api", "q-lb", "lb-1", 10));
+            feed(linked("lw", 304, 21));
+            feed(produce("api", "q-lb", "lb-2", 20));
+            feed(consume("lw", "q-lb", "lb-2", 21.25));
+        } else {
+            seq = 301;
+            feed(produce("api", "q-lb", "lb-1", 10));
+            seq = 300;
+            feed(linked("lw", 302, 11));
+            seq = 304;
+            feed(consume("lw", "q-lb", "lb-2", 21.25));
+            seq = 303;
+            feed(produce("api", "q-lb", "lb-2", 20));
+            seq = 302;
+            feed(linked("lw", 304, 21));
+        }
+        st = eval(1000, S(300));
+        g = find(st, "q-lb");
+        CHECK(g && g->consumed == 2 && g->entered == 2 && g->pending == 0);
+        /* lb-1 by its link: 1 s; lb-2 by its record: 1.25 s */
+        CHECK(g && g->delay_max_us >= 1250000 - 1000 &&
+              g->delay_max_us <= 1250000 + 1000);
+        CHECK(g && g->delay_sum_us >= 2250000 - 2000 &&
+              g->delay_sum_us <= 2250000 + 2000);
+        ht_buf_init(&out[pass]);
+        if (st)
+            for (size_t i = 0; i < st->nstages; i++)
+                ht_stage_json(&st->stages[i], &out[pass]);
+        ht_stalls_free(st);
+        close_store(d[pass]);
+    }
+    CHECK(out[0].len == out[1].len &&
+          memcmp(out[0].data, out[1].data, out[0].len) == 0);
+    if (out[0].len != out[1].len ||
+        memcmp(out[0].data, out[1].data, out[0].len) != 0)
+        fprintf(stderr, "%.*s\n%.*s\n", (int)out[0].len, out[0].data,
+                (int)out[1].len, out[1].data);
+    ht_buf_free(&out[0]);
+    ht_buf_free(&out[1]);
+}
+
 /* ---- Kinesis writes that name no stream --------------------------------- */
 
 static char *b64(const char *in)
@@ -686,6 +745,7 @@ int main(void)
     test_idle_and_unknown();
     test_order();
     test_links();
+    test_link_order();
     test_kinesis_unnamed();
     test_failed_write();
     TEST_DONE();
