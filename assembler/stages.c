@@ -797,6 +797,8 @@ static void unnamed_write(struct ht__stg *g, const struct ht_span *s)
     }
 }
 
+static void named_by_segment(struct ht__stg *g, const struct ht_span *s);
+
 static bool is_unnamed_write(const struct ht_span *s)
 {
     return s->via == HT_VIA_KINESIS && (s->flags & HT_SPAN_WRITE) &&
@@ -815,6 +817,8 @@ void ht__stg_span(struct ht__stg *g, const struct ht_span *s)
         take_links(g, s);
     if (g && !g->err && is_unnamed_write(s))
         unnamed_write(g, s);
+    if (g && !g->err && s->kind == HT_SK_LAMBDA)
+        named_by_segment(g, s);
     if (!g || g->err || g->unresolved <= 0)
         return;
     k[0] = 'u';
@@ -874,15 +878,12 @@ void ht__stg_span(struct ht__stg *g, const struct ht_span *s)
     }
 }
 
-void ht__stg_report(struct ht__stg *g, const struct ht_inv *inv)
+static void count_report(struct ht__stg *g, const char *fn,
+                         const struct ht_inv *inv)
 {
     uint8_t k[256];
-    size_t kn;
+    size_t kn = mk(k, T_F, -1, fn, NULL, NULL);
 
-    if (!g || g->err || !inv->function || !*inv->function ||
-        strlen(inv->function) >= MAXNAME)
-        return;
-    kn = mk(k, T_F, -1, inv->function, NULL, NULL);
     bump(g, k, kn, 0, 1);
     bump(g, k, kn, 1, inv->billed_ms);
     bump(g, k, kn, 2, inv->memory_mb);
@@ -891,6 +892,88 @@ void ht__stg_report(struct ht__stg *g, const struct ht_inv *inv)
     bump(g, k, kn, 5, inv->duration_us);
     bump(g, k, kn, 6, (inv->flags & HT_INV_FAILED) ? 1 : 0);
     bump(g, k, kn, 7, (inv->flags & HT_INV_COLD) ? 1 : 0);
+}
+
+/* The name of the AWS::Lambda segment of request id rid, when stored. */
+static const char *lambda_name(struct ht__stg *g, const char *rid)
+{
+    uint8_t key[HT_KEY_MAX];
+    const void *v;
+    size_t vn;
+    struct ht_span sp;
+    const uint8_t *t;
+
+    if (strlen(rid) > 200 ||
+        ht_store_get(g->t, HT_DB_KEYS, key, ht_key_make_id(key, HT_K_LAMBDA, rid),
+                     &v, &vn) != HT_ERR_OK ||
+        vn != 9)
+        return NULL;
+    t = v;
+    if (t[0] != HT_TARGET_SPAN ||
+        ht_store_get(g->t, HT_DB_NODES, t + 1, 8, &v, &vn) != HT_ERR_OK ||
+        ht_span_unpack(v, vn, g->a, &sp) != HT_ERR_OK || !sp.name ||
+        !*sp.name || strlen(sp.name) >= MAXNAME)
+        return NULL;
+    return sp.name;
+}
+
+/* 'f' request id -> the REPORT of an invocation whose logs named no
+ * function, until its AWS::Lambda segment names it. */
+static size_t unnamed_report_key(uint8_t *k, const char *rid)
+{
+    size_t n = strlen(rid);
+
+    k[0] = 'f';
+    memcpy(k + 1, rid, n);
+    return n + 1;
+}
+
+void ht__stg_report(struct ht__stg *g, const struct ht_inv *inv)
+{
+    const char *fn;
+
+    if (!g || g->err)
+        return;
+    fn = inv->function;
+    if ((!fn || !*fn) && inv->request_id && *inv->request_id) {
+        /* plain logs without a log group: the X-Ray segment of the same
+         * request id names the function, now or when it comes */
+        fn = lambda_name(g, inv->request_id);
+        if (!fn && strlen(inv->request_id) <= 200) {
+            uint8_t k[256];
+
+            ht_buf_reset(&g->buf);
+            ht_inv_pack(inv, &g->buf);
+            put(g, k, unnamed_report_key(k, inv->request_id), g->buf.data,
+                g->buf.len);
+            return;
+        }
+    }
+    if (!fn || !*fn || strlen(fn) >= MAXNAME)
+        return;
+    count_report(g, fn, inv);
+}
+
+/* An AWS::Lambda segment: the REPORT of its request id waiting for a
+ * function name is counted under the segment's name. */
+static void named_by_segment(struct ht__stg *g, const struct ht_span *s)
+{
+    uint8_t k[256];
+    const void *v;
+    size_t vn;
+    size_t kn;
+    struct ht_inv inv;
+
+    if (!s->request_id || strlen(s->request_id) > 200 || !s->name ||
+        !*s->name || strlen(s->name) >= MAXNAME)
+        return;
+    kn = unnamed_report_key(k, s->request_id);
+    if (ht_store_get(g->t, HT_DB_STAGES, k, kn, &v, &vn) != HT_ERR_OK)
+        return;
+    memset(&inv, 0, sizeof(inv));
+    if (ht_inv_unpack(v, vn, g->a, &inv) == HT_ERR_OK)
+        count_report(g, s->name, &inv);
+    del(g, k, kn);
 }
 
 /* Merge one aggregate into its stored record. A record that comes back to

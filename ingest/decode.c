@@ -509,19 +509,36 @@ static int64_t ms_value(hj v)
     return (int64_t)(ms * 1000.0);
 }
 
+/* The function a Lambda log group names (/aws/lambda/NAME), or NULL. */
+static const char *group_function(struct ht_batch *b, const char *group)
+{
+    if (group && strncmp(group, "/aws/lambda/", 12) == 0 && group[12])
+        return ht_arena_strdup(b->arena, group + 12);
+    return NULL;
+}
+
+/*
+ * The log group of an event: its envelope's (a subscription message's
+ * logGroup, filter-log-events output's top-level logGroupName when it has
+ * one), else the event's own logGroupName (filter-log-events across
+ * groups), else the one the source was given (ingest --log-group: plain
+ * `aws logs filter-log-events` output names none).
+ */
 static void decode_log_events(struct ht_batch *b, const struct ht_srcpos *pos,
                               hj events, const char *group)
 {
-    struct ht_logctx ctx = {.log_group = group, .pos = pos};
-
-    if (group && strncmp(group, "/aws/lambda/", 12) == 0 && group[12])
-        ctx.function = ht_arena_strdup(b->arena, group + 12);
+    struct ht_logctx ctx = {.pos = pos};
+    const char *envelope_fn = group_function(b, group);
+    const char *default_fn = NULL;
     struct hj_iter it;
     hj e;
 
+    if (!group && b->default_log_group && *b->default_log_group)
+        default_fn = group_function(b, b->default_log_group);
     hj_iter_init(&it, events);
     while (hj_iter_next(&it, &e, NULL, NULL)) {
         hj msg = hj_get(e, "message");
+        const char *eg = group ? NULL : jstr(e, "logGroupName");
 
         b->log_events++;
         if (!hj_is_string(msg)) {
@@ -537,11 +554,15 @@ static void decode_log_events(struct ht_batch *b, const struct ht_srcpos *pos,
         }
         ctx.ts_us = ms_value(hj_get(e, "timestamp"));
         ctx.log_stream = jstr(e, "logStreamName");
-        if (!ctx.function && jstr(e, "logGroupName")) {
-            const char *g = jstr(e, "logGroupName");
-
-            if (strncmp(g, "/aws/lambda/", 12) == 0 && g[12])
-                ctx.function = ht_arena_strdup(b->arena, g + 12);
+        if (group) {
+            ctx.log_group = group;
+            ctx.function = envelope_fn;
+        } else if (eg && *eg) {
+            ctx.log_group = eg;
+            ctx.function = group_function(b, eg);
+        } else {
+            ctx.log_group = b->default_log_group;
+            ctx.function = default_fn;
         }
         ht_ingest_log_message(b, &ctx, hj_str(msg), hj_strlen(msg));
         b->documents++;

@@ -473,6 +473,53 @@ static void test_collector_invalid(void)
     }
 }
 
+/* Function names of plain Lambda logs: from the log group, wherever the
+ * documents give one, else from the log group the source was given
+ * (ingest --log-group, the batch's default_log_group). */
+static void test_log_group(void)
+{
+    const char *fle =
+        "{\"events\":[{\"logStreamName\":\"2026/12/02/[$LATEST]ab\","
+        "\"timestamp\":1795700000000,\"message\":\"START RequestId: "
+        "r-1 Version: $LATEST\\n\",\"eventId\":\"1\"},{\"logStreamName\":"
+        "\"2026/12/02/[$LATEST]ab\",\"timestamp\":1795700000100,\"message\":"
+        "\"REPORT RequestId: r-1\\tDuration: 100.00 ms\\tBilled Duration: 100 "
+        "ms\\tMemory Size: 128 MB\\tMax Memory Used: 64 MB\\t\\n\",\"eventId\":"
+        "\"2\"}],\"searchedLogStreams\":[]}";
+    const char *per_event =
+        "{\"events\":[{\"logGroupName\":\"/aws/lambda/from-event\","
+        "\"timestamp\":1795700000000,\"message\":\"START RequestId: r-2 "
+        "Version: $LATEST\\n\"}]}";
+    const char *cwl =
+        "{\"messageType\":\"DATA_MESSAGE\",\"logGroup\":\"/aws/lambda/"
+        "from-envelope\",\"logStream\":\"s\",\"logEvents\":[{\"id\":\"1\","
+        "\"timestamp\":1795700000000,\"message\":\"START RequestId: r-3 "
+        "Version: $LATEST\\n\"}]}";
+
+    feed(fle);
+    CHECK(b.nfacts == 2 && total_rejects() == 0);
+    for (size_t i = 0; i < b.nfacts; i++)
+        CHECK(b.facts[i].function == NULL);
+    b.default_log_group = "/aws/lambda/ledger";
+    feed(fle);
+    CHECK(b.nfacts == 2);
+    for (size_t i = 0; i < b.nfacts; i++)
+        CHECK_STREQ(b.facts[i].function, "ledger");
+    CHECK(b.nfacts == 2 && b.facts[1].kind == HT_FACT_REPORT);
+    /* what the documents say wins over the default */
+    feed(per_event);
+    CHECK(b.nfacts == 1);
+    CHECK_STREQ(b.facts[0].function, "from-event");
+    feed(cwl);
+    CHECK(b.nfacts == 1);
+    CHECK_STREQ(b.facts[0].function, "from-envelope");
+    /* a group that is not a function's names none */
+    b.default_log_group = "API-Gateway-Execution-Logs_abc/prod";
+    feed(fle);
+    CHECK(b.nfacts == 2 && b.facts[0].function == NULL);
+    b.default_log_group = NULL;
+}
+
 int main(void)
 {
     ht_log_level = -1; /* quiet: rejects are expected here */
@@ -483,6 +530,7 @@ int main(void)
     test_reader();
     test_daemon_headers();
     test_collector_invalid();
+    test_log_group();
     ht_batch_free(&b);
     TEST_DONE();
 }

@@ -737,6 +737,50 @@ static void test_failed_write(void)
     close_store(dir);
 }
 
+/* Cost per function from plain logs that name no function (no log
+ * group): the AWS::Lambda segment of the same request id names it, before
+ * or after the REPORT line. */
+static void test_report_named_by_segment(void)
+{
+    static const char *const report =
+        "{\"events\":[{\"timestamp\":1795700010000,\"message\":\"REPORT "
+        "RequestId: rq-%d\\tDuration: 100.00 ms\\tBilled Duration: 100 ms"
+        "\\tMemory Size: 128 MB\\tMax Memory Used: 64 MB\\t\\n\"}]}";
+    static const char *const seg =
+        "{\"trace_id\":\"1-6b083523-%024x\",\"id\":\"%016x\",\"name\":"
+        "\"plain-fn\",\"origin\":\"AWS::Lambda\",\"start_time\":%lld.0,"
+        "\"end_time\":%lld.2,\"aws\":{\"request_id\":\"rq-%d\"}}";
+    char dir[] = "/tmp/ht_stages_XXXXXX";
+    char buf[1024];
+    struct ht_txn *t;
+    const void *v;
+    size_t vn;
+
+    open_store(dir);
+    for (int i = 0; i < 2; i++) {
+        snprintf(buf, sizeof(buf), report, i);
+        if (i == 0)
+            apply(buf);
+        snprintf(buf, sizeof(buf), seg, i, 0x70000000 + i, T0 + 10, T0 + 10,
+                 i);
+        apply(buf);
+        if (i == 1) {
+            snprintf(buf, sizeof(buf), report, i);
+            apply(buf);
+        }
+        apply(buf); /* again: nothing counted twice */
+    }
+    CHECK(ht_store_begin(store, false, &t) == HT_ERR_OK);
+    CHECK(ht_store_get(t, HT_DB_STAGES, "Fplain-fn", 10, &v, &vn) ==
+          HT_ERR_OK);
+    CHECK(vn >= 16 && ht_be64_get(v) == 2 &&
+          ht_be64_get((const uint8_t *)v + 8) == 200);
+    CHECK(ht_store_get(t, HT_DB_STAGES, "frq-0", 5, &v, &vn) ==
+          HT_ERR_NOTFOUND);
+    ht_store_abort(t);
+    close_store(dir);
+}
+
 int main(void)
 {
     ht_log_level = HT_LOG_LVL_ERROR;
@@ -748,5 +792,6 @@ int main(void)
     test_link_order();
     test_kinesis_unnamed();
     test_failed_write();
+    test_report_named_by_segment();
     TEST_DONE();
 }
