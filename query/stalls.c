@@ -1107,12 +1107,14 @@ void ht_stalls_text(const struct ht_stalls *st, struct ht_buf *b)
     for (size_t i = 0; i < st->nstages; i++) {
         const struct ht_stage *g = &st->stages[i];
 
-        ht_buf_printf(b, "%-8s %8llu %10.1f %9llu %9llu %9.1f %9.1f  %s\n",
+        ht_buf_printf(b, "%-8s %8llu %10.1f %9llu %9llu %9.1f %9.1f  ",
                       ht_stage_status_name(g->status),
                       (unsigned long long)g->pending, g->oldest_pending_age_s,
                       (unsigned long long)g->entered,
                       (unsigned long long)g->consumed, g->delay_p50_ms,
-                      g->delay_p99_ms, g->name);
+                      g->delay_p99_ms);
+        ht_buf_add_printable(b, g->name, strlen(g->name));
+        ht_buf_addc(b, '\n');
         if (g->status != HT_STAGE_OK)
             nbad++;
     }
@@ -1121,10 +1123,12 @@ void ht_stalls_text(const struct ht_stalls *st, struct ht_buf *b)
 
         if (g->status == HT_STAGE_OK)
             continue;
+        ht_buf_addc(b, '\n');
+        ht_buf_add_printable(b, g->name, strlen(g->name));
         ht_buf_printf(b,
-                      "\n%s: %s, %llu item(s) waiting longer than %.0f s "
+                      ": %s, %llu item(s) waiting longer than %.0f s "
                       "(oldest %.1f s)\n",
-                      g->name, ht_stage_status_name(g->status),
+                      ht_stage_status_name(g->status),
                       (unsigned long long)g->overdue,
                       (double)g->threshold_us / 1e6, g->oldest_pending_age_s);
         for (size_t j = 0; j < g->nstuck; j++)
@@ -1142,20 +1146,27 @@ void ht_stalls_text(const struct ht_stalls *st, struct ht_buf *b)
 }
 
 /* Prometheus label values: backslash, quote and newline escaped. */
+/* Prometheus label values: backslash, quote and newline escaped as the
+ * format asks; other control characters are written as the text \xNN
+ * (escaped backslash), so the exposition stays valid and shows no raw
+ * control character. */
 static void plabel(struct ht_buf *b, const char *k, const char *v, bool comma)
 {
+    struct ht_buf t;
+
     if (comma)
         ht_buf_addc(b, ',');
     ht_buf_printf(b, "%s=\"", k);
-    for (const char *p = v ? v : ""; *p; p++) {
-        if (*p == '\\' || *p == '"')
+    ht_buf_init(&t);
+    ht_buf_add_printable(&t, v ? v : "", strlen(v ? v : ""));
+    for (size_t i = 0; i < t.len; i++) {
+        char c = t.data[i];
+
+        if (c == '\\' || c == '"')
             ht_buf_addc(b, '\\');
-        if (*p == '\n') {
-            ht_buf_adds(b, "\\n");
-            continue;
-        }
-        ht_buf_addc(b, *p);
+        ht_buf_addc(b, c);
     }
+    ht_buf_free(&t);
     ht_buf_addc(b, '"');
 }
 
