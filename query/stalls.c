@@ -470,15 +470,9 @@ static bool write_consumed(struct q *q, const struct ht_id8 *sid,
                 ? best->cons->rec.function
                 : "";
     *cons = ht_arena_strdup(a, *cons);
-    /* consumed when the invocation that received it started, as `trace`
-     * measures the hop's wait; the logged record's time without one */
+    /* consumed when the consumer's log line lists the record, as every
+     * stage delay is measured (cli.md, "stalls") */
     *ts = best->rec->ts_us;
-    if (best->cons) {
-        const struct qnode *top = ht__q_inv_top(q, best->cons);
-
-        if (top && top->s.start_us > 0)
-            *ts = top->s.start_us;
-    }
     return true;
 }
 
