@@ -742,14 +742,14 @@ static void test_failed_write(void)
  * or after the REPORT line. */
 static void test_report_named_by_segment(void)
 {
-    static const char *const report =
-        "{\"events\":[{\"timestamp\":1795700010000,\"message\":\"REPORT "
-        "RequestId: rq-%d\\tDuration: 100.00 ms\\tBilled Duration: 100 ms"
-        "\\tMemory Size: 128 MB\\tMax Memory Used: 64 MB\\t\\n\"}]}";
-    static const char *const seg =
-        "{\"trace_id\":\"1-6b083523-%024x\",\"id\":\"%016x\",\"name\":"
-        "\"plain-fn\",\"origin\":\"AWS::Lambda\",\"start_time\":%lld.0,"
-        "\"end_time\":%lld.2,\"aws\":{\"request_id\":\"rq-%d\"}}";
+#define REPORT_FMT                                                             \
+    "{\"events\":[{\"timestamp\":1795700010000,\"message\":\"REPORT "            \
+    "RequestId: rq-%d\\tDuration: 100.00 ms\\tBilled Duration: 100 ms"          \
+    "\\tMemory Size: 128 MB\\tMax Memory Used: 64 MB\\t\\n\"}]}"
+#define SEG_FMT                                                                \
+    "{\"trace_id\":\"1-6b083523-%024x\",\"id\":\"%016x\",\"name\":"              \
+    "\"plain-fn\",\"origin\":\"AWS::Lambda\",\"start_time\":%lld.0,"             \
+    "\"end_time\":%lld.2,\"aws\":{\"request_id\":\"rq-%d\"}}"
     char dir[] = "/tmp/ht_stages_XXXXXX";
     char buf[1024];
     struct ht_txn *t;
@@ -758,14 +758,14 @@ static void test_report_named_by_segment(void)
 
     open_store(dir);
     for (int i = 0; i < 2; i++) {
-        snprintf(buf, sizeof(buf), report, i);
+        snprintf(buf, sizeof(buf), REPORT_FMT, i);
         if (i == 0)
             apply(buf);
-        snprintf(buf, sizeof(buf), seg, i, 0x70000000 + i, T0 + 10, T0 + 10,
+        snprintf(buf, sizeof(buf), SEG_FMT, i, 0x70000000 + i, T0 + 10, T0 + 10,
                  i);
         apply(buf);
         if (i == 1) {
-            snprintf(buf, sizeof(buf), report, i);
+            snprintf(buf, sizeof(buf), REPORT_FMT, i);
             apply(buf);
         }
         apply(buf); /* again: nothing counted twice */
