@@ -760,9 +760,10 @@ static int collect_u(void *ctx, const void *k, size_t kn, const void *v,
 
 /*
  * A Kinesis write that names no stream (the SDKs' PutRecord records none)
- * and no sequence number: nothing at ingest can meet it with its consumer.
- * It is kept as a waiting producer half of the stream "" under its own hop
- * key, "kput:" + span id; query/stalls.c learns its stream and whether it
+ * and no sequence number, or a stream but no correlation id: nothing at
+ * ingest can meet it with its consumer. It is kept as a waiting producer
+ * half of the stream "" under its own hop key, "kput:" + span id (+ ":" +
+ * the stream when it names one); query/stalls.c learns its stream and whether it
  * was consumed from what names them (the correlation id the write is
  * attributed to, and the consumer's logged records), as of the query, so
  * the answer depends on neither arrival order nor batch boundaries. A
@@ -770,13 +771,18 @@ static int collect_u(void *ctx, const void *k, size_t kn, const void *v,
  */
 static void unnamed_write(struct ht__stg *g, const struct ht_span *s)
 {
-    char hk[32], id[17];
+    char hk[MAXHOPKEY], id[17];
     struct prec p;
     struct ht_id8 missing = {{0}};
     const char *svc;
 
     ht_id8_format(&s->id, id);
-    snprintf(hk, sizeof(hk), "kput:%s", id);
+    /* a stream the write does name (with no correlation id to meet its
+     * consumer by) rides in the hop key, for stalls.c to place it */
+    if (s->resource && *s->resource && strlen(s->resource) < MAXNAME)
+        snprintf(hk, sizeof(hk), "kput:%s:%s", id, s->resource);
+    else
+        snprintf(hk, sizeof(hk), "kput:%s", id);
     if (prec_get(g, hk, &p))
         return; /* seen before */
     memset(&p, 0, sizeof(p));
@@ -799,12 +805,14 @@ static void unnamed_write(struct ht__stg *g, const struct ht_span *s)
 
 static void named_by_segment(struct ht__stg *g, const struct ht_span *s);
 
+/* A Kinesis write that makes no hop half at ingest: no sequence number,
+ * and not both a stream and a correlation id (assembler.c's keys). */
 static bool is_unnamed_write(const struct ht_span *s)
 {
     return s->via == HT_VIA_KINESIS && (s->flags & HT_SPAN_WRITE) &&
            !(s->flags & (HT_SPAN_IN_PROGRESS | HT_SPAN_ERROR |
                          HT_SPAN_THROTTLE | HT_SPAN_FAULT)) &&
-           (!s->resource || !*s->resource) && !s->sequence;
+           !s->sequence && !(s->corr && s->resource);
 }
 
 void ht__stg_span(struct ht__stg *g, const struct ht_span *s)

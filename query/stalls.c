@@ -362,6 +362,8 @@ static int cmp_stuck(const void *a, const void *b)
 struct uitem {
     int64_t ts;
     const char *res, *prod, *hop;
+    const char *named;   /* the stream the write names, if it does */
+    const char *wait_in; /* where it waits when not consumed */
     uint8_t v[24 + 128];
     size_t vn;
 };
@@ -582,6 +584,17 @@ static void unnamed_kinesis(struct ht_txn *t, struct ht_stalls *st,
             }
             memcpy(sid.b, u->v + 16, 8);
             u->prod = e->prod;
+            /* "kput:<span id>:<stream>": a write that names its stream */
+            u->named = strlen(u->hop) > 22 && u->hop[21] == ':'
+                           ? u->hop + 22
+                           : NULL;
+            if (u->named) {
+                while (m < nlearned && strcmp(learned[m], u->named) != 0)
+                    m++;
+                if (m == nlearned && nlearned < 8)
+                    learned[nlearned++] = u->named;
+                m = 0;
+            }
             if (!write_consumed(&q, &sid, st->arena, &res, &cons, &ts,
                                 &corr)) {
                 /* still waiting: named by the correlation id it is
@@ -621,14 +634,16 @@ static void unnamed_kinesis(struct ht_txn *t, struct ht_stalls *st,
         /* the producer's writes not seen consumed wait in the stream it
          * writes, when that is one stream; else in the stream "" */
         place = nlearned == 1 ? learned[0] : "";
+        for (size_t j = 0; j < c.n; j++)
+            if (!c.it[j].res)
+                c.it[j].wait_in = c.it[j].named ? c.it[j].named : place;
         for (size_t m = 0; m <= nlearned; m++) {
             const char *res = m < nlearned ? learned[m] : "";
             int64_t entered = 0;
 
-            if (m == nlearned && *place)
-                break;
             for (size_t j = 0; j < c.n; j++)
-                if (strcmp(c.it[j].res ? c.it[j].res : place, res) == 0)
+                if (strcmp(c.it[j].res ? c.it[j].res : c.it[j].wait_in,
+                           res) == 0)
                     entered++;
             if (entered) {
                 struct rec *r = rec_add(&NE);
@@ -653,7 +668,7 @@ static void unnamed_kinesis(struct ht_txn *t, struct ht_stalls *st,
                 U->cap = ncap;
             }
             U->it[U->n] = c.it[j];
-            U->it[U->n++].res = place;
+            U->it[U->n++].res = c.it[j].wait_in;
         }
         free(c.it);
     }

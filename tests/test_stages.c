@@ -705,6 +705,41 @@ static void test_kinesis_unnamed(void)
     }
 }
 
+/* A write that names its stream but no correlation id and no sequence
+ * number cannot meet its consumer at ingest either: it waits in its own
+ * stream until the query finds it consumed. */
+static void test_kinesis_named_no_corr(void)
+{
+    char dir[] = "/tmp/ht_stages_XXXXXX";
+    struct ht_stalls *st;
+    const struct ht_stage *g;
+
+    open_store(dir);
+    seq = 3000;
+    for (int i = 0; i < 3; i++) {
+        char *p[3], *named, *at;
+
+        put_record("ledger-named", 100 + i, "unused", 10.0 * (i + 1), p);
+        at = strstr(p[1], "\"operation\":\"PutRecord\"");
+        CHECK(at != NULL);
+        CHECK(asprintf(&named, "%.*s\"stream_name\":\"named-s\",%s",
+                       (int)(at - p[1]), p[1], at) > 0);
+        apply(p[0]);
+        apply(named);
+        free(named);
+        for (int k = 0; k < 3; k++)
+            free(p[k]);
+    }
+    st = eval(1000, S(300));
+    g = find(st, "named-s");
+    CHECK(st && st->nstages == 1);
+    CHECK(g && g->producer && strcmp(g->producer, "ledger-named") == 0);
+    CHECK(g && g->entered == 3 && g->pending == 3 && g->consumed == 0 &&
+          g->status == HT_STAGE_STALLED);
+    ht_stalls_free(st);
+    close_store(dir);
+}
+
 /* A write that failed (error, throttle, fault, or a cause with an
  * exception) wrote nothing: no producer half, not entered in its stage. */
 static void test_failed_write(void)
@@ -791,6 +826,7 @@ int main(void)
     test_links();
     test_link_order();
     test_kinesis_unnamed();
+    test_kinesis_named_no_corr();
     test_failed_write();
     test_report_named_by_segment();
     TEST_DONE();
