@@ -276,16 +276,6 @@ static void prec_put(struct ht__stg *g, const char *hk, const struct prec *p)
     put(g, k, kn + 1, g->buf.data, g->buf.len);
 }
 
-static void prec_del(struct ht__stg *g, const char *hk)
-{
-    uint8_t k[512];
-    size_t kn = strlen(hk);
-
-    k[0] = 'p';
-    memcpy(k + 1, hk, kn);
-    del(g, k, kn + 1);
-}
-
 /* The pending entry of a producer half ('P'). */
 static size_t pkey(uint8_t *k, const struct prec *p, const char *hk)
 {
@@ -359,6 +349,22 @@ static void count_consumed(struct ht__stg *g, const struct prec *p, int sign)
         if (h)
             h->hist[ht__stg_hist_index(d)] += sign;
     }
+}
+
+/* The latest receipt of a consumed record in the stage's maxima (last
+ * consumption, largest delay); nothing is counted. */
+static void bump_latest(struct ht__stg *g, const struct prec *p, int64_t last)
+{
+    uint8_t k[1024];
+    size_t kn;
+    int64_t d = last - p->ts;
+
+    if (!*p->prod || last <= p->cons_ts)
+        return;
+    kn = mk(k, T_S, p->via, p->res, p->prod, p->cons);
+    bump(g, k, kn, 0, 0);
+    bump(g, k, kn, 1, last);
+    bump(g, k, kn, 3, d < 0 ? 0 : d);
 }
 
 /* ---- a producer's service -------------------------------------------- */
@@ -465,6 +471,152 @@ static void link_key(uint8_t *k, size_t *kn, int type, const uint8_t *id,
 
 /* ---- entry points ------------------------------------------------------ */
 
+static bool usable(const char *hk, const char *res)
+{
+    return strlen(hk) < MAXHOPKEY && res && *res && strlen(res) < MAXNAME;
+}
+
+/* ---- the earliest receipt of a record ----------------------------------- */
+
+/*
+ * A record can be received more than once: a message delivered again after
+ * its visibility timeout, a stream batch retried after a failed
+ * invocation. Its consumption counts at the earliest logged receipt, and
+ * the stage's maxima (last consumption, largest delay) take the latest
+ * receipt too, whichever attempt arrived first, so no figure depends on
+ * arrival order. 'e' hop key -> earliest ts(8), latest ts(8), the earliest
+ * receipt's consumer. The producer's record ('p') is kept once matched, so
+ * a receipt that arrives later but is earlier moves the consumption.
+ */
+struct receipts {
+    int64_t first, last;
+    const char *cons;
+};
+
+static size_t receipts_key(uint8_t *k, const char *hk)
+{
+    size_t hn = strlen(hk);
+
+    k[0] = 'e';
+    memcpy(k + 1, hk, hn);
+    return hn + 1;
+}
+
+static bool receipts_get(struct ht__stg *g, const char *hk, struct receipts *r)
+{
+    uint8_t k[MAXHOPKEY + 2];
+    const void *v;
+    size_t vn;
+
+    if (strlen(hk) >= MAXHOPKEY ||
+        ht_store_get(g->t, HT_DB_STAGES, k, receipts_key(k, hk), &v, &vn) !=
+            HT_ERR_OK ||
+        vn < 16)
+        return false;
+    r->first = (int64_t)ht_be64_get(v);
+    r->last = (int64_t)ht_be64_get((const uint8_t *)v + 8);
+    r->cons = ht_arena_strndup(g->a, (const char *)v + 16, vn - 16);
+    return true;
+}
+
+static void receipts_put(struct ht__stg *g, const char *hk,
+                         const struct receipts *r)
+{
+    uint8_t k[MAXHOPKEY + 2], n8[8];
+    size_t kn = receipts_key(k, hk);
+
+    ht_buf_reset(&g->buf);
+    ht_be64_put(n8, (uint64_t)r->first);
+    ht_buf_add(&g->buf, n8, 8);
+    ht_be64_put(n8, (uint64_t)r->last);
+    ht_buf_add(&g->buf, n8, 8);
+    ht_buf_add(&g->buf, r->cons, strlen(r->cons));
+    put(g, k, kn, g->buf.data, g->buf.len);
+}
+
+/* The hop key a record fact names first (assembler.c's). */
+static bool record_hop_key(const struct ht_fact *f, char *hk, size_t n)
+{
+    if (f->kind != HT_FACT_RECORD || !f->resource)
+        return false;
+    if (f->via == HT_VIA_SQS && f->record_id)
+        snprintf(hk, n, "sqs:%s", f->record_id);
+    else if (f->via == HT_VIA_KINESIS && f->record_id)
+        snprintf(hk, n, "kin:%s", f->record_id);
+    else if (f->via == HT_VIA_DYNAMODB && f->record_id && f->corr)
+        snprintf(hk, n, "dynamodb:%s/%s", f->resource, f->corr);
+    else
+        return false;
+    return true;
+}
+
+static void count_consumed(struct ht__stg *g, const struct prec *p, int sign);
+static void bump_latest(struct ht__stg *g, const struct prec *p, int64_t last);
+
+/* The matched producer half p of hop hk is consumed: at its earliest
+ * receipt when one is known (else at p->cons_ts, by p->cons), with the
+ * latest receipt in the maxima. */
+static void consumed(struct ht__stg *g, struct prec *p, const char *hk)
+{
+    struct receipts r;
+
+    if (receipts_get(g, hk, &r)) {
+        p->cons_ts = r.first;
+        p->cons = r.cons;
+    }
+    count_consumed(g, p, 1);
+    if (receipts_get(g, hk, &r))
+        bump_latest(g, p, r.last);
+}
+
+/* Every receipt of the batch, before anything of it is applied. */
+static void earliest_receipts(struct ht__stg *g)
+{
+    for (size_t i = 0; i < g->b->nfacts && !g->err; i++) {
+        const struct ht_fact *f = &g->b->facts[i];
+        const char *cons =
+            f->function && strlen(f->function) < MAXNAME ? f->function : "";
+        char hk[512];
+        struct receipts r;
+        bool have, earlier, later;
+        struct prec p;
+
+        if (!record_hop_key(f, hk, sizeof(hk)) || !usable(hk, f->resource))
+            continue;
+        {
+            /* every receipt is the consumer's activity: its last one */
+            uint8_t k[1024];
+            size_t kn = mk(k, T_R, f->via, f->resource, cons, NULL);
+
+            bump(g, k, kn, 0, 0);
+            bump(g, k, kn, 1, f->ts_us);
+        }
+        have = receipts_get(g, hk, &r);
+        earlier = !have || f->ts_us < r.first ||
+                  (f->ts_us == r.first && strcmp(cons, r.cons) < 0);
+        later = !have || f->ts_us > r.last;
+        if (!earlier && !later)
+            continue;
+        if (earlier) {
+            r.first = f->ts_us;
+            r.cons = cons;
+        }
+        if (later)
+            r.last = f->ts_us;
+        receipts_put(g, hk, &r);
+        if (!prec_get(g, hk, &p) || !p.matched)
+            continue;
+        if (earlier) {
+            count_consumed(g, &p, -1);
+            p.cons_ts = r.first;
+            p.cons = ht_arena_strdup(g->a, r.cons);
+            count_consumed(g, &p, 1);
+            prec_put(g, hk, &p);
+        }
+        bump_latest(g, &p, r.last);
+    }
+}
+
 struct ht__stg *ht__stg_begin(struct ht_txn *t, const struct ht_batch *b)
 {
     struct ht__stg *g = calloc(1, sizeof(*g));
@@ -486,13 +638,10 @@ struct ht__stg *ht__stg_begin(struct ht_txn *t, const struct ht_batch *b)
         vn == 8)
         g->unresolved = (int64_t)ht_be64_get(v);
     g->unresolved0 = g->unresolved;
+    earliest_receipts(g);
     return g;
 }
 
-static bool usable(const char *hk, const char *res)
-{
-    return strlen(hk) < MAXHOPKEY && res && *res && strlen(res) < MAXNAME;
-}
 
 static void take_links(struct ht__stg *g, const struct ht_span *s);
 
@@ -577,7 +726,7 @@ void ht__stg_producer(struct ht__stg *g, const struct ht_span *s,
         del(g, k, hn + 1);
         p.matched = 1;
         p.cons_ts = cons_ts;
-        count_consumed(g, &p, 1);
+        consumed(g, &p, hk);
     } else {
         pending_put(g, &p, hk);
         if (p.via == HT_VIA_SQS) {
@@ -588,12 +737,10 @@ void ht__stg_producer(struct ht__stg *g, const struct ht_span *s,
             put(g, k, kn, hk, strlen(hk));
         }
     }
+    prec_put(g, hk, &p); /* kept once matched too: see earliest_receipts */
     if (!svc) {
-        prec_put(g, hk, &p);
         wait_for(g, &missing, hk);
         g->unresolved++;
-    } else if (!matched) {
-        prec_put(g, hk, &p);
     }
     if (!matched && p.via == HT_VIA_SQS)
         linked_before(g, s);
@@ -625,7 +772,7 @@ static void count_received(struct ht__stg *g, int via, const char *res,
 
 /* The waiting producer half p is consumed by cons at ts. */
 static void take(struct ht__stg *g, struct prec *p, const char *hk,
-                 const char *cons, int64_t ts, bool by_link)
+                 const char *cons, int64_t ts)
 {
     pending_del(g, p, hk);
     if (p->via == HT_VIA_SQS) {
@@ -638,12 +785,12 @@ static void take(struct ht__stg *g, struct prec *p, const char *hk,
     p->matched = 1;
     p->cons = cons;
     p->cons_ts = ts;
-    count_consumed(g, p, 1);
-    if (*p->prod && !by_link)
-        prec_del(g, hk);
-    else
-        prec_put(g, hk, p); /* moved when its service is known, or when
-                               the logged record comes after the link */
+    /* a logged receipt of the record wins over an X-Ray link, and the
+     * earliest receipt over later ones */
+    consumed(g, p, hk);
+    /* kept: moved when its service is known, when the logged record comes
+     * after the link, or when an earlier receipt comes */
+    prec_put(g, hk, p);
 }
 
 void ht__stg_consumer(struct ht__stg *g, const struct ht_fact *f,
@@ -677,11 +824,8 @@ void ht__stg_consumer(struct ht__stg *g, const struct ht_fact *f,
                     count_received(g, f->via, f->resource, cons, f->ts_us);
                     p.cons = cons;
                     p.cons_ts = f->ts_us;
-                    count_consumed(g, &p, 1);
-                    if (*p.prod)
-                        prec_del(g, hk);
-                    else
-                        prec_put(g, hk, &p);
+                    consumed(g, &p, hk);
+                    prec_put(g, hk, &p);
                 }
                 return;
             }
@@ -691,7 +835,7 @@ void ht__stg_consumer(struct ht__stg *g, const struct ht_fact *f,
         }
         if (new_record)
             count_received(g, f->via, f->resource, cons, f->ts_us);
-        take(g, &p, hk, cons, f->ts_us, false);
+        take(g, &p, hk, cons, f->ts_us);
     } else {
         size_t hn = strlen(hk);
 
@@ -726,7 +870,7 @@ static void take_links(struct ht__stg *g, const struct ht_span *s)
             continue;
         }
         count_received(g, p.via, p.res, cons, s->start_us);
-        take(g, &p, hk, cons, s->start_us, true);
+        take(g, &p, hk, cons, s->start_us);
         link_key(k, &kn, 'k', NULL, hk);
         put(g, k, kn, "", 0);
     }
@@ -864,20 +1008,10 @@ void ht__stg_span(struct ht__stg *g, const struct ht_span *s)
         count_entered(g, &p, -1);
         count_entered(g, &q, 1);
         if (p.matched) {
-            uint8_t lk[512];
-            size_t lkn;
-            const void *v;
-            size_t vn;
-
             count_consumed(g, &p, -1);
-            count_consumed(g, &q, 1);
-            /* taken through a link: kept for the logged record to come */
-            link_key(lk, &lkn, 'k', NULL, hk);
-            if (ht_store_get(g->t, HT_DB_STAGES, lk, lkn, &v, &vn) ==
-                HT_ERR_OK)
-                prec_put(g, hk, &q);
-            else
-                prec_del(g, hk);
+            consumed(g, &q, hk);
+            /* kept for a later, earlier receipt (earliest_receipts) */
+            prec_put(g, hk, &q);
         } else {
             pending_del(g, &p, hk);
             pending_put(g, &q, hk);

@@ -25,16 +25,25 @@
  *                                     query/stalls.c learns its stream
  *                                     and its consumption as of a query
  *   'p' hop key                    -> the producer half's own record (see
- *                                     stages.c), while it waits or while its
- *                                     service is unknown
+ *                                     stages.c), kept once matched so a
+ *                                     receipt that arrives later but is
+ *                                     earlier can move its consumption
  *   'c' hop key                    -> consumer service of a consumer half
  *                                     that came before its producer
+ *   'e' hop key                    -> earliest receipt µs, latest receipt
+ *                                     µs, the earliest one's consumer: a
+ *                                     record received more than once
+ *                                     counts at its first receipt
  *   'l' span id(8)                 -> hop key of a waiting SQS producer, so
  *                                     a consumer known by its X-Ray link
  *                                     only can take it
  *   'k' hop key                    -> taken through a link (the logged
  *                                     record, if it comes, is not counted
- *                                     again)
+ *                                     again: it moves the consumption to
+ *                                     its own time)
+ *   'f' request id                 -> a REPORT (packed ht_inv) whose
+ *                                     function is unknown until the
+ *                                     AWS::Lambda segment names it
  *   'u' span id(8) hop key         -> a producer whose service is unknown
  *                                     until that (ancestor) span arrives
  *   'F' function\0                 -> REPORT totals: invocations, billed

@@ -512,6 +512,55 @@ static void test_link_order(void)
     ht_buf_free(&out[1]);
 }
 
+/* A message delivered twice (the first invocation failed, the visibility
+ * timeout passed): consumed at its first receipt, whichever receipt, the
+ * producer or the consumer arrives first. */
+static void test_redelivery_order(void)
+{
+    static const int orders[3][3] = {{0, 1, 2}, {0, 2, 1}, {2, 0, 1}};
+    struct ht_buf out[3];
+
+    for (int o = 0; o < 3; o++) {
+        char dir[] = "/tmp/ht_stages_XXXXXX";
+        char *doc[3];
+        struct ht_stalls *st;
+        const struct ht_stage *g;
+
+        open_store(dir);
+        seq = 400;
+        doc[0] = produce("api", "q-re", "re-1", 10);
+        doc[1] = consume("w", "q-re", "re-1", 12);     /* first receipt */
+        doc[2] = consume("w", "q-re", "re-1", 12 + 40); /* redelivered */
+        for (int i = 0; i < 3; i++)
+            feed(doc[orders[o][i]]);
+        st = eval(1000, S(300));
+        g = find(st, "q-re");
+        CHECK(g && g->consumed == 1 && g->entered == 1 && g->pending == 0);
+        /* counted at the first receipt; the maxima take the last one */
+        CHECK(g && g->delay_sum_us >= S(2) - 1000 &&
+              g->delay_sum_us <= S(2) + 1000 && g->delay_count == 1);
+        CHECK(g && g->delay_max_us >= S(42) - 1000 &&
+              g->delay_max_us <= S(42) + 1000);
+        CHECK(g && g->last_consumed_us == S(T0 + 52));
+        ht_buf_init(&out[o]);
+        if (st)
+            for (size_t i = 0; i < st->nstages; i++)
+                ht_stage_json(&st->stages[i], &out[o]);
+        ht_stalls_free(st);
+        close_store(dir);
+    }
+    for (int o = 1; o < 3; o++) {
+        CHECK(out[o].len == out[0].len &&
+              memcmp(out[o].data, out[0].data, out[0].len) == 0);
+        if (out[o].len != out[0].len ||
+            memcmp(out[o].data, out[0].data, out[0].len) != 0)
+            fprintf(stderr, "%.*s\n%.*s\n", (int)out[0].len, out[0].data,
+                    (int)out[o].len, out[o].data);
+    }
+    for (int o = 0; o < 3; o++)
+        ht_buf_free(&out[o]);
+}
+
 /* ---- Kinesis writes that name no stream --------------------------------- */
 
 static char *b64(const char *in)
@@ -825,6 +874,7 @@ int main(void)
     test_order();
     test_links();
     test_link_order();
+    test_redelivery_order();
     test_kinesis_unnamed();
     test_kinesis_named_no_corr();
     test_failed_write();
