@@ -297,7 +297,7 @@ static void pend(struct pscan *c, int64_t ts, const void *v, size_t vn,
         g->oldest_pending_us = ts;
     if (c->st->now_us - ts > g->threshold_us) {
         g->overdue++;
-        /* the oldest max_stuck of each source; merged by stuck_sort */
+        /* the oldest max_stuck of each source; merged (cmp_stuck) after */
         if (c->taken < c->max_stuck && vn >= 24) {
             struct ht_stuck *s = &g->stuck[g->nstuck++];
             char id[17], tid[36];
