@@ -534,17 +534,21 @@ static void receipts_put(struct ht__stg *g, const char *hk,
     put(g, k, kn, g->buf.data, g->buf.len);
 }
 
-/* The hop key a record fact names first (assembler.c's). */
-static bool record_hop_key(const struct ht_fact *f, char *hk, size_t n)
+/* The hop keys a record fact names (assembler.c's): the `n`th, false when
+ * there is none. */
+static bool record_hop_key(const struct ht_fact *f, int n, char *hk,
+                           size_t cap)
 {
-    if (f->kind != HT_FACT_RECORD || !f->resource)
+    if (f->kind != HT_FACT_RECORD || !f->resource || !f->record_id)
         return false;
-    if (f->via == HT_VIA_SQS && f->record_id)
-        snprintf(hk, n, "sqs:%s", f->record_id);
-    else if (f->via == HT_VIA_KINESIS && f->record_id)
-        snprintf(hk, n, "kin:%s", f->record_id);
-    else if (f->via == HT_VIA_DYNAMODB && f->record_id && f->corr)
-        snprintf(hk, n, "dynamodb:%s/%s", f->resource, f->corr);
+    if (n == 0 && f->via == HT_VIA_SQS)
+        snprintf(hk, cap, "sqs:%s", f->record_id);
+    else if (n == 0 && f->via == HT_VIA_KINESIS)
+        snprintf(hk, cap, "kin:%s", f->record_id);
+    else if (n == 1 && f->via == HT_VIA_KINESIS && f->corr)
+        snprintf(hk, cap, "kinesis:%s/%s", f->resource, f->corr);
+    else if (n == 0 && f->via == HT_VIA_DYNAMODB && f->corr)
+        snprintf(hk, cap, "dynamodb:%s/%s", f->resource, f->corr);
     else
         return false;
     return true;
@@ -570,6 +574,39 @@ static void consumed(struct ht__stg *g, struct prec *p, const char *hk)
 }
 
 /* Every receipt of the batch, before anything of it is applied. */
+static void earliest_receipt(struct ht__stg *g, const struct ht_fact *f,
+                             const char *cons, const char *hk)
+{
+    struct receipts r;
+    bool have, earlier, later;
+    struct prec p;
+
+    have = receipts_get(g, hk, &r);
+    earlier = !have || f->ts_us < r.first ||
+              (f->ts_us == r.first && strcmp(cons, r.cons) < 0);
+    later = !have || f->ts_us > r.last;
+    if (!earlier && !later)
+        return;
+    if (earlier) {
+        r.first = f->ts_us;
+        r.cons = cons;
+    }
+    if (later)
+        r.last = f->ts_us;
+    receipts_put(g, hk, &r);
+    if (!prec_get(g, hk, &p) || !p.matched)
+        return;
+    if (earlier) {
+        count_consumed(g, &p, -1);
+        p.cons_ts = r.first;
+        p.cons = ht_arena_strdup(g->a, r.cons);
+        count_consumed(g, &p, 1);
+        prec_put(g, hk, &p);
+    }
+    bump_latest(g, &p, r.last);
+}
+
+/* Every receipt of the batch, before anything of it is applied. */
 static void earliest_receipts(struct ht__stg *g)
 {
     for (size_t i = 0; i < g->b->nfacts && !g->err; i++) {
@@ -577,11 +614,8 @@ static void earliest_receipts(struct ht__stg *g)
         const char *cons =
             f->function && strlen(f->function) < MAXNAME ? f->function : "";
         char hk[512];
-        struct receipts r;
-        bool have, earlier, later;
-        struct prec p;
 
-        if (!record_hop_key(f, hk, sizeof(hk)) || !usable(hk, f->resource))
+        if (!record_hop_key(f, 0, hk, sizeof(hk)) || !usable(hk, f->resource))
             continue;
         {
             /* every receipt is the consumer's activity: its last one */
@@ -591,29 +625,10 @@ static void earliest_receipts(struct ht__stg *g)
             bump(g, k, kn, 0, 0);
             bump(g, k, kn, 1, f->ts_us);
         }
-        have = receipts_get(g, hk, &r);
-        earlier = !have || f->ts_us < r.first ||
-                  (f->ts_us == r.first && strcmp(cons, r.cons) < 0);
-        later = !have || f->ts_us > r.last;
-        if (!earlier && !later)
-            continue;
-        if (earlier) {
-            r.first = f->ts_us;
-            r.cons = cons;
-        }
-        if (later)
-            r.last = f->ts_us;
-        receipts_put(g, hk, &r);
-        if (!prec_get(g, hk, &p) || !p.matched)
-            continue;
-        if (earlier) {
-            count_consumed(g, &p, -1);
-            p.cons_ts = r.first;
-            p.cons = ht_arena_strdup(g->a, r.cons);
-            count_consumed(g, &p, 1);
-            prec_put(g, hk, &p);
-        }
-        bump_latest(g, &p, r.last);
+        for (int n = 0; n < 2 && !g->err; n++)
+            if (record_hop_key(f, n, hk, sizeof(hk)) &&
+                usable(hk, f->resource))
+                earliest_receipt(g, f, cons, hk);
     }
 }
 
