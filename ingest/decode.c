@@ -679,7 +679,6 @@ static bool src_same(const struct hdr_wait *w, const char *src)
 static void hdr_wait_add(const struct ht_srcpos *pos)
 {
     const char *src = pos->source;
-
     struct hdr_wait *w = NULL;
 
     for (unsigned i = 0; i < HDR_WAITS && !w; i++)
@@ -688,11 +687,8 @@ static void hdr_wait_add(const struct ht_srcpos *pos)
     for (unsigned i = 0; i < HDR_WAITS && !w; i++)
         if (!hdr_waits[i].used)
             w = &hdr_waits[i];
-    if (!w) {
-        /* more sources waiting than slots: the oldest guess goes */
+    if (!w) /* more sources waiting than slots: one of them is forgotten */
         w = &hdr_waits[hdr_next++ % HDR_WAITS];
-        hdr_nwait--;
-    }
     if (!w->used)
         hdr_nwait++;
     w->used = true;

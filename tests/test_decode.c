@@ -424,6 +424,32 @@ static void test_daemon_headers(void)
     ingest_file(path);
     CHECK(total_rejects() == 0 && b.nspans == 1);
     unlink(path);
+
+    /* more sources waiting at once than the decoder remembers: a few
+     * documents get through, nothing else goes wrong */
+    {
+        static const char hdr[] = "{\"format\":\"json\",\"version\":2}";
+        char names[10][16];
+        struct ht_srcpos p[10];
+
+        ht_batch_reset(&b);
+        for (int i = 0; i < 10; i++) {
+            snprintf(names[i], sizeof(names[i]), "src-%d", i);
+            p[i] = (struct ht_srcpos){.source = names[i], .offset = 0};
+            CHECK(ht_ingest_value(&b, &p[i], hdr, strlen(hdr), 1));
+        }
+        for (int i = 0; i < 10; i++) {
+            p[i].offset = 100;
+            CHECK(ht_ingest_value(&b, &p[i], SQS_SUB, strlen(SQS_SUB), 2));
+        }
+        CHECK(b.rejected[HT_REJ_BAD_FIELD] == 10 && b.dropped == 8 &&
+              b.nspans == 2);
+        for (int i = 0; i < 10; i++) {
+            p[i].offset = 200;
+            CHECK(ht_ingest_value(&b, &p[i], SQS_SUB, strlen(SQS_SUB), 2));
+        }
+        CHECK(b.dropped == 8 && b.nspans == 12);
+    }
 }
 
 /* What the OpenTelemetry collector's X-Ray decoder refuses (docs/formats.md
