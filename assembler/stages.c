@@ -832,16 +832,21 @@ void ht__stg_consumer(struct ht__stg *g, const struct ht_fact *f,
              * it came before the link or after */
             link_key(k, &kn, 'k', NULL, hk);
             if (ht_store_get(g->t, HT_DB_STAGES, k, kn, &v, &vn) == HT_ERR_OK) {
-                del(g, k, kn);
-                if (have && p.matched && p.cons) {
-                    count_received_n(g, p.via, p.res, p.cons, p.cons_ts, -1);
-                    count_consumed(g, &p, -1);
+                if (have && p.matched && vn >= 8) {
+                    /* the record received, not the link */
+                    const char *lcons = ht_arena_strndup(
+                        g->a, (const char *)v + 8, vn - 8);
+
+                    count_received_n(g, p.via, p.res, lcons,
+                                     (int64_t)ht_be64_get(v), -1);
                     count_received(g, f->via, f->resource, cons, f->ts_us);
+                    count_consumed(g, &p, -1);
                     p.cons = cons;
                     p.cons_ts = f->ts_us;
                     consumed(g, &p, hk);
                     prec_put(g, hk, &p);
                 }
+                del(g, k, kn);
                 return;
             }
             if (new_record)
@@ -886,8 +891,18 @@ static void take_links(struct ht__stg *g, const struct ht_span *s)
         }
         count_received(g, p.via, p.res, cons, s->start_us);
         take(g, &p, hk, cons, s->start_us);
+        /* the link's receipt (time, consumer), for the logged record to
+         * replace when it comes */
         link_key(k, &kn, 'k', NULL, hk);
-        put(g, k, kn, "", 0);
+        {
+            uint8_t n8[8];
+
+            ht_buf_reset(&g->buf);
+            ht_be64_put(n8, (uint64_t)s->start_us);
+            ht_buf_add(&g->buf, n8, 8);
+            ht_buf_add(&g->buf, cons, strlen(cons));
+            put(g, k, kn, g->buf.data, g->buf.len);
+        }
     }
 }
 
