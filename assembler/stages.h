@@ -37,10 +37,10 @@
  *   'l' span id(8)                 -> hop key of a waiting SQS producer, so
  *                                     a consumer known by its X-Ray link
  *                                     only can take it
- *   'k' hop key                    -> taken through a link (the logged
- *                                     record, if it comes, is not counted
- *                                     again: it moves the consumption to
- *                                     its own time)
+ *   'k' hop key                    -> taken through a link: the link's
+ *                                     receipt µs(8) and consumer; the
+ *                                     logged record, if it comes, is not
+ *                                     counted again but replaces it
  *   'f' request id                 -> a REPORT (packed ht_inv) whose
  *                                     function is unknown until the
  *                                     AWS::Lambda segment names it
