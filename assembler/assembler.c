@@ -219,6 +219,10 @@ static void apply_span(struct wr *w, const struct ht_span *s)
         }
         key_span(w, HT_K_CORR, s->corr, s);
     }
+    /* a write that failed (error, throttle, fault) wrote nothing: it is no
+     * producer half and waits for no consumer */
+    if (s->flags & (HT_SPAN_ERROR | HT_SPAN_THROTTLE | HT_SPAN_FAULT))
+        rmw = false;
     if (s->message_id) {
         if (pure)
             key_span(w, HT_K_SQS, s->message_id, s);

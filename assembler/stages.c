@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include "stages.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -275,16 +276,6 @@ static void prec_put(struct ht__stg *g, const char *hk, const struct prec *p)
     put(g, k, kn + 1, g->buf.data, g->buf.len);
 }
 
-static void prec_del(struct ht__stg *g, const char *hk)
-{
-    uint8_t k[512];
-    size_t kn = strlen(hk);
-
-    k[0] = 'p';
-    memcpy(k + 1, hk, kn);
-    del(g, k, kn + 1);
-}
-
 /* The pending entry of a producer half ('P'). */
 static size_t pkey(uint8_t *k, const struct prec *p, const char *hk)
 {
@@ -358,6 +349,22 @@ static void count_consumed(struct ht__stg *g, const struct prec *p, int sign)
         if (h)
             h->hist[ht__stg_hist_index(d)] += sign;
     }
+}
+
+/* The latest receipt of a consumed record in the stage's maxima (last
+ * consumption, largest delay); nothing is counted. */
+static void bump_latest(struct ht__stg *g, const struct prec *p, int64_t last)
+{
+    uint8_t k[1024];
+    size_t kn;
+    int64_t d = last - p->ts;
+
+    if (!*p->prod || last <= p->cons_ts)
+        return;
+    kn = mk(k, T_S, p->via, p->res, p->prod, p->cons);
+    bump(g, k, kn, 0, 0);
+    bump(g, k, kn, 1, last);
+    bump(g, k, kn, 3, d < 0 ? 0 : d);
 }
 
 /* ---- a producer's service -------------------------------------------- */
@@ -464,6 +471,167 @@ static void link_key(uint8_t *k, size_t *kn, int type, const uint8_t *id,
 
 /* ---- entry points ------------------------------------------------------ */
 
+static bool usable(const char *hk, const char *res)
+{
+    return strlen(hk) < MAXHOPKEY && res && *res && strlen(res) < MAXNAME;
+}
+
+/* ---- the earliest receipt of a record ----------------------------------- */
+
+/*
+ * A record can be received more than once: a message delivered again after
+ * its visibility timeout, a stream batch retried after a failed
+ * invocation. Its consumption counts at the earliest logged receipt, and
+ * the stage's maxima (last consumption, largest delay) take the latest
+ * receipt too, whichever attempt arrived first, so no figure depends on
+ * arrival order. 'e' hop key -> earliest ts(8), latest ts(8), the earliest
+ * receipt's consumer. The producer's record ('p') is kept once matched, so
+ * a receipt that arrives later but is earlier moves the consumption.
+ */
+struct receipts {
+    int64_t first, last;
+    const char *cons;
+};
+
+static size_t receipts_key(uint8_t *k, const char *hk)
+{
+    size_t hn = strlen(hk);
+
+    k[0] = 'e';
+    memcpy(k + 1, hk, hn);
+    return hn + 1;
+}
+
+static bool receipts_get(struct ht__stg *g, const char *hk, struct receipts *r)
+{
+    uint8_t k[MAXHOPKEY + 2];
+    const void *v;
+    size_t vn;
+
+    if (strlen(hk) >= MAXHOPKEY ||
+        ht_store_get(g->t, HT_DB_STAGES, k, receipts_key(k, hk), &v, &vn) !=
+            HT_ERR_OK ||
+        vn < 16)
+        return false;
+    r->first = (int64_t)ht_be64_get(v);
+    r->last = (int64_t)ht_be64_get((const uint8_t *)v + 8);
+    r->cons = ht_arena_strndup(g->a, (const char *)v + 16, vn - 16);
+    return true;
+}
+
+static void receipts_put(struct ht__stg *g, const char *hk,
+                         const struct receipts *r)
+{
+    uint8_t k[MAXHOPKEY + 2], n8[8];
+    size_t kn = receipts_key(k, hk);
+
+    ht_buf_reset(&g->buf);
+    ht_be64_put(n8, (uint64_t)r->first);
+    ht_buf_add(&g->buf, n8, 8);
+    ht_be64_put(n8, (uint64_t)r->last);
+    ht_buf_add(&g->buf, n8, 8);
+    ht_buf_add(&g->buf, r->cons, strlen(r->cons));
+    put(g, k, kn, g->buf.data, g->buf.len);
+}
+
+/* The hop keys a record fact names (assembler.c's): the `n`th, false when
+ * there is none. */
+static bool record_hop_key(const struct ht_fact *f, int n, char *hk,
+                           size_t cap)
+{
+    if (f->kind != HT_FACT_RECORD || !f->resource || !f->record_id)
+        return false;
+    if (n == 0 && f->via == HT_VIA_SQS)
+        snprintf(hk, cap, "sqs:%s", f->record_id);
+    else if (n == 0 && f->via == HT_VIA_KINESIS)
+        snprintf(hk, cap, "kin:%s", f->record_id);
+    else if (n == 1 && f->via == HT_VIA_KINESIS && f->corr)
+        snprintf(hk, cap, "kinesis:%s/%s", f->resource, f->corr);
+    else if (n == 0 && f->via == HT_VIA_DYNAMODB && f->corr)
+        snprintf(hk, cap, "dynamodb:%s/%s", f->resource, f->corr);
+    else
+        return false;
+    return true;
+}
+
+static void count_consumed(struct ht__stg *g, const struct prec *p, int sign);
+static void bump_latest(struct ht__stg *g, const struct prec *p, int64_t last);
+
+/* The matched producer half p of hop hk is consumed: at its earliest
+ * receipt when one is known (else at p->cons_ts, by p->cons), with the
+ * latest receipt in the maxima. */
+static void consumed(struct ht__stg *g, struct prec *p, const char *hk)
+{
+    struct receipts r;
+
+    if (receipts_get(g, hk, &r)) {
+        p->cons_ts = r.first;
+        p->cons = r.cons;
+    }
+    count_consumed(g, p, 1);
+    if (receipts_get(g, hk, &r))
+        bump_latest(g, p, r.last);
+}
+
+/* Every receipt of the batch, before anything of it is applied. */
+static void earliest_receipt(struct ht__stg *g, const struct ht_fact *f,
+                             const char *cons, const char *hk)
+{
+    struct receipts r;
+    bool have, earlier, later;
+    struct prec p;
+
+    have = receipts_get(g, hk, &r);
+    earlier = !have || f->ts_us < r.first ||
+              (f->ts_us == r.first && strcmp(cons, r.cons) < 0);
+    later = !have || f->ts_us > r.last;
+    if (!earlier && !later)
+        return;
+    if (earlier) {
+        r.first = f->ts_us;
+        r.cons = cons;
+    }
+    if (later)
+        r.last = f->ts_us;
+    receipts_put(g, hk, &r);
+    if (!prec_get(g, hk, &p) || !p.matched)
+        return;
+    if (earlier) {
+        count_consumed(g, &p, -1);
+        p.cons_ts = r.first;
+        p.cons = ht_arena_strdup(g->a, r.cons);
+        count_consumed(g, &p, 1);
+        prec_put(g, hk, &p);
+    }
+    bump_latest(g, &p, r.last);
+}
+
+/* Every receipt of the batch, before anything of it is applied. */
+static void earliest_receipts(struct ht__stg *g)
+{
+    for (size_t i = 0; i < g->b->nfacts && !g->err; i++) {
+        const struct ht_fact *f = &g->b->facts[i];
+        const char *cons =
+            f->function && strlen(f->function) < MAXNAME ? f->function : "";
+        char hk[512];
+
+        if (!record_hop_key(f, 0, hk, sizeof(hk)) || !usable(hk, f->resource))
+            continue;
+        {
+            /* every receipt is the consumer's activity: its last one */
+            uint8_t k[1024];
+            size_t kn = mk(k, T_R, f->via, f->resource, cons, NULL);
+
+            bump(g, k, kn, 0, 0);
+            bump(g, k, kn, 1, f->ts_us);
+        }
+        for (int n = 0; n < 2 && !g->err; n++)
+            if (record_hop_key(f, n, hk, sizeof(hk)) &&
+                usable(hk, f->resource))
+                earliest_receipt(g, f, cons, hk);
+    }
+}
+
 struct ht__stg *ht__stg_begin(struct ht_txn *t, const struct ht_batch *b)
 {
     struct ht__stg *g = calloc(1, sizeof(*g));
@@ -485,12 +653,60 @@ struct ht__stg *ht__stg_begin(struct ht_txn *t, const struct ht_batch *b)
         vn == 8)
         g->unresolved = (int64_t)ht_be64_get(v);
     g->unresolved0 = g->unresolved;
+    earliest_receipts(g);
     return g;
 }
 
-static bool usable(const char *hk, const char *res)
+
+static void take_links(struct ht__stg *g, const struct ht_span *s);
+
+struct holders {
+    struct ht__stg *g;
+    struct ht_span best;
+    bool found;
+};
+
+static int holder_visit(void *ctx, const void *k, size_t kn, const void *v,
+                        size_t vn)
 {
-    return strlen(hk) < MAXHOPKEY && res && *res && strlen(res) < MAXNAME;
+    struct holders *h = ctx;
+    const uint8_t *t = v;
+    const void *nv;
+    size_t nn;
+    struct ht_span sp;
+
+    (void)k;
+    (void)kn;
+    if (vn != 9 || t[0] != HT_TARGET_SPAN ||
+        ht_store_get(h->g->t, HT_DB_NODES, t + 1, 8, &nv, &nn) != HT_ERR_OK ||
+        ht_span_unpack(nv, nn, h->g->a, &sp) != HT_ERR_OK)
+        return 0;
+    if (sp.kind != HT_SK_LAMBDA && sp.kind != HT_SK_FUNCTION)
+        return 0;
+    if (!h->found || sp.start_us < h->best.start_us ||
+        (sp.start_us == h->best.start_us &&
+         memcmp(sp.id.b, h->best.id.b, 8) < 0)) {
+        h->best = sp;
+        h->found = true;
+    }
+    return 0;
+}
+
+/* An SQS consumer known by its X-Ray link whose segment came before the
+ * producer: it takes the producer now, as it would have had it come after
+ * (the earliest invocation linking to it, when several do). */
+static void linked_before(struct ht__stg *g, const struct ht_span *s)
+{
+    uint8_t key[64];
+    size_t kn = ht_key_make(key, HT_K_LINK, s->id.b, 8);
+    struct holders h = {.g = g};
+
+    if (g->err ||
+        ht_store_dups(g->t, HT_DB_KEYS, key, kn, holder_visit, &h) !=
+            HT_ERR_OK ||
+        !h.found)
+        return;
+    take_links(g, &h.best);
 }
 
 void ht__stg_producer(struct ht__stg *g, const struct ht_span *s,
@@ -525,7 +741,7 @@ void ht__stg_producer(struct ht__stg *g, const struct ht_span *s,
         del(g, k, hn + 1);
         p.matched = 1;
         p.cons_ts = cons_ts;
-        count_consumed(g, &p, 1);
+        consumed(g, &p, hk);
     } else {
         pending_put(g, &p, hk);
         if (p.via == HT_VIA_SQS) {
@@ -536,30 +752,37 @@ void ht__stg_producer(struct ht__stg *g, const struct ht_span *s,
             put(g, k, kn, hk, strlen(hk));
         }
     }
+    prec_put(g, hk, &p); /* kept once matched too: see earliest_receipts */
     if (!svc) {
-        prec_put(g, hk, &p);
         wait_for(g, &missing, hk);
         g->unresolved++;
-    } else if (!matched) {
-        prec_put(g, hk, &p);
     }
+    if (!matched && p.via == HT_VIA_SQS)
+        linked_before(g, s);
 }
 
 /* A record received by consumer `cons` of (via, res) at ts: the
  * consumer's activity, per minute too. */
-static void count_received(struct ht__stg *g, int via, const char *res,
-                           const char *cons, int64_t ts)
+static void count_received_n(struct ht__stg *g, int via, const char *res,
+                             const char *cons, int64_t ts, int sign)
 {
     uint8_t k[1024];
     size_t kn = mk(k, T_R, via, res, cons, NULL);
     int64_t bk = ts - (((ts % HT__STG_ABUCKET_US) + HT__STG_ABUCKET_US) %
                        HT__STG_ABUCKET_US);
 
-    bump(g, k, kn, 0, 1);
-    bump(g, k, kn, 1, ts);
+    bump(g, k, kn, 0, sign);
+    if (sign > 0)
+        bump(g, k, kn, 1, ts);
     k[0] = T_A;
     ht_be64_put(k + kn, (uint64_t)bk);
-    bump(g, k, kn + 8, 0, 1);
+    bump(g, k, kn + 8, 0, sign);
+}
+
+static void count_received(struct ht__stg *g, int via, const char *res,
+                           const char *cons, int64_t ts)
+{
+    count_received_n(g, via, res, cons, ts, 1);
 }
 
 /* The waiting producer half p is consumed by cons at ts. */
@@ -577,11 +800,12 @@ static void take(struct ht__stg *g, struct prec *p, const char *hk,
     p->matched = 1;
     p->cons = cons;
     p->cons_ts = ts;
-    count_consumed(g, p, 1);
-    if (*p->prod)
-        prec_del(g, hk);
-    else
-        prec_put(g, hk, p); /* moved when its service is known */
+    /* a logged receipt of the record wins over an X-Ray link, and the
+     * earliest receipt over later ones */
+    consumed(g, p, hk);
+    /* kept: moved when its service is known, when the logged record comes
+     * after the link, or when an earlier receipt comes */
+    prec_put(g, hk, p);
 }
 
 void ht__stg_consumer(struct ht__stg *g, const struct ht_fact *f,
@@ -596,14 +820,32 @@ void ht__stg_consumer(struct ht__stg *g, const struct ht_fact *f,
         return;
     if (matched) {
         struct prec p;
+        bool have = prec_get(g, hk, &p);
 
-        if (!prec_get(g, hk, &p) || p.matched) {
+        if (!have || p.matched) {
             const void *v;
             size_t vn;
 
-            /* already taken through an X-Ray link: counted then */
+            /* already taken through an X-Ray link: counted then, at the
+             * consumer segment's start; the logged record's own time
+             * replaces it, so the figures are those of the record whether
+             * it came before the link or after */
             link_key(k, &kn, 'k', NULL, hk);
             if (ht_store_get(g->t, HT_DB_STAGES, k, kn, &v, &vn) == HT_ERR_OK) {
+                if (have && p.matched && vn >= 8) {
+                    /* the record received, not the link */
+                    const char *lcons = ht_arena_strndup(
+                        g->a, (const char *)v + 8, vn - 8);
+
+                    count_received_n(g, p.via, p.res, lcons,
+                                     (int64_t)ht_be64_get(v), -1);
+                    count_received(g, f->via, f->resource, cons, f->ts_us);
+                    count_consumed(g, &p, -1);
+                    p.cons = cons;
+                    p.cons_ts = f->ts_us;
+                    consumed(g, &p, hk);
+                    prec_put(g, hk, &p);
+                }
                 del(g, k, kn);
                 return;
             }
@@ -649,8 +891,18 @@ static void take_links(struct ht__stg *g, const struct ht_span *s)
         }
         count_received(g, p.via, p.res, cons, s->start_us);
         take(g, &p, hk, cons, s->start_us);
+        /* the link's receipt (time, consumer), for the logged record to
+         * replace when it comes */
         link_key(k, &kn, 'k', NULL, hk);
-        put(g, k, kn, "", 0);
+        {
+            uint8_t n8[8];
+
+            ht_buf_reset(&g->buf);
+            ht_be64_put(n8, (uint64_t)s->start_us);
+            ht_buf_add(&g->buf, n8, 8);
+            ht_buf_add(&g->buf, cons, strlen(cons));
+            put(g, k, kn, g->buf.data, g->buf.len);
+        }
     }
 }
 
@@ -680,6 +932,63 @@ static int collect_u(void *ctx, const void *k, size_t kn, const void *v,
     return 0;
 }
 
+/*
+ * A Kinesis write that names no stream (the SDKs' PutRecord records none)
+ * and no sequence number, or a stream but no correlation id: nothing at
+ * ingest can meet it with its consumer. It is kept as a waiting producer
+ * half of the stream "" under its own hop key, "kput:" + span id (+ ":" +
+ * the stream when it names one); query/stalls.c learns its stream and whether it
+ * was consumed from what names them (the correlation id the write is
+ * attributed to, and the consumer's logged records), as of the query, so
+ * the answer depends on neither arrival order nor batch boundaries. A
+ * failed write wrote nothing and is not kept.
+ */
+static void unnamed_write(struct ht__stg *g, const struct ht_span *s)
+{
+    char hk[MAXHOPKEY], id[17];
+    struct prec p;
+    struct ht_id8 missing = {{0}};
+    const char *svc;
+
+    ht_id8_format(&s->id, id);
+    /* a stream the write does name (with no correlation id to meet its
+     * consumer by) rides in the hop key, for stalls.c to place it */
+    if (s->resource && *s->resource && strlen(s->resource) < MAXNAME)
+        snprintf(hk, sizeof(hk), "kput:%s:%s", id, s->resource);
+    else
+        snprintf(hk, sizeof(hk), "kput:%s", id);
+    if (prec_get(g, hk, &p))
+        return; /* seen before */
+    memset(&p, 0, sizeof(p));
+    p.via = HT_VIA_KINESIS;
+    p.ts = s->end_us;
+    p.res = "";
+    memcpy(p.trace, s->trace.b, 16);
+    memcpy(p.span, s->id.b, 8);
+    p.corr = s->corr && strlen(s->corr) < MAXNAME ? s->corr : NULL;
+    svc = service_of(g, s, &missing);
+    p.prod = svc && strlen(svc) < MAXNAME ? svc : "";
+    count_entered(g, &p, 1);
+    pending_put(g, &p, hk);
+    prec_put(g, hk, &p);
+    if (!svc) {
+        wait_for(g, &missing, hk);
+        g->unresolved++;
+    }
+}
+
+static void named_by_segment(struct ht__stg *g, const struct ht_span *s);
+
+/* A Kinesis write that makes no hop half at ingest: no sequence number,
+ * and not both a stream and a correlation id (assembler.c's keys). */
+static bool is_unnamed_write(const struct ht_span *s)
+{
+    return s->via == HT_VIA_KINESIS && (s->flags & HT_SPAN_WRITE) &&
+           !(s->flags & (HT_SPAN_IN_PROGRESS | HT_SPAN_ERROR |
+                         HT_SPAN_THROTTLE | HT_SPAN_FAULT)) &&
+           !s->sequence && !(s->corr && s->resource);
+}
+
 void ht__stg_span(struct ht__stg *g, const struct ht_span *s)
 {
     uint8_t k[16];
@@ -688,6 +997,10 @@ void ht__stg_span(struct ht__stg *g, const struct ht_span *s)
     if (g && !g->err && s->nlinks &&
         (s->kind == HT_SK_LAMBDA || s->kind == HT_SK_FUNCTION))
         take_links(g, s);
+    if (g && !g->err && is_unnamed_write(s))
+        unnamed_write(g, s);
+    if (g && !g->err && s->kind == HT_SK_LAMBDA)
+        named_by_segment(g, s);
     if (!g || g->err || g->unresolved <= 0)
         return;
     k[0] = 'u';
@@ -726,8 +1039,9 @@ void ht__stg_span(struct ht__stg *g, const struct ht_span *s)
         count_entered(g, &q, 1);
         if (p.matched) {
             count_consumed(g, &p, -1);
-            count_consumed(g, &q, 1);
-            prec_del(g, hk);
+            consumed(g, &q, hk);
+            /* kept for a later, earlier receipt (earliest_receipts) */
+            prec_put(g, hk, &q);
         } else {
             pending_del(g, &p, hk);
             pending_put(g, &q, hk);
@@ -736,15 +1050,12 @@ void ht__stg_span(struct ht__stg *g, const struct ht_span *s)
     }
 }
 
-void ht__stg_report(struct ht__stg *g, const struct ht_inv *inv)
+static void count_report(struct ht__stg *g, const char *fn,
+                         const struct ht_inv *inv)
 {
     uint8_t k[256];
-    size_t kn;
+    size_t kn = mk(k, T_F, -1, fn, NULL, NULL);
 
-    if (!g || g->err || !inv->function || !*inv->function ||
-        strlen(inv->function) >= MAXNAME)
-        return;
-    kn = mk(k, T_F, -1, inv->function, NULL, NULL);
     bump(g, k, kn, 0, 1);
     bump(g, k, kn, 1, inv->billed_ms);
     bump(g, k, kn, 2, inv->memory_mb);
@@ -753,6 +1064,88 @@ void ht__stg_report(struct ht__stg *g, const struct ht_inv *inv)
     bump(g, k, kn, 5, inv->duration_us);
     bump(g, k, kn, 6, (inv->flags & HT_INV_FAILED) ? 1 : 0);
     bump(g, k, kn, 7, (inv->flags & HT_INV_COLD) ? 1 : 0);
+}
+
+/* The name of the AWS::Lambda segment of request id rid, when stored. */
+static const char *lambda_name(struct ht__stg *g, const char *rid)
+{
+    uint8_t key[HT_KEY_MAX];
+    const void *v;
+    size_t vn;
+    struct ht_span sp;
+    const uint8_t *t;
+
+    if (strlen(rid) > 200 ||
+        ht_store_get(g->t, HT_DB_KEYS, key, ht_key_make_id(key, HT_K_LAMBDA, rid),
+                     &v, &vn) != HT_ERR_OK ||
+        vn != 9)
+        return NULL;
+    t = v;
+    if (t[0] != HT_TARGET_SPAN ||
+        ht_store_get(g->t, HT_DB_NODES, t + 1, 8, &v, &vn) != HT_ERR_OK ||
+        ht_span_unpack(v, vn, g->a, &sp) != HT_ERR_OK || !sp.name ||
+        !*sp.name || strlen(sp.name) >= MAXNAME)
+        return NULL;
+    return sp.name;
+}
+
+/* 'f' request id -> the REPORT of an invocation whose logs named no
+ * function, until its AWS::Lambda segment names it. */
+static size_t unnamed_report_key(uint8_t *k, const char *rid)
+{
+    size_t n = strlen(rid);
+
+    k[0] = 'f';
+    memcpy(k + 1, rid, n);
+    return n + 1;
+}
+
+void ht__stg_report(struct ht__stg *g, const struct ht_inv *inv)
+{
+    const char *fn;
+
+    if (!g || g->err)
+        return;
+    fn = inv->function;
+    if ((!fn || !*fn) && inv->request_id && *inv->request_id) {
+        /* plain logs without a log group: the X-Ray segment of the same
+         * request id names the function, now or when it comes */
+        fn = lambda_name(g, inv->request_id);
+        if (!fn && strlen(inv->request_id) <= 200) {
+            uint8_t k[256];
+
+            ht_buf_reset(&g->buf);
+            ht_inv_pack(inv, &g->buf);
+            put(g, k, unnamed_report_key(k, inv->request_id), g->buf.data,
+                g->buf.len);
+            return;
+        }
+    }
+    if (!fn || !*fn || strlen(fn) >= MAXNAME)
+        return;
+    count_report(g, fn, inv);
+}
+
+/* An AWS::Lambda segment: the REPORT of its request id waiting for a
+ * function name is counted under the segment's name. */
+static void named_by_segment(struct ht__stg *g, const struct ht_span *s)
+{
+    uint8_t k[256];
+    const void *v;
+    size_t vn;
+    size_t kn;
+    struct ht_inv inv;
+
+    if (!s->request_id || strlen(s->request_id) > 200 || !s->name ||
+        !*s->name || strlen(s->name) >= MAXNAME)
+        return;
+    kn = unnamed_report_key(k, s->request_id);
+    if (ht_store_get(g->t, HT_DB_STAGES, k, kn, &v, &vn) != HT_ERR_OK)
+        return;
+    memset(&inv, 0, sizeof(inv));
+    if (ht_inv_unpack(v, vn, g->a, &inv) == HT_ERR_OK)
+        count_report(g, s->name, &inv);
+    del(g, k, kn);
 }
 
 /* Merge one aggregate into its stored record. A record that comes back to

@@ -18,18 +18,32 @@
  *   'R' via res\0 cons\0           -> records consumed (any producer), last
  *   'A' via res\0 cons\0 bucket(8) -> records consumed in that time bucket
  *   'P' via res\0 prod\0 ts(8) hop key -> trace(16) span(8) corr: a
- *                                     producer half still waiting
+ *                                     producer half still waiting. A
+ *                                     Kinesis write that names no stream
+ *                                     stays here for good, in the stream
+ *                                     "" under hop key "kput:<span id>":
+ *                                     query/stalls.c learns its stream
+ *                                     and its consumption as of a query
  *   'p' hop key                    -> the producer half's own record (see
- *                                     stages.c), while it waits or while its
- *                                     service is unknown
+ *                                     stages.c), kept once matched so a
+ *                                     receipt that arrives later but is
+ *                                     earlier can move its consumption
  *   'c' hop key                    -> consumer service of a consumer half
  *                                     that came before its producer
+ *   'e' hop key                    -> earliest receipt µs, latest receipt
+ *                                     µs, the earliest one's consumer: a
+ *                                     record received more than once
+ *                                     counts at its first receipt
  *   'l' span id(8)                 -> hop key of a waiting SQS producer, so
  *                                     a consumer known by its X-Ray link
  *                                     only can take it
- *   'k' hop key                    -> taken through a link (the logged
- *                                     record, if it comes, is not counted
- *                                     again)
+ *   'k' hop key                    -> taken through a link: the link's
+ *                                     receipt µs(8) and consumer; the
+ *                                     logged record, if it comes, is not
+ *                                     counted again but replaces it
+ *   'f' request id                 -> a REPORT (packed ht_inv) whose
+ *                                     function is unknown until the
+ *                                     AWS::Lambda segment names it
  *   'u' span id(8) hop key         -> a producer whose service is unknown
  *                                     until that (ancestor) span arrives
  *   'F' function\0                 -> REPORT totals: invocations, billed

@@ -164,9 +164,21 @@ static int show_dlq(void *ctx, const void *k, size_t kn, const void *v,
         return 0;
     if (c->shown++ >= c->limit)
         return 1;
-    printf("%.*s:%llu\t%s\t%.*s\t", (int)sl, key,
-           (unsigned long long)ht_be64_get((const uint8_t *)key + sl + 1),
-           ht_reject_name((uint8_t)val[0]), (int)dl, detail);
+    {
+        /* the source path and the detail carry data: shown escaped */
+        struct ht_buf t;
+
+        ht_buf_init(&t);
+        ht_buf_add_printable(&t, key, sl);
+        ht_buf_printf(
+            &t, ":%llu\t%s\t",
+            (unsigned long long)ht_be64_get((const uint8_t *)key + sl + 1),
+            ht_reject_name((uint8_t)val[0]));
+        ht_buf_add_printable(&t, detail, dl);
+        ht_buf_addc(&t, '\t');
+        fwrite(t.data, 1, t.len, stdout);
+        ht_buf_free(&t);
+    }
     for (size_t i = 0; i < sn && i < 160; i++) {
         unsigned char ch = (unsigned char)sample[i];
 

@@ -23,7 +23,13 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  ingest PATH|- ...     read files, folders or stdin into the store\n"
+    "  ingest --kafka BROKERS --topic T   consume Kafka topics (a consumer\n"
+    "                        group; offsets checkpointed in the store)\n"
     "  ingest --kinesis STREAM   read a Kinesis Data Stream, checkpointed\n"
+    "  ingest --udp [HOST:PORT]  listen as an X-Ray daemon (default\n"
+    "                        127.0.0.1:2000)\n"
+    "                        every ingest takes --batch N, --strict, --quiet\n"
+    "                        and --durable (flush every commit to disk)\n"
     "  trace ID              explain one request: critical path, hops, DOT\n"
     "  stats                 what the store holds; rejected input by reason\n"
     "  dlq                   list rejected payloads kept in the dead-letter "
@@ -41,12 +47,52 @@ static const char usage[] =
     "function\n"
     "  refresh               bring the summaries behind endpoints up to "
     "date\n"
+    "  help                  this text\n"
     "\n"
     "global options:\n"
     "  --db DIR     the store (default: $HOPTRACE_DB, else ./hoptrace.db)\n"
-    "  --verbose    more log lines on stderr (repeat for debug)\n"
+    "  -v, --verbose  more log lines on stderr (repeat for debug: -vv)\n"
     "  --help       this text; `hoptrace COMMAND --help` for a command\n"
     "  --version    print the version\n";
+
+/* Every command, in the order --help lists them: dispatch and the
+ * unknown-command message both read this table, so they cannot drift. */
+#define HT_COMMANDS(X)                                                        \
+    X("ingest", ht_cmd_ingest)                                                \
+    X("trace", ht_cmd_trace)                                                  \
+    X("stats", ht_cmd_stats)                                                  \
+    X("dlq", ht_cmd_dlq)                                                      \
+    X("simulate", ht_cmd_simulate)                                            \
+    X("stalls", ht_cmd_stalls)                                                \
+    X("metrics", ht_cmd_metrics)                                              \
+    X("endpoints", ht_cmd_endpoints)                                          \
+    X("hotspots", ht_cmd_hotspots)                                            \
+    X("functions", ht_cmd_functions)                                          \
+    X("refresh", ht_cmd_refresh)
+
+struct command {
+    const char *name;
+    int (*run)(struct ht_cli *cli, int argc, char **argv);
+};
+
+#define HT_CMD_ENTRY(n, f) {n, f},
+static const struct command commands[] = {HT_COMMANDS(HT_CMD_ENTRY)};
+#undef HT_CMD_ENTRY
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* "-v", "-vv", "-vvv": the number of v's, or 0 when `a` is not that. */
+static int verbose_count(const char *a)
+{
+    size_t n;
+
+    if (strcmp(a, "--verbose") == 0)
+        return 1;
+    if (a[0] != '-' || a[1] != 'v')
+        return 0;
+    n = strspn(a + 1, "v");
+    return a[1 + n] == 0 ? (int)n : 0;
+}
 
 void ht_cli_err(const char *fmt, ...)
 {
@@ -62,7 +108,7 @@ void ht_cli_err(const char *fmt, ...)
 int main(int argc, char **argv)
 {
     struct ht_cli cli = {0};
-    int i = 1;
+    int i = 1, nv;
 
     cli.db = getenv("HOPTRACE_DB");
     if (!cli.db || !*cli.db)
@@ -76,11 +122,21 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--version") == 0) {
             printf("hoptrace %s\n", HT_VERSION);
             return HT_EXIT_OK;
-        } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
-            ht_log_level++;
-        } else if (strcmp(a, "--db") == 0 && i + 1 < argc) {
+        } else if ((nv = verbose_count(a)) > 0) {
+            ht_log_level += nv;
+        } else if (strcmp(a, "--db") == 0) {
+            if (i + 1 >= argc || !*argv[i + 1]) {
+                ht_cli_err("--db needs a value: the store directory (e.g. "
+                           "hoptrace --db ./hoptrace.db stats)");
+                return HT_EXIT_USAGE;
+            }
             cli.db = argv[++i];
         } else if (strncmp(a, "--db=", 5) == 0) {
+            if (!a[5]) {
+                ht_cli_err("--db needs a value: the store directory (e.g. "
+                           "hoptrace --db=./hoptrace.db stats)");
+                return HT_EXIT_USAGE;
+            }
             cli.db = a + 5;
         } else {
             ht_cli_err("unknown option %s (see hoptrace --help)", a);
@@ -96,34 +152,24 @@ int main(int argc, char **argv)
     int cargc = argc - i;
     char **cargv = argv + i;
 
-    if (strcmp(cmd, "ingest") == 0)
-        return ht_cmd_ingest(&cli, cargc, cargv);
-    if (strcmp(cmd, "trace") == 0)
-        return ht_cmd_trace(&cli, cargc, cargv);
-    if (strcmp(cmd, "stats") == 0)
-        return ht_cmd_stats(&cli, cargc, cargv);
-    if (strcmp(cmd, "dlq") == 0)
-        return ht_cmd_dlq(&cli, cargc, cargv);
-    if (strcmp(cmd, "simulate") == 0)
-        return ht_cmd_simulate(&cli, cargc, cargv);
-    if (strcmp(cmd, "stalls") == 0)
-        return ht_cmd_stalls(&cli, cargc, cargv);
-    if (strcmp(cmd, "metrics") == 0)
-        return ht_cmd_metrics(&cli, cargc, cargv);
-    if (strcmp(cmd, "endpoints") == 0)
-        return ht_cmd_endpoints(&cli, cargc, cargv);
-    if (strcmp(cmd, "hotspots") == 0)
-        return ht_cmd_hotspots(&cli, cargc, cargv);
-    if (strcmp(cmd, "functions") == 0)
-        return ht_cmd_functions(&cli, cargc, cargv);
-    if (strcmp(cmd, "refresh") == 0)
-        return ht_cmd_refresh(&cli, cargc, cargv);
+    for (size_t c = 0; c < NCOMMANDS; c++)
+        if (strcmp(cmd, commands[c].name) == 0)
+            return commands[c].run(&cli, cargc, cargv);
     if (strcmp(cmd, "help") == 0) {
         fputs(usage, stdout);
         return HT_EXIT_OK;
     }
-    ht_cli_err("unknown command '%s' (commands: ingest, trace, stats, dlq; "
-               "see hoptrace --help)",
-               cmd);
+    {
+        char list[256];
+        size_t n = 0;
+
+        for (size_t c = 0; c < NCOMMANDS && n < sizeof(list); c++)
+            n += (size_t)snprintf(list + n, sizeof(list) - n, "%s, ",
+                                  commands[c].name);
+        if (n < sizeof(list))
+            snprintf(list + n, sizeof(list) - n, "help");
+        ht_cli_err("unknown command '%s' (commands: %s; see hoptrace --help)",
+                   cmd, list);
+    }
     return HT_EXIT_USAGE;
 }

@@ -337,6 +337,21 @@ void ht_buf_json_str_or_null(struct ht_buf *b, const char *s)
         ht_buf_adds(b, "null");
 }
 
+void ht_buf_add_printable(struct ht_buf *b, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < 0x20 || p[i] == 0x7f)
+            ht_buf_printf(b, "\\x%02x", p[i]);
+        else if (p[i] == 0xc2 && i + 1 < n && p[i + 1] >= 0x80 &&
+                 p[i + 1] <= 0x9f)
+            ht_buf_printf(b, "\\u00%02x", p[++i]);
+        else
+            ht_buf_addc(b, (char)p[i]);
+    }
+}
+
 /* ---- ids -------------------------------------------------------------------
  */
 

@@ -47,7 +47,8 @@ const char *ht_strerror(int err);
     X(MISSING_FIELD, "missing_field")                                          \
     X(BAD_ID, "bad_id")                                                        \
     X(BAD_ENCODING, "bad_encoding")                                            \
-    X(UNKNOWN_DOC, "unknown_document")
+    X(UNKNOWN_DOC, "unknown_document")                                         \
+    X(BAD_FIELD, "bad_field")
 
 enum ht_reject {
 #define HT_R(name, str) HT_REJ_##name,
@@ -129,6 +130,10 @@ void ht_buf_json_str(struct ht_buf *b, const char *s);
 void ht_buf_json_key(struct ht_buf *b, const char *k);
 /* Appends s as a JSON string literal, or null when s is NULL. */
 void ht_buf_json_str_or_null(struct ht_buf *b, const char *s);
+/* Appends n bytes of s for a terminal: control characters (C0, DEL, and
+ * C1 as UTF-8) are written as \xNN (C1: \u00NN), so data never moves a
+ * cursor or changes colours; a backslash stays as it is. */
+void ht_buf_add_printable(struct ht_buf *b, const char *s, size_t n);
 
 /* ---- ids and times ---------------------------------------------------- */
 

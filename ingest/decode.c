@@ -240,6 +240,7 @@ enum {
     F_SQL,
     F_LINKS,
     F_SUBSEGMENTS,
+    F_CAUSE,
     F__COUNT
 };
 static const char *const span_keys[F__COUNT] = {
@@ -247,7 +248,7 @@ static const char *const span_keys[F__COUNT] = {
     "end_time",    "in_progress", "name",      "origin", "error",
     "fault",       "throttle",    "inferred",  "http",   "aws",
     "annotations", "metadata",    "namespace", "sql",    "links",
-    "subsegments"};
+    "subsegments", "cause"};
 
 static void decode_links(struct ht_batch *b, hj v, struct ht_span *s)
 {
@@ -360,6 +361,24 @@ static void decode_span(struct xray_ctx *x, hj doc, const struct ht_tid *trace,
         return;
     }
     s.origin = dup_val(b, f[F_ORIGIN]);
+    /* what the X-Ray schema (and the OpenTelemetry collector's decoder)
+     * refuses: the document is rejected as a whole, like any bad field */
+    v = f[F_CAUSE];
+    if (hj_ok(v) && !hj_is_null(v) && !hj_is_string(v) && !hj_is_object(v)) {
+        xfail(x, HT_REJ_BAD_FIELD, "%s",
+              "\"cause\" is neither an exception id string nor an object");
+        return;
+    }
+    v = f[F_NAMESPACE];
+    if (hj_ok(v) && !hj_is_null(v) &&
+        (!(str = hj_str(v)) ||
+         (strcmp(str, "aws") != 0 && strcmp(str, "remote") != 0 &&
+          strcmp(str, "local") != 0))) {
+        xfail(x, HT_REJ_BAD_FIELD,
+              "\"namespace\" %s%.40s%s is none of aws, remote, local",
+              str ? "\"" : "", str ? str : "(not a string)", str ? "\"" : "");
+        return;
+    }
     if (hj_is_true(f[F_ERROR]))
         s.flags |= HT_SPAN_ERROR;
     if (hj_is_true(f[F_FAULT]))
@@ -380,6 +399,14 @@ static void decode_span(struct xray_ctx *x, hj doc, const struct ht_tid *trace,
             s.http_status = (uint16_t)hj_int(v);
     }
     fill_aws(x, f[F_AWS], &s);
+    /* a write whose call raised (a cause with exceptions, e.g. DynamoDB's
+     * ProvisionedThroughputExceededException) failed even when the SDK set
+     * no flag: it wrote nothing */
+    if ((s.flags & HT_SPAN_WRITE) &&
+        !(s.flags & (HT_SPAN_ERROR | HT_SPAN_FAULT | HT_SPAN_THROTTLE)) &&
+        hj_is_object(f[F_CAUSE]) &&
+        hj_size(hj_get(f[F_CAUSE], "exceptions")) > 0)
+        s.flags |= HT_SPAN_ERROR;
     s.corr = annotation_corr(b, f[F_ANNOTATIONS]);
     v = hj_get(f[F_METADATA], "default");
     if (hj_is_object(v))
@@ -482,19 +509,36 @@ static int64_t ms_value(hj v)
     return (int64_t)(ms * 1000.0);
 }
 
+/* The function a Lambda log group names (/aws/lambda/NAME), or NULL. */
+static const char *group_function(struct ht_batch *b, const char *group)
+{
+    if (group && strncmp(group, "/aws/lambda/", 12) == 0 && group[12])
+        return ht_arena_strdup(b->arena, group + 12);
+    return NULL;
+}
+
+/*
+ * The log group of an event: its envelope's (a subscription message's
+ * logGroup, filter-log-events output's top-level logGroupName when it has
+ * one), else the event's own logGroupName (filter-log-events across
+ * groups), else the one the source was given (ingest --log-group: plain
+ * `aws logs filter-log-events` output names none).
+ */
 static void decode_log_events(struct ht_batch *b, const struct ht_srcpos *pos,
                               hj events, const char *group)
 {
-    struct ht_logctx ctx = {.log_group = group, .pos = pos};
-
-    if (group && strncmp(group, "/aws/lambda/", 12) == 0 && group[12])
-        ctx.function = ht_arena_strdup(b->arena, group + 12);
+    struct ht_logctx ctx = {.pos = pos};
+    const char *envelope_fn = group_function(b, group);
+    const char *default_fn = NULL;
     struct hj_iter it;
     hj e;
 
+    if (!group && b->default_log_group && *b->default_log_group)
+        default_fn = group_function(b, b->default_log_group);
     hj_iter_init(&it, events);
     while (hj_iter_next(&it, &e, NULL, NULL)) {
         hj msg = hj_get(e, "message");
+        const char *eg = group ? NULL : jstr(e, "logGroupName");
 
         b->log_events++;
         if (!hj_is_string(msg)) {
@@ -510,11 +554,15 @@ static void decode_log_events(struct ht_batch *b, const struct ht_srcpos *pos,
         }
         ctx.ts_us = ms_value(hj_get(e, "timestamp"));
         ctx.log_stream = jstr(e, "logStreamName");
-        if (!ctx.function && jstr(e, "logGroupName")) {
-            const char *g = jstr(e, "logGroupName");
-
-            if (strncmp(g, "/aws/lambda/", 12) == 0 && g[12])
-                ctx.function = ht_arena_strdup(b->arena, g + 12);
+        if (group) {
+            ctx.log_group = group;
+            ctx.function = envelope_fn;
+        } else if (eg && *eg) {
+            ctx.log_group = eg;
+            ctx.function = group_function(b, eg);
+        } else {
+            ctx.log_group = b->default_log_group;
+            ctx.function = default_fn;
         }
         ht_ingest_log_message(b, &ctx, hj_str(msg), hj_strlen(msg));
         b->documents++;
@@ -596,6 +644,159 @@ static void reject_value(struct ht_batch *b, int reason,
     ht_batch_reject(b, reason, pos, detail, raw, rawlen);
 }
 
+/* ---- daemon headers ------------------------------------------------------ */
+
+/*
+ * A document may be preceded by the X-Ray daemon's header line (a datagram
+ * saved to a file, or sent through stdin or Kafka). The daemon accepts a
+ * header whose "format" is "json" in any case and whose "version" is the
+ * integer 1, and drops the datagram otherwise; so does hoptrace: a bad
+ * header is rejected once, and the value that follows it from the same
+ * source (its document) is dropped with it.
+ *
+ * Values of one source reach the decoder one call at a time (the file
+ * reader, stdin's framer), in the decoding thread of that source; so the
+ * sources whose last value was a rejected header are remembered per
+ * thread, by name. A handful suffice: files read side by side each have
+ * at most one.
+ */
+#define HDR_WAITS 8
+#define HDR_SRCMAX 256
+
+struct hdr_wait {
+    bool used;
+    uint64_t offset; /* the header's: its document is not before it */
+    char src[HDR_SRCMAX];
+};
+static _Thread_local struct hdr_wait hdr_waits[HDR_WAITS];
+static _Thread_local unsigned hdr_nwait, hdr_next;
+
+static bool src_same(const struct hdr_wait *w, const char *src)
+{
+    return strncmp(w->src, src, HDR_SRCMAX - 1) == 0;
+}
+
+static void hdr_wait_add(const struct ht_srcpos *pos)
+{
+    const char *src = pos->source;
+    struct hdr_wait *w = NULL;
+
+    for (unsigned i = 0; i < HDR_WAITS && !w; i++)
+        if (hdr_waits[i].used && src_same(&hdr_waits[i], src))
+            w = &hdr_waits[i];
+    for (unsigned i = 0; i < HDR_WAITS && !w; i++)
+        if (!hdr_waits[i].used)
+            w = &hdr_waits[i];
+    if (!w) /* more sources waiting than slots: one of them is forgotten */
+        w = &hdr_waits[hdr_next++ % HDR_WAITS];
+    if (!w->used)
+        hdr_nwait++;
+    w->used = true;
+    w->offset = pos->offset;
+    snprintf(w->src, sizeof(w->src), "%s", src);
+}
+
+/* True when the source's previous value was a rejected header (forgotten
+ * now). A value before the header (the source read again from its start)
+ * is not its document. Values of one payload share its offset. */
+static bool hdr_wait_take(const struct ht_srcpos *pos)
+{
+    if (!hdr_nwait)
+        return false;
+    for (unsigned i = 0; i < HDR_WAITS; i++)
+        if (hdr_waits[i].used && src_same(&hdr_waits[i], pos->source)) {
+            hdr_waits[i].used = false;
+            hdr_nwait--;
+            return pos->offset >= hdr_waits[i].offset;
+        }
+    return false;
+}
+
+/* A header line: an object naming a format or a version and nothing that
+ * makes it a document. */
+static bool header_like(hj v, hj format, hj version, hj trace_id, hj id)
+{
+    return (hj_ok(format) || hj_ok(version)) && !hj_ok(trace_id) &&
+           !hj_ok(id) && hj_size(v) <= 3;
+}
+
+/* Whether the daemon accepts the header; why not in `why`. */
+static bool header_valid(hj format, hj version, char *why, size_t whyn)
+{
+    const char *f = hj_str(format);
+
+    if (!f || strcasecmp(f, "json") != 0) {
+        if (why)
+            snprintf(why, whyn, "format %s%.40s%s is not json",
+                     f ? "\"" : "", f ? f : "missing or not a string",
+                     f ? "\"" : "");
+        return false;
+    }
+    if (!hj_is_integer(version) || hj_int(version) != 1) {
+        if (why) {
+            if (hj_is_integer(version))
+                snprintf(why, whyn, "version %lld is not 1",
+                         (long long)hj_int(version));
+            else
+                snprintf(why, whyn, "version is %s, not the integer 1",
+                         hj_ok(version) ? "not an integer" : "missing");
+        }
+        return false;
+    }
+    return true;
+}
+
+bool ht_ingest_daemon_header(struct ht_batch *b, const char *p, size_t n,
+                             char *why, size_t whyn)
+{
+    char err[160];
+    hj v;
+
+    if (n > 1024) {
+        if (why)
+            snprintf(why, whyn, "header line longer than 1 KiB");
+        return false;
+    }
+    if (hj_parse(ht__parser(b, 0), p, n, false, &v, err, sizeof(err)) != 0) {
+        if (why)
+            snprintf(why, whyn, "header is not JSON: %s", err);
+        return false;
+    }
+    if (!hj_is_object(v)) {
+        if (why)
+            snprintf(why, whyn, "header is not a JSON object");
+        return false;
+    }
+    return header_valid(hj_get(v, "format"), hj_get(v, "version"), why, whyn);
+}
+
+/* The value after a rejected header, from the same source: its document,
+ * dropped (counted with the header). */
+static bool after_bad_header(struct ht_batch *b, const struct ht_srcpos *pos,
+                             hj v)
+{
+    if (!hdr_nwait)
+        return false;
+    if (hj_is_object(v) &&
+        header_like(v, hj_get(v, "format"), hj_get(v, "version"),
+                    hj_get(v, "trace_id"), hj_get(v, "id")))
+        return false;
+    if (!hdr_wait_take(pos))
+        return false;
+    b->dropped++;
+    return true;
+}
+
+/* The same for a value that does not even parse. */
+static bool bad_after_bad_header(struct ht_batch *b,
+                                 const struct ht_srcpos *pos)
+{
+    if (!hdr_nwait || !hdr_wait_take(pos))
+        return false;
+    b->dropped++;
+    return true;
+}
+
 /* The members decode_value sniffs a document's kind by. */
 enum {
     K_TRACE_ID,
@@ -628,6 +829,8 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos, hj v,
     hj k[K__COUNT], x;
     const char *mt;
 
+    if (after_bad_header(b, pos, v))
+        return;
     if (hj_is_array(v)) {
         /* an array of documents; an element's bytes are rendered only when
          * it must be measured or kept as a dead letter */
@@ -653,13 +856,24 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos, hj v,
     }
     /* every member that tells a document's kind, in one pass */
     hj_fields(v, kind_keys, K__COUNT, k);
+    if (header_like(v, k[K_FORMAT], k[K_VERSION], k[K_TRACE_ID], k[K_ID])) {
+        char why[120], detail[240];
+
+        hdr_wait_take(pos); /* a header after a header: judged anew */
+        if (header_valid(k[K_FORMAT], k[K_VERSION], why, sizeof(why)))
+            return; /* the daemon header line; the document follows */
+        snprintf(detail, sizeof(detail),
+                 "X-Ray daemon header rejected as the daemon does (%s): the "
+                 "document after it is dropped with it",
+                 why);
+        reject_value(b, HT_REJ_BAD_FIELD, pos, detail, v, raw, rawlen);
+        hdr_wait_add(pos);
+        return;
+    }
     if (hj_ok(k[K_TRACE_ID]) || (hj_ok(k[K_ID]) && hj_ok(k[K_START_TIME]))) {
         decode_xray(b, pos, v, raw, rawlen);
         return;
     }
-    if ((mt = hj_str(k[K_FORMAT])) && hj_ok(k[K_VERSION]) && hj_size(v) <= 3 &&
-        strcasecmp(mt, "json") == 0)
-        return; /* the daemon header line; the document follows */
     if (level > MAX_RECURSION) {
         reject_value(b, HT_REJ_TOO_DEEP, pos, "envelopes nested too deep", v,
                      raw, rawlen);
@@ -754,6 +968,9 @@ static void decode_json(struct ht_batch *b, const struct ht_srcpos *pos,
     if (hj_parse(ht__parser(b, level), p, n, true, &v, err, sizeof(err))) {
         char detail[200];
 
+        if (bad_after_bad_header(b, pos))
+            return;
+
         snprintf(detail, sizeof(detail), "not JSON: %s", err);
         ht_batch_reject(b, HT_REJ_NOT_JSON, pos, detail, p, n);
         return;
@@ -838,7 +1055,8 @@ static void decode_bytes(struct ht_batch *b, const struct ht_srcpos *pos,
             const char *nl = memchr(p + i, '\n', n - i);
 
             len = nl ? (size_t)(nl - (p + i)) : n - i;
-            ht_batch_reject(b, HT_REJ_NOT_JSON, pos,
+            if (!bad_after_bad_header(b, pos))
+                ht_batch_reject(b, HT_REJ_NOT_JSON, pos,
                             "not JSON: unbalanced or truncated value", p + i,
                             len);
         } else {

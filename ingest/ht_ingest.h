@@ -69,6 +69,12 @@ struct ht_batch {
      * value does not become one huge batch. NULL: never. */
     void (*yield)(void *ctx, struct ht_batch *b);
     void *yield_ctx;
+    /* Decoder option (NULL: none), `ingest --log-group NAME`: the log group
+     * of log events whose envelope names none (`aws logs filter-log-events`
+     * output); /aws/lambda/NAME names the function NAME. Borrowed; kept
+     * across ht_batch_reset and not moved by ht_batch_move_records, so a
+     * caller that decodes into several batches sets it on each. */
+    const char *default_log_group;
 };
 
 /* Returns 0 or HT_ERR_NOMEM. */
@@ -168,6 +174,15 @@ long ht_base64_decode(const char *in, size_t n, uint8_t *out);
  * when the output would exceed max_out. */
 int ht_gunzip(const void *in, size_t n, size_t max_out, uint8_t **out,
               size_t *out_len);
+
+/* A daemon datagram's header line (the bytes before its first newline):
+ * true when the X-Ray daemon would accept it, i.e. a JSON object whose
+ * "format" is "json" in any case and whose "version" is the integer 1,
+ * whatever the whitespace and member order. Otherwise false, with why (one
+ * line) in `why` when it is not NULL. Uses b's parsers (no value of b may
+ * be in use); decodes nothing into b. */
+bool ht_ingest_daemon_header(struct ht_batch *b, const char *p, size_t n,
+                             char *why, size_t whyn);
 
 /* Parse an AWS trace header (`Root=…;Parent=…;Sampled=…`). */
 bool ht_parse_trace_header(const char *s, struct ht_tid *root,

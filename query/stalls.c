@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "ht_query.h"
+#include "qgraph.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -145,7 +146,8 @@ static struct ht_stage *stage_for(struct ht_stalls *st, size_t *cap,
     g->consumer = nz(cons);
     g->name =
         ht_arena_printf(st->arena, "%s \xe2\x86\x92 %s:%s \xe2\x86\x92 %s",
-                        g->producer ? g->producer : "(unknown)", g->via, res,
+                        g->producer ? g->producer : "(unknown)", g->via,
+                        *res ? res : "(unknown)",
                         g->consumer ? g->consumer : "(unknown)");
     return g;
 }
@@ -281,31 +283,28 @@ struct pscan {
     struct ht_stage *g;
     size_t skip; /* key length before ts */
     size_t max_stuck;
+    size_t taken; /* stuck items taken from the current source */
 };
 
-static int scan_pending(void *ctx, const void *k, size_t kn, const void *v,
-                        size_t vn)
+/* One producer half still waiting at `ts`: v is trace(16) span(8) corr. */
+static void pend(struct pscan *c, int64_t ts, const void *v, size_t vn,
+                 const char *hop, size_t hopn)
 {
-    struct pscan *c = ctx;
     struct ht_stage *g = c->g;
-    int64_t ts;
 
-    if (kn < c->skip + 8)
-        return 0;
-    ts = (int64_t)ht_be64_get((const uint8_t *)k + c->skip);
-    if (ts > c->st->now_us)
-        return 1; /* in time order: the rest came after `now` */
     g->pending++;
-    if (!g->oldest_pending_us)
+    if (!g->oldest_pending_us || ts < g->oldest_pending_us)
         g->oldest_pending_us = ts;
     if (c->st->now_us - ts > g->threshold_us) {
         g->overdue++;
-        if (g->nstuck < c->max_stuck && vn >= 24) {
+        /* the oldest max_stuck of each source; merged (cmp_stuck) after */
+        if (c->taken < c->max_stuck && vn >= 24) {
             struct ht_stuck *s = &g->stuck[g->nstuck++];
             char id[17], tid[36];
             struct ht_id8 sid;
             struct ht_tid tr;
 
+            c->taken++;
             memcpy(tr.b, v, 16);
             memcpy(sid.b, (const uint8_t *)v + 16, 8);
             ht_id8_format(&sid, id);
@@ -316,11 +315,379 @@ static int scan_pending(void *ctx, const void *k, size_t kn, const void *v,
                                                  (const char *)v + 24, vn - 24)
                               : NULL;
             s->produced_us = ts;
-            s->hop = ht_arena_strndup(
-                c->st->arena, (const char *)k + c->skip + 8, kn - c->skip - 8);
+            s->hop = ht_arena_strndup(c->st->arena, hop, hopn);
         }
     }
+}
+
+static int scan_pending(void *ctx, const void *k, size_t kn, const void *v,
+                        size_t vn)
+{
+    struct pscan *c = ctx;
+    int64_t ts;
+
+    if (kn < c->skip + 8)
+        return 0;
+    ts = (int64_t)ht_be64_get((const uint8_t *)k + c->skip);
+    if (ts > c->st->now_us)
+        return 1; /* in time order: the rest came after `now` */
+    pend(c, ts, v, vn, (const char *)k + c->skip + 8, kn - c->skip - 8);
     return 0;
+}
+
+static int cmp_stuck(const void *a, const void *b)
+{
+    const struct ht_stuck *x = a, *y = b;
+
+    if (x->produced_us != y->produced_us)
+        return x->produced_us < y->produced_us ? -1 : 1;
+    return strcmp(x->span, y->span);
+}
+
+/* ---- Kinesis writes that name no stream --------------------------------- */
+
+/*
+ * The SDKs' PutRecord subsegment names no stream and no sequence number,
+ * so the assembler keeps such a write as waiting in the stream "" of its
+ * producer (assembler/stages.c, hop key "kput:<span id>"). Here, as of the
+ * query, each one is followed as `trace` follows it (ht__q_outgoing: the
+ * correlation id it is attributed to, met with a consumer's logged
+ * record, which names the stream by its eventSourceARN). A write met that
+ * way was consumed, in that stream, by that consumer, after that delay;
+ * the producer's other writes belong to the stream(s) it was seen writing:
+ * when that is one stream, they wait there, so a consumer that stops is
+ * reported on its stage. Computed from what is stored only, so arrival
+ * order and batch boundaries do not matter.
+ */
+struct uitem {
+    int64_t ts;
+    const char *res, *prod, *hop;
+    const char *named;   /* the stream the write names, if it does */
+    const char *wait_in; /* where it waits when not consumed */
+    uint8_t v[24 + 128];
+    size_t vn;
+};
+
+struct ugroup {
+    const char *res, *prod, *cons;
+    int64_t n, last, sum, max;
+    uint64_t *hist; /* NHIST */
+};
+
+struct unamed {
+    struct uitem *it;
+    size_t n, cap;
+    struct ugroup *gr;
+    size_t ng, capg;
+};
+
+struct ucollect {
+    struct ht_arena *a;
+    struct uitem *it;
+    size_t n, cap;
+    size_t skip;
+};
+
+static int collect_unnamed(void *ctx, const void *k, size_t kn, const void *v,
+                           size_t vn)
+{
+    struct ucollect *c = ctx;
+    struct uitem *u;
+
+    if (kn < c->skip + 8 || vn < 24)
+        return 0;
+    if (c->n == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 64;
+        struct uitem *ni = malloc(ncap * sizeof(*ni));
+
+        if (!ni)
+            return 1;
+        if (c->n)
+            memcpy(ni, c->it, c->n * sizeof(*ni));
+        free(c->it);
+        c->it = ni;
+        c->cap = ncap;
+    }
+    u = &c->it[c->n++];
+    memset(u, 0, sizeof(*u));
+    u->ts = (int64_t)ht_be64_get((const uint8_t *)k + c->skip);
+    u->hop = ht_arena_strndup(c->a, (const char *)k + c->skip + 8,
+                              kn - c->skip - 8);
+    u->vn = vn < sizeof(u->v) ? vn : sizeof(u->v);
+    memcpy(u->v, v, u->vn);
+    return 0;
+}
+
+static void q_init(struct q *q, struct ht_txn *t)
+{
+    memset(q, 0, sizeof(*q));
+    q->t = t;
+    q->a = ht_arena_create();
+}
+
+static void q_fini(struct q *q)
+{
+    ht__map_free(&q->spans);
+    ht__map_free(&q->invs);
+    ht__map_free(&q->pairs);
+    ht_arena_destroy(q->a);
+    q->a = NULL;
+}
+
+/* The consumption that met write `sid`, if any: the earliest of its
+ * Kinesis hops (a record read twice was first consumed then). */
+static bool write_consumed(struct q *q, const struct ht_id8 *sid,
+                           struct ht_arena *a, const char **res,
+                           const char **cons, int64_t *ts, const char **corr)
+{
+    struct qnode *n = ht__q_span(q, sid);
+    struct vec out = {0};
+    const struct qhop *best = NULL;
+
+    *corr = NULL;
+    if (!n)
+        return false;
+    ht__q_outgoing(q, n, &out);
+    for (size_t i = 0; i < out.n; i++) {
+        const struct qhop *h = out.p[i];
+
+        if (h->via != HT_VIA_KINESIS || !h->rec || !h->resource ||
+            !*h->resource)
+            continue;
+        if (!best || h->rec->ts_us < best->rec->ts_us ||
+            (h->rec->ts_us == best->rec->ts_us &&
+             strcmp(h->resource, best->resource) < 0))
+            best = h;
+    }
+    if (!best) {
+        const char *c = NULL;
+
+        if (!n->s.corr && ht__q_attr(q, n, &c) == ATTR_CORR && c)
+            *corr = ht_arena_strdup(a, c);
+        return false;
+    }
+    *res = ht_arena_strdup(a, best->resource);
+    *cons = best->rec->function ? best->rec->function
+            : best->cons && best->cons->has_rec && best->cons->rec.function
+                ? best->cons->rec.function
+                : "";
+    *cons = ht_arena_strdup(a, *cons);
+    /* consumed when the consumer's log line lists the record, as every
+     * stage delay is measured (cli.md, "stalls") */
+    *ts = best->rec->ts_us;
+    return true;
+}
+
+static struct ugroup *ugroup_for(struct unamed *U, struct ht_arena *a,
+                                 const char *res, const char *prod,
+                                 const char *cons)
+{
+    for (size_t i = 0; i < U->ng; i++)
+        if (strcmp(U->gr[i].res, res) == 0 &&
+            strcmp(U->gr[i].prod, prod) == 0 &&
+            strcmp(U->gr[i].cons, cons) == 0)
+            return &U->gr[i];
+    if (U->ng == U->capg) {
+        size_t ncap = U->capg ? U->capg * 2 : 8;
+        struct ugroup *ng = ht_arena_alloc(a, ncap * sizeof(*ng));
+
+        if (U->ng)
+            memcpy(ng, U->gr, U->ng * sizeof(*ng));
+        U->gr = ng;
+        U->capg = ncap;
+    }
+    memset(&U->gr[U->ng], 0, sizeof(U->gr[U->ng]));
+    U->gr[U->ng].res = res;
+    U->gr[U->ng].prod = prod;
+    U->gr[U->ng].cons = cons;
+    U->gr[U->ng].hist = ht_arena_alloc(a, NHIST * sizeof(uint64_t));
+    memset(U->gr[U->ng].hist, 0, NHIST * sizeof(uint64_t));
+    return &U->gr[U->ng++];
+}
+
+static struct rec *rec_add(struct recs *R)
+{
+    if (R->n == R->cap) {
+        size_t ncap = R->cap ? R->cap * 2 : 16;
+        struct rec *nr = ht_arena_alloc(R->a, ncap * sizeof(*nr));
+
+        if (R->n)
+            memcpy(nr, R->r, R->n * sizeof(*nr));
+        R->r = nr;
+        R->cap = ncap;
+    }
+    memset(&R->r[R->n], 0, sizeof(R->r[R->n]));
+    return &R->r[R->n++];
+}
+
+/* Histogram index of a delay (assembler/stages.c's, by value). */
+static int hist_index(int64_t us)
+{
+    int e;
+
+    if (us < 16)
+        return us < 0 ? 0 : (int)us;
+    e = 63 - __builtin_clzll((unsigned long long)us);
+    if (e > 42)
+        return NHIST - 1;
+    return (e - 3) * 16 + (int)((us >> (e - 4)) & 15);
+}
+
+/* Replaces E's records of unnamed Kinesis writes by the stages they are
+ * learned to belong to, adds their consumptions to S, and keeps the ones
+ * still waiting in U. */
+static void unnamed_kinesis(struct ht_txn *t, struct ht_stalls *st,
+                            struct recs *E, struct recs *S, struct unamed *U)
+{
+    struct recs NE = *E;
+    struct q q;
+
+    NE.r = NULL;
+    NE.n = NE.cap = 0;
+    q_init(&q, t);
+    if (!q.a)
+        return;
+    for (size_t i = 0; i < E->n; i++) {
+        const struct rec *e = &E->r[i];
+        uint8_t k[512];
+        size_t n = 0, l = strlen(e->prod);
+        struct ucollect c = {.a = st->arena};
+        const char *learned[8];
+        size_t nlearned = 0;
+        const char *place;
+
+        if (e->via != HT_VIA_KINESIS || *e->res || l > 300) {
+            *rec_add(&NE) = *e;
+            continue;
+        }
+        k[n++] = 'P';
+        k[n++] = HT_VIA_KINESIS;
+        k[n++] = 0; /* stream "" */
+        memcpy(k + n, e->prod, l);
+        n += l;
+        k[n++] = 0;
+        c.skip = n;
+        ht_store_scan(t, HT_DB_STAGES, k, n, collect_unnamed, &c);
+        for (size_t j = 0; j < c.n; j++) {
+            struct uitem *u = &c.it[j];
+            struct ht_id8 sid;
+            const char *res, *cons, *corr;
+            int64_t ts, d;
+            struct ugroup *gr;
+            size_t m = 0;
+
+            if (j && j % 512 == 0) { /* bound the graph kept in memory */
+                q_fini(&q);
+                q_init(&q, t);
+                if (!q.a)
+                    break;
+            }
+            memcpy(sid.b, u->v + 16, 8);
+            u->prod = e->prod;
+            /* "kput:<span id>:<stream>": a write that names its stream */
+            u->named = strlen(u->hop) > 22 && u->hop[21] == ':'
+                           ? u->hop + 22
+                           : NULL;
+            if (u->named) {
+                while (m < nlearned && strcmp(learned[m], u->named) != 0)
+                    m++;
+                if (m == nlearned && nlearned < 8)
+                    learned[nlearned++] = u->named;
+                m = 0;
+            }
+            if (!write_consumed(&q, &sid, st->arena, &res, &cons, &ts,
+                                &corr)) {
+                /* still waiting: named by the correlation id it is
+                 * attributed to when it carries none itself */
+                if (u->vn == 24 && corr) {
+                    size_t cl = strlen(corr);
+
+                    if (cl > sizeof(u->v) - 24)
+                        cl = sizeof(u->v) - 24;
+                    memcpy(u->v + 24, corr, cl);
+                    u->vn = 24 + cl;
+                }
+                u->res = NULL;
+                continue;
+            }
+            u->res = res;
+            d = ts - u->ts;
+            if (d < 0)
+                d = 0; /* clocks that disagree: never a negative delay */
+            gr = ugroup_for(U, st->arena, res, e->prod, cons);
+            gr->n++;
+            gr->sum += d;
+            if (d > gr->max)
+                gr->max = d;
+            if (ts > gr->last)
+                gr->last = ts;
+            gr->hist[hist_index(d)]++;
+            while (m < nlearned && strcmp(learned[m], res) != 0)
+                m++;
+            if (m == nlearned && nlearned < 8)
+                learned[nlearned++] = res;
+        }
+        if (!q.a) {
+            free(c.it);
+            break;
+        }
+        /* the producer's writes not seen consumed wait in the stream it
+         * writes, when that is one stream; else in the stream "" */
+        place = nlearned == 1 ? learned[0] : "";
+        for (size_t j = 0; j < c.n; j++)
+            if (!c.it[j].res)
+                c.it[j].wait_in = c.it[j].named ? c.it[j].named : place;
+        for (size_t m = 0; m <= nlearned; m++) {
+            const char *res = m < nlearned ? learned[m] : "";
+            int64_t entered = 0;
+
+            for (size_t j = 0; j < c.n; j++)
+                if (strcmp(c.it[j].res ? c.it[j].res : c.it[j].wait_in,
+                           res) == 0)
+                    entered++;
+            if (entered) {
+                struct rec *r = rec_add(&NE);
+
+                r->via = HT_VIA_KINESIS;
+                r->res = res;
+                r->prod = e->prod;
+                r->v[0] = entered;
+            }
+        }
+        for (size_t j = 0; j < c.n; j++) {
+            if (c.it[j].res)
+                continue;
+            if (U->n == U->cap) {
+                size_t ncap = U->cap ? U->cap * 2 : 64;
+                struct uitem *ni =
+                    ht_arena_alloc(st->arena, ncap * sizeof(*ni));
+
+                if (U->n)
+                    memcpy(ni, U->it, U->n * sizeof(*ni));
+                U->it = ni;
+                U->cap = ncap;
+            }
+            U->it[U->n] = c.it[j];
+            U->it[U->n++].res = c.it[j].wait_in;
+        }
+        free(c.it);
+    }
+    *E = NE;
+    for (size_t i = 0; i < U->ng; i++) {
+        struct rec *r = rec_add(S);
+        const struct ugroup *gr = &U->gr[i];
+
+        r->via = HT_VIA_KINESIS;
+        r->res = gr->res;
+        r->prod = gr->prod;
+        r->cons = gr->cons;
+        r->v[0] = gr->n;
+        r->v[1] = gr->last;
+        r->v[2] = gr->sum;
+        r->v[3] = gr->max;
+    }
+    if (q.a)
+        q_fini(&q);
 }
 
 struct acount {
@@ -437,6 +804,7 @@ int ht_query_stalls(struct ht_store *s, const struct ht_stall_cfg *cfg,
     struct ht_stalls *st;
     struct ht_txn *t;
     struct recs E = {0}, S = {0}, R = {0}, F = {0};
+    struct unamed U = {0};
     size_t cap = 0;
     int rc;
 
@@ -463,6 +831,7 @@ int ht_query_stalls(struct ht_store *s, const struct ht_stall_cfg *cfg,
     ht_store_scan(t, HT_DB_STAGES, "E", 1, collect, &E);
     ht_store_scan(t, HT_DB_STAGES, "S", 1, collect, &S);
     ht_store_scan(t, HT_DB_STAGES, "R", 1, collect, &R);
+    unnamed_kinesis(t, st, &E, &S, &U);
 
     /* producers: entered items, and those still waiting, are the stage of
      * the resource's consumer (unknown until one consumed anything) */
@@ -520,6 +889,20 @@ int ht_query_stalls(struct ht_store *s, const struct ht_stall_cfg *cfg,
             delays(t, g, g->consumer ? g->consumer : "");
             if (g->consumer && p && strcmp(p->cons, g->consumer) == 0)
                 delays(t, g, ""); /* lines that named no function */
+            for (size_t j = 0; j < U.ng; j++) {
+                const struct ugroup *gr = &U.gr[j];
+
+                if (g->via_id != HT_VIA_KINESIS ||
+                    !same(gr->res, g->resource) ||
+                    !same(gr->prod, g->producer) ||
+                    !(same(gr->cons, g->consumer) ||
+                      (!*gr->cons && g->consumer && p &&
+                       strcmp(p->cons, g->consumer) == 0)))
+                    continue;
+                g->delay_count += (uint64_t)gr->n;
+                for (unsigned h = 0; h < NHIST; h++)
+                    g->hist_[h] += gr->hist[h];
+            }
             finish_delays(g);
         }
         for (size_t j = 0; j < R.n; j++)
@@ -531,7 +914,7 @@ int ht_query_stalls(struct ht_store *s, const struct ht_stall_cfg *cfg,
         if (g->has_pending_) {
             uint8_t k[1024];
             size_t n = 0, l;
-            struct pscan c = {st, g, 0, cfg->max_stuck};
+            struct pscan c = {.st = st, .g = g, .max_stuck = cfg->max_stuck};
             const char *prod = g->producer ? g->producer : "";
 
             k[n++] = 'P';
@@ -545,10 +928,26 @@ int ht_query_stalls(struct ht_store *s, const struct ht_stall_cfg *cfg,
             n += l;
             k[n++] = 0;
             c.skip = n;
-            g->stuck = ht_arena_alloc(st->arena,
-                                      (cfg->max_stuck + 1) * sizeof(*g->stuck));
-            memset(g->stuck, 0, (cfg->max_stuck + 1) * sizeof(*g->stuck));
-            ht_store_scan(t, HT_DB_STAGES, k, n, scan_pending, &c);
+            /* room for the oldest of both sources, merged below */
+            g->stuck = ht_arena_alloc(
+                st->arena, (2 * cfg->max_stuck + 1) * sizeof(*g->stuck));
+            memset(g->stuck, 0, (2 * cfg->max_stuck + 1) * sizeof(*g->stuck));
+            /* the stream "" holds every write that named none: those still
+             * waiting are in U, as of this query */
+            if (g->via_id != HT_VIA_KINESIS || *g->resource)
+                ht_store_scan(t, HT_DB_STAGES, k, n, scan_pending, &c);
+            c.taken = 0;
+            for (size_t j = 0; j < U.n; j++) {
+                const struct uitem *u = &U.it[j];
+
+                if (g->via_id == HT_VIA_KINESIS && same(u->res, g->resource) &&
+                    same(u->prod, g->producer) && u->ts <= now_us)
+                    pend(&c, u->ts, u->v, u->vn, u->hop, strlen(u->hop));
+            }
+            if (g->nstuck > 1)
+                qsort(g->stuck, g->nstuck, sizeof(*g->stuck), cmp_stuck);
+            if (g->nstuck > cfg->max_stuck)
+                g->nstuck = cfg->max_stuck;
         }
         if (g->pending)
             g->oldest_pending_age_s =
@@ -717,12 +1116,14 @@ void ht_stalls_text(const struct ht_stalls *st, struct ht_buf *b)
     for (size_t i = 0; i < st->nstages; i++) {
         const struct ht_stage *g = &st->stages[i];
 
-        ht_buf_printf(b, "%-8s %8llu %10.1f %9llu %9llu %9.1f %9.1f  %s\n",
+        ht_buf_printf(b, "%-8s %8llu %10.1f %9llu %9llu %9.1f %9.1f  ",
                       ht_stage_status_name(g->status),
                       (unsigned long long)g->pending, g->oldest_pending_age_s,
                       (unsigned long long)g->entered,
                       (unsigned long long)g->consumed, g->delay_p50_ms,
-                      g->delay_p99_ms, g->name);
+                      g->delay_p99_ms);
+        ht_buf_add_printable(b, g->name, strlen(g->name));
+        ht_buf_addc(b, '\n');
         if (g->status != HT_STAGE_OK)
             nbad++;
     }
@@ -731,10 +1132,12 @@ void ht_stalls_text(const struct ht_stalls *st, struct ht_buf *b)
 
         if (g->status == HT_STAGE_OK)
             continue;
+        ht_buf_addc(b, '\n');
+        ht_buf_add_printable(b, g->name, strlen(g->name));
         ht_buf_printf(b,
-                      "\n%s: %s, %llu item(s) waiting longer than %.0f s "
+                      ": %s, %llu item(s) waiting longer than %.0f s "
                       "(oldest %.1f s)\n",
-                      g->name, ht_stage_status_name(g->status),
+                      ht_stage_status_name(g->status),
                       (unsigned long long)g->overdue,
                       (double)g->threshold_us / 1e6, g->oldest_pending_age_s);
         for (size_t j = 0; j < g->nstuck; j++)
@@ -752,20 +1155,27 @@ void ht_stalls_text(const struct ht_stalls *st, struct ht_buf *b)
 }
 
 /* Prometheus label values: backslash, quote and newline escaped. */
+/* Prometheus label values: backslash, quote and newline escaped as the
+ * format asks; other control characters are written as the text \xNN
+ * (escaped backslash), so the exposition stays valid and shows no raw
+ * control character. */
 static void plabel(struct ht_buf *b, const char *k, const char *v, bool comma)
 {
+    struct ht_buf t;
+
     if (comma)
         ht_buf_addc(b, ',');
     ht_buf_printf(b, "%s=\"", k);
-    for (const char *p = v ? v : ""; *p; p++) {
-        if (*p == '\\' || *p == '"')
+    ht_buf_init(&t);
+    ht_buf_add_printable(&t, v ? v : "", strlen(v ? v : ""));
+    for (size_t i = 0; i < t.len; i++) {
+        char c = t.data[i];
+
+        if (c == '\\' || c == '"')
             ht_buf_addc(b, '\\');
-        if (*p == '\n') {
-            ht_buf_adds(b, "\\n");
-            continue;
-        }
-        ht_buf_addc(b, *p);
+        ht_buf_addc(b, c);
     }
+    ht_buf_free(&t);
     ht_buf_addc(b, '"');
 }
 

@@ -325,6 +325,227 @@ static void test_reader(void)
           HT_ERR_IO);
 }
 
+/* Reads a file value by value as cmd_ingest does, into a reset batch. */
+static void ingest_file(const char *path)
+{
+    struct ht_reader *r;
+    const char *v;
+    size_t n;
+    uint64_t off;
+    bool tl;
+    struct ht_srcpos p = {.source = path};
+
+    ht_batch_reset(&b);
+    CHECK(ht_reader_open(path, &r) == HT_ERR_OK);
+    while (ht_reader_next(r, &v, &n, &off, &tl) == 1) {
+        p.offset = off;
+        if (!ht_ingest_value(&b, &p, v, n, ht_reader_depth(r))) {
+            ht_reader_rescan(r);
+            continue;
+        }
+    }
+    ht_reader_close(r);
+}
+
+/* The daemon's header rules, on a datagram's header line (UDP) and inside
+ * files and payloads alike: "format" json in any case and version 1 are
+ * accepted; anything else is rejected once, its document with it. */
+static void test_daemon_headers(void)
+{
+    static const char *const good[] = {
+        "{\"format\":\"json\",\"version\":1}",
+        "{\"format\": \"jSoN\", \"version\": 1}",
+        "{ \"version\" : 1 , \"format\" : \"JSON\" }"};
+    static const char *const bad[] = {
+        "{\"format\":\"json\",\"version\":2}",
+        "{\"format\":\"xml\",\"version\":1}",
+        "{\"format\":\"json\",\"version\":\"1\"}",
+        "{\"format\":\"json\"}",
+        "{\"version\":1}",
+        "{\"format\":\"json\",\"version\":1.5}"};
+    char why[160], path[] = "/tmp/ht_test_hdr_XXXXXX", body[4096];
+    int fd;
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        CHECK(ht_ingest_daemon_header(&b, good[i], strlen(good[i]), why,
+                                      sizeof(why)));
+        snprintf(body, sizeof(body), "%s\n%s\n", good[i], SQS_SUB);
+        feed(body);
+        CHECK(b.nspans == 1 && total_rejects() == 0);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        why[0] = 0;
+        CHECK(!ht_ingest_daemon_header(&b, bad[i], strlen(bad[i]), why,
+                                       sizeof(why)));
+        CHECK(why[0] != 0);
+        /* in one payload (stdin, a Kafka message): the header is rejected
+         * once, its document dropped, and the next datagram is judged on
+         * its own */
+        snprintf(body, sizeof(body), "%s\n%s\n%s\n%s\n", bad[i], SQS_SUB,
+                 good[0], SEG);
+        feed(body);
+        CHECK(total_rejects() == 1 && b.rejected[HT_REJ_BAD_FIELD] == 1);
+        CHECK(b.nspans == 2 && b.spans[0].kind == HT_SK_APIGW);
+        CHECK(b.nrejects == 1 && strstr(b.rejects[0].detail, "daemon header"));
+        CHECK(b.dropped == 1);
+    }
+    CHECK(!ht_ingest_daemon_header(&b, "not json", 8, why, sizeof(why)));
+    CHECK(!ht_ingest_daemon_header(&b, "[1]", 3, NULL, 0));
+
+    /* in a file read value by value: the same */
+    fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    snprintf(body, sizeof(body),
+             "{\"format\": \"jSoN\", \"version\": 1}\n%s\n"
+             "{\"format\": \"json\", \"version\": 2}\n%s\n"
+             "{\"format\": \"xml\", \"version\": 1}\n"
+             "{\"trace_id\":\n\"1-6b083520-c49c720af84bd7b4b9c2b14a\", \"id\": "
+             "\"1111111111111111\", \"start_time\": 1, \"end_time\": 2, "
+             "\"name\": \"pretty\"}\n"
+             "{\"format\":\"json\",\"version\":1}\n%s\n",
+             SQS_SUB, SEG, SEG);
+    write_file(path, body, 0);
+    ingest_file(path);
+    CHECK(b.nspans == 3); /* the first SQS_SUB and the last SEG */
+    CHECK(b.rejected[HT_REJ_BAD_FIELD] == 2 && total_rejects() == 2);
+    CHECK(b.dropped == 2);
+    for (size_t i = 0; i < b.nspans; i++)
+        CHECK(strcmp(b.spans[i].name, "pretty") != 0);
+    /* a bad document after a bad header is the header's reject, not a
+     * second one; a file ending on a bad header leaves nothing waiting */
+    write_file(path,
+               "{\"format\":\"json\",\"version\":3}\nnot json at all\n"
+               "\n\n\n\n\n\n\n\n\n\n{\"format\":\"json\",\"version\":3}\n",
+               0);
+    ingest_file(path);
+    CHECK(total_rejects() == 2 && b.dropped == 1);
+    write_file(path, SQS_SUB "\n", 0);
+    ingest_file(path);
+    CHECK(total_rejects() == 0 && b.nspans == 1);
+    unlink(path);
+
+    /* more sources waiting at once than the decoder remembers: a few
+     * documents get through, nothing else goes wrong */
+    {
+        static const char hdr[] = "{\"format\":\"json\",\"version\":2}";
+        char names[10][16];
+        struct ht_srcpos p[10];
+
+        ht_batch_reset(&b);
+        for (int i = 0; i < 10; i++) {
+            snprintf(names[i], sizeof(names[i]), "src-%d", i);
+            p[i] = (struct ht_srcpos){.source = names[i], .offset = 0};
+            CHECK(ht_ingest_value(&b, &p[i], hdr, strlen(hdr), 1));
+        }
+        for (int i = 0; i < 10; i++) {
+            p[i].offset = 100;
+            CHECK(ht_ingest_value(&b, &p[i], SQS_SUB, strlen(SQS_SUB), 2));
+        }
+        CHECK(b.rejected[HT_REJ_BAD_FIELD] == 10 && b.dropped == 8 &&
+              b.nspans == 2);
+        for (int i = 0; i < 10; i++) {
+            p[i].offset = 200;
+            CHECK(ht_ingest_value(&b, &p[i], SQS_SUB, strlen(SQS_SUB), 2));
+        }
+        CHECK(b.dropped == 8 && b.nspans == 12);
+    }
+}
+
+/* What the OpenTelemetry collector's X-Ray decoder refuses (docs/formats.md
+ * section 1): a `cause` that is neither an exception id nor an object, a
+ * `namespace` that is none of aws, remote, local. Rejected, the document
+ * as a whole; what it allows stays accepted. */
+static void test_collector_invalid(void)
+{
+    static const char *const ok[] = {
+        "{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
+        "\"1111111111111111\",\"start_time\":1,\"end_time\":2,\"name\":\"a\","
+        "\"cause\":\"0123456789abcdef\"}",
+        "{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
+        "\"1111111111111111\",\"start_time\":1,\"end_time\":2,\"name\":\"a\","
+        "\"fault\":true,\"cause\":{\"exceptions\":[{\"id\":\"0123456789abcdef\""
+        ",\"message\":\"boom\"}]},\"subsegments\":[{\"id\":\"2222222222222222\""
+        ",\"name\":\"b\",\"start_time\":1,\"end_time\":2,\"namespace\":"
+        "\"local\"},{\"id\":\"3333333333333333\",\"name\":\"c\",\"start_time\""
+        ":1,\"end_time\":2,\"namespace\":\"remote\"}]}"};
+    static const char *const bad[] = {
+        "{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
+        "\"1111111111111111\",\"start_time\":1,\"end_time\":2,\"name\":\"a\","
+        "\"cause\":200}",
+        "{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
+        "\"1111111111111111\",\"start_time\":1,\"end_time\":2,\"name\":\"a\","
+        "\"subsegments\":[{\"id\":\"2222222222222222\",\"name\":\"b\","
+        "\"start_time\":1,\"end_time\":2,\"namespace\":\"foo\"}]}",
+        "{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
+        "\"1111111111111111\",\"start_time\":1,\"end_time\":2,\"name\":\"a\","
+        "\"subsegments\":[{\"id\":\"2222222222222222\",\"name\":\"b\","
+        "\"start_time\":1,\"end_time\":2,\"cause\":[1]}]}",
+        "{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
+        "\"1111111111111111\",\"start_time\":1,\"end_time\":2,\"name\":\"a\","
+        "\"namespace\":7}"};
+
+    feed(ok[0]);
+    CHECK(b.nspans == 1 && total_rejects() == 0);
+    feed(ok[1]);
+    CHECK(b.nspans == 3 && total_rejects() == 0);
+    CHECK(b.spans[1].kind == HT_SK_LOCAL && b.spans[2].kind == HT_SK_CALL);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        feed(bad[i]);
+        CHECK(b.nspans == 0 && b.rejected[HT_REJ_BAD_FIELD] == 1 &&
+              total_rejects() == 1);
+        CHECK(b.nrejects == 1 && (strstr(b.rejects[0].detail, "cause") ||
+                                  strstr(b.rejects[0].detail, "namespace")));
+    }
+}
+
+/* Function names of plain Lambda logs: from the log group, wherever the
+ * documents give one, else from the log group the source was given
+ * (ingest --log-group, the batch's default_log_group). */
+static void test_log_group(void)
+{
+    const char *fle =
+        "{\"events\":[{\"logStreamName\":\"2026/12/02/[$LATEST]ab\","
+        "\"timestamp\":1795700000000,\"message\":\"START RequestId: "
+        "r-1 Version: $LATEST\\n\",\"eventId\":\"1\"},{\"logStreamName\":"
+        "\"2026/12/02/[$LATEST]ab\",\"timestamp\":1795700000100,\"message\":"
+        "\"REPORT RequestId: r-1\\tDuration: 100.00 ms\\tBilled Duration: 100 "
+        "ms\\tMemory Size: 128 MB\\tMax Memory Used: 64 MB\\t\\n\",\"eventId\":"
+        "\"2\"}],\"searchedLogStreams\":[]}";
+    const char *per_event =
+        "{\"events\":[{\"logGroupName\":\"/aws/lambda/from-event\","
+        "\"timestamp\":1795700000000,\"message\":\"START RequestId: r-2 "
+        "Version: $LATEST\\n\"}]}";
+    const char *cwl =
+        "{\"messageType\":\"DATA_MESSAGE\",\"logGroup\":\"/aws/lambda/"
+        "from-envelope\",\"logStream\":\"s\",\"logEvents\":[{\"id\":\"1\","
+        "\"timestamp\":1795700000000,\"message\":\"START RequestId: r-3 "
+        "Version: $LATEST\\n\"}]}";
+
+    feed(fle);
+    CHECK(b.nfacts == 2 && total_rejects() == 0);
+    for (size_t i = 0; i < b.nfacts; i++)
+        CHECK(b.facts[i].function == NULL);
+    b.default_log_group = "/aws/lambda/ledger";
+    feed(fle);
+    CHECK(b.nfacts == 2);
+    for (size_t i = 0; i < b.nfacts; i++)
+        CHECK_STREQ(b.facts[i].function, "ledger");
+    CHECK(b.nfacts == 2 && b.facts[1].kind == HT_FACT_REPORT);
+    /* what the documents say wins over the default */
+    feed(per_event);
+    CHECK(b.nfacts == 1);
+    CHECK_STREQ(b.facts[0].function, "from-event");
+    feed(cwl);
+    CHECK(b.nfacts == 1);
+    CHECK_STREQ(b.facts[0].function, "from-envelope");
+    /* a group that is not a function's names none */
+    b.default_log_group = "API-Gateway-Execution-Logs_abc/prod";
+    feed(fle);
+    CHECK(b.nfacts == 2 && b.facts[0].function == NULL);
+    b.default_log_group = NULL;
+}
+
 int main(void)
 {
     ht_log_level = -1; /* quiet: rejects are expected here */
@@ -333,6 +554,9 @@ int main(void)
     test_rejects();
     test_logs_envelopes();
     test_reader();
+    test_daemon_headers();
+    test_collector_invalid();
+    test_log_group();
     ht_batch_free(&b);
     TEST_DONE();
 }

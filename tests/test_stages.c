@@ -453,6 +453,418 @@ static void test_links(void)
     close_store(dir);
 }
 
+/* A link-only consumer whose segment arrives before its producer consumed
+ * it all the same, with the same delay; and a consumer known by its link
+ * and its logged record is counted at the record's time, whichever came
+ * first. */
+static void test_link_order(void)
+{
+    char d[2][32];
+    struct ht_buf out[2];
+
+    for (int pass = 0; pass < 2; pass++) {
+        struct ht_stalls *st;
+        const struct ht_stage *g;
+
+        strcpy(d[pass], "/tmp/ht_stages_XXXXXX");
+        open_store(d[pass]);
+        seq = 300;
+        if (pass == 0) {
+            feed(linked("lw", 302, 11)); /* its producer comes next */
+            feed(produce("api", "q-lb", "lb-1", 10));
+            feed(linked("lw", 304, 21));
+            feed(produce("api", "q-lb", "lb-2", 20));
+            feed(consume("lw", "q-lb", "lb-2", 21.25));
+        } else {
+            seq = 301;
+            feed(produce("api", "q-lb", "lb-1", 10));
+            seq = 300;
+            feed(linked("lw", 302, 11));
+            seq = 304;
+            feed(consume("lw", "q-lb", "lb-2", 21.25));
+            seq = 303;
+            feed(produce("api", "q-lb", "lb-2", 20));
+            seq = 302;
+            feed(linked("lw", 304, 21));
+        }
+        st = eval(1000, S(300));
+        g = find(st, "q-lb");
+        CHECK(g && g->consumed == 2 && g->entered == 2 && g->pending == 0);
+        /* lb-1 by its link: 1 s; lb-2 by its record: 1.25 s */
+        CHECK(g && g->delay_max_us >= 1250000 - 1000 &&
+              g->delay_max_us <= 1250000 + 1000);
+        CHECK(g && g->delay_sum_us >= 2250000 - 2000 &&
+              g->delay_sum_us <= 2250000 + 2000);
+        ht_buf_init(&out[pass]);
+        if (st)
+            for (size_t i = 0; i < st->nstages; i++)
+                ht_stage_json(&st->stages[i], &out[pass]);
+        ht_stalls_free(st);
+        close_store(d[pass]);
+    }
+    CHECK(out[0].len == out[1].len &&
+          memcmp(out[0].data, out[1].data, out[0].len) == 0);
+    if (out[0].len != out[1].len ||
+        memcmp(out[0].data, out[1].data, out[0].len) != 0)
+        fprintf(stderr, "%.*s\n%.*s\n", (int)out[0].len, out[0].data,
+                (int)out[1].len, out[1].data);
+    ht_buf_free(&out[0]);
+    ht_buf_free(&out[1]);
+}
+
+/* A message delivered twice (the first invocation failed, the visibility
+ * timeout passed): consumed at its first receipt, whichever receipt, the
+ * producer or the consumer arrives first. */
+static void test_redelivery_order(void)
+{
+    static const int orders[3][3] = {{0, 1, 2}, {0, 2, 1}, {2, 0, 1}};
+    struct ht_buf out[3];
+
+    for (int o = 0; o < 3; o++) {
+        char dir[] = "/tmp/ht_stages_XXXXXX";
+        char *doc[3];
+        struct ht_stalls *st;
+        const struct ht_stage *g;
+
+        open_store(dir);
+        seq = 400;
+        doc[0] = produce("api", "q-re", "re-1", 10);
+        doc[1] = consume("w", "q-re", "re-1", 12);     /* first receipt */
+        doc[2] = consume("w", "q-re", "re-1", 12 + 40); /* redelivered */
+        for (int i = 0; i < 3; i++)
+            feed(doc[orders[o][i]]);
+        st = eval(1000, S(300));
+        g = find(st, "q-re");
+        CHECK(g && g->consumed == 1 && g->entered == 1 && g->pending == 0);
+        /* counted at the first receipt; the maxima take the last one */
+        CHECK(g && g->delay_sum_us >= S(2) - 1000 &&
+              g->delay_sum_us <= S(2) + 1000 && g->delay_count == 1);
+        CHECK(g && g->delay_max_us >= S(42) - 1000 &&
+              g->delay_max_us <= S(42) + 1000);
+        CHECK(g && g->last_consumed_us == S(T0 + 52));
+        ht_buf_init(&out[o]);
+        if (st)
+            for (size_t i = 0; i < st->nstages; i++)
+                ht_stage_json(&st->stages[i], &out[o]);
+        ht_stalls_free(st);
+        close_store(dir);
+    }
+    for (int o = 1; o < 3; o++) {
+        CHECK(out[o].len == out[0].len &&
+              memcmp(out[o].data, out[0].data, out[0].len) == 0);
+        if (out[o].len != out[0].len ||
+            memcmp(out[o].data, out[0].data, out[0].len) != 0)
+            fprintf(stderr, "%.*s\n%.*s\n", (int)out[0].len, out[0].data,
+                    (int)out[o].len, out[o].data);
+    }
+    for (int o = 0; o < 3; o++)
+        ht_buf_free(&out[o]);
+}
+
+/* ---- Kinesis writes that name no stream --------------------------------- */
+
+static char *b64(const char *in)
+{
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = strlen(in), o = 0;
+    char *out = malloc(n / 3 * 4 + 8);
+
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)(uint8_t)in[i] << 16;
+
+        if (i + 1 < n)
+            v |= (unsigned)(uint8_t)in[i + 1] << 8;
+        if (i + 2 < n)
+            v |= (uint8_t)in[i + 2];
+        out[o++] = tab[v >> 18 & 63];
+        out[o++] = tab[v >> 12 & 63];
+        out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < n ? tab[v & 63] : '=';
+    }
+    out[o] = 0;
+    return out;
+}
+
+/* One CloudWatch Logs message of function `fn` at second `t`: `msg`. */
+static char *cwl(const char *fn, double t, const char *msg)
+{
+    struct ht_buf b;
+
+    ht_buf_init(&b);
+    ht_buf_printf(&b,
+                  "{\"messageType\":\"DATA_MESSAGE\",\"logGroup\":\"/aws/"
+                  "lambda/%s\",\"logStream\":\"s\",\"logEvents\":[{\"id\":"
+                  "\"e%d\",\"timestamp\":%lld,\"message\":",
+                  fn, ++seq, (long long)((T0 + t) * 1000.0 + 0.5));
+    ht_buf_json_str(&b, msg);
+    ht_buf_adds(&b, "}]}");
+    ht_buf_addc(&b, '\0');
+    return b.data;
+}
+
+/* Invocation `i` of `fn` puts a record with the SDK's PutRecord
+ * subsegment (no stream, no sequence number) ending at second `t`, and
+ * logs the correlation id it works for: the AWS::Lambda segment, the
+ * function segment and the log line. */
+static void put_record(const char *fn, int i, const char *corr, double t,
+                       char *out[3])
+{
+    char *line;
+
+    CHECK(asprintf(&out[0],
+                   "{\"trace_id\":\"1-6b083522-%024x\",\"id\":\"%016x\","
+                   "\"name\":\"%s\",\"origin\":\"AWS::Lambda\","
+                   "\"start_time\":%.6f,\"end_time\":%.6f,\"aws\":{"
+                   "\"request_id\":\"kp-%d\"}}",
+                   i, 0x60000000 + i, fn, (double)T0 + t - 0.2,
+                   (double)T0 + t + 0.05, i) > 0);
+    CHECK(asprintf(&out[1],
+                   "{\"trace_id\":\"1-6b083522-%024x\",\"id\":\"%016x\","
+                   "\"parent_id\":\"%016x\",\"name\":\"%s\",\"origin\":"
+                   "\"AWS::Lambda::Function\",\"start_time\":%.6f,"
+                   "\"end_time\":%.6f,\"subsegments\":[{\"id\":\"%016x\","
+                   "\"name\":\"Kinesis\",\"namespace\":\"aws\","
+                   "\"start_time\":%.6f,\"end_time\":%.6f,\"aws\":{"
+                   "\"operation\":\"PutRecord\",\"region\":\"us-east-1\"}}]}",
+                   i, 0x61000000 + i, 0x60000000 + i, fn,
+                   (double)T0 + t - 0.15, (double)T0 + t + 0.04,
+                   0x62000000 + i, (double)T0 + t - 0.02, (double)T0 + t) >
+          0);
+    CHECK(asprintf(&line,
+                   "{\"level\":\"INFO\",\"message\":\"ledger written\","
+                   "\"function_name\":\"%s\",\"function_request_id\":"
+                   "\"kp-%d\",\"correlation_id\":\"%s\",\"xray_trace_id\":"
+                   "\"1-6b083522-%024x\"}",
+                   fn, i, corr, i) > 0);
+    out[2] = cwl(fn, t + 0.001, line);
+    free(line);
+}
+
+/* Consumer `fn` receives the record of correlation id `corr` from stream
+ * `stream` at second `t` (its Powertools logEvent line). */
+static char *get_record(const char *fn, const char *stream, int i,
+                        const char *corr, double t)
+{
+    char data[128], *d, *line, *p;
+
+    snprintf(data, sizeof(data), "{\"correlation_id\":\"%s\"}", corr);
+    d = b64(data);
+    CHECK(asprintf(&line,
+                   "{\"level\":\"INFO\",\"message\":\"Lambda invocation "
+                   "event\",\"function_name\":\"%s\",\"function_request_id\":"
+                   "\"kc-%d\",\"event\":{\"Records\":[{\"kinesis\":{"
+                   "\"partitionKey\":\"p\",\"sequenceNumber\":\"4959%020d\","
+                   "\"data\":\"%s\",\"approximateArrivalTimestamp\":%.3f},"
+                   "\"eventSource\":\"aws:kinesis\",\"eventID\":\"shardId-0:"
+                   "4959%020d\",\"eventName\":\"aws:kinesis:record\","
+                   "\"eventSourceARN\":\"arn:aws:kinesis:us-east-1:1:stream/"
+                   "%s\"}]}}",
+                   fn, i, i, d, (double)T0 + t - 0.3, i, stream) > 0);
+    p = cwl(fn, t, line);
+    free(line);
+    free(d);
+    return p;
+}
+
+/* The stage of a stream whose writes name it nowhere: learned from the
+ * consumed records (their eventSourceARN) met through the correlation id
+ * each write is attributed to; a consumer that stops leaves the producer's
+ * later writes waiting on that stage, which is stalled. The same figures
+ * whatever the arrival order, and re-ingesting changes nothing. */
+static void test_kinesis_unnamed(void)
+{
+    enum { N = 8, CONSUMED = 5 };
+    char *prod[N][3], *cons[N];
+    char d[2][32];
+    struct ht_buf out[2];
+
+    seq = 1000;
+    for (int i = 0; i < N; i++) {
+        char corr[16];
+
+        snprintf(corr, sizeof(corr), "k-%d", i);
+        put_record("record-ledger", i, corr, 10.0 * (i + 1), prod[i]);
+        cons[i] = i < CONSUMED ? get_record("send-receipt", "payment-events",
+                                            i, corr, 10.0 * (i + 1) + 0.5)
+                               : NULL;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        struct ht_stalls *st;
+        const struct ht_stage *g;
+
+        strcpy(d[pass], "/tmp/ht_stages_XXXXXX");
+        open_store(d[pass]);
+        for (int j = 0; j < N; j++) {
+            int i = pass ? N - 1 - j : j;
+
+            if (pass == 0) {
+                for (int k = 0; k < 3; k++)
+                    apply(prod[i][k]);
+                if (cons[i])
+                    apply(cons[i]);
+            } else { /* consumer first, log line before the segments */
+                if (cons[i])
+                    apply(cons[i]);
+                apply(prod[i][2]);
+                apply(prod[i][1]);
+                apply(prod[i][0]);
+                apply(prod[i][1]); /* and once more */
+            }
+        }
+        st = eval(10.0 * N + 400, S(300));
+        g = find(st, "payment-events");
+        CHECK(st && st->nstages == 1);
+        CHECK(g && g->producer && strcmp(g->producer, "record-ledger") == 0);
+        CHECK(g && g->consumer && strcmp(g->consumer, "send-receipt") == 0);
+        CHECK(g && g->via_id == HT_VIA_KINESIS);
+        CHECK(g && g->entered == N && g->consumed == CONSUMED &&
+              g->pending == N - CONSUMED && g->overdue == N - CONSUMED);
+        CHECK(g && g->status == HT_STAGE_STALLED);
+        CHECK(g && g->delay_count == CONSUMED &&
+              g->delay_max_us >= 500000 - 2000 &&
+              g->delay_max_us <= 500000 + 2000);
+        CHECK(g && g->nstuck == N - CONSUMED);
+        for (size_t k = 0; g && k < g->nstuck; k++) {
+            char want[16];
+
+            snprintf(want, sizeof(want), "k-%zu", CONSUMED + k);
+            CHECK_STREQ(g->stuck[k].corr, want);
+        }
+        /* before the consumer stopped: ok, nothing overdue */
+        ht_stalls_free(st);
+        st = eval(10.0 * CONSUMED + 1, S(300));
+        g = find(st, "payment-events");
+        CHECK(g && g->status == HT_STAGE_OK && g->overdue == 0);
+        ht_stalls_free(st);
+        st = eval(10.0 * N + 400, S(300));
+        ht_buf_init(&out[pass]);
+        ht_stalls_json(st, &out[pass]);
+        ht_stalls_free(st);
+        close_store(d[pass]);
+    }
+    CHECK(out[0].len == out[1].len &&
+          memcmp(out[0].data, out[1].data, out[0].len) == 0);
+    for (int i = 0; i < 2; i++)
+        ht_buf_free(&out[i]);
+    for (int i = 0; i < N; i++) {
+        for (int k = 0; k < 3; k++)
+            free(prod[i][k]);
+        free(cons[i]);
+    }
+}
+
+/* A write that names its stream but no correlation id and no sequence
+ * number cannot meet its consumer at ingest either: it waits in its own
+ * stream until the query finds it consumed. */
+static void test_kinesis_named_no_corr(void)
+{
+    char dir[] = "/tmp/ht_stages_XXXXXX";
+    struct ht_stalls *st;
+    const struct ht_stage *g;
+
+    open_store(dir);
+    seq = 3000;
+    for (int i = 0; i < 3; i++) {
+        char *p[3], *named, *at;
+
+        put_record("ledger-named", 100 + i, "unused", 10.0 * (i + 1), p);
+        at = strstr(p[1], "\"operation\":\"PutRecord\"");
+        CHECK(at != NULL);
+        CHECK(asprintf(&named, "%.*s\"stream_name\":\"named-s\",%s",
+                       (int)(at - p[1]), p[1], at) > 0);
+        apply(p[0]);
+        apply(named);
+        free(named);
+        for (int k = 0; k < 3; k++)
+            free(p[k]);
+    }
+    st = eval(1000, S(300));
+    g = find(st, "named-s");
+    CHECK(st && st->nstages == 1);
+    CHECK(g && g->producer && strcmp(g->producer, "ledger-named") == 0);
+    CHECK(g && g->entered == 3 && g->pending == 3 && g->consumed == 0 &&
+          g->status == HT_STAGE_STALLED);
+    ht_stalls_free(st);
+    close_store(dir);
+}
+
+/* A write that failed (error, throttle, fault, or a cause with an
+ * exception) wrote nothing: no producer half, not entered in its stage. */
+static void test_failed_write(void)
+{
+    char dir[] = "/tmp/ht_stages_XXXXXX";
+    struct ht_stalls *st;
+    const struct ht_stage *g;
+    static const char *const how[] = {
+        "\"throttle\":true,\"error\":true", "\"fault\":true",
+        "\"cause\":{\"exceptions\":[{\"id\":\"0123456789abcdef\",\"type\":"
+        "\"ProvisionedThroughputExceededException\"}]}"};
+
+    open_store(dir);
+    seq = 2000;
+    feed(put_item("charge", "tbl-f", "ok-1", 10));
+    for (int i = 0; i < 3; i++) {
+        char *p = put_item("charge", "tbl-f", "bad", 20 + i);
+        char *q = strstr(p, "\"annotations\"");
+        char *r;
+
+        CHECK(q != NULL);
+        CHECK(asprintf(&r, "%.*s%s,%s", (int)(q - p), p, how[i], q) > 0);
+        feed(r);
+        free(p);
+    }
+    st = eval(1000, S(300));
+    g = find(st, "tbl-f");
+    CHECK(g && g->entered == 1 && g->pending == 1);
+    ht_stalls_free(st);
+    close_store(dir);
+}
+
+/* Cost per function from plain logs that name no function (no log
+ * group): the AWS::Lambda segment of the same request id names it, before
+ * or after the REPORT line. */
+static void test_report_named_by_segment(void)
+{
+#define REPORT_FMT                                                             \
+    "{\"events\":[{\"timestamp\":1795700010000,\"message\":\"REPORT "            \
+    "RequestId: rq-%d\\tDuration: 100.00 ms\\tBilled Duration: 100 ms"          \
+    "\\tMemory Size: 128 MB\\tMax Memory Used: 64 MB\\t\\n\"}]}"
+#define SEG_FMT                                                                \
+    "{\"trace_id\":\"1-6b083523-%024x\",\"id\":\"%016x\",\"name\":"              \
+    "\"plain-fn\",\"origin\":\"AWS::Lambda\",\"start_time\":%lld.0,"             \
+    "\"end_time\":%lld.2,\"aws\":{\"request_id\":\"rq-%d\"}}"
+    char dir[] = "/tmp/ht_stages_XXXXXX";
+    char buf[1024];
+    struct ht_txn *t;
+    const void *v;
+    size_t vn;
+
+    open_store(dir);
+    for (int i = 0; i < 2; i++) {
+        snprintf(buf, sizeof(buf), REPORT_FMT, i);
+        if (i == 0)
+            apply(buf);
+        snprintf(buf, sizeof(buf), SEG_FMT, i, 0x70000000 + i, T0 + 10, T0 + 10,
+                 i);
+        apply(buf);
+        if (i == 1) {
+            snprintf(buf, sizeof(buf), REPORT_FMT, i);
+            apply(buf);
+        }
+        apply(buf); /* again: nothing counted twice */
+    }
+    CHECK(ht_store_begin(store, false, &t) == HT_ERR_OK);
+    CHECK(ht_store_get(t, HT_DB_STAGES, "Fplain-fn", 10, &v, &vn) ==
+          HT_ERR_OK);
+    CHECK(vn >= 16 && ht_be64_get(v) == 2 &&
+          ht_be64_get((const uint8_t *)v + 8) == 200);
+    CHECK(ht_store_get(t, HT_DB_STAGES, "frq-0", 5, &v, &vn) ==
+          HT_ERR_NOTFOUND);
+    ht_store_abort(t);
+    close_store(dir);
+}
+
 int main(void)
 {
     ht_log_level = HT_LOG_LVL_ERROR;
@@ -461,5 +873,11 @@ int main(void)
     test_idle_and_unknown();
     test_order();
     test_links();
+    test_link_order();
+    test_redelivery_order();
+    test_kinesis_unnamed();
+    test_kinesis_named_no_corr();
+    test_failed_write();
+    test_report_named_by_segment();
     TEST_DONE();
 }

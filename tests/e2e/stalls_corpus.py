@@ -13,6 +13,8 @@ per-resource threshold from --config clears the stall; `metrics` is valid
 Prometheus text naming the same figures. The shared payments sample, when
 present, is checked against its own `stall` truth.
 """
+import base64
+import gzip
 import json
 import os
 import re
@@ -72,6 +74,143 @@ def check_stall(hoptrace, db, truth, label, stuck_corrs=None):
         check(got == stuck_corrs, f"{label}: stuck correlation ids {sorted(got)} != truth {sorted(stuck_corrs)}")
     check(all(s["root"] for s in g["stuck"]), f"{label}: every stuck item names its root")
     return out, g
+
+
+# ---- corpus surgery: a consumer that stops, the same data in other orders --
+
+def read_datagrams(path):
+    """The daemon datagrams of segments.ndjson: (header, document) pairs."""
+    lines = [ln for ln in open(path).read().split("\n") if ln.strip()]
+    out, i = [], 0
+    while i < len(lines):
+        if lines[i].startswith('{"format"') and i + 1 < len(lines):
+            out.append((lines[i], lines[i + 1]))
+            i += 2
+        else:
+            out.append((None, lines[i]))
+            i += 1
+    return out
+
+
+def write_datagrams(path, dgs):
+    with open(path, "w") as f:
+        for h, d in dgs:
+            if h:
+                f.write(h + "\n")
+            f.write(d + "\n")
+
+
+def cwl_messages(corpus):
+    """Every CloudWatch Logs message of the corpus: the NDJSON file's and
+    the ones inside logs-kinesis.json's records."""
+    msgs = [json.loads(ln) for ln in open(os.path.join(corpus, "logs-cwl.ndjson")) if ln.strip()]
+    kin = json.load(open(os.path.join(corpus, "logs-kinesis.json")))
+    for r in kin["Records"]:
+        msgs.append(json.loads(gzip.decompress(base64.b64decode(r["Data"]))))
+    return msgs
+
+
+def write_cwl(path, msgs):
+    with open(path, "w") as f:
+        for m in msgs:
+            f.write(json.dumps(m, separators=(",", ":")) + "\n")
+
+
+def kinesis_records_in(msg):
+    """Kinesis records a consumer's logged events name."""
+    n = 0
+    for e in msg["logEvents"]:
+        try:
+            line = json.loads(e["message"])
+        except ValueError:
+            continue
+        if not isinstance(line, dict):
+            continue
+        ev = line.get("event")
+        if isinstance(ev, dict):
+            n += sum(1 for r in ev.get("Records", []) if r.get("eventSource") == "aws:kinesis")
+    return n
+
+
+def stopped_kinesis_consumer(hoptrace, corpus, tmp, truth):
+    """send-receipt stops halfway: nothing of it after the cut. The Kinesis
+    stage, whose writes name no stream, must be learned from what the
+    consumer did read before, and reported stalled with the rest waiting."""
+    starts = sorted(r["start_us"] for r in truth["requests"])
+    cut_s = starts[len(starts) // 2] / 1e6
+    out = os.path.join(tmp, "stopped")
+    os.makedirs(out)
+    dgs = [(h, d) for h, d in read_datagrams(os.path.join(corpus, "segments.ndjson"))
+           if not (json.loads(d).get("name") == "send-receipt" and json.loads(d)["start_time"] >= cut_s)]
+    write_datagrams(os.path.join(out, "segments.ndjson"), dgs)
+    kept, consumed = [], 0
+    for m in cwl_messages(corpus):
+        if m.get("logGroup") == "/aws/lambda/send-receipt":
+            m["logEvents"] = [e for e in m["logEvents"] if e["timestamp"] / 1000.0 < cut_s]
+            if not m["logEvents"]:
+                continue
+            consumed += kinesis_records_in(m)
+        kept.append(m)
+    write_cwl(os.path.join(out, "logs-cwl.ndjson"), kept)
+    db = os.path.join(tmp, "stopped.db")
+    run(hoptrace, db, "ingest", out, want=0)
+    entered = sum(1 for r in truth["requests"] if not r["stalled"])
+    now = max(r["end_us"] for r in truth["requests"]) // 1000000 + 400
+    res, _ = stalls_json(hoptrace, db, now, "--threshold", "300s", "--max-stuck", "10000", want=4)
+    kin = [g for g in res["stages"] if g["via"] == "kinesis"]
+    check(len(kin) == 1, f"stopped consumer: one Kinesis stage, got {[g['stage'] for g in kin]}")
+    if len(kin) != 1:
+        return
+    g = kin[0]
+    check(g["producer"] == "record-ledger" and g["resource"] == "payment-events" and
+          g["consumer"] == "send-receipt", f"stopped consumer: stage {g['stage']}")
+    check(g["status"] == "stalled", f"stopped consumer: status {g['status']}")
+    check(consumed > 0 and g["consumed"] == consumed, f"stopped consumer: consumed {g['consumed']}, want {consumed}")
+    check(g["entered"] == entered and g["pending"] == entered - consumed,
+          f"stopped consumer: entered {g['entered']} pending {g['pending']}, want {entered}, {entered - consumed}")
+    check(g["delay_count"] == consumed and g["delay_p50_ms"] > 0, "stopped consumer: delays of what was consumed")
+    check(len({s["correlation_id"] for s in g["stuck"]}) == entered - consumed,
+          "stopped consumer: every waiting write names its request")
+
+
+def stage_view(hoptrace, db, now):
+    res, _ = stalls_json(hoptrace, db, now, "--threshold", "300s", "--max-stuck", "10000")
+    p = run(hoptrace, db, "metrics", "--now", str(now))
+    metrics = sorted(ln for ln in p.stdout.splitlines() if ln.startswith(("hoptrace_stage_", "hoptrace_consumer_")))
+    return res, metrics
+
+
+def order_and_split(hoptrace, corpus, tmp, truth):
+    """The same corpus ingested in another order and split across processes:
+    the same stalls JSON and the same stage metrics."""
+    now = truth["stall"]["now_s"]
+    ref_db = os.path.join(tmp, "ref.db")
+    run(hoptrace, ref_db, "ingest", corpus, want=0)
+    ref = stage_view(hoptrace, ref_db, now)
+    dgs = read_datagrams(os.path.join(corpus, "segments.ndjson"))
+    msgs = cwl_messages(corpus)
+    # reversed, logs before segments, in two processes
+    rev = os.path.join(tmp, "rev")
+    os.makedirs(os.path.join(rev, "a"))
+    os.makedirs(os.path.join(rev, "b"))
+    write_cwl(os.path.join(rev, "a", "logs.ndjson"), list(reversed(msgs)))
+    write_datagrams(os.path.join(rev, "b", "segments.ndjson"), list(reversed(dgs)))
+    rev_db = os.path.join(tmp, "rev.db")
+    run(hoptrace, rev_db, "ingest", os.path.join(rev, "a"), "--batch", "97", want=0)
+    run(hoptrace, rev_db, "ingest", os.path.join(rev, "b"), "--batch", "131", want=0)
+    # interleaved halves: every other datagram and message in each process
+    spl = os.path.join(tmp, "split")
+    for k in range(2):
+        os.makedirs(os.path.join(spl, str(k)))
+        write_datagrams(os.path.join(spl, str(k), "segments.ndjson"), dgs[k::2])
+        write_cwl(os.path.join(spl, str(k), "logs.ndjson"), msgs[1 - k::2])
+    spl_db = os.path.join(tmp, "split.db")
+    for k in range(2):
+        run(hoptrace, spl_db, "ingest", os.path.join(spl, str(k)), "--batch", "53", want=0)
+    for name, db in (("reversed", rev_db), ("split", spl_db)):
+        got = stage_view(hoptrace, db, now)
+        check(got[0] == ref[0], f"{name} ingest: stalls JSON differs: {json.dumps(got[0])[:600]} vs {json.dumps(ref[0])[:600]}")
+        check(got[1] == ref[1], f"{name} ingest: stage metrics differ: {sorted(set(got[1]) ^ set(ref[1]))[:6]}")
 
 
 def main():
@@ -160,6 +299,10 @@ def main():
         check("hoptrace_consumer_invocations_total{" in text, "metrics: consumer cost")
         check(types.get("hoptrace_stage_delay_seconds") == "summary", "metrics: delay summary")
         check(types.get("hoptrace_rejected_total") == "counter", "metrics: rejects by reason")
+
+        # a Kinesis consumer that stops; the same data in other orders
+        stopped_kinesis_consumer(hoptrace, corpus, tmp, truth)
+        order_and_split(hoptrace, corpus, tmp, truth)
 
         # the shared payments sample and its own truth
         sample = os.path.join(project, "..", "shared", "samples", "payments")
