@@ -171,8 +171,8 @@ static struct vec *corr_pairs(struct q *q, uint8_t via, const char *corr)
 
             if ((s->s.flags & HT_SPAN_WRITE) && s->s.via == via &&
                 !s->s.sequence && !ht__write_failed(&s->s) &&
-                ht__q_attr(q, s, &ac) == ATTR_CORR &&
-                ht__streq(ac, corr) && !ht__ptr_seen(q->a, &pseen, s))
+                ht__q_attr(q, s, &ac) == ATTR_CORR && ht__streq(ac, corr) &&
+                !ht__ptr_seen(q->a, &pseen, s))
                 ht__vec_push(q->a, &prods, s);
         }
     }

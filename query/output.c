@@ -332,17 +332,17 @@ static void fanout_text(struct ht_buf *b, const struct ht_request *r,
         for (int k = 0; k < f[i].width; k++)
             if (be[f[i].hops[k]] < first)
                 first = be[f[i].hops[k]];
-        ht_buf_printf(
-            b,
-            "  %s %s -> %s %s: %d branches; critical: %s, "
-            "done at +%.3f ms (waited %.3f ms), %.3f ms after the "
-            "first branch\n",
-            p->service ? esc(a, p->service) : "?",
-            esc(a, p->s.operation ? p->s.operation : p->s.name),
-            ht_via_name(f[i].via), esc(a, f[i].resource), f[i].width,
-            esc(a, r->spans[ch->to].s.name),
-            (double)(be[f[i].critical] - r->start_us) / 1000.0, ch->wait_ms,
-            (double)(be[f[i].critical] - first) / 1000.0);
+        ht_buf_printf(b,
+                      "  %s %s -> %s %s: %d branches; critical: %s, "
+                      "done at +%.3f ms (waited %.3f ms), %.3f ms after the "
+                      "first branch\n",
+                      p->service ? esc(a, p->service) : "?",
+                      esc(a, p->s.operation ? p->s.operation : p->s.name),
+                      ht_via_name(f[i].via), esc(a, f[i].resource), f[i].width,
+                      esc(a, r->spans[ch->to].s.name),
+                      (double)(be[f[i].critical] - r->start_us) / 1000.0,
+                      ch->wait_ms,
+                      (double)(be[f[i].critical] - first) / 1000.0);
     }
     fanout_free(f, n, be);
 }
@@ -593,7 +593,8 @@ static void request_text(struct ht_buf *b, const struct ht_request *r,
         ht_buf_printf(
             b, "  %10.3f %-6s %-28.28s %-30.30s %10.3f %6.1f%%\n",
             (double)(e->start_us - r->start_us) / 1000.0, cp_kinds[e->kind],
-            s->service ? esc(a, s->service) : "", what, (double)e->dur_us / 1000.0,
+            s->service ? esc(a, s->service) : "", what,
+            (double)e->dur_us / 1000.0,
             total_ms > 0 ? 100.0 * (double)e->dur_us / 1000.0 / total_ms : 0.0);
     }
     {
@@ -773,9 +774,10 @@ void ht_query_dot(const struct ht_result *res, struct ht_buf *b)
             ht_buf_printf(b, "    \"r%zu_%s\" [label=", ri, id);
             dot_str(b, l.data);
             if (s->cold && s->s.kind == HT_SK_INIT)
-                ht_buf_adds(b, on_cp[i] ? ", fillcolor=lightblue, "
-                                          "style=\"filled,bold\", penwidth=2.5"
-                                        : ", fillcolor=lightblue, style=filled");
+                ht_buf_adds(b, on_cp[i]
+                                   ? ", fillcolor=lightblue, "
+                                     "style=\"filled,bold\", penwidth=2.5"
+                                   : ", fillcolor=lightblue, style=filled");
             else if (on_cp[i])
                 ht_buf_adds(b, ", style=bold, penwidth=2.5");
             if (s->s.flags & (HT_SPAN_ERROR | HT_SPAN_FAULT | HT_SPAN_THROTTLE))
@@ -805,10 +807,10 @@ void ht_query_dot(const struct ht_result *res, struct ht_buf *b)
             hex8(&r->spans[h->to].s.id, tid);
             snprintf(lbl, sizeof(lbl), "%s %s\nwait %.3f ms",
                      ht_via_name(h->via), h->resource, h->wait_ms);
-            ht_buf_printf(b, "    \"r%zu_%s\" -> \"r%zu_%s\" [style=%s, label=",
-                          ri, fid, ri, tid,
-                          hop_cp[i] ? "\"dashed,bold\", penwidth=2.5"
-                                    : "dashed");
+            ht_buf_printf(
+                b, "    \"r%zu_%s\" -> \"r%zu_%s\" [style=%s, label=", ri, fid,
+                ri, tid,
+                hop_cp[i] ? "\"dashed,bold\", penwidth=2.5" : "dashed");
             dot_str(b, lbl);
             ht_buf_adds(b, "];\n");
         }

@@ -83,8 +83,8 @@ struct q {
     struct map invs;  /* request id -> qinv */
     struct map pairs; /* "via\0corr" -> struct vec of qhop */
     unsigned gen, cgen;
-    long loads;     /* nodes and invocations loaded: the work bound */
-    bool truncated; /* the bound was hit: the answer may be partial */
+    long loads;        /* nodes and invocations loaded: the work bound */
+    bool truncated;    /* the bound was hit: the answer may be partial */
     int64_t newest_us; /* newest span start in the store, once known */
     bool newest_done;
 };

@@ -552,8 +552,8 @@ static void pending_hops(struct q *q, struct ht_request *r,
         h->pending = true;
         ht_id8_format(&s->id, id);
         ht_buf_init(&w);
-        ht_buf_printf(&w, "{\"type\":\"pending\",\"span\":\"%s\",\"name\":",
-                      id);
+        ht_buf_printf(&w,
+                      "{\"type\":\"pending\",\"span\":\"%s\",\"name\":", id);
         ht_buf_json_str(&w, s->operation ? s->operation : s->name);
         ht_buf_adds(&w, ",\"via\":");
         ht_buf_json_str(&w, ht_via_name(s->via));
