@@ -129,26 +129,25 @@ void ht__add_warning(struct ht_arena *a, struct ht_request *r, const char *json)
 
 /*
  * Where span x starts on the path: its own start, but never before its
- * parent's (a child whose clock runs behind) nor, for an invocation reached
- * by a hop, before the end of the producer call (a consumer whose host
- * clock runs behind). Clamping forward keeps the path contiguous and
- * starting at the request's root; the disagreement is reported as `skew`.
+ * parent's (a child whose clock runs behind its parent's): clamping keeps
+ * the path contiguous inside a trace; the disagreement is reported as
+ * `skew`. A consumer reached by a hop keeps its host's clock (clamped to
+ * its producer's end it could vanish from the path): where it started
+ * before the producer's call ended, the wait is clamped to nothing and the
+ * path resumes at the producer's end.
  */
 static int64_t eff_start(struct cp *c, int x, int depth)
 {
     const struct ht_request *r = c->r;
-    int64_t st = r->spans[x].s.start_us, floor = INT64_MIN;
+    int64_t st = r->spans[x].s.start_us, floor;
     int p = r->spans[x].parent;
 
     if (c->effst[x] == 2)
         return c->eff[x];
-    if (c->effst[x] == 1 || depth > 4000)
-        return st; /* a loop or a chain too deep: its own start */
+    if (c->effst[x] == 1 || depth > 4000 || p < 0)
+        return st; /* a root, a loop or a chain too deep: its own start */
     c->effst[x] = 1;
-    if (p >= 0)
-        floor = eff_start(c, p, depth + 1);
-    else if (c->hop_in[x] >= 0)
-        floor = r->spans[r->hops[c->hop_in[x]].from].s.end_us;
+    floor = eff_start(c, p, depth + 1);
     if (floor > st)
         st = floor;
     if (st > r->spans[x].s.end_us)
@@ -283,9 +282,9 @@ void ht__critical_path(struct ht_request *r, struct ht_arena *a)
             if (hop < 0)
                 break;
             p = r->hops[hop].from;
-            /* a consumer that started before the producer call ended
-             * starts on the path at the call's end (eff_start): the wait
-             * is clamped to nothing */
+            /* a consumer that started before the producer call ended:
+             * the wait is clamped to nothing and the path resumes at the
+             * call's end (not contiguous there; see eff_start) */
             emit(&c, x, HT_CP_WAIT, hop, r->spans[p].s.end_us, cursor);
             cursor = r->spans[p].s.end_us;
             lo = eff_start(&c, p, 0);
