@@ -574,6 +574,57 @@ static int index_of(const struct q *q, const struct qnode *n)
     return n && n->gen == q->gen ? n->idx : -1;
 }
 
+/* Hops out of one producer together, in the order their consumers
+ * started: the attempts of a redelivered message come out first to last
+ * (the one that succeeded last), whatever order the store listed them in.
+ * Each producer's group stays where its first hop was. */
+struct hop_key {
+    struct qhop *h;
+    size_t group, pos;
+    int64_t start;
+};
+
+static int cmp_hop_key(const void *a, const void *b)
+{
+    const struct hop_key *x = a, *y = b;
+
+    if (x->group != y->group)
+        return x->group < y->group ? -1 : 1;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static void order_attempts(struct q *q, struct vec *hops)
+{
+    struct hop_key *k;
+    struct map first = {0}; /* producer -> 1 + position of its first hop */
+
+    if (hops->n < 2)
+        return;
+    k = ht_arena_alloc(q->a, hops->n * sizeof(*k));
+    for (size_t i = 0; i < hops->n; i++) {
+        struct qhop *h = hops->p[i];
+        void *g = ht__map_get(&first, &h->prod, sizeof(h->prod));
+
+        if (!g) {
+            struct qnode **key = ht_arena_alloc(q->a, sizeof(*key));
+
+            *key = h->prod;
+            g = (void *)(uintptr_t)(i + 1);
+            ht__map_put(&first, key, sizeof(*key), g);
+        }
+        k[i].h = h;
+        k[i].group = (size_t)(uintptr_t)g - 1;
+        k[i].pos = i;
+        k[i].start = ht__q_inv_top(q, h->cons)->s.start_us;
+    }
+    ht__map_free(&first);
+    qsort(k, hops->n, sizeof(*k), cmp_hop_key);
+    for (size_t i = 0; i < hops->n; i++)
+        hops->p[i] = k[i].h;
+}
+
 static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
 {
     struct down_ctx d;
@@ -692,6 +743,7 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
             ini->s.end_us <= r->spans[l].s.end_us)
             ini->parent = l;
     }
+    order_attempts(q, &d.hops);
     r->nhops = d.hops.n;
     r->hops = ht_arena_alloc(q->a, (d.hops.n + 1) * sizeof(*r->hops));
     for (size_t i = 0; i < d.hops.n; i++) {
