@@ -23,6 +23,7 @@ json` output for every id. Prints one line per failure, then
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -246,18 +247,40 @@ class Fixture:
                 self.fail("unknown id %s: exit %s, expected 1" % (ident, rc))
         return outputs
 
+    def check_dot_bold(self, where, dot, js):
+        """Only the critical path is bold: the nodes drawn bold are exactly
+        the spans the critical path's entries name."""
+        try:
+            rs = json.loads(js)["requests"]
+        except (ValueError, KeyError, TypeError):
+            return
+        want, got = set(), set()
+        for ri, r in enumerate(rs):
+            want |= {"r%d_%s" % (ri, e.get("span")) for e in r.get("critical_path") or []}
+        for line in dot.decode(errors="replace").splitlines():
+            line = line.strip()
+            m = re.match(r'"(r\d+_[0-9a-f]{16})" \[label=', line)
+            if m and "bold" in line:
+                got.add(m.group(1))
+        if got != want:
+            self.fail("%s: --format dot draws bold %d spans off the path and misses %d on it" % (
+                where, len(got - want), len(want - got)))
+
     def check_formats(self, db, t, ident):
         where = "request %s" % t["name"]
         rc, out, err = self.trace(db, ident, "dot")
+        _, js, _ = self.trace(db, ident)
         if rc != 0:
             self.fail("%s: --format dot exit %s" % (where, rc))
         elif not out.lstrip().startswith(b"digraph"):
             self.fail("%s: --format dot does not start with 'digraph'" % where)
-        elif shutil.which("dot"):
-            p = subprocess.run(["dot", "-Tsvg"], input=out, capture_output=True, timeout=TIMEOUT)
-            if p.returncode != 0:
-                self.fail("%s: dot -Tsvg rejects the output: %s" % (
-                    where, p.stderr.decode(errors="replace").strip()[:160]))
+        else:
+            self.check_dot_bold(where, out, js)
+            if shutil.which("dot"):
+                p = subprocess.run(["dot", "-Tsvg"], input=out, capture_output=True, timeout=TIMEOUT)
+                if p.returncode != 0:
+                    self.fail("%s: dot -Tsvg rejects the output: %s" % (
+                        where, p.stderr.decode(errors="replace").strip()[:160]))
         rc, out, err = self.trace(db, ident, "text")
         if rc != 0:
             self.fail("%s: --format text exit %s" % (where, rc))
