@@ -544,6 +544,13 @@ static void tree_line(struct ht_buf *b, const struct ht_request *r, int i,
         ht_buf_adds(b, "  (shared with other requests of the batch)");
     if (s->logs_only)
         ht_buf_adds(b, "  (from logs)");
+    for (size_t h = 0; h < r->nhops; h++)
+        if (r->hops[h].pending && r->hops[h].from == i) {
+            ht_buf_printf(b, "  ~> PENDING %s %s: no consumer yet",
+                          ht_via_name(r->hops[h].via),
+                          esc(a, r->hops[h].resource));
+            break;
+        }
     ht_buf_addc(b, '\n');
     for (int k = first_kid[i]; k >= 0; k = next_sib[k])
         tree_line(b, r, k, depth + 1, first_kid, next_sib, hop_into, guard + 1,
@@ -801,6 +808,23 @@ void ht_query_dot(const struct ht_result *res, struct ht_buf *b)
             const struct ht_qhop *h = &r->hops[i];
             char fid[17], tid[17], lbl[200];
 
+            if (h->pending && h->from >= 0) {
+                /* a stuck write: a node that says what it waits for */
+                hex8(&r->spans[h->from].s.id, fid);
+                snprintf(lbl, sizeof(lbl),
+                         "PENDING %s %s\nno consumer yet\nwaiting %.3f ms",
+                         ht_via_name(h->via), h->resource, h->wait_ms);
+                ht_buf_printf(b,
+                              "    \"r%zu_pending%zu\" [shape=note, color=red, "
+                              "label=",
+                              ri, i);
+                dot_str(b, lbl);
+                ht_buf_printf(b,
+                              "];\n    \"r%zu_%s\" -> \"r%zu_pending%zu\" "
+                              "[style=dashed, color=red];\n",
+                              ri, fid, ri, i);
+                continue;
+            }
             if (h->from < 0 || h->to < 0)
                 continue;
             hex8(&r->spans[h->from].s.id, fid);
