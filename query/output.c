@@ -661,7 +661,7 @@ static void request_text(struct ht_buf *b, const struct ht_request *r,
                           np, np == 1 ? "" : "s", np == 1 ? "has" : "have");
     }
     for (size_t i = 0; i < r->nwarnings; i++)
-        ht_buf_printf(b, "warning: %s\n", r->warnings[i]);
+        ht_buf_printf(b, "warning: %s\n", esc(a, r->warnings[i]));
 
     first_kid = malloc(sizeof(int) * (size_t)(n + 1));
     next_sib = malloc(sizeof(int) * (size_t)(n + 1));
