@@ -751,6 +751,7 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
         struct ht_qhop *o = &r->hops[i];
         struct qnode *top = ht__q_inv_top(q, h->cons);
 
+        memset(o, 0, sizeof(*o));
         o->from = index_of(q, h->prod);
         o->to = index_of(q, top);
         o->via = h->via;
@@ -790,6 +791,7 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
                 ht_arena_alloc(q->a, (r->nhops + 1) * sizeof(*nh));
 
             memcpy(nh, r->hops, r->nhops * sizeof(*nh));
+            memset(&nh[r->nhops], 0, sizeof(nh[r->nhops]));
             nh[r->nhops].from = s->parent;
             nh[r->nhops].to = (int)i;
             nh[r->nhops].via = HT_VIA_LAMBDA;
