@@ -1,6 +1,7 @@
 /*
  * cmd_trace.c - `hoptrace trace ID`: resolve any id to its request(s) and
- * print them as text, JSON (cli.md) or DOT. Unknown id: exit 1.
+ * print them as text, JSON (cli.md) or DOT. Unknown id, or no store yet
+ * (also while an ingest is still creating it): exit 1.
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -9,6 +10,44 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* Whether the store at dir is still being created by an ingest that has
+ * just started: its data file is missing or holds no committed page yet. */
+static bool store_unborn(const char *dir)
+{
+    char path[4096];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    return stat(path, &st) != 0 || st.st_size < 8192;
+}
+
+/* Open the store read-only. A query that races the store's creation (the
+ * file exists, its databases not yet) waits a moment and tries again, and
+ * is answered "no store yet" (HT_ERR_NOTFOUND) if it is still unborn. */
+static int open_store(const char *dir, struct ht_store **s)
+{
+    struct stat st;
+    int rc = HT_ERR_NOTFOUND;
+
+    if (stat(dir, &st) != 0)
+        return ht_store_open(dir, true, s); /* says why */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+
+        if (!store_unborn(dir)) {
+            rc = ht_store_open(dir, true, s);
+            /* a schema error right after creation: its databases are
+             * being made in the creator's first transaction */
+            if (rc != HT_ERR_SCHEMA || attempt >= 2)
+                return rc;
+        }
+        nanosleep(&ts, NULL);
+    }
+    return store_unborn(dir) ? HT_ERR_NOTFOUND : rc;
+}
 
 static const char usage[] =
     "usage: hoptrace [--db DIR] trace ID [--format text|json|dot]\n"
@@ -25,7 +64,7 @@ static const char usage[] =
     "  --format json   the JSON contract of docs/cli.md\n"
     "  --format dot    Graphviz: `hoptrace trace ID --format dot | dot -Tsvg`\n"
     "\n"
-    "exit status: 0 found, 1 not found, 2 usage error\n";
+    "exit status: 0 found, 1 not found (or no store yet), 2 usage error\n";
 
 int ht_cmd_trace(struct ht_cli *cli, int argc, char **argv)
 {
@@ -67,10 +106,10 @@ int ht_cmd_trace(struct ht_cli *cli, int argc, char **argv)
         ht_cli_err("trace: --format is text, json or dot, not '%s'", fmt);
         return HT_EXIT_USAGE;
     }
-    rc = ht_store_open(cli->db, true, &s);
+    rc = open_store(cli->db, &s);
     if (rc == HT_ERR_NOTFOUND) {
-        ht_cli_err("no store at %s: ingest telemetry first (hoptrace --db %s "
-                   "ingest FILE...)",
+        ht_cli_err("no store yet at %s: ingest telemetry first (hoptrace "
+                   "--db %s ingest FILE...)",
                    cli->db, cli->db);
         return HT_EXIT_NOTFOUND;
     }

@@ -28,6 +28,9 @@ struct cp {
     size_t n, cap;
     char skew_seen[64][40];
     int nskew;
+    int64_t *eff;   /* effective start of each span (see eff_start) */
+    uint8_t *effst; /* 0 unknown, 1 computing, 2 known */
+    int *hop_in;    /* the hop the path takes into a span without parent */
 };
 
 static void emit(struct cp *c, int span, int kind, int hop, int64_t lo,
@@ -50,6 +53,24 @@ static void emit(struct cp *c, int span, int kind, int hop, int64_t lo,
     c->out[c->n].start_us = lo;
     c->out[c->n].dur_us = hi - lo;
     c->n++;
+}
+
+/* emit() for span x's own time: the first init_us of a logs-only
+ * invocation is its cold start (REPORT's Init Duration), the rest `self`. */
+static void emit_own(struct cp *c, int x, int who, int kind, int hop,
+                     int64_t lo, int64_t hi)
+{
+    const struct ht_qspan *s = &c->r->spans[x];
+    int64_t split;
+
+    if (kind != HT_CP_SELF || s->init_us <= 0) {
+        emit(c, who, kind, hop, lo, hi);
+        return;
+    }
+    split = s->s.start_us + s->init_us;
+    /* backward: the later piece first */
+    emit(c, who, kind, hop, lo > split ? lo : split, hi);
+    emit(c, who, HT_CP_INIT, hop, lo, hi < split ? hi : split);
 }
 
 static int kind_of(const struct ht_qspan *s)
@@ -106,6 +127,36 @@ void ht__add_warning(struct ht_arena *a, struct ht_request *r, const char *json)
     r->warnings = nw;
 }
 
+/*
+ * Where span x starts on the path: its own start, but never before its
+ * parent's (a child whose clock runs behind its parent's): clamping keeps
+ * the path contiguous inside a trace; the disagreement is reported as
+ * `skew`. A consumer reached by a hop keeps its host's clock (clamped to
+ * its producer's end it could vanish from the path): where it started
+ * before the producer's call ended, the wait is clamped to nothing and the
+ * path resumes at the producer's end.
+ */
+static int64_t eff_start(struct cp *c, int x, int depth)
+{
+    const struct ht_request *r = c->r;
+    int64_t st = r->spans[x].s.start_us, floor;
+    int p = r->spans[x].parent;
+
+    if (c->effst[x] == 2)
+        return c->eff[x];
+    if (c->effst[x] == 1 || depth > 4000 || p < 0)
+        return st; /* a root, a loop or a chain too deep: its own start */
+    c->effst[x] = 1;
+    floor = eff_start(c, p, depth + 1);
+    if (floor > st)
+        st = floor;
+    if (st > r->spans[x].s.end_us)
+        st = r->spans[x].s.end_us;
+    c->eff[x] = st;
+    c->effst[x] = 2;
+    return st;
+}
+
 /* Explain [lo, hi] inside span x, backward. `skip` is a child to ignore. */
 static void explain(struct cp *c, int x, int64_t lo, int64_t hi, int skip,
                     int depth)
@@ -121,7 +172,7 @@ static void explain(struct cp *c, int x, int64_t lo, int64_t hi, int skip,
     int nk = c->kid_start[x + 1] - c->kid_start[x], i = 0;
 
     if (depth > 200 || hi <= lo) {
-        emit(c, who, kind, hop, lo, hi);
+        emit_own(c, x, who, kind, hop, lo, hi);
         return;
     }
     /* children are sorted by end, latest first: the cursor only moves back,
@@ -133,19 +184,17 @@ static void explain(struct cp *c, int x, int64_t lo, int64_t hi, int skip,
             break;
         int best = kids[i++];
         const struct ht_span *bs = &r->spans[best].s;
-        int64_t cs = bs->start_us;
+        int64_t cs = eff_start(c, best, 0);
 
-        emit(c, who, kind, hop, bs->end_us, t);
-        if (cs < lo) {
-            skew(c, x, best, lo - cs);
+        emit_own(c, x, who, kind, hop, bs->end_us, t);
+        if (cs < lo)
             cs = lo;
-        }
         explain(c, best, cs, bs->end_us, -1, depth + 1);
         t = cs;
         if (t <= lo)
             break;
     }
-    emit(c, who, kind, hop, lo, t);
+    emit_own(c, x, who, kind, hop, lo, t);
 }
 
 static int cmp_kid(const void *a, const void *b, void *ctx)
@@ -203,52 +252,68 @@ void ht__critical_path(struct ht_request *r, struct ht_arena *a)
              s->start_us > r->spans[sink].s.start_us))
             sink = i;
     }
+    c.eff = ht_arena_alloc(a, (size_t)(n + 1) * sizeof(int64_t));
+    c.effst = ht_arena_alloc(a, (size_t)(n + 1));
+    c.hop_in = ht_arena_alloc(a, (size_t)(n + 1) * sizeof(int));
+    memset(c.effst, 0, (size_t)(n + 1));
+    for (int i = 0; i < n; i++)
+        c.hop_in[i] = -1;
+    /* into a span without a sync parent, the path takes the hop whose
+     * producer finished last */
+    for (size_t h = 0; h < r->nhops; h++) {
+        int f = r->hops[h].from, t = r->hops[h].to;
+
+        if (f < 0 || t < 0 || f == t || r->spans[t].parent >= 0)
+            continue;
+        if (c.hop_in[t] < 0 ||
+            r->spans[f].s.end_us > r->spans[r->hops[c.hop_in[t]].from].s.end_us)
+            c.hop_in[t] = (int)h;
+    }
     x = sink;
     cursor = r->spans[x].s.end_us;
-    explain(&c, x, r->spans[x].s.start_us, cursor, -1, 0);
-    cursor = r->spans[x].s.start_us;
+    explain(&c, x, eff_start(&c, x, 0), cursor, -1, 0);
+    cursor = eff_start(&c, x, 0);
     while (guard++ < 10000) {
         int p = r->spans[x].parent, hop = -1;
+        int64_t lo;
 
         if (p < 0) {
-            /* the hop into x whose producer finished last */
-            for (size_t h = 0; h < r->nhops; h++) {
-                if (r->hops[h].to != x || r->hops[h].from < 0)
-                    continue;
-                if (hop < 0 || r->spans[r->hops[h].from].s.end_us >
-                                   r->spans[r->hops[hop].from].s.end_us)
-                    hop = (int)h;
-            }
+            hop = c.hop_in[x];
             if (hop < 0)
                 break;
             p = r->hops[hop].from;
-            const struct ht_span *ps = &r->spans[p].s;
-            int64_t hi = ps->end_us;
-
-            if (hi > cursor) {
-                /* the consumer started before the producer call ended:
-                 * clamp, never move the cursor forward */
-                skew(&c, p, x, hi - cursor);
-                hi = cursor;
-            } else {
-                emit(&c, x, HT_CP_WAIT, hop, hi, cursor);
-            }
-            int64_t lo = ps->start_us < hi ? ps->start_us : hi;
-
-            explain(&c, p, lo, hi, -1, 0);
-            cursor = lo;
+            /* a consumer that started before the producer call ended:
+             * the wait is clamped to nothing and the path resumes at the
+             * call's end (not contiguous there; see eff_start) */
+            emit(&c, x, HT_CP_WAIT, hop, r->spans[p].s.end_us, cursor);
+            cursor = r->spans[p].s.end_us;
+            lo = eff_start(&c, p, 0);
+            explain(&c, p, lo < cursor ? lo : cursor, cursor, -1, 0);
         } else {
-            const struct ht_span *ps = &r->spans[p].s;
-            int64_t lo = ps->start_us;
-
-            if (cursor < lo) {
-                skew(&c, p, x, lo - cursor);
-                lo = cursor;
-            }
-            explain(&c, p, lo, cursor, x, 0);
-            cursor = lo;
+            lo = eff_start(&c, p, 0);
+            explain(&c, p, lo < cursor ? lo : cursor, cursor, x, 0);
         }
+        if (lo < cursor)
+            cursor = lo;
         x = p;
+    }
+    /* clocks that disagree: a child that starts before its parent, and
+     * every hop whose consumer starts before its producer's call ends, on
+     * the path or not (an async invoke's Lambda segment stays the call's
+     * child and starts inside the call by design) */
+    for (int i = 0; i < n; i++) {
+        int p = r->spans[i].parent;
+
+        if (p >= 0 && r->spans[i].s.start_us < r->spans[p].s.start_us)
+            skew(&c, p, i, r->spans[p].s.start_us - r->spans[i].s.start_us);
+    }
+    for (size_t h = 0; h < r->nhops; h++) {
+        int f = r->hops[h].from, t = r->hops[h].to;
+
+        if (f < 0 || t < 0 || r->hops[h].pending || r->spans[t].parent == f)
+            continue;
+        if (r->spans[t].s.start_us < r->spans[f].s.end_us)
+            skew(&c, f, t, r->spans[f].s.end_us - r->spans[t].s.start_us);
     }
     /* backward → forward */
     for (size_t i = 0; i < c.n / 2; i++) {

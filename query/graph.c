@@ -274,6 +274,62 @@ static void inv_settle_corr(struct q *q, struct qinv *inv)
     }
 }
 
+/* Distinct X-Ray link targets of node n, added to *seen (at most 2 are
+ * needed). */
+static void count_links(struct qnode *n, const struct ht_id8 **seen, int *nseen)
+{
+    for (uint32_t i = 0; n && i < n->s.nlinks && *nseen < 2; i++) {
+        bool dup = false;
+
+        for (int j = 0; j < *nseen; j++)
+            dup |= memcmp(seen[j]->b, n->s.links[i].id.b, 8) == 0;
+        if (!dup)
+            seen[(*nseen)++] = &n->s.links[i].id;
+    }
+}
+
+/*
+ * An invocation that logged no record can still be a batch: its
+ * AWS::Lambda (or function) segment links to one SendMessage per message
+ * it received. Two or more distinct links make it a batch, so that its
+ * writes are attributed request by request and never leak into every
+ * request of the batch. Read-only: it does not settle the invocation's top.
+ */
+static void inv_links_batch(struct q *q, struct qinv *inv)
+{
+    const struct ht_id8 *seen[2];
+    int nseen = 0;
+    struct tgt_ctx c;
+
+    ht__targets_s(q, HT_K_LAMBDA, inv->rid, &c);
+    for (size_t i = 0; i < c.spans.n && nseen < 2; i++) {
+        struct qnode *n = ht__q_span(q, c.spans.p[i]);
+        struct vec *kids;
+
+        if (!n)
+            continue;
+        count_links(n, seen, &nseen);
+        kids = ht__q_kids(q, n);
+        for (size_t k = 0; k < kids->n && nseen < 2; k++) {
+            struct qnode *f = kids->p[k];
+
+            if (f->s.kind == HT_SK_FUNCTION)
+                count_links(f, seen, &nseen);
+        }
+    }
+    if (nseen < 2 && inv->has_rec && (inv->rec.flags & HT_INV_HAS_SEGMENT)) {
+        struct qnode *f = ht__q_span(q, &inv->rec.segment);
+
+        count_links(f, seen, &nseen);
+        if (f && nseen < 2)
+            count_links(ht__q_parent(q, f), seen, &nseen);
+    }
+    if (nseen >= 2) {
+        inv->batch = true;
+        inv->corr = NULL;
+    }
+}
+
 struct qinv *ht__q_inv(struct q *q, const char *rid)
 {
     struct qinv *inv;
@@ -321,6 +377,8 @@ struct qinv *ht__q_inv(struct q *q, const char *rid)
     }
     inv_settle_corr(q, inv);
     ht__map_put(&q->invs, inv->rid, rn, inv);
+    if (!inv->nrecs)
+        inv_links_batch(q, inv);
     return inv;
 }
 

@@ -170,8 +170,9 @@ static struct vec *corr_pairs(struct q *q, uint8_t via, const char *corr)
             const char *ac;
 
             if ((s->s.flags & HT_SPAN_WRITE) && s->s.via == via &&
-                !s->s.sequence && ht__q_attr(q, s, &ac) == ATTR_CORR &&
-                ht__streq(ac, corr) && !ht__ptr_seen(q->a, &pseen, s))
+                !s->s.sequence && !ht__write_failed(&s->s) &&
+                ht__q_attr(q, s, &ac) == ATTR_CORR && ht__streq(ac, corr) &&
+                !ht__ptr_seen(q->a, &pseen, s))
                 ht__vec_push(q->a, &prods, s);
         }
     }
@@ -179,7 +180,8 @@ static struct vec *corr_pairs(struct q *q, uint8_t via, const char *corr)
         struct qnode *s = ht__q_span(q, c.spans.p[i]);
 
         if (s && (s->s.flags & HT_SPAN_WRITE) && s->s.via == via &&
-            !s->s.sequence && !ht__ptr_seen(q->a, &pseen, s))
+            !s->s.sequence && !ht__write_failed(&s->s) &&
+            !ht__ptr_seen(q->a, &pseen, s))
             ht__vec_push(q->a, &prods, s);
     }
     if (cons.n > 1)
@@ -388,6 +390,8 @@ void ht__q_outgoing(struct q *q, struct qnode *p, struct vec *out)
         }
         return;
     }
+    if (ht__write_failed(&p->s))
+        return; /* it wrote nothing */
     if (p->s.message_id)
         by_record_id(q, p, HT_K_SQS, HT_VIA_SQS, p->s.message_id, "message-id",
                      out);

@@ -27,14 +27,22 @@ struct ht_qspan {
     const char *request_id; /* Lambda request id of its invocation */
     const char *service;    /* name of the segment it belongs to */
     int wait_hop; /* a queue wait inside a span (Dwell Time): its hop, or -1 */
+    /* a logs-only invocation's Init Duration: its first init_us are told
+     * as `init` on the critical path (0: warm, or not logs-only) */
+    int64_t init_us;
 };
 
 struct ht_qhop {
-    int from, to; /* span indexes: producer call, consumer invocation */
+    int from, to; /* span indexes: producer call, consumer invocation;
+                     to is -1 for a pending hop */
     uint8_t via;  /* enum ht_via */
     const char *resource;
     const char *evidence;
     double wait_ms;
+    /* the producer half is still waiting for its consumer: to is -1,
+     * wait_ms is the time waited so far, as of the newest span start in
+     * the store. Pending hops come after every resolved hop. */
+    bool pending;
 };
 
 struct ht_cp_entry {

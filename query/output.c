@@ -2,7 +2,8 @@
  * output.c - the three renderings of `hoptrace trace`: JSON exactly per
  * cli.md (extended with a few extra fields, never renamed), a readable
  * text report (critical-path table + indented timeline), and Graphviz DOT
- * (critical path bold, hops dashed and labelled, labels escaped).
+ * (only the critical path bold, hops dashed and labelled, labels
+ * escaped; text escapes control characters from the data).
  *
  * Owned by query/. Rendering only: no store access.
  */
@@ -312,7 +313,10 @@ static void fanout_json(struct ht_buf *b, const struct ht_request *r)
     fanout_free(f, n, be);
 }
 
-static void fanout_text(struct ht_buf *b, const struct ht_request *r)
+static const char *esc(struct ht_arena *a, const char *s);
+
+static void fanout_text(struct ht_buf *b, const struct ht_request *r,
+                        struct ht_arena *a)
 {
     struct fanout *f;
     int64_t *be;
@@ -328,16 +332,17 @@ static void fanout_text(struct ht_buf *b, const struct ht_request *r)
         for (int k = 0; k < f[i].width; k++)
             if (be[f[i].hops[k]] < first)
                 first = be[f[i].hops[k]];
-        ht_buf_printf(
-            b,
-            "  %s %s -> %s %s: %d branches; critical: %s, "
-            "done at +%.3f ms (waited %.3f ms), %.3f ms after the "
-            "first branch\n",
-            p->service ? p->service : "?",
-            p->s.operation ? p->s.operation : p->s.name, ht_via_name(f[i].via),
-            f[i].resource, f[i].width, r->spans[ch->to].s.name,
-            (double)(be[f[i].critical] - r->start_us) / 1000.0, ch->wait_ms,
-            (double)(be[f[i].critical] - first) / 1000.0);
+        ht_buf_printf(b,
+                      "  %s %s -> %s %s: %d branches; critical: %s, "
+                      "done at +%.3f ms (waited %.3f ms), %.3f ms after the "
+                      "first branch\n",
+                      p->service ? esc(a, p->service) : "?",
+                      esc(a, p->s.operation ? p->s.operation : p->s.name),
+                      ht_via_name(f[i].via), esc(a, f[i].resource), f[i].width,
+                      esc(a, r->spans[ch->to].s.name),
+                      (double)(be[f[i].critical] - r->start_us) / 1000.0,
+                      ch->wait_ms,
+                      (double)(be[f[i].critical] - first) / 1000.0);
     }
     fanout_free(f, n, be);
 }
@@ -404,7 +409,7 @@ static void request_json(struct ht_buf *b, const struct ht_request *r)
         ht_buf_addc(b, ',');
         ht_buf_json_key(b, "evidence");
         ht_buf_json_str(b, h->evidence);
-        ht_buf_addc(b, '}');
+        ht_buf_printf(b, ",\"pending\":%s}", h->pending ? "true" : "false");
     }
     ht_buf_adds(b, "],\"critical_path\":[");
     for (size_t i = 0; i < r->ncp; i++) {
@@ -465,6 +470,36 @@ void ht_query_json(const struct ht_result *res, struct ht_buf *b)
 
 /* ---- text ---------------------------------------------------------------- */
 
+/* Strings from the data as text shows them: control characters (an
+ * escape sequence in a service name, a newline in an id) are written as
+ * \xNN so that they never act on the terminal. The copy, when one is
+ * needed, lives in `a`. */
+static const char *esc(struct ht_arena *a, const char *s)
+{
+    size_t n = 0, bad = 0;
+    char *o, *p;
+
+    if (!s)
+        return NULL;
+    for (; s[n]; n++)
+        bad += (unsigned char)s[n] < 0x20 || (unsigned char)s[n] == 0x7f;
+    if (!bad)
+        return s;
+    o = p = ht_arena_alloc(a, n + 3 * bad + 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c < 0x20 || c == 0x7f) {
+            snprintf(p, 5, "\\x%02x", c);
+            p += 4;
+        } else {
+            *p++ = (char)c;
+        }
+    }
+    *p = 0;
+    return o;
+}
+
 static void fmt_time(int64_t us, char *out, size_t n)
 {
     time_t secs = (time_t)(us / 1000000);
@@ -479,7 +514,7 @@ static void fmt_time(int64_t us, char *out, size_t n)
 
 static void tree_line(struct ht_buf *b, const struct ht_request *r, int i,
                       int depth, const int *first_kid, const int *next_sib,
-                      const int *hop_into, int guard)
+                      const int *hop_into, int guard, struct ht_arena *a)
 {
     const struct ht_qspan *s = &r->spans[i];
 
@@ -493,13 +528,14 @@ static void tree_line(struct ht_buf *b, const struct ht_request *r, int i,
         const struct ht_qhop *h = &r->hops[hop_into[i]];
 
         ht_buf_printf(b, "~> %s %s (waited %.3f ms, %s) ", ht_via_name(h->via),
-                      h->resource, h->wait_ms, h->evidence);
+                      esc(a, h->resource), h->wait_ms, h->evidence);
     }
-    ht_buf_printf(b, "%s  %.3f ms", s->s.name,
+    ht_buf_printf(b, "%s  %.3f ms", esc(a, s->s.name),
                   (double)(s->s.end_us - s->s.start_us) / 1000.0);
     if (s->s.operation)
-        ht_buf_printf(b, "  [%s%s%s]", s->s.operation, s->s.resource ? " " : "",
-                      s->s.resource ? s->s.resource : "");
+        ht_buf_printf(b, "  [%s%s%s]", esc(a, s->s.operation),
+                      s->s.resource ? " " : "",
+                      s->s.resource ? esc(a, s->s.resource) : "");
     if (s->cold && (s->s.kind == HT_SK_INIT || s->s.kind == HT_SK_FUNCTION))
         ht_buf_adds(b, "  cold");
     if (s->s.flags & (HT_SPAN_ERROR | HT_SPAN_FAULT | HT_SPAN_THROTTLE))
@@ -508,13 +544,21 @@ static void tree_line(struct ht_buf *b, const struct ht_request *r, int i,
         ht_buf_adds(b, "  (shared with other requests of the batch)");
     if (s->logs_only)
         ht_buf_adds(b, "  (from logs)");
+    for (size_t h = 0; h < r->nhops; h++)
+        if (r->hops[h].pending && r->hops[h].from == i) {
+            ht_buf_printf(b, "  ~> PENDING %s %s: no consumer yet",
+                          ht_via_name(r->hops[h].via),
+                          esc(a, r->hops[h].resource));
+            break;
+        }
     ht_buf_addc(b, '\n');
     for (int k = first_kid[i]; k >= 0; k = next_sib[k])
-        tree_line(b, r, k, depth + 1, first_kid, next_sib, hop_into, guard + 1);
+        tree_line(b, r, k, depth + 1, first_kid, next_sib, hop_into, guard + 1,
+                  a);
 }
 
 static void request_text(struct ht_buf *b, const struct ht_request *r,
-                         size_t idx, size_t total)
+                         size_t idx, size_t total, struct ht_arena *a)
 {
     char t0[96];
     int n = (int)r->nspans;
@@ -524,18 +568,18 @@ static void request_text(struct ht_buf *b, const struct ht_request *r,
     if (total > 1)
         ht_buf_printf(b, "request %zu of %zu\n", idx + 1, total);
     ht_buf_printf(b, "request root %s  start %s  duration %.3f ms\n",
-                  r->spans[r->root].s.name, t0,
+                  esc(a, r->spans[r->root].s.name), t0,
                   (double)(r->end_us - r->start_us) / 1000.0);
     if (r->ntrace_ids) {
         ht_buf_adds(b, "traces:");
         for (size_t i = 0; i < r->ntrace_ids; i++)
-            ht_buf_printf(b, " %s", r->trace_ids[i]);
+            ht_buf_printf(b, " %s", esc(a, r->trace_ids[i]));
         ht_buf_addc(b, '\n');
     }
     if (r->ncorr_ids) {
         ht_buf_adds(b, "correlation ids:");
         for (size_t i = 0; i < r->ncorr_ids; i++)
-            ht_buf_printf(b, " %s", r->corr_ids[i]);
+            ht_buf_printf(b, " %s", esc(a, r->corr_ids[i]));
         ht_buf_addc(b, '\n');
     }
     ht_buf_adds(b, "\ncritical path\n");
@@ -550,13 +594,14 @@ static void request_text(struct ht_buf *b, const struct ht_request *r,
         if (e->kind == HT_CP_WAIT && e->hop >= 0)
             snprintf(what, sizeof(what), "~ %s %s",
                      ht_via_name(r->hops[e->hop].via),
-                     r->hops[e->hop].resource);
+                     esc(a, r->hops[e->hop].resource));
         else
-            snprintf(what, sizeof(what), "%s", s->s.name);
+            snprintf(what, sizeof(what), "%s", esc(a, s->s.name));
         ht_buf_printf(
             b, "  %10.3f %-6s %-28.28s %-30.30s %10.3f %6.1f%%\n",
             (double)(e->start_us - r->start_us) / 1000.0, cp_kinds[e->kind],
-            s->service ? s->service : "", what, (double)e->dur_us / 1000.0,
+            s->service ? esc(a, s->service) : "", what,
+            (double)e->dur_us / 1000.0,
             total_ms > 0 ? 100.0 * (double)e->dur_us / 1000.0 / total_ms : 0.0);
     }
     {
@@ -585,17 +630,38 @@ static void request_text(struct ht_buf *b, const struct ht_request *r,
         ht_buf_adds(b, "\nhops\n");
         for (size_t i = 0; i < r->nhops; i++) {
             const struct ht_qhop *h = &r->hops[i];
+            const char *from = h->from >= 0 ? r->spans[h->from].service : NULL;
 
+            if (h->pending) {
+                ht_buf_printf(b,
+                              "  %-8s %-24s PENDING: no consumer has received "
+                              "it yet; waiting %.3f ms as of the newest event "
+                              "in the store  (%s)  %s -> ?\n",
+                              ht_via_name(h->via), esc(a, h->resource),
+                              h->wait_ms, h->evidence,
+                              from ? esc(a, from) : "?");
+                continue;
+            }
             ht_buf_printf(b, "  %-8s %-24s wait %10.3f ms  (%s)  %s -> %s\n",
-                          ht_via_name(h->via), h->resource, h->wait_ms,
-                          h->evidence,
-                          h->from >= 0 ? r->spans[h->from].service : "?",
-                          h->to >= 0 ? r->spans[h->to].s.name : "?");
+                          ht_via_name(h->via), esc(a, h->resource), h->wait_ms,
+                          h->evidence, from ? esc(a, from) : "?",
+                          h->to >= 0 ? esc(a, r->spans[h->to].s.name) : "?");
         }
     }
-    fanout_text(b, r);
+    fanout_text(b, r, a);
+    {
+        int np = 0;
+
+        for (size_t i = 0; i < r->nhops; i++)
+            np += r->hops[i].pending;
+        if (np)
+            ht_buf_printf(b,
+                          "\nSTUCK: %d write%s of this request %s not reached "
+                          "a consumer yet: the request is not complete\n",
+                          np, np == 1 ? "" : "s", np == 1 ? "has" : "have");
+    }
     for (size_t i = 0; i < r->nwarnings; i++)
-        ht_buf_printf(b, "warning: %s\n", r->warnings[i]);
+        ht_buf_printf(b, "warning: %s\n", esc(a, r->warnings[i]));
 
     first_kid = malloc(sizeof(int) * (size_t)(n + 1));
     next_sib = malloc(sizeof(int) * (size_t)(n + 1));
@@ -622,7 +688,7 @@ static void request_text(struct ht_buf *b, const struct ht_request *r,
         last[p] = i;
     }
     ht_buf_adds(b, "\ntimeline\n");
-    tree_line(b, r, r->root, 0, first_kid, next_sib, hop_into, 0);
+    tree_line(b, r, r->root, 0, first_kid, next_sib, hop_into, 0, a);
     ht_buf_addc(b, '\n');
     free(first_kid);
     free(next_sib);
@@ -632,13 +698,17 @@ static void request_text(struct ht_buf *b, const struct ht_request *r,
 
 void ht_query_text(const struct ht_result *res, struct ht_buf *b)
 {
+    struct ht_arena *a = ht_arena_create();
+
+    HT_ASSERT(a);
     if (res->nrequests > 1)
         ht_buf_printf(b,
                       "%s names %zu requests (a batch served them "
                       "together); most recent first\n\n",
-                      res->query, res->nrequests);
+                      esc(a, res->query), res->nrequests);
     for (size_t i = 0; i < res->nrequests; i++)
-        request_text(b, &res->requests[i], i, res->nrequests);
+        request_text(b, &res->requests[i], i, res->nrequests, a);
+    ht_arena_destroy(a);
 }
 
 /* ---- DOT ------------------------------------------------------------------
@@ -669,18 +739,17 @@ void ht_query_dot(const struct ht_result *res, struct ht_buf *b)
     for (size_t ri = 0; ri < res->nrequests; ri++) {
         const struct ht_request *r = &res->requests[ri];
         bool *on_cp = calloc(r->nspans + 1, sizeof(bool));
+        bool *hop_cp = calloc(r->nhops + 1, sizeof(bool));
         char id[17];
 
-        HT_ASSERT(on_cp);
-        /* a span is on the path when the path passes through it: the
-         * entries' spans and the spans that contain them */
+        HT_ASSERT(on_cp && hop_cp);
+        /* only the critical path is bold: the spans its entries name and
+         * the hops it waits on, not the spans that merely contain them */
         for (size_t i = 0; i < r->ncp; i++) {
-            int j = r->cp[i].span, guard = 0;
-
-            while (j >= 0 && !on_cp[j] && guard++ < 256) {
-                on_cp[j] = true;
-                j = r->spans[j].parent;
-            }
+            on_cp[r->cp[i].span] = true;
+            if (r->cp[i].kind == HT_CP_WAIT && r->cp[i].hop >= 0 &&
+                (size_t)r->cp[i].hop < r->nhops)
+                hop_cp[r->cp[i].hop] = true;
         }
         ht_buf_printf(b, "  subgraph cluster_r%zu {\n    label=", ri);
         {
@@ -711,12 +780,15 @@ void ht_query_dot(const struct ht_result *res, struct ht_buf *b)
             hex8(&s->s.id, id);
             ht_buf_printf(b, "    \"r%zu_%s\" [label=", ri, id);
             dot_str(b, l.data);
-            if (on_cp[i])
+            if (s->cold && s->s.kind == HT_SK_INIT)
+                ht_buf_adds(b, on_cp[i]
+                                   ? ", fillcolor=lightblue, "
+                                     "style=\"filled,bold\", penwidth=2.5"
+                                   : ", fillcolor=lightblue, style=filled");
+            else if (on_cp[i])
                 ht_buf_adds(b, ", style=bold, penwidth=2.5");
             if (s->s.flags & (HT_SPAN_ERROR | HT_SPAN_FAULT | HT_SPAN_THROTTLE))
                 ht_buf_adds(b, ", color=red");
-            if (s->cold && s->s.kind == HT_SK_INIT)
-                ht_buf_adds(b, ", fillcolor=lightblue, style=\"filled,bold\"");
             ht_buf_adds(b, "];\n");
             ht_buf_free(&l);
         }
@@ -736,22 +808,39 @@ void ht_query_dot(const struct ht_result *res, struct ht_buf *b)
             const struct ht_qhop *h = &r->hops[i];
             char fid[17], tid[17], lbl[200];
 
+            if (h->pending && h->from >= 0) {
+                /* a stuck write: a node that says what it waits for */
+                hex8(&r->spans[h->from].s.id, fid);
+                snprintf(lbl, sizeof(lbl),
+                         "PENDING %s %s\nno consumer yet\nwaiting %.3f ms",
+                         ht_via_name(h->via), h->resource, h->wait_ms);
+                ht_buf_printf(b,
+                              "    \"r%zu_pending%zu\" [shape=note, color=red, "
+                              "label=",
+                              ri, i);
+                dot_str(b, lbl);
+                ht_buf_printf(b,
+                              "];\n    \"r%zu_%s\" -> \"r%zu_pending%zu\" "
+                              "[style=dashed, color=red];\n",
+                              ri, fid, ri, i);
+                continue;
+            }
             if (h->from < 0 || h->to < 0)
                 continue;
             hex8(&r->spans[h->from].s.id, fid);
             hex8(&r->spans[h->to].s.id, tid);
             snprintf(lbl, sizeof(lbl), "%s %s\nwait %.3f ms",
                      ht_via_name(h->via), h->resource, h->wait_ms);
-            ht_buf_printf(b, "    \"r%zu_%s\" -> \"r%zu_%s\" [style=%s, label=",
-                          ri, fid, ri, tid,
-                          on_cp[h->from] && on_cp[h->to] ? "\"dashed,bold\", "
-                                                           "penwidth=2.5"
-                                                         : "dashed");
+            ht_buf_printf(
+                b, "    \"r%zu_%s\" -> \"r%zu_%s\" [style=%s, label=", ri, fid,
+                ri, tid,
+                hop_cp[i] ? "\"dashed,bold\", penwidth=2.5" : "dashed");
             dot_str(b, lbl);
             ht_buf_adds(b, "];\n");
         }
         ht_buf_adds(b, "  }\n");
         free(on_cp);
+        free(hop_cp);
     }
     ht_buf_adds(b, "}\n");
 }

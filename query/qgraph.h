@@ -83,8 +83,10 @@ struct q {
     struct map invs;  /* request id -> qinv */
     struct map pairs; /* "via\0corr" -> struct vec of qhop */
     unsigned gen, cgen;
-    long loads;     /* nodes and invocations loaded: the work bound */
-    bool truncated; /* the bound was hit: the answer may be partial */
+    long loads;        /* nodes and invocations loaded: the work bound */
+    bool truncated;    /* the bound was hit: the answer may be partial */
+    int64_t newest_us; /* newest span start in the store, once known */
+    bool newest_done;
 };
 
 /* Work per query is bounded: a pathological id (a trace id on a million
@@ -99,6 +101,15 @@ struct tgt_ctx {
     struct vec spans; /* struct ht_id8 * */
     struct vec invs;  /* const char * request ids */
 };
+
+/* A write whose subsegment failed (error, throttle or fault: a throttled
+ * PutItem, a faulted PutRecord) wrote nothing: it produces no record and
+ * waits for no consumer. */
+#define HT_SPAN_FAILED (HT_SPAN_ERROR | HT_SPAN_FAULT | HT_SPAN_THROTTLE)
+static inline bool ht__write_failed(const struct ht_span *s)
+{
+    return (s->flags & HT_SPAN_WRITE) && (s->flags & HT_SPAN_FAILED);
+}
 
 void *ht__map_get(struct map *m, const void *k, size_t kn);
 void ht__map_put(struct map *m, const void *k, size_t kn, void *v);

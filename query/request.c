@@ -439,7 +439,8 @@ static bool table_has_reader(struct q *q, const char *table)
  * assembler still holds as waiting. The keys are the assembler's hop keys
  * (assembler.c, apply_span); a write the assembler cannot key (no message
  * id, sequence number or correlation id) is not known to be pending. */
-static int pending_writes(struct q *q, const struct ht_request *r)
+static int pending_writes(struct q *q, const struct ht_request *r,
+                          struct vec *out)
 {
     int n = 0;
 
@@ -451,7 +452,7 @@ static int pending_writes(struct q *q, const struct ht_request *r)
         size_t vn;
 
         if (!(s->flags & HT_SPAN_WRITE) || (s->flags & HT_SPAN_ASYNC_INVOKE) ||
-            r->spans[i].shared)
+            r->spans[i].shared || ht__write_failed(s))
             continue;
         for (size_t h = 0; h < r->nhops && !has_hop; h++)
             has_hop = r->hops[h].from == (int)i;
@@ -472,10 +473,97 @@ static int pending_writes(struct q *q, const struct ht_request *r)
             ht_store_get(q->t, HT_DB_PENDING, hk, strlen(hk), &v, &vn) ==
                 HT_ERR_OK &&
             vn >= 1 && ((const uint8_t *)v)[0] == 1 &&
-            (s->via != HT_VIA_DYNAMODB || table_has_reader(q, s->resource)))
+            (s->via != HT_VIA_DYNAMODB || table_has_reader(q, s->resource))) {
             n++;
+            ht__vec_push(q->a, out, (void *)(uintptr_t)(i + 1));
+        }
     }
     return n;
+}
+
+static int any_visit(void *ctx, const void *k, size_t kn, const void *v,
+                     size_t vn)
+{
+    (void)k;
+    (void)kn;
+    (void)v;
+    (void)vn;
+    *(bool *)ctx = true;
+    return 1;
+}
+
+/* The newest span start in the store: the last key of by_time (start µs,
+ * big endian), found byte by byte from the top without reading the rest. */
+static int64_t newest_start(struct q *q)
+{
+    uint8_t pre[8];
+    uint64_t v = 0;
+
+    if (q->newest_done)
+        return q->newest_us;
+    q->newest_done = true;
+    for (int d = 0; d < 8; d++) {
+        bool found = false;
+
+        for (int b = 255; b >= 0 && !found; b--) {
+            pre[d] = (uint8_t)b;
+            ht_store_scan(q->t, HT_DB_BYTIME, pre, (size_t)d + 1, any_visit,
+                          &found);
+        }
+        if (!found)
+            return q->newest_us = 0;
+        v = v << 8 | pre[d];
+    }
+    q->newest_us = (int64_t)v;
+    return q->newest_us;
+}
+
+/* A pending write becomes a hop with no consumer (`to` -1) that has waited
+ * from the end of the call to the newest event the store holds, and a
+ * `pending` warning. */
+static void pending_hops(struct q *q, struct ht_request *r,
+                         const struct vec *idx)
+{
+    struct ht_qhop *nh;
+    int64_t now;
+
+    if (!idx->n)
+        return;
+    now = newest_start(q);
+    nh = ht_arena_alloc(q->a, (r->nhops + idx->n + 1) * sizeof(*nh));
+    memcpy(nh, r->hops, r->nhops * sizeof(*nh));
+    for (size_t k = 0; k < idx->n; k++) {
+        int i = (int)((uintptr_t)idx->p[k] - 1);
+        const struct ht_span *s = &r->spans[i].s;
+        struct ht_qhop *h = &nh[r->nhops++];
+        int64_t waited = now > s->end_us ? now - s->end_us : 0;
+        struct ht_buf w;
+        char id[17];
+
+        memset(h, 0, sizeof(*h));
+        h->from = i;
+        h->to = -1;
+        h->via = s->via;
+        h->resource = s->resource ? s->resource : "";
+        h->evidence = s->message_id ? "message-id"
+                      : s->sequence ? "sequence-number"
+                                    : "correlation";
+        h->wait_ms = (double)waited / 1000.0;
+        h->pending = true;
+        ht_id8_format(&s->id, id);
+        ht_buf_init(&w);
+        ht_buf_printf(&w,
+                      "{\"type\":\"pending\",\"span\":\"%s\",\"name\":", id);
+        ht_buf_json_str(&w, s->operation ? s->operation : s->name);
+        ht_buf_adds(&w, ",\"via\":");
+        ht_buf_json_str(&w, ht_via_name(s->via));
+        ht_buf_adds(&w, ",\"resource\":");
+        ht_buf_json_str(&w, h->resource);
+        ht_buf_printf(&w, ",\"waited_ms\":%.3f}", h->wait_ms);
+        ht__add_warning(q->a, r, ht_arena_strdup(q->a, w.data));
+        ht_buf_free(&w);
+    }
+    r->hops = nh;
 }
 
 /* ---- from nodes to the result ---------------------------------------- */
@@ -484,6 +572,57 @@ static int pending_writes(struct q *q, const struct ht_request *r)
 static int index_of(const struct q *q, const struct qnode *n)
 {
     return n && n->gen == q->gen ? n->idx : -1;
+}
+
+/* Hops out of one producer together, in the order their consumers
+ * started: the attempts of a redelivered message come out first to last
+ * (the one that succeeded last), whatever order the store listed them in.
+ * Each producer's group stays where its first hop was. */
+struct hop_key {
+    struct qhop *h;
+    size_t group, pos;
+    int64_t start;
+};
+
+static int cmp_hop_key(const void *a, const void *b)
+{
+    const struct hop_key *x = a, *y = b;
+
+    if (x->group != y->group)
+        return x->group < y->group ? -1 : 1;
+    if (x->start != y->start)
+        return x->start < y->start ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static void order_attempts(struct q *q, struct vec *hops)
+{
+    struct hop_key *k;
+    struct map first = {0}; /* producer -> 1 + position of its first hop */
+
+    if (hops->n < 2)
+        return;
+    k = ht_arena_alloc(q->a, hops->n * sizeof(*k));
+    for (size_t i = 0; i < hops->n; i++) {
+        struct qhop *h = hops->p[i];
+        void *g = ht__map_get(&first, &h->prod, sizeof(h->prod));
+
+        if (!g) {
+            struct qnode **key = ht_arena_alloc(q->a, sizeof(*key));
+
+            *key = h->prod;
+            g = (void *)(uintptr_t)(i + 1);
+            ht__map_put(&first, key, sizeof(*key), g);
+        }
+        k[i].h = h;
+        k[i].group = (size_t)(uintptr_t)g - 1;
+        k[i].pos = i;
+        k[i].start = ht__q_inv_top(q, h->cons)->s.start_us;
+    }
+    ht__map_free(&first);
+    qsort(k, hops->n, sizeof(*k), cmp_hop_key);
+    for (size_t i = 0; i < hops->n; i++)
+        hops->p[i] = k[i].h;
 }
 
 static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
@@ -518,8 +657,17 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
         s->shared = d.shared.p[i] != NULL;
         s->logs_only = n->synthetic;
         if (inv) {
+            bool cold = inv->has_rec && (inv->rec.flags & HT_INV_COLD);
+
             s->request_id = inv->rid;
-            s->cold = (inv->has_rec && (inv->rec.flags & HT_INV_COLD)) != 0;
+            /* a cold start marks the invocation's own segments (and its
+             * Initialization, below), not the calls it makes */
+            s->cold = cold && (n->synthetic || n->s.kind == HT_SK_LAMBDA ||
+                               n->s.kind == HT_SK_FUNCTION);
+            if (n->synthetic && cold && inv->rec.init_us > 0)
+                s->init_us = inv->rec.init_us < n->s.end_us - n->s.start_us
+                                 ? inv->rec.init_us
+                                 : n->s.end_us - n->s.start_us;
         }
         if (n->s.kind == HT_SK_LAMBDA || n->s.kind == HT_SK_FUNCTION ||
             n->s.kind == HT_SK_APIGW || n->s.kind == HT_SK_SEGMENT || !p)
@@ -562,18 +710,40 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
             r->spans[i].service =
                 r->spans[j].service ? r->spans[j].service : r->spans[i].s.name;
     }
-    /* a cold invocation marks its segments */
+    /* a cold invocation marks its segments: the function segment and the
+     * AWS::Lambda segment above it, never the caller's spans */
     for (size_t i = 0; i < r->nspans; i++)
         if (r->spans[i].s.kind == HT_SK_INIT) {
             int j = r->spans[i].parent, guard = 0;
 
-            while (j >= 0 && guard++ < 256) {
+            while (j >= 0 && guard++ < 8 &&
+                   (r->spans[j].s.kind == HT_SK_FUNCTION ||
+                    r->spans[j].s.kind == HT_SK_LAMBDA)) {
                 r->spans[j].cold = true;
-                j = r->spans[j].parent;
-                if (j >= 0 && r->spans[j].s.kind == HT_SK_APIGW)
+                if (r->spans[j].s.kind == HT_SK_LAMBDA)
                     break;
+                j = r->spans[j].parent;
             }
         }
+    /* Lambda emits a cold function segment that starts after its
+     * Initialization subsegment: the initialization ran inside the
+     * AWS::Lambda segment, before the function segment, and is no clock
+     * disagreement. On the path it is the time before the function. */
+    for (size_t i = 0; i < r->nspans; i++) {
+        struct ht_qspan *ini = &r->spans[i];
+        int f = ini->parent, l;
+
+        if (ini->s.kind != HT_SK_INIT || f < 0 ||
+            r->spans[f].s.kind != HT_SK_FUNCTION ||
+            ini->s.start_us >= r->spans[f].s.start_us)
+            continue;
+        l = r->spans[f].parent;
+        if (l >= 0 && r->spans[l].s.kind == HT_SK_LAMBDA &&
+            ini->s.start_us >= r->spans[l].s.start_us &&
+            ini->s.end_us <= r->spans[l].s.end_us)
+            ini->parent = l;
+    }
+    order_attempts(q, &d.hops);
     r->nhops = d.hops.n;
     r->hops = ht_arena_alloc(q->a, (d.hops.n + 1) * sizeof(*r->hops));
     for (size_t i = 0; i < d.hops.n; i++) {
@@ -581,6 +751,7 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
         struct ht_qhop *o = &r->hops[i];
         struct qnode *top = ht__q_inv_top(q, h->cons);
 
+        memset(o, 0, sizeof(*o));
         o->from = index_of(q, h->prod);
         o->to = index_of(q, top);
         o->via = h->via;
@@ -620,6 +791,7 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
                 ht_arena_alloc(q->a, (r->nhops + 1) * sizeof(*nh));
 
             memcpy(nh, r->hops, r->nhops * sizeof(*nh));
+            memset(&nh[r->nhops], 0, sizeof(nh[r->nhops]));
             nh[r->nhops].from = s->parent;
             nh[r->nhops].to = (int)i;
             nh[r->nhops].via = HT_VIA_LAMBDA;
@@ -651,7 +823,12 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
     }
     ht__critical_path(r, q->a);
     entry_point(q, r);
-    r->npending = pending_writes(q, r);
+    {
+        struct vec pend = {0};
+
+        r->npending = pending_writes(q, r, &pend);
+        pending_hops(q, r, &pend);
+    }
     if (q->truncated)
         ht__add_warning(q->a, r,
                         "{\"type\":\"truncated\",\"message\":\"the request "

@@ -1,8 +1,9 @@
 /*
  * test_critical.c - unit tests of the critical path (query/critical.c) on
  * hand-built requests: CRISP's choice of the last-ending child, kinds
- * (self/call/init/wait), contiguity and the sum invariant, and clamping
- * with a skew warning when clocks disagree.
+ * (self/call/init/wait, a logs-only Init Duration), contiguity and the
+ * sum invariant, and clamping with a skew warning when clocks disagree
+ * (the path from the root to the sink, every skewed hop warned).
  */
 #define _GNU_SOURCE
 #include "ht_query.h"
@@ -42,13 +43,16 @@ static void request_of(struct ht_request *r, struct ht_qspan *spans, size_t n,
     r->end_us = end;
 }
 
+/* Contiguous entries that sum to the duration; with expect_skew a skew
+ * warning instead of the sum (entries stay contiguous unless a hop's
+ * consumer ran before its producer's call ended, checked by the caller). */
 static void check_invariants(const struct ht_request *r, bool expect_skew)
 {
     int64_t sum = 0;
 
     for (size_t i = 0; i < r->ncp; i++) {
         sum += r->cp[i].dur_us;
-        if (i)
+        if (i && !expect_skew)
             CHECK(r->cp[i - 1].start_us + r->cp[i - 1].dur_us ==
                   r->cp[i].start_us);
         CHECK(r->cp[i].dur_us > 0);
@@ -102,26 +106,94 @@ int main(void)
     CHECK(r.cp[2].kind == HT_CP_WAIT && r.cp[2].start_us == 30 &&
           r.cp[2].dur_us == 50 && r.cp[2].hop == 0 && r.cp[2].span == 2);
 
-    /* skew: the consumer starts before the producer call ended */
+    /* skew: the consumer starts before the producer call ended. The path
+     * still starts at the root and ends at the sink; the wait is clamped
+     * to nothing, the consumer is told on its own clock */
     sp[2] = mk("consumer", -1, HT_SK_LAMBDA, 25, 150);
     ht__critical_path(&r, a);
     check_invariants(&r, true);
+    CHECK(r.cp[0].span == 0 && r.cp[0].start_us == 0);
+    CHECK(r.cp[r.ncp - 1].span == 2 &&
+          r.cp[r.ncp - 1].start_us + r.cp[r.ncp - 1].dur_us == 150);
+    for (size_t i = 0; i < r.ncp; i++)
+        CHECK(r.cp[i].kind != HT_CP_WAIT);
+    CHECK(strstr(r.warnings[0], "\"spans\":[") != NULL);
 
-    /* skew: the whole producer runs after the consumer started; the path
-     * must stay contiguous (the cursor never moves forward) */
+    /* skew: the whole producer runs after the consumer started (its host's
+     * clock is far behind): the path starts at the root (the producer),
+     * not at the skewed consumer, and still holds the consumer */
     sp[0] = mk("producer", -1, HT_SK_FUNCTION, 100, 150);
     sp[1] = mk("SQS", 0, HT_SK_CALL, 120, 150);
     sp[2] = mk("consumer", -1, HT_SK_LAMBDA, 90, 300);
     request_of(&r, sp, 3, &hop, 1, 90, 300);
     ht__critical_path(&r, a);
     check_invariants(&r, true);
+    CHECK(r.cp[0].span == 0 && r.cp[0].start_us == 100);
+    CHECK(r.cp[r.ncp - 1].span == 2 &&
+          r.cp[r.ncp - 1].start_us + r.cp[r.ncp - 1].dur_us == 300);
     {
-        int64_t sum = 0;
+        char want[80], p1[17], p2[17];
 
-        for (size_t i = 0; i < r.ncp; i++)
-            sum += r.cp[i].dur_us;
-        CHECK(sum <= r.end_us - r.start_us);
+        ht_id8_format(&sp[1].s.id, p1);
+        ht_id8_format(&sp[2].s.id, p2);
+        snprintf(want, sizeof(want), "\"spans\":[\"%s\",\"%s\"]", p1, p2);
+        CHECK(r.nwarnings == 1 && strstr(r.warnings[0], want) != NULL);
     }
+
+    /* a skewed hop off the critical path is warned about too: root calls
+     * two queues; consumer a (skewed) ends early, consumer b ends last */
+    {
+        struct ht_qhop hh[2];
+        char want[80], p1[17], p2[17];
+
+        sp[0] = mk("root", -1, HT_SK_FUNCTION, 0, 50);
+        sp[1] = mk("SQS", 0, HT_SK_CALL, 10, 20);
+        sp[2] = mk("SQS", 0, HT_SK_CALL, 25, 40);
+        sp[3] = mk("a", -1, HT_SK_LAMBDA, 15, 60);
+        sp[4] = mk("b", -1, HT_SK_LAMBDA, 200, 400);
+        memset(hh, 0, sizeof(hh));
+        hh[0].from = 1;
+        hh[0].to = 3;
+        hh[1].from = 2;
+        hh[1].to = 4;
+        hh[0].via = hh[1].via = HT_VIA_SQS;
+        hh[0].resource = hh[1].resource = "q";
+        request_of(&r, sp, 5, hh, 2, 0, 400);
+        ht__critical_path(&r, a);
+        for (size_t i = 0; i < r.ncp; i++)
+            CHECK(r.cp[i].span != 3);
+        ht_id8_format(&sp[1].s.id, p1);
+        ht_id8_format(&sp[3].s.id, p2);
+        snprintf(want, sizeof(want), "\"spans\":[\"%s\",\"%s\"]", p1, p2);
+        CHECK(r.nwarnings == 1 && strstr(r.warnings[0], want) != NULL);
+        /* a pending hop (no consumer) is neither on the path nor skew */
+        hh[1].to = -1;
+        hh[1].pending = true;
+        sp[4] = mk("c", -1, HT_SK_LAMBDA, 45, 70);
+        request_of(&r, sp, 5, hh, 2, 0, 70);
+        ht__critical_path(&r, a);
+        CHECK(r.nwarnings == 1);
+    }
+
+    /* a logs-only invocation's Init Duration is `init` on the path */
+    sp[0] = mk("producer", -1, HT_SK_FUNCTION, 0, 35);
+    sp[1] = mk("SQS", 0, HT_SK_CALL, 20, 30);
+    sp[2] = mk("consumer", -1, HT_SK_FUNCTION, 80, 150);
+    sp[2].logs_only = true;
+    sp[2].init_us = 40;
+    memset(&hop, 0, sizeof(hop));
+    hop.from = 1;
+    hop.to = 2;
+    hop.via = HT_VIA_SQS;
+    hop.resource = "q";
+    request_of(&r, sp, 3, &hop, 1, 0, 150);
+    ht__critical_path(&r, a);
+    check_invariants(&r, false);
+    CHECK(r.ncp == 5);
+    CHECK(r.cp[3].span == 2 && r.cp[3].kind == HT_CP_INIT &&
+          r.cp[3].start_us == 80 && r.cp[3].dur_us == 40);
+    CHECK(r.cp[4].span == 2 && r.cp[4].kind == HT_CP_SELF &&
+          r.cp[4].dur_us == 30);
 
     /* many sequential children: each is on the path, in order */
     {

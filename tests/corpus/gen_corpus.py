@@ -2,7 +2,8 @@
 """Deterministic corpus generator for hoptrace (Python 3.11, stdlib only).
 
 usage: gen_corpus.py --requests N --seed S --out DIR
-                     [--stream-batch K] [--stalled M] [--order stage|time]
+                     [--stream-batch K] [--stalled M] [--order stage|time|shuffled]
+                     [--link-only P] [--skew P] [--redeliver P]
 
 Simulates the payments pipeline of shared/samples/payments, exact to the
 microsecond:
@@ -39,6 +40,27 @@ consumed by record-ledger: the DynamoDB Streams stage is stalled, as in the
 sample.  Some warm consumer invocations log a plain info line that still
 carries the previous invocation's correlation_id (Powertools appendKeys left
 over) before any record of the new invocation is handled.
+
+Adversities of real telemetry (issue 12), each off by default and drawn from
+a random stream of their own, so that a corpus without them is unchanged:
+
+  --link-only P   a charge-card batch logs no event: its SQS hop is known
+                  only from the X-Ray links of its AWS::Lambda segment
+  --skew P        a consumer container (charge-card, record-ledger,
+                  send-receipt) runs on a host whose clock is 50 ms to 2 s
+                  behind: everything it reports is that much early, so a
+                  consumer can start before its producer's call ends
+  --redeliver P   a charge-card batch fails first (its first PutItem is
+                  throttled with ProvisionedThroughputExceededException and
+                  the function faults); after the visibility timeout (30 s)
+                  the same messages (ApproximateReceiveCount 2) reach an
+                  invocation that succeeds
+  --order shuffled  documents and log messages in random arrival order
+
+With any of them the truth (exact, from the simulated clocks as observed
+by each host) is checked by check_hard.py: every hop, one per consumer
+attempt, duration, path from the root, skew warnings where clocks disagree,
+failed attempts off the path.
 """
 import argparse
 import base64
@@ -94,9 +116,12 @@ def dumps(o):
 
 
 class Gen:
-    def __init__(self, n, seed, stream_batch, stalled, order):
+    def __init__(self, n, seed, stream_batch, stalled, order, link_only=0.0, skew=0.0,
+                 redeliver=0.0):
         self.n = n
         self.rng = random.Random(seed)
+        self.adv = random.Random(seed * 7919 + 17)   # the adversities' own stream
+        self.p_link_only, self.p_skew, self.p_redeliver = link_only, skew, redeliver
         self.k = stream_batch
         self.order = order
         self.n_stalled = stalled if stalled is not None else (max(2, n // 25) if n > 2 else 0)
@@ -123,28 +148,39 @@ class Gen:
         return self.hex(128).upper()
 
     # ---- containers --------------------------------------------------------
+    def chance(self, p):
+        return p > 0 and self.adv.random() < p
+
     def acquire(self, fn, l0):
         free = [c for c in self.containers[fn] if c["free_at"] <= l0]
         if free and self.rng.random() >= COLD_P:
             return min(free, key=lambda c: c["free_at"]), False
         day = datetime.datetime.fromtimestamp(l0 // 1000000, datetime.timezone.utc).strftime("%Y/%m/%d")
-        c = {"stream": f"{day}/[$LATEST]{self.hex(128)}", "free_at": 0, "last_corr": None, "events": []}
+        c = {"stream": f"{day}/[$LATEST]{self.hex(128)}", "free_at": 0, "last_corr": None, "events": [],
+             "skew": 0}
+        if fn != F_START and self.chance(self.p_skew):
+            c["skew"] = self.adv.randint(50 * MS, 2000 * MS)   # this host's clock runs behind
         self.containers[fn].append(c)
         return c, True
 
     # ---- one Lambda invocation ---------------------------------------------
-    def invoke(self, fn, l0, trace, parent_id, event, body, links=None, streamed=False):
+    def invoke(self, fn, l0, trace, parent_id, event, body, links=None, streamed=False, fault=None):
         """Simulate one invocation whose AWS::Lambda segment starts at l0.
-        body(inv, t) performs the handler's work from t and returns its end."""
+        body(inv, t) performs the handler's work from t and returns its end.
+        event None: the handler logs no event. fault: the function segment's
+        cause (a failed attempt). A skewed host reports every time `off`
+        early: inv's times stay real, the documents and logs carry them
+        shifted (inv["off"])."""
         c, cold = self.acquire(fn, l0)
         inv = {"fn": fn, "rid": self.uuid(), "trace": trace, "lam_id": self.seg_id(), "fn_id": self.seg_id(),
                "inv_id": self.seg_id(), "cold": cold, "container": c, "ops": [], "logs": [],
-               "L0": l0, "corr": []}
+               "L0": l0, "corr": [], "off": c["skew"], "fault": fault}
         inv["F0"] = l0 + self.rng.randint(1000, 2000)
         inv["init"] = self.rng.randint(300_000, 500_000) if cold else 0
         i0 = inv["I0"] = inv["F0"] + inv["init"]
         inv["logs"].append((i0, f"START RequestId: {inv['rid']} Version: $LATEST\n"))
-        self.pt(inv, i0, "Lambda invocation event", {"event": event})
+        if event is not None:
+            self.pt(inv, i0, "Lambda invocation event", {"event": event})
         i1 = inv["I1"] = body(inv, i0)
         f1 = inv["F1"] = i1 + 800
         l1 = inv["L1"] = f1 + 400
@@ -157,6 +193,12 @@ class Gen:
         inv["logs"].append((f1, f"END RequestId: {inv['rid']}\n"))
         inv["logs"].append((l1, report))
         c["free_at"] = l1
+        if inv["off"]:
+            off = inv["off"]
+            inv["logs"] = [(t - off, m) for t, m in inv["logs"]]
+            for _, _, d in inv["ops"]:
+                d["start_time"] = sec(round(d["start_time"] * 1e6) - off)
+                d["end_time"] = sec(round(d["end_time"] * 1e6) - off)
         c["events"].extend(inv["logs"])
         if inv["corr"]:
             c["last_corr"] = inv["corr"][-1]
@@ -197,6 +239,10 @@ class Gen:
 
     def emit_lambda(self, inv, parent_id, links, streamed):
         fn = inv["fn"]
+        if inv["off"]:   # what the skewed host reports
+            inv = dict(inv)
+            for k in ("L0", "F0", "I0", "I1", "F1", "L1"):
+                inv[k] -= inv["off"]
         sub_init = ({"id": self.seg_id(), "name": "Initialization", "start_time": sec(inv["F0"]),
                      "end_time": sec(inv["I0"])} if inv["cold"] else None)
         overhead = {"id": self.seg_id(), "name": "Overhead", "start_time": sec(inv["I1"]), "end_time": sec(inv["F1"])}
@@ -222,6 +268,9 @@ class Gen:
             invocation["subsegments"] = [d for _, _, d in inv["ops"]]
             invocation["end_time"] = sec(inv["I1"])
             fseg["subsegments"] = ([sub_init] if sub_init else []) + [invocation, overhead]
+        if inv["fault"]:
+            fseg["fault"] = True
+            fseg["cause"] = inv["fault"]
         fseg["end_time"] = sec(inv["F1"])
         self.emit(inv["F1"], fseg)
         lseg = {"trace_id": inv["trace"], "id": inv["lam_id"], "start_time": sec(inv["L0"]), "name": fn}
@@ -308,24 +357,59 @@ class Gen:
         msgs = sorted(((r["send_end"], r) for r in self.reqs), key=lambda x: (x[0], x[1]["i"]))
         for l0, batch in self.batches(msgs, 20 * MS, 800 * MS, 10):
             trace = self.trace_id(l0)
-            records = []
-            for r in batch:
-                body = dumps({"orderId": r["order"], "correlation_id": r["apigw"]})
-                records.append({"messageId": r["message_id"], "receiptHandle": "AQEB" + self.hex(160),
-                                "body": body,
-                                "attributes": {"ApproximateReceiveCount": "1",
-                                               "AWSTraceHeader": f"Root={r['trace_api']};Parent={r['send_id']};"
-                                                                 f"Sampled=1;Lineage=1:{self.hex(32)}:0",
-                                               "SentTimestamp": str(ms(r["send_end"])),
-                                               "SenderId": "AROA" + self.hex(64).upper(),
-                                               "ApproximateFirstReceiveTimestamp": str(ms(l0))},
-                                "messageAttributes": {}, "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
-                                "eventSource": "aws:sqs",
-                                "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{QUEUE}", "awsRegion": REGION})
+
+            def records_of(l0, count):
+                records = []
+                for r in batch:
+                    body = dumps({"orderId": r["order"], "correlation_id": r["apigw"]})
+                    records.append({"messageId": r["message_id"], "receiptHandle": "AQEB" + self.hex(160),
+                                    "body": body,
+                                    "attributes": {"ApproximateReceiveCount": str(count),
+                                                   "AWSTraceHeader": f"Root={r['trace_api']};Parent={r['send_id']};"
+                                                                     f"Sampled=1;Lineage=1:{self.hex(32)}:0",
+                                                   "SentTimestamp": str(ms(r["send_end"])),
+                                                   "SenderId": "AROA" + self.hex(64).upper(),
+                                                   "ApproximateFirstReceiveTimestamp": str(ms(l0))},
+                                    "messageAttributes": {}, "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
+                                    "eventSource": "aws:sqs",
+                                    "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{QUEUE}", "awsRegion": REGION})
+                return records
+            records = records_of(l0, 1)
             links = None
-            if rng.random() < LINKS_P:
+            link_only = self.chance(self.p_link_only)
+            if rng.random() < LINKS_P or link_only:
                 links = [{"trace_id": r["trace_api"], "id": r["send_id"],
                           "attributes": {"aws.xray.reserved.reference_type": "parent"}} for r in batch]
+            for r in batch:
+                r["failed"] = []
+            if self.chance(self.p_redeliver):
+                # the first attempt: the first record's PutItem is throttled,
+                # the handler gives up and the function faults
+                def failing(inv, t, batch=batch):
+                    r = batch[0]
+                    t += MS + self.adv.randint(2 * MS, 6 * MS)
+                    e = t + self.adv.randint(8 * MS, 17 * MS)
+                    d = self.op(inv, "DynamoDB", t, e, {"operation": "PutItem", "table_name": TABLE},
+                                {"correlation_id": r["apigw"]})
+                    d.update({"error": True, "throttle": True, "http": {"response": {"status": 400}},
+                              "cause": {"working_directory": "/var/task", "exceptions": [
+                                  {"id": self.hex(64), "remote": True,
+                                   "type": "ProvisionedThroughputExceededException",
+                                   "message": "The level of configured provisioned throughput for the "
+                                              "table was exceeded."}]}})
+                    self.pt(inv, e, "charge failed", {"level": "ERROR", "correlation_id": r["apigw"],
+                                                      "orderId": r["order"]})
+                    inv["corr"].append(r["apigw"])
+                    return e + 2 * MS
+                fault = {"working_directory": "/var/task",
+                         "exceptions": [{"id": self.hex(64), "type": "Error", "message": "batch failed"}]}
+                inv = self.invoke(F_CHARGE, l0, trace, None, None if link_only else {"Records": records},
+                                  failing, links, streamed=True, fault=fault)
+                for r in batch:
+                    r["failed"].append(inv)
+                l0 = inv["L1"] + 30_000 * MS      # the visibility timeout
+                trace = self.trace_id(l0)
+                records = records_of(l0, 2)
 
             def body(inv, t, batch=batch):
                 t = self.stale_line(inv, t + MS, "charging batch", len(batch))
@@ -340,7 +424,8 @@ class Gen:
                     t = e + rng.randint(2 * MS, 10 * MS)
                 return t
 
-            inv = self.invoke(F_CHARGE, l0, trace, None, {"Records": records}, body, links, streamed=True)
+            inv = self.invoke(F_CHARGE, l0, trace, None, None if link_only else {"Records": records},
+                              body, links, streamed=True)
             for r in batch:
                 r["charge_inv"] = inv
                 r["batch_size"] = len(batch)
@@ -422,6 +507,9 @@ class Gen:
     def write_segments(self, path):
         if self.order == "time":
             grams = sorted(self.datagrams, key=lambda x: (x[0], x[1]))
+        elif self.order == "shuffled":   # arrival in any order
+            grams = list(self.datagrams)
+            self.adv.shuffle(grams)
         else:   # the sample's: stage by stage, each invocation's documents as the SDK sends them
             grams = self.datagrams
         with open(path, "w") as f:
@@ -441,6 +529,8 @@ class Gen:
                         chunk.append({"id": f"{ms(t):013d}{counter:043d}", "timestamp": ms(t), "message": m})
                     msgs.append({"messageType": "DATA_MESSAGE", "owner": ACCOUNT, "logGroup": f"/aws/lambda/{fn}",
                                  "logStream": c["stream"], "subscriptionFilters": ["hoptrace"], "logEvents": chunk})
+        if self.order == "shuffled":
+            self.adv.shuffle(msgs)
         half = (len(msgs) + 1) // 2
         with open(os.path.join(out, "logs-cwl.ndjson"), "w") as f:
             for m in msgs[:half]:
@@ -455,24 +545,39 @@ class Gen:
             f.write(dumps({"Records": recs, "NextShardIterator": "AAAA", "MillisBehindLatest": 0}))
 
     def truth(self):
+        """Exact truth as the documents report it: a skewed host's times are
+        shifted by its offset (inv["off"]), the AWS services' are not."""
+        def obs(inv, k):
+            return inv[k] - inv["off"]
         out, extra = [], []
         for r in self.reqs:
             si, ci = r["start_inv"], r["charge_inv"]
-            nodes = [(r["api_start"], r["api_end"], API_NAME), (si["L0"], si["L1"], F_START),
-                     (ci["L0"], ci["L1"], F_CHARGE)]
-            hops = [{"via": "sqs", "resource": QUEUE, "wait_ms": (ci["L0"] - r["send_end"]) / 1000}]
+            nodes = [(r["api_start"], r["api_end"], API_NAME), (obs(si, "L0"), obs(si, "L1"), F_START),
+                     (obs(ci, "L0"), obs(ci, "L1"), F_CHARGE)]
+            failed = [(obs(f, "L0"), obs(f, "L1"), F_CHARGE) for f in r["failed"]]
+            hops = [{"via": "sqs", "resource": QUEUE, "wait_ms": (n[0] - r["send_end"]) / 1000}
+                    for n in failed + [nodes[2]]]
+            pairs = [[r["send_id"], f["lam_id"]] for f in r["failed"] + [ci]]
+            skewed = [obs(f, "L0") < r["send_end"] for f in r["failed"] + [ci]]
             li = ri = None
             if not r["stalled"]:
                 li, ri = r["ledger_inv"], r["receipt_inv"]
-                nodes += [(li["L0"], li["L1"], F_LEDGER), (ri["L0"], ri["L1"], F_RECEIPT)]
-                hops += [{"via": "dynamodb", "resource": TABLE, "wait_ms": (li["L0"] - r["put_end"]) / 1000},
-                         {"via": "kinesis", "resource": STREAM, "wait_ms": (ri["L0"] - r["putrec_end"]) / 1000}]
-            start = min(n[0] for n in nodes)
-            end = max(n[1] for n in nodes)
+                put_end = r["put_end"] - ci["off"]
+                putrec_end = r["putrec_end"] - li["off"]
+                nodes += [(obs(li, "L0"), obs(li, "L1"), F_LEDGER), (obs(ri, "L0"), obs(ri, "L1"), F_RECEIPT)]
+                hops += [{"via": "dynamodb", "resource": TABLE, "wait_ms": (obs(li, "L0") - put_end) / 1000},
+                         {"via": "kinesis", "resource": STREAM, "wait_ms": (obs(ri, "L0") - putrec_end) / 1000}]
+                pairs += [[r["put_id"], li["lam_id"]], [r["putrec_id"], ri["lam_id"]]]
+                skewed += [obs(li, "L0") < put_end, obs(ri, "L0") < putrec_end]
+            allnodes = nodes + failed
+            start = min(n[0] for n in allnodes)
+            end = max(n[1] for n in allnodes)
             sink = max(nodes, key=lambda n: n[1])
             path = [n[2] for n in nodes[:nodes.index(sink) + 1]]
-            assert start == r["api_start"]
-            assert path[-1] == (F_CHARGE if r["stalled"] else F_RECEIPT), (r["i"], path)
+            skew = any(skewed)
+            if not skew:
+                assert start == r["api_start"]
+                assert path[-1] == (F_CHARGE if r["stalled"] else F_RECEIPT), (r["i"], path)
             t = {"i": r["i"], "apigw_request_id": r["apigw"], "correlation_id": r["apigw"],
                  "create_request_id": si["rid"], "process_request_id": ci["rid"], "batch_size": r["batch_size"],
                  "message_id": r["message_id"], "start_us": start}
@@ -497,6 +602,14 @@ class Gen:
                                   {"kind": "kinesis", "what": "kinesis_sequence", "id": r["kin_seq"], "want": 1}]})
             t.update({"end_us": end, "duration_ms": (end - start) / 1000, "hops": hops, "path": path,
                       "stalled": r["stalled"], "trace_ids": tids})
+            # the exact extras check_hard.py holds hoptrace to
+            t.update({"root_start_us": r["api_start"], "skew": skew,
+                      "skew_pairs": [p for p, k in zip(pairs, skewed) if k],
+                      "failed_request_ids": [f["rid"] for f in r["failed"]],
+                      "off_path": [x for f in r["failed"] for x in
+                                   [f["lam_id"], f["fn_id"], f["inv_id"]] + [d["id"] for _, _, d in f["ops"]]]})
+            if r["stalled"]:
+                t["pending"] = [{"via": "dynamodb", "resource": TABLE, "from": r["put_id"]}]
             out.append(t)
         last_us = max(d[0] for d in self.datagrams)
         stall = {"stage_via": "dynamodb", "resource": TABLE, "producer": F_CHARGE, "consumer": F_LEDGER,
@@ -514,12 +627,22 @@ def main(argv=None):
                     help="max records per record-ledger / send-receipt invocation (default 1)")
     ap.add_argument("--stalled", type=int, default=None,
                     help="requests never consumed by record-ledger (default max(2, N//25))")
-    ap.add_argument("--order", choices=["stage", "time"], default="stage",
-                    help="segments.ndjson order: stage by stage as the sample (default) or by emission time")
+    ap.add_argument("--order", choices=["stage", "time", "shuffled"], default="stage",
+                    help="segments.ndjson order: stage by stage as the sample (default), by emission "
+                         "time, or shuffled (log messages too)")
+    ap.add_argument("--link-only", type=float, default=0.0, metavar="P",
+                    help="share of charge-card batches known only by X-Ray links (no logged event)")
+    ap.add_argument("--skew", type=float, default=0.0, metavar="P",
+                    help="share of consumer containers on a host whose clock runs 50 ms - 2 s behind")
+    ap.add_argument("--redeliver", type=float, default=0.0, metavar="P",
+                    help="share of charge-card batches that fail first and are redelivered")
     a = ap.parse_args(argv)
     if a.requests < 1 or a.stream_batch < 1:
         ap.error("--requests and --stream-batch must be >= 1")
-    g = Gen(a.requests, a.seed, a.stream_batch, a.stalled, a.order)
+    for p in (a.link_only, a.skew, a.redeliver):
+        if not 0 <= p <= 1:
+            ap.error("--link-only, --skew and --redeliver take a share between 0 and 1")
+    g = Gen(a.requests, a.seed, a.stream_batch, a.stalled, a.order, a.link_only, a.skew, a.redeliver)
     g.run()
     os.makedirs(a.out, exist_ok=True)
     g.write_segments(os.path.join(a.out, "segments.ndjson"))

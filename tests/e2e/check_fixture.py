@@ -13,7 +13,9 @@ name) in one `ingest` call into a fresh store; check exit status, and with
 --strict on a second fresh store the expected strict exit; reject counts per
 reason (`stats --format json`); every id of every request: exit 0, entry
 count, the request among the entries, duration, hops, critical-path
-services, sum and contiguity, skew warning; `--format dot` (and `dot -Tsvg`
+services, sum and contiguity, skew warning, and where expected.json has
+them the exact extras (hop_count, root_start_us, init_ms, skew_pairs,
+pending, off_path, cold_spans); `--format dot` (and `dot -Tsvg`
 when Graphviz is installed) and `--format text`; unknown ids exit 1; then
 ingest the same files again and require byte-identical `trace --format
 json` output for every id. Prints one line per failure, then
@@ -21,6 +23,7 @@ json` output for every id. Prints one line per failure, then
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -139,8 +142,58 @@ class Fixture:
                 errs.append("critical path entry lacks %s" % e)
         elif not cp:
             errs.append("empty critical path")
+        errs.extend(self.check_exact(r, t, cp, hops, warnings))
         for e in errs:
             self.fail("%s: %s" % (where, e))
+
+    def check_exact(self, r, t, cp, hops, warnings):
+        """The optional exact fields of expected.json (fixtures/README.md)."""
+        errs = []
+        real = [h for h in hops if not h.get("pending")]
+        if "hop_count" in t and len(real) != t["hop_count"]:
+            errs.append("%d hops, expected %d (one per consumer attempt): %s" % (
+                len(real), t["hop_count"],
+                ["%s:%s" % (h.get("via"), h.get("resource")) for h in real]))
+        try:
+            if cp and "root_start_us" in t and abs(cp[0]["start_us"] - t["root_start_us"]) > CONTIG_US:
+                errs.append("critical path starts at %s, not at the root's start %s" % (
+                    cp[0]["start_us"], t["root_start_us"]))
+            if cp and abs(cp[-1]["start_us"] + cp[-1]["duration_ms"] * 1000 - t["end_us"]) > CONTIG_US:
+                errs.append("critical path ends at %s, not at the last end %s" % (
+                    cp[-1]["start_us"] + cp[-1]["duration_ms"] * 1000, t["end_us"]))
+            if "init_ms" in t:
+                init = sum(e["duration_ms"] for e in cp if e.get("kind") == "init")
+                if abs(init - t["init_ms"]) > TOL_MS:
+                    errs.append("init on the critical path %.3f ms, expected %.3f" % (init, t["init_ms"]))
+        except (KeyError, TypeError) as e:
+            errs.append("critical path entry lacks %s" % e)
+        skews = [w for w in warnings if isinstance(w, dict) and w.get("type") == "skew"]
+        for pair in t.get("skew_pairs", []):
+            if not any(w.get("spans") == pair for w in skews):
+                errs.append("no skew warning naming %s" % pair)
+        pend = [h for h in hops if h.get("pending")]
+        for ph in t.get("pending", []):
+            m = [h for h in pend if h.get("to") is None and h.get("via") == ph["via"]
+                 and h.get("resource") == ph["resource"] and h.get("from") == ph["from"]]
+            if not m:
+                errs.append("no pending hop %s:%s from %s" % (ph["via"], ph["resource"], ph["from"]))
+            elif not isinstance(m[0].get("wait_ms"), (int, float)) or \
+                    abs(m[0]["wait_ms"] - ph["wait_ms"]) > TOL_MS:
+                errs.append("pending hop waited %s ms, expected %.3f" % (m[0].get("wait_ms"), ph["wait_ms"]))
+            if not any(isinstance(w, dict) and w.get("type") == "pending"
+                       and w.get("span") == ph["from"] for w in warnings):
+                errs.append("no pending warning for %s" % ph["from"])
+        if "pending" in t and len(pend) != len(t["pending"]):
+            errs.append("%d pending hops, expected %d" % (len(pend), len(t["pending"])))
+        off = set(t.get("off_path", []))
+        on = [e.get("span") for e in cp if e.get("span") in off]
+        if on:
+            errs.append("the critical path runs through %s (a failed attempt)" % on)
+        if "cold_spans" in t:
+            got = sorted(sp.get("id") for sp in r.get("spans") or [] if sp.get("cold_start"))
+            if got != sorted(t["cold_spans"]):
+                errs.append("cold_start on %s, expected %s" % (got, sorted(t["cold_spans"])))
+        return errs
 
     def all_ids(self, t):
         ids = []
@@ -169,7 +222,7 @@ class Fixture:
                     self.fail("%s: unreadable json: %s" % (where, e))
                     continue
                 want = counts.get(ident, 1)
-                if kind == "corr":
+                if kind == "corr" and ident not in counts:
                     if len(rs) < 1:
                         self.fail("%s: no requests" % where)
                 elif len(rs) != want:
@@ -194,21 +247,47 @@ class Fixture:
                 self.fail("unknown id %s: exit %s, expected 1" % (ident, rc))
         return outputs
 
+    def check_dot_bold(self, where, dot, js):
+        """Only the critical path is bold: the nodes drawn bold are exactly
+        the spans the critical path's entries name."""
+        try:
+            rs = json.loads(js)["requests"]
+        except (ValueError, KeyError, TypeError):
+            return
+        want, got = set(), set()
+        for ri, r in enumerate(rs):
+            want |= {"r%d_%s" % (ri, e.get("span")) for e in r.get("critical_path") or []}
+        for line in dot.decode(errors="replace").splitlines():
+            line = line.strip()
+            m = re.match(r'"(r\d+_[0-9a-f]{16})" \[label=', line)
+            if m and "bold" in line:
+                got.add(m.group(1))
+        if got != want:
+            self.fail("%s: --format dot draws bold %d spans off the path and misses %d on it" % (
+                where, len(got - want), len(want - got)))
+
     def check_formats(self, db, t, ident):
         where = "request %s" % t["name"]
         rc, out, err = self.trace(db, ident, "dot")
+        _, js, _ = self.trace(db, ident)
         if rc != 0:
             self.fail("%s: --format dot exit %s" % (where, rc))
         elif not out.lstrip().startswith(b"digraph"):
             self.fail("%s: --format dot does not start with 'digraph'" % where)
-        elif shutil.which("dot"):
-            p = subprocess.run(["dot", "-Tsvg"], input=out, capture_output=True, timeout=TIMEOUT)
-            if p.returncode != 0:
-                self.fail("%s: dot -Tsvg rejects the output: %s" % (
-                    where, p.stderr.decode(errors="replace").strip()[:160]))
+        else:
+            self.check_dot_bold(where, out, js)
+            if shutil.which("dot"):
+                p = subprocess.run(["dot", "-Tsvg"], input=out, capture_output=True, timeout=TIMEOUT)
+                if p.returncode != 0:
+                    self.fail("%s: dot -Tsvg rejects the output: %s" % (
+                        where, p.stderr.decode(errors="replace").strip()[:160]))
         rc, out, err = self.trace(db, ident, "text")
         if rc != 0:
             self.fail("%s: --format text exit %s" % (where, rc))
+        elif t.get("pending") and b"PENDING" not in out:
+            self.fail("%s: --format text does not say the request is stuck" % where)
+        elif any(c < 0x20 and c not in (0x0a, 0x09) for c in out):
+            self.fail("%s: --format text writes control characters" % where)
 
     # ------------------------------------------------------------------
     def check(self):
