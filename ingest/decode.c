@@ -147,12 +147,14 @@ enum {
     A_MESSAGE_ID,
     A_SEQUENCE_NUMBER,
     A_INVOCATION_TYPE,
+    A_TOPIC_ARN,
     A__COUNT
 };
 static const char *const aws_keys[A__COUNT] = {
     "operation",      "api_gateway", "request_id",      "queue_url",
     "table_name",     "stream_name", "function_name",   "table_names",
-    "resource_names", "message_id",  "sequence_number", "invocation_type"};
+    "resource_names", "message_id",  "sequence_number", "invocation_type",
+    "topic_arn"};
 
 static void fill_aws(struct xray_ctx *x, hj aws, struct ht_span *s)
 {
@@ -180,6 +182,8 @@ static void fill_aws(struct xray_ctx *x, hj aws, struct ht_span *s)
     else if ((str = hj_str(f[A_STREAM_NAME])))
         s->resource = ht_arena_strdup(b->arena, str);
     else if ((str = hj_str(f[A_FUNCTION_NAME])))
+        s->resource = tail_name(b, str, ":");
+    else if ((str = hj_str(f[A_TOPIC_ARN]))) /* SNS: the topic's name */
         s->resource = tail_name(b, str, ":");
     else if (hj_is_string(hj_at(f[A_TABLE_NAMES], 0)))
         s->resource = first_str(b, f[A_TABLE_NAMES]);

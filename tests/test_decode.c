@@ -103,6 +103,15 @@ static void test_xray(void)
     feed("[\n  " SEG ",\n  " SQS_SUB "\n]\n");
     CHECK(b.nspans == 3 && total_rejects() == 0);
 
+    /* SNS Publish: the resource is the topic's name from its ARN */
+    feed("{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
+         "\"86ff721126a64906\",\"start_time\":1795700000,\"end_time\":"
+         "1795700000.02,\"name\":\"SNS\",\"namespace\":\"aws\",\"aws\":{"
+         "\"operation\":\"Publish\",\"topic_arn\":"
+         "\"arn:aws:sns:us-east-1:123456789012:order-events\"}}");
+    CHECK(b.nspans == 1 && total_rejects() == 0);
+    CHECK_STREQ(b.spans[0].resource, "order-events");
+
     /* in progress */
     feed("{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
          "\"86ff721126a64905\",\"start_time\":1795700000,\"name\":\"x\","
