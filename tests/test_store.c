@@ -112,6 +112,27 @@ static int count_cb(void *ctx, const void *k, size_t kn, const void *v,
     return 0;
 }
 
+/* A packed span of trace `tr` (X-Ray text id), id `id` (16 hex), parent
+ * `parent` (16 hex or NULL), ending at `end_us`. */
+static void packed_span(struct ht_buf *b, const char *tr, const char *id,
+                        const char *parent, int64_t end_us)
+{
+    struct ht_span s;
+
+    memset(&s, 0, sizeof(s));
+    CHECK(ht_tid_parse(tr, strlen(tr), &s.trace));
+    CHECK(ht_id8_parse(id, 16, &s.id));
+    if (parent) {
+        CHECK(ht_id8_parse(parent, 16, &s.parent));
+        s.flags |= HT_SPAN_HAS_PARENT;
+    }
+    s.start_us = end_us - 1000;
+    s.end_us = end_us;
+    s.name = "n";
+    ht_buf_reset(b);
+    ht_span_pack(&s, b);
+}
+
 static void test_lmdb(void)
 {
     char dir[] = "/tmp/ht_test_store_XXXXXX";
@@ -125,8 +146,30 @@ static void test_lmdb(void)
 
     CHECK(mkdtemp(dir) != NULL);
     CHECK(ht_store_open(dir, false, &s) == HT_ERR_OK);
+    struct ht_buf sp;
+    struct ht_id8 id1, id2;
+    struct ht_tid tr1;
+
+    ht_buf_init(&sp);
+    ht_id8_parse("1111111111111111", 16, &id1);
+    ht_id8_parse("2222222222222222", 16, &id2);
+    ht_tid_parse("1-6b083520-c49c720af84bd7b4b9c2b14a", 35, &tr1);
     CHECK(ht_store_begin(s, true, &t) == HT_ERR_OK);
-    CHECK(ht_store_put(t, HT_DB_NODES, "12345678", 8, "abc", 3) == 0);
+    /* nodes take a packed span (its trace says where it is filed) */
+    CHECK(ht_store_put(t, HT_DB_NODES, "12345678", 8, "abc", 3) ==
+          HT_ERR_USAGE);
+    packed_span(&sp, "1-6b083520-c49c720af84bd7b4b9c2b14a", "1111111111111111",
+                NULL, 1795700000000000LL);
+    CHECK(ht_store_put(t, HT_DB_NODES, id1.b, 8, sp.data, sp.len) == 0);
+    /* read back in the same transaction (deferred puts are applied) */
+    CHECK(ht_store_get(t, HT_DB_NODES, id1.b, 8, &v, &vn) == 0);
+    CHECK(vn == sp.len);
+    packed_span(&sp, "1-6b083520-c49c720af84bd7b4b9c2b14a", "2222222222222222",
+                "1111111111111111", 1795700000500000LL);
+    CHECK(ht_store_put(t, HT_DB_NODES, id2.b, 8, sp.data, sp.len) == 0);
+    packed_span(&sp, "1-6b083521-000000000000000000000001", "3333333333333333",
+                NULL, 1795700001000000LL);
+    CHECK(ht_store_put(t, HT_DB_NODES, sp.data + 1, 8, sp.data, sp.len) == 0);
     CHECK(ht_store_put(t, HT_DB_KEYS, "Kx", 2, "S1", 2) == 0);
     CHECK(ht_store_put(t, HT_DB_KEYS, "Kx", 2, "S2", 2) == 0);
     CHECK(ht_store_put(t, HT_DB_KEYS, "Kx", 2, "S1", 2) == 0); /* dup: no-op */
@@ -138,9 +181,26 @@ static void test_lmdb(void)
     CHECK(ht_store_commit(t) == HT_ERR_OK);
 
     CHECK(ht_store_begin(s, false, &t) == HT_ERR_OK);
-    CHECK(ht_store_get(t, HT_DB_NODES, "12345678", 8, &v, &vn) == 0);
-    CHECK(vn == 3 && memcmp(v, "abc", 3) == 0);
+    CHECK(ht_store_get(t, HT_DB_NODES, id2.b, 8, &v, &vn) == 0);
+    {
+        struct ht_id8 par;
+        struct ht_tid tr;
+
+        CHECK(ht_span_peek_parent(v, vn, &par) == 0 &&
+              memcmp(par.b, id1.b, 8) == 0);
+        CHECK(ht_span_peek_trace(v, vn, &tr) == 0 &&
+              memcmp(tr.b, tr1.b, 16) == 0);
+    }
     CHECK(ht_store_get(t, HT_DB_NODES, "nope", 4, &v, &vn) == HT_ERR_NOTFOUND);
+    CHECK(ht_store_get(t, HT_DB_NODES, "nopenope", 8, &v, &vn) ==
+          HT_ERR_NOTFOUND);
+    /* a trace's spans are one range of nodes, in span id order */
+    n = 0;
+    ht_store_scan(t, HT_DB_NODES, tr1.b, 16, count_cb, &n);
+    CHECK(n == 2);
+    n = 0;
+    ht_store_scan(t, HT_DB_SPANS, NULL, 0, count_cb, &n);
+    CHECK(n == 3);
     n = 0;
     ht_store_dups(t, HT_DB_KEYS, "Kx", 2, count_cb, &n);
     CHECK(n == 2);
@@ -157,8 +217,28 @@ static void test_lmdb(void)
     /* growing the map keeps the data */
     CHECK(ht_store_grow(s) == HT_ERR_OK);
     CHECK(ht_store_begin(s, false, &t) == HT_ERR_OK);
-    CHECK(ht_store_get(t, HT_DB_NODES, "12345678", 8, &v, &vn) == 0);
+    CHECK(ht_store_get(t, HT_DB_NODES, id1.b, 8, &v, &vn) == 0);
     ht_store_abort(t);
+
+    /* deleting a node by span id removes its span index entry too; a
+     * single key/value pair of keys can go alone */
+    CHECK(ht_store_begin(s, true, &t) == HT_ERR_OK);
+    CHECK(ht_store_del(t, HT_DB_NODES, id1.b, 8) == 0);
+    CHECK(ht_store_get(t, HT_DB_NODES, id1.b, 8, &v, &vn) == HT_ERR_NOTFOUND);
+    CHECK(ht_store_get(t, HT_DB_SPANS, id1.b, 8, &v, &vn) == HT_ERR_NOTFOUND);
+    CHECK(ht_store_get(t, HT_DB_NODES, id2.b, 8, &v, &vn) == 0);
+    CHECK(ht_store_del_pair(t, HT_DB_KEYS, "Kx", 2, "S1", 2) == 0);
+    CHECK(ht_store_del_pair(t, HT_DB_KEYS, "Kx", 2, "S9", 2) == 0);
+    n = 0;
+    ht_store_dups(t, HT_DB_KEYS, "Kx", 2, count_cb, &n);
+    CHECK(n == 1);
+    /* the newest event only moves forward */
+    CHECK(ht_store_newest_event(t) == INT64_MIN);
+    CHECK(ht_store_note_event(t, 2000) == 0);
+    CHECK(ht_store_note_event(t, 1000) == 0);
+    CHECK(ht_store_newest_event(t) == 2000);
+    CHECK(ht_store_commit(t) == HT_ERR_OK);
+    ht_buf_free(&sp);
 
     /* a store of another schema version is refused with a clear error */
     CHECK(ht_store_begin(s, true, &t) == HT_ERR_OK);
