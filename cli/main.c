@@ -41,6 +41,7 @@ static const char usage[] =
     "function\n"
     "  refresh               bring the summaries behind endpoints up to "
     "date\n"
+    "  prune --before TIME   remove the requests that ended before TIME\n"
     "\n"
     "global options:\n"
     "  --db DIR     the store (default: $HOPTRACE_DB, else ./hoptrace.db)\n"
@@ -118,6 +119,8 @@ int main(int argc, char **argv)
         return ht_cmd_functions(&cli, cargc, cargv);
     if (strcmp(cmd, "refresh") == 0)
         return ht_cmd_refresh(&cli, cargc, cargv);
+    if (strcmp(cmd, "prune") == 0)
+        return ht_cmd_prune(&cli, cargc, cargv);
     if (strcmp(cmd, "help") == 0) {
         fputs(usage, stdout);
         return HT_EXIT_OK;

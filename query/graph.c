@@ -136,7 +136,14 @@ static int tgt_visit(void *ctx, const void *k, size_t kn, const void *v,
         ht__vec_push(c->q->a, &c->spans, id);
     } else if (vn > 1 && p[0] == HT_TARGET_INV) {
         char rid[HT_ID_PACKED_MAX];
+        const void *iv;
+        size_t ivn;
 
+        /* an invocation removed by retention may leave a key behind (see
+         * store/prune.c): a key only counts while its invocation exists */
+        if (ht_store_get(c->q->t, HT_DB_INV, p + 1, vn - 1, &iv, &ivn) !=
+            HT_ERR_OK)
+            return 0;
         if (ht_id_unpack(p + 1, vn - 1, rid, sizeof(rid)))
             ht__vec_push(c->q->a, &c->invs, ht_arena_strdup(c->q->a, rid));
     }

@@ -144,7 +144,8 @@ int ht_store_put(struct ht_txn *t, int db, const void *k, size_t kn,
 int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
                  const void **v, size_t *vn);
 int ht_store_del(struct ht_txn *t, int db, const void *k, size_t kn);
-/* Deletes one key/value pair of a dupsort database (keys); absent is OK. */
+/* Deletes one key/value pair of a dupsort database (keys);
+ * HT_ERR_NOTFOUND when it was not there. */
 int ht_store_del_pair(struct ht_txn *t, int db, const void *k, size_t kn,
                       const void *v, size_t vn);
 

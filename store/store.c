@@ -875,8 +875,6 @@ int ht_store_del_pair(struct ht_txn *t, int db, const void *k, size_t kn,
         return HT_ERR_USAGE;
     SEE_OWN_WRITES(t, db);
     rc = mdb_del(t->txn, t->s->dbi[db], &key, &val);
-    if (rc == MDB_NOTFOUND)
-        return HT_ERR_OK;
     return txn_err(t, rc, "deleting");
 }
 

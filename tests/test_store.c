@@ -228,7 +228,8 @@ static void test_lmdb(void)
     CHECK(ht_store_get(t, HT_DB_SPANS, id1.b, 8, &v, &vn) == HT_ERR_NOTFOUND);
     CHECK(ht_store_get(t, HT_DB_NODES, id2.b, 8, &v, &vn) == 0);
     CHECK(ht_store_del_pair(t, HT_DB_KEYS, "Kx", 2, "S1", 2) == 0);
-    CHECK(ht_store_del_pair(t, HT_DB_KEYS, "Kx", 2, "S9", 2) == 0);
+    CHECK(ht_store_del_pair(t, HT_DB_KEYS, "Kx", 2, "S9", 2) ==
+          HT_ERR_NOTFOUND);
     n = 0;
     ht_store_dups(t, HT_DB_KEYS, "Kx", 2, count_cb, &n);
     CHECK(n == 1);
