@@ -2,12 +2,19 @@
  * test_store.c - unit tests of store/: record encodings round-trip and
  * reject truncated values, the LMDB primitives (put/get, dupsort keys,
  * prefix scans, counters), map growth, and the schema check on open.
+ * Maps: two writers with different HOPTRACE_MAP_MB on one store, one
+ * growing while the other is open, both survive (no process shrinks a
+ * file another has mapped); a 1 MiB map grows silently; a write
+ * transaction that hit a full map keeps saying so (never MDB_BAD_TXN).
  */
 #define _GNU_SOURCE
 #include "ht_store.h"
 #include "ht_test.h"
 
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void test_span_roundtrip(void)
@@ -285,11 +292,124 @@ static void test_id_pack(void)
                        4, back, sizeof(back)) == 0);
 }
 
+/* Writes `mib` MiB of dead letters tagged `tag` in transactions of about
+ * 256 KiB, growing the map whenever it is full, as the sink does. */
+static int write_mib(struct ht_store *s, char tag, int mib)
+{
+    static char val[4000];
+    int done = 0;
+
+    memset(val, tag, sizeof(val));
+    while (done < mib * 256) {
+        struct ht_txn *t;
+        int rc = ht_store_begin(s, true, &t);
+
+        for (int i = 0; !rc && i < 64; i++) {
+            char key[32];
+            int kn = snprintf(key, sizeof(key), "%c%08d", tag, done + i);
+
+            rc = ht_store_put(t, HT_DB_DLQ, key, (size_t)kn, val, sizeof(val));
+        }
+        if (rc) {
+            /* once full, the transaction says so to every later call */
+            if (rc == HT_ERR_MAPFULL)
+                CHECK(ht_store_put(t, HT_DB_META, "x", 1, "y", 1) ==
+                      HT_ERR_MAPFULL);
+            ht_store_abort(t);
+        } else {
+            rc = ht_store_commit(t);
+        }
+        if (rc == HT_ERR_MAPFULL) {
+            if (ht_store_grow(s) != HT_ERR_OK)
+                return -1;
+            continue;
+        }
+        if (rc)
+            return -1;
+        done += 64;
+    }
+    return 0;
+}
+
+static int count_tag(struct ht_store *s, char tag)
+{
+    struct ht_txn *t;
+    char p[1] = {tag};
+    int n = 0;
+
+    CHECK(ht_store_begin(s, false, &t) == HT_ERR_OK);
+    ht_store_scan(t, HT_DB_DLQ, p, 1, count_cb, &n);
+    ht_store_abort(t);
+    return n;
+}
+
+static void test_two_writers(void)
+{
+    char dir[] = "/tmp/ht_test_maps_XXXXXX";
+    int ready[2], go[2], status = 0;
+    struct ht_store *s;
+    pid_t pid;
+    char c;
+
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(pipe(ready) == 0 && pipe(go) == 0);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        /* a writer with a 64 MiB map: data.mdb is 64 MiB from its open */
+        setenv("HOPTRACE_MAP_MB", "64", 1);
+        if (ht_store_open(dir, false, &s) != HT_ERR_OK || write_mib(s, 'a', 1))
+            _exit(3);
+        if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+            _exit(4);
+        /* ... writes well past what a 1 MiB writer would have left of the
+         * file, and past 64 MiB (grows while the other is open) */
+        if (write_mib(s, 'b', 80))
+            _exit(5);
+        ht_store_close(s);
+        _exit(0);
+    }
+    CHECK(read(ready[0], &c, 1) == 1);
+    setenv("HOPTRACE_MAP_MB", "1", 1);
+    CHECK(ht_store_open(dir, false, &s) == HT_ERR_OK);
+    {
+        char path[128];
+        struct stat st;
+
+        /* opening with a smaller map did not shrink the file */
+        snprintf(path, sizeof(path), "%s/data.mdb", dir);
+        CHECK(stat(path, &st) == 0 && st.st_size >= (64 << 20));
+    }
+    CHECK(write(go[1], "g", 1) == 1);
+    CHECK(write_mib(s, 'c', 24) == 0);
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "the other writer died of signal %d\n",
+                WTERMSIG(status));
+    /* everything both wrote is there */
+    CHECK(count_tag(s, 'a') == 256 && count_tag(s, 'b') == 80 * 256 &&
+          count_tag(s, 'c') == 24 * 256);
+    ht_store_close(s);
+    unsetenv("HOPTRACE_MAP_MB");
+    close(ready[0]);
+    close(ready[1]);
+    close(go[0]);
+    close(go[1]);
+    {
+        char cmd[128];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        CHECK(system(cmd) == 0);
+    }
+}
+
 int main(void)
 {
     test_id_pack();
     test_span_roundtrip();
     test_inv_fact();
     test_lmdb();
+    test_two_writers();
     TEST_DONE();
 }
