@@ -555,12 +555,24 @@ static int sort_dputs(struct ht_bulk *b, struct dlist *l, bool dups)
     return HT_ERR_OK;
 }
 
+/* a > b in LMDB's default key order (bytes, then length) */
+static bool key_after(const MDB_val *a, const MDB_val *b)
+{
+    size_t m = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+    int c = memcmp(a->mv_data, b->mv_data, m);
+
+    return c > 0 || (c == 0 && a->mv_size > b->mv_size);
+}
+
 /* Writes the sorted puts l of put set b into database db. */
 static int apply_list(struct ht_txn *t, int db, const struct ht_bulk *b,
                       const struct dlist *l)
 {
     bool dups = db == HT_DB_KEYS;
     MDB_cursor *c;
+    MDB_val last, lv;
+    uint8_t first_last[512];
+    bool have_last;
     int rc;
 
     if (l->n == 0)
@@ -569,6 +581,24 @@ static int apply_list(struct ht_txn *t, int db, const struct ht_bulk *b,
     rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c);
     if (rc)
         return txn_err(t, rc, "opening a cursor");
+    /*
+     * Puts beyond the table's last key are appended (MDB_APPEND): no
+     * search, and a full page is split by starting a new one instead of
+     * halving it. Keys that arrive nearly in order (nodes by trace id,
+     * by_time) would otherwise leave every page of the table half empty.
+     */
+    rc = mdb_cursor_get(c, &last, &lv, MDB_LAST);
+    have_last = rc == 0;
+    if (rc == 0 && last.mv_size <= sizeof(first_last)) {
+        memcpy(first_last, last.mv_data, last.mv_size);
+        last.mv_data = first_last;
+    } else if (rc == 0) {
+        /* cannot be (keys stop at 511 bytes): then nothing is appended */
+        last.mv_data = first_last;
+        last.mv_size = sizeof(first_last);
+        memset(first_last, 0xff, sizeof(first_last));
+    }
+    rc = rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
     for (size_t i = 0; i < l->n && !rc; i++) {
         const struct dput *e = &l->v[i];
         const char *p = b->dbuf.data + e->off;
@@ -587,7 +617,15 @@ static int apply_list(struct ht_txn *t, int db, const struct ht_bulk *b,
                  (n->vn == e->vn && memcmp(p + e->kn, q + n->kn, e->vn) == 0)))
                 continue;
         }
-        rc = mdb_cursor_put(c, &key, &val, dups ? MDB_NODUPDATA : 0);
+        bool append = !have_last || key_after(&key, &last);
+
+        rc = mdb_cursor_put(c, &key, &val,
+                            (dups ? MDB_NODUPDATA : 0) |
+                                (append ? MDB_APPEND : 0));
+        if (rc == 0 && append) {
+            last = key; /* the put set's bytes outlive the loop */
+            have_last = true;
+        }
         if (rc == MDB_KEYEXIST)
             rc = 0;
     }
