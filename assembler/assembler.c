@@ -249,8 +249,7 @@ static void apply_span(struct wr *w, const struct ht_span *s)
          * in-progress copy replaced by the complete one leaves a stale
          * entry, which prune recognises and drops) */
         put(w, HT_DB_BYTIME, bt,
-            ht_bytime_span_key(bt, ht_span_last_us(s), &s->trace, &s->id), "",
-            0);
+            ht_bytime_span_key(bt, ht_span_last_us(s), &s->id), "", 0);
     }
 }
 

@@ -16,8 +16,8 @@
  *               and a parent's spans are not in keys: they are ranges of
  *               nodes ('T' keys name invocations only)
  *   pending     hop key -> half awaiting its match (state + time)
- *   by_time     last event µs (8, big endian) + 'S' + trace id (16) +
- *               span id (8), or + 'I' + packed Lambda request id -> empty:
+ *   by_time     last event µs (8, big endian) + 'S' + span id (8), or
+ *               + 'I' + packed Lambda request id -> empty:
  *               one entry per node and per invocation, in the order they
  *               expire (retention, ht_prune.h)
  *   checkpoints source id -> position
@@ -224,7 +224,7 @@ int64_t ht_inv_last_us(const struct ht_inv *inv);
 #define HT_BYTIME_INV 'I'
 #define HT_BYTIME_KEY_MAX (9 + HT_ID_PACKED_MAX)
 size_t ht_bytime_span_key(uint8_t *out, int64_t last_us,
-                          const struct ht_tid *trace, const struct ht_id8 *id);
+                          const struct ht_id8 *id);
 size_t ht_bytime_inv_key(uint8_t *out, int64_t last_us, const uint8_t *prid,
                          size_t prn);
 void ht_inv_pack(const struct ht_inv *inv, struct ht_buf *out);

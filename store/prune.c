@@ -96,9 +96,8 @@ static void del_half(struct pr *p, const char *hk)
     p->st.pending++;
 }
 
-/* Removes node (trace + id) s and its index entries (apply_span). */
-static void drop_span(struct pr *p, const uint8_t key24[24],
-                      const struct ht_span *s)
+/* Removes node s and its index entries (apply_span). */
+static void drop_span(struct pr *p, const struct ht_span *s)
 {
     char hk[512];
     const uint8_t *id = s->id.b;
@@ -128,7 +127,7 @@ static void drop_span(struct pr *p, const uint8_t key24[24],
     for (uint32_t i = 0; i < s->nlinks; i++)
         del_bin(p, HT_K_LINK, s->links[i].id.b, 8, HT_TARGET_SPAN, id, 8);
     if (!p->err)
-        chk(p, ht_store_del(p->t, HT_DB_NODES, key24, 24));
+        chk(p, ht_store_del(p->t, HT_DB_NODES, id, 8));
     p->st.nodes++;
 }
 
@@ -247,15 +246,14 @@ static void prune_entry(struct pr *p, const uint8_t *k, size_t kn)
     size_t vn;
     bool stale = true;
 
-    if (kn == 33 && k[8] == HT_BYTIME_SPAN) {
+    if (kn == 17 && k[8] == HT_BYTIME_SPAN) {
         struct ht_span s;
 
-        if (ht_store_get(p->t, HT_DB_NODES, k + 9, 24, &v, &vn) ==
-                HT_ERR_OK &&
+        if (ht_store_get(p->t, HT_DB_NODES, k + 9, 8, &v, &vn) == HT_ERR_OK &&
             ht_span_unpack(v, vn, p->a, &s) == HT_ERR_OK &&
             ht_span_last_us(&s) == ts) {
             stale = false;
-            drop_span(p, k + 9, &s);
+            drop_span(p, &s);
         }
     } else if (kn > 9 && k[8] == HT_BYTIME_INV) {
         struct ht_inv inv;

@@ -349,13 +349,12 @@ int64_t ht_inv_last_us(const struct ht_inv *inv)
 }
 
 size_t ht_bytime_span_key(uint8_t *out, int64_t last_us,
-                          const struct ht_tid *trace, const struct ht_id8 *id)
+                          const struct ht_id8 *id)
 {
     ht_be64_put(out, (uint64_t)last_us);
     out[8] = HT_BYTIME_SPAN;
-    memcpy(out + 9, trace->b, 16);
-    memcpy(out + 25, id->b, 8);
-    return 33;
+    memcpy(out + 9, id->b, 8);
+    return 17;
 }
 
 size_t ht_bytime_inv_key(uint8_t *out, int64_t last_us, const uint8_t *prid,
