@@ -320,11 +320,11 @@ static void apply_inv(struct wr *w, const struct fact_ref *f, size_t n,
          * the store does not depend on the order its lines arrived in */
         if (!stored || last != old_last) {
             if (stored && !w->err)
-                w->err = ht_store_del(w->t, HT_DB_BYTIME, bt,
-                                      ht_bytime_inv_key(bt, old_last, prid,
-                                                        prn));
-            put(w, HT_DB_BYTIME, bt, ht_bytime_inv_key(bt, last, prid, prn),
-                "", 0);
+                w->err =
+                    ht_store_del(w->t, HT_DB_BYTIME, bt,
+                                 ht_bytime_inv_key(bt, old_last, prid, prn));
+            put(w, HT_DB_BYTIME, bt, ht_bytime_inv_key(bt, last, prid, prn), "",
+                0);
         }
     }
 }

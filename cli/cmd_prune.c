@@ -147,9 +147,9 @@ int ht_cmd_prune(struct ht_cli *cli, int argc, char **argv)
                "\"hop_halves\":%llu,\"stale_entries\":%llu},\"slices\":%llu,"
                "\"seconds\":%.3f,\"store_bytes\":%lld}\n",
                (long long)(cutoff == INT64_MIN ? 0 : cutoff),
-               (long long)horizon, (long long)(newest == INT64_MIN ? 0 : newest),
-               (unsigned long long)st.nodes,
-               (unsigned long long)st.invocations,
+               (long long)horizon,
+               (long long)(newest == INT64_MIN ? 0 : newest),
+               (unsigned long long)st.nodes, (unsigned long long)st.invocations,
                (unsigned long long)st.facts, (unsigned long long)st.keys,
                (unsigned long long)st.pending, (unsigned long long)st.stale,
                (unsigned long long)st.slices,
@@ -158,8 +158,7 @@ int ht_cmd_prune(struct ht_cli *cli, int argc, char **argv)
     } else {
         printf("removed %llu spans, %llu invocations, %llu records and log "
                "lines, %llu keys, %llu hop halves in %llu slices (%.2f s)\n",
-               (unsigned long long)st.nodes,
-               (unsigned long long)st.invocations,
+               (unsigned long long)st.nodes, (unsigned long long)st.invocations,
                (unsigned long long)st.facts, (unsigned long long)st.keys,
                (unsigned long long)st.pending, (unsigned long long)st.slices,
                (double)(ht_now_mono_us() - t0) / 1e6);

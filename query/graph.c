@@ -151,8 +151,8 @@ static int tgt_visit(void *ctx, const void *k, size_t kn, const void *v,
 }
 
 /* A span of a trace's range of nodes (key trace id + span id). */
-static int trace_span_visit(void *ctx, const void *k, size_t kn,
-                            const void *v, size_t vn)
+static int trace_span_visit(void *ctx, const void *k, size_t kn, const void *v,
+                            size_t vn)
 {
     struct tgt_ctx *c = ctx;
     struct ht_id8 *id;

@@ -54,9 +54,8 @@ int ht_prune_slice(struct ht_store *s, int64_t cutoff_us, size_t budget,
                    bool *more, struct ht_prune_stats *st);
 
 /* The same with an explicit horizon (0: each piece by its own end). */
-int ht_prune_slice_h(struct ht_store *s, int64_t cutoff_us,
-                     int64_t horizon_us, size_t budget, bool *more,
-                     struct ht_prune_stats *st);
+int ht_prune_slice_h(struct ht_store *s, int64_t cutoff_us, int64_t horizon_us,
+                     size_t budget, bool *more, struct ht_prune_stats *st);
 
 /* The oldest last-activity time in by_time (INT64_MIN when empty). */
 int64_t ht_store_oldest_event(struct ht_txn *t);

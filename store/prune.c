@@ -153,8 +153,7 @@ static void drop_fact_refs(struct pr *p, const struct ht_fact *f,
             snprintf(hk, sizeof(hk), "kin:%s", id);
             del_half(p, hk);
             if (f->corr && f->resource) {
-                snprintf(hk, sizeof(hk), "kinesis:%s/%s", f->resource,
-                         f->corr);
+                snprintf(hk, sizeof(hk), "kinesis:%s/%s", f->resource, f->corr);
                 del_half(p, hk);
             }
         } else if (f->via == HT_VIA_DYNAMODB) {
@@ -348,9 +347,8 @@ static int slice_once(struct ht_store *s, int64_t cutoff, size_t budget,
     return HT_ERR_OK;
 }
 
-int ht_prune_slice_h(struct ht_store *s, int64_t cutoff_us,
-                     int64_t horizon_us, size_t budget, bool *more,
-                     struct ht_prune_stats *st)
+int ht_prune_slice_h(struct ht_store *s, int64_t cutoff_us, int64_t horizon_us,
+                     size_t budget, bool *more, struct ht_prune_stats *st)
 {
     int64_t cutoff = cutoff_us;
     int rc = HT_ERR_OK;

@@ -77,9 +77,8 @@ static bool deferrable(int db)
 }
 
 static const char *const db_names[HT_DB__COUNT] = {
-    "meta",    "nodes",       "inv", "facts",  "keys",  "pending",
-    "by_time", "checkpoints", "dlq", "stages", "dirty", "agg",
-    "spans"};
+    "meta",        "nodes", "inv",    "facts", "keys", "pending", "by_time",
+    "checkpoints", "dlq",   "stages", "dirty", "agg",  "spans"};
 
 #define INITIAL_MAP ((size_t)1 << 30)
 
@@ -989,8 +988,7 @@ int64_t ht_store_newest_event(struct ht_txn *t)
     size_t vn;
     int64_t val = INT64_MIN;
 
-    if (ht_store_get(t, HT_DB_META, "newest_event", 12, &v, &vn) ==
-            HT_ERR_OK &&
+    if (ht_store_get(t, HT_DB_META, "newest_event", 12, &v, &vn) == HT_ERR_OK &&
         vn == sizeof(val))
         memcpy(&val, v, sizeof(val));
     return val;

@@ -324,8 +324,8 @@ static void test_line_order(void)
 
 static uint64_t all_rows(void)
 {
-    static const int dbs[] = {HT_DB_NODES, HT_DB_SPANS,  HT_DB_INV,
-                              HT_DB_FACTS, HT_DB_KEYS,   HT_DB_BYTIME,
+    static const int dbs[] = {HT_DB_NODES,  HT_DB_SPANS, HT_DB_INV,
+                              HT_DB_FACTS,  HT_DB_KEYS,  HT_DB_BYTIME,
                               HT_DB_PENDING};
     uint64_t n = 0;
 
