@@ -16,7 +16,8 @@
  *               and a parent's spans are not in keys: they are ranges of
  *               nodes ('T' keys name invocations only)
  *   pending     hop key -> half awaiting its match (state + time)
- *   by_time     last event µs (8, big endian) + 'S' + span id (8), or
+ *   by_time     last event µs (8, big endian, sign bit flipped) + 'S' +
+ *               span id (8), or
  *               + 'I' + packed Lambda request id -> empty:
  *               one entry per node and per invocation, in the order they
  *               expire (retention, ht_prune.h)
@@ -223,6 +224,10 @@ int64_t ht_inv_last_us(const struct ht_inv *inv);
 #define HT_BYTIME_SPAN 'S'
 #define HT_BYTIME_INV 'I'
 #define HT_BYTIME_KEY_MAX (9 + HT_ID_PACKED_MAX)
+/* The time is stored with its sign bit flipped, so that byte order is time
+ * order for negative times too (a bad clock must not hide from retention). */
+#define HT_BYTIME_SIGN (1ull << 63)
+int64_t ht_bytime_time(const uint8_t *key);
 size_t ht_bytime_span_key(uint8_t *out, int64_t last_us,
                           const struct ht_id8 *id);
 size_t ht_bytime_inv_key(uint8_t *out, int64_t last_us, const uint8_t *prid,

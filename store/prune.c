@@ -240,7 +240,7 @@ static void drop_inv(struct pr *p, const uint8_t *prid, size_t prn,
  * piece's current entry; a replaced version's entry just goes. */
 static void prune_entry(struct pr *p, const uint8_t *k, size_t kn)
 {
-    int64_t ts = (int64_t)ht_be64_get(k);
+    int64_t ts = ht_bytime_time(k);
     const void *v;
     size_t vn;
     bool stale = true;
@@ -286,7 +286,7 @@ static int collect_expired(void *ctx, const void *k, size_t kn, const void *v,
 
     (void)v;
     (void)vn;
-    if (kn < 9 || (int64_t)ht_be64_get(k) >= e->cutoff || e->n >= e->budget)
+    if (kn < 9 || ht_bytime_time(k) >= e->cutoff || e->n >= e->budget)
         return 1;
     ht_buf_add(&e->keys, &n, 4);
     ht_buf_add(&e->keys, k, kn);
@@ -359,8 +359,8 @@ int ht_prune_slice_h(struct ht_store *s, int64_t cutoff_us, int64_t horizon_us,
                                                     : INT64_MIN;
     if (!budget)
         budget = DEFAULT_BUDGET;
-    if (cutoff <= 0)
-        return HT_ERR_OK; /* nothing ends before the epoch */
+    if (cutoff == INT64_MIN)
+        return HT_ERR_OK; /* nothing ends before that */
     /* deleting copies pages too: a full map is grown and the slice redone */
     for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         rc = slice_once(s, cutoff, budget, more, st);
@@ -386,7 +386,7 @@ static int first_visit(void *ctx, const void *k, size_t kn, const void *v,
     (void)v;
     (void)vn;
     if (kn >= 8)
-        *(int64_t *)ctx = (int64_t)ht_be64_get(k);
+        *(int64_t *)ctx = ht_bytime_time(k);
     return 1;
 }
 

@@ -348,10 +348,15 @@ int64_t ht_inv_last_us(const struct ht_inv *inv)
     return t;
 }
 
+int64_t ht_bytime_time(const uint8_t *key)
+{
+    return (int64_t)(ht_be64_get(key) ^ HT_BYTIME_SIGN);
+}
+
 size_t ht_bytime_span_key(uint8_t *out, int64_t last_us,
                           const struct ht_id8 *id)
 {
-    ht_be64_put(out, (uint64_t)last_us);
+    ht_be64_put(out, (uint64_t)last_us ^ HT_BYTIME_SIGN);
     out[8] = HT_BYTIME_SPAN;
     memcpy(out + 9, id->b, 8);
     return 17;
@@ -362,7 +367,7 @@ size_t ht_bytime_inv_key(uint8_t *out, int64_t last_us, const uint8_t *prid,
 {
     if (prn > HT_ID_PACKED_MAX)
         prn = HT_ID_PACKED_MAX;
-    ht_be64_put(out, (uint64_t)last_us);
+    ht_be64_put(out, (uint64_t)last_us ^ HT_BYTIME_SIGN);
     out[8] = HT_BYTIME_INV;
     memcpy(out + 9, prid, prn);
     return 9 + prn;

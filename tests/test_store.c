@@ -343,6 +343,28 @@ static int count_tag(struct ht_store *s, char tag)
     return n;
 }
 
+/* by_time keys sort in time order, negative times first; they decode. */
+static void test_bytime_keys(void)
+{
+    static const int64_t ts[] = {-5000000, -1, 0, 1, 1795700000000000LL};
+    uint8_t prev[HT_BYTIME_KEY_MAX], cur[HT_BYTIME_KEY_MAX];
+    struct ht_id8 id;
+    size_t pn = 0, cn;
+
+    memset(&id, 7, sizeof(id));
+    for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
+        cn = ht_bytime_span_key(cur, ts[i], &id);
+        CHECK(cn == 17 && cur[8] == HT_BYTIME_SPAN);
+        CHECK(ht_bytime_time(cur) == ts[i]);
+        if (pn)
+            CHECK(memcmp(prev, cur, 8) < 0);
+        memcpy(prev, cur, cn);
+        pn = cn;
+    }
+    cn = ht_bytime_inv_key(cur, -3, (const uint8_t *)"\0r-1", 4);
+    CHECK(cn == 13 && cur[8] == HT_BYTIME_INV && ht_bytime_time(cur) == -3);
+}
+
 static void test_two_writers(void)
 {
     char dir[] = "/tmp/ht_test_maps_XXXXXX";
@@ -410,6 +432,7 @@ int main(void)
     test_span_roundtrip();
     test_inv_fact();
     test_lmdb();
+    test_bytime_keys();
     test_two_writers();
     TEST_DONE();
 }
