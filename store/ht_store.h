@@ -7,7 +7,10 @@
  *               written by span id (8): the store finds the trace in
  *               `spans` (get, del) or in the packed record (put). A
  *               trace's spans are one range: scan with the 16-byte prefix
- *   spans       span id (8) -> trace id (16), maintained with nodes
+ *   spans       day (2, big endian: the span's start, days since the
+ *               epoch) + span id (8) -> trace id (16), maintained with
+ *               nodes; a lookup by span id probes the days present, newest
+ *               first, so inserts land in the newest day's part of the tree
  *   inv         Lambda request id -> packed ht_inv (what logs say)
  *   facts       request id NUL fact-hash (8) -> packed ht_fact
  *               (records an invocation received, correlation lines)
@@ -59,7 +62,7 @@ enum ht_db {
                      request summaries were last refreshed */
     HT_DB_AGG,    /* request summaries and per-route / per-function
                      aggregates (query side, refreshed from dirty) */
-    HT_DB_SPANS,  /* span id (8) -> trace id (16): written with nodes */
+    HT_DB_SPANS,  /* day (2) + span id (8) -> trace id (16): with nodes */
     HT_DB__COUNT
 };
 
@@ -214,6 +217,7 @@ int ht_span_peek_flags(const void *v, size_t n, uint32_t *flags);
 /* Just the trace id / the parent id (zero when none) of a packed span. */
 int ht_span_peek_trace(const void *v, size_t n, struct ht_tid *trace);
 int ht_span_peek_parent(const void *v, size_t n, struct ht_id8 *parent);
+int ht_span_peek_start(const void *v, size_t n, int64_t *start_us);
 
 /* When a node / an invocation last showed activity (µs): its end, or its
  * start while it has none. Retention orders and removes by this time. */

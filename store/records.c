@@ -313,6 +313,16 @@ int ht_span_peek_trace(const void *v, size_t n, struct ht_tid *trace)
     return HT_ERR_OK;
 }
 
+int ht_span_peek_start(const void *v, size_t n, int64_t *start_us)
+{
+    struct rd r = {(const uint8_t *)v + 33, (const uint8_t *)v + n, false};
+
+    if (n < 33 || ((const uint8_t *)v)[0] != SPAN_FORMAT)
+        return HT_ERR_CORRUPT;
+    *start_us = get_i64(&r);
+    return r.bad ? HT_ERR_CORRUPT : HT_ERR_OK;
+}
+
 int ht_span_peek_parent(const void *v, size_t n, struct ht_id8 *parent)
 {
     uint32_t flags;

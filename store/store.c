@@ -743,19 +743,45 @@ void ht_bulk_free(struct ht_bulk *b)
  * order. `spans` maps a span id to its trace id for lookups by span id.
  * The trace is read from the packed span record itself.
  */
+
+/*
+ * `spans` keys begin with the day the span started (2 bytes): span ids are
+ * random, and without the day every batch would touch pages all over the
+ * index, as many as the store holds; with it a batch's inserts land in the
+ * newest days' part of the tree, a working set bounded by a day's spans.
+ * A lookup by span id probes the days present, newest first (two B-tree
+ * searches per day: the days are found in the tree itself, no list).
+ */
+#define SPAN_KEY 10
+
+static size_t span_key(uint8_t *out, int64_t start_us, const void *id)
+{
+    int64_t d = start_us / 86400000000LL;
+
+    if (d < 0)
+        d = 0;
+    if (d > 0xffff)
+        d = 0xffff;
+    out[0] = (uint8_t)(d >> 8);
+    out[1] = (uint8_t)d;
+    memcpy(out + 2, id, 8);
+    return SPAN_KEY;
+}
 static int node_put(struct ht_bulk *b, const void *k, const void *v, size_t vn)
 {
-    uint8_t key[24];
+    uint8_t key[24], skey[SPAN_KEY];
     struct ht_tid tr;
+    int64_t start;
     int rc;
 
-    if (ht_span_peek_trace(v, vn, &tr) != HT_ERR_OK)
+    if (ht_span_peek_trace(v, vn, &tr) != HT_ERR_OK ||
+        ht_span_peek_start(v, vn, &start) != HT_ERR_OK)
         return HT_ERR_USAGE;
     memcpy(key, tr.b, 16);
     memcpy(key + 16, k, 8);
     rc = bulk_add(b, HT_DB_NODES, key, 24, v, vn);
     if (!rc)
-        rc = bulk_add(b, HT_DB_SPANS, k, 8, tr.b, 16);
+        rc = bulk_add(b, HT_DB_SPANS, skey, span_key(skey, start, k), tr.b, 16);
     return rc;
 }
 
@@ -822,22 +848,56 @@ int ht_store_put(struct ht_txn *t, int db, const void *k, size_t kn,
     return txn_err(t, rc, "writing");
 }
 
-/* The stored key (trace id + span id) of node `id`: HT_ERR_NOTFOUND when
- * the span is unknown. */
-static int node_key(struct ht_txn *t, const void *id, uint8_t key[24])
+/* The stored key (trace id + span id) of node `id`, and its `spans` key
+ * (skey, when not NULL): HT_ERR_NOTFOUND when the span is unknown. */
+static int node_key(struct ht_txn *t, const void *id, uint8_t key[24],
+                    uint8_t *skey)
 {
-    MDB_val k = {8, (void *)(uintptr_t)id}, v;
-    int rc;
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint8_t probe[SPAN_KEY];
+    int rc, found = MDB_NOTFOUND;
 
     SEE_OWN_WRITES(t, HT_DB_SPANS);
-    rc = mdb_get(t->txn, t->s->dbi[HT_DB_SPANS], &k, &v);
+    rc = mdb_cursor_open(t->txn, t->s->dbi[HT_DB_SPANS], &c);
     if (rc)
+        return txn_err(t, rc, "opening a cursor");
+    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    while (rc == 0 && k.mv_size == SPAN_KEY) {
+        MDB_val pk = {SPAN_KEY, probe};
+        unsigned day = (unsigned)((const uint8_t *)k.mv_data)[0] << 8 |
+                       ((const uint8_t *)k.mv_data)[1];
+
+        /* this day: the span itself? */
+        memcpy(probe, k.mv_data, 2);
+        memcpy(probe + 2, id, 8);
+        rc = mdb_cursor_get(c, &pk, &v, MDB_SET_KEY);
+        if (rc == 0) {
+            found = v.mv_size == 16 ? 0 : -1;
+            if (!found) {
+                memcpy(key, v.mv_data, 16);
+                memcpy(key + 16, id, 8);
+                if (skey)
+                    memcpy(skey, probe, SPAN_KEY);
+            }
+            break;
+        }
+        if (rc != MDB_NOTFOUND || day == 0)
+            break;
+        /* the day before that holds spans: the last key before this day */
+        memset(probe + 2, 0, 8);
+        pk.mv_data = probe;
+        pk.mv_size = SPAN_KEY;
+        rc = mdb_cursor_get(c, &pk, &v, MDB_SET_RANGE);
+        if (rc == 0)
+            rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+    }
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND)
         return txn_err(t, rc, "reading");
-    if (v.mv_size != 16)
+    if (found == -1)
         return HT_ERR_CORRUPT;
-    memcpy(key, v.mv_data, 16);
-    memcpy(key + 16, id, 8);
-    return HT_ERR_OK;
+    return found ? HT_ERR_NOTFOUND : HT_ERR_OK;
 }
 
 int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
@@ -849,7 +909,7 @@ int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
 
     TXN_USABLE(t);
     if (db == HT_DB_NODES && kn == 8) {
-        rc = node_key(t, k, nk);
+        rc = node_key(t, k, nk, NULL);
         if (rc)
             return rc;
         key.mv_data = nk;
@@ -867,30 +927,30 @@ int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
 int ht_store_del(struct ht_txn *t, int db, const void *k, size_t kn)
 {
     MDB_val key = {kn, (void *)(uintptr_t)k};
-    uint8_t nk[24];
+    uint8_t nk[24], sk[SPAN_KEY];
     int rc;
 
     TXN_USABLE(t);
-    if (db == HT_DB_NODES && kn == 8) {
-        rc = node_key(t, k, nk);
-        if (rc == HT_ERR_NOTFOUND)
-            return HT_ERR_OK;
-        if (rc)
-            return rc;
-        rc = mdb_del(t->txn, t->s->dbi[HT_DB_SPANS], &key, NULL);
-        if (rc && rc != MDB_NOTFOUND)
-            return txn_err(t, rc, "deleting");
-        key.mv_data = nk;
-        key.mv_size = 24;
-    } else if (db == HT_DB_NODES && kn == 24) {
-        /* the span id's entry too, when it names this node */
-        MDB_val sk = {8, (uint8_t *)(uintptr_t)k + 16}, sv;
+    if (db == HT_DB_NODES && (kn == 8 || kn == 24)) {
+        const uint8_t *id = kn == 8 ? k : (const uint8_t *)k + 16;
 
-        SEE_OWN_WRITES(t, HT_DB_SPANS);
-        if (mdb_get(t->txn, t->s->dbi[HT_DB_SPANS], &sk, &sv) == 0 &&
-            sv.mv_size == 16 && memcmp(sv.mv_data, k, 16) == 0 &&
-            (rc = mdb_del(t->txn, t->s->dbi[HT_DB_SPANS], &sk, NULL)) != 0)
-            return txn_err(t, rc, "deleting");
+        rc = node_key(t, id, nk, sk);
+        if (rc && rc != HT_ERR_NOTFOUND)
+            return rc;
+        if (kn == 8 && rc == HT_ERR_NOTFOUND)
+            return HT_ERR_OK;
+        /* the span id's entry goes when it names this node */
+        if (rc == HT_ERR_OK && (kn == 8 || memcmp(nk, k, 16) == 0)) {
+            MDB_val skv = {SPAN_KEY, sk};
+
+            rc = mdb_del(t->txn, t->s->dbi[HT_DB_SPANS], &skv, NULL);
+            if (rc && rc != MDB_NOTFOUND)
+                return txn_err(t, rc, "deleting");
+        }
+        if (kn == 8) {
+            key.mv_data = nk;
+            key.mv_size = 24;
+        }
     }
     SEE_OWN_WRITES(t, db);
     rc = mdb_del(t->txn, t->s->dbi[db], &key, NULL);

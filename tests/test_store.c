@@ -232,7 +232,9 @@ static void test_lmdb(void)
     CHECK(ht_store_begin(s, true, &t) == HT_ERR_OK);
     CHECK(ht_store_del(t, HT_DB_NODES, id1.b, 8) == 0);
     CHECK(ht_store_get(t, HT_DB_NODES, id1.b, 8, &v, &vn) == HT_ERR_NOTFOUND);
-    CHECK(ht_store_get(t, HT_DB_SPANS, id1.b, 8, &v, &vn) == HT_ERR_NOTFOUND);
+    n = 0;
+    ht_store_scan(t, HT_DB_SPANS, NULL, 0, count_cb, &n);
+    CHECK(n == 2);
     CHECK(ht_store_get(t, HT_DB_NODES, id2.b, 8, &v, &vn) == 0);
     CHECK(ht_store_del_pair(t, HT_DB_KEYS, "Kx", 2, "S1", 2) == 0);
     CHECK(ht_store_del_pair(t, HT_DB_KEYS, "Kx", 2, "S9", 2) ==
@@ -240,6 +242,36 @@ static void test_lmdb(void)
     n = 0;
     ht_store_dups(t, HT_DB_KEYS, "Kx", 2, count_cb, &n);
     CHECK(n == 1);
+    /* spans of other days: found by span id whatever their day (the span
+     * index probes each day present, newest first) */
+    {
+        static const char *ids[] = {"4444444444444444", "5555555555555555",
+                                    "6666666666666666"};
+        static const int64_t days[] = {1, 3, -400};
+        struct ht_id8 id;
+
+        for (int i = 0; i < 3; i++) {
+            packed_span(&sp, "1-6b083521-000000000000000000000001", ids[i],
+                        NULL, 1795700001000000LL + days[i] * 86400000000LL);
+            ht_id8_parse(ids[i], 16, &id);
+            CHECK(ht_store_put(t, HT_DB_NODES, id.b, 8, sp.data, sp.len) == 0);
+        }
+        for (int i = 0; i < 3; i++) {
+            ht_id8_parse(ids[i], 16, &id);
+            CHECK(ht_store_get(t, HT_DB_NODES, id.b, 8, &v, &vn) == 0);
+        }
+        CHECK(ht_store_get(t, HT_DB_NODES, id2.b, 8, &v, &vn) == 0);
+        ht_id8_parse(ids[1], 16, &id);
+        CHECK(ht_store_del(t, HT_DB_NODES, id.b, 8) == 0);
+        CHECK(ht_store_get(t, HT_DB_NODES, id.b, 8, &v, &vn) ==
+              HT_ERR_NOTFOUND);
+        ht_id8_parse(ids[0], 16, &id);
+        CHECK(ht_store_get(t, HT_DB_NODES, id.b, 8, &v, &vn) == 0);
+        ht_id8_parse(ids[2], 16, &id);
+        CHECK(ht_store_get(t, HT_DB_NODES, id.b, 8, &v, &vn) == 0);
+        CHECK(ht_store_get(t, HT_DB_NODES, "\x01\x02\x03\x04\x05\x06\x07\x08",
+                           8, &v, &vn) == HT_ERR_NOTFOUND);
+    }
     /* the newest event only moves forward */
     CHECK(ht_store_newest_event(t) == INT64_MIN);
     CHECK(ht_store_note_event(t, 2000) == 0);
