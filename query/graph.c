@@ -201,11 +201,16 @@ void ht__targets_s(struct q *q, char prefix, const char *s, struct tgt_ctx *out)
                   tgt_visit, out);
 }
 
-struct qnode *ht__q_span(struct q *q, const struct ht_id8 *id)
+/* Node `id`, of trace `tr` when known (read straight from its range of
+ * nodes), else found through the span index. */
+static struct qnode *q_span_in(struct q *q, const struct ht_tid *tr,
+                               const struct ht_id8 *id)
 {
     struct qnode *n = ht__map_get(&q->spans, id->b, 8);
     const void *v;
     size_t vn;
+    uint8_t key[24];
+    int rc;
 
     if (n)
         return n;
@@ -213,7 +218,14 @@ struct qnode *ht__q_span(struct q *q, const struct ht_id8 *id)
         q->truncated = true;
         return NULL;
     }
-    if (ht_store_get(q->t, HT_DB_NODES, id->b, 8, &v, &vn) != HT_ERR_OK)
+    if (tr) {
+        memcpy(key, tr->b, 16);
+        memcpy(key + 16, id->b, 8);
+        rc = ht_store_get(q->t, HT_DB_NODES, key, 24, &v, &vn);
+    } else {
+        rc = ht_store_get(q->t, HT_DB_NODES, id->b, 8, &v, &vn);
+    }
+    if (rc != HT_ERR_OK)
         return NULL;
     n = ht_arena_alloc(q->a, sizeof(*n));
     memset(n, 0, sizeof(*n));
@@ -221,6 +233,11 @@ struct qnode *ht__q_span(struct q *q, const struct ht_id8 *id)
         return NULL;
     ht__map_put(&q->spans, n->s.id.b, 8, n);
     return n;
+}
+
+struct qnode *ht__q_span(struct q *q, const struct ht_id8 *id)
+{
+    return q_span_in(q, NULL, id);
 }
 
 struct facts_ctx {
@@ -459,7 +476,7 @@ struct vec *ht__q_kids(struct q *q, struct qnode *n)
         }
         for (size_t i = lo;
              i < kc->n && memcmp(kc->pairs[2 * i].b, n->s.id.b, 8) == 0; i++) {
-            struct qnode *k = ht__q_span(q, &kc->pairs[2 * i + 1]);
+            struct qnode *k = q_span_in(q, &n->s.trace, &kc->pairs[2 * i + 1]);
 
             if (k && k != n)
                 ht__vec_push(q->a, &n->kids, k);
