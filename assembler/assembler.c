@@ -207,10 +207,9 @@ static void apply_span(struct wr *w, const struct ht_span *s)
         w->st->spans_written++;
         ht__stg_span(w->stg, s);
     }
+    /* a trace's spans and a parent's children are ranges of nodes (keyed
+     * by trace id + span id): no 'T' or 'C' entries for spans */
     if (pure) {
-        put_key(w, HT_K_TRACE, s->trace.b, 16, HT_TARGET_SPAN, s->id.b, 8);
-        if (s->flags & HT_SPAN_HAS_PARENT)
-            put_key(w, HT_K_CHILD, s->parent.b, 8, HT_TARGET_SPAN, s->id.b, 8);
         if (s->kind == HT_SK_LAMBDA)
             key_span(w, HT_K_LAMBDA, s->request_id, s);
         if (s->kind == HT_SK_APIGW) {
@@ -245,14 +244,16 @@ static void apply_span(struct wr *w, const struct ht_span *s)
         produce(w, s, hk);
     }
     if (pure) {
-        uint8_t bt[16];
+        uint8_t bt[HT_BYTIME_KEY_MAX];
 
         for (uint32_t i = 0; i < s->nlinks; i++)
             put_key(w, HT_K_LINK, s->links[i].id.b, 8, HT_TARGET_SPAN, s->id.b,
                     8);
-        ht_be64_put(bt, (uint64_t)s->start_us);
-        memcpy(bt + 8, s->id.b, 8);
-        put(w, HT_DB_BYTIME, bt, 16, "", 0);
+        /* retention's order: when the node last showed activity (an
+         * in-progress copy replaced by the complete one leaves a stale
+         * entry, which prune recognises and drops) */
+        put(w, HT_DB_BYTIME, bt,
+            ht_bytime_span_key(bt, ht_span_last_us(s), &s->id), "", 0);
     }
 }
 
@@ -280,12 +281,18 @@ static void apply_inv(struct wr *w, const struct fact_ref *f, size_t n,
     uint32_t had_report;
     const char *fn = NULL;
 
+    bool stored = true;
+    int64_t old_last = 0;
+
     memset(&inv, 0, sizeof(inv));
     if (ht_store_get(w->t, HT_DB_INV, prid, prn, &v, &vn) != HT_ERR_OK ||
         ht_inv_unpack(v, vn, a, &inv) != HT_ERR_OK) {
         memset(&inv, 0, sizeof(inv));
         inv.request_id = f[0].f->request_id;
         changed = true; /* a new invocation is written even if bare */
+        stored = false;
+    } else {
+        old_last = ht_inv_last_us(&inv);
     }
     had_report = inv.flags & HT_INV_HAS_REPORT;
     for (size_t i = 0; i < n; i++) {
@@ -307,9 +314,22 @@ static void apply_inv(struct wr *w, const struct fact_ref *f, size_t n,
         ht__stg_report(w->stg, &c);
     }
     if (changed) {
+        int64_t last = ht_inv_last_us(&inv);
+        uint8_t bt[HT_BYTIME_KEY_MAX];
+
         ht_buf_reset(&w->buf);
         ht_inv_pack(&inv, &w->buf);
         put(w, HT_DB_INV, prid, prn, w->buf.data, w->buf.len);
+        /* exactly one by_time entry per invocation, at its last activity:
+         * the store does not depend on the order its lines arrived in */
+        if (!stored || last != old_last) {
+            if (stored && !w->err)
+                w->err =
+                    ht_store_del(w->t, HT_DB_BYTIME, bt,
+                                 ht_bytime_inv_key(bt, old_last, prid, prn));
+            put(w, HT_DB_BYTIME, bt, ht_bytime_inv_key(bt, last, prid, prn), "",
+                0);
+        }
     }
 }
 
@@ -575,6 +595,20 @@ struct ht_asm_prep {
     size_t nrefs;
 };
 
+/* The batch's latest event time (INT64_MIN when it has none). */
+static int64_t newest_event(const struct ht_batch *b)
+{
+    int64_t t = INT64_MIN;
+
+    for (size_t i = 0; i < b->nspans; i++)
+        if (ht_span_last_us(&b->spans[i]) > t)
+            t = ht_span_last_us(&b->spans[i]);
+    for (size_t i = 0; i < b->nfacts; i++)
+        if (b->facts[i].ts_us > t)
+            t = b->facts[i].ts_us;
+    return t;
+}
+
 static int run(struct wr *w, const struct ht_batch *b,
                const struct fact_ref *refs, size_t nrefs)
 {
@@ -615,6 +649,8 @@ static int run(struct wr *w, const struct ht_batch *b,
     }
     if (rmw && !w->err && w->pending_delta)
         w->err = ht_store_counter_add(w->t, "pending", w->pending_delta);
+    if (rmw && !w->err)
+        w->err = ht_store_note_event(w->t, newest_event(b));
     ht_buf_free(&w->buf);
     ht_arena_destroy(a);
     return w->err;

@@ -48,6 +48,8 @@ int ht_cmd_endpoints(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_hotspots(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_functions(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_refresh(struct ht_cli *cli, int argc, char **argv);
+/* cmd_prune.c: retention on demand. */
+int ht_cmd_prune(struct ht_cli *cli, int argc, char **argv);
 
 /* Dead letters by reason: an ht_store_scan visitor over HT_DB_DLQ that
  * counts into a struct ht_rej_count (cmd_stats.c). */

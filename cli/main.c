@@ -47,6 +47,7 @@ static const char usage[] =
     "function\n"
     "  refresh               bring the summaries behind endpoints up to "
     "date\n"
+    "  prune --before TIME   remove the requests that ended before TIME\n"
     "  help                  this text\n"
     "\n"
     "global options:\n"
@@ -68,7 +69,8 @@ static const char usage[] =
     X("endpoints", ht_cmd_endpoints)                                          \
     X("hotspots", ht_cmd_hotspots)                                            \
     X("functions", ht_cmd_functions)                                          \
-    X("refresh", ht_cmd_refresh)
+    X("refresh", ht_cmd_refresh)                                              \
+    X("prune", ht_cmd_prune)
 
 struct command {
     const char *name;

@@ -136,10 +136,38 @@ static int tgt_visit(void *ctx, const void *k, size_t kn, const void *v,
         ht__vec_push(c->q->a, &c->spans, id);
     } else if (vn > 1 && p[0] == HT_TARGET_INV) {
         char rid[HT_ID_PACKED_MAX];
+        const void *iv;
+        size_t ivn;
 
+        /* an invocation removed by retention may leave a key behind (see
+         * store/prune.c): a key only counts while its invocation exists */
+        if (ht_store_get(c->q->t, HT_DB_INV, p + 1, vn - 1, &iv, &ivn) !=
+            HT_ERR_OK)
+            return 0;
         if (ht_id_unpack(p + 1, vn - 1, rid, sizeof(rid)))
             ht__vec_push(c->q->a, &c->invs, ht_arena_strdup(c->q->a, rid));
     }
+    return 0;
+}
+
+/* A span of a trace's range of nodes (key trace id + span id). */
+static int trace_span_visit(void *ctx, const void *k, size_t kn, const void *v,
+                            size_t vn)
+{
+    struct tgt_ctx *c = ctx;
+    struct ht_id8 *id;
+
+    (void)v;
+    (void)vn;
+    if (kn != 24)
+        return 0;
+    if (c->spans.n + c->invs.n >= MAX_TARGETS) {
+        c->q->truncated = true;
+        return 1;
+    }
+    id = ht_arena_alloc(c->q->a, sizeof(*id));
+    memcpy(id->b, (const uint8_t *)k + 16, 8);
+    ht__vec_push(c->q->a, &c->spans, id);
     return 0;
 }
 
@@ -155,6 +183,9 @@ void ht__targets(struct q *q, char prefix, const void *p, size_t n,
         return;
     kn = ht_key_make(key, prefix, p, n);
     ht_store_dups(q->t, HT_DB_KEYS, key, kn, tgt_visit, out);
+    /* a trace's spans are its range of nodes, not keys entries */
+    if (prefix == HT_K_TRACE && n == 16)
+        ht_store_scan(q->t, HT_DB_NODES, p, 16, trace_span_visit, out);
 }
 
 /* The targets of a text id (packed like the assembler packs it). */
@@ -170,11 +201,16 @@ void ht__targets_s(struct q *q, char prefix, const char *s, struct tgt_ctx *out)
                   tgt_visit, out);
 }
 
-struct qnode *ht__q_span(struct q *q, const struct ht_id8 *id)
+/* Node `id`, of trace `tr` when known (read straight from its range of
+ * nodes), else found through the span index. */
+static struct qnode *q_span_in(struct q *q, const struct ht_tid *tr,
+                               const struct ht_id8 *id)
 {
     struct qnode *n = ht__map_get(&q->spans, id->b, 8);
     const void *v;
     size_t vn;
+    uint8_t key[24];
+    int rc;
 
     if (n)
         return n;
@@ -182,7 +218,14 @@ struct qnode *ht__q_span(struct q *q, const struct ht_id8 *id)
         q->truncated = true;
         return NULL;
     }
-    if (ht_store_get(q->t, HT_DB_NODES, id->b, 8, &v, &vn) != HT_ERR_OK)
+    if (tr) {
+        memcpy(key, tr->b, 16);
+        memcpy(key + 16, id->b, 8);
+        rc = ht_store_get(q->t, HT_DB_NODES, key, 24, &v, &vn);
+    } else {
+        rc = ht_store_get(q->t, HT_DB_NODES, id->b, 8, &v, &vn);
+    }
+    if (rc != HT_ERR_OK)
         return NULL;
     n = ht_arena_alloc(q->a, sizeof(*n));
     memset(n, 0, sizeof(*n));
@@ -190,6 +233,11 @@ struct qnode *ht__q_span(struct q *q, const struct ht_id8 *id)
         return NULL;
     ht__map_put(&q->spans, n->s.id.b, 8, n);
     return n;
+}
+
+struct qnode *ht__q_span(struct q *q, const struct ht_id8 *id)
+{
+    return q_span_in(q, NULL, id);
 }
 
 struct facts_ctx {
@@ -402,17 +450,91 @@ static int cmp_node_start(const void *a, const void *b)
     return memcmp(x->s.id.b, y->s.id.b, 8);
 }
 
+struct kids_scan {
+    struct q *q;
+    struct ht_id8 *pairs;
+    size_t n, cap;
+};
+
+static int kids_visit(void *ctx, const void *k, size_t kn, const void *v,
+                      size_t vn)
+{
+    struct kids_scan *c = ctx;
+    struct ht_id8 parent;
+
+    if (kn != 24 || ht_span_peek_parent(v, vn, &parent) != HT_ERR_OK ||
+        ht_id8_is_zero(&parent))
+        return 0;
+    if (c->n >= MAX_TARGETS) {
+        c->q->truncated = true;
+        return 1;
+    }
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        struct ht_id8 *np = ht_arena_alloc(c->q->a, cap * 2 * sizeof(*np));
+
+        if (c->n)
+            memcpy(np, c->pairs, c->n * 2 * sizeof(*np));
+        c->pairs = np;
+        c->cap = cap;
+    }
+    c->pairs[2 * c->n] = parent;
+    memcpy(c->pairs[2 * c->n + 1].b, (const uint8_t *)k + 16, 8);
+    c->n++;
+    return 0;
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+    int c = memcmp(a, b, 8);
+
+    return c ? c : memcmp((const uint8_t *)a + 8, (const uint8_t *)b + 8, 8);
+}
+
+/* The parent -> child pairs of trace `tr` (one scan of its nodes per
+ * query while it stays among the KCACHE most recent). */
+static struct kcache *trace_kids(struct q *q, const struct ht_tid *tr)
+{
+    struct kids_scan c = {.q = q};
+    struct kcache *e;
+
+    for (int i = 0; i < KCACHE; i++)
+        if (q->kc[i].used && memcmp(q->kc[i].trace.b, tr->b, 16) == 0)
+            return &q->kc[i];
+    ht_store_scan(q->t, HT_DB_NODES, tr->b, 16, kids_visit, &c);
+    if (c.n > 1)
+        qsort(c.pairs, c.n, 2 * sizeof(*c.pairs), cmp_pair);
+    e = &q->kc[q->kc_next++ % KCACHE];
+    e->trace = *tr;
+    e->pairs = c.pairs;
+    e->n = c.n;
+    e->used = true;
+    return e;
+}
+
 struct vec *ht__q_kids(struct q *q, struct qnode *n)
 {
     if (!n->kids_done) {
-        struct tgt_ctx c;
+        struct kcache *kc;
+        size_t lo = 0, hi;
 
         n->kids_done = true;
         if (n->synthetic)
             return &n->kids;
-        ht__targets(q, HT_K_CHILD, n->s.id.b, 8, &c);
-        for (size_t i = 0; i < c.spans.n; i++) {
-            struct qnode *k = ht__q_span(q, c.spans.p[i]);
+        /* children share their parent's trace: its range of nodes */
+        kc = trace_kids(q, &n->s.trace);
+        hi = kc->n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+
+            if (memcmp(kc->pairs[2 * mid].b, n->s.id.b, 8) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (size_t i = lo;
+             i < kc->n && memcmp(kc->pairs[2 * i].b, n->s.id.b, 8) == 0; i++) {
+            struct qnode *k = q_span_in(q, &n->s.trace, &kc->pairs[2 * i + 1]);
 
             if (k && k != n)
                 ht__vec_push(q->a, &n->kids, k);

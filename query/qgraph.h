@@ -76,7 +76,19 @@ struct qhop {
     const char *evidence;
 };
 
+/* The parent -> child pairs of one trace, read from its range of nodes
+ * (sorted by parent): a few recent traces are kept per query. */
+struct kcache {
+    struct ht_tid trace;
+    struct ht_id8 *pairs; /* parent, child, parent, child, ... */
+    size_t n;             /* pairs */
+    bool used;
+};
+#define KCACHE 8
+
 struct q {
+    struct kcache kc[KCACHE];
+    unsigned kc_next;
     struct ht_txn *t;
     struct ht_arena *a;
     struct map spans; /* id8 -> qnode */

@@ -2,15 +2,28 @@
  * ht_store.h - the LMDB store: one environment, named databases, compact
  * binary records (see design.md "Store").
  *
- *   meta        "schema_version" -> u32, counters
- *   nodes       span id (8 bytes) -> packed ht_span
+ *   meta        "schema_version" -> u32, "newest_event" -> i64, counters
+ *   nodes       trace id (16) + span id (8) -> packed ht_span; read and
+ *               written by span id (8): the store finds the trace in
+ *               `spans` (get, del) or in the packed record (put). A
+ *               trace's spans are one range: scan with the 16-byte prefix
+ *   spans       day (2, big endian: the span's start, days since the
+ *               epoch) + span id (8) -> trace id (16), maintained with
+ *               nodes; a lookup by span id probes the days present, newest
+ *               first, so inserts land in the newest day's part of the tree
  *   inv         Lambda request id -> packed ht_inv (what logs say)
  *   facts       request id NUL fact-hash (8) -> packed ht_fact
  *               (records an invocation received, correlation lines)
  *   keys        prefix byte + key bytes -> target (dupsort); a target is
- *               'S' + span id (8) or 'I' + Lambda request id
+ *               'S' + span id (8) or 'I' + Lambda request id. A trace's
+ *               and a parent's spans are not in keys: they are ranges of
+ *               nodes ('T' keys name invocations only)
  *   pending     hop key -> half awaiting its match (state + time)
- *   by_time     start µs (8, big endian) + span id -> empty
+ *   by_time     last event µs (8, big endian, sign bit flipped) + 'S' +
+ *               span id (8), or
+ *               + 'I' + packed Lambda request id -> empty:
+ *               one entry per node and per invocation, in the order they
+ *               expire (retention, ht_prune.h)
  *   checkpoints source id -> position
  *   dlq         source NUL offset (8, big endian) -> packed reject
  *   stages      per-stage stall state (see assembler/stages)
@@ -32,7 +45,7 @@
 #include "ht_common.h"
 #include "ht_model.h"
 
-#define HT_SCHEMA_VERSION 1
+#define HT_SCHEMA_VERSION 2
 
 enum ht_db {
     HT_DB_META,
@@ -49,13 +62,16 @@ enum ht_db {
                      request summaries were last refreshed */
     HT_DB_AGG,    /* request summaries and per-route / per-function
                      aggregates (query side, refreshed from dirty) */
+    HT_DB_SPANS,  /* day (2) + span id (8) -> trace id (16): with nodes */
     HT_DB__COUNT
 };
 
 /* Key prefixes in HT_DB_KEYS. Stored: never change a letter. */
 enum {
-    HT_K_TRACE = 'T',     /* trace id (16) -> spans and invocations */
-    HT_K_CHILD = 'C',     /* parent span id (8) -> child spans */
+    HT_K_TRACE = 'T',     /* trace id (16) -> invocations (its spans are
+                             the trace's range of nodes) */
+    HT_K_CHILD = 'C',     /* not stored since schema 2: a parent's children
+                             are in its trace's range of nodes */
     HT_K_LAMBDA = 'L',    /* Lambda request id -> AWS::Lambda span */
     HT_K_APIGW = 'A',     /* API Gateway request id -> stage span / inv */
     HT_K_APIGW_EXT = 'E', /* extended request id -> stage span / inv */
@@ -94,7 +110,9 @@ int ht_store_set_nosync(struct ht_store *s, bool on);
 int ht_store_trim(struct ht_store *s);
 int ht_store_sync(struct ht_store *s);
 
-/* Double the map size; only with no transaction open. */
+/* Double the map size (at least to the file's size); only with no
+ * transaction open. The map never shrinks below data.mdb: another process
+ * may have it mapped. */
 int ht_store_grow(struct ht_store *s);
 
 int ht_store_begin(struct ht_store *s, bool write, struct ht_txn **out);
@@ -120,13 +138,20 @@ int ht_bulk_sort(struct ht_bulk *b);
 int ht_store_bulk_apply(struct ht_txn *t, const struct ht_bulk *b);
 
 /* Put; in dupsort databases (keys) an identical pair is a no-op.
- * Returns HT_ERR_MAPFULL when the map is full (abort, grow, redo). */
+ * Returns HT_ERR_MAPFULL when the map is full (abort, grow, redo); once a
+ * write transaction has hit a full map every later call on it returns
+ * HT_ERR_MAPFULL too. `nodes` takes the span id (8) as key and a packed
+ * span as value; `spans` is not written directly. */
 int ht_store_put(struct ht_txn *t, int db, const void *k, size_t kn,
                  const void *v, size_t vn);
 /* HT_ERR_NOTFOUND when absent. *v borrowed (see memory rule). */
 int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
                  const void **v, size_t *vn);
 int ht_store_del(struct ht_txn *t, int db, const void *k, size_t kn);
+/* Deletes one key/value pair of a dupsort database (keys);
+ * HT_ERR_NOTFOUND when it was not there. */
+int ht_store_del_pair(struct ht_txn *t, int db, const void *k, size_t kn,
+                      const void *v, size_t vn);
 
 /* Visitor: return non-zero to stop early. */
 typedef int (*ht_store_visit_fn)(void *ctx, const void *k, size_t kn,
@@ -139,6 +164,12 @@ int ht_store_scan(struct ht_txn *t, int db, const void *prefix, size_t pn,
                   ht_store_visit_fn fn, void *ctx);
 /* Number of entries in a database. */
 int ht_store_count(struct ht_txn *t, int db, uint64_t *n);
+
+/* The newest event time (µs) the store has seen, INT64_MIN when empty: the
+ * writer notes every batch's latest event (ht_store_note_event, in the
+ * batch's transaction); `ingest --retain` measures its cut-off from it. */
+int64_t ht_store_newest_event(struct ht_txn *t);
+int ht_store_note_event(struct ht_txn *t, int64_t ts_us);
 
 /* Counters kept in meta ("c:" + name), for pending hops and the like. */
 int64_t ht_store_counter(struct ht_txn *t, const char *name);
@@ -183,6 +214,28 @@ int ht_span_unpack(const void *v, size_t n, struct ht_arena *a,
 /* Just the flags of a packed span (no strings copied): HT_ERR_CORRUPT on a
  * malformed value. */
 int ht_span_peek_flags(const void *v, size_t n, uint32_t *flags);
+/* Just the trace id / the parent id (zero when none) of a packed span. */
+int ht_span_peek_trace(const void *v, size_t n, struct ht_tid *trace);
+int ht_span_peek_parent(const void *v, size_t n, struct ht_id8 *parent);
+int ht_span_peek_start(const void *v, size_t n, int64_t *start_us);
+
+/* When a node / an invocation last showed activity (µs): its end, or its
+ * start while it has none. Retention orders and removes by this time. */
+int64_t ht_span_last_us(const struct ht_span *s);
+int64_t ht_inv_last_us(const struct ht_inv *inv);
+
+/* by_time keys (see the layout above); out holds HT_BYTIME_KEY_MAX bytes. */
+#define HT_BYTIME_SPAN 'S'
+#define HT_BYTIME_INV 'I'
+#define HT_BYTIME_KEY_MAX (9 + HT_ID_PACKED_MAX)
+/* The time is stored with its sign bit flipped, so that byte order is time
+ * order for negative times too (a bad clock must not hide from retention). */
+#define HT_BYTIME_SIGN (1ull << 63)
+int64_t ht_bytime_time(const uint8_t *key);
+size_t ht_bytime_span_key(uint8_t *out, int64_t last_us,
+                          const struct ht_id8 *id);
+size_t ht_bytime_inv_key(uint8_t *out, int64_t last_us, const uint8_t *prid,
+                         size_t prn);
 void ht_inv_pack(const struct ht_inv *inv, struct ht_buf *out);
 int ht_inv_unpack(const void *v, size_t n, struct ht_arena *a,
                   struct ht_inv *out);

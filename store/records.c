@@ -304,6 +304,85 @@ int ht_span_peek_flags(const void *v, size_t n, uint32_t *flags)
     return r.bad ? HT_ERR_CORRUPT : HT_ERR_OK;
 }
 
+int ht_span_peek_trace(const void *v, size_t n, struct ht_tid *trace)
+{
+    /* format byte, id (8), parent (8), trace (16) */
+    if (n < 33 || ((const uint8_t *)v)[0] != SPAN_FORMAT)
+        return HT_ERR_CORRUPT;
+    memcpy(trace->b, (const uint8_t *)v + 17, 16);
+    return HT_ERR_OK;
+}
+
+int ht_span_peek_start(const void *v, size_t n, int64_t *start_us)
+{
+    struct rd r = {(const uint8_t *)v + 33, (const uint8_t *)v + n, false};
+
+    if (n < 33 || ((const uint8_t *)v)[0] != SPAN_FORMAT)
+        return HT_ERR_CORRUPT;
+    *start_us = get_i64(&r);
+    return r.bad ? HT_ERR_CORRUPT : HT_ERR_OK;
+}
+
+int ht_span_peek_parent(const void *v, size_t n, struct ht_id8 *parent)
+{
+    uint32_t flags;
+    int rc = ht_span_peek_flags(v, n, &flags);
+
+    if (rc)
+        return rc;
+    if (flags & HT_SPAN_HAS_PARENT)
+        memcpy(parent->b, (const uint8_t *)v + 9, 8);
+    else
+        memset(parent->b, 0, 8);
+    return HT_ERR_OK;
+}
+
+int64_t ht_span_last_us(const struct ht_span *s)
+{
+    return s->end_us > s->start_us ? s->end_us : s->start_us;
+}
+
+int64_t ht_inv_last_us(const struct ht_inv *inv)
+{
+    int64_t t = inv->first_ts;
+
+    if ((inv->flags & HT_INV_HAS_START) && inv->start_ts > t)
+        t = inv->start_ts;
+    if ((inv->flags & HT_INV_HAS_START) && (inv->flags & HT_INV_HAS_REPORT) &&
+        inv->start_ts + inv->duration_us > t)
+        t = inv->start_ts + inv->duration_us;
+    if ((inv->flags & HT_INV_HAS_END) && inv->end_ts > t)
+        t = inv->end_ts;
+    if ((inv->flags & HT_INV_HAS_REPORT) && inv->report_ts > t)
+        t = inv->report_ts;
+    return t;
+}
+
+int64_t ht_bytime_time(const uint8_t *key)
+{
+    return (int64_t)(ht_be64_get(key) ^ HT_BYTIME_SIGN);
+}
+
+size_t ht_bytime_span_key(uint8_t *out, int64_t last_us,
+                          const struct ht_id8 *id)
+{
+    ht_be64_put(out, (uint64_t)last_us ^ HT_BYTIME_SIGN);
+    out[8] = HT_BYTIME_SPAN;
+    memcpy(out + 9, id->b, 8);
+    return 17;
+}
+
+size_t ht_bytime_inv_key(uint8_t *out, int64_t last_us, const uint8_t *prid,
+                         size_t prn)
+{
+    if (prn > HT_ID_PACKED_MAX)
+        prn = HT_ID_PACKED_MAX;
+    ht_be64_put(out, (uint64_t)last_us ^ HT_BYTIME_SIGN);
+    out[8] = HT_BYTIME_INV;
+    memcpy(out + 9, prid, prn);
+    return 9 + prn;
+}
+
 /* ---- invocations ------------------------------------------------------ */
 
 void ht_inv_pack(const struct ht_inv *inv, struct ht_buf *out)

@@ -17,8 +17,11 @@
 #include <limits.h>
 #include <pthread.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 struct ht_store {
     MDB_env *env;
@@ -26,6 +29,7 @@ struct ht_store {
     bool readonly;
     size_t mapsize;
     char *dir;
+    int lockfd; /* map.lock (writers): serialises remaps, see remap */
 };
 
 /*
@@ -62,18 +66,19 @@ struct ht_txn {
     struct ht_store *s;
     MDB_txn *txn;
     bool write;
+    bool failed;       /* LMDB failed a write (MDB_MAP_FULL): see txn_err */
     struct ht_bulk ps; /* deferred puts */
 };
 
 static bool deferrable(int db)
 {
     return db == HT_DB_KEYS || db == HT_DB_FACTS || db == HT_DB_NODES ||
-           db == HT_DB_BYTIME || db == HT_DB_DIRTY;
+           db == HT_DB_BYTIME || db == HT_DB_DIRTY || db == HT_DB_SPANS;
 }
 
 static const char *const db_names[HT_DB__COUNT] = {
-    "meta",    "nodes",       "inv", "facts",  "keys",  "pending",
-    "by_time", "checkpoints", "dlq", "stages", "dirty", "agg"};
+    "meta",        "nodes", "inv",    "facts", "keys", "pending", "by_time",
+    "checkpoints", "dlq",   "stages", "dirty", "agg",  "spans"};
 
 #define INITIAL_MAP ((size_t)1 << 30)
 
@@ -87,6 +92,135 @@ static int lmdb_err(int rc, const char *what)
         return HT_ERR_MAPFULL;
     HT_LOG_ERROR("store", "%s: %s", what, mdb_strerror(rc));
     return HT_ERR_STORE;
+}
+
+/*
+ * An LMDB write transaction that failed a write (MDB_MAP_FULL, the usual
+ * case) refuses everything after it with MDB_BAD_TXN. The first failure is
+ * remembered and every later call on the transaction returns it, untouched
+ * by LMDB, so the caller sees HT_ERR_MAPFULL (abort, grow, redo) whatever
+ * it does next, never a spurious BAD_TXN error.
+ */
+static int txn_err(struct ht_txn *t, int rc, const char *what)
+{
+    int e;
+
+    if (rc == 0 || rc == MDB_NOTFOUND || rc == MDB_KEYEXIST)
+        return lmdb_err(rc, what);
+    if (t->failed)
+        return HT_ERR_MAPFULL;
+    e = lmdb_err(rc, what);
+    if (t->write)
+        t->failed = e == HT_ERR_MAPFULL;
+    return e;
+}
+
+#define TXN_USABLE(t)                                                          \
+    do {                                                                       \
+        if ((t)->failed)                                                       \
+            return HT_ERR_MAPFULL;                                             \
+    } while (0)
+
+/*
+ * Map size rules. With MDB_WRITEMAP, LMDB ftruncates data.mdb to the map
+ * size whenever it maps the file (mdb_env_open, mdb_env_set_mapsize): a
+ * writer configured smaller than the file would shrink it under every
+ * other process that has it mapped, which then dies with SIGBUS. So a
+ * writer never maps less than the file holds, and every remap (open, grow,
+ * adopting another process's growth) happens under an exclusive flock on
+ * "map.lock" in the store's folder, so that no other writer grows the file
+ * between our look at its size and our ftruncate. Readers map read-only and
+ * never truncate.
+ */
+static int map_lock(struct ht_store *s)
+{
+    if (s->lockfd < 0)
+        return HT_ERR_OK;
+    while (flock(s->lockfd, LOCK_EX) != 0)
+        if (errno != EINTR) {
+            HT_LOG_ERROR("store", "locking %s/map.lock: %s", s->dir,
+                         strerror(errno));
+            return HT_ERR_STORE;
+        }
+    return HT_ERR_OK;
+}
+
+static void map_unlock(struct ht_store *s)
+{
+    if (s->lockfd >= 0)
+        flock(s->lockfd, LOCK_UN);
+}
+
+/* The size of data.mdb now (0 when absent). */
+static size_t data_file_size(const struct ht_store *s)
+{
+    char path[4096];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/data.mdb", s->dir);
+    if (stat(path, &st) != 0 || st.st_size < 0)
+        return 0;
+    return (size_t)st.st_size;
+}
+
+/* Remaps at `want` bytes, never less than the file (under map_lock). */
+static int remap(struct ht_store *s, size_t want)
+{
+    size_t file;
+    MDB_envinfo info;
+    int rc = map_lock(s);
+
+    if (rc)
+        return rc;
+    file = data_file_size(s);
+    if (want < file)
+        want = file;
+    rc = mdb_env_set_mapsize(s->env, want);
+    map_unlock(s);
+    if (rc)
+        return lmdb_err(rc, "resizing the map");
+    mdb_env_info(s->env, &info);
+    s->mapsize = info.me_mapsize;
+    return HT_ERR_OK;
+}
+
+/* Checks the schema version in meta (creating it in a new writer's store). */
+static int check_schema(struct ht_store *s, MDB_txn *txn, const char *dir)
+{
+    MDB_val k = {14, "schema_version"}, v;
+    uint32_t ver = HT_SCHEMA_VERSION, have = 0;
+    int rc = mdb_get(txn, s->dbi[HT_DB_META], &k, &v);
+
+    if (rc == MDB_NOTFOUND && !s->readonly) {
+        MDB_stat st;
+
+        /* a meta table without a version is not a new store */
+        if (mdb_stat(txn, s->dbi[HT_DB_META], &st) == 0 && st.ms_entries) {
+            HT_LOG_ERROR("store",
+                         "%s holds a store without a schema version: "
+                         "re-ingest into a new --db folder",
+                         dir);
+            return HT_ERR_SCHEMA;
+        }
+        v.mv_size = sizeof(ver);
+        v.mv_data = &ver;
+        rc = mdb_put(txn, s->dbi[HT_DB_META], &k, &v, 0);
+        return rc ? lmdb_err(rc, "writing the schema version") : HT_ERR_OK;
+    }
+    if (rc == MDB_NOTFOUND)
+        return HT_ERR_OK; /* read-only: checked by the databases' presence */
+    if (rc)
+        return lmdb_err(rc, "reading the schema version");
+    memcpy(&have, v.mv_data, v.mv_size < 4 ? v.mv_size : 4);
+    if (v.mv_size != 4 || have != HT_SCHEMA_VERSION) {
+        HT_LOG_ERROR("store",
+                     "%s has schema version %u but this hoptrace reads "
+                     "version %u (a new store layout): re-ingest into a new "
+                     "--db folder",
+                     dir, have, HT_SCHEMA_VERSION);
+        return HT_ERR_SCHEMA;
+    }
+    return HT_ERR_OK;
 }
 
 int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
@@ -121,7 +255,23 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
     if (!s)
         return HT_ERR_NOMEM;
     s->readonly = readonly;
+    s->lockfd = -1;
     s->dir = strdup(dir);
+    if (!s->dir) {
+        free(s);
+        return HT_ERR_NOMEM;
+    }
+    if (!readonly) {
+        char path[4096];
+
+        snprintf(path, sizeof(path), "%s/map.lock", dir);
+        s->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (s->lockfd < 0) {
+            HT_LOG_ERROR("store", "cannot open %s: %s", path, strerror(errno));
+            ht_store_close(s);
+            return HT_ERR_STORE;
+        }
+    }
     rc = mdb_env_create(&s->env);
     if (rc)
         goto fail;
@@ -129,13 +279,19 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
     mdb_env_set_maxreaders(s->env, 126);
     if (!readonly) {
         /* HOPTRACE_MAP_MB sets the first map size (tests use a tiny one to
-         * exercise growth); the map doubles whenever it is full */
+         * exercise growth); the map doubles whenever it is full, and is
+         * never smaller than the file (see remap) */
         const char *mb = getenv("HOPTRACE_MAP_MB");
-        size_t size = INITIAL_MAP;
+        size_t size = INITIAL_MAP, file;
 
         if (mb && atol(mb) > 0)
             size = (size_t)atol(mb) << 20;
-        mdb_env_set_mapsize(s->env, size);
+        if (map_lock(s) != HT_ERR_OK) {
+            ht_store_close(s);
+            return HT_ERR_STORE;
+        }
+        file = data_file_size(s);
+        mdb_env_set_mapsize(s->env, size > file ? size : file);
     }
     /* A writer maps the file writable (MDB_WRITEMAP): commits write
      * pages in place instead of copying them through malloc'd buffers and
@@ -143,6 +299,7 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
      * docs/performance.md). Readers map it read-only. */
     rc = mdb_env_open(s->env, dir,
                       (readonly ? MDB_RDONLY : MDB_WRITEMAP) | MDB_NOTLS, 0644);
+    map_unlock(s);
     if (rc)
         goto fail;
     mdb_env_info(s->env, &info);
@@ -167,34 +324,16 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
         }
         if (rc)
             goto fail;
-    }
-    {
-        MDB_val k = {14, "schema_version"}, v;
-        uint32_t ver = HT_SCHEMA_VERSION;
+        /* the version first: an older store is refused as such, not as
+         * one missing a table this version added */
+        if (i == HT_DB_META) {
+            int e = check_schema(s, txn, dir);
 
-        rc = mdb_get(txn, s->dbi[HT_DB_META], &k, &v);
-        if (rc == MDB_NOTFOUND && !readonly) {
-            v.mv_size = sizeof(ver);
-            v.mv_data = &ver;
-            rc = mdb_put(txn, s->dbi[HT_DB_META], &k, &v, 0);
-            if (rc)
-                goto fail;
-        } else if (rc == 0) {
-            uint32_t have = 0;
-
-            memcpy(&have, v.mv_data, v.mv_size < 4 ? v.mv_size : 4);
-            if (v.mv_size != 4 || have != HT_SCHEMA_VERSION) {
+            if (e) {
                 mdb_txn_abort(txn);
-                HT_LOG_ERROR("store",
-                             "%s has schema version %u but this "
-                             "hoptrace reads version %u: ingest into a new "
-                             "--db folder",
-                             dir, have, HT_SCHEMA_VERSION);
                 ht_store_close(s);
-                return HT_ERR_SCHEMA;
+                return e == HT_ERR_SCHEMA ? e : HT_ERR_STORE;
             }
-        } else if (rc != MDB_NOTFOUND) {
-            goto fail;
         }
     }
     rc = mdb_txn_commit(txn);
@@ -217,6 +356,8 @@ void ht_store_close(struct ht_store *s)
         return;
     if (s->env)
         mdb_env_close(s->env);
+    if (s->lockfd >= 0)
+        close(s->lockfd);
     free(s->dir);
     free(s);
 }
@@ -276,13 +417,13 @@ int ht_store_trim(struct ht_store *s)
 
 int ht_store_grow(struct ht_store *s)
 {
-    size_t want = s->mapsize * 2;
-    int rc = mdb_env_set_mapsize(s->env, want);
+    size_t before = s->mapsize;
+    int rc = remap(s, s->mapsize * 2);
 
     if (rc)
-        return lmdb_err(rc, "growing the map");
-    s->mapsize = want;
-    HT_LOG_INFO("store", "map grown to %zu MiB", want >> 20);
+        return rc;
+    HT_LOG_DEBUG("store", "map grown from %zu to %zu MiB", before >> 20,
+                 s->mapsize >> 20);
     return HT_ERR_OK;
 }
 
@@ -298,9 +439,14 @@ int ht_store_begin(struct ht_store *s, bool write, struct ht_txn **out)
     t->write = write;
     rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
     if (rc == MDB_MAP_RESIZED) {
-        /* another process grew the map: adopt its size */
-        mdb_env_set_mapsize(s->env, 0);
-        rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+        /* another process grew the map: adopt its size (a writer: at least
+         * the file's, never less, see remap) */
+        if (s->readonly)
+            rc = mdb_env_set_mapsize(s->env, 0);
+        else
+            rc = remap(s, s->mapsize) == HT_ERR_OK ? 0 : MDB_MAP_RESIZED;
+        if (!rc)
+            rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
     }
     if (rc) {
         free(t);
@@ -408,19 +554,50 @@ static int sort_dputs(struct ht_bulk *b, struct dlist *l, bool dups)
     return HT_ERR_OK;
 }
 
+/* a > b in LMDB's default key order (bytes, then length) */
+static bool key_after(const MDB_val *a, const MDB_val *b)
+{
+    size_t m = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+    int c = memcmp(a->mv_data, b->mv_data, m);
+
+    return c > 0 || (c == 0 && a->mv_size > b->mv_size);
+}
+
 /* Writes the sorted puts l of put set b into database db. */
 static int apply_list(struct ht_txn *t, int db, const struct ht_bulk *b,
                       const struct dlist *l)
 {
     bool dups = db == HT_DB_KEYS;
     MDB_cursor *c;
+    MDB_val last, lv;
+    uint8_t first_last[512];
+    bool have_last;
     int rc;
 
     if (l->n == 0)
         return HT_ERR_OK;
+    TXN_USABLE(t);
     rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c);
     if (rc)
-        return lmdb_err(rc, "opening a cursor");
+        return txn_err(t, rc, "opening a cursor");
+    /*
+     * Puts beyond the table's last key are appended (MDB_APPEND): no
+     * search, and a full page is split by starting a new one instead of
+     * halving it. Keys that arrive nearly in order (nodes by trace id,
+     * by_time) would otherwise leave every page of the table half empty.
+     */
+    rc = mdb_cursor_get(c, &last, &lv, MDB_LAST);
+    have_last = rc == 0;
+    if (rc == 0 && last.mv_size <= sizeof(first_last)) {
+        memcpy(first_last, last.mv_data, last.mv_size);
+        last.mv_data = first_last;
+    } else if (rc == 0) {
+        /* cannot be (keys stop at 511 bytes): then nothing is appended */
+        last.mv_data = first_last;
+        last.mv_size = sizeof(first_last);
+        memset(first_last, 0xff, sizeof(first_last));
+    }
+    rc = rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
     for (size_t i = 0; i < l->n && !rc; i++) {
         const struct dput *e = &l->v[i];
         const char *p = b->dbuf.data + e->off;
@@ -439,12 +616,20 @@ static int apply_list(struct ht_txn *t, int db, const struct ht_bulk *b,
                  (n->vn == e->vn && memcmp(p + e->kn, q + n->kn, e->vn) == 0)))
                 continue;
         }
-        rc = mdb_cursor_put(c, &key, &val, dups ? MDB_NODUPDATA : 0);
+        bool append = !have_last || key_after(&key, &last);
+
+        rc = mdb_cursor_put(c, &key, &val,
+                            (dups ? MDB_NODUPDATA : 0) |
+                                (append ? MDB_APPEND : 0));
+        if (rc == 0 && append) {
+            last = key; /* the put set's bytes outlive the loop */
+            have_last = true;
+        }
         if (rc == MDB_KEYEXIST)
             rc = 0;
     }
     mdb_cursor_close(c);
-    return lmdb_err(rc, "writing");
+    return txn_err(t, rc, "writing");
 }
 
 /* Applies the deferred puts of one database in key order. */
@@ -480,6 +665,11 @@ int ht_store_commit(struct ht_txn *t)
         mdb_txn_abort(t->txn);
         txn_free(t);
         return rc;
+    }
+    if (t->failed) {
+        mdb_txn_abort(t->txn);
+        txn_free(t);
+        return HT_ERR_MAPFULL;
     }
     rc = mdb_txn_commit(t->txn);
     txn_free(t);
@@ -545,11 +735,63 @@ void ht_bulk_free(struct ht_bulk *b)
     free(b);
 }
 
+/*
+ * `nodes` is written and read by span id (8 bytes) but stored under trace
+ * id + span id (24): a trace's spans are one range of the table (its
+ * children are found there, no index entries needed), and since X-Ray
+ * trace ids begin with their epoch seconds the keys arrive nearly in
+ * order. `spans` maps a span id to its trace id for lookups by span id.
+ * The trace is read from the packed span record itself.
+ */
+
+/*
+ * `spans` keys begin with the day the span started (2 bytes): span ids are
+ * random, and without the day every batch would touch pages all over the
+ * index, as many as the store holds; with it a batch's inserts land in the
+ * newest days' part of the tree, a working set bounded by a day's spans.
+ * A lookup by span id probes the days present, newest first (two B-tree
+ * searches per day: the days are found in the tree itself, no list).
+ */
+#define SPAN_KEY 10
+
+static size_t span_key(uint8_t *out, int64_t start_us, const void *id)
+{
+    int64_t d = start_us / 86400000000LL;
+
+    if (d < 0)
+        d = 0;
+    if (d > 0xffff)
+        d = 0xffff;
+    out[0] = (uint8_t)(d >> 8);
+    out[1] = (uint8_t)d;
+    memcpy(out + 2, id, 8);
+    return SPAN_KEY;
+}
+static int node_put(struct ht_bulk *b, const void *k, const void *v, size_t vn)
+{
+    uint8_t key[24], skey[SPAN_KEY];
+    struct ht_tid tr;
+    int64_t start;
+    int rc;
+
+    if (ht_span_peek_trace(v, vn, &tr) != HT_ERR_OK ||
+        ht_span_peek_start(v, vn, &start) != HT_ERR_OK)
+        return HT_ERR_USAGE;
+    memcpy(key, tr.b, 16);
+    memcpy(key + 16, k, 8);
+    rc = bulk_add(b, HT_DB_NODES, key, 24, v, vn);
+    if (!rc)
+        rc = bulk_add(b, HT_DB_SPANS, skey, span_key(skey, start, k), tr.b, 16);
+    return rc;
+}
+
 int ht_bulk_put(struct ht_bulk *b, int db, const void *k, size_t kn,
                 const void *v, size_t vn)
 {
-    if (!deferrable(db) || kn == 0 || kn > 511)
+    if (!deferrable(db) || kn == 0 || kn > 511 || db == HT_DB_SPANS)
         return HT_ERR_USAGE;
+    if (db == HT_DB_NODES)
+        return kn == 8 ? node_put(b, k, v, vn) : HT_ERR_USAGE;
     return bulk_add(b, db, k, kn, v, vn);
 }
 
@@ -565,13 +807,14 @@ int ht_bulk_sort(struct ht_bulk *b)
 
 bool ht_bulk_deferrable(int db)
 {
-    return deferrable(db);
+    return deferrable(db) && db != HT_DB_SPANS;
 }
 
 int ht_store_bulk_apply(struct ht_txn *t, const struct ht_bulk *b)
 {
     int rc = HT_ERR_OK;
 
+    TXN_USABLE(t);
     for (int db = 0; db < HT_DB__COUNT && !rc; db++) {
         if (!b->defer[db].n)
             continue;
@@ -591,25 +834,91 @@ int ht_store_put(struct ht_txn *t, int db, const void *k, size_t kn,
     unsigned flags = db == HT_DB_KEYS ? MDB_NODUPDATA : 0;
     int rc;
 
+    TXN_USABLE(t);
+    if (db == HT_DB_SPANS)
+        return HT_ERR_USAGE; /* written with its node */
+    if (db == HT_DB_NODES)
+        return kn == 8 ? node_put(&t->ps, k, v, vn) : HT_ERR_USAGE;
     if (deferrable(db) && kn > 0 && kn <= 511)
         return bulk_add(&t->ps, db, k, kn, v, vn);
     rc = mdb_put(t->txn, t->s->dbi[db], &key, &val, flags);
 
     if (rc == MDB_KEYEXIST)
         return HT_ERR_OK;
-    return lmdb_err(rc, "writing");
+    return txn_err(t, rc, "writing");
+}
+
+/* The stored key (trace id + span id) of node `id`, and its `spans` key
+ * (skey, when not NULL): HT_ERR_NOTFOUND when the span is unknown. */
+static int node_key(struct ht_txn *t, const void *id, uint8_t key[24],
+                    uint8_t *skey)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint8_t probe[SPAN_KEY];
+    int rc, found = MDB_NOTFOUND;
+
+    SEE_OWN_WRITES(t, HT_DB_SPANS);
+    rc = mdb_cursor_open(t->txn, t->s->dbi[HT_DB_SPANS], &c);
+    if (rc)
+        return txn_err(t, rc, "opening a cursor");
+    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+    while (rc == 0 && k.mv_size == SPAN_KEY) {
+        MDB_val pk = {SPAN_KEY, probe};
+        unsigned day = (unsigned)((const uint8_t *)k.mv_data)[0] << 8 |
+                       ((const uint8_t *)k.mv_data)[1];
+
+        /* this day: the span itself? */
+        memcpy(probe, k.mv_data, 2);
+        memcpy(probe + 2, id, 8);
+        rc = mdb_cursor_get(c, &pk, &v, MDB_SET_KEY);
+        if (rc == 0) {
+            found = v.mv_size == 16 ? 0 : -1;
+            if (!found) {
+                memcpy(key, v.mv_data, 16);
+                memcpy(key + 16, id, 8);
+                if (skey)
+                    memcpy(skey, probe, SPAN_KEY);
+            }
+            break;
+        }
+        if (rc != MDB_NOTFOUND || day == 0)
+            break;
+        /* the day before that holds spans: the last key before this day */
+        memset(probe + 2, 0, 8);
+        pk.mv_data = probe;
+        pk.mv_size = SPAN_KEY;
+        rc = mdb_cursor_get(c, &pk, &v, MDB_SET_RANGE);
+        if (rc == 0)
+            rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+    }
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND)
+        return txn_err(t, rc, "reading");
+    if (found == -1)
+        return HT_ERR_CORRUPT;
+    return found ? HT_ERR_NOTFOUND : HT_ERR_OK;
 }
 
 int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
                  const void **v, size_t *vn)
 {
     MDB_val key = {kn, (void *)(uintptr_t)k}, val;
+    uint8_t nk[24];
     int rc;
 
+    TXN_USABLE(t);
+    if (db == HT_DB_NODES && kn == 8) {
+        rc = node_key(t, k, nk, NULL);
+        if (rc)
+            return rc;
+        key.mv_data = nk;
+        key.mv_size = 24;
+    }
     SEE_OWN_WRITES(t, db);
     rc = mdb_get(t->txn, t->s->dbi[db], &key, &val);
     if (rc)
-        return lmdb_err(rc, "reading");
+        return txn_err(t, rc, "reading");
     *v = val.mv_data;
     *vn = val.mv_size;
     return HT_ERR_OK;
@@ -618,14 +927,52 @@ int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
 int ht_store_del(struct ht_txn *t, int db, const void *k, size_t kn)
 {
     MDB_val key = {kn, (void *)(uintptr_t)k};
+    uint8_t nk[24], sk[SPAN_KEY];
     int rc;
 
+    TXN_USABLE(t);
+    if (db == HT_DB_NODES && (kn == 8 || kn == 24)) {
+        const uint8_t *id = kn == 8 ? k : (const uint8_t *)k + 16;
+
+        rc = node_key(t, id, nk, sk);
+        if (rc && rc != HT_ERR_NOTFOUND)
+            return rc;
+        if (kn == 8 && rc == HT_ERR_NOTFOUND)
+            return HT_ERR_OK;
+        /* the span id's entry goes when it names this node */
+        if (rc == HT_ERR_OK && (kn == 8 || memcmp(nk, k, 16) == 0)) {
+            MDB_val skv = {SPAN_KEY, sk};
+
+            rc = mdb_del(t->txn, t->s->dbi[HT_DB_SPANS], &skv, NULL);
+            if (rc && rc != MDB_NOTFOUND)
+                return txn_err(t, rc, "deleting");
+        }
+        if (kn == 8) {
+            key.mv_data = nk;
+            key.mv_size = 24;
+        }
+    }
     SEE_OWN_WRITES(t, db);
     rc = mdb_del(t->txn, t->s->dbi[db], &key, NULL);
 
     if (rc == MDB_NOTFOUND)
         return HT_ERR_OK;
-    return lmdb_err(rc, "deleting");
+    return txn_err(t, rc, "deleting");
+}
+
+int ht_store_del_pair(struct ht_txn *t, int db, const void *k, size_t kn,
+                      const void *v, size_t vn)
+{
+    MDB_val key = {kn, (void *)(uintptr_t)k};
+    MDB_val val = {vn, (void *)(uintptr_t)v};
+    int rc;
+
+    TXN_USABLE(t);
+    if (db != HT_DB_KEYS)
+        return HT_ERR_USAGE;
+    SEE_OWN_WRITES(t, db);
+    rc = mdb_del(t->txn, t->s->dbi[db], &key, &val);
+    return txn_err(t, rc, "deleting");
 }
 
 int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
@@ -635,11 +982,12 @@ int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
     MDB_val key = {kn, (void *)(uintptr_t)k}, val;
     int rc;
 
+    TXN_USABLE(t);
     SEE_OWN_WRITES(t, db);
     rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c);
 
     if (rc)
-        return lmdb_err(rc, "opening a cursor");
+        return txn_err(t, rc, "opening a cursor");
     rc = mdb_cursor_get(c, &key, &val, MDB_SET_KEY);
     while (rc == 0) {
         if (fn(ctx, key.mv_data, key.mv_size, val.mv_data, val.mv_size))
@@ -648,7 +996,7 @@ int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
     }
     mdb_cursor_close(c);
     if (rc && rc != MDB_NOTFOUND)
-        return lmdb_err(rc, "reading duplicates");
+        return txn_err(t, rc, "reading duplicates");
     return HT_ERR_OK;
 }
 
@@ -659,11 +1007,12 @@ int ht_store_scan(struct ht_txn *t, int db, const void *prefix, size_t pn,
     MDB_val key = {pn, (void *)(uintptr_t)prefix}, val;
     int rc;
 
+    TXN_USABLE(t);
     SEE_OWN_WRITES(t, db);
     rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c);
 
     if (rc)
-        return lmdb_err(rc, "opening a cursor");
+        return txn_err(t, rc, "opening a cursor");
     rc = mdb_cursor_get(c, &key, &val, pn ? MDB_SET_RANGE : MDB_FIRST);
     while (rc == 0) {
         if (pn && (key.mv_size < pn || memcmp(key.mv_data, prefix, pn) != 0))
@@ -674,7 +1023,7 @@ int ht_store_scan(struct ht_txn *t, int db, const void *prefix, size_t pn,
     }
     mdb_cursor_close(c);
     if (rc && rc != MDB_NOTFOUND)
-        return lmdb_err(rc, "scanning");
+        return txn_err(t, rc, "scanning");
     return HT_ERR_OK;
 }
 
@@ -683,13 +1032,34 @@ int ht_store_count(struct ht_txn *t, int db, uint64_t *n)
     MDB_stat st;
     int rc;
 
+    TXN_USABLE(t);
     SEE_OWN_WRITES(t, db);
     rc = mdb_stat(t->txn, t->s->dbi[db], &st);
 
     if (rc)
-        return lmdb_err(rc, "stat");
+        return txn_err(t, rc, "stat");
     *n = st.ms_entries;
     return HT_ERR_OK;
+}
+
+int64_t ht_store_newest_event(struct ht_txn *t)
+{
+    const void *v;
+    size_t vn;
+    int64_t val = INT64_MIN;
+
+    if (ht_store_get(t, HT_DB_META, "newest_event", 12, &v, &vn) == HT_ERR_OK &&
+        vn == sizeof(val))
+        memcpy(&val, v, sizeof(val));
+    return val;
+}
+
+int ht_store_note_event(struct ht_txn *t, int64_t ts_us)
+{
+    if (ts_us <= ht_store_newest_event(t))
+        return HT_ERR_OK;
+    return ht_store_put(t, HT_DB_META, "newest_event", 12, &ts_us,
+                        sizeof(ts_us));
 }
 
 int64_t ht_store_counter(struct ht_txn *t, const char *name)

@@ -5,10 +5,14 @@
  * arrives first; rejects land in the dead-letter table; invocation facts
  * merge into one invocation record. All of it through both paths: the
  * one-step ht_assembler_apply and the sink's prepare + apply_prepared,
- * which must write byte-identical stores.
+ * which must write byte-identical stores. The schema 2 layout (a trace's
+ * spans are a range of nodes, one by_time entry per invocation whatever
+ * the order of its lines) and retention (ht_prune_slice removes expired
+ * pieces with every index entry, nothing else).
  */
 #define _GNU_SOURCE
 #include "ht_assembler.h"
+#include "ht_prune.h"
 #include "ht_test.h"
 
 #include <stdlib.h>
@@ -109,6 +113,36 @@ static int dump_one(void *ctx, const void *k, size_t kn, const void *v,
     return 0;
 }
 
+static int count_cb(void *ctx, const void *k, size_t kn, const void *v,
+                    size_t vn)
+{
+    (void)k;
+    (void)kn;
+    (void)v;
+    (void)vn;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static int span_target_cb(void *ctx, const void *k, size_t kn, const void *v,
+                          size_t vn)
+{
+    (void)k;
+    (void)kn;
+    if (vn == 9 && ((const uint8_t *)v)[0] == HT_TARGET_SPAN)
+        (*(int *)ctx)++;
+    return 0;
+}
+
+/* keys entries under `prefix` that name a span */
+static int count_span_targets(struct ht_txn *t, const char *prefix)
+{
+    int n = 0;
+
+    CHECK(ht_store_scan(t, HT_DB_KEYS, prefix, 1, span_target_cb, &n) == 0);
+    return n;
+}
+
 /* Every database of the store, serialised. */
 static void dump_store(struct ht_buf *out)
 {
@@ -178,6 +212,25 @@ static void scenario(struct ht_buf *out)
     CHECK(span_end("1111111111111111") == 0);
     apply(complete);
     CHECK(span_end("1111111111111111") == 1795700001000000LL);
+    /* both spans are their trace's range of nodes; no 'T' or 'C' key names
+     * a span any more */
+    {
+        struct ht_txn *t;
+        struct ht_tid tr;
+        int n = 0;
+
+        ht_tid_parse("1-6b083520-c49c720af84bd7b4b9c2b14a", 35, &tr);
+        CHECK(ht_store_begin(store, false, &t) == HT_ERR_OK);
+        CHECK(ht_store_scan(t, HT_DB_NODES, tr.b, 16, count_cb, &n) == 0);
+        CHECK(n == 2);
+        n = 0;
+        CHECK(ht_store_scan(t, HT_DB_KEYS, "C", 1, count_cb, &n) == 0);
+        CHECK(n == 0);
+        CHECK(count_span_targets(t, "T") == 0);
+        /* the newest event is the REPORT line's */
+        CHECK(ht_store_newest_event(t) == 1795700001044000LL);
+        ht_store_abort(t);
+    }
 
     /* a reject is kept once, however often it is seen */
     apply("not json at all\n");
@@ -192,6 +245,144 @@ static void scenario(struct ht_buf *out)
         snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
         CHECK(system(cmd) == 0);
     }
+}
+
+#define LOG_START                                                              \
+    "{\"messageType\":\"DATA_MESSAGE\",\"logGroup\":\"/aws/lambda/charge\","   \
+    "\"logEvents\":[{\"id\":\"1\",\"timestamp\":1795700001004,\"message\":"    \
+    "\"START RequestId: r-1 Version: $LATEST\\n\"}]}"
+#define LOG_REPORT                                                             \
+    "{\"messageType\":\"DATA_MESSAGE\",\"logGroup\":\"/aws/lambda/charge\","   \
+    "\"logEvents\":[{\"id\":\"3\",\"timestamp\":1795700001044,\"message\":"    \
+    "\"REPORT RequestId: r-1\\tDuration: 38.34 ms\\tBilled Duration: 39 "      \
+    "ms\\tMemory Size: 512 MB\\tMax Memory Used: 92 MB\\t\\n\"}]}"
+
+static char tmpdir[64];
+
+static void fresh_store(void)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/ht_test_asm_XXXXXX");
+    CHECK(mkdtemp(tmpdir) != NULL);
+    CHECK(ht_store_open(tmpdir, false, &store) == HT_ERR_OK);
+}
+
+static void drop_store(void)
+{
+    char cmd[128];
+
+    ht_store_close(store);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+    CHECK(system(cmd) == 0);
+}
+
+/* The databases that hold data (not stall state or dead letters). */
+static void dump_data(struct ht_buf *out)
+{
+    static const int dbs[] = {HT_DB_NODES, HT_DB_SPANS, HT_DB_INV,
+                              HT_DB_FACTS, HT_DB_KEYS,  HT_DB_BYTIME};
+    struct ht_txn *t;
+
+    CHECK(ht_store_begin(store, false, &t) == HT_ERR_OK);
+    for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+        ht_buf_addc(out, (char)dbs[i]);
+        CHECK(ht_store_scan(t, dbs[i], NULL, 0, dump_one, out) == HT_ERR_OK);
+    }
+    ht_store_abort(t);
+}
+
+/* An invocation's lines in either order: one invocation record, one
+ * by_time entry at its last activity, the same bytes. */
+static void test_line_order(void)
+{
+    struct ht_buf ab, ba;
+    int n = 0;
+    struct ht_txn *t;
+
+    ht_buf_init(&ab);
+    ht_buf_init(&ba);
+    fresh_store();
+    apply(LOG_START);
+    apply(LOG_REPORT);
+    dump_data(&ab);
+    CHECK(ht_store_begin(store, false, &t) == HT_ERR_OK);
+    CHECK(ht_store_scan(t, HT_DB_BYTIME, NULL, 0, count_cb, &n) == 0);
+    CHECK(n == 1);
+    /* the REPORT line (START + 38.34 ms ended a little before it) */
+    CHECK(ht_store_oldest_event(t) == 1795700001044000LL);
+    ht_store_abort(t);
+    drop_store();
+    fresh_store();
+    apply(LOG_REPORT);
+    apply(LOG_START);
+    dump_data(&ba);
+    drop_store();
+    CHECK(ab.len > 0 && ab.len == ba.len &&
+          memcmp(ab.data, ba.data, ab.len) == 0);
+    ht_buf_free(&ab);
+    ht_buf_free(&ba);
+}
+
+static uint64_t all_rows(void)
+{
+    static const int dbs[] = {HT_DB_NODES,  HT_DB_SPANS, HT_DB_INV,
+                              HT_DB_FACTS,  HT_DB_KEYS,  HT_DB_BYTIME,
+                              HT_DB_PENDING};
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++)
+        n += count(dbs[i]);
+    return n;
+}
+
+/* Retention: nothing goes before its time (horizon included); then
+ * everything that indexes the expired pieces goes, in bounded slices. */
+static void test_prune(void)
+{
+    char complete[2048];
+    struct ht_prune_stats st;
+    bool more = true;
+    uint64_t before;
+    int slices = 0;
+    struct ht_txn *t;
+
+    fresh_store();
+    snprintf(complete, sizeof(complete), PRODUCER,
+             "\"end_time\":1795700000.5768065");
+    apply(complete);
+    apply(CONSUMER_LOG);
+    apply("not json at all\n");
+    before = all_rows();
+    CHECK(before >= 8);
+    memset(&st, 0, sizeof(st));
+    /* the consumer ended at 1795700001.04434: with the default horizon of
+     * an hour, a cut-off a minute later removes nothing */
+    CHECK(ht_prune_slice(store, 1795700061000000LL, 0, &more, &st) == 0);
+    CHECK(!more && st.nodes == 0 && st.invocations == 0);
+    CHECK(all_rows() == before);
+    /* without a horizon, a cut-off between the two removes the producer
+     * only: its span, keys, span index entry and the matched hop half */
+    CHECK(ht_prune_slice_h(store, 1795700001000000LL, 0, 0, &more, &st) == 0);
+    CHECK(st.nodes == 1 && st.invocations == 0 && st.pending == 1);
+    CHECK(span_end("24f6a303b83ea7bd") == -1);
+    CHECK(count(HT_DB_SPANS) == 0 && count(HT_DB_INV) == 1);
+    /* then the rest, one entry per slice */
+    do {
+        CHECK(ht_prune_slice_h(store, 1795700002000000LL, 0, 1, &more, &st) ==
+              0);
+        slices++;
+    } while (more && slices < 10);
+    CHECK(!more && st.invocations == 1 && st.facts >= 1);
+    CHECK(all_rows() == 0);
+    CHECK(count(HT_DB_DLQ) == 1); /* dead letters are not requests */
+    CHECK(ht_store_begin(store, false, &t) == HT_ERR_OK);
+    CHECK(ht_assembler_pending(t) == 0);
+    CHECK(ht_store_oldest_event(t) == INT64_MIN);
+    ht_store_abort(t);
+    /* ingesting the same again after the prune stores it again */
+    apply(complete);
+    apply(CONSUMER_LOG);
+    CHECK(all_rows() == before);
+    drop_store();
 }
 
 int main(void)
@@ -209,5 +400,10 @@ int main(void)
           memcmp(direct.data, prepared.data, direct.len) == 0);
     ht_buf_free(&direct);
     ht_buf_free(&prepared);
+    for (int m = 0; m < 2; m++) {
+        use_prep = m == 1;
+        test_line_order();
+        test_prune();
+    }
     TEST_DONE();
 }

@@ -2,12 +2,19 @@
  * test_store.c - unit tests of store/: record encodings round-trip and
  * reject truncated values, the LMDB primitives (put/get, dupsort keys,
  * prefix scans, counters), map growth, and the schema check on open.
+ * Maps: two writers with different HOPTRACE_MAP_MB on one store, one
+ * growing while the other is open, both survive (no process shrinks a
+ * file another has mapped); a 1 MiB map grows silently; a write
+ * transaction that hit a full map keeps saying so (never MDB_BAD_TXN).
  */
 #define _GNU_SOURCE
 #include "ht_store.h"
 #include "ht_test.h"
 
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void test_span_roundtrip(void)
@@ -112,6 +119,27 @@ static int count_cb(void *ctx, const void *k, size_t kn, const void *v,
     return 0;
 }
 
+/* A packed span of trace `tr` (X-Ray text id), id `id` (16 hex), parent
+ * `parent` (16 hex or NULL), ending at `end_us`. */
+static void packed_span(struct ht_buf *b, const char *tr, const char *id,
+                        const char *parent, int64_t end_us)
+{
+    struct ht_span s;
+
+    memset(&s, 0, sizeof(s));
+    CHECK(ht_tid_parse(tr, strlen(tr), &s.trace));
+    CHECK(ht_id8_parse(id, 16, &s.id));
+    if (parent) {
+        CHECK(ht_id8_parse(parent, 16, &s.parent));
+        s.flags |= HT_SPAN_HAS_PARENT;
+    }
+    s.start_us = end_us - 1000;
+    s.end_us = end_us;
+    s.name = "n";
+    ht_buf_reset(b);
+    ht_span_pack(&s, b);
+}
+
 static void test_lmdb(void)
 {
     char dir[] = "/tmp/ht_test_store_XXXXXX";
@@ -125,8 +153,30 @@ static void test_lmdb(void)
 
     CHECK(mkdtemp(dir) != NULL);
     CHECK(ht_store_open(dir, false, &s) == HT_ERR_OK);
+    struct ht_buf sp;
+    struct ht_id8 id1, id2;
+    struct ht_tid tr1;
+
+    ht_buf_init(&sp);
+    ht_id8_parse("1111111111111111", 16, &id1);
+    ht_id8_parse("2222222222222222", 16, &id2);
+    ht_tid_parse("1-6b083520-c49c720af84bd7b4b9c2b14a", 35, &tr1);
     CHECK(ht_store_begin(s, true, &t) == HT_ERR_OK);
-    CHECK(ht_store_put(t, HT_DB_NODES, "12345678", 8, "abc", 3) == 0);
+    /* nodes take a packed span (its trace says where it is filed) */
+    CHECK(ht_store_put(t, HT_DB_NODES, "12345678", 8, "abc", 3) ==
+          HT_ERR_USAGE);
+    packed_span(&sp, "1-6b083520-c49c720af84bd7b4b9c2b14a", "1111111111111111",
+                NULL, 1795700000000000LL);
+    CHECK(ht_store_put(t, HT_DB_NODES, id1.b, 8, sp.data, sp.len) == 0);
+    /* read back in the same transaction (deferred puts are applied) */
+    CHECK(ht_store_get(t, HT_DB_NODES, id1.b, 8, &v, &vn) == 0);
+    CHECK(vn == sp.len);
+    packed_span(&sp, "1-6b083520-c49c720af84bd7b4b9c2b14a", "2222222222222222",
+                "1111111111111111", 1795700000500000LL);
+    CHECK(ht_store_put(t, HT_DB_NODES, id2.b, 8, sp.data, sp.len) == 0);
+    packed_span(&sp, "1-6b083521-000000000000000000000001", "3333333333333333",
+                NULL, 1795700001000000LL);
+    CHECK(ht_store_put(t, HT_DB_NODES, sp.data + 1, 8, sp.data, sp.len) == 0);
     CHECK(ht_store_put(t, HT_DB_KEYS, "Kx", 2, "S1", 2) == 0);
     CHECK(ht_store_put(t, HT_DB_KEYS, "Kx", 2, "S2", 2) == 0);
     CHECK(ht_store_put(t, HT_DB_KEYS, "Kx", 2, "S1", 2) == 0); /* dup: no-op */
@@ -138,9 +188,26 @@ static void test_lmdb(void)
     CHECK(ht_store_commit(t) == HT_ERR_OK);
 
     CHECK(ht_store_begin(s, false, &t) == HT_ERR_OK);
-    CHECK(ht_store_get(t, HT_DB_NODES, "12345678", 8, &v, &vn) == 0);
-    CHECK(vn == 3 && memcmp(v, "abc", 3) == 0);
+    CHECK(ht_store_get(t, HT_DB_NODES, id2.b, 8, &v, &vn) == 0);
+    {
+        struct ht_id8 par;
+        struct ht_tid tr;
+
+        CHECK(ht_span_peek_parent(v, vn, &par) == 0 &&
+              memcmp(par.b, id1.b, 8) == 0);
+        CHECK(ht_span_peek_trace(v, vn, &tr) == 0 &&
+              memcmp(tr.b, tr1.b, 16) == 0);
+    }
     CHECK(ht_store_get(t, HT_DB_NODES, "nope", 4, &v, &vn) == HT_ERR_NOTFOUND);
+    CHECK(ht_store_get(t, HT_DB_NODES, "nopenope", 8, &v, &vn) ==
+          HT_ERR_NOTFOUND);
+    /* a trace's spans are one range of nodes, in span id order */
+    n = 0;
+    ht_store_scan(t, HT_DB_NODES, tr1.b, 16, count_cb, &n);
+    CHECK(n == 2);
+    n = 0;
+    ht_store_scan(t, HT_DB_SPANS, NULL, 0, count_cb, &n);
+    CHECK(n == 3);
     n = 0;
     ht_store_dups(t, HT_DB_KEYS, "Kx", 2, count_cb, &n);
     CHECK(n == 2);
@@ -157,8 +224,61 @@ static void test_lmdb(void)
     /* growing the map keeps the data */
     CHECK(ht_store_grow(s) == HT_ERR_OK);
     CHECK(ht_store_begin(s, false, &t) == HT_ERR_OK);
-    CHECK(ht_store_get(t, HT_DB_NODES, "12345678", 8, &v, &vn) == 0);
+    CHECK(ht_store_get(t, HT_DB_NODES, id1.b, 8, &v, &vn) == 0);
     ht_store_abort(t);
+
+    /* deleting a node by span id removes its span index entry too; a
+     * single key/value pair of keys can go alone */
+    CHECK(ht_store_begin(s, true, &t) == HT_ERR_OK);
+    CHECK(ht_store_del(t, HT_DB_NODES, id1.b, 8) == 0);
+    CHECK(ht_store_get(t, HT_DB_NODES, id1.b, 8, &v, &vn) == HT_ERR_NOTFOUND);
+    n = 0;
+    ht_store_scan(t, HT_DB_SPANS, NULL, 0, count_cb, &n);
+    CHECK(n == 2);
+    CHECK(ht_store_get(t, HT_DB_NODES, id2.b, 8, &v, &vn) == 0);
+    CHECK(ht_store_del_pair(t, HT_DB_KEYS, "Kx", 2, "S1", 2) == 0);
+    CHECK(ht_store_del_pair(t, HT_DB_KEYS, "Kx", 2, "S9", 2) ==
+          HT_ERR_NOTFOUND);
+    n = 0;
+    ht_store_dups(t, HT_DB_KEYS, "Kx", 2, count_cb, &n);
+    CHECK(n == 1);
+    /* spans of other days: found by span id whatever their day (the span
+     * index probes each day present, newest first) */
+    {
+        static const char *ids[] = {"4444444444444444", "5555555555555555",
+                                    "6666666666666666"};
+        static const int64_t days[] = {1, 3, -400};
+        struct ht_id8 id;
+
+        for (int i = 0; i < 3; i++) {
+            packed_span(&sp, "1-6b083521-000000000000000000000001", ids[i],
+                        NULL, 1795700001000000LL + days[i] * 86400000000LL);
+            ht_id8_parse(ids[i], 16, &id);
+            CHECK(ht_store_put(t, HT_DB_NODES, id.b, 8, sp.data, sp.len) == 0);
+        }
+        for (int i = 0; i < 3; i++) {
+            ht_id8_parse(ids[i], 16, &id);
+            CHECK(ht_store_get(t, HT_DB_NODES, id.b, 8, &v, &vn) == 0);
+        }
+        CHECK(ht_store_get(t, HT_DB_NODES, id2.b, 8, &v, &vn) == 0);
+        ht_id8_parse(ids[1], 16, &id);
+        CHECK(ht_store_del(t, HT_DB_NODES, id.b, 8) == 0);
+        CHECK(ht_store_get(t, HT_DB_NODES, id.b, 8, &v, &vn) ==
+              HT_ERR_NOTFOUND);
+        ht_id8_parse(ids[0], 16, &id);
+        CHECK(ht_store_get(t, HT_DB_NODES, id.b, 8, &v, &vn) == 0);
+        ht_id8_parse(ids[2], 16, &id);
+        CHECK(ht_store_get(t, HT_DB_NODES, id.b, 8, &v, &vn) == 0);
+        CHECK(ht_store_get(t, HT_DB_NODES, "\x01\x02\x03\x04\x05\x06\x07\x08",
+                           8, &v, &vn) == HT_ERR_NOTFOUND);
+    }
+    /* the newest event only moves forward */
+    CHECK(ht_store_newest_event(t) == INT64_MIN);
+    CHECK(ht_store_note_event(t, 2000) == 0);
+    CHECK(ht_store_note_event(t, 1000) == 0);
+    CHECK(ht_store_newest_event(t) == 2000);
+    CHECK(ht_store_commit(t) == HT_ERR_OK);
+    ht_buf_free(&sp);
 
     /* a store of another schema version is refused with a clear error */
     CHECK(ht_store_begin(s, true, &t) == HT_ERR_OK);
@@ -204,11 +324,147 @@ static void test_id_pack(void)
                        4, back, sizeof(back)) == 0);
 }
 
+/* Writes `mib` MiB of dead letters tagged `tag` in transactions of about
+ * 256 KiB, growing the map whenever it is full, as the sink does. */
+static int write_mib(struct ht_store *s, char tag, int mib)
+{
+    static char val[4000];
+    int done = 0;
+
+    memset(val, tag, sizeof(val));
+    while (done < mib * 256) {
+        struct ht_txn *t;
+        int rc = ht_store_begin(s, true, &t);
+
+        for (int i = 0; !rc && i < 64; i++) {
+            char key[32];
+            int kn = snprintf(key, sizeof(key), "%c%08d", tag, done + i);
+
+            rc = ht_store_put(t, HT_DB_DLQ, key, (size_t)kn, val, sizeof(val));
+        }
+        if (rc) {
+            /* once full, the transaction says so to every later call */
+            if (rc == HT_ERR_MAPFULL)
+                CHECK(ht_store_put(t, HT_DB_META, "x", 1, "y", 1) ==
+                      HT_ERR_MAPFULL);
+            ht_store_abort(t);
+        } else {
+            rc = ht_store_commit(t);
+        }
+        if (rc == HT_ERR_MAPFULL) {
+            if (ht_store_grow(s) != HT_ERR_OK)
+                return -1;
+            continue;
+        }
+        if (rc)
+            return -1;
+        done += 64;
+    }
+    return 0;
+}
+
+static int count_tag(struct ht_store *s, char tag)
+{
+    struct ht_txn *t;
+    char p[1] = {tag};
+    int n = 0;
+
+    CHECK(ht_store_begin(s, false, &t) == HT_ERR_OK);
+    ht_store_scan(t, HT_DB_DLQ, p, 1, count_cb, &n);
+    ht_store_abort(t);
+    return n;
+}
+
+/* by_time keys sort in time order, negative times first; they decode. */
+static void test_bytime_keys(void)
+{
+    static const int64_t ts[] = {-5000000, -1, 0, 1, 1795700000000000LL};
+    uint8_t prev[HT_BYTIME_KEY_MAX], cur[HT_BYTIME_KEY_MAX];
+    struct ht_id8 id;
+    size_t pn = 0, cn;
+
+    memset(&id, 7, sizeof(id));
+    for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
+        cn = ht_bytime_span_key(cur, ts[i], &id);
+        CHECK(cn == 17 && cur[8] == HT_BYTIME_SPAN);
+        CHECK(ht_bytime_time(cur) == ts[i]);
+        if (pn)
+            CHECK(memcmp(prev, cur, 8) < 0);
+        memcpy(prev, cur, cn);
+        pn = cn;
+    }
+    cn = ht_bytime_inv_key(cur, -3, (const uint8_t *)"\0r-1", 4);
+    CHECK(cn == 13 && cur[8] == HT_BYTIME_INV && ht_bytime_time(cur) == -3);
+}
+
+static void test_two_writers(void)
+{
+    char dir[] = "/tmp/ht_test_maps_XXXXXX";
+    int ready[2], go[2], status = 0;
+    struct ht_store *s;
+    pid_t pid;
+    char c;
+
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(pipe(ready) == 0 && pipe(go) == 0);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        /* a writer with a 64 MiB map: data.mdb is 64 MiB from its open */
+        setenv("HOPTRACE_MAP_MB", "64", 1);
+        if (ht_store_open(dir, false, &s) != HT_ERR_OK || write_mib(s, 'a', 1))
+            _exit(3);
+        if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+            _exit(4);
+        /* ... writes well past what a 1 MiB writer would have left of the
+         * file, and past 64 MiB (grows while the other is open) */
+        if (write_mib(s, 'b', 80))
+            _exit(5);
+        ht_store_close(s);
+        _exit(0);
+    }
+    CHECK(read(ready[0], &c, 1) == 1);
+    setenv("HOPTRACE_MAP_MB", "1", 1);
+    CHECK(ht_store_open(dir, false, &s) == HT_ERR_OK);
+    {
+        char path[128];
+        struct stat st;
+
+        /* opening with a smaller map did not shrink the file */
+        snprintf(path, sizeof(path), "%s/data.mdb", dir);
+        CHECK(stat(path, &st) == 0 && st.st_size >= (64 << 20));
+    }
+    CHECK(write(go[1], "g", 1) == 1);
+    CHECK(write_mib(s, 'c', 24) == 0);
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "the other writer died of signal %d\n",
+                WTERMSIG(status));
+    /* everything both wrote is there */
+    CHECK(count_tag(s, 'a') == 256 && count_tag(s, 'b') == 80 * 256 &&
+          count_tag(s, 'c') == 24 * 256);
+    ht_store_close(s);
+    unsetenv("HOPTRACE_MAP_MB");
+    close(ready[0]);
+    close(ready[1]);
+    close(go[0]);
+    close(go[1]);
+    {
+        char cmd[128];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        CHECK(system(cmd) == 0);
+    }
+}
+
 int main(void)
 {
     test_id_pack();
     test_span_roundtrip();
     test_inv_fact();
     test_lmdb();
+    test_bytime_keys();
+    test_two_writers();
     TEST_DONE();
 }
