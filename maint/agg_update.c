@@ -11,8 +11,14 @@
  * histograms never drift from the summaries. A root summarized before
  * that has since become part of another request (its producer arrived
  * later) is found through the roots its traces were last seen in ('T'),
- * and rebuilt or dropped. Everything of one slice commits in one
- * transaction with the dirty keys' deletion.
+ * and rebuilt or dropped. A trace's 'T' record holds, in id order, the
+ * roots with a summary whose requests hold the trace: every request a
+ * dirty trace reaches is linked to all its traces, also when a recheck
+ * rebuilt its summary earlier in the slice, and a root leaves a trace's
+ * record when its summary goes or its request no longer holds the trace.
+ * So the records, like the summaries, do not depend on how the work was
+ * sliced or on the order the data arrived in. Everything of one slice
+ * commits in one transaction with the dirty keys' deletion.
  *
  * Owned by maint/. Reads through query/, writes HT_DB_AGG and HT_DB_DIRTY
  * only; the record layouts are store/'s (ht_agg_records.h).
@@ -141,11 +147,26 @@ static void idset_add(struct idset *s, uint64_t v)
         }
 }
 
+/* The traces of the requests assembled in this slice, by root: whether a
+ * trace is still part of a root's request ('T' keeps only those). */
+struct member {
+    uint64_t k; /* 0: empty slot */
+    struct ht_tid *tids;
+    size_t n;
+};
+
+struct members {
+    struct member *m;
+    size_t cap, n;
+};
+
 struct rctx {
     struct ht_txn *t;
     struct ht_qsession *qs; /* the graph loaded in this slice */
     struct ht_arena *a;     /* per slice */
     struct idset done;      /* roots refreshed or dropped in this slice */
+    struct idset linked;    /* roots whose traces were linked (below) */
+    struct members mem;
     struct ht_buf buf;
     struct ht_agg_stats st; /* this slice's counts */
     int err;
@@ -279,30 +300,148 @@ static size_t get_troots(struct rctx *c, const struct ht_tid *tid,
     return n;
 }
 
+static int id8_cmp(const void *x, const void *y)
+{
+    return memcmp(x, y, 8);
+}
+
+/* A trace's roots are kept in id order without repeats, so the record is
+ * a function of the set alone, not of the order roots joined it. Written
+ * only when it changed (old: what the record held, nold roots). */
 static void put_troots(struct rctx *c, const struct ht_tid *tid,
-                       const struct ht_id8 *ids, size_t n)
+                       struct ht_id8 *ids, size_t n, const struct ht_id8 *old,
+                       size_t nold)
 {
     uint8_t key[17];
+    size_t w = 0;
 
+    qsort(ids, n, 8, id8_cmp);
+    for (size_t i = 0; i < n; i++)
+        if (!w || memcmp(ids[w - 1].b, ids[i].b, 8) != 0)
+            ids[w++] = ids[i];
+    n = w > HT_AGG_MAX_T_ROOTS ? HT_AGG_MAX_T_ROOTS : w;
+    if (n == nold && (!n || memcmp(ids, old, n * 8) == 0))
+        return;
     ht_agg_key_trace(key, tid);
     if (!n)
         chk(c, ht_store_del(c->t, HT_DB_AGG, key, 17));
     else
-        chk(c, ht_store_put(c->t, HT_DB_AGG, key, 17, ids,
-                            (n > HT_AGG_MAX_T_ROOTS ? HT_AGG_MAX_T_ROOTS : n) *
-                                8));
+        chk(c, ht_store_put(c->t, HT_DB_AGG, key, 17, ids, n * 8));
 }
 
-static void link_traces(struct rctx *c, const struct ht_request *r);
+/* ---- which traces a root's request holds, per slice -----------------------
+ */
+
+static struct member *mem_slot(struct members *m, uint64_t k)
+{
+    if (!m->cap)
+        return NULL;
+    for (size_t i = (k * 0x9E3779B97F4A7C15ull) >> 40 & (m->cap - 1);;
+         i = (i + 1) & (m->cap - 1))
+        if (m->m[i].k == k || !m->m[i].k)
+            return &m->m[i];
+}
+
+static struct member *mem_find(struct members *m, uint64_t k)
+{
+    struct member *e = mem_slot(m, k);
+
+    return e && e->k == k ? e : NULL;
+}
+
+/* The entry of k, created empty when missing. */
+static struct member *mem_get(struct members *m, uint64_t k)
+{
+    struct member *e;
+
+    if ((m->n + 1) * 2 > m->cap) {
+        struct members g = {0};
+
+        g.cap = m->cap ? m->cap * 2 : 256;
+        g.m = calloc(g.cap, sizeof(*g.m));
+        HT_ASSERT(g.m);
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->m[i].k) {
+                *mem_slot(&g, m->m[i].k) = m->m[i];
+                g.n++;
+            }
+        free(m->m);
+        *m = g;
+    }
+    e = mem_slot(m, k);
+    if (!e->k) {
+        memset(e, 0, sizeof(*e));
+        e->k = k;
+        m->n++;
+    }
+    return e;
+}
+
+/* Remember which traces the request rooted at r->spans[0] holds. */
+static void mem_record(struct rctx *c, const struct ht_request *r)
+{
+    struct member *e = mem_get(&c->mem, id8_u64(&r->spans[0].s.id));
+
+    e->n = 0;
+    e->tids = ht_arena_alloc(c->a, (r->ntrace_ids + 1) * sizeof(*e->tids));
+    for (size_t i = 0; i < r->ntrace_ids; i++)
+        if (ht_tid_parse(r->trace_ids[i], strlen(r->trace_ids[i]),
+                         &e->tids[e->n]))
+            e->n++;
+}
+
+/* The request rooted at `root`, named by `handle` (NULL when the handle
+ * no longer leads to that root); its traces are remembered. */
+static const struct ht_request *
+assemble(struct rctx *c, const struct ht_id8 *root, const char *handle)
+{
+    struct ht_request *reqs;
+    size_t n;
+
+    if (!handle || !*handle ||
+        ht_qsession_query(c->qs, handle, false, &reqs, &n) != HT_ERR_OK)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (reqs[i].nspans &&
+            memcmp(reqs[i].spans[0].s.id.b, root->b, 8) == 0) {
+            mem_record(c, &reqs[i]);
+            return &reqs[i];
+        }
+    return NULL;
+}
+
+/* Whether the request rooted at `root` still has a summary and holds the
+ * trace: the test for keeping the root in the trace's 'T' record. */
+static bool holds(struct rctx *c, const struct ht_id8 *root,
+                  const struct ht_tid *tid)
+{
+    struct ht_agg_summary s;
+    struct member *e;
+
+    if (!get_summ(c, root, &s))
+        return false;
+    e = mem_find(&c->mem, id8_u64(root));
+    if (!e) {
+        if (!assemble(c, root, s.handle))
+            return false; /* a summary its handle no longer leads to */
+        e = mem_find(&c->mem, id8_u64(root));
+    }
+    for (size_t i = 0; i < e->n; i++)
+        if (memcmp(e->tids[i].b, tid->b, 16) == 0)
+            return true;
+    return false;
+}
+
+/* ---- rebuilding ---------------------------------------------------------- */
 
 /* A root summarized before may have become part of another request (its
- * producer arrived later): rebuild it from its handle, or drop it. */
-static bool rebuild(struct rctx *c, const struct ht_id8 *root,
-                    const char *handle, bool link);
-
+ * producer arrived later): rebuild its summary from its handle, or drop
+ * it. A recheck does not link the rebuilt request's traces (that keeps
+ * the work bounded); they are linked when one of them is refreshed. */
 static void recheck(struct rctx *c, const struct ht_id8 *root)
 {
     struct ht_agg_summary old;
+    const struct ht_request *r;
     uint64_t k = id8_u64(root);
 
     if (idset_has(&c->done, k))
@@ -310,72 +449,53 @@ static void recheck(struct rctx *c, const struct ht_id8 *root)
     idset_add(&c->done, k);
     if (!get_summ(c, root, &old))
         return;
-    if (!rebuild(c, root, old.handle, false))
+    r = assemble(c, root, old.handle);
+    if (r)
+        store_summ(c, r);
+    else
         drop_summ(c, root);
 }
 
-/* Every trace of the request now names its root; roots those traces named
- * before that are no longer roots are rechecked. */
+/* The trace's 'T' record afterwards holds `root` (unless NULL) and those
+ * of the roots it held before that still root a request holding the
+ * trace; the others are rechecked. */
+static void relink(struct rctx *c, const struct ht_tid *tid,
+                   const struct ht_id8 *root)
+{
+    struct ht_id8 *old, *keep;
+    size_t n = get_troots(c, tid, &old), nk = 0;
+
+    for (size_t j = 0; j < n; j++)
+        if (!root || memcmp(old[j].b, root->b, 8) != 0)
+            recheck(c, &old[j]);
+    keep = ht_arena_alloc(c->a, (n + 1) * 8);
+    if (root)
+        keep[nk++] = *root;
+    for (size_t j = 0; j < n && !c->err; j++)
+        if ((!root || memcmp(old[j].b, root->b, 8) != 0) &&
+            holds(c, &old[j], tid))
+            keep[nk++] = old[j];
+    put_troots(c, tid, keep, nk, old, n);
+}
+
+/* Every trace of the request names its root; the roots those traces named
+ * before are rechecked, and kept only while their requests hold the trace
+ * (a trace can leave a request that stays a root). */
 static void link_traces(struct rctx *c, const struct ht_request *r)
 {
     const struct ht_id8 *root = &r->spans[0].s.id;
-
-    for (size_t i = 0; i < r->ntrace_ids && !c->err; i++) {
-        struct ht_tid tid;
-        struct ht_id8 *old, *keep;
-        size_t n, nk = 0;
-        bool has = false;
-
-        if (!ht_tid_parse(r->trace_ids[i], strlen(r->trace_ids[i]), &tid))
-            continue;
-        n = get_troots(c, &tid, &old);
-        for (size_t j = 0; j < n; j++)
-            if (memcmp(old[j].b, root->b, 8) != 0)
-                recheck(c, &old[j]);
-        /* keep the roots that still have a summary */
-        keep = ht_arena_alloc(c->a, (n + 1) * 8);
-        for (size_t j = 0; j < n; j++) {
-            uint8_t key[9];
-            const void *v;
-            size_t vn;
-
-            has |= memcmp(old[j].b, root->b, 8) == 0;
-            ht_agg_key_summary(key, &old[j]);
-            if (ht_store_get(c->t, HT_DB_AGG, key, 9, &v, &vn) == HT_ERR_OK)
-                keep[nk++] = old[j];
-        }
-        if (!has)
-            keep[nk++] = *root;
-        if (nk != n || !has)
-            put_troots(c, &tid, keep, nk);
-    }
-}
-
-/* Build the request rooted at `root` (named by `handle`) and store its
- * summary; false when the handle no longer leads to that root. A recheck
- * does not follow the rebuilt request's traces further (`link`): that
- * keeps the work bounded; those traces are refreshed when marked dirty. */
-static bool rebuild(struct rctx *c, const struct ht_id8 *root,
-                    const char *handle, bool link)
-{
-    struct ht_request *reqs;
+    const struct member *e = mem_find(&c->mem, id8_u64(root));
+    struct ht_tid *tids;
     size_t n;
-    bool found = false;
 
-    if (!handle || !*handle ||
-        ht_qsession_query(c->qs, handle, false, &reqs, &n) != HT_ERR_OK)
-        return false;
-    for (size_t i = 0; i < n && !found && !c->err; i++) {
-        const struct ht_request *r = &reqs[i];
-
-        if (r->nspans && memcmp(r->spans[0].s.id.b, root->b, 8) == 0) {
-            store_summ(c, r);
-            if (link)
-                link_traces(c, r);
-            found = true;
-        }
-    }
-    return found;
+    if (!e)
+        return;
+    /* a copy: rechecks below may grow the table */
+    n = e->n;
+    tids = ht_arena_alloc(c->a, (n + 1) * sizeof(*tids));
+    memcpy(tids, e->tids, n * sizeof(*tids));
+    for (size_t i = 0; i < n && !c->err; i++)
+        relink(c, &tids[i], root);
 }
 
 static void refresh_trace(struct rctx *c, const struct ht_tid *tid)
@@ -383,29 +503,39 @@ static void refresh_trace(struct rctx *c, const struct ht_tid *tid)
     char text[36];
     struct ht_request *reqs;
     size_t n;
-    struct ht_id8 *old;
-    size_t nold;
     uint8_t key[16];
+    struct ht_agg_summary s;
 
     ht_tid_format(tid, text);
-    nold = get_troots(c, tid, &old);
     /* the roots first: a request reached through several of its traces
-     * in one slice is assembled once */
+     * in one slice is assembled and linked once; one already rebuilt by
+     * a recheck in this slice is linked still */
     if (ht_qsession_query(c->qs, text, true, &reqs, &n) == HT_ERR_OK) {
         for (size_t i = 0; i < n && !c->err; i++) {
-            const struct ht_request *r = &reqs[i];
-            const struct ht_id8 *root = &r->spans[0].s.id;
+            const struct ht_id8 *root = &reqs[i].spans[0].s.id;
+            const char *handle = reqs[i].root_handle;
             uint64_t k = id8_u64(root);
+            const struct ht_request *r;
 
-            if (idset_has(&c->done, k))
+            if (idset_has(&c->linked, k))
                 continue;
-            idset_add(&c->done, k);
-            rebuild(c, root, r->root_handle, true);
+            idset_add(&c->linked, k);
+            r = assemble(c, root, handle);
+            if (!r)
+                continue;
+            /* rebuilt by a recheck already, unless that dropped it (its
+             * old handle led elsewhere) */
+            if (!idset_has(&c->done, k) || !get_summ(c, root, &s)) {
+                idset_add(&c->done, k);
+                store_summ(c, r);
+            }
+            link_traces(c, r);
         }
     }
-    /* roots the trace named before and no longer does */
-    for (size_t j = 0; j < nold; j++)
-        recheck(c, &old[j]);
+    /* roots the trace named before and no longer does go from its record
+     * (rechecked), whether or not it still belongs to any request */
+    if (!c->err)
+        relink(c, tid, NULL);
     memcpy(key, tid->b, 16);
     chk(c, ht_store_del(c->t, HT_DB_DIRTY, key, 16));
     c->st.traces++;
@@ -473,6 +603,8 @@ static int slice(struct ht_store *s, size_t max, bool *more,
     }
     ht_qsession_close(c.qs);
     free(c.done.k);
+    free(c.linked.k);
+    free(c.mem.m);
     ht_buf_free(&c.buf);
     ht_arena_destroy(c.a);
     if (c.err) {

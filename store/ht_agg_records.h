@@ -6,10 +6,11 @@
  *
  *   'S' root span id (8)            -> summary of one request
  *   'W' start µs (8, BE) + root (8) -> "" : summaries in time order
- *   'T' trace id (16)               -> root ids (8 each) of the requests
- *                                      the trace was last seen in; the
- *                                      id starts with its epoch seconds,
- *                                      so these are in time order too
+ *   'T' trace id (16)               -> root ids (8 each, in id order) of
+ *                                      the requests the trace was last
+ *                                      seen in; the id starts with its
+ *                                      epoch seconds, so these are in
+ *                                      time order too
  *   'H' minute (8, BE) + route key  -> histogram record of that route's
  *                                      requests starting in that minute
  *   'U' route key of a URL route    -> the route template it stands for

@@ -7,11 +7,13 @@
  * dirty set is consumed, a second refresh with nothing dirty changes
  * nothing; slices of ht_agg_update interleaved with ingest batches end
  * with exactly the records of one full refresh after the whole input, and
- * never take more than their max_traces; ht_agg_prune drops exactly the
- * summaries and buckets before the cut-off, in slices within its budget,
- * and the answers for the window after it do not change; the records
- * round-trip and refuse every truncation, and garbage in the aggregates
- * database is skipped by the queries and the update.
+ * never take more than their max_traces; in both stores each trace's 'T'
+ * record lists, in id order, exactly the summarized roots whose requests
+ * hold the trace (derived again from the summaries); ht_agg_prune drops
+ * exactly the summaries and buckets before the cut-off, in slices within
+ * its budget, and the answers for the window after it do not change; the
+ * records round-trip and refuse every truncation, and garbage in the
+ * aggregates database is skipped by the queries and the update.
  *
  * usage: test_agg [INPUT_DIR [VALUES_PER_BATCH SLICE_TRACES]]  (default
  * tests/agg/routes, 40, 5; every file in the folder is read in name
@@ -484,6 +486,188 @@ static char *answer(struct ht_store *s, int what, int64_t since)
     return r;
 }
 
+/* ---- the roots remembered per trace ('T') --------------------------------
+ * Derived state that must not depend on slicing either: a trace's record
+ * lists, in id order, exactly the roots with a summary whose request holds
+ * the trace. troots_expected() rebuilds that from the summaries. */
+
+struct tpair {
+    uint8_t tid[16], root[8];
+};
+
+struct tlist {
+    struct tpair *p;
+    size_t n, cap;
+};
+
+static void tlist_add(struct tlist *l, const uint8_t tid[16],
+                      const uint8_t root[8])
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 256;
+        l->p = realloc(l->p, l->cap * sizeof(*l->p));
+        CHECK(l->p != NULL);
+    }
+    memcpy(l->p[l->n].tid, tid, 16);
+    memcpy(l->p[l->n].root, root, 8);
+    l->n++;
+}
+
+static int tpair_cmp(const void *x, const void *y)
+{
+    return memcmp(x, y, sizeof(struct tpair));
+}
+
+/* The pairs as text, one trace a line: "tid=root root…" (sorted). */
+static char *tlist_text(struct tlist *l)
+{
+    struct ht_buf b;
+    char *out;
+
+    qsort(l->p, l->n, sizeof(*l->p), tpair_cmp);
+    ht_buf_init(&b);
+    for (size_t i = 0; i < l->n; i++) {
+        if (i && memcmp(&l->p[i], &l->p[i - 1], sizeof(*l->p)) == 0)
+            continue; /* a repeat (stored ones fail `sorted`) */
+        if (!i || memcmp(l->p[i].tid, l->p[i - 1].tid, 16) != 0) {
+            if (i)
+                ht_buf_addc(&b, '\n');
+            for (int j = 0; j < 16; j++)
+                ht_buf_printf(&b, "%02x", l->p[i].tid[j]);
+            ht_buf_addc(&b, '=');
+        } else {
+            ht_buf_addc(&b, ' ');
+        }
+        for (int j = 0; j < 8; j++)
+            ht_buf_printf(&b, "%02x", l->p[i].root[j]);
+    }
+    out = strdup(b.len ? b.data : "");
+    ht_buf_free(&b);
+    return out;
+}
+
+static int troots_visit(void *ctx, const void *k, size_t kn, const void *v,
+                        size_t vn)
+{
+    struct tlist *l = ctx;
+
+    CHECK(kn == 17 && vn % 8 == 0 && vn > 0);
+    if (kn == 17)
+        for (size_t i = 0; i + 8 <= vn; i += 8)
+            tlist_add(l, (const uint8_t *)k + 1, (const uint8_t *)v + i);
+    return 0;
+}
+
+/* The 'T' records as stored, as text; *sorted says whether every value
+ * held its roots in id order without a repeat. */
+static char *troots_stored(struct ht_store *s, bool *sorted)
+{
+    struct tlist l = {0};
+    uint8_t prefix = HT_AGG_K_TRACE;
+    struct ht_txn *t;
+    char *out;
+
+    CHECK(ht_store_begin(s, false, &t) == HT_ERR_OK);
+    CHECK(ht_store_scan(t, HT_DB_AGG, &prefix, 1, troots_visit, &l) ==
+          HT_ERR_OK);
+    ht_store_abort(t);
+    *sorted = true;
+    for (size_t i = 1; i < l.n; i++)
+        if (memcmp(l.p[i].tid, l.p[i - 1].tid, 16) == 0 &&
+            memcmp(l.p[i].root, l.p[i - 1].root, 8) <= 0)
+            *sorted = false;
+    out = tlist_text(&l);
+    free(l.p);
+    return out;
+}
+
+struct sum_ctx {
+    struct ht_txn *t;
+    struct tlist *l;
+};
+
+static int troots_summary_visit(void *ctx, const void *k, size_t kn,
+                                const void *v, size_t vn)
+{
+    struct sum_ctx *c = ctx;
+    struct ht_arena *a = ht_arena_create();
+    struct ht_agg_summary sum;
+    struct ht_result *res = NULL;
+    bool found = false;
+
+    CHECK(kn == 9);
+    CHECK(ht_agg_summary_unpack(v, vn, a, &sum) == HT_ERR_OK);
+    CHECK(ht_query_trace_txn(c->t, sum.handle, &res) == HT_ERR_OK);
+    for (size_t i = 0; res && i < res->nrequests; i++) {
+        const struct ht_request *r = &res->requests[i];
+
+        if (!r->nspans ||
+            memcmp(r->spans[0].s.id.b, (const uint8_t *)k + 1, 8) != 0)
+            continue;
+        found = true;
+        for (size_t j = 0; j < r->ntrace_ids; j++) {
+            struct ht_tid tid;
+
+            if (ht_tid_parse(r->trace_ids[j], strlen(r->trace_ids[j]), &tid))
+                tlist_add(c->l, tid.b, (const uint8_t *)k + 1);
+        }
+    }
+    /* every summary's handle leads back to its root */
+    CHECK(found);
+    if (res)
+        ht_result_free(res);
+    ht_arena_destroy(a);
+    return 0;
+}
+
+/* The 'T' records the summaries call for, as text. */
+static char *troots_expected(struct ht_store *s)
+{
+    struct tlist l = {0};
+    uint8_t prefix = HT_AGG_K_SUMMARY;
+    struct sum_ctx c = {.l = &l};
+    char *out;
+
+    CHECK(ht_store_begin(s, false, &c.t) == HT_ERR_OK);
+    CHECK(ht_store_scan(c.t, HT_DB_AGG, &prefix, 1, troots_summary_visit, &c) ==
+          HT_ERR_OK);
+    ht_store_abort(c.t);
+    out = tlist_text(&l);
+    free(l.p);
+    return out;
+}
+
+/* A store's 'T' records are exactly what its summaries call for. */
+static void check_troots(struct ht_store *s, const char *which)
+{
+    bool sorted;
+    char *got = troots_stored(s, &sorted), *want = troots_expected(s);
+
+    if (strcmp(got, want) != 0 || !sorted) {
+        char path[64];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/tmp/ht_test_agg_T_%s_got", which);
+        if ((f = fopen(path, "w"))) {
+            fputs(got, f);
+            fclose(f);
+        }
+        snprintf(path, sizeof(path), "/tmp/ht_test_agg_T_%s_want", which);
+        if ((f = fopen(path, "w"))) {
+            fputs(want, f);
+            fclose(f);
+        }
+        fprintf(
+            stderr, "store %s: 'T' records %s (see /tmp/ht_test_agg_T_%s_*)\n",
+            which, sorted ? "differ from the summaries' traces" : "unsorted",
+            which);
+    }
+    CHECK(sorted);
+    CHECK_STREQ(got, want);
+    free(got);
+    free(want);
+}
+
 static const uint8_t kinds[] = {HT_AGG_K_SUMMARY, HT_AGG_K_WINDOW,
                                 HT_AGG_K_HIST, HT_AGG_K_TEMPLATE};
 
@@ -560,6 +744,8 @@ static void test_slices_and_prune(const char *input)
         free(y);
     }
     CHECK(nsum > 0);
+    check_troots(a, "a");
+    check_troots(b, "b");
     for (int w = 0; w < 3; w++) {
         char *x = answer(a, w, 0), *y = answer(b, w, 0);
 
