@@ -481,40 +481,16 @@ static int pending_writes(struct q *q, const struct ht_request *r,
     return n;
 }
 
-static int any_visit(void *ctx, const void *k, size_t kn, const void *v,
-                     size_t vn)
+/* The newest event the store has seen (a span's end, a log line's time),
+ * as the writer records it: what a pending hop has waited until. */
+static int64_t newest_event(struct q *q)
 {
-    (void)k;
-    (void)kn;
-    (void)v;
-    (void)vn;
-    *(bool *)ctx = true;
-    return 1;
-}
+    if (!q->newest_done) {
+        int64_t t = ht_store_newest_event(q->t);
 
-/* The newest span start in the store: the last key of by_time (start µs,
- * big endian), found byte by byte from the top without reading the rest. */
-static int64_t newest_start(struct q *q)
-{
-    uint8_t pre[8];
-    uint64_t v = 0;
-
-    if (q->newest_done)
-        return q->newest_us;
-    q->newest_done = true;
-    for (int d = 0; d < 8; d++) {
-        bool found = false;
-
-        for (int b = 255; b >= 0 && !found; b--) {
-            pre[d] = (uint8_t)b;
-            ht_store_scan(q->t, HT_DB_BYTIME, pre, (size_t)d + 1, any_visit,
-                          &found);
-        }
-        if (!found)
-            return q->newest_us = 0;
-        v = v << 8 | pre[d];
+        q->newest_done = true;
+        q->newest_us = t == INT64_MIN ? 0 : t;
     }
-    q->newest_us = (int64_t)v;
     return q->newest_us;
 }
 
@@ -529,7 +505,7 @@ static void pending_hops(struct q *q, struct ht_request *r,
 
     if (!idx->n)
         return;
-    now = newest_start(q);
+    now = newest_event(q);
     nh = ht_arena_alloc(q->a, (r->nhops + idx->n + 1) * sizeof(*nh));
     memcpy(nh, r->hops, r->nhops * sizeof(*nh));
     for (size_t k = 0; k < idx->n; k++) {
