@@ -72,7 +72,7 @@ struct kpart {
 };
 
 struct kc {
-    struct ht_sink sink;
+    struct ht_engine *eng;
     rd_kafka_t *rk, *dlq;
     const char *group, *dlq_topic;
     struct kpart *parts;
@@ -137,11 +137,11 @@ static void commit_to_kafka(struct kc *k)
  * its offsets may go to Kafka. */
 static int flush_batch(struct kc *k)
 {
-    struct ht_sink_ckpt *ck;
+    struct ht_engine_ckpt *ck;
     char(*keys)[512];
     int64_t *vals;
     size_t n = 0;
-    struct ht_batch *b = ht_sink_batch(&k->sink);
+    struct ht_batch *b = ht_engine_batch(k->eng);
     int rc;
 
     for (size_t i = 0; i < k->nparts; i++)
@@ -160,11 +160,11 @@ static int flush_batch(struct kc *k)
             continue;
         ckpt_key(keys[n], sizeof(keys[n]), k->group, kp->topic, kp->partition);
         vals[n] = kp->next;
-        ck[n] = (struct ht_sink_ckpt){keys[n], strlen(keys[n]), &vals[n],
+        ck[n] = (struct ht_engine_ckpt){keys[n], strlen(keys[n]), &vals[n],
                                       sizeof(vals[n])};
         n++;
     }
-    rc = ht_sink_flush(&k->sink, ck, n);
+    rc = ht_engine_flush(k->eng, ck, n);
     if (rc == HT_ERR_OK) {
         commit_to_kafka(k);
         k->to_commit = rd_kafka_topic_partition_list_new((int)n + 1);
@@ -193,7 +193,7 @@ static int flush_sync(struct kc *k)
     int rc = flush_batch(k);
 
     if (!rc)
-        rc = ht_sink_sync(&k->sink);
+        rc = ht_engine_sync(k->eng);
     if (!rc)
         commit_to_kafka(k);
     if (rc && !k->err)
@@ -217,7 +217,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             int rc;
 
             ckpt_key(key, sizeof(key), k->group, p->topic, p->partition);
-            rc = ht_sink_get_ckpt(&k->sink, key, &off, sizeof(off), &vn);
+            rc = ht_engine_get_ckpt(k->eng, key, &off, sizeof(off), &vn);
             if (rc == HT_ERR_OK && vn == sizeof(off) && off >= 0) {
                 p->offset = off;
                 HT_LOG_INFO("ingest:kafka", "%s/%d: resuming at offset %lld",
@@ -341,7 +341,7 @@ static void handle_message(struct kc *k, const rd_kafka_message_t *m)
     const char *topic = rd_kafka_topic_name(m->rkt);
     char src[300];
     struct ht_srcpos pos = {.source = src, .offset = (uint64_t)m->offset};
-    struct ht_batch *b = ht_sink_batch(&k->sink);
+    struct ht_batch *b = ht_engine_batch(k->eng);
     uint64_t before, after;
     struct kpart *kp;
 
@@ -572,15 +572,8 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_log_cb(conf, log_cb);
 
-    rc = ht_sink_open(&k.sink, cli->db);
+    rc = ht_cli_engine_open(cli, &o, &k.eng);
     if (rc) {
-        ht_cli_err("cannot open the store at %s: %s", cli->db, ht_strerror(rc));
-        rd_kafka_conf_destroy(conf);
-        exit_code = HT_EXIT_ERROR;
-        goto out_free;
-    }
-    if (ht_ingest_opts_apply(&k.sink, &o) != HT_ERR_OK) {
-        ht_sink_close(&k.sink);
         rd_kafka_conf_destroy(conf);
         exit_code = HT_EXIT_ERROR;
         goto out_free;
@@ -589,7 +582,7 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
     if (!k.rk) {
         ht_cli_err("kafka: cannot create the consumer: %s (check -X)", errstr);
         rd_kafka_conf_destroy(conf);
-        ht_sink_close(&k.sink);
+        ht_engine_close(k.eng);
         exit_code = HT_EXIT_USAGE;
         goto out_free;
     }
@@ -654,7 +647,7 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
                 rd_kafka_poll(k.dlq, 0);
             /* commit every batch_docs records, and at least every 200 ms
              * so that offsets and data never lag far behind */
-            if (ht_sink_full(&k.sink) || now - last_flush > 200000) {
+            if (ht_engine_full(k.eng) || now - last_flush > 200000) {
                 if (flush_batch(&k))
                     break;
                 last_flush = now;
@@ -695,7 +688,7 @@ out_close:
         rd_kafka_destroy(k.dlq);
     }
     {
-        int src = ht_sink_sync(&k.sink);
+        int src = ht_engine_sync(k.eng);
 
         if (!k.err)
             k.err = src;
@@ -705,7 +698,7 @@ out_close:
 
         snprintf(from, sizeof(from), "%llu Kafka messages (%.1f MB)",
                  (unsigned long long)k.messages, (double)k.bytes / 1e6);
-        ht_sink_summary(&k.sink, stderr, from);
+        ht_sink_summary(k.eng, stderr, from);
         if (k.dlq)
             fprintf(stderr, "; produced %llu to %s",
                     (unsigned long long)k.dlq_produced, k.dlq_topic);
@@ -716,7 +709,7 @@ out_close:
         fputc('\n', stderr);
     }
     {
-        int crc = ht_sink_close(&k.sink);
+        int crc = ht_engine_close(k.eng);
 
         if (!k.err)
             k.err = crc;
@@ -729,7 +722,7 @@ out_close:
     } else if (k.fatal && exit_code == HT_EXIT_OK) {
         exit_code = HT_EXIT_ERROR;
     } else if (exit_code == HT_EXIT_OK && o.strict &&
-               ht_sink_rejected(&k.sink)) {
+               ht_engine_rejected(k.eng)) {
         exit_code = HT_EXIT_REJECTED;
     }
     for (size_t i = 0; i < k.nparts; i++)

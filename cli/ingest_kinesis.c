@@ -95,7 +95,7 @@ struct shard {
 };
 
 struct kin {
-    struct ht_sink sink;
+    struct ht_engine *eng;
     struct ht_kinesis *k;
     const char *stream;
     const char *from_type; /* TRIM_HORIZON, LATEST, AT_TIMESTAMP */
@@ -140,7 +140,7 @@ static void load_ckpt(struct kin *g, struct shard *s)
     unsigned long long count = 0;
     int drained = 0, ver = 0;
 
-    if (ht_sink_get_ckpt(&g->sink, s->ckey, buf, sizeof(buf) - 1, &n) !=
+    if (ht_engine_get_ckpt(g->eng, s->ckey, buf, sizeof(buf) - 1, &n) !=
             HT_ERR_OK ||
         n >= sizeof(buf))
         return;
@@ -162,7 +162,7 @@ static void load_ckpt(struct kin *g, struct shard *s)
 
 static int flush(struct kin *g)
 {
-    struct ht_sink_ckpt ck[64];
+    struct ht_engine_ckpt ck[64];
     char vals[64][200];
     size_t n = 0;
     int rc = HT_ERR_OK;
@@ -180,14 +180,14 @@ static int flush(struct kin *g)
         ck[n].vlen = ckpt_value(s, vals[n], sizeof(vals[n]));
         s->dirty = false;
         if (++n == 64) {
-            rc = ht_sink_flush(&g->sink, ck, n);
+            rc = ht_engine_flush(g->eng, ck, n);
             if (rc)
                 return rc;
             n = 0;
         }
     }
-    if (n || g->sink.batch->documents || g->sink.batch->nrejects)
-        rc = ht_sink_flush(&g->sink, ck, n);
+    if (n || ht_engine_batch(g->eng)->documents || ht_engine_batch(g->eng)->nrejects)
+        rc = ht_engine_flush(g->eng, ck, n);
     return rc;
 }
 
@@ -281,7 +281,7 @@ static void on_user_record(void *ud, const void *data, size_t n)
     struct kin *g = ud;
     struct ht_srcpos pos = {g->cur->source, g->cur->count};
 
-    ht_ingest_payload(ht_sink_batch(&g->sink), &pos, data, n);
+    ht_ingest_payload(ht_engine_batch(g->eng), &pos, data, n);
 }
 
 static void decode_record(struct kin *g, struct shard *s,
@@ -300,7 +300,7 @@ static void decode_record(struct kin *g, struct shard *s,
     }
     n = ht_base64_decode(r->data, r->data_len, g->scratch);
     if (n < 0) {
-        ht_batch_reject(ht_sink_batch(&g->sink), HT_REJ_BAD_ENCODING, &pos,
+        ht_batch_reject(ht_engine_batch(g->eng), HT_REJ_BAD_ENCODING, &pos,
                         "Kinesis record Data is not base64", r->data,
                         r->data_len);
         return;
@@ -308,9 +308,9 @@ static void decode_record(struct kin *g, struct shard *s,
     g->cur = s;
     kpl = ht_kpl_deaggregate(g->scratch, (size_t)n, on_user_record, g);
     if (kpl == HT_KPL_PLAIN)
-        ht_ingest_payload(ht_sink_batch(&g->sink), &pos, g->scratch, (size_t)n);
+        ht_ingest_payload(ht_engine_batch(g->eng), &pos, g->scratch, (size_t)n);
     else if (kpl == HT_KPL_BAD)
-        ht_batch_reject(ht_sink_batch(&g->sink), HT_REJ_BAD_ENCODING, &pos,
+        ht_batch_reject(ht_engine_batch(g->eng), HT_REJ_BAD_ENCODING, &pos,
                         "KPL aggregated record (magic and MD5 match) whose "
                         "protobuf does not decode",
                         g->scratch, (size_t)n);
@@ -481,7 +481,7 @@ static int run(struct kin *g, double until_idle)
             if (st != HT_KIN_OK)
                 return st;
             any = true;
-            if (ht_sink_full(&g->sink)) {
+            if (ht_engine_full(g->eng)) {
                 rc = flush(g);
                 if (rc)
                     return -rc;
@@ -514,7 +514,7 @@ static void summary(struct kin *g)
 
     snprintf(from, sizeof(from), "kinesis stream %s (%zu shards)", g->stream,
              g->nsh);
-    ht_sink_summary(&g->sink, stderr, from);
+    ht_sink_summary(g->eng, stderr, from);
     fputs("; behind:", stderr);
     for (size_t i = 0; i < g->nsh; i++) {
         const struct shard *s = &g->sh[i];
@@ -644,15 +644,10 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
         ht_aws_creds_free(&creds);
         return HT_EXIT_USAGE;
     }
-    rc = ht_sink_open(&g.sink, cli->db);
+    rc = ht_cli_engine_open(cli, &o, &g.eng);
     if (rc) {
-        ht_cli_err("cannot open the store at %s: %s", cli->db, ht_strerror(rc));
         ht_kinesis_close(g.k);
         ht_aws_creds_free(&creds);
-        return HT_EXIT_ERROR;
-    }
-    if (ht_ingest_opts_apply(&g.sink, &o) != HT_ERR_OK) {
-        ht_sink_close(&g.sink);
         return HT_EXIT_ERROR;
     }
     HT_LOG_INFO("ingest:kinesis", "stream %s, region %s, credentials from %s",
@@ -668,7 +663,7 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
     /* commit what was decoded, whatever stopped the run */
     rc = flush(&g);
     {
-        int src = ht_sink_sync(&g.sink);
+        int src = ht_engine_sync(g.eng);
 
         if (!rc)
             rc = src;
@@ -676,7 +671,7 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
     if (!o.quiet)
         summary(&g);
     {
-        int crc = ht_sink_close(&g.sink);
+        int crc = ht_engine_close(g.eng);
 
         if (!rc)
             rc = crc;
@@ -694,7 +689,7 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
                    "run the same command again to resume)",
                    ht_strerror(rc));
         exit_code = HT_EXIT_ERROR;
-    } else if (o.strict && ht_sink_rejected(&g.sink)) {
+    } else if (o.strict && ht_engine_rejected(g.eng)) {
         exit_code = HT_EXIT_REJECTED;
     }
     for (size_t i = 0; i < g.nsh; i++)

@@ -149,7 +149,7 @@ static bool header_ok(const char *p, size_t n)
 }
 
 struct udp {
-    struct ht_sink sink;
+    struct ht_engine *eng;
     uint64_t received, accepted, rejected, seq;
 };
 
@@ -165,7 +165,7 @@ static uint64_t batch_rejected(const struct ht_batch *b)
 static void handle_datagram(struct udp *u, const char *src, const char *d,
                             size_t n, size_t real_len)
 {
-    struct ht_batch *b = ht_sink_batch(&u->sink);
+    struct ht_batch *b = ht_engine_batch(u->eng);
     struct ht_srcpos pos = {.source = src, .offset = u->seq++};
     const char *nl;
     const char *body;
@@ -288,16 +288,8 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv)
             return HT_EXIT_ERROR;
         }
     }
-    rc = ht_sink_open(&u.sink, cli->db);
+    rc = ht_cli_engine_open(cli, &o, &u.eng);
     if (rc) {
-        ht_cli_err("cannot open the store at %s: %s", cli->db, ht_strerror(rc));
-        if (ffd >= 0)
-            close(ffd);
-        close(fd);
-        return HT_EXIT_ERROR;
-    }
-    if (ht_ingest_opts_apply(&u.sink, &o) != HT_ERR_OK) {
-        ht_sink_close(&u.sink);
         if (ffd >= 0)
             close(ffd);
         close(fd);
@@ -358,8 +350,8 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv)
                                 (size_t)n);
                 pending = true;
                 last_dgram = ht_now_mono_us();
-                if (ht_sink_full(&u.sink)) {
-                    rc = ht_sink_flush(&u.sink, NULL, 0);
+                if (ht_engine_full(u.eng)) {
+                    rc = ht_engine_flush(u.eng, NULL, 0);
                     last_flush = ht_now_mono_us();
                     pending = false;
                     if (rc)
@@ -368,7 +360,7 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv)
             }
             now = ht_now_mono_us();
             if (!rc && pending && now - last_flush >= 50000) {
-                rc = ht_sink_flush(&u.sink, NULL, 0);
+                rc = ht_engine_flush(u.eng, NULL, 0);
                 last_flush = now;
                 pending = false;
             }
@@ -377,11 +369,11 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv)
                 break;
         }
         if (!rc && pending)
-            rc = ht_sink_flush(&u.sink, NULL, 0);
+            rc = ht_engine_flush(u.eng, NULL, 0);
     }
     free(buf);
     {
-        int src = ht_sink_sync(&u.sink);
+        int src = ht_engine_sync(u.eng);
 
         if (!rc)
             rc = src;
@@ -390,7 +382,7 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv)
         char from[128];
 
         snprintf(from, sizeof(from), "udp %s", where);
-        ht_sink_summary(&u.sink, stderr, from);
+        ht_sink_summary(u.eng, stderr, from);
         fprintf(stderr,
                 "; datagrams received %llu, accepted %llu, rejected %llu",
                 (unsigned long long)u.received, (unsigned long long)u.accepted,
@@ -401,7 +393,7 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv)
         fputc('\n', stderr);
     }
     {
-        int crc = ht_sink_close(&u.sink);
+        int crc = ht_engine_close(u.eng);
 
         if (!rc)
             rc = crc;

@@ -47,7 +47,8 @@ const char *ht_strerror(int err);
     X(MISSING_FIELD, "missing_field")                                          \
     X(BAD_ID, "bad_id")                                                        \
     X(BAD_ENCODING, "bad_encoding")                                            \
-    X(UNKNOWN_DOC, "unknown_document")
+    X(UNKNOWN_DOC, "unknown_document")                                        \
+    X(TRUNCATED, "truncated")
 
 enum ht_reject {
 #define HT_R(name, str) HT_REJ_##name,
