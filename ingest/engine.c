@@ -459,6 +459,11 @@ int64_t ht_engine_pending(struct ht_engine *e)
     return pending;
 }
 
+struct ht_store *ht_engine_store(struct ht_engine *e)
+{
+    return e->store;
+}
+
 void ht_engine_request_stop(struct ht_engine *e)
 {
     e->stop_requested = 1;

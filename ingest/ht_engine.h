@@ -166,6 +166,9 @@ const struct ht_engine_totals *ht_engine_totals(const struct ht_engine *e);
 uint64_t ht_engine_rejected(const struct ht_engine *e);
 /* Pending halves in the store (committed state); -1 on error. */
 int64_t ht_engine_pending(struct ht_engine *e);
+/* The store, borrowed until ht_engine_close: for read transactions only
+ * (the writer thread owns writing; write from the upkeep hook). */
+struct ht_store *ht_engine_store(struct ht_engine *e);
 /* Asks ht_engine_run to commit and return. Async-signal-safe. */
 void ht_engine_request_stop(struct ht_engine *e);
 
