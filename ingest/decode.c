@@ -771,16 +771,9 @@ static void decode_bytes(struct ht_batch *b, const struct ht_srcpos *pos,
     if (n >= 2 && u[0] == 0x1f && u[1] == 0x8b) {
         uint8_t *out;
         size_t outn;
-        int grc = level > MAX_RECURSION
-                      ? -1
-                      : ht_gunzip(data, n, 64u << 20, &out, &outn);
 
-        if (grc == -2) {
-            ht_batch_reject(b, HT_REJ_TRUNCATED, pos,
-                            "gzip data ends early (truncated)", NULL, 0);
-            return;
-        }
-        if (grc != 0) {
+        if (level > MAX_RECURSION ||
+            ht_gunzip(data, n, 64u << 20, &out, &outn) != 0) {
             ht_batch_reject(b, HT_REJ_BAD_ENCODING, pos,
                             "bad or oversized gzip data", NULL, 0);
             return;

@@ -538,6 +538,21 @@ int ht_engine_run(struct ht_engine *e, const struct ht_source_ops *ops,
         if (idle_us && now - last_data > idle_us)
             break;
     }
+    if (!rc && e->stop_requested && ops->drain_on_stop) {
+        /* what already arrived is committed too */
+        for (int k = 0; k < 100000; k++) {
+            int pr = ops->poll(state, e, 0);
+
+            if (pr < 0) {
+                rc = -pr;
+                break;
+            }
+            if (pr != HT_POLL_DATA && pr != HT_POLL_FLUSH)
+                break;
+            if (ht_engine_full(e) && (rc = ops->checkpoint(state, e)) != 0)
+                break;
+        }
+    }
     {
         int frc = ops->checkpoint(state, e);
 

@@ -192,9 +192,12 @@ enum ht_poll {
 };
 
 struct ht_source_ops {
-    const char *name;          /* "file", "stdin", "udp" */
+    const char *name;          /* "file", "udp" */
     const struct ht_opt *opts; /* options of its own, or NULL */
     size_t cfg_size;           /* size of its option struct */
+    /* on a stop request, poll (with timeout 0) until nothing is left, so
+     * what the kernel buffered is committed too (UDP) */
+    bool drain_on_stop;
     /* Creates the source's state from its options, before the store is
      * opened (so a source with nothing to read need not create one).
      * Errors are reported (logged) by the source. */
@@ -237,6 +240,23 @@ struct ht_files_stats {
 extern const struct ht_source_ops ht_source_files;
 /* Counters of an open file source (state from ht_source_files.open). */
 void ht_files_stats(const void *state, struct ht_files_stats *out);
+
+/* ---- the UDP source: X-Ray daemon datagrams ----------------------------- */
+
+struct ht_udp_cfg {
+    const char *listen;  /* HOST:PORT, [V6]:PORT or PORT; NULL:
+                            127.0.0.1:2000; port 0 picks a free one */
+    const char *forward; /* --forward HOST:PORT, or NULL */
+};
+
+struct ht_udp_stats {
+    uint64_t received, accepted, rejected, fwd_errors;
+    char where[80]; /* the address listened on */
+};
+
+extern const struct ht_opt ht_udp_opt_table[]; /* of struct ht_udp_cfg */
+extern const struct ht_source_ops ht_source_udp;
+void ht_udp_stats(const void *state, struct ht_udp_stats *out);
 
 /* Runs a source until it ends, until_idle passes, or a stop is requested;
  * commits every batch_docs records and when input pauses
