@@ -477,6 +477,7 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
     rd_kafka_topic_partition_list_t *sub = NULL;
     char errstr[512];
     struct sigaction sa;
+    uint64_t rejected = 0;
 
     memset(&k, 0, sizeof(k));
     k.group = "hoptrace";
@@ -708,6 +709,7 @@ out_close:
                     (double)k.bytes / (double)k.busy_us);
         fputc('\n', stderr);
     }
+    rejected = ht_engine_rejected(k.eng);
     {
         int crc = ht_engine_close(k.eng);
 
@@ -721,8 +723,7 @@ out_close:
         exit_code = HT_EXIT_ERROR;
     } else if (k.fatal && exit_code == HT_EXIT_OK) {
         exit_code = HT_EXIT_ERROR;
-    } else if (exit_code == HT_EXIT_OK && o.strict &&
-               ht_engine_rejected(k.eng)) {
+    } else if (exit_code == HT_EXIT_OK && o.strict && rejected) {
         exit_code = HT_EXIT_REJECTED;
     }
     for (size_t i = 0; i < k.nparts; i++)

@@ -552,6 +552,7 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
     char region[64], err[600], tsbuf[64];
     struct ht_ingest_opts o = HT_INGEST_OPTS_INIT;
     int st, rc, exit_code = HT_EXIT_OK;
+    uint64_t rejected = 0;
 
     memset(&g, 0, sizeof(g));
     g.limit = 10000;
@@ -670,6 +671,7 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
     }
     if (!o.quiet)
         summary(&g);
+    rejected = ht_engine_rejected(g.eng);
     {
         int crc = ht_engine_close(g.eng);
 
@@ -689,7 +691,7 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
                    "run the same command again to resume)",
                    ht_strerror(rc));
         exit_code = HT_EXIT_ERROR;
-    } else if (o.strict && ht_engine_rejected(g.eng)) {
+    } else if (o.strict && rejected) {
         exit_code = HT_EXIT_REJECTED;
     }
     for (size_t i = 0; i < g.nsh; i++)
