@@ -39,7 +39,15 @@ enum ht_opt_type {
     HT_OPT_SECONDS,  /* double seconds, within (min, max] */
     HT_OPT_DURATION, /* int64_t µs: "90m", "48h", "2d", "300s", "250ms";
                         a bare number is seconds */
-    HT_OPT_STRING    /* const char * (borrowed from argv) */
+    HT_OPT_STRING,   /* const char * (borrowed from argv) */
+    HT_OPT_LIST      /* struct ht_opt_list: every occurrence, in order */
+};
+
+/* The values of a repeatable option (borrowed from argv). */
+#define HT_OPT_LIST_MAX 64
+struct ht_opt_list {
+    const char *v[HT_OPT_LIST_MAX];
+    int n;
 };
 
 /* One option of a source (or of every source). The field at `offset` in
@@ -257,6 +265,36 @@ struct ht_udp_stats {
 extern const struct ht_opt ht_udp_opt_table[]; /* of struct ht_udp_cfg */
 extern const struct ht_source_ops ht_source_udp;
 void ht_udp_stats(const void *state, struct ht_udp_stats *out);
+
+/* ---- the Kafka source: a consumer in a consumer group -------------------- */
+
+#include <signal.h>
+
+struct ht_kafka_cfg {
+    const char *brokers;        /* --kafka BROKERS */
+    struct ht_opt_list topics;  /* --topic T[,T...], repeatable */
+    const char *group;          /* --group G (default hoptrace) */
+    struct ht_opt_list x;       /* -X key=value: librdkafka settings */
+    const char *dlq_topic;      /* --dlq-topic T, or NULL */
+    double until_idle;          /* the shared --until-idle: the source ends
+                                   itself, counting from the assignment */
+    volatile sig_atomic_t *stop; /* set by a signal: stop connecting */
+};
+
+struct ht_kafka_stats {
+    uint64_t messages, bytes, dlq_produced;
+    int64_t busy_us; /* first message to the commit of the last */
+    bool fatal;      /* a Kafka error that retrying will not fix (logged) */
+    const char *dlq_topic;
+};
+
+extern const struct ht_opt ht_kafka_opt_table[]; /* of struct ht_kafka_cfg */
+/* open: HT_ERR_USAGE (bad settings), HT_ERR_NOTFOUND (a topic does not
+ * exist), HT_ERR_IO (brokers unreachable within until_idle). Rebalances
+ * commit through the engine inside poll and close: close the source
+ * before the engine. */
+extern const struct ht_source_ops ht_source_kafka;
+void ht_kafka_stats(const void *state, struct ht_kafka_stats *out);
 
 /* Runs a source until it ends, until_idle passes, or a stop is requested;
  * commits every batch_docs records and when input pauses

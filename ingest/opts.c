@@ -127,6 +127,17 @@ static int set_value(const struct ht_opt *o, void *base, const char *val,
     case HT_OPT_STRING:
         *(const char **)(void *)field = val;
         return 0;
+    case HT_OPT_LIST: {
+        struct ht_opt_list *l = (struct ht_opt_list *)(void *)field;
+
+        if (l->n >= HT_OPT_LIST_MAX) {
+            snprintf(err, errn, "%s given more than %d times", o->name,
+                     HT_OPT_LIST_MAX);
+            return -1;
+        }
+        l->v[l->n++] = val;
+        return 0;
+    }
     case HT_OPT__END:
         break;
     }
@@ -156,6 +167,9 @@ int ht_opt_defaults(const struct ht_opt *t, void *base)
             break;
         case HT_OPT_STRING:
             *(const char **)(void *)field = NULL;
+            break;
+        case HT_OPT_LIST:
+            memset(field, 0, sizeof(struct ht_opt_list));
             break;
         case HT_OPT__END:
             break;

@@ -1,6 +1,7 @@
 /*
- * ingest_kafka.c - `hoptrace ingest --kafka BROKERS --topic T[,T...]`: a
- * librdkafka consumer in a consumer group, feeding the shared sink.
+ * src_kafka.c - the Kafka source of the ingest engine: a librdkafka
+ * consumer in a consumer group (`hoptrace ingest --kafka BROKERS --topic
+ * T[,T...]`).
  *
  * Exactly-once in effect: each batch is written in ONE LMDB transaction
  * together with checkpoints `kafka:GROUP:TOPIC:PARTITION` -> next offset
@@ -12,56 +13,37 @@
  * Two processes in one group share ONE store (LMDB serialises writers
  * across processes): on revocation a process commits what it assembled for
  * the partitions before giving them up, and the new owner seeks to the
- * checkpoint it finds in the same store.
+ * checkpoint it finds in the same store. Rebalances happen inside poll and
+ * close, so close must come before the engine is closed.
+ *
+ * Owned by ingest/ (library ht_engine). It prints nothing but log lines.
  */
 #define _GNU_SOURCE
-#include "cli.h"
-#include "sink.h"
+#include "ht_engine.h"
 
 #include <librdkafka/rdkafka.h>
-#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
-    "usage: hoptrace [--db DIR] ingest --kafka BROKERS --topic T[,T...]\n"
-    "         [--group G] [--until-idle SECONDS] [-X key=value ...]\n"
-    "         [--dlq-topic T] [--batch N] [--strict] [--quiet]\n"
-    "\n"
-    "Consumes the topics in consumer group G (default hoptrace). Each\n"
-    "message value is any payload `ingest FILE` accepts (X-Ray documents,\n"
-    "daemon datagrams, gzip'd CloudWatch Logs subscription messages,\n"
-    "PutTraceSegments bodies, ...), sniffed the same way.\n"
-    "\n"
-    "  --kafka BROKERS       bootstrap servers, host:port[,host:port...]\n"
-    "  --topic T[,T...]      topics to consume (repeatable)\n"
-    "  --group G             consumer group (default hoptrace)\n"
-    "  --until-idle SECONDS  exit after that long without a new message\n"
-    "  -X key=value          a librdkafka setting (security.protocol,\n"
-    "                        sasl.*, ssl.*, fetch sizes, ...)\n"
-    "  --dlq-topic T         also produce poison messages to topic T\n"
-    "  --batch N             records per write transaction (default 2048)\n"
-    "  --strict              exit 3 when anything was rejected\n"
-    "  --quiet               no summary line\n"
-    "  --durable             flush every commit to disk (default: atomic\n"
-    "                        commits, safe from kill -9, flushed by the OS)\n"
-    "\n"
-    "Consumed offsets are stored in the same write transaction as the data\n"
-    "they produced and the consumer seeks to them on every assignment, so a\n"
-    "crash at any point, then a restart, loses and doubles nothing. Offsets\n"
-    "are committed to Kafka as well, for lag monitoring. Several processes\n"
-    "of one group may share one store (--db). SIGINT/SIGTERM: commit and\n"
-    "exit 0. Poison messages go to the dead-letter table (hoptrace dlq)\n"
-    "with their topic/partition/offset.\n";
-
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
+const struct ht_opt ht_kafka_opt_table[] = {
+    {HT_OPT_STRING, "--kafka", NULL, "BROKERS", NULL,
+     offsetof(struct ht_kafka_cfg, brokers), 0, 0,
+     "bootstrap servers, host:port[,host:port...]"},
+    {HT_OPT_LIST, "--topic", NULL, "T[,T...]", NULL,
+     offsetof(struct ht_kafka_cfg, topics), 0, 0,
+     "topics to consume (repeatable)"},
+    {HT_OPT_STRING, "--group", NULL, "G", "hoptrace",
+     offsetof(struct ht_kafka_cfg, group), 0, 0, "consumer group"},
+    {HT_OPT_LIST, "-X", NULL, "key=value", NULL,
+     offsetof(struct ht_kafka_cfg, x), 0, 0,
+     "a librdkafka setting (security.protocol, sasl.*, ssl.*, fetch "
+     "sizes, ...)"},
+    {HT_OPT_STRING, "--dlq-topic", NULL, "T", NULL,
+     offsetof(struct ht_kafka_cfg, dlq_topic), 0, 0,
+     "also produce poison messages to topic T"},
+    HT_OPT_END};
 
 /* One partition this process has consumed from. */
 struct kpart {
@@ -72,9 +54,14 @@ struct kpart {
 };
 
 struct kc {
-    struct ht_engine *eng;
+    struct ht_engine *eng; /* borrowed, from the first poll on */
+    struct ht_kafka_cfg cfg;
     rd_kafka_t *rk, *dlq;
     const char *group, *dlq_topic;
+    char **topics; /* --topic values split at commas (owned) */
+    int ntopics;
+    bool stopped;    /* stopped while connecting */
+    int64_t start, last_msg, last_flush, last_ckpt_at;
     struct kpart *parts;
     size_t nparts, capparts;
     /* offsets of the last flush: committed to Kafka once that flush is
@@ -141,9 +128,13 @@ static int flush_batch(struct kc *k)
     char(*keys)[512];
     int64_t *vals;
     size_t n = 0;
-    struct ht_batch *b = ht_engine_batch(k->eng);
+    struct ht_batch *b;
     int rc;
 
+    if (!k->eng)
+        return HT_ERR_OK; /* nothing was ever polled */
+    b = ht_engine_batch(k->eng);
+    k->last_ckpt_at = ht_now_mono_us();
     for (size_t i = 0; i < k->nparts; i++)
         n += k->parts[i].dirty;
     if (!n && !b->nspans && !b->nfacts && !b->nrejects && !b->documents)
@@ -192,6 +183,8 @@ static int flush_sync(struct kc *k)
 {
     int rc = flush_batch(k);
 
+    if (!k->eng)
+        return HT_ERR_OK;
     if (!rc)
         rc = ht_engine_sync(k->eng);
     if (!rc)
@@ -217,7 +210,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             int rc;
 
             ckpt_key(key, sizeof(key), k->group, p->topic, p->partition);
-            rc = ht_engine_get_ckpt(k->eng, key, &off, sizeof(off), &vn);
+            rc = k->eng ? ht_engine_get_ckpt(k->eng, key, &off, sizeof(off),
+                                             &vn)
+                        : HT_ERR_NOTFOUND;
             if (rc == HT_ERR_OK && vn == sizeof(off) && off >= 0) {
                 p->offset = off;
                 HT_LOG_INFO("ingest:kafka", "%s/%d: resuming at offset %lld",
@@ -259,7 +254,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_assign(rk, NULL);
     }
     if (e) {
-        ht_cli_err("kafka: partition assignment failed: %s",
+        HT_LOG_ERROR("ingest:kafka", "partition assignment failed: %s",
                    rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
     }
@@ -274,7 +269,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         char buf[256];
 
         rd_kafka_fatal_error(rk, buf, sizeof(buf));
-        ht_cli_err("kafka: fatal error: %s", buf);
+        HT_LOG_ERROR("ingest:kafka", "fatal error: %s", buf);
         k->fatal = true;
         return;
     }
@@ -284,11 +279,11 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         return;
     k->last_error = now;
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-        ht_cli_err("kafka: all brokers are down (%s); retrying with "
+        HT_LOG_ERROR("ingest:kafka", "all brokers are down (%s); retrying with "
                    "back-off",
                    reason);
     else
-        ht_cli_err("kafka: %s; retrying with back-off", reason);
+        HT_LOG_ERROR("ingest:kafka", "%s; retrying with back-off", reason);
 }
 
 /* librdkafka's own log lines (one per failed connect, ...) only with -v:
@@ -372,13 +367,13 @@ static bool handle_error(const rd_kafka_message_t *m)
         return false;
     case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-        ht_cli_err("kafka: topic %s does not exist (create it, or check "
+        HT_LOG_ERROR("ingest:kafka", "topic %s does not exist (create it, or check "
                    "--topic)",
                    topic ? topic : "?");
         return true;
     case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
     case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
-        ht_cli_err("kafka: not authorised: %s (check the -X security "
+        HT_LOG_ERROR("ingest:kafka", "not authorised: %s (check the -X security "
                    "settings)",
                    rd_kafka_message_errstr(m));
         return true;
@@ -391,10 +386,11 @@ static bool handle_error(const rd_kafka_message_t *m)
 
 /* Waits until the brokers answer and checks that every topic exists.
  * Returns 0, 1 for a missing topic, 2 when stopped or idle first. */
-static int check_topics(struct kc *k, char **topics, int ntopics, double idle_s)
+static int check_topics(struct kc *k, double idle_s)
 {
     int64_t start = ht_now_mono_us();
     int backoff_ms = 500;
+    volatile sig_atomic_t *stop = k->cfg.stop;
 
     for (;;) {
         const struct rd_kafka_metadata *md = NULL;
@@ -403,29 +399,31 @@ static int check_topics(struct kc *k, char **topics, int ntopics, double idle_s)
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
             int missing = 0;
 
-            for (int i = 0; i < ntopics; i++) {
+            for (int i = 0; i < k->ntopics; i++) {
                 bool found = false;
 
                 for (int j = 0; j < md->topic_cnt; j++)
-                    if (strcmp(md->topics[j].topic, topics[i]) == 0 &&
+                    if (strcmp(md->topics[j].topic, k->topics[i]) == 0 &&
                         md->topics[j].err !=
                             RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
                         found = true;
                 if (!found) {
-                    ht_cli_err("kafka: topic %s does not exist (create it, "
-                               "or check --topic)",
-                               topics[i]);
+                    HT_LOG_ERROR("ingest:kafka",
+                                 "kafka: topic %s does not exist (create it, "
+                                 "or check --topic)",
+                                 k->topics[i]);
                     missing++;
                 }
             }
             rd_kafka_metadata_destroy(md);
             return missing ? 1 : 0;
         }
-        ht_cli_err("kafka: cannot reach the brokers: %s; retrying in %.1f s",
-                   rd_kafka_err2str(e), backoff_ms / 1000.0);
-        for (int t = 0; t < backoff_ms && !stop_flag; t += 100)
+        HT_LOG_ERROR("ingest:kafka",
+                     "kafka: cannot reach the brokers: %s; retrying in %.1f s",
+                     rd_kafka_err2str(e), backoff_ms / 1000.0);
+        for (int t = 0; t < backoff_ms && !(stop && *stop); t += 100)
             rd_kafka_poll(k->rk, 100);
-        if (stop_flag ||
+        if ((stop && *stop) ||
             (idle_s > 0 && ht_now_mono_us() - start > (int64_t)(idle_s * 1e6)))
             return 2;
         if (backoff_ms < 16000)
@@ -438,22 +436,23 @@ static bool conf_set(rd_kafka_conf_t *c, const char *key, const char *val)
     char err[512];
 
     if (rd_kafka_conf_set(c, key, val, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-        ht_cli_err("kafka setting %s=%s: %s", key, val, err);
+        HT_LOG_ERROR("ingest:kafka", "kafka setting %s=%s: %s", key, val, err);
         return false;
     }
     return true;
 }
 
-/* Applies the -X settings (argv positions in xs) to a configuration. */
-static bool conf_user(rd_kafka_conf_t *c, char **xs, int nx)
+/* Applies the -X settings to a configuration. */
+static bool conf_user(rd_kafka_conf_t *c, const struct ht_opt_list *xs)
 {
-    for (int i = 0; i < nx; i++) {
-        char *kv = strdup(xs[i]), *eq = strchr(kv, '=');
+    for (int i = 0; i < xs->n; i++) {
+        char *kv = strdup(xs->v[i]), *eq = strchr(kv, '=');
         bool ok;
 
         HT_ASSERT(kv);
         if (!eq) {
-            ht_cli_err("-X takes key=value, not %s", xs[i]);
+            HT_LOG_ERROR("ingest:kafka", "-X takes key=value, not %s",
+                         xs->v[i]);
             free(kv);
             return false;
         }
@@ -466,71 +465,80 @@ static bool conf_user(rd_kafka_conf_t *c, char **xs, int nx)
     return true;
 }
 
-int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
+static void kafka_close(void *state)
 {
-    struct kc k;
-    const char *brokers = NULL;
-    char **topics = NULL, **xs = NULL;
-    int ntopics = 0, nx = 0, rc = HT_ERR_OK, exit_code = HT_EXIT_OK;
-    struct ht_ingest_opts o = HT_INGEST_OPTS_INIT;
+    struct kc *k = state;
+
+    if (!k)
+        return;
+    if (k->rk) {
+        /* leaving the group revokes our partitions: rebalance_cb commits
+         * (into the engine, which must still be open) */
+        rd_kafka_consumer_close(k->rk);
+        commit_to_kafka(k);
+        rd_kafka_destroy(k->rk);
+    }
+    if (k->to_commit)
+        rd_kafka_topic_partition_list_destroy(k->to_commit);
+    if (k->dlq) {
+        if (rd_kafka_flush(k->dlq, 10000))
+            HT_LOG_ERROR("ingest:kafka",
+                         "kafka: some poison messages could not be produced "
+                         "to %s (they are in the dead-letter table)",
+                         k->dlq_topic);
+        rd_kafka_destroy(k->dlq);
+    }
+    for (size_t i = 0; i < k->nparts; i++)
+        free(k->parts[i].topic);
+    free(k->parts);
+    for (int i = 0; i < k->ntopics; i++)
+        free(k->topics[i]);
+    free(k->topics);
+    free(k);
+}
+
+static int kafka_open(const void *cfgv, void **state)
+{
+    const struct ht_kafka_cfg *cfg = cfgv;
+    struct kc *k = calloc(1, sizeof(*k));
     rd_kafka_conf_t *conf = NULL;
-    rd_kafka_topic_partition_list_t *sub = NULL;
+    rd_kafka_topic_partition_list_t *sub;
     char errstr[512];
-    struct sigaction sa;
-    uint64_t rejected = 0;
+    int rc = HT_ERR_USAGE;
 
-    memset(&k, 0, sizeof(k));
-    k.group = "hoptrace";
-    topics = calloc((size_t)argc, sizeof(*topics));
-    xs = calloc((size_t)argc, sizeof(*xs));
-    HT_ASSERT(topics && xs);
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage, stdout);
-            goto out_free;
-        }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        int taken = ht_ingest_opt(cli, argc, argv, &i, &o);
+    *state = NULL;
+    if (!k)
+        return HT_ERR_NOMEM;
+    k->cfg = *cfg;
+    k->group = cfg->group ? cfg->group : "hoptrace";
+    k->dlq_topic = cfg->dlq_topic;
+    /* --topic a,b --topic c */
+    for (int i = 0; i < cfg->topics.n; i++) {
+        char *copy = strdup(cfg->topics.v[i]), *save = NULL;
 
-        if (taken < 0) {
-            exit_code = HT_EXIT_USAGE;
-            goto out_free;
+        HT_ASSERT(copy);
+        for (char *t = strtok_r(copy, ",", &save); t;
+             t = strtok_r(NULL, ",", &save)) {
+            if (!*t)
+                continue;
+            k->topics = realloc(k->topics, (size_t)(k->ntopics + 1) *
+                                               sizeof(*k->topics));
+            HT_ASSERT(k->topics);
+            k->topics[k->ntopics] = strdup(t);
+            HT_ASSERT(k->topics[k->ntopics]);
+            k->ntopics++;
         }
-        if (taken > 0)
-            continue;
-        if (strcmp(a, "--kafka") == 0 && has) {
-            brokers = argv[++i];
-        } else if (strcmp(a, "--topic") == 0 && has) {
-            /* comma-separated; split in place (argv is ours) */
-            for (char *t = strtok(argv[++i], ","); t; t = strtok(NULL, ","))
-                if (*t && ntopics < argc)
-                    topics[ntopics++] = t;
-        } else if (strcmp(a, "--group") == 0 && has) {
-            k.group = argv[++i];
-        } else if (strcmp(a, "--dlq-topic") == 0 && has) {
-            k.dlq_topic = argv[++i];
-        } else if (strcmp(a, "-X") == 0 && has) {
-            xs[nx++] = argv[++i];
-        } else {
-            ht_cli_err("ingest --kafka: unknown or incomplete option %s (see "
-                       "hoptrace ingest --kafka --help)",
-                       a);
-            exit_code = HT_EXIT_USAGE;
-            goto out_free;
-        }
+        free(copy);
     }
-    if (!brokers || !*brokers || !ntopics) {
-        ht_cli_err("ingest --kafka needs BROKERS and --topic T (see hoptrace "
-                   "ingest --kafka --help)");
-        exit_code = HT_EXIT_USAGE;
-        goto out_free;
+    if (!cfg->brokers || !*cfg->brokers || !k->ntopics) {
+        HT_LOG_ERROR("ingest:kafka",
+                     "ingest --kafka needs BROKERS and --topic T (see "
+                     "hoptrace ingest --kafka --help)");
+        goto fail;
     }
-
     conf = rd_kafka_conf_new();
-    if (!conf_set(conf, "bootstrap.servers", brokers) ||
-        !conf_set(conf, "group.id", k.group) ||
+    if (!conf_set(conf, "bootstrap.servers", cfg->brokers) ||
+        !conf_set(conf, "group.id", k->group) ||
         !conf_set(conf, "client.id", "hoptrace") ||
         /* offsets live in the store; Kafka only hears of them after */
         !conf_set(conf, "enable.auto.commit", "false") ||
@@ -541,196 +549,176 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
         /* a crashed worker's partitions move on after 10 s, not 45 */
         !conf_set(conf, "session.timeout.ms", "10000") ||
         !conf_set(conf, "heartbeat.interval.ms", "2000") ||
-        !conf_user(conf, xs, nx)) {
-        rd_kafka_conf_destroy(conf);
-        exit_code = HT_EXIT_USAGE;
-        goto out_free;
-    }
-    if (k.dlq_topic) {
+        !conf_user(conf, &cfg->x))
+        goto fail;
+    if (k->dlq_topic) {
         rd_kafka_conf_t *pc = rd_kafka_conf_new();
 
-        if (!conf_set(pc, "bootstrap.servers", brokers) ||
+        if (!conf_set(pc, "bootstrap.servers", cfg->brokers) ||
             !conf_set(pc, "client.id", "hoptrace-dlq") ||
-            !conf_user(pc, xs, nx)) {
+            !conf_user(pc, &cfg->x)) {
             rd_kafka_conf_destroy(pc);
-            rd_kafka_conf_destroy(conf);
-            exit_code = HT_EXIT_USAGE;
-            goto out_free;
+            goto fail;
         }
         rd_kafka_conf_set_log_cb(pc, log_cb);
-        k.dlq = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof(errstr));
-        if (!k.dlq) {
-            ht_cli_err("kafka: cannot create the dead-letter producer: %s",
-                       errstr);
+        k->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof(errstr));
+        if (!k->dlq) {
+            HT_LOG_ERROR("ingest:kafka",
+                         "kafka: cannot create the dead-letter producer: %s",
+                         errstr);
             rd_kafka_conf_destroy(pc);
-            rd_kafka_conf_destroy(conf);
-            exit_code = HT_EXIT_ERROR;
-            goto out_free;
+            rc = HT_ERR_IO;
+            goto fail;
         }
     }
-    rd_kafka_conf_set_opaque(conf, &k);
+    rd_kafka_conf_set_opaque(conf, k);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_log_cb(conf, log_cb);
-
-    rc = ht_cli_engine_open(cli, &o, &k.eng);
-    if (rc) {
-        rd_kafka_conf_destroy(conf);
-        exit_code = HT_EXIT_ERROR;
-        goto out_free;
+    k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (!k->rk) {
+        HT_LOG_ERROR("ingest:kafka",
+                     "kafka: cannot create the consumer: %s (check -X)",
+                     errstr);
+        goto fail;
     }
-    k.rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    if (!k.rk) {
-        ht_cli_err("kafka: cannot create the consumer: %s (check -X)", errstr);
-        rd_kafka_conf_destroy(conf);
-        ht_engine_close(k.eng);
-        exit_code = HT_EXIT_USAGE;
-        goto out_free;
-    }
-    rd_kafka_poll_set_consumer(k.rk);
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    switch (check_topics(&k, topics, ntopics, o.until_idle)) {
+    conf = NULL; /* the consumer's now */
+    rd_kafka_poll_set_consumer(k->rk);
+    switch (check_topics(k, cfg->until_idle)) {
     case 1:
-        exit_code = HT_EXIT_ERROR;
-        goto out_close;
+        rc = HT_ERR_NOTFOUND;
+        goto fail;
     case 2:
-        if (!stop_flag) {
-            ht_cli_err("kafka: no broker of %s answered within %.0f s "
-                       "(check --kafka and that the brokers run)",
-                       brokers, o.until_idle);
-            exit_code = HT_EXIT_ERROR;
+        if (!(cfg->stop && *cfg->stop)) {
+            HT_LOG_ERROR("ingest:kafka",
+                         "kafka: no broker of %s answered within %.0f s "
+                         "(check --kafka and that the brokers run)",
+                         cfg->brokers, cfg->until_idle);
+            rc = HT_ERR_IO;
+            goto fail;
         }
-        goto out_close;
+        k->stopped = true; /* asked to stop: nothing to read */
+        *state = k;
+        return HT_ERR_OK;
     default:
         break;
     }
-    sub = rd_kafka_topic_partition_list_new(ntopics);
-    for (int i = 0; i < ntopics; i++)
-        rd_kafka_topic_partition_list_add(sub, topics[i],
+    sub = rd_kafka_topic_partition_list_new(k->ntopics);
+    for (int i = 0; i < k->ntopics; i++)
+        rd_kafka_topic_partition_list_add(sub, k->topics[i],
                                           RD_KAFKA_PARTITION_UA);
     {
-        rd_kafka_resp_err_t e = rd_kafka_subscribe(k.rk, sub);
+        rd_kafka_resp_err_t e = rd_kafka_subscribe(k->rk, sub);
 
         rd_kafka_topic_partition_list_destroy(sub);
         if (e) {
-            ht_cli_err("kafka: cannot subscribe: %s", rd_kafka_err2str(e));
-            exit_code = HT_EXIT_ERROR;
-            goto out_close;
+            HT_LOG_ERROR("ingest:kafka", "kafka: cannot subscribe: %s",
+                         rd_kafka_err2str(e));
+            rc = HT_ERR_IO;
+            goto fail;
         }
     }
-
-    {
-        int64_t now = ht_now_mono_us(), last_msg = now, last_flush = now,
-                start = now;
-
-        while (!stop_flag && !k.err && !k.fatal) {
-            rd_kafka_message_t *m = rd_kafka_consumer_poll(k.rk, 100);
-
-            now = ht_now_mono_us();
-            if (m) {
-                if (m->err) {
-                    if (handle_error(m))
-                        k.fatal = true;
-                } else {
-                    if (!k.messages)
-                        k.first_msg = now;
-                    handle_message(&k, m);
-                    last_msg = k.last_msg_seen = now;
-                }
-                rd_kafka_message_destroy(m);
-            }
-            if (k.dlq)
-                rd_kafka_poll(k.dlq, 0);
-            /* commit every batch_docs records, and at least every 200 ms
-             * so that offsets and data never lag far behind */
-            if (ht_engine_full(k.eng) || now - last_flush > 200000) {
-                if (flush_batch(&k))
-                    break;
-                last_flush = now;
-            }
-            if (o.until_idle > 0) {
-                int64_t idle_us = (int64_t)(o.until_idle * 1e6);
-
-                if (k.last_assign && now - last_msg > idle_us &&
-                    now - k.last_assign > idle_us)
-                    break;
-                /* a group that never assigns anything (every partition
-                 * taken): give up after a grace period */
-                if (!k.last_assign && now - start > idle_us + 60000000)
-                    break;
-            }
-        }
-    }
-    {
-        /* the throughput window ends with the last message's commit,
-         * not with the --until-idle wait after it */
-        int64_t idle_tail = ht_now_mono_us() - k.last_msg_seen;
-
-        flush_sync(&k);
-        if (k.messages)
-            k.busy_us = ht_now_mono_us() - k.first_msg - idle_tail;
-    }
-
-out_close:
-    /* leaving the group revokes our partitions: rebalance_cb commits */
-    rd_kafka_consumer_close(k.rk);
-    commit_to_kafka(&k);
-    rd_kafka_destroy(k.rk);
-    if (k.dlq) {
-        if (rd_kafka_flush(k.dlq, 10000))
-            ht_cli_err("kafka: some poison messages could not be produced "
-                       "to %s (they are in the dead-letter table)",
-                       k.dlq_topic);
-        rd_kafka_destroy(k.dlq);
-    }
-    {
-        int src = ht_engine_sync(k.eng);
-
-        if (!k.err)
-            k.err = src;
-    }
-    if (!o.quiet) {
-        char from[128];
-
-        snprintf(from, sizeof(from), "%llu Kafka messages (%.1f MB)",
-                 (unsigned long long)k.messages, (double)k.bytes / 1e6);
-        ht_sink_summary(k.eng, stderr, from);
-        if (k.dlq)
-            fprintf(stderr, "; produced %llu to %s",
-                    (unsigned long long)k.dlq_produced, k.dlq_topic);
-        if (k.busy_us > 0)
-            fprintf(stderr, "; %.0f messages/s, %.1f MB/s",
-                    (double)k.messages * 1e6 / (double)k.busy_us,
-                    (double)k.bytes / (double)k.busy_us);
-        fputc('\n', stderr);
-    }
-    rejected = ht_engine_rejected(k.eng);
-    {
-        int crc = ht_engine_close(k.eng);
-
-        if (!k.err)
-            k.err = crc;
-    }
-    if (k.err) {
-        ht_cli_err("ingest stopped: %s (what was committed stays; run the "
-                   "same command again to resume)",
-                   ht_strerror(k.err));
-        exit_code = HT_EXIT_ERROR;
-    } else if (k.fatal && exit_code == HT_EXIT_OK) {
-        exit_code = HT_EXIT_ERROR;
-    } else if (exit_code == HT_EXIT_OK && o.strict && rejected) {
-        exit_code = HT_EXIT_REJECTED;
-    }
-    for (size_t i = 0; i < k.nparts; i++)
-        free(k.parts[i].topic);
-    free(k.parts);
-out_free:
-    free(topics);
-    free(xs);
-    return exit_code;
+    k->start = k->last_msg = k->last_flush = ht_now_mono_us();
+    *state = k;
+    return HT_ERR_OK;
+fail:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    kafka_close(k);
+    return rc;
 }
+
+static int kafka_poll(void *state, struct ht_engine *e, int timeout_ms)
+{
+    struct kc *k = state;
+    int64_t now;
+    int got = 0;
+
+    k->eng = e;
+    if (k->stopped || k->fatal)
+        return HT_POLL_END;
+    /* up to a slice of messages: the first may wait, the rest are there */
+    for (int n = 0; n < 1024 && !ht_engine_full(e); n++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(
+            k->rk, n == 0 ? (timeout_ms < 100 ? timeout_ms : 100) : 0);
+
+        if (!m)
+            break;
+        now = ht_now_mono_us();
+        if (m->err) {
+            if (handle_error(m))
+                k->fatal = true;
+        } else {
+            if (!k->messages)
+                k->first_msg = now;
+            handle_message(k, m);
+            k->last_msg = k->last_msg_seen = now;
+            got++;
+        }
+        rd_kafka_message_destroy(m);
+        if (k->fatal || k->err)
+            break;
+    }
+    if (k->dlq)
+        rd_kafka_poll(k->dlq, 0);
+    if (k->err)
+        return -k->err;
+    if (k->fatal)
+        return HT_POLL_END;
+    now = ht_now_mono_us();
+    if (k->cfg.until_idle > 0) {
+        int64_t idle_us = (int64_t)(k->cfg.until_idle * 1e6);
+
+        /* counted from the assignment: joining a group takes a while */
+        if (k->last_assign && now - k->last_msg > idle_us &&
+            now - k->last_assign > idle_us)
+            return HT_POLL_END;
+        /* a group that never assigns anything (every partition taken):
+         * give up after a grace period */
+        if (!k->last_assign && now - k->start > idle_us + 60000000)
+            return HT_POLL_END;
+    }
+    /* offsets and data never lag far behind: commit at least every
+     * 200 ms while partitions moved */
+    for (size_t i = 0; i < k->nparts; i++)
+        if (k->parts[i].dirty && now - k->last_ckpt_at > 200000)
+            return HT_POLL_FLUSH;
+    return got ? HT_POLL_DATA : HT_POLL_IDLE;
+}
+
+static int kafka_checkpoint(void *state, struct ht_engine *e)
+{
+    struct kc *k = state;
+
+    k->eng = e;
+    return flush_batch(k);
+}
+
+void ht_kafka_stats(const void *state, struct ht_kafka_stats *out)
+{
+    const struct kc *k = state;
+
+    memset(out, 0, sizeof(*out));
+    out->messages = k->messages;
+    out->bytes = k->bytes;
+    out->dlq_produced = k->dlq_produced;
+    out->fatal = k->fatal;
+    out->dlq_topic = k->dlq_topic;
+    /* the throughput window ends with the last message's commit, not with
+     * the --until-idle wait after it */
+    if (k->messages) {
+        int64_t tail = k->last_ckpt_at - k->last_msg_seen;
+
+        out->busy_us = ht_now_mono_us() - k->first_msg - (tail > 0 ? tail : 0);
+    }
+}
+
+const struct ht_source_ops ht_source_kafka = {
+    .name = "kafka",
+    .opts = ht_kafka_opt_table,
+    .cfg_size = sizeof(struct ht_kafka_cfg),
+    .open = kafka_open,
+    .poll = kafka_poll,
+    .checkpoint = kafka_checkpoint,
+    .close = kafka_close,
+};

@@ -1,0 +1,153 @@
+/*
+ * ingest_kafka.c - `hoptrace ingest --kafka BROKERS --topic T[,T...]`: the
+ * command line of the engine's Kafka source (ingest/src_kafka.c). Parses
+ * the options (the source's table and the shared one), runs the source,
+ * prints the summary.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "sink.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage_head[] =
+    "usage: hoptrace [--db DIR] ingest --kafka BROKERS --topic T[,T...]\n"
+    "         [--group G] [--until-idle SECONDS] [-X key=value ...]\n"
+    "         [--dlq-topic T] [OPTIONS]\n"
+    "\n"
+    "Consumes the topics in consumer group G (default hoptrace). Each\n"
+    "message value is any payload `ingest FILE` accepts (X-Ray documents,\n"
+    "daemon datagrams, gzip'd CloudWatch Logs subscription messages,\n"
+    "PutTraceSegments bodies, ...), sniffed the same way.\n"
+    "\n";
+
+static const char usage_tail[] =
+    "\n"
+    "Consumed offsets are stored in the same write transaction as the data\n"
+    "they produced and the consumer seeks to them on every assignment, so a\n"
+    "crash at any point, then a restart, loses and doubles nothing. Offsets\n"
+    "are committed to Kafka as well, for lag monitoring. Several processes\n"
+    "of one group may share one store (--db). SIGINT/SIGTERM: commit and\n"
+    "exit 0. Poison messages go to the dead-letter table (hoptrace dlq)\n"
+    "with their topic/partition/offset.\n";
+
+static volatile sig_atomic_t stop_flag;
+static struct ht_engine *running;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+    if (running)
+        ht_engine_request_stop(running);
+}
+
+int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
+{
+    struct ht_kafka_cfg cfg;
+    struct ht_kafka_stats st;
+    struct ht_ingest_opts o = HT_INGEST_OPTS_INIT, run_o;
+    struct ht_engine *e = NULL;
+    struct sigaction sa;
+    void *src = NULL;
+    int rc, exit_code = HT_EXIT_OK;
+    uint64_t rejected;
+    char err[200];
+
+    memset(&cfg, 0, sizeof(cfg));
+    ht_opt_defaults(ht_kafka_opt_table, &cfg);
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage_head, stdout);
+            ht_opt_help(ht_kafka_opt_table, stdout);
+            ht_ingest_opts_help(stdout);
+            fputs(usage_tail, stdout);
+            return HT_EXIT_OK;
+        }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int taken = ht_ingest_opt(cli, argc, argv, &i, &o);
+
+        if (taken < 0)
+            return HT_EXIT_USAGE;
+        if (taken > 0)
+            continue;
+        taken = ht_opt_take(ht_kafka_opt_table, &cfg, argc, argv, &i, err,
+                            sizeof(err));
+        if (taken < 0) {
+            ht_cli_err("ingest --kafka: %s", err);
+            return HT_EXIT_USAGE;
+        }
+        if (taken == 0) {
+            ht_cli_err("ingest --kafka: unknown or incomplete option %s (see "
+                       "hoptrace ingest --kafka --help)",
+                       a);
+            return HT_EXIT_USAGE;
+        }
+    }
+    cfg.until_idle = o.until_idle;
+    cfg.stop = &stop_flag;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    rc = ht_source_kafka.open(&cfg, &src);
+    if (rc)
+        return rc == HT_ERR_USAGE ? HT_EXIT_USAGE : HT_EXIT_ERROR;
+    if (ht_cli_engine_open(cli, &o, &e) != HT_ERR_OK) {
+        ht_source_kafka.close(src);
+        return HT_EXIT_ERROR;
+    }
+    running = e;
+    if (stop_flag)
+        ht_engine_request_stop(e);
+    run_o = o;
+    run_o.until_idle = 0; /* the source ends itself (from its assignment) */
+    rc = ht_engine_run(e, &ht_source_kafka, src, &run_o, 200);
+    ht_kafka_stats(src, &st);
+    /* leaving the group commits the revoked partitions into the engine */
+    ht_source_kafka.close(src);
+    {
+        int src_rc = ht_engine_sync(e);
+
+        if (!rc)
+            rc = src_rc;
+    }
+    running = NULL;
+    if (!o.quiet) {
+        char from[128];
+
+        snprintf(from, sizeof(from), "%llu Kafka messages (%.1f MB)",
+                 (unsigned long long)st.messages, (double)st.bytes / 1e6);
+        ht_sink_summary(e, stderr, from);
+        if (st.dlq_topic)
+            fprintf(stderr, "; produced %llu to %s",
+                    (unsigned long long)st.dlq_produced, st.dlq_topic);
+        if (st.busy_us > 0)
+            fprintf(stderr, "; %.0f messages/s, %.1f MB/s",
+                    (double)st.messages * 1e6 / (double)st.busy_us,
+                    (double)st.bytes / (double)st.busy_us);
+        fputc('\n', stderr);
+    }
+    rejected = ht_engine_rejected(e);
+    {
+        int crc = ht_engine_close(e);
+
+        if (!rc)
+            rc = crc;
+    }
+    if (rc) {
+        ht_cli_err("ingest stopped: %s (what was committed stays; run the "
+                   "same command again to resume)",
+                   ht_strerror(rc));
+        exit_code = HT_EXIT_ERROR;
+    } else if (st.fatal) {
+        exit_code = HT_EXIT_ERROR;
+    } else if (o.strict && rejected) {
+        exit_code = HT_EXIT_REJECTED;
+    }
+    return exit_code;
+}
