@@ -222,35 +222,35 @@ void ht_opt_help(const struct ht_opt *t, FILE *f)
         fprintf(f, "  %-20s ", head);
         if (w > 20)
             fprintf(f, "\n  %-20s ", "");
-        /* wrap the help text at about 72 columns */
+        /* wrap the help text at 76 columns */
         {
-            const char *h = t->help;
-            int col = 23;
             char line[512];
+            const char *h = line;
+            int col = 23;
+            bool first = true;
 
             if (t->def)
-                snprintf(line, sizeof(line), "%s (default %s)", h, t->def);
+                snprintf(line, sizeof(line), "%s (default %s)", t->help,
+                         t->def);
             else
-                snprintf(line, sizeof(line), "%s", h);
-            h = line;
+                snprintf(line, sizeof(line), "%s", t->help);
             while (*h) {
                 const char *sp = strchr(h, ' ');
                 int wl = sp ? (int)(sp - h) : (int)strlen(h);
 
-                if (col + wl > 76 && col > 23) {
+                if (!first && col + 1 + wl > 76) {
                     fprintf(f, "\n  %-20s ", "");
                     col = 23;
+                } else if (!first) {
+                    fputc(' ', f);
+                    col++;
                 }
                 fprintf(f, "%.*s", wl, h);
                 col += wl;
+                first = false;
                 h += wl;
-                if (*h == ' ') {
+                while (*h == ' ')
                     h++;
-                    if (*h) {
-                        fputc(' ', f);
-                        col++;
-                    }
-                }
             }
         }
         fputc('\n', f);
