@@ -296,6 +296,36 @@ extern const struct ht_opt ht_kafka_opt_table[]; /* of struct ht_kafka_cfg */
 extern const struct ht_source_ops ht_source_kafka;
 void ht_kafka_stats(const void *state, struct ht_kafka_stats *out);
 
+/* ---- the Kinesis source: every shard of a stream ------------------------ */
+
+struct ht_kinesis_src_cfg {
+    const char *stream;   /* --kinesis STREAM */
+    const char *endpoint; /* --endpoint URL, or NULL */
+    const char *region;   /* --region R, or NULL: the environment's */
+    const char *from;     /* --from trim-horizon|latest|timestamp:S */
+    size_t limit;         /* --limit N records per GetRecords */
+    double until_idle;    /* the shared --until-idle: the source ends
+                             itself; also bounds retries (10 attempts) */
+    volatile sig_atomic_t *stop; /* set by a signal: stop retrying */
+};
+
+struct ht_kinesis_src_stats {
+    const char *stream;
+    size_t nshards;
+    bool failed;       /* the run ended on a Kinesis error */
+    bool usage;        /* ... that says the command is wrong (auth, name) */
+    const char *error; /* its message (borrowed until close) */
+    const char *hint;  /* what to do */
+};
+
+extern const struct ht_opt ht_kinesis_src_opt_table[];
+/* open: HT_ERR_USAGE (no stream, region, credentials, bad --from or
+ * --endpoint; logged). */
+extern const struct ht_source_ops ht_source_kinesis;
+void ht_kinesis_src_stats(const void *state, struct ht_kinesis_src_stats *out);
+/* Appends the summary's tail: each shard's lag, retries. */
+void ht_kinesis_src_describe(const void *state, struct ht_buf *out);
+
 /* Runs a source until it ends, until_idle passes, or a stop is requested;
  * commits every batch_docs records and when input pauses
  * (commit_ms at the latest). Returns the first error. */

@@ -1,11 +1,12 @@
 /*
- * ingest_kinesis.c - `hoptrace ingest --kinesis STREAM`: reads a Kinesis
- * Data Streams stream the way a KCL worker would, with aws/'s client
- * (libcurl, SigV4) instead of an SDK.
+ * src_kinesis.c - the Kinesis source of the ingest engine
+ * (`hoptrace ingest --kinesis STREAM`): reads a Kinesis Data Streams
+ * stream the way a KCL worker would, with aws/'s client (libcurl, SigV4)
+ * instead of an SDK.
  *
- * One thread, round-robin over the shards being read, each paced to at
- * most one GetRecords per 200 ms (the per-shard limit is 5 calls/s) and
- * backing off up to 1 s while a shard answers empty. A closed shard (no
+ * Round-robin over the shards being read, each paced to at most one
+ * GetRecords per 200 ms (the per-shard limit is 5 calls/s) and backing off
+ * up to 1 s while a shard answers empty. A closed shard (no
  * NextShardIterator) is drained, then the shard list is read again and its
  * children start: a child waits until every parent still listed is
  * drained, so records of a key come out in order across a reshard.
@@ -13,67 +14,41 @@
  * Every record's Data is base64-decoded, de-aggregated when it is a KPL
  * record, and sniffed by ht_ingest_payload like a file's content. The
  * checkpoint of a shard (`kinesis:STREAM:SHARD` → last sequence number,
- * records read, drained) is written by the sink in the same LMDB
+ * records read, drained) is written by the engine in the same LMDB
  * transaction as the data it covers, so a kill -9 loses and doubles
  * nothing: a restart asks for AFTER_SEQUENCE_NUMBER of the stored number.
  *
- * Owned by cli/. It must not decode documents itself (ingest/ does) nor
- * speak HTTP (aws/ does). Credentials never reach a log line.
+ * Owned by ingest/ (library ht_engine). It must not speak HTTP (aws/ does)
+ * and prints nothing but log lines. Credentials never reach a log line.
  */
 #define _POSIX_C_SOURCE 200809L
-#include "cli.h"
 #include "ht_aws.h"
-#include "ht_ingest.h"
-#include "sink.h"
+#include "ht_engine.h"
 
-#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static const char usage[] =
-    "usage: hoptrace [--db DIR] ingest --kinesis STREAM [--endpoint URL]\n"
-    "         [--region R] [--until-idle SECONDS]\n"
-    "         [--from trim-horizon|latest|timestamp:EPOCH_SECONDS]\n"
-    "         [--limit N] [--batch N] [--strict] [--quiet]\n"
-    "\n"
-    "Reads every shard of a Kinesis Data Stream (ListShards, "
-    "GetShardIterator,\n"
-    "GetRecords; SigV4-signed) and ingests each record like a file's content\n"
-    "(gzip'd CloudWatch Logs subscription messages, X-Ray documents, daemon\n"
-    "datagrams, ...); KPL-aggregated records are de-aggregated. The last\n"
-    "sequence number of each shard is committed with the data, so a restart\n"
-    "resumes after it and loses or doubles nothing. After a reshard, parents\n"
-    "are drained before their children are read.\n"
-    "\n"
-    "  --kinesis STREAM        the stream name\n"
-    "  --endpoint URL          the API endpoint (default\n"
-    "                          https://kinesis.REGION.amazonaws.com; VPC\n"
-    "                          endpoints, emulators)\n"
-    "  --region R              default $AWS_REGION, else $AWS_DEFAULT_REGION\n"
-    "  --until-idle SECONDS    exit after that long without a new record\n"
-    "                          (default: run until SIGINT/SIGTERM)\n"
-    "  --from POSITION         where shards without a checkpoint start:\n"
-    "                          trim-horizon (default), latest, or\n"
-    "                          timestamp:EPOCH_SECONDS\n"
-    "  --limit N               records per GetRecords call (1 to 10000,\n"
-    "                          default 10000)\n"
-    "  --batch N               documents per write transaction (default "
-    "2048)\n"
-    "  --strict                exit 3 when anything was rejected\n"
-    "  --quiet                 no summary line\n"
-    "  --durable               flush every commit to disk (default: atomic\n"
-    "                          commits, safe from kill -9, flushed by the OS)\n"
-    "  --db DIR                the store (also a global option)\n"
-    "\n"
-    "Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and\n"
-    "AWS_SESSION_TOKEN, else the shared credentials file\n"
-    "($AWS_SHARED_CREDENTIALS_FILE, default ~/.aws/credentials), profile\n"
-    "$AWS_PROFILE (default \"default\"). Throttling, expired iterators, 5xx\n"
-    "and network errors are retried with jittered exponential back-off: up\n"
-    "to 10 times with --until-idle, else until they pass (or a signal).\n"
-    "The summary line ends with each shard's MillisBehindLatest.\n";
+const struct ht_opt ht_kinesis_src_opt_table[] = {
+    {HT_OPT_STRING, "--kinesis", NULL, "STREAM", NULL,
+     offsetof(struct ht_kinesis_src_cfg, stream), 0, 0, "the stream name"},
+    {HT_OPT_STRING, "--endpoint", NULL, "URL", NULL,
+     offsetof(struct ht_kinesis_src_cfg, endpoint), 0, 0,
+     "the API endpoint (default https://kinesis.REGION.amazonaws.com; VPC "
+     "endpoints, emulators)"},
+    {HT_OPT_STRING, "--region", NULL, "R", NULL,
+     offsetof(struct ht_kinesis_src_cfg, region), 0, 0,
+     "default $AWS_REGION, else $AWS_DEFAULT_REGION"},
+    {HT_OPT_STRING, "--from", NULL, "POSITION", "trim-horizon",
+     offsetof(struct ht_kinesis_src_cfg, from), 0, 0,
+     "where shards without a checkpoint start: trim-horizon, latest, or "
+     "timestamp:EPOCH_SECONDS"},
+    {HT_OPT_COUNT, "--limit", NULL, "N", "10000",
+     offsetof(struct ht_kinesis_src_cfg, limit), 1, 10000,
+     "records per GetRecords call"},
+    HT_OPT_END};
 
 enum { S_WAIT, S_READ, S_DONE };
 
@@ -95,7 +70,11 @@ struct shard {
 };
 
 struct kin {
-    struct ht_engine *eng;
+    struct ht_engine *eng; /* borrowed, from the first poll on */
+    struct ht_kinesis_src_cfg cfg;
+    struct ht_aws_creds creds;
+    bool have_creds;
+    char region[64], tsbuf[64];
     struct ht_kinesis *k;
     const char *stream;
     const char *from_type; /* TRIM_HORIZON, LATEST, AT_TIMESTAMP */
@@ -106,15 +85,12 @@ struct kin {
     uint8_t *scratch; /* owned: the decoded Data of one record */
     size_t scap;
     struct shard *cur; /* the shard whose records are being decoded */
+    /* the run */
+    bool listed;
+    int64_t last_activity, last_list;
+    bool relist;
+    int status; /* HT_KIN_OK, or what ended the run */
 };
-
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
 
 static void sleep_ms(int64_t ms)
 {
@@ -186,7 +162,7 @@ static int flush(struct kin *g)
             n = 0;
         }
     }
-    if (n || ht_engine_batch(g->eng)->documents || ht_engine_batch(g->eng)->nrejects)
+    if (n || ht_engine_has_data(g->eng))
         rc = ht_engine_flush(g->eng, ck, n);
     return rc;
 }
@@ -366,13 +342,8 @@ static int get_iterator(struct kin *g, struct shard *s)
     return st;
 }
 
-struct run_state {
-    int64_t last_activity;
-    bool relist;
-};
-
 /* One GetRecords on s. Returns a status; fatal ones stop the run. */
-static int poll_shard(struct kin *g, struct shard *s, struct run_state *rs)
+static int poll_shard(struct kin *g, struct shard *s)
 {
     struct ht_kin_records recs;
     int64_t now;
@@ -384,12 +355,12 @@ static int poll_shard(struct kin *g, struct shard *s, struct run_state *rs)
             HT_LOG_WARN("ingest:kinesis", "%s: shard not found (%s); skipped",
                         s->source, ht_kinesis_last_error(g->k));
             s->state = S_DONE;
-            rs->relist = true;
+            g->relist = true;
             return HT_KIN_OK;
         }
         if (st != HT_KIN_OK || s->state == S_DONE) {
             if (s->state == S_DONE)
-                rs->relist = true;
+                g->relist = true;
             return st;
         }
     }
@@ -411,7 +382,7 @@ static int poll_shard(struct kin *g, struct shard *s, struct run_state *rs)
         HT_LOG_WARN("ingest:kinesis", "%s: %s; skipped", s->source,
                     ht_kinesis_last_error(g->k));
         s->state = S_DONE;
-        rs->relist = true;
+        g->relist = true;
         ht_kin_records_free(&recs);
         return HT_KIN_OK;
     }
@@ -428,7 +399,7 @@ static int poll_shard(struct kin *g, struct shard *s, struct run_state *rs)
     }
     s->behind_ms = recs.millis_behind;
     if (recs.n || recs.millis_behind > 0)
-        rs->last_activity = now;
+        g->last_activity = now;
     free(s->iter);
     s->iter = recs.next_iterator;
     recs.next_iterator = NULL;
@@ -439,8 +410,8 @@ static int poll_shard(struct kin *g, struct shard *s, struct run_state *rs)
         s->state = S_DONE;
         s->drained = true;
         s->dirty = true;
-        rs->relist = true; /* its children are to be read next */
-        rs->last_activity = now;
+        g->relist = true; /* its children are to be read next */
+        g->last_activity = now;
     }
     s->delay_ms =
         recs.n ? 200 : (s->delay_ms * 2 > 1000 ? 1000 : s->delay_ms * 2);
@@ -449,73 +420,186 @@ static int poll_shard(struct kin *g, struct shard *s, struct run_state *rs)
     return HT_KIN_OK;
 }
 
-static int run(struct kin *g, double until_idle)
+static int kinesis_poll(void *state, struct ht_engine *e, int timeout_ms)
 {
-    struct run_state rs = {ht_now_mono_us(), false};
-    int64_t last_list = ht_now_mono_us();
+    struct kin *g = state;
+    int64_t now = ht_now_mono_us(), wake;
+    bool any = false;
     int st;
 
-    st = list_shards(g);
-    if (st != HT_KIN_OK)
-        return st;
-    while (!stop_flag) {
-        int64_t now = ht_now_mono_us(), wake;
-        bool any = false;
-        int rc;
-
-        /* new shards appear on a reshard done by someone else too */
-        if (rs.relist || now - last_list > 10000000) {
-            st = list_shards(g);
-            if (st != HT_KIN_OK)
-                return st;
-            rs.relist = false;
-            last_list = now;
+    g->eng = e;
+    if (g->status != HT_KIN_OK)
+        return HT_POLL_END;
+    /* new shards appear on a reshard done by someone else too */
+    if (!g->listed || g->relist || now - g->last_list > 10000000) {
+        st = list_shards(g);
+        if (st != HT_KIN_OK) {
+            g->status = st;
+            return HT_POLL_END;
         }
-        start_ready(g);
-        for (size_t i = 0; i < g->nsh && !stop_flag; i++) {
-            struct shard *s = &g->sh[i];
-
-            if (s->state != S_READ || s->next_us > ht_now_mono_us())
-                continue;
-            st = poll_shard(g, s, &rs);
-            if (st != HT_KIN_OK)
-                return st;
-            any = true;
-            if (ht_engine_full(g->eng)) {
-                rc = flush(g);
-                if (rc)
-                    return -rc;
-            }
-        }
-        if (any) {
-            rc = flush(g);
-            if (rc)
-                return -rc;
-        }
-        now = ht_now_mono_us();
-        if (until_idle > 0 &&
-            (double)(now - rs.last_activity) >= until_idle * 1e6)
-            break;
-        wake = now + 100000;
-        for (size_t i = 0; i < g->nsh; i++)
-            if (g->sh[i].state == S_READ && g->sh[i].next_us < wake)
-                wake = g->sh[i].next_us;
-        if (!rs.relist && wake > now)
-            sleep_ms((wake - now + 999) / 1000);
+        if (!g->listed)
+            g->last_activity = now;
+        g->listed = true;
+        g->relist = false;
+        g->last_list = now;
     }
-    return HT_KIN_OK;
+    start_ready(g);
+    for (size_t i = 0; i < g->nsh; i++) {
+        struct shard *s = &g->sh[i];
+
+        if (s->state != S_READ || s->next_us > ht_now_mono_us())
+            continue;
+        st = poll_shard(g, s);
+        if (st != HT_KIN_OK) {
+            g->status = st;
+            return HT_POLL_END;
+        }
+        any = true;
+        if (ht_engine_full(e))
+            return HT_POLL_DATA; /* the engine commits; the rest next time */
+    }
+    if (any)
+        return HT_POLL_FLUSH; /* a round's records and checkpoints */
+    now = ht_now_mono_us();
+    if (g->cfg.until_idle > 0 &&
+        (double)(now - g->last_activity) >= g->cfg.until_idle * 1e6)
+        return HT_POLL_END;
+    wake = now + (int64_t)(timeout_ms < 100 ? timeout_ms : 100) * 1000;
+    for (size_t i = 0; i < g->nsh; i++)
+        if (g->sh[i].state == S_READ && g->sh[i].next_us < wake)
+            wake = g->sh[i].next_us;
+    if (!g->relist && wake > now)
+        sleep_ms((wake - now + 999) / 1000);
+    return HT_POLL_IDLE;
 }
 
-static void summary(struct kin *g)
+static int kinesis_checkpoint(void *state, struct ht_engine *e)
 {
-    char from[400];
+    struct kin *g = state;
+
+    g->eng = e;
+    return flush(g);
+}
+
+static void kinesis_close(void *state)
+{
+    struct kin *g = state;
+
+    if (!g)
+        return;
+    for (size_t i = 0; i < g->nsh; i++)
+        free(g->sh[i].iter);
+    free(g->sh);
+    free(g->scratch);
+    ht_kinesis_close(g->k);
+    if (g->have_creds)
+        ht_aws_creds_free(&g->creds);
+    free(g);
+}
+
+static int kinesis_open(const void *cfgv, void **state)
+{
+    const struct ht_kinesis_src_cfg *cfg = cfgv;
+    struct kin *g = calloc(1, sizeof(*g));
+    struct ht_kin_cfg kc = {0};
+    const char *from;
+    char err[600];
+
+    *state = NULL;
+    if (!g)
+        return HT_ERR_NOMEM;
+    g->cfg = *cfg;
+    g->stream = cfg->stream;
+    g->limit = cfg->limit ? (int)cfg->limit : 10000;
+    from = cfg->from ? cfg->from : "trim-horizon";
+    if (!g->stream || !*g->stream) {
+        HT_LOG_ERROR("ingest:kinesis",
+                     "ingest --kinesis needs a stream name (see hoptrace "
+                     "ingest --kinesis X --help)");
+        goto usage;
+    }
+    if (strcmp(from, "trim-horizon") == 0) {
+        g->from_type = "TRIM_HORIZON";
+    } else if (strcmp(from, "latest") == 0) {
+        g->from_type = "LATEST";
+    } else if (strncmp(from, "timestamp:", 10) == 0) {
+        char *end;
+        double t = strtod(from + 10, &end);
+
+        if (*end || !(t > 0)) {
+            HT_LOG_ERROR("ingest:kinesis",
+                         "--from timestamp:EPOCH_SECONDS needs a number, "
+                         "e.g. timestamp:1700000000");
+            goto usage;
+        }
+        snprintf(g->tsbuf, sizeof(g->tsbuf), "%.3f", t);
+        g->from_type = "AT_TIMESTAMP";
+        g->from_arg = g->tsbuf;
+    } else {
+        HT_LOG_ERROR("ingest:kinesis", "--from takes trim-horizon, latest or "
+                                       "timestamp:EPOCH_SECONDS");
+        goto usage;
+    }
+    if (ht_aws_region(cfg->region, g->region, sizeof(g->region)) !=
+        HT_ERR_OK) {
+        HT_LOG_ERROR("ingest:kinesis",
+                     "ingest --kinesis needs a region: --region R, or set "
+                     "AWS_REGION or AWS_DEFAULT_REGION");
+        goto usage;
+    }
+    if (ht_aws_creds_load(&g->creds, err, sizeof(err)) != HT_ERR_OK) {
+        HT_LOG_ERROR("ingest:kinesis", "%s", err);
+        goto usage;
+    }
+    g->have_creds = true;
+    kc.endpoint = cfg->endpoint;
+    kc.region = g->region;
+    kc.creds = &g->creds;
+    kc.stop = cfg->stop;
+    /* a reader that runs until stopped rides out an outage; one that is to
+     * end when idle fails visibly instead */
+    kc.max_attempts = cfg->until_idle > 0 ? 10 : -1;
+    if (getenv("HOPTRACE_KINESIS_BACKOFF_MS"))
+        kc.backoff_base_ms = atoi(getenv("HOPTRACE_KINESIS_BACKOFF_MS"));
+    if (ht_kinesis_open(&kc, &g->k) != HT_ERR_OK) {
+        HT_LOG_ERROR("ingest:kinesis",
+                     "--endpoint %s is not an http:// or https:// URL",
+                     cfg->endpoint ? cfg->endpoint : "(default)");
+        goto usage;
+    }
+    HT_LOG_INFO("ingest:kinesis", "stream %s, region %s, credentials from %s",
+                g->stream, g->region, g->creds.source);
+    g->last_activity = g->last_list = ht_now_mono_us();
+    *state = g;
+    return HT_ERR_OK;
+usage:
+    kinesis_close(g);
+    return HT_ERR_USAGE;
+}
+
+void ht_kinesis_src_stats(const void *state, struct ht_kinesis_src_stats *out)
+{
+    const struct kin *g = state;
+
+    memset(out, 0, sizeof(*out));
+    out->stream = g->stream;
+    out->nshards = g->nsh;
+    if (g->status != HT_KIN_OK && g->status != HT_KIN_STOPPED) {
+        out->failed = true;
+        out->error = ht_kinesis_last_error(g->k);
+        out->hint = status_hint(g->status);
+        /* refused credentials, no such stream: the command is wrong */
+        out->usage = g->status == HT_KIN_AUTH || g->status == HT_KIN_NOT_FOUND;
+    }
+}
+
+void ht_kinesis_src_describe(const void *state, struct ht_buf *f)
+{
+    const struct kin *g = state;
     size_t drained = 0;
     const struct ht_kin_counters *c = ht_kinesis_counters(g->k);
 
-    snprintf(from, sizeof(from), "kinesis stream %s (%zu shards)", g->stream,
-             g->nsh);
-    ht_sink_summary(g->eng, stderr, from);
-    fputs("; behind:", stderr);
+    ht_buf_adds(f, "; behind:");
     for (size_t i = 0; i < g->nsh; i++) {
         const struct shard *s = &g->sh[i];
 
@@ -524,181 +608,29 @@ static void summary(struct kin *g)
         if (s->drained)
             drained++;
         else if (s->behind_ms >= 0)
-            fprintf(stderr, " %s=%lld ms", s->info.id, (long long)s->behind_ms);
+            ht_buf_printf(f, " %s=%lld ms", s->info.id, (long long)s->behind_ms);
         else
-            fprintf(stderr, " %s=n/a", s->info.id);
+            ht_buf_printf(f, " %s=n/a", s->info.id);
     }
     if (drained)
-        fprintf(stderr, " (%zu closed shards drained)", drained);
+        ht_buf_printf(f, " (%zu closed shards drained)", drained);
     if (c->retries_throttled || c->retries_server || c->retries_network ||
         c->expired_iterators)
-        fprintf(stderr,
+        ht_buf_printf(f,
                 "; retries: %llu throttled, %llu 5xx, %llu network; %llu "
                 "expired iterators",
                 (unsigned long long)c->retries_throttled,
                 (unsigned long long)c->retries_server,
                 (unsigned long long)c->retries_network,
                 (unsigned long long)c->expired_iterators);
-    fputc('\n', stderr);
 }
 
-int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
-{
-    struct kin g;
-    struct ht_aws_creds creds;
-    struct ht_kin_cfg cfg = {0};
-    struct sigaction sa;
-    const char *endpoint = NULL, *region_opt = NULL, *from = "trim-horizon";
-    char region[64], err[600], tsbuf[64];
-    struct ht_ingest_opts o = HT_INGEST_OPTS_INIT;
-    int st, rc, exit_code = HT_EXIT_OK;
-    uint64_t rejected = 0;
-
-    memset(&g, 0, sizeof(g));
-    g.limit = 10000;
-    /* first, so `ingest --kinesis --help` is help, not a stream name */
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage, stdout);
-            return HT_EXIT_OK;
-        }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        int taken = ht_ingest_opt(cli, argc, argv, &i, &o);
-
-        if (taken < 0)
-            return HT_EXIT_USAGE;
-        if (taken > 0)
-            continue;
-        if (strcmp(a, "--kinesis") == 0 && has) {
-            g.stream = argv[++i];
-        } else if (strcmp(a, "--endpoint") == 0 && has) {
-            endpoint = argv[++i];
-        } else if (strcmp(a, "--region") == 0 && has) {
-            region_opt = argv[++i];
-        } else if (strcmp(a, "--from") == 0 && has) {
-            from = argv[++i];
-        } else if (strcmp(a, "--limit") == 0 && has) {
-            long v = strtol(argv[++i], NULL, 10);
-
-            if (v < 1 || v > 10000) {
-                ht_cli_err("--limit takes 1 to 10000");
-                return HT_EXIT_USAGE;
-            }
-            g.limit = (int)v;
-        } else {
-            ht_cli_err("ingest --kinesis: unknown option or missing value: "
-                       "%s (see hoptrace ingest --kinesis X --help)",
-                       a);
-            return HT_EXIT_USAGE;
-        }
-    }
-    if (!g.stream || !*g.stream) {
-        ht_cli_err("ingest --kinesis needs a stream name (see hoptrace "
-                   "ingest --kinesis X --help)");
-        return HT_EXIT_USAGE;
-    }
-    if (strcmp(from, "trim-horizon") == 0) {
-        g.from_type = "TRIM_HORIZON";
-    } else if (strcmp(from, "latest") == 0) {
-        g.from_type = "LATEST";
-    } else if (strncmp(from, "timestamp:", 10) == 0) {
-        char *end;
-        double t = strtod(from + 10, &end);
-
-        if (*end || !(t > 0)) {
-            ht_cli_err("--from timestamp:EPOCH_SECONDS needs a number, e.g. "
-                       "timestamp:1700000000");
-            return HT_EXIT_USAGE;
-        }
-        snprintf(tsbuf, sizeof(tsbuf), "%.3f", t);
-        g.from_type = "AT_TIMESTAMP";
-        g.from_arg = tsbuf;
-    } else {
-        ht_cli_err("--from takes trim-horizon, latest or "
-                   "timestamp:EPOCH_SECONDS");
-        return HT_EXIT_USAGE;
-    }
-    if (ht_aws_region(region_opt, region, sizeof(region)) != HT_ERR_OK) {
-        ht_cli_err("ingest --kinesis needs a region: --region R, or set "
-                   "AWS_REGION or AWS_DEFAULT_REGION");
-        return HT_EXIT_USAGE;
-    }
-    if (ht_aws_creds_load(&creds, err, sizeof(err)) != HT_ERR_OK) {
-        ht_cli_err("%s", err);
-        return HT_EXIT_USAGE;
-    }
-    cfg.endpoint = endpoint;
-    cfg.region = region;
-    cfg.creds = &creds;
-    cfg.stop = &stop_flag;
-    /* a reader that runs until stopped rides out an outage; one that is to
-     * end when idle fails visibly instead */
-    cfg.max_attempts = o.until_idle > 0 ? 10 : -1;
-    if (getenv("HOPTRACE_KINESIS_BACKOFF_MS"))
-        cfg.backoff_base_ms = atoi(getenv("HOPTRACE_KINESIS_BACKOFF_MS"));
-    rc = ht_kinesis_open(&cfg, &g.k);
-    if (rc) {
-        ht_cli_err("--endpoint %s is not an http:// or https:// URL",
-                   endpoint ? endpoint : "(default)");
-        ht_aws_creds_free(&creds);
-        return HT_EXIT_USAGE;
-    }
-    rc = ht_cli_engine_open(cli, &o, &g.eng);
-    if (rc) {
-        ht_kinesis_close(g.k);
-        ht_aws_creds_free(&creds);
-        return HT_EXIT_ERROR;
-    }
-    HT_LOG_INFO("ingest:kinesis", "stream %s, region %s, credentials from %s",
-                g.stream, region, creds.source);
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    st = run(&g, o.until_idle);
-    /* commit what was decoded, whatever stopped the run */
-    rc = flush(&g);
-    {
-        int src = ht_engine_sync(g.eng);
-
-        if (!rc)
-            rc = src;
-    }
-    if (!o.quiet)
-        summary(&g);
-    rejected = ht_engine_rejected(g.eng);
-    {
-        int crc = ht_engine_close(g.eng);
-
-        if (!rc)
-            rc = crc;
-    }
-    if (st < 0 && !rc)
-        rc = -st;
-    if (st > 0 && st != HT_KIN_STOPPED) {
-        ht_cli_err("kinesis stream %s: %s (%s); what was read before is "
-                   "committed; run the same command again to resume",
-                   g.stream, ht_kinesis_last_error(g.k), status_hint(st));
-        exit_code = st == HT_KIN_AUTH || st == HT_KIN_NOT_FOUND ? HT_EXIT_USAGE
-                                                                : HT_EXIT_ERROR;
-    } else if (rc) {
-        ht_cli_err("ingest stopped: %s (what was committed before stays; "
-                   "run the same command again to resume)",
-                   ht_strerror(rc));
-        exit_code = HT_EXIT_ERROR;
-    } else if (o.strict && rejected) {
-        exit_code = HT_EXIT_REJECTED;
-    }
-    for (size_t i = 0; i < g.nsh; i++)
-        free(g.sh[i].iter);
-    free(g.sh);
-    free(g.scratch);
-    ht_kinesis_close(g.k);
-    ht_aws_creds_free(&creds);
-    return exit_code;
-}
+const struct ht_source_ops ht_source_kinesis = {
+    .name = "kinesis",
+    .opts = ht_kinesis_src_opt_table,
+    .cfg_size = sizeof(struct ht_kinesis_src_cfg),
+    .open = kinesis_open,
+    .poll = kinesis_poll,
+    .checkpoint = kinesis_checkpoint,
+    .close = kinesis_close,
+};
