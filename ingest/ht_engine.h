@@ -1,7 +1,7 @@
 /*
  * ht_engine.h - the ingest engine: sources, batching and the writer.
  *
- * Every ingest source (files, stdin, UDP here; Kafka and Kinesis) decodes
+ * Every ingest source (files and stdin, UDP, Kafka, Kinesis) decodes
  * into the engine's current batch (ht_engine_batch). A writer thread
  * commits each batch in ONE LMDB write transaction together with the
  * source's checkpoints, while the source decodes the next one (two batches
@@ -28,6 +28,7 @@
 #include "ht_ingest.h"
 #include "ht_store.h"
 
+#include <signal.h>
 #include <stdio.h>
 
 /* ---- declarative options ---------------------------------------------- */
@@ -267,8 +268,6 @@ extern const struct ht_source_ops ht_source_udp;
 void ht_udp_stats(const void *state, struct ht_udp_stats *out);
 
 /* ---- the Kafka source: a consumer in a consumer group -------------------- */
-
-#include <signal.h>
 
 struct ht_kafka_cfg {
     const char *brokers;        /* --kafka BROKERS */
