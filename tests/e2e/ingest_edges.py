@@ -6,7 +6,8 @@ usage: ingest_edges.py HOPTRACE [MOCK_CLUSTER (unused)]
 - A torn line on stdin (`head -c 300` of one datagram, then a whole
   segments.ndjson; with and without a newline after the torn part) loses
   that line only: the store equals a file ingest of the same bytes,
-  database by database, with the same rejects, and nothing is lost.
+  database by database, with the same rejects, and nothing is lost; what
+  follows a torn line is committed while the pipe is still open.
 - One pretty-printed document missing its closing brace is ONE not_json.
 - A truncated .gz: the values before the cut are stored, one `truncated`
   reject, the checkpoint does not mark it complete (a second run reads it
@@ -28,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 import kafka_util as ku
 
@@ -61,8 +63,12 @@ def main():
         grams = ku.datagrams(corpus)
 
         # ---- a torn line on stdin ------------------------------------
-        for sep in (b"\n", b""):
-            torn = grams[3][:300]
+        # the cut of `head -c 300`, and a cut inside a string (an odd
+        # number of quotes before it: a bracket matcher never closes)
+        odd = next(n for n in range(300, 400)
+                   if grams[3][:n].count(b'"') % 2 == 1)
+        for cut, sep in ((300, b"\n"), (300, b""), (odd, b"\n")):
+            torn = grams[3][:cut]
             data = torn + sep + segs
             src = os.path.join(work, "torn.ndjson")
             with open(src, "wb") as f:
@@ -96,6 +102,54 @@ def main():
             err = ps.stderr.decode()
             check("not_json 1)" in err,
                   f"torn line: not one not_json reject: {err}")
+
+        # ---- a torn line before more than 16 MiB (a bracket matcher's
+        # cap): stdin still equals the file ingest ----------------------
+        big = os.path.join(work, "big")
+        run([hop, "simulate", "--requests", "2500", "--seed", "3", "--out",
+             big], check=True, timeout=300)
+        with open(os.path.join(big, "segments.ndjson"), "rb") as f:
+            bsegs = f.read()
+        check(len(bsegs) > 17 << 20, f"big corpus only {len(bsegs)} bytes")
+        bdoc = bsegs.split(b"\n")[1]
+        cut = next(n for n in range(300, 400)
+                   if bdoc[:n].count(b'"') % 2 == 1)
+        data = bdoc[:cut] + b"\n" + bsegs
+        src = os.path.join(work, "bigtorn.ndjson")
+        with open(src, "wb") as f:
+            f.write(data)
+        ref, s = os.path.join(work, "bref"), os.path.join(work, "bs")
+        run([hop, "--db", ref, "ingest", "--quiet", src], timeout=300)
+        run([hop, "--db", s, "ingest", "--quiet", "-"], input=data,
+            timeout=300)
+        sf, ss = stats(hop, ref), stats(hop, s)
+        for x in (sf, ss):
+            if x:
+                x.pop("store_bytes", None)
+        check(sf and sf.get("spans", 0) > 10000 and sf == ss,
+              f"torn line before 16 MiB: stdin {ss} vs file {sf}")
+        os.unlink(src)
+
+        # ---- after a torn line, a stream still commits as it goes -----
+        first = json.loads(segs.split(b"\n")[1])["trace_id"]
+        d = os.path.join(work, "live")
+        p = subprocess.Popen([hop, "--db", d, "ingest", "-"],
+                             stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        p.stdin.write(grams[3][:300] + b"\n" + segs)
+        p.stdin.flush()
+        seen = False
+        end = time.time() + 60
+        while time.time() < end and not seen:
+            q = run([hop, "--db", d, "trace", first])
+            seen = q.returncode == 0
+            if not seen:
+                time.sleep(0.1)
+        check(seen, "torn line, pipe open: nothing after it was committed "
+              "before EOF")
+        check(p.poll() is None, "torn line, pipe open: ingest exited")
+        p.stdin.close()
+        p.wait(timeout=60)
+        p.stderr.close()
 
         # ---- pretty-printed document missing its closing brace -------
         doc = json.loads(grams[5].split(b"\n", 1)[1])
