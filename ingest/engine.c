@@ -370,7 +370,8 @@ bool ht_engine_full(const struct ht_engine *e)
     if (cap < 256)
         cap = 256;
     return b->nspans + b->nfacts + b->nrejects >= cap ||
-           ht_arena_used(b->arena) > (48u << 20);
+           ht_arena_used(b->arena) >
+               ((size_t)48 << 20 >> __atomic_load_n(&e->shrink, __ATOMIC_RELAXED));
 }
 
 int ht_engine_flush(struct ht_engine *e, const struct ht_engine_ckpt *ck,
