@@ -273,6 +273,10 @@ struct ht_reader {
     bool trunc_told;   /* the truncation was returned as a value */
     size_t last_start; /* where the last value began (ht_reader_rescan) */
     bool no_fast;      /* scan the next value bracket by bracket */
+    /* skipping the rest of a value too large to keep (returned once, as
+     * too_large): bracket depth and string state carried across reads */
+    bool skipping, sk_str;
+    long sk_depth;
 };
 
 #define READ_CHUNK (1 << 20)
@@ -536,12 +540,71 @@ static int fill(struct ht_reader *r)
     return fr;
 }
 
+/* Follows brackets and strings through p[0..n) from the skip state; at
+ * the end of the value returns how far it reached and clears r->skipping.
+ * A raw newline inside a string (a value cut off) also ends the skip, at
+ * that newline. */
+static size_t skip_scan(struct ht_reader *r, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+
+        if (r->sk_str) {
+            const char *q = memchr(p + i, '"', n - i);
+            const char *nl = memchr(p + i, '\n', (q ? (size_t)(q - p) : n) - i);
+            size_t bs = 0;
+
+            if (nl) {
+                r->skipping = false;
+                return (size_t)(nl - p);
+            }
+            if (!q)
+                return n;
+            i = (size_t)(q - p);
+            /* backslashes before the quote, within this buffer: a quote
+             * escaped across a read boundary is rare enough to accept */
+            while (i - bs > 0 && p[i - bs - 1] == '\\')
+                bs++;
+            if (bs % 2 == 0)
+                r->sk_str = false;
+            continue;
+        }
+        if (c == '"') {
+            r->sk_str = true;
+        } else if (c == '{' || c == '[') {
+            r->sk_depth++;
+        } else if (c == '}' || c == ']') {
+            if (--r->sk_depth <= 0) {
+                r->skipping = false;
+                return i + 1;
+            }
+        }
+    }
+    return n;
+}
+
 int ht_reader_next(struct ht_reader *r, const char **val, size_t *n,
                    uint64_t *offset, bool *too_large)
 {
     *too_large = false;
     r->depth = -1;
     r->bad = -1;
+    while (r->skipping) {
+        /* the rest of a value too large to keep */
+        size_t k = skip_scan(r, r->buf + r->start, r->end - r->start);
+        int fr;
+
+        r->start += k;
+        if (!r->skipping)
+            break;
+        fr = fill(r);
+        if (fr == FILL_AGAIN)
+            return HT_READ_AGAIN;
+        if (fr != FILL_OK) {
+            r->skipping = false; /* it ends with the input */
+            break;
+        }
+    }
     for (;;) {
         size_t avail, len = 0;
         int depth, fr;
@@ -594,14 +657,24 @@ int ht_reader_next(struct ht_reader *r, const char **val, size_t *n,
                 continue; /* at eof the scan decides */
             if (fr == FILL_AGAIN)
                 return HT_READ_AGAIN;
-            /* buffer at its cap: the value is too large to keep */
-            {
+            /* buffer at its cap: the value is too large to keep. It is
+             * returned once (its first bytes) and the rest of it skipped,
+             * so it is one reject, not one per line of its inside. */
+            *too_large = true;
+            if (r->buf[r->start] != '{' && r->buf[r->start] != '[') {
+                /* a line that is not a value: up to its end */
                 const char *nl = memchr(r->buf + r->start, '\n', avail);
 
                 len = nl ? (size_t)(nl - (r->buf + r->start)) + 1 : avail;
-                *too_large = true;
                 goto emit;
             }
+            r->skipping = true;
+            r->sk_str = false;
+            r->sk_depth = 0;
+            len = skip_scan(r, r->buf + r->start, avail);
+            if (r->skipping)
+                len = avail; /* all of it, and more to skip */
+            goto emit;
         }
         r->no_fast = false;
         if (rc == HT__SCAN_VALUE && depth > 0)

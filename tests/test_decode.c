@@ -517,6 +517,42 @@ static void test_reader_stream(void)
     close(p[0]);
 }
 
+/* A value over 16 MiB is one too_large value; what follows it is read. */
+static void test_reader_too_large(void)
+{
+    char path[] = "/tmp/ht_test_big_XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f;
+    struct ht_reader *r;
+    const char *v;
+    size_t n;
+    uint64_t off;
+    bool tl;
+    int big = 0, good = 0, other = 0;
+
+    CHECK(fd >= 0);
+    f = fdopen(fd, "w");
+    CHECK(f != NULL);
+    fputs("{\"Records\":[\n", f);
+    for (int i = 0; i < 300000; i++)
+        fprintf(f, "{\"SequenceNumber\":\"%d\",\"Data\":\"%s\"},\n", i,
+                "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=");
+    fputs("{\"last\":[1,2,{\"x\":\"]}\"}]}\n]}\n{\"after\":1}\n", f);
+    fclose(f);
+    CHECK(ht_reader_open(path, &r) == HT_ERR_OK);
+    while (ht_reader_next(r, &v, &n, &off, &tl) == 1) {
+        if (tl)
+            big++;
+        else if (n == 11 && memcmp(v, "{\"after\":1}", 11) == 0)
+            good++;
+        else
+            other++;
+    }
+    CHECK(big == 1 && good == 1 && other == 0);
+    ht_reader_close(r);
+    unlink(path);
+}
+
 int main(void)
 {
     ht_log_level = -1; /* quiet: rejects are expected here */
@@ -528,6 +564,7 @@ int main(void)
     test_reader_torn();
     test_reader_truncated_gz();
     test_reader_stream();
+    test_reader_too_large();
     ht_batch_free(&b);
     TEST_DONE();
 }
