@@ -81,8 +81,8 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
             return HT_EXIT_USAGE;
         if (taken > 0)
             continue;
-        taken = ht_opt_take(ht_kinesis_src_opt_table, &cfg, argc, argv, &i,
-                            err, sizeof(err));
+        taken = ht_opt_take(ht_kinesis_src_opt_table, &cfg, argc, argv, &i, err,
+                            sizeof(err));
         if (taken < 0) {
             ht_cli_err("ingest --kinesis: %s", err);
             return HT_EXIT_USAGE;

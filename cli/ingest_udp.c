@@ -111,11 +111,10 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv)
 
         snprintf(from, sizeof(from), "udp %s", st.where);
         ht_sink_summary(e, stderr, from);
-        fprintf(stderr,
-                "; datagrams received %llu, accepted %llu, rejected %llu",
-                (unsigned long long)st.received,
-                (unsigned long long)st.accepted,
-                (unsigned long long)st.rejected);
+        fprintf(
+            stderr, "; datagrams received %llu, accepted %llu, rejected %llu",
+            (unsigned long long)st.received, (unsigned long long)st.accepted,
+            (unsigned long long)st.rejected);
         if (cfg.forward)
             fprintf(stderr, "; forwarding errors %llu",
                     (unsigned long long)st.fwd_errors);

@@ -16,8 +16,8 @@ int ht_ingest_opt(struct ht_cli *cli, int argc, char **argv, int *i,
                   struct ht_ingest_opts *o)
 {
     char err[200];
-    int taken = ht_opt_take(ht_ingest_opt_table, o, argc, argv, i, err,
-                            sizeof(err));
+    int taken =
+        ht_opt_take(ht_ingest_opt_table, o, argc, argv, i, err, sizeof(err));
 
     if (taken < 0) {
         ht_cli_err("%s", err);

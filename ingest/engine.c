@@ -357,8 +357,7 @@ bool ht_engine_has_data(const struct ht_engine *e)
 {
     const struct ht_batch *b = e->batch;
 
-    return b->documents || b->nrejects || b->nspans || b->nfacts ||
-           b->dropped;
+    return b->documents || b->nrejects || b->nspans || b->nfacts || b->dropped;
 }
 
 bool ht_engine_full(const struct ht_engine *e)
@@ -371,7 +370,8 @@ bool ht_engine_full(const struct ht_engine *e)
         cap = 256;
     return b->nspans + b->nfacts + b->nrejects >= cap ||
            ht_arena_used(b->arena) >
-               ((size_t)48 << 20 >> __atomic_load_n(&e->shrink, __ATOMIC_RELAXED));
+               ((size_t)48 << 20 >>
+                __atomic_load_n(&e->shrink, __ATOMIC_RELAXED));
 }
 
 int ht_engine_flush(struct ht_engine *e, const struct ht_engine_ckpt *ck,
@@ -506,8 +506,8 @@ int ht_engine_run(struct ht_engine *e, const struct ht_source_ops *ops,
                   void *state, const struct ht_ingest_opts *o, int commit_ms)
 {
     int64_t now = ht_now_mono_us(), last_data = now, last_flush = now;
-    int64_t idle_us = o && o->until_idle > 0 ? (int64_t)(o->until_idle * 1e6)
-                                             : 0;
+    int64_t idle_us =
+        o && o->until_idle > 0 ? (int64_t)(o->until_idle * 1e6) : 0;
     int rc = HT_ERR_OK;
 
     for (;;) {

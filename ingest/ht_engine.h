@@ -194,10 +194,10 @@ uint64_t ht_engine_rss_anon(void);
 /* ---- sources ------------------------------------------------------------ */
 
 enum ht_poll {
-    HT_POLL_END = 0,   /* the source has nothing more, ever */
-    HT_POLL_DATA = 1,  /* decoded something; poll again */
-    HT_POLL_IDLE = 2,  /* nothing came within the timeout */
-    HT_POLL_FLUSH = 3  /* decoded something; commit now (e.g. a file ended) */
+    HT_POLL_END = 0,  /* the source has nothing more, ever */
+    HT_POLL_DATA = 1, /* decoded something; poll again */
+    HT_POLL_IDLE = 2, /* nothing came within the timeout */
+    HT_POLL_FLUSH = 3 /* decoded something; commit now (e.g. a file ended) */
 };
 
 struct ht_source_ops {
@@ -230,20 +230,20 @@ struct ht_files_cfg {
     int stream_wait_ms; /* a stream commits after this long without input
                            (0: 200) */
     /* progress, called often (the callee rate-limits); NULL: none */
-    void (*progress)(void *ctx, const char *name, uint64_t pos,
-                     uint64_t size, uint64_t documents);
+    void (*progress)(void *ctx, const char *name, uint64_t pos, uint64_t size,
+                     uint64_t documents);
     void *progress_ctx;
 };
 
 struct ht_files_stats {
-    uint64_t inputs;      /* files and streams found to read */
-    uint64_t files;       /* files and streams read */
-    uint64_t skipped;     /* files already ingested (checkpoint: complete) */
+    uint64_t inputs;  /* files and streams found to read */
+    uint64_t files;   /* files and streams read */
+    uint64_t skipped; /* files already ingested (checkpoint: complete) */
     uint64_t skipped_rejected; /* of those, files that had rejects then */
     uint64_t skipped_rejects;  /* and how many */
-    uint64_t unreadable;  /* named paths that could not be read (reported) */
-    uint64_t special;     /* walk: FIFOs, sockets, devices, loops skipped */
-    uint64_t truncated;   /* files that ended early (truncated gzip) */
+    uint64_t unreadable; /* named paths that could not be read (reported) */
+    uint64_t special;    /* walk: FIFOs, sockets, devices, loops skipped */
+    uint64_t truncated;  /* files that ended early (truncated gzip) */
 };
 
 extern const struct ht_source_ops ht_source_files;
@@ -270,13 +270,13 @@ void ht_udp_stats(const void *state, struct ht_udp_stats *out);
 /* ---- the Kafka source: a consumer in a consumer group -------------------- */
 
 struct ht_kafka_cfg {
-    const char *brokers;        /* --kafka BROKERS */
-    struct ht_opt_list topics;  /* --topic T[,T...], repeatable */
-    const char *group;          /* --group G (default hoptrace) */
-    struct ht_opt_list x;       /* -X key=value: librdkafka settings */
-    const char *dlq_topic;      /* --dlq-topic T, or NULL */
-    double until_idle;          /* the shared --until-idle: the source ends
-                                   itself, counting from the assignment */
+    const char *brokers;         /* --kafka BROKERS */
+    struct ht_opt_list topics;   /* --topic T[,T...], repeatable */
+    const char *group;           /* --group G (default hoptrace) */
+    struct ht_opt_list x;        /* -X key=value: librdkafka settings */
+    const char *dlq_topic;       /* --dlq-topic T, or NULL */
+    double until_idle;           /* the shared --until-idle: the source ends
+                                    itself, counting from the assignment */
     volatile sig_atomic_t *stop; /* set by a signal: stop connecting */
 };
 
@@ -298,13 +298,13 @@ void ht_kafka_stats(const void *state, struct ht_kafka_stats *out);
 /* ---- the Kinesis source: every shard of a stream ------------------------ */
 
 struct ht_kinesis_src_cfg {
-    const char *stream;   /* --kinesis STREAM */
-    const char *endpoint; /* --endpoint URL, or NULL */
-    const char *region;   /* --region R, or NULL: the environment's */
-    const char *from;     /* --from trim-horizon|latest|timestamp:S */
-    size_t limit;         /* --limit N records per GetRecords */
-    double until_idle;    /* the shared --until-idle: the source ends
-                             itself; also bounds retries (10 attempts) */
+    const char *stream;          /* --kinesis STREAM */
+    const char *endpoint;        /* --endpoint URL, or NULL */
+    const char *region;          /* --region R, or NULL: the environment's */
+    const char *from;            /* --from trim-horizon|latest|timestamp:S */
+    size_t limit;                /* --limit N records per GetRecords */
+    double until_idle;           /* the shared --until-idle: the source ends
+                                    itself; also bounds retries (10 attempts) */
     volatile sig_atomic_t *stop; /* set by a signal: stop retrying */
 };
 

@@ -113,8 +113,8 @@ static bool dir_seen(struct files *f, const struct stat *st)
         f->dirs = realloc(f->dirs, f->capdirs * sizeof(*f->dirs));
         HT_ASSERT(f->dirs);
     }
-    f->dirs[f->ndirs++] = (struct dirid){(uint64_t)st->st_dev,
-                                         (uint64_t)st->st_ino};
+    f->dirs[f->ndirs++] =
+        (struct dirid){(uint64_t)st->st_dev, (uint64_t)st->st_ino};
     return false;
 }
 
@@ -387,8 +387,8 @@ static void take_value(struct ht_batch *b, struct ht_reader *r,
                         "value here and anything after it are missing",
                         val, n);
     else if (bad >= 0)
-        ht_batch_reject(b, bad, pos,
-                        "not JSON: unbalanced or truncated value", val, n);
+        ht_batch_reject(b, bad, pos, "not JSON: unbalanced or truncated value",
+                        val, n);
     else if (!ht_ingest_value(b, pos, val, n, ht_reader_depth(r)))
         ht_reader_rescan(r); /* not one NDJSON value: scan it */
 }

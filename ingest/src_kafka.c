@@ -60,7 +60,7 @@ struct kc {
     const char *group, *dlq_topic;
     char **topics; /* --topic values split at commas (owned) */
     int ntopics;
-    bool stopped;    /* stopped while connecting */
+    bool stopped; /* stopped while connecting */
     int64_t start, last_msg, last_flush, last_ckpt_at;
     struct kpart *parts;
     size_t nparts, capparts;
@@ -152,7 +152,7 @@ static int flush_batch(struct kc *k)
         ckpt_key(keys[n], sizeof(keys[n]), k->group, kp->topic, kp->partition);
         vals[n] = kp->next;
         ck[n] = (struct ht_engine_ckpt){keys[n], strlen(keys[n]), &vals[n],
-                                      sizeof(vals[n])};
+                                        sizeof(vals[n])};
         n++;
     }
     rc = ht_engine_flush(k->eng, ck, n);
@@ -210,9 +210,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             int rc;
 
             ckpt_key(key, sizeof(key), k->group, p->topic, p->partition);
-            rc = k->eng ? ht_engine_get_ckpt(k->eng, key, &off, sizeof(off),
-                                             &vn)
-                        : HT_ERR_NOTFOUND;
+            rc = k->eng
+                     ? ht_engine_get_ckpt(k->eng, key, &off, sizeof(off), &vn)
+                     : HT_ERR_NOTFOUND;
             if (rc == HT_ERR_OK && vn == sizeof(off) && off >= 0) {
                 p->offset = off;
                 HT_LOG_INFO("ingest:kafka", "%s/%d: resuming at offset %lld",
@@ -255,7 +255,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     if (e) {
         HT_LOG_ERROR("ingest:kafka", "partition assignment failed: %s",
-                   rd_kafka_error_string(e));
+                     rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
     }
 }
@@ -279,9 +279,10 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         return;
     k->last_error = now;
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-        HT_LOG_ERROR("ingest:kafka", "all brokers are down (%s); retrying with "
-                   "back-off",
-                   reason);
+        HT_LOG_ERROR("ingest:kafka",
+                     "all brokers are down (%s); retrying with "
+                     "back-off",
+                     reason);
     else
         HT_LOG_ERROR("ingest:kafka", "%s; retrying with back-off", reason);
 }
@@ -367,15 +368,17 @@ static bool handle_error(const rd_kafka_message_t *m)
         return false;
     case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-        HT_LOG_ERROR("ingest:kafka", "topic %s does not exist (create it, or check "
-                   "--topic)",
-                   topic ? topic : "?");
+        HT_LOG_ERROR("ingest:kafka",
+                     "topic %s does not exist (create it, or check "
+                     "--topic)",
+                     topic ? topic : "?");
         return true;
     case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
     case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
-        HT_LOG_ERROR("ingest:kafka", "not authorised: %s (check the -X security "
-                   "settings)",
-                   rd_kafka_message_errstr(m));
+        HT_LOG_ERROR("ingest:kafka",
+                     "not authorised: %s (check the -X security "
+                     "settings)",
+                     rd_kafka_message_errstr(m));
         return true;
     default:
         HT_LOG_WARN("ingest:kafka", "%s%s%s", topic ? topic : "",
@@ -521,8 +524,8 @@ static int kafka_open(const void *cfgv, void **state)
              t = strtok_r(NULL, ",", &save)) {
             if (!*t)
                 continue;
-            k->topics = realloc(k->topics, (size_t)(k->ntopics + 1) *
-                                               sizeof(*k->topics));
+            k->topics = realloc(k->topics,
+                                (size_t)(k->ntopics + 1) * sizeof(*k->topics));
             HT_ASSERT(k->topics);
             k->topics[k->ntopics] = strdup(t);
             HT_ASSERT(k->topics[k->ntopics]);

@@ -540,8 +540,7 @@ static int kinesis_open(const void *cfgv, void **state)
                                        "timestamp:EPOCH_SECONDS");
         goto usage;
     }
-    if (ht_aws_region(cfg->region, g->region, sizeof(g->region)) !=
-        HT_ERR_OK) {
+    if (ht_aws_region(cfg->region, g->region, sizeof(g->region)) != HT_ERR_OK) {
         HT_LOG_ERROR("ingest:kinesis",
                      "ingest --kinesis needs a region: --region R, or set "
                      "AWS_REGION or AWS_DEFAULT_REGION");
@@ -608,7 +607,8 @@ void ht_kinesis_src_describe(const void *state, struct ht_buf *f)
         if (s->drained)
             drained++;
         else if (s->behind_ms >= 0)
-            ht_buf_printf(f, " %s=%lld ms", s->info.id, (long long)s->behind_ms);
+            ht_buf_printf(f, " %s=%lld ms", s->info.id,
+                          (long long)s->behind_ms);
         else
             ht_buf_printf(f, " %s=n/a", s->info.id);
     }
@@ -617,12 +617,12 @@ void ht_kinesis_src_describe(const void *state, struct ht_buf *f)
     if (c->retries_throttled || c->retries_server || c->retries_network ||
         c->expired_iterators)
         ht_buf_printf(f,
-                "; retries: %llu throttled, %llu 5xx, %llu network; %llu "
-                "expired iterators",
-                (unsigned long long)c->retries_throttled,
-                (unsigned long long)c->retries_server,
-                (unsigned long long)c->retries_network,
-                (unsigned long long)c->expired_iterators);
+                      "; retries: %llu throttled, %llu 5xx, %llu network; %llu "
+                      "expired iterators",
+                      (unsigned long long)c->retries_throttled,
+                      (unsigned long long)c->retries_server,
+                      (unsigned long long)c->retries_network,
+                      (unsigned long long)c->expired_iterators);
 }
 
 const struct ht_source_ops ht_source_kinesis = {

@@ -239,8 +239,7 @@ static int udp_open(const void *cfgv, void **state)
          * root beyond rmem_max; else the plain request, capped) */
         int sz = 16 << 20;
 
-        if (setsockopt(u->fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) !=
-            0)
+        if (setsockopt(u->fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz)) != 0)
             setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
     }
     if (bind(u->fd, (struct sockaddr *)&ss, sl) != 0) {
@@ -256,8 +255,8 @@ static int udp_open(const void *cfgv, void **state)
     if (cfg->forward) {
         u->ffd = socket(fss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (u->ffd < 0 || connect(u->ffd, (struct sockaddr *)&fss, fsl) != 0) {
-            HT_LOG_ERROR("ingest:udp", "cannot forward to %s: %s",
-                         cfg->forward, strerror(errno));
+            HT_LOG_ERROR("ingest:udp", "cannot forward to %s: %s", cfg->forward,
+                         strerror(errno));
             goto io;
         }
     }
@@ -286,20 +285,19 @@ static int udp_poll(void *state, struct ht_engine *e, int timeout_ms)
         return -HT_ERR_IO;
     }
     /* drain what is there (the engine commits between polls) */
-    for (int burst = 0; pr > 0 && burst < 4096 && !ht_engine_full(e);
-         burst++) {
+    for (int burst = 0; pr > 0 && burst < 4096 && !ht_engine_full(e); burst++) {
         struct sockaddr_storage from;
         socklen_t fl = sizeof(from);
-        ssize_t n = recvfrom(u->fd, u->buf, MAX_DATAGRAM + 1,
-                             MSG_DONTWAIT | MSG_TRUNC,
-                             (struct sockaddr *)&from, &fl);
+        ssize_t n =
+            recvfrom(u->fd, u->buf, MAX_DATAGRAM + 1, MSG_DONTWAIT | MSG_TRUNC,
+                     (struct sockaddr *)&from, &fl);
         char src[96];
 
         if (n < 0)
             break;
         if (u->ffd >= 0) {
-            size_t len = (size_t)n > MAX_DATAGRAM + 1 ? MAX_DATAGRAM + 1
-                                                      : (size_t)n;
+            size_t len =
+                (size_t)n > MAX_DATAGRAM + 1 ? MAX_DATAGRAM + 1 : (size_t)n;
 
             if (send(u->ffd, u->buf, len, MSG_DONTWAIT) < 0 &&
                 u->st.fwd_errors++ == 0)

@@ -343,7 +343,6 @@ static void test_reader(void)
           HT_ERR_IO);
 }
 
-
 /* Reads every value of path; values[i] and bads[i] (ht_reader_bad) kept. */
 static int read_all(struct ht_reader *r, char vals[][256], int *bads, int max,
                     int *last_rc)
@@ -380,9 +379,9 @@ static void test_reader_torn(void)
     close(fd);
     for (int gz = 0; gz < 2; gz++) {
         /* a torn line cut inside a string, then whole lines */
-        write_file(path,
-                   "{\"trace_id\":\"1-ab\",\"name\":\"fo\n{\"a\":1}\n{\"b\":2}\n",
-                   gz);
+        write_file(
+            path,
+            "{\"trace_id\":\"1-ab\",\"name\":\"fo\n{\"a\":1}\n{\"b\":2}\n", gz);
         CHECK(ht_reader_open(path, &r) == HT_ERR_OK);
         n = read_all(r, vals, bads, 16, &last);
         CHECK(n == 3 && last == 0);

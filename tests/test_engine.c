@@ -108,8 +108,7 @@ static void test_upkeep(void)
     CHECK(ht_engine_totals(e)->batches == BATCHES);
     CHECK(h.busy == BATCHES);
     CHECK(h.wrong_thread == 0 && h.have_writer);
-    CHECK(ht_store_begin(ht_engine_store(e), false, &t) ==
-          HT_ERR_OK);
+    CHECK(ht_store_begin(ht_engine_store(e), false, &t) == HT_ERR_OK);
     CHECK(ht_store_count(t, HT_DB_NODES, &nodes) == HT_ERR_OK);
     ht_store_abort(t);
     CHECK(nodes > 0 && nodes % BATCHES == 0);
@@ -127,8 +126,7 @@ static void test_upkeep(void)
     }
     /* the hook's own writes were committed */
     CHECK(ht_engine_sync(e) == HT_ERR_OK);
-    CHECK(ht_store_begin(ht_engine_store(e), false, &t) ==
-          HT_ERR_OK);
+    CHECK(ht_store_begin(ht_engine_store(e), false, &t) == HT_ERR_OK);
     counter = ht_store_counter(t, "test_upkeep");
     ht_store_abort(t);
     CHECK(counter >= h.own_commits - 1 && counter > BATCHES);
@@ -157,9 +155,23 @@ static void test_opts(void)
 {
     struct ht_ingest_opts o;
     char err[200];
-    char *argv[] = {"ingest", "--batch", "100", "--retain", "48h", "-q",
-                    "--until-idle", "2.5", "--retain=90m", "--db", "x",
-                    "--batch", "0", "--retain", "2w", "--until-idle", "-1",
+    char *argv[] = {"ingest",
+                    "--batch",
+                    "100",
+                    "--retain",
+                    "48h",
+                    "-q",
+                    "--until-idle",
+                    "2.5",
+                    "--retain=90m",
+                    "--db",
+                    "x",
+                    "--batch",
+                    "0",
+                    "--retain",
+                    "2w",
+                    "--until-idle",
+                    "-1",
                     "--retain"};
     int argc = (int)(sizeof(argv) / sizeof(argv[0])), i;
     int64_t us;
