@@ -48,6 +48,7 @@ const char *ht_strerror(int err);
     X(BAD_ID, "bad_id")                                                        \
     X(BAD_ENCODING, "bad_encoding")                                            \
     X(UNKNOWN_DOC, "unknown_document")                                         \
+    X(TRUNCATED, "truncated")                                                  \
     X(BAD_FIELD, "bad_field")
 
 enum ht_reject {

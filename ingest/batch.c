@@ -134,6 +134,8 @@ void ht_batch_reject(struct ht_batch *b, int reason,
     if (reason < 0 || reason >= HT_REJ__COUNT)
         reason = HT_REJ_UNKNOWN_DOC;
     b->rejected[reason]++;
+    if (b->reject_tally)
+        (*b->reject_tally)++;
     if (b->nrejects == b->caprejects)
         b->rejects = grow(b->rejects, &b->caprejects, sizeof(*b->rejects));
     r = &b->rejects[b->nrejects++];
@@ -271,7 +273,7 @@ int ht_gunzip(const void *in, size_t n, size_t max_out, uint8_t **out,
     z_stream zs;
     size_t cap = n * 4 + 1024, len = 0;
     uint8_t *buf;
-    int rc;
+    int rc, ret = -1;
 
     *out = NULL;
     *out_len = 0;
@@ -318,8 +320,10 @@ int ht_gunzip(const void *in, size_t n, size_t max_out, uint8_t **out,
             }
             break;
         }
-        if (rc == Z_BUF_ERROR && zs.avail_in == 0)
-            goto fail; /* truncated */
+        if (rc == Z_BUF_ERROR && zs.avail_in == 0) {
+            ret = -2; /* truncated: the input ends inside a member */
+            goto fail;
+        }
         if (rc != Z_OK && rc != Z_BUF_ERROR)
             goto fail;
     }
@@ -331,7 +335,7 @@ int ht_gunzip(const void *in, size_t n, size_t max_out, uint8_t **out,
 fail:
     inflateEnd(&zs);
     free(buf);
-    return -1;
+    return ret;
 }
 
 /* ---- trace header ------------------------------------------------------- */

@@ -75,6 +75,10 @@ struct ht_batch {
      * across ht_batch_reset and not moved by ht_batch_move_records, so a
      * caller that decodes into several batches sets it on each. */
     const char *default_log_group;
+    /* When set, every reject also counts here (a source's per-input tally,
+     * e.g. the rejects of one file for its checkpoint). Not moved by
+     * ht_batch_move_records, not cleared by ht_batch_reset. */
+    uint64_t *reject_tally;
 };
 
 /* Returns 0 or HT_ERR_NOMEM. */
@@ -138,21 +142,38 @@ void ht_ingest_log_message(struct ht_batch *b, const struct ht_logctx *ctx,
 
 struct ht_reader;
 
-/* Opens a file (plain or gzip, sniffed), or stdin for "-".
- * Owned: ht_reader_close. Returns HT_ERR_IO with errno-based message
- * logged on failure. */
+/* Opens a regular file (plain or gzip, sniffed), or stdin for "-" (read
+ * like a file: blocking). Anything but a regular file (a FIFO, a device,
+ * a socket) is refused without blocking. Owned: ht_reader_close. Returns
+ * HT_ERR_IO with an errno-based message logged on failure. */
 int ht_reader_open(const char *path, struct ht_reader **out);
+/* A stream (stdin, a pipe): ht_reader_next waits at most wait_ms for
+ * input and returns HT_READ_AGAIN when none came, so the caller can commit
+ * what it has while the input pauses. fd stays the caller's. */
+int ht_reader_open_stream(int fd, const char *name, int wait_ms,
+                          struct ht_reader **out);
 void ht_reader_close(struct ht_reader *r);
+#define HT_READ_AGAIN 2
 /*
  * Next top-level JSON value (or a line that is not JSON, to be rejected).
  * On success *val and *n are borrowed until the next call, *offset is the
  * value's offset in the (decompressed) stream. Returns 1 for a value, 0 at
- * end, -1 on an I/O or decompression error (logged; what was read stays).
+ * end, -1 on an I/O or decompression error (logged; what was read stays),
+ * HT_READ_AGAIN (streams only) when no complete value came in time.
  * A value larger than HT_MAX_CONTAINER_BYTES is returned truncated with
- * *too_large set.
+ * *too_large set. A value that cannot be closed is returned whole with
+ * ht_reader_bad() saying how to reject it.
  */
 int ht_reader_next(struct ht_reader *r, const char **val, size_t *n,
                    uint64_t *offset, bool *too_large);
+/* The reject reason of the last value ht_reader_next returned, or -1 when
+ * it is to be decoded: HT_REJ_NOT_JSON for a bracketed value that cannot
+ * be closed (one reject for all its lines), HT_REJ_TRUNCATED for the tail
+ * of a gzip stream that ends inside a member (possibly empty). */
+int ht_reader_bad(const struct ht_reader *r);
+/* True once the input turned out to be a truncated gzip stream: it was
+ * not read to its end, and must not be checkpointed as complete. */
+bool ht_reader_truncated(const struct ht_reader *r);
 /* Nesting depth of the last value ht_reader_next returned, or -1 when it
  * was not a complete object or array (a bad line, a scalar, too large). */
 int ht_reader_depth(const struct ht_reader *r);
@@ -170,8 +191,9 @@ int ht_reader_skip_to(struct ht_reader *r, uint64_t offset);
 /* Base64 (standard alphabet, padding optional). Returns bytes written or
  * -1 on bad input. out must hold (n/4+1)*3 bytes. */
 long ht_base64_decode(const char *in, size_t n, uint8_t *out);
-/* gunzip into an owned buffer (malloc). Returns 0, or -1 on bad data or
- * when the output would exceed max_out. */
+/* gunzip into an owned buffer (malloc). Returns 0, -1 on bad data or
+ * when the output would exceed max_out, -2 when the data ends inside a
+ * gzip member (truncated). */
 int ht_gunzip(const void *in, size_t n, size_t max_out, uint8_t **out,
               size_t *out_len);
 

@@ -11,9 +11,11 @@ enum ht__scan_rc { HT__SCAN_VALUE, HT__SCAN_NEED_MORE, HT__SCAN_BAD_LINE };
 
 /*
  * Find the end of the JSON value starting at p[0] (not whitespace).
- * Objects and arrays are bracket-matched; anything else runs to the end of
- * its line. BAD_LINE: the value cannot be closed (mismatched bracket, or
- * unterminated at eof). *maxdepth is the deepest nesting seen.
+ * Objects and arrays are bracket-matched, following JSON's structure;
+ * anything else runs to the end of its line. BAD_LINE: the value cannot
+ * be closed (a syntax error in its structure, a raw newline in a string,
+ * or unterminated at eof); *len is then how much of it to give up as one
+ * bad value (reader.c, bad_cut). *maxdepth is the deepest nesting seen.
  */
 enum ht__scan_rc ht__scan_value(const char *p, size_t n, bool eof, size_t *len,
                                 int *maxdepth);

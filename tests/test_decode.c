@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <sys/stat.h>
 
 #define SEG                                                                    \
     "{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"            \
@@ -248,7 +249,25 @@ static void test_logs_envelopes(void)
         CHECK(b.nfacts == 1);
         ht_batch_reset(&b);
         ht_ingest_payload(&b, &pos, gz, gzn - 4);
-        CHECK(b.rejected[HT_REJ_BAD_ENCODING] == 1);
+        /* in a payload, a gzip member that ends early is bad encoding
+         * (files and streams count `truncated`: reader.c) */
+        ht_ingest_payload(&b, &pos, gz, gzn - 4);
+        CHECK(b.rejected[HT_REJ_BAD_ENCODING] == 1 && total_rejects() == 1);
+        {
+            uint8_t *uz = NULL;
+            size_t uzn = 0;
+
+            CHECK(ht_gunzip(gz, gzn - 4, 1 << 20, &uz, &uzn) == -2 && !uz);
+        }
+        ht_batch_reset(&b);
+        {
+            uint8_t bad[64];
+
+            memcpy(bad, gz, 10); /* a gzip header, then no deflate data */
+            memset(bad + 10, 0xff, sizeof(bad) - 10);
+            ht_ingest_payload(&b, &pos, bad, sizeof(bad));
+            CHECK(b.rejected[HT_REJ_BAD_ENCODING] == 1 && total_rejects() == 1);
+        }
     }
 }
 
@@ -555,6 +574,215 @@ static void test_log_group(void)
     b.default_log_group = NULL;
 }
 
+/* Reads every value of path; values[i] and bads[i] (ht_reader_bad) kept. */
+static int read_all(struct ht_reader *r, char vals[][256], int *bads, int max,
+                    int *last_rc)
+{
+    const char *v;
+    size_t n;
+    uint64_t off;
+    bool tl;
+    int i = 0, rc;
+
+    while ((rc = ht_reader_next(r, &v, &n, &off, &tl)) == 1 && i < max) {
+        snprintf(vals[i], 256, "%.*s", (int)(n < 255 ? n : 255), v);
+        bads[i] = ht_reader_bad(r);
+        if (bads[i] < 0 && ht_reader_depth(r) == HT_DEPTH_LINE &&
+            !(n >= 2 && v[n - 1] == (v[0] == '{' ? '}' : ']'))) {
+            /* never: the fast path only takes lines that close */
+            bads[i] = 99;
+        }
+        i++;
+    }
+    *last_rc = rc;
+    return i;
+}
+
+static void test_reader_torn(void)
+{
+    char path[] = "/tmp/ht_test_torn_XXXXXX";
+    int fd = mkstemp(path);
+    char vals[16][256];
+    int bads[16], n, last;
+    struct ht_reader *r;
+
+    CHECK(fd >= 0);
+    close(fd);
+    for (int gz = 0; gz < 2; gz++) {
+        /* a torn line cut inside a string, then whole lines */
+        write_file(
+            path,
+            "{\"trace_id\":\"1-ab\",\"name\":\"fo\n{\"a\":1}\n{\"b\":2}\n", gz);
+        CHECK(ht_reader_open(path, &r) == HT_ERR_OK);
+        n = read_all(r, vals, bads, 16, &last);
+        CHECK(n == 3 && last == 0);
+        CHECK(bads[0] == HT_REJ_NOT_JSON);
+        CHECK_STREQ(vals[1], "{\"a\":1}");
+        CHECK_STREQ(vals[2], "{\"b\":2}");
+        ht_reader_close(r);
+        /* a torn line cut between members: found at the next line */
+        write_file(path, "{\"trace_id\":\"1-ab\",\n{\"a\":1}\n{\"b\":2}\n", gz);
+        CHECK(ht_reader_open(path, &r) == HT_ERR_OK);
+        n = read_all(r, vals, bads, 16, &last);
+        CHECK(n == 3 && bads[0] == HT_REJ_NOT_JSON && bads[1] == -1 &&
+              bads[2] == -1);
+        CHECK_STREQ(vals[0], "{\"trace_id\":\"1-ab\",");
+        ht_reader_close(r);
+        /* a pretty-printed document without its closing brace: ONE bad
+         * value, then the next document */
+        write_file(path,
+                   "{\n  \"trace_id\": \"1-ab\",\n  \"id\": \"x\",\n  \"aws\": "
+                   "{\n    \"k\": [1, 2]\n  },\n  \"name\": \"n\"\n{\"a\":1}\n",
+                   gz);
+        CHECK(ht_reader_open(path, &r) == HT_ERR_OK);
+        n = read_all(r, vals, bads, 16, &last);
+        CHECK(n == 2 && bads[0] == HT_REJ_NOT_JSON && bads[1] == -1);
+        CHECK_STREQ(vals[1], "{\"a\":1}");
+        ht_reader_close(r);
+        /* ... and at the end of the file */
+        write_file(path,
+                   "{\"a\":1}\n{\n  \"trace_id\": \"1-ab\",\n  \"id\": \"x\",\n"
+                   "  \"subsegments\": [\n    {\"id\": \"y\"}\n  ]\n",
+                   gz);
+        CHECK(ht_reader_open(path, &r) == HT_ERR_OK);
+        n = read_all(r, vals, bads, 16, &last);
+        CHECK(n == 2 && bads[0] == -1 && bads[1] == HT_REJ_NOT_JSON);
+        CHECK(!ht_reader_truncated(r));
+        ht_reader_close(r);
+    }
+    unlink(path);
+}
+
+static void test_reader_truncated_gz(void)
+{
+    char path[] = "/tmp/ht_test_trunc_XXXXXX";
+    int fd = mkstemp(path);
+    char vals[16][256];
+    int bads[16], n, last;
+    struct ht_reader *r;
+    struct stat st;
+    const char *doc = "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n";
+
+    CHECK(fd >= 0);
+    close(fd);
+    write_file(path, doc, true);
+    CHECK(stat(path, &st) == 0);
+    /* whole: three values, not truncated */
+    CHECK(ht_reader_open(path, &r) == HT_ERR_OK);
+    n = read_all(r, vals, bads, 16, &last);
+    CHECK(n == 3 && last == 0 && !ht_reader_truncated(r));
+    ht_reader_close(r);
+    /* without its 8-byte trailer: every value decoded, then one
+     * `truncated` value (empty: the cut fell between values) */
+    CHECK(truncate(path, st.st_size - 8) == 0);
+    CHECK(ht_reader_open(path, &r) == HT_ERR_OK);
+    n = read_all(r, vals, bads, 16, &last);
+    CHECK(n == 4 && last == 0 && ht_reader_truncated(r));
+    CHECK(bads[3] == HT_REJ_TRUNCATED && vals[3][0] == '\0');
+    ht_reader_close(r);
+    /* cut in the middle of the deflate data: fewer values, the last one
+     * whatever was cut is `truncated`, never `not_json` */
+    {
+        char big[8192];
+        size_t k = 0;
+
+        for (int i = 0; k + 64 < sizeof(big); i++)
+            k += (size_t)snprintf(big + k, sizeof(big) - k,
+                                  "{\"id\":%d,\"pad\":\"%08x%08x\"}\n", i,
+                                  i * 2654435761u, i * 40503u);
+        write_file(path, big, true);
+        CHECK(stat(path, &st) == 0);
+        CHECK(truncate(path, st.st_size / 2) == 0);
+        {
+            const char *v;
+            size_t vn;
+            uint64_t off;
+            bool tl;
+            int good = 0, trunc = 0, other = 0;
+
+            CHECK(ht_reader_open(path, &r) == HT_ERR_OK);
+            while (ht_reader_next(r, &v, &vn, &off, &tl) == 1) {
+                int bd = ht_reader_bad(r);
+
+                if (bd == HT_REJ_TRUNCATED)
+                    trunc++;
+                else if (bd < 0)
+                    good++;
+                else
+                    other++;
+            }
+            CHECK(good > 10 && trunc == 1 && other == 0);
+            CHECK(ht_reader_truncated(r));
+            ht_reader_close(r);
+        }
+    }
+    unlink(path);
+}
+
+static void test_reader_stream(void)
+{
+    int p[2];
+    struct ht_reader *r;
+    const char *v;
+    size_t n;
+    uint64_t off;
+    bool tl;
+
+    CHECK(pipe(p) == 0);
+    CHECK(ht_reader_open_stream(p[0], "pipe", 20, &r) == HT_ERR_OK);
+    /* nothing yet: AGAIN, not a block */
+    CHECK(ht_reader_next(r, &v, &n, &off, &tl) == HT_READ_AGAIN);
+    /* a torn line, then a pause: the torn line waits, nothing is lost */
+    CHECK(write(p[1], "{\"a\":\"to", 8) == 8);
+    CHECK(ht_reader_next(r, &v, &n, &off, &tl) == HT_READ_AGAIN);
+    CHECK(write(p[1], "rn\n{\"b\":1}\n", 11) == 11);
+    CHECK(ht_reader_next(r, &v, &n, &off, &tl) == 1);
+    CHECK(ht_reader_bad(r) == HT_REJ_NOT_JSON && n == 10);
+    CHECK(ht_reader_next(r, &v, &n, &off, &tl) == 1);
+    CHECK(ht_reader_bad(r) == -1 && n == 7 && off == 11);
+    CHECK(ht_reader_next(r, &v, &n, &off, &tl) == HT_READ_AGAIN);
+    close(p[1]);
+    CHECK(ht_reader_next(r, &v, &n, &off, &tl) == 0);
+    ht_reader_close(r);
+    close(p[0]);
+}
+
+/* A value over 16 MiB is one too_large value; what follows it is read. */
+static void test_reader_too_large(void)
+{
+    char path[] = "/tmp/ht_test_big_XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f;
+    struct ht_reader *r;
+    const char *v;
+    size_t n;
+    uint64_t off;
+    bool tl;
+    int big = 0, good = 0, other = 0;
+
+    CHECK(fd >= 0);
+    f = fdopen(fd, "w");
+    CHECK(f != NULL);
+    fputs("{\"Records\":[\n", f);
+    for (int i = 0; i < 300000; i++)
+        fprintf(f, "{\"SequenceNumber\":\"%d\",\"Data\":\"%s\"},\n", i,
+                "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=");
+    fputs("{\"last\":[1,2,{\"x\":\"]}\"}]}\n]}\n{\"after\":1}\n", f);
+    fclose(f);
+    CHECK(ht_reader_open(path, &r) == HT_ERR_OK);
+    while (ht_reader_next(r, &v, &n, &off, &tl) == 1) {
+        if (tl)
+            big++;
+        else if (n == 11 && memcmp(v, "{\"after\":1}", 11) == 0)
+            good++;
+        else
+            other++;
+    }
+    CHECK(big == 1 && good == 1 && other == 0);
+    ht_reader_close(r);
+    unlink(path);
+}
+
 int main(void)
 {
     ht_log_level = -1; /* quiet: rejects are expected here */
@@ -566,6 +794,10 @@ int main(void)
     test_daemon_headers();
     test_collector_invalid();
     test_log_group();
+    test_reader_torn();
+    test_reader_truncated_gz();
+    test_reader_stream();
+    test_reader_too_large();
     ht_batch_free(&b);
     TEST_DONE();
 }

@@ -1,0 +1,570 @@
+/*
+ * engine.c - the write side shared by every ingest source.
+ *
+ * Two batches: the source decodes into one while a writer thread commits
+ * the other (ONE LMDB write transaction per batch, checkpoints included).
+ * The writer owns the write transaction; the decoding thread never waits
+ * for LMDB unless it has filled a second batch before the first is
+ * committed, which bounds memory at two batches (back-pressure). Between
+ * transactions, and at least once a second while idle, the writer calls
+ * the upkeep hook.
+ *
+ * Owned by ingest/ (library ht_engine). It must not decode documents
+ * (decode.c, logs.c) nor print anything but log lines.
+ */
+#define _GNU_SOURCE
+#include "ht_engine.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct ht_engine {
+    struct ht_store *store;
+    struct ht_batch *batch; /* the batch being filled */
+    struct ht_engine_totals tot;
+    size_t batch_docs;
+    int64_t sync_every_us; /* 0: never flush to disk in bulk mode */
+    int64_t retain_us;
+    ht_engine_upkeep_fn upkeep;
+    void *upkeep_ctx;
+    volatile sig_atomic_t stop_requested;
+
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct ht_batch batches[2];
+    struct ht_batch *job;     /* batch being committed, NULL when idle */
+    struct ht_asm_prep *prep; /* job's writes prepared by the decoder */
+    struct ht_buf ckpts;      /* job's checkpoints: klen,vlen,key,val ... */
+    size_t nckpts;
+    int err; /* first commit error, sticky */
+    bool stop;
+    bool upkeeping; /* the idle upkeep runs: flushes wait */
+    bool started;
+    bool durable;      /* flush every commit (--durable) */
+    int shrink;        /* anonymous memory ran high: batches >> shrink */
+    int64_t last_sync; /* monotonic µs of the last flush to disk */
+};
+
+uint64_t ht_engine_rss_anon(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long kb = 0;
+
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "RssAnon:", 8) == 0) {
+            kb = strtoull(line + 8, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return (uint64_t)kb << 10;
+}
+
+static int commit_once(struct ht_engine *e, struct ht_batch *b,
+                       const struct ht_asm_prep *prep, struct ht_asm_stats *st)
+{
+    struct ht_txn *t;
+    int rc = ht_store_begin(e->store, true, &t);
+    const char *p = e->ckpts.data;
+
+    if (rc)
+        return rc;
+    rc = prep ? ht_assembler_apply_prepared(t, b, prep, st)
+              : ht_assembler_apply(t, b, st);
+    for (size_t i = 0; !rc && i < e->nckpts; i++) {
+        uint32_t kl, vl;
+
+        memcpy(&kl, p, 4);
+        memcpy(&vl, p + 4, 4);
+        rc = ht_store_put(t, HT_DB_CHECKPOINTS, p + 8, kl, p + 8 + kl, vl);
+        p += 8 + kl + vl;
+    }
+    if (rc) {
+        ht_store_abort(t);
+        return rc;
+    }
+    return ht_store_commit(t);
+}
+
+static int commit(struct ht_engine *e, struct ht_batch *b,
+                  const struct ht_asm_prep *prep)
+{
+    int rc = HT_ERR_OK;
+
+    for (int attempt = 0; attempt < 24; attempt++) {
+        struct ht_asm_stats st = {0};
+
+        rc = commit_once(e, b, prep, &st);
+        if (rc == HT_ERR_OK) {
+            e->tot.as.spans_written += st.spans_written;
+            e->tot.as.facts_written += st.facts_written;
+            e->tot.as.hops_matched += st.hops_matched;
+            e->tot.documents += b->documents;
+            e->tot.spans += b->nspans;
+            e->tot.log_events += b->log_events;
+            e->tot.dropped += b->dropped;
+            e->tot.bytes += b->payload_bytes;
+            e->tot.batches++;
+            for (int i = 0; i < HT_REJ__COUNT; i++)
+                e->tot.rejected[i] += b->rejected[i];
+            return rc;
+        }
+        if (rc != HT_ERR_MAPFULL)
+            break;
+        rc = ht_store_grow(e->store);
+        if (rc)
+            break;
+    }
+    return rc;
+}
+
+/* The upkeep hook, on the writer thread with no transaction open. */
+static int upkeep(struct ht_engine *e, bool idle)
+{
+    int rc;
+
+    if (!e->upkeep)
+        return HT_ERR_OK;
+    rc = e->upkeep(e->upkeep_ctx, e->store, idle);
+    if (rc)
+        HT_LOG_ERROR("ingest", "upkeep between batches failed: %s",
+                     ht_strerror(rc));
+    return rc;
+}
+
+static void *writer_main(void *arg)
+{
+    struct ht_engine *e = arg;
+
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        while (!e->job && !e->stop) {
+            struct timespec ts;
+            int wr;
+
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += 1;
+            wr = pthread_cond_timedwait(&e->cv, &e->mu, &ts);
+            if (wr == ETIMEDOUT && !e->job && !e->stop && !e->err &&
+                e->upkeep) {
+                /* idle for a second: upkeep now; a flush meanwhile waits
+                 * for it (wait_idle) */
+                int rc;
+
+                e->upkeeping = true;
+                pthread_mutex_unlock(&e->mu);
+                rc = upkeep(e, true);
+                pthread_mutex_lock(&e->mu);
+                if (rc && !e->err)
+                    e->err = rc;
+                e->upkeeping = false;
+                pthread_cond_broadcast(&e->cv);
+            }
+        }
+        if (!e->job)
+            break;
+        pthread_mutex_unlock(&e->mu);
+        int rc = e->err ? e->err : commit(e, e->job, e->prep);
+
+        /* memory: the bound is on this process's own (anonymous) memory;
+         * the batch is what it grows with, so halve it (down to a
+         * quarter) while it stays high */
+        if (!rc && e->shrink < 2 && ht_engine_rss_anon() > HT_ENGINE_ANON_SOFT)
+            __atomic_store_n(&e->shrink, e->shrink + 1, __ATOMIC_RELAXED);
+        /* in bulk mode commits are not flushed one by one; a long-running
+         * source may ask for a flush every so often */
+        if (!rc && !e->durable && e->sync_every_us > 0 &&
+            ht_now_mono_us() - e->last_sync > e->sync_every_us) {
+            rc = ht_store_sync(e->store);
+            e->last_sync = ht_now_mono_us();
+        }
+        if (!rc)
+            rc = upkeep(e, false);
+        pthread_mutex_lock(&e->mu);
+        if (rc && !e->err)
+            e->err = rc;
+        ht_batch_reset(e->job);
+        ht_assembler_prep_free(e->prep);
+        e->prep = NULL;
+        e->job = NULL;
+        pthread_cond_broadcast(&e->cv);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
+/* Waits for the writer to be idle; returns its sticky error. Called with
+ * the mutex held. */
+static int wait_idle(struct ht_engine *e)
+{
+    while (e->job || e->upkeeping)
+        pthread_cond_wait(&e->cv, &e->mu);
+    return e->err;
+}
+
+/*
+ * ht_batch.yield: inside one large value (a GetRecords file, a big array),
+ * hand what was decoded so far to the writer without waiting for the value
+ * to end. The records move to the idle spare batch; their strings stay in
+ * the current batch's arena, which is only reset after this batch itself
+ * is committed, later. No checkpoint moves: a crash re-reads the value
+ * from its start, and writing it again changes nothing.
+ */
+static void engine_yield(void *ctx, struct ht_batch *b)
+{
+    struct ht_engine *e = ctx;
+    struct ht_batch *spare;
+    struct ht_asm_prep *prep = NULL;
+
+    if (b != e->batch || b->nspans + b->nfacts + b->nrejects < e->batch_docs)
+        return;
+    spare = b == &e->batches[0] ? &e->batches[1] : &e->batches[0];
+    pthread_mutex_lock(&e->mu);
+    if (wait_idle(e)) {
+        pthread_mutex_unlock(&e->mu);
+        return; /* the next flush reports it */
+    }
+    pthread_mutex_unlock(&e->mu);
+    ht_batch_move_records(spare, b);
+    if (ht_assembler_prepare(spare, &prep) != HT_ERR_OK)
+        prep = NULL;
+    pthread_mutex_lock(&e->mu);
+    ht_buf_reset(&e->ckpts);
+    e->nckpts = 0;
+    e->job = spare;
+    e->prep = prep;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+int ht_engine_open(const char *db, struct ht_engine **out)
+{
+    struct ht_engine *e;
+    pthread_condattr_t ca;
+    int rc;
+
+    *out = NULL;
+    e = calloc(1, sizeof(*e));
+    if (!e)
+        return HT_ERR_NOMEM;
+    e->batch_docs = HT_INGEST_BATCH_DEFAULT;
+    rc = ht_store_open(db, false, &e->store);
+    if (rc)
+        goto fail;
+    rc = HT_ERR_NOMEM;
+    if (ht_batch_init(&e->batches[0]) || ht_batch_init(&e->batches[1]))
+        goto fail;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    e->batch = &e->batches[0];
+    for (int i = 0; i < 2; i++) {
+        e->batches[i].yield = engine_yield;
+        e->batches[i].yield_ctx = e;
+    }
+    e->last_sync = ht_now_mono_us();
+    rc = ht_store_set_nosync(e->store, true);
+    if (rc)
+        goto fail_sync;
+    if (pthread_create(&e->thread, NULL, writer_main, e) != 0) {
+        HT_LOG_ERROR("ingest", "cannot start the writer thread");
+        rc = HT_ERR_NOMEM;
+        goto fail_sync;
+    }
+    e->started = true;
+    *out = e;
+    return HT_ERR_OK;
+fail_sync:
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+fail:
+    ht_batch_free(&e->batches[0]);
+    ht_batch_free(&e->batches[1]);
+    ht_store_close(e->store);
+    free(e);
+    return rc;
+}
+
+static int set_durable(struct ht_engine *e, bool durable)
+{
+    int rc = ht_engine_sync(e);
+
+    if (rc)
+        return rc;
+    e->durable = durable;
+    return ht_store_set_nosync(e->store, !durable);
+}
+
+int ht_engine_configure(struct ht_engine *e, const struct ht_ingest_opts *o)
+{
+    int rc;
+
+    e->batch_docs = o->batch_docs ? o->batch_docs : HT_INGEST_BATCH_DEFAULT;
+    e->retain_us = o->retain_us;
+    if (o->durable) {
+        rc = set_durable(e, true);
+        if (rc) {
+            HT_LOG_ERROR("ingest",
+                         "cannot switch the store to durable commits: %s",
+                         ht_strerror(rc));
+            return rc;
+        }
+    }
+    return HT_ERR_OK;
+}
+
+void ht_engine_set_upkeep(struct ht_engine *e, ht_engine_upkeep_fn fn,
+                          void *ctx)
+{
+    pthread_mutex_lock(&e->mu);
+    wait_idle(e);
+    e->upkeep = fn;
+    e->upkeep_ctx = ctx;
+    pthread_mutex_unlock(&e->mu);
+}
+
+int64_t ht_engine_retain_us(const struct ht_engine *e)
+{
+    return e->retain_us;
+}
+
+int ht_engine_sync(struct ht_engine *e)
+{
+    int rc;
+
+    pthread_mutex_lock(&e->mu);
+    rc = wait_idle(e);
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
+struct ht_batch *ht_engine_batch(struct ht_engine *e)
+{
+    return e->batch;
+}
+
+bool ht_engine_has_data(const struct ht_engine *e)
+{
+    const struct ht_batch *b = e->batch;
+
+    return b->documents || b->nrejects || b->nspans || b->nfacts || b->dropped;
+}
+
+bool ht_engine_full(const struct ht_engine *e)
+{
+    const struct ht_batch *b = e->batch;
+    size_t cap = e->batch_docs;
+
+    cap >>= __atomic_load_n(&e->shrink, __ATOMIC_RELAXED);
+    if (cap < 256)
+        cap = 256;
+    return b->nspans + b->nfacts + b->nrejects >= cap ||
+           ht_arena_used(b->arena) >
+               ((size_t)48 << 20 >>
+                __atomic_load_n(&e->shrink, __ATOMIC_RELAXED));
+}
+
+int ht_engine_flush(struct ht_engine *e, const struct ht_engine_ckpt *ck,
+                    size_t n)
+{
+    struct ht_batch *next;
+    struct ht_asm_prep *prep = NULL;
+    int rc;
+
+    /* the writes that need no store are built here, on the decoding
+     * thread, while the writer still commits the previous batch; without
+     * them (out of memory) the writer does everything */
+    if (ht_assembler_prepare(e->batch, &prep) != HT_ERR_OK)
+        prep = NULL;
+    pthread_mutex_lock(&e->mu);
+    rc = wait_idle(e);
+    if (rc) {
+        pthread_mutex_unlock(&e->mu);
+        ht_assembler_prep_free(prep);
+        return rc;
+    }
+    ht_buf_reset(&e->ckpts);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t kl = (uint32_t)ck[i].klen, vl = (uint32_t)ck[i].vlen;
+
+        ht_buf_add(&e->ckpts, &kl, 4);
+        ht_buf_add(&e->ckpts, &vl, 4);
+        ht_buf_add(&e->ckpts, ck[i].key, kl);
+        ht_buf_add(&e->ckpts, ck[i].val, vl);
+    }
+    e->nckpts = n;
+    next = e->batch == &e->batches[0] ? &e->batches[1] : &e->batches[0];
+    e->job = e->batch;
+    e->prep = prep;
+    e->batch = next;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    return HT_ERR_OK;
+}
+
+int ht_engine_get_ckpt(struct ht_engine *e, const char *key, void *buf,
+                       size_t cap, size_t *n)
+{
+    struct ht_txn *t;
+    const void *v;
+    size_t vn;
+    int rc = ht_engine_sync(e);
+
+    if (rc)
+        return rc;
+    rc = ht_store_begin(e->store, false, &t);
+    if (rc)
+        return rc;
+    rc = ht_store_get(t, HT_DB_CHECKPOINTS, key, strlen(key), &v, &vn);
+    if (rc == HT_ERR_OK) {
+        memcpy(buf, v, vn < cap ? vn : cap);
+        *n = vn;
+    }
+    ht_store_abort(t);
+    return rc;
+}
+
+const struct ht_engine_totals *ht_engine_totals(const struct ht_engine *e)
+{
+    return &e->tot;
+}
+
+uint64_t ht_engine_rejected(const struct ht_engine *e)
+{
+    uint64_t n = 0;
+
+    for (int r = 0; r < HT_REJ__COUNT; r++)
+        n += e->tot.rejected[r];
+    return n;
+}
+
+int64_t ht_engine_pending(struct ht_engine *e)
+{
+    struct ht_txn *t;
+    int64_t pending = -1;
+
+    if (ht_store_begin(e->store, false, &t) == HT_ERR_OK) {
+        pending = ht_assembler_pending(t);
+        ht_store_abort(t);
+    }
+    return pending;
+}
+
+struct ht_store *ht_engine_store(struct ht_engine *e)
+{
+    return e->store;
+}
+
+void ht_engine_request_stop(struct ht_engine *e)
+{
+    e->stop_requested = 1;
+}
+
+int ht_engine_close(struct ht_engine *e)
+{
+    int rc = HT_ERR_OK;
+
+    if (!e)
+        return HT_ERR_OK;
+    if (e->started) {
+        pthread_mutex_lock(&e->mu);
+        rc = wait_idle(e);
+        e->stop = true;
+        pthread_cond_broadcast(&e->cv);
+        pthread_mutex_unlock(&e->mu);
+        pthread_join(e->thread, NULL);
+        if (!e->durable && e->sync_every_us > 0) {
+            int src = ht_store_sync(e->store);
+
+            if (!rc)
+                rc = src;
+        }
+        pthread_mutex_destroy(&e->mu);
+        pthread_cond_destroy(&e->cv);
+    }
+    ht_batch_free(&e->batches[0]);
+    ht_batch_free(&e->batches[1]);
+    ht_buf_free(&e->ckpts);
+    ht_store_close(e->store);
+    free(e);
+    return rc;
+}
+
+/* ---- driving a source -------------------------------------------------- */
+
+int ht_engine_run(struct ht_engine *e, const struct ht_source_ops *ops,
+                  void *state, const struct ht_ingest_opts *o, int commit_ms)
+{
+    int64_t now = ht_now_mono_us(), last_data = now, last_flush = now;
+    int64_t idle_us =
+        o && o->until_idle > 0 ? (int64_t)(o->until_idle * 1e6) : 0;
+    int rc = HT_ERR_OK;
+
+    for (;;) {
+        int pr, timeout = commit_ms > 0 ? commit_ms : 200;
+
+        if (e->stop_requested)
+            break;
+        pr = ops->poll(state, e, timeout);
+        if (pr < 0) {
+            rc = -pr;
+            break;
+        }
+        now = ht_now_mono_us();
+        if (pr == HT_POLL_DATA || pr == HT_POLL_FLUSH)
+            last_data = now;
+        if (pr == HT_POLL_END)
+            break;
+        /* commit when the batch is full, when the source asks, when the
+         * input pauses, and at least every commit_ms while it flows */
+        if (ht_engine_full(e) || pr == HT_POLL_FLUSH ||
+            (ht_engine_has_data(e) &&
+             (pr == HT_POLL_IDLE ||
+              now - last_flush >= (int64_t)timeout * 1000))) {
+            rc = ops->checkpoint(state, e);
+            last_flush = ht_now_mono_us();
+            if (rc)
+                break;
+        }
+        if (idle_us && now - last_data > idle_us)
+            break;
+    }
+    if (!rc && e->stop_requested && ops->drain_on_stop) {
+        /* what already arrived is committed too */
+        for (int k = 0; k < 100000; k++) {
+            int pr = ops->poll(state, e, 0);
+
+            if (pr < 0) {
+                rc = -pr;
+                break;
+            }
+            if (pr != HT_POLL_DATA && pr != HT_POLL_FLUSH)
+                break;
+            if (ht_engine_full(e) && (rc = ops->checkpoint(state, e)) != 0)
+                break;
+        }
+    }
+    {
+        int frc = ops->checkpoint(state, e);
+
+        if (!rc)
+            rc = frc;
+    }
+    {
+        int src = ht_engine_sync(e);
+
+        if (!rc)
+            rc = src;
+    }
+    return rc;
+}
