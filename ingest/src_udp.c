@@ -99,30 +99,6 @@ static void addr_str(const struct sockaddr_storage *ss, char *out, size_t n)
     }
 }
 
-/* The daemon header: a JSON object with "format":"json" and "version":1,
- * in any order and with any whitespace. Returns false when it is not. */
-static bool header_ok(const char *p, size_t n)
-{
-    char c[128];
-    size_t k = 0;
-    bool in_str = false;
-
-    for (size_t i = 0; i < n; i++) {
-        char ch = p[i];
-
-        if (!in_str && (ch == ' ' || ch == '\t' || ch == '\r'))
-            continue;
-        if (ch == '"' && !(i && p[i - 1] == '\\'))
-            in_str = !in_str;
-        if (k + 1 >= sizeof(c))
-            return false;
-        c[k++] = ch;
-    }
-    c[k] = 0;
-    return strcmp(c, "{\"format\":\"json\",\"version\":1}") == 0 ||
-           strcmp(c, "{\"version\":1,\"format\":\"json\"}") == 0;
-}
-
 struct udp {
     int fd, ffd;
     struct ht_udp_cfg cfg;
@@ -148,6 +124,7 @@ static void handle_datagram(struct udp *u, struct ht_batch *b, const char *src,
     const char *body;
     size_t bn;
     uint64_t before;
+    char why[160];
 
     u->st.received++;
     if (real_len > MAX_DATAGRAM) {
@@ -157,11 +134,17 @@ static void handle_datagram(struct udp *u, struct ht_batch *b, const char *src,
         return;
     }
     nl = memchr(d, '\n', n);
-    if (!nl || !header_ok(d, (size_t)(nl - d))) {
+    if (!nl) {
         ht_batch_reject(b, HT_REJ_MISSING_FIELD, &pos,
                         "no X-Ray daemon header line "
                         "{\"format\":\"json\",\"version\":1}",
                         d, n);
+        u->st.rejected++;
+        return;
+    }
+    /* judged as the daemon judges it, as files and payloads are */
+    if (!ht_ingest_daemon_header(b, d, (size_t)(nl - d), why, sizeof(why))) {
+        ht_batch_reject(b, HT_REJ_BAD_FIELD, &pos, why, d, n);
         u->st.rejected++;
         return;
     }

@@ -248,7 +248,6 @@ static void test_logs_envelopes(void)
         ht_ingest_payload(&b, &pos, gz, gzn);
         CHECK(b.nfacts == 1);
         ht_batch_reset(&b);
-        ht_ingest_payload(&b, &pos, gz, gzn - 4);
         /* in a payload, a gzip member that ends early is bad encoding
          * (files and streams count `truncated`: reader.c) */
         ht_ingest_payload(&b, &pos, gz, gzn - 4);

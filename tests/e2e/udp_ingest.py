@@ -111,6 +111,7 @@ def main():
             b'{"format":"json","version":1}\n{"a":"' + b"x" * 65400,  # big
             dgrams[1].split(b"\n", 1)[1],                 # no header
             b'{"format":"xml","version":1}\n' + good.split(b"\n", 1)[1],
+            b'{"format":"json","version":2}\n' + good.split(b"\n", 1)[1],
             b'{"format":"json","version":1}\n   \n',       # empty body
             b'{"format":"json","version":1}',               # header only
             bytes(range(256)) * 4,                          # binary
@@ -120,7 +121,9 @@ def main():
         p, addr = start(hop, m, ["--forward",
                                  "127.0.0.1:%d" % fwd.getsockname()[1]])
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sent = bad + [good]
+        # the daemon takes "format" in any case: accepted like `good`
+        mixed = b'{"format": "jSoN", "version": 1}\n' + good.split(b"\n", 1)[1]
+        sent = bad + [good, mixed]
         relayed = []
         for d in sent:
             s.sendto(d, addr)
@@ -132,9 +135,9 @@ def main():
         print("malformed:", err.strip().splitlines()[-1])
         if rc != 0:
             fails.append(f"malformed run exit {rc}: {err}")
-        elif received(err) != [len(sent), 1, len(bad)]:
+        elif received(err) != [len(sent), 2, len(bad)]:
             fails.append(f"received/accepted/rejected {received(err)}, "
-                         f"expected {[len(sent), 1, len(bad)]}")
+                         f"expected {[len(sent), 2, len(bad)]}")
         if relayed != sent:
             fails.append(f"--forward relayed {len(relayed)} datagrams, "
                          "not the same bytes")
