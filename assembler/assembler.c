@@ -595,16 +595,26 @@ struct ht_asm_prep {
     size_t nrefs;
 };
 
-/* The batch's latest event time (INT64_MIN when it has none). */
+/* Event times further ahead of the wall clock than this do not move the
+ * store's newest-event watermark: one document with a wild clock (a year
+ * typo, a unit mistake) would otherwise make `--retain` expire everything
+ * else at once. Replays of the past and of the near future still move it. */
+#define HT_WATERMARK_AHEAD_US (7LL * 86400 * 1000000)
+
+/* The batch's latest plausible event time (INT64_MIN when it has none). */
 static int64_t newest_event(const struct ht_batch *b)
 {
     int64_t t = INT64_MIN;
+    int64_t limit = ht_now_wall_us() + HT_WATERMARK_AHEAD_US;
 
-    for (size_t i = 0; i < b->nspans; i++)
-        if (ht_span_last_us(&b->spans[i]) > t)
-            t = ht_span_last_us(&b->spans[i]);
+    for (size_t i = 0; i < b->nspans; i++) {
+        int64_t v = ht_span_last_us(&b->spans[i]);
+
+        if (v > t && v <= limit)
+            t = v;
+    }
     for (size_t i = 0; i < b->nfacts; i++)
-        if (b->facts[i].ts_us > t)
+        if (b->facts[i].ts_us > t && b->facts[i].ts_us <= limit)
             t = b->facts[i].ts_us;
     return t;
 }

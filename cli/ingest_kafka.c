@@ -134,7 +134,7 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
     }
     rejected = ht_engine_rejected(e);
     {
-        int crc = ht_engine_close(e);
+        int crc = ht_cli_engine_close(e);
 
         if (!rc)
             rc = crc;

@@ -121,7 +121,7 @@ int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv)
         fputc('\n', stderr);
     }
     {
-        int crc = ht_engine_close(e);
+        int crc = ht_cli_engine_close(e);
 
         if (!rc)
             rc = crc;

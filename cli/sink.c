@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include "sink.h"
 
+#include "ht_maint.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,10 @@ void ht_ingest_opts_help(FILE *f)
 {
     ht_opt_help(ht_ingest_opt_table, f);
 }
+
+/* The write-side upkeep (aggregates, retention) of this process's one
+ * engine. */
+static struct ht_upkeep upkeep;
 
 int ht_cli_engine_open(struct ht_cli *cli, const struct ht_ingest_opts *o,
                        struct ht_engine **out)
@@ -62,8 +68,27 @@ int ht_cli_engine_open(struct ht_cli *cli, const struct ht_ingest_opts *o,
                    ht_strerror(rc));
         ht_engine_close(*out);
         *out = NULL;
+        return rc;
     }
-    return rc;
+    memset(&upkeep, 0, sizeof(upkeep));
+    upkeep.retain_us = o->retain_us;
+    if (!getenv("HT_NO_UPKEEP")) ht_engine_set_upkeep(*out, ht_upkeep_round, &upkeep);
+    return HT_ERR_OK;
+}
+
+int ht_cli_engine_close(struct ht_engine *e)
+{
+    int rc = getenv("HT_NO_SETTLE") ? 0 : ht_engine_settle(e, ht_upkeep_settle, &upkeep);
+    int crc = ht_engine_close(e);
+
+    if (upkeep.prune.nodes || upkeep.prune.invocations)
+        HT_LOG_INFO("ingest",
+                    "retention removed %llu spans and %llu invocations "
+                    "in %llu slices",
+                    (unsigned long long)upkeep.prune.nodes,
+                    (unsigned long long)upkeep.prune.invocations,
+                    (unsigned long long)upkeep.prune.slices);
+    return rc ? rc : crc;
 }
 
 void ht_sink_summary(struct ht_engine *e, FILE *f, const char *from)

@@ -32,6 +32,10 @@ void ht_ingest_opts_help(FILE *f);
 int ht_cli_engine_open(struct ht_cli *cli, const struct ht_ingest_opts *o,
                        struct ht_engine **out);
 
+/* Brings the write-side upkeep (aggregates, --retain) up to date, then
+ * closes the engine. Returns the first error. */
+int ht_cli_engine_close(struct ht_engine *e);
+
 /* Prints the standard summary line ("hoptrace: ingested N documents (...)
  * from WHAT; rejected ...; hops matched ..., pending ...") without its
  * newline, so a source can append its own "; ..." parts. Call after

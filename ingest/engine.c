@@ -311,6 +311,9 @@ int ht_engine_configure(struct ht_engine *e, const struct ht_ingest_opts *o)
 
     e->batch_docs = o->batch_docs ? o->batch_docs : HT_INGEST_BATCH_DEFAULT;
     e->retain_us = o->retain_us;
+    /* a decoder option: kept by both batches across resets */
+    e->batches[0].default_log_group = o->log_group;
+    e->batches[1].default_log_group = o->log_group;
     if (o->durable) {
         rc = set_durable(e, true);
         if (rc) {
@@ -344,6 +347,30 @@ int ht_engine_sync(struct ht_engine *e)
 
     pthread_mutex_lock(&e->mu);
     rc = wait_idle(e);
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
+int ht_engine_settle(struct ht_engine *e,
+                     int (*fn)(void *ctx, struct ht_store *s), void *ctx)
+{
+    int rc;
+
+    pthread_mutex_lock(&e->mu);
+    rc = wait_idle(e);
+    if (rc) {
+        pthread_mutex_unlock(&e->mu);
+        return rc;
+    }
+    /* hold the writer off (it runs no idle upkeep while this is set) */
+    e->upkeeping = true;
+    pthread_mutex_unlock(&e->mu);
+    rc = fn(ctx, e->store);
+    pthread_mutex_lock(&e->mu);
+    if (rc && !e->err)
+        e->err = rc;
+    e->upkeeping = false;
+    pthread_cond_broadcast(&e->cv);
     pthread_mutex_unlock(&e->mu);
     return rc;
 }

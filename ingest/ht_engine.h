@@ -99,6 +99,8 @@ struct ht_ingest_opts {
     int64_t retain_us; /* --retain D: keep requests whose last event is
                           within D of the newest event seen (0: forever);
                           applied by the upkeep hook */
+    const char *log_group; /* --log-group NAME: for log events whose
+                              envelope names no log group (NULL: none) */
     const char *db;    /* --db DIR (also a global option); NULL: not given */
 };
 
@@ -166,6 +168,12 @@ int ht_engine_flush(struct ht_engine *e, const struct ht_engine_ckpt *ck,
 /* Waits until everything flushed is committed (visible to readers and
  * safe from a killed process). */
 int ht_engine_sync(struct ht_engine *e);
+/* Waits until everything flushed is committed, then runs fn on the
+ * calling thread while the writer is held idle (no batch, no upkeep of its
+ * own), so fn may write to the store: e.g. catching the upkeep up before a
+ * finite ingest exits. fn's error becomes the engine's. */
+int ht_engine_settle(struct ht_engine *e,
+                     int (*fn)(void *ctx, struct ht_store *s), void *ctx);
 /* Reads a committed checkpoint value. HT_ERR_OK, HT_ERR_NOTFOUND or a
  * store error; copies at most cap bytes, *n is the full size. */
 int ht_engine_get_ckpt(struct ht_engine *e, const char *key, void *buf,

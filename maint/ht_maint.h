@@ -69,4 +69,39 @@ int ht_agg_refresh(struct ht_store *s, struct ht_agg_stats *st);
 int ht_agg_prune(struct ht_store *s, int64_t cutoff_us, size_t budget,
                  bool *more);
 
+/* ---- upkeep: what the ingest engine runs between its batches ---------- */
+
+#include "ht_prune.h"
+
+/*
+ * The write-side upkeep of a live store, in the shape of the ingest
+ * engine's upkeep hook (ht_engine_upkeep_fn): the aggregate update above,
+ * and with retain_us > 0 retention (ht_prune_slice for the pieces of
+ * requests, ht_agg_prune for their summaries), measured against the
+ * newest event time the store has seen, never the wall clock. Requests
+ * are removed once their last event is more than retain_us +
+ * HT_PRUNE_HORIZON_US older than that (see ht_prune.h for the horizon).
+ *
+ * After a batch (idle false) a round does one slice of each kind of work
+ * that is due, so ingest never waits long for it; while the sources are
+ * idle it goes on for up to HT_UPKEEP_IDLE_US. ht_upkeep_settle does all
+ * that is due, for a finite ingest about to exit.
+ */
+#define HT_UPKEEP_IDLE_US 250000 /* 250 ms of upkeep per idle second */
+
+struct ht_upkeep {
+    int64_t retain_us; /* 0: keep everything */
+    struct ht_agg_stats agg;
+    struct ht_prune_stats prune;
+    uint64_t agg_prune_slices;
+    /* private */
+    bool agg_more;          /* dirty traces may remain */
+    int64_t agg_pruned_cut; /* cut-off up to which ht_agg_prune is done */
+};
+
+/* ht_engine_upkeep_fn: ctx is a struct ht_upkeep. */
+int ht_upkeep_round(void *ctx, struct ht_store *s, bool idle);
+/* Everything due, to the end. ctx is a struct ht_upkeep. */
+int ht_upkeep_settle(void *ctx, struct ht_store *s);
+
 #endif

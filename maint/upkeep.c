@@ -1,0 +1,118 @@
+/*
+ * upkeep.c - the ingest engine's upkeep between batches: aggregates brought
+ * up to date and, under `--retain`, expired requests removed, each in
+ * bounded slices of its own write transaction (ht_maint.h).
+ *
+ * The retention cut-off follows the store's newest-event watermark (kept by
+ * the assembler in meta), so a replay of last month's data keeps what a
+ * live run would have kept, and tests need no clock.
+ */
+#include "ht_maint.h"
+
+#include <limits.h>
+
+/* Where retention stands: the request cut-off (newest event - retain)
+ * and whether any piece is older than it minus the horizon. */
+static int retention_due(struct ht_store *s, int64_t retain_us,
+                         int64_t *cutoff, bool *due)
+{
+    struct ht_txn *t;
+    int64_t newest, oldest;
+    int rc;
+
+    *due = false;
+    *cutoff = INT64_MIN;
+    rc = ht_store_begin(s, false, &t);
+    if (rc)
+        return rc;
+    newest = ht_store_newest_event(t);
+    oldest = ht_store_oldest_event(t);
+    ht_store_abort(t);
+    if (newest == INT64_MIN || newest - INT64_MIN < retain_us)
+        return HT_ERR_OK;
+    *cutoff = newest - retain_us;
+    *due = oldest != INT64_MIN &&
+           oldest < *cutoff - HT_PRUNE_HORIZON_US;
+    return HT_ERR_OK;
+}
+
+/* One slice of each retention job that is due; *more when work remains. */
+static int retention_slice(struct ht_upkeep *u, struct ht_store *s,
+                           bool *more)
+{
+    int64_t cutoff;
+    bool due, m = false;
+    int rc;
+
+    *more = false;
+    rc = retention_due(s, u->retain_us, &cutoff, &due);
+    if (rc || cutoff == INT64_MIN)
+        return rc;
+    if (due) {
+        rc = ht_prune_slice(s, cutoff, 0, &m, &u->prune);
+        if (rc)
+            return rc;
+        *more = m;
+    }
+    /* summaries go with the requests: the same cut-off less the horizon,
+     * re-run once the cut-off has moved on by a minute (its granularity) */
+    cutoff -= HT_PRUNE_HORIZON_US;
+    if (cutoff >= u->agg_pruned_cut + 60 * 1000000LL) {
+        rc = ht_agg_prune(s, cutoff, 0, &m);
+        if (rc)
+            return rc;
+        u->agg_prune_slices++;
+        if (m)
+            *more = true;
+        else
+            u->agg_pruned_cut = cutoff;
+    }
+    return HT_ERR_OK;
+}
+
+int ht_upkeep_round(void *ctx, struct ht_store *s, bool idle)
+{
+    struct ht_upkeep *u = ctx;
+    int64_t t0 = ht_now_mono_us();
+    int rc;
+
+    if (!u->agg_pruned_cut)
+        u->agg_pruned_cut = INT64_MIN + 60 * 1000000LL;
+    for (;;) {
+        bool rmore = false;
+
+        rc = ht_agg_update(s, 0, &u->agg_more, &u->agg);
+        if (rc)
+            return rc;
+        if (u->retain_us > 0) {
+            rc = retention_slice(u, s, &rmore);
+            if (rc)
+                return rc;
+        }
+        if (!idle || (!u->agg_more && !rmore) ||
+            ht_now_mono_us() - t0 >= HT_UPKEEP_IDLE_US)
+            return HT_ERR_OK;
+    }
+}
+
+int ht_upkeep_settle(void *ctx, struct ht_store *s)
+{
+    struct ht_upkeep *u = ctx;
+    bool rmore = true;
+    int rc;
+
+    if (!u->agg_pruned_cut)
+        u->agg_pruned_cut = INT64_MIN + 60 * 1000000LL;
+    /* retention first: no point summarising what is about to go */
+    while (u->retain_us > 0 && rmore) {
+        rc = retention_slice(u, s, &rmore);
+        if (rc)
+            return rc;
+    }
+    do {
+        rc = ht_agg_update(s, 0, &u->agg_more, &u->agg);
+        if (rc)
+            return rc;
+    } while (u->agg_more);
+    return HT_ERR_OK;
+}
