@@ -72,13 +72,13 @@ int ht_cli_engine_open(struct ht_cli *cli, const struct ht_ingest_opts *o,
     }
     memset(&upkeep, 0, sizeof(upkeep));
     upkeep.retain_us = o->retain_us;
-    if (!getenv("HT_NO_UPKEEP")) ht_engine_set_upkeep(*out, ht_upkeep_round, &upkeep);
+    ht_engine_set_upkeep(*out, ht_upkeep_round, &upkeep);
     return HT_ERR_OK;
 }
 
 int ht_cli_engine_close(struct ht_engine *e)
 {
-    int rc = getenv("HT_NO_SETTLE") ? 0 : ht_engine_settle(e, ht_upkeep_settle, &upkeep);
+    int rc = ht_engine_settle(e, ht_upkeep_settle, &upkeep);
     int crc = ht_engine_close(e);
 
     if (upkeep.prune.nodes || upkeep.prune.invocations)

@@ -82,12 +82,18 @@ int ht_agg_prune(struct ht_store *s, int64_t cutoff_us, size_t budget,
  * are removed once their last event is more than retain_us +
  * HT_PRUNE_HORIZON_US older than that (see ht_prune.h for the horizon).
  *
- * After a batch (idle false) a round does one slice of each kind of work
- * that is due, so ingest never waits long for it; while the sources are
- * idle it goes on for up to HT_UPKEEP_IDLE_US. ht_upkeep_settle does all
- * that is due, for a finite ingest about to exit.
+ * The aggregates run on a bounded lag rather than after every batch: a
+ * request's traces arrive over many batches, and summarising it after each
+ * would assemble it several times over. After a batch (idle false), once
+ * HT_UPKEEP_AGG_LAG_US have passed since the aggregates were last current,
+ * a round brings them current again, at most HT_UPKEEP_ROUND_US at a time
+ * so ingest never waits long; retention does one slice when anything
+ * expired. While the sources are idle a round goes on for up to
+ * HT_UPKEEP_ROUND_US. ht_upkeep_settle does all that is due, for an
+ * ingest about to exit, so queries right after it see everything.
  */
-#define HT_UPKEEP_IDLE_US 250000 /* 250 ms of upkeep per idle second */
+#define HT_UPKEEP_ROUND_US 250000      /* 250 ms of upkeep per round */
+#define HT_UPKEEP_AGG_LAG_US 5000000LL /* aggregates at most ~5 s behind */
 
 struct ht_upkeep {
     int64_t retain_us; /* 0: keep everything */
@@ -96,6 +102,7 @@ struct ht_upkeep {
     uint64_t agg_prune_slices;
     /* private */
     bool agg_more;          /* dirty traces may remain */
+    int64_t agg_current_us; /* monotonic time the aggregates were current */
     int64_t agg_pruned_cut; /* cut-off up to which ht_agg_prune is done */
 };
 

@@ -74,24 +74,37 @@ int ht_upkeep_round(void *ctx, struct ht_store *s, bool idle)
 {
     struct ht_upkeep *u = ctx;
     int64_t t0 = ht_now_mono_us();
+    bool agg_due, rmore = true;
     int rc;
 
     if (!u->agg_pruned_cut)
         u->agg_pruned_cut = INT64_MIN + 60 * 1000000LL;
+    if (!u->agg_current_us)
+        u->agg_current_us = t0;
+    agg_due = idle || u->agg_more ||
+              t0 - u->agg_current_us >= HT_UPKEEP_AGG_LAG_US;
     for (;;) {
-        bool rmore = false;
-
-        rc = ht_agg_update(s, 0, &u->agg_more, &u->agg);
-        if (rc)
-            return rc;
-        if (u->retain_us > 0) {
+        if (agg_due) {
+            rc = ht_agg_update(s, 0, &u->agg_more, &u->agg);
+            if (rc)
+                return rc;
+            if (!u->agg_more) {
+                u->agg_current_us = ht_now_mono_us();
+                agg_due = false;
+            }
+        }
+        if (u->retain_us > 0 && rmore) {
             rc = retention_slice(u, s, &rmore);
             if (rc)
                 return rc;
+        } else {
+            rmore = false;
         }
-        if (!idle || (!u->agg_more && !rmore) ||
-            ht_now_mono_us() - t0 >= HT_UPKEEP_IDLE_US)
+        if ((!agg_due && !rmore) ||
+            ht_now_mono_us() - t0 >= HT_UPKEEP_ROUND_US)
             return HT_ERR_OK;
+        if (!idle && !agg_due)
+            return HT_ERR_OK; /* retention: one slice per batch */
     }
 }
 
