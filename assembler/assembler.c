@@ -596,10 +596,11 @@ struct ht_asm_prep {
 };
 
 /* Event times further ahead of the wall clock than this do not move the
- * store's newest-event watermark: one document with a wild clock (a year
- * typo, a unit mistake) would otherwise make `--retain` expire everything
- * else at once. Replays of the past and of the near future still move it. */
-#define HT_WATERMARK_AHEAD_US (7LL * 86400 * 1000000)
+ * store's newest-event watermark: one document with a wild clock (a unit
+ * mistake, a year typo) would otherwise make `--retain` expire everything
+ * else at once. Replays of the past, and generated data of the coming
+ * months, still move it. */
+#define HT_WATERMARK_AHEAD_US (366LL * 86400 * 1000000)
 
 /* The batch's latest plausible event time (INT64_MIN when it has none). */
 static int64_t newest_event(const struct ht_batch *b)

@@ -72,6 +72,7 @@ int ht_cli_engine_open(struct ht_cli *cli, const struct ht_ingest_opts *o,
     }
     memset(&upkeep, 0, sizeof(upkeep));
     upkeep.retain_us = o->retain_us;
+    upkeep.no_aggregates = o->no_aggregates;
     ht_engine_set_upkeep(*out, ht_upkeep_round, &upkeep);
     return HT_ERR_OK;
 }

@@ -99,6 +99,8 @@ struct ht_ingest_opts {
     int64_t retain_us; /* --retain D: keep requests whose last event is
                           within D of the newest event seen (0: forever);
                           applied by the upkeep hook */
+    bool no_aggregates;    /* --no-aggregates: leave the request
+                              summaries to `hoptrace refresh` */
     const char *log_group; /* --log-group NAME: for log events whose
                               envelope names no log group (NULL: none) */
     const char *db;    /* --db DIR (also a global option); NULL: not given */

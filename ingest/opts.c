@@ -39,6 +39,10 @@ const struct ht_opt ht_ingest_opt_table[] = {
      offsetof(struct ht_ingest_opts, retain_us), 0, 0,
      "drop requests whose last event is older than DURATION (90m, 48h, "
      "2d) before the newest event in the store"},
+    {HT_OPT_FLAG, "--no-aggregates", NULL, NULL, NULL,
+     offsetof(struct ht_ingest_opts, no_aggregates), 0, 0,
+     "do not keep the summaries behind endpoints/hotspots current while "
+     "ingesting (a bulk load that runs `hoptrace refresh` once at the end)"},
     {HT_OPT_STRING, "--log-group", NULL, "NAME", NULL,
      offsetof(struct ht_ingest_opts, log_group), 0, 0,
      "the log group of log events whose envelope names none (aws logs "

@@ -28,7 +28,7 @@ static int retention_due(struct ht_store *s, int64_t retain_us,
     newest = ht_store_newest_event(t);
     oldest = ht_store_oldest_event(t);
     ht_store_abort(t);
-    if (newest == INT64_MIN || newest - INT64_MIN < retain_us)
+    if (newest == INT64_MIN || newest < INT64_MIN + retain_us)
         return HT_ERR_OK;
     *cutoff = newest - retain_us;
     *due = oldest != INT64_MIN &&
@@ -81,8 +81,9 @@ int ht_upkeep_round(void *ctx, struct ht_store *s, bool idle)
         u->agg_pruned_cut = INT64_MIN + 60 * 1000000LL;
     if (!u->agg_current_us)
         u->agg_current_us = t0;
-    agg_due = idle || u->agg_more ||
-              t0 - u->agg_current_us >= HT_UPKEEP_AGG_LAG_US;
+    agg_due = !u->no_aggregates &&
+              (idle || u->agg_more ||
+               t0 - u->agg_current_us >= HT_UPKEEP_AGG_LAG_US);
     for (;;) {
         if (agg_due) {
             rc = ht_agg_update(s, 0, &u->agg_more, &u->agg);
@@ -122,10 +123,12 @@ int ht_upkeep_settle(void *ctx, struct ht_store *s)
         if (rc)
             return rc;
     }
-    do {
+    while (!u->no_aggregates) {
         rc = ht_agg_update(s, 0, &u->agg_more, &u->agg);
         if (rc)
             return rc;
-    } while (u->agg_more);
+        if (!u->agg_more)
+            break;
+    }
     return HT_ERR_OK;
 }
