@@ -157,6 +157,15 @@ int ht_store_del_pair(struct ht_txn *t, int db, const void *k, size_t kn,
 typedef int (*ht_store_visit_fn)(void *ctx, const void *k, size_t kn,
                                  const void *v, size_t vn);
 /* Every value of key k in a dupsort database. */
+/* A delete of the pair (k, v) in the keys database, recorded and applied
+ * with the deferred puts in key order (at commit, ht_store_flush, or
+ * before anything reads that database): sorted deletes share their leaf
+ * pages, as sorted puts do. A pair that is not there is no error. */
+int ht_store_del_later(struct ht_txn *t, int db, const void *k, size_t kn,
+                       const void *v, size_t vn);
+/* Applies every deferred put and delete now; *deleted (NULL: not wanted)
+ * is how many pairs this transaction's deferred deletes removed so far. */
+int ht_store_flush(struct ht_txn *t, uint64_t *deleted);
 int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
                   ht_store_visit_fn fn, void *ctx);
 /* Every pair whose key starts with prefix (all pairs when pn == 0). */

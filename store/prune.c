@@ -47,17 +47,14 @@ static void del_key(struct pr *p, const uint8_t *key, size_t kn, char ttype,
                     const void *target, size_t tn)
 {
     uint8_t val[HT_ID_PACKED_MAX + 1];
-    int rc;
 
     if (p->err || tn + 1 > sizeof(val))
         return;
     val[0] = (uint8_t)ttype;
     memcpy(val + 1, target, tn);
-    rc = ht_store_del_pair(p->t, HT_DB_KEYS, key, kn, val, tn + 1);
-    if (rc == HT_ERR_OK)
-        p->st.keys++; /* (facts of one invocation repeat its keys) */
-    else if (rc != HT_ERR_NOTFOUND)
-        chk(p, rc);
+    /* applied sorted, with the slice's other key deletes (counted then:
+     * the facts of one invocation repeat its keys) */
+    chk(p, ht_store_del_later(p->t, HT_DB_KEYS, key, kn, val, tn + 1));
 }
 
 /* A key of binary bytes. */
@@ -326,6 +323,8 @@ static int slice_once(struct ht_store *s, int64_t cutoff, size_t budget,
     ht_buf_free(&e.keys);
     if (!p.err && p.pending_delta)
         p.err = ht_store_counter_add(p.t, "pending", p.pending_delta);
+    if (!p.err)
+        p.err = ht_store_flush(p.t, &p.st.keys);
     ht_arena_destroy(p.a);
     if (p.err) {
         ht_store_abort(p.t);

@@ -46,6 +46,7 @@ struct dput {
     uint64_t pfx;    /* the key's first 8 bytes, big endian, zero padded */
     uint32_t seq;    /* order of the puts: the last put of a key wins */
     uint32_t kn, vn; /* sizes */
+    uint32_t del;    /* a deferred delete of the pair (ht_store_del_later) */
     size_t off;      /* key, then value, in the put set's dbuf */
 };
 
@@ -68,6 +69,7 @@ struct ht_txn {
     bool write;
     bool failed;       /* LMDB failed a write (MDB_MAP_FULL): see txn_err */
     struct ht_bulk ps; /* deferred puts */
+    uint64_t deleted;  /* pairs the deferred deletes removed */
 };
 
 static bool deferrable(int db)
@@ -616,6 +618,20 @@ static int apply_list(struct ht_txn *t, int db, const struct ht_bulk *b,
                  (n->vn == e->vn && memcmp(p + e->kn, q + n->kn, e->vn) == 0)))
                 continue;
         }
+        if (e->del) {
+            /* sorted deletes with one cursor: LMDB looks for the next key
+             * in the cursor's current leaf page before descending from
+             * the root, so neighbours cost one page, not one path */
+            rc = mdb_cursor_get(c, &key, &val, dups ? MDB_GET_BOTH : MDB_SET);
+            if (rc == 0) {
+                rc = mdb_cursor_del(c, 0);
+                if (rc == 0)
+                    t->deleted++;
+            } else if (rc == MDB_NOTFOUND) {
+                rc = 0;
+            }
+            continue;
+        }
         bool append = !have_last || key_after(&key, &last);
 
         rc = mdb_cursor_put(c, &key, &val,
@@ -715,6 +731,7 @@ static int bulk_add(struct ht_bulk *b, int db, const void *k, size_t kn,
     l->v[l->n].seq = b->seq++;
     l->v[l->n].kn = (uint32_t)kn;
     l->v[l->n].vn = (uint32_t)vn;
+    l->v[l->n].del = 0;
     l->v[l->n].off = b->dbuf.len;
     l->n++;
     ht_buf_add(&b->dbuf, k, kn);
@@ -973,6 +990,34 @@ int ht_store_del_pair(struct ht_txn *t, int db, const void *k, size_t kn,
     SEE_OWN_WRITES(t, db);
     rc = mdb_del(t->txn, t->s->dbi[db], &key, &val);
     return txn_err(t, rc, "deleting");
+}
+
+int ht_store_del_later(struct ht_txn *t, int db, const void *k, size_t kn,
+                       const void *v, size_t vn)
+{
+    struct dlist *l;
+    int rc;
+
+    TXN_USABLE(t);
+    if (!t->write || db != HT_DB_KEYS)
+        return HT_ERR_USAGE;
+    rc = bulk_add(&t->ps, db, k, kn, v, vn);
+    if (rc)
+        return rc;
+    l = &t->ps.defer[db];
+    l->v[l->n - 1].del = 1;
+    return HT_ERR_OK;
+}
+
+int ht_store_flush(struct ht_txn *t, uint64_t *deleted)
+{
+    int rc;
+
+    TXN_USABLE(t);
+    rc = t->write ? flush_all(t) : HT_ERR_OK;
+    if (deleted)
+        *deleted = t->deleted;
+    return rc;
 }
 
 int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,

@@ -458,6 +458,65 @@ static void test_two_writers(void)
     }
 }
 
+static int count_visit(void *ctx, const void *k, size_t kn, const void *v,
+                       size_t vn)
+{
+    (void)k;
+    (void)kn;
+    (void)v;
+    (void)vn;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+/* Deferred deletes of keys pairs: applied sorted with the deferred puts,
+ * a put and a delete of one pair in one transaction keep their order, a
+ * missing pair is no error, and only removed pairs are counted. */
+static void test_del_later(void)
+{
+    char dir[] = "/tmp/ht_test_dellater_XXXXXX";
+    struct ht_store *s;
+    struct ht_txn *t;
+    uint64_t deleted = 0;
+    char k[16], v[16];
+    int n;
+
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(ht_store_open(dir, false, &s) == HT_ERR_OK);
+    CHECK(ht_store_begin(s, true, &t) == HT_ERR_OK);
+    for (int i = 0; i < 300; i++) {
+        snprintf(k, sizeof(k), "K%05d", (i * 7919) % 300);
+        snprintf(v, sizeof(v), "S%d", i % 3);
+        CHECK(ht_store_put(t, HT_DB_KEYS, k, strlen(k), v, strlen(v)) == 0);
+    }
+    CHECK(ht_store_commit(t) == HT_ERR_OK);
+    CHECK(ht_store_begin(s, true, &t) == HT_ERR_OK);
+    /* only the nodes table is refused: deletes other than keys pairs */
+    CHECK(ht_store_del_later(t, HT_DB_NODES, "x", 1, "y", 1) == HT_ERR_USAGE);
+    for (int i = 299; i >= 0; i -= 2) { /* every other key, in reverse */
+        snprintf(k, sizeof(k), "K%05d", (i * 7919) % 300);
+        snprintf(v, sizeof(v), "S%d", i % 3);
+        CHECK(ht_store_del_later(t, HT_DB_KEYS, k, strlen(k), v, strlen(v)) ==
+              0);
+    }
+    /* a pair that is not there, and one put then deleted in this txn */
+    CHECK(ht_store_del_later(t, HT_DB_KEYS, "K00001", 6, "nope", 4) == 0);
+    CHECK(ht_store_put(t, HT_DB_KEYS, "Knew", 4, "S9", 2) == 0);
+    CHECK(ht_store_del_later(t, HT_DB_KEYS, "Knew", 4, "S9", 2) == 0);
+    CHECK(ht_store_flush(t, &deleted) == HT_ERR_OK);
+    CHECK(deleted == 150); /* the pair put and deleted here never lands */
+    n = 0;
+    CHECK(ht_store_scan(t, HT_DB_KEYS, NULL, 0, count_visit, &n) == 0);
+    CHECK(n == 150);
+    /* a read sees the deletes before commit too */
+    n = 0;
+    snprintf(k, sizeof(k), "K%05d", (299 * 7919) % 300);
+    CHECK(ht_store_dups(t, HT_DB_KEYS, k, strlen(k), count_visit, &n) == 0);
+    CHECK(n == 0);
+    CHECK(ht_store_commit(t) == HT_ERR_OK);
+    ht_store_close(s);
+}
+
 int main(void)
 {
     test_id_pack();
@@ -466,5 +525,6 @@ int main(void)
     test_lmdb();
     test_bytime_keys();
     test_two_writers();
+    test_del_later();
     TEST_DONE();
 }
