@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "ht_engine.h"
 #include "ht_query.h"
 #include "ht_store.h"
 
@@ -66,30 +67,10 @@ static void on_signal(int sig)
     stop = 1;
 }
 
+/* One spelling of durations for every command: the engine's parser. */
 int ht_cli_parse_duration(const char *s, int64_t *out_us)
 {
-    char *end;
-    double v;
-    double mult = 1e6;
-
-    errno = 0;
-    v = strtod(s, &end);
-    if (end == s || errno || !(v >= 0) || v > 1e10)
-        return -1;
-    if (strcmp(end, "ms") == 0)
-        mult = 1e3;
-    else if (*end == 0 || strcmp(end, "s") == 0)
-        mult = 1e6;
-    else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
-        mult = 60e6;
-    else if (strcmp(end, "h") == 0)
-        mult = 3600e6;
-    else if (strcmp(end, "d") == 0)
-        mult = 86400e6;
-    else
-        return -1;
-    *out_us = (int64_t)llround(v * mult);
-    return 0;
+    return ht_parse_duration(s, out_us);
 }
 
 int ht_cli_parse_time(const char *s, int64_t *out_us)

@@ -67,7 +67,7 @@ int ht_parse_duration(const char *s, int64_t *out_us)
         mult = 1e6;
     else if (strcmp(end, "ms") == 0)
         mult = 1e3;
-    else if (strcmp(end, "m") == 0)
+    else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
         mult = 60e6;
     else if (strcmp(end, "h") == 0)
         mult = 3600e6;
