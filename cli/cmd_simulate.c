@@ -887,13 +887,14 @@ static void fseg_head(struct gen *g, struct ht_buf *b)
 {
     struct inv *inv = &g->inv;
     const char *fn = fn_name[inv->fn];
+    int64_t off = inv->off; /* a skewed host reports every time early */
 
     ADDS(b, "{\"trace_id\":");
     put_str(b, inv->trace);
     ADDS(b, ",\"id\":");
     put_str(b, inv->fn_id);
     ADDS(b, ",\"start_time\":");
-    sim_put_sec(b, (inv->F0 - inv->off));
+    sim_put_sec(b, inv->F0 - off);
     ADDS(b, ",\"name\":");
     put_str(b, fn);
     ADDS(b, ",\"parent_id\":");
@@ -932,6 +933,7 @@ static void emit_lambda(struct gen *g, const char *parent_id,
     char init_id[20], over_id[20];
     const char *fn = fn_name[inv->fn], *p;
     size_t n;
+    int64_t off = inv->off; /* a skewed host reports every time early */
 
     if (inv->cold)
         seg_id(g, init_id);
@@ -942,27 +944,27 @@ static void emit_lambda(struct gen *g, const char *parent_id,
         ADDS(t, "{\"id\":");
         put_str(t, init_id);
         ADDS(t, ",\"name\":\"Initialization\",\"start_time\":");
-        sim_put_sec(t, (inv->F0 - inv->off));
+        sim_put_sec(t, inv->F0 - off);
         ADDS(t, ",\"end_time\":");
-        sim_put_sec(t, (inv->I0 - inv->off));
+        sim_put_sec(t, inv->I0 - off);
     }
     size_t inv_at = t->len;
 
     ADDS(t, "{\"id\":");
     put_str(t, inv->inv_id);
     ADDS(t, ",\"name\":\"Invocation\",\"start_time\":");
-    sim_put_sec(t, (inv->I0 - inv->off));
+    sim_put_sec(t, inv->I0 - off);
     if (streamed) {
         if (inv->cold)
-            emit_indep(g, t->data, inv_at, inv->fn_id, (inv->I0 - inv->off));
+            emit_indep(g, t->data, inv_at, inv->fn_id, inv->I0 - off);
         for (int i = 0; i < inv->nops; i++) {
             op_text(inv, i, &p, &n);
             emit_indep(g, p, n, inv->inv_id, inv->op_t1[i]);
         }
         ADDS(t, ",\"end_time\":");
-        sim_put_sec(t, (inv->I1 - inv->off));
+        sim_put_sec(t, inv->I1 - off);
         emit_indep(g, t->data + inv_at, t->len - inv_at, inv->fn_id,
-                   (inv->I1 - inv->off));
+                   inv->I1 - off);
         ht_buf_reset(b);
         fseg_head(g, b);
     } else {
@@ -982,15 +984,15 @@ static void emit_lambda(struct gen *g, const char *parent_id,
             ht_buf_addc(b, '}');
         }
         ADDS(b, "],\"end_time\":");
-        sim_put_sec(b, (inv->I1 - inv->off));
+        sim_put_sec(b, inv->I1 - off);
         ADDS(b, "},");
     }
     ADDS(b, "{\"id\":");
     put_str(b, over_id);
     ADDS(b, ",\"name\":\"Overhead\",\"start_time\":");
-    sim_put_sec(b, (inv->I1 - inv->off));
+    sim_put_sec(b, inv->I1 - off);
     ADDS(b, ",\"end_time\":");
-    sim_put_sec(b, (inv->F1 - inv->off));
+    sim_put_sec(b, inv->F1 - off);
     ADDS(b, "}]");
     if (inv->fault) {
         /* the handler threw: what the SDK writes for a failed invocation */
@@ -1000,9 +1002,9 @@ static void emit_lambda(struct gen *g, const char *parent_id,
         ADDS(b, ",\"type\":\"Error\",\"message\":\"batch failed\"}]}");
     }
     ADDS(b, ",\"end_time\":");
-    sim_put_sec(b, (inv->F1 - inv->off));
+    sim_put_sec(b, inv->F1 - off);
     ht_buf_addc(b, '}');
-    emit(g, (inv->F1 - inv->off), b);
+    emit(g, inv->F1 - off, b);
 
     ht_buf_reset(b);
     ADDS(b, "{\"trace_id\":");
@@ -1010,7 +1012,7 @@ static void emit_lambda(struct gen *g, const char *parent_id,
     ADDS(b, ",\"id\":");
     put_str(b, inv->lam_id);
     ADDS(b, ",\"start_time\":");
-    sim_put_sec(b, (inv->L0 - inv->off));
+    sim_put_sec(b, inv->L0 - off);
     ADDS(b, ",\"name\":");
     put_str(b, fn);
     if (parent_id) {
@@ -1028,9 +1030,9 @@ static void emit_lambda(struct gen *g, const char *parent_id,
         ht_buf_add(b, links->data, links->len);
     }
     ADDS(b, ",\"end_time\":");
-    sim_put_sec(b, (inv->L1 - inv->off));
+    sim_put_sec(b, inv->L1 - off);
     ht_buf_addc(b, '}');
-    emit(g, (inv->L1 - inv->off), b);
+    emit(g, inv->L1 - off, b);
 }
 
 static void inv_end(struct gen *g, int64_t i1, const char *parent_id,
