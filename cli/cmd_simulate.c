@@ -21,8 +21,20 @@
  * logs-kinesis.json is written as GetRecords pages (at most 10 MB and
  * 10,000 records each), so no single value grows with N. --start places
  * the window in time; the start and the seed make its ids its own, so
- * consecutive windows make one long stream. Owned by cli/; it touches no
- * store and no ingest code.
+ * consecutive windows make one long stream.
+ *
+ * Adversities of real telemetry (issue 12), each behind an option and off
+ * by default, drawn from a PRNG stream of their own so that the default
+ * corpus stays byte for byte what it was: link-only charge-card batches
+ * (no logged event, X-Ray links only), skewed consumer hosts (everything
+ * such a container reports is early by its offset), redelivered batches
+ * (a failed first attempt, the same messages again after the visibility
+ * timeout), stale correlation keys on a warm invocation's event line, and
+ * a shuffled arrival order. Its truth follows hoptrace's rules for them
+ * (docs/design.md): duration over every node as the hosts report it, one
+ * hop per consumer attempt, the path through the attempt that succeeded,
+ * skew wherever a consumer starts before its producer's call ends. Owned
+ * by cli/; it touches no store and no ingest code.
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -66,6 +78,14 @@
 #define IDLE_US (10LL * 60 * 1000000)
 #define EVENTS_PER_MSG 25
 #define LOG_FLUSH_US (5LL * 1000000)
+/* Adversities: a skewed host runs 50 ms to 2 s behind; a failed SQS
+ * attempt's messages come back after the queue's visibility timeout. */
+#define SKEW_MIN_US (50LL * MS)
+#define SKEW_MAX_US (2000LL * MS)
+#define VISIBILITY_US (30LL * 1000000)
+/* --shuffle: the window of each output file (items, bytes) */
+#define SHUF_ITEMS 4096
+#define SHUF_BYTES (32u << 20)
 /* The default stalled count is N/25 like gen_corpus.py, capped so that
  * the held-back DynamoDB Streams queue stays bounded. */
 #define STALLED_DEFAULT_CAP 1000
@@ -81,7 +101,9 @@ static const char usage[] =
     "usage: hoptrace simulate --requests N --out DIR [--seed S]\n"
     "                         [--start TIME] [--stream-batch K]\n"
     "                         [--stalled M] [--format sample|gzip]\n"
-    "                         [--page-records R]\n"
+    "                         [--page-records R] [--link-only P]\n"
+    "                         [--skew P] [--redeliver P]\n"
+    "                         [--stale-keys P] [--shuffle]\n"
     "\n"
     "Writes demo / benchmark data: the telemetry of N requests through the\n"
     "payments pipeline of the sample (API Gateway -> start-payment -> SQS\n"
@@ -108,6 +130,38 @@ static const char usage[] =
     "                     reads them as they are), truth files plain\n"
     "  --page-records R   at most R records per GetRecords page of\n"
     "                     logs-kinesis.json (1 to 10000, default 10000)\n"
+    "\n"
+    "Adversities of real telemetry, each off by default. P is the share\n"
+    "of batches, containers or invocations it hits, from 0 to 1; they are\n"
+    "drawn from a PRNG stream of their own, so without them the corpus is\n"
+    "unchanged:\n"
+    "  --link-only P      charge-card batches that log no event: their SQS\n"
+    "                     hop is known only from the X-Ray links of their\n"
+    "                     AWS::Lambda segment (their writes stay annotated\n"
+    "                     with each request's correlation id)\n"
+    "  --skew P           consumer containers (charge-card, record-ledger,\n"
+    "                     send-receipt) on a host whose clock runs 50 ms to\n"
+    "                     2 s behind: all they report, segments and logs,\n"
+    "                     is that much early\n"
+    "  --redeliver P      charge-card batches that fail first (an ERROR log\n"
+    "                     line, a throttled PutItem with\n"
+    "                     ProvisionedThroughputExceededException, a faulted\n"
+    "                     function segment); after the visibility timeout\n"
+    "                     (30 s) the same messages, ApproximateReceiveCount\n"
+    "                     2, reach an invocation that succeeds\n"
+    "  --stale-keys P     warm consumer invocations whose event log line\n"
+    "                     still carries the previous invocation's\n"
+    "                     correlation id (Powertools keys not cleared), on\n"
+    "                     top of the stale info lines always written\n"
+    "  --shuffle          arrival order shuffled: segment documents and log\n"
+    "                     messages leave in random order (a window of 4096\n"
+    "                     per file: small corpora are shuffled whole), each\n"
+    "                     log message to either log file at random\n"
+    "The truth follows hoptrace's rules, times as each host reports them:\n"
+    "one sqs hop per attempt, the path through the attempt that succeeded.\n"
+    "With any of these options each request of truth.json also has\n"
+    "root_start_us, skew, skew_pairs, failed_request_ids, off_path and,\n"
+    "when stalled, pending (what tests/corpus/check_hard.py checks).\n"
     "\n"
     "DIR receives, in the sample's layout:\n"
     "  segments.ndjson    X-Ray daemon datagrams (header line, document)\n"
@@ -140,6 +194,7 @@ struct container {
     int64_t free_at;
     char last_corr[40]; /* correlation id its last invocation set, or "" */
     int sink;           /* 0: logs-cwl.ndjson, 1: logs-kinesis.json */
+    int64_t skew;       /* --skew: how far its host's clock runs behind */
     struct ev ev[EVENTS_PER_MSG];
     int nev;
 };
@@ -149,12 +204,21 @@ struct pool {
     size_t n, cap;
 };
 
-/* What truth needs of an invocation, copied into each request it served. */
+/* What truth needs of an invocation, copied into each request it served.
+ * L0 and L1 as its host reports them (off early when the host is skewed). */
 struct inv_sum {
-    int64_t L0, L1;
+    int64_t L0, L1, off;
     char rid[40];
     char trace[40];
+    char lam_id[20];
     int ncorr; /* records the invocation handled */
+};
+
+/* A charge-card attempt that failed (--redeliver): its AWS::Lambda span as
+ * reported, and every span id of it that must stay off the critical path. */
+struct fail_sum {
+    struct inv_sum inv;
+    char fn_id[20], inv_id[20], op_id[20];
 };
 
 struct req {
@@ -162,8 +226,12 @@ struct req {
     char apigw[40], order[48], trace_api[40], invoke_id[20], message_id[40];
     char send_id[20];
     char ddb_seq[40], kin_seq[64];
+    char put_id[20], putrec_id[20]; /* the producer calls of its streams */
     struct inv_sum start, charge, ledger, receipt;
     int batch_size;
+    bool link_only, failed; /* its charge-card batch: --link-only, failed */
+    int64_t first_recv;     /* when SQS first handed its message out */
+    struct fail_sum fail;
 };
 
 struct item {
@@ -176,6 +244,7 @@ struct batch {
     uint64_t seq;
     struct req **r;
     int n;
+    int attempt; /* 1, or 2 for a redelivered charge-card batch */
 };
 
 /* One poller (SQS, DynamoDB Streams or Kinesis) and its consumer. */
@@ -206,6 +275,9 @@ struct inv {
     int nops, opcap;
     int ncorr;
     char last_corr[40];
+    int64_t off; /* its container's skew: reported times are this early */
+    bool fault;  /* the function segment faulted (a failed attempt) */
+    char cause_id[20];
 };
 
 struct gen {
@@ -229,6 +301,14 @@ struct gen {
     int64_t page_last_ms; /* arrival time of its last record */
     uint64_t n_docs, n_events, n_msgs, n_invs, n_done, n_stalled_done;
     int64_t max_emit;
+    /* Adversities (all 0 / false by default). adv is their own PRNG
+     * stream: the main stream, and so the default corpus, is untouched. */
+    struct sim_rng adv;
+    double p_link_only, p_skew, p_redeliver, p_stale_keys;
+    bool shuffle, hard;      /* hard: any adversity option, truth's extras */
+    struct sim_shuf shuf[3]; /* segments, logs-cwl, logs-kinesis */
+    struct ht_buf sbuf;      /* an item on its way into a window */
+    uint64_t n_link_only, n_skewed, n_redelivered, n_stale_keys;
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -241,6 +321,19 @@ static int64_t sat_add(int64_t a, int64_t b)
 static int64_t ms_of(int64_t us)
 {
     return (us + 500) / 1000;
+}
+
+static void oom(void)
+{
+    fputs("hoptrace: simulate: out of memory\n", stderr);
+    abort();
+}
+
+/* An adversity that happens with probability p, drawn from its own
+ * stream; p 0 draws nothing. */
+static bool adv_chance(struct gen *g, double p)
+{
+    return p > 0 && sim_rng_unit(&g->adv) < p;
 }
 
 static void seg_id(struct gen *g, char out[20])
@@ -356,11 +449,31 @@ static void day_path(int64_t us, char out[48])
 
 /* ---- output ----------------------------------------------------------- */
 
+#define DAEMON_HEADER "{\"format\":\"json\",\"version\":1}\n"
+
 static void emit(struct gen *g, int64_t emit_us, const struct ht_buf *doc)
 {
-    ADDS(&g->seg.buf, "{\"format\":\"json\",\"version\":1}\n");
-    ht_buf_add(&g->seg.buf, doc->data, doc->len);
-    ht_buf_addc(&g->seg.buf, '\n');
+    if (g->shuffle) {
+        /* the datagram (header and document) is what arrives as one */
+        struct ht_buf *t = &g->sbuf;
+        struct sim_shuf_item it;
+
+        ht_buf_reset(t);
+        ADDS(t, DAEMON_HEADER);
+        ht_buf_add(t, doc->data, doc->len);
+        ht_buf_addc(t, '\n');
+        if (sim_shuf_add(&g->shuf[0], t->data, t->len, 0))
+            oom();
+        while (sim_shuf_full(&g->shuf[0]) &&
+               sim_shuf_take(&g->shuf[0], &g->adv, &it)) {
+            ht_buf_add(&g->seg.buf, it.p, it.n);
+            free(it.p);
+        }
+    } else {
+        ADDS(&g->seg.buf, DAEMON_HEADER);
+        ht_buf_add(&g->seg.buf, doc->data, doc->len);
+        ht_buf_addc(&g->seg.buf, '\n');
+    }
     sim_out_maybe_flush(&g->seg);
     g->n_docs++;
     if (emit_us > g->max_emit)
@@ -434,6 +547,9 @@ static void page_add(struct gen *g, const struct ht_buf *rec, int64_t last_ms)
     sim_out_maybe_flush(&g->kin);
 }
 
+static void write_msg(struct gen *g, int sink, const char *stream,
+                      const char *m, size_t n, int64_t last);
+
 /* One CloudWatch Logs subscription message with the container's pending
  * events; to logs-cwl.ndjson or, gzipped, into the GetRecords file. */
 static void flush_container(struct gen *g, int fn, struct container *c)
@@ -472,8 +588,39 @@ static void flush_container(struct gen *g, int fn, struct container *c)
     g->n_events += (uint64_t)c->nev;
     c->nev = 0;
     g->n_msgs++;
-    if (c->sink == 0) {
-        ht_buf_add(&g->cwl.buf, m->data, m->len);
+    if (!g->shuffle) {
+        write_msg(g, c->sink, c->stream, m->data, m->len, last);
+        return;
+    }
+    /* Shuffled: each message to either file, leaving its window at random
+     * (the partition key, the log stream, travels with it). */
+    struct sim_shuf *w;
+    struct sim_shuf_item it;
+    int sink = (int)sim_rng_int(&g->adv, 0, 1);
+    size_t sl = strlen(c->stream);
+
+    w = &g->shuf[1 + sink];
+    ht_buf_reset(&g->sbuf);
+    ht_buf_add(&g->sbuf, c->stream, sl + 1);
+    ht_buf_add(&g->sbuf, m->data, m->len);
+    if (sim_shuf_add(w, g->sbuf.data, g->sbuf.len, last))
+        oom();
+    while (sim_shuf_full(w) && sim_shuf_take(w, &g->adv, &it)) {
+        size_t kl = strlen(it.p);
+
+        write_msg(g, sink, it.p, it.p + kl + 1, it.n - kl - 1, it.aux);
+        free(it.p);
+    }
+}
+
+/* One subscription message m[0..n) of log stream `stream`, whose newest
+ * event is at `last` (ms): a line of logs-cwl.ndjson (sink 0) or, gzipped,
+ * a record of logs-kinesis.json (sink 1). */
+static void write_msg(struct gen *g, int sink, const char *stream,
+                      const char *m, size_t n, int64_t last)
+{
+    if (sink == 0) {
+        ht_buf_add(&g->cwl.buf, m, n);
         ht_buf_addc(&g->cwl.buf, '\n');
         sim_out_maybe_flush(&g->cwl);
         return;
@@ -481,7 +628,7 @@ static void flush_container(struct gen *g, int fn, struct container *c)
     size_t zn = 0;
     struct ht_buf *k = &g->rec;
 
-    if (sim_gzip(m->data, m->len, &g->gz, &g->gzcap, &zn)) {
+    if (sim_gzip(m, n, &g->gz, &g->gzcap, &zn)) {
         g->kin.err = g->kin.err ? g->kin.err : ENOMEM;
         return;
     }
@@ -495,7 +642,7 @@ static void flush_container(struct gen *g, int fn, struct container *c)
     ADDS(k, ",\"Data\":\"");
     sim_b64(k, g->gz, zn);
     ADDS(k, "\",\"PartitionKey\":");
-    put_str(k, c->stream);
+    put_str(k, stream);
     ht_buf_addc(k, '}');
     page_add(g, k, last);
 }
@@ -506,7 +653,7 @@ static void log_event(struct gen *g, struct inv *inv, int64_t t,
     struct container *c = inv->c;
     struct ev *e = &c->ev[c->nev++];
 
-    e->t = t;
+    e->t = t - inv->off; /* as its host's clock says */
     e->len = len;
     e->msg = malloc(len + 1);
     if (!e->msg) {
@@ -562,24 +709,31 @@ static struct container *acquire(struct gen *g, int fn, int64_t l0, bool *cold)
     memcpy(c->stream + strlen(day), "/[$LATEST]", 10);
     sim_rng_hex(&g->rng, 128, c->stream + strlen(day) + 10);
     c->sink = (int)(g->containers_made++ & 1);
+    if (fn != F_START && adv_chance(g, g->p_skew)) {
+        c->skew = sim_rng_int(&g->adv, SKEW_MIN_US, SKEW_MAX_US);
+        g->n_skewed++;
+    }
     p->c[p->n++] = c;
     *cold = true;
     return c;
 }
 
 /* A Powertools JSON log line: pt_begin, append `,"key":value` fields,
- * pt_end. */
-static struct ht_buf *pt_begin(struct gen *g, struct inv *inv,
-                               const char *message, int64_t t)
+ * pt_end. Its timestamp is the host's clock. */
+static struct ht_buf *pt_begin_lv(struct gen *g, struct inv *inv,
+                                  const char *level, const char *message,
+                                  int64_t t)
 {
     struct ht_buf *b = &g->ev;
     const char *fn = fn_name[inv->fn];
 
     ht_buf_reset(b);
-    ADDS(b, "{\"level\":\"INFO\",\"message\":\"");
+    ADDS(b, "{\"level\":\"");
+    ht_buf_adds(b, level);
+    ADDS(b, "\",\"message\":\"");
     ht_buf_adds(b, message);
     ADDS(b, "\",\"timestamp\":");
-    put_iso(b, t);
+    put_iso(b, t - inv->off);
     ADDS(b, ",\"service\":\"");
     ht_buf_adds(b, fn);
     ADDS(b, "\",\"cold_start\":");
@@ -596,6 +750,12 @@ static struct ht_buf *pt_begin(struct gen *g, struct inv *inv,
     return b;
 }
 
+static struct ht_buf *pt_begin(struct gen *g, struct inv *inv,
+                               const char *message, int64_t t)
+{
+    return pt_begin_lv(g, inv, "INFO", message, t);
+}
+
 static void pt_end(struct gen *g, struct inv *inv, int64_t t)
 {
     ht_buf_addc(&g->ev, '}');
@@ -604,10 +764,11 @@ static void pt_end(struct gen *g, struct inv *inv, int64_t t)
 
 /* "payment charged" & co: the line that carries a request's correlation
  * id; the invocation remembers it (Powertools appendKeys). */
-static void pt_corr(struct gen *g, struct inv *inv, int64_t t,
-                    const char *message, const struct req *r)
+static void pt_corr_lv(struct gen *g, struct inv *inv, int64_t t,
+                       const char *level, const char *message,
+                       const struct req *r)
 {
-    struct ht_buf *b = pt_begin(g, inv, message, t);
+    struct ht_buf *b = pt_begin_lv(g, inv, level, message, t);
 
     ADDS(b, ",\"correlation_id\":");
     put_str(b, r->apigw);
@@ -618,6 +779,12 @@ static void pt_corr(struct gen *g, struct inv *inv, int64_t t,
     strcpy(inv->last_corr, r->apigw);
 }
 
+static void pt_corr(struct gen *g, struct inv *inv, int64_t t,
+                    const char *message, const struct req *r)
+{
+    pt_corr_lv(g, inv, t, "INFO", message, r);
+}
+
 static void inv_begin(struct gen *g, int fn, int64_t l0, const char *trace)
 {
     struct inv *inv = &g->inv;
@@ -626,6 +793,8 @@ static void inv_begin(struct gen *g, int fn, int64_t l0, const char *trace)
 
     inv->fn = fn;
     inv->c = acquire(g, fn, l0, &inv->cold);
+    inv->off = inv->c->skew;
+    inv->fault = false;
     uuid4(g, inv->rid);
     strcpy(inv->trace, trace);
     seg_id(g, inv->lam_id);
@@ -673,7 +842,7 @@ static struct ht_buf *op_begin(struct gen *g, const char *name, int64_t t0,
     ADDS(b, "\",\"name\":\"");
     ht_buf_adds(b, name);
     ADDS(b, "\",\"start_time\":");
-    sim_put_sec(b, t0);
+    sim_put_sec(b, t0 - inv->off);
     ADDS(b, ",\"namespace\":\"aws\",\"aws\":{\"region\":\"" REGION
             "\",\"request_id\":\"");
     ht_buf_adds(b, rq);
@@ -681,7 +850,9 @@ static struct ht_buf *op_begin(struct gen *g, const char *name, int64_t t0,
     return b;
 }
 
-static void op_end(struct gen *g, int64_t t1, const char *corr_annotation)
+/* extra: more fields of the subsegment (",\"error\":true"), or NULL. */
+static void op_end_x(struct gen *g, int64_t t1, const char *corr_annotation,
+                     const char *extra)
 {
     struct inv *inv = &g->inv;
     struct ht_buf *b = &inv->ops;
@@ -692,9 +863,16 @@ static void op_end(struct gen *g, int64_t t1, const char *corr_annotation)
         put_str(b, corr_annotation);
         ht_buf_addc(b, '}');
     }
+    if (extra)
+        ht_buf_adds(b, extra);
     ADDS(b, ",\"end_time\":");
-    sim_put_sec(b, t1);
-    inv->op_t1[inv->nops++] = t1;
+    sim_put_sec(b, t1 - inv->off);
+    inv->op_t1[inv->nops++] = t1 - inv->off;
+}
+
+static void op_end(struct gen *g, int64_t t1, const char *corr_annotation)
+{
+    op_end_x(g, t1, corr_annotation, NULL);
 }
 
 static void op_text(const struct inv *inv, int i, const char **p, size_t *n)
@@ -709,13 +887,14 @@ static void fseg_head(struct gen *g, struct ht_buf *b)
 {
     struct inv *inv = &g->inv;
     const char *fn = fn_name[inv->fn];
+    int64_t off = inv->off; /* a skewed host reports every time early */
 
     ADDS(b, "{\"trace_id\":");
     put_str(b, inv->trace);
     ADDS(b, ",\"id\":");
     put_str(b, inv->fn_id);
     ADDS(b, ",\"start_time\":");
-    sim_put_sec(b, inv->F0);
+    sim_put_sec(b, inv->F0 - off);
     ADDS(b, ",\"name\":");
     put_str(b, fn);
     ADDS(b, ",\"parent_id\":");
@@ -754,6 +933,7 @@ static void emit_lambda(struct gen *g, const char *parent_id,
     char init_id[20], over_id[20];
     const char *fn = fn_name[inv->fn], *p;
     size_t n;
+    int64_t off = inv->off; /* a skewed host reports every time early */
 
     if (inv->cold)
         seg_id(g, init_id);
@@ -764,26 +944,27 @@ static void emit_lambda(struct gen *g, const char *parent_id,
         ADDS(t, "{\"id\":");
         put_str(t, init_id);
         ADDS(t, ",\"name\":\"Initialization\",\"start_time\":");
-        sim_put_sec(t, inv->F0);
+        sim_put_sec(t, inv->F0 - off);
         ADDS(t, ",\"end_time\":");
-        sim_put_sec(t, inv->I0);
+        sim_put_sec(t, inv->I0 - off);
     }
     size_t inv_at = t->len;
 
     ADDS(t, "{\"id\":");
     put_str(t, inv->inv_id);
     ADDS(t, ",\"name\":\"Invocation\",\"start_time\":");
-    sim_put_sec(t, inv->I0);
+    sim_put_sec(t, inv->I0 - off);
     if (streamed) {
         if (inv->cold)
-            emit_indep(g, t->data, inv_at, inv->fn_id, inv->I0);
+            emit_indep(g, t->data, inv_at, inv->fn_id, inv->I0 - off);
         for (int i = 0; i < inv->nops; i++) {
             op_text(inv, i, &p, &n);
             emit_indep(g, p, n, inv->inv_id, inv->op_t1[i]);
         }
         ADDS(t, ",\"end_time\":");
-        sim_put_sec(t, inv->I1);
-        emit_indep(g, t->data + inv_at, t->len - inv_at, inv->fn_id, inv->I1);
+        sim_put_sec(t, inv->I1 - off);
+        emit_indep(g, t->data + inv_at, t->len - inv_at, inv->fn_id,
+                   inv->I1 - off);
         ht_buf_reset(b);
         fseg_head(g, b);
     } else {
@@ -803,19 +984,27 @@ static void emit_lambda(struct gen *g, const char *parent_id,
             ht_buf_addc(b, '}');
         }
         ADDS(b, "],\"end_time\":");
-        sim_put_sec(b, inv->I1);
+        sim_put_sec(b, inv->I1 - off);
         ADDS(b, "},");
     }
     ADDS(b, "{\"id\":");
     put_str(b, over_id);
     ADDS(b, ",\"name\":\"Overhead\",\"start_time\":");
-    sim_put_sec(b, inv->I1);
+    sim_put_sec(b, inv->I1 - off);
     ADDS(b, ",\"end_time\":");
-    sim_put_sec(b, inv->F1);
-    ADDS(b, "}],\"end_time\":");
-    sim_put_sec(b, inv->F1);
+    sim_put_sec(b, inv->F1 - off);
+    ADDS(b, "}]");
+    if (inv->fault) {
+        /* the handler threw: what the SDK writes for a failed invocation */
+        ADDS(b, ",\"fault\":true,\"cause\":{\"working_directory\":"
+                "\"/var/task\",\"exceptions\":[{\"id\":");
+        put_str(b, inv->cause_id);
+        ADDS(b, ",\"type\":\"Error\",\"message\":\"batch failed\"}]}");
+    }
+    ADDS(b, ",\"end_time\":");
+    sim_put_sec(b, inv->F1 - off);
     ht_buf_addc(b, '}');
-    emit(g, inv->F1, b);
+    emit(g, inv->F1 - off, b);
 
     ht_buf_reset(b);
     ADDS(b, "{\"trace_id\":");
@@ -823,7 +1012,7 @@ static void emit_lambda(struct gen *g, const char *parent_id,
     ADDS(b, ",\"id\":");
     put_str(b, inv->lam_id);
     ADDS(b, ",\"start_time\":");
-    sim_put_sec(b, inv->L0);
+    sim_put_sec(b, inv->L0 - off);
     ADDS(b, ",\"name\":");
     put_str(b, fn);
     if (parent_id) {
@@ -841,9 +1030,9 @@ static void emit_lambda(struct gen *g, const char *parent_id,
         ht_buf_add(b, links->data, links->len);
     }
     ADDS(b, ",\"end_time\":");
-    sim_put_sec(b, inv->L1);
+    sim_put_sec(b, inv->L1 - off);
     ht_buf_addc(b, '}');
-    emit(g, inv->L1, b);
+    emit(g, inv->L1 - off, b);
 }
 
 static void inv_end(struct gen *g, int64_t i1, const char *parent_id,
@@ -878,12 +1067,15 @@ static void inv_end(struct gen *g, int64_t i1, const char *parent_id,
     emit_lambda(g, parent_id, links, streamed);
 }
 
+/* The invocation as truth sees it: as its host reports it. */
 static void summarize(const struct inv *inv, struct inv_sum *s)
 {
-    s->L0 = inv->L0;
-    s->L1 = inv->L1;
+    s->L0 = inv->L0 - inv->off;
+    s->L1 = inv->L1 - inv->off;
+    s->off = inv->off;
     strcpy(s->rid, inv->rid);
     strcpy(s->trace, inv->trace);
+    strcpy(s->lam_id, inv->lam_id);
     s->ncorr = inv->ncorr;
 }
 
@@ -904,6 +1096,25 @@ static int64_t stale_line(struct gen *g, int64_t t, const char *message,
     sim_put_i64(b, nrec);
     pt_end(g, inv, t);
     return t + sim_rng_int(&g->rng, 200, 900);
+}
+
+/* A consumer's "Lambda invocation event" line (the caller appends the
+ * event and ends it). --stale-keys: on a warm container the keys the
+ * previous invocation appended are still there, so the line carries its
+ * correlation id. logged: the line will be written (not a link-only
+ * batch's). */
+static struct ht_buf *event_begin(struct gen *g, bool logged)
+{
+    struct inv *inv = &g->inv;
+    struct ht_buf *e = pt_begin(g, inv, "Lambda invocation event", inv->I0);
+
+    if (logged && !inv->cold && inv->c->last_corr[0] &&
+        adv_chance(g, g->p_stale_keys)) {
+        ADDS(e, ",\"correlation_id\":");
+        put_str(e, inv->c->last_corr);
+        g->n_stale_keys++;
+    }
+    return e;
 }
 
 /* ---- truth ------------------------------------------------------------ */
@@ -936,6 +1147,66 @@ static void put_lookup(struct ht_buf *b, const char *kind, const char *what,
     ht_buf_addc(b, '}');
 }
 
+/* One hop of a request: its producer call's end and its consumer's start
+ * as their hosts report them, and their span ids. */
+struct truth_hop {
+    int64_t prod_end, cons_start;
+    const char *prod, *cons;
+};
+
+static void put_ids(struct ht_buf *b, const char *const *ids, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (i)
+            ht_buf_addc(b, ',');
+        put_str(b, ids[i]);
+    }
+}
+
+/* With adversities: what tests/corpus/check_hard.py holds hoptrace to
+ * (gen_corpus.py's fields). The root's start; whether any clocks disagree
+ * and every [producer call, consumer invocation] pair that does (its
+ * consumer starts before the call ends); the failed attempts' request
+ * ids and every span of theirs, none of which may be on the critical
+ * path; a stalled request's write that no consumer received. */
+static void truth_extras(struct ht_buf *b, const struct req *r, bool stalled,
+                         const struct truth_hop *hop, int nh)
+{
+    bool skew = false, any = false;
+
+    for (int i = 0; i < nh; i++)
+        skew |= hop[i].cons_start < hop[i].prod_end;
+    ADDS(b, ",\"root_start_us\":");
+    sim_put_i64(b, r->api_start);
+    ADDS(b, ",\"skew\":");
+    ht_buf_adds(b, skew ? "true" : "false");
+    ADDS(b, ",\"skew_pairs\":[");
+    for (int i = 0; i < nh; i++) {
+        if (hop[i].cons_start >= hop[i].prod_end)
+            continue;
+        ht_buf_adds(b, any ? ",[" : "[");
+        put_ids(b, (const char *const[]){hop[i].prod, hop[i].cons}, 2);
+        ht_buf_addc(b, ']');
+        any = true;
+    }
+    ADDS(b, "],\"failed_request_ids\":[");
+    if (r->failed)
+        put_str(b, r->fail.inv.rid);
+    ADDS(b, "],\"off_path\":[");
+    if (r->failed)
+        put_ids(b,
+                (const char *const[]){r->fail.inv.lam_id, r->fail.fn_id,
+                                      r->fail.inv_id, r->fail.op_id},
+                4);
+    ht_buf_addc(b, ']');
+    if (stalled) {
+        ADDS(b, ",\"pending\":[{\"via\":\"dynamodb\",\"resource\":\"" TABLE
+                "\",\"from\":");
+        put_str(b, r->put_id);
+        ADDS(b, "}]");
+    }
+}
+
 /* The request ran its last stage (or will never): write its truth line
  * (gen_corpus.py's semantics) and forget it. */
 static void finish_req(struct gen *g, struct req *r, bool stalled)
@@ -955,6 +1226,24 @@ static void finish_req(struct gen *g, struct req *r, bool stalled)
     int64_t start = nodes[0].s, end = nodes[0].e;
     int nl = r->ledger.ncorr, nr = r->receipt.ncorr;
 
+    /* Where each hop's producer call ended and its consumer started, as
+     * their hosts report them: a failed attempt, charge-card, record-ledger,
+     * send-receipt. */
+    struct truth_hop hop[4];
+    int nh = 0;
+
+    if (r->failed)
+        hop[nh++] = (struct truth_hop){r->send_end, r->fail.inv.L0, r->send_id,
+                                       r->fail.inv.lam_id};
+    hop[nh++] = (struct truth_hop){r->send_end, r->charge.L0, r->send_id,
+                                   r->charge.lam_id};
+    if (!stalled) {
+        hop[nh++] = (struct truth_hop){r->put_end - r->charge.off, r->ledger.L0,
+                                       r->put_id, r->ledger.lam_id};
+        hop[nh++] =
+            (struct truth_hop){r->putrec_end - r->ledger.off, r->receipt.L0,
+                               r->putrec_id, r->receipt.lam_id};
+    }
     for (int i = 1; i < nn; i++) {
         if (nodes[i].s < start)
             start = nodes[i].s;
@@ -962,6 +1251,14 @@ static void finish_req(struct gen *g, struct req *r, bool stalled)
             end = nodes[i].e;
             sink = i;
         }
+    }
+    /* A failed attempt is a node of the request (duration), never its
+     * sink: it ended before the retry began. */
+    if (r->failed) {
+        if (r->fail.inv.L0 < start)
+            start = r->fail.inv.L0;
+        if (r->fail.inv.L1 > end)
+            end = r->fail.inv.L1;
     }
     ht_buf_adds(b, g->truth_any ? ",\n" : "\n");
     g->truth_any = true;
@@ -1000,12 +1297,14 @@ static void finish_req(struct gen *g, struct req *r, bool stalled)
     ADDS(b, ",\"duration_ms\":");
     sim_put_ms3(b, end - start);
     ADDS(b, ",\"hops\":[");
-    put_hop(b, "sqs", QUEUE, r->charge.L0 - r->send_end);
-    if (!stalled) {
-        ht_buf_addc(b, ',');
-        put_hop(b, "dynamodb", TABLE, r->ledger.L0 - r->put_end);
-        ht_buf_addc(b, ',');
-        put_hop(b, "kinesis", STREAM, r->receipt.L0 - r->putrec_end);
+    for (int i = 0; i < nh; i++) {
+        static const char *const via[] = {"sqs", "dynamodb", "kinesis"};
+        static const char *const res[] = {QUEUE, TABLE, STREAM};
+        int h = i - (r->failed && i > 0); /* the stage: 0 sqs, 1, 2 */
+
+        if (i)
+            ht_buf_addc(b, ',');
+        put_hop(b, via[h], res[h], hop[i].cons_start - hop[i].prod_end);
     }
     ADDS(b, "],\"path\":[");
     for (int i = 0; i <= sink; i++) {
@@ -1027,7 +1326,10 @@ static void finish_req(struct gen *g, struct req *r, bool stalled)
         ht_buf_addc(b, ',');
         put_str(b, r->receipt.trace);
     }
-    ADDS(b, "]}");
+    ht_buf_addc(b, ']');
+    if (g->hard)
+        truth_extras(b, r, stalled, hop, nh);
+    ht_buf_addc(b, '}');
     sim_out_maybe_flush(&g->truth);
 
     if (!stalled && g->k > 1) {
@@ -1182,17 +1484,72 @@ static int64_t stage_bound(const struct stage *s, int64_t lbin)
     return m;
 }
 
-static void run_charge(struct gen *g, int64_t l0, struct req **b, int n)
+/* The first attempt of a --redeliver batch: the first record's PutItem is
+ * throttled (ProvisionedThroughputExceededException), the handler logs an
+ * ERROR and throws, the function segment faults. The throttled write
+ * wrote nothing. Returns the handler's end. */
+static int64_t charge_fails(struct gen *g, struct req **b, int n)
+{
+    struct inv *inv = &g->inv;
+    struct req *r = b[0];
+    struct ht_buf *o, x;
+    char exc[20], op_id[20];
+    int64_t t, e;
+
+    t = inv->I0 + MS + sim_rng_int(&g->adv, 2 * MS, 6 * MS);
+    e = t + sim_rng_int(&g->adv, 8 * MS, 17 * MS);
+    o = op_begin(g, "DynamoDB", t, op_id);
+    ADDS(o, ",\"operation\":\"PutItem\",\"table_name\":\"" TABLE "\"");
+    ht_buf_init(&x);
+    sim_rng_hex(&g->adv, 64, exc);
+    ADDS(&x, ",\"error\":true,\"throttle\":true,\"http\":{\"response\":{"
+             "\"status\":400}},\"cause\":{\"working_directory\":\"/var/task\","
+             "\"exceptions\":[{\"id\":\"");
+    ht_buf_adds(&x, exc);
+    ADDS(&x, "\",\"remote\":true,\"type\":"
+             "\"ProvisionedThroughputExceededException\",\"message\":\"The "
+             "level of configured provisioned throughput for the table was "
+             "exceeded.\"}]}");
+    op_end_x(g, e, r->apigw, x.data);
+    ht_buf_free(&x);
+    pt_corr_lv(g, inv, e, "ERROR", "charge failed", r);
+    inv->fault = true;
+    sim_rng_hex(&g->adv, 64, inv->cause_id);
+    for (int i = 0; i < n; i++)
+        strcpy(b[i]->fail.op_id, op_id);
+    return e + 2 * MS;
+}
+
+/* One charge-card attempt at l0 on a batch of SQS messages. attempt 2 is
+ * the redelivery of a batch whose first attempt failed. Returns true when
+ * this attempt failed (--redeliver): the messages come back after the
+ * visibility timeout, and the caller queues the batch again. */
+static bool run_charge(struct gen *g, int64_t l0, struct req **b, int n,
+                       int attempt)
 {
     struct stage *next = &g->st[1];
     struct ht_buf *e, links;
     char trace[40];
     int64_t t;
+    bool fail = false, link_only;
 
+    if (attempt == 1) {
+        link_only = adv_chance(g, g->p_link_only);
+        fail = adv_chance(g, g->p_redeliver);
+        g->n_link_only += link_only;
+        g->n_redelivered += fail;
+        for (int i = 0; i < n; i++) {
+            b[i]->link_only = link_only;
+            b[i]->first_recv = l0;
+        }
+    }
+    link_only = b[0]->link_only;
     trace_id(g, l0, trace);
     ht_buf_init(&links);
     inv_begin(g, F_CHARGE, l0, trace);
-    e = pt_begin(g, &g->inv, "Lambda invocation event", g->inv.I0);
+    /* A link-only batch logs no event; the line is made all the same, so
+     * the main PRNG stream does not depend on the adversities. */
+    e = event_begin(g, !link_only);
     ADDS(e, ",\"event\":{\"Records\":[");
     for (int i = 0; i < n; i++) {
         const struct req *r = b[i];
@@ -1210,8 +1567,9 @@ static void run_charge(struct gen *g, int64_t l0, struct req **b, int n)
         ht_buf_adds(e, h);
         ADDS(e, "\",\"body\":");
         ht_buf_json_str(e, body);
-        ADDS(e, ",\"attributes\":{\"ApproximateReceiveCount\":\"1\","
-                "\"AWSTraceHeader\":\"Root=");
+        ADDS(e, ",\"attributes\":{\"ApproximateReceiveCount\":\"");
+        sim_put_i64(e, attempt);
+        ADDS(e, "\",\"AWSTraceHeader\":\"Root=");
         ht_buf_adds(e, r->trace_api);
         ADDS(e, ";Parent=");
         ht_buf_adds(e, r->send_id);
@@ -1224,7 +1582,7 @@ static void run_charge(struct gen *g, int64_t l0, struct req **b, int n)
         aws_req(g, h); /* 64 bits would do; the shape is what matters */
         ht_buf_add(e, h, 16);
         ADDS(e, "\",\"ApproximateFirstReceiveTimestamp\":\"");
-        sim_put_i64(e, ms_of(l0));
+        sim_put_i64(e, ms_of(r->first_recv));
         ADDS(e, "\"},\"messageAttributes\":{},\"md5OfBody\":\"");
         sim_md5_hex(body, (size_t)bn, md5);
         ht_buf_adds(e, md5);
@@ -1233,8 +1591,9 @@ static void run_charge(struct gen *g, int64_t l0, struct req **b, int n)
                 "\",\"awsRegion\":\"" REGION "\"}");
     }
     ADDS(e, "]}");
-    pt_end(g, &g->inv, g->inv.I0);
-    if (sim_rng_unit(&g->rng) < LINKS_P) {
+    if (!link_only)
+        pt_end(g, &g->inv, g->inv.I0);
+    if (sim_rng_unit(&g->rng) < LINKS_P || link_only) {
         ht_buf_addc(&links, '[');
         for (int i = 0; i < n; i++) {
             if (i)
@@ -1248,12 +1607,25 @@ static void run_charge(struct gen *g, int64_t l0, struct req **b, int n)
         }
         ht_buf_addc(&links, ']');
     }
+    if (fail) {
+        inv_end(g, charge_fails(g, b, n), NULL, &links, true);
+        ht_buf_free(&links);
+        for (int i = 0; i < n; i++) {
+            struct fail_sum *f = &b[i]->fail;
+
+            summarize(&g->inv, &f->inv);
+            strcpy(f->fn_id, g->inv.fn_id);
+            strcpy(f->inv_id, g->inv.inv_id);
+            b[i]->failed = true;
+        }
+        return true;
+    }
     t = stale_line(g, g->inv.I0 + MS, "charging batch", n);
     t += sim_rng_int(&g->rng, 2 * MS, 6 * MS);
     for (int i = 0; i < n; i++) {
         struct req *r = b[i];
         int64_t end = t + sim_rng_int(&g->rng, 8 * MS, 17 * MS);
-        struct ht_buf *o = op_begin(g, "DynamoDB", t, NULL);
+        struct ht_buf *o = op_begin(g, "DynamoDB", t, r->put_id);
 
         ADDS(o, ",\"operation\":\"PutItem\",\"table_name\":\"" TABLE "\"");
         op_end(g, end, r->apigw);
@@ -1268,6 +1640,7 @@ static void run_charge(struct gen *g, int64_t l0, struct req **b, int n)
         b[i]->batch_size = n;
         q_push(next, b[i]->put_end, b[i]);
     }
+    return false;
 }
 
 static void run_ledger(struct gen *g, int64_t l0, struct req **b, int n)
@@ -1279,7 +1652,7 @@ static void run_ledger(struct gen *g, int64_t l0, struct req **b, int n)
 
     trace_id(g, l0, trace);
     inv_begin(g, F_LEDGER, l0, trace);
-    e = pt_begin(g, &g->inv, "Lambda invocation event", g->inv.I0);
+    e = event_begin(g, true);
     ADDS(e, ",\"event\":{\"Records\":[");
     for (int i = 0; i < n; i++) {
         const struct req *r = b[i];
@@ -1312,7 +1685,7 @@ static void run_ledger(struct gen *g, int64_t l0, struct req **b, int n)
     for (int i = 0; i < n; i++) {
         struct req *r = b[i];
         int64_t end = t + sim_rng_int(&g->rng, 10 * MS, 22 * MS);
-        struct ht_buf *o = op_begin(g, "Kinesis", t, NULL);
+        struct ht_buf *o = op_begin(g, "Kinesis", t, r->putrec_id);
 
         ADDS(o, ",\"operation\":\"PutRecord\"");
         op_end(g, end, NULL);
@@ -1335,7 +1708,7 @@ static void run_receipt(struct gen *g, int64_t l0, struct req **b, int n)
 
     trace_id(g, l0, trace);
     inv_begin(g, F_RECEIPT, l0, trace);
-    e = pt_begin(g, &g->inv, "Lambda invocation event", g->inv.I0);
+    e = event_begin(g, true);
     ADDS(e, ",\"event\":{\"Records\":[");
     for (int i = 0; i < n; i++) {
         const struct req *r = b[i];
@@ -1430,9 +1803,19 @@ static bool stage_step(struct gen *g, struct stage *s, int64_t lbin)
         bound = s->q[0].ready;
     if (s->pn && s->p[0].l0 <= sat_add(bound, s->lo)) {
         b = p_pop(s);
-        if (s->fn == F_CHARGE)
-            run_charge(g, b.l0, b.r, b.n);
-        else if (s->fn == F_LEDGER)
+        if (s->fn == F_CHARGE) {
+            if (run_charge(g, b.l0, b.r, b.n, b.attempt)) {
+                /* Failed: the messages are visible again once the
+                 * visibility timeout has passed since they were received
+                 * (the attempt ended well within it), and the poller
+                 * takes them like any ready message. */
+                b.l0 += VISIBILITY_US + sim_rng_int(&g->adv, s->lo, s->hi);
+                b.seq = s->seq++;
+                b.attempt = 2;
+                p_push(s, b);
+                return true;
+            }
+        } else if (s->fn == F_LEDGER)
             run_ledger(g, b.l0, b.r, b.n);
         else
             run_receipt(g, b.l0, b.r, b.n);
@@ -1471,6 +1854,7 @@ static bool stage_step(struct gen *g, struct stage *s, int64_t lbin)
     }
     b.l0 = s->d_l0;
     b.seq = s->seq++;
+    b.attempt = 1;
     b.n = 0;
     b.r = malloc((size_t)cap * sizeof *b.r);
     if (!b.r) {
@@ -1606,6 +1990,22 @@ static int parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi,
     return 0;
 }
 
+/* A share from 0 to 1 (--skew 0.15). */
+static int parse_share(const char *opt, const char *s, double *out)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= 0 && v <= 1)) {
+        ht_cli_err("simulate: %s wants a share from 0 to 1, not '%s'", opt, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 /* --start: epoch seconds (fractions allowed) or RFC 3339, into epoch
  * microseconds; from 1970 to 2286 (the ids carry 10 digits of seconds). */
 static bool parse_start(const char *s, int64_t *out)
@@ -1687,7 +2087,31 @@ static void gen_free(struct gen *g)
     ht_buf_free(&g->msg);
     ht_buf_free(&g->tmp);
     ht_buf_free(&g->rec);
+    ht_buf_free(&g->sbuf);
+    for (int i = 0; i < 3; i++)
+        sim_shuf_free(&g->shuf[i]);
     free(g->gz);
+}
+
+/* --shuffle: what is left in the windows leaves in random order. */
+static void shuffle_drain(struct gen *g)
+{
+    struct sim_shuf_item it;
+
+    if (!g->shuffle)
+        return;
+    while (sim_shuf_take(&g->shuf[0], &g->adv, &it)) {
+        ht_buf_add(&g->seg.buf, it.p, it.n);
+        free(it.p);
+        sim_out_maybe_flush(&g->seg);
+    }
+    for (int sink = 0; sink < 2; sink++)
+        while (sim_shuf_take(&g->shuf[1 + sink], &g->adv, &it)) {
+            size_t kl = strlen(it.p);
+
+            write_msg(g, sink, it.p, it.p + kl + 1, it.n - kl - 1, it.aux);
+            free(it.p);
+        }
 }
 
 int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
@@ -1695,7 +2119,8 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
     int64_t n = -1, seed = 1, k = 1, stalled = -1, start = -1;
     int64_t page_cap = PAGE_MAX_RECORDS;
     const char *out = NULL, *format = "sample";
-    bool gz;
+    double p_link_only = 0, p_skew = 0, p_redeliver = 0, p_stale_keys = 0;
+    bool gz, shuffle = false, hard = false;
     struct gen *g;
     struct sim_out *files[5];
     const char *names[5] = {"segments.ndjson", "logs-cwl.ndjson",
@@ -1713,10 +2138,16 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
             fputs(usage, stdout);
             return HT_EXIT_OK;
         }
+        if (strcmp(a, "--shuffle") == 0) {
+            shuffle = hard = true;
+            continue;
+        }
         if (!v && (!strcmp(a, "--requests") || !strcmp(a, "--seed") ||
                    !strcmp(a, "--out") || !strcmp(a, "--stream-batch") ||
                    !strcmp(a, "--stalled") || !strcmp(a, "--format") ||
-                   !strcmp(a, "--start") || !strcmp(a, "--page-records"))) {
+                   !strcmp(a, "--start") || !strcmp(a, "--page-records") ||
+                   !strcmp(a, "--link-only") || !strcmp(a, "--skew") ||
+                   !strcmp(a, "--redeliver") || !strcmp(a, "--stale-keys"))) {
             ht_cli_err("simulate: %s needs a value (see hoptrace simulate "
                        "--help)",
                        a);
@@ -1744,6 +2175,22 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
                            v);
                 return HT_EXIT_USAGE;
             }
+        } else if (strcmp(a, "--link-only") == 0) {
+            if (parse_share(a, v, &p_link_only))
+                return HT_EXIT_USAGE;
+            hard = true;
+        } else if (strcmp(a, "--skew") == 0) {
+            if (parse_share(a, v, &p_skew))
+                return HT_EXIT_USAGE;
+            hard = true;
+        } else if (strcmp(a, "--redeliver") == 0) {
+            if (parse_share(a, v, &p_redeliver))
+                return HT_EXIT_USAGE;
+            hard = true;
+        } else if (strcmp(a, "--stale-keys") == 0) {
+            if (parse_share(a, v, &p_stale_keys))
+                return HT_EXIT_USAGE;
+            hard = true;
         } else if (strcmp(a, "--out") == 0) {
             out = v;
         } else if (strcmp(a, "--format") == 0) {
@@ -1792,6 +2239,20 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
      * not repeat its random ids. Without --start the seed alone. */
     sim_rng_seed(&g->rng, start < 0 ? (uint64_t)seed
                                     : (uint64_t)seed ^ mix64((uint64_t)start));
+    /* The adversities' own stream, from the same seed and start. */
+    sim_rng_seed(&g->adv,
+                 mix64(start < 0 ? (uint64_t)seed
+                                 : (uint64_t)seed ^ mix64((uint64_t)start)) ^
+                     0x61647665727369ULL);
+    g->p_link_only = p_link_only;
+    g->p_skew = p_skew;
+    g->p_redeliver = p_redeliver;
+    g->p_stale_keys = p_stale_keys;
+    g->shuffle = shuffle;
+    g->hard = hard;
+    for (int i = 0; i < 3; i++)
+        sim_shuf_init(&g->shuf[i], SHUF_ITEMS, SHUF_BYTES);
+    ht_buf_init(&g->sbuf);
     g->page_cap = (uint64_t)page_cap;
     g->n = n;
     g->k = k;
@@ -1883,6 +2344,7 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
     for (int f = 0; f < F__N; f++)
         for (size_t i = 0; i < g->pool[f].n; i++)
             flush_container(g, f, g->pool[f].c[i]);
+    shuffle_drain(g);
     page_close(g, true);
     ht_buf_printf(&g->truth.buf,
                   "\n],\"stages\":{},\"stall\":{\"stage_via\":\"dynamodb\","
@@ -1919,6 +2381,14 @@ done:
                 g->n_invs, g->kin_records, g->pages, (double)bytes / 1e6, out,
                 (double)(t1.tv_sec - t0.tv_sec) +
                     (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+        if (hard)
+            fprintf(stderr,
+                    "simulate: adversities: %" PRIu64
+                    " link-only batches, %" PRIu64
+                    " skewed containers, %" PRIu64
+                    " redelivered batches, %" PRIu64 " stale event lines%s\n",
+                    g->n_link_only, g->n_skewed, g->n_redelivered,
+                    g->n_stale_keys, shuffle ? ", shuffled" : "");
     }
     gen_free(g);
     free(g);

@@ -1,6 +1,7 @@
 /*
  * sim.h - helpers of `hoptrace simulate` (cli/sim_util.c): a small seeded
- * PRNG, MD5 (the SQS md5OfBody), base64, gzip and buffered output files.
+ * PRNG, MD5 (the SQS md5OfBody), base64, gzip, buffered output files and
+ * a bounded shuffle window (--shuffle).
  * Owned by cli/; used by cmd_simulate.c only. Nothing here is on the
  * ingest path and nothing here depends on the store.
  */
@@ -58,6 +59,37 @@ int sim_out_open(struct sim_out *o, const char *path, bool gzip);
 void sim_out_maybe_flush(struct sim_out *o);
 /* Flushes and closes; returns the first error (errno) or 0. */
 int sim_out_close(struct sim_out *o);
+
+/* A shuffle window (simulate --shuffle): items go in in the order they
+ * are made and leave in random order. The window holds at most max_items
+ * items and max_bytes bytes, so memory stays bounded however large the
+ * corpus: a corpus smaller than the window is shuffled whole, a larger
+ * one locally. Items are owned copies; sim_shuf_take hands one over to
+ * the caller, who frees its p. */
+struct sim_shuf_item {
+    char *p;
+    size_t n;
+    int64_t aux; /* the caller's (e.g. a timestamp) */
+};
+
+struct sim_shuf {
+    struct sim_shuf_item *it;
+    size_t n, cap, bytes, max_items, max_bytes;
+};
+
+void sim_shuf_init(struct sim_shuf *s, size_t max_items, size_t max_bytes);
+/* Adds a copy of p[0..n). 0, or -1 out of memory. */
+int sim_shuf_add(struct sim_shuf *s, const void *p, size_t n, int64_t aux);
+/* Whether the window holds more than it may (take one out, then ask
+ * again). */
+bool sim_shuf_full(const struct sim_shuf *s);
+/* Removes one item drawn uniformly at random into *out: true, or false
+ * when the window is empty. Taking until false drains it in a random
+ * order. */
+bool sim_shuf_take(struct sim_shuf *s, struct sim_rng *r,
+                   struct sim_shuf_item *out);
+/* Frees the items left and the window. */
+void sim_shuf_free(struct sim_shuf *s);
 
 /* Number formatting that does not go through printf on the hot path. */
 void sim_put_i64(struct ht_buf *b, int64_t v);

@@ -2,8 +2,9 @@
  * sim_util.c - the small self-contained pieces `hoptrace simulate` needs:
  * a seeded PRNG (splitmix64 + xoshiro256**, so a seed means the same
  * corpus everywhere), MD5 for SQS md5OfBody, base64 and gzip for the
- * Kinesis-delivered log messages, buffered output files and fast number
- * formatting. Owned by cli/; no store, no ingest.
+ * Kinesis-delivered log messages, buffered output files, a bounded
+ * shuffle window and fast number formatting. Owned by cli/; no store, no
+ * ingest.
  */
 #define _GNU_SOURCE
 #include "sim.h"
@@ -306,6 +307,64 @@ int sim_out_close(struct sim_out *o)
     }
     ht_buf_free(&o->buf);
     return o->err;
+}
+
+/* ---- shuffle window --------------------------------------------------- */
+
+void sim_shuf_init(struct sim_shuf *s, size_t max_items, size_t max_bytes)
+{
+    memset(s, 0, sizeof *s);
+    s->max_items = max_items ? max_items : 1;
+    s->max_bytes = max_bytes;
+}
+
+int sim_shuf_add(struct sim_shuf *s, const void *p, size_t n, int64_t aux)
+{
+    char *copy;
+
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        struct sim_shuf_item *it = realloc(s->it, cap * sizeof *it);
+
+        if (!it)
+            return -1;
+        s->it = it;
+        s->cap = cap;
+    }
+    copy = malloc(n ? n : 1);
+    if (!copy)
+        return -1;
+    memcpy(copy, p, n);
+    s->it[s->n++] = (struct sim_shuf_item){copy, n, aux};
+    s->bytes += n;
+    return 0;
+}
+
+bool sim_shuf_full(const struct sim_shuf *s)
+{
+    return s->n > s->max_items || (s->n > 1 && s->bytes > s->max_bytes);
+}
+
+bool sim_shuf_take(struct sim_shuf *s, struct sim_rng *r,
+                   struct sim_shuf_item *out)
+{
+    size_t j;
+
+    if (!s->n)
+        return false;
+    j = (size_t)sim_rng_int(r, 0, (int64_t)s->n - 1);
+    *out = s->it[j];
+    s->it[j] = s->it[--s->n];
+    s->bytes -= out->n;
+    return true;
+}
+
+void sim_shuf_free(struct sim_shuf *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->it[i].p);
+    free(s->it);
+    memset(s, 0, sizeof *s);
 }
 
 /* ---- numbers ---------------------------------------------------------- */
