@@ -503,32 +503,27 @@ static void drop_group(struct sp *p, struct gwalk *w)
         memcpy(&vn, k + kn, 4);
         v = k + kn + 4;
         off += 8 + kn + vn;
-        if (!del(p, k, kn))
-            continue;
-        if (k[0] == 'H') {
-            hist_add(hist, v, vn);
-            p->st.buckets++;
-        } else if (k[0] == 'A') {
-            p->st.buckets++;
-        } else {
-            /* a producer half still waiting: its record and SQS link go
-             * with it (the rest of its hop key has its own times) */
-            uint8_t pk[MAXK], lk[9];
+        if (k[0] == 'P') {
+            /* a producer half still waiting: it goes with its hop key
+             * (visit_hop: unless that was seen since), or alone when its
+             * record is missing */
+            uint8_t pk[MAXK];
             const void *pv;
             size_t pvn, hn = kn - w->gn - 8;
 
-            p->st.pending++;
             if (hn + 1 <= MAXK &&
-                get(p, pk, tk(pk, 'p', k + w->gn + 8, hn), &pv, &pvn) &&
-                pvn >= 42 && !((const uint8_t *)pv)[1]) {
-                if (((const uint8_t *)pv)[0] == HT_VIA_SQS) {
-                    lk[0] = 'l';
-                    memcpy(lk + 1, (const uint8_t *)pv + 34, 8);
-                    del(p, lk, 9);
-                }
-                del(p, pk, hn + 1);
-            }
+                get(p, pk, tk(pk, 'p', k + w->gn + 8, hn), &pv, &pvn))
+                visit_hop(p, k + w->gn + 8, hn,
+                          (int64_t)ht_be64_get(k + w->gn));
+            else if (del(p, k, kn))
+                p->st.pending++;
+            continue;
         }
+        if (!del(p, k, kn))
+            continue;
+        if (k[0] == 'H')
+            hist_add(hist, v, vn);
+        p->st.buckets++;
     }
     if (hist && !p->err)
         fold(p, w->grp, w->gn, hist);
