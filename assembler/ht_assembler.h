@@ -63,8 +63,9 @@ int64_t ht_assembler_pending(struct ht_txn *t);
  * The per-stage and per-function totals stay, so `stalls` answers for the
  * time after the cut-off as before, less the items that were removed.
  *
- * At most about 1.5 x `budget` entries are visited (0: 1000). *more is
- * true when expired entries may remain (call again). *st must start
+ * At most about 1.5 x `budget` entries are visited (0: 1000), and a slice
+ * stops walking after about 25 ms of work. *more is true when expired
+ * entries may remain (call again). *st must start
  * zeroed; it counts what was removed (added to) and remembers where the
  * bucket walk stopped, for the next slice. Grows the map when full. Call
  * between transactions of this process, like ht_store_grow.

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #define DEFAULT_BUDGET 1000
+#define SLICE_US 25000 /* a slice stops walking after this much work */
 #define MAX_ATTEMPTS 24
 #define MAXK HT__STG_MAXKEY
 
@@ -42,6 +43,7 @@ struct sp {
     int64_t cut;
     struct ht_stages_prune st; /* this slice's counts */
     int64_t unresolved_delta;
+    int64_t deadline; /* monotonic µs */
     int err;
 };
 
@@ -293,14 +295,17 @@ static int collect_t(void *ctx, const void *k, size_t kn, const void *v,
 static void walk_index(struct sp *p, size_t budget, bool *more)
 {
     struct tcoll c = {.cut = p->cut, .budget = budget};
+    size_t done = 0;
 
     ht_buf_init(&c.keys);
     chk(p, ht_store_scan(p->t, HT_DB_STAGES, "T", 1, collect_t, &c));
-    for (size_t off = 0; !p->err && off < c.keys.len;) {
+    for (size_t off = 0; !p->err && off < c.keys.len; done++) {
         uint32_t kn;
         const uint8_t *k;
         int64_t ts;
 
+        if (done % 32 == 31 && ht_now_mono_us() > p->deadline)
+            break; /* the rest is for the next slice */
         memcpy(&kn, c.keys.data + off, 4);
         k = (const uint8_t *)c.keys.data + off + 4;
         off += 4 + kn;
@@ -318,7 +323,7 @@ static void walk_index(struct sp *p, size_t budget, bool *more)
             ht_arena_reset(p->a);
     }
     ht_buf_free(&c.keys);
-    *more = c.n >= budget;
+    *more = c.n >= budget || done < c.n;
 }
 
 /* ---- time-keyed groups: 'A', 'H', 'P' ------------------------------------ */
@@ -538,7 +543,7 @@ static void walk_groups(struct sp *p, size_t budget, uint8_t *at, size_t *atn,
     size_t left = budget;
 
     *more = false;
-    while (!p->err && left) {
+    while (!p->err && left && ht_now_mono_us() <= p->deadline) {
         struct gwalk w;
 
         memset(&w, 0, sizeof(w));
@@ -580,6 +585,7 @@ static int slice_once(struct ht_store *s, int64_t cut, size_t budget,
 
     memset(&p, 0, sizeof(p));
     p.cut = cut;
+    p.deadline = ht_now_mono_us() + SLICE_US;
     memcpy(at, out->at_, atn);
     rc = ht_store_begin(s, true, &p.t);
     if (rc)

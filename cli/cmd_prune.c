@@ -142,8 +142,7 @@ int ht_cmd_prune(struct ht_cli *cli, int argc, char **argv)
     /* the stall state of what went (same cut-off, same horizon) */
     more = true;
     while (cutoff != INT64_MIN && more && !rc) {
-        rc = ht_stages_prune_slice_h(s, cutoff, horizon, SLICE_BUDGET, &more,
-                                     &sg);
+        rc = ht_stages_prune_slice_h(s, cutoff, horizon, 0, &more, &sg);
         if (more && !rc)
             usleep(2000);
     }
