@@ -77,9 +77,10 @@ struct ht_stages_prune {
     uint64_t reports;    /* REPORTs that never learned their function */
     uint64_t unresolved; /* producers that never learned their service */
     uint64_t slices;     /* transactions committed */
-    /* private: where the bucket walk stands */
-    size_t at_n_;
-    uint8_t at_[512];
+    /* private: where the bucket walk and the walk of a store written
+     * before the time index stand */
+    size_t at_n_, mat_n_;
+    uint8_t at_[512], mat_[512];
 };
 
 int ht_stages_prune_slice(struct ht_store *s, int64_t cutoff_us, size_t budget,

@@ -55,6 +55,10 @@
  *                                     max used MB (sum), duration µs (sum),
  *                                     failed, cold starts
  *   'N' "unresolved"               -> how many 'u' producers there are
+ *   'N' "indexed"                  -> "": every entry below is in the time
+ *                                     index (set in a store whose stall
+ *                                     state starts empty, or once
+ *                                     retention has indexed an older one)
  *   'T' time(8) kind name          -> "": the time index retention walks,
  *                                     oldest first (stages_prune.c); time
  *                                     big endian with its sign bit flipped
