@@ -51,4 +51,43 @@ int ht_assembler_apply_prepared(struct ht_txn *t, const struct ht_batch *b,
 /* Hops still waiting for their other half, store-wide. */
 int64_t ht_assembler_pending(struct ht_txn *t);
 
+/*
+ * Retention of the stall-detection state (HT_DB_STAGES; layout and what
+ * goes in assembler/stages.h). One slice, in one write transaction:
+ * removes the per-hop entries (pending and matched producer halves, their
+ * receipts, links and waiting consumers), the producers waiting for their
+ * service and the REPORTs waiting for their function, whose latest time
+ * is before cutoff_us - horizon (the same pieces store/ht_prune.h removes
+ * at that cut-off go here too), drops the per-minute consumption buckets
+ * before it and folds the delay histograms before it into one per stage.
+ * The per-stage and per-function totals stay, so `stalls` answers for the
+ * time after the cut-off as before, less the items that were removed.
+ *
+ * At most about 1.5 x `budget` entries are visited (0: 1000), and a slice
+ * stops walking after about 25 ms of work. *more is true when expired
+ * entries may remain (call again). *st must start
+ * zeroed; it counts what was removed (added to) and remembers where the
+ * bucket walk stopped, for the next slice. Grows the map when full. Call
+ * between transactions of this process, like ht_store_grow.
+ */
+struct ht_stages_prune {
+    uint64_t hops;       /* hop keys whose entries were removed */
+    uint64_t pending;    /* waiting producer halves among them ('P') */
+    uint64_t buckets;    /* time buckets dropped or folded ('A', 'H') */
+    uint64_t reports;    /* REPORTs that never learned their function */
+    uint64_t unresolved; /* producers that never learned their service */
+    uint64_t slices;     /* transactions committed */
+    /* private: where the bucket walk and the walk of a store written
+     * before the time index stand */
+    size_t at_n_, mat_n_;
+    uint8_t at_[512], mat_[512];
+};
+
+int ht_stages_prune_slice(struct ht_store *s, int64_t cutoff_us, size_t budget,
+                          bool *more, struct ht_stages_prune *st);
+/* The same with an explicit horizon (0: each entry by its own times). */
+int ht_stages_prune_slice_h(struct ht_store *s, int64_t cutoff_us,
+                            int64_t horizon_us, size_t budget, bool *more,
+                            struct ht_stages_prune *st);
+
 #endif

@@ -192,6 +192,35 @@ static void del(struct ht__stg *g, const void *k, size_t kn)
         g->err = rc;
 }
 
+/* ---- the time index ('T', stages.h) ---------------------------------- */
+
+size_t ht__stg_tkey(uint8_t *k, int64_t ts, int kind, const void *name,
+                    size_t nn)
+{
+    if (nn + 10 > HT__STG_MAXKEY)
+        return 0;
+    k[0] = 'T';
+    ht_be64_put(k + 1, (uint64_t)ts ^ HT_BYTIME_SIGN);
+    k[9] = (uint8_t)kind;
+    memcpy(k + 10, name, nn);
+    return nn + 10;
+}
+
+/* Indexes `name` of `kind` at ts (on = true) or takes that entry out. */
+static void tindex(struct ht__stg *g, int64_t ts, int kind, const void *name,
+                   size_t nn, bool on)
+{
+    uint8_t k[HT__STG_MAXKEY];
+    size_t kn = ht__stg_tkey(k, ts, kind, name, nn);
+
+    if (!kn)
+        return;
+    if (on)
+        put(g, k, kn, "", 0);
+    else
+        del(g, k, kn);
+}
+
 /* ---- producer records ------------------------------------------------- */
 
 static const char *cut(const char *s)
@@ -441,7 +470,8 @@ static const char *service_of(struct ht__stg *g, const struct ht_span *s,
     return s ? s->name : NULL;
 }
 
-static void wait_for(struct ht__stg *g, const struct ht_id8 *id, const char *hk)
+static void wait_for(struct ht__stg *g, const struct ht_id8 *id, const char *hk,
+                     int64_t ts)
 {
     uint8_t k[512];
     size_t hn = strlen(hk);
@@ -450,6 +480,7 @@ static void wait_for(struct ht__stg *g, const struct ht_id8 *id, const char *hk)
     memcpy(k + 1, id->b, 8);
     memcpy(k + 9, hk, hn);
     put(g, k, hn + 9, "", 0);
+    tindex(g, ts, 'u', k + 1, hn + 8, true);
 }
 
 /* 'l' span id -> hop key: a waiting SQS producer, for consumers known by
@@ -581,6 +612,8 @@ static void earliest_receipt(struct ht__stg *g, const struct ht_fact *f,
     bool have, earlier, later;
     struct prec p;
 
+    /* every receipt's time, so the index does not depend on their order */
+    tindex(g, f->ts_us, 'h', hk, strlen(hk), true);
     have = receipts_get(g, hk, &r);
     earlier = !have || f->ts_us < r.first ||
               (f->ts_us == r.first && strcmp(cons, r.cons) < 0);
@@ -648,6 +681,14 @@ struct ht__stg *ht__stg_begin(struct ht_txn *t, const struct ht_batch *b)
         return NULL;
     }
     ht_buf_init(&g->buf);
+    {
+        uint64_t n = 1;
+
+        /* stall state that starts here is indexed from the start: the
+         * retention walk of older stores (stages_prune.c) is not needed */
+        if (ht_store_count(t, HT_DB_STAGES, &n) == HT_ERR_OK && n == 0)
+            put(g, "Nindexed", 8, "", 0);
+    }
     if (ht_store_get(t, HT_DB_STAGES, "Nunresolved", 11, &v, &vn) ==
             HT_ERR_OK &&
         vn == 8)
@@ -753,8 +794,9 @@ void ht__stg_producer(struct ht__stg *g, const struct ht_span *s,
         }
     }
     prec_put(g, hk, &p); /* kept once matched too: see earliest_receipts */
+    tindex(g, p.ts, 'h', hk, strlen(hk), true);
     if (!svc) {
-        wait_for(g, &missing, hk);
+        wait_for(g, &missing, hk, p.ts);
         g->unresolved++;
     }
     if (!matched && p.via == HT_VIA_SQS)
@@ -818,6 +860,7 @@ void ht__stg_consumer(struct ht__stg *g, const struct ht_fact *f,
 
     if (!g || g->err || !usable(hk, f->resource))
         return;
+    tindex(g, f->ts_us, 'h', hk, strlen(hk), true);
     if (matched) {
         struct prec p;
         bool have = prec_get(g, hk, &p);
@@ -858,12 +901,18 @@ void ht__stg_consumer(struct ht__stg *g, const struct ht_fact *f,
         take(g, &p, hk, cons, f->ts_us);
     } else {
         size_t hn = strlen(hk);
+        uint8_t v[MAXNAME + 9];
+        size_t cn = strlen(cons);
 
         if (new_record)
             count_received(g, f->via, f->resource, cons, f->ts_us);
+        /* the consumer, then its time (stages.h) */
+        memcpy(v, cons, cn);
+        v[cn] = 0;
+        ht_be64_put(v + cn + 1, (uint64_t)f->ts_us);
         k[0] = 'c';
         memcpy(k + 1, hk, hn);
-        put(g, k, hn + 1, cons, strlen(cons));
+        put(g, k, hn + 1, v, cn + 9);
     }
 }
 
@@ -972,9 +1021,10 @@ static void unnamed_write(struct ht__stg *g, const struct ht_span *s)
     pending_put(g, &p, hk);
     prec_put(g, hk, &p);
     if (!svc) {
-        wait_for(g, &missing, hk);
+        wait_for(g, &missing, hk, p.ts);
         g->unresolved++;
     }
+    tindex(g, p.ts, 'h', hk, strlen(hk), true);
 }
 
 static void named_by_segment(struct ht__stg *g, const struct ht_span *s);
@@ -1024,9 +1074,10 @@ void ht__stg_span(struct ht__stg *g, const struct ht_span *s)
             g->unresolved--;
             continue;
         }
+        tindex(g, p.ts, 'u', uk + 1, hn + 8, false);
         svc = service_of(g, s, &missing);
         if (!svc) {
-            wait_for(g, &missing, hk);
+            wait_for(g, &missing, hk, p.ts);
             continue;
         }
         g->unresolved--;
@@ -1113,11 +1164,19 @@ void ht__stg_report(struct ht__stg *g, const struct ht_inv *inv)
         fn = lambda_name(g, inv->request_id);
         if (!fn && strlen(inv->request_id) <= 200) {
             uint8_t k[256];
+            struct ht_inv kept;
 
             ht_buf_reset(&g->buf);
             ht_inv_pack(inv, &g->buf);
             put(g, k, unnamed_report_key(k, inv->request_id), g->buf.data,
                 g->buf.len);
+            /* indexed at the time of the record as stored, which is what
+             * named_by_segment and retention read back */
+            memset(&kept, 0, sizeof(kept));
+            if (ht_inv_unpack(g->buf.data, g->buf.len, g->a, &kept) ==
+                HT_ERR_OK)
+                tindex(g, ht_inv_last_us(&kept), 'f', inv->request_id,
+                       strlen(inv->request_id), true);
             return;
         }
     }
@@ -1143,8 +1202,11 @@ static void named_by_segment(struct ht__stg *g, const struct ht_span *s)
     if (ht_store_get(g->t, HT_DB_STAGES, k, kn, &v, &vn) != HT_ERR_OK)
         return;
     memset(&inv, 0, sizeof(inv));
-    if (ht_inv_unpack(v, vn, g->a, &inv) == HT_ERR_OK)
+    if (ht_inv_unpack(v, vn, g->a, &inv) == HT_ERR_OK) {
         count_report(g, s->name, &inv);
+        tindex(g, ht_inv_last_us(&inv), 'f', s->request_id,
+               strlen(s->request_id), false);
+    }
     del(g, k, kn);
 }
 

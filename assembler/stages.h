@@ -29,7 +29,11 @@
  *                                     receipt that arrives later but is
  *                                     earlier can move its consumption
  *   'c' hop key                    -> consumer service of a consumer half
- *                                     that came before its producer
+ *                                     that came before its producer, then
+ *                                     a NUL and the half's time µs (8;
+ *                                     absent in stores written before
+ *                                     retention: readers take the name up
+ *                                     to the NUL)
  *   'e' hop key                    -> earliest receipt µs, latest receipt
  *                                     µs, the earliest one's consumer: a
  *                                     record received more than once
@@ -51,6 +55,32 @@
  *                                     max used MB (sum), duration µs (sum),
  *                                     failed, cold starts
  *   'N' "unresolved"               -> how many 'u' producers there are
+ *   'N' "indexed"                  -> "": every entry below is in the time
+ *                                     index (set in a store whose stall
+ *                                     state starts empty, or once
+ *                                     retention has indexed an older one)
+ *   'T' time(8) kind name          -> "": the time index retention walks,
+ *                                     oldest first (stages_prune.c); time
+ *                                     big endian with its sign bit flipped
+ *                                     (as by_time's). kind 'h': name is a
+ *                                     hop key, one entry per time that key
+ *                                     was seen at (producer end, each
+ *                                     receipt, the consumer half), so the
+ *                                     set does not depend on arrival order;
+ *                                     it stands for the key's 'p' 'P' 'l'
+ *                                     'e' 'k' 'c' entries. kind 'u': name is
+ *                                     a 'u' key less its type byte, at its
+ *                                     producer's end (removed with the 'u'
+ *                                     entry). kind 'f': name is a request
+ *                                     id of an 'f' entry, at the REPORT's
+ *                                     last time (removed with it).
+ *
+ * Retention (ht_stages_prune_slice, ht_assembler.h) removes the per-hop
+ * entries whose latest time is before the cut-off less the horizon, the
+ * 'u' and 'f' entries likewise, and the 'A' buckets before it; the 'H'
+ * buckets before it are folded into the stage's bucket HT__STG_FOLDED
+ * (INT64_MIN), so delay quantiles stay those of every delay counted in
+ * 'S'. 'E' 'S' 'R' 'F' 'N' are kept: one per stage or function.
  *
  * Time buckets: 'H' 300 s, 'A' 60 s, aligned on the epoch. Delay histogram
  * index: µs below 16 exactly, then 16 linear sub-buckets per power of two.
@@ -64,6 +94,12 @@
 #define HT__STG_HBUCKET_US 300000000LL
 #define HT__STG_ABUCKET_US 60000000LL
 #define HT__STG_NHIST 640
+#define HT__STG_FOLDED INT64_MIN /* 'H' bucket of the folded histograms */
+#define HT__STG_MAXKEY 512       /* every HT_DB_STAGES key is shorter */
+
+/* The 'T' key of (ts, kind, name); 0 when the name is too long. */
+size_t ht__stg_tkey(uint8_t *k, int64_t ts, int kind, const void *name,
+                    size_t nn);
 
 struct ht__stg;
 

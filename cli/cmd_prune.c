@@ -1,11 +1,13 @@
 /*
  * cmd_prune.c - `hoptrace prune`: retention on demand. Removes the
  * requests that ended before a cut-off (store/ht_prune.h says exactly
- * what goes), one short write transaction at a time, so an ingest running
- * on the same store waits at most one slice.
+ * what goes) and then their stall-detection state (ht_assembler.h), one
+ * short write transaction at a time, so an ingest running on the same
+ * store waits at most one slice.
  */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "ht_assembler.h"
 #include "ht_prune.h"
 #include "ht_store.h"
 
@@ -21,8 +23,12 @@ static const char prune_usage[] =
     "\n"
     "Removes the requests whose last event ended before the cut-off, with\n"
     "everything that indexes them (spans, invocations, their records and\n"
-    "log lines, id keys, pending hop halves). The store file does not\n"
-    "shrink; LMDB reuses the freed pages for what is ingested next.\n"
+    "log lines, id keys, pending hop halves), and their stall-detection\n"
+    "state: the items `stalls` would list as waiting, the per-hop records,\n"
+    "the per-minute counts; delay histograms before the cut-off are folded\n"
+    "into one per stage, and the per-stage totals are kept. The store file\n"
+    "does not shrink; LMDB reuses the freed pages for what is ingested\n"
+    "next.\n"
     "\n"
     "  --before TIME       the cut-off: RFC 3339 or epoch seconds\n"
     "  --keep DURATION     the cut-off is the newest event in the store minus\n"
@@ -48,6 +54,7 @@ int ht_cmd_prune(struct ht_cli *cli, int argc, char **argv)
     int64_t before = INT64_MIN, keep = -1, horizon = HT_PRUNE_HORIZON_US;
     int64_t newest, cutoff, t0;
     struct ht_prune_stats st;
+    struct ht_stages_prune sg;
     struct ht_store *s;
     struct ht_txn *t;
     struct stat fst;
@@ -123,11 +130,19 @@ int ht_cmd_prune(struct ht_cli *cli, int argc, char **argv)
     if (keep >= 0)
         cutoff = newest == INT64_MIN ? INT64_MIN : newest - keep;
     memset(&st, 0, sizeof(st));
+    memset(&sg, 0, sizeof(sg));
     t0 = ht_now_mono_us();
     rc = HT_ERR_OK;
     while (cutoff != INT64_MIN && more && !rc) {
         rc = ht_prune_slice_h(s, cutoff, horizon, SLICE_BUDGET, &more, &st);
         /* let a waiting ingest have the writer between two slices */
+        if (more && !rc)
+            usleep(2000);
+    }
+    /* the stall state of what went (same cut-off, same horizon) */
+    more = true;
+    while (cutoff != INT64_MIN && more && !rc) {
+        rc = ht_stages_prune_slice_h(s, cutoff, horizon, 0, &more, &sg);
         if (more && !rc)
             usleep(2000);
     }
@@ -144,23 +159,32 @@ int ht_cmd_prune(struct ht_cli *cli, int argc, char **argv)
         printf("{\"cutoff_us\":%lld,\"horizon_us\":%lld,"
                "\"newest_event_us\":%lld,\"removed\":{\"spans\":%llu,"
                "\"invocations\":%llu,\"facts\":%llu,\"keys\":%llu,"
-               "\"hop_halves\":%llu,\"stale_entries\":%llu},\"slices\":%llu,"
-               "\"seconds\":%.3f,\"store_bytes\":%lld}\n",
+               "\"hop_halves\":%llu,\"stale_entries\":%llu},"
+               "\"stages_removed\":{\"hops\":%llu,\"pending\":%llu,"
+               "\"buckets\":%llu,\"reports\":%llu,\"unresolved\":%llu},"
+               "\"slices\":%llu,\"seconds\":%.3f,\"store_bytes\":%lld}\n",
                (long long)(cutoff == INT64_MIN ? 0 : cutoff),
                (long long)horizon,
                (long long)(newest == INT64_MIN ? 0 : newest),
                (unsigned long long)st.nodes, (unsigned long long)st.invocations,
                (unsigned long long)st.facts, (unsigned long long)st.keys,
                (unsigned long long)st.pending, (unsigned long long)st.stale,
-               (unsigned long long)st.slices,
+               (unsigned long long)sg.hops, (unsigned long long)sg.pending,
+               (unsigned long long)sg.buckets, (unsigned long long)sg.reports,
+               (unsigned long long)sg.unresolved,
+               (unsigned long long)(st.slices + sg.slices),
                (double)(ht_now_mono_us() - t0) / 1e6,
                (long long)fst.st_blocks * 512);
     } else {
         printf("removed %llu spans, %llu invocations, %llu records and log "
-               "lines, %llu keys, %llu hop halves in %llu slices (%.2f s)\n",
+               "lines, %llu keys, %llu hop halves, stall state of %llu hops "
+               "(%llu waiting) and %llu time buckets in %llu slices "
+               "(%.2f s)\n",
                (unsigned long long)st.nodes, (unsigned long long)st.invocations,
                (unsigned long long)st.facts, (unsigned long long)st.keys,
-               (unsigned long long)st.pending, (unsigned long long)st.slices,
+               (unsigned long long)st.pending, (unsigned long long)sg.hops,
+               (unsigned long long)sg.pending, (unsigned long long)sg.buckets,
+               (unsigned long long)(st.slices + sg.slices),
                (double)(ht_now_mono_us() - t0) / 1e6);
     }
     return HT_EXIT_OK;

@@ -71,13 +71,15 @@ int ht_agg_prune(struct ht_store *s, int64_t cutoff_us, size_t budget,
 
 /* ---- upkeep: what the ingest engine runs between its batches ---------- */
 
+#include "ht_assembler.h"
 #include "ht_prune.h"
 
 /*
  * The write-side upkeep of a live store, in the shape of the ingest
  * engine's upkeep hook (ht_engine_upkeep_fn): the aggregate update above,
  * and with retain_us > 0 retention (ht_prune_slice for the pieces of
- * requests, ht_agg_prune for their summaries), measured against the
+ * requests, ht_agg_prune for their summaries, ht_stages_prune_slice for
+ * the stall-detection state), measured against the
  * newest event time the store has seen, never the wall clock. Requests
  * are removed once their last event is more than retain_us +
  * HT_PRUNE_HORIZON_US older than that (see ht_prune.h for the horizon).
@@ -101,10 +103,13 @@ struct ht_upkeep {
     struct ht_agg_stats agg;
     struct ht_prune_stats prune;
     uint64_t agg_prune_slices;
+    struct ht_stages_prune stages; /* the stall state's retention */
     /* private */
     bool agg_more;          /* dirty traces may remain */
     int64_t agg_current_us; /* monotonic time the aggregates were current */
     int64_t agg_pruned_cut; /* cut-off up to which ht_agg_prune is done */
+    int64_t stg_pruned_cut; /* cut-off up to which the stall state is */
+    bool stg_more;          /* its last slice left work behind */
 };
 
 /* ht_engine_upkeep_fn: ctx is a struct ht_upkeep. */

@@ -1,7 +1,8 @@
 /*
  * upkeep.c - the ingest engine's upkeep between batches: aggregates brought
- * up to date and, under `--retain`, expired requests removed, each in
- * bounded slices of its own write transaction (ht_maint.h).
+ * up to date and, under `--retain`, expired requests removed with their
+ * summaries and stall-detection state, each in bounded slices of its own
+ * write transaction (ht_maint.h).
  *
  * The retention cut-off follows the store's newest-event watermark (kept by
  * the assembler in meta), so a replay of last month's data keeps what a
@@ -54,6 +55,19 @@ static int retention_slice(struct ht_upkeep *u, struct ht_store *s,
             return rc;
         *more = m;
     }
+    /* the stall state goes with the requests too (the same horizon, in
+     * ht_stages_prune_slice), walked again once the cut-off has moved on
+     * by a minute (its finest bucket) */
+    if (u->stg_more || cutoff >= u->stg_pruned_cut + 60 * 1000000LL) {
+        rc = ht_stages_prune_slice(s, cutoff, 0, &m, &u->stages);
+        if (rc)
+            return rc;
+        u->stg_more = m;
+        if (m)
+            *more = true;
+        else
+            u->stg_pruned_cut = cutoff;
+    }
     /* summaries go with the requests: the same cut-off less the horizon,
      * re-run once the cut-off has moved on by a minute (its granularity) */
     cutoff -= HT_PRUNE_HORIZON_US;
@@ -79,6 +93,8 @@ int ht_upkeep_round(void *ctx, struct ht_store *s, bool idle)
 
     if (!u->agg_pruned_cut)
         u->agg_pruned_cut = INT64_MIN + 60 * 1000000LL;
+    if (!u->stg_pruned_cut)
+        u->stg_pruned_cut = INT64_MIN + 60 * 1000000LL;
     if (!u->agg_current_us)
         u->agg_current_us = t0;
     agg_due = !u->no_aggregates &&
@@ -117,6 +133,8 @@ int ht_upkeep_settle(void *ctx, struct ht_store *s)
 
     if (!u->agg_pruned_cut)
         u->agg_pruned_cut = INT64_MIN + 60 * 1000000LL;
+    if (!u->stg_pruned_cut)
+        u->stg_pruned_cut = INT64_MIN + 60 * 1000000LL;
     /* retention first: no point summarising what is about to go */
     while (u->retain_us > 0 && rmore) {
         rc = retention_slice(u, s, &rmore);

@@ -171,6 +171,11 @@ int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
 /* Every pair whose key starts with prefix (all pairs when pn == 0). */
 int ht_store_scan(struct ht_txn *t, int db, const void *prefix, size_t pn,
                   ht_store_visit_fn fn, void *ctx);
+/* Every pair from the first key at or after `from` (fn bytes; the first
+ * key when fn == 0) on, in key order, until the visitor stops: a seek, for
+ * walks that skip ahead (assembler/stages retention). */
+int ht_store_scan_from(struct ht_txn *t, int db, const void *from, size_t fn,
+                       ht_store_visit_fn visit, void *ctx);
 /* Number of entries in a database. */
 int ht_store_count(struct ht_txn *t, int db, uint64_t *n);
 

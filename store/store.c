@@ -1072,6 +1072,31 @@ int ht_store_scan(struct ht_txn *t, int db, const void *prefix, size_t pn,
     return HT_ERR_OK;
 }
 
+int ht_store_scan_from(struct ht_txn *t, int db, const void *from, size_t fn,
+                       ht_store_visit_fn visit, void *ctx)
+{
+    MDB_cursor *c;
+    MDB_val key = {fn, (void *)(uintptr_t)from}, val;
+    int rc;
+
+    TXN_USABLE(t);
+    SEE_OWN_WRITES(t, db);
+    rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c);
+
+    if (rc)
+        return txn_err(t, rc, "opening a cursor");
+    rc = mdb_cursor_get(c, &key, &val, fn ? MDB_SET_RANGE : MDB_FIRST);
+    while (rc == 0) {
+        if (visit(ctx, key.mv_data, key.mv_size, val.mv_data, val.mv_size))
+            break;
+        rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND)
+        return txn_err(t, rc, "scanning");
+    return HT_ERR_OK;
+}
+
 int ht_store_count(struct ht_txn *t, int db, uint64_t *n)
 {
     MDB_stat st;

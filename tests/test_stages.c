@@ -865,6 +865,335 @@ static void test_report_named_by_segment(void)
     close_store(dir);
 }
 
+
+/* ---- retention ---------------------------------------------------------- */
+
+#define DAY 86400.0
+
+struct kv_filter {
+    struct ht_buf *out;
+    const char *types; /* key types kept */
+    bool folded;       /* keep the folded 'H' buckets */
+};
+
+/* Keys of the given types, less anything of "late" (the one hop that
+ * spans both windows) and, unless asked, the folded 'H' buckets. */
+static int dump_some(void *ctx, const void *k, size_t kn, const void *v,
+                     size_t vn)
+{
+    struct kv_filter *f = ctx;
+    const uint8_t *key = k;
+
+    if (!strchr(f->types, key[0]) || memmem(k, kn, "late", 4))
+        return 0;
+    if (key[0] == 'T' && kn > 10 && memmem(key + 10, kn - 10, "late", 4))
+        return 0;
+    if (key[0] == 'H' && kn >= 8 && !f->folded &&
+        (int64_t)ht_be64_get(key + kn - 8) == INT64_MIN)
+        return 0;
+    return dump_kv(f->out, k, kn, v, vn);
+}
+
+static void dump_types(const char *types, struct ht_buf *out)
+{
+    struct ht_txn *t;
+    struct kv_filter f = {out, types, false};
+
+    ht_buf_init(out);
+    CHECK(ht_store_begin(store, false, &t) == HT_ERR_OK);
+    ht_store_scan(t, HT_DB_STAGES, NULL, 0, dump_some, &f);
+    ht_store_abort(t);
+}
+
+static int count_kv(void *ctx, const void *k, size_t kn, const void *v,
+                    size_t vn)
+{
+    (void)k;
+    (void)kn;
+    (void)v;
+    (void)vn;
+    ++*(uint64_t *)ctx;
+    return 0;
+}
+
+static uint64_t count_prefix(const char *prefix)
+{
+    struct ht_txn *t;
+    uint64_t n = 0;
+
+    CHECK(ht_store_begin(store, false, &t) == HT_ERR_OK);
+    ht_store_scan(t, HT_DB_STAGES, prefix, strlen(prefix), count_kv, &n);
+    ht_store_abort(t);
+    return n;
+}
+
+static bool has_key(const void *k, size_t kn)
+{
+    struct ht_txn *t;
+    const void *v;
+    size_t vn;
+    bool ok;
+
+    CHECK(ht_store_begin(store, false, &t) == HT_ERR_OK);
+    ok = ht_store_get(t, HT_DB_STAGES, k, kn, &v, &vn) == HT_ERR_OK;
+    ht_store_abort(t);
+    return ok;
+}
+
+/* The window `at` seconds after T0: 20 messages every 10 s, the first
+ * `consumed` taken `delay` s later; appended to list[]. */
+static size_t window(char **list, size_t n, double at, int consumed,
+                     double delay, const char *tag)
+{
+    char msg[64];
+
+    for (int i = 0; i < 20; i++) {
+        snprintf(msg, sizeof(msg), "%s-m%d", tag, i);
+        list[n++] = produce("orders-api", "q-ret", msg, at + 10.0 * i);
+        if (i < consumed)
+            list[n++] = consume("worker", "q-ret", msg, at + 10.0 * i + delay);
+    }
+    return n;
+}
+
+struct legacy {
+    struct ht_buf del;  /* u32 length + key */
+    struct ht_buf cons; /* u32 length + key, u32 length + value */
+};
+
+static int find_legacy(void *ctx, const void *k, size_t kn, const void *v,
+                       size_t vn)
+{
+    struct legacy *l = ctx;
+    const uint8_t *key = k;
+    uint32_t n = (uint32_t)kn;
+
+    if (key[0] == 'T' || (kn == 8 && memcmp(k, "Nindexed", 8) == 0)) {
+        ht_buf_add(&l->del, &n, 4);
+        ht_buf_add(&l->del, k, kn);
+    } else if (key[0] == 'c') {
+        uint32_t m = (uint32_t)strnlen(v, vn);
+
+        ht_buf_add(&l->cons, &n, 4);
+        ht_buf_add(&l->cons, k, kn);
+        ht_buf_add(&l->cons, &m, 4);
+        ht_buf_add(&l->cons, v, m);
+    }
+    return 0;
+}
+
+/* Makes the store's stall state look written before the time index: no
+ * 'T' entries, no "Nindexed", consumer lines without their time. */
+static void make_legacy(void)
+{
+    struct legacy l;
+    struct ht_txn *t;
+    uint32_t n, m;
+
+    ht_buf_init(&l.del);
+    ht_buf_init(&l.cons);
+    CHECK(ht_store_begin(store, true, &t) == HT_ERR_OK);
+    ht_store_scan(t, HT_DB_STAGES, NULL, 0, find_legacy, &l);
+    for (size_t off = 0; off < l.del.len; off += 4 + n) {
+        memcpy(&n, l.del.data + off, 4);
+        CHECK(ht_store_del(t, HT_DB_STAGES, l.del.data + off + 4, n) ==
+              HT_ERR_OK);
+    }
+    for (size_t off = 0; off < l.cons.len; off += 8 + n + m) {
+        memcpy(&n, l.cons.data + off, 4);
+        memcpy(&m, l.cons.data + off + 4 + n, 4);
+        CHECK(ht_store_put(t, HT_DB_STAGES, l.cons.data + off + 4, n,
+                           l.cons.data + off + 8 + n, m) == HT_ERR_OK);
+    }
+    CHECK(ht_store_commit(t) == HT_ERR_OK);
+    CHECK(l.del.len > 0 && l.cons.len > 0);
+    ht_buf_free(&l.del);
+    ht_buf_free(&l.cons);
+}
+
+/* Stall state older than the cut-off goes, newer stays exactly as in a
+ * store that only ever saw the newer data, the stage totals and delay
+ * quantiles stay, and `stalls` lists only the newer window's items. With
+ * `legacy`, the stall state was written before the time index (its entries
+ * are walked instead; the index itself is then not compared). */
+static void test_retention(bool legacy)
+{
+    const char *types = legacy ? "PpelckufAH" : "PpelckufTAH";
+    char da[] = "/tmp/ht_stages_XXXXXX", db[] = "/tmp/ht_stages_XXXXXX";
+    char *old[64], *recent[64], *late[2], *sub, *seg, buf[1024];
+    size_t nold = 0, nrecent = 0;
+    struct ht_store *sa, *sb;
+    struct ht_stalls *st, *sb_st, *st2;
+    const struct ht_stage *g, *gb, *g2;
+    struct ht_stages_prune sg;
+    struct ht_buf before[2], after[2];
+    bool more = true;
+    int link;
+    const int64_t now = (int64_t)(3 * DAY + 2000);
+
+    seq = 1000;
+    /* day 0: 10 of 20 consumed in 2 s; a consumer line whose producer
+     * never came ('c'); a producer whose segment never came ('u'); an SQS
+     * consumer known by its link only ('k'); a REPORT naming no function
+     * ('f') */
+    nold = window(old, nold, 0, 10, 2, "old");
+    old[nold++] = consume("worker", "q-ret", "never-produced", 300);
+    produce_split("orders-api", "q-ret", "orphan-1", 310, &sub, &seg);
+    old[nold++] = sub;
+    free(seg);
+    old[nold++] = produce("orders-api", "q-lnk", "lk-1", 320);
+    link = seq;
+    old[nold++] = linked("link-worker", link, 321);
+    snprintf(buf, sizeof(buf), REPORT_FMT, 9);
+    old[nold++] = strdup(buf);
+    /* day 3: 15 of 20 consumed in 4 s */
+    nrecent = window(recent, nrecent, 3 * DAY, 15, 4, "new");
+    /* produced on day 0, consumed on day 3: kept for its consumption */
+    late[0] = produce("orders-api", "q-late", "late-1", 400);
+    late[1] = consume("late-worker", "q-late", "late-1", 3 * DAY + 500);
+
+    /* B: the recent window only; A: everything */
+    open_store(db);
+    sb = store;
+    for (size_t i = 0; i < nrecent; i++)
+        apply(recent[i]);
+    open_store(da);
+    sa = store;
+    for (size_t i = 0; i < nold; i++)
+        apply(old[i]);
+    for (size_t i = 0; i < nrecent; i++)
+        apply(recent[i]);
+    apply(late[0]);
+    apply(late[1]);
+
+    CHECK(count_prefix("u") == 1 && count_prefix("k") == 1 &&
+          count_prefix("c") == 1 && count_prefix("f") == 1);
+    st = eval(now, S(300));
+    g = find(st, "q-ret");
+    CHECK(g && g->pending == 15 && g->entered == 40 && g->consumed == 25 &&
+          g->nstuck == 15);
+    dump_types("HT", &before[0]);
+    if (legacy)
+        make_legacy();
+
+    /* slices of a few entries each: the cut-off is day 2 */
+    memset(&sg, 0, sizeof(sg));
+    for (int i = 0; more && i < 10000; i++)
+        CHECK(ht_stages_prune_slice(sa, S(T0 + 2 * DAY), 7, &more, &sg) ==
+              HT_ERR_OK);
+    CHECK(!more && sg.slices > 3);
+    /* waiting: 10 of the window and the orphan */
+    CHECK(sg.pending == 11 && sg.unresolved == 1 && sg.reports == 1);
+    if (sg.pending != 11 || sg.unresolved != 1 || sg.reports != 1)
+        fprintf(stderr, "pending %llu unresolved %llu reports %llu\n",
+                (unsigned long long)sg.pending,
+                (unsigned long long)sg.unresolved,
+                (unsigned long long)sg.reports);
+    /* hops: 20 + the consumer line + the orphan + the link */
+    CHECK(sg.hops == 23);
+    if (sg.hops != 23)
+        fprintf(stderr, "hops %llu pending %llu\n",
+                (unsigned long long)sg.hops, (unsigned long long)sg.pending);
+    CHECK(sg.buckets > 0);
+
+    /* what is left of the per-hop state, time buckets and the time index
+     * is what B holds; the folded histogram is A's one extra 'H' record */
+    dump_types(types, &after[0]);
+    store = sb;
+    dump_types(types, &after[1]);
+    store = sa;
+    CHECK(after[1].len > 0 && after[0].len == after[1].len &&
+          memcmp(after[0].data, after[1].data, after[0].len) == 0);
+    CHECK(count_prefix("u") == 0 && count_prefix("f") == 0 &&
+          count_prefix("c") == 0 && count_prefix("k") == 0 &&
+          !has_key("Nunresolved", 11));
+    /* the hop that spans both windows stays whole */
+    CHECK(has_key("psqs:late-1", 11) && has_key("esqs:late-1", 11));
+    {
+        uint8_t k[512];
+        size_t n = 0;
+
+        k[n++] = 'H';
+        k[n++] = HT_VIA_SQS;
+        memcpy(k + n, "q-ret\0orders-api\0worker\0", 24);
+        n += 24;
+        ht_be64_put(k + n, (uint64_t)INT64_MIN);
+        CHECK(has_key(k, n + 8));
+    }
+
+    /* stalls: the recent window's items only, the totals and the delay
+     * quantiles as before; B agrees on everything of the recent window */
+    st2 = eval(now, S(300));
+    g2 = find(st2, "q-ret");
+    store = sb;
+    sb_st = eval(now, S(300));
+    gb = find(sb_st, "q-ret");
+    store = sa;
+    CHECK(g && g2 && gb);
+    if (g && g2 && gb) {
+        CHECK(g2->pending == 5 && g2->nstuck == 5 && g2->overdue == 5);
+        CHECK(g2->pending == gb->pending && g2->overdue == gb->overdue &&
+              g2->oldest_pending_us == gb->oldest_pending_us &&
+              g2->status == gb->status &&
+              g2->last_consumed_us == gb->last_consumed_us);
+        for (size_t i = 0; i < g2->nstuck && i < gb->nstuck; i++) {
+            CHECK_STREQ(g2->stuck[i].hop, gb->stuck[i].hop);
+            CHECK(g2->stuck[i].produced_us >= S(T0 + 3 * DAY));
+        }
+        CHECK(g2->entered == g->entered && g2->consumed == g->consumed &&
+              g2->delay_count == g->delay_count &&
+              g2->delay_sum_us == g->delay_sum_us &&
+              g2->delay_p50_ms == g->delay_p50_ms &&
+              g2->delay_p90_ms == g->delay_p90_ms &&
+              g2->delay_p99_ms == g->delay_p99_ms &&
+              g2->delay_max_us == g->delay_max_us);
+        CHECK(g2->status == g->status);
+        CHECK(g2->has_cost && g2->cost.invocations == g->cost.invocations);
+    }
+    ht_stalls_free(st);
+    ht_stalls_free(st2);
+    ht_stalls_free(sb_st);
+
+    /* nothing more to do: a slice removes nothing */
+    memset(&sg, 0, sizeof(sg));
+    CHECK(ht_stages_prune_slice(sa, S(T0 + 2 * DAY), 0, &more, &sg) ==
+          HT_ERR_OK);
+    CHECK(!more && sg.hops == 0 && sg.pending == 0 && sg.buckets == 0);
+    CHECK(has_key("Nindexed", 8));
+    dump_types("HT", &before[1]);
+    CHECK(before[1].len < before[0].len);
+
+    /* the old window's data again (a replay): it is new to the stall
+     * state now, and the next slice takes it out again */
+    for (size_t i = 0; i < 2 * 10; i++)
+        apply(old[i]);
+    memset(&sg, 0, sizeof(sg));
+    more = true;
+    for (int i = 0; more && i < 100; i++)
+        CHECK(ht_stages_prune_slice(sa, S(T0 + 2 * DAY), 0, &more, &sg) ==
+              HT_ERR_OK);
+    CHECK(sg.hops == 10); /* their receipts ('e') */
+    ht_buf_free(&after[0]);
+    dump_types(types, &after[0]);
+    CHECK(after[0].len == after[1].len &&
+          memcmp(after[0].data, after[1].data, after[0].len) == 0);
+
+    for (int i = 0; i < 2; i++) {
+        ht_buf_free(&before[i]);
+        ht_buf_free(&after[i]);
+    }
+    for (size_t i = 0; i < nold; i++)
+        free(old[i]);
+    for (size_t i = 0; i < nrecent; i++)
+        free(recent[i]);
+    free(late[0]);
+    free(late[1]);
+    store = sb;
+    close_store(db);
+    store = sa;
+    close_store(da);
+}
+
 int main(void)
 {
     ht_log_level = HT_LOG_LVL_ERROR;
@@ -879,5 +1208,7 @@ int main(void)
     test_kinesis_named_no_corr();
     test_failed_write();
     test_report_named_by_segment();
+    test_retention(false);
+    test_retention(true);
     TEST_DONE();
 }
