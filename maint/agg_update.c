@@ -410,6 +410,19 @@ assemble(struct rctx *c, const struct ht_id8 *root, const char *handle)
     return NULL;
 }
 
+/* The request of a root-only request found in this slice's session; its
+ * traces are remembered. */
+static const struct ht_request *build(struct rctx *c,
+                                      const struct ht_request *root)
+{
+    struct ht_request *r;
+
+    if (ht_qsession_build(c->qs, root, &r) != HT_ERR_OK)
+        return NULL;
+    mem_record(c, r);
+    return r;
+}
+
 /* Whether the request rooted at `root` still has a summary and holds the
  * trace: the test for keeping the root in the trace's 'T' record. */
 static bool holds(struct rctx *c, const struct ht_id8 *root,
@@ -520,7 +533,9 @@ static void refresh_trace(struct rctx *c, const struct ht_tid *tid)
             if (idset_has(&c->linked, k))
                 continue;
             idset_add(&c->linked, k);
-            r = assemble(c, root, handle);
+            /* the root was just found in this session: its request is
+             * built from it directly (its handle leads back to it) */
+            r = handle && *handle ? build(c, &reqs[i]) : NULL;
             if (!r)
                 continue;
             /* rebuilt by a recheck already, unless that dropped it (its

@@ -139,13 +139,25 @@ static int tgt_visit(void *ctx, const void *k, size_t kn, const void *v,
         const void *iv;
         size_t ivn;
 
-        /* an invocation removed by retention may leave a key behind (see
-         * store/prune.c): a key only counts while its invocation exists */
-        if (ht_store_get(c->q->t, HT_DB_INV, p + 1, vn - 1, &iv, &ivn) !=
-            HT_ERR_OK)
+        struct qinv *known = NULL;
+        uint8_t again[HT_ID_PACKED_MAX];
+        size_t rn = ht_id_unpack(p + 1, vn - 1, rid, sizeof(rid));
+
+        if (!rn)
             return 0;
-        if (ht_id_unpack(p + 1, vn - 1, rid, sizeof(rid)))
-            ht__vec_push(c->q->a, &c->invs, ht_arena_strdup(c->q->a, rid));
+        /* an invocation removed by retention may leave a key behind (see
+         * store/prune.c): a key only counts while its invocation exists,
+         * which is known once the invocation is loaded under the same
+         * record key */
+        if (strlen(rid) == rn && rn <= 255 &&
+            ht_id_pack(rid, rn, again) == vn - 1 &&
+            memcmp(again, p + 1, vn - 1) == 0)
+            known = ht__map_get(&c->q->invs, rid, rn);
+        if (known ? !known->exists
+                  : ht_store_get(c->q->t, HT_DB_INV, p + 1, vn - 1, &iv,
+                                 &ivn) != HT_ERR_OK)
+            return 0;
+        ht__vec_push(c->q->a, &c->invs, ht_arena_strdup(c->q->a, rid));
     }
     return 0;
 }
@@ -199,6 +211,98 @@ void ht__targets_s(struct q *q, char prefix, const char *s, struct tgt_ctx *out)
         return;
     ht_store_dups(q->t, HT_DB_KEYS, key, ht_key_make_id(key, prefix, s),
                   tgt_visit, out);
+}
+
+/* ---- key presence by prefix ------------------------------------------- */
+
+static size_t ks_slot(const struct keyset *ks, uint64_t v)
+{
+    size_t i = (size_t)((v * 0x9E3779B97F4A7C15ull) >> 32) & (ks->cap - 1);
+
+    while (ks->k[i] && ks->k[i] != v)
+        i = (i + 1) & (ks->cap - 1);
+    return i;
+}
+
+struct ks_load {
+    struct q *q;
+    uint64_t *ids;
+    size_t n;
+    bool zero, large;
+};
+
+static int ks_visit(void *ctx, const void *k, size_t kn, const void *v,
+                    size_t vn)
+{
+    struct ks_load *l = ctx;
+    uint64_t id;
+
+    (void)v;
+    (void)vn;
+    if (kn != 9)
+        return 0; /* not prefix + span id: never asked for */
+    memcpy(&id, (const uint8_t *)k + 1, 8);
+    if (!id) {
+        l->zero = true;
+        return 0;
+    }
+    /* duplicates (several targets) are adjacent */
+    if (l->n && l->ids[l->n - 1] == id)
+        return 0;
+    if (l->n == KS_MAX) {
+        l->large = true;
+        return 1;
+    }
+    l->ids[l->n++] = id;
+    return 0;
+}
+
+static void ks_load(struct q *q, struct keyset *ks, char prefix)
+{
+    struct ks_load l = {.q = q};
+    uint8_t p = (uint8_t)prefix;
+
+    l.ids = malloc(KS_MAX * sizeof(*l.ids));
+    if (!l.ids ||
+        ht_store_scan(q->t, HT_DB_KEYS, &p, 1, ks_visit, &l) != HT_ERR_OK ||
+        l.large) {
+        free(l.ids);
+        ks->state = KS_LARGE;
+        return;
+    }
+    ks->cap = 64;
+    while (ks->cap < 2 * l.n + 2)
+        ks->cap *= 2;
+    ks->k = ht_arena_alloc(q->a, ks->cap * sizeof(*ks->k));
+    memset(ks->k, 0, ks->cap * sizeof(*ks->k));
+    for (size_t i = 0; i < l.n; i++)
+        ks->k[ks_slot(ks, l.ids[i])] = l.ids[i];
+    ks->n = l.n;
+    ks->zero = l.zero;
+    ks->state = KS_LOADED;
+    free(l.ids);
+}
+
+bool ht__key_absent(struct q *q, char prefix, const struct ht_id8 *id)
+{
+    struct keyset *ks = prefix == HT_K_HEADER ? &q->ks_header
+                        : prefix == HT_K_LINK ? &q->ks_link
+                                              : NULL;
+    uint64_t v;
+
+    if (!ks || ks->state == KS_LARGE)
+        return false;
+    if (ks->state == KS_UNKNOWN) {
+        if (++ks->asks < KS_ASKS)
+            return false;
+        ks_load(q, ks, prefix);
+        if (ks->state != KS_LOADED)
+            return false;
+    }
+    memcpy(&v, id->b, 8);
+    if (!v)
+        return !ks->zero;
+    return ks->k[ks_slot(ks, v)] != v;
 }
 
 /* Node `id`, of trace `tr` when known (read straight from its range of
@@ -402,9 +506,10 @@ struct qinv *ht__q_inv(struct q *q, const char *rid)
     if (rn > 255)
         return NULL; /* never stored */
     prn = ht_id_pack(rid, rn, prid);
-    if (ht_store_get(q->t, HT_DB_INV, prid, prn, &v, &vn) == HT_ERR_OK &&
-        ht_inv_unpack(v, vn, q->a, &inv->rec) == HT_ERR_OK)
-        inv->has_rec = true;
+    if (ht_store_get(q->t, HT_DB_INV, prid, prn, &v, &vn) == HT_ERR_OK) {
+        inv->exists = true;
+        inv->has_rec = ht_inv_unpack(v, vn, q->a, &inv->rec) == HT_ERR_OK;
+    }
     {
         struct facts_ctx c = {.q = q, .inv = inv};
 

@@ -265,7 +265,7 @@ static const char *link_resource(struct qnode *prod)
 }
 
 /* Hops into invocation `inv` (its consumer side). */
-void ht__q_incoming(struct q *q, struct qinv *inv, struct vec *out)
+static void incoming(struct q *q, struct qinv *inv, struct vec *out)
 {
     struct qnode *top = ht__q_inv_top(q, inv);
 
@@ -369,7 +369,7 @@ static void by_record_id(struct q *q, struct qnode *p, char prefix, uint8_t via,
 }
 
 /* Hops out of producer span `p`. */
-void ht__q_outgoing(struct q *q, struct qnode *p, struct vec *out)
+static void outgoing(struct q *q, struct qnode *p, struct vec *out)
 {
     struct tgt_ctx c;
 
@@ -395,7 +395,10 @@ void ht__q_outgoing(struct q *q, struct qnode *p, struct vec *out)
     if (p->s.message_id)
         by_record_id(q, p, HT_K_SQS, HT_VIA_SQS, p->s.message_id, "message-id",
                      out);
-    ht__targets(q, HT_K_HEADER, p->s.id.b, 8, &c);
+    if (ht__key_absent(q, HT_K_HEADER, &p->s.id))
+        memset(&c, 0, sizeof(c));
+    else
+        ht__targets(q, HT_K_HEADER, p->s.id.b, 8, &c);
     for (size_t i = 0; i < c.invs.n; i++) {
         struct qinv *inv = ht__q_inv(q, c.invs.p[i]);
 
@@ -422,7 +425,10 @@ void ht__q_outgoing(struct q *q, struct qnode *p, struct vec *out)
             }
         }
     }
-    ht__targets(q, HT_K_LINK, p->s.id.b, 8, &c);
+    if (ht__key_absent(q, HT_K_LINK, &p->s.id))
+        memset(&c, 0, sizeof(c));
+    else
+        ht__targets(q, HT_K_LINK, p->s.id.b, 8, &c);
     for (size_t i = 0; i < c.spans.n; i++) {
         struct qnode *l = ht__q_span(q, c.spans.p[i]);
         struct qinv *inv;
@@ -462,4 +468,60 @@ void ht__q_outgoing(struct q *q, struct qnode *p, struct vec *out)
             }
         }
     }
+}
+
+/* ---- hops, once per node ------------------------------------------------ */
+
+/* The graph only grows while a query runs (its transaction reads one
+ * snapshot), so a node's hops are the same every time they are asked
+ * for: they are worked out once and kept with the node. An answer cut
+ * short by the work bound is not kept (a later id, with a fresh bound,
+ * works it out again). The caller's vector shares the kept array; its cap
+ * equals its length, so a push onto it copies first. */
+static void share(const struct vec *kept, struct vec *out)
+{
+    out->p = kept->p;
+    out->n = out->cap = kept->n;
+}
+
+void ht__q_incoming(struct q *q, struct qinv *inv, struct vec *out)
+{
+    if (!inv->in_done) {
+        bool was = q->truncated;
+        struct vec v = {0};
+
+        q->truncated = false;
+        incoming(q, inv, &v);
+        if (!q->truncated) {
+            inv->in = v;
+            inv->in_done = true;
+        }
+        q->truncated |= was;
+        if (!inv->in_done) {
+            *out = v;
+            return;
+        }
+    }
+    share(&inv->in, out);
+}
+
+void ht__q_outgoing(struct q *q, struct qnode *p, struct vec *out)
+{
+    if (!p->out_done) {
+        bool was = q->truncated;
+        struct vec v = {0};
+
+        q->truncated = false;
+        outgoing(q, p, &v);
+        if (!q->truncated) {
+            p->out = v;
+            p->out_done = true;
+        }
+        q->truncated |= was;
+        if (!p->out_done) {
+            *out = v;
+            return;
+        }
+    }
+    share(&p->out, out);
 }

@@ -106,6 +106,12 @@ struct ht_qsession;
 int ht_qsession_open(struct ht_txn *t, struct ht_qsession **out);
 int ht_qsession_query(struct ht_qsession *s, const char *id, bool roots,
                       struct ht_request **reqs, size_t *n);
+/* The whole request of a root-only request this session returned (from
+ * `roots`): the same request ht_qsession_query gives for the root's
+ * handle, without resolving the handle again. Borrowed like the others;
+ * HT_ERR_NOTFOUND when `root` did not come from this session. */
+int ht_qsession_build(struct ht_qsession *s, const struct ht_request *root,
+                      struct ht_request **out);
 /* Bytes the session holds (to bound a chunk's memory). */
 size_t ht_qsession_memory(const struct ht_qsession *s);
 void ht_qsession_close(struct ht_qsession *s);

@@ -1081,6 +1081,25 @@ int ht_qsession_query(struct ht_qsession *s, const char *id, bool roots,
     return HT_ERR_OK;
 }
 
+int ht_qsession_build(struct ht_qsession *s, const struct ht_request *root,
+                      struct ht_request **out)
+{
+    struct qnode *n;
+
+    *out = NULL;
+    if (!root || !root->nspans)
+        return HT_ERR_NOTFOUND;
+    /* every node the session loaded or made is in its map by id */
+    n = ht__map_get(&s->q.spans, root->spans[0].s.id.b, 8);
+    if (!n)
+        return HT_ERR_NOTFOUND;
+    s->q.truncated = false;
+    s->q.loads = 0;
+    *out = ht_arena_alloc(s->arena, sizeof(**out));
+    build_request(&s->q, n, *out);
+    return HT_ERR_OK;
+}
+
 size_t ht_qsession_memory(const struct ht_qsession *s)
 {
     return ht_arena_used(s->arena);
