@@ -160,8 +160,23 @@ struct members {
     size_t cap, n;
 };
 
+/* The summaries read in this slice, by root: one read each between two
+ * writes (a request's traces each ask whether its root still has one). */
+struct sent {
+    bool used;
+    struct ht_id8 root;
+    int state; /* 0: not known (empty, or written since), 1: held, 2: none */
+    struct ht_agg_summary s;
+};
+
+struct scache {
+    struct sent *e;
+    size_t cap, n;
+};
+
 struct rctx {
     struct ht_txn *t;
+    struct scache sc;
     struct ht_qsession *qs; /* the graph loaded in this slice */
     struct ht_arena *a;     /* per slice */
     struct idset done;      /* roots refreshed or dropped in this slice */
@@ -211,16 +226,82 @@ static void hist_apply(struct rctx *c, const struct ht_agg_summary *s, int sign)
     ht_agg_hrec_free(&h);
 }
 
+/* The slot of `root` (its own, or the empty one it would take). */
+static struct sent *sc_slot(struct scache *sc, const struct ht_id8 *root)
+{
+    size_t i = (size_t)(ht_be64_get(root->b) * 0x9E3779B97F4A7C15ull >> 32) &
+               (sc->cap - 1);
+
+    while (sc->e[i].used && memcmp(sc->e[i].root.b, root->b, 8) != 0)
+        i = (i + 1) & (sc->cap - 1);
+    return &sc->e[i];
+}
+
+static void sc_put(struct scache *sc, const struct ht_id8 *root, int state,
+                   const struct ht_agg_summary *s)
+{
+    struct sent *e;
+
+    if ((sc->n + 1) * 2 > sc->cap) {
+        struct scache g = {0};
+
+        g.cap = sc->cap ? sc->cap * 2 : 256;
+        g.e = calloc(g.cap, sizeof(*g.e));
+        HT_ASSERT(g.e);
+        for (size_t i = 0; i < sc->cap; i++)
+            if (sc->e[i].used)
+                *sc_slot(&g, &sc->e[i].root) = sc->e[i];
+        g.n = sc->n;
+        free(sc->e);
+        *sc = g;
+    }
+    e = sc_slot(sc, root);
+    if (!e->used) {
+        e->used = true;
+        e->root = *root;
+        sc->n++;
+    }
+    e->state = state;
+    if (s)
+        e->s = *s;
+}
+
+/* Written or removed: read again when next asked for. */
+static void sc_forget(struct scache *sc, const struct ht_id8 *root)
+{
+    struct sent *e;
+
+    if (!sc->cap)
+        return;
+    e = sc_slot(sc, root);
+    if (e->used)
+        e->state = 0;
+}
+
+/* The summary of `root` (borrowed: its strings and items live in the
+ * slice's arena and are not changed by the caller). */
 static bool get_summ(struct rctx *c, const struct ht_id8 *root,
                      struct ht_agg_summary *s)
 {
     uint8_t key[9];
     const void *v;
     size_t vn;
+    bool ok;
 
+    if (c->sc.cap) {
+        struct sent *e = sc_slot(&c->sc, root);
+
+        if (e->used && e->state) {
+            if (e->state == 1)
+                *s = e->s;
+            return e->state == 1;
+        }
+    }
     ht_agg_key_summary(key, root);
-    return ht_store_get(c->t, HT_DB_AGG, key, 9, &v, &vn) == HT_ERR_OK &&
-           ht_agg_summary_unpack(v, vn, c->a, s) == HT_ERR_OK;
+    ok = ht_store_get(c->t, HT_DB_AGG, key, 9, &v, &vn) == HT_ERR_OK &&
+         ht_agg_summary_unpack(v, vn, c->a, s) == HT_ERR_OK;
+    sc_put(&c->sc, root, ok ? 1 : 2, ok ? s : NULL);
+    return ok;
 }
 
 static void drop_summ(struct rctx *c, const struct ht_id8 *root)
@@ -235,6 +316,7 @@ static void drop_summ(struct rctx *c, const struct ht_id8 *root)
     chk(c, ht_store_del(c->t, HT_DB_AGG, key, 17));
     ht_agg_key_summary(key, root);
     chk(c, ht_store_del(c->t, HT_DB_AGG, key, 9));
+    sc_forget(&c->sc, root);
     c->st.removed++;
 }
 
@@ -277,6 +359,7 @@ static void store_summ(struct rctx *c, const struct ht_request *r)
     ht_buf_reset(&c->buf);
     ht_agg_summary_pack(&now, &c->buf);
     chk(c, ht_store_put(c->t, HT_DB_AGG, key, 9, c->buf.data, c->buf.len));
+    sc_forget(&c->sc, root);
     c->st.requests++;
     if (r->url_route && r->route && strcmp(r->url_route, r->route) != 0)
         learn_template(c, &now, r->url_route);
@@ -513,17 +596,17 @@ static void link_traces(struct rctx *c, const struct ht_request *r)
 
 static void refresh_trace(struct rctx *c, const struct ht_tid *tid)
 {
-    char text[36];
     struct ht_request *reqs;
     size_t n;
     uint8_t key[16];
     struct ht_agg_summary s;
 
-    ht_tid_format(tid, text);
-    /* the roots first: a request reached through several of its traces
-     * in one slice is assembled and linked once; one already rebuilt by
-     * a recheck in this slice is linked still */
-    if (ht_qsession_query(c->qs, text, true, &reqs, &n) == HT_ERR_OK) {
+    /* the roots first (of the requests holding the trace: an id of
+     * another kind spelled like the trace id names requests whose own
+     * traces refresh them): a request reached through several of its
+     * traces in one slice is assembled and linked once; one already
+     * rebuilt by a recheck in this slice is linked still */
+    if (ht_qsession_trace_roots(c->qs, tid, &reqs, &n) == HT_ERR_OK) {
         for (size_t i = 0; i < n && !c->err; i++) {
             const struct ht_id8 *root = &reqs[i].spans[0].s.id;
             const char *handle = reqs[i].root_handle;
@@ -620,6 +703,7 @@ static int slice(struct ht_store *s, size_t max, bool *more,
     free(c.done.k);
     free(c.linked.k);
     free(c.mem.m);
+    free(c.sc.e);
     ht_buf_free(&c.buf);
     ht_arena_destroy(c.a);
     if (c.err) {

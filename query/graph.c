@@ -162,6 +162,35 @@ static int tgt_visit(void *ctx, const void *k, size_t kn, const void *v,
     return 0;
 }
 
+/* A node from its stored value, into the graph. */
+static struct qnode *adopt(struct q *q, const void *v, size_t vn)
+{
+    struct qnode *n = ht_arena_alloc(q->a, sizeof(*n));
+
+    memset(n, 0, sizeof(*n));
+    if (ht_span_unpack(v, vn, q->a, &n->s) != HT_ERR_OK)
+        return NULL;
+    ht__map_put(&q->spans, n->s.id.b, 8, n);
+    return n;
+}
+
+/* A node met while reading its trace's range (key trace id + span id):
+ * taken into the graph as q_span_in(trace, id) would take it, which saves
+ * looking it up again when it is asked for (a trace's nodes are asked for
+ * together). Only the first EAGER_MAX nodes of a range are taken, and none
+ * past the work bound. */
+#define EAGER_MAX 2048
+static void eager(struct q *q, const void *k, const void *v, size_t vn,
+                  size_t *taken)
+{
+    if (*taken >= EAGER_MAX || q->loads >= MAX_LOADS ||
+        ht__map_get(&q->spans, (const uint8_t *)k + 16, 8))
+        return;
+    (*taken)++;
+    q->loads++;
+    adopt(q, v, vn);
+}
+
 /* A span of a trace's range of nodes (key trace id + span id). */
 static int trace_span_visit(void *ctx, const void *k, size_t kn, const void *v,
                             size_t vn)
@@ -169,10 +198,9 @@ static int trace_span_visit(void *ctx, const void *k, size_t kn, const void *v,
     struct tgt_ctx *c = ctx;
     struct ht_id8 *id;
 
-    (void)v;
-    (void)vn;
     if (kn != 24)
         return 0;
+    eager(c->q, k, v, vn, &c->eager);
     if (c->spans.n + c->invs.n >= MAX_TARGETS) {
         c->q->truncated = true;
         return 1;
@@ -331,12 +359,7 @@ static struct qnode *q_span_in(struct q *q, const struct ht_tid *tr,
     }
     if (rc != HT_ERR_OK)
         return NULL;
-    n = ht_arena_alloc(q->a, sizeof(*n));
-    memset(n, 0, sizeof(*n));
-    if (ht_span_unpack(v, vn, q->a, &n->s) != HT_ERR_OK)
-        return NULL;
-    ht__map_put(&q->spans, n->s.id.b, 8, n);
-    return n;
+    return adopt(q, v, vn);
 }
 
 struct qnode *ht__q_span(struct q *q, const struct ht_id8 *id)
@@ -559,6 +582,7 @@ struct kids_scan {
     struct q *q;
     struct ht_id8 *pairs;
     size_t n, cap;
+    size_t eager; /* nodes taken whole (eager) */
 };
 
 static int kids_visit(void *ctx, const void *k, size_t kn, const void *v,
@@ -567,6 +591,8 @@ static int kids_visit(void *ctx, const void *k, size_t kn, const void *v,
     struct kids_scan *c = ctx;
     struct ht_id8 parent;
 
+    if (kn == 24)
+        eager(c->q, k, v, vn, &c->eager);
     if (kn != 24 || ht_span_peek_parent(v, vn, &parent) != HT_ERR_OK ||
         ht_id8_is_zero(&parent))
         return 0;

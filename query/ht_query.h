@@ -106,6 +106,11 @@ struct ht_qsession;
 int ht_qsession_open(struct ht_txn *t, struct ht_qsession **out);
 int ht_qsession_query(struct ht_qsession *s, const char *id, bool roots,
                       struct ht_request **reqs, size_t *n);
+/* Root-only requests (as `roots` gives them) of the requests trace `tid`
+ * belongs to: what ht_qsession_query gives for the trace id's text, less
+ * the requests another kind of id spelled like it would name. */
+int ht_qsession_trace_roots(struct ht_qsession *s, const struct ht_tid *tid,
+                            struct ht_request **reqs, size_t *n);
 /* The whole request of a root-only request this session returned (from
  * `roots`): the same request ht_qsession_query gives for the root's
  * handle, without resolving the handle again. Borrowed like the others;

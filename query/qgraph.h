@@ -134,6 +134,7 @@ struct tgt_ctx {
     struct q *q;
     struct vec spans; /* struct ht_id8 * */
     struct vec invs;  /* const char * request ids */
+    size_t eager;     /* nodes of a trace's range taken whole */
 };
 
 /* A write whose subsegment failed (error, throttle or fault: a throttled

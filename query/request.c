@@ -870,6 +870,37 @@ static void start_key(struct q *q, struct up_ctx *u, char prefix,
             start_inv(q, u, ht__q_inv(q, c.invs.p[i]), record_id);
 }
 
+/* A trace id: the requests its top nodes (or, without spans, the
+ * invocations logged with it) belong to. */
+static void resolve_trace(struct q *q, const struct ht_tid *tid,
+                          struct up_ctx *u)
+{
+    bool top_found = false;
+    struct tgt_ctx c;
+
+    ht__targets(q, HT_K_TRACE, tid->b, 16, &c);
+    for (size_t i = 0; i < c.spans.n; i++) {
+        struct qnode *s = ht__q_span(q, c.spans.p[i]);
+        struct qnode *p = s ? ht__q_parent(q, s) : NULL;
+
+        /* the trace's top nodes: no parent, or a parent elsewhere */
+        if (s && (!p || memcmp(p->s.trace.b, tid->b, 16) != 0)) {
+            walk_up(q, u, s, NULL, 0);
+            top_found = true;
+        }
+    }
+    /* parents that only loop among themselves: start anywhere */
+    if (!top_found && c.spans.n) {
+        struct qnode *s = ht__q_span(q, c.spans.p[0]);
+
+        if (s)
+            walk_up(q, u, s, NULL, 0);
+    }
+    if (!c.spans.n)
+        for (size_t i = 0; i < c.invs.n; i++)
+            start_inv(q, u, ht__q_inv(q, c.invs.p[i]), NULL);
+}
+
 static void resolve(struct q *q, const char *id, struct up_ctx *u)
 {
     size_t n = strlen(id);
@@ -890,31 +921,8 @@ static void resolve(struct q *q, const char *id, struct up_ctx *u)
                 start_inv(q, u, ht__q_inv(q, c.invs.p[i]), NULL);
         }
     }
-    if (ht_tid_parse(id, n, &tid)) {
-        bool top_found = false;
-
-        ht__targets(q, HT_K_TRACE, tid.b, 16, &c);
-        for (size_t i = 0; i < c.spans.n; i++) {
-            struct qnode *s = ht__q_span(q, c.spans.p[i]);
-            struct qnode *p = s ? ht__q_parent(q, s) : NULL;
-
-            /* the trace's top nodes: no parent, or a parent elsewhere */
-            if (s && (!p || memcmp(p->s.trace.b, tid.b, 16) != 0)) {
-                walk_up(q, u, s, NULL, 0);
-                top_found = true;
-            }
-        }
-        /* parents that only loop among themselves: start anywhere */
-        if (!top_found && c.spans.n) {
-            struct qnode *s = ht__q_span(q, c.spans.p[0]);
-
-            if (s)
-                walk_up(q, u, s, NULL, 0);
-        }
-        if (!c.spans.n)
-            for (size_t i = 0; i < c.invs.n; i++)
-                start_inv(q, u, ht__q_inv(q, c.invs.p[i]), NULL);
-    }
+    if (ht_tid_parse(id, n, &tid))
+        resolve_trace(q, &tid, u);
     start_key(q, u, HT_K_APIGW, id, NULL);
     start_key(q, u, HT_K_APIGW_EXT, id, NULL);
     /* a Lambda request id: the invocation */
@@ -1077,6 +1085,27 @@ int ht_qsession_query(struct ht_qsession *s, const char *id, bool roots,
             root_only(&s->q, u.roots.p[i], &(*reqs)[i]);
         else
             build_request(&s->q, u.roots.p[i], &(*reqs)[i]);
+    *n = u.roots.n;
+    return HT_ERR_OK;
+}
+
+int ht_qsession_trace_roots(struct ht_qsession *s, const struct ht_tid *tid,
+                            struct ht_request **reqs, size_t *n)
+{
+    struct up_ctx u;
+
+    memset(&u, 0, sizeof(u));
+    *reqs = NULL;
+    *n = 0;
+    s->q.truncated = false;
+    s->q.loads = 0;
+    u.budget = 100000;
+    resolve_trace(&s->q, tid, &u);
+    if (!u.roots.n)
+        return HT_ERR_NOTFOUND;
+    *reqs = ht_arena_alloc(s->arena, u.roots.n * sizeof(**reqs));
+    for (size_t i = 0; i < u.roots.n; i++)
+        root_only(&s->q, u.roots.p[i], &(*reqs)[i]);
     *n = u.roots.n;
     return HT_ERR_OK;
 }
