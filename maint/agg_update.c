@@ -658,9 +658,18 @@ static int dirty_visit(void *ctx, const void *k, size_t kn, const void *v,
     return d->n == d->max;
 }
 
-/* One slice; HT_ERR_MAPFULL leaves nothing behind (the caller grows). */
+/* What a run of slices (ht_agg_refresh) keeps from one slice to the next:
+ * the query session and the slice arena, emptied, so that every slice
+ * reuses the memory the first ones faulted in. */
+struct keep {
+    struct ht_qsession *qs;
+    struct ht_arena *a;
+};
+
+/* One slice; HT_ERR_MAPFULL leaves nothing behind (the caller grows).
+ * `keep` (may be NULL) lends and takes back the session and arena. */
 static int slice(struct ht_store *s, size_t max, bool *more,
-                 struct ht_agg_stats *out)
+                 struct ht_agg_stats *out, struct keep *keep)
 {
     struct dirty_ctx d = {0};
     struct rctx c;
@@ -682,9 +691,19 @@ static int slice(struct ht_store *s, size_t max, bool *more,
         ht_store_abort(c.t);
         goto out;
     }
-    c.a = ht_arena_create();
-    rc = c.a ? ht_qsession_open(c.t, &c.qs) : HT_ERR_NOMEM;
+    if (keep && keep->qs) {
+        c.qs = keep->qs;
+        c.a = keep->a;
+        keep->qs = NULL;
+        keep->a = NULL;
+        ht_arena_clear(c.a);
+        rc = ht_qsession_reopen(c.qs, c.t);
+    } else {
+        c.a = ht_arena_create();
+        rc = c.a ? ht_qsession_open(c.t, &c.qs) : HT_ERR_NOMEM;
+    }
     if (rc) {
+        ht_qsession_close(c.qs);
         ht_arena_destroy(c.a);
         ht_store_abort(c.t);
         goto out;
@@ -699,13 +718,18 @@ static int slice(struct ht_store *s, size_t max, bool *more,
             ht_qsession_memory(c.qs) + ht_arena_used(c.a) >= HT_AGG_SLICE_BYTES)
             break;
     }
-    ht_qsession_close(c.qs);
+    if (keep) {
+        keep->qs = c.qs;
+        keep->a = c.a;
+    } else {
+        ht_qsession_close(c.qs);
+        ht_arena_destroy(c.a);
+    }
     free(c.done.k);
     free(c.linked.k);
     free(c.mem.m);
     free(c.sc.e);
     ht_buf_free(&c.buf);
-    ht_arena_destroy(c.a);
     if (c.err) {
         ht_store_abort(c.t);
         rc = c.err;
@@ -730,8 +754,8 @@ out:
     return rc;
 }
 
-int ht_agg_update(struct ht_store *s, size_t max_traces, bool *more,
-                  struct ht_agg_stats *st)
+static int update(struct ht_store *s, size_t max_traces, bool *more,
+                  struct ht_agg_stats *st, struct keep *keep)
 {
     int rc, grows = 0;
 
@@ -740,7 +764,7 @@ int ht_agg_update(struct ht_store *s, size_t max_traces, bool *more,
     if (max_traces > MAX_SLICE_TRACES)
         max_traces = MAX_SLICE_TRACES;
     for (;;) {
-        rc = slice(s, max_traces, more, st);
+        rc = slice(s, max_traces, more, st, keep);
         if (rc != HT_ERR_MAPFULL || grows++ >= MAPFULL_RETRIES)
             return rc;
         rc = ht_store_grow(s);
@@ -749,14 +773,23 @@ int ht_agg_update(struct ht_store *s, size_t max_traces, bool *more,
     }
 }
 
+int ht_agg_update(struct ht_store *s, size_t max_traces, bool *more,
+                  struct ht_agg_stats *st)
+{
+    return update(s, max_traces, more, st, NULL);
+}
+
 int ht_agg_refresh(struct ht_store *s, struct ht_agg_stats *st)
 {
+    struct keep keep = {0};
     bool more = true;
     int rc = HT_ERR_OK;
 
     memset(st, 0, sizeof(*st));
     while (more && !rc)
-        rc = ht_agg_update(s, HT_AGG_SLICE_TRACES, &more, st);
+        rc = update(s, HT_AGG_SLICE_TRACES, &more, st, &keep);
+    ht_qsession_close(keep.qs);
+    ht_arena_destroy(keep.a);
     return rc;
 }
 

@@ -117,6 +117,10 @@ int ht_qsession_trace_roots(struct ht_qsession *s, const struct ht_tid *tid,
  * HT_ERR_NOTFOUND when `root` did not come from this session. */
 int ht_qsession_build(struct ht_qsession *s, const struct ht_request *root,
                       struct ht_request **out);
+/* The session, emptied, for another transaction: what it loaded and
+ * returned is gone, the memory that held it is kept for the next round
+ * (no fresh pages for every slice of a refresh). */
+int ht_qsession_reopen(struct ht_qsession *s, struct ht_txn *t);
 /* Bytes the session holds (to bound a chunk's memory). */
 size_t ht_qsession_memory(const struct ht_qsession *s);
 void ht_qsession_close(struct ht_qsession *s);

@@ -1129,6 +1129,31 @@ int ht_qsession_build(struct ht_qsession *s, const struct ht_request *root,
     return HT_ERR_OK;
 }
 
+/* Emptied, its table kept (a reopened session fills it again). */
+static void map_clear(struct map *m)
+{
+    if (m->cap)
+        memset(m->e, 0, m->cap * sizeof(*m->e));
+    m->n = 0;
+}
+
+int ht_qsession_reopen(struct ht_qsession *s, struct ht_txn *t)
+{
+    struct map spans = s->q.spans, invs = s->q.invs, pairs = s->q.pairs;
+
+    map_clear(&spans);
+    map_clear(&invs);
+    map_clear(&pairs);
+    ht_arena_clear(s->arena);
+    memset(&s->q, 0, sizeof(s->q));
+    s->q.spans = spans;
+    s->q.invs = invs;
+    s->q.pairs = pairs;
+    s->q.t = t;
+    s->q.a = s->arena;
+    return HT_ERR_OK;
+}
+
 size_t ht_qsession_memory(const struct ht_qsession *s)
 {
     return ht_arena_used(s->arena);
