@@ -174,9 +174,26 @@ struct scache {
     size_t cap, n;
 };
 
+/* The histogram records changed in this slice, by key: read once, changed
+ * in memory by every summary that comes and goes, written once when the
+ * slice ends (hist_flush). */
+struct hent {
+    uint8_t *k; /* NULL: empty slot */
+    size_t kn;
+    uint64_t h;
+    struct ht_agg_hrec rec;
+    bool gone; /* count fell to 0: deleted (and starts over from nothing) */
+};
+
+struct hcache {
+    struct hent *e;
+    size_t cap, n;
+};
+
 struct rctx {
     struct ht_txn *t;
     struct scache sc;
+    struct hcache hc;
     struct ht_qsession *qs; /* the graph loaded in this slice */
     struct ht_arena *a;     /* per slice */
     struct idset done;      /* roots refreshed or dropped in this slice */
@@ -193,37 +210,107 @@ static void chk(struct rctx *c, int rc)
         c->err = rc;
 }
 
+static struct hent *hc_slot(struct hcache *hc, const uint8_t *k, size_t kn,
+                            uint64_t h)
+{
+    size_t i = (size_t)h & (hc->cap - 1);
+
+    while (hc->e[i].k &&
+           (hc->e[i].h != h || hc->e[i].kn != kn || memcmp(hc->e[i].k, k, kn)))
+        i = (i + 1) & (hc->cap - 1);
+    return &hc->e[i];
+}
+
+/* The record of histogram key k, read from the store the first time. */
+static struct hent *hist_get(struct rctx *c, const uint8_t *k, size_t kn)
+{
+    uint64_t h = ht_hash64(k, kn);
+    struct hent *e;
+    const void *v;
+    size_t vn;
+
+    if ((c->hc.n + 1) * 2 > c->hc.cap) {
+        struct hcache g = {0};
+
+        g.cap = c->hc.cap ? c->hc.cap * 2 : 256;
+        g.e = calloc(g.cap, sizeof(*g.e));
+        HT_ASSERT(g.e);
+        for (size_t i = 0; i < c->hc.cap; i++)
+            if (c->hc.e[i].k)
+                *hc_slot(&g, c->hc.e[i].k, c->hc.e[i].kn, c->hc.e[i].h) =
+                    c->hc.e[i];
+        g.n = c->hc.n;
+        free(c->hc.e);
+        c->hc = g;
+    }
+    e = hc_slot(&c->hc, k, kn, h);
+    if (e->k) {
+        if (e->gone) {
+            ht_agg_hrec_free(&e->rec);
+            memset(&e->rec, 0, sizeof(e->rec));
+            e->gone = false;
+        }
+        return e;
+    }
+    e->k = ht_arena_alloc(c->a, kn);
+    memcpy(e->k, k, kn);
+    e->kn = kn;
+    e->h = h;
+    c->hc.n++;
+    memset(&e->rec, 0, sizeof(e->rec));
+    if (ht_store_get(c->t, HT_DB_AGG, k, kn, &v, &vn) == HT_ERR_OK)
+        ht_agg_hrec_unpack(v, vn, &e->rec); /* a corrupt one starts over */
+    return e;
+}
+
+/* Writes the slice's histogram records and forgets them. */
+static void hist_flush(struct rctx *c)
+{
+    for (size_t i = 0; i < c->hc.cap; i++) {
+        struct hent *e = &c->hc.e[i];
+
+        if (!e->k)
+            continue;
+        if (!c->err) {
+            if (e->gone) {
+                chk(c, ht_store_del(c->t, HT_DB_AGG, e->k, e->kn));
+            } else {
+                ht_buf_reset(&c->buf);
+                ht_agg_hrec_pack(&e->rec, &c->buf);
+                chk(c, ht_store_put(c->t, HT_DB_AGG, e->k, e->kn, c->buf.data,
+                                    c->buf.len));
+            }
+        }
+        ht_agg_hrec_free(&e->rec);
+    }
+    free(c->hc.e);
+    memset(&c->hc, 0, sizeof(c->hc));
+}
+
 /* Add (sign 1) or take away (sign -1) one summary from its histogram. */
 static void hist_apply(struct rctx *c, const struct ht_agg_summary *s, int sign)
 {
     uint8_t key[HT_KEY_MAX];
     size_t kn = ht_agg_key_hist(key, s->start_us, s->api, s->stage, s->route);
-    const void *v;
-    size_t vn;
-    struct ht_agg_hrec h;
+    struct hent *e;
+    struct ht_agg_hrec *h;
 
     if (!kn)
         return;
-    memset(&h, 0, sizeof(h));
-    if (ht_store_get(c->t, HT_DB_AGG, key, kn, &v, &vn) == HT_ERR_OK)
-        ht_agg_hrec_unpack(v, vn, &h); /* a corrupt one starts over */
-    h.count += sign;
-    h.errors += (s->flags & HT_AGG_S_ERROR) ? sign : 0;
-    h.faults += (s->flags & HT_AGG_S_FAULT) ? sign : 0;
-    h.throttles += (s->flags & HT_AGG_S_THROTTLE) ? sign : 0;
-    ht_agg_hist_add(&h.sync, ht_agg_bin(s->sync_us), sign);
+    e = hist_get(c, key, kn);
+    h = &e->rec;
+    h->count += sign;
+    h->errors += (s->flags & HT_AGG_S_ERROR) ? sign : 0;
+    h->faults += (s->flags & HT_AGG_S_FAULT) ? sign : 0;
+    h->throttles += (s->flags & HT_AGG_S_THROTTLE) ? sign : 0;
+    ht_agg_hist_add(&h->sync, ht_agg_bin(s->sync_us), sign);
     if (s->flags & HT_AGG_S_PENDING)
-        h.incomplete += sign;
+        h->incomplete += sign;
     else
-        ht_agg_hist_add(&h.e2e, ht_agg_bin(s->e2e_us), sign);
-    if (h.count <= 0) {
-        chk(c, ht_store_del(c->t, HT_DB_AGG, key, kn));
-    } else {
-        ht_buf_reset(&c->buf);
-        ht_agg_hrec_pack(&h, &c->buf);
-        chk(c, ht_store_put(c->t, HT_DB_AGG, key, kn, c->buf.data, c->buf.len));
-    }
-    ht_agg_hrec_free(&h);
+        ht_agg_hist_add(&h->e2e, ht_agg_bin(s->e2e_us), sign);
+    /* at 0 the record goes (hist_flush); a later summary of the slice
+     * starts it over from nothing, as reading it back would */
+    e->gone = h->count <= 0;
 }
 
 /* The slot of `root` (its own, or the empty one it would take). */
@@ -718,6 +805,7 @@ static int slice(struct ht_store *s, size_t max, bool *more,
             ht_qsession_memory(c.qs) + ht_arena_used(c.a) >= HT_AGG_SLICE_BYTES)
             break;
     }
+    hist_flush(&c); /* before the arena holding its keys goes */
     if (keep) {
         keep->qs = c.qs;
         keep->a = c.a;

@@ -211,6 +211,9 @@ static int trace_span_visit(void *ctx, const void *k, size_t kn, const void *v,
     return 0;
 }
 
+static void trace_targets(struct q *q, const struct ht_tid *tr,
+                          struct tgt_ctx *out);
+
 void ht__targets(struct q *q, char prefix, const void *p, size_t n,
                  struct tgt_ctx *out)
 {
@@ -224,8 +227,12 @@ void ht__targets(struct q *q, char prefix, const void *p, size_t n,
     kn = ht_key_make(key, prefix, p, n);
     ht_store_dups(q->t, HT_DB_KEYS, key, kn, tgt_visit, out);
     /* a trace's spans are its range of nodes, not keys entries */
-    if (prefix == HT_K_TRACE && n == 16)
-        ht_store_scan(q->t, HT_DB_NODES, p, 16, trace_span_visit, out);
+    if (prefix == HT_K_TRACE && n == 16) {
+        struct ht_tid tr;
+
+        memcpy(tr.b, p, 16);
+        trace_targets(q, &tr, out);
+    }
 }
 
 /* The targets of a text id (packed like the assembler packs it). */
@@ -624,23 +631,81 @@ static int cmp_pair(const void *a, const void *b)
 
 /* The parent -> child pairs of trace `tr` (one scan of its nodes per
  * query while it stays among the KCACHE most recent). */
-static struct kcache *trace_kids(struct q *q, const struct ht_tid *tr)
+static struct kcache *kc_find(struct q *q, const struct ht_tid *tr)
 {
-    struct kids_scan c = {.q = q};
-    struct kcache *e;
-
     for (int i = 0; i < KCACHE; i++)
         if (q->kc[i].used && memcmp(q->kc[i].trace.b, tr->b, 16) == 0)
             return &q->kc[i];
-    ht_store_scan(q->t, HT_DB_NODES, tr->b, 16, kids_visit, &c);
-    if (c.n > 1)
-        qsort(c.pairs, c.n, 2 * sizeof(*c.pairs), cmp_pair);
+    return NULL;
+}
+
+/* Keeps the pairs a whole scan of trace `tr` found. */
+static struct kcache *kc_keep(struct q *q, const struct ht_tid *tr,
+                              struct kids_scan *c)
+{
+    struct kcache *e;
+
+    if (c->n > 1)
+        qsort(c->pairs, c->n, 2 * sizeof(*c->pairs), cmp_pair);
     e = &q->kc[q->kc_next++ % KCACHE];
     e->trace = *tr;
-    e->pairs = c.pairs;
-    e->n = c.n;
+    e->pairs = c->pairs;
+    e->n = c->n;
     e->used = true;
     return e;
+}
+
+static struct kcache *trace_kids(struct q *q, const struct ht_tid *tr)
+{
+    struct kids_scan c = {.q = q};
+    struct kcache *e = kc_find(q, tr);
+
+    if (e)
+        return e;
+    ht_store_scan(q->t, HT_DB_NODES, tr->b, 16, kids_visit, &c);
+    return kc_keep(q, tr, &c);
+}
+
+/* A trace id's spans (trace_span_visit) and, from the same scan, its
+ * parent -> child pairs for ht__q_kids (kids_visit), unless the range is
+ * larger than either keeps. */
+struct trace_scan {
+    struct tgt_ctx *out;
+    struct kids_scan k;
+    bool cut; /* the pairs are not whole */
+};
+
+static int trace_scan_visit(void *ctx, const void *k, size_t kn, const void *v,
+                            size_t vn)
+{
+    struct trace_scan *ts = ctx;
+
+    if (kn != 24)
+        return 0;
+    if (ts->k.n >= MAX_TARGETS)
+        ts->cut = true;
+    if (!ts->cut) {
+        ts->k.eager = ts->out->eager;
+        kids_visit(&ts->k, k, kn, v, vn); /* takes the node (eager) */
+        ts->out->eager = ts->k.eager;
+    }
+    return trace_span_visit(ts->out, k, kn, v, vn);
+}
+
+static void trace_targets(struct q *q, const struct ht_tid *tr,
+                          struct tgt_ctx *out)
+{
+    struct trace_scan ts = {.out = out, .k = {.q = q}};
+
+    if (kc_find(q, tr)) {
+        ht_store_scan(q->t, HT_DB_NODES, tr->b, 16, trace_span_visit, out);
+        return;
+    }
+    ts.cut = false;
+    if (ht_store_scan(q->t, HT_DB_NODES, tr->b, 16, trace_scan_visit, &ts) ==
+            HT_ERR_OK &&
+        !ts.cut && !(out->spans.n + out->invs.n >= MAX_TARGETS))
+        kc_keep(q, tr, &ts.k);
 }
 
 struct vec *ht__q_kids(struct q *q, struct qnode *n)
