@@ -470,6 +470,25 @@ static void count_links(struct qnode *n, const struct ht_id8 **seen, int *nseen)
     }
 }
 
+/* The targets of the invocation's Lambda request id key (its AWS::Lambda
+ * spans), read once: telling a batch and finding the top both ask. */
+static void lambda_targets(struct q *q, struct qinv *inv, struct tgt_ctx *c)
+{
+    bool was = q->truncated;
+
+    if (inv->lambda) {
+        *c = *inv->lambda;
+        return;
+    }
+    q->truncated = false;
+    ht__targets_s(q, HT_K_LAMBDA, inv->rid, c);
+    if (!q->truncated) {
+        inv->lambda = ht_arena_alloc(q->a, sizeof(*c));
+        *inv->lambda = *c;
+    }
+    q->truncated |= was;
+}
+
 /*
  * An invocation that logged no record can still be a batch: its
  * AWS::Lambda (or function) segment links to one SendMessage per message
@@ -483,7 +502,7 @@ static void inv_links_batch(struct q *q, struct qinv *inv)
     int nseen = 0;
     struct tgt_ctx c;
 
-    ht__targets_s(q, HT_K_LAMBDA, inv->rid, &c);
+    lambda_targets(q, inv, &c);
     for (size_t i = 0; i < c.spans.n && nseen < 2; i++) {
         struct qnode *n = ht__q_span(q, c.spans.p[i]);
         struct vec *kids;
@@ -629,32 +648,51 @@ static int cmp_pair(const void *a, const void *b)
     return c ? c : memcmp((const uint8_t *)a + 8, (const uint8_t *)b + 8, 8);
 }
 
-/* The parent -> child pairs of trace `tr` (one scan of its nodes per
- * query while it stays among the KCACHE most recent). */
+static size_t kc_slot(const struct ktab *t, const struct ht_tid *tr)
+{
+    size_t i = (size_t)ht_hash64(tr->b, 16) & (t->cap - 1);
+
+    while (t->e[i] && memcmp(t->e[i]->trace.b, tr->b, 16) != 0)
+        i = (i + 1) & (t->cap - 1);
+    return i;
+}
+
+/* The pairs of trace `tr`, once read whole in this query. */
 static struct kcache *kc_find(struct q *q, const struct ht_tid *tr)
 {
-    for (int i = 0; i < KCACHE; i++)
-        if (q->kc[i].used && memcmp(q->kc[i].trace.b, tr->b, 16) == 0)
-            return &q->kc[i];
-    return NULL;
+    return q->kc.cap ? q->kc.e[kc_slot(&q->kc, tr)] : NULL;
 }
 
 /* Keeps the pairs a whole scan of trace `tr` found. */
 static struct kcache *kc_keep(struct q *q, const struct ht_tid *tr,
                               struct kids_scan *c)
 {
-    struct kcache *e;
+    struct kcache *e = ht_arena_alloc(q->a, sizeof(*e));
 
     if (c->n > 1)
         qsort(c->pairs, c->n, 2 * sizeof(*c->pairs), cmp_pair);
-    e = &q->kc[q->kc_next++ % KCACHE];
     e->trace = *tr;
     e->pairs = c->pairs;
     e->n = c->n;
-    e->used = true;
+    if ((q->kc.n + 1) * 2 > q->kc.cap) {
+        struct ktab g;
+
+        g.cap = q->kc.cap ? q->kc.cap * 2 : 64;
+        g.n = q->kc.n;
+        g.e = ht_arena_alloc(q->a, g.cap * sizeof(*g.e));
+        memset(g.e, 0, g.cap * sizeof(*g.e));
+        for (size_t i = 0; i < q->kc.cap; i++)
+            if (q->kc.e[i])
+                g.e[kc_slot(&g, &q->kc.e[i]->trace)] = q->kc.e[i];
+        q->kc = g;
+    }
+    q->kc.e[kc_slot(&q->kc, tr)] = e;
+    q->kc.n++;
     return e;
 }
 
+/* The parent -> child pairs of trace `tr` (one scan of its nodes per
+ * query). */
 static struct kcache *trace_kids(struct q *q, const struct ht_tid *tr)
 {
     struct kids_scan c = {.q = q};
@@ -786,7 +824,7 @@ struct qnode *ht__q_inv_top(struct q *q, struct qinv *inv)
     if (inv->top_done)
         return inv->top;
     inv->top_done = true;
-    ht__targets_s(q, HT_K_LAMBDA, inv->rid, &c);
+    lambda_targets(q, inv, &c);
     for (size_t i = 0; i < c.spans.n && !inv->top; i++)
         inv->top = ht__q_span(q, c.spans.p[i]);
     if (!inv->top && inv->has_rec && (inv->rec.flags & HT_INV_HAS_SEGMENT)) {

@@ -70,6 +70,7 @@ struct qinv {
     bool exists;   /* the store holds its record (HT_DB_INV) */
     struct vec in; /* hops into it (ht__q_incoming), once in_done */
     bool in_done;
+    struct tgt_ctx *lambda; /* its Lambda request id key's targets, once read */
 };
 
 struct qhop {
@@ -82,14 +83,18 @@ struct qhop {
 };
 
 /* The parent -> child pairs of one trace, read from its range of nodes
- * (sorted by parent): a few recent traces are kept per query. */
+ * (sorted by parent): every trace a query reads children in is kept, by
+ * trace id (16 bytes of pairs per node: little next to the nodes). */
 struct kcache {
     struct ht_tid trace;
     struct ht_id8 *pairs; /* parent, child, parent, child, ... */
     size_t n;             /* pairs */
-    bool used;
 };
-#define KCACHE 8
+
+struct ktab {
+    struct kcache **e; /* open addressing, in the query's arena */
+    size_t cap, n;
+};
 
 /* The span ids a key prefix (HT_K_HEADER, HT_K_LINK) names, read whole
  * once a query has asked for enough of them one by one: most spans have
@@ -108,9 +113,8 @@ struct keyset {
 #define KS_MAX 16384    /* entries read at most (32 per lookup saved) */
 
 struct q {
-    struct kcache kc[KCACHE];
+    struct ktab kc;
     struct keyset ks_header, ks_link;
-    unsigned kc_next;
     struct ht_txn *t;
     struct ht_arena *a;
     struct map spans; /* id8 -> qnode */
