@@ -191,16 +191,11 @@ static void eager(struct q *q, const void *k, const void *v, size_t vn,
     adopt(q, v, vn);
 }
 
-/* A span of a trace's range of nodes (key trace id + span id). */
-static int trace_span_visit(void *ctx, const void *k, size_t kn, const void *v,
-                            size_t vn)
+/* Span id k + 16 of a trace's range, a target. */
+static int add_trace_span(struct tgt_ctx *c, const void *k)
 {
-    struct tgt_ctx *c = ctx;
     struct ht_id8 *id;
 
-    if (kn != 24)
-        return 0;
-    eager(c->q, k, v, vn, &c->eager);
     if (c->spans.n + c->invs.n >= MAX_TARGETS) {
         c->q->truncated = true;
         return 1;
@@ -209,6 +204,18 @@ static int trace_span_visit(void *ctx, const void *k, size_t kn, const void *v,
     memcpy(id->b, (const uint8_t *)k + 16, 8);
     ht__vec_push(c->q->a, &c->spans, id);
     return 0;
+}
+
+/* A span of a trace's range of nodes (key trace id + span id). */
+static int trace_span_visit(void *ctx, const void *k, size_t kn, const void *v,
+                            size_t vn)
+{
+    struct tgt_ctx *c = ctx;
+
+    if (kn != 24)
+        return 0;
+    eager(c->q, k, v, vn, &c->eager);
+    return add_trace_span(c, k);
 }
 
 static void trace_targets(struct q *q, const struct ht_tid *tr,
@@ -608,7 +615,10 @@ struct kids_scan {
     struct q *q;
     struct ht_id8 *pairs;
     size_t n, cap;
-    size_t eager; /* nodes taken whole (eager) */
+    size_t eager;       /* nodes taken whole (eager) */
+    struct ht_id8 *ids; /* every span id of the range, in key order */
+    size_t nids, capids;
+    bool stopped; /* a bound cut the scan short: ids and pairs not whole */
 };
 
 static int kids_visit(void *ctx, const void *k, size_t kn, const void *v,
@@ -617,13 +627,29 @@ static int kids_visit(void *ctx, const void *k, size_t kn, const void *v,
     struct kids_scan *c = ctx;
     struct ht_id8 parent;
 
-    if (kn == 24)
-        eager(c->q, k, v, vn, &c->eager);
-    if (kn != 24 || ht_span_peek_parent(v, vn, &parent) != HT_ERR_OK ||
+    if (kn != 24)
+        return 0;
+    eager(c->q, k, v, vn, &c->eager);
+    if (!c->stopped && c->nids >= MAX_TARGETS)
+        c->stopped = true; /* the ids are not whole (the pairs may be) */
+    if (!c->stopped) {
+        if (c->nids == c->capids) {
+            size_t cap = c->capids ? c->capids * 2 : 64;
+            struct ht_id8 *np = ht_arena_alloc(c->q->a, cap * sizeof(*np));
+
+            if (c->nids)
+                memcpy(np, c->ids, c->nids * sizeof(*np));
+            c->ids = np;
+            c->capids = cap;
+        }
+        memcpy(c->ids[c->nids++].b, (const uint8_t *)k + 16, 8);
+    }
+    if (ht_span_peek_parent(v, vn, &parent) != HT_ERR_OK ||
         ht_id8_is_zero(&parent))
         return 0;
     if (c->n >= MAX_TARGETS) {
         c->q->truncated = true;
+        c->stopped = true;
         return 1;
     }
     if (c->n == c->cap) {
@@ -674,6 +700,9 @@ static struct kcache *kc_keep(struct q *q, const struct ht_tid *tr,
     e->trace = *tr;
     e->pairs = c->pairs;
     e->n = c->n;
+    e->ids = c->stopped ? NULL : c->ids;
+    e->nids = c->stopped ? 0 : c->nids;
+    e->whole = !c->stopped;
     if ((q->kc.n + 1) * 2 > q->kc.cap) {
         struct ktab g;
 
@@ -722,20 +751,33 @@ static int trace_scan_visit(void *ctx, const void *k, size_t kn, const void *v,
         return 0;
     if (ts->k.n >= MAX_TARGETS)
         ts->cut = true;
-    if (!ts->cut) {
-        ts->k.eager = ts->out->eager;
-        kids_visit(&ts->k, k, kn, v, vn); /* takes the node (eager) */
-        ts->out->eager = ts->k.eager;
-    }
-    return trace_span_visit(ts->out, k, kn, v, vn);
+    if (ts->cut)
+        return trace_span_visit(ts->out, k, kn, v, vn);
+    ts->k.eager = ts->out->eager;
+    kids_visit(&ts->k, k, kn, v, vn); /* takes the node (eager) */
+    ts->out->eager = ts->k.eager;
+    return add_trace_span(ts->out, k);
 }
 
 static void trace_targets(struct q *q, const struct ht_tid *tr,
                           struct tgt_ctx *out)
 {
     struct trace_scan ts = {.out = out, .k = {.q = q}};
+    struct kcache *kc = kc_find(q, tr);
 
-    if (kc_find(q, tr)) {
+    if (kc && kc->whole) {
+        /* read whole before: its span ids, as the scan lists them */
+        for (size_t i = 0; i < kc->nids; i++) {
+            uint8_t key[24];
+
+            memcpy(key, tr->b, 16);
+            memcpy(key + 16, kc->ids[i].b, 8);
+            if (add_trace_span(out, key))
+                break;
+        }
+        return;
+    }
+    if (kc) {
         ht_store_scan(q->t, HT_DB_NODES, tr->b, 16, trace_span_visit, out);
         return;
     }

@@ -89,6 +89,9 @@ struct kcache {
     struct ht_tid trace;
     struct ht_id8 *pairs; /* parent, child, parent, child, ... */
     size_t n;             /* pairs */
+    struct ht_id8 *ids;   /* every span id of the range, in key order */
+    size_t nids;
+    bool whole;           /* ids and pairs are the whole range */
 };
 
 struct ktab {
