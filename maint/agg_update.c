@@ -565,19 +565,13 @@ static void mem_record(struct rctx *c, const struct ht_request *r)
 static const struct ht_request *
 assemble(struct rctx *c, const struct ht_id8 *root, const char *handle)
 {
-    struct ht_request *reqs;
-    size_t n;
+    struct ht_request *r;
 
     if (!handle || !*handle ||
-        ht_qsession_query(c->qs, handle, false, &reqs, &n) != HT_ERR_OK)
+        ht_qsession_query_root(c->qs, handle, root, &r) != HT_ERR_OK)
         return NULL;
-    for (size_t i = 0; i < n; i++)
-        if (reqs[i].nspans &&
-            memcmp(reqs[i].spans[0].s.id.b, root->b, 8) == 0) {
-            mem_record(c, &reqs[i]);
-            return &reqs[i];
-        }
-    return NULL;
+    mem_record(c, r);
+    return r;
 }
 
 /* The request of a root-only request found in this slice's session; its

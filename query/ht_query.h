@@ -111,6 +111,11 @@ int ht_qsession_query(struct ht_qsession *s, const char *id, bool roots,
  * the requests another kind of id spelled like it would name. */
 int ht_qsession_trace_roots(struct ht_qsession *s, const struct ht_tid *tid,
                             struct ht_request **reqs, size_t *n);
+/* The request rooted at span `root` among those `id` names (what
+ * ht_qsession_query gives for `id`, that request alone and built alone);
+ * HT_ERR_NOTFOUND when `id` no longer leads to that root. */
+int ht_qsession_query_root(struct ht_qsession *s, const char *id,
+                           const struct ht_id8 *root, struct ht_request **out);
 /* The whole request of a root-only request this session returned (from
  * `roots`): the same request ht_qsession_query gives for the root's
  * handle, without resolving the handle again. Borrowed like the others;

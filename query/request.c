@@ -1089,6 +1089,51 @@ int ht_qsession_query(struct ht_qsession *s, const char *id, bool roots,
     return HT_ERR_OK;
 }
 
+/* The root among `roots` whose span id is `root`, or NULL. */
+static struct qnode *root_in(const struct vec *roots, const struct ht_id8 *root)
+{
+    for (size_t i = 0; i < roots->n; i++) {
+        struct qnode *n = roots->p[i];
+
+        if (memcmp(n->s.id.b, root->b, 8) == 0)
+            return n;
+    }
+    return NULL;
+}
+
+int ht_qsession_query_root(struct ht_qsession *s, const char *id,
+                           const struct ht_id8 *root, struct ht_request **out)
+{
+    struct up_ctx u;
+    struct qnode *r = NULL, *n;
+    struct ht_id8 sid;
+
+    *out = NULL;
+    s->q.truncated = false;
+    s->q.loads = 0;
+    /* a root's own span id: the walk up from that span is the first thing
+     * resolving it does, and when that walk ends at the root the rest
+     * (other kinds of id spelled the same) can only add other roots */
+    if (ht_id8_parse(id, strlen(id), &sid) && memcmp(sid.b, root->b, 8) == 0 &&
+        (n = ht__q_span(&s->q, &sid))) {
+        memset(&u, 0, sizeof(u));
+        u.budget = 100000;
+        walk_up(&s->q, &u, n, NULL, 0);
+        r = root_in(&u.roots, root);
+    }
+    if (!r) {
+        memset(&u, 0, sizeof(u));
+        u.budget = 100000;
+        resolve(&s->q, id, &u);
+        r = root_in(&u.roots, root);
+    }
+    if (!r)
+        return HT_ERR_NOTFOUND;
+    *out = ht_arena_alloc(s->arena, sizeof(**out));
+    build_request(&s->q, r, *out);
+    return HT_ERR_OK;
+}
+
 int ht_qsession_trace_roots(struct ht_qsession *s, const struct ht_tid *tid,
                             struct ht_request **reqs, size_t *n)
 {
