@@ -112,8 +112,8 @@ struct keyset {
     int state;
     long asks; /* lookups made while KS_UNKNOWN */
 };
-#define KS_ASKS 512     /* lookups before the range is read */
-#define KS_MAX 16384    /* entries read at most (32 per lookup saved) */
+#define KS_ASKS 1024    /* lookups before the range is read */
+#define KS_MAX 16384    /* entries read at most (16 per lookup made) */
 
 struct q {
     struct ktab kc;
