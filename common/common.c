@@ -116,6 +116,7 @@ struct arena_block {
 
 struct ht_arena {
     struct arena_block *head;
+    struct arena_block *spare; /* emptied by ht_arena_clear */
     size_t total;
 };
 
@@ -136,13 +137,36 @@ void ht_arena_destroy(struct ht_arena *a)
         next = b->next;
         free(b);
     }
+    for (b = a->spare; b; b = next) {
+        next = b->next;
+        free(b);
+    }
     free(a);
+}
+
+void ht_arena_clear(struct ht_arena *a)
+{
+    struct arena_block *b, *next;
+
+    for (b = a->head; b; b = next) {
+        next = b->next;
+        b->used = 0;
+        b->next = a->spare;
+        a->spare = b;
+    }
+    a->head = NULL;
+    a->total = 0;
 }
 
 void ht_arena_reset(struct ht_arena *a)
 {
     struct arena_block *b, *next;
 
+    for (b = a->spare; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+    a->spare = NULL;
     if (!a->head)
         return;
     /* keep the last (oldest) block, which is the first one allocated */
@@ -167,8 +191,13 @@ void *ht_arena_alloc(struct ht_arena *a, size_t n)
     if (!b || b->cap - b->used < need) {
         size_t cap = need > ARENA_BLOCK ? need : ARENA_BLOCK;
 
-        b = xrealloc(NULL, sizeof(*b) + cap);
-        b->cap = cap;
+        if (a->spare && a->spare->cap >= need) {
+            b = a->spare;
+            a->spare = b->next;
+        } else {
+            b = xrealloc(NULL, sizeof(*b) + cap);
+            b->cap = cap;
+        }
         b->used = 0;
         b->next = a->head;
         a->head = b;

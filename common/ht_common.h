@@ -98,6 +98,10 @@ struct ht_arena *ht_arena_create(void);
 void ht_arena_destroy(struct ht_arena *a);
 /* Forget every allocation; keeps the first block for reuse. */
 void ht_arena_reset(struct ht_arena *a);
+/* Forget every allocation; keeps every block for reuse (work done in
+ * rounds of similar size, such as the aggregate refresh's slices, then
+ * reuses memory already faulted in instead of taking fresh pages). */
+void ht_arena_clear(struct ht_arena *a);
 /* Memory is borrowed from the arena until its next reset or destroy.
  * Allocation failure aborts the process (like the hot path's callers,
  * it has no way to continue meaningfully). */

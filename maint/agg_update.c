@@ -160,8 +160,40 @@ struct members {
     size_t cap, n;
 };
 
+/* The summaries read in this slice, by root: one read each between two
+ * writes (a request's traces each ask whether its root still has one). */
+struct sent {
+    bool used;
+    struct ht_id8 root;
+    int state; /* 0: not known (empty, or written since), 1: held, 2: none */
+    struct ht_agg_summary s;
+};
+
+struct scache {
+    struct sent *e;
+    size_t cap, n;
+};
+
+/* The histogram records changed in this slice, by key: read once, changed
+ * in memory by every summary that comes and goes, written once when the
+ * slice ends (hist_flush). */
+struct hent {
+    uint8_t *k; /* NULL: empty slot */
+    size_t kn;
+    uint64_t h;
+    struct ht_agg_hrec rec;
+    bool gone; /* count fell to 0: deleted (and starts over from nothing) */
+};
+
+struct hcache {
+    struct hent *e;
+    size_t cap, n;
+};
+
 struct rctx {
     struct ht_txn *t;
+    struct scache sc;
+    struct hcache hc;
     struct ht_qsession *qs; /* the graph loaded in this slice */
     struct ht_arena *a;     /* per slice */
     struct idset done;      /* roots refreshed or dropped in this slice */
@@ -178,49 +210,185 @@ static void chk(struct rctx *c, int rc)
         c->err = rc;
 }
 
+static struct hent *hc_slot(struct hcache *hc, const uint8_t *k, size_t kn,
+                            uint64_t h)
+{
+    size_t i = (size_t)h & (hc->cap - 1);
+
+    while (hc->e[i].k &&
+           (hc->e[i].h != h || hc->e[i].kn != kn || memcmp(hc->e[i].k, k, kn)))
+        i = (i + 1) & (hc->cap - 1);
+    return &hc->e[i];
+}
+
+/* The record of histogram key k, read from the store the first time. */
+static struct hent *hist_get(struct rctx *c, const uint8_t *k, size_t kn)
+{
+    uint64_t h = ht_hash64(k, kn);
+    struct hent *e;
+    const void *v;
+    size_t vn;
+
+    if ((c->hc.n + 1) * 2 > c->hc.cap) {
+        struct hcache g = {0};
+
+        g.cap = c->hc.cap ? c->hc.cap * 2 : 256;
+        g.e = calloc(g.cap, sizeof(*g.e));
+        HT_ASSERT(g.e);
+        for (size_t i = 0; i < c->hc.cap; i++)
+            if (c->hc.e[i].k)
+                *hc_slot(&g, c->hc.e[i].k, c->hc.e[i].kn, c->hc.e[i].h) =
+                    c->hc.e[i];
+        g.n = c->hc.n;
+        free(c->hc.e);
+        c->hc = g;
+    }
+    e = hc_slot(&c->hc, k, kn, h);
+    if (e->k) {
+        if (e->gone) {
+            ht_agg_hrec_free(&e->rec);
+            memset(&e->rec, 0, sizeof(e->rec));
+            e->gone = false;
+        }
+        return e;
+    }
+    e->k = ht_arena_alloc(c->a, kn);
+    memcpy(e->k, k, kn);
+    e->kn = kn;
+    e->h = h;
+    c->hc.n++;
+    memset(&e->rec, 0, sizeof(e->rec));
+    if (ht_store_get(c->t, HT_DB_AGG, k, kn, &v, &vn) == HT_ERR_OK)
+        ht_agg_hrec_unpack(v, vn, &e->rec); /* a corrupt one starts over */
+    return e;
+}
+
+/* Writes the slice's histogram records and forgets them. */
+static void hist_flush(struct rctx *c)
+{
+    for (size_t i = 0; i < c->hc.cap; i++) {
+        struct hent *e = &c->hc.e[i];
+
+        if (!e->k)
+            continue;
+        if (!c->err) {
+            if (e->gone) {
+                chk(c, ht_store_del(c->t, HT_DB_AGG, e->k, e->kn));
+            } else {
+                ht_buf_reset(&c->buf);
+                ht_agg_hrec_pack(&e->rec, &c->buf);
+                chk(c, ht_store_put(c->t, HT_DB_AGG, e->k, e->kn, c->buf.data,
+                                    c->buf.len));
+            }
+        }
+        ht_agg_hrec_free(&e->rec);
+    }
+    free(c->hc.e);
+    memset(&c->hc, 0, sizeof(c->hc));
+}
+
 /* Add (sign 1) or take away (sign -1) one summary from its histogram. */
 static void hist_apply(struct rctx *c, const struct ht_agg_summary *s, int sign)
 {
     uint8_t key[HT_KEY_MAX];
     size_t kn = ht_agg_key_hist(key, s->start_us, s->api, s->stage, s->route);
-    const void *v;
-    size_t vn;
-    struct ht_agg_hrec h;
+    struct hent *e;
+    struct ht_agg_hrec *h;
 
     if (!kn)
         return;
-    memset(&h, 0, sizeof(h));
-    if (ht_store_get(c->t, HT_DB_AGG, key, kn, &v, &vn) == HT_ERR_OK)
-        ht_agg_hrec_unpack(v, vn, &h); /* a corrupt one starts over */
-    h.count += sign;
-    h.errors += (s->flags & HT_AGG_S_ERROR) ? sign : 0;
-    h.faults += (s->flags & HT_AGG_S_FAULT) ? sign : 0;
-    h.throttles += (s->flags & HT_AGG_S_THROTTLE) ? sign : 0;
-    ht_agg_hist_add(&h.sync, ht_agg_bin(s->sync_us), sign);
+    e = hist_get(c, key, kn);
+    h = &e->rec;
+    h->count += sign;
+    h->errors += (s->flags & HT_AGG_S_ERROR) ? sign : 0;
+    h->faults += (s->flags & HT_AGG_S_FAULT) ? sign : 0;
+    h->throttles += (s->flags & HT_AGG_S_THROTTLE) ? sign : 0;
+    ht_agg_hist_add(&h->sync, ht_agg_bin(s->sync_us), sign);
     if (s->flags & HT_AGG_S_PENDING)
-        h.incomplete += sign;
+        h->incomplete += sign;
     else
-        ht_agg_hist_add(&h.e2e, ht_agg_bin(s->e2e_us), sign);
-    if (h.count <= 0) {
-        chk(c, ht_store_del(c->t, HT_DB_AGG, key, kn));
-    } else {
-        ht_buf_reset(&c->buf);
-        ht_agg_hrec_pack(&h, &c->buf);
-        chk(c, ht_store_put(c->t, HT_DB_AGG, key, kn, c->buf.data, c->buf.len));
-    }
-    ht_agg_hrec_free(&h);
+        ht_agg_hist_add(&h->e2e, ht_agg_bin(s->e2e_us), sign);
+    /* at 0 the record goes (hist_flush); a later summary of the slice
+     * starts it over from nothing, as reading it back would */
+    e->gone = h->count <= 0;
 }
 
+/* The slot of `root` (its own, or the empty one it would take). */
+static struct sent *sc_slot(struct scache *sc, const struct ht_id8 *root)
+{
+    size_t i = (size_t)(ht_be64_get(root->b) * 0x9E3779B97F4A7C15ull >> 32) &
+               (sc->cap - 1);
+
+    while (sc->e[i].used && memcmp(sc->e[i].root.b, root->b, 8) != 0)
+        i = (i + 1) & (sc->cap - 1);
+    return &sc->e[i];
+}
+
+static void sc_put(struct scache *sc, const struct ht_id8 *root, int state,
+                   const struct ht_agg_summary *s)
+{
+    struct sent *e;
+
+    if ((sc->n + 1) * 2 > sc->cap) {
+        struct scache g = {0};
+
+        g.cap = sc->cap ? sc->cap * 2 : 256;
+        g.e = calloc(g.cap, sizeof(*g.e));
+        HT_ASSERT(g.e);
+        for (size_t i = 0; i < sc->cap; i++)
+            if (sc->e[i].used)
+                *sc_slot(&g, &sc->e[i].root) = sc->e[i];
+        g.n = sc->n;
+        free(sc->e);
+        *sc = g;
+    }
+    e = sc_slot(sc, root);
+    if (!e->used) {
+        e->used = true;
+        e->root = *root;
+        sc->n++;
+    }
+    e->state = state;
+    if (s)
+        e->s = *s;
+}
+
+/* Written or removed: read again when next asked for. */
+static void sc_forget(struct scache *sc, const struct ht_id8 *root)
+{
+    struct sent *e;
+
+    if (!sc->cap)
+        return;
+    e = sc_slot(sc, root);
+    if (e->used)
+        e->state = 0;
+}
+
+/* The summary of `root` (borrowed: its strings and items live in the
+ * slice's arena and are not changed by the caller). */
 static bool get_summ(struct rctx *c, const struct ht_id8 *root,
                      struct ht_agg_summary *s)
 {
     uint8_t key[9];
     const void *v;
     size_t vn;
+    bool ok;
 
+    if (c->sc.cap) {
+        struct sent *e = sc_slot(&c->sc, root);
+
+        if (e->used && e->state) {
+            if (e->state == 1)
+                *s = e->s;
+            return e->state == 1;
+        }
+    }
     ht_agg_key_summary(key, root);
-    return ht_store_get(c->t, HT_DB_AGG, key, 9, &v, &vn) == HT_ERR_OK &&
-           ht_agg_summary_unpack(v, vn, c->a, s) == HT_ERR_OK;
+    ok = ht_store_get(c->t, HT_DB_AGG, key, 9, &v, &vn) == HT_ERR_OK &&
+         ht_agg_summary_unpack(v, vn, c->a, s) == HT_ERR_OK;
+    sc_put(&c->sc, root, ok ? 1 : 2, ok ? s : NULL);
+    return ok;
 }
 
 static void drop_summ(struct rctx *c, const struct ht_id8 *root)
@@ -235,6 +403,7 @@ static void drop_summ(struct rctx *c, const struct ht_id8 *root)
     chk(c, ht_store_del(c->t, HT_DB_AGG, key, 17));
     ht_agg_key_summary(key, root);
     chk(c, ht_store_del(c->t, HT_DB_AGG, key, 9));
+    sc_forget(&c->sc, root);
     c->st.removed++;
 }
 
@@ -277,6 +446,7 @@ static void store_summ(struct rctx *c, const struct ht_request *r)
     ht_buf_reset(&c->buf);
     ht_agg_summary_pack(&now, &c->buf);
     chk(c, ht_store_put(c->t, HT_DB_AGG, key, 9, c->buf.data, c->buf.len));
+    sc_forget(&c->sc, root);
     c->st.requests++;
     if (r->url_route && r->route && strcmp(r->url_route, r->route) != 0)
         learn_template(c, &now, r->url_route);
@@ -395,19 +565,26 @@ static void mem_record(struct rctx *c, const struct ht_request *r)
 static const struct ht_request *
 assemble(struct rctx *c, const struct ht_id8 *root, const char *handle)
 {
-    struct ht_request *reqs;
-    size_t n;
+    struct ht_request *r;
 
     if (!handle || !*handle ||
-        ht_qsession_query(c->qs, handle, false, &reqs, &n) != HT_ERR_OK)
+        ht_qsession_query_root(c->qs, handle, root, &r) != HT_ERR_OK)
         return NULL;
-    for (size_t i = 0; i < n; i++)
-        if (reqs[i].nspans &&
-            memcmp(reqs[i].spans[0].s.id.b, root->b, 8) == 0) {
-            mem_record(c, &reqs[i]);
-            return &reqs[i];
-        }
-    return NULL;
+    mem_record(c, r);
+    return r;
+}
+
+/* The request of a root-only request found in this slice's session; its
+ * traces are remembered. */
+static const struct ht_request *build(struct rctx *c,
+                                      const struct ht_request *root)
+{
+    struct ht_request *r;
+
+    if (ht_qsession_build(c->qs, root, &r) != HT_ERR_OK)
+        return NULL;
+    mem_record(c, r);
+    return r;
 }
 
 /* Whether the request rooted at `root` still has a summary and holds the
@@ -500,17 +677,17 @@ static void link_traces(struct rctx *c, const struct ht_request *r)
 
 static void refresh_trace(struct rctx *c, const struct ht_tid *tid)
 {
-    char text[36];
     struct ht_request *reqs;
     size_t n;
     uint8_t key[16];
     struct ht_agg_summary s;
 
-    ht_tid_format(tid, text);
-    /* the roots first: a request reached through several of its traces
-     * in one slice is assembled and linked once; one already rebuilt by
-     * a recheck in this slice is linked still */
-    if (ht_qsession_query(c->qs, text, true, &reqs, &n) == HT_ERR_OK) {
+    /* the roots first (of the requests holding the trace: an id of
+     * another kind spelled like the trace id names requests whose own
+     * traces refresh them): a request reached through several of its
+     * traces in one slice is assembled and linked once; one already
+     * rebuilt by a recheck in this slice is linked still */
+    if (ht_qsession_trace_roots(c->qs, tid, &reqs, &n) == HT_ERR_OK) {
         for (size_t i = 0; i < n && !c->err; i++) {
             const struct ht_id8 *root = &reqs[i].spans[0].s.id;
             const char *handle = reqs[i].root_handle;
@@ -520,7 +697,9 @@ static void refresh_trace(struct rctx *c, const struct ht_tid *tid)
             if (idset_has(&c->linked, k))
                 continue;
             idset_add(&c->linked, k);
-            r = assemble(c, root, handle);
+            /* the root was just found in this session: its request is
+             * built from it directly (its handle leads back to it) */
+            r = handle && *handle ? build(c, &reqs[i]) : NULL;
             if (!r)
                 continue;
             /* rebuilt by a recheck already, unless that dropped it (its
@@ -560,9 +739,18 @@ static int dirty_visit(void *ctx, const void *k, size_t kn, const void *v,
     return d->n == d->max;
 }
 
-/* One slice; HT_ERR_MAPFULL leaves nothing behind (the caller grows). */
+/* What a run of slices (ht_agg_refresh) keeps from one slice to the next:
+ * the query session and the slice arena, emptied, so that every slice
+ * reuses the memory the first ones faulted in. */
+struct keep {
+    struct ht_qsession *qs;
+    struct ht_arena *a;
+};
+
+/* One slice; HT_ERR_MAPFULL leaves nothing behind (the caller grows).
+ * `keep` (may be NULL) lends and takes back the session and arena. */
 static int slice(struct ht_store *s, size_t max, bool *more,
-                 struct ht_agg_stats *out)
+                 struct ht_agg_stats *out, struct keep *keep)
 {
     struct dirty_ctx d = {0};
     struct rctx c;
@@ -584,9 +772,19 @@ static int slice(struct ht_store *s, size_t max, bool *more,
         ht_store_abort(c.t);
         goto out;
     }
-    c.a = ht_arena_create();
-    rc = c.a ? ht_qsession_open(c.t, &c.qs) : HT_ERR_NOMEM;
+    if (keep && keep->qs) {
+        c.qs = keep->qs;
+        c.a = keep->a;
+        keep->qs = NULL;
+        keep->a = NULL;
+        ht_arena_clear(c.a);
+        rc = ht_qsession_reopen(c.qs, c.t);
+    } else {
+        c.a = ht_arena_create();
+        rc = c.a ? ht_qsession_open(c.t, &c.qs) : HT_ERR_NOMEM;
+    }
     if (rc) {
+        ht_qsession_close(c.qs);
         ht_arena_destroy(c.a);
         ht_store_abort(c.t);
         goto out;
@@ -601,12 +799,19 @@ static int slice(struct ht_store *s, size_t max, bool *more,
             ht_qsession_memory(c.qs) + ht_arena_used(c.a) >= HT_AGG_SLICE_BYTES)
             break;
     }
-    ht_qsession_close(c.qs);
+    hist_flush(&c); /* before the arena holding its keys goes */
+    if (keep) {
+        keep->qs = c.qs;
+        keep->a = c.a;
+    } else {
+        ht_qsession_close(c.qs);
+        ht_arena_destroy(c.a);
+    }
     free(c.done.k);
     free(c.linked.k);
     free(c.mem.m);
+    free(c.sc.e);
     ht_buf_free(&c.buf);
-    ht_arena_destroy(c.a);
     if (c.err) {
         ht_store_abort(c.t);
         rc = c.err;
@@ -631,8 +836,8 @@ out:
     return rc;
 }
 
-int ht_agg_update(struct ht_store *s, size_t max_traces, bool *more,
-                  struct ht_agg_stats *st)
+static int update(struct ht_store *s, size_t max_traces, bool *more,
+                  struct ht_agg_stats *st, struct keep *keep)
 {
     int rc, grows = 0;
 
@@ -641,7 +846,7 @@ int ht_agg_update(struct ht_store *s, size_t max_traces, bool *more,
     if (max_traces > MAX_SLICE_TRACES)
         max_traces = MAX_SLICE_TRACES;
     for (;;) {
-        rc = slice(s, max_traces, more, st);
+        rc = slice(s, max_traces, more, st, keep);
         if (rc != HT_ERR_MAPFULL || grows++ >= MAPFULL_RETRIES)
             return rc;
         rc = ht_store_grow(s);
@@ -650,14 +855,23 @@ int ht_agg_update(struct ht_store *s, size_t max_traces, bool *more,
     }
 }
 
+int ht_agg_update(struct ht_store *s, size_t max_traces, bool *more,
+                  struct ht_agg_stats *st)
+{
+    return update(s, max_traces, more, st, NULL);
+}
+
 int ht_agg_refresh(struct ht_store *s, struct ht_agg_stats *st)
 {
+    struct keep keep = {0};
     bool more = true;
     int rc = HT_ERR_OK;
 
     memset(st, 0, sizeof(*st));
     while (more && !rc)
-        rc = ht_agg_update(s, HT_AGG_SLICE_TRACES, &more, st);
+        rc = update(s, HT_AGG_SLICE_TRACES, &more, st, &keep);
+    ht_qsession_close(keep.qs);
+    ht_arena_destroy(keep.a);
     return rc;
 }
 

@@ -139,28 +139,63 @@ static int tgt_visit(void *ctx, const void *k, size_t kn, const void *v,
         const void *iv;
         size_t ivn;
 
-        /* an invocation removed by retention may leave a key behind (see
-         * store/prune.c): a key only counts while its invocation exists */
-        if (ht_store_get(c->q->t, HT_DB_INV, p + 1, vn - 1, &iv, &ivn) !=
-            HT_ERR_OK)
+        struct qinv *known = NULL;
+        uint8_t again[HT_ID_PACKED_MAX];
+        size_t rn = ht_id_unpack(p + 1, vn - 1, rid, sizeof(rid));
+
+        if (!rn)
             return 0;
-        if (ht_id_unpack(p + 1, vn - 1, rid, sizeof(rid)))
-            ht__vec_push(c->q->a, &c->invs, ht_arena_strdup(c->q->a, rid));
+        /* an invocation removed by retention may leave a key behind (see
+         * store/prune.c): a key only counts while its invocation exists,
+         * which is known once the invocation is loaded under the same
+         * record key */
+        if (strlen(rid) == rn && rn <= 255 &&
+            ht_id_pack(rid, rn, again) == vn - 1 &&
+            memcmp(again, p + 1, vn - 1) == 0)
+            known = ht__map_get(&c->q->invs, rid, rn);
+        if (known ? !known->exists
+                  : ht_store_get(c->q->t, HT_DB_INV, p + 1, vn - 1, &iv,
+                                 &ivn) != HT_ERR_OK)
+            return 0;
+        ht__vec_push(c->q->a, &c->invs, ht_arena_strdup(c->q->a, rid));
     }
     return 0;
 }
 
-/* A span of a trace's range of nodes (key trace id + span id). */
-static int trace_span_visit(void *ctx, const void *k, size_t kn, const void *v,
-                            size_t vn)
+/* A node from its stored value, into the graph. */
+static struct qnode *adopt(struct q *q, const void *v, size_t vn)
 {
-    struct tgt_ctx *c = ctx;
+    struct qnode *n = ht_arena_alloc(q->a, sizeof(*n));
+
+    memset(n, 0, sizeof(*n));
+    if (ht_span_unpack(v, vn, q->a, &n->s) != HT_ERR_OK)
+        return NULL;
+    ht__map_put(&q->spans, n->s.id.b, 8, n);
+    return n;
+}
+
+/* A node met while reading its trace's range (key trace id + span id):
+ * taken into the graph as q_span_in(trace, id) would take it, which saves
+ * looking it up again when it is asked for (a trace's nodes are asked for
+ * together). Only the first EAGER_MAX nodes of a range are taken, and none
+ * past the work bound. */
+#define EAGER_MAX 2048
+static void eager(struct q *q, const void *k, const void *v, size_t vn,
+                  size_t *taken)
+{
+    if (*taken >= EAGER_MAX || q->loads >= MAX_LOADS ||
+        ht__map_get(&q->spans, (const uint8_t *)k + 16, 8))
+        return;
+    (*taken)++;
+    q->loads++;
+    adopt(q, v, vn);
+}
+
+/* Span id k + 16 of a trace's range, a target. */
+static int add_trace_span(struct tgt_ctx *c, const void *k)
+{
     struct ht_id8 *id;
 
-    (void)v;
-    (void)vn;
-    if (kn != 24)
-        return 0;
     if (c->spans.n + c->invs.n >= MAX_TARGETS) {
         c->q->truncated = true;
         return 1;
@@ -170,6 +205,21 @@ static int trace_span_visit(void *ctx, const void *k, size_t kn, const void *v,
     ht__vec_push(c->q->a, &c->spans, id);
     return 0;
 }
+
+/* A span of a trace's range of nodes (key trace id + span id). */
+static int trace_span_visit(void *ctx, const void *k, size_t kn, const void *v,
+                            size_t vn)
+{
+    struct tgt_ctx *c = ctx;
+
+    if (kn != 24)
+        return 0;
+    eager(c->q, k, v, vn, &c->eager);
+    return add_trace_span(c, k);
+}
+
+static void trace_targets(struct q *q, const struct ht_tid *tr,
+                          struct tgt_ctx *out);
 
 void ht__targets(struct q *q, char prefix, const void *p, size_t n,
                  struct tgt_ctx *out)
@@ -184,8 +234,12 @@ void ht__targets(struct q *q, char prefix, const void *p, size_t n,
     kn = ht_key_make(key, prefix, p, n);
     ht_store_dups(q->t, HT_DB_KEYS, key, kn, tgt_visit, out);
     /* a trace's spans are its range of nodes, not keys entries */
-    if (prefix == HT_K_TRACE && n == 16)
-        ht_store_scan(q->t, HT_DB_NODES, p, 16, trace_span_visit, out);
+    if (prefix == HT_K_TRACE && n == 16) {
+        struct ht_tid tr;
+
+        memcpy(tr.b, p, 16);
+        trace_targets(q, &tr, out);
+    }
 }
 
 /* The targets of a text id (packed like the assembler packs it). */
@@ -199,6 +253,98 @@ void ht__targets_s(struct q *q, char prefix, const char *s, struct tgt_ctx *out)
         return;
     ht_store_dups(q->t, HT_DB_KEYS, key, ht_key_make_id(key, prefix, s),
                   tgt_visit, out);
+}
+
+/* ---- key presence by prefix ------------------------------------------- */
+
+static size_t ks_slot(const struct keyset *ks, uint64_t v)
+{
+    size_t i = (size_t)((v * 0x9E3779B97F4A7C15ull) >> 32) & (ks->cap - 1);
+
+    while (ks->k[i] && ks->k[i] != v)
+        i = (i + 1) & (ks->cap - 1);
+    return i;
+}
+
+struct ks_load {
+    struct q *q;
+    uint64_t *ids;
+    size_t n;
+    bool zero, large;
+};
+
+static int ks_visit(void *ctx, const void *k, size_t kn, const void *v,
+                    size_t vn)
+{
+    struct ks_load *l = ctx;
+    uint64_t id;
+
+    (void)v;
+    (void)vn;
+    if (kn != 9)
+        return 0; /* not prefix + span id: never asked for */
+    memcpy(&id, (const uint8_t *)k + 1, 8);
+    if (!id) {
+        l->zero = true;
+        return 0;
+    }
+    /* duplicates (several targets) are adjacent */
+    if (l->n && l->ids[l->n - 1] == id)
+        return 0;
+    if (l->n == KS_MAX) {
+        l->large = true;
+        return 1;
+    }
+    l->ids[l->n++] = id;
+    return 0;
+}
+
+static void ks_load(struct q *q, struct keyset *ks, char prefix)
+{
+    struct ks_load l = {.q = q};
+    uint8_t p = (uint8_t)prefix;
+
+    l.ids = malloc(KS_MAX * sizeof(*l.ids));
+    if (!l.ids ||
+        ht_store_scan(q->t, HT_DB_KEYS, &p, 1, ks_visit, &l) != HT_ERR_OK ||
+        l.large) {
+        free(l.ids);
+        ks->state = KS_LARGE;
+        return;
+    }
+    ks->cap = 64;
+    while (ks->cap < 2 * l.n + 2)
+        ks->cap *= 2;
+    ks->k = ht_arena_alloc(q->a, ks->cap * sizeof(*ks->k));
+    memset(ks->k, 0, ks->cap * sizeof(*ks->k));
+    for (size_t i = 0; i < l.n; i++)
+        ks->k[ks_slot(ks, l.ids[i])] = l.ids[i];
+    ks->n = l.n;
+    ks->zero = l.zero;
+    ks->state = KS_LOADED;
+    free(l.ids);
+}
+
+bool ht__key_absent(struct q *q, char prefix, const struct ht_id8 *id)
+{
+    struct keyset *ks = prefix == HT_K_HEADER ? &q->ks_header
+                        : prefix == HT_K_LINK ? &q->ks_link
+                                              : NULL;
+    uint64_t v;
+
+    if (!ks || ks->state == KS_LARGE)
+        return false;
+    if (ks->state == KS_UNKNOWN) {
+        if (++ks->asks < KS_ASKS)
+            return false;
+        ks_load(q, ks, prefix);
+        if (ks->state != KS_LOADED)
+            return false;
+    }
+    memcpy(&v, id->b, 8);
+    if (!v)
+        return !ks->zero;
+    return ks->k[ks_slot(ks, v)] != v;
 }
 
 /* Node `id`, of trace `tr` when known (read straight from its range of
@@ -227,12 +373,7 @@ static struct qnode *q_span_in(struct q *q, const struct ht_tid *tr,
     }
     if (rc != HT_ERR_OK)
         return NULL;
-    n = ht_arena_alloc(q->a, sizeof(*n));
-    memset(n, 0, sizeof(*n));
-    if (ht_span_unpack(v, vn, q->a, &n->s) != HT_ERR_OK)
-        return NULL;
-    ht__map_put(&q->spans, n->s.id.b, 8, n);
-    return n;
+    return adopt(q, v, vn);
 }
 
 struct qnode *ht__q_span(struct q *q, const struct ht_id8 *id)
@@ -336,6 +477,25 @@ static void count_links(struct qnode *n, const struct ht_id8 **seen, int *nseen)
     }
 }
 
+/* The targets of the invocation's Lambda request id key (its AWS::Lambda
+ * spans), read once: telling a batch and finding the top both ask. */
+static void lambda_targets(struct q *q, struct qinv *inv, struct tgt_ctx *c)
+{
+    bool was = q->truncated;
+
+    if (inv->lambda) {
+        *c = *inv->lambda;
+        return;
+    }
+    q->truncated = false;
+    ht__targets_s(q, HT_K_LAMBDA, inv->rid, c);
+    if (!q->truncated) {
+        inv->lambda = ht_arena_alloc(q->a, sizeof(*c));
+        *inv->lambda = *c;
+    }
+    q->truncated |= was;
+}
+
 /*
  * An invocation that logged no record can still be a batch: its
  * AWS::Lambda (or function) segment links to one SendMessage per message
@@ -349,7 +509,7 @@ static void inv_links_batch(struct q *q, struct qinv *inv)
     int nseen = 0;
     struct tgt_ctx c;
 
-    ht__targets_s(q, HT_K_LAMBDA, inv->rid, &c);
+    lambda_targets(q, inv, &c);
     for (size_t i = 0; i < c.spans.n && nseen < 2; i++) {
         struct qnode *n = ht__q_span(q, c.spans.p[i]);
         struct vec *kids;
@@ -402,9 +562,10 @@ struct qinv *ht__q_inv(struct q *q, const char *rid)
     if (rn > 255)
         return NULL; /* never stored */
     prn = ht_id_pack(rid, rn, prid);
-    if (ht_store_get(q->t, HT_DB_INV, prid, prn, &v, &vn) == HT_ERR_OK &&
-        ht_inv_unpack(v, vn, q->a, &inv->rec) == HT_ERR_OK)
-        inv->has_rec = true;
+    if (ht_store_get(q->t, HT_DB_INV, prid, prn, &v, &vn) == HT_ERR_OK) {
+        inv->exists = true;
+        inv->has_rec = ht_inv_unpack(v, vn, q->a, &inv->rec) == HT_ERR_OK;
+    }
     {
         struct facts_ctx c = {.q = q, .inv = inv};
 
@@ -454,6 +615,10 @@ struct kids_scan {
     struct q *q;
     struct ht_id8 *pairs;
     size_t n, cap;
+    size_t eager;       /* nodes taken whole (eager) */
+    struct ht_id8 *ids; /* every span id of the range, in key order */
+    size_t nids, capids;
+    bool stopped; /* a bound cut the scan short: ids and pairs not whole */
 };
 
 static int kids_visit(void *ctx, const void *k, size_t kn, const void *v,
@@ -462,11 +627,29 @@ static int kids_visit(void *ctx, const void *k, size_t kn, const void *v,
     struct kids_scan *c = ctx;
     struct ht_id8 parent;
 
-    if (kn != 24 || ht_span_peek_parent(v, vn, &parent) != HT_ERR_OK ||
+    if (kn != 24)
+        return 0;
+    eager(c->q, k, v, vn, &c->eager);
+    if (!c->stopped && c->nids >= MAX_TARGETS)
+        c->stopped = true; /* the ids are not whole (the pairs may be) */
+    if (!c->stopped) {
+        if (c->nids == c->capids) {
+            size_t cap = c->capids ? c->capids * 2 : 64;
+            struct ht_id8 *np = ht_arena_alloc(c->q->a, cap * sizeof(*np));
+
+            if (c->nids)
+                memcpy(np, c->ids, c->nids * sizeof(*np));
+            c->ids = np;
+            c->capids = cap;
+        }
+        memcpy(c->ids[c->nids++].b, (const uint8_t *)k + 16, 8);
+    }
+    if (ht_span_peek_parent(v, vn, &parent) != HT_ERR_OK ||
         ht_id8_is_zero(&parent))
         return 0;
     if (c->n >= MAX_TARGETS) {
         c->q->truncated = true;
+        c->stopped = true;
         return 1;
     }
     if (c->n == c->cap) {
@@ -491,25 +674,118 @@ static int cmp_pair(const void *a, const void *b)
     return c ? c : memcmp((const uint8_t *)a + 8, (const uint8_t *)b + 8, 8);
 }
 
+static size_t kc_slot(const struct ktab *t, const struct ht_tid *tr)
+{
+    size_t i = (size_t)ht_hash64(tr->b, 16) & (t->cap - 1);
+
+    while (t->e[i] && memcmp(t->e[i]->trace.b, tr->b, 16) != 0)
+        i = (i + 1) & (t->cap - 1);
+    return i;
+}
+
+/* The pairs of trace `tr`, once read whole in this query. */
+static struct kcache *kc_find(struct q *q, const struct ht_tid *tr)
+{
+    return q->kc.cap ? q->kc.e[kc_slot(&q->kc, tr)] : NULL;
+}
+
+/* Keeps the pairs a whole scan of trace `tr` found. */
+static struct kcache *kc_keep(struct q *q, const struct ht_tid *tr,
+                              struct kids_scan *c)
+{
+    struct kcache *e = ht_arena_alloc(q->a, sizeof(*e));
+
+    if (c->n > 1)
+        qsort(c->pairs, c->n, 2 * sizeof(*c->pairs), cmp_pair);
+    e->trace = *tr;
+    e->pairs = c->pairs;
+    e->n = c->n;
+    e->ids = c->stopped ? NULL : c->ids;
+    e->nids = c->stopped ? 0 : c->nids;
+    e->whole = !c->stopped;
+    if ((q->kc.n + 1) * 2 > q->kc.cap) {
+        struct ktab g;
+
+        g.cap = q->kc.cap ? q->kc.cap * 2 : 64;
+        g.n = q->kc.n;
+        g.e = ht_arena_alloc(q->a, g.cap * sizeof(*g.e));
+        memset(g.e, 0, g.cap * sizeof(*g.e));
+        for (size_t i = 0; i < q->kc.cap; i++)
+            if (q->kc.e[i])
+                g.e[kc_slot(&g, &q->kc.e[i]->trace)] = q->kc.e[i];
+        q->kc = g;
+    }
+    q->kc.e[kc_slot(&q->kc, tr)] = e;
+    q->kc.n++;
+    return e;
+}
+
 /* The parent -> child pairs of trace `tr` (one scan of its nodes per
- * query while it stays among the KCACHE most recent). */
+ * query). */
 static struct kcache *trace_kids(struct q *q, const struct ht_tid *tr)
 {
     struct kids_scan c = {.q = q};
-    struct kcache *e;
+    struct kcache *e = kc_find(q, tr);
 
-    for (int i = 0; i < KCACHE; i++)
-        if (q->kc[i].used && memcmp(q->kc[i].trace.b, tr->b, 16) == 0)
-            return &q->kc[i];
+    if (e)
+        return e;
     ht_store_scan(q->t, HT_DB_NODES, tr->b, 16, kids_visit, &c);
-    if (c.n > 1)
-        qsort(c.pairs, c.n, 2 * sizeof(*c.pairs), cmp_pair);
-    e = &q->kc[q->kc_next++ % KCACHE];
-    e->trace = *tr;
-    e->pairs = c.pairs;
-    e->n = c.n;
-    e->used = true;
-    return e;
+    return kc_keep(q, tr, &c);
+}
+
+/* A trace id's spans (trace_span_visit) and, from the same scan, its
+ * parent -> child pairs for ht__q_kids (kids_visit), unless the range is
+ * larger than either keeps. */
+struct trace_scan {
+    struct tgt_ctx *out;
+    struct kids_scan k;
+    bool cut; /* the pairs are not whole */
+};
+
+static int trace_scan_visit(void *ctx, const void *k, size_t kn, const void *v,
+                            size_t vn)
+{
+    struct trace_scan *ts = ctx;
+
+    if (kn != 24)
+        return 0;
+    if (ts->k.n >= MAX_TARGETS)
+        ts->cut = true;
+    if (ts->cut)
+        return trace_span_visit(ts->out, k, kn, v, vn);
+    ts->k.eager = ts->out->eager;
+    kids_visit(&ts->k, k, kn, v, vn); /* takes the node (eager) */
+    ts->out->eager = ts->k.eager;
+    return add_trace_span(ts->out, k);
+}
+
+static void trace_targets(struct q *q, const struct ht_tid *tr,
+                          struct tgt_ctx *out)
+{
+    struct trace_scan ts = {.out = out, .k = {.q = q}};
+    struct kcache *kc = kc_find(q, tr);
+
+    if (kc && kc->whole) {
+        /* read whole before: its span ids, as the scan lists them */
+        for (size_t i = 0; i < kc->nids; i++) {
+            uint8_t key[24];
+
+            memcpy(key, tr->b, 16);
+            memcpy(key + 16, kc->ids[i].b, 8);
+            if (add_trace_span(out, key))
+                break;
+        }
+        return;
+    }
+    if (kc) {
+        ht_store_scan(q->t, HT_DB_NODES, tr->b, 16, trace_span_visit, out);
+        return;
+    }
+    ts.cut = false;
+    if (ht_store_scan(q->t, HT_DB_NODES, tr->b, 16, trace_scan_visit, &ts) ==
+            HT_ERR_OK &&
+        !ts.cut && !(out->spans.n + out->invs.n >= MAX_TARGETS))
+        kc_keep(q, tr, &ts.k);
 }
 
 struct vec *ht__q_kids(struct q *q, struct qnode *n)
@@ -590,7 +866,7 @@ struct qnode *ht__q_inv_top(struct q *q, struct qinv *inv)
     if (inv->top_done)
         return inv->top;
     inv->top_done = true;
-    ht__targets_s(q, HT_K_LAMBDA, inv->rid, &c);
+    lambda_targets(q, inv, &c);
     for (size_t i = 0; i < c.spans.n && !inv->top; i++)
         inv->top = ht__q_span(q, c.spans.p[i]);
     if (!inv->top && inv->has_rec && (inv->rec.flags & HT_INV_HAS_SEGMENT)) {

@@ -122,6 +122,33 @@ static void logs_only_pairs(struct q *q, uint8_t via, const char *corr,
     }
 }
 
+/* What pairing one correlation id reads whatever the stream: its key's
+ * targets and, per invocation target, the spans of that invocation. Both
+ * streams (Kinesis, DynamoDB) of an id ask for them; the second reads
+ * them here instead of from the store and the graph again. */
+struct corr_work {
+    struct tgt_ctx c;
+    struct vec **spans; /* per c.invs entry, once collected (else NULL) */
+};
+
+static struct corr_work *corr_work(struct q *q, const char *corr, size_t cn)
+{
+    char *key = ht_arena_alloc(q->a, cn + 2);
+    struct corr_work *w;
+
+    key[0] = (char)0xff; /* no via: never a (via, corr) key */
+    memcpy(key + 1, corr, cn + 1);
+    w = ht__map_get(&q->pairs, key, cn + 1);
+    if (w)
+        return w;
+    w = ht_arena_alloc(q->a, sizeof(*w));
+    ht__targets_s(q, HT_K_CORR, corr, &w->c);
+    w->spans = ht_arena_alloc(q->a, (w->c.invs.n + 1) * sizeof(*w->spans));
+    memset(w->spans, 0, (w->c.invs.n + 1) * sizeof(*w->spans));
+    ht__map_put(&q->pairs, key, cn + 1, w);
+    return w;
+}
+
 /*
  * Stream hops without a shared record id: the writes attributed to `corr`
  * and the stream records carrying `corr`, per resource, paired in time
@@ -132,7 +159,7 @@ static struct vec *corr_pairs(struct q *q, uint8_t via, const char *corr)
     size_t cn = strlen(corr);
     char *key = ht_arena_alloc(q->a, cn + 2);
     struct vec *out;
-    struct tgt_ctx c;
+    struct corr_work *w;
     struct vec cons = {0}, prods = {0};
     struct map pseen = {0}, claimed = {0};
 
@@ -145,9 +172,9 @@ static struct vec *corr_pairs(struct q *q, uint8_t via, const char *corr)
     memset(out, 0, sizeof(*out));
     ht__map_put(&q->pairs, key, cn + 1, out);
 
-    ht__targets_s(q, HT_K_CORR, corr, &c);
-    for (size_t i = 0; i < c.invs.n; i++) {
-        struct qinv *inv = ht__q_inv(q, c.invs.p[i]);
+    w = corr_work(q, corr, cn);
+    for (size_t i = 0; i < w->c.invs.n; i++) {
+        struct qinv *inv = ht__q_inv(q, w->c.invs.p[i]);
         struct vec spans = {0};
 
         if (!inv)
@@ -163,8 +190,15 @@ static struct vec *corr_pairs(struct q *q, uint8_t via, const char *corr)
                 ht__vec_push(q->a, &cons, cr);
             }
         }
-        q->cgen++;
-        ht__collect_inv_spans(q, ht__q_inv_top(q, inv), &spans, 0);
+        /* the walk gives the same spans every time: kept per id */
+        if (w->spans[i]) {
+            spans = *w->spans[i];
+        } else {
+            q->cgen++;
+            ht__collect_inv_spans(q, ht__q_inv_top(q, inv), &spans, 0);
+            w->spans[i] = ht_arena_alloc(q->a, sizeof(spans));
+            *w->spans[i] = spans;
+        }
         for (size_t j = 0; j < spans.n; j++) {
             struct qnode *s = spans.p[j];
             const char *ac;
@@ -176,8 +210,8 @@ static struct vec *corr_pairs(struct q *q, uint8_t via, const char *corr)
                 ht__vec_push(q->a, &prods, s);
         }
     }
-    for (size_t i = 0; i < c.spans.n; i++) {
-        struct qnode *s = ht__q_span(q, c.spans.p[i]);
+    for (size_t i = 0; i < w->c.spans.n; i++) {
+        struct qnode *s = ht__q_span(q, w->c.spans.p[i]);
 
         if (s && (s->s.flags & HT_SPAN_WRITE) && s->s.via == via &&
             !s->s.sequence && !ht__write_failed(&s->s) &&
@@ -188,7 +222,7 @@ static struct vec *corr_pairs(struct q *q, uint8_t via, const char *corr)
         qsort(cons.p, cons.n, sizeof(void *), cmp_cons);
     ht__map_free(&pseen);
     if (!prods.n) {
-        logs_only_pairs(q, via, corr, &c, &cons, out);
+        logs_only_pairs(q, via, corr, &w->c, &cons, out);
         return out;
     }
     if (prods.n > 1)
@@ -265,7 +299,7 @@ static const char *link_resource(struct qnode *prod)
 }
 
 /* Hops into invocation `inv` (its consumer side). */
-void ht__q_incoming(struct q *q, struct qinv *inv, struct vec *out)
+static void incoming(struct q *q, struct qinv *inv, struct vec *out)
 {
     struct qnode *top = ht__q_inv_top(q, inv);
 
@@ -369,7 +403,7 @@ static void by_record_id(struct q *q, struct qnode *p, char prefix, uint8_t via,
 }
 
 /* Hops out of producer span `p`. */
-void ht__q_outgoing(struct q *q, struct qnode *p, struct vec *out)
+static void outgoing(struct q *q, struct qnode *p, struct vec *out)
 {
     struct tgt_ctx c;
 
@@ -395,7 +429,10 @@ void ht__q_outgoing(struct q *q, struct qnode *p, struct vec *out)
     if (p->s.message_id)
         by_record_id(q, p, HT_K_SQS, HT_VIA_SQS, p->s.message_id, "message-id",
                      out);
-    ht__targets(q, HT_K_HEADER, p->s.id.b, 8, &c);
+    if (ht__key_absent(q, HT_K_HEADER, &p->s.id))
+        memset(&c, 0, sizeof(c));
+    else
+        ht__targets(q, HT_K_HEADER, p->s.id.b, 8, &c);
     for (size_t i = 0; i < c.invs.n; i++) {
         struct qinv *inv = ht__q_inv(q, c.invs.p[i]);
 
@@ -422,7 +459,10 @@ void ht__q_outgoing(struct q *q, struct qnode *p, struct vec *out)
             }
         }
     }
-    ht__targets(q, HT_K_LINK, p->s.id.b, 8, &c);
+    if (ht__key_absent(q, HT_K_LINK, &p->s.id))
+        memset(&c, 0, sizeof(c));
+    else
+        ht__targets(q, HT_K_LINK, p->s.id.b, 8, &c);
     for (size_t i = 0; i < c.spans.n; i++) {
         struct qnode *l = ht__q_span(q, c.spans.p[i]);
         struct qinv *inv;
@@ -462,4 +502,60 @@ void ht__q_outgoing(struct q *q, struct qnode *p, struct vec *out)
             }
         }
     }
+}
+
+/* ---- hops, once per node ------------------------------------------------ */
+
+/* The graph only grows while a query runs (its transaction reads one
+ * snapshot), so a node's hops are the same every time they are asked
+ * for: they are worked out once and kept with the node. An answer cut
+ * short by the work bound is not kept (a later id, with a fresh bound,
+ * works it out again). The caller's vector shares the kept array; its cap
+ * equals its length, so a push onto it copies first. */
+static void share(const struct vec *kept, struct vec *out)
+{
+    out->p = kept->p;
+    out->n = out->cap = kept->n;
+}
+
+void ht__q_incoming(struct q *q, struct qinv *inv, struct vec *out)
+{
+    if (!inv->in_done) {
+        bool was = q->truncated;
+        struct vec v = {0};
+
+        q->truncated = false;
+        incoming(q, inv, &v);
+        if (!q->truncated) {
+            inv->in = v;
+            inv->in_done = true;
+        }
+        q->truncated |= was;
+        if (!inv->in_done) {
+            *out = v;
+            return;
+        }
+    }
+    share(&inv->in, out);
+}
+
+void ht__q_outgoing(struct q *q, struct qnode *p, struct vec *out)
+{
+    if (!p->out_done) {
+        bool was = q->truncated;
+        struct vec v = {0};
+
+        q->truncated = false;
+        outgoing(q, p, &v);
+        if (!q->truncated) {
+            p->out = v;
+            p->out_done = true;
+        }
+        q->truncated |= was;
+        if (!p->out_done) {
+            *out = v;
+            return;
+        }
+    }
+    share(&p->out, out);
 }

@@ -106,6 +106,26 @@ struct ht_qsession;
 int ht_qsession_open(struct ht_txn *t, struct ht_qsession **out);
 int ht_qsession_query(struct ht_qsession *s, const char *id, bool roots,
                       struct ht_request **reqs, size_t *n);
+/* Root-only requests (as `roots` gives them) of the requests trace `tid`
+ * belongs to: what ht_qsession_query gives for the trace id's text, less
+ * the requests another kind of id spelled like it would name. */
+int ht_qsession_trace_roots(struct ht_qsession *s, const struct ht_tid *tid,
+                            struct ht_request **reqs, size_t *n);
+/* The request rooted at span `root` among those `id` names (what
+ * ht_qsession_query gives for `id`, that request alone and built alone);
+ * HT_ERR_NOTFOUND when `id` no longer leads to that root. */
+int ht_qsession_query_root(struct ht_qsession *s, const char *id,
+                           const struct ht_id8 *root, struct ht_request **out);
+/* The whole request of a root-only request this session returned (from
+ * `roots`): the same request ht_qsession_query gives for the root's
+ * handle, without resolving the handle again. Borrowed like the others;
+ * HT_ERR_NOTFOUND when `root` did not come from this session. */
+int ht_qsession_build(struct ht_qsession *s, const struct ht_request *root,
+                      struct ht_request **out);
+/* The session, emptied, for another transaction: what it loaded and
+ * returned is gone, the memory that held it is kept for the next round
+ * (no fresh pages for every slice of a refresh). */
+int ht_qsession_reopen(struct ht_qsession *s, struct ht_txn *t);
 /* Bytes the session holds (to bound a chunk's memory). */
 size_t ht_qsession_memory(const struct ht_qsession *s);
 void ht_qsession_close(struct ht_qsession *s);

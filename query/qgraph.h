@@ -49,6 +49,8 @@ struct qnode {
     unsigned gen;  /* the request walk that last took this node */
     int idx;       /* its index in that request's spans */
     unsigned cgen; /* the collect_inv_spans walk that last took it */
+    struct vec out; /* hops out of it (ht__q_outgoing), once out_done */
+    bool out_done;
 };
 
 struct qinv {
@@ -65,6 +67,10 @@ struct qinv {
     bool batch;
     const char *corr; /* its one correlation id, NULL for batches */
     bool writes_assigned;
+    bool exists;   /* the store holds its record (HT_DB_INV) */
+    struct vec in; /* hops into it (ht__q_incoming), once in_done */
+    bool in_done;
+    struct tgt_ctx *lambda; /* its Lambda request id key's targets, once read */
 };
 
 struct qhop {
@@ -77,18 +83,41 @@ struct qhop {
 };
 
 /* The parent -> child pairs of one trace, read from its range of nodes
- * (sorted by parent): a few recent traces are kept per query. */
+ * (sorted by parent): every trace a query reads children in is kept, by
+ * trace id (16 bytes of pairs per node: little next to the nodes). */
 struct kcache {
     struct ht_tid trace;
     struct ht_id8 *pairs; /* parent, child, parent, child, ... */
     size_t n;             /* pairs */
-    bool used;
+    struct ht_id8 *ids;   /* every span id of the range, in key order */
+    size_t nids;
+    bool whole;           /* ids and pairs are the whole range */
 };
-#define KCACHE 8
+
+struct ktab {
+    struct kcache **e; /* open addressing, in the query's arena */
+    size_t cap, n;
+};
+
+/* The span ids a key prefix (HT_K_HEADER, HT_K_LINK) names, read whole
+ * once a query has asked for enough of them one by one: most spans have
+ * no such key, and one scan of a small range answers those without a
+ * lookup each. A range too large to be worth it is not read (state
+ * KS_LARGE) and every id is looked up as before. */
+enum { KS_UNKNOWN, KS_LOADED, KS_LARGE };
+struct keyset {
+    uint64_t *k; /* open addressing, 0 empty (id 0 kept in `zero`) */
+    size_t cap, n;
+    bool zero;
+    int state;
+    long asks; /* lookups made while KS_UNKNOWN */
+};
+#define KS_ASKS 1024    /* lookups before the range is read */
+#define KS_MAX 16384    /* entries read at most (16 per lookup made) */
 
 struct q {
-    struct kcache kc[KCACHE];
-    unsigned kc_next;
+    struct ktab kc;
+    struct keyset ks_header, ks_link;
     struct ht_txn *t;
     struct ht_arena *a;
     struct map spans; /* id8 -> qnode */
@@ -112,6 +141,7 @@ struct tgt_ctx {
     struct q *q;
     struct vec spans; /* struct ht_id8 * */
     struct vec invs;  /* const char * request ids */
+    size_t eager;     /* nodes of a trace's range taken whole */
 };
 
 /* A write whose subsegment failed (error, throttle or fault: a throttled
@@ -134,6 +164,9 @@ void ht__targets(struct q *q, char prefix, const void *p, size_t n,
                  struct tgt_ctx *out);
 void ht__targets_s(struct q *q, char prefix, const char *s,
                    struct tgt_ctx *out);
+/* True when no key `prefix` + span id exists (HT_K_HEADER or HT_K_LINK
+ * only): the lookup can be skipped. False means "look it up". */
+bool ht__key_absent(struct q *q, char prefix, const struct ht_id8 *id);
 struct qnode *ht__q_span(struct q *q, const struct ht_id8 *id);
 struct qinv *ht__q_inv(struct q *q, const char *rid);
 struct qnode *ht__q_parent(struct q *q, struct qnode *n);
@@ -144,6 +177,9 @@ struct qinv *ht__q_owner(struct q *q, struct qnode *n);
 int ht__q_attr(struct q *q, struct qnode *n, const char **corr);
 void ht__collect_inv_spans(struct q *q, struct qnode *n, struct vec *out,
                            int depth);
+/* Hops into an invocation / out of a producer span, worked out once per
+ * query graph: `out` starts empty and shares the kept array (read it, do
+ * not change its elements). */
 void ht__q_incoming(struct q *q, struct qinv *inv, struct vec *out);
 void ht__q_outgoing(struct q *q, struct qnode *p, struct vec *out);
 

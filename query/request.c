@@ -870,6 +870,37 @@ static void start_key(struct q *q, struct up_ctx *u, char prefix,
             start_inv(q, u, ht__q_inv(q, c.invs.p[i]), record_id);
 }
 
+/* A trace id: the requests its top nodes (or, without spans, the
+ * invocations logged with it) belong to. */
+static void resolve_trace(struct q *q, const struct ht_tid *tid,
+                          struct up_ctx *u)
+{
+    bool top_found = false;
+    struct tgt_ctx c;
+
+    ht__targets(q, HT_K_TRACE, tid->b, 16, &c);
+    for (size_t i = 0; i < c.spans.n; i++) {
+        struct qnode *s = ht__q_span(q, c.spans.p[i]);
+        struct qnode *p = s ? ht__q_parent(q, s) : NULL;
+
+        /* the trace's top nodes: no parent, or a parent elsewhere */
+        if (s && (!p || memcmp(p->s.trace.b, tid->b, 16) != 0)) {
+            walk_up(q, u, s, NULL, 0);
+            top_found = true;
+        }
+    }
+    /* parents that only loop among themselves: start anywhere */
+    if (!top_found && c.spans.n) {
+        struct qnode *s = ht__q_span(q, c.spans.p[0]);
+
+        if (s)
+            walk_up(q, u, s, NULL, 0);
+    }
+    if (!c.spans.n)
+        for (size_t i = 0; i < c.invs.n; i++)
+            start_inv(q, u, ht__q_inv(q, c.invs.p[i]), NULL);
+}
+
 static void resolve(struct q *q, const char *id, struct up_ctx *u)
 {
     size_t n = strlen(id);
@@ -890,31 +921,8 @@ static void resolve(struct q *q, const char *id, struct up_ctx *u)
                 start_inv(q, u, ht__q_inv(q, c.invs.p[i]), NULL);
         }
     }
-    if (ht_tid_parse(id, n, &tid)) {
-        bool top_found = false;
-
-        ht__targets(q, HT_K_TRACE, tid.b, 16, &c);
-        for (size_t i = 0; i < c.spans.n; i++) {
-            struct qnode *s = ht__q_span(q, c.spans.p[i]);
-            struct qnode *p = s ? ht__q_parent(q, s) : NULL;
-
-            /* the trace's top nodes: no parent, or a parent elsewhere */
-            if (s && (!p || memcmp(p->s.trace.b, tid.b, 16) != 0)) {
-                walk_up(q, u, s, NULL, 0);
-                top_found = true;
-            }
-        }
-        /* parents that only loop among themselves: start anywhere */
-        if (!top_found && c.spans.n) {
-            struct qnode *s = ht__q_span(q, c.spans.p[0]);
-
-            if (s)
-                walk_up(q, u, s, NULL, 0);
-        }
-        if (!c.spans.n)
-            for (size_t i = 0; i < c.invs.n; i++)
-                start_inv(q, u, ht__q_inv(q, c.invs.p[i]), NULL);
-    }
+    if (ht_tid_parse(id, n, &tid))
+        resolve_trace(q, &tid, u);
     start_key(q, u, HT_K_APIGW, id, NULL);
     start_key(q, u, HT_K_APIGW_EXT, id, NULL);
     /* a Lambda request id: the invocation */
@@ -1078,6 +1086,116 @@ int ht_qsession_query(struct ht_qsession *s, const char *id, bool roots,
         else
             build_request(&s->q, u.roots.p[i], &(*reqs)[i]);
     *n = u.roots.n;
+    return HT_ERR_OK;
+}
+
+/* The root among `roots` whose span id is `root`, or NULL. */
+static struct qnode *root_in(const struct vec *roots, const struct ht_id8 *root)
+{
+    for (size_t i = 0; i < roots->n; i++) {
+        struct qnode *n = roots->p[i];
+
+        if (memcmp(n->s.id.b, root->b, 8) == 0)
+            return n;
+    }
+    return NULL;
+}
+
+int ht_qsession_query_root(struct ht_qsession *s, const char *id,
+                           const struct ht_id8 *root, struct ht_request **out)
+{
+    struct up_ctx u;
+    struct qnode *r = NULL, *n;
+    struct ht_id8 sid;
+
+    *out = NULL;
+    s->q.truncated = false;
+    s->q.loads = 0;
+    /* a root's own span id: the walk up from that span is the first thing
+     * resolving it does, and when that walk ends at the root the rest
+     * (other kinds of id spelled the same) can only add other roots */
+    if (ht_id8_parse(id, strlen(id), &sid) && memcmp(sid.b, root->b, 8) == 0 &&
+        (n = ht__q_span(&s->q, &sid))) {
+        memset(&u, 0, sizeof(u));
+        u.budget = 100000;
+        walk_up(&s->q, &u, n, NULL, 0);
+        r = root_in(&u.roots, root);
+    }
+    if (!r) {
+        memset(&u, 0, sizeof(u));
+        u.budget = 100000;
+        resolve(&s->q, id, &u);
+        r = root_in(&u.roots, root);
+    }
+    if (!r)
+        return HT_ERR_NOTFOUND;
+    *out = ht_arena_alloc(s->arena, sizeof(**out));
+    build_request(&s->q, r, *out);
+    return HT_ERR_OK;
+}
+
+int ht_qsession_trace_roots(struct ht_qsession *s, const struct ht_tid *tid,
+                            struct ht_request **reqs, size_t *n)
+{
+    struct up_ctx u;
+
+    memset(&u, 0, sizeof(u));
+    *reqs = NULL;
+    *n = 0;
+    s->q.truncated = false;
+    s->q.loads = 0;
+    u.budget = 100000;
+    resolve_trace(&s->q, tid, &u);
+    if (!u.roots.n)
+        return HT_ERR_NOTFOUND;
+    *reqs = ht_arena_alloc(s->arena, u.roots.n * sizeof(**reqs));
+    for (size_t i = 0; i < u.roots.n; i++)
+        root_only(&s->q, u.roots.p[i], &(*reqs)[i]);
+    *n = u.roots.n;
+    return HT_ERR_OK;
+}
+
+int ht_qsession_build(struct ht_qsession *s, const struct ht_request *root,
+                      struct ht_request **out)
+{
+    struct qnode *n;
+
+    *out = NULL;
+    if (!root || !root->nspans)
+        return HT_ERR_NOTFOUND;
+    /* every node the session loaded or made is in its map by id */
+    n = ht__map_get(&s->q.spans, root->spans[0].s.id.b, 8);
+    if (!n)
+        return HT_ERR_NOTFOUND;
+    s->q.truncated = false;
+    s->q.loads = 0;
+    *out = ht_arena_alloc(s->arena, sizeof(**out));
+    build_request(&s->q, n, *out);
+    return HT_ERR_OK;
+}
+
+/* Emptied, its table kept (a reopened session fills it again). */
+static void map_clear(struct map *m)
+{
+    if (m->cap)
+        memset(m->e, 0, m->cap * sizeof(*m->e));
+    m->n = 0;
+}
+
+int ht_qsession_reopen(struct ht_qsession *s, struct ht_txn *t)
+{
+    struct map spans = s->q.spans, invs = s->q.invs, pairs = s->q.pairs;
+
+    map_clear(&spans);
+    map_clear(&invs);
+    map_clear(&pairs);
+    ht_arena_clear(s->arena);
+    memset(&s->q, 0, sizeof(s->q));
+    s->q.spans = spans;
+    s->q.invs = invs;
+    s->q.pairs = pairs;
+    s->q.t = t;
+    s->q.a = s->arena;
     return HT_ERR_OK;
 }
 

@@ -61,6 +61,27 @@ static void test_arena_buf(void)
     CHECK_STREQ(ht_arena_printf(a, "%d-%s", 42, "x"), "42-x");
     ht_arena_reset(a);
     CHECK(ht_arena_used(a) == 0);
+    /* clear keeps every block: the next rounds reuse them, a request
+     * larger than any kept block still gets its own */
+    for (int round = 0; round < 3; round++) {
+        char *s[64];
+
+        for (int i = 0; i < 64; i++) {
+            s[i] = ht_arena_alloc(a, 4000);
+            memset(s[i], 'a' + i % 26, 4000);
+        }
+        big = ht_arena_alloc(a, 1 << 20);
+        memset(big, 2, 1 << 20);
+        for (int i = 0; i < 64; i++)
+            CHECK(s[i][0] == 'a' + i % 26 && s[i][3999] == 'a' + i % 26);
+        CHECK(ht_arena_used(a) >= 64 * 4000 + (1 << 20));
+        ht_arena_clear(a);
+        CHECK(ht_arena_used(a) == 0);
+    }
+    CHECK_STREQ(ht_arena_strdup(a, "again"), "again");
+    ht_arena_reset(a); /* drops the kept blocks but the first */
+    CHECK(ht_arena_used(a) == 0);
+    CHECK_STREQ(ht_arena_strdup(a, "after"), "after");
     ht_arena_destroy(a);
     ht_arena_destroy(NULL);
 
