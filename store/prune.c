@@ -25,7 +25,7 @@
 /* Pending-half states, as assembler/assembler.c writes them. */
 enum { HALF_PRODUCER = 1 };
 
-#define DEFAULT_BUDGET 4000
+#define DEFAULT_BUDGET 8000
 #define MAX_ATTEMPTS 24
 
 /*
