@@ -594,6 +594,12 @@ static void test_del_later_tables(void)
     CHECK(ht_store_deleted(t, HT_DB_SPANS) == 1);
     CHECK(ht_store_commit(t) == HT_ERR_OK);
     ht_store_close(s);
+    {
+        char cmd[128];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        CHECK(system(cmd) == 0);
+    }
 }
 
 int main(void)
