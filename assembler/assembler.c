@@ -251,9 +251,11 @@ static void apply_span(struct wr *w, const struct ht_span *s)
                     8);
         /* retention's order: when the node last showed activity (an
          * in-progress copy replaced by the complete one leaves a stale
-         * entry, which prune recognises and drops) */
+         * entry, which prune recognises and drops); the value names the
+         * trace, so prune finds the node with no lookup */
         put(w, HT_DB_BYTIME, bt,
-            ht_bytime_span_key(bt, ht_span_last_us(s), &s->id), "", 0);
+            ht_bytime_span_key(bt, ht_span_last_us(s), &s->id), s->trace.b,
+            16);
     }
 }
 

@@ -20,10 +20,12 @@
  *               nodes ('T' keys name invocations only)
  *   pending     hop key -> half awaiting its match (state + time)
  *   by_time     last event µs (8, big endian, sign bit flipped) + 'S' +
- *               span id (8), or
+ *               span id (8) -> trace id (16), or
  *               + 'I' + packed Lambda request id -> empty:
  *               one entry per node and per invocation, in the order they
- *               expire (retention, ht_prune.h)
+ *               expire (retention, ht_prune.h); a node's entry names its
+ *               trace, so retention finds the node by its stored key
+ *               (an empty value, as stores before it wrote: through spans)
  *   checkpoints source id -> position
  *   dlq         source NUL offset (8, big endian) -> packed reject
  *   stages      per-stage stall state (see assembler/stages)
@@ -157,15 +159,27 @@ int ht_store_del_pair(struct ht_txn *t, int db, const void *k, size_t kn,
 typedef int (*ht_store_visit_fn)(void *ctx, const void *k, size_t kn,
                                  const void *v, size_t vn);
 /* Every value of key k in a dupsort database. */
-/* A delete of the pair (k, v) in the keys database, recorded and applied
- * with the deferred puts in key order (at commit, ht_store_flush, or
- * before anything reads that database): sorted deletes share their leaf
- * pages, as sorted puts do. A pair that is not there is no error. */
+/* A delete recorded and applied with the deferred puts of its database
+ * in key order (at commit, ht_store_flush, or before anything reads or
+ * writes that database): sorted deletes share their leaf pages, as sorted
+ * puts do. In keys it deletes the pair (k, v); elsewhere the key k, only
+ * while it holds the value v (any value when vn == 0). What is not there
+ * is no error. Not for nodes and spans (ht_store_node_del_later):
+ * HT_ERR_USAGE. */
 int ht_store_del_later(struct ht_txn *t, int db, const void *k, size_t kn,
                        const void *v, size_t vn);
+/* The deferred delete of node (trace, id), found by its stored key with no
+ * lookup, and of its `spans` entry (the day of start_us) while that names
+ * this trace. */
+int ht_store_node_del_later(struct ht_txn *t, const struct ht_tid *trace,
+                            const struct ht_id8 *id, int64_t start_us);
 /* Applies every deferred put and delete now; *deleted (NULL: not wanted)
- * is how many pairs this transaction's deferred deletes removed so far. */
+ * is how many entries this transaction's deferred deletes removed so far
+ * (every database; ht_store_deleted tells them apart). */
 int ht_store_flush(struct ht_txn *t, uint64_t *deleted);
+/* Entries of database db removed by this transaction's deferred deletes
+ * applied so far (nodes: with their spans entries counted under spans). */
+uint64_t ht_store_deleted(struct ht_txn *t, int db);
 int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
                   ht_store_visit_fn fn, void *ctx);
 /* Every pair whose key starts with prefix (all pairs when pn == 0). */

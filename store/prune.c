@@ -25,21 +25,53 @@
 /* Pending-half states, as assembler/assembler.c writes them. */
 enum { HALF_PRODUCER = 1 };
 
-#define DEFAULT_BUDGET 1000
+#define DEFAULT_BUDGET 8000
 #define MAX_ATTEMPTS 24
 
+/*
+ * A slice works in three passes, so that every table's deletes are
+ * applied sorted, sharing their leaf pages, instead of one B-tree descent
+ * and page copy each: (1) read the expired pieces (nodes by their stored
+ * key, named in by_time; invocations and their facts) and note what goes:
+ * keys pairs straight into the transaction's deferred deletes (nothing
+ * reads keys here), the rest into `dels`, and the hop keys they name into
+ * `halves`; (2) read the named hop halves in key order, once each (the
+ * pending counter needs their state); (3) queue every noted delete. The
+ * store applies each database's deletes in key order at the flush.
+ */
 struct pr {
     struct ht_txn *t;
     struct ht_arena *a;
     struct ht_prune_stats st;
     int64_t pending_delta;
     int err;
+    struct ht_buf dels;   /* u8 db, u16 kn, u16 vn, key, value; nodes:
+                             trace (16) + span id (8), start (8) */
+    struct ht_buf halves; /* u16 length + hop key */
 };
 
 static void chk(struct pr *p, int rc)
 {
     if (!p->err && rc)
         p->err = rc;
+}
+
+/* Notes a delete for pass 3. */
+static void note_del(struct pr *p, int db, const void *k, size_t kn,
+                     const void *v, size_t vn)
+{
+    uint8_t h[5];
+
+    if (p->err || kn > 511 || vn > 0xffff)
+        return;
+    h[0] = (uint8_t)db;
+    h[1] = (uint8_t)(kn >> 8);
+    h[2] = (uint8_t)kn;
+    h[3] = (uint8_t)(vn >> 8);
+    h[4] = (uint8_t)vn;
+    ht_buf_add(&p->dels, h, 5);
+    ht_buf_add(&p->dels, k, kn);
+    ht_buf_add(&p->dels, v, vn);
 }
 
 /* Deletes one keys entry: key (prefix + bytes) -> target type + target. */
@@ -76,27 +108,24 @@ static void del_text(struct pr *p, char prefix, const char *s, char ttype,
         del_key(p, key, ht_key_make_id(key, prefix, s), ttype, target, tn);
 }
 
-/* A pending hop half named `hk` (either side, any state). */
+/* A pending hop half named `hk` (either side, any state): read and
+ * deleted in pass 2. */
 static void del_half(struct pr *p, const char *hk)
 {
-    const void *v;
-    size_t vn, kn = strlen(hk);
+    size_t kn = strlen(hk);
+    uint16_t n = (uint16_t)kn;
 
     if (p->err || kn > 400)
         return;
-    if (ht_store_get(p->t, HT_DB_PENDING, hk, kn, &v, &vn) != HT_ERR_OK)
-        return;
-    /* only a waiting producer is counted as a pending hop */
-    if (vn >= 1 && ((const uint8_t *)v)[0] == HALF_PRODUCER)
-        p->pending_delta--;
-    chk(p, ht_store_del(p->t, HT_DB_PENDING, hk, kn));
-    p->st.pending++;
+    ht_buf_add(&p->halves, &n, 2);
+    ht_buf_add(&p->halves, hk, kn);
 }
 
 /* Removes node s and its index entries (apply_span). */
 static void drop_span(struct pr *p, const struct ht_span *s)
 {
     char hk[512];
+    uint8_t nd[32];
     const uint8_t *id = s->id.b;
 
     if (s->kind == HT_SK_LAMBDA)
@@ -123,8 +152,10 @@ static void drop_span(struct pr *p, const struct ht_span *s)
     }
     for (uint32_t i = 0; i < s->nlinks; i++)
         del_bin(p, HT_K_LINK, s->links[i].id.b, 8, HT_TARGET_SPAN, id, 8);
-    if (!p->err)
-        chk(p, ht_store_del(p->t, HT_DB_NODES, id, 8));
+    memcpy(nd, s->trace.b, 16);
+    memcpy(nd + 16, id, 8);
+    ht_be64_put(nd + 24, (uint64_t)s->start_us);
+    note_del(p, HT_DB_NODES, nd, 24, nd + 24, 8);
     p->st.nodes++;
 }
 
@@ -171,32 +202,34 @@ static void drop_fact_refs(struct pr *p, const struct ht_fact *f,
     }
 }
 
-struct fact_keys {
-    struct ht_buf keys; /* u32 length + key, one after another */
-    size_t n;
+struct inv_facts {
+    struct pr *p;
+    const uint8_t *prid;
+    size_t prn;
 };
 
-static int collect_fact(void *ctx, const void *k, size_t kn, const void *v,
-                        size_t vn)
+/* One stored fact of an expired invocation: what it indexes, and itself
+ * (the value is read here, in the scan: nothing is written before pass
+ * 3, so it stays valid). */
+static int drop_fact(void *ctx, const void *k, size_t kn, const void *v,
+                     size_t vn)
 {
-    struct fact_keys *c = ctx;
-    uint32_t n = (uint32_t)kn;
+    struct inv_facts *c = ctx;
+    struct ht_fact f;
 
-    (void)v;
-    (void)vn;
-    ht_buf_add(&c->keys, &n, 4);
-    ht_buf_add(&c->keys, k, kn);
-    c->n++;
-    return 0;
+    if (ht_fact_unpack(v, vn, c->p->a, &f) == HT_ERR_OK)
+        drop_fact_refs(c->p, &f, c->prid, c->prn);
+    note_del(c->p, HT_DB_FACTS, k, kn, NULL, 0);
+    c->p->st.facts++;
+    return c->p->err != 0;
 }
 
 /* Removes invocation prid, its facts and everything they index. */
 static void drop_inv(struct pr *p, const uint8_t *prid, size_t prn,
                      const struct ht_inv *inv)
 {
-    struct fact_keys c;
+    struct inv_facts c = {p, prid, prn};
     uint8_t prefix[HT_ID_PACKED_MAX + 1];
-    const char *q, *end;
 
     if (inv->flags & HT_INV_HAS_TRACE)
         del_bin(p, HT_K_TRACE, inv->trace.b, 16, HT_TARGET_INV, prid, prn);
@@ -204,38 +237,17 @@ static void drop_inv(struct pr *p, const uint8_t *prid, size_t prn,
         del_bin(p, HT_K_SEGMENT, inv->segment.b, 8, HT_TARGET_INV, prid, prn);
     memcpy(prefix, prid, prn);
     prefix[prn] = 0;
-    memset(&c, 0, sizeof(c));
-    ht_buf_init(&c.keys);
     if (!p->err)
-        chk(p, ht_store_scan(p->t, HT_DB_FACTS, prefix, prn + 1, collect_fact,
+        chk(p, ht_store_scan(p->t, HT_DB_FACTS, prefix, prn + 1, drop_fact,
                              &c));
-    q = c.keys.data;
-    end = q ? q + c.keys.len : q;
-    while (q && q < end && !p->err) {
-        uint32_t kn;
-        const void *v;
-        size_t vn;
-        struct ht_fact f;
-
-        memcpy(&kn, q, 4);
-        q += 4;
-        if (ht_store_get(p->t, HT_DB_FACTS, q, kn, &v, &vn) == HT_ERR_OK &&
-            ht_fact_unpack(v, vn, p->a, &f) == HT_ERR_OK)
-            drop_fact_refs(p, &f, prid, prn);
-        if (!p->err)
-            chk(p, ht_store_del(p->t, HT_DB_FACTS, q, kn));
-        p->st.facts++;
-        q += kn;
-    }
-    ht_buf_free(&c.keys);
-    if (!p->err)
-        chk(p, ht_store_del(p->t, HT_DB_INV, prid, prn));
+    note_del(p, HT_DB_INV, prid, prn, NULL, 0);
     p->st.invocations++;
 }
 
-/* One by_time entry (key k): the piece it names goes if it is still the
- * piece's current entry; a replaced version's entry just goes. */
-static void prune_entry(struct pr *p, const uint8_t *k, size_t kn)
+/* One by_time entry (key k, value v): the piece it names goes if it is
+ * still the piece's current entry; a replaced version's entry just goes. */
+static void prune_entry(struct pr *p, const uint8_t *k, size_t kn,
+                        const uint8_t *bv, size_t bvn)
 {
     int64_t ts = ht_bytime_time(k);
     const void *v;
@@ -244,9 +256,18 @@ static void prune_entry(struct pr *p, const uint8_t *k, size_t kn)
 
     if (kn == 17 && k[8] == HT_BYTIME_SPAN) {
         struct ht_span s;
+        uint8_t nk[24];
+        int rc;
 
-        if (ht_store_get(p->t, HT_DB_NODES, k + 9, 8, &v, &vn) == HT_ERR_OK &&
-            ht_span_unpack(v, vn, p->a, &s) == HT_ERR_OK &&
+        if (bvn == 16) {
+            /* the node's stored key: trace id (the entry's value) + id */
+            memcpy(nk, bv, 16);
+            memcpy(nk + 16, k + 9, 8);
+            rc = ht_store_get(p->t, HT_DB_NODES, nk, 24, &v, &vn);
+        } else {
+            rc = ht_store_get(p->t, HT_DB_NODES, k + 9, 8, &v, &vn);
+        }
+        if (rc == HT_ERR_OK && ht_span_unpack(v, vn, p->a, &s) == HT_ERR_OK &&
             ht_span_last_us(&s) == ts) {
             stale = false;
             drop_span(p, &s);
@@ -264,14 +285,96 @@ static void prune_entry(struct pr *p, const uint8_t *k, size_t kn)
     }
     if (stale)
         p->st.stale++;
-    if (!p->err)
-        chk(p, ht_store_del(p->t, HT_DB_BYTIME, k, kn));
+    note_del(p, HT_DB_BYTIME, k, kn, NULL, 0);
+}
+
+struct half_ref {
+    const char *k;
+    uint16_t n;
+};
+
+static int cmp_half(const void *a, const void *b)
+{
+    const struct half_ref *x = a, *y = b;
+    int c = memcmp(x->k, y->k, x->n < y->n ? x->n : y->n);
+
+    return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+/* Pass 2: the named hop halves, in key order, each once. */
+static void drop_halves(struct pr *p)
+{
+    struct half_ref *r;
+    size_t n = 0, cap = 0;
+
+    for (size_t off = 0; off < p->halves.len; cap++) {
+        uint16_t kn;
+
+        memcpy(&kn, p->halves.data + off, 2);
+        off += 2 + kn;
+    }
+    if (!cap || p->err)
+        return;
+    r = malloc(cap * sizeof(*r));
+    if (!r) {
+        p->err = HT_ERR_NOMEM;
+        return;
+    }
+    for (size_t off = 0; off < p->halves.len; n++) {
+        memcpy(&r[n].n, p->halves.data + off, 2);
+        r[n].k = p->halves.data + off + 2;
+        off += 2 + r[n].n;
+    }
+    qsort(r, n, sizeof(*r), cmp_half);
+    for (size_t i = 0; i < n && !p->err; i++) {
+        const void *v;
+        size_t vn;
+
+        if (i && cmp_half(&r[i - 1], &r[i]) == 0)
+            continue;
+        if (ht_store_get(p->t, HT_DB_PENDING, r[i].k, r[i].n, &v, &vn) !=
+            HT_ERR_OK)
+            continue;
+        /* only a waiting producer is counted as a pending hop */
+        if (vn >= 1 && ((const uint8_t *)v)[0] == HALF_PRODUCER)
+            p->pending_delta--;
+        p->st.pending++;
+        note_del(p, HT_DB_PENDING, r[i].k, r[i].n, NULL, 0);
+    }
+    free(r);
+}
+
+/* Pass 3: every noted delete, deferred: applied per database in key
+ * order when the slice flushes. */
+static void queue_dels(struct pr *p)
+{
+    const uint8_t *q = (const uint8_t *)p->dels.data;
+    const uint8_t *end = q ? q + p->dels.len : q;
+
+    while (q && q < end && !p->err) {
+        int db = q[0];
+        size_t kn = (size_t)q[1] << 8 | q[2], vn = (size_t)q[3] << 8 | q[4];
+        const uint8_t *k = q + 5, *v = k + kn;
+
+        if (db == HT_DB_NODES && kn == 24 && vn == 8) {
+            struct ht_tid tr;
+            struct ht_id8 id;
+
+            memcpy(tr.b, k, 16);
+            memcpy(id.b, k + 16, 8);
+            chk(p, ht_store_node_del_later(p->t, &tr, &id,
+                                           (int64_t)ht_be64_get(v)));
+        } else {
+            chk(p, ht_store_del_later(p->t, db, k, kn, v, vn));
+        }
+        q = v + vn;
+    }
 }
 
 struct expired {
     int64_t cutoff;
     size_t budget;
-    struct ht_buf keys; /* u32 length + key */
+    struct ht_buf keys; /* u32 key length + key, u32 value length + value */
     size_t n;
 };
 
@@ -279,14 +382,14 @@ static int collect_expired(void *ctx, const void *k, size_t kn, const void *v,
                            size_t vn)
 {
     struct expired *e = ctx;
-    uint32_t n = (uint32_t)kn;
+    uint32_t n = (uint32_t)kn, m = (uint32_t)(vn <= 64 ? vn : 0);
 
-    (void)v;
-    (void)vn;
     if (kn < 9 || ht_bytime_time(k) >= e->cutoff || e->n >= e->budget)
         return 1;
     ht_buf_add(&e->keys, &n, 4);
     ht_buf_add(&e->keys, k, kn);
+    ht_buf_add(&e->keys, &m, 4);
+    ht_buf_add(&e->keys, v, m);
     e->n++;
     return 0;
 }
@@ -308,23 +411,35 @@ static int slice_once(struct ht_store *s, int64_t cutoff, size_t budget,
         return HT_ERR_NOMEM;
     }
     ht_buf_init(&e.keys);
+    ht_buf_init(&p.dels);
+    ht_buf_init(&p.halves);
     rc = ht_store_scan(p.t, HT_DB_BYTIME, NULL, 0, collect_expired, &e);
     if (rc)
         p.err = rc;
+    /* pass 1: read what expired, note what goes */
     for (size_t off = 0; !p.err && off < e.keys.len;) {
-        uint32_t kn;
+        uint32_t kn, vn;
+        const uint8_t *k, *v;
 
         memcpy(&kn, e.keys.data + off, 4);
-        prune_entry(&p, (const uint8_t *)e.keys.data + off + 4, kn);
-        off += 4 + kn;
+        k = (const uint8_t *)e.keys.data + off + 4;
+        memcpy(&vn, k + kn, 4);
+        v = k + kn + 4;
+        prune_entry(&p, k, kn, v, vn);
+        off += 8 + kn + vn;
         if (ht_arena_used(p.a) > (1u << 20))
             ht_arena_reset(p.a);
     }
     ht_buf_free(&e.keys);
+    drop_halves(&p); /* pass 2 */
+    queue_dels(&p);  /* pass 3 */
+    ht_buf_free(&p.dels);
+    ht_buf_free(&p.halves);
     if (!p.err && p.pending_delta)
         p.err = ht_store_counter_add(p.t, "pending", p.pending_delta);
     if (!p.err)
-        p.err = ht_store_flush(p.t, &p.st.keys);
+        p.err = ht_store_flush(p.t, NULL);
+    p.st.keys = ht_store_deleted(p.t, HT_DB_KEYS);
     ht_arena_destroy(p.a);
     if (p.err) {
         ht_store_abort(p.t);

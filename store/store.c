@@ -46,7 +46,9 @@ struct dput {
     uint64_t pfx;    /* the key's first 8 bytes, big endian, zero padded */
     uint32_t seq;    /* order of the puts: the last put of a key wins */
     uint32_t kn, vn; /* sizes */
-    uint32_t del;    /* a deferred delete of the pair (ht_store_del_later) */
+    uint32_t del;    /* a deferred delete (ht_store_del_later): of the pair
+                        in keys; elsewhere of the key, when it holds the
+                        value given (any value when vn == 0) */
     size_t off;      /* key, then value, in the put set's dbuf */
 };
 
@@ -69,7 +71,7 @@ struct ht_txn {
     bool write;
     bool failed;       /* LMDB failed a write (MDB_MAP_FULL): see txn_err */
     struct ht_bulk ps; /* deferred puts */
-    uint64_t deleted;  /* pairs the deferred deletes removed */
+    uint64_t deleted[HT_DB__COUNT]; /* what the deferred deletes removed */
 };
 
 static bool deferrable(int db)
@@ -612,8 +614,12 @@ static int apply_list(struct ht_txn *t, int db, const struct ht_bulk *b,
             bool same_key = n->kn == e->kn && memcmp(p, q, e->kn) == 0;
 
             /* the same key again: only its last value counts (or, in a
-             * dupsort database, an identical pair is written once) */
-            if (same_key &&
+             * dupsort database, an identical pair is written once); a
+             * delete that depends on the value held is never skipped,
+             * nor what comes before it */
+            bool cond = !dups && ((e->del && e->vn) || (n->del && n->vn));
+
+            if (same_key && !cond &&
                 (!dups ||
                  (n->vn == e->vn && memcmp(p + e->kn, q + n->kn, e->vn) == 0)))
                 continue;
@@ -622,11 +628,17 @@ static int apply_list(struct ht_txn *t, int db, const struct ht_bulk *b,
             /* sorted deletes with one cursor: LMDB looks for the next key
              * in the cursor's current leaf page before descending from
              * the root, so neighbours cost one page, not one path */
-            rc = mdb_cursor_get(c, &key, &val, dups ? MDB_GET_BOTH : MDB_SET);
+            MDB_val held = val;
+
+            rc = mdb_cursor_get(c, &key, &held, dups ? MDB_GET_BOTH : MDB_SET);
+            if (rc == 0 && !dups && e->vn &&
+                (held.mv_size != val.mv_size ||
+                 memcmp(held.mv_data, val.mv_data, val.mv_size) != 0))
+                continue; /* holds another value: kept */
             if (rc == 0) {
                 rc = mdb_cursor_del(c, 0);
                 if (rc == 0)
-                    t->deleted++;
+                    t->deleted[db]++;
             } else if (rc == MDB_NOTFOUND) {
                 rc = 0;
             }
@@ -858,6 +870,7 @@ int ht_store_put(struct ht_txn *t, int db, const void *k, size_t kn,
         return kn == 8 ? node_put(&t->ps, k, v, vn) : HT_ERR_USAGE;
     if (deferrable(db) && kn > 0 && kn <= 511)
         return bulk_add(&t->ps, db, k, kn, v, vn);
+    SEE_OWN_WRITES(t, db); /* deferred deletes (inv, pending) go first */
     rc = mdb_put(t->txn, t->s->dbi[db], &key, &val, flags);
 
     if (rc == MDB_KEYEXIST)
@@ -999,7 +1012,9 @@ int ht_store_del_later(struct ht_txn *t, int db, const void *k, size_t kn,
     int rc;
 
     TXN_USABLE(t);
-    if (!t->write || db != HT_DB_KEYS)
+    /* nodes (and spans with them) go by ht_store_node_del_later */
+    if (!t->write || db < 0 || db >= HT_DB__COUNT || db == HT_DB_NODES ||
+        db == HT_DB_SPANS || kn == 0 || kn > 511)
         return HT_ERR_USAGE;
     rc = bulk_add(&t->ps, db, k, kn, v, vn);
     if (rc)
@@ -1015,9 +1030,44 @@ int ht_store_flush(struct ht_txn *t, uint64_t *deleted)
 
     TXN_USABLE(t);
     rc = t->write ? flush_all(t) : HT_ERR_OK;
-    if (deleted)
-        *deleted = t->deleted;
+    if (deleted) {
+        *deleted = 0;
+        for (int db = 0; db < HT_DB__COUNT; db++)
+            *deleted += t->deleted[db];
+    }
     return rc;
+}
+
+uint64_t ht_store_deleted(struct ht_txn *t, int db)
+{
+    return db >= 0 && db < HT_DB__COUNT ? t->deleted[db] : 0;
+}
+
+int ht_store_node_del_later(struct ht_txn *t, const struct ht_tid *trace,
+                            const struct ht_id8 *id, int64_t start_us)
+{
+    uint8_t key[24], skey[SPAN_KEY];
+    struct dlist *l;
+    int rc;
+
+    TXN_USABLE(t);
+    if (!t->write)
+        return HT_ERR_USAGE;
+    memcpy(key, trace->b, 16);
+    memcpy(key + 16, id->b, 8);
+    rc = bulk_add(&t->ps, HT_DB_NODES, key, 24, NULL, 0);
+    if (rc)
+        return rc;
+    l = &t->ps.defer[HT_DB_NODES];
+    l->v[l->n - 1].del = 1;
+    /* the span id's entry goes when it names this trace */
+    rc = bulk_add(&t->ps, HT_DB_SPANS, skey, span_key(skey, start_us, id->b),
+                  trace->b, 16);
+    if (rc)
+        return rc;
+    l = &t->ps.defer[HT_DB_SPANS];
+    l->v[l->n - 1].del = 1;
+    return HT_ERR_OK;
 }
 
 int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,

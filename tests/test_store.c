@@ -517,6 +517,91 @@ static void test_del_later(void)
     ht_store_close(s);
 }
 
+/* Deferred deletes beyond keys: a node by its stored key with its spans
+ * entry only while that names its trace, a key's delete only while it
+ * holds the value given, and reads in the transaction see them all. */
+static void put_node(struct ht_txn *t, const char *trace, int64_t start)
+{
+    struct ht_span sp;
+    struct ht_buf b;
+
+    memset(&sp, 0, sizeof(sp));
+    ht_id8_parse("941f15bb4e7924a3", 16, &sp.id);
+    ht_tid_parse(trace, 35, &sp.trace);
+    sp.start_us = start;
+    sp.end_us = start + 1000;
+    sp.kind = HT_SK_CALL;
+    sp.name = "n";
+    ht_buf_init(&b);
+    ht_span_pack(&sp, &b);
+    CHECK(ht_store_put(t, HT_DB_NODES, sp.id.b, 8, b.data, b.len) == 0);
+    ht_buf_free(&b);
+}
+
+static void test_del_later_tables(void)
+{
+    char dir[] = "/tmp/ht_test_dellater2_XXXXXX";
+    const char *t1 = "1-6b083520-c49c720af84bd7b4b9c2b14a";
+    const char *t2 = "1-6b083521-c49c720af84bd7b4b9c2b14b";
+    struct ht_store *s;
+    struct ht_txn *t;
+    struct ht_tid tr1, tr2;
+    struct ht_id8 id;
+    const void *v;
+    size_t vn;
+    int64_t start = 1795700000057593LL;
+
+    ht_tid_parse(t1, 35, &tr1);
+    ht_tid_parse(t2, 35, &tr2);
+    ht_id8_parse("941f15bb4e7924a3", 16, &id);
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(ht_store_open(dir, false, &s) == HT_ERR_OK);
+    CHECK(ht_store_begin(s, true, &t) == HT_ERR_OK);
+    put_node(t, t1, start);
+    put_node(t, t2, start); /* one span id in two traces: spans -> t2 */
+    CHECK(ht_store_put(t, HT_DB_INV, "r1", 2, "x", 1) == 0);
+    CHECK(ht_store_put(t, HT_DB_PENDING, "h1", 2, "a", 1) == 0);
+    CHECK(ht_store_commit(t) == HT_ERR_OK);
+
+    CHECK(ht_store_begin(s, true, &t) == HT_ERR_OK);
+    CHECK(ht_store_del_later(t, HT_DB_SPANS, "x", 1, NULL, 0) ==
+          HT_ERR_USAGE);
+    /* t1's node goes; the span id's entry names t2 and stays */
+    CHECK(ht_store_node_del_later(t, &tr1, &id, start) == 0);
+    CHECK(ht_store_del_later(t, HT_DB_INV, "r1", 2, NULL, 0) == 0);
+    CHECK(ht_store_del_later(t, HT_DB_PENDING, "h1", 2, "b", 1) == 0);
+    CHECK(ht_store_flush(t, NULL) == 0);
+    CHECK(ht_store_deleted(t, HT_DB_NODES) == 1);
+    CHECK(ht_store_deleted(t, HT_DB_SPANS) == 0);
+    CHECK(ht_store_deleted(t, HT_DB_INV) == 1);
+    CHECK(ht_store_deleted(t, HT_DB_PENDING) == 0);
+    CHECK(ht_store_get(t, HT_DB_INV, "r1", 2, &v, &vn) == HT_ERR_NOTFOUND);
+    CHECK(ht_store_get(t, HT_DB_PENDING, "h1", 2, &v, &vn) == HT_ERR_OK);
+    CHECK(ht_store_get(t, HT_DB_NODES, id.b, 8, &v, &vn) == HT_ERR_OK);
+    {
+        struct ht_tid got;
+
+        CHECK(ht_span_peek_trace(v, vn, &got) == 0);
+        CHECK(memcmp(got.b, tr2.b, 16) == 0);
+    }
+    /* the value held: deleted; a read sees it before the flush */
+    CHECK(ht_store_del_later(t, HT_DB_PENDING, "h1", 2, "a", 1) == 0);
+    CHECK(ht_store_get(t, HT_DB_PENDING, "h1", 2, &v, &vn) ==
+          HT_ERR_NOTFOUND);
+    /* t2's node goes with its spans entry: the id resolves to nothing */
+    CHECK(ht_store_node_del_later(t, &tr2, &id, start) == 0);
+    CHECK(ht_store_get(t, HT_DB_NODES, id.b, 8, &v, &vn) == HT_ERR_NOTFOUND);
+    CHECK(ht_store_deleted(t, HT_DB_SPANS) == 1);
+    CHECK(ht_store_commit(t) == HT_ERR_OK);
+    ht_store_close(s);
+    {
+        char cmd[128];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        CHECK(system(cmd) == 0);
+    }
+}
+
 int main(void)
 {
     test_id_pack();
@@ -526,5 +611,6 @@ int main(void)
     test_bytime_keys();
     test_two_writers();
     test_del_later();
+    test_del_later_tables();
     TEST_DONE();
 }
