@@ -46,8 +46,6 @@ static const char prune_usage[] =
     "\n"
     "exit status: 0 done, 1 no store, 2 usage error, 5 store error\n";
 
-#define SLICE_BUDGET 2000
-
 int ht_cmd_prune(struct ht_cli *cli, int argc, char **argv)
 {
     const char *fmt = "text";
@@ -134,7 +132,7 @@ int ht_cmd_prune(struct ht_cli *cli, int argc, char **argv)
     t0 = ht_now_mono_us();
     rc = HT_ERR_OK;
     while (cutoff != INT64_MIN && more && !rc) {
-        rc = ht_prune_slice_h(s, cutoff, horizon, SLICE_BUDGET, &more, &st);
+        rc = ht_prune_slice_h(s, cutoff, horizon, 0, &more, &st);
         /* let a waiting ingest have the writer between two slices */
         if (more && !rc)
             usleep(2000);
