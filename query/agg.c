@@ -538,9 +538,49 @@ struct hs_ctx {
     struct ht_arena *a;
     struct remap rm;
     const char *route;
+    /* the route as endpoints' text prints it, "ROUTE (API/STAGE)": the
+     * route, and the API and stage it must come from (NULL: any) */
+    char base[512], api[256], stage[256];
+    bool qualified;
     struct ht_agg_summary *s;
     size_t n, cap;
 };
+
+/* Splits "POST /orders (abc123/prod)" into route, API and stage. */
+static void split_qualified(struct hs_ctx *c)
+{
+    const char *open = strrchr(c->route, '(');
+    const char *slash;
+    size_t n = strlen(c->route), bl;
+
+    c->qualified = false;
+    if (!open || open == c->route || open[-1] != ' ' || n < 2 ||
+        c->route[n - 1] != ')')
+        return;
+    slash = strchr(open, '/');
+    bl = (size_t)(open - 1 - c->route);
+    if (!slash || bl >= sizeof(c->base) ||
+        (size_t)(slash - open - 1) >= sizeof(c->api) ||
+        (size_t)(c->route + n - 1 - slash - 1) >= sizeof(c->stage))
+        return;
+    memcpy(c->base, c->route, bl);
+    c->base[bl] = 0;
+    memcpy(c->api, open + 1, (size_t)(slash - open - 1));
+    c->api[slash - open - 1] = 0;
+    memcpy(c->stage, slash + 1, (size_t)(c->route + n - 1 - slash - 1));
+    c->stage[c->route + n - 1 - slash - 1] = 0;
+    c->qualified = true;
+}
+
+static bool hs_match(const struct hs_ctx *c, const struct ht_agg_summary *s,
+                     const char *route)
+{
+    if (strcmp(route, c->route) == 0)
+        return true;
+    return c->qualified && strcmp(route, c->base) == 0 &&
+           strcmp(s->api ? s->api : "", c->api) == 0 &&
+           strcmp(s->stage ? s->stage : "", c->stage) == 0;
+}
 
 static int hs_visit(void *ctx, const void *k, size_t kn, const void *v,
                     size_t vn)
@@ -558,7 +598,7 @@ static int hs_visit(void *ctx, const void *k, size_t kn, const void *v,
     memcpy(key + 1, (const uint8_t *)k + 9, 8);
     if (ht_store_get(c->t, HT_DB_AGG, key, 9, &sv, &sn) != HT_ERR_OK ||
         ht_agg_summary_unpack(sv, sn, c->a, &s) != HT_ERR_OK ||
-        strcmp(remap_route(&c->rm, s.api, s.stage, s.route), c->route) != 0)
+        !hs_match(c, &s, remap_route(&c->rm, s.api, s.stage, s.route)))
         return 0;
     if (c->n == c->cap) {
         size_t nc = c->cap ? c->cap * 2 : 64;
@@ -610,6 +650,7 @@ int ht_agg_hotspots(struct ht_store *s, const char *route,
     if (!c.a)
         return HT_ERR_NOMEM;
     c.route = route;
+    split_qualified(&c);
     rc = ht_store_begin(s, false, &t);
     if (rc)
         goto done;

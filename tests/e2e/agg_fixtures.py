@@ -128,6 +128,16 @@ def main():
         o99 = json.loads(run(hop, db, "hotspots", "GET /orders/{orderId}", "--format", "json"))
         check(o99["requests"] == 1 and abs(sum(i["share"] for i in o99["items"]) - 1) < 0.001,
               "GET /orders p99 hotspots: %r" % o99)
+        # a route exactly as endpoints' text prints it, "ROUTE (API/STAGE)"
+        ep_text = run(hop, db, "endpoints")
+        line = next(l for l in ep_text.splitlines() if l.startswith("GET /orders/{orderId} ("))
+        qualified = line[:line.index(")") + 1]
+        q99 = json.loads(run(hop, db, "hotspots", qualified, "--format", "json"))
+        check(q99["requests"] == o99["requests"] and q99["items"] == o99["items"],
+              "hotspots %r answers as the bare route: %r" % (qualified, q99))
+        other = subprocess.run([hop, "--db", db, "hotspots", "GET /orders/{orderId} (nope/prod)"],
+                               capture_output=True, text=True)
+        check(other.returncode == 1, "another API's route is not found: exit %d" % other.returncode)
         # fan-out of the scheduled job, in JSON and text
         trace = None
         for line in open(os.path.join(fx, "segments.ndjson")):
