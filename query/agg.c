@@ -797,11 +797,58 @@ struct fn {
 };
 
 struct fn_ctx {
+    struct ht_txn *t;
     struct ht_arena *a, *tmp;
     const struct ht_agg_opts *o;
     struct fn *f;
     size_t n, cap;
 };
+
+struct seg_name {
+    struct ht_txn *t;
+    struct ht_arena *a;
+    const char *name;
+};
+
+static int seg_name_visit(void *ctx, const void *k, size_t kn, const void *v,
+                          size_t vn)
+{
+    struct seg_name *c = ctx;
+    const void *sv;
+    size_t sn;
+    struct ht_span sp;
+
+    (void)k;
+    (void)kn;
+    if (vn != 9 || ((const uint8_t *)v)[0] != HT_TARGET_SPAN)
+        return 0;
+    if (ht_store_get(c->t, HT_DB_NODES, (const uint8_t *)v + 1, 8, &sv,
+                     &sn) != HT_ERR_OK ||
+        ht_span_unpack(sv, sn, c->a, &sp) != HT_ERR_OK)
+        return 0;
+    if (sp.kind == HT_SK_LAMBDA && sp.name && *sp.name) {
+        c->name = sp.name;
+        return 1;
+    }
+    return 0;
+}
+
+/* The function of an invocation whose logs named none (plain Lambda logs
+ * from `aws logs filter-log-events`, which carry no log group): the name
+ * of the AWS::Lambda segment with the same request id, if X-Ray has it. */
+static const char *function_from_segment(struct fn_ctx *c,
+                                         const char *request_id)
+{
+    uint8_t key[HT_KEY_MAX];
+    struct seg_name sn = {c->t, c->tmp, NULL};
+
+    if (!request_id || !*request_id || strlen(request_id) > 255)
+        return NULL;
+    ht_store_dups(c->t, HT_DB_KEYS, key,
+                  ht_key_make_id(key, HT_K_LAMBDA, request_id),
+                  seg_name_visit, &sn);
+    return sn.name;
+}
 
 static int fn_visit(void *ctx, const void *k, size_t kn, const void *v,
                     size_t vn)
@@ -818,7 +865,11 @@ static int fn_visit(void *ctx, const void *k, size_t kn, const void *v,
         goto out;
     /* an invocation is what START or REPORT lines say ran; records and
      * access logs alone create bare entries that are not invocations */
-    if (!(inv.flags & (HT_INV_HAS_START | HT_INV_HAS_REPORT)) || !inv.function)
+    if (!(inv.flags & (HT_INV_HAS_START | HT_INV_HAS_REPORT)))
+        goto out;
+    if (!inv.function)
+        inv.function = function_from_segment(c, inv.request_id);
+    if (!inv.function)
         goto out;
     ts = inv.flags & HT_INV_HAS_START ? inv.start_ts
                                       : inv.report_ts - inv.duration_us;
@@ -889,6 +940,7 @@ int ht_agg_functions(struct ht_store *s, const struct ht_agg_opts *o,
     rc = ht_store_begin(s, false, &t);
     if (rc)
         goto done;
+    c.t = t;
     rc = ht_store_scan(t, HT_DB_INV, NULL, 0, fn_visit, &c);
     ht_store_abort(t);
     if (rc)
