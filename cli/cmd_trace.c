@@ -25,8 +25,8 @@ static bool store_unborn(const char *dir)
 }
 
 /* Open the store read-only. A query that races the store's creation (the
- * file exists, its databases not yet) waits a moment and tries again, and
- * is answered "no store yet" (HT_ERR_NOTFOUND) if it is still unborn. */
+ * file exists, its first commit not yet) waits a moment and tries again,
+ * and is answered "no store yet" (HT_ERR_NOTFOUND) if it is still unborn. */
 static int open_store(const char *dir, struct ht_store **s)
 {
     struct stat st;
@@ -39,9 +39,8 @@ static int open_store(const char *dir, struct ht_store **s)
 
         if (!store_unborn(dir)) {
             rc = ht_store_open(dir, true, s);
-            /* a schema error right after creation: its databases are
-             * being made in the creator's first transaction */
-            if (rc != HT_ERR_SCHEMA || attempt >= 2)
+            /* not found: the creator's first transaction has not landed */
+            if (rc != HT_ERR_NOTFOUND)
                 return rc;
         }
         nanosleep(&ts, NULL);

@@ -317,13 +317,36 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
         if (i == HT_DB_KEYS)
             flags |= MDB_DUPSORT;
         rc = mdb_dbi_open(txn, db_names[i], flags, &s->dbi[i]);
-        if (rc == MDB_NOTFOUND && readonly) {
+        if (rc == MDB_NOTFOUND && readonly && i == HT_DB_META) {
+            /* an environment whose first commit has not landed yet (an
+             * ingest creating the store right now): nothing to read yet.
+             * The writer creates every database in that one commit. */
             mdb_txn_abort(txn);
             ht_store_close(s);
-            HT_LOG_ERROR("store",
-                         "%s holds no hoptrace store (database "
-                         "\"%s\" missing); ingest into it first",
-                         dir, db_names[i]);
+            return HT_ERR_NOTFOUND;
+        }
+        if (rc == MDB_NOTFOUND && readonly) {
+            MDB_val k = {14, "schema_version"}, v;
+            uint32_t have = 0;
+
+            /* a database this version has and the store lacks: an older
+             * layout (its meta says which) or not a hoptrace store */
+            if (mdb_get(txn, s->dbi[HT_DB_META], &k, &v) == 0 &&
+                v.mv_size == 4) {
+                memcpy(&have, v.mv_data, 4);
+                HT_LOG_ERROR("store",
+                             "%s has schema version %u but this hoptrace "
+                             "reads version %u (a new store layout): "
+                             "re-ingest into a new --db folder",
+                             dir, have, HT_SCHEMA_VERSION);
+            } else {
+                HT_LOG_ERROR("store",
+                             "%s holds no hoptrace store (database "
+                             "\"%s\" missing); ingest into it first",
+                             dir, db_names[i]);
+            }
+            mdb_txn_abort(txn);
+            ht_store_close(s);
             return HT_ERR_SCHEMA;
         }
         if (rc)
