@@ -1118,11 +1118,14 @@ int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
     return HT_ERR_OK;
 }
 
-int ht_store_scan(struct ht_txn *t, int db, const void *prefix, size_t pn,
-                  ht_store_visit_fn fn, void *ctx)
+/* Visits pairs from the first key >= start (the first of all when sn is
+ * 0) while the key begins with start's first `bound` bytes (no bound when
+ * 0), until the visitor returns non-zero. */
+static int scan(struct ht_txn *t, int db, const void *start, size_t sn,
+                size_t bound, ht_store_visit_fn fn, void *ctx)
 {
     MDB_cursor *c;
-    MDB_val key = {pn, (void *)(uintptr_t)prefix}, val;
+    MDB_val key = {sn, (void *)(uintptr_t)start}, val;
     int rc;
 
     TXN_USABLE(t);
@@ -1131,9 +1134,10 @@ int ht_store_scan(struct ht_txn *t, int db, const void *prefix, size_t pn,
 
     if (rc)
         return txn_err(t, rc, "opening a cursor");
-    rc = mdb_cursor_get(c, &key, &val, pn ? MDB_SET_RANGE : MDB_FIRST);
+    rc = mdb_cursor_get(c, &key, &val, sn ? MDB_SET_RANGE : MDB_FIRST);
     while (rc == 0) {
-        if (pn && (key.mv_size < pn || memcmp(key.mv_data, prefix, pn) != 0))
+        if (bound &&
+            (key.mv_size < bound || memcmp(key.mv_data, start, bound) != 0))
             break;
         if (fn(ctx, key.mv_data, key.mv_size, val.mv_data, val.mv_size))
             break;
@@ -1145,29 +1149,16 @@ int ht_store_scan(struct ht_txn *t, int db, const void *prefix, size_t pn,
     return HT_ERR_OK;
 }
 
+int ht_store_scan(struct ht_txn *t, int db, const void *prefix, size_t pn,
+                  ht_store_visit_fn fn, void *ctx)
+{
+    return scan(t, db, prefix, pn, pn, fn, ctx);
+}
+
 int ht_store_scan_from(struct ht_txn *t, int db, const void *from, size_t fn,
                        ht_store_visit_fn visit, void *ctx)
 {
-    MDB_cursor *c;
-    MDB_val key = {fn, (void *)(uintptr_t)from}, val;
-    int rc;
-
-    TXN_USABLE(t);
-    SEE_OWN_WRITES(t, db);
-    rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c);
-
-    if (rc)
-        return txn_err(t, rc, "opening a cursor");
-    rc = mdb_cursor_get(c, &key, &val, fn ? MDB_SET_RANGE : MDB_FIRST);
-    while (rc == 0) {
-        if (visit(ctx, key.mv_data, key.mv_size, val.mv_data, val.mv_size))
-            break;
-        rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
-    }
-    mdb_cursor_close(c);
-    if (rc && rc != MDB_NOTFOUND)
-        return txn_err(t, rc, "scanning");
-    return HT_ERR_OK;
+    return scan(t, db, from, fn, 0, visit, ctx);
 }
 
 int ht_store_count(struct ht_txn *t, int db, uint64_t *n)
