@@ -1064,29 +1064,43 @@ int ht_qsession_open(struct ht_txn *t, struct ht_qsession **out)
     return HT_ERR_OK;
 }
 
+/* Before a lookup: the graph loaded so far stays; the work bound is per
+ * lookup. */
+static void lookup_begin(struct ht_qsession *s, struct up_ctx *u,
+                         struct ht_request **reqs, size_t *n)
+{
+    memset(u, 0, sizeof(*u));
+    *reqs = NULL;
+    *n = 0;
+    s->q.truncated = false;
+    s->q.loads = 0;
+    u->budget = 100000;
+}
+
+/* After it: the roots found, as bare roots or whole requests. */
+static int lookup_end(struct ht_qsession *s, const struct up_ctx *u,
+                      bool roots, struct ht_request **reqs, size_t *n)
+{
+    if (!u->roots.n)
+        return HT_ERR_NOTFOUND;
+    *reqs = ht_arena_alloc(s->arena, u->roots.n * sizeof(**reqs));
+    for (size_t i = 0; i < u->roots.n; i++)
+        if (roots)
+            root_only(&s->q, u->roots.p[i], &(*reqs)[i]);
+        else
+            build_request(&s->q, u->roots.p[i], &(*reqs)[i]);
+    *n = u->roots.n;
+    return HT_ERR_OK;
+}
+
 int ht_qsession_query(struct ht_qsession *s, const char *id, bool roots,
                       struct ht_request **reqs, size_t *n)
 {
     struct up_ctx u;
 
-    memset(&u, 0, sizeof(u));
-    *reqs = NULL;
-    *n = 0;
-    /* the graph loaded so far stays; the work bound is per id */
-    s->q.truncated = false;
-    s->q.loads = 0;
-    u.budget = 100000;
+    lookup_begin(s, &u, reqs, n);
     resolve(&s->q, id, &u);
-    if (!u.roots.n)
-        return HT_ERR_NOTFOUND;
-    *reqs = ht_arena_alloc(s->arena, u.roots.n * sizeof(**reqs));
-    for (size_t i = 0; i < u.roots.n; i++)
-        if (roots)
-            root_only(&s->q, u.roots.p[i], &(*reqs)[i]);
-        else
-            build_request(&s->q, u.roots.p[i], &(*reqs)[i]);
-    *n = u.roots.n;
-    return HT_ERR_OK;
+    return lookup_end(s, &u, roots, reqs, n);
 }
 
 /* The root among `roots` whose span id is `root`, or NULL. */
@@ -1139,20 +1153,9 @@ int ht_qsession_trace_roots(struct ht_qsession *s, const struct ht_tid *tid,
 {
     struct up_ctx u;
 
-    memset(&u, 0, sizeof(u));
-    *reqs = NULL;
-    *n = 0;
-    s->q.truncated = false;
-    s->q.loads = 0;
-    u.budget = 100000;
+    lookup_begin(s, &u, reqs, n);
     resolve_trace(&s->q, tid, &u);
-    if (!u.roots.n)
-        return HT_ERR_NOTFOUND;
-    *reqs = ht_arena_alloc(s->arena, u.roots.n * sizeof(**reqs));
-    for (size_t i = 0; i < u.roots.n; i++)
-        root_only(&s->q, u.roots.p[i], &(*reqs)[i]);
-    *n = u.roots.n;
-    return HT_ERR_OK;
+    return lookup_end(s, &u, true, reqs, n);
 }
 
 int ht_qsession_build(struct ht_qsession *s, const struct ht_request *root,
