@@ -96,6 +96,8 @@ int ht_agg_prune(struct ht_store *s, int64_t cutoff_us, size_t budget,
  */
 #define HT_UPKEEP_ROUND_US 250000      /* 250 ms of upkeep per round */
 #define HT_UPKEEP_AGG_LAG_US 5000000LL /* aggregates at most ~5 s behind */
+/* how long an exiting ingest goes on removing expired data */
+#define HT_UPKEEP_SETTLE_RETAIN_US 60000000LL
 
 struct ht_upkeep {
     int64_t retain_us; /* 0: keep everything */

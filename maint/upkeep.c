@@ -135,11 +135,22 @@ int ht_upkeep_settle(void *ctx, struct ht_store *s)
         u->agg_pruned_cut = INT64_MIN + 60 * 1000000LL;
     if (!u->stg_pruned_cut)
         u->stg_pruned_cut = INT64_MIN + 60 * 1000000LL;
-    /* retention first: no point summarising what is about to go */
+    /* retention first: no point summarising what is about to go. A first
+     * --retain on a store that holds months of expired data can take long:
+     * past HT_UPKEEP_SETTLE_RETAIN_US an exiting ingest leaves the rest to
+     * the next run (or `hoptrace prune`) instead of hanging at exit. */
+    int64_t t0 = ht_now_mono_us();
+
     while (u->retain_us > 0 && rmore) {
         rc = retention_slice(u, s, &rmore);
         if (rc)
             return rc;
+        if (rmore && ht_now_mono_us() - t0 > HT_UPKEEP_SETTLE_RETAIN_US) {
+            HT_LOG_INFO("ingest",
+                        "retention is not done yet; the next ingest or "
+                        "`hoptrace prune --keep` goes on with it");
+            break;
+        }
     }
     while (!u->no_aggregates) {
         rc = ht_agg_update(s, 0, &u->agg_more, &u->agg);
