@@ -106,10 +106,6 @@ void ht_store_close(struct ht_store *s);
  * --durable for a flush per commit.
  */
 int ht_store_set_nosync(struct ht_store *s, bool on);
-/* Lets go of the mapped pages this process has touched (they stay in the
- * OS's page cache): bounds the resident size of a long ingest by its
- * working set instead of the store's size. Call between transactions. */
-int ht_store_trim(struct ht_store *s);
 int ht_store_sync(struct ht_store *s);
 
 /* Double the map size (at least to the file's size); only with no

@@ -401,47 +401,6 @@ int ht_store_sync(struct ht_store *s)
     return lmdb_err(mdb_env_sync(s->env, 1), "flushing to disk");
 }
 
-int ht_store_trim(struct ht_store *s)
-{
-    /* LMDB does not tell where it mapped the file (me_mapaddr is only set
-     * for MDB_FIXEDMAP): find data.mdb's mappings in /proc/self/maps */
-    char want[PATH_MAX + 16], line[PATH_MAX + 256];
-    char *real = realpath(s->dir, NULL);
-    FILE *f;
-    int rc = HT_ERR_OK;
-
-    snprintf(want, sizeof(want), "%s/data.mdb", real ? real : s->dir);
-    free(real);
-    f = fopen("/proc/self/maps", "r");
-    if (!f)
-        return HT_ERR_IO;
-    while (fgets(line, sizeof(line), f)) {
-        unsigned long lo, hi;
-        char *path = strchr(line, '/');
-        size_t n;
-
-        if (!path || sscanf(line, "%lx-%lx", &lo, &hi) != 2)
-            continue;
-        n = strlen(path);
-        if (n && path[n - 1] == '\n')
-            path[--n] = '\0';
-        if (strcmp(path, want) != 0)
-            continue;
-        /* a shared file mapping: the pages stay in the page cache (dirty
-         * ones are written back as usual); only this process lets go */
-        /* and from now on no fault-around: once the store outgrew memory,
-         * reading one page must not map its fifteen neighbours (what LMDB's
-         * MDB_NORDAHEAD does, but only for stores that need it) */
-        if (madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0 ||
-            madvise((void *)lo, hi - lo, MADV_RANDOM) != 0) {
-            HT_LOG_WARN("store", "releasing mapped pages: %s", strerror(errno));
-            rc = HT_ERR_STORE;
-        }
-    }
-    fclose(f);
-    return rc;
-}
-
 int ht_store_grow(struct ht_store *s)
 {
     size_t before = s->mapsize;
