@@ -254,8 +254,7 @@ static void apply_span(struct wr *w, const struct ht_span *s)
          * entry, which prune recognises and drops); the value names the
          * trace, so prune finds the node with no lookup */
         put(w, HT_DB_BYTIME, bt,
-            ht_bytime_span_key(bt, ht_span_last_us(s), &s->id), s->trace.b,
-            16);
+            ht_bytime_span_key(bt, ht_span_last_us(s), &s->id), s->trace.b, 16);
     }
 }
 

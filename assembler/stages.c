@@ -567,8 +567,7 @@ static void receipts_put(struct ht__stg *g, const char *hk,
 
 /* The hop keys a record fact names (assembler.c's): the `n`th, false when
  * there is none. */
-static bool record_hop_key(const struct ht_fact *f, int n, char *hk,
-                           size_t cap)
+static bool record_hop_key(const struct ht_fact *f, int n, char *hk, size_t cap)
 {
     if (f->kind != HT_FACT_RECORD || !f->resource || !f->record_id)
         return false;
@@ -659,8 +658,7 @@ static void earliest_receipts(struct ht__stg *g)
             bump(g, k, kn, 1, f->ts_us);
         }
         for (int n = 0; n < 2 && !g->err; n++)
-            if (record_hop_key(f, n, hk, sizeof(hk)) &&
-                usable(hk, f->resource))
+            if (record_hop_key(f, n, hk, sizeof(hk)) && usable(hk, f->resource))
                 earliest_receipt(g, f, cons, hk);
     }
 }
@@ -697,7 +695,6 @@ struct ht__stg *ht__stg_begin(struct ht_txn *t, const struct ht_batch *b)
     earliest_receipts(g);
     return g;
 }
-
 
 static void take_links(struct ht__stg *g, const struct ht_span *s);
 
@@ -877,8 +874,8 @@ void ht__stg_consumer(struct ht__stg *g, const struct ht_fact *f,
             if (ht_store_get(g->t, HT_DB_STAGES, k, kn, &v, &vn) == HT_ERR_OK) {
                 if (have && p.matched && vn >= 8) {
                     /* the record received, not the link */
-                    const char *lcons = ht_arena_strndup(
-                        g->a, (const char *)v + 8, vn - 8);
+                    const char *lcons =
+                        ht_arena_strndup(g->a, (const char *)v + 8, vn - 8);
 
                     count_received_n(g, p.via, p.res, lcons,
                                      (int64_t)ht_be64_get(v), -1);
@@ -986,8 +983,8 @@ static int collect_u(void *ctx, const void *k, size_t kn, const void *v,
  * and no sequence number, or a stream but no correlation id: nothing at
  * ingest can meet it with its consumer. It is kept as a waiting producer
  * half of the stream "" under its own hop key, "kput:" + span id (+ ":" +
- * the stream when it names one); query/stalls.c learns its stream and whether it
- * was consumed from what names them (the correlation id the write is
+ * the stream when it names one); query/stalls.c learns its stream and whether
+ * it was consumed from what names them (the correlation id the write is
  * attributed to, and the consumer's logged records), as of the query, so
  * the answer depends on neither arrival order nor batch boundaries. A
  * failed write wrote nothing and is not kept.
@@ -1127,8 +1124,9 @@ static const char *lambda_name(struct ht__stg *g, const char *rid)
     const uint8_t *t;
 
     if (strlen(rid) > 200 ||
-        ht_store_get(g->t, HT_DB_KEYS, key, ht_key_make_id(key, HT_K_LAMBDA, rid),
-                     &v, &vn) != HT_ERR_OK ||
+        ht_store_get(g->t, HT_DB_KEYS, key,
+                     ht_key_make_id(key, HT_K_LAMBDA, rid), &v,
+                     &vn) != HT_ERR_OK ||
         vn != 9)
         return NULL;
     t = v;

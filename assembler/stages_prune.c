@@ -194,7 +194,8 @@ static void visit_hop(struct sp *p, const uint8_t *hk, size_t hn, int64_t seen)
     if (get(p, k, kn, &v, &vn)) {
         he = any = true;
         if (vn >= 16)
-            latest = max64(latest, (int64_t)ht_be64_get((const uint8_t *)v + 8));
+            latest =
+                max64(latest, (int64_t)ht_be64_get((const uint8_t *)v + 8));
     }
     kn = tk(k, 'k', hk, hn);
     if (get(p, k, kn, &v, &vn)) {
@@ -366,9 +367,9 @@ static size_t group_len(const uint8_t *k, size_t kn)
 
 struct gwalk {
     int64_t cut;
-    size_t left;     /* entries this seek may still take */
+    size_t left; /* entries this seek may still take */
     uint8_t grp[MAXK];
-    size_t gn;       /* 0 until the first key of the walk */
+    size_t gn;         /* 0 until the first key of the walk */
     struct ht_buf got; /* expired: u32 kn, key, u32 vn, value */
     size_t n;
     uint8_t next[MAXK]; /* where the next seek goes */
@@ -571,8 +572,8 @@ static void walk_groups(struct sp *p, size_t budget, uint8_t *at, size_t *atn,
             at[0] = 'A';
             *atn = 1;
         }
-        chk(p, ht_store_scan_from(p->t, HT_DB_STAGES, at, *atn, walk_group,
-                                  &w));
+        chk(p,
+            ht_store_scan_from(p->t, HT_DB_STAGES, at, *atn, walk_group, &w));
         left = w.left;
         if (w.n)
             drop_group(p, &w);

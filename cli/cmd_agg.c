@@ -120,8 +120,7 @@ static int open_store(struct ht_cli *cli, bool write, struct ht_store **s)
                    "permissions and free space)",
                    cli->db, ht_strerror(rc));
     else
-        ht_cli_err("cannot open the store at %s: %s", cli->db,
-                   ht_strerror(rc));
+        ht_cli_err("cannot open the store at %s: %s", cli->db, ht_strerror(rc));
     return HT_EXIT_ERROR;
 }
 

@@ -58,18 +58,18 @@ static const char usage[] =
 
 /* Every command, in the order --help lists them: dispatch and the
  * unknown-command message both read this table, so they cannot drift. */
-#define HT_COMMANDS(X)                                                        \
-    X("ingest", ht_cmd_ingest)                                                \
-    X("trace", ht_cmd_trace)                                                  \
-    X("stats", ht_cmd_stats)                                                  \
-    X("dlq", ht_cmd_dlq)                                                      \
-    X("simulate", ht_cmd_simulate)                                            \
-    X("stalls", ht_cmd_stalls)                                                \
-    X("metrics", ht_cmd_metrics)                                              \
-    X("endpoints", ht_cmd_endpoints)                                          \
-    X("hotspots", ht_cmd_hotspots)                                            \
-    X("functions", ht_cmd_functions)                                          \
-    X("refresh", ht_cmd_refresh)                                              \
+#define HT_COMMANDS(X)                                                         \
+    X("ingest", ht_cmd_ingest)                                                 \
+    X("trace", ht_cmd_trace)                                                   \
+    X("stats", ht_cmd_stats)                                                   \
+    X("dlq", ht_cmd_dlq)                                                       \
+    X("simulate", ht_cmd_simulate)                                             \
+    X("stalls", ht_cmd_stalls)                                                 \
+    X("metrics", ht_cmd_metrics)                                               \
+    X("endpoints", ht_cmd_endpoints)                                           \
+    X("hotspots", ht_cmd_hotspots)                                             \
+    X("functions", ht_cmd_functions)                                           \
+    X("refresh", ht_cmd_refresh)                                               \
     X("prune", ht_cmd_prune)
 
 struct command {

@@ -731,9 +731,8 @@ static bool header_valid(hj format, hj version, char *why, size_t whyn)
 
     if (!f || strcasecmp(f, "json") != 0) {
         if (why)
-            snprintf(why, whyn, "format %s%.40s%s is not json",
-                     f ? "\"" : "", f ? f : "missing or not a string",
-                     f ? "\"" : "");
+            snprintf(why, whyn, "format %s%.40s%s is not json", f ? "\"" : "",
+                     f ? f : "missing or not a string", f ? "\"" : "");
         return false;
     }
     if (!hj_is_integer(version) || hj_int(version) != 1) {
@@ -1061,8 +1060,8 @@ static void decode_bytes(struct ht_batch *b, const struct ht_srcpos *pos,
             len = nl ? (size_t)(nl - (p + i)) : n - i;
             if (!bad_after_bad_header(b, pos))
                 ht_batch_reject(b, HT_REJ_NOT_JSON, pos,
-                            "not JSON: unbalanced or truncated value", p + i,
-                            len);
+                                "not JSON: unbalanced or truncated value",
+                                p + i, len);
         } else {
             decode_json(b, pos, p + i, len, depth, level);
         }

@@ -90,20 +90,20 @@ int ht_parse_duration(const char *s, int64_t *out_us);
 #define HT_INGEST_BATCH_DEFAULT 2048
 
 struct ht_ingest_opts {
-    size_t batch_docs; /* --batch N: records per write transaction */
-    bool strict;       /* --strict: exit 3 when anything was rejected */
-    bool quiet;        /* --quiet, -q: no summary line */
-    bool durable;      /* --durable: flush every commit to disk */
-    double until_idle; /* --until-idle S: live sources stop after S idle
-                          seconds (0: never) */
-    int64_t retain_us; /* --retain D: keep requests whose last event is
-                          within D of the newest event seen (0: forever);
-                          applied by the upkeep hook */
+    size_t batch_docs;     /* --batch N: records per write transaction */
+    bool strict;           /* --strict: exit 3 when anything was rejected */
+    bool quiet;            /* --quiet, -q: no summary line */
+    bool durable;          /* --durable: flush every commit to disk */
+    double until_idle;     /* --until-idle S: live sources stop after S idle
+                              seconds (0: never) */
+    int64_t retain_us;     /* --retain D: keep requests whose last event is
+                              within D of the newest event seen (0: forever);
+                              applied by the upkeep hook */
     bool no_aggregates;    /* --no-aggregates: leave the request
                               summaries to `hoptrace refresh` */
     const char *log_group; /* --log-group NAME: for log events whose
                               envelope names no log group (NULL: none) */
-    const char *db;    /* --db DIR (also a global option); NULL: not given */
+    const char *db; /* --db DIR (also a global option); NULL: not given */
 };
 
 /* The table behind ht_ingest_opts (ends with HT_OPT_END). */

@@ -100,7 +100,7 @@ int ht_agg_prune(struct ht_store *s, int64_t cutoff_us, size_t budget,
 #define HT_UPKEEP_SETTLE_RETAIN_US 60000000LL
 
 struct ht_upkeep {
-    int64_t retain_us; /* 0: keep everything */
+    int64_t retain_us;  /* 0: keep everything */
     bool no_aggregates; /* leave the aggregates to `hoptrace refresh` */
     struct ht_agg_stats agg;
     struct ht_prune_stats prune;

@@ -14,8 +14,8 @@
 
 /* Where retention stands: the request cut-off (newest event - retain)
  * and whether any piece is older than it minus the horizon. */
-static int retention_due(struct ht_store *s, int64_t retain_us,
-                         int64_t *cutoff, bool *due)
+static int retention_due(struct ht_store *s, int64_t retain_us, int64_t *cutoff,
+                         bool *due)
 {
     struct ht_txn *t;
     int64_t newest, oldest;
@@ -32,14 +32,12 @@ static int retention_due(struct ht_store *s, int64_t retain_us,
     if (newest == INT64_MIN || newest < INT64_MIN + retain_us)
         return HT_ERR_OK;
     *cutoff = newest - retain_us;
-    *due = oldest != INT64_MIN &&
-           oldest < *cutoff - HT_PRUNE_HORIZON_US;
+    *due = oldest != INT64_MIN && oldest < *cutoff - HT_PRUNE_HORIZON_US;
     return HT_ERR_OK;
 }
 
 /* One slice of each retention job that is due; *more when work remains. */
-static int retention_slice(struct ht_upkeep *u, struct ht_store *s,
-                           bool *more)
+static int retention_slice(struct ht_upkeep *u, struct ht_store *s, bool *more)
 {
     int64_t cutoff;
     bool due, m = false;
@@ -97,9 +95,9 @@ int ht_upkeep_round(void *ctx, struct ht_store *s, bool idle)
         u->stg_pruned_cut = INT64_MIN + 60 * 1000000LL;
     if (!u->agg_current_us)
         u->agg_current_us = t0;
-    agg_due = !u->no_aggregates &&
-              (idle || u->agg_more ||
-               t0 - u->agg_current_us >= HT_UPKEEP_AGG_LAG_US);
+    agg_due =
+        !u->no_aggregates &&
+        (idle || u->agg_more || t0 - u->agg_current_us >= HT_UPKEEP_AGG_LAG_US);
     for (;;) {
         if (agg_due) {
             rc = ht_agg_update(s, 0, &u->agg_more, &u->agg);
@@ -117,8 +115,7 @@ int ht_upkeep_round(void *ctx, struct ht_store *s, bool idle)
         } else {
             rmore = false;
         }
-        if ((!agg_due && !rmore) ||
-            ht_now_mono_us() - t0 >= HT_UPKEEP_ROUND_US)
+        if ((!agg_due && !rmore) || ht_now_mono_us() - t0 >= HT_UPKEEP_ROUND_US)
             return HT_ERR_OK;
         if (!idle && !agg_due)
             return HT_ERR_OK; /* retention: one slice per batch */

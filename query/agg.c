@@ -158,7 +158,8 @@ static int remap_visit(void *ctx, const void *k, size_t kn, const void *v,
 static void remap_load(struct ht_txn *t, struct remap *m)
 {
     memset(m, 0, sizeof(*m));
-    ht_store_scan(t, HT_DB_AGG, &(uint8_t){HT_AGG_K_TEMPLATE}, 1, remap_visit, m);
+    ht_store_scan(t, HT_DB_AGG, &(uint8_t){HT_AGG_K_TEMPLATE}, 1, remap_visit,
+                  m);
 }
 
 static void remap_free(struct remap *m)
@@ -450,11 +451,14 @@ int ht_agg_endpoints(struct ht_store *s, const struct ht_agg_opts *o,
     c.t = t;
     remap_load(t, &c.rm);
     if (o->exact)
-        rc = scan_window(t, HT_AGG_K_WINDOW, o->since_us, o->until_us, exact_visit, &c);
+        rc = scan_window(t, HT_AGG_K_WINDOW, o->since_us, o->until_us,
+                         exact_visit, &c);
     else
-        rc = scan_window(t, HT_AGG_K_HIST, o->since_us <= 0 ? 0 : o->since_us / HT_AGG_BUCKET_US,
-                         o->until_us == INT64_MAX ? INT64_MAX
-                                                  : o->until_us / HT_AGG_BUCKET_US,
+        rc = scan_window(t, HT_AGG_K_HIST,
+                         o->since_us <= 0 ? 0 : o->since_us / HT_AGG_BUCKET_US,
+                         o->until_us == INT64_MAX
+                             ? INT64_MAX
+                             : o->until_us / HT_AGG_BUCKET_US,
                          hist_visit, &c);
     ht_store_abort(t);
     if (rc)
@@ -656,7 +660,8 @@ int ht_agg_hotspots(struct ht_store *s, const char *route,
         goto done;
     c.t = t;
     remap_load(t, &c.rm);
-    rc = scan_window(t, HT_AGG_K_WINDOW, o->since_us, o->until_us, hs_visit, &c);
+    rc =
+        scan_window(t, HT_AGG_K_WINDOW, o->since_us, o->until_us, hs_visit, &c);
     ht_store_abort(t);
     if (rc)
         goto done;
@@ -678,7 +683,8 @@ int ht_agg_hotspots(struct ht_store *s, const char *route,
     for (size_t i = 0; i < c.n; i++) {
         const struct ht_agg_summary *sm = &c.s[i];
 
-        if (o->percentile > 0 && ((sm->flags & HT_AGG_S_PENDING) || sm->e2e_us < thr))
+        if (o->percentile > 0 &&
+            ((sm->flags & HT_AGG_S_PENDING) || sm->e2e_us < thr))
             continue;
         nreq++;
         for (uint32_t j = 0; j < sm->nitems; j++) {
@@ -822,8 +828,8 @@ static int seg_name_visit(void *ctx, const void *k, size_t kn, const void *v,
     (void)kn;
     if (vn != 9 || ((const uint8_t *)v)[0] != HT_TARGET_SPAN)
         return 0;
-    if (ht_store_get(c->t, HT_DB_NODES, (const uint8_t *)v + 1, 8, &sv,
-                     &sn) != HT_ERR_OK ||
+    if (ht_store_get(c->t, HT_DB_NODES, (const uint8_t *)v + 1, 8, &sv, &sn) !=
+            HT_ERR_OK ||
         ht_span_unpack(sv, sn, c->a, &sp) != HT_ERR_OK)
         return 0;
     if (sp.kind == HT_SK_LAMBDA && sp.name && *sp.name) {
@@ -845,8 +851,8 @@ static const char *function_from_segment(struct fn_ctx *c,
     if (!request_id || !*request_id || strlen(request_id) > 255)
         return NULL;
     ht_store_dups(c->t, HT_DB_KEYS, key,
-                  ht_key_make_id(key, HT_K_LAMBDA, request_id),
-                  seg_name_visit, &sn);
+                  ht_key_make_id(key, HT_K_LAMBDA, request_id), seg_name_visit,
+                  &sn);
     return sn.name;
 }
 

@@ -46,9 +46,9 @@ struct qnode {
     bool owner_done;
     int attr_state;
     const char *attr;
-    unsigned gen;  /* the request walk that last took this node */
-    int idx;       /* its index in that request's spans */
-    unsigned cgen; /* the collect_inv_spans walk that last took it */
+    unsigned gen;   /* the request walk that last took this node */
+    int idx;        /* its index in that request's spans */
+    unsigned cgen;  /* the collect_inv_spans walk that last took it */
     struct vec out; /* hops out of it (ht__q_outgoing), once out_done */
     bool out_done;
 };
@@ -91,7 +91,7 @@ struct kcache {
     size_t n;             /* pairs */
     struct ht_id8 *ids;   /* every span id of the range, in key order */
     size_t nids;
-    bool whole;           /* ids and pairs are the whole range */
+    bool whole; /* ids and pairs are the whole range */
 };
 
 struct ktab {
@@ -112,8 +112,8 @@ struct keyset {
     int state;
     long asks; /* lookups made while KS_UNKNOWN */
 };
-#define KS_ASKS 1024    /* lookups before the range is read */
-#define KS_MAX 16384    /* entries read at most (16 per lookup made) */
+#define KS_ASKS 1024 /* lookups before the range is read */
+#define KS_MAX 16384 /* entries read at most (16 per lookup made) */
 
 struct q {
     struct ktab kc;

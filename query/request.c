@@ -1078,8 +1078,8 @@ static void lookup_begin(struct ht_qsession *s, struct up_ctx *u,
 }
 
 /* After it: the roots found, as bare roots or whole requests. */
-static int lookup_end(struct ht_qsession *s, const struct up_ctx *u,
-                      bool roots, struct ht_request **reqs, size_t *n)
+static int lookup_end(struct ht_qsession *s, const struct up_ctx *u, bool roots,
+                      struct ht_request **reqs, size_t *n)
 {
     if (!u->roots.n)
         return HT_ERR_NOTFOUND;

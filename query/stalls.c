@@ -144,11 +144,10 @@ static struct ht_stage *stage_for(struct ht_stalls *st, size_t *cap,
     g->resource = res;
     g->producer = nz(prod);
     g->consumer = nz(cons);
-    g->name =
-        ht_arena_printf(st->arena, "%s \xe2\x86\x92 %s:%s \xe2\x86\x92 %s",
-                        g->producer ? g->producer : "(unknown)", g->via,
-                        *res ? res : "(unknown)",
-                        g->consumer ? g->consumer : "(unknown)");
+    g->name = ht_arena_printf(
+        st->arena, "%s \xe2\x86\x92 %s:%s \xe2\x86\x92 %s",
+        g->producer ? g->producer : "(unknown)", g->via,
+        *res ? res : "(unknown)", g->consumer ? g->consumer : "(unknown)");
     return g;
 }
 
@@ -411,8 +410,8 @@ static int collect_unnamed(void *ctx, const void *k, size_t kn, const void *v,
     u = &c->it[c->n++];
     memset(u, 0, sizeof(*u));
     u->ts = (int64_t)ht_be64_get((const uint8_t *)k + c->skip);
-    u->hop = ht_arena_strndup(c->a, (const char *)k + c->skip + 8,
-                              kn - c->skip - 8);
+    u->hop =
+        ht_arena_strndup(c->a, (const char *)k + c->skip + 8, kn - c->skip - 8);
     u->vn = vn < sizeof(u->v) ? vn : sizeof(u->v);
     memcpy(u->v, v, u->vn);
     return 0;
@@ -585,9 +584,8 @@ static void unnamed_kinesis(struct ht_txn *t, struct ht_stalls *st,
             memcpy(sid.b, u->v + 16, 8);
             u->prod = e->prod;
             /* "kput:<span id>:<stream>": a write that names its stream */
-            u->named = strlen(u->hop) > 22 && u->hop[21] == ':'
-                           ? u->hop + 22
-                           : NULL;
+            u->named =
+                strlen(u->hop) > 22 && u->hop[21] == ':' ? u->hop + 22 : NULL;
             if (u->named) {
                 while (m < nlearned && strcmp(learned[m], u->named) != 0)
                     m++;
@@ -595,8 +593,7 @@ static void unnamed_kinesis(struct ht_txn *t, struct ht_stalls *st,
                     learned[nlearned++] = u->named;
                 m = 0;
             }
-            if (!write_consumed(&q, &sid, st->arena, &res, &cons, &ts,
-                                &corr)) {
+            if (!write_consumed(&q, &sid, st->arena, &res, &cons, &ts, &corr)) {
                 /* still waiting: named by the correlation id it is
                  * attributed to when it carries none itself */
                 if (u->vn == 24 && corr) {
@@ -642,8 +639,8 @@ static void unnamed_kinesis(struct ht_txn *t, struct ht_stalls *st,
             int64_t entered = 0;
 
             for (size_t j = 0; j < c.n; j++)
-                if (strcmp(c.it[j].res ? c.it[j].res : c.it[j].wait_in,
-                           res) == 0)
+                if (strcmp(c.it[j].res ? c.it[j].res : c.it[j].wait_in, res) ==
+                    0)
                     entered++;
             if (entered) {
                 struct rec *r = rec_add(&NE);
@@ -929,8 +926,8 @@ int ht_query_stalls(struct ht_store *s, const struct ht_stall_cfg *cfg,
             k[n++] = 0;
             c.skip = n;
             /* room for the oldest of both sources, merged below */
-            g->stuck = ht_arena_alloc(
-                st->arena, (2 * cfg->max_stuck + 1) * sizeof(*g->stuck));
+            g->stuck = ht_arena_alloc(st->arena, (2 * cfg->max_stuck + 1) *
+                                                     sizeof(*g->stuck));
             memset(g->stuck, 0, (2 * cfg->max_stuck + 1) * sizeof(*g->stuck));
             /* the stream "" holds every write that named none: those still
              * waiting are in U, as of this query */
@@ -1116,12 +1113,11 @@ void ht_stalls_text(const struct ht_stalls *st, struct ht_buf *b)
     for (size_t i = 0; i < st->nstages; i++) {
         const struct ht_stage *g = &st->stages[i];
 
-        ht_buf_printf(b, "%-8s %8llu %10.1f %9llu %9llu %9.1f %9.1f  ",
-                      ht_stage_status_name(g->status),
-                      (unsigned long long)g->pending, g->oldest_pending_age_s,
-                      (unsigned long long)g->entered,
-                      (unsigned long long)g->consumed, g->delay_p50_ms,
-                      g->delay_p99_ms);
+        ht_buf_printf(
+            b, "%-8s %8llu %10.1f %9llu %9llu %9.1f %9.1f  ",
+            ht_stage_status_name(g->status), (unsigned long long)g->pending,
+            g->oldest_pending_age_s, (unsigned long long)g->entered,
+            (unsigned long long)g->consumed, g->delay_p50_ms, g->delay_p99_ms);
         ht_buf_add_printable(b, g->name, strlen(g->name));
         ht_buf_addc(b, '\n');
         if (g->status != HT_STAGE_OK)

@@ -47,8 +47,8 @@ struct ht_prune_stats {
  * activity is before cutoff_us - HT_PRUNE_HORIZON_US, visiting at most
  * `budget` by_time entries (oldest first; 0 means 8000: 25-35 ms on the
  * 2-core test machine, pruning one 8,000-request chunk in 24 slices).
- * *more is true when expired entries may remain (call again). Grows the map when full.
- * Call between transactions of this process, like ht_store_grow.
+ * *more is true when expired entries may remain (call again). Grows the map
+ * when full. Call between transactions of this process, like ht_store_grow.
  * Returns HT_ERR_OK or the store error.
  */
 int ht_prune_slice(struct ht_store *s, int64_t cutoff_us, size_t budget,

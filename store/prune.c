@@ -238,8 +238,8 @@ static void drop_inv(struct pr *p, const uint8_t *prid, size_t prn,
     memcpy(prefix, prid, prn);
     prefix[prn] = 0;
     if (!p->err)
-        chk(p, ht_store_scan(p->t, HT_DB_FACTS, prefix, prn + 1, drop_fact,
-                             &c));
+        chk(p,
+            ht_store_scan(p->t, HT_DB_FACTS, prefix, prn + 1, drop_fact, &c));
     note_del(p, HT_DB_INV, prid, prn, NULL, 0);
     p->st.invocations++;
 }

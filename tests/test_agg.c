@@ -99,8 +99,8 @@ static void test_records(void)
           o.sync_us == s.sync_us && o.e2e_us == s.e2e_us && o.nitems == 2);
     CHECK_STREQ(o.route, "POST /orders");
     CHECK_STREQ(o.items[0].service, "charge");
-    CHECK(o.items[0].us == 1500 && o.items[1].us == 70 &&
-          o.items[0].via == 2 && o.items[0].kind == 3);
+    CHECK(o.items[0].us == 1500 && o.items[1].us == 70 && o.items[0].via == 2 &&
+          o.items[0].kind == 3);
     for (size_t n = 0; n < b.len; n++)
         CHECK(ht_agg_summary_unpack(b.data, n, a, &o) == HT_ERR_CORRUPT);
     /* an item count the value cannot hold */
@@ -150,8 +150,9 @@ static void test_garbage(void)
     struct ht_agg_stats st;
     struct ht_buf b;
     static const uint8_t junk[] = {1, 2, 3, 0xff, 0xff, 0xff, 0xff, 9};
-    const char *keys[] = {"S12345678", "W\0\0\0\0\0\0\0\x01"
-                                       "12345678",
+    const char *keys[] = {"S12345678",
+                          "W\0\0\0\0\0\0\0\x01"
+                          "12345678",
                           "H\0\0\0\0\0\0\0\x01"
                           "a\0b\0r",
                           "T0123456789abcdef", "U\0\0"};
@@ -161,8 +162,8 @@ static void test_garbage(void)
     CHECK(ht_store_open(dir, false, &s) == HT_ERR_OK);
     CHECK(ht_store_begin(s, true, &t) == HT_ERR_OK);
     for (int i = 0; i < 5; i++)
-        CHECK(ht_store_put(t, HT_DB_AGG, keys[i], kl[i], junk,
-                           sizeof(junk)) == HT_ERR_OK);
+        CHECK(ht_store_put(t, HT_DB_AGG, keys[i], kl[i], junk, sizeof(junk)) ==
+              HT_ERR_OK);
     CHECK(ht_store_put(t, HT_DB_DIRTY, "0123456789abcdef", 16, "", 0) ==
           HT_ERR_OK);
     CHECK(ht_store_commit(t) == HT_ERR_OK);
@@ -445,8 +446,7 @@ static char *dump(struct ht_store *s, uint8_t prefix, uint64_t *n)
 
     ht_buf_init(&d.b);
     CHECK(ht_store_begin(s, false, &t) == HT_ERR_OK);
-    CHECK(ht_store_scan(t, HT_DB_AGG, &prefix, 1, dump_visit, &d) ==
-          HT_ERR_OK);
+    CHECK(ht_store_scan(t, HT_DB_AGG, &prefix, 1, dump_visit, &d) == HT_ERR_OK);
     ht_store_abort(t);
     out = strdup(d.b.len ? d.b.data : "");
     ht_buf_free(&d.b);
@@ -734,8 +734,9 @@ static void test_slices_and_prune(const char *input)
         char *x = dump(a, kinds[k], &n), *y = dump(b, kinds[k], NULL);
 
         if (strcmp(x, y) != 0)
-            fprintf(stderr, "'%c' records differ between slices and one "
-                            "refresh\n",
+            fprintf(stderr,
+                    "'%c' records differ between slices and one "
+                    "refresh\n",
                     kinds[k]);
         CHECK(strcmp(x, y) == 0);
         if (kinds[k] == HT_AGG_K_SUMMARY)

@@ -383,13 +383,12 @@ static void test_daemon_headers(void)
         "{\"format\":\"json\",\"version\":1}",
         "{\"format\": \"jSoN\", \"version\": 1}",
         "{ \"version\" : 1 , \"format\" : \"JSON\" }"};
-    static const char *const bad[] = {
-        "{\"format\":\"json\",\"version\":2}",
-        "{\"format\":\"xml\",\"version\":1}",
-        "{\"format\":\"json\",\"version\":\"1\"}",
-        "{\"format\":\"json\"}",
-        "{\"version\":1}",
-        "{\"format\":\"json\",\"version\":1.5}"};
+    static const char *const bad[] = {"{\"format\":\"json\",\"version\":2}",
+                                      "{\"format\":\"xml\",\"version\":1}",
+                                      "{\"format\":\"json\",\"version\":\"1\"}",
+                                      "{\"format\":\"json\"}",
+                                      "{\"version\":1}",
+                                      "{\"format\":\"json\",\"version\":1.5}"};
     char why[160], path[] = "/tmp/ht_test_hdr_XXXXXX", body[4096];
     int fd;
 

@@ -529,7 +529,7 @@ static void test_redelivery_order(void)
         open_store(dir);
         seq = 400;
         doc[0] = produce("api", "q-re", "re-1", 10);
-        doc[1] = consume("w", "q-re", "re-1", 12);     /* first receipt */
+        doc[1] = consume("w", "q-re", "re-1", 12);      /* first receipt */
         doc[2] = consume("w", "q-re", "re-1", 12 + 40); /* redelivered */
         for (int i = 0; i < 3; i++)
             feed(doc[orders[o][i]]);
@@ -627,10 +627,9 @@ static void put_record(const char *fn, int i, const char *corr, double t,
                    "\"name\":\"Kinesis\",\"namespace\":\"aws\","
                    "\"start_time\":%.6f,\"end_time\":%.6f,\"aws\":{"
                    "\"operation\":\"PutRecord\",\"region\":\"us-east-1\"}}]}",
-                   i, 0x61000000 + i, 0x60000000 + i, fn,
-                   (double)T0 + t - 0.15, (double)T0 + t + 0.04,
-                   0x62000000 + i, (double)T0 + t - 0.02, (double)T0 + t) >
-          0);
+                   i, 0x61000000 + i, 0x60000000 + i, fn, (double)T0 + t - 0.15,
+                   (double)T0 + t + 0.04, 0x62000000 + i, (double)T0 + t - 0.02,
+                   (double)T0 + t) > 0);
     CHECK(asprintf(&line,
                    "{\"level\":\"INFO\",\"message\":\"ledger written\","
                    "\"function_name\":\"%s\",\"function_request_id\":"
@@ -685,8 +684,8 @@ static void test_kinesis_unnamed(void)
 
         snprintf(corr, sizeof(corr), "k-%d", i);
         put_record("record-ledger", i, corr, 10.0 * (i + 1), prod[i]);
-        cons[i] = i < CONSUMED ? get_record("send-receipt", "payment-events",
-                                            i, corr, 10.0 * (i + 1) + 0.5)
+        cons[i] = i < CONSUMED ? get_record("send-receipt", "payment-events", i,
+                                            corr, 10.0 * (i + 1) + 0.5)
                                : NULL;
     }
     for (int pass = 0; pass < 2; pass++) {
@@ -827,12 +826,12 @@ static void test_failed_write(void)
 static void test_report_named_by_segment(void)
 {
 #define REPORT_FMT                                                             \
-    "{\"events\":[{\"timestamp\":1795700010000,\"message\":\"REPORT "            \
-    "RequestId: rq-%d\\tDuration: 100.00 ms\\tBilled Duration: 100 ms"          \
+    "{\"events\":[{\"timestamp\":1795700010000,\"message\":\"REPORT "          \
+    "RequestId: rq-%d\\tDuration: 100.00 ms\\tBilled Duration: 100 ms"         \
     "\\tMemory Size: 128 MB\\tMax Memory Used: 64 MB\\t\\n\"}]}"
 #define SEG_FMT                                                                \
-    "{\"trace_id\":\"1-6b083523-%024x\",\"id\":\"%016x\",\"name\":"              \
-    "\"plain-fn\",\"origin\":\"AWS::Lambda\",\"start_time\":%lld.0,"             \
+    "{\"trace_id\":\"1-6b083523-%024x\",\"id\":\"%016x\",\"name\":"            \
+    "\"plain-fn\",\"origin\":\"AWS::Lambda\",\"start_time\":%lld.0,"           \
     "\"end_time\":%lld.2,\"aws\":{\"request_id\":\"rq-%d\"}}"
     char dir[] = "/tmp/ht_stages_XXXXXX";
     char buf[1024];
@@ -855,8 +854,7 @@ static void test_report_named_by_segment(void)
         apply(buf); /* again: nothing counted twice */
     }
     CHECK(ht_store_begin(store, false, &t) == HT_ERR_OK);
-    CHECK(ht_store_get(t, HT_DB_STAGES, "Fplain-fn", 10, &v, &vn) ==
-          HT_ERR_OK);
+    CHECK(ht_store_get(t, HT_DB_STAGES, "Fplain-fn", 10, &v, &vn) == HT_ERR_OK);
     CHECK(vn >= 16 && ht_be64_get(v) == 2 &&
           ht_be64_get((const uint8_t *)v + 8) == 200);
     CHECK(ht_store_get(t, HT_DB_STAGES, "frq-0", 5, &v, &vn) ==
@@ -864,7 +862,6 @@ static void test_report_named_by_segment(void)
     ht_store_abort(t);
     close_store(dir);
 }
-
 
 /* ---- retention ---------------------------------------------------------- */
 
@@ -1092,8 +1089,8 @@ static void test_retention(bool legacy)
     /* hops: 20 + the consumer line + the orphan + the link */
     CHECK(sg.hops == 23);
     if (sg.hops != 23)
-        fprintf(stderr, "hops %llu pending %llu\n",
-                (unsigned long long)sg.hops, (unsigned long long)sg.pending);
+        fprintf(stderr, "hops %llu pending %llu\n", (unsigned long long)sg.hops,
+                (unsigned long long)sg.pending);
     CHECK(sg.buckets > 0);
 
     /* what is left of the per-hop state, time buckets and the time index

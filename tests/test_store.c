@@ -564,8 +564,7 @@ static void test_del_later_tables(void)
     CHECK(ht_store_commit(t) == HT_ERR_OK);
 
     CHECK(ht_store_begin(s, true, &t) == HT_ERR_OK);
-    CHECK(ht_store_del_later(t, HT_DB_SPANS, "x", 1, NULL, 0) ==
-          HT_ERR_USAGE);
+    CHECK(ht_store_del_later(t, HT_DB_SPANS, "x", 1, NULL, 0) == HT_ERR_USAGE);
     /* t1's node goes; the span id's entry names t2 and stays */
     CHECK(ht_store_node_del_later(t, &tr1, &id, start) == 0);
     CHECK(ht_store_del_later(t, HT_DB_INV, "r1", 2, NULL, 0) == 0);
@@ -586,8 +585,7 @@ static void test_del_later_tables(void)
     }
     /* the value held: deleted; a read sees it before the flush */
     CHECK(ht_store_del_later(t, HT_DB_PENDING, "h1", 2, "a", 1) == 0);
-    CHECK(ht_store_get(t, HT_DB_PENDING, "h1", 2, &v, &vn) ==
-          HT_ERR_NOTFOUND);
+    CHECK(ht_store_get(t, HT_DB_PENDING, "h1", 2, &v, &vn) == HT_ERR_NOTFOUND);
     /* t2's node goes with its spans entry: the id resolves to nothing */
     CHECK(ht_store_node_del_later(t, &tr2, &id, start) == 0);
     CHECK(ht_store_get(t, HT_DB_NODES, id.b, 8, &v, &vn) == HT_ERR_NOTFOUND);
