@@ -34,7 +34,6 @@
 
 #define DEFAULT_BUDGET 1000
 #define SLICE_US 25000 /* a slice stops walking after this much work */
-#define MAX_ATTEMPTS 24
 #define MAXK HT__STG_MAXKEY
 
 struct sp {
@@ -757,12 +756,25 @@ static int slice_once(struct ht_store *s, int64_t cut, size_t budget,
     return HT_ERR_OK;
 }
 
+struct slice_args {
+    int64_t cut;
+    size_t budget;
+    bool *more;
+    struct ht_stages_prune *st;
+};
+
+static int slice_run(struct ht_store *s, void *ctx)
+{
+    struct slice_args *a = ctx;
+
+    return slice_once(s, a->cut, a->budget, a->more, a->st);
+}
+
 int ht_stages_prune_slice_h(struct ht_store *s, int64_t cutoff_us,
                             int64_t horizon_us, size_t budget, bool *more,
                             struct ht_stages_prune *st)
 {
     int64_t cut = cutoff_us;
-    int rc = HT_ERR_OK;
 
     *more = false;
     if (horizon_us > 0)
@@ -772,15 +784,9 @@ int ht_stages_prune_slice_h(struct ht_store *s, int64_t cutoff_us,
         return HT_ERR_OK; /* nothing is that old */
     if (!budget)
         budget = DEFAULT_BUDGET;
-    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        rc = slice_once(s, cut, budget, more, st);
-        if (rc != HT_ERR_MAPFULL)
-            return rc;
-        rc = ht_store_grow(s);
-        if (rc)
-            return rc;
-    }
-    return rc;
+    struct slice_args a = {cut, budget, more, st};
+
+    return ht_store_write_growing(s, slice_run, &a);
 }
 
 int ht_stages_prune_slice(struct ht_store *s, int64_t cutoff_us, size_t budget,

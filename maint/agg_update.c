@@ -32,7 +32,6 @@
 #include <string.h>
 
 #define MAX_SLICE_TRACES 4096 /* max_traces above this is taken as this */
-#define MAPFULL_RETRIES 16
 #define T_MARGIN_US (3600LL * 1000000LL) /* see ht_agg_prune */
 
 /* What one assembled request contributes. */
@@ -836,23 +835,30 @@ out:
     return rc;
 }
 
+struct update_args {
+    size_t max;
+    bool *more;
+    struct ht_agg_stats *st;
+    struct keep *keep;
+};
+
+static int update_run(struct ht_store *s, void *ctx)
+{
+    struct update_args *a = ctx;
+
+    return slice(s, a->max, a->more, a->st, a->keep);
+}
+
 static int update(struct ht_store *s, size_t max_traces, bool *more,
                   struct ht_agg_stats *st, struct keep *keep)
 {
-    int rc, grows = 0;
+    struct update_args a = {max_traces, more, st, keep};
 
-    if (!max_traces)
-        max_traces = HT_AGG_SLICE_TRACES;
-    if (max_traces > MAX_SLICE_TRACES)
-        max_traces = MAX_SLICE_TRACES;
-    for (;;) {
-        rc = slice(s, max_traces, more, st, keep);
-        if (rc != HT_ERR_MAPFULL || grows++ >= MAPFULL_RETRIES)
-            return rc;
-        rc = ht_store_grow(s);
-        if (rc)
-            return rc;
-    }
+    if (!a.max)
+        a.max = HT_AGG_SLICE_TRACES;
+    if (a.max > MAX_SLICE_TRACES)
+        a.max = MAX_SLICE_TRACES;
+    return ht_store_write_growing(s, update_run, &a);
 }
 
 int ht_agg_update(struct ht_store *s, size_t max_traces, bool *more,
@@ -994,35 +1000,38 @@ static int prune_txn(struct ht_txn *t, int64_t cut, size_t budget, bool *more)
     return rc;
 }
 
+struct prune_args {
+    int64_t cut;
+    size_t budget;
+    bool *more;
+};
+
+static int prune_run(struct ht_store *s, void *ctx)
+{
+    struct prune_args *a = ctx;
+    struct ht_txn *t;
+    int rc = ht_store_begin(s, true, &t);
+
+    if (rc)
+        return rc;
+    rc = prune_txn(t, a->cut, a->budget, a->more);
+    if (rc) {
+        ht_store_abort(t);
+        *a->more = false;
+        return rc;
+    }
+    return ht_store_commit(t);
+}
+
 int ht_agg_prune(struct ht_store *s, int64_t cutoff_us, size_t budget,
                  bool *more)
 {
-    struct ht_txn *t;
-    int64_t cut;
-    int rc, grows = 0;
+    /* whole minutes: a bucket goes with exactly the summaries it counts */
+    struct prune_args a = {cutoff_us / HT_AGG_BUCKET_US * HT_AGG_BUCKET_US,
+                           budget ? budget : 1024, more};
 
     *more = false;
-    if (!budget)
-        budget = 1024;
     if (cutoff_us <= 0)
         return HT_ERR_OK;
-    /* whole minutes: a bucket goes with exactly the summaries it counts */
-    cut = cutoff_us / HT_AGG_BUCKET_US * HT_AGG_BUCKET_US;
-    for (;;) {
-        rc = ht_store_begin(s, true, &t);
-        if (rc)
-            return rc;
-        rc = prune_txn(t, cut, budget, more);
-        if (rc) {
-            ht_store_abort(t);
-            *more = false;
-        } else {
-            rc = ht_store_commit(t);
-        }
-        if (rc != HT_ERR_MAPFULL || grows++ >= MAPFULL_RETRIES)
-            return rc;
-        rc = ht_store_grow(s);
-        if (rc)
-            return rc;
-    }
+    return ht_store_write_growing(s, prune_run, &a);
 }

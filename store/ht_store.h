@@ -113,6 +113,18 @@ int ht_store_sync(struct ht_store *s);
  * may have it mapped. */
 int ht_store_grow(struct ht_store *s);
 
+/*
+ * Runs fn, which does its work in write transactions of its own (begun and
+ * committed or aborted inside), and while it reports a full map
+ * (HT_ERR_MAPFULL) grows the map and runs it again, up to
+ * HT_STORE_GROW_RETRIES times: the shape of every bounded slice of work
+ * done between batches (retention, aggregate updates). Only with no
+ * transaction of this process open, like ht_store_grow.
+ */
+#define HT_STORE_GROW_RETRIES 24
+typedef int (*ht_store_write_fn)(struct ht_store *s, void *ctx);
+int ht_store_write_growing(struct ht_store *s, ht_store_write_fn fn, void *ctx);
+
 int ht_store_begin(struct ht_store *s, bool write, struct ht_txn **out);
 /* HT_ERR_MAPFULL when the map is full: the txn is gone, grow and redo. */
 int ht_store_commit(struct ht_txn *t);

@@ -26,7 +26,6 @@
 enum { HALF_PRODUCER = 1 };
 
 #define DEFAULT_BUDGET 8000
-#define MAX_ATTEMPTS 24
 
 /*
  * A slice works in three passes, so that every table's deletes are
@@ -461,11 +460,24 @@ static int slice_once(struct ht_store *s, int64_t cutoff, size_t budget,
     return HT_ERR_OK;
 }
 
+struct slice_args {
+    int64_t cutoff;
+    size_t budget;
+    bool *more;
+    struct ht_prune_stats *st;
+};
+
+static int slice_run(struct ht_store *s, void *ctx)
+{
+    struct slice_args *a = ctx;
+
+    return slice_once(s, a->cutoff, a->budget, a->more, a->st);
+}
+
 int ht_prune_slice_h(struct ht_store *s, int64_t cutoff_us, int64_t horizon_us,
                      size_t budget, bool *more, struct ht_prune_stats *st)
 {
     int64_t cutoff = cutoff_us;
-    int rc = HT_ERR_OK;
 
     *more = false;
     if (horizon_us > 0)
@@ -476,15 +488,9 @@ int ht_prune_slice_h(struct ht_store *s, int64_t cutoff_us, int64_t horizon_us,
     if (cutoff == INT64_MIN)
         return HT_ERR_OK; /* nothing ends before that */
     /* deleting copies pages too: a full map is grown and the slice redone */
-    for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        rc = slice_once(s, cutoff, budget, more, st);
-        if (rc != HT_ERR_MAPFULL)
-            return rc;
-        rc = ht_store_grow(s);
-        if (rc)
-            return rc;
-    }
-    return rc;
+    struct slice_args a = {cutoff, budget, more, st};
+
+    return ht_store_write_growing(s, slice_run, &a);
 }
 
 int ht_prune_slice(struct ht_store *s, int64_t cutoff_us, size_t budget,

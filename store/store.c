@@ -413,6 +413,21 @@ int ht_store_grow(struct ht_store *s)
     return HT_ERR_OK;
 }
 
+int ht_store_write_growing(struct ht_store *s, ht_store_write_fn fn, void *ctx)
+{
+    int rc = HT_ERR_OK;
+
+    for (int grows = 0; grows <= HT_STORE_GROW_RETRIES; grows++) {
+        rc = fn(s, ctx);
+        if (rc != HT_ERR_MAPFULL)
+            return rc;
+        rc = ht_store_grow(s);
+        if (rc)
+            return rc;
+    }
+    return HT_ERR_MAPFULL;
+}
+
 int ht_store_begin(struct ht_store *s, bool write, struct ht_txn **out)
 {
     struct ht_txn *t = calloc(1, sizeof(*t));
