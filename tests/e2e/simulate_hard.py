@@ -43,6 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "corpus"))
 from check_hard import check_request, lookup  # noqa: E402
 from check_traces import other_ids  # noqa: E402
+from simulate_truth import getrecords_pages  # noqa: E402  (this folder)
 
 FILES = ["segments.ndjson", "logs-cwl.ndjson", "logs-kinesis.json"]
 ADV = ["--link-only", "0.3", "--skew", "0.3", "--redeliver", "0.15",
@@ -58,24 +59,12 @@ def us(x):
     return round(x * 1e6)
 
 
-def json_values(path):
-    """logs-kinesis.json is GetRecords responses one after the other."""
-    text, dec, i, out = open(path).read(), json.JSONDecoder(), 0, []
-    while True:
-        while i < len(text) and text[i].isspace():
-            i += 1
-        if i >= len(text):
-            return out
-        v, i = dec.raw_decode(text, i)
-        out.append(v)
-
-
 def load(d):
     lines = open(os.path.join(d, "segments.ndjson")).read().split("\n")
     docs = [json.loads(lines[i + 1]) for i in range(0, len(lines) - 1, 2)]
     cwl = [json.loads(x) for x in open(os.path.join(d, "logs-cwl.ndjson")) if x.strip()]
     kin = [json.loads(gzip.decompress(base64.b64decode(r["Data"])))
-           for page in json_values(os.path.join(d, "logs-kinesis.json")) for r in page["Records"]]
+           for page in getrecords_pages(os.path.join(d, "logs-kinesis.json")) for r in page["Records"]]
     return docs, cwl, kin
 
 
