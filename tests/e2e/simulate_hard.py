@@ -43,6 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "corpus"))
 from check_hard import check_request, lookup  # noqa: E402
 from check_traces import other_ids  # noqa: E402
+from derive_truth import flatten  # noqa: E402
 from simulate_truth import getrecords_pages  # noqa: E402  (this folder)
 
 FILES = ["segments.ndjson", "logs-cwl.ndjson", "logs-kinesis.json"]
@@ -66,16 +67,6 @@ def load(d):
     kin = [json.loads(gzip.decompress(base64.b64decode(r["Data"])))
            for page in getrecords_pages(os.path.join(d, "logs-kinesis.json")) for r in page["Records"]]
     return docs, cwl, kin
-
-
-def flatten(doc, trace=None, parent=None, out=None):
-    out = [] if out is None else out
-    trace = doc.get("trace_id", trace)
-    parent = doc.get("parent_id", parent)
-    out.append((doc, trace, parent))
-    for s in doc.get("subsegments", []):
-        flatten(s, trace, doc["id"], out)
-    return out
 
 
 def failed_call(d):
