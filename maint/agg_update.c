@@ -390,6 +390,80 @@ static bool get_summ(struct rctx *c, const struct ht_id8 *root,
     return ok;
 }
 
+/* ---- Jaeger search records ('J' per root, 'V' catalogue counts) ------- */
+
+/* Adds `sign` to the catalogue count of every triple of j; a count that
+ * falls to 0 goes. */
+static int jcat_apply(struct ht_txn *t, const struct ht_jaeger_rec *j,
+                      int sign)
+{
+    for (uint32_t i = 0; i < j->nops; i++) {
+        uint8_t key[HT_KEY_MAX];
+        size_t kn = ht_agg_key_jcatalog(key, j->ops[i].service,
+                                        j->ops[i].operation, j->ops[i].kind);
+        const void *v;
+        size_t vn;
+        int64_t n = 0;
+        int rc;
+
+        if (!kn)
+            continue;
+        if (ht_store_get(t, HT_DB_AGG, key, kn, &v, &vn) == HT_ERR_OK &&
+            vn == 8)
+            memcpy(&n, v, 8);
+        n += sign;
+        if (n > 0)
+            rc = ht_store_put(t, HT_DB_AGG, key, kn, &n, 8);
+        else
+            rc = ht_store_del(t, HT_DB_AGG, key, kn);
+        if (rc && rc != HT_ERR_NOTFOUND)
+            return rc;
+    }
+    return HT_ERR_OK;
+}
+
+/* Removes the 'J' record of root, and its triples from the catalogue. */
+static int jaeger_drop(struct ht_txn *t, const struct ht_id8 *root,
+                       struct ht_arena *a)
+{
+    uint8_t key[9];
+    const void *v;
+    size_t vn;
+    struct ht_jaeger_rec old;
+    int rc;
+
+    ht_agg_key_jaeger(key, root);
+    if (ht_store_get(t, HT_DB_AGG, key, 9, &v, &vn) != HT_ERR_OK)
+        return HT_ERR_OK;
+    if (ht_jaeger_rec_unpack(v, vn, a, &old) == HT_ERR_OK) {
+        rc = jcat_apply(t, &old, -1);
+        if (rc)
+            return rc;
+    }
+    rc = ht_store_del(t, HT_DB_AGG, key, 9);
+    return rc == HT_ERR_NOTFOUND ? HT_ERR_OK : rc;
+}
+
+/* Writes the 'J' record of request r (replacing the old one). */
+static int jaeger_store(struct ht_txn *t, const struct ht_request *r,
+                        struct ht_arena *a, struct ht_buf *buf)
+{
+    uint8_t key[9];
+    struct ht_jaeger_rec now;
+    int rc = jaeger_drop(t, &r->spans[0].s.id, a);
+
+    if (rc)
+        return rc;
+    ht_jaeger_index(r, a, &now);
+    rc = jcat_apply(t, &now, 1);
+    if (rc)
+        return rc;
+    ht_agg_key_jaeger(key, &r->spans[0].s.id);
+    ht_buf_reset(buf);
+    ht_jaeger_rec_pack(&now, buf);
+    return ht_store_put(t, HT_DB_AGG, key, 9, buf->data, buf->len);
+}
+
 static void drop_summ(struct rctx *c, const struct ht_id8 *root)
 {
     uint8_t key[17];
@@ -402,6 +476,7 @@ static void drop_summ(struct rctx *c, const struct ht_id8 *root)
     chk(c, ht_store_del(c->t, HT_DB_AGG, key, 17));
     ht_agg_key_summary(key, root);
     chk(c, ht_store_del(c->t, HT_DB_AGG, key, 9));
+    chk(c, jaeger_drop(c->t, root, c->a));
     sc_forget(&c->sc, root);
     c->st.removed++;
 }
@@ -445,6 +520,7 @@ static void store_summ(struct rctx *c, const struct ht_request *r)
     ht_buf_reset(&c->buf);
     ht_agg_summary_pack(&now, &c->buf);
     chk(c, ht_store_put(c->t, HT_DB_AGG, key, 9, c->buf.data, c->buf.len));
+    chk(c, jaeger_store(c->t, r, c->a, &c->buf));
     sc_forget(&c->sc, root);
     c->st.requests++;
     if (r->url_route && r->route && strcmp(r->url_route, r->route) != 0)
@@ -950,11 +1026,17 @@ static int prune_txn(struct ht_txn *t, int64_t cut, size_t budget, bool *more)
 {
     struct old_keys o = {0};
     size_t used = 0;
+    struct ht_arena *a;
     int rc;
 
     o.k = malloc(budget * sizeof(*o.k));
-    if (!o.k)
+    a = ht_arena_create();
+    if (!o.k || !a) {
+        free(o.k);
+        if (a)
+            ht_arena_destroy(a);
         return HT_ERR_NOMEM;
+    }
     ht_buf_init(&o.hkeys);
     /* summaries (each is two records, counted once) */
     rc = collect(t, &o, HT_AGG_K_WINDOW, cut, budget);
@@ -968,6 +1050,13 @@ static int prune_txn(struct ht_txn *t, int64_t cut, size_t budget, bool *more)
             rc = ht_store_del(t, HT_DB_AGG, sk, 9);
         if (rc == HT_ERR_NOTFOUND)
             rc = HT_ERR_OK;
+        if (!rc) {
+            struct ht_id8 root;
+
+            memcpy(root.b, o.k[i] + 9, 8);
+            rc = jaeger_drop(t, &root, a);
+            ht_arena_reset(a);
+        }
     }
     used += o.n;
     *more = o.full;
@@ -997,6 +1086,7 @@ static int prune_txn(struct ht_txn *t, int64_t cut, size_t budget, bool *more)
     *more |= o.full;
     ht_buf_free(&o.hkeys);
     free(o.k);
+    ht_arena_destroy(a);
     return rc;
 }
 

@@ -251,6 +251,45 @@ void ht_stage_json(const struct ht_stage *g, struct ht_buf *out);
 void ht_stalls_text(const struct ht_stalls *st, struct ht_buf *out);
 void ht_stalls_metrics(const struct ht_stalls *st, struct ht_buf *out);
 
+/* ---- Jaeger (jaeger.c; cli.md "trace --format jaeger", "Jaeger API") --
+ *
+ * A stitched request as one Jaeger trace: every span of every X-Ray trace
+ * it spans, sync parents as CHILD_OF, each hop a FOLLOWS_FROM reference
+ * from consumer to producer and a wait span of its own. The traceID is
+ * the root's X-Ray trace id as 32 hex digits, or 16 zeros and the root's
+ * span id when the root has no trace id.
+ */
+struct ht_jaeger_rec;
+
+/* The Jaeger traceID of a request (32 hex digits + NUL). */
+void ht_jaeger_trace_id(const struct ht_request *r, char out[33]);
+/* A Jaeger trace id (32 or 16 hex digits) back to what the store
+ * resolves: 0 and *trace (an X-Ray trace id: the requests rooted in it),
+ * 1 and *root (a root span id; its request is found through its
+ * summary's handle), HT_ERR_INPUT when it is not a Jaeger trace id. */
+int ht_jaeger_parse_id(const char *s, struct ht_tid *trace,
+                       struct ht_id8 *root);
+/* One Jaeger trace object of requests that share a traceID (the first
+ * one's), spans that several of them hold counted once. Appends to out. */
+void ht_jaeger_trace_json(const struct ht_request *const *reqs, size_t n,
+                          struct ht_buf *out);
+/* `trace --format jaeger`: {"data":[trace, ...]}, one trace per traceID
+ * among the result's requests. */
+void ht_query_jaeger(const struct ht_result *r, struct ht_buf *out);
+/* Whether one span of the request's Jaeger trace holds every tag
+ * keys[i] = vals[i] (values compared as text: "true", "200", "12.500"). */
+bool ht_jaeger_match_tags(const struct ht_request *r, const char *const *keys,
+                          const char *const *vals, size_t ntags);
+/* A span's Jaeger service name and operation name (the operation may be
+ * made in `a`). */
+const char *ht_jaeger_service(const struct ht_qspan *q);
+const char *ht_jaeger_operation(const struct ht_qspan *q, struct ht_arena *a);
+/* What Jaeger's search keeps of a request: its (service, operation, span
+ * kind) triples and service-to-service edges (sync calls and hops),
+ * strings borrowed from the request or made in `a`. */
+void ht_jaeger_index(const struct ht_request *r, struct ht_arena *a,
+                     struct ht_jaeger_rec *out);
+
 /* Internal to query/: compute r->cp and skew warnings for one request. */
 void ht__critical_path(struct ht_request *r, struct ht_arena *a);
 /* Internal to query/: append a rendered JSON warning (kept as given, an

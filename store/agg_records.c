@@ -352,3 +352,97 @@ size_t ht_agg_key_template(uint8_t *out, const char *api, const char *stage,
     out[0] = HT_AGG_K_TEMPLATE;
     return kn + 1;
 }
+
+/* ---- Jaeger search records ----------------------------------------------- */
+
+#define JAEGER_FORMAT 1
+
+void ht_jaeger_rec_pack(const struct ht_jaeger_rec *j, struct ht_buf *b)
+{
+    ht_buf_addc(b, JAEGER_FORMAT);
+    put_u32(b, j->nops);
+    for (uint32_t i = 0; i < j->nops; i++) {
+        put_str(b, j->ops[i].service);
+        put_str(b, j->ops[i].operation);
+        put_str(b, j->ops[i].kind);
+    }
+    put_u32(b, j->nedges);
+    for (uint32_t i = 0; i < j->nedges; i++) {
+        put_str(b, j->edges[i].parent);
+        put_str(b, j->edges[i].child);
+        put_u32(b, j->edges[i].calls);
+    }
+}
+
+int ht_jaeger_rec_unpack(const void *v, size_t n, struct ht_arena *a,
+                         struct ht_jaeger_rec *j)
+{
+    struct rd r = {v, (const uint8_t *)v + n, false};
+
+    memset(j, 0, sizeof(*j));
+    if (rd_u8(&r) != JAEGER_FORMAT)
+        return HT_ERR_CORRUPT;
+    j->nops = rd_u32(&r);
+    /* an operation takes at least 3 bytes, an edge 6 */
+    if (r.bad || j->nops > n / 3)
+        return HT_ERR_CORRUPT;
+    j->ops = ht_arena_alloc(a, (j->nops + 1) * sizeof(*j->ops));
+    for (uint32_t i = 0; i < j->nops; i++) {
+        j->ops[i].service = rd_str(&r, a);
+        j->ops[i].operation = rd_str(&r, a);
+        j->ops[i].kind = rd_str(&r, a);
+    }
+    j->nedges = rd_u32(&r);
+    if (r.bad || j->nedges > n / 6)
+        return HT_ERR_CORRUPT;
+    j->edges = ht_arena_alloc(a, (j->nedges + 1) * sizeof(*j->edges));
+    for (uint32_t i = 0; i < j->nedges; i++) {
+        j->edges[i].parent = rd_str(&r, a);
+        j->edges[i].child = rd_str(&r, a);
+        j->edges[i].calls = rd_u32(&r);
+    }
+    return r.bad ? HT_ERR_CORRUPT : HT_ERR_OK;
+}
+
+size_t ht_agg_key_jaeger(uint8_t out[9], const struct ht_id8 *root)
+{
+    out[0] = HT_AGG_K_JAEGER;
+    memcpy(out + 1, root->b, 8);
+    return 9;
+}
+
+size_t ht_agg_key_jcatalog(uint8_t *out, const char *service,
+                           const char *operation, const char *kind)
+{
+    size_t sl = strlen(service), ol = strlen(operation), kl = strlen(kind);
+
+    if (1 + sl + 1 + ol + 1 + kl > HT_KEY_MAX)
+        return 0;
+    out[0] = HT_AGG_K_JCATALOG;
+    memcpy(out + 1, service, sl);
+    out[1 + sl] = 0;
+    memcpy(out + 2 + sl, operation, ol);
+    out[2 + sl + ol] = 0;
+    memcpy(out + 3 + sl + ol, kind, kl);
+    return 3 + sl + ol + kl;
+}
+
+bool ht_agg_jcatalog_split(const void *k, size_t kn, struct ht_arena *a,
+                           const char **service, const char **operation,
+                           const char **kind)
+{
+    const char *p = k, *z1, *z2;
+
+    if (kn < 3 || p[0] != HT_AGG_K_JCATALOG)
+        return false;
+    z1 = memchr(p + 1, 0, kn - 1);
+    if (!z1)
+        return false;
+    z2 = memchr(z1 + 1, 0, (size_t)(p + kn - (z1 + 1)));
+    if (!z2)
+        return false;
+    *service = ht_arena_strndup(a, p + 1, (size_t)(z1 - (p + 1)));
+    *operation = ht_arena_strndup(a, z1 + 1, (size_t)(z2 - (z1 + 1)));
+    *kind = ht_arena_strndup(a, z2 + 1, (size_t)(p + kn - (z2 + 1)));
+    return true;
+}

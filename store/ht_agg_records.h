@@ -14,6 +14,14 @@
  *   'H' minute (8, BE) + route key  -> histogram record of that route's
  *                                      requests starting in that minute
  *   'U' route key of a URL route    -> the route template it stands for
+ *   'J' root span id (8)            -> what Jaeger's search keeps of the
+ *                                      request (ht_jaeger_rec): its
+ *                                      services' operations and the
+ *                                      service-to-service edges
+ *   'V' service NUL operation NUL span kind
+ *                                   -> u64 (LE): how many 'J' records
+ *                                      hold that triple (the catalogue of
+ *                                      /api/services and operations)
  * A route key is "api NUL stage NUL route".
  *
  * Owned by store/. Written by maint/ (the aggregate update), read by
@@ -30,7 +38,9 @@ enum {
     HT_AGG_K_WINDOW = 'W',
     HT_AGG_K_TRACE = 'T',
     HT_AGG_K_HIST = 'H',
-    HT_AGG_K_TEMPLATE = 'U'
+    HT_AGG_K_TEMPLATE = 'U',
+    HT_AGG_K_JAEGER = 'J',
+    HT_AGG_K_JCATALOG = 'V'
 };
 
 /* Width of a histogram bucket in time (the 'H' key's minute). */
@@ -106,6 +116,45 @@ void ht_agg_summary_pack(const struct ht_agg_summary *s, struct ht_buf *out);
  * value. */
 int ht_agg_summary_unpack(const void *v, size_t n, struct ht_arena *a,
                           struct ht_agg_summary *out);
+
+/* ---- Jaeger search records ('J', 'V') ------------------------------------ */
+
+/* Triples and edges kept per request at most (a request of more has the
+ * first ones; search by a later one misses it). */
+#define HT_JAEGER_MAX_OPS 256
+#define HT_JAEGER_MAX_EDGES 256
+
+struct ht_jaeger_op {
+    const char *service, *operation, *kind;
+};
+
+struct ht_jaeger_edge {
+    const char *parent, *child;
+    uint32_t calls;
+};
+
+struct ht_jaeger_rec {
+    uint32_t nops;
+    struct ht_jaeger_op *ops;
+    uint32_t nedges;
+    struct ht_jaeger_edge *edges;
+};
+
+void ht_jaeger_rec_pack(const struct ht_jaeger_rec *r, struct ht_buf *out);
+/* Strings are copied into `a`. HT_ERR_CORRUPT on a malformed value. */
+int ht_jaeger_rec_unpack(const void *v, size_t n, struct ht_arena *a,
+                         struct ht_jaeger_rec *out);
+/* 'J' + root: 9 bytes. */
+size_t ht_agg_key_jaeger(uint8_t out[9], const struct ht_id8 *root);
+/* 'V' + service NUL operation NUL kind; out holds HT_KEY_MAX bytes. 0
+ * when it does not fit (such a triple is not catalogued). */
+size_t ht_agg_key_jcatalog(uint8_t *out, const char *service,
+                           const char *operation, const char *kind);
+/* The three strings of a 'V' key, pointing into a copy in `a`; false
+ * when the key is malformed. */
+bool ht_agg_jcatalog_split(const void *k, size_t kn, struct ht_arena *a,
+                           const char **service, const char **operation,
+                           const char **kind);
 
 /* ---- keys ---------------------------------------------------------------- */
 

@@ -198,6 +198,13 @@ int ht_store_scan(struct ht_txn *t, int db, const void *prefix, size_t pn,
  * walks that skip ahead (assembler/stages retention). */
 int ht_store_scan_from(struct ht_txn *t, int db, const void *from, size_t fn,
                        ht_store_visit_fn visit, void *ctx);
+/* Every pair from the last key at or before `from` (fn bytes) back, in
+ * reverse key order, while the key starts with prefix (pn bytes; no bound
+ * when 0), until the visitor stops: newest first over a time-ordered
+ * index (Jaeger's search over the 'W' summaries). */
+int ht_store_scan_back(struct ht_txn *t, int db, const void *from, size_t fn,
+                       const void *prefix, size_t pn, ht_store_visit_fn visit,
+                       void *ctx);
 /* Number of entries in a database. */
 int ht_store_count(struct ht_txn *t, int db, uint64_t *n);
 

@@ -1135,6 +1135,43 @@ int ht_store_scan_from(struct ht_txn *t, int db, const void *from, size_t fn,
     return scan(t, db, from, fn, 0, visit, ctx);
 }
 
+int ht_store_scan_back(struct ht_txn *t, int db, const void *from, size_t fn,
+                       const void *prefix, size_t pn, ht_store_visit_fn visit,
+                       void *ctx)
+{
+    MDB_cursor *c;
+    MDB_val key = {fn, (void *)(uintptr_t)from}, val;
+    int rc;
+
+    TXN_USABLE(t);
+    SEE_OWN_WRITES(t, db);
+    rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c);
+    if (rc)
+        return txn_err(t, rc, "opening a cursor");
+    /* the last key at or before `from` */
+    rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get(c, &key, &val, MDB_LAST);
+    else if (rc == 0) {
+        size_t m = key.mv_size < fn ? key.mv_size : fn;
+        int d = memcmp(key.mv_data, from, m);
+
+        if (d > 0 || (d == 0 && key.mv_size > fn))
+            rc = mdb_cursor_get(c, &key, &val, MDB_PREV);
+    }
+    while (rc == 0) {
+        if (pn && (key.mv_size < pn || memcmp(key.mv_data, prefix, pn) != 0))
+            break;
+        if (visit(ctx, key.mv_data, key.mv_size, val.mv_data, val.mv_size))
+            break;
+        rc = mdb_cursor_get(c, &key, &val, MDB_PREV);
+    }
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND)
+        return txn_err(t, rc, "scanning back");
+    return HT_ERR_OK;
+}
+
 int ht_store_count(struct ht_txn *t, int db, uint64_t *n)
 {
     MDB_stat st;
