@@ -290,6 +290,52 @@ const char *ht_jaeger_operation(const struct ht_qspan *q, struct ht_arena *a);
 void ht_jaeger_index(const struct ht_request *r, struct ht_arena *a,
                      struct ht_jaeger_rec *out);
 
+/* ---- Jaeger's query API (jaeger_search.c; cli.md "Jaeger API") --------
+ * Each renders the `data` member of Jaeger's answer into out and sets *n
+ * to the number of items; errors are the store's. */
+
+/* Searches stop after this many summaries looked at, or once the
+ * requests held take this much memory (fewer traces than asked for). */
+#define HT_JAEGER_MAX_EXAMINED 200000
+#define HT_JAEGER_MAX_MEMORY ((size_t)256 << 20)
+
+struct ht_jaeger_query {
+    const char *service;   /* required */
+    const char *operation; /* NULL or "": any */
+    int64_t start_us, end_us; /* window on request start; INT64_MIN/MAX */
+    int64_t min_dur_us, max_dur_us; /* 0: no bound */
+    size_t limit;                   /* traces at most */
+    const char *const *tag_keys;    /* every tag on one span */
+    const char *const *tag_vals;
+    size_t ntags;
+};
+
+/* ["service", ...] sorted. */
+int ht_jaeger_services(struct ht_store *s, struct ht_buf *out, size_t *n);
+/* Operations of a service: names only (each once, sorted), or
+ * [{"name","spanKind"}] of the given kind (NULL or "": every kind). */
+int ht_jaeger_operations(struct ht_store *s, const char *service,
+                         const char *kind, bool names_only, struct ht_buf *out,
+                         size_t *n);
+/* [trace, ...] newest first: requests whose start is in the window, that
+ * have a span of the service (and operation), whose end-to-end duration
+ * is within bounds and that hold the tags. */
+int ht_jaeger_find(struct ht_store *s, const struct ht_jaeger_query *q,
+                   struct ht_buf *out, size_t *n);
+/* [trace, ...] of an id: a Jaeger traceID this module gave, else any id
+ * `trace` accepts (one trace per traceID among its requests).
+ * HT_ERR_NOTFOUND (out holds []) when it names nothing. */
+int ht_jaeger_get(struct ht_store *s, const char *id, struct ht_buf *out,
+                  size_t *n);
+/* [{"parent","child","callCount"}, ...]: service-to-service calls, hops
+ * included, of the requests that started in (end - lookback, end]. */
+int ht_jaeger_dependencies(struct ht_store *s, int64_t end_us,
+                           int64_t lookback_us, struct ht_buf *out,
+                           size_t *n);
+/* "Now" for a store: its newest event (the wall clock when it has none),
+ * as retention measures it; a replayed store answers for its own time. */
+int64_t ht_jaeger_store_now(struct ht_store *s);
+
 /* Internal to query/: compute r->cp and skew warnings for one request. */
 void ht__critical_path(struct ht_request *r, struct ht_arena *a);
 /* Internal to query/: append a rendered JSON warning (kept as given, an

@@ -81,7 +81,6 @@ struct jtrace {
     bool zero_taken;
 };
 
-
 static uint64_t id8_u64(const struct ht_id8 *id)
 {
     return ht_be64_get(id->b);
@@ -178,8 +177,7 @@ static void tag_bool(struct jtrace *t, struct jspan *s, const char *k, bool v)
     add_tag(t, s, k, T_BOOL)->i = v;
 }
 
-static void tag_int(struct jtrace *t, struct jspan *s, const char *k,
-                    int64_t v)
+static void tag_int(struct jtrace *t, struct jspan *s, const char *k, int64_t v)
 {
     add_tag(t, s, k, T_INT)->i = v;
 }
@@ -419,9 +417,9 @@ static void add_request(struct jtrace *t, const struct ht_request *r)
         to = hp->pending ? NULL : &r->spans[hp->to];
         j = new_span(t);
         j->id = id;
-        j->op = ht_arena_printf(t->a, "%s %s %s",
-                                hp->pending ? "pending" : "wait",
-                                ht_via_name(hp->via), hp->resource);
+        j->op =
+            ht_arena_printf(t->a, "%s %s %s", hp->pending ? "pending" : "wait",
+                            ht_via_name(hp->via), hp->resource);
         j->start = to ? to->s.start_us - w : from->s.end_us;
         j->dur = w;
         j->proc = proc_of(t, ht_jaeger_service(from));
@@ -457,8 +455,8 @@ static void add_request(struct jtrace *t, const struct ht_request *r)
     for (size_t h = 0; h < r->nhops; h++) {
         const struct ht_qhop *hp = &r->hops[h];
 
-        if (hp->pending || hp->from < 0 || hp->to < 0 ||
-            (size_t)hp->to >= n || (size_t)hp->from >= n)
+        if (hp->pending || hp->from < 0 || hp->to < 0 || (size_t)hp->to >= n ||
+            (size_t)hp->from >= n)
             continue;
         for (size_t k = 0; k < t->n; k++) {
             struct jspan *j = &t->spans[k];
@@ -504,8 +502,7 @@ static void jt_free(struct jtrace *t)
 
 static void tag_json(struct ht_buf *b, const struct jtag *g)
 {
-    static const char *const types[] = {"string", "bool", "int64",
-                                        "float64"};
+    static const char *const types[] = {"string", "bool", "int64", "float64"};
 
     ht_buf_adds(b, "{\"key\":");
     ht_buf_json_str(b, g->key);
@@ -552,16 +549,17 @@ static void jt_json(struct jtrace *t, struct ht_buf *b)
         ht_buf_adds(b, "{\"traceID\":");
         ht_buf_json_str(b, t->trace_id);
         u64_hex(s->id, hex);
-        ht_buf_printf(b, ",\"spanID\":\"%s\",\"flags\":1,\"operationName\":",
-                      hex);
+        ht_buf_printf(b,
+                      ",\"spanID\":\"%s\",\"flags\":1,\"operationName\":", hex);
         ht_buf_json_str(b, s->op);
         ht_buf_adds(b, ",\"references\":[");
         for (size_t k = 0; k < s->nrefs; k++) {
             if (k)
                 ht_buf_addc(b, ',');
             u64_hex(s->refs[k].span, hex);
-            ht_buf_printf(b, "{\"refType\":\"%s\",\"traceID\":\"%s\","
-                             "\"spanID\":\"%s\"}",
+            ht_buf_printf(b,
+                          "{\"refType\":\"%s\",\"traceID\":\"%s\","
+                          "\"spanID\":\"%s\"}",
                           s->refs[k].follows ? "FOLLOWS_FROM" : "CHILD_OF",
                           t->trace_id, hex);
         }
@@ -572,7 +570,8 @@ static void jt_json(struct jtrace *t, struct ht_buf *b)
                 ht_buf_addc(b, ',');
             tag_json(b, &s->tags[k]);
         }
-        ht_buf_printf(b, "],\"logs\":[],\"processID\":\"p%d\",\"warnings\":null}",
+        ht_buf_printf(b,
+                      "],\"logs\":[],\"processID\":\"p%d\",\"warnings\":null}",
                       s->proc + 1);
     }
     ht_buf_adds(b, "],\"processes\":{");
@@ -611,8 +610,8 @@ void ht_jaeger_trace_id(const struct ht_request *r, char out[33])
         out[32] = 0;
         return;
     }
-    root = &r->spans[r->root >= 0 && (size_t)r->root < r->nspans ? r->root : 0]
-                .s;
+    root =
+        &r->spans[r->root >= 0 && (size_t)r->root < r->nspans ? r->root : 0].s;
     if (!ht_tid_is_zero(&root->trace)) {
         for (int i = 0; i < 16; i++)
             snprintf(out + 2 * i, 3, "%02x", root->trace.b[i]);
@@ -623,8 +622,7 @@ void ht_jaeger_trace_id(const struct ht_request *r, char out[33])
     out[32] = 0;
 }
 
-int ht_jaeger_parse_id(const char *s, struct ht_tid *trace,
-                       struct ht_id8 *root)
+int ht_jaeger_parse_id(const char *s, struct ht_tid *trace, struct ht_id8 *root)
 {
     size_t n = s ? strlen(s) : 0;
     uint8_t b[16];
@@ -800,8 +798,7 @@ void ht_jaeger_index(const struct ht_request *r, struct ht_arena *a,
             consumer[r->hops[h].to] = true;
     for (size_t i = 0; i < n && out->nops < HT_JAEGER_MAX_OPS; i++)
         rec_op(out, cap, ht_jaeger_service(&r->spans[i]),
-               ht_jaeger_operation(&r->spans[i], a),
-               span_kind(r, i, consumer));
+               ht_jaeger_operation(&r->spans[i], a), span_kind(r, i, consumer));
     for (size_t h = 0; h < r->nhops && out->nops < HT_JAEGER_MAX_OPS; h++) {
         const struct ht_qhop *hp = &r->hops[h];
 
