@@ -12,11 +12,19 @@
  *     JSON of the same store says (services, operations by kind, search
  *     by service / operation / window / duration / tags, newest first,
  *     limit; trace by Jaeger id and by any id; dependencies across the
- *     hops), and every bad parameter a 400 with Jaeger's errors[].
+ *     hops), and every bad parameter a 400 with Jaeger's errors[];
+ *   - the search records' upkeep (maint/agg_update.c): the demo ingested
+ *     file by file, three ingests each bringing the aggregates current on
+ *     partial data, ends with exactly the 'J' and 'V' records of one
+ *     ingest of everything; every 'V' count is the number of 'J' records
+ *     holding its triple; retention (ht_agg_prune) past the newest
+ *     request leaves no 'J' and no 'V' record.
  *
  * usage: test_jaeger HOPTRACE FIXTURES_DIR
  */
 #define _GNU_SOURCE
+#include "ht_agg_records.h"
+#include "ht_maint.h"
 #include "ht_query.h"
 #include "ht_serve.h"
 #include "ht_test.h"
@@ -691,12 +699,157 @@ static void test_handlers(const char *hop, const char *fixtures)
     CHECK(system(cmd) == 0);
 }
 
+/* ---- the search records' upkeep ----------------------------------------- */
+
+struct recs {
+    struct ht_buf b; /* klen (4) key vlen (4) value ... */
+    size_t n;
+};
+
+static int rec_visit(void *ctx, const void *k, size_t kn, const void *v,
+                     size_t vn)
+{
+    struct recs *r = ctx;
+    uint32_t l = (uint32_t)kn;
+
+    ht_buf_add(&r->b, &l, 4);
+    ht_buf_add(&r->b, k, kn);
+    l = (uint32_t)vn;
+    ht_buf_add(&r->b, &l, 4);
+    ht_buf_add(&r->b, v, vn);
+    r->n++;
+    return 0;
+}
+
+static void read_recs(struct ht_store *s, char prefix, struct recs *out)
+{
+    struct ht_txn *t;
+
+    ht_buf_init(&out->b);
+    out->n = 0;
+    CHECK(ht_store_begin(s, false, &t) == HT_ERR_OK);
+    CHECK(ht_store_scan(t, HT_DB_AGG, &prefix, 1, rec_visit, out) == HT_ERR_OK);
+    ht_store_abort(t);
+}
+
+/* Every 'V' count is the number of 'J' records that hold its triple. */
+static void check_counts(struct ht_store *s)
+{
+    struct recs j, v;
+    struct ht_arena *a = ht_arena_create();
+    size_t off = 0, checked = 0;
+
+    read_recs(s, HT_AGG_K_JAEGER, &j);
+    read_recs(s, HT_AGG_K_JCATALOG, &v);
+    for (size_t i = 0; i < v.n; i++) {
+        uint32_t kn, vn;
+        const char *k, *svc, *op, *kind;
+        int64_t want = 0, got = -1;
+        size_t joff = 0;
+
+        memcpy(&kn, v.b.data + off, 4);
+        k = v.b.data + off + 4;
+        memcpy(&vn, k + kn, 4);
+        if (vn == 8)
+            memcpy(&got, k + kn + 4, 8);
+        CHECK(ht_agg_jcatalog_split(k, kn, a, &svc, &op, &kind));
+        for (size_t r = 0; r < j.n; r++) {
+            uint32_t jk, jv;
+            struct ht_jaeger_rec rec;
+
+            memcpy(&jk, j.b.data + joff, 4);
+            memcpy(&jv, j.b.data + joff + 4 + jk, 4);
+            CHECK(ht_jaeger_rec_unpack(j.b.data + joff + 8 + jk, jv, a, &rec) ==
+                  HT_ERR_OK);
+            for (uint32_t o = 0; o < rec.nops; o++)
+                if (!strcmp(rec.ops[o].service, svc) &&
+                    !strcmp(rec.ops[o].operation, op) &&
+                    !strcmp(rec.ops[o].kind, kind))
+                    want++;
+            joff += 8 + jk + jv;
+        }
+        if (got != want)
+            fprintf(stderr, "catalogue %s / %s / %s: %lld, %lld records\n", svc,
+                    op, kind, (long long)got, (long long)want);
+        CHECK(got == want);
+        checked++;
+        off += 8 + kn + vn;
+    }
+    CHECK(checked > 10);
+    ht_buf_free(&j.b);
+    ht_buf_free(&v.b);
+    ht_arena_destroy(a);
+}
+
+static void test_upkeep(const char *hop, const char *fixtures)
+{
+    char dir[] = "/tmp/ht-test-jaeger-up-XXXXXX", cmd[4096], db1[1100],
+         db2[1100];
+    const char *files[] = {"logs-kinesis.json", "segments.ndjson",
+                           "logs-cwl.ndjson"};
+    struct ht_store *a = NULL, *b = NULL;
+    struct recs ja, jb, va, vb;
+    bool more = true;
+    int rounds = 0;
+
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(db1, sizeof(db1), "%s/all", dir);
+    snprintf(db2, sizeof(db2), "%s/parts", dir);
+    snprintf(cmd, sizeof(cmd),
+             "'%s' --db '%s' ingest '%s/demo/segments.ndjson' "
+             "'%s/demo/logs-cwl.ndjson' '%s/demo/logs-kinesis.json' "
+             ">/dev/null 2>&1",
+             hop, db1, fixtures, fixtures, fixtures);
+    CHECK(system(cmd) == 0);
+    for (int f = 0; f < 3; f++) {
+        snprintf(cmd, sizeof(cmd),
+                 "'%s' --db '%s' ingest '%s/demo/%s' >/dev/null 2>&1", hop, db2,
+                 fixtures, files[f]);
+        CHECK(system(cmd) == 0);
+    }
+    CHECK(ht_store_open(db1, true, &a) == HT_ERR_OK);
+    CHECK(ht_store_open(db2, false, &b) == HT_ERR_OK);
+    if (!a || !b)
+        return;
+    read_recs(a, HT_AGG_K_JAEGER, &ja);
+    read_recs(b, HT_AGG_K_JAEGER, &jb);
+    read_recs(a, HT_AGG_K_JCATALOG, &va);
+    read_recs(b, HT_AGG_K_JCATALOG, &vb);
+    printf("search records: %zu J, %zu V (one ingest); %zu J, %zu V (three)\n",
+           ja.n, va.n, jb.n, vb.n);
+    CHECK(ja.n >= 40 && va.n > 10);
+    CHECK(ja.n == jb.n && ja.b.len == jb.b.len &&
+          memcmp(ja.b.data, jb.b.data, ja.b.len) == 0);
+    CHECK(va.n == vb.n && va.b.len == vb.b.len &&
+          memcmp(va.b.data, vb.b.data, va.b.len) == 0);
+    check_counts(a);
+    check_counts(b);
+    ht_buf_free(&ja.b);
+    ht_buf_free(&jb.b);
+    ht_buf_free(&va.b);
+    ht_buf_free(&vb.b);
+    /* retention past every request: nothing of the search is left */
+    while (more && rounds++ < 1000)
+        CHECK(ht_agg_prune(b, 4102444800000000LL, 7, &more) == HT_ERR_OK);
+    CHECK(!more);
+    read_recs(b, HT_AGG_K_JAEGER, &jb);
+    read_recs(b, HT_AGG_K_JCATALOG, &vb);
+    CHECK(jb.n == 0 && vb.n == 0);
+    ht_buf_free(&jb.b);
+    ht_buf_free(&vb.b);
+    ht_store_close(a);
+    ht_store_close(b);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(int argc, char **argv)
 {
     test_conversion();
-    if (argc == 3)
+    if (argc == 3) {
         test_handlers(argv[1], argv[2]);
-    else
+        test_upkeep(argv[1], argv[2]);
+    } else
         CHECK(!"usage: test_jaeger HOPTRACE FIXTURES_DIR");
     TEST_DONE();
 }
