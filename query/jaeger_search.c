@@ -178,8 +178,10 @@ static const char *root_handle(struct ht_txn *t, const struct ht_id8 *root,
     return sum->handle;
 }
 
-/* The requests a Jaeger trace id stands for (0 when none). reqs holds up
- * to cap pointers borrowed from the session. */
+/* The requests a Jaeger trace id stands for (0 when none): those rooted
+ * in the X-Ray trace it spells (else every request of that X-Ray trace),
+ * or the one rooted at the span it names. reqs holds up to cap pointers
+ * borrowed from the session. */
 static size_t by_jaeger_id(struct ht_txn *t, struct ht_qsession *qs,
                            const char *id, struct ht_arena *a,
                            struct ht_request **reqs, size_t cap)
@@ -205,14 +207,22 @@ static size_t by_jaeger_id(struct ht_txn *t, struct ht_qsession *qs,
         size_t nr;
 
         ht_tid_format(&tid, text);
-        if (ht_qsession_query(qs, text, false, &rs, &nr) == HT_ERR_OK)
-            for (size_t i = 0; i < nr && n < cap; i++) {
-                const struct ht_request *r = &rs[i];
+        if (ht_qsession_query(qs, text, false, &rs, &nr) != HT_ERR_OK)
+            nr = 0;
+        for (size_t i = 0; i < nr && n < cap; i++) {
+            const struct ht_request *r = &rs[i];
 
-                if (r->nspans &&
-                    memcmp(r->spans[r->root].s.trace.b, tid.b, 16) == 0)
-                    reqs[n++] = &rs[i];
-            }
+            if (r->nspans &&
+                memcmp(r->spans[r->root].s.trace.b, tid.b, 16) == 0)
+                reqs[n++] = &rs[i];
+        }
+        /* the X-Ray trace of a consumer, written the OpenTelemetry way:
+         * the requests it belongs to, as `trace 1-…` gives them */
+        if (!n) {
+            n = nr < cap ? nr : cap;
+            for (size_t i = 0; i < n; i++)
+                reqs[i] = &rs[i];
+        }
     }
     return n;
 }

@@ -155,6 +155,13 @@ def main(argv):
                     if st2 != 200 or len(doc2.get("data") or []) != 1 or \
                             doc2["data"][0] != doc["data"][0]:
                         fail("/api/traces/%s (traceID of %s): %s, not the same trace" % (tid, ident, st2))
+                elif ident.startswith("1-"):
+                    # an X-Ray trace id written the OpenTelemetry way (32
+                    # hex): the same answer as the X-Ray form
+                    hexid = ident[2:10] + ident[11:]
+                    st2, doc2 = get(base, "/api/traces/" + hexid)
+                    if st2 != 200 or doc2.get("data") != doc["data"]:
+                        fail("/api/traces/%s (%s as 32 hex): %s, not the same traces" % (hexid, ident, st2))
         print("checked %d ids of %d requests over HTTP" % (nids, len(truth)), flush=True)
 
         # ---- services and operations --------------------------------------
