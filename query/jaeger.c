@@ -537,7 +537,8 @@ static void jt_json(struct jtrace *t, struct ht_buf *b)
 {
     char hex[17];
 
-    qsort(t->spans, t->n, sizeof(*t->spans), cmp_span_start);
+    if (t->n > 1)
+        qsort(t->spans, t->n, sizeof(*t->spans), cmp_span_start);
     ht_buf_adds(b, "{\"traceID\":");
     ht_buf_json_str(b, t->trace_id);
     ht_buf_adds(b, ",\"spans\":[");

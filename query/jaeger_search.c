@@ -521,7 +521,8 @@ int ht_jaeger_dependencies(struct ht_store *s, int64_t end_us,
     memset(from + 9, 0xff, 8);
     rc =
         ht_store_scan_back(c.t, HT_DB_AGG, from, 17, &prefix, 1, dep_visit, &c);
-    qsort(c.d, c.n, sizeof(*c.d), cmp_dep);
+    if (c.n > 1)
+        qsort(c.d, c.n, sizeof(*c.d), cmp_dep);
     ht_buf_addc(out, '[');
     for (size_t i = 0; i < c.n && !rc; i++) {
         if (i)

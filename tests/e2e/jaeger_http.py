@@ -264,10 +264,14 @@ def main(argv):
         if serve is not None:
             serve.send_signal(signal.SIGTERM)
             try:
-                serve.wait(timeout=30)
+                rc = serve.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 serve.kill()
-                serve.wait()
+                rc = serve.wait()
+            if rc != 0:
+                # a sanitizer's report, a crash, a hang at exit
+                with open(os.path.join(work, "serve.log"), errors="replace") as f:
+                    fail("serve exited %s after SIGTERM: %s" % (rc, f.read()[-3000:]))
         shutil.rmtree(work, ignore_errors=True)
     print("jaeger http: %s" % ("ok" if not FAILS else "%d failures" % len(FAILS)))
     return 0 if not FAILS else 1
