@@ -394,8 +394,7 @@ static bool get_summ(struct rctx *c, const struct ht_id8 *root,
 
 /* Adds `sign` to the catalogue count of every triple of j; a count that
  * falls to 0 goes. */
-static int jcat_apply(struct ht_txn *t, const struct ht_jaeger_rec *j,
-                      int sign)
+static int jcat_apply(struct ht_txn *t, const struct ht_jaeger_rec *j, int sign)
 {
     for (uint32_t i = 0; i < j->nops; i++) {
         uint8_t key[HT_KEY_MAX];

@@ -300,9 +300,9 @@ void ht_jaeger_index(const struct ht_request *r, struct ht_arena *a,
 #define HT_JAEGER_MAX_MEMORY ((size_t)256 << 20)
 
 struct ht_jaeger_query {
-    const char *service;   /* required */
-    const char *operation; /* NULL or "": any */
-    int64_t start_us, end_us; /* window on request start; INT64_MIN/MAX */
+    const char *service;            /* required */
+    const char *operation;          /* NULL or "": any */
+    int64_t start_us, end_us;       /* window on request start; INT64_MIN/MAX */
     int64_t min_dur_us, max_dur_us; /* 0: no bound */
     size_t limit;                   /* traces at most */
     const char *const *tag_keys;    /* every tag on one span */
@@ -330,8 +330,7 @@ int ht_jaeger_get(struct ht_store *s, const char *id, struct ht_buf *out,
 /* [{"parent","child","callCount"}, ...]: service-to-service calls, hops
  * included, of the requests that started in (end - lookback, end]. */
 int ht_jaeger_dependencies(struct ht_store *s, int64_t end_us,
-                           int64_t lookback_us, struct ht_buf *out,
-                           size_t *n);
+                           int64_t lookback_us, struct ht_buf *out, size_t *n);
 /* "Now" for a store: its newest event (the wall clock when it has none),
  * as retention measures it; a replayed store answers for its own time. */
 int64_t ht_jaeger_store_now(struct ht_store *s);
