@@ -524,6 +524,9 @@ static void check_errors(const struct server *s)
     expect(s, "/api/v1/trace/1-00000000-000000000000000000000000", 404,
            "unknown trace id");
     expect(s, "/api/v1/trace/", 400, "empty id");
+    /* the error quotes the id: still JSON (jansson checks UTF-8) */
+    expect(s, "/api/v1/trace/%FF%FE%C3", 404, "an id that is not UTF-8");
+    expect(s, "/api/v1/trace/%00abc", 400, "an id cut by a NUL");
     expect(s, "/api/v1/nothing", 404, "unknown API route");
     expect(s, "/nothing-here", 404, "unknown page");
     expect(s, "/api/v1/trace/x?format=svg", 400, "bad trace format");
