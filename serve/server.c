@@ -244,6 +244,18 @@ static enum MHD_Result respond(struct MHD_Connection *c, struct ht_server *srv,
     return ok;
 }
 
+/* Whether the request announces a body (no route takes one). */
+static bool has_body(struct MHD_Connection *c)
+{
+    const char *cl = MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+    if (MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                    MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return true;
+    return cl && strspn(cl, "0 \t") != strlen(cl);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -273,6 +285,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                           "GET and HEAD",
                           method);
             return respond(c, srv, url, &rs, "GET, HEAD", false);
+        }
+        if (has_body(c)) {
+            ht_http_error(&rs, MHD_HTTP_CONTENT_TOO_LARGE,
+                          "a %s request to hoptrace serve carries no body",
+                          method);
+            return respond(c, srv, url, &rs, NULL, false);
         }
         cr = calloc(1, sizeof(*cr));
         if (!cr)
