@@ -792,6 +792,15 @@ static void check_token(const char *db)
     CHECK(serve_stop(s, SIGINT) == 0);
 }
 
+/* Whether any server started so far said `what` on stderr. */
+static bool all_servers_err_has(const char *what)
+{
+    for (int i = 0; i < 16; i++)
+        if (all_servers[i] && err_has(all_servers[i], what, NULL, 0))
+            return true;
+    return false;
+}
+
 /* Binding beyond loopback warns; a bad address or a busy port is refused. */
 static void check_listen(const char *db)
 {
@@ -816,6 +825,20 @@ static void check_listen(const char *db)
     CHECK(s == NULL && code == 2);
     s = serve_start(db, bad2, &code);
     CHECK(s == NULL && code == 2);
+    /* without --listen: 127.0.0.1:8418 (started, or refused because
+     * another server has the port: either way stderr names it) */
+    {
+        const char *none[] = {NULL};
+
+        s = serve_start(db, none, &code);
+        if (s) {
+            CHECK_STREQ(s->base, "http://127.0.0.1:8418");
+            CHECK(serve_stop(s, SIGTERM) == 0);
+        } else {
+            CHECK(code == 5);
+            CHECK(all_servers_err_has("cannot listen on 127.0.0.1:8418"));
+        }
+    }
     /* the default is loopback: no warning */
     {
         const char *lo[] = {"--listen", "127.0.0.1:0", NULL};
