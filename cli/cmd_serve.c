@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +93,7 @@ struct hosted {
     struct ht_ingest_opts o;
     int commit_ms;
     int rc;
-    volatile sig_atomic_t done;
+    atomic_int done; /* set by the source thread when the run returns */
 };
 
 static volatile sig_atomic_t stop_flag; /* Kafka, Kinesis: stop retrying */
@@ -102,7 +103,7 @@ static void *run_source(void *arg)
     struct hosted *h = arg;
 
     h->rc = ht_engine_run(h->e, h->ops, h->src, &h->o, h->commit_ms);
-    h->done = 1;
+    atomic_store(&h->done, 1);
     return NULL;
 }
 
@@ -287,7 +288,7 @@ static int wait_for_stop(struct hosted *h)
 
         if (sig > 0)
             return sig;
-        if (h && h->done) {
+        if (h && atomic_load(&h->done)) {
             if (h->rc)
                 return 0;
             if (!said_end) {
@@ -410,6 +411,16 @@ stop_source:
         /* Kafka commits its revoked partitions through the engine: the
          * source closes first */
         h.ops->close(h.src);
+        if (!a.o.quiet && ht_engine_sync(e) == HT_ERR_OK) {
+            char from[300];
+
+            snprintf(from, sizeof(from), "%s",
+                     a.kind == SRC_UDP     ? "udp"
+                     : a.kind == SRC_KAFKA ? "Kafka"
+                                           : "Kinesis");
+            ht_sink_summary(e, stderr, from);
+            fputc('\n', stderr);
+        }
         rc = ht_cli_engine_close(e);
         if (rc) {
             ht_cli_err("serve: closing the store failed: %s", ht_strerror(rc));

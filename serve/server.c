@@ -71,7 +71,35 @@ struct ht_server {
 /* A request's state between libmicrohttpd's calls (con_cls). */
 struct conn_req {
     struct MHD_Connection *c;
+    int64_t t0_us; /* when its headers were in (for the -vv access log) */
 };
+
+/* Length of the valid UTF-8 sequence at p (1 to 4), 0 when invalid. */
+static size_t utf8_len(const unsigned char *p)
+{
+    size_t n;
+    uint32_t cp;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        n = 2, cp = p[0] & 0x1f;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        n = 3, cp = p[0] & 0x0f;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        n = 4, cp = p[0] & 0x07;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
 
 void ht_http_error(struct ht_http_resp *rs, int status, const char *fmt, ...)
 {
@@ -81,6 +109,16 @@ void ht_http_error(struct ht_http_resp *rs, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* a message quotes what the client sent: bytes that are not UTF-8
+     * become '?', so the error stays JSON */
+    for (unsigned char *p = (unsigned char *)msg; *p;) {
+        size_t n = utf8_len(p);
+
+        if (!n)
+            *p++ = '?';
+        else
+            p += n;
+    }
     rs->status = status;
     rs->ctype = "application/json";
     ht_buf_reset(&rs->body);
@@ -207,6 +245,18 @@ static enum MHD_Result respond(struct MHD_Connection *c, struct ht_server *srv,
     return ok;
 }
 
+/* Whether the request announces a body (no route takes one). */
+static bool has_body(struct MHD_Connection *c)
+{
+    const char *cl = MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+    if (MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                    MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return true;
+    return cl && strspn(cl, "0 \t") != strlen(cl);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -220,32 +270,43 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     (void)version;
     (void)upload;
     if (!cr) {
+        /* the headers are in. A request that will be refused is answered
+         * now, before any body it has is read (the connection then
+         * closes); the others on the next call */
+        ht_buf_init(&rs.body);
+        if (!authorized(srv, c)) {
+            ht_http_error(&rs, MHD_HTTP_UNAUTHORIZED,
+                          "this server needs Authorization: Bearer <token> "
+                          "(the token of serve --token)");
+            return respond(c, srv, url, &rs, NULL, true);
+        }
+        if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+            ht_http_error(&rs, MHD_HTTP_METHOD_NOT_ALLOWED,
+                          "method %s is not allowed: hoptrace serve answers "
+                          "GET and HEAD",
+                          method);
+            return respond(c, srv, url, &rs, "GET, HEAD", false);
+        }
+        if (has_body(c)) {
+            ht_http_error(&rs, MHD_HTTP_CONTENT_TOO_LARGE,
+                          "a %s request to hoptrace serve carries no body",
+                          method);
+            return respond(c, srv, url, &rs, NULL, false);
+        }
         cr = calloc(1, sizeof(*cr));
         if (!cr)
             return MHD_NO;
         cr->c = c;
+        cr->t0_us = ht_now_mono_us();
         *con_cls = cr;
         atomic_fetch_add(&srv->inflight, 1);
-        return MHD_YES; /* the headers are in; answer on the next call */
+        return MHD_YES;
     }
     if (*upload_size) {
-        *upload_size = 0; /* a body is skipped: no route takes one */
+        *upload_size = 0; /* a body of a GET is skipped */
         return MHD_YES;
     }
     ht_buf_init(&rs.body);
-    if (!authorized(srv, c)) {
-        ht_http_error(&rs, MHD_HTTP_UNAUTHORIZED,
-                      "this server needs Authorization: Bearer <token> (the "
-                      "token of serve --token)");
-        return respond(c, srv, url, &rs, NULL, true);
-    }
-    if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
-        ht_http_error(&rs, MHD_HTTP_METHOD_NOT_ALLOWED,
-                      "method %s is not allowed: hoptrace serve answers GET "
-                      "and HEAD",
-                      method);
-        return respond(c, srv, url, &rs, "GET, HEAD", false);
-    }
     {
         struct ht_http_req rq = {.method = method,
                                  .path = url,
@@ -269,6 +330,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         if (!rs.status) /* a handler that forgot its status: a bug */
             ht_http_error(&rs, MHD_HTTP_INTERNAL_SERVER_ERROR,
                           "internal error: no answer for %s", url);
+    }
+    if (HT_LOG_LVL_DEBUG <= ht_log_level) {
+        /* -vv: an access log line; the path as data, never as control */
+        struct ht_buf line;
+
+        ht_buf_init(&line);
+        ht_buf_add_printable(&line, url, strlen(url));
+        HT_LOG_DEBUG("serve", "%s %s %d %zu bytes %.3f ms", method,
+                     line.data ? line.data : "", rs.status, rs.body.len,
+                     (double)(ht_now_mono_us() - cr->t0_us) / 1000.0);
+        ht_buf_free(&line);
     }
     ok = respond(c, srv, url, &rs, NULL, false);
     ht_buf_free(&rs.body);

@@ -233,6 +233,7 @@ static struct server *serve_start(const char *db, const char *const *args,
             if (code)
                 *code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
             pthread_join(s->reader, NULL);
+            close(s->err_fd);
             return NULL;
         }
         nap_ms(20);
@@ -319,6 +320,10 @@ static void http(CURL *c, const char *method, const char *url, const char *auth,
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (strcmp(method, "POST") == 0)
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, "x=1");
+    if (strcmp(method, "GET+BODY") == 0) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "x=1");
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "GET");
+    }
     if (auth) {
         h = curl_slist_append(h, auth);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -511,6 +516,10 @@ static void check_headers(const struct server *s)
     http(NULL, "DELETE", url, NULL, &r);
     CHECK(r.status == 405);
     resp_free(&r);
+    /* no route takes a body: refused before it is read */
+    http(NULL, "GET+BODY", url, NULL, &r);
+    CHECK(r.status == 413 && strstr(r.body.p, "\"error\"") != NULL);
+    resp_free(&r);
     snprintf(url, sizeof(url), "%s/healthz", s->base);
     http(NULL, "GET", url, NULL, &r);
     CHECK(r.status == 200);
@@ -524,6 +533,9 @@ static void check_errors(const struct server *s)
     expect(s, "/api/v1/trace/1-00000000-000000000000000000000000", 404,
            "unknown trace id");
     expect(s, "/api/v1/trace/", 400, "empty id");
+    /* the error quotes the id: still JSON (jansson checks UTF-8) */
+    expect(s, "/api/v1/trace/%FF%FE%C3", 404, "an id that is not UTF-8");
+    expect(s, "/api/v1/trace/%00abc", 400, "an id cut by a NUL");
     expect(s, "/api/v1/nothing", 404, "unknown API route");
     expect(s, "/nothing-here", 404, "unknown page");
     expect(s, "/api/v1/trace/x?format=svg", 400, "bad trace format");
@@ -780,6 +792,15 @@ static void check_token(const char *db)
     CHECK(serve_stop(s, SIGINT) == 0);
 }
 
+/* Whether any server started so far said `what` on stderr. */
+static bool all_servers_err_has(const char *what)
+{
+    for (int i = 0; i < 16; i++)
+        if (all_servers[i] && err_has(all_servers[i], what, NULL, 0))
+            return true;
+    return false;
+}
+
 /* Binding beyond loopback warns; a bad address or a busy port is refused. */
 static void check_listen(const char *db)
 {
@@ -804,6 +825,20 @@ static void check_listen(const char *db)
     CHECK(s == NULL && code == 2);
     s = serve_start(db, bad2, &code);
     CHECK(s == NULL && code == 2);
+    /* without --listen: 127.0.0.1:8418 (started, or refused because
+     * another server has the port: either way stderr names it) */
+    {
+        const char *none[] = {NULL};
+
+        s = serve_start(db, none, &code);
+        if (s) {
+            CHECK_STREQ(s->base, "http://127.0.0.1:8418");
+            CHECK(serve_stop(s, SIGTERM) == 0);
+        } else {
+            CHECK(code == 5);
+            CHECK(all_servers_err_has("cannot listen on 127.0.0.1:8418"));
+        }
+    }
     /* the default is loopback: no warning */
     {
         const char *lo[] = {"--listen", "127.0.0.1:0", NULL};
@@ -916,6 +951,191 @@ static void check_udp(void)
     }
 }
 
+/* Readers that hammer a server while its store grows: every answer is
+ * 200, 404 or 503 (no store yet), never a 500 or a dropped connection. */
+struct reader {
+    const struct server *s;
+    const struct idset *ids;
+    atomic_bool *stop;
+    unsigned seed;
+    int answers, bad;
+};
+
+static void *reader_run(void *arg)
+{
+    struct reader *r = arg;
+    CURL *c = curl_easy_init();
+
+    while (!atomic_load(r->stop)) {
+        size_t i = (size_t)rand_r(&r->seed) % r->ids->n;
+        char url[1024], esc[600];
+        struct resp x;
+
+        escape(r->ids->v[i], esc, sizeof(esc));
+        if (rand_r(&r->seed) % 4 == 0)
+            snprintf(url, sizeof(url), "%s/api/v1/stats", r->s->base);
+        else
+            snprintf(url, sizeof(url), "%s/api/v1/trace/%s", r->s->base, esc);
+        http(c, "GET", url, NULL, &x);
+        r->answers++;
+        if (x.rc != CURLE_OK ||
+            (x.status != 200 && x.status != 404 && x.status != 503)) {
+            if (r->bad++ < 3)
+                fprintf(stderr, "while growing: %s: %ld %s (%s)\n", url,
+                        x.status, x.body.p, curl_easy_strerror(x.rc));
+        }
+        resp_free(&x);
+    }
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+static void readers_start(struct reader *rd, pthread_t *th, int n,
+                          const struct server *s, const struct idset *ids,
+                          atomic_bool *stop)
+{
+    atomic_init(stop, false);
+    for (int i = 0; i < n; i++) {
+        rd[i] = (struct reader){
+            .s = s, .ids = ids, .stop = stop, .seed = 31u + (unsigned)i};
+        pthread_create(&th[i], NULL, reader_run, &rd[i]);
+    }
+}
+
+static int readers_stop(struct reader *rd, pthread_t *th, int n,
+                        atomic_bool *stop, int *answers)
+{
+    int bad = 0;
+
+    atomic_store(stop, true);
+    *answers = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        bad += rd[i].bad;
+        *answers += rd[i].answers;
+    }
+    return bad;
+}
+
+static long file_size(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* Another process (ingest) creates the store and grows its map from 1 MiB
+ * while serve's threads read it. */
+static void check_growth_external(const char *corpus, const struct idset *ids)
+{
+    enum { NR = 4 };
+    char db[1024], data[1100];
+    const char *args[] = {"--listen", "127.0.0.1:0", NULL};
+    struct reader rd[NR];
+    pthread_t th[NR];
+    atomic_bool stop;
+    struct server *s;
+    int bad, answers, code;
+
+    snprintf(db, sizeof(db), "%s/grow-ext.db", work);
+    s = serve_start(db, args, NULL);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    readers_start(rd, th, NR, s, ids, &stop);
+    setenv("HOPTRACE_MAP_MB", "1", 1);
+    {
+        const char *argv[] = {hoptrace,  "--db", db,     "ingest", "-q",
+                              "--batch", "64",   corpus, NULL};
+
+        CHECK(run((char *const *)argv, NULL) == 0);
+    }
+    unsetenv("HOPTRACE_MAP_MB");
+    nap_ms(300);
+    bad = readers_stop(rd, th, NR, &stop, &answers);
+    snprintf(data, sizeof(data), "%s/data.mdb", db);
+    printf("growth (another process): %d answers, %d bad; data.mdb %ld "
+           "bytes\n",
+           answers, bad, file_size(data));
+    CHECK(bad == 0);
+    CHECK(file_size(data) > (1L << 20));
+    expect(s, "/api/v1/stats", 200, "after the growth");
+    code = serve_stop(s, SIGTERM);
+    CHECK(code == 0);
+}
+
+/* serve --udp with a 1 MiB map: the hosted engine grows the map (waiting
+ * for the HTTP threads' read transactions) while they read. */
+static void check_growth_hosted(const char *corpus, const struct idset *ids)
+{
+    enum { NR = 4 };
+    char db[1024], data[1100], seg[1200], where[128], big[1100];
+    const char *args[] = {"--listen", "127.0.0.1:0", "--udp", "127.0.0.1:0",
+                          "--batch",  "32",          NULL};
+    struct reader rd[NR];
+    pthread_t th[NR];
+    atomic_bool stop;
+    struct server *s;
+    struct sockaddr_in sa;
+    int bad, answers, fd, sent = 0;
+    FILE *f;
+    char *hdr = NULL, *doc = NULL;
+    size_t hn = 0, dn = 0;
+
+    /* a corpus of its own, big enough to outgrow 1 MiB from segments */
+    snprintf(big, sizeof(big), "%s/corpus-big", work);
+    {
+        const char *sim[] = {hoptrace, "simulate",   "--seed",
+                             "1314",   "--requests", "250",
+                             "--out",  big,          NULL};
+
+        CHECK(run((char *const *)sim, NULL) == 0);
+    }
+    corpus = big;
+    snprintf(db, sizeof(db), "%s/grow-udp.db", work);
+    setenv("HOPTRACE_MAP_MB", "1", 1);
+    s = serve_start(db, args, NULL);
+    unsetenv("HOPTRACE_MAP_MB");
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    CHECK(err_has(s, "listening on udp ", where, sizeof(where)));
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)atoi(strrchr(where, ':') + 1));
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    fd = socket(AF_INET, SOCK_DGRAM, 0);
+    readers_start(rd, th, NR, s, ids, &stop);
+    snprintf(seg, sizeof(seg), "%s/segments.ndjson", corpus);
+    f = fopen(seg, "r");
+    while (f && getline(&hdr, &hn, f) > 0 && getline(&doc, &dn, f) > 0) {
+        struct buf d = {0};
+
+        buf_add(&d, hdr, strlen(hdr));
+        buf_add(&d, doc, strlen(doc));
+        if (sendto(fd, d.p, d.n, 0, (struct sockaddr *)&sa, sizeof(sa)) > 0)
+            sent++;
+        buf_free(&d);
+        if (sent % 25 == 0)
+            nap_ms(2); /* within what the socket buffers */
+    }
+    if (f)
+        fclose(f);
+    free(hdr);
+    free(doc);
+    close(fd);
+    nap_ms(500);
+    bad = readers_stop(rd, th, NR, &stop, &answers);
+    CHECK(serve_stop(s, SIGTERM) == 0);
+    snprintf(data, sizeof(data), "%s/data.mdb", db);
+    printf("growth (hosted udp): %d datagrams, %d answers, %d bad; data.mdb "
+           "%ld bytes\n",
+           sent, answers, bad, file_size(data));
+    CHECK(sent > 2000);
+    CHECK(bad == 0);
+    CHECK(file_size(data) > (1L << 20));
+}
+
 static int promtool_check(const char *db)
 {
     const char *args[] = {"--listen", "127.0.0.1:0", NULL};
@@ -991,6 +1211,13 @@ int main(int argc, char **argv)
     if (argc > 3 && strcmp(argv[3], "promtool") == 0) {
         int rc = promtool_check(db);
 
+        stop_all();
+        for (int i = 0; i < 16; i++)
+            if (all_servers[i]) {
+                buf_free(&all_servers[i]->err);
+                free(all_servers[i]);
+                all_servers[i] = NULL;
+            }
         if (rc == 77)
             return 77;
         TEST_DONE();
@@ -1019,6 +1246,22 @@ int main(int argc, char **argv)
     check_listen(db);
     check_no_store(corpus);
     check_udp();
+    check_growth_external(corpus, &ids);
+    check_growth_hosted(corpus, &ids);
     curl_global_cleanup();
+    for (size_t i = 0; i < ids.n; i++) {
+        free(ids.v[i]);
+        if (ids.want)
+            buf_free(&ids.want[i]);
+    }
+    free(ids.v);
+    free(ids.want);
+    stop_all();
+    for (int i = 0; i < 16; i++)
+        if (all_servers[i]) {
+            buf_free(&all_servers[i]->err);
+            free(all_servers[i]);
+            all_servers[i] = NULL;
+        }
     TEST_DONE();
 }
