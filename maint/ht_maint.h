@@ -44,6 +44,9 @@ struct ht_agg_stats {
 /*
  * One slice of the update: up to max_traces dirty traces (0: the default)
  * are summarized again and leave the dirty set, in one write transaction.
+ * With each summary goes the request's Jaeger search record ('J': its
+ * services, operations and service edges) and its share of the
+ * services/operations catalogue ('V' counts; ht_agg_records.h).
  * *more says whether dirty traces remain. Counts are added to *st (NULL:
  * not counted). Grows the map when it is full and redoes the slice.
  * Errors: the store's (the slice is rolled back, the traces stay dirty).
@@ -57,8 +60,10 @@ int ht_agg_refresh(struct ht_store *s, struct ht_agg_stats *st);
 
 /*
  * Retention: drops the request summaries of requests that started before
- * the cut-off and the histogram buckets of the minutes before it, in one
- * write transaction of at most `budget` deletions (0: 1024); *more says
+ * the cut-off (each with its Jaeger search record and the catalogue
+ * entries only it held) and the histogram buckets of the minutes before
+ * it, in one write transaction of at most `budget` deletions of summaries
+ * and buckets (0: 1024); *more says
  * whether anything older remains. The cut-off is taken down to its whole
  * minute, so a histogram bucket goes exactly when the summaries counted
  * in it go and the two never disagree. The roots remembered per trace go
