@@ -51,13 +51,8 @@ int ht_cmd_refresh(struct ht_cli *cli, int argc, char **argv);
 /* cmd_prune.c: retention on demand. */
 int ht_cmd_prune(struct ht_cli *cli, int argc, char **argv);
 
-/* Dead letters by reason: an ht_store_scan visitor over HT_DB_DLQ that
- * counts into a struct ht_rej_count (cmd_stats.c). */
-struct ht_rej_count {
-    uint64_t n[HT_REJ__COUNT];
-};
-int ht_cli_count_rej(void *ctx, const void *k, size_t kn, const void *v,
-                     size_t vn);
+/* cmd_serve.c: the HTTP side (serve/), optionally hosting a source. */
+int ht_cmd_serve(struct ht_cli *cli, int argc, char **argv);
 
 /* Prints "hoptrace: <msg>" on stderr. */
 void ht_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -4,8 +4,10 @@
  * exporter's textfile collector or any scraper, so Prometheus can alert
  * with its own rules. Metric names are listed in docs/cli.md.
  *
- * Owned by cli/. Stage figures come from query/stalls.c; this file adds
- * the store-wide counts and writes the file atomically with --output.
+ * Owned by cli/. The document is query/report.c's (store-wide counts,
+ * then query/stalls.c's stage figures; serve's /metrics answers the same
+ * bytes); this file parses flags and writes the file atomically with
+ * --output.
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -32,56 +34,12 @@ static const char usage[] =
     "  --output FILE   write FILE atomically (for the node exporter's\n"
     "                  textfile collector) instead of stdout\n";
 
-static void store_metrics(struct ht_txn *t, struct ht_buf *b)
-{
-    uint64_t nodes = 0, inv = 0, facts = 0, dlq = 0, dirty = 0;
-    struct ht_rej_count rc = {{0}};
-
-    ht_store_count(t, HT_DB_NODES, &nodes);
-    ht_store_count(t, HT_DB_INV, &inv);
-    ht_store_count(t, HT_DB_FACTS, &facts);
-    ht_store_count(t, HT_DB_DLQ, &dlq);
-    ht_store_count(t, HT_DB_DIRTY, &dirty);
-    ht_store_scan(t, HT_DB_DLQ, NULL, 0, ht_cli_count_rej, &rc);
-    ht_buf_printf(b,
-                  "# HELP hoptrace_spans Spans in the store.\n"
-                  "# TYPE hoptrace_spans gauge\nhoptrace_spans %llu\n"
-                  "# HELP hoptrace_invocations Lambda invocations known from "
-                  "logs.\n# TYPE hoptrace_invocations gauge\n"
-                  "hoptrace_invocations %llu\n"
-                  "# HELP hoptrace_facts Log facts kept (records received, "
-                  "correlation lines).\n# TYPE hoptrace_facts gauge\n"
-                  "hoptrace_facts %llu\n"
-                  "# HELP hoptrace_hops_pending Producer halves waiting for "
-                  "their consumer, store-wide.\n"
-                  "# TYPE hoptrace_hops_pending gauge\n"
-                  "hoptrace_hops_pending %lld\n"
-                  "# HELP hoptrace_dead_letters Rejected payloads kept.\n"
-                  "# TYPE hoptrace_dead_letters gauge\n"
-                  "hoptrace_dead_letters %llu\n"
-                  "# HELP hoptrace_agg_pending_traces Ingested traces not "
-                  "yet counted in the request summaries.\n"
-                  "# TYPE hoptrace_agg_pending_traces gauge\n"
-                  "hoptrace_agg_pending_traces %llu\n"
-                  "# HELP hoptrace_rejected_total Rejected payloads by "
-                  "reason.\n# TYPE hoptrace_rejected_total counter\n",
-                  (unsigned long long)nodes, (unsigned long long)inv,
-                  (unsigned long long)facts,
-                  (long long)ht_store_counter(t, "pending"),
-                  (unsigned long long)dlq, (unsigned long long)dirty);
-    for (int r = 0; r < HT_REJ__COUNT; r++)
-        ht_buf_printf(b, "hoptrace_rejected_total{reason=\"%s\"} %llu\n",
-                      ht_reject_name(r), (unsigned long long)rc.n[r]);
-}
-
 int ht_cmd_metrics(struct ht_cli *cli, int argc, char **argv)
 {
     struct ht_stall_cfg cfg = {.threshold_us = 300000000LL, .max_stuck = 0};
     const char *config = NULL, *output = NULL;
     int64_t now = ht_now_wall_us(), thr = -1;
     struct ht_store *s;
-    struct ht_txn *t;
-    struct ht_stalls *st;
     struct ht_buf out;
     int rc;
 
@@ -137,21 +95,15 @@ int ht_cmd_metrics(struct ht_cli *cli, int argc, char **argv)
         ht_cli_err("cannot open the store at %s: %s", cli->db, ht_strerror(rc));
         return HT_EXIT_ERROR;
     }
-    rc = ht_query_stalls(s, &cfg, now, &st);
+    ht_buf_init(&out);
+    rc = ht_query_metrics(s, &cfg, now, &out);
     ht_cli_free_stage_config(&cfg);
+    ht_store_close(s);
     if (rc) {
         ht_cli_err("metrics: stage evaluation failed: %s", ht_strerror(rc));
-        ht_store_close(s);
+        ht_buf_free(&out);
         return HT_EXIT_ERROR;
     }
-    ht_buf_init(&out);
-    if (ht_store_begin(s, false, &t) == HT_ERR_OK) {
-        store_metrics(t, &out);
-        ht_store_abort(t);
-    }
-    ht_stalls_metrics(st, &out);
-    ht_stalls_free(st);
-    ht_store_close(s);
     if (output) {
         char *tmp = NULL;
         FILE *f;

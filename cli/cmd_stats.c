@@ -2,15 +2,16 @@
  * cmd_stats.c - `hoptrace stats` (what the store holds, rejected input by
  * reason) and `hoptrace dlq` (the rejected payloads themselves). Both are
  * computed from the store's content, so they are as idempotent as ingest.
+ * The stats document itself is query/report.c's (serve answers it too).
  */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "ht_query.h"
 #include "ht_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char stats_usage[] =
     "usage: hoptrace [--db DIR] stats [--format text|json]\n"
@@ -27,18 +28,6 @@ static const char dlq_usage[] =
     "offset, reason, what was wrong and the payload's first bytes.\n"
     "Reasons: not_json, too_large, too_deep, missing_field, bad_id,\n"
     "bad_encoding, unknown_document.\n";
-
-int ht_cli_count_rej(void *ctx, const void *k, size_t kn, const void *v,
-                     size_t vn)
-{
-    struct ht_rej_count *c = ctx;
-
-    (void)k;
-    (void)kn;
-    if (vn >= 1 && ((const uint8_t *)v)[0] < HT_REJ__COUNT)
-        c->n[((const uint8_t *)v)[0]]++;
-    return 0;
-}
 
 static int open_ro(struct ht_cli *cli, struct ht_store **s)
 {
@@ -59,13 +48,7 @@ int ht_cmd_stats(struct ht_cli *cli, int argc, char **argv)
 {
     const char *fmt = "text";
     struct ht_store *s;
-    struct ht_txn *t;
-    struct ht_rej_count rc = {{0}};
-    uint64_t nodes = 0, inv = 0, facts = 0, keys = 0, dlq = 0, total = 0;
-    uint64_t agg_pending = 0;
-    int64_t pending;
-    struct stat st;
-    char path[4096];
+    struct ht_buf out;
     int e;
 
     for (int i = 1; i < argc; i++) {
@@ -89,56 +72,15 @@ int ht_cmd_stats(struct ht_cli *cli, int argc, char **argv)
     }
     if ((e = open_ro(cli, &s)))
         return e;
-    if (ht_store_begin(s, false, &t)) {
-        ht_store_close(s);
+    ht_buf_init(&out);
+    e = ht_query_stats(s, strcmp(fmt, "json") == 0, &out);
+    ht_store_close(s);
+    if (e) {
+        ht_buf_free(&out);
         return HT_EXIT_ERROR;
     }
-    ht_store_count(t, HT_DB_NODES, &nodes);
-    ht_store_count(t, HT_DB_INV, &inv);
-    ht_store_count(t, HT_DB_FACTS, &facts);
-    ht_store_count(t, HT_DB_KEYS, &keys);
-    ht_store_count(t, HT_DB_DLQ, &dlq);
-    ht_store_count(t, HT_DB_DIRTY, &agg_pending);
-    ht_store_scan(t, HT_DB_DLQ, NULL, 0, ht_cli_count_rej, &rc);
-    pending = ht_store_counter(t, "pending");
-    ht_store_abort(t);
-    ht_store_close(s);
-    snprintf(path, sizeof(path), "%s/data.mdb", cli->db);
-    if (stat(path, &st) != 0)
-        st.st_blocks = 0;
-    for (int r = 0; r < HT_REJ__COUNT; r++)
-        total += rc.n[r];
-    if (strcmp(fmt, "json") == 0) {
-        printf("{\"spans\":%llu,\"invocations\":%llu,\"facts\":%llu,"
-               "\"keys\":%llu,\"hops_pending\":%lld,\"dead_letters\":%llu,"
-               "\"store_bytes\":%llu,\"aggregates_pending\":%llu,"
-               "\"rejected_total\":%llu,\"rejected\":{",
-               (unsigned long long)nodes, (unsigned long long)inv,
-               (unsigned long long)facts, (unsigned long long)keys,
-               (long long)pending, (unsigned long long)dlq,
-               (unsigned long long)st.st_blocks * 512,
-               (unsigned long long)agg_pending, (unsigned long long)total);
-        const char *sep = "";
-        for (int r = 0; r < HT_REJ__COUNT; r++)
-            if (rc.n[r]) {
-                printf("%s\"%s\":%llu", sep, ht_reject_name(r),
-                       (unsigned long long)rc.n[r]);
-                sep = ",";
-            }
-        printf("}}\n");
-    } else {
-        printf("spans          %llu\ninvocations    %llu\nfacts          "
-               "%llu\nkeys           %llu\nhops pending   %lld\nstore bytes  "
-               "  %llu\nagg pending    %llu\nrejected       %llu\n",
-               (unsigned long long)nodes, (unsigned long long)inv,
-               (unsigned long long)facts, (unsigned long long)keys,
-               (long long)pending, (unsigned long long)st.st_blocks * 512,
-               (unsigned long long)agg_pending, (unsigned long long)total);
-        for (int r = 0; r < HT_REJ__COUNT; r++)
-            if (rc.n[r])
-                printf("  %-16s %llu\n", ht_reject_name(r),
-                       (unsigned long long)rc.n[r]);
-    }
+    fwrite(out.data, 1, out.len, stdout);
+    ht_buf_free(&out);
     return HT_EXIT_OK;
 }
 

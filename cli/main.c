@@ -48,6 +48,8 @@ static const char usage[] =
     "  refresh               bring the summaries behind endpoints up to "
     "date\n"
     "  prune --before TIME   remove the requests that ended before TIME\n"
+    "  serve                 HTTP: JSON API, Jaeger API, web view, /metrics\n"
+    "                        (default http://127.0.0.1:8418/)\n"
     "  help                  this text\n"
     "\n"
     "global options:\n"
@@ -70,7 +72,8 @@ static const char usage[] =
     X("hotspots", ht_cmd_hotspots)                                             \
     X("functions", ht_cmd_functions)                                           \
     X("refresh", ht_cmd_refresh)                                               \
-    X("prune", ht_cmd_prune)
+    X("prune", ht_cmd_prune)                                                   \
+    X("serve", ht_cmd_serve)
 
 struct command {
     const char *name;

@@ -251,6 +251,17 @@ void ht_stage_json(const struct ht_stage *g, struct ht_buf *out);
 void ht_stalls_text(const struct ht_stalls *st, struct ht_buf *out);
 void ht_stalls_metrics(const struct ht_stalls *st, struct ht_buf *out);
 
+/* ---- store-wide documents (report.c) ---------------------------------- */
+
+/* `stats` (cli.md): counts of what the store holds, its size, rejected
+ * payloads by reason; JSON (one line) or the text table. Appends to out. */
+int ht_query_stats(struct ht_store *s, bool json, struct ht_buf *out);
+/* `metrics` (cli.md): the store-wide metrics, then every stage's as of
+ * now_us (ht_stalls_metrics), in the Prometheus text format 0.0.4.
+ * Appends to out; an error of the stage evaluation is returned. */
+int ht_query_metrics(struct ht_store *s, const struct ht_stall_cfg *cfg,
+                     int64_t now_us, struct ht_buf *out);
+
 /* Internal to query/: compute r->cp and skew warnings for one request. */
 void ht__critical_path(struct ht_request *r, struct ht_arena *a);
 /* Internal to query/: append a rendered JSON warning (kept as given, an

@@ -26,6 +26,9 @@ HT_PACKAGES=(
   libssl-dev
   libprotobuf-c-dev
   protobuf-c-compiler
+  libmicrohttpd-dev
+  wrk
+  prometheus
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }

@@ -23,7 +23,10 @@ struct ht_store;
 struct ht_http_req {
     const char *method; /* "GET", "HEAD", "POST", ... */
     const char *path;   /* percent-decoded path, without the query */
-    struct ht_store *store; /* read-only; open and end a read txn per call */
+    /* read-only; open and end a read txn per call. Never NULL, except for
+     * /healthz: while there is no store yet the server answers every
+     * other path 503 {"error": "no store yet ..."} itself. */
+    struct ht_store *store;
     /* Query-string parameters, percent-decoded. */
     const char *(*arg)(const struct ht_http_req *rq, const char *name);
     void *impl; /* the server's own (the connection) */
@@ -51,5 +54,33 @@ int ht_serve_jaeger(const struct ht_http_req *rq, struct ht_http_resp *rs);
 /* serve/web.c: the web view, /, /trace/{id}, /static/..., assets compiled
  * into the binary. */
 int ht_serve_web(const struct ht_http_req *rq, struct ht_http_resp *rs);
+
+/* ---- the server (serve/server.c), for cli/cmd_serve.c ---------------- */
+
+struct ht_server_cfg {
+    const char *listen; /* ADDR:PORT, [V6]:PORT; port 0 picks a free one */
+    unsigned threads;   /* worker threads (>= 1) */
+    const char *token;  /* the bearer token every request must carry, or
+                           NULL: none */
+    const char *db;     /* the store's folder: opened read-only, when it
+                           exists, by the server itself */
+    /* or the store of an ingest engine in this process (borrowed until
+     * ht_server_stop returns); NULL: the server opens db read-only */
+    struct ht_store *store;
+};
+
+struct ht_server;
+
+/* Parses cfg->listen and starts the server. HT_ERR_USAGE when the address
+ * does not parse, HT_ERR_IO when it cannot be bound (both logged, saying
+ * why). Owned: ht_server_stop. */
+int ht_server_start(const struct ht_server_cfg *cfg, struct ht_server **out);
+/* The address it listens on, "127.0.0.1:8418" ("[::1]:8418"). */
+const char *ht_server_where(const struct ht_server *srv);
+/* Whether it listens on an address other hosts can reach (not loopback). */
+bool ht_server_exposed(const struct ht_server *srv);
+/* Stops accepting, lets the requests in flight finish (waiting at most
+ * drain_ms), stops and frees the server. NULL is a no-op. */
+void ht_server_stop(struct ht_server *srv, int drain_ms);
 
 #endif

@@ -97,6 +97,8 @@ struct ht_txn;
  * HT_ERR_STORE (logged with LMDB's message). Owned: ht_store_close. */
 int ht_store_open(const char *dir, bool readonly, struct ht_store **out);
 void ht_store_close(struct ht_store *s);
+/* The folder the store was opened in (borrowed until ht_store_close). */
+const char *ht_store_dir(const struct ht_store *s);
 /*
  * Bulk-ingest mode: with nosync on, commits are atomic and visible but not
  * flushed to disk one by one; ht_store_sync flushes everything committed.
@@ -125,6 +127,10 @@ int ht_store_grow(struct ht_store *s);
 typedef int (*ht_store_write_fn)(struct ht_store *s, void *ctx);
 int ht_store_write_growing(struct ht_store *s, ht_store_write_fn fn, void *ctx);
 
+/* Transactions of one store may be used by many threads at once (each
+ * transaction by one thread at a time): a remap (grow, or adopting another
+ * process's growth) waits until none is open. A thread must not begin a
+ * transaction while it holds another. */
 int ht_store_begin(struct ht_store *s, bool write, struct ht_txn **out);
 /* HT_ERR_MAPFULL when the map is full: the txn is gone, grow and redo. */
 int ht_store_commit(struct ht_txn *t);

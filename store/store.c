@@ -30,6 +30,16 @@ struct ht_store {
     size_t mapsize;
     char *dir;
     int lockfd; /* map.lock (writers): serialises remaps, see remap */
+    /* The gate between this process's transactions and its remaps: LMDB
+     * may only change the map size while no transaction of the process is
+     * open, and one store is shared by threads (serve's HTTP threads read
+     * while the engine's writer may grow the map). Every transaction holds
+     * a place (active) from begin to commit/abort; a remap waits for
+     * active to drop to 0 and holds new transactions back meanwhile. */
+    pthread_mutex_t gate_mu;
+    pthread_cond_t gate_cv;
+    unsigned active;
+    bool remapping;
 };
 
 /*
@@ -167,12 +177,60 @@ static size_t data_file_size(const struct ht_store *s)
     return (size_t)st.st_size;
 }
 
-/* Remaps at `want` bytes, never less than the file (under map_lock). */
+/* A transaction takes its place in the gate (waiting out a remap). */
+static void gate_enter(struct ht_store *s)
+{
+    pthread_mutex_lock(&s->gate_mu);
+    while (s->remapping)
+        pthread_cond_wait(&s->gate_cv, &s->gate_mu);
+    s->active++;
+    pthread_mutex_unlock(&s->gate_mu);
+}
+
+static void gate_leave(struct ht_store *s)
+{
+    pthread_mutex_lock(&s->gate_mu);
+    if (--s->active == 0 && s->remapping)
+        pthread_cond_broadcast(&s->gate_cv);
+    pthread_mutex_unlock(&s->gate_mu);
+}
+
+/* Waits until no transaction of this process is open and keeps new ones
+ * out until gate_open: the only state in which the map may change. The
+ * caller holds no transaction itself. */
+static void gate_close(struct ht_store *s)
+{
+    pthread_mutex_lock(&s->gate_mu);
+    while (s->remapping)
+        pthread_cond_wait(&s->gate_cv, &s->gate_mu);
+    s->remapping = true;
+    while (s->active)
+        pthread_cond_wait(&s->gate_cv, &s->gate_mu);
+    pthread_mutex_unlock(&s->gate_mu);
+}
+
+static void gate_open(struct ht_store *s)
+{
+    pthread_mutex_lock(&s->gate_mu);
+    s->remapping = false;
+    pthread_cond_broadcast(&s->gate_cv);
+    pthread_mutex_unlock(&s->gate_mu);
+}
+
+/* Remaps at `want` bytes, never less than the file (under map_lock), with
+ * every other transaction of the process held back (gate_close). */
 static int remap(struct ht_store *s, size_t want)
 {
     size_t file;
     MDB_envinfo info;
-    int rc = map_lock(s);
+    int rc;
+
+    gate_close(s);
+    rc = map_lock(s);
+    if (rc) {
+        gate_open(s);
+        return rc;
+    }
 
     if (rc)
         return rc;
@@ -181,10 +239,13 @@ static int remap(struct ht_store *s, size_t want)
         want = file;
     rc = mdb_env_set_mapsize(s->env, want);
     map_unlock(s);
+    if (!rc) {
+        mdb_env_info(s->env, &info);
+        s->mapsize = info.me_mapsize;
+    }
+    gate_open(s);
     if (rc)
         return lmdb_err(rc, "resizing the map");
-    mdb_env_info(s->env, &info);
-    s->mapsize = info.me_mapsize;
     return HT_ERR_OK;
 }
 
@@ -260,9 +321,11 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
         return HT_ERR_NOMEM;
     s->readonly = readonly;
     s->lockfd = -1;
+    pthread_mutex_init(&s->gate_mu, NULL);
+    pthread_cond_init(&s->gate_cv, NULL);
     s->dir = strdup(dir);
     if (!s->dir) {
-        free(s);
+        ht_store_close(s);
         return HT_ERR_NOMEM;
     }
     if (!readonly) {
@@ -385,8 +448,15 @@ void ht_store_close(struct ht_store *s)
         mdb_env_close(s->env);
     if (s->lockfd >= 0)
         close(s->lockfd);
+    pthread_mutex_destroy(&s->gate_mu);
+    pthread_cond_destroy(&s->gate_cv);
     free(s->dir);
     free(s);
+}
+
+const char *ht_store_dir(const struct ht_store *s)
+{
+    return s->dir;
 }
 
 int ht_store_set_nosync(struct ht_store *s, bool on)
@@ -438,18 +508,26 @@ int ht_store_begin(struct ht_store *s, bool write, struct ht_txn **out)
         return HT_ERR_NOMEM;
     t->s = s;
     t->write = write;
+    gate_enter(s);
     rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
     if (rc == MDB_MAP_RESIZED) {
         /* another process grew the map: adopt its size (a writer: at least
-         * the file's, never less, see remap) */
-        if (s->readonly)
+         * the file's, never less, see remap), with no transaction of this
+         * process open meanwhile */
+        gate_leave(s);
+        if (s->readonly) {
+            gate_close(s);
             rc = mdb_env_set_mapsize(s->env, 0);
-        else
+            gate_open(s);
+        } else {
             rc = remap(s, s->mapsize) == HT_ERR_OK ? 0 : MDB_MAP_RESIZED;
+        }
+        gate_enter(s);
         if (!rc)
             rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
     }
     if (rc) {
+        gate_leave(s);
         free(t);
         return lmdb_err(rc, "beginning a transaction");
     }
@@ -464,8 +542,10 @@ static void bulk_release(struct ht_bulk *b)
     ht_buf_free(&b->dbuf);
 }
 
+/* After the LMDB transaction ended: the txn's place in the gate goes. */
 static void txn_free(struct ht_txn *t)
 {
+    gate_leave(t->s);
     bulk_release(&t->ps);
     free(t);
 }
