@@ -238,14 +238,23 @@
                 const status = String(s.status);
                 const stuck = Array.isArray(s.stuck) ? s.stuck : [];
                 const links = [];
+                /* Each stuck item links to its request, at the write that
+                 * waits (#span=). */
                 for (const it of stuck) {
-                    const id = it && (it.request_id || it.span || it.id ||
-                                      it.trace_id);
+                    if (!it || typeof it !== 'object')
+                        continue;
+                    const id = typeof it.root === 'string' ? it.root : it.span;
                     if (typeof id !== 'string')
                         continue;
+                    const at = typeof it.span === 'string'
+                                   ? '#span=' + encodeURIComponent(it.span)
+                                   : '';
                     if (links.length)
                         links.push(' ');
-                    links.push(el('a', {href: traceHref(id)}, id));
+                    links.push(el('a', {href: traceHref(id) + at},
+                                  typeof it.correlation_id === 'string'
+                                      ? it.correlation_id
+                                      : id));
                 }
                 return {
                     attrs: {'data-status': status},

@@ -10,7 +10,9 @@ after a change; the committed files are exactly what it writes.
   wide-300/segments.ndjson   one request of 305 spans: a function sends 20
       SQS messages, 20 consumer invocations make 11 DynamoDB calls each.
 
-usage: gen_web_fixtures.py [OUT_DIR]   (default: the folder of this script)
+usage: gen_web_fixtures.py [--check] [OUT_DIR]
+  (OUT_DIR: default the folder of this script; --check compares instead of
+  writing)
 """
 import json
 import os
@@ -187,11 +189,33 @@ def wide_300(out):
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(
-        os.path.abspath(__file__))
-    html_name(os.path.join(out, "fixtures"))
-    wide_300(os.path.join(out, "fixtures"))
+    args = sys.argv[1:]
+    check = bool(args) and args[0] == "--check"
+    if check:
+        args = args[1:]
+    out = args[0] if args else os.path.dirname(os.path.abspath(__file__))
+    if not check:
+        html_name(os.path.join(out, "fixtures"))
+        wide_300(os.path.join(out, "fixtures"))
+        return 0
+    # --check: write to a scratch folder, compare with the committed files.
+    import filecmp
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        html_name(os.path.join(tmp, "fixtures"))
+        wide_300(os.path.join(tmp, "fixtures"))
+        bad = 0
+        for d in ("html-name", "wide-300"):
+            a = os.path.join(tmp, "fixtures", d, "segments.ndjson")
+            b = os.path.join(out, "fixtures", d, "segments.ndjson")
+            if not os.path.exists(b) or not filecmp.cmp(a, b, shallow=False):
+                print("FAIL: %s differs from what gen_web_fixtures.py writes "
+                      "(run it again)" % b)
+                bad += 1
+        if not bad:
+            print("web fixtures: as generated")
+        return 1 if bad else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
