@@ -22,8 +22,12 @@ The page's text is checked against the JSON API, not its pixels:
 - an unknown id: "Not found".
 Screenshots are saved in ARTEFACT_DIR (printed).
 
-usage: web_view.py HOPTRACE SAMPLE_DIR WEB_FIXTURES_DIR ARTEFACT_DIR
+usage: web_view.py [--keyboard] HOPTRACE SAMPLE_DIR WEB_FIXTURES_DIR ARTEFACT_DIR
 Exit 77 (skip) when chromium is not installed.
+
+--keyboard: instead, tests/web/keyboard.mjs drives Chromium over the
+DevTools protocol with keys only (Tab, arrows, Enter, Space) on a payments
+request's page; exit 77 without node or its WebSocket.
 """
 import html.parser
 import json
@@ -369,11 +373,50 @@ def no_injection(dom, what):
           "%s: an <svg> other than the service graph" % what)
 
 
+def keyboard(hop, sample, exe, artefacts):
+    """tests/web/keyboard.mjs against a server over the payments sample."""
+    node = shutil.which("node")
+    if not node:
+        print("SKIP: node is not installed; the keyboard test drives "
+              "Chromium over the DevTools protocol from node")
+        return 77
+    truth = json.load(open(os.path.join(sample, "truth.json")))
+    work = tempfile.mkdtemp(prefix="ht-web-kbd-")
+    server = None
+    try:
+        db = os.path.join(work, "db")
+        r = subprocess.run([hop, "--db", db, "ingest"] +
+                           [os.path.join(sample, f) for f in
+                            ("segments.ndjson", "logs-cwl.ndjson",
+                             "logs-kinesis.json")],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            print("FAIL: ingest: exit %d: %s" % (r.returncode, r.stderr))
+            return 1
+        log = open(os.path.join(artefacts, "serve-keyboard.log"), "w")
+        server, base = start_server(hop, db, log)
+        url = trace_url(base, truth["requests"][0]["apigw_request_id"])
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                              "keyboard.mjs")
+        env = dict(os.environ, NODE_NO_WARNINGS="1")
+        r = subprocess.run([node, "--experimental-websocket", script, exe,
+                            url], env=env, timeout=180)
+        return r.returncode
+    finally:
+        if server is not None:
+            stop_server(server)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
-    if len(sys.argv) != 5:
+    args = sys.argv[1:]
+    kbd = bool(args) and args[0] == "--keyboard"
+    if kbd:
+        args = args[1:]
+    if len(args) != 4:
         print(__doc__)
         return 2
-    hop, sample, fixtures, artefacts = sys.argv[1:5]
+    hop, sample, fixtures, artefacts = args
     exe = chromium_path()
     if not exe:
         print("SKIP: chromium is not installed (Debian package chromium); "
@@ -384,6 +427,8 @@ def main():
               % sample)
         return 77
     os.makedirs(artefacts, exist_ok=True)
+    if kbd:
+        return keyboard(hop, sample, exe, artefacts)
     truth = json.load(open(os.path.join(sample, "truth.json")))
     work = tempfile.mkdtemp(prefix="ht-web-")
     server = None
