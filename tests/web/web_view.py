@@ -225,6 +225,8 @@ def start_server(hop, db, log):
 
 
 def stop_server(p):
+    """SIGTERM; the server drains and exits 0 (a sanitizer report would
+    make it non-zero)."""
     if p.poll() is None:
         p.send_signal(signal.SIGTERM)
         try:
@@ -232,6 +234,10 @@ def stop_server(p):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+            fail("hoptrace serve did not exit within 15 s of SIGTERM")
+            return
+    check(p.returncode == 0,
+          "hoptrace serve exited %d after SIGTERM" % p.returncode)
 
 
 def api(base, path):
@@ -401,11 +407,13 @@ def keyboard(hop, sample, exe, artefacts):
         env = dict(os.environ, NODE_NO_WARNINGS="1")
         r = subprocess.run([node, "--experimental-websocket", script, exe,
                             url], env=env, timeout=180)
-        return r.returncode
     finally:
         if server is not None:
             stop_server(server)
         shutil.rmtree(work, ignore_errors=True)
+    if failures:
+        return 1
+    return r.returncode
 
 
 def main():
