@@ -1,7 +1,8 @@
 // keyboard.mjs - the web view without a mouse: drives Debian's headless
 // Chromium over the DevTools protocol (Node's own WebSocket, no npm
 // package) on /trace/{id} and presses keys only: Tab reaches the waterfall's
-// rows in order, arrows move and fold, Enter and Space show a row's ids.
+// rows in order, arrows move and fold, Enter and Space show a row's ids;
+// then `/`; no page may log a script error or a CSP violation.
 //
 // usage: node --experimental-websocket keyboard.mjs CHROMIUM URL
 //        (URL: a /trace/{id} page of a running `hoptrace serve`)
@@ -76,6 +77,7 @@ async function devtoolsPort() {
     throw new Error('chromium wrote no DevToolsActivePort');
 }
 
+const problems = [];
 let nextId = 1;
 const pending = new Map();
 function send(method, params = {}) {
@@ -147,6 +149,13 @@ async function main() {
     });
     ws.onmessage = (ev) => {
         const m = JSON.parse(ev.data);
+        // Script errors and CSP violations, on any page opened here.
+        if (m.method === 'Runtime.exceptionThrown')
+            problems.push('exception: ' +
+                          JSON.stringify(m.params.exceptionDetails));
+        if (m.method === 'Log.entryAdded' && m.params.entry.level === 'error' &&
+            m.params.entry.source !== 'network')
+            problems.push(m.params.entry.source + ': ' + m.params.entry.text);
         if (m.id && pending.has(m.id)) {
             const p = pending.get(m.id);
             pending.delete(m.id);
@@ -158,6 +167,7 @@ async function main() {
     };
     await send('Page.enable');
     await send('Runtime.enable');
+    await send('Log.enable');
     await send('Page.navigate', {url});
     let n = 0;
     for (let i = 0; i < 100 && !n; i++) {
@@ -230,6 +240,19 @@ async function main() {
     await press('ArrowLeft');
     check(await evaluate(FOCUS) === rows[hopAt].key,
           'ArrowLeft does not lead back to the parent hop row');
+
+    // `/` fills its three tables; neither page logged an error or a CSP
+    // violation (the server sends a policy without 'unsafe-inline').
+    await send('Page.navigate', {url: new URL('/', url).href});
+    let tables = 0;
+    for (let i = 0; i < 100 && tables < 3; i++) {
+        await sleep(100);
+        tables = await evaluate(`document.querySelectorAll('table.data')` +
+                                `.length`).catch(() => 0);
+    }
+    check(tables === 3, '/ shows ' + tables + ' tables, not 3');
+    check(problems.length === 0, 'errors in the console: ' +
+                                     problems.join(' | '));
 }
 
 main().then(() => {

@@ -47,6 +47,8 @@ HTML_SERVICE = "<img src=x onerror=alert(1)>"
 HTML_CONSUMER = "process-<b>order</b>\"'&amp;"
 HTML_CALL = "<svg onload=alert(3)>"
 
+SKEW_FIXTURES = ("clock-skew", "clock-skew-consumer")
+
 failures = []
 
 
@@ -425,6 +427,8 @@ def main():
         print(__doc__)
         return 2
     hop, sample, fixtures, artefacts = args
+    project_fixtures = os.path.join(os.path.dirname(os.path.abspath(
+        __file__)), "..", "..", "fixtures")
     exe = chromium_path()
     if not exe:
         print("SKIP: chromium is not installed (Debian package chromium); "
@@ -446,6 +450,15 @@ def main():
                   ("segments.ndjson", "logs-cwl.ndjson", "logs-kinesis.json")]
         inputs += [os.path.join(fixtures, d, "segments.ndjson")
                    for d in ("html-name", "wide-300")]
+        # Requests with clock-skew warnings, from the project's fixtures.
+        skew = []
+        for d in SKEW_FIXTURES:
+            exp = json.load(open(os.path.join(project_fixtures, d,
+                                              "expected.json")))
+            inputs += [os.path.join(project_fixtures, d, f)
+                       for f in exp["inputs"]]
+            skew += [(d, r["ids"]["apigw"]) for r in exp["requests"]
+                     if r.get("ids", {}).get("apigw")]
         r = subprocess.run([hop, "--db", db, "ingest"] + inputs,
                            capture_output=True, text=True)
         if r.returncode != 0:
@@ -482,6 +495,32 @@ def main():
         first = truth["requests"][0]["apigw_request_id"]
         br.screenshot(trace_url(base, first),
                       os.path.join(artefacts, "trace-payments.png"))
+
+        # Warnings in words: every skew warning of the skew fixtures.
+        nskew = 0
+        for d, rid in skew:
+            doc = api(base, "/api/v1/trace/" + urllib.parse.quote(rid))
+            dom = parse_dom(br.dom(trace_url(base, rid)))
+            secs = request_sections(dom)
+            what = "%s request %s" % (d, rid)
+            if not check(len(secs) == len(doc["requests"]),
+                         "%s: %d sections for %d requests" %
+                         (what, len(secs), len(doc["requests"]))):
+                continue
+            for sec, req in zip(secs, doc["requests"]):
+                check_request(sec, req, what)
+                items = [n.text() for n in sec.find_all(
+                    lambda n: "warn" in n.classes())]
+                for w in req["warnings"]:
+                    if w.get("type") != "skew":
+                        continue
+                    nskew += 1
+                    check(any(t.startswith("clock skew between " +
+                                           " and ".join(w["names"])) and
+                              t.endswith("clamped by %s ms" % js_num(w["ms"]))
+                              for t in items),
+                          "%s: skew warning %r not shown" % (what, w))
+        check(nskew > 0, "the skew fixtures gave no skew warning to show")
 
         # A batch consumer invocation: every request it served.
         batch = next(t for t in truth["requests"] if t["batch_size"] > 1)
