@@ -320,9 +320,19 @@ void ht_buf_json_str(struct ht_buf *b, const char *s)
     static const char hex[] = "0123456789abcdef";
 
     ht_buf_addc(b, '"');
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    while (s && *s) {
+        /* the run of bytes that need no escape, copied at once (ids and
+         * names: the whole string) */
+        size_t run = 0;
+        unsigned char c;
 
+        while ((c = (unsigned char)s[run]) >= 0x20 && c != '"' && c != '\\')
+            run++;
+        if (run) {
+            ht_buf_add(b, s, run);
+            s += run;
+            continue;
+        }
         switch (c) {
         case '"':
             ht_buf_adds(b, "\\\"");
@@ -339,15 +349,13 @@ void ht_buf_json_str(struct ht_buf *b, const char *s)
         case '\t':
             ht_buf_adds(b, "\\t");
             break;
-        default:
-            if (c < 0x20) {
-                char esc[7] = {'\\',        'u',         '0', '0',
-                               hex[c >> 4], hex[c & 15], 0};
-                ht_buf_adds(b, esc);
-            } else {
-                ht_buf_addc(b, (char)c);
-            }
+        default: {
+            char esc[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
+
+            ht_buf_adds(b, esc);
         }
+        }
+        s++;
     }
     ht_buf_addc(b, '"');
 }

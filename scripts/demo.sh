@@ -104,4 +104,9 @@ cat <<HINT
   # other requests: see the ids in $FIXTURE/expected.json
   # (API Gateway / Lambda request ids, X-Ray trace ids, SQS message ids, ...)
   $HOPTRACE --help
+
+==> See it in a browser: serve the store (web view, JSON API, Jaeger API,
+    /metrics; loopback only), then open this request's page
+  $HOPTRACE --db $DB serve
+  http://127.0.0.1:8418/trace/$ID
 HINT

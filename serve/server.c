@@ -73,6 +73,33 @@ struct conn_req {
     struct MHD_Connection *c;
 };
 
+/* Length of the valid UTF-8 sequence at p (1 to 4), 0 when invalid. */
+static size_t utf8_len(const unsigned char *p)
+{
+    size_t n;
+    uint32_t cp;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        n = 2, cp = p[0] & 0x1f;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        n = 3, cp = p[0] & 0x0f;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        n = 4, cp = p[0] & 0x07;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
 void ht_http_error(struct ht_http_resp *rs, int status, const char *fmt, ...)
 {
     char msg[1024];
@@ -81,6 +108,16 @@ void ht_http_error(struct ht_http_resp *rs, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* a message quotes what the client sent: bytes that are not UTF-8
+     * become '?', so the error stays JSON */
+    for (unsigned char *p = (unsigned char *)msg; *p;) {
+        size_t n = utf8_len(p);
+
+        if (!n)
+            *p++ = '?';
+        else
+            p += n;
+    }
     rs->status = status;
     rs->ctype = "application/json";
     ht_buf_reset(&rs->body);
