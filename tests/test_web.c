@@ -61,8 +61,8 @@ static char *slurp(const char *name, size_t *len)
     return buf;
 }
 
-static void expect_file(const char *method, const char *path,
-                        const char *file, const char *ctype)
+static void expect_file(const char *method, const char *path, const char *file,
+                        const char *ctype)
 {
     struct answer a = get(method, path);
     size_t len = 0;
@@ -92,8 +92,7 @@ static void expect_error(const char *method, const char *path, int status)
         ht_test_failures++;
     }
     CHECK_STREQ(a.rs.ctype, "application/json");
-    CHECK(a.rs.body.len > 0 &&
-          strncmp(a.rs.body.data, "{\"error\":", 9) == 0);
+    CHECK(a.rs.body.len > 0 && strncmp(a.rs.body.data, "{\"error\":", 9) == 0);
     ht_buf_free(&a.rs.body);
 }
 
@@ -125,8 +124,7 @@ int main(void)
                 html);
     expect_file("GET", "/static/app.js", "app.js",
                 "text/javascript; charset=utf-8");
-    expect_file("GET", "/static/app.css", "app.css",
-                "text/css; charset=utf-8");
+    expect_file("GET", "/static/app.css", "app.css", "text/css; charset=utf-8");
 
     expect_error("GET", "/trace/", 404);
     expect_error("GET", "/static/", 404);

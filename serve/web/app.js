@@ -679,9 +679,10 @@
                                    ' · ' + ms(h.wait_ms));
                 /* Right of the bar when there is room, else left of it,
                  * else over it. */
-                if (100 - pos(n.end_us) < 24)
-                    tag.classList.add(pos(n.start_us) >= 24 ? 'left'
-                                                            : 'inside');
+                const need = tag.textContent.length * 1.25;
+                if (100 - pos(n.end_us) < need)
+                    tag.classList.add(pos(n.start_us) >= need ? 'left'
+                                                              : 'inside');
                 b.appendChild(tag);
                 label = (h.pending ? 'pending write ' : 'wait in ') +
                         hopLabel(h) + ', ' + ms(h.wait_ms);
@@ -995,7 +996,10 @@
         const width = PAD * 2 + columns.length * (W + GX) - GX;
         const height = PAD * 2 + 16 + maxRows * (H + GY) - GY + 24;
 
-        const s = svgEl('svg', {class: 'graph', width, height,
+        /* A few columns scale down to the page's width; more scroll. */
+        const s = svgEl('svg', {class: 'graph' + (columns.length <= 6 ? ' fit'
+                                                                     : ''),
+                                width, height,
                                 viewBox: '0 0 ' + width + ' ' + height,
                                 role: 'img'});
         const title = svgEl('title', null,
@@ -1189,15 +1193,15 @@
         add(grid, [wf.wrap, panel]);
         sec.appendChild(grid);
 
-        sec.appendChild(criticalTable(req));
-        const fo = fanOutTable(req);
-        if (fo)
-            sec.appendChild(fo);
-
         sec.appendChild(el('h3', null, 'Service graph'));
         const gbox = el('div', {class: 'graph-box'});
         gbox.appendChild(serviceGraph(req, crit));
         sec.appendChild(gbox);
+
+        sec.appendChild(criticalTable(req));
+        const fo = fanOutTable(req);
+        if (fo)
+            sec.appendChild(fo);
         return {sec, wf};
     }
 
