@@ -370,12 +370,31 @@
         }
         const roots = [];
         const hopTo = new Set();
+        /* Where a wait starts: as the critical path places it when it is
+         * on the path; an async invoke's wait is its Dwell Time (inside
+         * the invoked segment); else it ends where the consumer starts. */
+        const waitStart = new Map();
+        for (const c of Array.isArray(req.critical_path) ? req.critical_path
+                                                         : [])
+            if (c.kind === 'wait' && typeof c.start_us === 'number')
+                waitStart.set(c.span + '\u0000' + c.via + '\u0000' +
+                                  c.resource,
+                              c.start_us);
+        const dwell = new Map();
+        for (const s of byId.values())
+            if (s.name === 'Dwell Time' && byId.has(s.parent_id))
+                dwell.set(s.parent_id, s.start_us);
         hops.forEach((h, i) => {
             const consumer =
                 h.to !== null && h.to !== undefined ? byId.get(h.to) : null;
             const producer = byId.get(h.from);
+            const wkey = h.to + '\u0000' + h.via + '\u0000' + h.resource;
             let start;
-            if (consumer && typeof h.wait_ms === 'number')
+            if (consumer && waitStart.has(wkey))
+                start = waitStart.get(wkey);
+            else if (consumer && h.via === 'lambda' && dwell.has(consumer.id))
+                start = dwell.get(consumer.id);
+            else if (consumer && typeof h.wait_ms === 'number')
                 start = consumer.start_us - h.wait_ms * 1000;
             else if (producer)
                 start = producer.end_us;
@@ -405,9 +424,21 @@
             if (!hasParent.has(s.id) && !attached.has(s.id))
                 roots.push({type: 'span', span: s});
 
-        const startOf = (n) => n.type === 'span' ? n.span.start_us
-                                                 : n.start_us;
-        const order = (list) => list.sort((a, b) => startOf(a) - startOf(b));
+        /* A hop whose consumer stays where it is (an async invoke, the
+         * call's child) comes just before that consumer's row. */
+        const startOf = (n) => {
+            if (n.type === 'span')
+                return n.span.start_us;
+            if (!n.under && n.consumer)
+                return Math.min(n.start_us, n.consumer.start_us);
+            return n.start_us;
+        };
+        const order = (list) => list.sort((a, b) => {
+            const d = startOf(a) - startOf(b);
+            if (d !== 0 && !isNaN(d))
+                return d;
+            return (a.type === 'hop' ? 0 : 1) - (b.type === 'hop' ? 0 : 1);
+        });
 
         /* Depth-first, each span once (parent loops are cut). */
         const seen = new Set();

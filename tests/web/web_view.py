@@ -20,6 +20,7 @@ The page's text is checked against the JSON API, not its pixels:
 - a request of 326 spans: every span has its row, the axis is sticky.
 - / : routes, stages with their status, functions.
 - an unknown id: "Not found".
+- the first request of every fixture in fixtures/, each in its own store.
 Screenshots are saved in ARTEFACT_DIR (printed).
 
 usage: web_view.py [--keyboard] HOPTRACE SAMPLE_DIR WEB_FIXTURES_DIR ARTEFACT_DIR
@@ -621,6 +622,48 @@ def main():
         # An id nobody has seen.
         dom = parse_dom(br.dom(trace_url(base, "no-such-id-42")))
         check("Not found" in dom.text(), "unknown id: no 'Not found'")
+        stop_server(server)
+        server = None
+
+        # Every shape the project's fixtures have (async invokes,
+        # redelivery and fan-out, logs only, in-progress spans, stuck
+        # requests, ...): each fixture in a store of its own, the page of
+        # its first request checked like the sample's.
+        for d in sorted(os.listdir(project_fixtures)):
+            fdir = os.path.join(project_fixtures, d)
+            exp_path = os.path.join(fdir, "expected.json")
+            if not os.path.exists(exp_path):
+                continue
+            exp = json.load(open(exp_path))
+            ids = exp["requests"][0]["ids"] if exp.get("requests") else {}
+            rid = ids.get("apigw") or (ids.get("trace") or [None])[0]
+            if not rid:
+                continue
+            fdb = os.path.join(work, "db-" + d)
+            r = subprocess.run([hop, "--db", fdb, "ingest"] +
+                               [os.path.join(fdir, f) for f in exp["inputs"]],
+                               capture_output=True, text=True)
+            if not check(r.returncode == 0, "ingest of fixture %s: exit %d"
+                         % (d, r.returncode)):
+                continue
+            server, fbase = start_server(hop, fdb, log)
+            doc = api(fbase, "/api/v1/trace/" + urllib.parse.quote(rid))
+            dom = parse_dom(br.dom(trace_url(fbase, rid)))
+            stop_server(server)
+            server = None
+            secs = request_sections(dom)
+            what = "fixture %s (%s)" % (d, rid)
+            if check(len(secs) == len(doc["requests"]),
+                     "%s: %d sections for %d requests" %
+                     (what, len(secs), len(doc["requests"]))):
+                for sec, req in zip(secs, doc["requests"]):
+                    check_request(sec, req, what)
+                    if req.get("fan_out"):
+                        check(sec.find_all(lambda n: n.tag == "caption" and
+                                           n.text() == "Fan-out"),
+                              "%s: fan-out not shown" % what)
+            no_injection(dom, what)
+            shutil.rmtree(fdb, ignore_errors=True)
     finally:
         if server is not None:
             stop_server(server)
