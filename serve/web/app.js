@@ -846,10 +846,16 @@
         /* A big request starts with the branches off the critical path
          * folded (each still one row with its toggle). */
         if (spans.length > 150) {
-            const keep = (n) => n.row.classList.contains('critical') ||
-                                n.children.some(keep);
+            /* Whether a subtree holds a critical row: children first
+             * (rows are in depth-first order), so each node once. */
+            const holds = new Map();
+            for (let i = rows.length - 1; i >= 0; i--) {
+                const n = rows[i];
+                holds.set(n, n.row.classList.contains('critical') ||
+                                 n.children.some((c) => holds.get(c)));
+            }
             for (const n of rows)
-                if (n.children.length && n.depth > 0 && !keep(n))
+                if (n.children.length && n.depth > 0 && !holds.get(n))
                     n.expanded = false;
         }
         refresh();
@@ -1297,8 +1303,10 @@
             main.appendChild(b.sec);
         });
         /* #span=ID selects that span's row (a link to one span). */
-        const m = /^#span=(.+)$/.exec(window.location.hash);
-        if (m) {
+        const fromHash = () => {
+            const m = /^#span=(.+)$/.exec(window.location.hash);
+            if (!m)
+                return;
             let want;
             try {
                 want = decodeURIComponent(m[1]);
@@ -1313,7 +1321,9 @@
                     break;
                 }
             }
-        }
+        };
+        fromHash();
+        window.addEventListener('hashchange', fromHash);
     }
 
     function start() {
