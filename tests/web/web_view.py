@@ -619,9 +619,13 @@ def main():
         no_injection(dom, "/")
         br.screenshot(base + "/", os.path.join(artefacts, "index.png"))
 
-        # An id nobody has seen.
-        dom = parse_dom(br.dom(trace_url(base, "no-such-id-42")))
-        check("Not found" in dom.text(), "unknown id: no 'Not found'")
+        # An id nobody has seen, HTML at that: said as text.
+        bad = "<img src=x onerror=alert(4)>"
+        dom = parse_dom(br.dom(trace_url(base, bad)))
+        check("Not found" in dom.text() and
+              ("Request " + bad) in dom.text(),
+              "unknown id: no 'Not found', or the id not shown as text")
+        no_injection(dom, "unknown HTML id")
         stop_server(server)
         server = None
 
