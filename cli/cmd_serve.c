@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +93,7 @@ struct hosted {
     struct ht_ingest_opts o;
     int commit_ms;
     int rc;
-    volatile sig_atomic_t done;
+    atomic_int done; /* set by the source thread when the run returns */
 };
 
 static volatile sig_atomic_t stop_flag; /* Kafka, Kinesis: stop retrying */
@@ -102,7 +103,7 @@ static void *run_source(void *arg)
     struct hosted *h = arg;
 
     h->rc = ht_engine_run(h->e, h->ops, h->src, &h->o, h->commit_ms);
-    h->done = 1;
+    atomic_store(&h->done, 1);
     return NULL;
 }
 
@@ -287,7 +288,7 @@ static int wait_for_stop(struct hosted *h)
 
         if (sig > 0)
             return sig;
-        if (h && h->done) {
+        if (h && atomic_load(&h->done)) {
             if (h->rc)
                 return 0;
             if (!said_end) {

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,7 +33,10 @@ struct ht_engine {
     int64_t retain_us;
     ht_engine_upkeep_fn upkeep;
     void *upkeep_ctx;
-    volatile sig_atomic_t stop_requested;
+    /* set by a signal handler or by another thread (serve's main thread
+     * while the engine runs on its own): a lock-free atomic is safe for
+     * both */
+    atomic_int stop_requested;
 
     pthread_t thread;
     pthread_mutex_t mu;

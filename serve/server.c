@@ -257,32 +257,36 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     (void)version;
     (void)upload;
     if (!cr) {
+        /* the headers are in. A request that will be refused is answered
+         * now, before any body it has is read (the connection then
+         * closes); the others on the next call */
+        ht_buf_init(&rs.body);
+        if (!authorized(srv, c)) {
+            ht_http_error(&rs, MHD_HTTP_UNAUTHORIZED,
+                          "this server needs Authorization: Bearer <token> "
+                          "(the token of serve --token)");
+            return respond(c, srv, url, &rs, NULL, true);
+        }
+        if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+            ht_http_error(&rs, MHD_HTTP_METHOD_NOT_ALLOWED,
+                          "method %s is not allowed: hoptrace serve answers "
+                          "GET and HEAD",
+                          method);
+            return respond(c, srv, url, &rs, "GET, HEAD", false);
+        }
         cr = calloc(1, sizeof(*cr));
         if (!cr)
             return MHD_NO;
         cr->c = c;
         *con_cls = cr;
         atomic_fetch_add(&srv->inflight, 1);
-        return MHD_YES; /* the headers are in; answer on the next call */
+        return MHD_YES;
     }
     if (*upload_size) {
-        *upload_size = 0; /* a body is skipped: no route takes one */
+        *upload_size = 0; /* a body of a GET is skipped */
         return MHD_YES;
     }
     ht_buf_init(&rs.body);
-    if (!authorized(srv, c)) {
-        ht_http_error(&rs, MHD_HTTP_UNAUTHORIZED,
-                      "this server needs Authorization: Bearer <token> (the "
-                      "token of serve --token)");
-        return respond(c, srv, url, &rs, NULL, true);
-    }
-    if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
-        ht_http_error(&rs, MHD_HTTP_METHOD_NOT_ALLOWED,
-                      "method %s is not allowed: hoptrace serve answers GET "
-                      "and HEAD",
-                      method);
-        return respond(c, srv, url, &rs, "GET, HEAD", false);
-    }
     {
         struct ht_http_req rq = {.method = method,
                                  .path = url,

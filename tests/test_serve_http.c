@@ -233,6 +233,7 @@ static struct server *serve_start(const char *db, const char *const *args,
             if (code)
                 *code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
             pthread_join(s->reader, NULL);
+            close(s->err_fd);
             return NULL;
         }
         nap_ms(20);
@@ -1179,6 +1180,13 @@ int main(int argc, char **argv)
     if (argc > 3 && strcmp(argv[3], "promtool") == 0) {
         int rc = promtool_check(db);
 
+        stop_all();
+        for (int i = 0; i < 16; i++)
+            if (all_servers[i]) {
+                buf_free(&all_servers[i]->err);
+                free(all_servers[i]);
+                all_servers[i] = NULL;
+            }
         if (rc == 77)
             return 77;
         TEST_DONE();
@@ -1210,5 +1218,19 @@ int main(int argc, char **argv)
     check_growth_external(corpus, &ids);
     check_growth_hosted(corpus, &ids);
     curl_global_cleanup();
+    for (size_t i = 0; i < ids.n; i++) {
+        free(ids.v[i]);
+        if (ids.want)
+            buf_free(&ids.want[i]);
+    }
+    free(ids.v);
+    free(ids.want);
+    stop_all();
+    for (int i = 0; i < 16; i++)
+        if (all_servers[i]) {
+            buf_free(&all_servers[i]->err);
+            free(all_servers[i]);
+            all_servers[i] = NULL;
+        }
     TEST_DONE();
 }
