@@ -641,7 +641,6 @@
 
         const rows = [];
         let selected = null;
-        const critCount = {n: 0};
 
         const makeRow = (n, parentRow) => {
             const row = el('div', {class: 'wf-row', role: 'treeitem',
@@ -721,7 +720,6 @@
             if (onPath) {
                 row.classList.add('critical');
                 row.dataset.critical = 'true';
-                critCount.n++;
                 label += ', on the critical path';
             }
             row.setAttribute('aria-label', label);
