@@ -2,7 +2,8 @@
 // Chromium over the DevTools protocol (Node's own WebSocket, no npm
 // package) on /trace/{id} and presses keys only: Tab reaches the waterfall's
 // rows in order, arrows move and fold, Enter and Space show a row's ids;
-// then `/`; no page may log a script error or a CSP violation.
+// then a click shows a row's ids too, and `/`; no page may log a script
+// error or a CSP violation.
 //
 // usage: node --experimental-websocket keyboard.mjs CHROMIUM URL
 //        (URL: a /trace/{id} page of a running `hoptrace serve`)
@@ -240,6 +241,20 @@ async function main() {
     await press('ArrowLeft');
     check(await evaluate(FOCUS) === rows[hopAt].key,
           'ArrowLeft does not lead back to the parent hop row');
+
+    // And with a mouse: a click on a span row shows its ids too.
+    const last = rows.length - 1;
+    const box = await evaluate(`(() => { const r = document.querySelectorAll(
+        '.wf-row')[${last}]; r.scrollIntoView({block: 'center'});
+        const b = r.querySelector('.wf-name').getBoundingClientRect();
+        return {x: b.left + b.width / 2, y: b.top + b.height / 2}; })()`);
+    for (const type of ['mousePressed', 'mouseReleased'])
+        await send('Input.dispatchMouseEvent',
+                   {type, x: box.x, y: box.y, button: 'left', clickCount: 1});
+    panel = await evaluate(PANEL);
+    check(rows[last].key.startsWith('span:') && panel &&
+              panel.dd.includes(rows[last].key.slice(5)),
+          'a click on ' + rows[last].key + ' shows ' + JSON.stringify(panel));
 
     // `/` fills its three tables; neither page logged an error or a CSP
     // violation (the server sends a policy without 'unsafe-inline').
