@@ -666,10 +666,23 @@
                 row.classList.add('span');
                 add(name, [el('span', {class: 'nm'}, String(s.name))]);
                 name.title = String(s.name) + ' (' + spanService(s) + ')';
+                /* What kind of span, muted: the AWS call (operation and
+                 * resource), else the segment's origin, else its service. */
+                const meta = [];
+                if (typeof s.operation === 'string' && s.operation)
+                    meta.push(s.operation);
+                if (typeof s.resource === 'string' && s.resource &&
+                    s.resource !== s.name)
+                    meta.push(s.resource);
+                if (!meta.length && typeof s.origin === 'string' && s.origin)
+                    meta.push(s.origin.replace(/^AWS::/, ''));
                 if (spanService(s) !== String(s.name))
-                    add(name, [' ', el('span', {class: 'svc'},
-                                       spanService(s))]);
+                    meta.push(spanService(s));
+                /* Labels first: they must not be cut off by the rest. */
                 add(name, spanBadges(s, crit, onPath));
+                if (meta.length)
+                    add(name, [' ', el('span', {class: 'svc'},
+                                       meta.join(' · '))]);
                 dur.textContent = ms(s.duration_ms);
                 b.style.left = pos(s.start_us) + '%';
                 b.style.width = Math.max(0.15, pos(s.end_us) -
