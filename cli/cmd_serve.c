@@ -411,6 +411,16 @@ stop_source:
         /* Kafka commits its revoked partitions through the engine: the
          * source closes first */
         h.ops->close(h.src);
+        if (!a.o.quiet && ht_engine_sync(e) == HT_ERR_OK) {
+            char from[300];
+
+            snprintf(from, sizeof(from), "%s",
+                     a.kind == SRC_UDP     ? "udp"
+                     : a.kind == SRC_KAFKA ? "Kafka"
+                                           : "Kinesis");
+            ht_sink_summary(e, stderr, from);
+            fputc('\n', stderr);
+        }
         rc = ht_cli_engine_close(e);
         if (rc) {
             ht_cli_err("serve: closing the store failed: %s", ht_strerror(rc));

@@ -12,6 +12,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -22,9 +23,36 @@ static void hex8(const struct ht_id8 *id, char out[17])
     ht_id8_format(id, out);
 }
 
+/* "%.3f" of ms. Nearly every value is a whole number of µs / 1000 (span
+ * times are µs); those are written from the integer, which is what
+ * printf's rounding of the nearest double gives, at a fraction of its
+ * cost (it was a tenth of serve's time per trace). Others go to printf. */
 static void jms(struct ht_buf *b, double ms)
 {
-    ht_buf_printf(b, "%.3f", ms);
+    double us = ms * 1000.0;
+    long long v, a;
+    char tmp[32], *p = tmp + sizeof(tmp);
+
+    if (!(us > -9e15 && us < 9e15) || (ms == 0 && signbit(ms))) {
+        ht_buf_printf(b, "%.3f", ms);
+        return;
+    }
+    v = llround(us);
+    if ((double)v / 1000.0 != ms) {
+        ht_buf_printf(b, "%.3f", ms);
+        return;
+    }
+    a = v < 0 ? -v : v;
+    for (int i = 0; i < 3; i++, a /= 10)
+        *--p = (char)('0' + a % 10);
+    *--p = '.';
+    do {
+        *--p = (char)('0' + a % 10);
+        a /= 10;
+    } while (a);
+    if (v < 0)
+        *--p = '-';
+    ht_buf_add(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
 static void span_json(struct ht_buf *b, const struct ht_request *r,

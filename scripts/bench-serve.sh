@@ -85,10 +85,16 @@ URL=$(grep -o 'http://[^/]*' "$WORK/serve.err" | head -1)
 # warm the page cache the way a running server's would be
 curl -fsS "$URL/api/v1/stats" >/dev/null
 
+# serve's CPU time (user + system, clock ticks) around the run: CPU per
+# answer does not depend on what else the machine is doing
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 echo "wrk -t2 -c$CONNS -d${DURATION}s --latency -s ids.lua $URL (serve --threads $THREADS, $REQUESTS requests)"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+CPU0=$(cpu_ticks)
 wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/ids.lua" "$URL" | tee "$WORK/wrk.out"
+CPU1=$(cpu_ticks)
 
-python3 - "$WORK/wrk.out" <<'EOF'
+python3 - "$WORK/wrk.out" "$((CPU1 - CPU0))" "$(getconf CLK_TCK)" <<'EOF'
 import re, sys
 out = open(sys.argv[1]).read()
 def ms(v, unit):
@@ -99,8 +105,11 @@ rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
 bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
 err = re.search(r"Socket errors:.*", out)
 p99 = ms(*p99.groups()); p50 = ms(*p50.groups()); rps = float(rps.group(1))
+total = int(re.search(r"(\d+) requests in", out).group(1))
+cpu_us = int(sys.argv[2]) / int(sys.argv[3]) * 1e6 / max(total, 1)
 ok = p99 <= 5.0 and rps >= 5000 and not bad
 print(f"serve trace: {rps:.0f} answers/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+      f", serve CPU {cpu_us:.0f} us/answer"
       f"{', non-2xx ' + bad.group(1) if bad else ''}"
       f"{', ' + err.group(0) if err else ''}"
       f" -> {'PASS' if ok else 'FAIL'} (target p99 <= 5 ms, >= 5000/s)")

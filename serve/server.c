@@ -71,6 +71,7 @@ struct ht_server {
 /* A request's state between libmicrohttpd's calls (con_cls). */
 struct conn_req {
     struct MHD_Connection *c;
+    int64_t t0_us; /* when its headers were in (for the -vv access log) */
 };
 
 /* Length of the valid UTF-8 sequence at p (1 to 4), 0 when invalid. */
@@ -244,6 +245,18 @@ static enum MHD_Result respond(struct MHD_Connection *c, struct ht_server *srv,
     return ok;
 }
 
+/* Whether the request announces a body (no route takes one). */
+static bool has_body(struct MHD_Connection *c)
+{
+    const char *cl = MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+    if (MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                    MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return true;
+    return cl && strspn(cl, "0 \t") != strlen(cl);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -274,10 +287,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                           method);
             return respond(c, srv, url, &rs, "GET, HEAD", false);
         }
+        if (has_body(c)) {
+            ht_http_error(&rs, MHD_HTTP_CONTENT_TOO_LARGE,
+                          "a %s request to hoptrace serve carries no body",
+                          method);
+            return respond(c, srv, url, &rs, NULL, false);
+        }
         cr = calloc(1, sizeof(*cr));
         if (!cr)
             return MHD_NO;
         cr->c = c;
+        cr->t0_us = ht_now_mono_us();
         *con_cls = cr;
         atomic_fetch_add(&srv->inflight, 1);
         return MHD_YES;
@@ -310,6 +330,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         if (!rs.status) /* a handler that forgot its status: a bug */
             ht_http_error(&rs, MHD_HTTP_INTERNAL_SERVER_ERROR,
                           "internal error: no answer for %s", url);
+    }
+    if (HT_LOG_LVL_DEBUG <= ht_log_level) {
+        /* -vv: an access log line; the path as data, never as control */
+        struct ht_buf line;
+
+        ht_buf_init(&line);
+        ht_buf_add_printable(&line, url, strlen(url));
+        HT_LOG_DEBUG("serve", "%s %s %d %zu bytes %.3f ms", method,
+                     line.data ? line.data : "", rs.status, rs.body.len,
+                     (double)(ht_now_mono_us() - cr->t0_us) / 1000.0);
+        ht_buf_free(&line);
     }
     ok = respond(c, srv, url, &rs, NULL, false);
     ht_buf_free(&rs.body);

@@ -320,6 +320,10 @@ static void http(CURL *c, const char *method, const char *url, const char *auth,
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (strcmp(method, "POST") == 0)
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, "x=1");
+    if (strcmp(method, "GET+BODY") == 0) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "x=1");
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "GET");
+    }
     if (auth) {
         h = curl_slist_append(h, auth);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -511,6 +515,10 @@ static void check_headers(const struct server *s)
     resp_free(&r);
     http(NULL, "DELETE", url, NULL, &r);
     CHECK(r.status == 405);
+    resp_free(&r);
+    /* no route takes a body: refused before it is read */
+    http(NULL, "GET+BODY", url, NULL, &r);
+    CHECK(r.status == 413 && strstr(r.body.p, "\"error\"") != NULL);
     resp_free(&r);
     snprintf(url, sizeof(url), "%s/healthz", s->base);
     http(NULL, "GET", url, NULL, &r);
@@ -784,6 +792,15 @@ static void check_token(const char *db)
     CHECK(serve_stop(s, SIGINT) == 0);
 }
 
+/* Whether any server started so far said `what` on stderr. */
+static bool all_servers_err_has(const char *what)
+{
+    for (int i = 0; i < 16; i++)
+        if (all_servers[i] && err_has(all_servers[i], what, NULL, 0))
+            return true;
+    return false;
+}
+
 /* Binding beyond loopback warns; a bad address or a busy port is refused. */
 static void check_listen(const char *db)
 {
@@ -808,6 +825,20 @@ static void check_listen(const char *db)
     CHECK(s == NULL && code == 2);
     s = serve_start(db, bad2, &code);
     CHECK(s == NULL && code == 2);
+    /* without --listen: 127.0.0.1:8418 (started, or refused because
+     * another server has the port: either way stderr names it) */
+    {
+        const char *none[] = {NULL};
+
+        s = serve_start(db, none, &code);
+        if (s) {
+            CHECK_STREQ(s->base, "http://127.0.0.1:8418");
+            CHECK(serve_stop(s, SIGTERM) == 0);
+        } else {
+            CHECK(code == 5);
+            CHECK(all_servers_err_has("cannot listen on 127.0.0.1:8418"));
+        }
+    }
     /* the default is loopback: no warning */
     {
         const char *lo[] = {"--listen", "127.0.0.1:0", NULL};
