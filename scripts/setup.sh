@@ -26,6 +26,7 @@ HT_PACKAGES=(
   libssl-dev
   libprotobuf-c-dev
   protobuf-c-compiler
+  libmicrohttpd-dev
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
