@@ -76,14 +76,18 @@ enum {
     K_FAAS_EXECUTION,
     K_FAAS_INVOCATION_ID,
     K_FAAS_NAME,
+    K_HOPTRACE_API_ID,
     K_HOPTRACE_EXT_REQUEST_ID,
     K_HOPTRACE_FLAGS,
     K_HOPTRACE_KIND,
+    K_HOPTRACE_MESSAGE_ID,
     K_HOPTRACE_NAME,
+    K_HOPTRACE_OPERATION,
     K_HOPTRACE_ORIGIN,
     K_HOPTRACE_REQUEST_ID,
     K_HOPTRACE_RESOURCE,
     K_HOPTRACE_SEQUENCE,
+    K_HOPTRACE_STAGE,
     K_HOPTRACE_TRACE_ID,
     K_HOPTRACE_VIA,
     K_HTTP_METHOD,
@@ -124,14 +128,18 @@ static const char *const known[K__COUNT] = {
     "faas.execution",
     "faas.invocation_id",
     "faas.name",
+    "hoptrace.api_id",
     "hoptrace.ext_request_id",
     "hoptrace.flags",
     "hoptrace.kind",
+    "hoptrace.message_id",
     "hoptrace.name",
+    "hoptrace.operation",
     "hoptrace.origin",
     "hoptrace.request_id",
     "hoptrace.resource",
     "hoptrace.sequence",
+    "hoptrace.stage",
     "hoptrace.trace_id",
     "hoptrace.via",
     "http.method",
@@ -571,20 +579,22 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
         s.flags = (s.flags & HT_SPAN_HAS_PARENT) |
                   flags_of(text(b, a[K_HOPTRACE_FLAGS]));
     }
-    if ((str = text(b, a[K_HOPTRACE_NAME])))
-        s.name = str;
-    if ((str = text(b, a[K_HOPTRACE_ORIGIN])))
-        s.origin = str;
-    if ((str = text(b, a[K_HOPTRACE_RESOURCE])))
-        s.resource = str;
-    if ((str = text(b, a[K_HOPTRACE_REQUEST_ID])))
-        s.request_id = str;
-    if ((str = text(b, a[K_HOPTRACE_EXT_REQUEST_ID])))
-        s.ext_request_id = str;
-    if ((str = text(b, a[K_HOPTRACE_SEQUENCE])))
-        s.sequence = str;
-    if ((str = text(b, a[K_HOPTRACE_VIA])))
-        s.via = (uint8_t)via_of(str);
+    if (a[K_HOPTRACE_KIND]) {
+        /* a node as hoptrace wrote it: what it says replaces what the
+         * conventions gave, absent fields included */
+        if ((str = text(b, a[K_HOPTRACE_NAME])))
+            s.name = str;
+        s.origin = text(b, a[K_HOPTRACE_ORIGIN]);
+        s.resource = text(b, a[K_HOPTRACE_RESOURCE]);
+        s.request_id = text(b, a[K_HOPTRACE_REQUEST_ID]);
+        s.ext_request_id = text(b, a[K_HOPTRACE_EXT_REQUEST_ID]);
+        s.sequence = text(b, a[K_HOPTRACE_SEQUENCE]);
+        s.message_id = text(b, a[K_HOPTRACE_MESSAGE_ID]);
+        s.operation = text(b, a[K_HOPTRACE_OPERATION]);
+        s.api_id = text(b, a[K_HOPTRACE_API_ID]);
+        s.stage = text(b, a[K_HOPTRACE_STAGE]);
+        s.via = (uint8_t)via_of(text(b, a[K_HOPTRACE_VIA]));
+    }
     if (s.kind == HT_SK_LAMBDA && s.request_id)
         inv_id = s.request_id;
 
@@ -626,7 +636,7 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
     }
     /* messages a consumer invocation received: its own message id, and
      * those its links carry (a batch consumer's, one link per message) */
-    if (s.kind == HT_SK_LAMBDA && inv_id) {
+    if (inv_id && (s.kind == HT_SK_LAMBDA || s.kind == HT_SK_FUNCTION)) {
         const char *mid = text(b, a[K_MESSAGING_MESSAGE_ID]);
         int rvia = via != HT_VIA_NONE ? via : HT_VIA_SQS;
 
@@ -651,6 +661,23 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
             }
             if ((str = text(b, l[K_HOPTRACE_VIA])))
                 lvia = via_of(str);
+            if ((lvia == HT_VIA_KINESIS || lvia == HT_VIA_DYNAMODB) && !lid &&
+                (str = text(b, l[K_CORRELATION_ID]))) {
+                /* a stream record known by its correlation id (what
+                 * `trace --format otlp` writes for such a hop) */
+                struct ht_fact f;
+
+                memset(&f, 0, sizeof(f));
+                f.kind = HT_FACT_RECORD;
+                f.via = (uint8_t)lvia;
+                f.request_id = inv_id;
+                f.function = function;
+                f.ts_us = s.start_us;
+                f.corr = str;
+                f.resource = text(b, l[K_HOPTRACE_RESOURCE]);
+                ht_batch_add_fact(b, &f);
+                continue;
+            }
             if (!lid || (lvia != HT_VIA_SQS && lvia != HT_VIA_KINESIS))
                 continue;
             lres = text(b, l[K_HOPTRACE_RESOURCE]);
