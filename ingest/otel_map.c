@@ -602,7 +602,17 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
      * a consumer, which is a hop, not a call */
     links = ht_arena_alloc(b->arena, (sp->nlinks + 1) * sizeof(struct ht_link));
     for (size_t i = 0; i < sp->nlinks && nl < 100; i++) {
+        const struct ht_otel_kv *l[K__COUNT] = {0};
+        int lv;
+
         if (ht_id8_is_zero(&sp->links[i].span))
+            continue;
+        /* a stream hop written by `trace --format otlp` is read back as
+         * the record it was matched by (below), not as a plain link */
+        index_attrs(&sp->links[i].attrs, l);
+        lv = via_of(text(b, l[K_HOPTRACE_VIA]));
+        if ((lv == HT_VIA_KINESIS || lv == HT_VIA_DYNAMODB) &&
+            (l[K_HOPTRACE_SEQUENCE] || l[K_CORRELATION_ID]))
             continue;
         links[nl].trace = sp->links[i].trace;
         links[nl].id = sp->links[i].span;
@@ -685,8 +695,11 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
                 lres = text(b, l[K_MESSAGING_DESTINATION_NAME]);
             if (!lres)
                 lres = s.resource;
+            /* the span context of a link is a trace header only for SQS
+             * (a stream record's link names its writer, nothing more) */
             add_record(b, &s, inv_id, function, lvia, lres, lid,
-                       &sp->links[i].trace, &sp->links[i].span);
+                       lvia == HT_VIA_SQS ? &sp->links[i].trace : NULL,
+                       lvia == HT_VIA_SQS ? &sp->links[i].span : NULL);
         }
     }
     b->documents++;

@@ -122,6 +122,22 @@ static int otel_kind(const struct ht_request *r, size_t i)
     }
 }
 
+/* The correlation id a write was attributed to: its own, else, for the
+ * producer of a hop matched by correlation, the request's one id. */
+static const char *hop_corr(const struct ht_request *r, int i)
+{
+    const struct ht_span *s = &r->spans[i].s;
+
+    if (s->corr)
+        return s->corr;
+    for (size_t h = 0; h < r->nhops; h++)
+        if (r->hops[h].from == i && r->hops[h].evidence &&
+            strcmp(r->hops[h].evidence, "correlation") == 0 &&
+            r->ncorr_ids == 1)
+            return r->corr_ids[0];
+    return NULL;
+}
+
 static void span_attrs(struct ht_buf *b, const struct ht_request *r, size_t i)
 {
     const struct ht_qspan *q = &r->spans[i];
@@ -172,7 +188,7 @@ static void span_attrs(struct ht_buf *b, const struct ht_request *r, size_t i)
         astr(&a, "messaging.destination.name", s->resource);
         astr(&a, "messaging.message.id", s->message_id);
     }
-    astr(&a, "correlation_id", s->corr);
+    astr(&a, "correlation_id", hop_corr(r, (int)i));
     astr(&a, "http.request.method", s->method);
     astr(&a, "url.full", s->url);
     if (s->http_status)
@@ -216,7 +232,7 @@ static void span_links(struct ht_buf *b, const struct ht_request *r, size_t i,
             astr(&a, "hoptrace.sequence", p->sequence);
         if ((hp->via == HT_VIA_KINESIS || hp->via == HT_VIA_DYNAMODB) &&
             hp->evidence && strcmp(hp->evidence, "correlation") == 0)
-            astr(&a, "correlation_id", p->corr);
+            astr(&a, "correlation_id", hop_corr(r, hp->from));
         ht_buf_adds(b, "]}");
     }
     ht_buf_addc(b, ']');
