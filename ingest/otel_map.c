@@ -344,7 +344,8 @@ static int64_t ns_to_us(uint64_t ns)
 static void add_record(struct ht_batch *b, const struct ht_span *s,
                        const char *rid, const char *function, int via,
                        const char *resource, const char *id,
-                       const struct ht_tid *hroot, const struct ht_id8 *hpar)
+                       const struct ht_tid *hroot, const struct ht_id8 *hpar,
+                       const char *corr)
 {
     struct ht_fact f;
 
@@ -356,7 +357,7 @@ static void add_record(struct ht_batch *b, const struct ht_span *s,
     f.ts_us = s->start_us;
     f.resource = resource;
     f.record_id = id;
-    f.corr = s->corr;
+    f.corr = corr ? corr : s->corr;
     if (hroot && hpar) {
         f.hdr_root = *hroot;
         f.hdr_parent = *hpar;
@@ -655,7 +656,7 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
         if (mid && (via == HT_VIA_SQS || via == HT_VIA_KINESIS))
             add_record(b, &s, inv_id, function, via, s.resource, mid,
                        remote_parent ? &sp->trace : NULL,
-                       remote_parent ? &sp->parent : NULL);
+                       remote_parent ? &sp->parent : NULL, NULL);
         for (size_t i = 0; i < sp->nlinks; i++) {
             const struct ht_otel_kv *l[K__COUNT] = {0};
             const char *lid, *lres;
@@ -699,7 +700,8 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
              * (a stream record's link names its writer, nothing more) */
             add_record(b, &s, inv_id, function, lvia, lres, lid,
                        lvia == HT_VIA_SQS ? &sp->links[i].trace : NULL,
-                       lvia == HT_VIA_SQS ? &sp->links[i].span : NULL);
+                       lvia == HT_VIA_SQS ? &sp->links[i].span : NULL,
+                       text(b, l[K_CORRELATION_ID]));
         }
     }
     b->documents++;

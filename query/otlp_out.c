@@ -130,6 +130,10 @@ static const char *hop_corr(const struct ht_request *r, int i)
 
     if (s->corr)
         return s->corr;
+    /* a write of this request (not a batch's shared work): its request's
+     * id, so a batch consumer's writes are attributed again on ingest */
+    if ((s->flags & HT_SPAN_WRITE) && !r->spans[i].shared && r->ncorr_ids == 1)
+        return r->corr_ids[0];
     for (size_t h = 0; h < r->nhops; h++)
         if (r->hops[h].from == i && r->hops[h].evidence &&
             strcmp(r->hops[h].evidence, "correlation") == 0 &&
@@ -227,6 +231,8 @@ static void span_links(struct ht_buf *b, const struct ht_request *r, size_t i,
         if (hp->via == HT_VIA_SQS && hp->evidence &&
             strcmp(hp->evidence, "message-id") == 0)
             astr(&a, "messaging.message.id", p->message_id);
+        if (hp->via == HT_VIA_SQS && r->ncorr_ids == 1)
+            astr(&a, "correlation_id", r->corr_ids[0]);
         if (hp->via == HT_VIA_KINESIS && hp->evidence &&
             strcmp(hp->evidence, "sequence-number") == 0)
             astr(&a, "hoptrace.sequence", p->sequence);
