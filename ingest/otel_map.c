@@ -366,13 +366,136 @@ static void add_record(struct ht_batch *b, const struct ht_span *s,
     ht_batch_add_fact(b, &f);
 }
 
-int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
-                  const struct ht_otel_span *sp, char *why, size_t whyn)
+/* ---- the roles spans play, and the document's first pass ----------------
+ *
+ * remote parent: a CONSUMER span whose parent is the span context that
+ * arrived in the message (the producer's): explicit in Span.flags when the
+ * SDK sets bits 8-9; otherwise a consumer that has no links, names a
+ * message id and is not a receive operation (receive spans run in the
+ * consumer's own context).
+ *
+ * consuming span: a CONSUMER span under a local parent that names what it
+ * received (links to its producers, a message id): a batch consumer's
+ * process span. What it received belongs to its invocation: the local
+ * root it runs under (found in the same export, ht__otel_doc_*).
+ */
+struct role {
+    bool remote_parent;
+    bool consumes;
+    bool lambda_attr; /* faas.invocation_id / faas.execution */
+};
+
+static void classify(const struct ht_otel_span *sp,
+                     const struct ht_otel_kv *const *a, struct role *r)
 {
+    bool mid = has_str(a[K_MESSAGING_MESSAGE_ID]) ||
+               has_str(a[K_MESSAGING_MESSAGE_ID_OLD]);
+
+    memset(r, 0, sizeof(*r));
+    r->lambda_attr =
+        has_str(a[K_FAAS_INVOCATION_ID]) || has_str(a[K_FAAS_EXECUTION]);
+    if (!sp->has_parent || sp->kind != HT_OTEL_KIND_CONSUMER)
+        return;
+    if (sp->flags & HT_OTEL_FLAG_HAS_IS_REMOTE)
+        r->remote_parent = (sp->flags & HT_OTEL_FLAG_IS_REMOTE) != 0;
+    else
+        r->remote_parent = sp->nlinks == 0 && mid &&
+                           !eq(a[K_MESSAGING_OPERATION], "receive") &&
+                           !eq(a[K_MESSAGING_OPERATION_TYPE], "receive");
+    r->consumes = !r->remote_parent && (sp->nlinks > 0 || mid);
+}
+
+static int cmp_node(const void *x, const void *y)
+{
+    return memcmp(((const struct ht_otel_node *)x)->id.b,
+                  ((const struct ht_otel_node *)y)->id.b, 8);
+}
+
+static struct ht_otel_node *find_node(const struct ht_otel_doc *d,
+                                      const struct ht_id8 *id)
+{
+    struct ht_otel_node key;
+
+    if (!d || !d->count)
+        return NULL;
+    key.id = *id;
+    return bsearch(&key, d->n, d->count, sizeof(key), cmp_node);
+}
+
+void ht__otel_doc_add(struct ht_otel_doc *d, const struct ht_otel_span *sp)
+{
+    const struct ht_otel_kv *a[K__COUNT] = {0};
+    struct ht_otel_node *n;
+    struct role r;
+    const struct ht_otel_kv *fid;
+
+    if (d->count == d->cap) {
+        size_t nc = d->cap ? d->cap * 2 : 64;
+        struct ht_otel_node *p = realloc(d->n, nc * sizeof(*p));
+
+        if (!p)
+            abort();
+        d->n = p;
+        d->cap = nc;
+    }
+    index_attrs(&sp->attrs, a);
+    classify(sp, a, &r);
+    n = &d->n[d->count++];
+    memset(n, 0, sizeof(*n));
+    n->id = sp->id;
+    n->parent = sp->parent;
+    n->has_parent = sp->has_parent && !r.remote_parent;
+    n->consumes = r.consumes;
+    n->top = !n->has_parent || r.lambda_attr;
+    fid = has_str(a[K_FAAS_INVOCATION_ID]) ? a[K_FAAS_INVOCATION_ID]
+                                           : a[K_FAAS_EXECUTION];
+    if (r.lambda_attr && fid->slen < sizeof(n->rid))
+        memcpy(n->rid, fid->s, fid->slen);
+    else
+        ht_id8_format(&sp->id, n->rid);
+    n->owner = -1;
+}
+
+void ht__otel_doc_link(struct ht_otel_doc *d)
+{
+    if (d->count > 1)
+        qsort(d->n, d->count, sizeof(d->n[0]), cmp_node);
+    for (size_t i = 0; i < d->count; i++) {
+        struct ht_otel_node *x = &d->n[i], *up;
+        int guard = 0;
+
+        if (!d->n[i].consumes || d->n[i].top)
+            continue;
+        /* up through local parents to the invocation: a Lambda span, a
+         * local root, or the highest ancestor this export holds */
+        while (!x->top && x->has_parent && guard++ < 256 &&
+               (up = find_node(d, &x->parent)) != NULL)
+            x = up;
+        if (x == &d->n[i])
+            continue;
+        d->n[i].owner = (int)(x - d->n);
+        x->has_consumers = true;
+    }
+}
+
+void ht__otel_doc_free(struct ht_otel_doc *d)
+{
+    free(d->n);
+    memset(d, 0, sizeof(*d));
+}
+
+int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
+                  const struct ht_otel_span *sp, const struct ht_otel_doc *doc,
+                  char *why, size_t whyn)
+{
+    const struct ht_otel_node *node, *owner = NULL;
+    struct role role;
+    const char *owner_rid = NULL;
+    bool top_for_others = false;
     const struct ht_otel_kv *r[K__COUNT] = {0}, *a[K__COUNT] = {0};
     struct ht_span s;
     const char *service, *function, *str, *inv_id;
-    bool entry, remote_parent = false, lambda;
+    bool entry, remote_parent, lambda;
     int via = HT_VIA_NONE, http;
     const struct ht_otel_kv *msys;
     struct ht_link *links;
@@ -427,23 +550,24 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
     if (!function && (str = text(b, a[K_CLOUD_RESOURCE_ID])))
         function = arn_function(b, str);
 
-    /* a parent that arrived in a message: explicit in the span's flags when
-     * the SDK sets them, else a consumer that names its messaging system */
-    if (sp->has_parent && sp->kind == HT_OTEL_KIND_CONSUMER) {
-        if (sp->flags & HT_OTEL_FLAG_HAS_IS_REMOTE)
-            remote_parent = (sp->flags & HT_OTEL_FLAG_IS_REMOTE) != 0;
-        else
-            remote_parent = has_str(a[K_MESSAGING_SYSTEM]) ||
-                            has_str(a[K_MESSAGING_MESSAGE_ID]) ||
-                            has_str(a[K_MESSAGING_MESSAGE_ID_OLD]);
+    classify(sp, a, &role);
+    remote_parent = role.remote_parent;
+    node = find_node(doc, &sp->id);
+    if (node && node->owner >= 0) {
+        owner = &doc->n[node->owner];
+        owner_rid = ht_arena_strdup(b->arena, owner->rid);
     }
+    top_for_others = node && node->has_consumers;
     if (sp->has_parent && !remote_parent) {
         s.parent = sp->parent;
         s.flags |= HT_SPAN_HAS_PARENT;
     }
+    /* a consuming span whose invocation is not in this export stands for
+     * its invocation itself */
+    if (role.consumes && !owner)
+        top_for_others = true;
     entry = !(s.flags & HT_SPAN_HAS_PARENT) ||
-            sp->kind == HT_OTEL_KIND_SERVER ||
-            sp->kind == HT_OTEL_KIND_CONSUMER;
+            sp->kind == HT_OTEL_KIND_SERVER || top_for_others;
     inv_id = text(b, a[K_FAAS_INVOCATION_ID]);
     if (!inv_id)
         inv_id = text(b, a[K_FAAS_EXECUTION]);
@@ -457,19 +581,21 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
         s.name = sp->namelen ? ht_arena_strndup(b->arena, sp->name, sp->namelen)
                              : "span";
         s.flags |= HT_SPAN_SUBSEGMENT;
-        s.kind =
-            sp->kind == HT_OTEL_KIND_CLIENT || sp->kind == HT_OTEL_KIND_PRODUCER
-                ? HT_SK_CALL
-                : HT_SK_LOCAL;
+        s.kind = sp->kind == HT_OTEL_KIND_CLIENT ||
+                         sp->kind == HT_OTEL_KIND_PRODUCER ||
+                         (sp->kind == HT_OTEL_KIND_CONSUMER && a[K_RPC_METHOD])
+                     ? HT_SK_CALL
+                     : HT_SK_LOCAL;
     }
     if (lambda) {
         s.kind = HT_SK_LAMBDA;
         s.origin = "AWS::Lambda";
         s.request_id = inv_id;
         s.resource = function;
-    } else if (entry && sp->kind == HT_OTEL_KIND_CONSUMER &&
-               (!sp->has_parent || remote_parent)) {
-        /* a consumer outside Lambda: an invocation of its own, named by
+    } else if (top_for_others || (entry && sp->kind == HT_OTEL_KIND_CONSUMER &&
+                                  (!sp->has_parent || remote_parent))) {
+        /* a consumer outside Lambda (or the local root a batch consumer's
+         * process spans run under): an invocation of its own, named by
          * its span id */
         char hex[17];
 
@@ -646,18 +772,33 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
         ht_batch_add_fact(b, &f);
     }
     /* messages a consumer invocation received: its own message id, and
-     * those its links carry (a batch consumer's, one link per message) */
-    if (inv_id && (s.kind == HT_SK_LAMBDA || s.kind == HT_SK_FUNCTION)) {
+     * those its links carry (a batch consumer's, one link per message);
+     * a consuming span reports them for the invocation it runs under */
+    {
+        const char *rid = NULL;
         const char *mid = text(b, a[K_MESSAGING_MESSAGE_ID]);
         int rvia = via != HT_VIA_NONE ? via : HT_VIA_SQS;
+        bool mid_linked = false;
 
+        if (owner_rid)
+            rid = owner_rid;
+        else if (inv_id && (s.kind == HT_SK_LAMBDA || s.kind == HT_SK_FUNCTION))
+            rid = inv_id;
         if (!mid)
             mid = text(b, a[K_MESSAGING_MESSAGE_ID_OLD]);
-        if (mid && (via == HT_VIA_SQS || via == HT_VIA_KINESIS))
-            add_record(b, &s, inv_id, function, via, s.resource, mid,
+        /* a process span: one message, one link to its producer */
+        if (rid && mid && role.consumes && sp->nlinks == 1 &&
+            (rvia == HT_VIA_SQS || rvia == HT_VIA_KINESIS)) {
+            add_record(b, &s, rid, function, rvia, s.resource, mid,
+                       rvia == HT_VIA_SQS ? &sp->links[0].trace : NULL,
+                       rvia == HT_VIA_SQS ? &sp->links[0].span : NULL, NULL);
+            mid_linked = true;
+        } else if (rid && mid && (via == HT_VIA_SQS || via == HT_VIA_KINESIS)) {
+            add_record(b, &s, rid, function, via, s.resource, mid,
                        remote_parent ? &sp->trace : NULL,
                        remote_parent ? &sp->parent : NULL, NULL);
-        for (size_t i = 0; i < sp->nlinks; i++) {
+        }
+        for (size_t i = 0; rid && !mid_linked && i < sp->nlinks; i++) {
             const struct ht_otel_kv *l[K__COUNT] = {0};
             const char *lid, *lres;
             int lvia = rvia;
@@ -681,13 +822,22 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
                 memset(&f, 0, sizeof(f));
                 f.kind = HT_FACT_RECORD;
                 f.via = (uint8_t)lvia;
-                f.request_id = inv_id;
+                f.request_id = rid;
                 f.function = function;
                 f.ts_us = s.start_us;
                 f.corr = str;
                 f.resource = text(b, l[K_HOPTRACE_RESOURCE]);
                 ht_batch_add_fact(b, &f);
                 continue;
+            }
+            if (!lid && owner_rid && lvia == HT_VIA_SQS) {
+                /* a link of a span below the invocation: the invocation
+                 * received the linked producer's message, whose id is not
+                 * known; the linked span id stands for it */
+                char hex[17];
+
+                ht_id8_format(&sp->links[i].span, hex);
+                lid = ht_arena_printf(b->arena, "link:%s", hex);
             }
             if (!lid || (lvia != HT_VIA_SQS && lvia != HT_VIA_KINESIS))
                 continue;
@@ -698,7 +848,7 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
                 lres = s.resource;
             /* the span context of a link is a trace header only for SQS
              * (a stream record's link names its writer, nothing more) */
-            add_record(b, &s, inv_id, function, lvia, lres, lid,
+            add_record(b, &s, rid, function, lvia, lres, lid,
                        lvia == HT_VIA_SQS ? &sp->links[i].trace : NULL,
                        lvia == HT_VIA_SQS ? &sp->links[i].span : NULL,
                        text(b, l[K_CORRELATION_ID]));
