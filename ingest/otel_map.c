@@ -517,11 +517,6 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
         snprintf(why, whyn, "no startTimeUnixNano");
         return HT_REJ_MISSING_FIELD;
     }
-    if (sp->start_ns / 1000000000u > 100000000000u ||
-        sp->end_ns / 1000000000u > 100000000000u) {
-        snprintf(why, whyn, "time out of range");
-        return HT_REJ_BAD_FIELD;
-    }
     index_attrs(resource, r);
     index_attrs(&sp->attrs, a);
 
