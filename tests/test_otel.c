@@ -296,6 +296,16 @@ static void test_protobuf(void)
         CHECK(f && f->request_id && !strcmp(f->request_id, "3333333333333333"));
         CHECK(f && f->resource && !strcmp(f->resource, "orders"));
     }
+    /* the same bytes as a Kafka message or Kinesis record: sniffed as a
+     * protobuf export */
+    ht_batch_reset(&b);
+    ht_ingest_payload(&b, &pos, buf, n);
+    CHECK(b.nspans == 2 && b.rejected[HT_REJ_BAD_ID] == 1);
+    CHECK(b.payload_bytes == n);
+    /* JSON that starts with a newline is still JSON */
+    ht_batch_reset(&b);
+    ht_ingest_payload(&b, &pos, "\n\n{\"resourceSpans\":[]}\n", 22);
+    CHECK(rejects() == 0);
     /* a body that is no protobuf message: bad, one reject */
     memset(&out, 0, sizeof(out));
     ht_batch_reset(&b);
