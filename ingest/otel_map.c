@@ -77,6 +77,7 @@ enum {
     K_FAAS_INVOCATION_ID,
     K_FAAS_NAME,
     K_HOPTRACE_API_ID,
+    K_HOPTRACE_EVIDENCE,
     K_HOPTRACE_EXT_REQUEST_ID,
     K_HOPTRACE_FLAGS,
     K_HOPTRACE_KIND,
@@ -129,6 +130,7 @@ static const char *const known[K__COUNT] = {
     "faas.invocation_id",
     "faas.name",
     "hoptrace.api_id",
+    "hoptrace.evidence",
     "hoptrace.ext_request_id",
     "hoptrace.flags",
     "hoptrace.kind",
@@ -826,13 +828,25 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
                 f.ts_us = s.start_us;
                 f.corr = str;
                 f.resource = text(b, l[K_HOPTRACE_RESOURCE]);
+                /* the stream record's own id is not known: the linked
+                 * write's span id stands for it (so the consumer half is
+                 * kept, and the stream is known to have a reader) */
+                {
+                    char hex[17];
+
+                    ht_id8_format(&sp->links[i].span, hex);
+                    f.record_id = ht_arena_printf(b->arena, "link:%s", hex);
+                }
                 ht_batch_add_fact(b, &f);
                 continue;
             }
-            if (!lid && owner_rid && lvia == HT_VIA_SQS) {
-                /* a link of a span below the invocation: the invocation
-                 * received the linked producer's message, whose id is not
-                 * known; the linked span id stands for it */
+            if (!lid && lvia == HT_VIA_SQS &&
+                (owner_rid || eq(l[K_HOPTRACE_EVIDENCE], "trace-header"))) {
+                /* a link of a span below the invocation (or a hop that
+                 * `trace --format otlp` wrote as matched by the trace
+                 * header): the invocation received the linked producer's
+                 * message, whose id is not known; the linked span id
+                 * stands for it, the link is its trace header */
                 char hex[17];
 
                 ht_id8_format(&sp->links[i].span, hex);
