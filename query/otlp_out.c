@@ -243,6 +243,28 @@ static void span_links(struct ht_buf *b, const struct ht_request *r, size_t i,
             astr(&a, "correlation_id", hop_corr(r, hp->from));
         ht_buf_adds(b, "]}");
     }
+    /* the node's own links that are no hop of this request (a batch
+     * consumer's links to the other requests' producers): the node is the
+     * same in every request it is written with */
+    for (uint32_t k = 0; k < r->spans[i].s.nlinks; k++) {
+        const struct ht_link *l = &r->spans[i].s.links[k];
+        bool hop = false;
+        char tid[33];
+
+        for (size_t h = 0; h < r->nhops && !hop; h++)
+            hop = r->hops[h].to == (int)i && r->hops[h].from >= 0 &&
+                  memcmp(r->spans[r->hops[h].from].s.id.b, l->id.b, 8) == 0;
+        if (hop)
+            continue;
+        if (n++)
+            ht_buf_addc(b, ',');
+        if (ht_tid_is_zero(&l->trace))
+            memcpy(tid, trace_hex, 33);
+        else
+            hex(l->trace.b, 16, tid);
+        hex(l->id.b, 8, sid);
+        ht_buf_printf(b, "{\"traceId\":\"%s\",\"spanId\":\"%s\"}", tid, sid);
+    }
     ht_buf_addc(b, ']');
 }
 
