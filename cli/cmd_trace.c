@@ -49,7 +49,8 @@ static int open_store(const char *dir, struct ht_store **s)
 }
 
 static const char usage[] =
-    "usage: hoptrace [--db DIR] trace ID [--format text|json|dot|jaeger]\n"
+    "usage: hoptrace [--db DIR] trace ID\n"
+    "                [--format text|json|dot|jaeger|otlp]\n"
     "\n"
     "Explains one request end to end: its spans, the asynchronous hops\n"
     "between them (via SQS, Kinesis, DynamoDB Streams, async invokes) with\n"
@@ -66,6 +67,8 @@ static const char usage[] =
     "                  the Jaeger UI and Grafana's \"Import trace\" open: one\n"
     "                  trace per request, hops as FOLLOWS_FROM references\n"
     "                  and their waits as spans of their own\n"
+    "  --format otlp   OTLP/JSON, one ExportTraceServiceRequest line per\n"
+    "                  request (one trace id each; `ingest` reads it back)\n"
     "\n"
     "exit status: 0 found, 1 not found (or no store yet), 2 usage error\n";
 
@@ -106,8 +109,9 @@ int ht_cmd_trace(struct ht_cli *cli, int argc, char **argv)
         return HT_EXIT_USAGE;
     }
     if (strcmp(fmt, "text") && strcmp(fmt, "json") && strcmp(fmt, "dot") &&
-        strcmp(fmt, "jaeger")) {
-        ht_cli_err("trace: --format is text, json, dot or jaeger, not '%s'",
+        strcmp(fmt, "jaeger") && strcmp(fmt, "otlp")) {
+        ht_cli_err("trace: --format is text, json, dot, jaeger or otlp, not "
+                   "'%s'",
                    fmt);
         return HT_EXIT_USAGE;
     }
@@ -140,6 +144,8 @@ int ht_cmd_trace(struct ht_cli *cli, int argc, char **argv)
         ht_query_dot(res, &out);
     else if (strcmp(fmt, "jaeger") == 0)
         ht_query_jaeger(res, &out);
+    else if (strcmp(fmt, "otlp") == 0)
+        ht_query_otlp(res, &out);
     else
         ht_query_text(res, &out);
     fwrite(out.data, 1, out.len, stdout);

@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include "ht_ingest.h"
 #include "ingest_int.h"
+#include "otel.h"
 
 #include "hjson.h"
 #include <stdarg.h>
@@ -817,6 +818,7 @@ enum {
     K_LOG_GROUP_NAME,
     K_RECORDS,
     K_RECORDS_LC,
+    K_RESOURCE_SPANS,
     K__COUNT
 };
 static const char *const kind_keys[K__COUNT] = {
@@ -824,7 +826,8 @@ static const char *const kind_keys[K__COUNT] = {
     "format",       "version",     "TraceSegmentDocuments",
     "Traces",       "messageType", "logEvents",
     "logGroup",     "awslogs",     "events",
-    "logGroupName", "Records",     "records"};
+    "logGroupName", "Records",     "records",
+    "resourceSpans"};
 
 static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos, hj v,
                          const char *raw, size_t rawlen, int level)
@@ -871,6 +874,11 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos, hj v,
                  why);
         reject_value(b, HT_REJ_BAD_FIELD, pos, detail, v, raw, rawlen);
         hdr_wait_add(pos);
+        return;
+    }
+    if (hj_ok(k[K_RESOURCE_SPANS])) {
+        /* OTLP/JSON: an ExportTraceServiceRequest (file exporter line) */
+        ht__otlp_json_doc(b, pos, v, NULL);
         return;
     }
     if (hj_ok(k[K_TRACE_ID]) || (hj_ok(k[K_ID]) && hj_ok(k[K_START_TIME]))) {
@@ -981,6 +989,21 @@ static void decode_json(struct ht_batch *b, const struct ht_srcpos *pos,
     decode_value(b, pos, v, p, n, level);
 }
 
+/* A protobuf ExportTraceServiceRequest: field 1 (resource_spans, length
+ * delimited) first, and bytes that JSON text never has (control
+ * characters other than whitespace) among its first 64: trace and span
+ * ids are raw bytes. A JSON payload that starts with a newline has
+ * printable text after it, so it is not taken for one. */
+static bool otlp_protobuf_like(const uint8_t *u, size_t n)
+{
+    if (n < 8 || u[0] != 0x0a)
+        return false;
+    for (size_t i = 1; i < n && i < 64; i++)
+        if (u[i] < 0x20 && u[i] != '\t' && u[i] != '\n' && u[i] != '\r')
+            return true;
+    return false;
+}
+
 static void decode_bytes(struct ht_batch *b, const struct ht_srcpos *pos,
                          const void *data, size_t n, int level)
 {
@@ -1008,6 +1031,15 @@ static void decode_bytes(struct ht_batch *b, const struct ht_srcpos *pos,
                         "KPL-aggregated record: de-aggregation is not "
                         "supported by this build",
                         NULL, 0);
+        return;
+    }
+    if (otlp_protobuf_like(u, n)) {
+        /* an ExportTraceServiceRequest in protobuf: what the OpenTelemetry
+         * collector's Kafka exporter writes by default (otlp_proto) */
+        struct ht_otlp_result res;
+
+        memset(&res, 0, sizeof(res));
+        ht__otlp_body(b, pos, data, n, HT_OTLP_PROTOBUF, &res);
         return;
     }
     size_t rescan_at = SIZE_MAX; /* where the fast path was refused */
