@@ -223,10 +223,12 @@ static void apply_span(struct wr *w, const struct ht_span *s)
     if (s->flags & (HT_SPAN_ERROR | HT_SPAN_THROTTLE | HT_SPAN_FAULT))
         rmw = false;
     if (s->message_id) {
+        int mv = ht_span_msgid_via(s);
+
         if (pure)
-            key_span(w, HT_K_SQS, s->message_id, s);
+            key_span(w, ht_msgid_prefix(mv), s->message_id, s);
         if (rmw) {
-            snprintf(hk, sizeof(hk), "sqs:%s", s->message_id);
+            snprintf(hk, sizeof(hk), "%s:%s", ht_msgid_hop(mv), s->message_id);
             produce(w, s, hk);
         }
     }
@@ -334,6 +336,29 @@ static void apply_inv(struct wr *w, const struct fact_ref *f, size_t n,
     }
 }
 
+/* The hop before an SQS record's (an SNS topic or an EventBridge bus that
+ * delivered the message into the queue): its message id names the
+ * invocation too, and its consumer half is the record as that via's
+ * delivery (the topic as resource, received when SQS took it). */
+static void consume_up(struct wr *w, const struct ht_fact *f, bool pure,
+                       bool rmw, const uint8_t *prid, size_t prn)
+{
+    struct ht_fact g = *f;
+    char hk[512];
+
+    if (pure)
+        key_inv(w, ht_msgid_prefix(f->up_via), f->up_id, 0, prid, prn);
+    if (!rmw)
+        return;
+    g.via = f->up_via;
+    g.record_id = f->up_id;
+    g.resource = f->up_resource;
+    g.up_via = 0;
+    g.up_id = g.up_resource = NULL;
+    snprintf(hk, sizeof(hk), "%s:%s", ht_msgid_hop(g.via), g.record_id);
+    consume(w, &g, hk, false);
+}
+
 /* What a fact adds besides its invocation record: keys, the fact itself,
  * hop halves. */
 static void apply_fact(struct wr *w, const struct ht_fact *f,
@@ -366,13 +391,15 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
     if (f->kind == HT_FACT_RECORD && f->record_id) {
         const char *id = f->record_id;
 
-        if (f->via == HT_VIA_SQS) {
+        if (ht_msgid_prefix(f->via)) {
             if (pure)
-                key_inv(w, HT_K_SQS, id, 0, prid, prn);
+                key_inv(w, ht_msgid_prefix(f->via), id, 0, prid, prn);
             if (rmw) {
-                snprintf(hk, sizeof(hk), "sqs:%s", id);
+                snprintf(hk, sizeof(hk), "%s:%s", ht_msgid_hop(f->via), id);
                 consume(w, f, hk, true);
             }
+            if (f->up_id && ht_msgid_prefix(f->up_via))
+                consume_up(w, f, pure, rmw, prid, prn);
         } else if (f->via == HT_VIA_KINESIS) {
             if (pure)
                 key_inv(w, HT_K_KSEQ, id, 0, prid, prn);

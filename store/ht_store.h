@@ -84,8 +84,42 @@ enum {
     HT_K_DDB = 'D',       /* DynamoDB stream sequence number -> inv */
     HT_K_LINK = 'R',      /* linked span id (8) -> span holding the link */
     HT_K_HEADER = 'H',    /* AWSTraceHeader Parent (8) -> consumer inv */
-    HT_K_SEGMENT = 'G'    /* function segment id (8) from REPORT -> inv */
+    HT_K_SEGMENT = 'G',   /* function segment id (8) from REPORT -> inv */
+    HT_K_SNS = 'N',       /* SNS message id -> Publish span / subscriber inv */
+    HT_K_EVENT = 'V'      /* EventBridge event id -> PutEvents span / target
+                             inv */
 };
+
+/*
+ * The message-id hops (design.md "The causal graph"): the key prefix a
+ * record id of `via` is indexed under in HT_DB_KEYS and the prefix of its
+ * hop key in HT_DB_PENDING ("sqs:<id>", "sns:<id>", "events:<id>"). 0 and
+ * NULL for a via whose record ids are not message ids. The assembler,
+ * retention and the query derive the keys from here, so they agree.
+ */
+static inline char ht_msgid_prefix(int via)
+{
+    return via == HT_VIA_SQS           ? (char)HT_K_SQS
+           : via == HT_VIA_SNS         ? (char)HT_K_SNS
+           : via == HT_VIA_EVENTBRIDGE ? (char)HT_K_EVENT
+                                       : 0;
+}
+
+/* The via of the message id a producer span recorded (aws.message_id):
+ * an SNS Publish's or a PutEvents' own, any other span's an SQS one. */
+static inline int ht_span_msgid_via(const struct ht_span *s)
+{
+    return s->via == HT_VIA_SNS || s->via == HT_VIA_EVENTBRIDGE ? s->via
+                                                                : HT_VIA_SQS;
+}
+
+static inline const char *ht_msgid_hop(int via)
+{
+    return via == HT_VIA_SQS           ? "sqs"
+           : via == HT_VIA_SNS         ? "sns"
+           : via == HT_VIA_EVENTBRIDGE ? "events"
+                                       : NULL;
+}
 
 enum { HT_TARGET_SPAN = 'S', HT_TARGET_INV = 'I' };
 

@@ -135,8 +135,10 @@ static void drop_span(struct pr *p, const struct ht_span *s)
     }
     del_text(p, HT_K_CORR, s->corr, HT_TARGET_SPAN, id, 8);
     if (s->message_id) {
-        del_text(p, HT_K_SQS, s->message_id, HT_TARGET_SPAN, id, 8);
-        snprintf(hk, sizeof(hk), "sqs:%s", s->message_id);
+        int mv = ht_span_msgid_via(s);
+
+        del_text(p, ht_msgid_prefix(mv), s->message_id, HT_TARGET_SPAN, id, 8);
+        snprintf(hk, sizeof(hk), "%s:%s", ht_msgid_hop(mv), s->message_id);
         del_half(p, hk);
     }
     if (s->sequence) {
@@ -171,10 +173,17 @@ static void drop_fact_refs(struct pr *p, const struct ht_fact *f,
         del_bin(p, HT_K_SEGMENT, f->segment.b, 8, HT_TARGET_INV, prid, prn);
     del_text(p, HT_K_CORR, f->corr, HT_TARGET_INV, prid, prn);
     if (f->kind == HT_FACT_RECORD && id) {
-        if (f->via == HT_VIA_SQS) {
-            del_text(p, HT_K_SQS, id, HT_TARGET_INV, prid, prn);
-            snprintf(hk, sizeof(hk), "sqs:%s", id);
+        if (ht_msgid_prefix(f->via)) {
+            del_text(p, ht_msgid_prefix(f->via), id, HT_TARGET_INV, prid, prn);
+            snprintf(hk, sizeof(hk), "%s:%s", ht_msgid_hop(f->via), id);
             del_half(p, hk);
+            if (f->up_id && ht_msgid_prefix(f->up_via)) {
+                del_text(p, ht_msgid_prefix(f->up_via), f->up_id,
+                         HT_TARGET_INV, prid, prn);
+                snprintf(hk, sizeof(hk), "%s:%s", ht_msgid_hop(f->up_via),
+                         f->up_id);
+                del_half(p, hk);
+            }
         } else if (f->via == HT_VIA_KINESIS) {
             del_text(p, HT_K_KSEQ, id, HT_TARGET_INV, prid, prn);
             snprintf(hk, sizeof(hk), "kin:%s", id);
