@@ -931,7 +931,10 @@ static void start_inv(struct q *q, struct up_ctx *u, struct qinv *inv,
         for (size_t i = 0; i < inv->nrecs; i++)
             if (ht__streq(inv->recs[i].record_id, record_id) ||
                 ht__streq(inv->recs[i].up_id, record_id)) {
-                if (!ht__vec_has(&u->roots, top) && !hops.n)
+                /* (a target the trace header reached, as SNS and
+                 * EventBridge pass it on, has its caller as parent) */
+                if (!ht__vec_has(&u->roots, top) && !hops.n &&
+                    !ht__q_parent(q, top))
                     ht__vec_push(q->a, &u->roots, top);
                 else
                     walk_up(q, u, top, inv->recs[i].corr, 0);
