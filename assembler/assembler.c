@@ -356,7 +356,7 @@ static void consume_up(struct wr *w, const struct ht_fact *f, bool pure,
     g.up_via = 0;
     g.up_id = g.up_resource = NULL;
     snprintf(hk, sizeof(hk), "%s:%s", ht_msgid_hop(g.via), g.record_id);
-    consume(w, &g, hk, false);
+    consume(w, &g, hk, true); /* another via: its own receipt */
 }
 
 /* What a fact adds besides its invocation record: keys, the fact itself,
