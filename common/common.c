@@ -460,6 +460,11 @@ bool ht_tid_parse(const char *s, size_t n, struct ht_tid *out)
     return parse_hex(s + 2, 8, out->b) && parse_hex(s + 11, 24, out->b + 4);
 }
 
+bool ht_tid_parse_otel(const char *s, size_t n, struct ht_tid *out)
+{
+    return s && n == 32 && parse_hex(s, 32, out->b);
+}
+
 void ht_tid_format(const struct ht_tid *t, char out[36])
 {
     out[0] = '1';

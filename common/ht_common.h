@@ -161,6 +161,10 @@ bool ht_id8_parse(const char *s, size_t n, struct ht_id8 *out);
 void ht_id8_format(const struct ht_id8 *id, char out[17]);
 bool ht_id8_is_zero(const struct ht_id8 *id);
 bool ht_tid_parse(const char *s, size_t n, struct ht_tid *out);
+/* An OpenTelemetry trace id: 32 hex digits, the same 128 bits as the
+ * X-Ray form (5759e988bd862e3fe1be46a994272793 is
+ * 1-5759e988-bd862e3fe1be46a994272793). */
+bool ht_tid_parse_otel(const char *s, size_t n, struct ht_tid *out);
 /* Writes 35 chars + NUL into out[36]. */
 void ht_tid_format(const struct ht_tid *t, char out[36]);
 bool ht_tid_is_zero(const struct ht_tid *t);

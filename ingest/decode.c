@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include "ht_ingest.h"
 #include "ingest_int.h"
+#include "otel.h"
 
 #include "hjson.h"
 #include <stdarg.h>
@@ -850,6 +851,7 @@ enum {
     K_LOG_GROUP_NAME,
     K_RECORDS,
     K_RECORDS_LC,
+    K_RESOURCE_SPANS,
     K__COUNT
 };
 static const char *const kind_keys[K__COUNT] = {
@@ -857,7 +859,8 @@ static const char *const kind_keys[K__COUNT] = {
     "format",       "version",     "TraceSegmentDocuments",
     "Traces",       "messageType", "logEvents",
     "logGroup",     "awslogs",     "events",
-    "logGroupName", "Records",     "records"};
+    "logGroupName", "Records",     "records",
+    "resourceSpans"};
 
 static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos, hj v,
                          const char *raw, size_t rawlen, int level)
@@ -904,6 +907,11 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos, hj v,
                  why);
         reject_value(b, HT_REJ_BAD_FIELD, pos, detail, v, raw, rawlen);
         hdr_wait_add(pos);
+        return;
+    }
+    if (hj_ok(k[K_RESOURCE_SPANS])) {
+        /* OTLP/JSON: an ExportTraceServiceRequest (file exporter line) */
+        ht__otlp_json_doc(b, pos, v, NULL);
         return;
     }
     if (hj_ok(k[K_TRACE_ID]) || (hj_ok(k[K_ID]) && hj_ok(k[K_START_TIME]))) {

@@ -119,6 +119,30 @@ void ht_ingest_payload(struct ht_batch *b, const struct ht_srcpos *pos,
 bool ht_ingest_value(struct ht_batch *b, const struct ht_srcpos *pos,
                      const char *val, size_t n, int depth);
 
+/* ---- OpenTelemetry (OTLP) ---------------------------------------------- */
+
+/* What one OTLP export body gave. */
+struct ht_otlp_result {
+    uint64_t spans;    /* spans seen */
+    uint64_t rejected; /* of those, refused (each one a reject) */
+    bool bad;          /* the body could not be decoded at all */
+    char why[160];     /* when bad: why, one line */
+};
+
+enum { HT_OTLP_JSON = 0, HT_OTLP_PROTOBUF = 1 };
+
+/*
+ * Decode one OTLP/HTTP export body (an ExportTraceServiceRequest, already
+ * inflated) in the given encoding into the batch. A body that cannot be
+ * decoded at all is one reject (res->bad, why in res->why); a span that
+ * cannot be read is one reject (res->rejected) and the rest is decoded.
+ * OTLP/JSON documents in files and streams need no call of their own:
+ * ht_ingest_payload recognises them by `resourceSpans`.
+ */
+void ht_ingest_otlp(struct ht_batch *b, const struct ht_srcpos *pos,
+                    const void *body, size_t n, int encoding,
+                    struct ht_otlp_result *res);
+
 /* Context of one log event, from its envelope (CloudWatch Logs message,
  * filter-log-events output). All fields may be NULL/0. */
 struct ht_logctx {

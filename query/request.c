@@ -1014,7 +1014,7 @@ static void resolve(struct q *q, const char *id, struct up_ctx *u)
                 start_inv(q, u, ht__q_inv(q, c.invs.p[i]), NULL);
         }
     }
-    if (ht_tid_parse(id, n, &tid))
+    if (ht_tid_parse(id, n, &tid) || ht_tid_parse_otel(id, n, &tid))
         resolve_trace(q, &tid, u);
     start_key(q, u, HT_K_APIGW, id, NULL);
     start_key(q, u, HT_K_APIGW_EXT, id, NULL);

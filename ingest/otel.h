@@ -1,0 +1,102 @@
+/*
+ * otel.h - OpenTelemetry spans as both OTLP encodings deliver them, and
+ * their mapping onto hoptrace's nodes (ht_span) and invocation facts
+ * (ht_fact): the one place that says what an OTel span is in the causal
+ * graph (design.md "OpenTelemetry spans").
+ *
+ * The OTLP/JSON decoder (otlp_json.c) and the protobuf decoder
+ * (otlp_pb.c) fill a struct ht_otel_span each, with ids already binary and
+ * attributes as a flat list, and call ht__otel_emit. New attribute
+ * mappings (a messaging system, a hop kind) go into otel_map.c only: both
+ * encodings get them.
+ *
+ * Owned by ingest/; internal to it.
+ */
+#ifndef HT_OTEL_H
+#define HT_OTEL_H
+
+#include "hjson.h"
+#include "ht_ingest.h"
+
+enum ht_otel_vtype {
+    HT_OV_NONE = 0,
+    HT_OV_STR,
+    HT_OV_BOOL,
+    HT_OV_INT,
+    HT_OV_DOUBLE,
+    HT_OV_ARRAY, /* s: its first string element, if any */
+    HT_OV_OTHER  /* a key/value list or bytes: not read */
+};
+
+/* One attribute. Strings are borrowed from the decoder (not
+ * NUL-terminated necessarily: use slen). */
+struct ht_otel_kv {
+    const char *key;
+    size_t keylen;
+    uint8_t type; /* enum ht_otel_vtype */
+    const char *s;
+    size_t slen;
+    int64_t i;
+    double d;
+    bool b;
+};
+
+struct ht_otel_attrs {
+    const struct ht_otel_kv *kv;
+    size_t n;
+};
+
+struct ht_otel_link {
+    struct ht_tid trace;
+    struct ht_id8 span;
+    struct ht_otel_attrs attrs;
+};
+
+/* OTLP's SpanKind values */
+enum {
+    HT_OTEL_KIND_UNSPECIFIED = 0,
+    HT_OTEL_KIND_INTERNAL = 1,
+    HT_OTEL_KIND_SERVER = 2,
+    HT_OTEL_KIND_CLIENT = 3,
+    HT_OTEL_KIND_PRODUCER = 4,
+    HT_OTEL_KIND_CONSUMER = 5
+};
+/* Span.flags bits 8 and 9 (SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK,
+ * SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK): whether the parent is remote. */
+#define HT_OTEL_FLAG_HAS_IS_REMOTE 0x100u
+#define HT_OTEL_FLAG_IS_REMOTE 0x200u
+
+struct ht_otel_span {
+    struct ht_tid trace;
+    struct ht_id8 id;
+    struct ht_id8 parent;
+    bool has_parent;
+    const char *name;
+    size_t namelen;
+    int kind;
+    uint64_t start_ns, end_ns;
+    int status; /* 0 unset, 1 ok, 2 error */
+    uint32_t flags;
+    struct ht_otel_attrs attrs;
+    const struct ht_otel_link *links;
+    size_t nlinks;
+};
+
+/*
+ * Maps one span of a resource onto the batch: its node, and the facts its
+ * invocation and received messages give. Returns -1 when it was added, or
+ * the enum ht_reject reason it is refused for, with why (one line) in
+ * `why`: nothing of it is added then (the caller rejects it).
+ */
+int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
+                  const struct ht_otel_span *sp, char *why, size_t whyn);
+
+/* The spans of an OTLP/JSON ExportTraceServiceRequest (otlp_json.c):
+ * counts into res (may be NULL). */
+void ht__otlp_json_doc(struct ht_batch *b, const struct ht_srcpos *pos, hj doc,
+                       struct ht_otlp_result *res);
+
+/* Hex id of exactly 2*n digits into n bytes; false on anything else. */
+bool ht__otel_hex(const char *s, size_t len, uint8_t *out, size_t n);
+
+#endif

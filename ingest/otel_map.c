@@ -1,0 +1,667 @@
+/*
+ * otel_map.c - what an OpenTelemetry span is in hoptrace's causal graph
+ * (design.md "OpenTelemetry spans"): the same nodes, keys and facts as
+ * the X-Ray segments of the same work, so that a request may mix both.
+ *
+ * - ids: a 16-byte OTel trace id is an X-Ray trace id's 128 bits
+ *   (5759e988bd862e3fe1be46a994272793 = 1-5759e988-bd862e3fe1be46a994272793),
+ *   span ids are 8 bytes on both sides.
+ * - an entry span (SERVER, CONSUMER, or no parent) is a segment named after
+ *   its resource's service.name; other spans are subsegments named after
+ *   the span (CLIENT and PRODUCER: calls, INTERNAL: local work).
+ * - a span with faas.invocation_id (or faas.execution) is a Lambda
+ *   invocation (the AWS::Lambda segment's node): request id, function from
+ *   faas.name or cloud.resource_id, cold start from faas.coldstart.
+ * - a CONSUMER span whose parent is remote (the span context that arrived
+ *   in the message) is a consumer invocation of its own: the parent becomes
+ *   a link (a hop, not a synchronous call), and every message it names
+ *   (messaging.message.id, on the span or on its links) is a received
+ *   record, like a logged SQS event's.
+ * - PRODUCER / send spans to SQS, Kinesis and DynamoDB writes are the
+ *   producer halves of hops (messaging.system, rpc.service, db.system).
+ * - status ERROR: fault (error for a 4xx HTTP status, throttle for 429).
+ *
+ * Owned by ingest/. It only fills batch structs.
+ */
+#define _GNU_SOURCE
+#include "otel.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool ht__otel_hex(const char *s, size_t len, uint8_t *out, size_t n)
+{
+    if (!s || len != 2 * n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        int h = hexval(s[2 * i]), l = hexval(s[2 * i + 1]);
+
+        if (h < 0 || l < 0)
+            return false;
+        out[i] = (uint8_t)(h << 4 | l);
+    }
+    return true;
+}
+
+/* ---- the attributes read, found in one pass ---------------------------- */
+
+/* Sorted (strcmp order): looked up with bsearch. */
+enum {
+    K_AWS_DYNAMODB_TABLE_NAMES,
+    K_AWS_KINESIS_SEQUENCE_NUMBER,
+    K_AWS_KINESIS_STREAM_NAME,
+    K_AWS_KINESIS_STREAM_NAME2,
+    K_AWS_SQS_QUEUE_URL,
+    K_CLOUD_PLATFORM,
+    K_CLOUD_RESOURCE_ID,
+    K_CORRELATIONID,
+    K_CORRELATION_ID,
+    K_DB_OPERATION,
+    K_DB_OPERATION_NAME,
+    K_DB_SYSTEM,
+    K_DB_SYSTEM_NAME,
+    K_FAAS_COLDSTART,
+    K_FAAS_EXECUTION,
+    K_FAAS_INVOCATION_ID,
+    K_FAAS_NAME,
+    K_HOPTRACE_EXT_REQUEST_ID,
+    K_HOPTRACE_FLAGS,
+    K_HOPTRACE_KIND,
+    K_HOPTRACE_NAME,
+    K_HOPTRACE_ORIGIN,
+    K_HOPTRACE_REQUEST_ID,
+    K_HOPTRACE_RESOURCE,
+    K_HOPTRACE_SEQUENCE,
+    K_HOPTRACE_TRACE_ID,
+    K_HOPTRACE_VIA,
+    K_HTTP_METHOD,
+    K_HTTP_REQUEST_METHOD,
+    K_HTTP_RESPONSE_STATUS_CODE,
+    K_HTTP_STATUS_CODE,
+    K_HTTP_URL,
+    K_MESSAGING_DESTINATION,
+    K_MESSAGING_DESTINATION_NAME,
+    K_MESSAGING_MESSAGE_ID,
+    K_MESSAGING_MESSAGE_ID_OLD,
+    K_MESSAGING_OPERATION,
+    K_MESSAGING_OPERATION_TYPE,
+    K_MESSAGING_SYSTEM,
+    K_MESSAGING_URL,
+    K_RPC_METHOD,
+    K_RPC_SERVICE,
+    K_SERVICE_NAME,
+    K_URL_FULL,
+    K_X_CORRELATION_ID,
+    K__COUNT
+};
+static const char *const known[K__COUNT] = {
+    "aws.dynamodb.table_names",
+    "aws.kinesis.sequence_number",
+    "aws.kinesis.stream.name",
+    "aws.kinesis.stream_name",
+    "aws.sqs.queue_url",
+    "cloud.platform",
+    "cloud.resource_id",
+    "correlationId",
+    "correlation_id",
+    "db.operation",
+    "db.operation.name",
+    "db.system",
+    "db.system.name",
+    "faas.coldstart",
+    "faas.execution",
+    "faas.invocation_id",
+    "faas.name",
+    "hoptrace.ext_request_id",
+    "hoptrace.flags",
+    "hoptrace.kind",
+    "hoptrace.name",
+    "hoptrace.origin",
+    "hoptrace.request_id",
+    "hoptrace.resource",
+    "hoptrace.sequence",
+    "hoptrace.trace_id",
+    "hoptrace.via",
+    "http.method",
+    "http.request.method",
+    "http.response.status_code",
+    "http.status_code",
+    "http.url",
+    "messaging.destination",
+    "messaging.destination.name",
+    "messaging.message.id",
+    "messaging.message_id",
+    "messaging.operation",
+    "messaging.operation.type",
+    "messaging.system",
+    "messaging.url",
+    "rpc.method",
+    "rpc.service",
+    "service.name",
+    "url.full",
+    "x-correlation-id",
+};
+
+struct keyref {
+    const char *k;
+    size_t n;
+};
+
+static int cmp_known(const void *a, const void *b)
+{
+    const struct keyref *r = a;
+    const char *k = *(const char *const *)b;
+    size_t kl = strlen(k);
+    int c = strncmp(r->k, k, r->n < kl ? r->n : kl);
+
+    if (c)
+        return c;
+    return r->n < kl ? -1 : r->n > kl;
+}
+
+/* Fills f[K_...] from attrs; a later duplicate wins, as in JSON. */
+static void index_attrs(const struct ht_otel_attrs *a,
+                        const struct ht_otel_kv **f)
+{
+    for (size_t i = 0; a && i < a->n; i++) {
+        struct keyref r = {a->kv[i].key, a->kv[i].keylen};
+        const char *const *hit;
+
+        if (!r.k || r.n < 6)
+            continue;
+        hit = bsearch(&r, known, K__COUNT, sizeof(known[0]), cmp_known);
+        if (hit)
+            f[hit - known] = &a->kv[i];
+    }
+}
+
+/* ---- values -------------------------------------------------------------- */
+
+static bool has_str(const struct ht_otel_kv *v)
+{
+    return v && (v->type == HT_OV_STR || v->type == HT_OV_ARRAY) && v->s &&
+           v->slen;
+}
+
+/* An attribute's text (strings; integers spelled out), in the arena. */
+static char *text(struct ht_batch *b, const struct ht_otel_kv *v)
+{
+    if (!v)
+        return NULL;
+    if (has_str(v))
+        return ht_arena_strndup(b->arena, v->s, v->slen);
+    if (v->type == HT_OV_INT)
+        return ht_arena_printf(b->arena, "%lld", (long long)v->i);
+    return NULL;
+}
+
+static bool eq(const struct ht_otel_kv *v, const char *s)
+{
+    size_t n = strlen(s);
+
+    return has_str(v) && v->slen == n && memcmp(v->s, s, n) == 0;
+}
+
+static bool eq_any(const struct ht_otel_kv *v, const char *const *set)
+{
+    for (; *set; set++)
+        if (eq(v, *set))
+            return true;
+    return false;
+}
+
+static int64_t int_of(const struct ht_otel_kv *v)
+{
+    if (!v)
+        return 0;
+    if (v->type == HT_OV_INT)
+        return v->i;
+    if (v->type == HT_OV_DOUBLE)
+        return (int64_t)v->d;
+    if (v->type == HT_OV_STR && v->s && v->slen && v->slen < 20) {
+        char buf[24];
+
+        memcpy(buf, v->s, v->slen);
+        buf[v->slen] = 0;
+        return strtoll(buf, NULL, 10);
+    }
+    return 0;
+}
+
+/* Last component of s after any of seps, copied. */
+static char *tail(struct ht_batch *b, const char *s, const char *seps)
+{
+    const char *t = s;
+
+    if (!s || !*s)
+        return NULL;
+    for (const char *p = s; *p; p++)
+        if (strchr(seps, *p) && p[1])
+            t = p + 1;
+    return ht_arena_strdup(b->arena, t);
+}
+
+/* The function name of a Lambda ARN
+ * (arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]), else s. */
+static char *arn_function(struct ht_batch *b, const char *s)
+{
+    const char *f;
+
+    if (!s)
+        return NULL;
+    f = strstr(s, ":function:");
+    if (!f)
+        return ht_arena_strdup(b->arena, s);
+    f += 10;
+    return ht_arena_strndup(b->arena, f, strcspn(f, ":"));
+}
+
+static const char *const sys_sqs[] = {"aws_sqs", "aws.sqs", "AmazonSQS", "sqs",
+                                      NULL};
+static const char *const sys_kinesis[] = {"aws_kinesis", "aws.kinesis",
+                                          "AmazonKinesis", "kinesis", NULL};
+static const char *const sys_ddb[] = {"dynamodb", "aws.dynamodb",
+                                      "AmazonDynamoDB", NULL};
+static const char *const sqs_sends[] = {"SendMessage", "SendMessageBatch",
+                                        NULL};
+static const char *const kin_puts[] = {"PutRecord", "PutRecords", NULL};
+static const char *const ddb_writes[] = {
+    "PutItem",        "UpdateItem",         "DeleteItem",
+    "BatchWriteItem", "TransactWriteItems", NULL};
+static const char *const kinds[] = {"segment", "apigw", "lambda", "function",
+                                    "init",    "call",  "local",  NULL};
+
+static int via_of(const char *name)
+{
+    static const char *const names[] = {"none",     "sqs",    "kinesis",
+                                        "dynamodb", "lambda", "link"};
+
+    for (int i = 0; name && i < 6; i++)
+        if (strcmp(name, names[i]) == 0)
+            return i;
+    return HT_VIA_NONE;
+}
+
+/* hoptrace.flags, as `trace --format otlp` writes it: a comma list */
+static uint32_t flags_of(const char *s)
+{
+    static const struct {
+        const char *n;
+        uint32_t f;
+    } t[] = {{"error", HT_SPAN_ERROR},
+             {"fault", HT_SPAN_FAULT},
+             {"throttle", HT_SPAN_THROTTLE},
+             {"in_progress", HT_SPAN_IN_PROGRESS},
+             {"inferred", HT_SPAN_INFERRED},
+             {"write", HT_SPAN_WRITE},
+             {"async_invoke", HT_SPAN_ASYNC_INVOKE},
+             {"subsegment", HT_SPAN_SUBSEGMENT}};
+    uint32_t f = 0;
+
+    while (s && *s) {
+        size_t n = strcspn(s, ",");
+
+        for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+            if (strlen(t[i].n) == n && strncmp(s, t[i].n, n) == 0)
+                f |= t[i].f;
+        s += n;
+        if (*s == ',')
+            s++;
+    }
+    return f;
+}
+
+/* ---- the mapping ----------------------------------------------------------
+ */
+
+static int64_t ns_to_us(uint64_t ns)
+{
+    return (int64_t)((ns + 500) / 1000);
+}
+
+/* A received record: the consumer invocation `rid` got message `id`
+ * (from the span context `ctx` when known). */
+static void add_record(struct ht_batch *b, const struct ht_span *s,
+                       const char *rid, const char *function, int via,
+                       const char *resource, const char *id,
+                       const struct ht_tid *hroot, const struct ht_id8 *hpar)
+{
+    struct ht_fact f;
+
+    memset(&f, 0, sizeof(f));
+    f.kind = HT_FACT_RECORD;
+    f.via = (uint8_t)via;
+    f.request_id = rid;
+    f.function = function;
+    f.ts_us = s->start_us;
+    f.resource = resource;
+    f.record_id = id;
+    f.corr = s->corr;
+    if (hroot && hpar) {
+        f.hdr_root = *hroot;
+        f.hdr_parent = *hpar;
+        f.flags |= HT_FACT_HAS_HDR;
+    }
+    ht_batch_add_fact(b, &f);
+}
+
+int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
+                  const struct ht_otel_span *sp, char *why, size_t whyn)
+{
+    const struct ht_otel_kv *r[K__COUNT] = {0}, *a[K__COUNT] = {0};
+    struct ht_span s;
+    const char *service, *function, *str, *inv_id;
+    bool entry, remote_parent = false, lambda;
+    int via = HT_VIA_NONE, http;
+    const struct ht_otel_kv *msys;
+    struct ht_link *links;
+    size_t nl = 0;
+
+    if (ht_tid_is_zero(&sp->trace)) {
+        snprintf(why, whyn, "traceId is all zero");
+        return HT_REJ_BAD_ID;
+    }
+    if (ht_id8_is_zero(&sp->id)) {
+        snprintf(why, whyn, "spanId is all zero");
+        return HT_REJ_BAD_ID;
+    }
+    if (sp->has_parent && memcmp(sp->parent.b, sp->id.b, 8) == 0) {
+        snprintf(why, whyn, "parentSpanId equals spanId");
+        return HT_REJ_BAD_ID;
+    }
+    if (!sp->start_ns) {
+        snprintf(why, whyn, "no startTimeUnixNano");
+        return HT_REJ_MISSING_FIELD;
+    }
+    if (sp->start_ns / 1000000000u > 100000000000u ||
+        sp->end_ns / 1000000000u > 100000000000u) {
+        snprintf(why, whyn, "time out of range");
+        return HT_REJ_BAD_FIELD;
+    }
+    index_attrs(resource, r);
+    index_attrs(&sp->attrs, a);
+
+    memset(&s, 0, sizeof(s));
+    s.id = sp->id;
+    s.trace = sp->trace;
+    /* a request written by `trace --format otlp` keeps each span's own
+     * trace id beside the one it was exported under */
+    if ((str = text(b, a[K_HOPTRACE_TRACE_ID])))
+        ht_tid_parse(str, strlen(str), &s.trace);
+    s.start_us = ns_to_us(sp->start_ns);
+    if (sp->end_ns) {
+        s.end_us = ns_to_us(sp->end_ns);
+        if (s.end_us < s.start_us)
+            s.end_us = s.start_us;
+    } else {
+        s.end_us = s.start_us;
+        s.flags |= HT_SPAN_IN_PROGRESS;
+    }
+    service = text(b, r[K_SERVICE_NAME]);
+    if (!service)
+        service = "unknown_service";
+    function = text(b, r[K_FAAS_NAME]);
+    if (!function && (str = text(b, r[K_CLOUD_RESOURCE_ID])))
+        function = arn_function(b, str);
+    if (!function && (str = text(b, a[K_CLOUD_RESOURCE_ID])))
+        function = arn_function(b, str);
+
+    /* a parent that arrived in a message: explicit in the span's flags when
+     * the SDK sets them, else a consumer that names its messaging system */
+    if (sp->has_parent && sp->kind == HT_OTEL_KIND_CONSUMER) {
+        if (sp->flags & HT_OTEL_FLAG_HAS_IS_REMOTE)
+            remote_parent = (sp->flags & HT_OTEL_FLAG_IS_REMOTE) != 0;
+        else
+            remote_parent = has_str(a[K_MESSAGING_SYSTEM]) ||
+                            has_str(a[K_MESSAGING_MESSAGE_ID]) ||
+                            has_str(a[K_MESSAGING_MESSAGE_ID_OLD]);
+    }
+    if (sp->has_parent && !remote_parent) {
+        s.parent = sp->parent;
+        s.flags |= HT_SPAN_HAS_PARENT;
+    }
+    entry = !(s.flags & HT_SPAN_HAS_PARENT) ||
+            sp->kind == HT_OTEL_KIND_SERVER ||
+            sp->kind == HT_OTEL_KIND_CONSUMER;
+    inv_id = text(b, a[K_FAAS_INVOCATION_ID]);
+    if (!inv_id)
+        inv_id = text(b, a[K_FAAS_EXECUTION]);
+    lambda = inv_id && entry;
+
+    /* names and kinds */
+    if (entry) {
+        s.name = ht_arena_strdup(b->arena, service);
+        s.kind = HT_SK_SEGMENT;
+    } else {
+        s.name = sp->namelen ? ht_arena_strndup(b->arena, sp->name, sp->namelen)
+                             : "span";
+        s.flags |= HT_SPAN_SUBSEGMENT;
+        s.kind =
+            sp->kind == HT_OTEL_KIND_CLIENT || sp->kind == HT_OTEL_KIND_PRODUCER
+                ? HT_SK_CALL
+                : HT_SK_LOCAL;
+    }
+    if (lambda) {
+        s.kind = HT_SK_LAMBDA;
+        s.origin = "AWS::Lambda";
+        s.request_id = inv_id;
+        s.resource = function;
+    } else if (entry && sp->kind == HT_OTEL_KIND_CONSUMER &&
+               (!sp->has_parent || remote_parent)) {
+        /* a consumer outside Lambda: an invocation of its own, named by
+         * its span id */
+        char hex[17];
+
+        ht_id8_format(&s.id, hex);
+        s.kind = HT_SK_LAMBDA;
+        s.request_id = ht_arena_strdup(b->arena, hex);
+        inv_id = s.request_id;
+    }
+
+    /* http */
+    s.method = text(b, a[K_HTTP_REQUEST_METHOD]);
+    if (!s.method)
+        s.method = text(b, a[K_HTTP_METHOD]);
+    s.url = text(b, a[K_URL_FULL]);
+    if (!s.url)
+        s.url = text(b, a[K_HTTP_URL]);
+    http = (int)int_of(a[K_HTTP_RESPONSE_STATUS_CODE]);
+    if (!http)
+        http = (int)int_of(a[K_HTTP_STATUS_CODE]);
+    if (http > 0 && http < 1000)
+        s.http_status = (uint16_t)http;
+    if (s.kind == HT_SK_LOCAL && s.method && s.url)
+        s.kind = HT_SK_CALL;
+    if (sp->status == 2) {
+        if (http == 429)
+            s.flags |= HT_SPAN_THROTTLE | HT_SPAN_ERROR;
+        else if (http >= 400 && http < 500)
+            s.flags |= HT_SPAN_ERROR;
+        else
+            s.flags |= HT_SPAN_FAULT;
+    }
+
+    /* correlation id, as the log decoders read it */
+    s.corr = text(b, a[K_CORRELATION_ID]);
+    if (!s.corr)
+        s.corr = text(b, a[K_CORRELATIONID]);
+    if (!s.corr)
+        s.corr = text(b, a[K_X_CORRELATION_ID]);
+
+    /* AWS calls and messaging: operation, resource, the hop it produces */
+    s.operation = text(b, a[K_RPC_METHOD]);
+    msys = a[K_MESSAGING_SYSTEM];
+    if (eq_any(msys, sys_sqs) || eq(a[K_RPC_SERVICE], "SQS"))
+        via = HT_VIA_SQS;
+    else if (eq_any(msys, sys_kinesis) || eq(a[K_RPC_SERVICE], "Kinesis"))
+        via = HT_VIA_KINESIS;
+    else if (eq_any(a[K_DB_SYSTEM], sys_ddb) ||
+             eq_any(a[K_DB_SYSTEM_NAME], sys_ddb) ||
+             eq(a[K_RPC_SERVICE], "DynamoDB"))
+        via = HT_VIA_DYNAMODB;
+    if (!s.operation && via == HT_VIA_DYNAMODB) {
+        s.operation = text(b, a[K_DB_OPERATION_NAME]);
+        if (!s.operation)
+            s.operation = text(b, a[K_DB_OPERATION]);
+    }
+    if (via == HT_VIA_SQS) {
+        s.resource = text(b, a[K_MESSAGING_DESTINATION_NAME]);
+        if (!s.resource)
+            s.resource = text(b, a[K_MESSAGING_DESTINATION]);
+        if (!s.resource && (str = text(b, a[K_AWS_SQS_QUEUE_URL])))
+            s.resource = tail(b, str, "/");
+        if (!s.resource && (str = text(b, a[K_MESSAGING_URL])))
+            s.resource = tail(b, str, "/");
+    } else if (via == HT_VIA_KINESIS) {
+        s.resource = text(b, a[K_AWS_KINESIS_STREAM_NAME]);
+        if (!s.resource)
+            s.resource = text(b, a[K_AWS_KINESIS_STREAM_NAME2]);
+        if (!s.resource)
+            s.resource = text(b, a[K_MESSAGING_DESTINATION_NAME]);
+    } else if (via == HT_VIA_DYNAMODB) {
+        s.resource = text(b, a[K_AWS_DYNAMODB_TABLE_NAMES]);
+    }
+    if (s.kind != HT_SK_LAMBDA && !lambda) {
+        bool send = sp->kind == HT_OTEL_KIND_PRODUCER;
+
+        if (via == HT_VIA_SQS && (send || eq_any(a[K_RPC_METHOD], sqs_sends))) {
+            s.flags |= HT_SPAN_WRITE;
+            s.message_id = text(b, a[K_MESSAGING_MESSAGE_ID]);
+            if (!s.message_id)
+                s.message_id = text(b, a[K_MESSAGING_MESSAGE_ID_OLD]);
+            if (!s.operation)
+                s.operation = "SendMessage";
+        } else if (via == HT_VIA_KINESIS &&
+                   (send || eq_any(a[K_RPC_METHOD], kin_puts))) {
+            s.flags |= HT_SPAN_WRITE;
+            s.sequence = text(b, a[K_AWS_KINESIS_SEQUENCE_NUMBER]);
+            if (!s.operation)
+                s.operation = "PutRecord";
+        } else if (via == HT_VIA_DYNAMODB && s.operation &&
+                   eq_any(a[K_RPC_METHOD], ddb_writes)) {
+            s.flags |= HT_SPAN_WRITE;
+        } else if (via == HT_VIA_DYNAMODB && s.operation) {
+            for (const char *const *w = ddb_writes; *w; w++)
+                if (strcmp(s.operation, *w) == 0)
+                    s.flags |= HT_SPAN_WRITE;
+        }
+        if (s.flags & HT_SPAN_WRITE)
+            s.via = (uint8_t)via;
+    }
+
+    /* what `trace --format otlp` wrote about the node, read back as is */
+    if ((str = text(b, a[K_HOPTRACE_KIND]))) {
+        for (int i = 0; kinds[i]; i++)
+            if (strcmp(str, kinds[i]) == 0)
+                s.kind = (uint8_t)i;
+    }
+    if (a[K_HOPTRACE_FLAGS]) {
+        s.flags = (s.flags & HT_SPAN_HAS_PARENT) |
+                  flags_of(text(b, a[K_HOPTRACE_FLAGS]));
+    }
+    if ((str = text(b, a[K_HOPTRACE_NAME])))
+        s.name = str;
+    if ((str = text(b, a[K_HOPTRACE_ORIGIN])))
+        s.origin = str;
+    if ((str = text(b, a[K_HOPTRACE_RESOURCE])))
+        s.resource = str;
+    if ((str = text(b, a[K_HOPTRACE_REQUEST_ID])))
+        s.request_id = str;
+    if ((str = text(b, a[K_HOPTRACE_EXT_REQUEST_ID])))
+        s.ext_request_id = str;
+    if ((str = text(b, a[K_HOPTRACE_SEQUENCE])))
+        s.sequence = str;
+    if ((str = text(b, a[K_HOPTRACE_VIA])))
+        s.via = (uint8_t)via_of(str);
+    if (s.kind == HT_SK_LAMBDA && s.request_id)
+        inv_id = s.request_id;
+
+    /* links: a batch consumer's, one per record; and the remote parent of
+     * a consumer, which is a hop, not a call */
+    links = ht_arena_alloc(b->arena, (sp->nlinks + 1) * sizeof(struct ht_link));
+    for (size_t i = 0; i < sp->nlinks && nl < 100; i++) {
+        if (ht_id8_is_zero(&sp->links[i].span))
+            continue;
+        links[nl].trace = sp->links[i].trace;
+        links[nl].id = sp->links[i].span;
+        nl++;
+    }
+    if (remote_parent) {
+        links[nl].trace = sp->trace;
+        links[nl].id = sp->parent;
+        nl++;
+    }
+    s.links = nl ? links : NULL;
+    s.nlinks = (uint32_t)nl;
+    ht_batch_add_span(b, &s);
+
+    /* the invocation: its trace, its node, its cold start */
+    if (lambda) {
+        struct ht_fact f;
+        const struct ht_otel_kv *cold = a[K_FAAS_COLDSTART];
+
+        memset(&f, 0, sizeof(f));
+        f.kind = HT_FACT_TRACE;
+        f.request_id = inv_id;
+        f.function = function;
+        f.ts_us = s.start_us;
+        f.trace = s.trace;
+        f.segment = s.id;
+        f.flags = HT_FACT_HAS_TRACE | HT_FACT_HAS_SEGMENT;
+        if (cold && cold->type == HT_OV_BOOL)
+            f.flags |= cold->b ? HT_FACT_COLD : HT_FACT_WARM;
+        ht_batch_add_fact(b, &f);
+    }
+    /* messages a consumer invocation received: its own message id, and
+     * those its links carry (a batch consumer's, one link per message) */
+    if (s.kind == HT_SK_LAMBDA && inv_id) {
+        const char *mid = text(b, a[K_MESSAGING_MESSAGE_ID]);
+        int rvia = via != HT_VIA_NONE ? via : HT_VIA_SQS;
+
+        if (!mid)
+            mid = text(b, a[K_MESSAGING_MESSAGE_ID_OLD]);
+        if (mid && (via == HT_VIA_SQS || via == HT_VIA_KINESIS))
+            add_record(b, &s, inv_id, function, via, s.resource, mid,
+                       remote_parent ? &sp->trace : NULL,
+                       remote_parent ? &sp->parent : NULL);
+        for (size_t i = 0; i < sp->nlinks; i++) {
+            const struct ht_otel_kv *l[K__COUNT] = {0};
+            const char *lid, *lres;
+            int lvia = rvia;
+
+            index_attrs(&sp->links[i].attrs, l);
+            lid = text(b, l[K_MESSAGING_MESSAGE_ID]);
+            if (!lid)
+                lid = text(b, l[K_MESSAGING_MESSAGE_ID_OLD]);
+            if ((str = text(b, l[K_HOPTRACE_SEQUENCE]))) {
+                lid = str;
+                lvia = HT_VIA_KINESIS;
+            }
+            if ((str = text(b, l[K_HOPTRACE_VIA])))
+                lvia = via_of(str);
+            if (!lid || (lvia != HT_VIA_SQS && lvia != HT_VIA_KINESIS))
+                continue;
+            lres = text(b, l[K_HOPTRACE_RESOURCE]);
+            if (!lres)
+                lres = text(b, l[K_MESSAGING_DESTINATION_NAME]);
+            if (!lres)
+                lres = s.resource;
+            add_record(b, &s, inv_id, function, lvia, lres, lid,
+                       &sp->links[i].trace, &sp->links[i].span);
+        }
+    }
+    b->documents++;
+    return -1;
+}

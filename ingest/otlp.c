@@ -1,0 +1,284 @@
+/*
+ * otlp.c - OTLP/HTTP export bodies (ht_ingest_otlp): the protobuf encoding
+ * (an ExportTraceServiceRequest, unpacked with protobuf-c from the code
+ * generated at build time out of proto/opentelemetry/...) and the JSON
+ * encoding (otlp_json.c). Both fill struct ht_otel_span and map it with
+ * otel_map.c. A span whose ids have the wrong length is rejected alone
+ * (OTLP: a trace id is 16 bytes, a span id 8); a body that does not
+ * unpack is one reject and the caller answers 400.
+ *
+ * Owned by ingest/.
+ */
+#define _GNU_SOURCE
+#include "ht_ingest.h"
+#include "ingest_int.h"
+#include "otel.h"
+
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef Opentelemetry__Proto__Common__V1__KeyValue PbKv;
+typedef Opentelemetry__Proto__Common__V1__AnyValue PbAny;
+typedef Opentelemetry__Proto__Trace__V1__Span PbSpan;
+typedef Opentelemetry__Proto__Trace__V1__ResourceSpans PbRs;
+typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest
+    PbReq;
+
+struct pbctx {
+    struct ht_batch *b;
+    const struct ht_srcpos *pos;
+    struct ht_otel_kv *kv;
+    size_t nkv, capkv;
+    struct ht_otel_link *links;
+    size_t caplinks;
+    struct ht_otlp_result *res;
+};
+
+static struct ht_otel_kv *kv_push(struct pbctx *c)
+{
+    if (c->nkv == c->capkv) {
+        size_t nc = c->capkv ? c->capkv * 2 : 64;
+        struct ht_otel_kv *p = realloc(c->kv, nc * sizeof(*p));
+
+        if (!p)
+            abort();
+        c->kv = p;
+        c->capkv = nc;
+    }
+    memset(&c->kv[c->nkv], 0, sizeof(c->kv[0]));
+    return &c->kv[c->nkv++];
+}
+
+static void value_of(const PbAny *v, struct ht_otel_kv *kv)
+{
+    if (!v)
+        return;
+    switch (v->value_case) {
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
+        kv->type = HT_OV_STR;
+        kv->s = v->string_value;
+        kv->slen = v->string_value ? strlen(v->string_value) : 0;
+        break;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
+        kv->type = HT_OV_BOOL;
+        kv->b = v->bool_value;
+        break;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
+        kv->type = HT_OV_INT;
+        kv->i = v->int_value;
+        break;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
+        kv->type = HT_OV_DOUBLE;
+        kv->d = v->double_value;
+        break;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
+        kv->type = HT_OV_ARRAY;
+        if (v->array_value && v->array_value->n_values &&
+            v->array_value->values[0] &&
+            v->array_value->values[0]->value_case ==
+                OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE) {
+            kv->s = v->array_value->values[0]->string_value;
+            kv->slen = kv->s ? strlen(kv->s) : 0;
+        }
+        break;
+    default:
+        kv->type = HT_OV_OTHER;
+        break;
+    }
+}
+
+static void read_attrs(struct pbctx *c, PbKv *const *kvs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct ht_otel_kv *kv;
+
+        if (!kvs[i] || !kvs[i]->key)
+            continue;
+        kv = kv_push(c);
+        kv->key = kvs[i]->key;
+        kv->keylen = strlen(kvs[i]->key);
+        value_of(kvs[i]->value, kv);
+    }
+}
+
+static void reject_span(struct pbctx *c, int reason, const char *why,
+                        const PbSpan *s)
+{
+    char detail[240], sample[128];
+    int n = 0;
+
+    snprintf(detail, sizeof(detail), "OTLP span: %s", why);
+    /* the sample: the span's name and ids as they came */
+    n = snprintf(sample, sizeof(sample),
+                 "name=%.60s trace_id=%zu bytes "
+                 "span_id=%zu bytes",
+                 s->name ? s->name : "", s->trace_id.len, s->span_id.len);
+    ht_batch_reject(c->b, reason, c->pos, detail, sample,
+                    n > 0 ? (size_t)n : 0);
+    c->res->rejected++;
+}
+
+static void one_span(struct pbctx *c, const PbSpan *s, size_t nres)
+{
+    struct ht_otel_span sp;
+    struct ht_otel_attrs ra;
+    size_t nlinks = s->n_links > 1000 ? 1000 : s->n_links;
+    size_t *loff, *ln;
+    char why[160];
+    int rc;
+
+    c->res->spans++;
+    memset(&sp, 0, sizeof(sp));
+    if (s->trace_id.len != 16) {
+        reject_span(c, s->trace_id.len ? HT_REJ_BAD_ID : HT_REJ_MISSING_FIELD,
+                    "trace_id is not 16 bytes", s);
+        return;
+    }
+    if (s->span_id.len != 8) {
+        reject_span(c, s->span_id.len ? HT_REJ_BAD_ID : HT_REJ_MISSING_FIELD,
+                    "span_id is not 8 bytes", s);
+        return;
+    }
+    if (s->parent_span_id.len != 0 && s->parent_span_id.len != 8) {
+        reject_span(c, HT_REJ_BAD_ID, "parent_span_id is not 8 bytes", s);
+        return;
+    }
+    memcpy(sp.trace.b, s->trace_id.data, 16);
+    memcpy(sp.id.b, s->span_id.data, 8);
+    if (s->parent_span_id.len == 8) {
+        memcpy(sp.parent.b, s->parent_span_id.data, 8);
+        sp.has_parent = !ht_id8_is_zero(&sp.parent);
+    }
+    sp.name = s->name;
+    sp.namelen = s->name ? strlen(s->name) : 0;
+    sp.kind = (int)s->kind;
+    sp.start_ns = s->start_time_unix_nano;
+    sp.end_ns = s->end_time_unix_nano;
+    sp.status = s->status ? (int)s->status->code : 0;
+    sp.flags = s->flags;
+    c->nkv = nres;
+    read_attrs(c, s->attributes, s->n_attributes);
+    if (nlinks > c->caplinks) {
+        free(c->links);
+        c->links = calloc(nlinks, sizeof(*c->links) + 2 * sizeof(size_t));
+        if (!c->links)
+            abort();
+        c->caplinks = nlinks;
+    }
+    loff = (size_t *)(c->links + c->caplinks);
+    ln = loff + c->caplinks;
+    for (size_t i = 0; i < nlinks; i++) {
+        const Opentelemetry__Proto__Trace__V1__Span__Link *l = s->links[i];
+
+        memset(&c->links[i], 0, sizeof(c->links[i]));
+        if (!l || l->trace_id.len != 16 || l->span_id.len != 8) {
+            reject_span(c, HT_REJ_BAD_ID,
+                        "a link whose trace_id or span_id has the wrong length",
+                        s);
+            return;
+        }
+        memcpy(c->links[i].trace.b, l->trace_id.data, 16);
+        memcpy(c->links[i].span.b, l->span_id.data, 8);
+        loff[i] = c->nkv;
+        read_attrs(c, l->attributes, l->n_attributes);
+        ln[i] = c->nkv - loff[i];
+    }
+    ra.kv = c->kv;
+    ra.n = nres;
+    sp.attrs.kv = c->kv + nres;
+    sp.attrs.n = (nlinks ? loff[0] : c->nkv) - nres;
+    for (size_t i = 0; i < nlinks; i++) {
+        c->links[i].attrs.kv = c->kv + loff[i];
+        c->links[i].attrs.n = ln[i];
+    }
+    sp.links = c->links;
+    sp.nlinks = nlinks;
+    rc = ht__otel_emit(c->b, &ra, &sp, why, sizeof(why));
+    if (rc >= 0)
+        reject_span(c, rc, why, s);
+}
+
+static void decode_pb(struct ht_batch *b, const struct ht_srcpos *pos,
+                      const void *body, size_t n, struct ht_otlp_result *res)
+{
+    PbReq *req =
+        opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
+            NULL, n, body);
+    struct pbctx c = {.b = b, .pos = pos, .res = res};
+
+    if (!req) {
+        res->bad = true;
+        snprintf(res->why, sizeof(res->why),
+                 "not a protobuf ExportTraceServiceRequest");
+        ht_batch_reject(b, HT_REJ_BAD_ENCODING, pos,
+                        "OTLP protobuf body that is not an "
+                        "ExportTraceServiceRequest",
+                        body, n);
+        return;
+    }
+    for (size_t i = 0; i < req->n_resource_spans; i++) {
+        const PbRs *rs = req->resource_spans[i];
+        size_t nres;
+
+        if (!rs)
+            continue;
+        c.nkv = 0;
+        if (rs->resource)
+            read_attrs(&c, rs->resource->attributes,
+                       rs->resource->n_attributes);
+        nres = c.nkv;
+        for (size_t j = 0; j < rs->n_scope_spans; j++) {
+            const Opentelemetry__Proto__Trace__V1__ScopeSpans *ss =
+                rs->scope_spans[j];
+
+            for (size_t k = 0; ss && k < ss->n_spans; k++)
+                if (ss->spans[k])
+                    one_span(&c, ss->spans[k], nres);
+        }
+    }
+    free(c.kv);
+    free(c.links);
+    opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(
+        req, NULL);
+}
+
+static void decode_json_body(struct ht_batch *b, const struct ht_srcpos *pos,
+                             const char *body, size_t n,
+                             struct ht_otlp_result *res)
+{
+    char err[160];
+    hj v;
+    int rc = hj_parse(ht__parser(b, 0), body, n, false, &v, err, sizeof(err));
+
+    if (rc != 0) {
+        res->bad = true;
+        snprintf(res->why, sizeof(res->why), "not JSON: %.140s", err);
+        ht_batch_reject(b, rc == -2 ? HT_REJ_TOO_DEEP : HT_REJ_NOT_JSON, pos,
+                        res->why, body, n);
+        return;
+    }
+    if (!hj_is_object(v) ||
+        (!hj_is_array(hj_get(v, "resourceSpans")) && hj_size(v) != 0)) {
+        res->bad = true;
+        snprintf(res->why, sizeof(res->why),
+                 "not an ExportTraceServiceRequest (no resourceSpans array)");
+        ht_batch_reject(b, HT_REJ_UNKNOWN_DOC, pos, res->why, body, n);
+        return;
+    }
+    if (hj_size(v) == 0)
+        return; /* {}: an empty export */
+    ht__otlp_json_doc(b, pos, v, res);
+}
+
+void ht_ingest_otlp(struct ht_batch *b, const struct ht_srcpos *pos,
+                    const void *body, size_t n, int encoding,
+                    struct ht_otlp_result *res)
+{
+    b->payload_bytes += n;
+    if (encoding == HT_OTLP_PROTOBUF)
+        decode_pb(b, pos, body, n, res);
+    else
+        decode_json_body(b, pos, body, n, res);
+}
