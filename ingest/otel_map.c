@@ -274,6 +274,11 @@ static const char *const sys_kinesis[] = {"aws_kinesis", "aws.kinesis",
                                           "AmazonKinesis", "kinesis", NULL};
 static const char *const sys_ddb[] = {"dynamodb", "aws.dynamodb",
                                       "AmazonDynamoDB", NULL};
+static const char *const sys_sns[] = {"aws.sns", "aws_sns", "AmazonSNS", "sns",
+                                      NULL};
+static const char *const sys_events[] = {"aws.eventbridge", "aws_eventbridge",
+                                         "AmazonEventBridge", "eventbridge",
+                                         NULL};
 static const char *const sqs_sends[] = {"SendMessage", "SendMessageBatch",
                                         NULL};
 static const char *const kin_puts[] = {"PutRecord", "PutRecords", NULL};
@@ -285,10 +290,11 @@ static const char *const kinds[] = {"segment", "apigw", "lambda", "function",
 
 static int via_of(const char *name)
 {
-    static const char *const names[] = {"none",     "sqs",    "kinesis",
-                                        "dynamodb", "lambda", "link"};
+    static const char *const names[] = {"none",   "sqs",  "kinesis",
+                                        "dynamodb", "lambda", "link",
+                                        "sns",    "eventbridge"};
 
-    for (int i = 0; name && i < 6; i++)
+    for (int i = 0; name && i < 8; i++)
         if (strcmp(name, names[i]) == 0)
             return i;
     return HT_VIA_NONE;
@@ -321,6 +327,48 @@ static uint32_t flags_of(const char *s)
             s++;
     }
     return f;
+}
+
+/*
+ * SNS and EventBridge (design.md "SNS and EventBridge"): the AWS SDK
+ * instrumentations' Publish span (PRODUCER, messaging.system "aws.sns",
+ * messaging.destination(.name) the topic) and PutEvents span
+ * (messaging.system "aws.eventbridge", or rpc.service EventBridge) are
+ * producer calls; messaging.message.id, when set, is the message id the
+ * subscribers receive. The bus is messaging.destination.name when it is
+ * set, else the default bus.
+ */
+static int notify_via(const struct ht_otel_kv *const *a)
+{
+    if (eq_any(a[K_MESSAGING_SYSTEM], sys_sns) || eq(a[K_RPC_SERVICE], "SNS"))
+        return HT_VIA_SNS;
+    if (eq_any(a[K_MESSAGING_SYSTEM], sys_events) ||
+        eq(a[K_RPC_SERVICE], "EventBridge"))
+        return HT_VIA_EVENTBRIDGE;
+    return HT_VIA_NONE;
+}
+
+static void notify_producer(struct ht_batch *b, const struct ht_otel_kv *const *a,
+                            int kind, int via, struct ht_span *s)
+{
+    const char *op = via == HT_VIA_SNS ? "Publish" : "PutEvents";
+    const char *str;
+
+    str = text(b, a[K_MESSAGING_DESTINATION_NAME]);
+    if (!str)
+        str = text(b, a[K_MESSAGING_DESTINATION]);
+    s->resource = str ? tail(b, str, via == HT_VIA_SNS ? ":" : "/") : NULL;
+    if (!s->resource && via == HT_VIA_EVENTBRIDGE)
+        s->resource = "default";
+    if (kind != HT_OTEL_KIND_PRODUCER && !eq(a[K_RPC_METHOD], op))
+        return;
+    s->flags |= HT_SPAN_WRITE;
+    s->via = (uint8_t)via;
+    if (!s->operation)
+        s->operation = op;
+    s->message_id = text(b, a[K_MESSAGING_MESSAGE_ID]);
+    if (!s->message_id)
+        s->message_id = text(b, a[K_MESSAGING_MESSAGE_ID_OLD]);
 }
 
 /* ---- the mapping ----------------------------------------------------------
@@ -533,6 +581,15 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
     } else if (via == HT_VIA_DYNAMODB) {
         s.resource = text(b, a[K_AWS_DYNAMODB_TABLE_NAMES]);
     }
+    if (via == HT_VIA_NONE)
+        via = notify_via(a);
+    if (via == HT_VIA_SNS || via == HT_VIA_EVENTBRIDGE) {
+        if (s.kind != HT_SK_LAMBDA && !lambda)
+            notify_producer(b, a, sp->kind, via, &s);
+        else if ((str = text(b, a[K_MESSAGING_DESTINATION_NAME])) ||
+                 (str = text(b, a[K_MESSAGING_DESTINATION])))
+            s.resource = tail(b, str, via == HT_VIA_SNS ? ":" : "/");
+    }
     if (s.kind != HT_SK_LAMBDA && !lambda) {
         bool send = sp->kind == HT_OTEL_KIND_PRODUCER;
 
@@ -632,7 +689,8 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
 
         if (!mid)
             mid = text(b, a[K_MESSAGING_MESSAGE_ID_OLD]);
-        if (mid && (via == HT_VIA_SQS || via == HT_VIA_KINESIS))
+        if (mid && (via == HT_VIA_SQS || via == HT_VIA_KINESIS ||
+                    via == HT_VIA_SNS || via == HT_VIA_EVENTBRIDGE))
             add_record(b, &s, inv_id, function, via, s.resource, mid,
                        remote_parent ? &sp->trace : NULL,
                        remote_parent ? &sp->parent : NULL);
@@ -651,7 +709,8 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
             }
             if ((str = text(b, l[K_HOPTRACE_VIA])))
                 lvia = via_of(str);
-            if (!lid || (lvia != HT_VIA_SQS && lvia != HT_VIA_KINESIS))
+            if (!lid || (lvia != HT_VIA_SQS && lvia != HT_VIA_KINESIS &&
+                         lvia != HT_VIA_SNS && lvia != HT_VIA_EVENTBRIDGE))
                 continue;
             lres = text(b, l[K_HOPTRACE_RESOURCE]);
             if (!lres)

@@ -425,6 +425,23 @@ static void by_record_id(struct q *q, struct qnode *p, char prefix, uint8_t via,
     }
 }
 
+/* The evidence of a hop found through the record's trace header: a
+ * SendMessage that recorded a message id is taken as its message's
+ * (as before); an SNS Publish or a PutEvents only when the record names
+ * that id (the SNS message id in the envelope, the event id). */
+static const char *header_evidence(const struct qnode *p,
+                                   const struct ht_fact *r)
+{
+    if (!p->s.message_id)
+        return "trace-header";
+    if (p->s.via != HT_VIA_SNS && p->s.via != HT_VIA_EVENTBRIDGE)
+        return "message-id";
+    return ht__streq(p->s.message_id, r->record_id) ||
+                   ht__streq(p->s.message_id, r->up_id)
+               ? "message-id"
+               : "trace-header";
+}
+
 /* Hops out of producer span `p`. */
 static void outgoing(struct q *q, struct qnode *p, struct vec *out)
 {
@@ -482,7 +499,7 @@ static void outgoing(struct q *q, struct qnode *p, struct vec *out)
                         q->a, out,
                         mkhop(q, p, inv, r, r->via ? r->via : HT_VIA_SQS,
                               r->resource ? r->resource : p->s.resource,
-                              p->s.message_id ? "message-id" : "trace-header"));
+                              header_evidence(p, r)));
             }
         }
     }

@@ -802,7 +802,18 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
         o->evidence = h->evidence;
         o->wait_ms = (double)(top->s.start_us - h->prod->s.end_us) / 1000.0;
         r->nhops++;
-        if (queue_leg(h)) {
+        if (h->via == HT_VIA_SQS && !queue_leg(h) &&
+            (h->prod->s.flags & HT_SPAN_WRITE) &&
+            (h->prod->s.via == HT_VIA_SNS ||
+             h->prod->s.via == HT_VIA_EVENTBRIDGE)) {
+            /* into a queue, but when SQS took the message is not known
+             * (no logged SentTimestamp: OTel spans, X-Ray links): one hop,
+             * the topic's (bus's) delivery as a whole */
+            o->via = h->prod->s.via;
+            o->resource = h->rec && h->rec->up_resource ? h->rec->up_resource
+                          : h->prod->s.resource     ? h->prod->s.resource
+                                                    : "";
+        } else if (queue_leg(h)) {
             /* the leg before: the topic's (or bus's) delivery into the
              * queue, which took the message at its SentTimestamp */
             struct ht_qhop *up = o, *sq = &r->hops[r->nhops];
