@@ -166,13 +166,60 @@ static void produce(struct wr *w, const struct ht_span *s, const char *key)
         ht__stg_producer(w->stg, s, key, r == HALF_MET, other);
 }
 
+/*
+ * SNS and EventBridge deliver one message to every subscriber or rule
+ * target: its hop key has one producer half and several consumers. Each
+ * consumer is noted once (ht_fanout_mark: "<key>#<request id>", state
+ * HALF_CONSUMER, never a pending producer); the first takes the hop key
+ * as any consumer does (returns -1: go on), a later one, which finds the
+ * key taken or waiting, is a receipt of its own for the stages. Returns 1
+ * for such a later consumer, 0 when this consumer was noted before.
+ */
+static int fanout_consumer(struct wr *w, const struct ht_fact *f,
+                           const char *key, bool first)
+{
+    char mk[600];
+    uint8_t val[9];
+    const void *v;
+    size_t vn, mn;
+    uint8_t state;
+
+    if (!f->request_id || w->err)
+        return -1;
+    mn = ht_fanout_mark(mk, sizeof(mk), key, f->request_id);
+    if (!mn)
+        return -1;
+    if (ht_store_get(w->t, HT_DB_PENDING, mk, mn, &v, &vn) == HT_ERR_OK)
+        return 0;
+    val[0] = HALF_CONSUMER;
+    ht_be64_put(val + 1, (uint64_t)f->ts_us);
+    put(w, HT_DB_PENDING, mk, mn, val, sizeof(val));
+    if (ht_store_get(w->t, HT_DB_PENDING, key, strlen(key), &v, &vn) !=
+            HT_ERR_OK ||
+        vn < 1)
+        return -1;
+    state = ((const uint8_t *)v)[0];
+    if (state == HALF_PRODUCER)
+        return -1;
+    ht__stg_consumer(w->stg, f, key, state == HALF_MATCHED, first);
+    return 1;
+}
+
 /* A consumer half of fact f; returns whether it was seen for the first
  * time. `first` is false for a record's second name. */
 static bool consume(struct wr *w, const struct ht_fact *f, const char *key,
                     bool first)
 {
     int64_t other = 0;
-    int r = half(w, key, HALF_CONSUMER, f->ts_us, &other);
+    int r;
+
+    if (ht_fanout_hop(key)) {
+        int seen = fanout_consumer(w, f, key, first);
+
+        if (seen >= 0)
+            return seen != 0;
+    }
+    r = half(w, key, HALF_CONSUMER, f->ts_us, &other);
 
     if (r != HALF_SEEN)
         ht__stg_consumer(w->stg, f, key, r == HALF_MET, first);

@@ -47,6 +47,9 @@
 #include "ht_common.h"
 #include "ht_model.h"
 
+#include <stdio.h>
+#include <string.h>
+
 #define HT_SCHEMA_VERSION 2
 
 enum ht_db {
@@ -111,6 +114,23 @@ static inline int ht_span_msgid_via(const struct ht_span *s)
 {
     return s->via == HT_VIA_SNS || s->via == HT_VIA_EVENTBRIDGE ? s->via
                                                                 : HT_VIA_SQS;
+}
+
+/* SNS and EventBridge hop keys: one producer, a consumer per subscriber
+ * or rule target (assembler.c, fanout_consumer). */
+static inline bool ht_fanout_hop(const char *hk)
+{
+    return strncmp(hk, "sns:", 4) == 0 || strncmp(hk, "events:", 7) == 0;
+}
+
+/* The pending entry that notes one consumer of a fan-out hop key:
+ * "<key>#<request id>" into out; its length, 0 when it does not fit. */
+static inline size_t ht_fanout_mark(char *out, size_t cap, const char *hk,
+                                    const char *request_id)
+{
+    int n = snprintf(out, cap, "%s#%s", hk, request_id);
+
+    return n > 0 && (size_t)n < cap && n <= 400 ? (size_t)n : 0;
 }
 
 static inline const char *ht_msgid_hop(int via)

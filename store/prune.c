@@ -160,6 +160,16 @@ static void drop_span(struct pr *p, const struct ht_span *s)
     p->st.nodes++;
 }
 
+/* The note of one consumer of an SNS / EventBridge hop key (assembler.c,
+ * fanout_consumer). */
+static void del_fanout_mark(struct pr *p, const char *hk, const char *rid)
+{
+    char mk[600];
+
+    if (rid && ht_fanout_hop(hk) && ht_fanout_mark(mk, sizeof(mk), hk, rid))
+        del_half(p, mk);
+}
+
 /* The keys and hop halves of one stored fact (apply_fact). */
 static void drop_fact_refs(struct pr *p, const struct ht_fact *f,
                            const uint8_t *prid, size_t prn)
@@ -177,12 +187,14 @@ static void drop_fact_refs(struct pr *p, const struct ht_fact *f,
             del_text(p, ht_msgid_prefix(f->via), id, HT_TARGET_INV, prid, prn);
             snprintf(hk, sizeof(hk), "%s:%s", ht_msgid_hop(f->via), id);
             del_half(p, hk);
+            del_fanout_mark(p, hk, f->request_id);
             if (f->up_id && ht_msgid_prefix(f->up_via)) {
                 del_text(p, ht_msgid_prefix(f->up_via), f->up_id,
                          HT_TARGET_INV, prid, prn);
                 snprintf(hk, sizeof(hk), "%s:%s", ht_msgid_hop(f->up_via),
                          f->up_id);
                 del_half(p, hk);
+                del_fanout_mark(p, hk, f->request_id);
             }
         } else if (f->via == HT_VIA_KINESIS) {
             del_text(p, HT_K_KSEQ, id, HT_TARGET_INV, prid, prn);
