@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Stall detection sees the SNS hops (design.md "SNS and EventBridge").
+
+usage: stalls_hops.py HOPTRACE FIXTURES_DIR
+
+Ingests fixtures/sns-fanout into a fresh store and evaluates `stalls
+--format json --threshold 1s` a day after its newest event:
+- the stage create-order -> sns:order-placed -> send-confirmation (the
+  Lambda subscriber, the first to receive o-0's message) is `stalled`,
+  with exactly one waiting item: o-2's Publish (expected.json names it as
+  o-2's pending hop), listed as stuck under its hop key sns:<message id>;
+- the SQS subscriber's deliveries are receipts of their own sns stage
+  (consumer bill-order), next to its sqs stage;
+- ingesting the same inputs again under other names (so they are decoded
+  again) leaves the stalls answer identical (a subscriber is noted once).
+Temporary folders are removed. Exit 0 only if every check passes.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+
+def run(cmd):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def main():
+    hop, fx = sys.argv[1], os.path.join(sys.argv[2], "sns-fanout")
+    exp = json.load(open(os.path.join(fx, "expected.json")))
+    o2 = [r for r in exp["requests"] if r["name"] == "o-2"][0]
+    pend = o2["pending"][0]
+    now_s = o2["end_us"] // 1_000_000 + 86400
+    errs = []
+    tmp = tempfile.mkdtemp(prefix="ht-stalls-hops-")
+    try:
+        db = os.path.join(tmp, "db")
+        inputs = [os.path.join(fx, f) for f in exp["inputs"]]
+        p = run([hop, "--db", db, "ingest", "--quiet"] + inputs)
+        if p.returncode != 0:
+            print("FAIL: ingest exit %d: %s" % (p.returncode, p.stderr[-300:]))
+            return 1
+
+        def stalls():
+            q = run([hop, "--db", db, "stalls", "--format", "json", "--threshold", "1s",
+                     "--now", str(now_s)])
+            # exit 0 all ok, else the worst status; the JSON is the answer
+            try:
+                return json.loads(q.stdout)
+            except ValueError:
+                errs.append("stalls: unreadable JSON (exit %d): %s" % (q.returncode, q.stderr[-200:]))
+                return {"stages": []}
+
+        first = stalls()
+        st = {(g["producer"], g["via"], g["resource"], g["consumer"]): g for g in first["stages"]}
+        g = st.get(("create-order", "sns", "order-placed", "send-confirmation"))
+        if not g:
+            errs.append("no stage create-order -> sns:order-placed -> send-confirmation: %s" % sorted(st))
+        else:
+            if g["status"] != "stalled":
+                errs.append("sns stage status %s, expected stalled" % g["status"])
+            if g["pending"] != 1:
+                errs.append("sns stage pending %s, expected 1" % g["pending"])
+            spans = [s["span"] for s in g["stuck"]]
+            if spans != [pend["from"]]:
+                errs.append("sns stage stuck spans %s, expected [%s]" % (spans, pend["from"]))
+            hops = [s["hop"] for s in g["stuck"]]
+            if hops != ["sns:" + o2["ids"]["sns"]]:
+                errs.append("sns stage stuck hop keys %s" % hops)
+        b = [v for k, v in st.items() if k[1:] == ("sns", "order-placed", "bill-order")]
+        if not b or sum(v["consumed"] for v in b) != 2:
+            errs.append("bill-order's sns receipts: %s" % [(k, v["consumed"]) for k, v in st.items()])
+        if not any(k[1:] == ("sqs", "billing-queue", "bill-order") for k in st):
+            errs.append("no sqs:billing-queue stage for bill-order")
+
+        # the same documents again, under other names: decoded again
+        again = []
+        for f in inputs:
+            c = os.path.join(tmp, "again-" + os.path.basename(f))
+            shutil.copyfile(f, c)
+            again.append(c)
+        p = run([hop, "--db", db, "ingest", "--quiet"] + again)
+        if p.returncode != 0:
+            errs.append("second ingest exit %d" % p.returncode)
+        if stalls() != first:
+            errs.append("stalls changed after ingesting the same documents again")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for e in errs:
+        print("FAIL: " + e)
+    print("stalls_hops: %s" % ("ok" if not errs else "%d failures" % len(errs)))
+    return 1 if errs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
