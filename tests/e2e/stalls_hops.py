@@ -12,7 +12,11 @@ Ingests fixtures/sns-fanout into a fresh store and evaluates `stalls
 - the SQS subscriber's deliveries are receipts of their own sns stage
   (consumer bill-order), next to its sqs stage;
 - ingesting the same inputs again under other names (so they are decoded
-  again) leaves the stalls answer identical (a subscriber is noted once).
+  again) leaves the stalls answer identical (a subscriber is noted once);
+- `prune` past everything leaves no key and no pending entry (the SNS
+  message-id keys, the hop halves and each subscriber's note go with the
+  request): mdb_stat counts them. Needs mdb_stat (lmdb-utils); skipped
+  (exit 77) without it.
 Temporary folders are removed. Exit 0 only if every check passes.
 """
 import json
@@ -34,6 +38,9 @@ def main():
     pend = o2["pending"][0]
     now_s = o2["end_us"] // 1_000_000 + 86400
     errs = []
+    if not shutil.which("mdb_stat"):
+        print("SKIP: mdb_stat (lmdb-utils) not installed")
+        return 77
     tmp = tempfile.mkdtemp(prefix="ht-stalls-hops-")
     try:
         db = os.path.join(tmp, "db")
@@ -86,6 +93,17 @@ def main():
             errs.append("second ingest exit %d" % p.returncode)
         if stalls() != first:
             errs.append("stalls changed after ingesting the same documents again")
+
+        p = run([hop, "--db", db, "prune", "--before", "2030-01-01T00:00:00Z",
+                 "--horizon", "0s"])
+        if p.returncode != 0:
+            errs.append("prune exit %d: %s" % (p.returncode, p.stderr[-200:]))
+        for name in ("keys", "pending"):
+            q = run(["mdb_stat", "-s", name, db])
+            left = [ln.split(":")[1].strip() for ln in q.stdout.splitlines()
+                    if ln.strip().startswith("Entries:")]
+            if left != ["0"]:
+                errs.append("after prune, %s holds %s entries" % (name, left))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     for e in errs:
