@@ -18,9 +18,9 @@ enum ht_via {
     HT_VIA_SQS = 1,
     HT_VIA_KINESIS = 2,
     HT_VIA_DYNAMODB = 3,
-    HT_VIA_LAMBDA = 4, /* async invoke */
-    HT_VIA_LINK = 5,   /* an X-Ray link whose service is unknown */
-    HT_VIA_SNS = 6,    /* SNS topic delivery (Publish -> subscriber) */
+    HT_VIA_LAMBDA = 4,     /* async invoke */
+    HT_VIA_LINK = 5,       /* an X-Ray link whose service is unknown */
+    HT_VIA_SNS = 6,        /* SNS topic delivery (Publish -> subscriber) */
     HT_VIA_EVENTBRIDGE = 7 /* EventBridge bus -> rule target */
 };
 const char *ht_via_name(int via);

@@ -153,9 +153,9 @@ enum {
     A__COUNT
 };
 static const char *const aws_keys[A__COUNT] = {
-    "operation",      "api_gateway", "request_id",      "queue_url",
-    "table_name",     "stream_name", "function_name",   "table_names",
-    "resource_names", "message_id",  "sequence_number", "invocation_type",
+    "operation",      "api_gateway",   "request_id",      "queue_url",
+    "table_name",     "stream_name",   "function_name",   "table_names",
+    "resource_names", "message_id",    "sequence_number", "invocation_type",
     "topic_arn",      "event_bus_name"};
 
 /*

@@ -290,9 +290,9 @@ static const char *const kinds[] = {"segment", "apigw", "lambda", "function",
 
 static int via_of(const char *name)
 {
-    static const char *const names[] = {"none",   "sqs",  "kinesis",
-                                        "dynamodb", "lambda", "link",
-                                        "sns",    "eventbridge"};
+    static const char *const names[] = {"none",     "sqs",        "kinesis",
+                                        "dynamodb", "lambda",     "link",
+                                        "sns",      "eventbridge"};
 
     for (int i = 0; name && i < 8; i++)
         if (strcmp(name, names[i]) == 0)
@@ -348,8 +348,9 @@ static int notify_via(const struct ht_otel_kv *const *a)
     return HT_VIA_NONE;
 }
 
-static void notify_producer(struct ht_batch *b, const struct ht_otel_kv *const *a,
-                            int kind, int via, struct ht_span *s)
+static void notify_producer(struct ht_batch *b,
+                            const struct ht_otel_kv *const *a, int kind,
+                            int via, struct ht_span *s)
 {
     const char *op = via == HT_VIA_SNS ? "Publish" : "PutEvents";
     const char *str;

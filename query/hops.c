@@ -418,9 +418,9 @@ static void by_record_id(struct q *q, struct qnode *p, char prefix, uint8_t via,
             else if (r->up_via == via && ht__streq(r->up_id, id))
                 /* delivered into a queue: the SQS hop; the request builds
                  * the leg before it */
-                ht__vec_push(q->a, out,
-                             mkhop(q, p, inv, r, r->via, r->resource,
-                                   evidence));
+                ht__vec_push(
+                    q->a, out,
+                    mkhop(q, p, inv, r, r->via, r->resource, evidence));
         }
     }
 }

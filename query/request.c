@@ -811,8 +811,8 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
              * the topic's (bus's) delivery as a whole */
             o->via = h->prod->s.via;
             o->resource = h->rec && h->rec->up_resource ? h->rec->up_resource
-                          : h->prod->s.resource     ? h->prod->s.resource
-                                                    : "";
+                          : h->prod->s.resource         ? h->prod->s.resource
+                                                        : "";
         } else if (queue_leg(h)) {
             /* the leg before: the topic's (or bus's) delivery into the
              * queue, which took the message at its SentTimestamp */
@@ -821,7 +821,7 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
 
             *sq = *up;
             up->via = h->prod->s.via;
-            up->resource = h->rec->up_resource ? h->rec->up_resource
+            up->resource = h->rec->up_resource   ? h->rec->up_resource
                            : h->prod->s.resource ? h->prod->s.resource
                                                  : "";
             up->inner = true;

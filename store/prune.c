@@ -189,8 +189,8 @@ static void drop_fact_refs(struct pr *p, const struct ht_fact *f,
             del_half(p, hk);
             del_fanout_mark(p, hk, f->request_id);
             if (f->up_id && ht_msgid_prefix(f->up_via)) {
-                del_text(p, ht_msgid_prefix(f->up_via), f->up_id,
-                         HT_TARGET_INV, prid, prn);
+                del_text(p, ht_msgid_prefix(f->up_via), f->up_id, HT_TARGET_INV,
+                         prid, prn);
                 snprintf(hk, sizeof(hk), "%s:%s", ht_msgid_hop(f->up_via),
                          f->up_id);
                 del_half(p, hk);
