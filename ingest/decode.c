@@ -160,7 +160,8 @@ static const char *const aws_keys[A__COUNT] = {
 
 /*
  * The notification hops' producer calls (design.md "SNS and EventBridge"):
- * an SNS Publish to a topic (aws.topic_arn, the X-Ray SDKs' parameter
+ * an SNS Publish (or PublishBatch, whose entries' ids no whitelist can
+ * record) to a topic (aws.topic_arn, the X-Ray SDKs' parameter
  * whitelist; aws.message_id when a custom whitelist records the response's
  * MessageId) and an EventBridge PutEvents to a bus (aws.event_bus_name when
  * recorded, else the first of aws.resource_names, else the account's
@@ -172,7 +173,7 @@ static bool notify_op(struct ht_batch *b, const char *op, const hj *f,
 {
     const char *bus;
 
-    if (strcmp(op, "Publish") == 0) {
+    if (strcmp(op, "Publish") == 0 || strcmp(op, "PublishBatch") == 0) {
         s->via = HT_VIA_SNS;
         s->flags |= HT_SPAN_WRITE;
         return true;
