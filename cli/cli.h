@@ -28,6 +28,8 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv);
+/* cli/ingest_otlp.c: OTLP/HTTP (OpenTelemetry). */
+int ht_cmd_ingest_otlp(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_trace(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_stats(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_dlq(struct ht_cli *cli, int argc, char **argv);

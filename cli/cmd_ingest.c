@@ -45,6 +45,10 @@ static const char usage_tail[] =
     "  --udp [HOST:PORT] [--forward HOST:PORT] [--until-idle S]\n"
     "               listen for X-Ray daemon datagrams, default\n"
     "               127.0.0.1:2000 (hoptrace ingest --udp --help)\n"
+    "  --otlp [HOST:PORT] [--max-body BYTES] [--until-idle S]\n"
+    "               receive OpenTelemetry traces over OTLP/HTTP (JSON or\n"
+    "               protobuf), default 127.0.0.1:4318 (hoptrace ingest\n"
+    "               --otlp --help)\n"
     "\n"
     "stdin (-) is streamed: it is committed whenever the input pauses, so\n"
     "`tail -f FILE | hoptrace ingest -` works; a torn line costs that line\n"
@@ -106,6 +110,8 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
             return ht_cmd_ingest_kinesis(cli, argc, argv);
         if (strcmp(argv[i], "--udp") == 0)
             return ht_cmd_ingest_udp(cli, argc, argv);
+        if (strcmp(argv[i], "--otlp") == 0)
+            return ht_cmd_ingest_otlp(cli, argc, argv);
     }
     paths = calloc((size_t)argc, sizeof(*paths));
     HT_ASSERT(paths);
@@ -133,7 +139,7 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
         }
     }
     if (o.until_idle > 0) {
-        ht_cli_err("ingest: --until-idle is for --kafka, --kinesis and --udp; "
+        ht_cli_err("ingest: --until-idle is for --kafka, --kinesis, --udp and --otlp; "
                    "files and stdin end by themselves");
         goto usage_error;
     }

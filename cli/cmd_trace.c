@@ -49,7 +49,7 @@ static int open_store(const char *dir, struct ht_store **s)
 }
 
 static const char usage[] =
-    "usage: hoptrace [--db DIR] trace ID [--format text|json|dot]\n"
+    "usage: hoptrace [--db DIR] trace ID [--format text|json|dot|otlp]\n"
     "\n"
     "Explains one request end to end: its spans, the asynchronous hops\n"
     "between them (via SQS, Kinesis, DynamoDB Streams, async invokes) with\n"
@@ -62,6 +62,8 @@ static const char usage[] =
     "  --format text   critical-path table and indented timeline (default)\n"
     "  --format json   the JSON contract of docs/cli.md\n"
     "  --format dot    Graphviz: `hoptrace trace ID --format dot | dot -Tsvg`\n"
+    "  --format otlp   OTLP/JSON, one ExportTraceServiceRequest line per\n"
+    "                  request (one trace id each; `ingest` reads it back)\n"
     "\n"
     "exit status: 0 found, 1 not found (or no store yet), 2 usage error\n";
 
@@ -101,8 +103,9 @@ int ht_cmd_trace(struct ht_cli *cli, int argc, char **argv)
                    "--help)");
         return HT_EXIT_USAGE;
     }
-    if (strcmp(fmt, "text") && strcmp(fmt, "json") && strcmp(fmt, "dot")) {
-        ht_cli_err("trace: --format is text, json or dot, not '%s'", fmt);
+    if (strcmp(fmt, "text") && strcmp(fmt, "json") && strcmp(fmt, "dot") &&
+        strcmp(fmt, "otlp")) {
+        ht_cli_err("trace: --format is text, json, dot or otlp, not '%s'", fmt);
         return HT_EXIT_USAGE;
     }
     rc = open_store(cli->db, &s);
@@ -132,6 +135,8 @@ int ht_cmd_trace(struct ht_cli *cli, int argc, char **argv)
         ht_query_json(res, &out);
     else if (strcmp(fmt, "dot") == 0)
         ht_query_dot(res, &out);
+    else if (strcmp(fmt, "otlp") == 0)
+        ht_query_otlp(res, &out);
     else
         ht_query_text(res, &out);
     fwrite(out.data, 1, out.len, stdout);

@@ -277,6 +277,34 @@ extern const struct ht_opt ht_udp_opt_table[]; /* of struct ht_udp_cfg */
 extern const struct ht_source_ops ht_source_udp;
 void ht_udp_stats(const void *state, struct ht_udp_stats *out);
 
+/* ---- the OTLP/HTTP source: OpenTelemetry exports ----------------------- */
+
+struct ht_otlp_cfg {
+    const char *listen; /* HOST:PORT, [V6]:PORT or PORT; NULL:
+                           127.0.0.1:4318; port 0 picks a free one */
+    size_t max_body;    /* --max-body BYTES (before and after gunzip) */
+};
+
+struct ht_otlp_stats {
+    uint64_t requests;       /* HTTP requests */
+    uint64_t accepted;       /* exports answered 200 */
+    uint64_t partial;        /* of those, with spans rejected */
+    uint64_t spans;          /* spans in accepted exports */
+    uint64_t rejected_spans; /* of those, rejected */
+    uint64_t bad;            /* 400: the body could not be decoded */
+    uint64_t too_large;      /* 413 */
+    uint64_t unsupported;    /* 415 */
+    uint64_t other;          /* 404, 405 */
+    uint64_t unavailable;    /* 503: not committed */
+    char where[80];          /* the address listened on */
+};
+
+extern const struct ht_opt ht_otlp_opt_table[]; /* of struct ht_otlp_cfg */
+/* open: HT_ERR_USAGE (bad address), HT_ERR_IO (cannot listen). Every
+ * export is answered after the batch holding it is committed. */
+extern const struct ht_source_ops ht_source_otlp;
+void ht_otlp_stats(const void *state, struct ht_otlp_stats *out);
+
 /* ---- the Kafka source: a consumer in a consumer group -------------------- */
 
 struct ht_kafka_cfg {

@@ -82,6 +82,26 @@ struct ht_otel_span {
     size_t nlinks;
 };
 
+/* A first pass over one export's spans: which local root each batch
+ * consumer's process span runs under (its invocation). */
+struct ht_otel_node {
+    struct ht_id8 id, parent;
+    bool has_parent;    /* a local parent (not one from a message) */
+    bool top;           /* an invocation: a local root or a Lambda span */
+    bool consumes;      /* names messages it received (links, message id) */
+    bool has_consumers; /* a top some consuming span reports to */
+    int owner;          /* consuming span: index of its top, or -1 */
+    char rid[64];       /* as a top: its invocation id */
+};
+struct ht_otel_doc {
+    struct ht_otel_node *n;
+    size_t count, cap;
+};
+void ht__otel_doc_add(struct ht_otel_doc *d, const struct ht_otel_span *sp);
+/* After every span was added: sorts, and finds each consuming span's top. */
+void ht__otel_doc_link(struct ht_otel_doc *d);
+void ht__otel_doc_free(struct ht_otel_doc *d);
+
 /*
  * Maps one span of a resource onto the batch: its node, and the facts its
  * invocation and received messages give. Returns -1 when it was added, or
@@ -89,7 +109,8 @@ struct ht_otel_span {
  * `why`: nothing of it is added then (the caller rejects it).
  */
 int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
-                  const struct ht_otel_span *sp, char *why, size_t whyn);
+                  const struct ht_otel_span *sp, const struct ht_otel_doc *doc,
+                  char *why, size_t whyn);
 
 /* The spans of an OTLP/JSON ExportTraceServiceRequest (otlp_json.c):
  * counts into res (may be NULL). */

@@ -76,14 +76,18 @@ enum {
     K_FAAS_EXECUTION,
     K_FAAS_INVOCATION_ID,
     K_FAAS_NAME,
+    K_HOPTRACE_API_ID,
     K_HOPTRACE_EXT_REQUEST_ID,
     K_HOPTRACE_FLAGS,
     K_HOPTRACE_KIND,
+    K_HOPTRACE_MESSAGE_ID,
     K_HOPTRACE_NAME,
+    K_HOPTRACE_OPERATION,
     K_HOPTRACE_ORIGIN,
     K_HOPTRACE_REQUEST_ID,
     K_HOPTRACE_RESOURCE,
     K_HOPTRACE_SEQUENCE,
+    K_HOPTRACE_STAGE,
     K_HOPTRACE_TRACE_ID,
     K_HOPTRACE_VIA,
     K_HTTP_METHOD,
@@ -124,14 +128,18 @@ static const char *const known[K__COUNT] = {
     "faas.execution",
     "faas.invocation_id",
     "faas.name",
+    "hoptrace.api_id",
     "hoptrace.ext_request_id",
     "hoptrace.flags",
     "hoptrace.kind",
+    "hoptrace.message_id",
     "hoptrace.name",
+    "hoptrace.operation",
     "hoptrace.origin",
     "hoptrace.request_id",
     "hoptrace.resource",
     "hoptrace.sequence",
+    "hoptrace.stage",
     "hoptrace.trace_id",
     "hoptrace.via",
     "http.method",
@@ -385,7 +393,8 @@ static int64_t ns_to_us(uint64_t ns)
 static void add_record(struct ht_batch *b, const struct ht_span *s,
                        const char *rid, const char *function, int via,
                        const char *resource, const char *id,
-                       const struct ht_tid *hroot, const struct ht_id8 *hpar)
+                       const struct ht_tid *hroot, const struct ht_id8 *hpar,
+                       const char *corr)
 {
     struct ht_fact f;
 
@@ -397,7 +406,7 @@ static void add_record(struct ht_batch *b, const struct ht_span *s,
     f.ts_us = s->start_us;
     f.resource = resource;
     f.record_id = id;
-    f.corr = s->corr;
+    f.corr = corr ? corr : s->corr;
     if (hroot && hpar) {
         f.hdr_root = *hroot;
         f.hdr_parent = *hpar;
@@ -406,13 +415,136 @@ static void add_record(struct ht_batch *b, const struct ht_span *s,
     ht_batch_add_fact(b, &f);
 }
 
-int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
-                  const struct ht_otel_span *sp, char *why, size_t whyn)
+/* ---- the roles spans play, and the document's first pass ----------------
+ *
+ * remote parent: a CONSUMER span whose parent is the span context that
+ * arrived in the message (the producer's): explicit in Span.flags when the
+ * SDK sets bits 8-9; otherwise a consumer that has no links, names a
+ * message id and is not a receive operation (receive spans run in the
+ * consumer's own context).
+ *
+ * consuming span: a CONSUMER span under a local parent that names what it
+ * received (links to its producers, a message id): a batch consumer's
+ * process span. What it received belongs to its invocation: the local
+ * root it runs under (found in the same export, ht__otel_doc_*).
+ */
+struct role {
+    bool remote_parent;
+    bool consumes;
+    bool lambda_attr; /* faas.invocation_id / faas.execution */
+};
+
+static void classify(const struct ht_otel_span *sp,
+                     const struct ht_otel_kv *const *a, struct role *r)
 {
+    bool mid = has_str(a[K_MESSAGING_MESSAGE_ID]) ||
+               has_str(a[K_MESSAGING_MESSAGE_ID_OLD]);
+
+    memset(r, 0, sizeof(*r));
+    r->lambda_attr =
+        has_str(a[K_FAAS_INVOCATION_ID]) || has_str(a[K_FAAS_EXECUTION]);
+    if (!sp->has_parent || sp->kind != HT_OTEL_KIND_CONSUMER)
+        return;
+    if (sp->flags & HT_OTEL_FLAG_HAS_IS_REMOTE)
+        r->remote_parent = (sp->flags & HT_OTEL_FLAG_IS_REMOTE) != 0;
+    else
+        r->remote_parent = sp->nlinks == 0 && mid &&
+                           !eq(a[K_MESSAGING_OPERATION], "receive") &&
+                           !eq(a[K_MESSAGING_OPERATION_TYPE], "receive");
+    r->consumes = !r->remote_parent && (sp->nlinks > 0 || mid);
+}
+
+static int cmp_node(const void *x, const void *y)
+{
+    return memcmp(((const struct ht_otel_node *)x)->id.b,
+                  ((const struct ht_otel_node *)y)->id.b, 8);
+}
+
+static struct ht_otel_node *find_node(const struct ht_otel_doc *d,
+                                      const struct ht_id8 *id)
+{
+    struct ht_otel_node key;
+
+    if (!d || !d->count)
+        return NULL;
+    key.id = *id;
+    return bsearch(&key, d->n, d->count, sizeof(key), cmp_node);
+}
+
+void ht__otel_doc_add(struct ht_otel_doc *d, const struct ht_otel_span *sp)
+{
+    const struct ht_otel_kv *a[K__COUNT] = {0};
+    struct ht_otel_node *n;
+    struct role r;
+    const struct ht_otel_kv *fid;
+
+    if (d->count == d->cap) {
+        size_t nc = d->cap ? d->cap * 2 : 64;
+        struct ht_otel_node *p = realloc(d->n, nc * sizeof(*p));
+
+        if (!p)
+            abort();
+        d->n = p;
+        d->cap = nc;
+    }
+    index_attrs(&sp->attrs, a);
+    classify(sp, a, &r);
+    n = &d->n[d->count++];
+    memset(n, 0, sizeof(*n));
+    n->id = sp->id;
+    n->parent = sp->parent;
+    n->has_parent = sp->has_parent && !r.remote_parent;
+    n->consumes = r.consumes;
+    n->top = !n->has_parent || r.lambda_attr;
+    fid = has_str(a[K_FAAS_INVOCATION_ID]) ? a[K_FAAS_INVOCATION_ID]
+                                           : a[K_FAAS_EXECUTION];
+    if (r.lambda_attr && fid->slen < sizeof(n->rid))
+        memcpy(n->rid, fid->s, fid->slen);
+    else
+        ht_id8_format(&sp->id, n->rid);
+    n->owner = -1;
+}
+
+void ht__otel_doc_link(struct ht_otel_doc *d)
+{
+    if (d->count > 1)
+        qsort(d->n, d->count, sizeof(d->n[0]), cmp_node);
+    for (size_t i = 0; i < d->count; i++) {
+        struct ht_otel_node *x = &d->n[i], *up;
+        int guard = 0;
+
+        if (!d->n[i].consumes || d->n[i].top)
+            continue;
+        /* up through local parents to the invocation: a Lambda span, a
+         * local root, or the highest ancestor this export holds */
+        while (!x->top && x->has_parent && guard++ < 256 &&
+               (up = find_node(d, &x->parent)) != NULL)
+            x = up;
+        if (x == &d->n[i])
+            continue;
+        d->n[i].owner = (int)(x - d->n);
+        x->has_consumers = true;
+    }
+}
+
+void ht__otel_doc_free(struct ht_otel_doc *d)
+{
+    free(d->n);
+    memset(d, 0, sizeof(*d));
+}
+
+int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
+                  const struct ht_otel_span *sp, const struct ht_otel_doc *doc,
+                  char *why, size_t whyn)
+{
+    const struct ht_otel_node *node, *owner = NULL;
+    struct role role;
+    const char *owner_rid = NULL;
+    bool top_for_others = false;
     const struct ht_otel_kv *r[K__COUNT] = {0}, *a[K__COUNT] = {0};
     struct ht_span s;
     const char *service, *function, *str, *inv_id;
-    bool entry, remote_parent = false, lambda;
+    bool entry, remote_parent, lambda;
     int via = HT_VIA_NONE, http;
     const struct ht_otel_kv *msys;
     struct ht_link *links;
@@ -467,23 +599,24 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
     if (!function && (str = text(b, a[K_CLOUD_RESOURCE_ID])))
         function = arn_function(b, str);
 
-    /* a parent that arrived in a message: explicit in the span's flags when
-     * the SDK sets them, else a consumer that names its messaging system */
-    if (sp->has_parent && sp->kind == HT_OTEL_KIND_CONSUMER) {
-        if (sp->flags & HT_OTEL_FLAG_HAS_IS_REMOTE)
-            remote_parent = (sp->flags & HT_OTEL_FLAG_IS_REMOTE) != 0;
-        else
-            remote_parent = has_str(a[K_MESSAGING_SYSTEM]) ||
-                            has_str(a[K_MESSAGING_MESSAGE_ID]) ||
-                            has_str(a[K_MESSAGING_MESSAGE_ID_OLD]);
+    classify(sp, a, &role);
+    remote_parent = role.remote_parent;
+    node = find_node(doc, &sp->id);
+    if (node && node->owner >= 0) {
+        owner = &doc->n[node->owner];
+        owner_rid = ht_arena_strdup(b->arena, owner->rid);
     }
+    top_for_others = node && node->has_consumers;
     if (sp->has_parent && !remote_parent) {
         s.parent = sp->parent;
         s.flags |= HT_SPAN_HAS_PARENT;
     }
+    /* a consuming span whose invocation is not in this export stands for
+     * its invocation itself */
+    if (role.consumes && !owner)
+        top_for_others = true;
     entry = !(s.flags & HT_SPAN_HAS_PARENT) ||
-            sp->kind == HT_OTEL_KIND_SERVER ||
-            sp->kind == HT_OTEL_KIND_CONSUMER;
+            sp->kind == HT_OTEL_KIND_SERVER || top_for_others;
     inv_id = text(b, a[K_FAAS_INVOCATION_ID]);
     if (!inv_id)
         inv_id = text(b, a[K_FAAS_EXECUTION]);
@@ -497,19 +630,21 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
         s.name = sp->namelen ? ht_arena_strndup(b->arena, sp->name, sp->namelen)
                              : "span";
         s.flags |= HT_SPAN_SUBSEGMENT;
-        s.kind =
-            sp->kind == HT_OTEL_KIND_CLIENT || sp->kind == HT_OTEL_KIND_PRODUCER
-                ? HT_SK_CALL
-                : HT_SK_LOCAL;
+        s.kind = sp->kind == HT_OTEL_KIND_CLIENT ||
+                         sp->kind == HT_OTEL_KIND_PRODUCER ||
+                         (sp->kind == HT_OTEL_KIND_CONSUMER && a[K_RPC_METHOD])
+                     ? HT_SK_CALL
+                     : HT_SK_LOCAL;
     }
     if (lambda) {
         s.kind = HT_SK_LAMBDA;
         s.origin = "AWS::Lambda";
         s.request_id = inv_id;
         s.resource = function;
-    } else if (entry && sp->kind == HT_OTEL_KIND_CONSUMER &&
-               (!sp->has_parent || remote_parent)) {
-        /* a consumer outside Lambda: an invocation of its own, named by
+    } else if (top_for_others || (entry && sp->kind == HT_OTEL_KIND_CONSUMER &&
+                                  (!sp->has_parent || remote_parent))) {
+        /* a consumer outside Lambda (or the local root a batch consumer's
+         * process spans run under): an invocation of its own, named by
          * its span id */
         char hex[17];
 
@@ -629,20 +764,22 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
         s.flags = (s.flags & HT_SPAN_HAS_PARENT) |
                   flags_of(text(b, a[K_HOPTRACE_FLAGS]));
     }
-    if ((str = text(b, a[K_HOPTRACE_NAME])))
-        s.name = str;
-    if ((str = text(b, a[K_HOPTRACE_ORIGIN])))
-        s.origin = str;
-    if ((str = text(b, a[K_HOPTRACE_RESOURCE])))
-        s.resource = str;
-    if ((str = text(b, a[K_HOPTRACE_REQUEST_ID])))
-        s.request_id = str;
-    if ((str = text(b, a[K_HOPTRACE_EXT_REQUEST_ID])))
-        s.ext_request_id = str;
-    if ((str = text(b, a[K_HOPTRACE_SEQUENCE])))
-        s.sequence = str;
-    if ((str = text(b, a[K_HOPTRACE_VIA])))
-        s.via = (uint8_t)via_of(str);
+    if (a[K_HOPTRACE_KIND]) {
+        /* a node as hoptrace wrote it: what it says replaces what the
+         * conventions gave, absent fields included */
+        if ((str = text(b, a[K_HOPTRACE_NAME])))
+            s.name = str;
+        s.origin = text(b, a[K_HOPTRACE_ORIGIN]);
+        s.resource = text(b, a[K_HOPTRACE_RESOURCE]);
+        s.request_id = text(b, a[K_HOPTRACE_REQUEST_ID]);
+        s.ext_request_id = text(b, a[K_HOPTRACE_EXT_REQUEST_ID]);
+        s.sequence = text(b, a[K_HOPTRACE_SEQUENCE]);
+        s.message_id = text(b, a[K_HOPTRACE_MESSAGE_ID]);
+        s.operation = text(b, a[K_HOPTRACE_OPERATION]);
+        s.api_id = text(b, a[K_HOPTRACE_API_ID]);
+        s.stage = text(b, a[K_HOPTRACE_STAGE]);
+        s.via = (uint8_t)via_of(text(b, a[K_HOPTRACE_VIA]));
+    }
     if (s.kind == HT_SK_LAMBDA && s.request_id)
         inv_id = s.request_id;
 
@@ -650,7 +787,17 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
      * a consumer, which is a hop, not a call */
     links = ht_arena_alloc(b->arena, (sp->nlinks + 1) * sizeof(struct ht_link));
     for (size_t i = 0; i < sp->nlinks && nl < 100; i++) {
+        const struct ht_otel_kv *l[K__COUNT] = {0};
+        int lv;
+
         if (ht_id8_is_zero(&sp->links[i].span))
+            continue;
+        /* a stream hop written by `trace --format otlp` is read back as
+         * the record it was matched by (below), not as a plain link */
+        index_attrs(&sp->links[i].attrs, l);
+        lv = via_of(text(b, l[K_HOPTRACE_VIA]));
+        if ((lv == HT_VIA_KINESIS || lv == HT_VIA_DYNAMODB) &&
+            (l[K_HOPTRACE_SEQUENCE] || l[K_CORRELATION_ID]))
             continue;
         links[nl].trace = sp->links[i].trace;
         links[nl].id = sp->links[i].span;
@@ -683,19 +830,35 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
         ht_batch_add_fact(b, &f);
     }
     /* messages a consumer invocation received: its own message id, and
-     * those its links carry (a batch consumer's, one link per message) */
-    if (s.kind == HT_SK_LAMBDA && inv_id) {
+     * those its links carry (a batch consumer's, one link per message);
+     * a consuming span reports them for the invocation it runs under */
+    {
+        const char *rid = NULL;
         const char *mid = text(b, a[K_MESSAGING_MESSAGE_ID]);
         int rvia = via != HT_VIA_NONE ? via : HT_VIA_SQS;
+        bool mid_linked = false;
 
+        if (owner_rid)
+            rid = owner_rid;
+        else if (inv_id && (s.kind == HT_SK_LAMBDA || s.kind == HT_SK_FUNCTION))
+            rid = inv_id;
         if (!mid)
             mid = text(b, a[K_MESSAGING_MESSAGE_ID_OLD]);
-        if (mid && (via == HT_VIA_SQS || via == HT_VIA_KINESIS ||
-                    via == HT_VIA_SNS || via == HT_VIA_EVENTBRIDGE))
-            add_record(b, &s, inv_id, function, via, s.resource, mid,
+        /* a process span: one message, one link to its producer */
+        if (rid && mid && role.consumes && sp->nlinks == 1 &&
+            (rvia == HT_VIA_SQS || rvia == HT_VIA_KINESIS)) {
+            add_record(b, &s, rid, function, rvia, s.resource, mid,
+                       rvia == HT_VIA_SQS ? &sp->links[0].trace : NULL,
+                       rvia == HT_VIA_SQS ? &sp->links[0].span : NULL, NULL);
+            mid_linked = true;
+        } else if (rid && mid &&
+                   (via == HT_VIA_SQS || via == HT_VIA_KINESIS ||
+                    via == HT_VIA_SNS || via == HT_VIA_EVENTBRIDGE)) {
+            add_record(b, &s, rid, function, via, s.resource, mid,
                        remote_parent ? &sp->trace : NULL,
-                       remote_parent ? &sp->parent : NULL);
-        for (size_t i = 0; i < sp->nlinks; i++) {
+                       remote_parent ? &sp->parent : NULL, NULL);
+        }
+        for (size_t i = 0; rid && !mid_linked && i < sp->nlinks; i++) {
             const struct ht_otel_kv *l[K__COUNT] = {0};
             const char *lid, *lres;
             int lvia = rvia;
@@ -710,6 +873,32 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
             }
             if ((str = text(b, l[K_HOPTRACE_VIA])))
                 lvia = via_of(str);
+            if ((lvia == HT_VIA_KINESIS || lvia == HT_VIA_DYNAMODB) && !lid &&
+                (str = text(b, l[K_CORRELATION_ID]))) {
+                /* a stream record known by its correlation id (what
+                 * `trace --format otlp` writes for such a hop) */
+                struct ht_fact f;
+
+                memset(&f, 0, sizeof(f));
+                f.kind = HT_FACT_RECORD;
+                f.via = (uint8_t)lvia;
+                f.request_id = rid;
+                f.function = function;
+                f.ts_us = s.start_us;
+                f.corr = str;
+                f.resource = text(b, l[K_HOPTRACE_RESOURCE]);
+                ht_batch_add_fact(b, &f);
+                continue;
+            }
+            if (!lid && owner_rid && lvia == HT_VIA_SQS) {
+                /* a link of a span below the invocation: the invocation
+                 * received the linked producer's message, whose id is not
+                 * known; the linked span id stands for it */
+                char hex[17];
+
+                ht_id8_format(&sp->links[i].span, hex);
+                lid = ht_arena_printf(b->arena, "link:%s", hex);
+            }
             if (!lid || (lvia != HT_VIA_SQS && lvia != HT_VIA_KINESIS &&
                          lvia != HT_VIA_SNS && lvia != HT_VIA_EVENTBRIDGE))
                 continue;
@@ -718,8 +907,12 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
                 lres = text(b, l[K_MESSAGING_DESTINATION_NAME]);
             if (!lres)
                 lres = s.resource;
-            add_record(b, &s, inv_id, function, lvia, lres, lid,
-                       &sp->links[i].trace, &sp->links[i].span);
+            /* the span context of a link is a trace header only for SQS
+             * (a stream record's link names its writer, nothing more) */
+            add_record(b, &s, rid, function, lvia, lres, lid,
+                       lvia == HT_VIA_SQS ? &sp->links[i].trace : NULL,
+                       lvia == HT_VIA_SQS ? &sp->links[i].span : NULL,
+                       text(b, l[K_CORRELATION_ID]));
         }
     }
     b->documents++;

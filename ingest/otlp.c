@@ -34,6 +34,8 @@ struct pbctx {
     struct ht_otel_link *links;
     size_t caplinks;
     struct ht_otlp_result *res;
+    int pass; /* 1: the first pass (ht_otel_doc), 2: emit */
+    struct ht_otel_doc doc;
 };
 
 static struct ht_otel_kv *kv_push(struct pbctx *c)
@@ -109,6 +111,8 @@ static void reject_span(struct pbctx *c, int reason, const char *why,
     char detail[240], sample[128];
     int n = 0;
 
+    if (c->pass == 1)
+        return;
     snprintf(detail, sizeof(detail), "OTLP span: %s", why);
     /* the sample: the span's name and ids as they came */
     n = snprintf(sample, sizeof(sample),
@@ -129,7 +133,8 @@ static void one_span(struct pbctx *c, const PbSpan *s, size_t nres)
     char why[160];
     int rc;
 
-    c->res->spans++;
+    if (c->pass == 2)
+        c->res->spans++;
     memset(&sp, 0, sizeof(sp));
     if (s->trace_id.len != 16) {
         reject_span(c, s->trace_id.len ? HT_REJ_BAD_ID : HT_REJ_MISSING_FIELD,
@@ -195,7 +200,11 @@ static void one_span(struct pbctx *c, const PbSpan *s, size_t nres)
     }
     sp.links = c->links;
     sp.nlinks = nlinks;
-    rc = ht__otel_emit(c->b, &ra, &sp, why, sizeof(why));
+    if (c->pass == 1) {
+        ht__otel_doc_add(&c->doc, &sp);
+        return;
+    }
+    rc = ht__otel_emit(c->b, &ra, &sp, &c->doc, why, sizeof(why));
     if (rc >= 0)
         reject_span(c, rc, why, s);
 }
@@ -218,26 +227,31 @@ static void decode_pb(struct ht_batch *b, const struct ht_srcpos *pos,
                         body, n);
         return;
     }
-    for (size_t i = 0; i < req->n_resource_spans; i++) {
-        const PbRs *rs = req->resource_spans[i];
-        size_t nres;
+    for (c.pass = 1; c.pass <= 2; c.pass++) {
+        for (size_t i = 0; i < req->n_resource_spans; i++) {
+            const PbRs *rs = req->resource_spans[i];
+            size_t nres;
 
-        if (!rs)
-            continue;
-        c.nkv = 0;
-        if (rs->resource)
-            read_attrs(&c, rs->resource->attributes,
-                       rs->resource->n_attributes);
-        nres = c.nkv;
-        for (size_t j = 0; j < rs->n_scope_spans; j++) {
-            const Opentelemetry__Proto__Trace__V1__ScopeSpans *ss =
-                rs->scope_spans[j];
+            if (!rs)
+                continue;
+            c.nkv = 0;
+            if (rs->resource)
+                read_attrs(&c, rs->resource->attributes,
+                           rs->resource->n_attributes);
+            nres = c.nkv;
+            for (size_t j = 0; j < rs->n_scope_spans; j++) {
+                const Opentelemetry__Proto__Trace__V1__ScopeSpans *ss =
+                    rs->scope_spans[j];
 
-            for (size_t k = 0; ss && k < ss->n_spans; k++)
-                if (ss->spans[k])
-                    one_span(&c, ss->spans[k], nres);
+                for (size_t k = 0; ss && k < ss->n_spans; k++)
+                    if (ss->spans[k])
+                        one_span(&c, ss->spans[k], nres);
+            }
         }
+        if (c.pass == 1)
+            ht__otel_doc_link(&c.doc);
     }
+    ht__otel_doc_free(&c.doc);
     free(c.kv);
     free(c.links);
     opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(

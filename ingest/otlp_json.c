@@ -188,6 +188,8 @@ struct jctx {
     struct ht_otel_link *links;
     size_t caplinks;
     uint64_t spans, rejected;
+    int pass; /* 1: the document's first pass (ht_otel_doc), 2: emit */
+    struct ht_otel_doc doc;
 };
 
 static void reject_span(struct jctx *c, int reason, const char *why, hj span)
@@ -196,6 +198,8 @@ static void reject_span(struct jctx *c, int reason, const char *why, hj span)
     size_t n = hj_dump(span, sample, sizeof(sample));
     char detail[240];
 
+    if (c->pass == 1)
+        return;
     snprintf(detail, sizeof(detail), "OTLP span: %s", why);
     ht_batch_reject(c->b, reason, c->pos, detail, sample,
                     n < sizeof(sample) ? n : sizeof(sample));
@@ -211,7 +215,8 @@ static void one_span(struct jctx *c, hj span)
     char why[160];
     int rc;
 
-    c->spans++;
+    if (c->pass == 2)
+        c->spans++;
     if (!hj_is_object(span)) {
         reject_span(c, HT_REJ_MISSING_FIELD, "a span that is not an object",
                     span);
@@ -291,7 +296,11 @@ static void one_span(struct jctx *c, hj span)
     }
     sp.links = c->links;
     sp.nlinks = nlinks;
-    rc = ht__otel_emit(c->b, &ra, &sp, why, sizeof(why));
+    if (c->pass == 1) {
+        ht__otel_doc_add(&c->doc, &sp);
+        return;
+    }
+    rc = ht__otel_emit(c->b, &ra, &sp, &c->doc, why, sizeof(why));
     if (rc >= 0)
         reject_span(c, rc, why, span);
 }
@@ -328,17 +337,22 @@ void ht__otlp_json_doc(struct ht_batch *b, const struct ht_srcpos *pos, hj doc,
             res->bad = true;
         return;
     }
-    hj_iter_init(&it, rs);
-    while (hj_iter_next(&it, &r, NULL, NULL)) {
-        hj x;
+    for (c.pass = 1; c.pass <= 2; c.pass++) {
+        hj_iter_init(&it, rs);
+        while (hj_iter_next(&it, &r, NULL, NULL)) {
+            hj x;
 
-        c.res.n = 0;
-        read_attrs(hj_get(hj_get(r, "resource"), "attributes"), &c.res);
-        if (hj_is_array(x = hj_get(r, "scopeSpans")))
-            scope_spans(&c, x);
-        if (hj_is_array(x = hj_get(r, "instrumentationLibrarySpans")))
-            scope_spans(&c, x);
+            c.res.n = 0;
+            read_attrs(hj_get(hj_get(r, "resource"), "attributes"), &c.res);
+            if (hj_is_array(x = hj_get(r, "scopeSpans")))
+                scope_spans(&c, x);
+            if (hj_is_array(x = hj_get(r, "instrumentationLibrarySpans")))
+                scope_spans(&c, x);
+        }
+        if (c.pass == 1)
+            ht__otel_doc_link(&c.doc);
     }
+    ht__otel_doc_free(&c.doc);
     free(c.res.kv);
     free(c.kv.kv);
     free(c.links);

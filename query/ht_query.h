@@ -147,6 +147,9 @@ int ht_query_roots_txn(struct ht_txn *t, const char *id,
 void ht_query_json(const struct ht_result *r, struct ht_buf *out);
 void ht_query_text(const struct ht_result *r, struct ht_buf *out);
 void ht_query_dot(const struct ht_result *r, struct ht_buf *out);
+/* OTLP/JSON (query/otlp_out.c): one ExportTraceServiceRequest line per
+ * request, one trace id per request, hops as links (cli.md "trace"). */
+void ht_query_otlp(const struct ht_result *r, struct ht_buf *out);
 
 /* ---- aggregates over many requests (agg.c) ----------------------------
  *

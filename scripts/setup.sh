@@ -26,6 +26,7 @@ HT_PACKAGES=(
   libssl-dev
   libprotobuf-c-dev
   protobuf-c-compiler
+  libmicrohttpd-dev
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -65,6 +66,31 @@ install_kinesalite() {
     log "warning: npm install kinesalite failed; the Kinesis tests will be skipped"
 }
 
+# The OpenTelemetry JS SDK, its OTLP exporters and its aws-sdk
+# instrumentation with the SQS client, for the OTLP e2e test
+# (tests/e2e/otel_sdk.py); pinned to versions that run on Node 20. A
+# failure is a warning: that test then reports SKIP.
+HT_OTEL_NPM=(
+  @opentelemetry/api@1.9.0
+  @opentelemetry/sdk-trace-base@1.30.1
+  @opentelemetry/sdk-trace-node@1.30.1
+  @opentelemetry/resources@1.30.1
+  @opentelemetry/semantic-conventions@1.28.0
+  @opentelemetry/exporter-trace-otlp-http@0.57.2
+  @opentelemetry/exporter-trace-otlp-proto@0.57.2
+  @opentelemetry/instrumentation@0.57.2
+  @opentelemetry/instrumentation-aws-sdk@0.49.1
+  @aws-sdk/client-sqs@3.699.0
+)
+install_otel_npm() {
+  [[ -d "$HT_DEPS/node_modules/@opentelemetry/instrumentation-aws-sdk" &&
+     -d "$HT_DEPS/node_modules/@aws-sdk/client-sqs" ]] && return 0
+  command -v npm >/dev/null 2>&1 || { log "warning: no npm; the OTel SDK test will be skipped"; return 0; }
+  log "npm install the OpenTelemetry JS SDK into $HT_DEPS"
+  npm install --prefix "$HT_DEPS" --no-audit --no-fund --loglevel=error "${HT_OTEL_NPM[@]}" >/dev/null 2>&1 ||
+    log "warning: npm install of the OpenTelemetry JS SDK failed; the OTel SDK test will be skipped"
+}
+
 command -v dpkg-query >/dev/null 2>&1 ||
   die "dpkg-query not found: this script supports Debian 12 (or a derivative); install the packages listed at the top of $0 by hand"
 
@@ -72,6 +98,7 @@ mapfile -t missing < <(missing_packages)
 if ((${#missing[@]} == 0)); then
   log "all ${#HT_PACKAGES[@]} required packages are installed"
   install_kinesalite
+  install_otel_npm
   exit 0
 fi
 
@@ -111,3 +138,4 @@ mapfile -t still < <(missing_packages)
 ((${#still[@]} == 0)) || die "still missing after install: ${still[*]}"
 log "installed ${#missing[@]} package(s); all ${#HT_PACKAGES[@]} required packages are present"
 install_kinesalite
+install_otel_npm

@@ -4,7 +4,9 @@
 Part of the e2e tier (tests/e2e/). Regenerates every scenario into a temp
 folder and compares bytes with the committed one, so a hand edit or a
 generator change that was not re-run fails the build.
-usage: check_generated.py FIXTURES_DIR
+usage: check_generated.py FIXTURES_DIR [GENERATOR]
+GENERATOR is a script in FIXTURES_DIR/gen (default gen_fixtures.py); only
+the folders it writes are compared.
 """
 import filecmp
 import os
@@ -23,8 +25,9 @@ def files(root):
 
 def main():
     fx = os.path.abspath(sys.argv[1])
+    gen = sys.argv[2] if len(sys.argv) > 2 else "gen_fixtures.py"
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, os.path.join(fx, "gen", "gen_fixtures.py"), tmp],
+        subprocess.run([sys.executable, os.path.join(fx, "gen", gen), tmp],
                        check=True, stdout=subprocess.DEVNULL)
         want = files(tmp)
         have = {f for f in files(fx) if f.split(os.sep)[0] in {p.split(os.sep)[0] for p in want}}
@@ -33,7 +36,7 @@ def main():
             if not filecmp.cmp(os.path.join(tmp, f), os.path.join(fx, f), shallow=False))
         for f in bad:
             print("fixtures/%s differs from the generator's output" % f)
-        print("fixtures: %s" % ("up to date" if not bad else "%d files differ; run fixtures/gen/gen_fixtures.py" % len(bad)))
+        print("fixtures: %s" % ("up to date" if not bad else "%d files differ; run fixtures/gen/%s" % (len(bad), gen)))
         return 1 if bad else 0
 
 
