@@ -86,9 +86,13 @@ enum {
     K_HOPTRACE_ORIGIN,
     K_HOPTRACE_REQUEST_ID,
     K_HOPTRACE_RESOURCE,
+    K_HOPTRACE_SENT_US,
     K_HOPTRACE_SEQUENCE,
     K_HOPTRACE_STAGE,
     K_HOPTRACE_TRACE_ID,
+    K_HOPTRACE_UP_ID,
+    K_HOPTRACE_UP_RESOURCE,
+    K_HOPTRACE_UP_VIA,
     K_HOPTRACE_VIA,
     K_HTTP_METHOD,
     K_HTTP_REQUEST_METHOD,
@@ -138,9 +142,13 @@ static const char *const known[K__COUNT] = {
     "hoptrace.origin",
     "hoptrace.request_id",
     "hoptrace.resource",
+    "hoptrace.sent_us",
     "hoptrace.sequence",
     "hoptrace.stage",
     "hoptrace.trace_id",
+    "hoptrace.up_id",
+    "hoptrace.up_resource",
+    "hoptrace.up_via",
     "hoptrace.via",
     "http.method",
     "http.request.method",
@@ -413,6 +421,29 @@ static void add_record(struct ht_batch *b, const struct ht_span *s,
         f.flags |= HT_FACT_HAS_HDR;
     }
     ht_batch_add_fact(b, &f);
+}
+
+/*
+ * An SQS record as `trace --format otlp` writes it when SNS or EventBridge
+ * put the message in the queue (query/otlp_out.c): the delivery before it
+ * (hoptrace.up_via, hoptrace.up_id, hoptrace.up_resource) and when the
+ * queue took it (hoptrace.sent_us), onto the record just added.
+ */
+static void link_upstream(struct ht_batch *b, const struct ht_otel_kv *const *l)
+{
+    struct ht_fact *f = b->nfacts ? &b->facts[b->nfacts - 1] : NULL;
+    int uv = via_of(text(b, l[K_HOPTRACE_UP_VIA]));
+    int64_t sent = int_of(l[K_HOPTRACE_SENT_US]);
+
+    if (!f || f->kind != HT_FACT_RECORD || f->via != HT_VIA_SQS)
+        return;
+    if (sent > 0)
+        f->sent_us = sent;
+    if (uv != HT_VIA_SNS && uv != HT_VIA_EVENTBRIDGE)
+        return;
+    f->up_via = (uint8_t)uv;
+    f->up_id = text(b, l[K_HOPTRACE_UP_ID]);
+    f->up_resource = text(b, l[K_HOPTRACE_UP_RESOURCE]);
 }
 
 /* ---- the roles spans play, and the document's first pass ----------------
@@ -913,6 +944,8 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
                        lvia == HT_VIA_SQS ? &sp->links[i].trace : NULL,
                        lvia == HT_VIA_SQS ? &sp->links[i].span : NULL,
                        text(b, l[K_CORRELATION_ID]));
+            if (lvia == HT_VIA_SQS)
+                link_upstream(b, l);
         }
     }
     b->documents++;

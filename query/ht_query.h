@@ -52,6 +52,11 @@ struct ht_qhop {
     bool inner;
     int leg_of;
     int64_t at_us;
+    /* The record the consumer logged for this hop, when there is one (for
+     * the OTLP export, query/otlp_out.c): its via, id and resource, and the
+     * id of the delivery before it (an SNS message id, an event id). */
+    uint8_t record_via;
+    const char *record_id, *record_resource, *up_id;
 };
 
 struct ht_cp_entry {

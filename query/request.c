@@ -801,6 +801,12 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
         o->resource = h->resource ? h->resource : "";
         o->evidence = h->evidence;
         o->wait_ms = (double)(top->s.start_us - h->prod->s.end_us) / 1000.0;
+        if (h->rec) {
+            o->record_via = h->rec->via;
+            o->record_id = h->rec->record_id;
+            o->record_resource = h->rec->resource;
+            o->up_id = h->rec->up_id;
+        }
         r->nhops++;
         if (h->via == HT_VIA_SQS && !queue_leg(h) &&
             (h->prod->s.flags & HT_SPAN_WRITE) &&
