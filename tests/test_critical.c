@@ -145,6 +145,8 @@ int main(void)
         check_invariants(&r, false);
         CHECK(r.ncp == 4 && r.cp[2].hop == 0 && r.cp[2].dur_us == 50);
     }
+    /* the next case is the single hop's again (legs is gone) */
+    request_of(&r, sp, 3, &hop, 1, 0, 150);
 
     /* skew: the consumer starts before the producer call ended. The path
      * still starts at the root and ends at the sink; the wait is clamped
