@@ -139,8 +139,9 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
         }
     }
     if (o.until_idle > 0) {
-        ht_cli_err("ingest: --until-idle is for --kafka, --kinesis, --udp and --otlp; "
-                   "files and stdin end by themselves");
+        ht_cli_err(
+            "ingest: --until-idle is for --kafka, --kinesis, --udp and --otlp; "
+            "files and stdin end by themselves");
         goto usage_error;
     }
     if (!npaths) {

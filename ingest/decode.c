@@ -1023,6 +1023,21 @@ static void decode_json(struct ht_batch *b, const struct ht_srcpos *pos,
     decode_value(b, pos, v, p, n, level);
 }
 
+/* A protobuf ExportTraceServiceRequest: field 1 (resource_spans, length
+ * delimited) first, and bytes that JSON text never has (control
+ * characters other than whitespace) among its first 64: trace and span
+ * ids are raw bytes. A JSON payload that starts with a newline has
+ * printable text after it, so it is not taken for one. */
+static bool otlp_protobuf_like(const uint8_t *u, size_t n)
+{
+    if (n < 8 || u[0] != 0x0a)
+        return false;
+    for (size_t i = 1; i < n && i < 64; i++)
+        if (u[i] < 0x20 && u[i] != '\t' && u[i] != '\n' && u[i] != '\r')
+            return true;
+    return false;
+}
+
 static void decode_bytes(struct ht_batch *b, const struct ht_srcpos *pos,
                          const void *data, size_t n, int level)
 {
@@ -1050,6 +1065,15 @@ static void decode_bytes(struct ht_batch *b, const struct ht_srcpos *pos,
                         "KPL-aggregated record: de-aggregation is not "
                         "supported by this build",
                         NULL, 0);
+        return;
+    }
+    if (otlp_protobuf_like(u, n)) {
+        /* an ExportTraceServiceRequest in protobuf: what the OpenTelemetry
+         * collector's Kafka exporter writes by default (otlp_proto) */
+        struct ht_otlp_result res;
+
+        memset(&res, 0, sizeof(res));
+        ht__otlp_body(b, pos, data, n, HT_OTLP_PROTOBUF, &res);
         return;
     }
     size_t rescan_at = SIZE_MAX; /* where the fast path was refused */

@@ -33,7 +33,7 @@ const struct ht_opt ht_ingest_opt_table[] = {
      "kill -9, written back by the OS)"},
     {HT_OPT_SECONDS, "--until-idle", NULL, "S", NULL,
      offsetof(struct ht_ingest_opts, until_idle), 0, 1e6,
-     "live sources (--kafka, --kinesis, --udp) stop after S seconds "
+     "live sources (--kafka, --kinesis, --udp, --otlp) stop after S seconds "
      "without input"},
     {HT_OPT_DURATION, "--retain", NULL, "DURATION", NULL,
      offsetof(struct ht_ingest_opts, retain_us), 0, 0,

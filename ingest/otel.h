@@ -117,6 +117,13 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
 void ht__otlp_json_doc(struct ht_batch *b, const struct ht_srcpos *pos, hj doc,
                        struct ht_otlp_result *res);
 
+/* ht_ingest_otlp without counting the body's bytes (a payload the caller
+ * counted already: decode.c sniffs protobuf exports in Kafka messages and
+ * Kinesis records). */
+void ht__otlp_body(struct ht_batch *b, const struct ht_srcpos *pos,
+                   const void *body, size_t n, int encoding,
+                   struct ht_otlp_result *res);
+
 /* Hex id of exactly 2*n digits into n bytes; false on anything else. */
 bool ht__otel_hex(const char *s, size_t len, uint8_t *out, size_t n);
 

@@ -291,6 +291,13 @@ void ht_ingest_otlp(struct ht_batch *b, const struct ht_srcpos *pos,
                     struct ht_otlp_result *res)
 {
     b->payload_bytes += n;
+    ht__otlp_body(b, pos, body, n, encoding, res);
+}
+
+void ht__otlp_body(struct ht_batch *b, const struct ht_srcpos *pos,
+                   const void *body, size_t n, int encoding,
+                   struct ht_otlp_result *res)
+{
     if (encoding == HT_OTLP_PROTOBUF)
         decode_pb(b, pos, body, n, res);
     else

@@ -584,7 +584,9 @@ static int otlp_open(const void *cfgv, void **state)
     o->d = MHD_start_daemon(flags, 0, NULL, NULL, handler, o,
                             MHD_OPTION_LISTEN_SOCKET, o->lfd,
                             MHD_OPTION_NOTIFY_COMPLETED, completed, o,
-                            MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                            /* a thread and a body of up to --max-body each */
+                            MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
     if (!o->d) {
         HT_LOG_ERROR("ingest:otlp", "cannot start the HTTP server on %s",
                      o->st.where);
@@ -613,33 +615,34 @@ static int otlp_poll(void *state, struct ht_engine *e, int timeout_ms)
     }
     while (read(o->wake[0], drain, sizeof(drain)) > 0)
         ;
-    pthread_mutex_lock(&o->mu);
-    list = o->queued;
-    o->queued = NULL;
-    o->qtail = &o->queued;
-    pthread_mutex_unlock(&o->mu);
-    /* decode outside the lock: the handlers only wait */
-    for (j = list; j; j = j->next) {
-        struct ht_srcpos pos = {.source = j->src, .offset = o->seq++};
+    /* take exports until the batch is full (the rest wait for the next
+     * poll, after this batch's commit); decode outside the lock */
+    for (;;) {
+        struct ht_srcpos pos;
 
+        pthread_mutex_lock(&o->mu);
+        j = got && ht_engine_full(e) ? NULL : o->queued;
+        if (j) {
+            o->queued = j->next;
+            if (!o->queued)
+                o->qtail = &o->queued;
+        }
+        pthread_mutex_unlock(&o->mu);
+        if (!j)
+            break;
+        pos.source = j->src;
+        pos.offset = o->seq++;
         ht_ingest_otlp(ht_engine_batch(e), &pos, j->body, j->n, j->enc,
                        &j->res);
         got++;
+        pthread_mutex_lock(&o->mu);
+        j->state = JOB_DECODED;
+        j->next = o->decoded;
+        o->decoded = j;
+        pthread_mutex_unlock(&o->mu);
     }
     if (!got)
         return HT_POLL_IDLE;
-    pthread_mutex_lock(&o->mu);
-    for (j = list; j; j = j->next)
-        j->state = JOB_DECODED;
-    /* append to the jobs waiting for their commit */
-    {
-        struct job **t = &o->decoded;
-
-        while (*t)
-            t = &(*t)->next;
-        *t = list;
-    }
-    pthread_mutex_unlock(&o->mu);
     return HT_POLL_FLUSH; /* each export is answered once committed */
 }
 
