@@ -226,6 +226,94 @@ static bool consume(struct wr *w, const struct ht_fact *f, const char *key,
     return r != HALF_SEEN;
 }
 
+/*
+ * SNS and EventBridge pass the caller's trace header on: a subscriber's or
+ * rule target's AWS::Lambda segment whose parent is a Publish / PutEvents
+ * that recorded its message id received that message, logged or not. It
+ * takes the message's hop key like a logged record would, so the Publish
+ * is not left pending, and is noted as that subscriber's receipt
+ * (fanout_consumer: the same note as its logged record's, so the two
+ * count once, in either order). Either side may come first: the segment
+ * looks its parent up, the Publish its children in its trace.
+ */
+static void header_consumer(struct wr *w, const struct ht_span *lam,
+                            const struct ht_span *call)
+{
+    struct ht_fact f;
+    char hk[512];
+
+    if (!call->message_id || !(call->flags & HT_SPAN_WRITE) ||
+        (call->via != HT_VIA_SNS && call->via != HT_VIA_EVENTBRIDGE) ||
+        (call->flags & (HT_SPAN_ERROR | HT_SPAN_THROTTLE | HT_SPAN_FAULT)))
+        return;
+    memset(&f, 0, sizeof(f));
+    f.kind = HT_FACT_RECORD;
+    f.via = call->via;
+    f.request_id = lam->request_id;
+    f.function = lam->name;
+    f.ts_us = lam->start_us;
+    f.resource = call->resource;
+    f.record_id = call->message_id;
+    snprintf(hk, sizeof(hk), "%s:%s", ht_msgid_hop(call->via),
+             call->message_id);
+    consume(w, &f, hk, true);
+}
+
+struct kids_ctx {
+    struct wr *w;
+    const struct ht_span *call;
+    struct ht_arena *a;
+};
+
+static int header_kid(void *ctx, const void *k, size_t kn, const void *v,
+                      size_t vn)
+{
+    struct kids_ctx *c = ctx;
+    struct ht_id8 parent;
+    struct ht_span kid;
+
+    (void)k;
+    (void)kn;
+    if (ht_span_peek_parent(v, vn, &parent) != HT_ERR_OK ||
+        memcmp(parent.b, c->call->id.b, 8) != 0)
+        return 0;
+    if (ht_span_unpack(v, vn, c->a, &kid) == HT_ERR_OK &&
+        kid.kind == HT_SK_LAMBDA)
+        header_consumer(c->w, &kid, c->call);
+    return c->w->err != 0;
+}
+
+static void header_hops(struct wr *w, const struct ht_span *s)
+{
+    struct kids_ctx c = {w, NULL, NULL};
+    struct ht_span call;
+    const void *v;
+    size_t vn;
+    uint32_t flags;
+    uint8_t key[24];
+
+    if (w->err)
+        return;
+    if (s->kind == HT_SK_LAMBDA && (s->flags & HT_SPAN_HAS_PARENT)) {
+        memcpy(key, s->trace.b, 16);
+        memcpy(key + 16, s->parent.b, 8);
+        if (ht_store_get(w->t, HT_DB_NODES, key, 24, &v, &vn) != HT_ERR_OK ||
+            ht_span_peek_flags(v, vn, &flags) != HT_ERR_OK ||
+            !(flags & HT_SPAN_WRITE) || !(c.a = ht_arena_create()))
+            return;
+        if (ht_span_unpack(v, vn, c.a, &call) == HT_ERR_OK)
+            header_consumer(w, s, &call);
+    } else if (s->message_id && (s->flags & HT_SPAN_WRITE) &&
+               (s->via == HT_VIA_SNS || s->via == HT_VIA_EVENTBRIDGE)) {
+        if (!(c.a = ht_arena_create()))
+            return;
+        c.call = s;
+        ht_store_scan(w->t, HT_DB_NODES, s->trace.b, 16, header_kid, &c);
+    }
+    if (c.a)
+        ht_arena_destroy(c.a);
+}
+
 static void apply_span(struct wr *w, const struct ht_span *s)
 {
     const void *old;
@@ -279,6 +367,8 @@ static void apply_span(struct wr *w, const struct ht_span *s)
             produce(w, s, hk);
         }
     }
+    if (rmw && !inprog)
+        header_hops(w, s);
     if (s->sequence) {
         if (pure)
             key_span(w, HT_K_KSEQ, s->sequence, s);

@@ -120,6 +120,38 @@ static void del_half(struct pr *p, const char *hk)
     ht_buf_add(&p->halves, hk, kn);
 }
 
+struct marks_ctx {
+    struct pr *p;
+    char key[520];
+};
+
+static int mark_visit(void *ctx, const void *k, size_t kn, const void *v,
+                      size_t vn)
+{
+    struct marks_ctx *c = ctx;
+
+    (void)v;
+    (void)vn;
+    if (kn < sizeof(c->key)) {
+        memcpy(c->key, k, kn);
+        c->key[kn] = 0;
+        del_half(c->p, c->key);
+    }
+    return c->p->err != 0;
+}
+
+/* Every subscriber's note under an SNS / EventBridge hop key (assembler.c,
+ * fanout_consumer), the ones a trace header made (no fact names them) as
+ * well: they go with the Publish / PutEvents. */
+static void del_fanout_marks(struct pr *p, const char *hk)
+{
+    struct marks_ctx c = {.p = p};
+    int n = snprintf(c.key, sizeof(c.key), "%s#", hk);
+
+    if (n > 0 && (size_t)n < sizeof(c.key) && !p->err)
+        ht_store_scan(p->t, HT_DB_PENDING, c.key, (size_t)n, mark_visit, &c);
+}
+
 /* Removes node s and its index entries (apply_span). */
 static void drop_span(struct pr *p, const struct ht_span *s)
 {
@@ -140,6 +172,8 @@ static void drop_span(struct pr *p, const struct ht_span *s)
         del_text(p, ht_msgid_prefix(mv), s->message_id, HT_TARGET_SPAN, id, 8);
         snprintf(hk, sizeof(hk), "%s:%s", ht_msgid_hop(mv), s->message_id);
         del_half(p, hk);
+        if (ht_fanout_hop(hk))
+            del_fanout_marks(p, hk);
     }
     if (s->sequence) {
         del_text(p, HT_K_KSEQ, s->sequence, HT_TARGET_SPAN, id, 8);

@@ -13,6 +13,11 @@ Ingests fixtures/sns-fanout into a fresh store and evaluates `stalls
   (consumer bill-order), next to its sqs stage;
 - ingesting the same inputs again under other names (so they are decoded
   again) leaves the stalls answer identical (a subscriber is noted once);
+- the answer does not depend on the order the inputs arrive in (logs
+  before the segments);
+- a subscriber known only through the trace header (otel-sns-fanout: the
+  handler span under a Publish span that names its message id) consumes
+  the message: nothing of sns:order-placed is left pending;
 - `prune` past everything leaves no key and no pending entry (the SNS
   message-id keys, the hop halves and each subscriber's note go with the
   request): mdb_stat counts them. Needs mdb_stat (lmdb-utils); skipped
@@ -81,6 +86,42 @@ def main():
             errs.append("bill-order's sns receipts: %s" % [(k, v["consumed"]) for k, v in st.items()])
         if not any(k[1:] == ("sqs", "billing-queue", "bill-order") for k in st):
             errs.append("no sqs:billing-queue stage for bill-order")
+
+        # the other order: logs first, then the segments
+        db2 = os.path.join(tmp, "db2")
+        for f in sorted(inputs, key=lambda x: "segments" in x):
+            if run([hop, "--db", db2, "ingest", "--quiet", f]).returncode != 0:
+                errs.append("ingest %s into the second store failed" % f)
+        q = run([hop, "--db", db2, "stalls", "--format", "json", "--threshold", "1s",
+                 "--now", str(now_s)])
+        try:
+            if json.loads(q.stdout) != first:
+                errs.append("stalls differ when the logs come before the segments")
+        except ValueError:
+            errs.append("stalls of the second store: unreadable JSON")
+
+        # otel-sns-fanout: the Lambda subscriber is known by its parent only
+        ofx = os.path.join(sys.argv[2], "otel-sns-fanout")
+        oexp = json.load(open(os.path.join(ofx, "expected.json")))
+        db3 = os.path.join(tmp, "db3")
+        run([hop, "--db", db3, "ingest", "--quiet"] +
+            [os.path.join(ofx, f) for f in oexp["inputs"]])
+        onow = max(r["end_us"] for r in oexp["requests"]) // 1_000_000 + 86400
+        q = run([hop, "--db", db3, "stalls", "--format", "json", "--threshold", "1s",
+                 "--now", str(onow)])
+        try:
+            ost = json.loads(q.stdout)["stages"]
+        except (ValueError, KeyError):
+            ost = []
+            errs.append("otel-sns-fanout stalls: unreadable JSON")
+        sns = [g for g in ost if g["via"] == "sns"]
+        if not any(g["consumer"] == "send-confirmation" and g["producer"] == "create-order"
+                   and g["consumed"] == 1 for g in sns):
+            errs.append("otel-sns-fanout: no consumed create-order -> sns -> send-confirmation: %s"
+                        % [(g["stage"], g["consumed"]) for g in sns])
+        if any(g["pending"] for g in sns):
+            errs.append("otel-sns-fanout: an sns stage has something pending: %s"
+                        % [(g["stage"], g["pending"]) for g in sns])
 
         # the same documents again, under other names: decoded again
         again = []
