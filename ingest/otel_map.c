@@ -77,9 +77,12 @@ enum {
     K_FAAS_INVOCATION_ID,
     K_FAAS_NAME,
     K_HOPTRACE_API_ID,
+    K_HOPTRACE_EVIDENCE,
     K_HOPTRACE_EXT_REQUEST_ID,
     K_HOPTRACE_FLAGS,
+    K_HOPTRACE_INIT_US,
     K_HOPTRACE_KIND,
+    K_HOPTRACE_LOGS_ONLY,
     K_HOPTRACE_MESSAGE_ID,
     K_HOPTRACE_NAME,
     K_HOPTRACE_OPERATION,
@@ -133,9 +136,12 @@ static const char *const known[K__COUNT] = {
     "faas.invocation_id",
     "faas.name",
     "hoptrace.api_id",
+    "hoptrace.evidence",
     "hoptrace.ext_request_id",
     "hoptrace.flags",
+    "hoptrace.init_us",
     "hoptrace.kind",
+    "hoptrace.logs_only",
     "hoptrace.message_id",
     "hoptrace.name",
     "hoptrace.operation",
@@ -840,7 +846,41 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
     }
     s.links = nl ? links : NULL;
     s.nlinks = (uint32_t)nl;
-    ht_batch_add_span(b, &s);
+    if (a[K_HOPTRACE_LOGS_ONLY] &&
+        a[K_HOPTRACE_LOGS_ONLY]->type == HT_OV_BOOL &&
+        a[K_HOPTRACE_LOGS_ONLY]->b && inv_id) {
+        /* an invocation `trace --format otlp` knew from logs alone: read
+         * back as the START and REPORT lines it was known by, so it is
+         * again a logs-only invocation (its Init Duration included) */
+        struct ht_fact f;
+        const struct ht_otel_kv *cold = a[K_FAAS_COLDSTART];
+        int64_t init = int_of(a[K_HOPTRACE_INIT_US]);
+
+        if (init < 0 || init > s.end_us - s.start_us)
+            init = 0;
+        memset(&f, 0, sizeof(f));
+        f.kind = HT_FACT_START;
+        f.request_id = inv_id;
+        f.function = s.name;
+        f.ts_us = s.start_us + init;
+        if (a[K_HOPTRACE_TRACE_ID]) {
+            f.trace = s.trace;
+            f.flags |= HT_FACT_HAS_TRACE;
+        }
+        if (cold && cold->type == HT_OV_BOOL)
+            f.flags |= cold->b ? HT_FACT_COLD : HT_FACT_WARM;
+        ht_batch_add_fact(b, &f);
+        f.kind = HT_FACT_REPORT;
+        f.ts_us = s.end_us;
+        f.duration_us = s.end_us - (s.start_us + init);
+        f.init_us = init;
+        if (s.flags & HT_SPAN_FAULT)
+            f.flags |= HT_FACT_FAILED;
+        ht_batch_add_fact(b, &f);
+        lambda = false;
+    } else {
+        ht_batch_add_span(b, &s);
+    }
 
     /* the invocation: its trace, its node, its cold start */
     if (lambda) {
@@ -917,13 +957,25 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
                 f.ts_us = s.start_us;
                 f.corr = str;
                 f.resource = text(b, l[K_HOPTRACE_RESOURCE]);
+                /* the stream record's own id is not known: the linked
+                 * write's span id stands for it (so the consumer half is
+                 * kept, and the stream is known to have a reader) */
+                {
+                    char hex[17];
+
+                    ht_id8_format(&sp->links[i].span, hex);
+                    f.record_id = ht_arena_printf(b->arena, "link:%s", hex);
+                }
                 ht_batch_add_fact(b, &f);
                 continue;
             }
-            if (!lid && owner_rid && lvia == HT_VIA_SQS) {
-                /* a link of a span below the invocation: the invocation
-                 * received the linked producer's message, whose id is not
-                 * known; the linked span id stands for it */
+            if (!lid && lvia == HT_VIA_SQS &&
+                (owner_rid || eq(l[K_HOPTRACE_EVIDENCE], "trace-header"))) {
+                /* a link of a span below the invocation (or a hop that
+                 * `trace --format otlp` wrote as matched by the trace
+                 * header): the invocation received the linked producer's
+                 * message, whose id is not known; the linked span id
+                 * stands for it, the link is its trace header */
                 char hex[17];
 
                 ht_id8_format(&sp->links[i].span, hex);

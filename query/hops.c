@@ -293,23 +293,24 @@ static bool hop_listed(const struct vec *v, const struct qnode *prod,
     return false;
 }
 
+/* The via of a hop known by a link to `prod`: the queue or stream its
+ * write went to (X-Ray links only SQS consumers; an OpenTelemetry
+ * consumer links Kinesis and DynamoDB writes too), else a plain link. */
+static uint8_t link_via(const struct qnode *prod)
+{
+    /* (an SNS Publish or a PutEvents: a consumer that links to it, as
+     * behind SNS -> SQS, is that delivery as a whole) */
+    if ((prod->s.flags & HT_SPAN_WRITE) &&
+        (prod->s.via == HT_VIA_SQS || prod->s.via == HT_VIA_KINESIS ||
+         prod->s.via == HT_VIA_DYNAMODB || prod->s.via == HT_VIA_SNS ||
+         prod->s.via == HT_VIA_EVENTBRIDGE))
+        return prod->s.via;
+    return HT_VIA_LINK;
+}
+
 static const char *link_resource(struct qnode *prod)
 {
     return prod->s.resource ? prod->s.resource : prod->s.name;
-}
-
-/* The via of a hop known by an X-Ray link to producer `prod`: a
- * SendMessage's queue, a Publish's topic or a PutEvents' bus (a consumer
- * that links to the Publish, as behind SNS -> SQS, is that delivery as a
- * whole), else a link whose service is unknown. */
-static uint8_t link_via(const struct qnode *prod)
-{
-    uint8_t v = prod->s.via;
-
-    if (v == HT_VIA_SQS || ((v == HT_VIA_SNS || v == HT_VIA_EVENTBRIDGE) &&
-                            (prod->s.flags & HT_SPAN_WRITE)))
-        return v;
-    return HT_VIA_LINK;
 }
 
 /* Hops into invocation `inv` (its consumer side). */
@@ -396,11 +397,14 @@ static void incoming(struct q *q, struct qinv *inv, struct vec *out)
 
             if (!p || p == top || hop_listed(out, p, inv))
                 continue;
-            ht__vec_push(q->a, out,
-                         mkhop(q, p, inv, NULL, link_via(p),
-                               link_via(p) == HT_VIA_SQS ? p->s.resource
-                                                         : link_resource(p),
-                               "xray-link"));
+            if (link_via(p) != HT_VIA_LINK)
+                ht__vec_push(q->a, out,
+                             mkhop(q, p, inv, NULL, link_via(p), p->s.resource,
+                                   "xray-link"));
+            else
+                ht__vec_push(q->a, out,
+                             mkhop(q, p, inv, NULL, HT_VIA_LINK,
+                                   link_resource(p), "xray-link"));
         }
     }
 }
@@ -532,11 +536,12 @@ static void outgoing(struct q *q, struct qnode *p, struct vec *out)
         }
         if (!inv || hop_listed(out, p, inv))
             continue;
-        ht__vec_push(
-            q->a, out,
-            mkhop(q, p, inv, NULL, link_via(p),
-                  link_via(p) == HT_VIA_SQS ? p->s.resource : link_resource(p),
-                  "xray-link"));
+        ht__vec_push(q->a, out,
+                     link_via(p) != HT_VIA_LINK
+                         ? mkhop(q, p, inv, NULL, link_via(p), p->s.resource,
+                                 "xray-link")
+                         : mkhop(q, p, inv, NULL, HT_VIA_LINK, link_resource(p),
+                                 "xray-link"));
     }
     if (p->s.sequence) {
         by_record_id(q, p, HT_K_KSEQ, HT_VIA_KINESIS, p->s.sequence,

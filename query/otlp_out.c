@@ -172,8 +172,10 @@ static void span_attrs(struct ht_buf *b, const struct ht_request *r, size_t i)
     astr(&a, "hoptrace.stage", s->stage);
     if (s->via)
         astr(&a, "hoptrace.via", ht_via_name(s->via));
-    if (q->logs_only)
+    if (q->logs_only) {
         abool(&a, "hoptrace.logs_only", true);
+        aint(&a, "hoptrace.init_us", (long long)q->init_us);
+    }
     if (q->shared)
         abool(&a, "hoptrace.shared", true);
     /* the OpenTelemetry conventions a viewer shows */

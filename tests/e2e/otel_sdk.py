@@ -16,13 +16,16 @@ Then, from the spans the SDK itself recorded (printed by flow.js):
   SendMessage span to the poll whose wait is exact: the poll's start minus
   the SendMessage span's end, each rounded to the microsecond;
 - the producer's trace id (OTel hex and X-Ray form) gives the same
-  request; the consumer's trace id gives both requests of its batch.
+  request; the consumer's trace id gives both requests of its batch;
+- `trace MESSAGE_ID --format otlp` POSTed to a fresh `ingest --otlp`
+  answers the same (spans, hops and their waits, duration).
 Skips (exit 77) when node or the npm packages are missing (scripts/setup.sh
 installs them into .deps/).
 
 usage: otel_sdk.py HOPTRACE
 """
 import hashlib
+import http.client
 import http.server
 import json
 import os
@@ -228,6 +231,36 @@ def one_encoding(hop, encoding, gzip):
                 if rr is None or [x["root"] for x in rr] != [root["spanId"]]:
                     fails.append("%s: trace %s: %s" % (encoding, ident,
                                                        e or [x["root"] for x in rr]))
+        # trace --format otlp, POSTed back to a fresh ingest --otlp, gives
+        # the same answer
+        mid0 = sends[0]["attributes"].get("messaging.message_id") or \
+            sends[0]["attributes"].get("messaging.message.id")
+        p = subprocess.run([hop, "--db", db, "trace", mid0, "--format", "otlp"],
+                           capture_output=True, timeout=60)
+        db2 = os.path.join(tmp, "db2")
+        ing2, addr2 = start_ingest(hop, db2)
+        try:
+            for line in p.stdout.splitlines():
+                c = http.client.HTTPConnection(*addr2.rsplit(":", 1), timeout=30)
+                c.request("POST", "/v1/traces", body=line,
+                          headers={"Content-Type": "application/json"})
+                resp = c.getresponse()
+                body = resp.read()
+                if resp.status != 200 or json.loads(body) != {}:
+                    fails.append("%s: export of %s answered %s %r" % (
+                        encoding, mid0, resp.status, body[:200]))
+                c.close()
+        finally:
+            stop_ingest(ing2)
+        before, _ = trace(hop, db, mid0)
+        after, e = trace(hop, db2, mid0)
+        if p.returncode != 0 or not after or [r["hops"] for r in after] != \
+                [r["hops"] for r in before] or [r["duration_ms"] for r in after] != \
+                [r["duration_ms"] for r in before] or \
+                sorted(x["id"] for x in after[0]["spans"]) != \
+                sorted(x["id"] for x in before[0]["spans"]):
+            fails.append("%s: trace --format otlp of %s does not read back the same: %s" % (
+                encoding, mid0, e or json.dumps(after)[:400]))
         # the batch's trace id names both requests it served
         rr, e = trace(hop, db, poll["traceId"])
         want = sorted(roots[s["traceId"]]["spanId"] for s in sends)
