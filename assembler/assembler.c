@@ -166,17 +166,152 @@ static void produce(struct wr *w, const struct ht_span *s, const char *key)
         ht__stg_producer(w->stg, s, key, r == HALF_MET, other);
 }
 
+/*
+ * SNS and EventBridge deliver one message to every subscriber or rule
+ * target: its hop key has one producer half and several consumers. Each
+ * consumer is noted once (ht_fanout_mark: "<key>#<request id>", state
+ * HALF_CONSUMER, never a pending producer); the first takes the hop key
+ * as any consumer does (returns -1: go on), a later one, which finds the
+ * key taken or waiting, is a receipt of its own for the stages. Returns 1
+ * for such a later consumer, 0 when this consumer was noted before.
+ */
+static int fanout_consumer(struct wr *w, const struct ht_fact *f,
+                           const char *key, bool first)
+{
+    char mk[600];
+    uint8_t val[9];
+    const void *v;
+    size_t vn, mn;
+    uint8_t state;
+
+    if (!f->request_id || w->err)
+        return -1;
+    mn = ht_fanout_mark(mk, sizeof(mk), key, f->request_id);
+    if (!mn)
+        return -1;
+    if (ht_store_get(w->t, HT_DB_PENDING, mk, mn, &v, &vn) == HT_ERR_OK)
+        return 0;
+    val[0] = HALF_CONSUMER;
+    ht_be64_put(val + 1, (uint64_t)f->ts_us);
+    put(w, HT_DB_PENDING, mk, mn, val, sizeof(val));
+    if (ht_store_get(w->t, HT_DB_PENDING, key, strlen(key), &v, &vn) !=
+            HT_ERR_OK ||
+        vn < 1)
+        return -1;
+    state = ((const uint8_t *)v)[0];
+    if (state == HALF_PRODUCER)
+        return -1;
+    ht__stg_consumer(w->stg, f, key, state == HALF_MATCHED, first);
+    return 1;
+}
+
 /* A consumer half of fact f; returns whether it was seen for the first
  * time. `first` is false for a record's second name. */
 static bool consume(struct wr *w, const struct ht_fact *f, const char *key,
                     bool first)
 {
     int64_t other = 0;
-    int r = half(w, key, HALF_CONSUMER, f->ts_us, &other);
+    int r;
+
+    if (ht_fanout_hop(key)) {
+        int seen = fanout_consumer(w, f, key, first);
+
+        if (seen >= 0)
+            return seen != 0;
+    }
+    r = half(w, key, HALF_CONSUMER, f->ts_us, &other);
 
     if (r != HALF_SEEN)
         ht__stg_consumer(w->stg, f, key, r == HALF_MET, first);
     return r != HALF_SEEN;
+}
+
+/*
+ * SNS and EventBridge pass the caller's trace header on: a subscriber's or
+ * rule target's AWS::Lambda segment whose parent is a Publish / PutEvents
+ * that recorded its message id received that message, logged or not. It
+ * takes the message's hop key like a logged record would, so the Publish
+ * is not left pending, and is noted as that subscriber's receipt
+ * (fanout_consumer: the same note as its logged record's, so the two
+ * count once, in either order). Either side may come first: the segment
+ * looks its parent up, the Publish its children in its trace.
+ */
+static void header_consumer(struct wr *w, const struct ht_span *lam,
+                            const struct ht_span *call)
+{
+    struct ht_fact f;
+    char hk[512];
+
+    if (!call->message_id || !(call->flags & HT_SPAN_WRITE) ||
+        (call->via != HT_VIA_SNS && call->via != HT_VIA_EVENTBRIDGE) ||
+        (call->flags & (HT_SPAN_ERROR | HT_SPAN_THROTTLE | HT_SPAN_FAULT)))
+        return;
+    memset(&f, 0, sizeof(f));
+    f.kind = HT_FACT_RECORD;
+    f.via = call->via;
+    f.request_id = lam->request_id;
+    f.function = lam->name;
+    f.ts_us = lam->start_us;
+    f.resource = call->resource;
+    f.record_id = call->message_id;
+    snprintf(hk, sizeof(hk), "%s:%s", ht_msgid_hop(call->via),
+             call->message_id);
+    consume(w, &f, hk, true);
+}
+
+struct kids_ctx {
+    struct wr *w;
+    const struct ht_span *call;
+    struct ht_arena *a;
+};
+
+static int header_kid(void *ctx, const void *k, size_t kn, const void *v,
+                      size_t vn)
+{
+    struct kids_ctx *c = ctx;
+    struct ht_id8 parent;
+    struct ht_span kid;
+
+    (void)k;
+    (void)kn;
+    if (ht_span_peek_parent(v, vn, &parent) != HT_ERR_OK ||
+        memcmp(parent.b, c->call->id.b, 8) != 0)
+        return 0;
+    if (ht_span_unpack(v, vn, c->a, &kid) == HT_ERR_OK &&
+        kid.kind == HT_SK_LAMBDA)
+        header_consumer(c->w, &kid, c->call);
+    return c->w->err != 0;
+}
+
+static void header_hops(struct wr *w, const struct ht_span *s)
+{
+    struct kids_ctx c = {w, NULL, NULL};
+    struct ht_span call;
+    const void *v;
+    size_t vn;
+    uint32_t flags;
+    uint8_t key[24];
+
+    if (w->err)
+        return;
+    if (s->kind == HT_SK_LAMBDA && (s->flags & HT_SPAN_HAS_PARENT)) {
+        memcpy(key, s->trace.b, 16);
+        memcpy(key + 16, s->parent.b, 8);
+        if (ht_store_get(w->t, HT_DB_NODES, key, 24, &v, &vn) != HT_ERR_OK ||
+            ht_span_peek_flags(v, vn, &flags) != HT_ERR_OK ||
+            !(flags & HT_SPAN_WRITE) || !(c.a = ht_arena_create()))
+            return;
+        if (ht_span_unpack(v, vn, c.a, &call) == HT_ERR_OK)
+            header_consumer(w, s, &call);
+    } else if (s->message_id && (s->flags & HT_SPAN_WRITE) &&
+               (s->via == HT_VIA_SNS || s->via == HT_VIA_EVENTBRIDGE)) {
+        if (!(c.a = ht_arena_create()))
+            return;
+        c.call = s;
+        ht_store_scan(w->t, HT_DB_NODES, s->trace.b, 16, header_kid, &c);
+    }
+    if (c.a)
+        ht_arena_destroy(c.a);
 }
 
 static void apply_span(struct wr *w, const struct ht_span *s)
@@ -223,13 +358,17 @@ static void apply_span(struct wr *w, const struct ht_span *s)
     if (s->flags & (HT_SPAN_ERROR | HT_SPAN_THROTTLE | HT_SPAN_FAULT))
         rmw = false;
     if (s->message_id) {
+        int mv = ht_span_msgid_via(s);
+
         if (pure)
-            key_span(w, HT_K_SQS, s->message_id, s);
+            key_span(w, ht_msgid_prefix(mv), s->message_id, s);
         if (rmw) {
-            snprintf(hk, sizeof(hk), "sqs:%s", s->message_id);
+            snprintf(hk, sizeof(hk), "%s:%s", ht_msgid_hop(mv), s->message_id);
             produce(w, s, hk);
         }
     }
+    if (rmw && !inprog)
+        header_hops(w, s);
     if (s->sequence) {
         if (pure)
             key_span(w, HT_K_KSEQ, s->sequence, s);
@@ -334,6 +473,29 @@ static void apply_inv(struct wr *w, const struct fact_ref *f, size_t n,
     }
 }
 
+/* The hop before an SQS record's (an SNS topic or an EventBridge bus that
+ * delivered the message into the queue): its message id names the
+ * invocation too, and its consumer half is the record as that via's
+ * delivery (the topic as resource, received when SQS took it). */
+static void consume_up(struct wr *w, const struct ht_fact *f, bool pure,
+                       bool rmw, const uint8_t *prid, size_t prn)
+{
+    struct ht_fact g = *f;
+    char hk[512];
+
+    if (pure)
+        key_inv(w, ht_msgid_prefix(f->up_via), f->up_id, 0, prid, prn);
+    if (!rmw)
+        return;
+    g.via = f->up_via;
+    g.record_id = f->up_id;
+    g.resource = f->up_resource;
+    g.up_via = 0;
+    g.up_id = g.up_resource = NULL;
+    snprintf(hk, sizeof(hk), "%s:%s", ht_msgid_hop(g.via), g.record_id);
+    consume(w, &g, hk, true); /* another via: its own receipt */
+}
+
 /* What a fact adds besides its invocation record: keys, the fact itself,
  * hop halves. */
 static void apply_fact(struct wr *w, const struct ht_fact *f,
@@ -366,13 +528,15 @@ static void apply_fact(struct wr *w, const struct ht_fact *f,
     if (f->kind == HT_FACT_RECORD && f->record_id) {
         const char *id = f->record_id;
 
-        if (f->via == HT_VIA_SQS) {
+        if (ht_msgid_prefix(f->via)) {
             if (pure)
-                key_inv(w, HT_K_SQS, id, 0, prid, prn);
+                key_inv(w, ht_msgid_prefix(f->via), id, 0, prid, prn);
             if (rmw) {
-                snprintf(hk, sizeof(hk), "sqs:%s", id);
+                snprintf(hk, sizeof(hk), "%s:%s", ht_msgid_hop(f->via), id);
                 consume(w, f, hk, true);
             }
+            if (f->up_id && ht_msgid_prefix(f->up_via))
+                consume_up(w, f, pure, rmw, prid, prn);
         } else if (f->via == HT_VIA_KINESIS) {
             if (pure)
                 key_inv(w, HT_K_KSEQ, id, 0, prid, prn);

@@ -571,8 +571,8 @@ static bool record_hop_key(const struct ht_fact *f, int n, char *hk, size_t cap)
 {
     if (f->kind != HT_FACT_RECORD || !f->resource || !f->record_id)
         return false;
-    if (n == 0 && f->via == HT_VIA_SQS)
-        snprintf(hk, cap, "sqs:%s", f->record_id);
+    if (n == 0 && ht_msgid_hop(f->via))
+        snprintf(hk, cap, "%s:%s", ht_msgid_hop(f->via), f->record_id);
     else if (n == 0 && f->via == HT_VIA_KINESIS)
         snprintf(hk, cap, "kin:%s", f->record_id);
     else if (n == 1 && f->via == HT_VIA_KINESIS && f->corr)
@@ -638,28 +638,53 @@ static void earliest_receipt(struct ht__stg *g, const struct ht_fact *f,
     bump_latest(g, &p, r.last);
 }
 
-/* Every receipt of the batch, before anything of it is applied. */
+/* The delivery an SQS record names before its own (assembler.c,
+ * consume_up): the record as a receipt of that via and resource. */
+static bool up_record(const struct ht_fact *f, struct ht_fact *out)
+{
+    if (f->kind != HT_FACT_RECORD || !f->up_id || !ht_msgid_hop(f->up_via))
+        return false;
+    *out = *f;
+    out->via = f->up_via;
+    out->record_id = f->up_id;
+    out->resource = f->up_resource;
+    out->up_via = 0;
+    out->up_id = out->up_resource = NULL;
+    return true;
+}
+
+/* One receipt of the batch (earliest_receipts). */
+static void batch_receipt(struct ht__stg *g, const struct ht_fact *f)
+{
+    const char *cons =
+        f->function && strlen(f->function) < MAXNAME ? f->function : "";
+    char hk[512];
+
+    if (!record_hop_key(f, 0, hk, sizeof(hk)) || !usable(hk, f->resource))
+        return;
+    {
+        /* every receipt is the consumer's activity: its last one */
+        uint8_t k[1024];
+        size_t kn = mk(k, T_R, f->via, f->resource, cons, NULL);
+
+        bump(g, k, kn, 0, 0);
+        bump(g, k, kn, 1, f->ts_us);
+    }
+    for (int n = 0; n < 2 && !g->err; n++)
+        if (record_hop_key(f, n, hk, sizeof(hk)) && usable(hk, f->resource))
+            earliest_receipt(g, f, cons, hk);
+}
+
+/* Every receipt of the batch, before anything of it is applied: each
+ * record as itself, and as the delivery before it when it names one. */
 static void earliest_receipts(struct ht__stg *g)
 {
     for (size_t i = 0; i < g->b->nfacts && !g->err; i++) {
-        const struct ht_fact *f = &g->b->facts[i];
-        const char *cons =
-            f->function && strlen(f->function) < MAXNAME ? f->function : "";
-        char hk[512];
+        struct ht_fact upf;
 
-        if (!record_hop_key(f, 0, hk, sizeof(hk)) || !usable(hk, f->resource))
-            continue;
-        {
-            /* every receipt is the consumer's activity: its last one */
-            uint8_t k[1024];
-            size_t kn = mk(k, T_R, f->via, f->resource, cons, NULL);
-
-            bump(g, k, kn, 0, 0);
-            bump(g, k, kn, 1, f->ts_us);
-        }
-        for (int n = 0; n < 2 && !g->err; n++)
-            if (record_hop_key(f, n, hk, sizeof(hk)) && usable(hk, f->resource))
-                earliest_receipt(g, f, cons, hk);
+        batch_receipt(g, &g->b->facts[i]);
+        if (!g->err && up_record(&g->b->facts[i], &upf))
+            batch_receipt(g, &upf);
     }
 }
 

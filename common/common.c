@@ -64,6 +64,10 @@ const char *ht_via_name(int via)
         return "lambda";
     case HT_VIA_LINK:
         return "link";
+    case HT_VIA_SNS:
+        return "sns";
+    case HT_VIA_EVENTBRIDGE:
+        return "eventbridge";
     default:
         return "none";
     }

@@ -18,8 +18,10 @@ enum ht_via {
     HT_VIA_SQS = 1,
     HT_VIA_KINESIS = 2,
     HT_VIA_DYNAMODB = 3,
-    HT_VIA_LAMBDA = 4, /* async invoke */
-    HT_VIA_LINK = 5    /* an X-Ray link whose service is unknown */
+    HT_VIA_LAMBDA = 4,     /* async invoke */
+    HT_VIA_LINK = 5,       /* an X-Ray link whose service is unknown */
+    HT_VIA_SNS = 6,        /* SNS topic delivery (Publish -> subscriber) */
+    HT_VIA_EVENTBRIDGE = 7 /* EventBridge bus -> rule target */
 };
 const char *ht_via_name(int via);
 
@@ -68,7 +70,7 @@ struct ht_span {
     const char *resource;       /* queue, table, stream or function name */
     const char *request_id;     /* aws.request_id (Lambda) or API GW request */
     const char *ext_request_id; /* API Gateway extended request id */
-    const char *message_id;     /* SQS SendMessage */
+    const char *message_id;     /* SQS SendMessage, SNS Publish */
     const char *sequence;       /* Kinesis sequence number when recorded */
     const char *corr;           /* correlation id annotation */
     const char *api_id;         /* API Gateway rest api id */
@@ -122,6 +124,14 @@ struct ht_fact {
     struct ht_tid hdr_root; /* AWSTraceHeader Root */
     struct ht_id8 hdr_parent;
     int64_t sent_us; /* SentTimestamp / creation / arrival time */
+    /* RECORD: the hop that carried the message before this one, when the
+     * record's payload names it: an SQS body that is an SNS notification
+     * envelope (SNS message id, topic) or an EventBridge event (event id;
+     * the bus is not in the event). up_via is 0 when there is none. */
+    uint8_t up_via;
+    const char *up_id;
+    const char *up_resource;
+    int64_t up_sent_us; /* the envelope's Timestamp / the event's time */
     /* APIGW */
     const char *apigw_id;
     const char *ext_id;

@@ -149,13 +149,45 @@ enum {
     A_SEQUENCE_NUMBER,
     A_INVOCATION_TYPE,
     A_TOPIC_ARN,
+    A_EVENT_BUS_NAME,
     A__COUNT
 };
 static const char *const aws_keys[A__COUNT] = {
-    "operation",      "api_gateway", "request_id",      "queue_url",
-    "table_name",     "stream_name", "function_name",   "table_names",
-    "resource_names", "message_id",  "sequence_number", "invocation_type",
-    "topic_arn"};
+    "operation",      "api_gateway",   "request_id",      "queue_url",
+    "table_name",     "stream_name",   "function_name",   "table_names",
+    "resource_names", "message_id",    "sequence_number", "invocation_type",
+    "topic_arn",      "event_bus_name"};
+
+/*
+ * The notification hops' producer calls (design.md "SNS and EventBridge"):
+ * an SNS Publish (or PublishBatch, whose entries' ids no whitelist can
+ * record) to a topic (aws.topic_arn, the X-Ray SDKs' parameter
+ * whitelist; aws.message_id when a custom whitelist records the response's
+ * MessageId) and an EventBridge PutEvents to a bus (aws.event_bus_name when
+ * recorded, else the first of aws.resource_names, else the account's
+ * "default" bus, which is where PutEvents puts an entry that names none).
+ * True when op is one of them.
+ */
+static bool notify_op(struct ht_batch *b, const char *op, const hj *f,
+                      struct ht_span *s)
+{
+    const char *bus;
+
+    if (strcmp(op, "Publish") == 0 || strcmp(op, "PublishBatch") == 0) {
+        s->via = HT_VIA_SNS;
+        s->flags |= HT_SPAN_WRITE;
+        return true;
+    }
+    if (strcmp(op, "PutEvents") != 0)
+        return false;
+    s->via = HT_VIA_EVENTBRIDGE;
+    s->flags |= HT_SPAN_WRITE;
+    if ((bus = hj_str(f[A_EVENT_BUS_NAME])) != NULL && *bus)
+        s->resource = tail_name(b, bus, "/");
+    else if (!s->resource)
+        s->resource = "default";
+    return true;
+}
 
 static void fill_aws(struct xray_ctx *x, hj aws, struct ht_span *s)
 {
@@ -204,6 +236,8 @@ static void fill_aws(struct xray_ctx *x, hj aws, struct ht_span *s)
     } else if (is_write_ddb(op)) {
         s->via = HT_VIA_DYNAMODB;
         s->flags |= HT_SPAN_WRITE;
+    } else if (notify_op(b, op, f, s)) {
+        /* SNS Publish, EventBridge PutEvents (notify_op) */
     } else if (strcmp(op, "InvokeAsync") == 0 ||
                (strcmp(op, "Invoke") == 0 &&
                 (str = hj_str(f[A_INVOCATION_TYPE])) &&

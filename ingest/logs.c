@@ -509,6 +509,9 @@ static void access_log(struct line *L, hj o)
 
 /* ---- logged Lambda events --------------------------------------------- */
 
+static void body_upstream(struct ht_batch *b, const char *s, size_t n,
+                          struct ht_fact *f);
+
 static void sqs_record(struct line *L, hj r)
 {
     struct ht_batch *b = L->b;
@@ -535,8 +538,106 @@ static void sqs_record(struct line *L, hj r)
     if (jmember_scaled(attrs, "SentTimestamp", 3, &v))
         f.sent_us = v;
     body = hj_get(r, "body");
-    if (hj_is_string(body))
+    if (hj_is_string(body)) {
+        body_upstream(b, hj_str(body), hj_strlen(body), &f);
         f.corr = payload_corr(b, hj_str(body), hj_strlen(body), true);
+    }
+    ht_batch_add_fact(b, &f);
+}
+
+/* ---- SNS and EventBridge deliveries ------------------------------------ */
+
+/* The topic's name from its ARN (arn:aws:sns:REGION:ACCOUNT:NAME). */
+static const char *topic_name(struct ht_batch *b, const char *arn)
+{
+    const char *colon = arn ? strrchr(arn, ':') : NULL;
+
+    return colon && colon[1] ? dup(b, colon + 1) : dup(b, arn);
+}
+
+/* An ISO 8601 member (SNS Timestamp, EventBridge time), or 0. */
+static int64_t jtime(hj o, const char *key)
+{
+    const char *s = jstr(o, key);
+    int64_t t;
+
+    return s && ht_parse_iso8601(s, &t) ? t : 0;
+}
+
+/* An EventBridge event: what a rule's target receives (its `id` is the
+ * EventId the PutEvents response returned). */
+static bool is_eventbridge_event(hj o)
+{
+    return hj_is_object(o) && jstr(o, "id") && jstr(o, "detail-type") &&
+           jstr(o, "source") && hj_ok(hj_get(o, "detail"));
+}
+
+/*
+ * An SQS body that SNS or EventBridge put there: an SNS notification
+ * envelope (raw message delivery off: "Type": "Notification", "MessageId",
+ * "TopicArn", "Timestamp") or an EventBridge event (a rule with an SQS
+ * target). Fills f's up_* fields; the body is parsed in the record slot,
+ * which payload_corr parses again afterwards.
+ */
+static void body_upstream(struct ht_batch *b, const char *s, size_t n,
+                          struct ht_fact *f)
+{
+    hj j = parse_object(b, HT__JSLOT_RECORD, s, n);
+    const char *type = jstr(j, "Type");
+
+    if (!hj_ok(j))
+        return;
+    if (type && strcmp(type, "Notification") == 0 && jstr(j, "MessageId") &&
+        jstr(j, "TopicArn")) {
+        f->up_via = HT_VIA_SNS;
+        f->up_id = dup(b, jstr(j, "MessageId"));
+        f->up_resource = topic_name(b, jstr(j, "TopicArn"));
+        f->up_sent_us = jtime(j, "Timestamp");
+    } else if (is_eventbridge_event(j)) {
+        f->up_via = HT_VIA_EVENTBRIDGE;
+        f->up_id = dup(b, jstr(j, "id"));
+        f->up_sent_us = jtime(j, "time");
+    }
+}
+
+/* One record of an SNS subscription's Lambda event
+ * (Records[].EventSource "aws:sns", the notification under "Sns"). */
+static void sns_record(struct line *L, hj r)
+{
+    struct ht_batch *b = L->b;
+    hj sns = jobj(r, "Sns"), msg;
+    struct ht_fact f;
+
+    if (!jstr(sns, "MessageId"))
+        return;
+    fact_init(&f, L, HT_FACT_RECORD);
+    f.via = HT_VIA_SNS;
+    f.record_id = dup(b, jstr(sns, "MessageId"));
+    f.resource = topic_name(b, jstr(sns, "TopicArn"));
+    f.sent_us = jtime(sns, "Timestamp");
+    msg = hj_get(sns, "Message");
+    if (hj_is_string(msg))
+        f.corr = payload_corr(b, hj_str(msg), hj_strlen(msg), false);
+    ht_batch_add_fact(b, &f);
+}
+
+/* The event a rule's target (a Lambda function) received: its id is the
+ * record id; the bus is not in the event (the producer's PutEvents names
+ * it). The correlation id may be in `detail`. */
+static void eventbridge_event(struct line *L, hj ev)
+{
+    struct ht_batch *b = L->b;
+    struct ht_fact f;
+    const char *c;
+
+    fact_init(&f, L, HT_FACT_RECORD);
+    f.via = HT_VIA_EVENTBRIDGE;
+    f.record_id = dup(b, jstr(ev, "id"));
+    f.sent_us = jtime(ev, "time");
+    c = corr_top(jobj(ev, "detail"));
+    if (!c)
+        c = corr_deep(jobj(ev, "detail"));
+    f.corr = dup(b, c);
     ht_batch_add_fact(b, &f);
 }
 
@@ -689,6 +790,12 @@ static bool lambda_event(struct line *L, hj ev)
         while (hj_iter_next(&it, &r, NULL, NULL)) {
             const char *src = jstr(r, "eventSource");
 
+            if (!src && (src = jstr(r, "EventSource")) != NULL &&
+                strcmp(src, "aws:sns") == 0) {
+                sns_record(L, r); /* SNS spells it EventSource */
+                hits++;
+                continue;
+            }
             if (!src)
                 continue;
             if (strcmp(src, "aws:sqs") == 0)
@@ -702,6 +809,10 @@ static bool lambda_event(struct line *L, hj ev)
             hits++;
         }
         return hits > 0;
+    }
+    if (is_eventbridge_event(ev)) {
+        eventbridge_event(L, ev);
+        return true;
     }
     rc = jobj(ev, "requestContext");
     if (hj_ok(rc) && jstr(rc, "requestId") &&

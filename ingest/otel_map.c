@@ -89,9 +89,13 @@ enum {
     K_HOPTRACE_ORIGIN,
     K_HOPTRACE_REQUEST_ID,
     K_HOPTRACE_RESOURCE,
+    K_HOPTRACE_SENT_US,
     K_HOPTRACE_SEQUENCE,
     K_HOPTRACE_STAGE,
     K_HOPTRACE_TRACE_ID,
+    K_HOPTRACE_UP_ID,
+    K_HOPTRACE_UP_RESOURCE,
+    K_HOPTRACE_UP_VIA,
     K_HOPTRACE_VIA,
     K_HTTP_METHOD,
     K_HTTP_REQUEST_METHOD,
@@ -144,9 +148,13 @@ static const char *const known[K__COUNT] = {
     "hoptrace.origin",
     "hoptrace.request_id",
     "hoptrace.resource",
+    "hoptrace.sent_us",
     "hoptrace.sequence",
     "hoptrace.stage",
     "hoptrace.trace_id",
+    "hoptrace.up_id",
+    "hoptrace.up_resource",
+    "hoptrace.up_via",
     "hoptrace.via",
     "http.method",
     "http.request.method",
@@ -288,6 +296,11 @@ static const char *const sys_kinesis[] = {"aws_kinesis", "aws.kinesis",
                                           "AmazonKinesis", "kinesis", NULL};
 static const char *const sys_ddb[] = {"dynamodb", "aws.dynamodb",
                                       "AmazonDynamoDB", NULL};
+static const char *const sys_sns[] = {"aws.sns", "aws_sns", "AmazonSNS", "sns",
+                                      NULL};
+static const char *const sys_events[] = {"aws.eventbridge", "aws_eventbridge",
+                                         "AmazonEventBridge", "eventbridge",
+                                         NULL};
 static const char *const sqs_sends[] = {"SendMessage", "SendMessageBatch",
                                         NULL};
 static const char *const kin_puts[] = {"PutRecord", "PutRecords", NULL};
@@ -299,10 +312,11 @@ static const char *const kinds[] = {"segment", "apigw", "lambda", "function",
 
 static int via_of(const char *name)
 {
-    static const char *const names[] = {"none",     "sqs",    "kinesis",
-                                        "dynamodb", "lambda", "link"};
+    static const char *const names[] = {"none",     "sqs",        "kinesis",
+                                        "dynamodb", "lambda",     "link",
+                                        "sns",      "eventbridge"};
 
-    for (int i = 0; name && i < 6; i++)
+    for (int i = 0; name && i < 8; i++)
         if (strcmp(name, names[i]) == 0)
             return i;
     return HT_VIA_NONE;
@@ -335,6 +349,49 @@ static uint32_t flags_of(const char *s)
             s++;
     }
     return f;
+}
+
+/*
+ * SNS and EventBridge (design.md "SNS and EventBridge"): the AWS SDK
+ * instrumentations' Publish span (PRODUCER, messaging.system "aws.sns",
+ * messaging.destination(.name) the topic) and PutEvents span
+ * (messaging.system "aws.eventbridge", or rpc.service EventBridge) are
+ * producer calls; messaging.message.id, when set, is the message id the
+ * subscribers receive. The bus is messaging.destination.name when it is
+ * set, else the default bus.
+ */
+static int notify_via(const struct ht_otel_kv *const *a)
+{
+    if (eq_any(a[K_MESSAGING_SYSTEM], sys_sns) || eq(a[K_RPC_SERVICE], "SNS"))
+        return HT_VIA_SNS;
+    if (eq_any(a[K_MESSAGING_SYSTEM], sys_events) ||
+        eq(a[K_RPC_SERVICE], "EventBridge"))
+        return HT_VIA_EVENTBRIDGE;
+    return HT_VIA_NONE;
+}
+
+static void notify_producer(struct ht_batch *b,
+                            const struct ht_otel_kv *const *a, int kind,
+                            int via, struct ht_span *s)
+{
+    const char *op = via == HT_VIA_SNS ? "Publish" : "PutEvents";
+    const char *str;
+
+    str = text(b, a[K_MESSAGING_DESTINATION_NAME]);
+    if (!str)
+        str = text(b, a[K_MESSAGING_DESTINATION]);
+    s->resource = str ? tail(b, str, via == HT_VIA_SNS ? ":" : "/") : NULL;
+    if (!s->resource && via == HT_VIA_EVENTBRIDGE)
+        s->resource = "default";
+    if (kind != HT_OTEL_KIND_PRODUCER && !eq(a[K_RPC_METHOD], op))
+        return;
+    s->flags |= HT_SPAN_WRITE;
+    s->via = (uint8_t)via;
+    if (!s->operation)
+        s->operation = op;
+    s->message_id = text(b, a[K_MESSAGING_MESSAGE_ID]);
+    if (!s->message_id)
+        s->message_id = text(b, a[K_MESSAGING_MESSAGE_ID_OLD]);
 }
 
 /* ---- the mapping ----------------------------------------------------------
@@ -370,6 +427,29 @@ static void add_record(struct ht_batch *b, const struct ht_span *s,
         f.flags |= HT_FACT_HAS_HDR;
     }
     ht_batch_add_fact(b, &f);
+}
+
+/*
+ * An SQS record as `trace --format otlp` writes it when SNS or EventBridge
+ * put the message in the queue (query/otlp_out.c): the delivery before it
+ * (hoptrace.up_via, hoptrace.up_id, hoptrace.up_resource) and when the
+ * queue took it (hoptrace.sent_us), onto the record just added.
+ */
+static void link_upstream(struct ht_batch *b, const struct ht_otel_kv *const *l)
+{
+    struct ht_fact *f = b->nfacts ? &b->facts[b->nfacts - 1] : NULL;
+    int uv = via_of(text(b, l[K_HOPTRACE_UP_VIA]));
+    int64_t sent = int_of(l[K_HOPTRACE_SENT_US]);
+
+    if (!f || f->kind != HT_FACT_RECORD || f->via != HT_VIA_SQS)
+        return;
+    if (sent > 0)
+        f->sent_us = sent;
+    if (uv != HT_VIA_SNS && uv != HT_VIA_EVENTBRIDGE)
+        return;
+    f->up_via = (uint8_t)uv;
+    f->up_id = text(b, l[K_HOPTRACE_UP_ID]);
+    f->up_resource = text(b, l[K_HOPTRACE_UP_RESOURCE]);
 }
 
 /* ---- the roles spans play, and the document's first pass ----------------
@@ -673,6 +753,15 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
     } else if (via == HT_VIA_DYNAMODB) {
         s.resource = text(b, a[K_AWS_DYNAMODB_TABLE_NAMES]);
     }
+    if (via == HT_VIA_NONE)
+        via = notify_via(a);
+    if (via == HT_VIA_SNS || via == HT_VIA_EVENTBRIDGE) {
+        if (s.kind != HT_SK_LAMBDA && !lambda)
+            notify_producer(b, a, sp->kind, via, &s);
+        else if ((str = text(b, a[K_MESSAGING_DESTINATION_NAME])) ||
+                 (str = text(b, a[K_MESSAGING_DESTINATION])))
+            s.resource = tail(b, str, via == HT_VIA_SNS ? ":" : "/");
+    }
     if (s.kind != HT_SK_LAMBDA && !lambda) {
         bool send = sp->kind == HT_OTEL_KIND_PRODUCER;
 
@@ -832,7 +921,9 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
                        rvia == HT_VIA_SQS ? &sp->links[0].trace : NULL,
                        rvia == HT_VIA_SQS ? &sp->links[0].span : NULL, NULL);
             mid_linked = true;
-        } else if (rid && mid && (via == HT_VIA_SQS || via == HT_VIA_KINESIS)) {
+        } else if (rid && mid &&
+                   (via == HT_VIA_SQS || via == HT_VIA_KINESIS ||
+                    via == HT_VIA_SNS || via == HT_VIA_EVENTBRIDGE)) {
             add_record(b, &s, rid, function, via, s.resource, mid,
                        remote_parent ? &sp->trace : NULL,
                        remote_parent ? &sp->parent : NULL, NULL);
@@ -890,7 +981,8 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
                 ht_id8_format(&sp->links[i].span, hex);
                 lid = ht_arena_printf(b->arena, "link:%s", hex);
             }
-            if (!lid || (lvia != HT_VIA_SQS && lvia != HT_VIA_KINESIS))
+            if (!lid || (lvia != HT_VIA_SQS && lvia != HT_VIA_KINESIS &&
+                         lvia != HT_VIA_SNS && lvia != HT_VIA_EVENTBRIDGE))
                 continue;
             lres = text(b, l[K_HOPTRACE_RESOURCE]);
             if (!lres)
@@ -903,6 +995,8 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
                        lvia == HT_VIA_SQS ? &sp->links[i].trace : NULL,
                        lvia == HT_VIA_SQS ? &sp->links[i].span : NULL,
                        text(b, l[K_CORRELATION_ID]));
+            if (lvia == HT_VIA_SQS)
+                link_upstream(b, l);
         }
     }
     b->documents++;

@@ -263,7 +263,8 @@ void ht__critical_path(struct ht_request *r, struct ht_arena *a)
     for (size_t h = 0; h < r->nhops; h++) {
         int f = r->hops[h].from, t = r->hops[h].to;
 
-        if (f < 0 || t < 0 || f == t || r->spans[t].parent >= 0)
+        if (f < 0 || t < 0 || f == t || r->spans[t].parent >= 0 ||
+            r->hops[h].inner)
             continue;
         if (c.hop_in[t] < 0 ||
             r->spans[f].s.end_us > r->spans[r->hops[c.hop_in[t]].from].s.end_us)
@@ -285,7 +286,21 @@ void ht__critical_path(struct ht_request *r, struct ht_arena *a)
             /* a consumer that started before the producer call ended:
              * the wait is clamped to nothing and the path resumes at the
              * call's end (not contiguous there; see eff_start) */
-            emit(&c, x, HT_CP_WAIT, hop, r->spans[p].s.end_us, cursor);
+            if (r->hops[hop].leg_of > 0) {
+                /* two legs: the later one from when the queue took the
+                 * message, the earlier one up to then (clamped into the
+                 * wait, so the path stays contiguous) */
+                int64_t at = r->hops[hop].at_us, end = r->spans[p].s.end_us;
+
+                if (at > cursor)
+                    at = cursor;
+                if (at < end)
+                    at = end;
+                emit(&c, x, HT_CP_WAIT, hop, at, cursor);
+                emit(&c, x, HT_CP_WAIT, r->hops[hop].leg_of - 1, end, at);
+            } else {
+                emit(&c, x, HT_CP_WAIT, hop, r->spans[p].s.end_us, cursor);
+            }
             cursor = r->spans[p].s.end_us;
             lo = eff_start(&c, p, 0);
             explain(&c, p, lo < cursor ? lo : cursor, cursor, -1, 0);
@@ -310,7 +325,8 @@ void ht__critical_path(struct ht_request *r, struct ht_arena *a)
     for (size_t h = 0; h < r->nhops; h++) {
         int f = r->hops[h].from, t = r->hops[h].to;
 
-        if (f < 0 || t < 0 || r->hops[h].pending || r->spans[t].parent == f)
+        if (f < 0 || t < 0 || r->hops[h].pending || r->hops[h].inner ||
+            r->spans[t].parent == f)
             continue;
         if (r->spans[t].s.start_us < r->spans[f].s.end_us)
             skew(&c, f, t, r->spans[f].s.end_us - r->spans[t].s.start_us);

@@ -298,9 +298,12 @@ static bool hop_listed(const struct vec *v, const struct qnode *prod,
  * consumer links Kinesis and DynamoDB writes too), else a plain link. */
 static uint8_t link_via(const struct qnode *prod)
 {
+    /* (an SNS Publish or a PutEvents: a consumer that links to it, as
+     * behind SNS -> SQS, is that delivery as a whole) */
     if ((prod->s.flags & HT_SPAN_WRITE) &&
         (prod->s.via == HT_VIA_SQS || prod->s.via == HT_VIA_KINESIS ||
-         prod->s.via == HT_VIA_DYNAMODB))
+         prod->s.via == HT_VIA_DYNAMODB || prod->s.via == HT_VIA_SNS ||
+         prod->s.via == HT_VIA_EVENTBRIDGE))
         return prod->s.via;
     return HT_VIA_LINK;
 }
@@ -320,21 +323,34 @@ static void incoming(struct q *q, struct qinv *inv, struct vec *out)
         struct tgt_ctx c;
         struct qnode *p = NULL;
 
-        if (r->via == HT_VIA_SQS) {
-            ht__targets_s(q, HT_K_SQS, r->record_id, &c);
-            for (size_t j = 0; j < c.spans.n && !p; j++)
-                p = ht__q_span(q, c.spans.p[j]);
+        if (ht_msgid_prefix(r->via)) {
+            /* SQS, SNS, EventBridge: the producer that recorded the
+             * record's message id (or, for an SQS message that SNS or
+             * EventBridge put in the queue, the id of that delivery: the
+             * request builds two legs from it), else the trace header */
+            const char *res = r->resource;
+
+            if (r->record_id) {
+                ht__targets_s(q, ht_msgid_prefix(r->via), r->record_id, &c);
+                for (size_t j = 0; j < c.spans.n && !p; j++)
+                    p = ht__q_span(q, c.spans.p[j]);
+            }
+            if (!p && r->up_id && ht_msgid_prefix(r->up_via)) {
+                ht__targets_s(q, ht_msgid_prefix(r->up_via), r->up_id, &c);
+                for (size_t j = 0; j < c.spans.n && !p; j++)
+                    p = ht__q_span(q, c.spans.p[j]);
+            }
             if (p) {
-                ht__vec_push(
-                    q->a, out,
-                    mkhop(q, p, inv, r, HT_VIA_SQS, r->resource, "message-id"));
+                ht__vec_push(q->a, out,
+                             mkhop(q, p, inv, r, r->via,
+                                   res ? res : p->s.resource, "message-id"));
                 continue;
             }
             if ((r->flags & HT_FACT_HAS_HDR) &&
                 (p = ht__q_span(q, &r->hdr_parent))) {
                 ht__vec_push(q->a, out,
-                             mkhop(q, p, inv, r, HT_VIA_SQS, r->resource,
-                                   "trace-header"));
+                             mkhop(q, p, inv, r, r->via,
+                                   res ? res : p->s.resource, "trace-header"));
             }
             continue;
         }
@@ -404,14 +420,41 @@ static void by_record_id(struct q *q, struct qnode *p, char prefix, uint8_t via,
     for (size_t i = 0; i < c.invs.n; i++) {
         struct qinv *inv = ht__q_inv(q, c.invs.p[i]);
 
-        for (size_t j = 0; inv && j < inv->nrecs; j++)
-            if (inv->recs[j].via == via &&
-                ht__streq(inv->recs[j].record_id, id) &&
-                !hop_listed(out, p, inv))
+        for (size_t j = 0; inv && j < inv->nrecs; j++) {
+            const struct ht_fact *r = &inv->recs[j];
+
+            if (hop_listed(out, p, inv))
+                continue;
+            if (r->via == via && ht__streq(r->record_id, id))
                 ht__vec_push(q->a, out,
-                             mkhop(q, p, inv, &inv->recs[j], via,
-                                   inv->recs[j].resource, evidence));
+                             mkhop(q, p, inv, r, via,
+                                   r->resource ? r->resource : p->s.resource,
+                                   evidence));
+            else if (r->up_via == via && ht__streq(r->up_id, id))
+                /* delivered into a queue: the SQS hop; the request builds
+                 * the leg before it */
+                ht__vec_push(
+                    q->a, out,
+                    mkhop(q, p, inv, r, r->via, r->resource, evidence));
+        }
     }
+}
+
+/* The evidence of a hop found through the record's trace header: a
+ * SendMessage that recorded a message id is taken as its message's
+ * (as before); an SNS Publish or a PutEvents only when the record names
+ * that id (the SNS message id in the envelope, the event id). */
+static const char *header_evidence(const struct qnode *p,
+                                   const struct ht_fact *r)
+{
+    if (!p->s.message_id)
+        return "trace-header";
+    if (p->s.via != HT_VIA_SNS && p->s.via != HT_VIA_EVENTBRIDGE)
+        return "message-id";
+    return ht__streq(p->s.message_id, r->record_id) ||
+                   ht__streq(p->s.message_id, r->up_id)
+               ? "message-id"
+               : "trace-header";
 }
 
 /* Hops out of producer span `p`. */
@@ -438,9 +481,12 @@ static void outgoing(struct q *q, struct qnode *p, struct vec *out)
     }
     if (ht__write_failed(&p->s))
         return; /* it wrote nothing */
-    if (p->s.message_id)
-        by_record_id(q, p, HT_K_SQS, HT_VIA_SQS, p->s.message_id, "message-id",
-                     out);
+    if (p->s.message_id) {
+        int mv = ht_span_msgid_via(&p->s);
+
+        by_record_id(q, p, ht_msgid_prefix(mv), (uint8_t)mv, p->s.message_id,
+                     "message-id", out);
+    }
     if (ht__key_absent(q, HT_K_HEADER, &p->s.id))
         memset(&c, 0, sizeof(c));
     else
@@ -466,8 +512,9 @@ static void outgoing(struct q *q, struct qnode *p, struct vec *out)
                 if (!other)
                     ht__vec_push(
                         q->a, out,
-                        mkhop(q, p, inv, r, HT_VIA_SQS, r->resource,
-                              p->s.message_id ? "message-id" : "trace-header"));
+                        mkhop(q, p, inv, r, r->via ? r->via : HT_VIA_SQS,
+                              r->resource ? r->resource : p->s.resource,
+                              header_evidence(p, r)));
             }
         }
     }

@@ -43,6 +43,20 @@ struct ht_qhop {
      * wait_ms is the time waited so far, as of the newest span start in
      * the store. Pending hops come after every resolved hop. */
     bool pending;
+    /* A message that two hops carried in turn (SNS or EventBridge into an
+     * SQS queue, then SQS to the consumer) is two entries with the same
+     * from and to: the first leg (`inner`, waiting from the producer
+     * call's end to at_us, when the queue took the message) and the second
+     * (`leg_of` = index + 1 of the first, waiting from at_us to the
+     * consumer's start). leg_of is 0 and at_us unused for a single hop. */
+    bool inner;
+    int leg_of;
+    int64_t at_us;
+    /* The record the consumer logged for this hop, when there is one (for
+     * the OTLP export, query/otlp_out.c): its via, id and resource, and the
+     * id of the delivery before it (an SNS message id, an event id). */
+    uint8_t record_via;
+    const char *record_id, *record_resource, *up_id;
 };
 
 struct ht_cp_entry {

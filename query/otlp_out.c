@@ -202,6 +202,54 @@ static void span_attrs(struct ht_buf *b, const struct ht_request *r, size_t i)
     ht_buf_addc(b, ']');
 }
 
+/*
+ * SNS and EventBridge hops (design.md "SNS and EventBridge"). A consumer
+ * whose stored parent is the Publish / PutEvents (the trace header SNS and
+ * EventBridge pass on) gets no link: parentSpanId says it, and ingest
+ * makes the hop again. A message SNS or EventBridge put in a queue is one
+ * link, on the record the consumer received: the SQS message (its id,
+ * queue, header), the delivery before it (hoptrace.up_*) and when the
+ * queue took it (hoptrace.sent_us); ingest builds both legs from it.
+ */
+static bool queue_delivery(const struct ht_request *r, const struct ht_qhop *hp)
+{
+    uint8_t pv = r->spans[hp->from].s.via;
+
+    return hp->record_via == HT_VIA_SQS && hp->record_id &&
+           (pv == HT_VIA_SNS || pv == HT_VIA_EVENTBRIDGE);
+}
+
+static bool notify_link_skipped(const struct ht_request *r, size_t i,
+                                const struct ht_qhop *hp)
+{
+    const struct ht_span *c = &r->spans[i].s, *p = &r->spans[hp->from].s;
+
+    if (hp->inner)
+        return true; /* the leg after it is the link */
+    /* (a subscriber that logged the message id keeps its link: the id) */
+    return (p->via == HT_VIA_SNS || p->via == HT_VIA_EVENTBRIDGE) &&
+           !(hp->record_id && hp->record_via == p->via) &&
+           (c->flags & HT_SPAN_HAS_PARENT) &&
+           memcmp(c->parent.b, p->id.b, 8) == 0;
+}
+
+static void notify_link_attrs(struct attrs *a, const struct ht_request *r,
+                              const struct ht_qhop *hp)
+{
+    const struct ht_qhop *up = hp->leg_of > 0 ? &r->hops[hp->leg_of - 1] : hp;
+
+    astr(a, "hoptrace.via", "sqs");
+    astr(a, "hoptrace.resource", hp->record_resource);
+    adbl(a, "hoptrace.wait_ms", hp->wait_ms);
+    astr(a, "hoptrace.evidence", hp->evidence);
+    astr(a, "messaging.message.id", hp->record_id);
+    astr(a, "hoptrace.up_via", ht_via_name(r->spans[hp->from].s.via));
+    astr(a, "hoptrace.up_id", hp->up_id);
+    astr(a, "hoptrace.up_resource", up->resource);
+    if (hp->leg_of > 0)
+        aint(a, "hoptrace.sent_us", (long long)hp->at_us);
+}
+
 static void span_links(struct ht_buf *b, const struct ht_request *r, size_t i,
                        const char *trace_hex)
 {
@@ -220,19 +268,29 @@ static void span_links(struct ht_buf *b, const struct ht_request *r, size_t i,
         /* an async invoke's consumer is its producer's child already */
         if (r->spans[i].parent == hp->from)
             continue;
+        if (notify_link_skipped(r, i, hp))
+            continue;
         if (n++)
             ht_buf_addc(b, ',');
         hex(p->id.b, 8, sid);
         ht_buf_printf(b, "{\"traceId\":\"%s\",\"spanId\":\"%s\",", trace_hex,
                       sid);
         ht_buf_adds(b, "\"attributes\":[");
-        astr(&a, "hoptrace.via", ht_via_name(hp->via));
-        astr(&a, "hoptrace.resource", hp->resource);
-        adbl(&a, "hoptrace.wait_ms", hp->wait_ms);
-        astr(&a, "hoptrace.evidence", hp->evidence);
+        if (queue_delivery(r, hp)) {
+            notify_link_attrs(&a, r, hp);
+        } else {
+            astr(&a, "hoptrace.via", ht_via_name(hp->via));
+            astr(&a, "hoptrace.resource", hp->resource);
+            adbl(&a, "hoptrace.wait_ms", hp->wait_ms);
+            astr(&a, "hoptrace.evidence", hp->evidence);
+        }
         if (hp->via == HT_VIA_SQS && hp->evidence &&
-            strcmp(hp->evidence, "message-id") == 0)
+            strcmp(hp->evidence, "message-id") == 0 && !queue_delivery(r, hp))
             astr(&a, "messaging.message.id", p->message_id);
+        if ((hp->record_via == HT_VIA_SNS ||
+             hp->record_via == HT_VIA_EVENTBRIDGE) &&
+            hp->record_via == hp->via)
+            astr(&a, "messaging.message.id", hp->record_id);
         if (hp->via == HT_VIA_SQS && r->ncorr_ids == 1)
             astr(&a, "correlation_id", r->corr_ids[0]);
         if (hp->via == HT_VIA_KINESIS && hp->evidence &&

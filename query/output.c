@@ -557,6 +557,12 @@ static void tree_line(struct ht_buf *b, const struct ht_request *r, int i,
 
         ht_buf_printf(b, "~> %s %s (waited %.3f ms, %s) ", ht_via_name(h->via),
                       esc(a, h->resource), h->wait_ms, h->evidence);
+        /* a message two hops carried (SNS into SQS): the second leg too */
+        for (size_t k = 0; h->inner && k < r->nhops; k++)
+            if (r->hops[k].leg_of == hop_into[i] + 1)
+                ht_buf_printf(b, "~> %s %s (waited %.3f ms) ",
+                              ht_via_name(r->hops[k].via),
+                              esc(a, r->hops[k].resource), r->hops[k].wait_ms);
     }
     ht_buf_printf(b, "%s  %.3f ms", esc(a, s->s.name),
                   (double)(s->s.end_us - s->s.start_us) / 1000.0);

@@ -459,7 +459,8 @@ static int pending_writes(struct q *q, const struct ht_request *r,
         if (has_hop)
             continue;
         if (s->message_id)
-            snprintf(hk, sizeof(hk), "sqs:%s", s->message_id);
+            snprintf(hk, sizeof(hk), "%s:%s",
+                     ht_msgid_hop(ht_span_msgid_via(s)), s->message_id);
         else if (s->sequence)
             snprintf(hk, sizeof(hk), "kin:%s", s->sequence);
         else if (s->corr && s->resource &&
@@ -601,6 +602,70 @@ static void order_attempts(struct q *q, struct vec *hops)
         hops->p[i] = k[i].h;
 }
 
+/* A hop into an SQS consumer whose message an SNS Publish or an
+ * EventBridge PutEvents put in the queue (design.md "SNS and
+ * EventBridge"): two legs, split where SQS took the message. */
+static bool queue_leg(const struct qhop *h)
+{
+    return h->via == HT_VIA_SQS && h->rec && h->rec->sent_us > 0 &&
+           (h->prod->s.via == HT_VIA_SNS ||
+            h->prod->s.via == HT_VIA_EVENTBRIDGE) &&
+           (h->prod->s.flags & HT_SPAN_WRITE);
+}
+
+/*
+ * SNS and EventBridge pass the caller's trace header on to a Lambda
+ * subscriber or target: its AWS::Lambda segment continues the trace with
+ * the Publish / PutEvents subsegment as parent. That is a hop, not a call:
+ * the delivery starts after the call returned. The segment is detached
+ * from the call (the path reaches it through the hop's wait), unless a
+ * hop from that call into it is already known by message id.
+ */
+static void notify_trace_hops(struct q *q, struct ht_request *r)
+{
+    size_t extra = 0;
+    struct ht_qhop *nh;
+
+    for (size_t i = 0; i < r->nspans; i++) {
+        int p = r->spans[i].parent;
+
+        if (r->spans[i].s.kind == HT_SK_LAMBDA && p >= 0 &&
+            (r->spans[p].s.via == HT_VIA_SNS ||
+             r->spans[p].s.via == HT_VIA_EVENTBRIDGE))
+            extra++;
+    }
+    if (!extra)
+        return;
+    nh = ht_arena_alloc(q->a, (r->nhops + extra + 1) * sizeof(*nh));
+    memcpy(nh, r->hops, r->nhops * sizeof(*nh));
+    for (size_t i = 0; i < r->nspans; i++) {
+        struct ht_qspan *s = &r->spans[i];
+        int p = s->parent;
+        bool known = false;
+
+        if (s->s.kind != HT_SK_LAMBDA || p < 0 ||
+            (r->spans[p].s.via != HT_VIA_SNS &&
+             r->spans[p].s.via != HT_VIA_EVENTBRIDGE))
+            continue;
+        s->parent = -1;
+        for (size_t h = 0; h < r->nhops; h++)
+            known |= nh[h].from == p && nh[h].to == (int)i;
+        if (known)
+            continue;
+        memset(&nh[r->nhops], 0, sizeof(nh[r->nhops]));
+        nh[r->nhops].from = p;
+        nh[r->nhops].to = (int)i;
+        nh[r->nhops].via = r->spans[p].s.via;
+        nh[r->nhops].resource =
+            r->spans[p].s.resource ? r->spans[p].s.resource : "";
+        nh[r->nhops].evidence = "trace-header";
+        nh[r->nhops].wait_ms =
+            (double)(s->s.start_us - r->spans[p].s.end_us) / 1000.0;
+        r->nhops++;
+    }
+    r->hops = nh;
+}
+
 static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
 {
     struct down_ctx d;
@@ -720,11 +785,13 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
             ini->parent = l;
     }
     order_attempts(q, &d.hops);
-    r->nhops = d.hops.n;
-    r->hops = ht_arena_alloc(q->a, (d.hops.n + 1) * sizeof(*r->hops));
+    r->nhops = 0;
+    /* a message delivered into a queue by SNS or EventBridge is two legs:
+     * at most two entries per hop */
+    r->hops = ht_arena_alloc(q->a, (2 * d.hops.n + 1) * sizeof(*r->hops));
     for (size_t i = 0; i < d.hops.n; i++) {
         struct qhop *h = d.hops.p[i];
-        struct ht_qhop *o = &r->hops[i];
+        struct ht_qhop *o = &r->hops[r->nhops];
         struct qnode *top = ht__q_inv_top(q, h->cons);
 
         memset(o, 0, sizeof(*o));
@@ -734,7 +801,45 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
         o->resource = h->resource ? h->resource : "";
         o->evidence = h->evidence;
         o->wait_ms = (double)(top->s.start_us - h->prod->s.end_us) / 1000.0;
+        if (h->rec) {
+            o->record_via = h->rec->via;
+            o->record_id = h->rec->record_id;
+            o->record_resource = h->rec->resource;
+            o->up_id = h->rec->up_id;
+        }
+        r->nhops++;
+        if (h->via == HT_VIA_SQS && !queue_leg(h) &&
+            (h->prod->s.flags & HT_SPAN_WRITE) &&
+            (h->prod->s.via == HT_VIA_SNS ||
+             h->prod->s.via == HT_VIA_EVENTBRIDGE)) {
+            /* into a queue, but when SQS took the message is not known
+             * (no logged SentTimestamp: OTel spans, X-Ray links): one hop,
+             * the topic's (bus's) delivery as a whole */
+            o->via = h->prod->s.via;
+            o->resource = h->rec && h->rec->up_resource ? h->rec->up_resource
+                          : h->prod->s.resource         ? h->prod->s.resource
+                                                        : "";
+        } else if (queue_leg(h)) {
+            /* the leg before: the topic's (or bus's) delivery into the
+             * queue, which took the message at its SentTimestamp */
+            struct ht_qhop *up = o, *sq = &r->hops[r->nhops];
+            int64_t at = h->rec->sent_us;
+
+            *sq = *up;
+            up->via = h->prod->s.via;
+            up->resource = h->rec->up_resource   ? h->rec->up_resource
+                           : h->prod->s.resource ? h->prod->s.resource
+                                                 : "";
+            up->inner = true;
+            up->at_us = at;
+            up->wait_ms = (double)(at - h->prod->s.end_us) / 1000.0;
+            sq->leg_of = (int)(up - r->hops) + 1;
+            sq->at_us = at;
+            sq->wait_ms = (double)(top->s.start_us - at) / 1000.0;
+            r->nhops++;
+        }
     }
+    notify_trace_hops(q, r);
     /* an async invocation's Lambda segment holds "Attempt #N" subsegments
      * that wrap the function's run, while the function segment names the
      * Lambda segment as its parent: put the function under the attempt it
@@ -831,7 +936,8 @@ static void start_inv(struct q *q, struct up_ctx *u, struct qinv *inv,
         for (size_t i = 0; i < hops.n; i++) {
             struct qhop *h = hops.p[i];
 
-            if (h->rec && ht__streq(h->rec->record_id, record_id)) {
+            if (h->rec && (ht__streq(h->rec->record_id, record_id) ||
+                           ht__streq(h->rec->up_id, record_id))) {
                 walk_up(q, u, h->prod, h->rec->corr, 0);
                 any = true;
             }
@@ -840,8 +946,12 @@ static void start_inv(struct q *q, struct up_ctx *u, struct qinv *inv,
             return;
         /* the producer is unknown: the record still names one request */
         for (size_t i = 0; i < inv->nrecs; i++)
-            if (ht__streq(inv->recs[i].record_id, record_id)) {
-                if (!ht__vec_has(&u->roots, top) && !hops.n)
+            if (ht__streq(inv->recs[i].record_id, record_id) ||
+                ht__streq(inv->recs[i].up_id, record_id)) {
+                /* (a target the trace header reached, as SNS and
+                 * EventBridge pass it on, has its caller as parent) */
+                if (!ht__vec_has(&u->roots, top) && !hops.n &&
+                    !ht__q_parent(q, top))
                     ht__vec_push(q->a, &u->roots, top);
                 else
                     walk_up(q, u, top, inv->recs[i].corr, 0);
@@ -957,6 +1067,8 @@ static void resolve(struct q *q, const char *id, struct up_ctx *u)
     }
     /* record ids */
     start_key(q, u, HT_K_SQS, id, id);
+    start_key(q, u, HT_K_SNS, id, id);
+    start_key(q, u, HT_K_EVENT, id, id);
     start_key(q, u, HT_K_KSEQ, id, id);
     start_key(q, u, HT_K_DDB, id, id);
 }

@@ -47,6 +47,9 @@
 #include "ht_common.h"
 #include "ht_model.h"
 
+#include <stdio.h>
+#include <string.h>
+
 #define HT_SCHEMA_VERSION 2
 
 enum ht_db {
@@ -84,8 +87,59 @@ enum {
     HT_K_DDB = 'D',       /* DynamoDB stream sequence number -> inv */
     HT_K_LINK = 'R',      /* linked span id (8) -> span holding the link */
     HT_K_HEADER = 'H',    /* AWSTraceHeader Parent (8) -> consumer inv */
-    HT_K_SEGMENT = 'G'    /* function segment id (8) from REPORT -> inv */
+    HT_K_SEGMENT = 'G',   /* function segment id (8) from REPORT -> inv */
+    HT_K_SNS = 'N',       /* SNS message id -> Publish span / subscriber inv */
+    HT_K_EVENT = 'V'      /* EventBridge event id -> PutEvents span / target
+                             inv */
 };
+
+/*
+ * The message-id hops (design.md "The causal graph"): the key prefix a
+ * record id of `via` is indexed under in HT_DB_KEYS and the prefix of its
+ * hop key in HT_DB_PENDING ("sqs:<id>", "sns:<id>", "events:<id>"). 0 and
+ * NULL for a via whose record ids are not message ids. The assembler,
+ * retention and the query derive the keys from here, so they agree.
+ */
+static inline char ht_msgid_prefix(int via)
+{
+    return via == HT_VIA_SQS           ? (char)HT_K_SQS
+           : via == HT_VIA_SNS         ? (char)HT_K_SNS
+           : via == HT_VIA_EVENTBRIDGE ? (char)HT_K_EVENT
+                                       : 0;
+}
+
+/* The via of the message id a producer span recorded (aws.message_id):
+ * an SNS Publish's or a PutEvents' own, any other span's an SQS one. */
+static inline int ht_span_msgid_via(const struct ht_span *s)
+{
+    return s->via == HT_VIA_SNS || s->via == HT_VIA_EVENTBRIDGE ? s->via
+                                                                : HT_VIA_SQS;
+}
+
+/* SNS and EventBridge hop keys: one producer, a consumer per subscriber
+ * or rule target (assembler.c, fanout_consumer). */
+static inline bool ht_fanout_hop(const char *hk)
+{
+    return strncmp(hk, "sns:", 4) == 0 || strncmp(hk, "events:", 7) == 0;
+}
+
+/* The pending entry that notes one consumer of a fan-out hop key:
+ * "<key>#<request id>" into out; its length, 0 when it does not fit. */
+static inline size_t ht_fanout_mark(char *out, size_t cap, const char *hk,
+                                    const char *request_id)
+{
+    int n = snprintf(out, cap, "%s#%s", hk, request_id);
+
+    return n > 0 && (size_t)n < cap && n <= 400 ? (size_t)n : 0;
+}
+
+static inline const char *ht_msgid_hop(int via)
+{
+    return via == HT_VIA_SQS           ? "sqs"
+           : via == HT_VIA_SNS         ? "sns"
+           : via == HT_VIA_EVENTBRIDGE ? "events"
+                                       : NULL;
+}
 
 enum { HT_TARGET_SPAN = 'S', HT_TARGET_INV = 'I' };
 

@@ -120,6 +120,38 @@ static void del_half(struct pr *p, const char *hk)
     ht_buf_add(&p->halves, hk, kn);
 }
 
+struct marks_ctx {
+    struct pr *p;
+    char key[520];
+};
+
+static int mark_visit(void *ctx, const void *k, size_t kn, const void *v,
+                      size_t vn)
+{
+    struct marks_ctx *c = ctx;
+
+    (void)v;
+    (void)vn;
+    if (kn < sizeof(c->key)) {
+        memcpy(c->key, k, kn);
+        c->key[kn] = 0;
+        del_half(c->p, c->key);
+    }
+    return c->p->err != 0;
+}
+
+/* Every subscriber's note under an SNS / EventBridge hop key (assembler.c,
+ * fanout_consumer), the ones a trace header made (no fact names them) as
+ * well: they go with the Publish / PutEvents. */
+static void del_fanout_marks(struct pr *p, const char *hk)
+{
+    struct marks_ctx c = {.p = p};
+    int n = snprintf(c.key, sizeof(c.key), "%s#", hk);
+
+    if (n > 0 && (size_t)n < sizeof(c.key) && !p->err)
+        ht_store_scan(p->t, HT_DB_PENDING, c.key, (size_t)n, mark_visit, &c);
+}
+
 /* Removes node s and its index entries (apply_span). */
 static void drop_span(struct pr *p, const struct ht_span *s)
 {
@@ -135,9 +167,13 @@ static void drop_span(struct pr *p, const struct ht_span *s)
     }
     del_text(p, HT_K_CORR, s->corr, HT_TARGET_SPAN, id, 8);
     if (s->message_id) {
-        del_text(p, HT_K_SQS, s->message_id, HT_TARGET_SPAN, id, 8);
-        snprintf(hk, sizeof(hk), "sqs:%s", s->message_id);
+        int mv = ht_span_msgid_via(s);
+
+        del_text(p, ht_msgid_prefix(mv), s->message_id, HT_TARGET_SPAN, id, 8);
+        snprintf(hk, sizeof(hk), "%s:%s", ht_msgid_hop(mv), s->message_id);
         del_half(p, hk);
+        if (ht_fanout_hop(hk))
+            del_fanout_marks(p, hk);
     }
     if (s->sequence) {
         del_text(p, HT_K_KSEQ, s->sequence, HT_TARGET_SPAN, id, 8);
@@ -158,6 +194,16 @@ static void drop_span(struct pr *p, const struct ht_span *s)
     p->st.nodes++;
 }
 
+/* The note of one consumer of an SNS / EventBridge hop key (assembler.c,
+ * fanout_consumer). */
+static void del_fanout_mark(struct pr *p, const char *hk, const char *rid)
+{
+    char mk[600];
+
+    if (rid && ht_fanout_hop(hk) && ht_fanout_mark(mk, sizeof(mk), hk, rid))
+        del_half(p, mk);
+}
+
 /* The keys and hop halves of one stored fact (apply_fact). */
 static void drop_fact_refs(struct pr *p, const struct ht_fact *f,
                            const uint8_t *prid, size_t prn)
@@ -171,10 +217,19 @@ static void drop_fact_refs(struct pr *p, const struct ht_fact *f,
         del_bin(p, HT_K_SEGMENT, f->segment.b, 8, HT_TARGET_INV, prid, prn);
     del_text(p, HT_K_CORR, f->corr, HT_TARGET_INV, prid, prn);
     if (f->kind == HT_FACT_RECORD && id) {
-        if (f->via == HT_VIA_SQS) {
-            del_text(p, HT_K_SQS, id, HT_TARGET_INV, prid, prn);
-            snprintf(hk, sizeof(hk), "sqs:%s", id);
+        if (ht_msgid_prefix(f->via)) {
+            del_text(p, ht_msgid_prefix(f->via), id, HT_TARGET_INV, prid, prn);
+            snprintf(hk, sizeof(hk), "%s:%s", ht_msgid_hop(f->via), id);
             del_half(p, hk);
+            del_fanout_mark(p, hk, f->request_id);
+            if (f->up_id && ht_msgid_prefix(f->up_via)) {
+                del_text(p, ht_msgid_prefix(f->up_via), f->up_id, HT_TARGET_INV,
+                         prid, prn);
+                snprintf(hk, sizeof(hk), "%s:%s", ht_msgid_hop(f->up_via),
+                         f->up_id);
+                del_half(p, hk);
+                del_fanout_mark(p, hk, f->request_id);
+            }
         } else if (f->via == HT_VIA_KINESIS) {
             del_text(p, HT_K_KSEQ, id, HT_TARGET_INV, prid, prn);
             snprintf(hk, sizeof(hk), "kin:%s", id);

@@ -15,6 +15,10 @@
 #define SPAN_FORMAT 1
 #define INV_FORMAT 1
 #define FACT_FORMAT 1
+/* FACT_FORMAT, then the upstream hop a record names (up_via, up_id,
+ * up_resource, up_sent_us): written only by records that name one, so every
+ * other fact keeps its bytes (and its content hash) */
+#define FACT_FORMAT_UP 2
 
 void ht_be64_put(uint8_t *p, uint64_t v)
 {
@@ -487,7 +491,7 @@ bool ht_inv_merge(struct ht_inv *inv, const struct ht_fact *f)
 
 void ht_fact_pack(const struct ht_fact *f, struct ht_buf *out)
 {
-    uint8_t fmt = FACT_FORMAT;
+    uint8_t fmt = f->up_via ? FACT_FORMAT_UP : FACT_FORMAT;
 
     ht_buf_add(out, &fmt, 1);
     put_u64(out, f->kind);
@@ -508,6 +512,12 @@ void ht_fact_pack(const struct ht_fact *f, struct ht_buf *out)
     ht_buf_add(out, f->trace.b, 16);
     ht_buf_add(out, f->hdr_root.b, 16);
     ht_buf_add(out, f->hdr_parent.b, 8);
+    if (fmt == FACT_FORMAT_UP) {
+        put_u64(out, f->up_via);
+        put_str(out, f->up_id);
+        put_str(out, f->up_resource);
+        put_i64(out, f->up_sent_us);
+    }
 }
 
 int ht_fact_unpack(const void *v, size_t n, struct ht_arena *a,
@@ -518,7 +528,7 @@ int ht_fact_unpack(const void *v, size_t n, struct ht_arena *a,
 
     memset(f, 0, sizeof(*f));
     get_bytes(&r, &fmt, 1);
-    if (r.bad || fmt != FACT_FORMAT)
+    if (r.bad || (fmt != FACT_FORMAT && fmt != FACT_FORMAT_UP))
         return HT_ERR_CORRUPT;
     f->kind = (uint8_t)get_u64(&r);
     f->via = (uint8_t)get_u64(&r);
@@ -538,5 +548,11 @@ int ht_fact_unpack(const void *v, size_t n, struct ht_arena *a,
     get_bytes(&r, f->trace.b, 16);
     get_bytes(&r, f->hdr_root.b, 16);
     get_bytes(&r, f->hdr_parent.b, 8);
+    if (fmt == FACT_FORMAT_UP) {
+        f->up_via = (uint8_t)get_u64(&r);
+        f->up_id = get_str(&r, a);
+        f->up_resource = get_str(&r, a);
+        f->up_sent_us = get_i64(&r);
+    }
     return r.bad ? HT_ERR_CORRUPT : HT_ERR_OK;
 }

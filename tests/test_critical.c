@@ -3,7 +3,8 @@
  * hand-built requests: CRISP's choice of the last-ending child, kinds
  * (self/call/init/wait, a logs-only Init Duration), contiguity and the
  * sum invariant, and clamping with a skew warning when clocks disagree
- * (the path from the root to the sink, every skewed hop warned).
+ * (the path from the root to the sink, every skewed hop warned), and a
+ * message two hops carried (SNS into SQS) as two waits.
  */
 #define _GNU_SOURCE
 #include "ht_query.h"
@@ -105,6 +106,47 @@ int main(void)
     CHECK(r.ncp == 4);
     CHECK(r.cp[2].kind == HT_CP_WAIT && r.cp[2].start_us == 30 &&
           r.cp[2].dur_us == 50 && r.cp[2].hop == 0 && r.cp[2].span == 2);
+
+    /* two legs (SNS into SQS): sns from the call's end (30) to when the
+     * queue took the message (at 55), sqs from there to the consumer (80):
+     * two wait entries that meet at 55; the inner leg is not the hop the
+     * path takes, and no skew */
+    {
+        struct ht_qhop legs[2];
+
+        memset(legs, 0, sizeof(legs));
+        legs[0].from = legs[1].from = 1;
+        legs[0].to = legs[1].to = 2;
+        legs[0].via = HT_VIA_SNS;
+        legs[0].resource = "topic";
+        legs[0].inner = true;
+        legs[0].at_us = 55;
+        legs[1].via = HT_VIA_SQS;
+        legs[1].resource = "q";
+        legs[1].leg_of = 1;
+        legs[1].at_us = 55;
+        request_of(&r, sp, 3, legs, 2, 0, 150);
+        ht__critical_path(&r, a);
+        check_invariants(&r, false);
+        CHECK(r.ncp == 5);
+        CHECK(r.cp[2].kind == HT_CP_WAIT && r.cp[2].hop == 0 &&
+              r.cp[2].start_us == 30 && r.cp[2].dur_us == 25);
+        CHECK(r.cp[3].kind == HT_CP_WAIT && r.cp[3].hop == 1 &&
+              r.cp[3].start_us == 55 && r.cp[3].dur_us == 25 &&
+              r.cp[3].span == 2);
+        /* a SentTimestamp outside the wait (clocks): clamped into it, the
+         * path stays contiguous (here: all of it the sqs leg's) */
+        legs[0].at_us = legs[1].at_us = 10;
+        ht__critical_path(&r, a);
+        check_invariants(&r, false);
+        CHECK(r.ncp == 4 && r.cp[2].hop == 1 && r.cp[2].dur_us == 50);
+        legs[0].at_us = legs[1].at_us = 95;
+        ht__critical_path(&r, a);
+        check_invariants(&r, false);
+        CHECK(r.ncp == 4 && r.cp[2].hop == 0 && r.cp[2].dur_us == 50);
+    }
+    /* the next case is the single hop's again (legs is gone) */
+    request_of(&r, sp, 3, &hop, 1, 0, 150);
 
     /* skew: the consumer starts before the producer call ended. The path
      * still starts at the root and ends at the sink; the wait is clamped

@@ -112,6 +112,51 @@ static void test_xray(void)
          "\"arn:aws:sns:us-east-1:123456789012:order-events\"}}");
     CHECK(b.nspans == 1 && total_rejects() == 0);
     CHECK_STREQ(b.spans[0].resource, "order-events");
+    /* ... a producer of an SNS hop; the MessageId a custom whitelist
+     * records is its message id */
+    CHECK(b.spans[0].via == HT_VIA_SNS && (b.spans[0].flags & HT_SPAN_WRITE));
+    CHECK(b.spans[0].message_id == NULL);
+    feed("{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
+         "\"86ff721126a64907\",\"start_time\":1795700000,\"end_time\":"
+         "1795700000.02,\"name\":\"SNS\",\"namespace\":\"aws\",\"aws\":{"
+         "\"operation\":\"Publish\",\"topic_arn\":"
+         "\"arn:aws:sns:us-east-1:123456789012:order-events\",\"message_id\":"
+         "\"95df01b4-ee98-5cb9-9903-4c221d41eb5e\"}}");
+    CHECK(b.nspans == 1 && b.spans[0].via == HT_VIA_SNS);
+    CHECK_STREQ(b.spans[0].message_id, "95df01b4-ee98-5cb9-9903-4c221d41eb5e");
+    /* PublishBatch: a producer too (its entries' ids are not recorded) */
+    feed("{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
+         "\"86ff721126a6490a\",\"start_time\":1795700000,\"end_time\":"
+         "1795700000.02,\"name\":\"SNS\",\"namespace\":\"aws\",\"aws\":{"
+         "\"operation\":\"PublishBatch\",\"topic_arn\":"
+         "\"arn:aws:sns:us-east-1:123456789012:order-events\"}}");
+    CHECK(b.nspans == 1 && b.spans[0].via == HT_VIA_SNS &&
+          (b.spans[0].flags & HT_SPAN_WRITE));
+    /* any other SNS call is no producer */
+    feed("{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
+         "\"86ff721126a6490b\",\"start_time\":1795700000,\"end_time\":"
+         "1795700000.02,\"name\":\"SNS\",\"namespace\":\"aws\",\"aws\":{"
+         "\"operation\":\"ListTopics\"}}");
+    CHECK(b.nspans == 1 && b.spans[0].via == HT_VIA_NONE &&
+          !(b.spans[0].flags & HT_SPAN_WRITE));
+
+    /* EventBridge PutEvents: the bus when recorded (an ARN's last part),
+     * else the default bus */
+    feed("{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
+         "\"86ff721126a64908\",\"start_time\":1795700000,\"end_time\":"
+         "1795700000.02,\"name\":\"EventBridge\",\"namespace\":\"aws\","
+         "\"aws\":{\"operation\":\"PutEvents\",\"region\":\"us-east-1\"}}");
+    CHECK(b.nspans == 1 && total_rejects() == 0);
+    CHECK(b.spans[0].via == HT_VIA_EVENTBRIDGE &&
+          (b.spans[0].flags & HT_SPAN_WRITE));
+    CHECK_STREQ(b.spans[0].resource, "default");
+    feed("{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"
+         "\"86ff721126a64909\",\"start_time\":1795700000,\"end_time\":"
+         "1795700000.02,\"name\":\"EventBridge\",\"namespace\":\"aws\","
+         "\"aws\":{\"operation\":\"PutEvents\",\"event_bus_name\":"
+         "\"arn:aws:events:us-east-1:123456789012:event-bus/orders-bus\"}}");
+    CHECK(b.nspans == 1 && b.spans[0].via == HT_VIA_EVENTBRIDGE);
+    CHECK_STREQ(b.spans[0].resource, "orders-bus");
 
     /* in progress */
     feed("{\"trace_id\":\"1-6b083520-c49c720af84bd7b4b9c2b14a\",\"id\":"

@@ -279,6 +279,47 @@ static const char L_TRUNC[] =
     "6b7d6710d5be\",\"correlation_id\":\"abc\",\"event\":{\"Records\":[{\"e"
     "ventSource\":\"aws:sqs\",\"mess";
 
+/* Powertools logEvent of an SNS subscription's Lambda event (field names as
+ * in the Lambda developer guide's sample; EventSource is capitalised) */
+static const char L_SNS[] =
+    "{\"level\":\"INFO\",\"function_request_id\":\"7a3c1f2e-0b4d-4e5f-8a9"
+    "b-0c1d2e3f4a5b\",\"event\":{\"Records\":[{\"EventSource\":\"aws:sns"
+    "\",\"EventVersion\":\"1.0\",\"EventSubscriptionArn\":\"arn:aws:sns"
+    ":us-east-1:123456789012:order-placed:2bcfbf39-05c3-41de-beaa-fcfcc21c8f55"
+    "\",\"Sns\":{\"Type\":\"Notification\",\"MessageId\":\"95df01b4-ee98-"
+    "5cb9-9903-4c221d41eb5e\",\"TopicArn\":\"arn:aws:sns:us-east-1:12345678"
+    "9012:order-placed\",\"Subject\":null,\"Message\":\"{\\\"orderId\\\""
+    ":\\\"o-1\\\",\\\"correlation_id\\\":\\\"c-sns-1\\\"}\",\"Timestamp\":"
+    "\"2026-12-02T10:00:00.125Z\",\"SignatureVersion\":\"1\",\"MessageAttri"
+    "butes\":{}}}]}}";
+
+/* an SQS record whose body SNS wrote (raw message delivery off), and one
+ * whose body is an EventBridge event (a rule with an SQS target) */
+static const char L_SQS_UP[] =
+    "{\"level\":\"INFO\",\"function_request_id\":\"7a3c1f2e-0b4d-4e5f-8a9"
+    "b-0c1d2e3f4a5c\",\"event\":{\"Records\":[{\"messageId\":\"q-1\",\"bo"
+    "dy\":\"{\\\"Type\\\":\\\"Notification\\\",\\\"MessageId\\\":\\\"63a3"
+    "f6b6-d533-4a47-aef9-fcf5cf758c76\\\",\\\"TopicArn\\\":\\\"arn:aws:sns:"
+    "us-west-2:123456789012:MyTopic\\\",\\\"Message\\\":\\\"Hello world!\\\""
+    ",\\\"Timestamp\\\":\\\"2012-03-29T05:12:16.901Z\\\"}\",\"attribute"
+    "s\":{\"SentTimestamp\":\"1332997936950\"},\"eventSource\":\"aws:sqs\""
+    ",\"eventSourceARN\":\"arn:aws:sqs:us-west-2:123456789012:billing\"},{\""
+    "messageId\":\"q-2\",\"body\":\"{\\\"version\\\":\\\"0\\\",\\\"id\\\":"
+    "\\\"6a7e8feb-b491-4cf7-a9f1-bf3703467718\\\",\\\"detail-type\\\":\\\"Or"
+    "derPlaced\\\",\\\"source\\\":\\\"com.example.orders\\\",\\\"time\\\""
+    ":\\\"2017-12-22T18:43:48Z\\\",\\\"detail\\\":{}}\",\"eventSource\":"
+    "\"aws:sqs\",\"eventSourceARN\":\"arn:aws:sqs:us-west-2:123456789012:sh"
+    "ipping\"}]}}";
+
+/* the event an EventBridge rule's Lambda target receives, logged */
+static const char L_EVENTBRIDGE[] =
+    "{\"level\":\"INFO\",\"function_request_id\":\"7a3c1f2e-0b4d-4e5f-8a9"
+    "b-0c1d2e3f4a5d\",\"event\":{\"version\":\"0\",\"id\":\"6a7e8feb-b491-"
+    "4cf7-a9f1-bf3703467718\",\"detail-type\":\"OrderPlaced\",\"source\":"
+    "\"com.example.orders\",\"account\":\"111122223333\",\"time\":\"2017-"
+    "12-22T18:43:48Z\",\"region\":\"us-west-1\",\"resources\":[],\"detail"
+    "\":{\"orderId\":\"o-2\",\"correlation_id\":\"c-eb-2\"}}}";
+
 static struct ht_batch batch;
 
 /*
@@ -476,6 +517,52 @@ static void test_sqs(void)
     CHECK(f->flags == 0);
     CHECK(f->sent_us == 0);
     CHECK_STR(f->corr, NULL);
+}
+
+static void test_sns_eventbridge(void)
+{
+    const struct ht_fact *f;
+
+    /* SNS subscription: the message id, the topic's name, when SNS took
+     * the publish, and the correlation id of the Message */
+    CHECK(run("send-confirmation", 5, L_SNS) == 1);
+    f = fact(0);
+    CHECK(f->kind == HT_FACT_RECORD && f->via == HT_VIA_SNS);
+    CHECK_STR(f->request_id, "7a3c1f2e-0b4d-4e5f-8a9b-0c1d2e3f4a5b");
+    CHECK_STR(f->record_id, "95df01b4-ee98-5cb9-9903-4c221d41eb5e");
+    CHECK_STR(f->resource, "order-placed");
+    CHECK(f->sent_us == 1796205600125000);
+    CHECK_STR(f->corr, "c-sns-1");
+    CHECK(f->up_via == 0 && f->up_id == NULL);
+
+    /* SQS records delivered by SNS and by EventBridge name that delivery */
+    CHECK(run("bill", 6, L_SQS_UP) == 2);
+    f = fact(0);
+    CHECK(f->via == HT_VIA_SQS);
+    CHECK_STR(f->record_id, "q-1");
+    CHECK_STR(f->resource, "billing");
+    CHECK(f->sent_us == 1332997936950000);
+    CHECK(f->up_via == HT_VIA_SNS);
+    CHECK_STR(f->up_id, "63a3f6b6-d533-4a47-aef9-fcf5cf758c76");
+    CHECK_STR(f->up_resource, "MyTopic");
+    CHECK(f->up_sent_us == 1332997936901000);
+    f = fact(1);
+    CHECK(f->via == HT_VIA_SQS);
+    CHECK_STR(f->record_id, "q-2");
+    CHECK(f->up_via == HT_VIA_EVENTBRIDGE);
+    CHECK_STR(f->up_id, "6a7e8feb-b491-4cf7-a9f1-bf3703467718");
+    CHECK(f->up_resource == NULL);
+    CHECK(f->up_sent_us == 1513968228000000);
+
+    /* a rule's Lambda target: the event id, its time, the detail's
+     * correlation id; the bus is not in the event */
+    CHECK(run("ship-order", 7, L_EVENTBRIDGE) == 1);
+    f = fact(0);
+    CHECK(f->kind == HT_FACT_RECORD && f->via == HT_VIA_EVENTBRIDGE);
+    CHECK_STR(f->record_id, "6a7e8feb-b491-4cf7-a9f1-bf3703467718");
+    CHECK(f->resource == NULL);
+    CHECK(f->sent_us == 1513968228000000);
+    CHECK_STR(f->corr, "c-eb-2");
 }
 
 static void test_streams(void)
@@ -694,6 +781,7 @@ int main(void)
     test_platform_text();
     test_powertools();
     test_sqs();
+    test_sns_eventbridge();
     test_streams();
     test_apigw();
     test_json_format();
