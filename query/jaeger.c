@@ -345,9 +345,18 @@ static void add_request(struct jtrace *t, const struct ht_request *r)
         for (size_t h = 0; h < r->nhops; h++) {
             const struct ht_qhop *hp = &r->hops[h];
 
-            if (hp->to == (int)i && hp->from >= 0 && (size_t)hp->from < n)
-                j->refs[nrefs++] =
-                    (struct jref){true, id8_u64(&r->spans[hp->from].s.id)};
+            uint64_t from;
+            bool seen = false;
+
+            if (hp->to != (int)i || hp->from < 0 || (size_t)hp->from >= n)
+                continue;
+            /* the legs of one delivery (SNS -> SQS -> consumer) are hops
+             * between the same two spans: one reference, a wait span each */
+            from = id8_u64(&r->spans[hp->from].s.id);
+            for (size_t k = 0; k < nrefs && !seen; k++)
+                seen = j->refs[k].follows && j->refs[k].span == from;
+            if (!seen)
+                j->refs[nrefs++] = (struct jref){true, from};
         }
         j->nrefs = nrefs;
         if (!ht_tid_is_zero(&s->trace)) {
