@@ -70,12 +70,12 @@ static int op_of(int type, int i)
 {
     switch (type) {
     case T_S:
-        return ops_s[i];
+        return i >= 0 && i < 4 ? ops_s[i] : OP_ADD;
     case T_E:
     case T_R:
-        return ops_e[i];
+        return i >= 0 && i < 2 ? ops_e[i] : OP_ADD;
     case T_F:
-        return ops_f[i];
+        return i >= 0 && i < 8 ? ops_f[i] : OP_ADD;
     default:
         return OP_ADD;
     }

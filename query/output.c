@@ -508,7 +508,7 @@ static const char *esc(struct ht_arena *a, const char *s)
     char *o, *p;
 
     if (!s)
-        return NULL;
+        return ""; /* for printf's %s, which must not see NULL */
     for (; s[n]; n++)
         bad += (unsigned char)s[n] < 0x20 || (unsigned char)s[n] == 0x7f;
     if (!bad)

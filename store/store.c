@@ -1269,8 +1269,8 @@ int ht_store_count(struct ht_txn *t, int db, uint64_t *n)
 
 int64_t ht_store_newest_event(struct ht_txn *t)
 {
-    const void *v;
-    size_t vn;
+    const void *v = NULL;
+    size_t vn = 0;
     int64_t val = INT64_MIN;
 
     if (ht_store_get(t, HT_DB_META, "newest_event", 12, &v, &vn) == HT_ERR_OK &&
@@ -1290,8 +1290,8 @@ int ht_store_note_event(struct ht_txn *t, int64_t ts_us)
 int64_t ht_store_counter(struct ht_txn *t, const char *name)
 {
     char key[128];
-    const void *v;
-    size_t vn;
+    const void *v = NULL;
+    size_t vn = 0;
     int64_t val = 0;
     int n = snprintf(key, sizeof(key), "c:%s", name);
 
