@@ -3,7 +3,8 @@
  * documents as the command line's --format json, rendered by the same
  * query/ functions, so one contract serves both.
  *
- *   GET /api/v1/trace/{id}[?format=json|dot|text]   = hoptrace trace ID
+ *   GET /api/v1/trace/{id}[?format=json|dot|text|jaeger|otlp]
+ *                                                   = hoptrace trace ID
  *   GET /api/v1/endpoints[?since&until&exact&format] = hoptrace endpoints
  *   GET /api/v1/hotspots?route=R[&percentile&since&until&format]
  *   GET /api/v1/functions[?since&until&price-gb-s&price-request&format]
@@ -30,6 +31,7 @@
 #include <string.h>
 
 #define CT_JSON "application/json"
+#define CT_NDJSON "application/x-ndjson"
 #define CT_TEXT "text/plain; charset=utf-8"
 #define CT_DOT "text/vnd.graphviz; charset=utf-8"
 #define CT_PROM "text/plain; version=0.0.4; charset=utf-8"
@@ -163,9 +165,10 @@ static void answer(struct ht_http_resp *rs, const char *what, int rc,
 static void trace(const struct ht_http_req *rq, struct ht_http_resp *rs,
                   const char *id)
 {
-    static const char *const fmts[] = {"json", "dot", "text"};
+    static const char *const fmts[] = {"json", "dot", "text", "jaeger",
+                                       "otlp"};
     struct ht_result *res;
-    int f = arg_format(rq, rs, fmts, 3), rc;
+    int f = arg_format(rq, rs, fmts, 5), rc;
 
     if (f < 0)
         return;
@@ -188,11 +191,15 @@ static void trace(const struct ht_http_req *rq, struct ht_http_resp *rs,
         ht_query_json(res, &rs->body);
     else if (f == 1)
         ht_query_dot(res, &rs->body);
-    else
+    else if (f == 2)
         ht_query_text(res, &rs->body);
+    else if (f == 3)
+        ht_query_jaeger(res, &rs->body); /* Jaeger's JSON trace file */
+    else
+        ht_query_otlp(res, &rs->body); /* OTLP/JSON, one line per request */
     ht_result_free(res);
     rs->status = 200;
-    rs->ctype = f == 0 ? CT_JSON : f == 1 ? CT_DOT : CT_TEXT;
+    rs->ctype = f == 1 ? CT_DOT : f == 2 ? CT_TEXT : f == 4 ? CT_NDJSON : CT_JSON;
 }
 
 /* The options every aggregate query shares, with the commands' defaults. */

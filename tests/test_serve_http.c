@@ -641,6 +641,18 @@ static void check_traces(const struct server *s, const char *db,
         snprintf(path, sizeof(path), "/api/v1/trace/%s?format=text", esc);
         same_as_cli(s, db, path, text, "Content-Type: text/plain");
     }
+    /* the export formats of trace, for every tenth id */
+    for (size_t i = 0; i < ids->n; i += 10) {
+        const char *jg[] = {"trace", ids->v[i], "--format", "jaeger", NULL};
+        const char *ot[] = {"trace", ids->v[i], "--format", "otlp", NULL};
+        char path[1024], esc[600];
+
+        escape(ids->v[i], esc, sizeof(esc));
+        snprintf(path, sizeof(path), "/api/v1/trace/%s?format=jaeger", esc);
+        same_as_cli(s, db, path, jg, "Content-Type: application/json");
+        snprintf(path, sizeof(path), "/api/v1/trace/%s?format=otlp", esc);
+        same_as_cli(s, db, path, ot, "Content-Type: application/x-ndjson");
+    }
     curl_easy_cleanup(c);
     printf("trace: %zu ids compared with the CLI, %zu differ\n", ids->n, bad);
     CHECK(bad == 0);
