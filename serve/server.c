@@ -65,6 +65,7 @@ struct ht_server {
     int64_t next_try_us;      /* under store_mu */
     bool said_store_error;    /* under store_mu */
     atomic_int inflight;      /* requests received, not yet answered */
+    const struct ht_stall_cfg *stall_cfg; /* serve --config, or NULL */
     atomic_bool stopping;
 };
 
@@ -312,7 +313,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                  .path = url,
                                  .store = server_store(srv),
                                  .arg = req_arg,
-                                 .impl = cr};
+                                 .impl = cr,
+                                 .stall_cfg = srv->stall_cfg};
         size_t i;
 
         if (!rq.store && strcmp(url, "/healthz") != 0) {
@@ -493,6 +495,7 @@ int ht_server_start(const struct ht_server_cfg *cfg, struct ht_server **out)
     atomic_init(&srv->inflight, 0);
     atomic_init(&srv->stopping, false);
     srv->db = cfg->db ? strdup(cfg->db) : NULL;
+    srv->stall_cfg = cfg->stall_cfg;
     if (cfg->token) {
         srv->token = strdup(cfg->token);
         srv->token_len = srv->token ? strlen(srv->token) : 0;

@@ -801,6 +801,46 @@ static bool all_servers_err_has(const char *what)
     return false;
 }
 
+/* serve --config FILE: the stage thresholds of stalls and metrics, as
+ * the commands' --config applies them; a bad file is a usage error. */
+static void check_config(const char *db)
+{
+    char cf[1024], bad[1100];
+    const char *args[] = {"--listen", "127.0.0.1:0", "--config", cf, NULL};
+    const char *bargs[] = {"--listen", "127.0.0.1:0", "--config", bad, NULL};
+    const char *sl[] = {"stalls",     "--format", "json", "--now",
+                        "1795800000", "--config", cf,     NULL};
+    const char *sl_t[] = {"stalls",     "--format", "json", "--now",
+                          "1795800000", "--config", cf,     "--threshold",
+                          "2s",         NULL};
+    const char *mt[] = {"metrics", "--now", "1795800000", "--config", cf, NULL};
+    struct server *s;
+    int code;
+    FILE *f;
+
+    snprintf(cf, sizeof(cf), "%s/stages.json", work);
+    f = fopen(cf, "w");
+    fputs("{\"threshold\": \"90s\", \"stages\": {\"payments-queue\": "
+          "\"1s\"}}\n",
+          f);
+    fclose(f);
+    s = serve_start(db, args, NULL);
+    CHECK(s != NULL);
+    if (s) {
+        same_as_cli(s, db, "/api/v1/stalls?now=1795800000", sl, NULL);
+        same_as_cli(s, db, "/api/v1/stalls?now=1795800000&threshold=2s", sl_t,
+                    NULL);
+        same_as_cli(s, db, "/metrics?now=1795800000", mt, NULL);
+        CHECK(serve_stop(s, SIGTERM) == 0);
+    }
+    snprintf(bad, sizeof(bad), "%s/bad.json", work);
+    f = fopen(bad, "w");
+    fputs("{\"threshold\": 5}\n", f);
+    fclose(f);
+    s = serve_start(db, bargs, &code);
+    CHECK(s == NULL && code == 2);
+}
+
 /* Binding beyond loopback warns; a bad address or a busy port is refused. */
 static void check_listen(const char *db)
 {
@@ -1243,6 +1283,7 @@ int main(int argc, char **argv)
     }
     check_sigterm(db, &ids);
     check_token(db);
+    check_config(db);
     check_listen(db);
     check_no_store(corpus);
     check_udp();
