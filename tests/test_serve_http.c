@@ -933,6 +933,37 @@ static void check_no_store(const char *corpus)
     CHECK(serve_stop(s, SIGTERM) == 0);
 }
 
+/* A store that is there but cannot be opened (not an LMDB file): 503
+ * saying so, not "no store yet". */
+static void check_bad_store(void)
+{
+    char db[1024], data[1100], junk[16384];
+    const char *args[] = {"--listen", "127.0.0.1:0", NULL};
+    struct server *s;
+    char url[512];
+    struct resp r;
+    FILE *f;
+
+    snprintf(db, sizeof(db), "%s/junk.db", work);
+    mkdir(db, 0755);
+    snprintf(data, sizeof(data), "%s/data.mdb", db);
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = (char)(i * 131 + 7);
+    f = fopen(data, "w");
+    fwrite(junk, 1, sizeof(junk), f);
+    fclose(f);
+    s = serve_start(db, args, NULL);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    expect(s, "/api/v1/stats", 503, "a store that cannot be opened");
+    snprintf(url, sizeof(url), "%s/api/v1/trace/x", s->base);
+    http(NULL, "GET", url, NULL, &r);
+    CHECK(r.status == 503 && strstr(r.body.p, "cannot be opened"));
+    resp_free(&r);
+    CHECK(serve_stop(s, SIGTERM) == 0);
+}
+
 /* serve --udp: a datagram sent to it is found by the API; SIGTERM commits
  * and exits 0. */
 static void check_udp(void)
@@ -1286,6 +1317,7 @@ int main(int argc, char **argv)
     check_config(db);
     check_listen(db);
     check_no_store(corpus);
+    check_bad_store();
     check_udp();
     check_growth_external(corpus, &ids);
     check_growth_hosted(corpus, &ids);
