@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "ht_query.h"
 #include "ht_serve.h"
 #include "sink.h"
 
@@ -30,8 +31,9 @@
 
 static const char usage_head[] =
     "usage: hoptrace [--db DIR] serve [--listen ADDR:PORT] [--token FILE]\n"
-    "                [--threads N] [--udp [HOST:PORT] | --kafka BROKERS\n"
-    "                 --topic T ... | --kinesis STREAM ...] [INGEST OPTIONS]\n"
+    "                [--threads N] [--config FILE]\n"
+    "                [--udp [HOST:PORT] | --kafka BROKERS --topic T ... |\n"
+    "                 --kinesis STREAM ...] [INGEST OPTIONS]\n"
     "\n"
     "Answers over HTTP, read-only over the store: the JSON API (the same\n"
     "documents as --format json: /api/v1/trace/{id}, /api/v1/endpoints,\n"
@@ -51,6 +53,8 @@ static const char usage_head[] =
     "                      <token>`, the token being FILE's content (401\n"
     "                      otherwise)\n"
     "  --threads N         worker threads (default 4)\n"
+    "  --config FILE       stage thresholds of /api/v1/stalls and /metrics,\n"
+    "                      as for hoptrace stalls --config\n"
     "\n"
     "Hosting a source (its options as for `hoptrace ingest --udp|--kafka|\n"
     "--kinesis --help`): the process receives, stores and shows.\n"
@@ -76,6 +80,7 @@ enum src_kind { SRC_NONE, SRC_UDP, SRC_KAFKA, SRC_KINESIS };
 struct serve_args {
     const char *listen;
     const char *token_file;
+    const char *config; /* --config FILE: stage thresholds */
     unsigned threads;
     enum src_kind kind;
     struct ht_ingest_opts o;
@@ -201,7 +206,7 @@ static int parse(struct ht_cli *cli, int argc, char **argv,
         int taken;
 
         if (strcmp(s, "--listen") == 0 || strcmp(s, "--token") == 0 ||
-            strcmp(s, "--threads") == 0) {
+            strcmp(s, "--threads") == 0 || strcmp(s, "--config") == 0) {
             if (!v) {
                 ht_cli_err("serve: %s needs a value (see hoptrace serve "
                            "--help)",
@@ -211,6 +216,8 @@ static int parse(struct ht_cli *cli, int argc, char **argv,
             i++;
             if (s[2] == 'l') {
                 a->listen = v;
+            } else if (s[2] == 'c') {
+                a->config = v;
             } else if (s[3] == 'o') {
                 a->token_file = v;
             } else {
@@ -311,6 +318,8 @@ int ht_cmd_serve(struct ht_cli *cli, int argc, char **argv)
     bool help = false, started = false;
     sigset_t set, old;
     char *token = NULL;
+    struct ht_stall_cfg stall_cfg = {.threshold_us = 300000000LL,
+                                     .max_stuck = 10};
     int rc, exit_code = HT_EXIT_OK;
 
     if ((rc = parse(cli, argc, argv, &a, &help)))
@@ -323,6 +332,10 @@ int ht_cmd_serve(struct ht_cli *cli, int argc, char **argv)
     }
     if (a.token_file && !(token = read_token(a.token_file)))
         return HT_EXIT_USAGE;
+    if (a.config && ht_cli_load_stage_config(a.config, &stall_cfg)) {
+        free(token);
+        return HT_EXIT_USAGE;
+    }
     /* SIGINT/SIGTERM go to wait_for_stop only: every thread started from
      * here on inherits the mask */
     sigemptyset(&set);
@@ -365,6 +378,7 @@ int ht_cmd_serve(struct ht_cli *cli, int argc, char **argv)
     cfg.token = token;
     cfg.db = cli->db;
     cfg.store = e ? ht_engine_store(e) : NULL;
+    cfg.stall_cfg = a.config ? &stall_cfg : NULL;
     rc = ht_server_start(&cfg, &srv);
     if (rc) {
         exit_code = rc == HT_ERR_USAGE ? HT_EXIT_USAGE : HT_EXIT_ERROR;
@@ -429,6 +443,7 @@ stop_source:
     }
 out:
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    ht_cli_free_stage_config(&stall_cfg);
     if (token) {
         explicit_bzero(token, strlen(token));
         free(token);

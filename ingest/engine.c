@@ -157,8 +157,10 @@ static void *writer_main(void *arg)
             clock_gettime(CLOCK_MONOTONIC, &ts);
             ts.tv_sec += 1;
             wr = pthread_cond_timedwait(&e->cv, &e->mu, &ts);
+            /* not while ht_engine_settle runs its own upkeep on the
+             * caller's thread (upkeeping set there) */
             if (wr == ETIMEDOUT && !e->job && !e->stop && !e->err &&
-                e->upkeep) {
+                e->upkeep && !e->upkeeping) {
                 /* idle for a second: upkeep now; a flush meanwhile waits
                  * for it (wait_idle) */
                 int rc;

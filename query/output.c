@@ -55,6 +55,27 @@ static void jms(struct ht_buf *b, double ms)
     ht_buf_add(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
+/* "%lld" of v, without printf (the trace JSON writes several per span). */
+static void jint(struct ht_buf *b, long long v)
+{
+    char tmp[24], *p = tmp + sizeof(tmp);
+    unsigned long long a =
+        v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+
+    do {
+        *--p = (char)('0' + a % 10);
+        a /= 10;
+    } while (a);
+    if (v < 0)
+        *--p = '-';
+    ht_buf_add(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+static const char *jbool(bool v)
+{
+    return v ? "true" : "false";
+}
+
 static void span_json(struct ht_buf *b, const struct ht_request *r,
                       const struct ht_qspan *q)
 {
@@ -88,25 +109,33 @@ static void span_json(struct ht_buf *b, const struct ht_request *r,
     ht_buf_addc(b, ',');
     ht_buf_json_key(b, "origin");
     ht_buf_json_str_or_null(b, s->origin);
-    ht_buf_printf(b, ",\"start_us\":%lld,\"end_us\":%lld,\"duration_ms\":",
-                  (long long)s->start_us, (long long)s->end_us);
+    ht_buf_adds(b, ",\"start_us\":");
+    jint(b, (long long)s->start_us);
+    ht_buf_adds(b, ",\"end_us\":");
+    jint(b, (long long)s->end_us);
+    ht_buf_adds(b, ",\"duration_ms\":");
     jms(b, (double)(s->end_us - s->start_us) / 1000.0);
-    ht_buf_printf(b,
-                  ",\"error\":%s,\"fault\":%s,\"throttle\":%s,"
-                  "\"cold_start\":%s,",
-                  s->flags & HT_SPAN_ERROR ? "true" : "false",
-                  s->flags & HT_SPAN_FAULT ? "true" : "false",
-                  s->flags & HT_SPAN_THROTTLE ? "true" : "false",
-                  q->cold ? "true" : "false");
+    ht_buf_adds(b, ",\"error\":");
+    ht_buf_adds(b, jbool(s->flags & HT_SPAN_ERROR));
+    ht_buf_adds(b, ",\"fault\":");
+    ht_buf_adds(b, jbool(s->flags & HT_SPAN_FAULT));
+    ht_buf_adds(b, ",\"throttle\":");
+    ht_buf_adds(b, jbool(s->flags & HT_SPAN_THROTTLE));
+    ht_buf_adds(b, ",\"cold_start\":");
+    ht_buf_adds(b, jbool(q->cold));
+    ht_buf_addc(b, ',');
     ht_buf_json_key(b, "request_id");
     ht_buf_json_str_or_null(b, s->kind == HT_SK_APIGW ? s->request_id
                                                       : q->request_id);
     ht_buf_addc(b, ',');
     ht_buf_json_key(b, "service");
     ht_buf_json_str_or_null(b, q->service);
-    ht_buf_printf(b, ",\"shared\":%s,\"logs_only\":%s,\"in_progress\":%s",
-                  q->shared ? "true" : "false", q->logs_only ? "true" : "false",
-                  s->flags & HT_SPAN_IN_PROGRESS ? "true" : "false");
+    ht_buf_adds(b, ",\"shared\":");
+    ht_buf_adds(b, jbool(q->shared));
+    ht_buf_adds(b, ",\"logs_only\":");
+    ht_buf_adds(b, jbool(q->logs_only));
+    ht_buf_adds(b, ",\"in_progress\":");
+    ht_buf_adds(b, jbool(s->flags & HT_SPAN_IN_PROGRESS));
     if (s->operation) {
         ht_buf_addc(b, ',');
         ht_buf_json_key(b, "operation");
@@ -437,7 +466,8 @@ static void request_json(struct ht_buf *b, const struct ht_request *r)
         ht_buf_addc(b, ',');
         ht_buf_json_key(b, "evidence");
         ht_buf_json_str(b, h->evidence);
-        ht_buf_printf(b, ",\"pending\":%s}", h->pending ? "true" : "false");
+        ht_buf_adds(b,
+                    h->pending ? ",\"pending\":true}" : ",\"pending\":false}");
     }
     ht_buf_adds(b, "],\"critical_path\":[");
     for (size_t i = 0; i < r->ncp; i++) {
@@ -467,8 +497,9 @@ static void request_json(struct ht_buf *b, const struct ht_request *r)
             ht_buf_json_key(b, "resource");
             ht_buf_json_str(b, r->hops[e->hop].resource);
         }
-        ht_buf_printf(
-            b, ",\"start_us\":%lld,\"duration_ms\":", (long long)e->start_us);
+        ht_buf_adds(b, ",\"start_us\":");
+        jint(b, (long long)e->start_us);
+        ht_buf_adds(b, ",\"duration_ms\":");
         jms(b, (double)e->dur_us / 1000.0);
         ht_buf_addc(b, '}');
     }

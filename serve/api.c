@@ -281,10 +281,18 @@ static void functions(const struct ht_http_req *rq, struct ht_http_resp *rs)
            f == 0 ? CT_JSON : CT_TEXT);
 }
 
-/* threshold and now, as `stalls` and `metrics` take them. */
+/* threshold and now, as `stalls` and `metrics` take them, over the
+ * thresholds of serve --config (the parameter wins over the file's default
+ * threshold, as the flag does over --config). */
 static bool stall_args(const struct ht_http_req *rq, struct ht_http_resp *rs,
                        struct ht_stall_cfg *cfg, int64_t *now)
 {
+    if (rq->stall_cfg) {
+        size_t max_stuck = cfg->max_stuck;
+
+        *cfg = *rq->stall_cfg;
+        cfg->max_stuck = max_stuck;
+    }
     *now = ht_now_wall_us();
     return arg_duration(rq, rs, "threshold", &cfg->threshold_us) &&
            arg_time(rq, rs, "now", now);

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 
 struct ht_store;
+struct ht_stall_cfg;
 
 /* One request as a handler sees it. Borrowed for the call. */
 struct ht_http_req {
@@ -30,6 +31,9 @@ struct ht_http_req {
     /* Query-string parameters, percent-decoded. */
     const char *(*arg)(const struct ht_http_req *rq, const char *name);
     void *impl; /* the server's own (the connection) */
+    /* serve --config FILE: the stage thresholds of stalls and metrics
+     * (NULL: the defaults, 300 s for every stage) */
+    const struct ht_stall_cfg *stall_cfg;
 };
 
 /* The answer. body is owned by the server (initialised empty). ctype is a
@@ -67,6 +71,9 @@ struct ht_server_cfg {
     /* or the store of an ingest engine in this process (borrowed until
      * ht_server_stop returns); NULL: the server opens db read-only */
     struct ht_store *store;
+    /* stage thresholds for /api/v1/stalls and /metrics (borrowed until
+     * ht_server_stop returns), or NULL */
+    const struct ht_stall_cfg *stall_cfg;
 };
 
 struct ht_server;

@@ -51,6 +51,7 @@ static const char csp[] =
 
 /* How often a server with no store yet looks for one. */
 #define STORE_RETRY_US 250000
+#define STORE_ERROR_RETRY_US 5000000
 
 struct ht_server {
     struct MHD_Daemon *d;
@@ -64,7 +65,9 @@ struct ht_server {
     pthread_mutex_t store_mu; /* one opener at a time */
     int64_t next_try_us;      /* under store_mu */
     bool said_store_error;    /* under store_mu */
+    atomic_int store_err;     /* why the last open failed (not NOTFOUND) */
     atomic_int inflight;      /* requests received, not yet answered */
+    const struct ht_stall_cfg *stall_cfg; /* serve --config, or NULL */
     atomic_bool stopping;
 };
 
@@ -170,6 +173,12 @@ static struct ht_store *server_store(struct ht_server *srv)
                 HT_LOG_INFO("serve", "store %s opened (read-only)", srv->db);
             } else {
                 s = NULL;
+                atomic_store(&srv->store_err,
+                             rc == HT_ERR_NOTFOUND ? HT_ERR_OK : rc);
+                /* a store that is there but cannot be opened is looked
+                 * at again every 5 s (each attempt logs LMDB's words) */
+                if (rc != HT_ERR_NOTFOUND)
+                    srv->next_try_us = now + STORE_ERROR_RETRY_US;
                 if (rc != HT_ERR_NOTFOUND && !srv->said_store_error) {
                     srv->said_store_error = true;
                     HT_LOG_ERROR("serve",
@@ -312,14 +321,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                  .path = url,
                                  .store = server_store(srv),
                                  .arg = req_arg,
-                                 .impl = cr};
+                                 .impl = cr,
+                                 .stall_cfg = srv->stall_cfg};
         size_t i;
 
         if (!rq.store && strcmp(url, "/healthz") != 0) {
-            ht_http_error(&rs, MHD_HTTP_SERVICE_UNAVAILABLE,
-                          "no store yet at %s: ingest telemetry first (it "
-                          "is opened as soon as it appears)",
-                          srv->db ? srv->db : "?");
+            int err = atomic_load(&srv->store_err);
+
+            if (err)
+                ht_http_error(&rs, MHD_HTTP_SERVICE_UNAVAILABLE,
+                              "the store at %s cannot be opened: %s (serve's "
+                              "stderr says why)",
+                              srv->db ? srv->db : "?", ht_strerror(err));
+            else
+                ht_http_error(&rs, MHD_HTTP_SERVICE_UNAVAILABLE,
+                              "no store yet at %s: ingest telemetry first "
+                              "(it is opened as soon as it appears)",
+                              srv->db ? srv->db : "?");
             return respond(c, srv, url, &rs, NULL, false);
         }
         for (i = 0; i < NROUTES; i++)
@@ -491,8 +509,10 @@ int ht_server_start(const struct ht_server_cfg *cfg, struct ht_server **out)
     pthread_mutex_init(&srv->store_mu, NULL);
     atomic_init(&srv->store, cfg->store);
     atomic_init(&srv->inflight, 0);
+    atomic_init(&srv->store_err, HT_ERR_OK);
     atomic_init(&srv->stopping, false);
     srv->db = cfg->db ? strdup(cfg->db) : NULL;
+    srv->stall_cfg = cfg->stall_cfg;
     if (cfg->token) {
         srv->token = strdup(cfg->token);
         srv->token_len = srv->token ? strlen(srv->token) : 0;

@@ -813,6 +813,46 @@ static bool all_servers_err_has(const char *what)
     return false;
 }
 
+/* serve --config FILE: the stage thresholds of stalls and metrics, as
+ * the commands' --config applies them; a bad file is a usage error. */
+static void check_config(const char *db)
+{
+    char cf[1024], bad[1100];
+    const char *args[] = {"--listen", "127.0.0.1:0", "--config", cf, NULL};
+    const char *bargs[] = {"--listen", "127.0.0.1:0", "--config", bad, NULL};
+    const char *sl[] = {"stalls",     "--format", "json", "--now",
+                        "1795800000", "--config", cf,     NULL};
+    const char *sl_t[] = {"stalls",     "--format", "json", "--now",
+                          "1795800000", "--config", cf,     "--threshold",
+                          "2s",         NULL};
+    const char *mt[] = {"metrics", "--now", "1795800000", "--config", cf, NULL};
+    struct server *s;
+    int code;
+    FILE *f;
+
+    snprintf(cf, sizeof(cf), "%s/stages.json", work);
+    f = fopen(cf, "w");
+    fputs("{\"threshold\": \"90s\", \"stages\": {\"payments-queue\": "
+          "\"1s\"}}\n",
+          f);
+    fclose(f);
+    s = serve_start(db, args, NULL);
+    CHECK(s != NULL);
+    if (s) {
+        same_as_cli(s, db, "/api/v1/stalls?now=1795800000", sl, NULL);
+        same_as_cli(s, db, "/api/v1/stalls?now=1795800000&threshold=2s", sl_t,
+                    NULL);
+        same_as_cli(s, db, "/metrics?now=1795800000", mt, NULL);
+        CHECK(serve_stop(s, SIGTERM) == 0);
+    }
+    snprintf(bad, sizeof(bad), "%s/bad.json", work);
+    f = fopen(bad, "w");
+    fputs("{\"threshold\": 5}\n", f);
+    fclose(f);
+    s = serve_start(db, bargs, &code);
+    CHECK(s == NULL && code == 2);
+}
+
 /* Binding beyond loopback warns; a bad address or a busy port is refused. */
 static void check_listen(const char *db)
 {
@@ -901,6 +941,37 @@ static void check_no_store(const char *corpus)
         nap_ms(50);
     } while (now_s() < until);
     CHECK(r.status == 200 && strstr(r.body.p, "\"spans\":"));
+    resp_free(&r);
+    CHECK(serve_stop(s, SIGTERM) == 0);
+}
+
+/* A store that is there but cannot be opened (not an LMDB file): 503
+ * saying so, not "no store yet". */
+static void check_bad_store(void)
+{
+    char db[1024], data[1100], junk[16384];
+    const char *args[] = {"--listen", "127.0.0.1:0", NULL};
+    struct server *s;
+    char url[512];
+    struct resp r;
+    FILE *f;
+
+    snprintf(db, sizeof(db), "%s/junk.db", work);
+    mkdir(db, 0755);
+    snprintf(data, sizeof(data), "%s/data.mdb", db);
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = (char)(i * 131 + 7);
+    f = fopen(data, "w");
+    fwrite(junk, 1, sizeof(junk), f);
+    fclose(f);
+    s = serve_start(db, args, NULL);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    expect(s, "/api/v1/stats", 503, "a store that cannot be opened");
+    snprintf(url, sizeof(url), "%s/api/v1/trace/x", s->base);
+    http(NULL, "GET", url, NULL, &r);
+    CHECK(r.status == 503 && strstr(r.body.p, "cannot be opened"));
     resp_free(&r);
     CHECK(serve_stop(s, SIGTERM) == 0);
 }
@@ -1255,8 +1326,10 @@ int main(int argc, char **argv)
     }
     check_sigterm(db, &ids);
     check_token(db);
+    check_config(db);
     check_listen(db);
     check_no_store(corpus);
+    check_bad_store();
     check_udp();
     check_growth_external(corpus, &ids);
     check_growth_hosted(corpus, &ids);
