@@ -32,8 +32,9 @@
 static const char usage_head[] =
     "usage: hoptrace [--db DIR] serve [--listen ADDR:PORT] [--token FILE]\n"
     "                [--threads N] [--config FILE]\n"
-    "                [--udp [HOST:PORT] | --kafka BROKERS --topic T ... |\n"
-    "                 --kinesis STREAM ...] [INGEST OPTIONS]\n"
+    "                [--udp [HOST:PORT] | --otlp [HOST:PORT] |\n"
+    "                 --kafka BROKERS --topic T ... | --kinesis STREAM ...]\n"
+    "                [INGEST OPTIONS]\n"
     "\n"
     "Answers over HTTP, read-only over the store: the JSON API (the same\n"
     "documents as --format json: /api/v1/trace/{id}, /api/v1/endpoints,\n"
@@ -56,9 +57,11 @@ static const char usage_head[] =
     "  --config FILE       stage thresholds of /api/v1/stalls and /metrics,\n"
     "                      as for hoptrace stalls --config\n"
     "\n"
-    "Hosting a source (its options as for `hoptrace ingest --udp|--kafka|\n"
-    "--kinesis --help`): the process receives, stores and shows.\n"
+    "Hosting a source (its options as for `hoptrace ingest --udp|--otlp|\n"
+    "--kafka|--kinesis --help`): the process receives, stores and shows.\n"
     "  --udp [HOST:PORT]   X-Ray daemon datagrams (default 127.0.0.1:2000)\n"
+    "  --otlp [HOST:PORT]  OpenTelemetry over OTLP/HTTP, POST /v1/traces\n"
+    "                      (default 127.0.0.1:4318, its own port)\n"
     "  --kafka BROKERS --topic T   a Kafka consumer group\n"
     "  --kinesis STREAM    a Kinesis Data Stream\n"
     "\n"
@@ -75,7 +78,7 @@ static const char usage_tail[] =
     "address cannot be bound, the store cannot be written, the source\n"
     "failed)\n";
 
-enum src_kind { SRC_NONE, SRC_UDP, SRC_KAFKA, SRC_KINESIS };
+enum src_kind { SRC_NONE, SRC_UDP, SRC_OTLP, SRC_KAFKA, SRC_KINESIS };
 
 struct serve_args {
     const char *listen;
@@ -86,6 +89,7 @@ struct serve_args {
     struct ht_ingest_opts o;
     bool ingest_opt_given;
     struct ht_udp_cfg udp;
+    struct ht_otlp_cfg otlp;
     struct ht_kafka_cfg kafka;
     struct ht_kinesis_src_cfg kinesis;
 };
@@ -115,6 +119,7 @@ static void *run_source(void *arg)
 static const struct ht_source_ops *source_ops(enum src_kind k)
 {
     return k == SRC_UDP     ? &ht_source_udp
+           : k == SRC_OTLP  ? &ht_source_otlp
            : k == SRC_KAFKA ? &ht_source_kafka
                             : &ht_source_kinesis;
 }
@@ -122,6 +127,7 @@ static const struct ht_source_ops *source_ops(enum src_kind k)
 static const void *source_cfg(struct serve_args *a)
 {
     return a->kind == SRC_UDP     ? (const void *)&a->udp
+           : a->kind == SRC_OTLP  ? (const void *)&a->otlp
            : a->kind == SRC_KAFKA ? (const void *)&a->kafka
                                   : (const void *)&a->kinesis;
 }
@@ -177,6 +183,7 @@ static int parse(struct ht_cli *cli, int argc, char **argv,
     a->threads = SERVE_THREADS_DEFAULT;
     a->o.batch_docs = HT_INGEST_BATCH_DEFAULT;
     ht_opt_defaults(ht_udp_opt_table, &a->udp);
+    ht_opt_defaults(ht_otlp_opt_table, &a->otlp);
     ht_opt_defaults(ht_kafka_opt_table, &a->kafka);
     ht_opt_defaults(ht_kinesis_src_opt_table, &a->kinesis);
     for (int i = 1; i < argc; i++) {
@@ -186,15 +193,16 @@ static int parse(struct ht_cli *cli, int argc, char **argv,
             *help = true;
             return 0;
         }
-        if (strcmp(s, "--udp") == 0 || strcmp(s, "--kafka") == 0 ||
-            strcmp(s, "--kinesis") == 0) {
+        if (strcmp(s, "--udp") == 0 || strcmp(s, "--otlp") == 0 ||
+            strcmp(s, "--kafka") == 0 || strcmp(s, "--kinesis") == 0) {
             enum src_kind k = s[2] == 'u'   ? SRC_UDP
+                              : s[2] == 'o' ? SRC_OTLP
                               : s[3] == 'a' ? SRC_KAFKA
                                             : SRC_KINESIS;
 
             if (a->kind && a->kind != k) {
-                ht_cli_err("serve: one source at a time (--udp, --kafka or "
-                           "--kinesis)");
+                ht_cli_err("serve: one source at a time (--udp, --otlp, "
+                           "--kafka or --kinesis)");
                 return HT_EXIT_USAGE;
             }
             a->kind = k;
@@ -244,14 +252,19 @@ static int parse(struct ht_cli *cli, int argc, char **argv,
                 a->ingest_opt_given = true;
             continue;
         }
-        if (a->kind == SRC_UDP && strcmp(s, "--udp") == 0) {
+        if ((a->kind == SRC_UDP && strcmp(s, "--udp") == 0) ||
+            (a->kind == SRC_OTLP && strcmp(s, "--otlp") == 0)) {
             /* its address is optional */
             if (v && v[0] != '-')
-                a->udp.listen = argv[++i];
+                *(a->kind == SRC_UDP ? &a->udp.listen : &a->otlp.listen) =
+                    argv[++i];
             continue;
         }
         taken = a->kind == SRC_UDP
                     ? ht_opt_take(ht_udp_opt_table, &a->udp, argc, argv, &i,
+                                  err, sizeof(err))
+                : a->kind == SRC_OTLP
+                    ? ht_opt_take(ht_otlp_opt_table, &a->otlp, argc, argv, &i,
                                   err, sizeof(err))
                 : a->kind == SRC_KAFKA
                     ? ht_opt_take(ht_kafka_opt_table, &a->kafka, argc, argv, &i,
@@ -273,7 +286,7 @@ static int parse(struct ht_cli *cli, int argc, char **argv,
     }
     if (!a->kind && a->ingest_opt_given) {
         ht_cli_err("serve: ingest options (--retain, --batch, ...) go with a "
-                   "source: --udp, --kafka or --kinesis");
+                   "source: --udp, --otlp, --kafka or --kinesis");
         return HT_EXIT_USAGE;
     }
     return 0;
@@ -362,14 +375,22 @@ int ht_cmd_serve(struct ht_cli *cli, int argc, char **argv)
         h.e = e;
         h.o = a.o;
         /* Kafka and Kinesis end themselves after --until-idle */
-        if (a.kind != SRC_UDP)
+        if (a.kind != SRC_UDP && a.kind != SRC_OTLP)
             h.o.until_idle = 0;
-        h.commit_ms = a.kind == SRC_UDP ? 50 : 200;
+        /* push sources: a sender waits for its commit */
+        h.commit_ms = a.kind == SRC_UDP || a.kind == SRC_OTLP ? 50 : 200;
         if (a.kind == SRC_UDP) {
             struct ht_udp_stats st;
 
             ht_udp_stats(h.src, &st);
             fprintf(stderr, "hoptrace: listening on udp %s\n", st.where);
+        } else if (a.kind == SRC_OTLP) {
+            struct ht_otlp_stats st;
+
+            ht_otlp_stats(h.src, &st);
+            fprintf(stderr,
+                    "hoptrace: listening on http://%s/v1/traces (OTLP)\n",
+                    st.where);
         }
     }
     memset(&cfg, 0, sizeof(cfg));
@@ -430,6 +451,7 @@ stop_source:
 
             snprintf(from, sizeof(from), "%s",
                      a.kind == SRC_UDP     ? "udp"
+                     : a.kind == SRC_OTLP  ? "otlp"
                      : a.kind == SRC_KAFKA ? "Kafka"
                                            : "Kinesis");
             ht_sink_summary(e, stderr, from);

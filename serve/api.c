@@ -165,8 +165,7 @@ static void answer(struct ht_http_resp *rs, const char *what, int rc,
 static void trace(const struct ht_http_req *rq, struct ht_http_resp *rs,
                   const char *id)
 {
-    static const char *const fmts[] = {"json", "dot", "text", "jaeger",
-                                       "otlp"};
+    static const char *const fmts[] = {"json", "dot", "text", "jaeger", "otlp"};
     struct ht_result *res;
     int f = arg_format(rq, rs, fmts, 5), rc;
 
@@ -199,7 +198,10 @@ static void trace(const struct ht_http_req *rq, struct ht_http_resp *rs,
         ht_query_otlp(res, &rs->body); /* OTLP/JSON, one line per request */
     ht_result_free(res);
     rs->status = 200;
-    rs->ctype = f == 1 ? CT_DOT : f == 2 ? CT_TEXT : f == 4 ? CT_NDJSON : CT_JSON;
+    rs->ctype = f == 1   ? CT_DOT
+                : f == 2 ? CT_TEXT
+                : f == 4 ? CT_NDJSON
+                         : CT_JSON;
 }
 
 /* The options every aggregate query shares, with the commands' defaults. */

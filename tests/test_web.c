@@ -26,7 +26,8 @@ struct answer {
 
 static struct answer get(const char *method, const char *path)
 {
-    struct ht_http_req rq = {method, path, NULL, no_arg, NULL};
+    struct ht_http_req rq = {
+        .method = method, .path = path, .store = NULL, .arg = no_arg};
     struct answer a;
 
     memset(&a, 0, sizeof(a));
