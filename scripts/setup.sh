@@ -29,6 +29,7 @@ HT_PACKAGES=(
   libmicrohttpd-dev
   wrk
   prometheus
+  chromium
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
