@@ -8,6 +8,8 @@
 
 #include "ht_common.h"
 
+#include <stdio.h>
+
 /* Exit codes (cli.md). */
 enum {
     HT_EXIT_OK = 0,
@@ -28,6 +30,26 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv);
+/* A source that senders push to (UDP, OTLP/HTTP): what its command knows of
+ * it (cli/ingest_push.c runs the command). */
+struct ht_opt;
+struct ht_source_ops;
+struct ht_push_cmd {
+    const char *flag; /* "--udp": also takes the optional address */
+    const char *usage_head, *usage_tail;
+    const struct ht_opt *table; /* the source's options */
+    const struct ht_source_ops *ops;
+    void *cfg;           /* the source's configuration, defaults set */
+    const char **listen; /* its address field, in cfg */
+    /* Where it listens: for the "listening on" line, else as the
+     * summary's source name. */
+    void (*where)(void *src, bool listening, char *buf, size_t n);
+    /* Its own counts, appended to the summary line on f (NULL: quiet);
+     * *rejected when it refused anything (--strict). */
+    void (*counts)(void *src, const void *cfg, FILE *f, bool *rejected);
+};
+int ht_cli_ingest_push(struct ht_cli *cli, int argc, char **argv,
+                       const struct ht_push_cmd *c);
 /* cli/ingest_otlp.c: OTLP/HTTP (OpenTelemetry). */
 int ht_cmd_ingest_otlp(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_trace(struct ht_cli *cli, int argc, char **argv);

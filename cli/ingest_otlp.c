@@ -33,113 +33,51 @@ static const char usage_tail[] =
     "summary counts requests, exports accepted, spans and rejected spans\n"
     "(see hoptrace stats / dlq).\n";
 
-static struct ht_engine *running;
-
-static void on_signal(int sig)
+static void otlp_where(void *src, bool listening, char *buf, size_t n)
 {
-    (void)sig;
-    if (running)
-        ht_engine_request_stop(running);
+    struct ht_otlp_stats st;
+
+    ht_otlp_stats(src, &st);
+    if (listening)
+        snprintf(buf, n, "http://%s/v1/traces (OTLP)", st.where);
+    else
+        snprintf(buf, n, "otlp http://%s", st.where);
+}
+
+static void otlp_counts(void *src, const void *cfg, FILE *f, bool *rejected)
+{
+    struct ht_otlp_stats st;
+
+    (void)cfg;
+    ht_otlp_stats(src, &st);
+    *rejected = st.rejected_spans || st.bad;
+    if (!f)
+        return;
+    fprintf(f,
+            "; requests %llu, exports accepted %llu (partial %llu), "
+            "spans %llu, spans rejected %llu, bad %llu, too large %llu, "
+            "unsupported %llu",
+            (unsigned long long)st.requests, (unsigned long long)st.accepted,
+            (unsigned long long)st.partial, (unsigned long long)st.spans,
+            (unsigned long long)st.rejected_spans, (unsigned long long)st.bad,
+            (unsigned long long)st.too_large,
+            (unsigned long long)st.unsupported);
 }
 
 int ht_cmd_ingest_otlp(struct ht_cli *cli, int argc, char **argv)
 {
     struct ht_otlp_cfg cfg;
-    struct ht_otlp_stats st;
-    struct ht_ingest_opts o = HT_INGEST_OPTS_INIT;
-    struct ht_engine *e = NULL;
-    struct sigaction sa, old_int, old_term;
-    void *src = NULL;
-    int rc, exit_code = HT_EXIT_OK;
-    char err[200];
+    struct ht_push_cmd c = {.flag = "--otlp",
+                            .usage_head = usage_head,
+                            .usage_tail = usage_tail,
+                            .table = ht_otlp_opt_table,
+                            .ops = &ht_source_otlp,
+                            .cfg = &cfg,
+                            .listen = &cfg.listen,
+                            .where = otlp_where,
+                            .counts = otlp_counts};
 
     memset(&cfg, 0, sizeof(cfg));
     ht_opt_defaults(ht_otlp_opt_table, &cfg);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int taken = ht_ingest_opt(cli, argc, argv, &i, &o);
-
-        if (taken < 0)
-            return HT_EXIT_USAGE;
-        if (taken > 0)
-            continue;
-        taken = ht_opt_take(ht_otlp_opt_table, &cfg, argc, argv, &i, err,
-                            sizeof(err));
-        if (taken < 0) {
-            ht_cli_err("ingest --otlp: %s", err);
-            return HT_EXIT_USAGE;
-        }
-        if (taken > 0)
-            continue;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(usage_head, stdout);
-            ht_opt_help(ht_otlp_opt_table, stdout);
-            ht_ingest_opts_help(stdout);
-            fputs(usage_tail, stdout);
-            return HT_EXIT_OK;
-        } else if (strcmp(a, "--otlp") == 0) {
-            /* its address is optional */
-            if (i + 1 < argc && argv[i + 1][0] != '-')
-                cfg.listen = argv[++i];
-        } else {
-            ht_cli_err("ingest --otlp: unknown or incomplete option %s (see "
-                       "hoptrace ingest --otlp --help)",
-                       a);
-            return HT_EXIT_USAGE;
-        }
-    }
-    rc = ht_source_otlp.open(&cfg, &src);
-    if (rc)
-        return rc == HT_ERR_USAGE ? HT_EXIT_USAGE : HT_EXIT_ERROR;
-    if (ht_cli_engine_open(cli, &o, &e) != HT_ERR_OK) {
-        ht_source_otlp.close(src);
-        return HT_EXIT_ERROR;
-    }
-    running = e;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal; /* no SA_RESTART: poll returns EINTR */
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    ht_otlp_stats(src, &st);
-    fprintf(stderr, "hoptrace: listening on http://%s/v1/traces (OTLP)\n",
-            st.where);
-    fflush(stderr);
-    rc = ht_engine_run(e, &ht_source_otlp, src, &o, 50);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    running = NULL;
-    ht_otlp_stats(src, &st);
-    if (!o.quiet) {
-        char from[128];
-
-        snprintf(from, sizeof(from), "otlp http://%s", st.where);
-        ht_sink_summary(e, stderr, from);
-        fprintf(stderr,
-                "; requests %llu, exports accepted %llu (partial %llu), "
-                "spans %llu, spans rejected %llu, bad %llu, too large %llu, "
-                "unsupported %llu",
-                (unsigned long long)st.requests,
-                (unsigned long long)st.accepted, (unsigned long long)st.partial,
-                (unsigned long long)st.spans,
-                (unsigned long long)st.rejected_spans,
-                (unsigned long long)st.bad, (unsigned long long)st.too_large,
-                (unsigned long long)st.unsupported);
-        fputc('\n', stderr);
-    }
-    {
-        int crc = ht_cli_engine_close(e);
-
-        if (!rc)
-            rc = crc;
-    }
-    /* after the engine: answers still waiting are failed (503) */
-    ht_source_otlp.close(src);
-    if (rc) {
-        ht_cli_err("ingest stopped: %s (what was committed stays)",
-                   ht_strerror(rc));
-        exit_code = HT_EXIT_ERROR;
-    } else if (o.strict && (st.rejected_spans || st.bad)) {
-        exit_code = HT_EXIT_REJECTED;
-    }
-    return exit_code;
+    return ht_cli_ingest_push(cli, argc, argv, &c);
 }

@@ -1,0 +1,111 @@
+/*
+ * ingest_push.c - the command line shared by the sources that senders push
+ * to (`ingest --udp`, `ingest --otlp`): parses the shared options and the
+ * source's own table (its address is optional after the flag), opens the
+ * source and the engine, runs until SIGINT/SIGTERM or --until-idle, and
+ * prints the summary with the source's own counts.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "sink.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static struct ht_engine *running;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (running)
+        ht_engine_request_stop(running);
+}
+
+int ht_cli_ingest_push(struct ht_cli *cli, int argc, char **argv,
+                       const struct ht_push_cmd *c)
+{
+    struct ht_ingest_opts o = HT_INGEST_OPTS_INIT;
+    struct ht_engine *e = NULL;
+    struct sigaction sa, old_int, old_term;
+    void *src = NULL;
+    int rc, exit_code = HT_EXIT_OK;
+    bool rejected = false;
+    char err[200], where[160];
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int taken = ht_ingest_opt(cli, argc, argv, &i, &o);
+
+        if (taken < 0)
+            return HT_EXIT_USAGE;
+        if (taken > 0)
+            continue;
+        taken = ht_opt_take(c->table, c->cfg, argc, argv, &i, err, sizeof(err));
+        if (taken < 0) {
+            ht_cli_err("ingest %s: %s", c->flag, err);
+            return HT_EXIT_USAGE;
+        }
+        if (taken > 0)
+            continue;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(c->usage_head, stdout);
+            ht_opt_help(c->table, stdout);
+            ht_ingest_opts_help(stdout);
+            fputs(c->usage_tail, stdout);
+            return HT_EXIT_OK;
+        } else if (strcmp(a, c->flag) == 0) {
+            /* its address is optional */
+            if (i + 1 < argc && argv[i + 1][0] != '-')
+                *c->listen = argv[++i];
+        } else {
+            ht_cli_err("ingest %s: unknown or incomplete option %s (see "
+                       "hoptrace ingest %s --help)",
+                       c->flag, a, c->flag);
+            return HT_EXIT_USAGE;
+        }
+    }
+    rc = c->ops->open(c->cfg, &src);
+    if (rc)
+        return rc == HT_ERR_USAGE ? HT_EXIT_USAGE : HT_EXIT_ERROR;
+    if (ht_cli_engine_open(cli, &o, &e) != HT_ERR_OK) {
+        c->ops->close(src);
+        return HT_EXIT_ERROR;
+    }
+    running = e;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal; /* no SA_RESTART: poll returns EINTR */
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    c->where(src, true, where, sizeof(where));
+    fprintf(stderr, "hoptrace: listening on %s\n", where);
+    fflush(stderr);
+    rc = ht_engine_run(e, c->ops, src, &o, 50);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    running = NULL;
+    if (!o.quiet) {
+        c->where(src, false, where, sizeof(where));
+        ht_sink_summary(e, stderr, where);
+    }
+    /* the source's counts, and whether it rejected anything (--strict) */
+    c->counts(src, c->cfg, o.quiet ? NULL : stderr, &rejected);
+    if (!o.quiet)
+        fputc('\n', stderr);
+    {
+        int crc = ht_cli_engine_close(e);
+
+        if (!rc)
+            rc = crc;
+    }
+    /* after the engine: what still waits for a commit is failed */
+    c->ops->close(src);
+    if (rc) {
+        ht_cli_err("ingest stopped: %s (what was committed stays)",
+                   ht_strerror(rc));
+        exit_code = HT_EXIT_ERROR;
+    } else if (o.strict && rejected) {
+        exit_code = HT_EXIT_REJECTED;
+    }
+    return exit_code;
+}
