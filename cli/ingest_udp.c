@@ -8,9 +8,7 @@
 #include "cli.h"
 #include "sink.h"
 
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static const char usage_head[] =
