@@ -29,6 +29,7 @@
 #include "ht_store.h"
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdio.h>
 
 /* ---- declarative options ---------------------------------------------- */
@@ -276,6 +277,18 @@ struct ht_udp_stats {
 extern const struct ht_opt ht_udp_opt_table[]; /* of struct ht_udp_cfg */
 extern const struct ht_source_ops ht_source_udp;
 void ht_udp_stats(const void *state, struct ht_udp_stats *out);
+
+/* ---- addresses of the network sources ---------------------------------- */
+
+struct sockaddr;
+struct sockaddr_storage;
+/* HOST:PORT, [V6HOST]:PORT or PORT alone (host 127.0.0.1) for a socket of
+ * `socktype` (SOCK_DGRAM, SOCK_STREAM); passive: an address to listen on.
+ * 0, or -1 when it does not resolve. */
+int ht_addr_resolve(const char *spec, int socktype, bool passive,
+                    struct sockaddr_storage *ss, socklen_t *len);
+/* "1.2.3.4:5" or "[::1]:5" ("?" for anything else, or NULL). */
+void ht_addr_format(const struct sockaddr *sa, char *out, size_t n);
 
 /* ---- the OTLP/HTTP source: OpenTelemetry exports ----------------------- */
 

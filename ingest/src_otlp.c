@@ -89,64 +89,6 @@ struct otlp {
 
 /* ---- addresses ----------------------------------------------------------- */
 
-static int resolve(const char *spec, struct sockaddr_storage *ss,
-                   socklen_t *len)
-{
-    char host[256], port[16];
-    const char *colon = strrchr(spec, ':');
-    struct addrinfo hints, *res = NULL;
-    int rc;
-
-    if (!colon) {
-        snprintf(host, sizeof(host), "127.0.0.1");
-        snprintf(port, sizeof(port), "%s", spec);
-    } else {
-        size_t hl = (size_t)(colon - spec);
-
-        if (hl && spec[0] == '[' && spec[hl - 1] == ']') {
-            spec++;
-            hl -= 2;
-        }
-        if (hl >= sizeof(host) || strlen(colon + 1) >= sizeof(port))
-            return -1;
-        memcpy(host, spec, hl);
-        host[hl] = 0;
-        snprintf(port, sizeof(port), "%s", colon + 1);
-    }
-    if (!*port || strspn(port, "0123456789") != strlen(port))
-        return -1;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
-    rc = getaddrinfo(*host ? host : "127.0.0.1", port, &hints, &res);
-    if (rc || !res)
-        return -1;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
-}
-
-static void addr_str(const struct sockaddr *sa, char *out, size_t n)
-{
-    char h[INET6_ADDRSTRLEN] = "?";
-
-    if (sa && sa->sa_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-
-        inet_ntop(AF_INET, &a->sin_addr, h, sizeof(h));
-        snprintf(out, n, "%s:%d", h, ntohs(a->sin_port));
-    } else if (sa && sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-
-        inet_ntop(AF_INET6, &a->sin6_addr, h, sizeof(h));
-        snprintf(out, n, "[%s]:%d", h, ntohs(a->sin6_port));
-    } else {
-        snprintf(out, n, "?");
-    }
-}
-
 /* ---- answers ------------------------------------------------------------- */
 
 static const char *ctype_of(int enc)
@@ -381,7 +323,7 @@ static enum MHD_Result finish(struct otlp *o, struct MHD_Connection *c,
     j.enc = k->enc;
     ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     memcpy(j.src, "otlp:", 5);
-    addr_str(ci ? ci->client_addr : NULL, j.src + 5, sizeof(j.src) - 5);
+    ht_addr_format(ci ? ci->client_addr : NULL, j.src + 5, sizeof(j.src) - 5);
     state = submit(o, &j);
     free(raw);
     if (state != JOB_DONE) {
@@ -553,7 +495,7 @@ static int otlp_open(const void *cfgv, void **state)
     pthread_cond_init(&o->cv, NULL);
     o->qtail = &o->queued;
     spec = cfg->listen ? cfg->listen : OTLP_DEFAULT_LISTEN;
-    if (resolve(spec, &ss, &sl) != 0) {
+    if (ht_addr_resolve(spec, SOCK_STREAM, true, &ss, &sl) != 0) {
         HT_LOG_ERROR("ingest:otlp", "--otlp takes HOST:PORT (e.g. %s), not %s",
                      OTLP_DEFAULT_LISTEN, spec);
         otlp_close(o);
@@ -578,7 +520,7 @@ static int otlp_open(const void *cfgv, void **state)
     }
     sl = sizeof(ss);
     getsockname(o->lfd, (struct sockaddr *)&ss, &sl);
-    addr_str((struct sockaddr *)&ss, o->st.where, sizeof(o->st.where));
+    ht_addr_format((struct sockaddr *)&ss, o->st.where, sizeof(o->st.where));
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     o->d = MHD_start_daemon(flags, 0, NULL, NULL, handler, o,

@@ -37,68 +37,6 @@ const struct ht_opt ht_udp_opt_table[] = {
      "relay every datagram unchanged to a real X-Ray daemon"},
     HT_OPT_END};
 
-/* HOST:PORT, [V6HOST]:PORT or PORT alone (host 127.0.0.1). */
-static int resolve(const char *spec, struct sockaddr_storage *ss,
-                   socklen_t *len)
-{
-    char host[256], port[16];
-    const char *colon = strrchr(spec, ':');
-    struct addrinfo hints, *res = NULL;
-    int rc;
-
-    if (!colon) {
-        snprintf(host, sizeof(host), "127.0.0.1");
-        snprintf(port, sizeof(port), "%s", spec);
-    } else {
-        size_t hl = (size_t)(colon - spec);
-
-        if (hl && spec[0] == '[' && spec[hl - 1] == ']') {
-            spec++;
-            hl -= 2;
-        }
-        if (hl >= sizeof(host) || strlen(colon + 1) >= sizeof(port))
-            return -1;
-        memcpy(host, spec, hl);
-        host[hl] = 0;
-        snprintf(port, sizeof(port), "%s", colon + 1);
-    }
-    if (!*port || strspn(port, "0123456789") != strlen(port))
-        return -1;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    rc = getaddrinfo(*host ? host : "127.0.0.1", port, &hints, &res);
-    if (rc || !res)
-        return -1;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
-}
-
-static void addr_str(const struct sockaddr_storage *ss, char *out, size_t n)
-{
-    char h[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-
-        inet_ntop(AF_INET, &a->sin_addr, h, sizeof(h));
-        port = ntohs(a->sin_port);
-        snprintf(out, n, "%s:%d", h, port);
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-
-        inet_ntop(AF_INET6, &a->sin6_addr, h, sizeof(h));
-        port = ntohs(a->sin6_port);
-        snprintf(out, n, "[%s]:%d", h, port);
-    } else {
-        snprintf(out, n, "?");
-    }
-}
-
 struct udp {
     int fd, ffd;
     struct ht_udp_cfg cfg;
@@ -198,13 +136,14 @@ static int udp_open(const void *cfgv, void **state)
     u->buf = malloc(MAX_DATAGRAM + 1);
     if (!u->buf)
         goto nomem;
-    if (resolve(listen_spec, &ss, &sl) != 0) {
+    if (ht_addr_resolve(listen_spec, SOCK_DGRAM, false, &ss, &sl) != 0) {
         HT_LOG_ERROR("ingest:udp",
                      "--udp takes HOST:PORT (e.g. 127.0.0.1:2000), not %s",
                      listen_spec);
         goto usage;
     }
-    if (cfg->forward && resolve(cfg->forward, &fss, &fsl) != 0) {
+    if (cfg->forward &&
+        ht_addr_resolve(cfg->forward, SOCK_DGRAM, false, &fss, &fsl) != 0) {
         HT_LOG_ERROR("ingest:udp",
                      "--forward takes HOST:PORT of an X-Ray daemon, not %s",
                      cfg->forward);
@@ -234,7 +173,7 @@ static int udp_open(const void *cfgv, void **state)
     }
     sl = sizeof(ss);
     getsockname(u->fd, (struct sockaddr *)&ss, &sl);
-    addr_str(&ss, u->st.where, sizeof(u->st.where));
+    ht_addr_format((struct sockaddr *)&ss, u->st.where, sizeof(u->st.where));
     if (cfg->forward) {
         u->ffd = socket(fss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (u->ffd < 0 || connect(u->ffd, (struct sockaddr *)&fss, fsl) != 0) {
@@ -289,7 +228,7 @@ static int udp_poll(void *state, struct ht_engine *e, int timeout_ms)
                              u->cfg.forward, strerror(errno));
         }
         memcpy(src, "udp:", 4);
-        addr_str(&from, src + 4, sizeof(src) - 4);
+        ht_addr_format((struct sockaddr *)&from, src + 4, sizeof(src) - 4);
         handle_datagram(u, ht_engine_batch(e), src, u->buf,
                         (size_t)n > MAX_DATAGRAM ? MAX_DATAGRAM : (size_t)n,
                         (size_t)n);
