@@ -80,21 +80,6 @@ static const char refresh_usage[] =
     "memory. Ingest keeps them current as it goes; run this for a store\n"
     "whose summaries are behind (`endpoints` says so on stderr).\n";
 
-/* Epoch seconds (fractions allowed) or RFC 3339. */
-static bool parse_time(const char *s, int64_t *out)
-{
-    char *end;
-    double d;
-
-    errno = 0;
-    d = strtod(s, &end);
-    if (end != s && !*end && !errno && isfinite(d) && d >= 0 && d < 1e11) {
-        *out = (int64_t)llround(d * 1e6);
-        return true;
-    }
-    return ht_parse_iso8601(s, out);
-}
-
 /* Opens the store read-only, or for writing (refresh); a missing store is
  * "not found" rather than a new empty one. */
 static int open_store(struct ht_cli *cli, bool write, struct ht_store **s)
@@ -186,7 +171,7 @@ static int parse(const char *cmd, const char *allow, int argc, char **argv,
                    has && strstr(allow, "w")) {
             int64_t *dst = x[2] == 's' ? &a->o.since_us : &a->o.until_us;
 
-            if (!parse_time(argv[++i], dst)) {
+            if (!ht_parse_time(argv[++i], dst)) {
                 ht_cli_err("%s: %s takes epoch seconds or an RFC 3339 time, "
                            "not '%s'",
                            cmd, x, argv[i]);

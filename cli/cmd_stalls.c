@@ -75,16 +75,7 @@ int ht_cli_parse_duration(const char *s, int64_t *out_us)
 
 int ht_cli_parse_time(const char *s, int64_t *out_us)
 {
-    char *end;
-    double v;
-
-    errno = 0;
-    v = strtod(s, &end);
-    if (end != s && *end == 0 && !errno && v >= 0 && v < 1e11) {
-        *out_us = (int64_t)llround(v * 1e6);
-        return 0;
-    }
-    return ht_parse_iso8601(s, out_us) ? 0 : -1;
+    return ht_parse_time(s, out_us) ? 0 : -1;
 }
 
 int ht_cli_load_stage_config(const char *path, struct ht_stall_cfg *cfg)

@@ -597,3 +597,17 @@ int64_t ht_now_wall_us(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
+
+bool ht_parse_time(const char *s, int64_t *out_us)
+{
+    char *end;
+    double d;
+
+    errno = 0;
+    d = strtod(s, &end);
+    if (end != s && !*end && !errno && isfinite(d) && d >= 0 && d < 1e11) {
+        *out_us = (int64_t)llround(d * 1e6);
+        return true;
+    }
+    return ht_parse_iso8601(s, out_us);
+}

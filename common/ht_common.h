@@ -174,6 +174,9 @@ int64_t ht_secs_to_us(double secs);
 /* Parse an ISO 8601 / RFC 3339 timestamp (`2024-07-01T08:54:54.125Z`,
  * `2021-05-03 11:47:12,494+0000`, offsets allowed). */
 bool ht_parse_iso8601(const char *s, int64_t *out_us);
+/* A time as the commands and serve take it: epoch seconds (fractions
+ * allowed) or RFC 3339. */
+bool ht_parse_time(const char *s, int64_t *out_us);
 
 /* FNV-1a 64; used for synthetic ids and hashing. */
 uint64_t ht_hash64(const void *p, size_t n);

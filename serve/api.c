@@ -40,21 +40,6 @@
 #define STALL_THRESHOLD_US 300000000LL
 #define STALL_MAX_STUCK 10
 
-/* Epoch seconds (fractions allowed) or RFC 3339, as the commands take. */
-static bool parse_time(const char *s, int64_t *out)
-{
-    char *end;
-    double d;
-
-    errno = 0;
-    d = strtod(s, &end);
-    if (end != s && !*end && !errno && isfinite(d) && d >= 0 && d < 1e11) {
-        *out = (int64_t)llround(d * 1e6);
-        return true;
-    }
-    return ht_parse_iso8601(s, out);
-}
-
 /* A time parameter, when given. false after answering 400. */
 static bool arg_time(const struct ht_http_req *rq, struct ht_http_resp *rs,
                      const char *name, int64_t *out)
@@ -63,7 +48,7 @@ static bool arg_time(const struct ht_http_req *rq, struct ht_http_resp *rs,
 
     if (!v)
         return true;
-    if (parse_time(v, out))
+    if (ht_parse_time(v, out))
         return true;
     ht_http_error(rs, 400,
                   "%s takes epoch seconds or an RFC 3339 time, not '%s'", name,
