@@ -54,8 +54,9 @@ static char *dup_str(struct ht_batch *b, hj o, const char *key)
     return dup_val(b, hj_get(o, key));
 }
 
-/* Last component after any of the separators in `seps`. */
-static char *tail_name(struct ht_batch *b, const char *s, const char *seps)
+/* Last component after any of the separators in `seps`, copied into the
+ * batch's arena (ingest_int.h). */
+char *ht__tail_name(struct ht_batch *b, const char *s, const char *seps)
 {
     const char *t = s;
 
@@ -183,7 +184,7 @@ static bool notify_op(struct ht_batch *b, const char *op, const hj *f,
     s->via = HT_VIA_EVENTBRIDGE;
     s->flags |= HT_SPAN_WRITE;
     if ((bus = hj_str(f[A_EVENT_BUS_NAME])) != NULL && *bus)
-        s->resource = tail_name(b, bus, "/");
+        s->resource = ht__tail_name(b, bus, "/");
     else if (!s->resource)
         s->resource = "default";
     return true;
@@ -209,15 +210,15 @@ static void fill_aws(struct xray_ctx *x, hj aws, struct ht_span *s)
         s->request_id = dup_val(b, f[A_REQUEST_ID]);
     }
     if ((str = hj_str(f[A_QUEUE_URL])))
-        s->resource = tail_name(b, str, "/");
+        s->resource = ht__tail_name(b, str, "/");
     else if ((str = hj_str(f[A_TABLE_NAME])))
         s->resource = ht_arena_strdup(b->arena, str);
     else if ((str = hj_str(f[A_STREAM_NAME])))
         s->resource = ht_arena_strdup(b->arena, str);
     else if ((str = hj_str(f[A_FUNCTION_NAME])))
-        s->resource = tail_name(b, str, ":");
+        s->resource = ht__tail_name(b, str, ":");
     else if ((str = hj_str(f[A_TOPIC_ARN]))) /* SNS: the topic's name */
-        s->resource = tail_name(b, str, ":");
+        s->resource = ht__tail_name(b, str, ":");
     else if (hj_is_string(hj_at(f[A_TABLE_NAMES], 0)))
         s->resource = first_str(b, f[A_TABLE_NAMES]);
     else if (hj_is_string(hj_at(f[A_RESOURCE_NAMES], 0)))

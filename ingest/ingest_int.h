@@ -20,6 +20,9 @@ enum ht__scan_rc { HT__SCAN_VALUE, HT__SCAN_NEED_MORE, HT__SCAN_BAD_LINE };
 enum ht__scan_rc ht__scan_value(const char *p, size_t n, bool eof, size_t *len,
                                 int *maxdepth);
 size_t ht__skip_ws(const char *p, size_t n);
+/* The last component of s after any of the separators in seps ("/", ":"),
+ * copied into the batch's arena; NULL for an empty s. */
+char *ht__tail_name(struct ht_batch *b, const char *s, const char *seps);
 
 /*
  * Parsers by nesting slot: a document parsed while another one is still

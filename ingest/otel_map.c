@@ -24,6 +24,7 @@
  * Owned by ingest/. It only fills batch structs.
  */
 #define _GNU_SOURCE
+#include "ingest_int.h"
 #include "otel.h"
 
 #include <stdio.h>
@@ -262,19 +263,6 @@ static int64_t int_of(const struct ht_otel_kv *v)
     return 0;
 }
 
-/* Last component of s after any of seps, copied. */
-static char *tail(struct ht_batch *b, const char *s, const char *seps)
-{
-    const char *t = s;
-
-    if (!s || !*s)
-        return NULL;
-    for (const char *p = s; *p; p++)
-        if (strchr(seps, *p) && p[1])
-            t = p + 1;
-    return ht_arena_strdup(b->arena, t);
-}
-
 /* The function name of a Lambda ARN
  * (arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]), else s. */
 static char *arn_function(struct ht_batch *b, const char *s)
@@ -380,7 +368,7 @@ static void notify_producer(struct ht_batch *b,
     str = text(b, a[K_MESSAGING_DESTINATION_NAME]);
     if (!str)
         str = text(b, a[K_MESSAGING_DESTINATION]);
-    s->resource = str ? tail(b, str, via == HT_VIA_SNS ? ":" : "/") : NULL;
+    s->resource = str ? ht__tail_name(b, str, via == HT_VIA_SNS ? ":" : "/") : NULL;
     if (!s->resource && via == HT_VIA_EVENTBRIDGE)
         s->resource = "default";
     if (kind != HT_OTEL_KIND_PRODUCER && !eq(a[K_RPC_METHOD], op))
@@ -741,9 +729,9 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
         if (!s.resource)
             s.resource = text(b, a[K_MESSAGING_DESTINATION]);
         if (!s.resource && (str = text(b, a[K_AWS_SQS_QUEUE_URL])))
-            s.resource = tail(b, str, "/");
+            s.resource = ht__tail_name(b, str, "/");
         if (!s.resource && (str = text(b, a[K_MESSAGING_URL])))
-            s.resource = tail(b, str, "/");
+            s.resource = ht__tail_name(b, str, "/");
     } else if (via == HT_VIA_KINESIS) {
         s.resource = text(b, a[K_AWS_KINESIS_STREAM_NAME]);
         if (!s.resource)
@@ -760,7 +748,7 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
             notify_producer(b, a, sp->kind, via, &s);
         else if ((str = text(b, a[K_MESSAGING_DESTINATION_NAME])) ||
                  (str = text(b, a[K_MESSAGING_DESTINATION])))
-            s.resource = tail(b, str, via == HT_VIA_SNS ? ":" : "/");
+            s.resource = ht__tail_name(b, str, via == HT_VIA_SNS ? ":" : "/");
     }
     if (s.kind != HT_SK_LAMBDA && !lambda) {
         bool send = sp->kind == HT_OTEL_KIND_PRODUCER;
