@@ -368,7 +368,8 @@ static void notify_producer(struct ht_batch *b,
     str = text(b, a[K_MESSAGING_DESTINATION_NAME]);
     if (!str)
         str = text(b, a[K_MESSAGING_DESTINATION]);
-    s->resource = str ? ht__tail_name(b, str, via == HT_VIA_SNS ? ":" : "/") : NULL;
+    s->resource =
+        str ? ht__tail_name(b, str, via == HT_VIA_SNS ? ":" : "/") : NULL;
     if (!s->resource && via == HT_VIA_EVENTBRIDGE)
         s->resource = "default";
     if (kind != HT_OTEL_KIND_PRODUCER && !eq(a[K_RPC_METHOD], op))
