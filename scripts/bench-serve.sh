@@ -15,7 +15,7 @@ set -euo pipefail
 BUILD=build
 REQUESTS=5000
 DURATION=10
-THREADS=4
+THREADS="$(nproc)" # serve's own default: one per core
 CONNS=16
 KEEP=0
 while [[ $# -gt 0 ]]; do
