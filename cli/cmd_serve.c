@@ -244,9 +244,9 @@ static int parse(struct ht_cli *cli, int argc, char **argv,
 
                 errno = 0;
                 n = strtol(v, &end, 10);
-                if (*end || end == v || errno || n < 1 || n > 256) {
+                if (*end || end == v || errno || n < 1 || n > 64) {
                     ht_cli_err("serve: --threads takes a number from 1 to "
-                               "256, not '%s'",
+                               "64, not '%s'",
                                v);
                     return HT_EXIT_USAGE;
                 }

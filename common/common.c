@@ -319,6 +319,33 @@ void ht_buf_printf(struct ht_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+size_t ht_utf8_len(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n;
+    uint32_t cp;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        n = 2, cp = p[0] & 0x1f;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        n = 3, cp = p[0] & 0x0f;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        n = 4, cp = p[0] & 0x07;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) /* a NUL ends the sequence here too */
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
 void ht_buf_json_str(struct ht_buf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
@@ -330,11 +357,25 @@ void ht_buf_json_str(struct ht_buf *b, const char *s)
         size_t run = 0;
         unsigned char c;
 
-        while ((c = (unsigned char)s[run]) >= 0x20 && c != '"' && c != '\\')
+        while ((c = (unsigned char)s[run]) >= 0x20 && c < 0x80 && c != '"' &&
+               c != '\\')
             run++;
         if (run) {
             ht_buf_add(b, s, run);
             s += run;
+            continue;
+        }
+        if (c >= 0x80) {
+            /* UTF-8 as it is; a byte that is not (only a client's bytes
+             * can be: ingest's JSON parser validates) is written as '?',
+             * so that the output stays JSON */
+            size_t n = ht_utf8_len(s);
+
+            if (n)
+                ht_buf_add(b, s, n);
+            else
+                ht_buf_addc(b, '?');
+            s += n ? n : 1;
             continue;
         }
         switch (c) {

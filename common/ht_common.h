@@ -129,7 +129,11 @@ void ht_buf_addc(struct ht_buf *b, char c);
 void ht_buf_adds(struct ht_buf *b, const char *s);
 void ht_buf_printf(struct ht_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Appends s as a JSON string literal, quotes included. */
+/* Length of the valid UTF-8 sequence at s (1 to 4; 1 for ASCII), 0 when
+ * the bytes there are not UTF-8. */
+size_t ht_utf8_len(const char *s);
+/* Appends s as a JSON string literal, quotes included; bytes that are not
+ * UTF-8 are written as '?', so the result is always JSON. */
 void ht_buf_json_str(struct ht_buf *b, const char *s);
 /* Appends "k": (an object member's key and its colon). */
 void ht_buf_json_key(struct ht_buf *b, const char *k);

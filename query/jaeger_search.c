@@ -91,7 +91,8 @@ static int catalogue(struct ht_store *s, struct cat_ctx *c)
         if (sl + 2 > sizeof(prefix)) {
             ht_arena_destroy(c->a);
             ht_store_abort(t);
-            return HT_ERR_OK; /* no such service can be catalogued */
+            ht_buf_adds(c->out, "[]"); /* no such service is catalogued */
+            return HT_ERR_OK;
         }
         memcpy(prefix + 1, c->service, sl);
         prefix[1 + sl] = 0;
@@ -515,7 +516,10 @@ int ht_jaeger_dependencies(struct ht_store *s, int64_t end_us,
     c.a = ht_arena_create();
     c.tmp = ht_arena_create();
     HT_ASSERT(c.a && c.tmp);
-    c.lo = end_us - lookback_us;
+    /* saturating: a window reaching before the epoch starts at its start */
+    c.lo = lookback_us > 0 && end_us < INT64_MIN + lookback_us
+               ? INT64_MIN
+               : end_us - lookback_us;
     from[0] = HT_AGG_K_WINDOW;
     ht_be64_put(from + 1, end_us < 0 ? 0 : (uint64_t)end_us);
     memset(from + 9, 0xff, 8);

@@ -25,8 +25,9 @@ struct ht_http_req {
     const char *method; /* "GET", "HEAD", "POST", ... */
     const char *path;   /* percent-decoded path, without the query */
     /* read-only; open and end a read txn per call. Never NULL, except for
-     * /healthz: while there is no store yet the server answers every
-     * other path 503 {"error": "no store yet ..."} itself. */
+     * /healthz and ht_serve_web (whose pages need none): while there is
+     * no store yet the server answers every other path 503 {"error": "no
+     * store yet ..."} itself. */
     struct ht_store *store;
     /* Query-string parameters, percent-decoded. */
     const char *(*arg)(const struct ht_http_req *rq, const char *name);

@@ -47,7 +47,7 @@ static void envelope(struct ht_http_resp *rs, int status, const char *data,
     rs->ctype = NULL;
     ht_buf_reset(&rs->body);
     ht_buf_adds(&rs->body, "{\"data\":");
-    ht_buf_adds(&rs->body, data);
+    ht_buf_adds(&rs->body, data ? data : "[]");
     ht_buf_printf(
         &rs->body,
         ",\"total\":%zu,\"limit\":%zu,\"offset\":0,\"errors\":null}\n", total,
@@ -412,7 +412,8 @@ static void dependencies(const struct ht_http_req *rq, struct ht_http_resp *rs)
     }
     if (end_ms == INT64_MIN)
         end_ms = ht_jaeger_store_now(rq->store) / 1000;
-    if (end_ms > INT64_MAX / 1000 || end_ms < INT64_MIN / 1000 + 1 ||
+    /* µs from here on: end_ms * 1000 + 999 and end - lookback must fit */
+    if (end_ms > INT64_MAX / 1000 - 1 || end_ms < 0 ||
         lookback_ms > INT64_MAX / 2000) {
         jerror(rs, 400, "unable to parse param 'endTs': out of range");
         return;

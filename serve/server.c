@@ -77,33 +77,6 @@ struct conn_req {
     int64_t t0_us; /* when its headers were in (for the -vv access log) */
 };
 
-/* Length of the valid UTF-8 sequence at p (1 to 4), 0 when invalid. */
-static size_t utf8_len(const unsigned char *p)
-{
-    size_t n;
-    uint32_t cp;
-
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf)
-        n = 2, cp = p[0] & 0x1f;
-    else if (p[0] >= 0xe0 && p[0] <= 0xef)
-        n = 3, cp = p[0] & 0x0f;
-    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-        n = 4, cp = p[0] & 0x07;
-    else
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 void ht_http_error(struct ht_http_resp *rs, int status, const char *fmt, ...)
 {
     char msg[1024];
@@ -112,16 +85,8 @@ void ht_http_error(struct ht_http_resp *rs, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    /* a message quotes what the client sent: bytes that are not UTF-8
-     * become '?', so the error stays JSON */
-    for (unsigned char *p = (unsigned char *)msg; *p;) {
-        size_t n = utf8_len(p);
-
-        if (!n)
-            *p++ = '?';
-        else
-            p += n;
-    }
+    /* a message quotes what the client sent: ht_buf_json_str writes bytes
+     * that are not UTF-8 as '?', so the error stays JSON */
     rs->status = status;
     rs->ctype = "application/json";
     ht_buf_reset(&rs->body);
@@ -215,6 +180,64 @@ static bool authorized(const struct ht_server *srv, struct MHD_Connection *c)
     return diff == 0;
 }
 
+/* Whether a Host header names this machine's loopback: 127.0.0.0/8,
+ * [::1] or localhost, with or without a port. */
+static bool loopback_host(const char *h)
+{
+    char name[256];
+    size_t n;
+
+    if (h[0] == '[') {
+        const char *close = strchr(h, ']');
+
+        return close && (size_t)(close - h) == 4 &&
+               strncmp(h, "[::1]", 5) == 0 &&
+               (close[1] == 0 || close[1] == ':');
+    }
+    n = strcspn(h, ":");
+    if (n == 0 || n >= sizeof(name))
+        return false;
+    memcpy(name, h, n);
+    name[n] = 0;
+    if (strcasecmp(name, "localhost") == 0)
+        return true;
+    {
+        struct in_addr a;
+
+        return inet_pton(AF_INET, name, &a) == 1 &&
+               (ntohl(a.s_addr) >> 24) == 127;
+    }
+}
+
+/* DNS rebinding: a web page whose name its owner points at 127.0.0.1 would
+ * reach a loopback server from the user's browser, and its requests carry
+ * that name as Host. A loopback server without a token answers only
+ * requests whose Host is a loopback name (or that carry none, HTTP/1.0). A
+ * server bound elsewhere cannot know the names it is reached by: there,
+ * --token is the protection (serve warns). */
+static bool host_allowed(const struct ht_server *srv, struct MHD_Connection *c)
+{
+    const char *h;
+
+    if (srv->token || srv->exposed)
+        return true;
+    h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    return !h || loopback_host(h);
+}
+
+/* libmicrohttpd's percent-decoding of the path and the arguments, which
+ * would cut a value short at an encoded NUL (/api/v1/trace/a%00b would
+ * look up "a"): such a request is marked, and refused with a 400. */
+#define NUL_MARK "X-Hoptrace-Encoded-Nul"
+
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    if (strstr(s, "%00"))
+        MHD_set_connection_value(c, MHD_HEADER_KIND, NUL_MARK, "1");
+    return MHD_http_unescape(s);
+}
+
 static enum MHD_Result respond(struct MHD_Connection *c, struct ht_server *srv,
                                const char *path, struct ht_http_resp *rs,
                                const char *allow, bool challenge)
@@ -283,6 +306,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
          * now, before any body it has is read (the connection then
          * closes); the others on the next call */
         ht_buf_init(&rs.body);
+        if (!host_allowed(srv, c)) {
+            ht_http_error(&rs, 421,
+                          "this server answers only requests to a loopback "
+                          "name (127.0.0.1, [::1], localhost): the Host "
+                          "header names another (a DNS rebinding page?); "
+                          "use serve --token to be reached by other names");
+            return respond(c, srv, url, &rs, NULL, false);
+        }
+        if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, NUL_MARK)) {
+            ht_http_error(&rs, MHD_HTTP_BAD_REQUEST,
+                          "an encoded NUL byte (%%00) in the URL: no id or "
+                          "parameter holds one");
+            return respond(c, srv, url, &rs, NULL, false);
+        }
         if (!authorized(srv, c)) {
             ht_http_error(&rs, MHD_HTTP_UNAUTHORIZED,
                           "this server needs Authorization: Bearer <token> "
@@ -328,6 +365,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         if (!rq.store && strcmp(url, "/healthz") != 0) {
             int err = atomic_load(&srv->store_err);
 
+#ifdef HT_SERVE_HAS_WEB
+            /* the pages need no store: they load, and say the API's 503 */
+            if (ht_serve_web(&rq, &rs))
+                return respond(c, srv, url, &rs, NULL, false);
+#endif
             if (err)
                 ht_http_error(&rs, MHD_HTTP_SERVICE_UNAVAILABLE,
                               "the store at %s cannot be opened: %s (serve's "
@@ -530,6 +572,10 @@ int ht_server_start(const struct ht_server_cfg *cfg, struct ht_server **out)
         (unsigned)(cfg->threads ? cfg->threads : 1),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+        /* a request's line and headers: the library's 32 KiB default cut
+         * a URL of a few hundred parameters off with no answer at all */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
     if (!srv->d) {
         HT_LOG_ERROR("serve",

@@ -527,6 +527,71 @@ static void check_headers(const struct server *s)
     resp_free(&r);
 }
 
+/* What a review of serve found, each now answered: a Host that is not a
+ * loopback name (DNS rebinding) on a loopback server without a token; a
+ * Jaeger service name longer than any key (it crashed serve); Jaeger
+ * errors quoting bytes that are not UTF-8 (they were not JSON); times
+ * that overflowed; a URL of many parameters (no answer at all). */
+static void check_review_fixes(const struct server *s)
+{
+    char url[8192], host[128], *p;
+    struct resp r;
+    json_t *j;
+    size_t o;
+
+    snprintf(url, sizeof(url), "%s/api/v1/stats", s->base);
+    http(NULL, "GET", url, "Host: attacker.example", &r);
+    CHECK(r.status == 421 && strstr(r.body.p, "\"error\"") != NULL);
+    resp_free(&r);
+    http(NULL, "GET", url, "Host: 127.0.0.1.attacker.example", &r);
+    CHECK(r.status == 421);
+    resp_free(&r);
+    p = strstr(s->base, "://");
+    snprintf(host, sizeof(host), "Host: localhost%s",
+             p && strrchr(p, ':') ? strrchr(p, ':') : "");
+    http(NULL, "GET", url, host, &r);
+    CHECK(r.status == 200);
+    resp_free(&r);
+
+    o = (size_t)snprintf(url, sizeof(url),
+                         "%s/api/operations?service=", s->base);
+    memset(url + o, 'a', 600);
+    url[o + 600] = 0;
+    http(NULL, "GET", url, NULL, &r);
+    j = json_loads(r.body.p, 0, NULL);
+    CHECK(r.status == 200 && j && json_is_array(json_object_get(j, "data")) &&
+          json_array_size(json_object_get(j, "data")) == 0);
+    json_decref(j);
+    resp_free(&r);
+
+    snprintf(url, sizeof(url), "%s/api/traces?service=x&minDuration=%%ff",
+             s->base);
+    http(NULL, "GET", url, NULL, &r);
+    j = json_loads(r.body.p, 0, NULL);
+    CHECK(r.status == 400 && j != NULL); /* jansson refuses bad UTF-8 */
+    json_decref(j);
+    resp_free(&r);
+    snprintf(url, sizeof(url), "%s/api/traces?traceID=%%ff", s->base);
+    http(NULL, "GET", url, NULL, &r);
+    j = json_loads(r.body.p, 0, NULL);
+    CHECK(j != NULL);
+    json_decref(j);
+    resp_free(&r);
+
+    snprintf(url, sizeof(url), "%s/api/dependencies?endTs=9223372036854775",
+             s->base);
+    http(NULL, "GET", url, NULL, &r);
+    CHECK(r.status == 400);
+    resp_free(&r);
+
+    o = (size_t)snprintf(url, sizeof(url), "%s/api/v1/stats?", s->base);
+    for (int i = 0; i < 500 && o + 16 < sizeof(url); i++)
+        o += (size_t)snprintf(url + o, sizeof(url) - o, "p%d=%d&", i, i);
+    http(NULL, "GET", url, NULL, &r);
+    CHECK(r.rc == CURLE_OK && r.status == 200);
+    resp_free(&r);
+}
+
 static void check_errors(const struct server *s)
 {
     expect(s, "/api/v1/trace/no-such-request-id", 404, "unknown id");
@@ -539,6 +604,9 @@ static void check_errors(const struct server *s)
     expect(s, "/api/v1/nothing", 404, "unknown API route");
     expect(s, "/nothing-here", 404, "unknown page");
     expect(s, "/api/v1/trace/x?format=svg", 400, "bad trace format");
+    expect(s, "/api/v1/trace/a%00b", 400, "an encoded NUL inside an id");
+    expect(s, "/api/v1/stats?who=%00", 400, "an encoded NUL in a parameter");
+    check_review_fixes(s);
     expect(s, "/api/v1/endpoints?since=yesterday", 400, "bad since");
     expect(s, "/api/v1/endpoints?since=2000&until=1000", 400,
            "since after until");
