@@ -386,6 +386,9 @@ static void notify_producer(struct ht_batch *b,
 /* ---- the mapping ----------------------------------------------------------
  */
 
+/* 2200-01-01T00:00:00Z in ns: later times are refused. */
+#define MAX_NS 7258118400000000000ULL
+
 static int64_t ns_to_us(uint64_t ns)
 {
     return (int64_t)((ns + 500) / 1000);
@@ -591,6 +594,15 @@ int ht__otel_emit(struct ht_batch *b, const struct ht_otel_attrs *resource,
     if (!sp->start_ns) {
         snprintf(why, whyn, "no startTimeUnixNano");
         return HT_REJ_MISSING_FIELD;
+    }
+    /* nanoseconds since the epoch: beyond the year 2200 (or negative, read
+     * as unsigned) is no time a span ran at, and would not fit the µs
+     * arithmetic downstream */
+    if (sp->start_ns > MAX_NS || sp->end_ns > MAX_NS) {
+        snprintf(why, whyn, "%s out of range",
+                 sp->start_ns > MAX_NS ? "startTimeUnixNano"
+                                       : "endTimeUnixNano");
+        return HT_REJ_BAD_FIELD;
     }
     index_attrs(resource, r);
     index_attrs(&sp->attrs, a);

@@ -209,14 +209,95 @@ static void one_span(struct pbctx *c, const PbSpan *s, size_t nres)
         reject_span(c, rc, why, s);
 }
 
+/* How deep a body's messages may nest. protobuf-c unpacks nested messages
+ * by recursion with no limit, and OTLP's AnyValue nests in itself (arrays
+ * and key-value lists): a 35 KB body of 5,000 nested arrays overflowed the
+ * stack. An export nests about 8 levels plus its attribute values. */
+#define PB_MAX_DEPTH 64
+
+static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t c = *(*p)++;
+
+        *v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80))
+            return true;
+    }
+    return false;
+}
+
+/* Whether the body nests at most PB_MAX_DEPTH messages deep, read without
+ * recursion and without the schema: every length-delimited field is tried
+ * as a message, and one whose bytes do not read as fields is skipped as a
+ * string (so a string that happens to read as fields counts as nesting,
+ * which only makes the limit stricter). A malformed body passes: the
+ * unpacking then refuses it. Each byte is read once. */
+static bool pb_depth_ok(const uint8_t *p, size_t n)
+{
+    const uint8_t *end[PB_MAX_DEPTH + 1];
+    int d = 0;
+
+    end[0] = p + n;
+    for (;;) {
+        uint64_t key, len;
+        bool ok = true;
+
+        if (p == end[d]) {
+            if (d == 0)
+                return true;
+            d--;
+            continue;
+        }
+        if (!pb_varint(&p, end[d], &key))
+            ok = false;
+        else if ((key & 7) == 0)
+            ok = pb_varint(&p, end[d], &len);
+        else if ((key & 7) == 1 || (key & 7) == 5) {
+            size_t w = (key & 7) == 1 ? 8 : 4;
+
+            ok = (size_t)(end[d] - p) >= w;
+            if (ok)
+                p += w;
+        } else if ((key & 7) == 2) {
+            ok = pb_varint(&p, end[d], &len) && len <= (size_t)(end[d] - p);
+            if (ok && len > 0) {
+                if (d == PB_MAX_DEPTH)
+                    return false;
+                end[++d] = p + len; /* tried as a message */
+            }
+        } else {
+            ok = false; /* groups, or no field at all */
+        }
+        if (!ok) {
+            /* not a message here: the bytes were a string, or the body
+             * is malformed (at the top) */
+            if (d == 0)
+                return true;
+            p = end[d--];
+        }
+    }
+}
+
 static void decode_pb(struct ht_batch *b, const struct ht_srcpos *pos,
                       const void *body, size_t n, struct ht_otlp_result *res)
 {
-    PbReq *req =
-        opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
-            NULL, n, body);
+    PbReq *req = NULL;
     struct pbctx c = {.b = b, .pos = pos, .res = res};
 
+    if (!pb_depth_ok(body, n)) {
+        res->bad = true;
+        snprintf(res->why, sizeof(res->why),
+                 "protobuf messages nested more than %d deep", PB_MAX_DEPTH);
+        ht_batch_reject(b, HT_REJ_BAD_ENCODING, pos,
+                        "OTLP protobuf body whose messages nest too deep", body,
+                        n);
+        return;
+    }
+    req =
+        opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
+            NULL, n, body);
     if (!req) {
         res->bad = true;
         snprintf(res->why, sizeof(res->why),

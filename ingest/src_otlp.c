@@ -83,7 +83,6 @@ struct otlp {
     struct job *queued, **qtail; /* waiting for the engine thread */
     struct job *decoded;         /* in the batch, waiting for its commit */
     bool closing;
-    uint64_t seq;
     struct ht_otlp_stats st;
 };
 
@@ -572,8 +571,11 @@ static int otlp_poll(void *state, struct ht_engine *e, int timeout_ms)
         pthread_mutex_unlock(&o->mu);
         if (!j)
             break;
-        pos.source = j->src;
-        pos.offset = o->seq++;
+        /* dead letters keyed by the export's content, not by who sent it
+         * or when: an export sent again (an exporter's retry) leaves the
+         * same dead letters, not a second set */
+        pos.source = "otlp";
+        pos.offset = ht_hash64(j->body, j->n) >> 1;
         ht_ingest_otlp(ht_engine_batch(e), &pos, j->body, j->n, j->enc,
                        &j->res);
         got++;

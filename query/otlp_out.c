@@ -21,10 +21,21 @@
 #define _GNU_SOURCE
 #include "ht_query.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* OTLP's fixed64 nanoseconds of a time in µs: never negative, never past
+ * what 64 bits hold (a store may hold any X-Ray time). */
+static unsigned long long unix_nano(int64_t us)
+{
+    if (us <= 0)
+        return 0;
+    if ((uint64_t)us > UINT64_MAX / 1000)
+        return UINT64_MAX / 1000 * 1000;
+    return (unsigned long long)us * 1000ULL;
+}
 static const char *const kind_names[] = {
     "segment", "apigw", "lambda", "function", "init", "call", "local"};
 
@@ -78,7 +89,8 @@ static void abool(struct attrs *a, const char *k, bool v)
 static void adbl(struct attrs *a, const char *k, double v)
 {
     akey(a, k);
-    ht_buf_printf(a->b, "\"doubleValue\":%.3f}}", v);
+    /* JSON has no inf or nan */
+    ht_buf_printf(a->b, "\"doubleValue\":%.3f}}", isfinite(v) ? v : 0.0);
 }
 
 static void flags_text(uint32_t f, char *out, size_t n)
@@ -341,10 +353,10 @@ static void one_span(struct ht_buf *b, const struct ht_request *r, size_t i,
     ht_buf_json_key(b, "name");
     ht_buf_json_str(b, s->name ? s->name : "span");
     ht_buf_printf(b,
-                  ",\"kind\":%d,\"startTimeUnixNano\":\"%lld\","
-                  "\"endTimeUnixNano\":\"%lld\",",
-                  otel_kind(r, i), (long long)s->start_us * 1000,
-                  (long long)s->end_us * 1000);
+                  ",\"kind\":%d,\"startTimeUnixNano\":\"%llu\","
+                  "\"endTimeUnixNano\":\"%llu\",",
+                  otel_kind(r, i), unix_nano(s->start_us),
+                  unix_nano(s->end_us));
     span_attrs(b, r, i);
     span_links(b, r, i, trace_hex);
     if (s->flags & (HT_SPAN_ERROR | HT_SPAN_FAULT | HT_SPAN_THROTTLE))
@@ -372,6 +384,11 @@ static void one_request(struct ht_buf *b, const struct ht_request *r)
                 break;
             }
     }
+    /* known from logs alone: no trace id, and OTLP holds an all-zero one
+     * invalid (ingest refuses it). 16 zeros and the root's span id, as the
+     * Jaeger export names such a request: stable, and never zero */
+    if (r->nspans && strspn(trace_hex, "0") == 32)
+        hex(r->spans[r->root].s.id.b, 8, trace_hex + 16);
     svc = calloc(r->nspans + 1, sizeof(*svc));
     if (!svc)
         abort();

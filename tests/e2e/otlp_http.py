@@ -176,6 +176,12 @@ def trace(hop, db, ident):
 T0 = 1797500000 * 10**9
 
 
+def dead_letters(hop, db):
+    out = subprocess.run([hop, "--db", db, "stats", "--format", "json"],
+                         capture_output=True, text=True).stdout
+    return json.loads(out)["dead_letters"]
+
+
 def ids(n):
     return "%08x" % (T0 // 10**9) + ("%024x" % (0xABC000 + n)), "%016x" % (0x5100 + n)
 
@@ -292,6 +298,45 @@ def main():
         rc2, out2 = trace(hop, db, tid)
         if status != 200 or rc1 != 0 or out1 != out2 or len(json.loads(out2)["requests"][0]["spans"]) != 2:
             fail("sending the same export twice changed the answer")
+        # 6b. an export with rejected spans sent again leaves the same dead
+        # letters (they are keyed by the export's content, not its sender)
+        tid, sid = ids(21)
+        body = js_export("svc-d", [js_span(tid, sid, "POST /d", 2, T0, T0 + 10**6),
+                                   js_span(tid, "0" * 16, "bad", 3, T0, T0 + 10**6)])
+        srv.post(body, J)
+        before = dead_letters(hop, db)
+        srv.post(body, J)
+        srv.post(body, J)
+        after = dead_letters(hop, db)
+        if before < 1 or after != before:
+            fail("dead letters of one export sent 3 times: %s after the first, %s "
+                 "after the third" % (before, after))
+        # 6c. messages nested deeper than anything OTLP writes (an AnyValue
+        # array 5,000 deep, 35 KB: protobuf-c's recursion overflowed the
+        # stack): a 400, and the receiver goes on
+        any_value = field(1, 2, b"x")  # AnyValue{string_value}
+        for _ in range(5000):
+            # AnyValue{array_value: ArrayValue{values: [AnyValue]}}
+            any_value = field(5, 2, field(1, 2, any_value))
+        key_value = field(1, 2, b"k") + field(2, 2, any_value)
+        resource = field(1, 2, key_value)  # Resource.attributes
+        bomb = field(1, 2, field(1, 2, resource))  # .resource_spans.resource
+        status = srv.post(bomb, P)[0]
+        if status != 400:
+            fail("an export nested 5,000 deep: %s, expected 400" % status)
+        tid, sid = ids(23)
+        status = srv.post(pb_export("svc-after", [pb_span(tid, sid, "GET /after", 2, T0, T0 + 10**6)]), P)[0]
+        if status != 200 or trace(hop, db, sid)[0] != 0:
+            fail("the receiver after the deep export: %s" % status)
+        # 6d. a start time past the year 2200 (or negative, as unsigned) is
+        # refused, not stored to be exported as a negative time
+        tid, sid = ids(24)
+        status, _, data, _ = srv.post(js_export("svc-t", [js_span(tid, sid, "GET /t", 2,
+                                                                  2**64 - 1, 2**64 - 1)]), J)
+        if status != 200 or b"rejected" not in data.lower() and b"rejectedSpans" not in data:
+            fail("a span at 2^64-1 ns: %s %r" % (status, data[:200]))
+        if trace(hop, db, sid)[0] == 0:
+            fail("a span at 2^64-1 ns was stored")
         # 7. mutated bodies (both encodings): answered 200 or 400, never a
         # crash (the ASan tree runs this too)
         rnd = random.Random(14)
