@@ -355,15 +355,19 @@ static void decode_json_body(struct ht_batch *b, const struct ht_srcpos *pos,
         return;
     }
     if (!hj_is_object(v) ||
-        (!hj_is_array(hj_get(v, "resourceSpans")) && hj_size(v) != 0)) {
+        ((hj_type(hj_get(v, "resourceSpans")) != HJ_ABSENT) &&
+         !hj_is_array(hj_get(v, "resourceSpans")))) {
         res->bad = true;
         snprintf(res->why, sizeof(res->why),
-                 "not an ExportTraceServiceRequest (no resourceSpans array)");
+                 "not an ExportTraceServiceRequest (resourceSpans is not an "
+                 "array)");
         ht_batch_reject(b, HT_REJ_UNKNOWN_DOC, pos, res->why, body, n);
         return;
     }
-    if (hj_size(v) == 0)
-        return; /* {}: an empty export */
+    /* {} or only fields this version does not know (OTLP/JSON: "receivers
+     * MUST ignore unknown fields"): an empty export */
+    if (!(hj_type(hj_get(v, "resourceSpans")) != HJ_ABSENT))
+        return;
     ht__otlp_json_doc(b, pos, v, res);
 }
 

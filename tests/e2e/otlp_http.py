@@ -250,7 +250,12 @@ def main():
             st = {}
         if status != 400 or st.get("code") != 3 or not st.get("message"):
             fail("bad json: %s %r" % (status, data[:200]))
+        # a JSON object of fields OTLP does not define is an empty export
+        # (receivers MUST ignore unknown fields); a JSON array is no export
         status, rtype, data, _ = srv.post(b'{"spans":[]}', J)
+        if status != 200:
+            fail("json of an unknown field: %s %r" % (status, data[:200]))
+        status, rtype, data, _ = srv.post(b'[{"resourceSpans":[]}]', J)
         if status != 400:
             fail("json that is no export: %s %r" % (status, data[:200]))
         status, rtype, data, _ = srv.post(b"\xff\xff\xff\xff\x0f", P)
@@ -284,6 +289,14 @@ def main():
         status, _, _, _ = srv.post(b"{}", J, path="/v1/metrics")
         if status != 404:
             fail("/v1/metrics: %s" % status)
+        # unknown fields are ignored (OTLP/JSON): an empty export; a
+        # resourceSpans that is not an array is a 400
+        status, _, data, _ = srv.post(b'{"foo": 1}', J)
+        if status != 200:
+            fail("an export of only an unknown field: %s %r" % (status, data))
+        status, _, data, _ = srv.post(b'{"resourceSpans": 7}', J)
+        if status != 400:
+            fail("resourceSpans that is a number: %s %r" % (status, data))
         status, _, data, _ = srv.post(b"{}", "application/json; charset=utf-8")
         if status != 200:
             fail("an empty export with a charset parameter: %s %r" % (status, data))
