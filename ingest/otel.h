@@ -46,6 +46,15 @@ struct ht_otel_attrs {
     size_t n;
 };
 
+/* A growing array of attributes, as both decoders read them. */
+struct ht_otel_kvvec {
+    struct ht_otel_kv *kv;
+    size_t n, cap;
+};
+
+/* A new zeroed attribute at the end of v (aborts when out of memory). */
+struct ht_otel_kv *ht__otel_kv_push(struct ht_otel_kvvec *v);
+
 struct ht_otel_link {
     struct ht_tid trace;
     struct ht_id8 span;

@@ -210,6 +210,21 @@ static void index_attrs(const struct ht_otel_attrs *a,
     }
 }
 
+struct ht_otel_kv *ht__otel_kv_push(struct ht_otel_kvvec *v)
+{
+    if (v->n == v->cap) {
+        size_t nc = v->cap ? v->cap * 2 : 64;
+        struct ht_otel_kv *p = realloc(v->kv, nc * sizeof(*p));
+
+        if (!p)
+            abort();
+        v->kv = p;
+        v->cap = nc;
+    }
+    memset(&v->kv[v->n], 0, sizeof(v->kv[0]));
+    return &v->kv[v->n++];
+}
+
 /* ---- values -------------------------------------------------------------- */
 
 static bool has_str(const struct ht_otel_kv *v)

@@ -29,29 +29,13 @@ typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest
 struct pbctx {
     struct ht_batch *b;
     const struct ht_srcpos *pos;
-    struct ht_otel_kv *kv;
-    size_t nkv, capkv;
+    struct ht_otel_kvvec kv;
     struct ht_otel_link *links;
     size_t caplinks;
     struct ht_otlp_result *res;
     int pass; /* 1: the first pass (ht_otel_doc), 2: emit */
     struct ht_otel_doc doc;
 };
-
-static struct ht_otel_kv *kv_push(struct pbctx *c)
-{
-    if (c->nkv == c->capkv) {
-        size_t nc = c->capkv ? c->capkv * 2 : 64;
-        struct ht_otel_kv *p = realloc(c->kv, nc * sizeof(*p));
-
-        if (!p)
-            abort();
-        c->kv = p;
-        c->capkv = nc;
-    }
-    memset(&c->kv[c->nkv], 0, sizeof(c->kv[0]));
-    return &c->kv[c->nkv++];
-}
 
 static void value_of(const PbAny *v, struct ht_otel_kv *kv)
 {
@@ -98,7 +82,7 @@ static void read_attrs(struct pbctx *c, PbKv *const *kvs, size_t n)
 
         if (!kvs[i] || !kvs[i]->key)
             continue;
-        kv = kv_push(c);
+        kv = ht__otel_kv_push(&c->kv);
         kv->key = kvs[i]->key;
         kv->keylen = strlen(kvs[i]->key);
         value_of(kvs[i]->value, kv);
@@ -163,7 +147,7 @@ static void one_span(struct pbctx *c, const PbSpan *s, size_t nres)
     sp.end_ns = s->end_time_unix_nano;
     sp.status = s->status ? (int)s->status->code : 0;
     sp.flags = s->flags;
-    c->nkv = nres;
+    c->kv.n = nres;
     read_attrs(c, s->attributes, s->n_attributes);
     if (nlinks > c->caplinks) {
         free(c->links);
@@ -186,16 +170,16 @@ static void one_span(struct pbctx *c, const PbSpan *s, size_t nres)
         }
         memcpy(c->links[i].trace.b, l->trace_id.data, 16);
         memcpy(c->links[i].span.b, l->span_id.data, 8);
-        loff[i] = c->nkv;
+        loff[i] = c->kv.n;
         read_attrs(c, l->attributes, l->n_attributes);
-        ln[i] = c->nkv - loff[i];
+        ln[i] = c->kv.n - loff[i];
     }
-    ra.kv = c->kv;
+    ra.kv = c->kv.kv;
     ra.n = nres;
-    sp.attrs.kv = c->kv + nres;
-    sp.attrs.n = (nlinks ? loff[0] : c->nkv) - nres;
+    sp.attrs.kv = c->kv.kv + nres;
+    sp.attrs.n = (nlinks ? loff[0] : c->kv.n) - nres;
     for (size_t i = 0; i < nlinks; i++) {
-        c->links[i].attrs.kv = c->kv + loff[i];
+        c->links[i].attrs.kv = c->kv.kv + loff[i];
         c->links[i].attrs.n = ln[i];
     }
     sp.links = c->links;
@@ -315,11 +299,11 @@ static void decode_pb(struct ht_batch *b, const struct ht_srcpos *pos,
 
             if (!rs)
                 continue;
-            c.nkv = 0;
+            c.kv.n = 0;
             if (rs->resource)
                 read_attrs(&c, rs->resource->attributes,
                            rs->resource->n_attributes);
-            nres = c.nkv;
+            nres = c.kv.n;
             for (size_t j = 0; j < rs->n_scope_spans; j++) {
                 const Opentelemetry__Proto__Trace__V1__ScopeSpans *ss =
                     rs->scope_spans[j];
@@ -333,7 +317,7 @@ static void decode_pb(struct ht_batch *b, const struct ht_srcpos *pos,
             ht__otel_doc_link(&c.doc);
     }
     ht__otel_doc_free(&c.doc);
-    free(c.kv);
+    free(c.kv.kv);
     free(c.links);
     opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(
         req, NULL);

@@ -24,26 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct kvvec {
-    struct ht_otel_kv *kv;
-    size_t n, cap;
-};
-
-static struct ht_otel_kv *kv_push(struct kvvec *v)
-{
-    if (v->n == v->cap) {
-        size_t nc = v->cap ? v->cap * 2 : 32;
-        struct ht_otel_kv *p = realloc(v->kv, nc * sizeof(*p));
-
-        if (!p)
-            abort();
-        v->kv = p;
-        v->cap = nc;
-    }
-    memset(&v->kv[v->n], 0, sizeof(v->kv[0]));
-    return &v->kv[v->n++];
-}
-
 static uint64_t u64_of(hj v)
 {
     if (hj_is_string(v))
@@ -94,7 +74,7 @@ static void any_value(hj v, struct ht_otel_kv *kv)
 }
 
 /* An attributes array ([{"key":…,"value":{…}}]) appended to v. */
-static void read_attrs(hj arr, struct kvvec *v)
+static void read_attrs(hj arr, struct ht_otel_kvvec *v)
 {
     struct hj_iter it;
     hj e;
@@ -108,7 +88,7 @@ static void read_attrs(hj arr, struct kvvec *v)
 
         if (!hj_is_string(key))
             continue;
-        kv = kv_push(v);
+        kv = ht__otel_kv_push(v);
         kv->key = hj_str(key);
         kv->keylen = hj_strlen(key);
         any_value(hj_get(e, "value"), kv);
@@ -184,7 +164,7 @@ static const char *const span_keys[S__COUNT] = {"traceId",
 struct jctx {
     struct ht_batch *b;
     const struct ht_srcpos *pos;
-    struct kvvec res, kv;
+    struct ht_otel_kvvec res, kv;
     struct ht_otel_link *links;
     size_t caplinks;
     uint64_t spans, rejected;
