@@ -61,7 +61,7 @@ int ht_cmd_metrics(struct ht_cli *cli, int argc, char **argv)
         if (strcmp(a, "--db") == 0) {
             cli->db = v;
         } else if (strcmp(a, "--now") == 0) {
-            if (ht_cli_parse_time(v, &now)) {
+            if (!ht_parse_time(v, &now)) {
                 ht_cli_err("metrics: --now takes epoch seconds or RFC 3339");
                 return HT_EXIT_USAGE;
             }

@@ -67,7 +67,7 @@ int ht_cmd_prune(struct ht_cli *cli, int argc, char **argv)
             fputs(prune_usage, stdout);
             return HT_EXIT_OK;
         } else if (strcmp(a, "--before") == 0 && i + 1 < argc) {
-            if (ht_cli_parse_time(argv[++i], &before)) {
+            if (!ht_parse_time(argv[++i], &before)) {
                 ht_cli_err("prune: --before takes RFC 3339 or epoch seconds, "
                            "not %s",
                            argv[i]);

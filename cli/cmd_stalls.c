@@ -73,10 +73,6 @@ int ht_cli_parse_duration(const char *s, int64_t *out_us)
     return ht_parse_duration(s, out_us);
 }
 
-int ht_cli_parse_time(const char *s, int64_t *out_us)
-{
-    return ht_parse_time(s, out_us) ? 0 : -1;
-}
 
 int ht_cli_load_stage_config(const char *path, struct ht_stall_cfg *cfg)
 {
@@ -468,7 +464,7 @@ int ht_cmd_stalls(struct ht_cli *cli, int argc, char **argv)
                 return HT_EXIT_USAGE;
             }
         } else if (strcmp(a, "--now") == 0) {
-            if (ht_cli_parse_time(v, &now)) {
+            if (!ht_parse_time(v, &now)) {
                 ht_cli_err("stalls: --now takes epoch seconds or an RFC 3339 "
                            "time, not '%s'",
                            v);
