@@ -14,41 +14,15 @@ serve of the same group reads nothing new).
 """
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kafka_util as ku  # noqa: E402
-
-
-def get(base, path):
-    try:
-        with urllib.request.urlopen(base + path, timeout=30) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
-def start(cmd, errpath):
-    errf = open(errpath, "w+")
-    p = subprocess.Popen(cmd, stderr=errf)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        errf.seek(0)
-        m = re.search(r"serving (http://[^/\s]+)/", errf.read())
-        if m:
-            return p, errf, m.group(1)
-        if p.poll() is not None:
-            break
-        time.sleep(0.05)
-    errf.seek(0)
-    raise SystemExit("FAIL: serve did not start: " + errf.read())
+from serve_util import api_vs_cli, get, start, wait_still, wait_visible  # noqa: E402
 
 
 def main():
@@ -76,28 +50,11 @@ def main():
         with open(os.path.join(corpus, "truth.json")) as f:
             ids = [r["apigw_request_id"] for r in json.load(f)["requests"]]
         deadline = time.time() + 120
-        missing = ids
-        while missing and time.time() < deadline:
-            missing = [i for i in missing
-                       if get(base, "/api/v1/trace/" + i)[0] != 200]
-            if missing:
-                time.sleep(0.2)
-        print("visible through the API: %d of %d requests"
-              % (len(ids) - len(missing), len(ids)))
+        missing = wait_visible(base, ids, deadline)
         if missing:
             fails.append("%d requests never became visible" % len(missing))
-        last, still = None, 0
-        while still < 5 and time.time() < deadline:
-            s = get(base, "/api/v1/stats")[1]
-            still = still + 1 if s == last else 0
-            last = s
-            time.sleep(0.2)
-        differ = sum(
-            1 for i in ids
-            if get(base, "/api/v1/trace/" + i)[1] != subprocess.run(
-                [hop, "--db", db, "trace", i, "--format", "json"],
-                capture_output=True).stdout)
-        print("API == CLI for %d of %d ids" % (len(ids) - differ, len(ids)))
+        wait_still(base, deadline)
+        differ = api_vs_cli(hop, db, base, ids)
         if differ:
             fails.append("%d ids answer differently through the API"
                          % differ)

@@ -16,27 +16,17 @@ Exits 77 (ctest SKIP) when kinesalite is not installed.
 """
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "kinesis"))
 import kinlib  # noqa: E402
-
-
-def get(base, path):
-    try:
-        with urllib.request.urlopen(base + path, timeout=30) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serve_util import api_vs_cli, start, wait_still, wait_visible  # noqa: E402
 
 
 def main():
@@ -54,57 +44,22 @@ def main():
             per_shard = kinlib.put_records(k.url, stream, recs, seed=29)
             print("put %d records: %s" % (len(recs), per_shard))
             db = os.path.join(work, "db")
-            errf = open(os.path.join(work, "serve.err"), "w+")
-            proc = subprocess.Popen(
+            proc, errf, base = start(
                 [hop, "--db", db, "serve", "--listen", "127.0.0.1:0",
                  "--kinesis", stream, "--endpoint", k.url, "--region",
                  "us-east-1", "--limit", "50", "--batch", "100"],
-                env=kinlib.hop_env(), stderr=errf)
-            base = None
-            deadline = time.time() + 30
-            while time.time() < deadline and base is None:
-                errf.seek(0)
-                m = re.search(r"serving (http://[^/\s]+)/", errf.read())
-                if m:
-                    base = m.group(1)
-                elif proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-            if not base:
-                errf.seek(0)
-                raise SystemExit("FAIL: serve did not start: " + errf.read())
+                os.path.join(work, "serve.err"), env=kinlib.hop_env())
             with open(os.path.join(corpus, "truth.json")) as f:
                 truth = json.load(f)
             ids = [r["apigw_request_id"] for r in truth["requests"]]
             # every request becomes visible while serve reads the stream
             deadline = time.time() + 120
-            missing = ids
-            while missing and time.time() < deadline:
-                missing = [i for i in missing
-                           if get(base, "/api/v1/trace/" + i)[0] != 200]
-                if missing:
-                    time.sleep(0.2)
-            print("visible through the API: %d of %d requests"
-                  % (len(ids) - len(missing), len(ids)))
+            missing = wait_visible(base, ids, deadline)
             if missing:
                 fails.append("%d requests never became visible (e.g. %s)"
                              % (len(missing), missing[0]))
-            # the store is still when stats stop changing for a second
-            last, still = None, 0
-            while still < 5 and time.time() < deadline:
-                s = get(base, "/api/v1/stats")[1]
-                still = still + 1 if s == last else 0
-                last = s
-                time.sleep(0.2)
-            differ = 0
-            for i in ids:
-                api = get(base, "/api/v1/trace/" + urllib.parse.quote(i))[1]
-                cli = subprocess.run([hop, "--db", db, "trace", i, "--format",
-                                      "json"], capture_output=True).stdout
-                if api != cli:
-                    differ += 1
-            print("API == CLI for %d of %d ids" % (len(ids) - differ,
-                                                   len(ids)))
+            wait_still(base, deadline)
+            differ = api_vs_cli(hop, db, base, ids)
             if differ:
                 fails.append("%d ids answer differently through the API"
                              % differ)

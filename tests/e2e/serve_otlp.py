@@ -18,16 +18,17 @@ mixed request, and expected.json):
 """
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serve_util import wait_for  # noqa: E402
 
 
 def http(url, body=None, ctype=None):
@@ -56,20 +57,6 @@ def ids_of(expected):
     for r in expected.get("requests", []):
         walk(r.get("ids", {}))
     return sorted(set(out))
-
-
-def wait_for(errf, proc, pattern):
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        errf.seek(0)
-        m = re.search(pattern, errf.read())
-        if m:
-            return m.group(1)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    errf.seek(0)
-    raise SystemExit("FAIL: serve did not start: " + errf.read())
 
 
 def check(hop, fixture, work):
