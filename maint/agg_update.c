@@ -93,6 +93,36 @@ static void summarize(const struct ht_request *r, struct ht_arena *a,
     }
 }
 
+/* What the update writes of one assembled request: its summary, its
+ * Jaeger search record, the traces it holds and, when its logged event
+ * named a route template, the stage URL's route it stands for. */
+struct digest {
+    struct ht_id8 root;
+    struct ht_agg_summary s;
+    struct ht_jaeger_rec j;
+    struct ht_tid *tids;
+    size_t ntids;
+    const char *url_route; /* NULL: nothing to learn */
+};
+
+static struct digest *digest_of(const struct ht_request *r, struct ht_arena *a)
+{
+    struct digest *d = ht_arena_alloc(a, sizeof(*d));
+
+    memset(d, 0, sizeof(*d));
+    d->root = r->spans[0].s.id;
+    summarize(r, a, &d->s);
+    ht_jaeger_index(r, a, &d->j);
+    d->tids = ht_arena_alloc(a, (r->ntrace_ids + 1) * sizeof(*d->tids));
+    for (size_t i = 0; i < r->ntrace_ids; i++)
+        if (ht_tid_parse(r->trace_ids[i], strlen(r->trace_ids[i]),
+                         &d->tids[d->ntids]))
+            d->ntids++;
+    if (r->url_route && r->route && strcmp(r->url_route, r->route) != 0)
+        d->url_route = r->url_route;
+    return d;
+}
+
 /* ---- a slice's state ----------------------------------------------------- */
 
 struct idset {
@@ -189,10 +219,28 @@ struct hcache {
     size_t cap, n;
 };
 
+/* The catalogue counts changed in a transaction, by key: read once,
+ * changed in memory by every 'J' record that comes and goes (a slice adds
+ * and takes away the same few triples thousands of times), written once
+ * by ccache_flush. */
+struct cent {
+    uint8_t *k; /* NULL: empty slot */
+    size_t kn;
+    uint64_t h;
+    int64_t n;
+};
+
+struct ccache {
+    struct cent *e;
+    size_t cap, n;
+    struct ht_arena *a; /* the keys */
+};
+
 struct rctx {
     struct ht_txn *t;
     struct scache sc;
     struct hcache hc;
+    struct ccache cc;
     struct ht_qsession *qs; /* the graph loaded in this slice */
     struct ht_arena *a;     /* per slice */
     struct idset done;      /* roots refreshed or dropped in this slice */
@@ -392,38 +440,96 @@ static bool get_summ(struct rctx *c, const struct ht_id8 *root,
 
 /* ---- Jaeger search records ('J' per root, 'V' catalogue counts) ------- */
 
-/* Adds `sign` to the catalogue count of every triple of j; a count that
- * falls to 0 goes. */
-static int jcat_apply(struct ht_txn *t, const struct ht_jaeger_rec *j, int sign)
+static struct cent *cc_slot(struct ccache *cc, const uint8_t *k, size_t kn,
+                            uint64_t h)
+{
+    size_t i = (size_t)h & (cc->cap - 1);
+
+    while (cc->e[i].k &&
+           (cc->e[i].h != h || cc->e[i].kn != kn || memcmp(cc->e[i].k, k, kn)))
+        i = (i + 1) & (cc->cap - 1);
+    return &cc->e[i];
+}
+
+/* The count of catalogue key k, read from the store the first time. */
+static struct cent *cc_get(struct ccache *cc, struct ht_txn *t,
+                           const uint8_t *k, size_t kn)
+{
+    uint64_t h = ht_hash64(k, kn);
+    struct cent *e;
+    const void *v;
+    size_t vn;
+
+    if ((cc->n + 1) * 2 > cc->cap) {
+        struct ccache g = {0};
+
+        g.cap = cc->cap ? cc->cap * 2 : 64;
+        g.e = calloc(g.cap, sizeof(*g.e));
+        HT_ASSERT(g.e);
+        for (size_t i = 0; i < cc->cap; i++)
+            if (cc->e[i].k)
+                *cc_slot(&g, cc->e[i].k, cc->e[i].kn, cc->e[i].h) = cc->e[i];
+        free(cc->e);
+        cc->e = g.e;
+        cc->cap = g.cap;
+    }
+    e = cc_slot(cc, k, kn, h);
+    if (e->k)
+        return e;
+    e->k = ht_arena_alloc(cc->a, kn);
+    memcpy(e->k, k, kn);
+    e->kn = kn;
+    e->h = h;
+    e->n = 0;
+    cc->n++;
+    if (ht_store_get(t, HT_DB_AGG, k, kn, &v, &vn) == HT_ERR_OK && vn == 8)
+        memcpy(&e->n, v, 8);
+    return e;
+}
+
+/* Writes the changed counts (a count at 0 or below goes) and forgets
+ * them. Every cached key is written: one that only went up and down
+ * again is rewritten with the value it had. */
+static int ccache_flush(struct ccache *cc, struct ht_txn *t, bool write)
+{
+    int rc = HT_ERR_OK;
+
+    for (size_t i = 0; i < cc->cap && write; i++) {
+        struct cent *e = &cc->e[i];
+
+        if (!e->k)
+            continue;
+        if (e->n > 0)
+            rc = ht_store_put(t, HT_DB_AGG, e->k, e->kn, &e->n, 8);
+        else
+            rc = ht_store_del(t, HT_DB_AGG, e->k, e->kn);
+        if (rc && rc != HT_ERR_NOTFOUND)
+            break;
+        rc = HT_ERR_OK;
+    }
+    free(cc->e);
+    cc->e = NULL;
+    cc->cap = cc->n = 0;
+    return rc;
+}
+
+/* Adds `sign` to the catalogue count of every triple of j. */
+static void jcat_apply(struct ccache *cc, struct ht_txn *t,
+                       const struct ht_jaeger_rec *j, int sign)
 {
     for (uint32_t i = 0; i < j->nops; i++) {
         uint8_t key[HT_KEY_MAX];
         size_t kn = ht_agg_key_jcatalog(key, j->ops[i].service,
                                         j->ops[i].operation, j->ops[i].kind);
-        const void *v;
-        size_t vn;
-        int64_t n = 0;
-        int rc;
 
-        if (!kn)
-            continue;
-        if (ht_store_get(t, HT_DB_AGG, key, kn, &v, &vn) == HT_ERR_OK &&
-            vn == 8)
-            memcpy(&n, v, 8);
-        n += sign;
-        if (n > 0)
-            rc = ht_store_put(t, HT_DB_AGG, key, kn, &n, 8);
-        else
-            rc = ht_store_del(t, HT_DB_AGG, key, kn);
-        if (rc && rc != HT_ERR_NOTFOUND)
-            return rc;
+        if (kn)
+            cc_get(cc, t, key, kn)->n += sign;
     }
-    return HT_ERR_OK;
 }
 
 /* Removes the 'J' record of root, and its triples from the catalogue. */
-static int jaeger_drop(struct ht_txn *t, const struct ht_id8 *root,
-                       struct ht_arena *a)
+static int jaeger_drop(struct ccache *cc, struct ht_txn *t,
+                       const struct ht_id8 *root, struct ht_arena *a)
 {
     uint8_t key[9];
     const void *v;
@@ -434,32 +540,27 @@ static int jaeger_drop(struct ht_txn *t, const struct ht_id8 *root,
     ht_agg_key_jaeger(key, root);
     if (ht_store_get(t, HT_DB_AGG, key, 9, &v, &vn) != HT_ERR_OK)
         return HT_ERR_OK;
-    if (ht_jaeger_rec_unpack(v, vn, a, &old) == HT_ERR_OK) {
-        rc = jcat_apply(t, &old, -1);
-        if (rc)
-            return rc;
-    }
+    if (ht_jaeger_rec_unpack(v, vn, a, &old) == HT_ERR_OK)
+        jcat_apply(cc, t, &old, -1);
     rc = ht_store_del(t, HT_DB_AGG, key, 9);
     return rc == HT_ERR_NOTFOUND ? HT_ERR_OK : rc;
 }
 
-/* Writes the 'J' record of request r (replacing the old one). */
-static int jaeger_store(struct ht_txn *t, const struct ht_request *r,
-                        struct ht_arena *a, struct ht_buf *buf)
+/* Writes the 'J' record `now` of root (replacing the old one). */
+static int jaeger_store(struct ccache *cc, struct ht_txn *t,
+                        const struct ht_id8 *root,
+                        const struct ht_jaeger_rec *now, struct ht_arena *a,
+                        struct ht_buf *buf)
 {
     uint8_t key[9];
-    struct ht_jaeger_rec now;
-    int rc = jaeger_drop(t, &r->spans[0].s.id, a);
+    int rc = jaeger_drop(cc, t, root, a);
 
     if (rc)
         return rc;
-    ht_jaeger_index(r, a, &now);
-    rc = jcat_apply(t, &now, 1);
-    if (rc)
-        return rc;
-    ht_agg_key_jaeger(key, &r->spans[0].s.id);
+    jcat_apply(cc, t, now, 1);
+    ht_agg_key_jaeger(key, root);
     ht_buf_reset(buf);
-    ht_jaeger_rec_pack(&now, buf);
+    ht_jaeger_rec_pack(now, buf);
     return ht_store_put(t, HT_DB_AGG, key, 9, buf->data, buf->len);
 }
 
@@ -475,7 +576,7 @@ static void drop_summ(struct rctx *c, const struct ht_id8 *root)
     chk(c, ht_store_del(c->t, HT_DB_AGG, key, 17));
     ht_agg_key_summary(key, root);
     chk(c, ht_store_del(c->t, HT_DB_AGG, key, 9));
-    chk(c, jaeger_drop(c->t, root, c->a));
+    chk(c, jaeger_drop(&c->cc, c->t, root, c->a));
     sc_forget(&c->sc, root);
     c->st.removed++;
 }
@@ -499,31 +600,30 @@ static void learn_template(struct rctx *c, const struct ht_agg_summary *s,
     chk(c, ht_store_put(c->t, HT_DB_AGG, key, kn, s->route, tn));
 }
 
-static void store_summ(struct rctx *c, const struct ht_request *r)
+static void store_summ(struct rctx *c, const struct digest *d)
 {
-    const struct ht_id8 *root = &r->spans[0].s.id;
+    const struct ht_id8 *root = &d->root;
     uint8_t key[17];
-    struct ht_agg_summary old, now;
+    struct ht_agg_summary old;
     bool had = get_summ(c, root, &old);
 
-    summarize(r, c->a, &now);
     if (had) {
         hist_apply(c, &old, -1);
         ht_agg_key_window(key, old.start_us, root);
         chk(c, ht_store_del(c->t, HT_DB_AGG, key, 17));
     }
-    hist_apply(c, &now, 1);
-    ht_agg_key_window(key, now.start_us, root);
+    hist_apply(c, &d->s, 1);
+    ht_agg_key_window(key, d->s.start_us, root);
     chk(c, ht_store_put(c->t, HT_DB_AGG, key, 17, "", 0));
     ht_agg_key_summary(key, root);
     ht_buf_reset(&c->buf);
-    ht_agg_summary_pack(&now, &c->buf);
+    ht_agg_summary_pack(&d->s, &c->buf);
     chk(c, ht_store_put(c->t, HT_DB_AGG, key, 9, c->buf.data, c->buf.len));
-    chk(c, jaeger_store(c->t, r, c->a, &c->buf));
+    chk(c, jaeger_store(&c->cc, c->t, root, &d->j, c->a, &c->buf));
     sc_forget(&c->sc, root);
     c->st.requests++;
-    if (r->url_route && r->route && strcmp(r->url_route, r->route) != 0)
-        learn_template(c, &now, r->url_route);
+    if (d->url_route)
+        learn_template(c, &d->s, d->url_route);
 }
 
 /* The roots a trace was last seen in: copied (the value is borrowed). */
@@ -621,44 +721,43 @@ static struct member *mem_get(struct members *m, uint64_t k)
     return e;
 }
 
-/* Remember which traces the request rooted at r->spans[0] holds. */
-static void mem_record(struct rctx *c, const struct ht_request *r)
+/* Remember which traces the request rooted at d->root holds. */
+static void mem_record(struct rctx *c, const struct digest *d)
 {
-    struct member *e = mem_get(&c->mem, id8_u64(&r->spans[0].s.id));
+    struct member *e = mem_get(&c->mem, id8_u64(&d->root));
 
-    e->n = 0;
-    e->tids = ht_arena_alloc(c->a, (r->ntrace_ids + 1) * sizeof(*e->tids));
-    for (size_t i = 0; i < r->ntrace_ids; i++)
-        if (ht_tid_parse(r->trace_ids[i], strlen(r->trace_ids[i]),
-                         &e->tids[e->n]))
-            e->n++;
+    e->tids = d->tids;
+    e->n = d->ntids;
 }
 
 /* The request rooted at `root`, named by `handle` (NULL when the handle
  * no longer leads to that root); its traces are remembered. */
-static const struct ht_request *
-assemble(struct rctx *c, const struct ht_id8 *root, const char *handle)
+static const struct digest *assemble(struct rctx *c, const struct ht_id8 *root,
+                                     const char *handle)
 {
     struct ht_request *r;
+    const struct digest *d;
 
     if (!handle || !*handle ||
         ht_qsession_query_root(c->qs, handle, root, &r) != HT_ERR_OK)
         return NULL;
-    mem_record(c, r);
-    return r;
+    d = digest_of(r, c->a);
+    mem_record(c, d);
+    return d;
 }
 
 /* The request of a root-only request found in this slice's session; its
  * traces are remembered. */
-static const struct ht_request *build(struct rctx *c,
-                                      const struct ht_request *root)
+static const struct digest *build(struct rctx *c, const struct ht_request *root)
 {
     struct ht_request *r;
+    const struct digest *d;
 
     if (ht_qsession_build(c->qs, root, &r) != HT_ERR_OK)
         return NULL;
-    mem_record(c, r);
-    return r;
+    d = digest_of(r, c->a);
+    mem_record(c, d);
+    return d;
 }
 
 /* Whether the request rooted at `root` still has a summary and holds the
@@ -692,7 +791,7 @@ static bool holds(struct rctx *c, const struct ht_id8 *root,
 static void recheck(struct rctx *c, const struct ht_id8 *root)
 {
     struct ht_agg_summary old;
-    const struct ht_request *r;
+    const struct digest *r;
     uint64_t k = id8_u64(root);
 
     if (idset_has(&c->done, k))
@@ -732,9 +831,9 @@ static void relink(struct rctx *c, const struct ht_tid *tid,
 /* Every trace of the request names its root; the roots those traces named
  * before are rechecked, and kept only while their requests hold the trace
  * (a trace can leave a request that stays a root). */
-static void link_traces(struct rctx *c, const struct ht_request *r)
+static void link_traces(struct rctx *c, const struct digest *r)
 {
-    const struct ht_id8 *root = &r->spans[0].s.id;
+    const struct ht_id8 *root = &r->root;
     const struct member *e = mem_find(&c->mem, id8_u64(root));
     struct ht_tid *tids;
     size_t n;
@@ -766,7 +865,7 @@ static void refresh_trace(struct rctx *c, const struct ht_tid *tid)
             const struct ht_id8 *root = &reqs[i].spans[0].s.id;
             const char *handle = reqs[i].root_handle;
             uint64_t k = id8_u64(root);
-            const struct ht_request *r;
+            const struct digest *r;
 
             if (idset_has(&c->linked, k))
                 continue;
@@ -864,6 +963,7 @@ static int slice(struct ht_store *s, size_t max, bool *more,
         goto out;
     }
     ht_buf_init(&c.buf);
+    c.cc.a = c.a;
     /* the graph is kept for the whole slice (a request reached through
      * several traces is loaded once); the slice ends early when it has
      * taken its time or its memory */
@@ -874,6 +974,7 @@ static int slice(struct ht_store *s, size_t max, bool *more,
             break;
     }
     hist_flush(&c); /* before the arena holding its keys goes */
+    chk(&c, ccache_flush(&c.cc, c.t, !c.err));
     if (keep) {
         keep->qs = c.qs;
         keep->a = c.a;
@@ -1024,39 +1125,61 @@ static int collect(struct ht_txn *t, struct old_keys *o, uint8_t prefix,
 static int prune_txn(struct ht_txn *t, int64_t cut, size_t budget, bool *more)
 {
     struct old_keys o = {0};
+    struct ccache cc = {0};
     size_t used = 0;
-    struct ht_arena *a;
+    struct ht_arena *a, *ka;
     int rc;
 
     o.k = malloc(budget * sizeof(*o.k));
     a = ht_arena_create();
-    if (!o.k || !a) {
+    ka = ht_arena_create();
+    if (!o.k || !a || !ka) {
         free(o.k);
         if (a)
             ht_arena_destroy(a);
+        if (ka)
+            ht_arena_destroy(ka);
         return HT_ERR_NOMEM;
     }
+    cc.a = ka;
     ht_buf_init(&o.hkeys);
-    /* summaries (each is two records, counted once) */
+    /* summaries (each is two records, counted once) with their 'J'
+     * records: the 'J' records are read first and their triples taken out
+     * of the catalogue in memory, then every delete is queued and applied
+     * in key order */
     rc = collect(t, &o, HT_AGG_K_WINDOW, cut, budget);
     for (size_t i = 0; i < o.n && !rc; i++) {
-        uint8_t sk[9];
+        uint8_t jk[9];
+        const void *v;
+        size_t vn;
+        struct ht_jaeger_rec old;
+        struct ht_id8 root;
 
-        sk[0] = HT_AGG_K_SUMMARY;
-        memcpy(sk + 1, o.k[i] + 9, 8);
-        rc = ht_store_del(t, HT_DB_AGG, o.k[i], 17);
-        if (!rc || rc == HT_ERR_NOTFOUND)
-            rc = ht_store_del(t, HT_DB_AGG, sk, 9);
-        if (rc == HT_ERR_NOTFOUND)
-            rc = HT_ERR_OK;
-        if (!rc) {
-            struct ht_id8 root;
-
-            memcpy(root.b, o.k[i] + 9, 8);
-            rc = jaeger_drop(t, &root, a);
-            ht_arena_reset(a);
-        }
+        memcpy(root.b, o.k[i] + 9, 8);
+        ht_agg_key_jaeger(jk, &root);
+        if (ht_store_get(t, HT_DB_AGG, jk, 9, &v, &vn) == HT_ERR_OK &&
+            ht_jaeger_rec_unpack(v, vn, a, &old) == HT_ERR_OK)
+            jcat_apply(&cc, t, &old, -1);
+        ht_arena_reset(a);
     }
+    for (size_t i = 0; i < o.n && !rc; i++) {
+        uint8_t sk[9], jk[9];
+        struct ht_id8 root;
+
+        memcpy(root.b, o.k[i] + 9, 8);
+        sk[0] = HT_AGG_K_SUMMARY;
+        memcpy(sk + 1, root.b, 8);
+        ht_agg_key_jaeger(jk, &root);
+        rc = ht_store_del_later(t, HT_DB_AGG, o.k[i], 17, NULL, 0);
+        if (!rc)
+            rc = ht_store_del_later(t, HT_DB_AGG, sk, 9, NULL, 0);
+        if (!rc)
+            rc = ht_store_del_later(t, HT_DB_AGG, jk, 9, NULL, 0);
+    }
+    if (!rc)
+        rc = ccache_flush(&cc, t, true);
+    else
+        ccache_flush(&cc, t, false);
     used += o.n;
     *more = o.full;
     /* histogram buckets of the minutes before the cut-off */
@@ -1067,9 +1190,8 @@ static int prune_txn(struct ht_txn *t, int64_t cut, size_t budget, bool *more)
         uint16_t l;
 
         memcpy(&l, o.hkeys.data + off, 2);
-        rc = ht_store_del(t, HT_DB_AGG, o.hkeys.data + off + 2, l);
-        if (rc == HT_ERR_NOTFOUND)
-            rc = HT_ERR_OK;
+        rc = ht_store_del_later(t, HT_DB_AGG, o.hkeys.data + off + 2, l, NULL,
+                                0);
         off += 2 + l;
     }
     used += o.n;
@@ -1077,15 +1199,13 @@ static int prune_txn(struct ht_txn *t, int64_t cut, size_t budget, bool *more)
     /* the roots remembered per trace */
     if (!rc)
         rc = collect(t, &o, HT_AGG_K_TRACE, cut - T_MARGIN_US, budget - used);
-    for (size_t i = 0; i < o.n && !rc; i++) {
-        rc = ht_store_del(t, HT_DB_AGG, o.k[i], 17);
-        if (rc == HT_ERR_NOTFOUND)
-            rc = HT_ERR_OK;
-    }
+    for (size_t i = 0; i < o.n && !rc; i++)
+        rc = ht_store_del_later(t, HT_DB_AGG, o.k[i], 17, NULL, 0);
     *more |= o.full;
     ht_buf_free(&o.hkeys);
     free(o.k);
     ht_arena_destroy(a);
+    ht_arena_destroy(ka);
     return rc;
 }
 

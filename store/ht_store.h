@@ -248,6 +248,11 @@ int ht_store_flush(struct ht_txn *t, uint64_t *deleted);
 /* Entries of database db removed by this transaction's deferred deletes
  * applied so far (nodes: with their spans entries counted under spans). */
 uint64_t ht_store_deleted(struct ht_txn *t, int db);
+/* LMDB's id of the transaction: a read transaction's is that of the
+ * commit it sees; a write transaction's is one more than the last commit.
+ * So a write transaction begun after a read one saw everything the
+ * reader saw, and nothing newer, when its id is the reader's + 1. */
+uint64_t ht_store_txn_id(const struct ht_txn *t);
 int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
                   ht_store_visit_fn fn, void *ctx);
 /* Every pair whose key starts with prefix (all pairs when pn == 0). */

@@ -365,7 +365,9 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
      * write(2), which measured ~25 % faster on the ingest benchmark (see
      * docs/performance.md). Readers map it read-only. */
     rc = mdb_env_open(s->env, dir,
-                      (readonly ? MDB_RDONLY : MDB_WRITEMAP) | MDB_NOTLS, 0644);
+                      (readonly ? MDB_RDONLY : MDB_WRITEMAP) | MDB_NOTLS |
+                          MDB_NORDAHEAD,
+                      0644);
     map_unlock(s);
     if (rc)
         goto fail;
@@ -1113,6 +1115,11 @@ int ht_store_flush(struct ht_txn *t, uint64_t *deleted)
             *deleted += t->deleted[db];
     }
     return rc;
+}
+
+uint64_t ht_store_txn_id(const struct ht_txn *t)
+{
+    return (uint64_t)mdb_txn_id(t->txn);
 }
 
 uint64_t ht_store_deleted(struct ht_txn *t, int db)
