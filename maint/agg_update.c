@@ -28,8 +28,10 @@
 
 #include "ht_query.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_SLICE_TRACES 4096 /* max_traces above this is taken as this */
 #define T_MARGIN_US (3600LL * 1000000LL) /* see ht_agg_prune */
@@ -848,41 +850,69 @@ static void link_traces(struct rctx *c, const struct digest *r)
         relink(c, &tids[i], root);
 }
 
-static void refresh_trace(struct rctx *c, const struct ht_tid *tid)
-{
-    struct ht_request *reqs;
+/* What a prefetch found for one dirty trace (see prefetch below). */
+struct pre_root {
+    struct ht_id8 root;
+    const struct digest *d; /* NULL: no handle, or no request from it */
+};
+
+struct pre {
+    int state; /* 0: not prefetched, 1: roots found, 2: none found */
     size_t n;
+    struct pre_root *roots;
+};
+
+static void refresh_trace(struct rctx *c, const struct ht_tid *tid,
+                          const struct pre *pre)
+{
+    struct ht_request *reqs = NULL;
+    size_t n = 0;
     uint8_t key[16];
     struct ht_agg_summary s;
+    bool found;
 
     /* the roots first (of the requests holding the trace: an id of
      * another kind spelled like the trace id names requests whose own
      * traces refresh them): a request reached through several of its
      * traces in one slice is assembled and linked once; one already
-     * rebuilt by a recheck in this slice is linked still */
-    if (ht_qsession_trace_roots(c->qs, tid, &reqs, &n) == HT_ERR_OK) {
-        for (size_t i = 0; i < n && !c->err; i++) {
-            const struct ht_id8 *root = &reqs[i].spans[0].s.id;
-            const char *handle = reqs[i].root_handle;
-            uint64_t k = id8_u64(root);
-            const struct digest *r;
+     * rebuilt by a recheck in this slice is linked still. A prefetch
+     * assembled them already, from the same data. */
+    if (pre && pre->state) {
+        found = pre->state == 1;
+        n = pre->n;
+        c->st.prefetched++;
+    } else {
+        found = ht_qsession_trace_roots(c->qs, tid, &reqs, &n) == HT_ERR_OK;
+    }
+    for (size_t i = 0; found && i < n && !c->err; i++) {
+        const struct ht_id8 *root =
+            reqs ? &reqs[i].spans[0].s.id : &pre->roots[i].root;
+        uint64_t k = id8_u64(root);
+        const struct digest *r;
 
-            if (idset_has(&c->linked, k))
-                continue;
-            idset_add(&c->linked, k);
+        if (idset_has(&c->linked, k))
+            continue;
+        idset_add(&c->linked, k);
+        if (reqs) {
+            const char *handle = reqs[i].root_handle;
+
             /* the root was just found in this session: its request is
              * built from it directly (its handle leads back to it) */
             r = handle && *handle ? build(c, &reqs[i]) : NULL;
-            if (!r)
-                continue;
-            /* rebuilt by a recheck already, unless that dropped it (its
-             * old handle led elsewhere) */
-            if (!idset_has(&c->done, k) || !get_summ(c, root, &s)) {
-                idset_add(&c->done, k);
-                store_summ(c, r);
-            }
-            link_traces(c, r);
+        } else {
+            r = pre->roots[i].d;
+            if (r)
+                mem_record(c, r);
         }
+        if (!r)
+            continue;
+        /* rebuilt by a recheck already, unless that dropped it (its
+         * old handle led elsewhere) */
+        if (!idset_has(&c->done, k) || !get_summ(c, root, &s)) {
+            idset_add(&c->done, k);
+            store_summ(c, r);
+        }
+        link_traces(c, r);
     }
     /* roots the trace named before and no longer does go from its record
      * (rechecked), whether or not it still belongs to any request */
@@ -891,6 +921,248 @@ static void refresh_trace(struct rctx *c, const struct ht_tid *tid)
     memcpy(key, tid->b, 16);
     chk(c, ht_store_del(c->t, HT_DB_DIRTY, key, 16));
     c->st.traces++;
+}
+
+/* ---- prefetch: assembling a slice's requests on several threads --------
+ *
+ * Assembling requests is most of the update, and it only reads. When the
+ * caller can wait for the whole of it (`refresh`, an exiting ingest), the
+ * slice's dirty traces are split into contiguous runs (a request's traces
+ * have neighbouring ids: their ids begin with the time they were made),
+ * one per core, each assembled by a thread in its own read transaction
+ * and session; the digests are copied out (packed and unpacked, so they
+ * hold no pointer into a session or the map). The write transaction then
+ * uses them instead of assembling again, but only when it sees exactly
+ * the data the readers saw: its id is the readers' + 1 (no commit in
+ * between, by this process or another) and the dirty set is the same.
+ * Otherwise, and for any trace a reader left out, the slice assembles as
+ * it always does; the result does not depend on which path ran.
+ */
+
+#define PREFETCH_MAX_THREADS 8
+
+/* A reader's session and memory, kept from one slice to the next (as the
+ * writer's are) so that every slice reuses what the first ones faulted
+ * in. */
+struct reader {
+    struct ht_qsession *qs;
+    struct ht_arena *tmp; /* digests before they are copied */
+    struct ht_arena *a;   /* the copies: live until the slice commits */
+};
+
+struct prefetch {
+    struct ht_store *s;
+    const struct ht_tid *ids;
+    size_t from, to;
+    struct pre *out; /* indexed like ids */
+    struct reader *rd;
+    uint64_t txn_id;  /* what the reader saw (0: not begun) */
+    size_t max_bytes; /* the reader's session stops growing here */
+    int rc;
+};
+
+/* d, copied into a with nothing pointing elsewhere. */
+static const struct digest *digest_copy(const struct digest *d,
+                                        struct ht_arena *a, struct ht_buf *buf)
+{
+    struct digest *c = ht_arena_alloc(a, sizeof(*c));
+
+    memset(c, 0, sizeof(*c));
+    c->root = d->root;
+    ht_buf_reset(buf);
+    ht_agg_summary_pack(&d->s, buf);
+    if (ht_agg_summary_unpack(buf->data, buf->len, a, &c->s) != HT_ERR_OK)
+        return NULL;
+    ht_buf_reset(buf);
+    ht_jaeger_rec_pack(&d->j, buf);
+    if (ht_jaeger_rec_unpack(buf->data, buf->len, a, &c->j) != HT_ERR_OK)
+        return NULL;
+    c->tids = ht_arena_alloc(a, (d->ntids + 1) * sizeof(*c->tids));
+    memcpy(c->tids, d->tids, d->ntids * sizeof(*c->tids));
+    c->ntids = d->ntids;
+    if (d->url_route) {
+        size_t n = strlen(d->url_route) + 1;
+        char *u = ht_arena_alloc(a, n);
+
+        memcpy(u, d->url_route, n);
+        c->url_route = u;
+    }
+    return c;
+}
+
+/* Digests by root (id8_u64), for a reader's run. */
+struct dmap {
+    uint64_t *k; /* 0: empty slot */
+    const struct digest **v;
+    size_t cap, n;
+};
+
+static size_t dmap_slot(const struct dmap *m, uint64_t k)
+{
+    size_t i = (k * 0x9E3779B97F4A7C15ull) >> 40 & (m->cap - 1);
+
+    while (m->k[i] && m->k[i] != k)
+        i = (i + 1) & (m->cap - 1);
+    return i;
+}
+
+/* Whether k is there; *v its digest. */
+static bool dmap_get(const struct dmap *m, uint64_t k, const struct digest **v)
+{
+    size_t i;
+
+    if (!m->cap)
+        return false;
+    i = dmap_slot(m, k);
+    if (!m->k[i])
+        return false;
+    *v = m->v[i];
+    return true;
+}
+
+static void dmap_put(struct dmap *m, uint64_t k, const struct digest *v)
+{
+    size_t i;
+
+    if ((m->n + 1) * 2 > m->cap) {
+        struct dmap g = {0};
+
+        g.cap = m->cap ? m->cap * 2 : 256;
+        g.k = calloc(g.cap, sizeof(*g.k));
+        g.v = calloc(g.cap, sizeof(*g.v));
+        HT_ASSERT(g.k && g.v);
+        for (size_t j = 0; j < m->cap; j++)
+            if (m->k[j]) {
+                i = dmap_slot(&g, m->k[j]);
+                g.k[i] = m->k[j];
+                g.v[i] = m->v[j];
+            }
+        g.n = m->n;
+        free(m->k);
+        free(m->v);
+        *m = g;
+    }
+    i = dmap_slot(m, k);
+    if (!m->k[i])
+        m->n++;
+    m->k[i] = k;
+    m->v[i] = v;
+}
+
+/* A reader's run: trace by trace, its roots and their digests. A request
+ * reached through several of the run's traces is assembled once. */
+static void *prefetch_run(void *arg)
+{
+    struct prefetch *p = arg;
+    struct ht_txn *t = NULL;
+    struct ht_qsession *qs = p->rd->qs;
+    struct ht_arena *tmp = p->rd->tmp;
+    struct dmap built = {0};
+    struct ht_buf buf;
+
+    ht_buf_init(&buf);
+    ht_arena_clear(tmp);
+    p->rc = ht_store_begin(p->s, false, &t);
+    if (!p->rc) {
+        p->txn_id = ht_store_txn_id(t);
+        p->rc = qs ? ht_qsession_reopen(qs, t) : ht_qsession_open(t, &qs);
+        p->rd->qs = qs;
+    }
+    for (size_t i = p->from; i < p->to && !p->rc; i++) {
+        struct ht_request *reqs;
+        size_t n;
+        struct pre *o = &p->out[i];
+
+        if (ht_qsession_memory(qs) + ht_arena_used(tmp) >= p->max_bytes)
+            break; /* the rest is assembled by the slice itself */
+        if (ht_qsession_trace_roots(qs, &p->ids[i], &reqs, &n) != HT_ERR_OK) {
+            o->state = 2;
+            continue;
+        }
+        o->roots = ht_arena_alloc(p->rd->a, (n + 1) * sizeof(*o->roots));
+        o->n = n;
+        o->state = 1;
+        for (size_t j = 0; j < n; j++) {
+            struct pre_root *pr = &o->roots[j];
+            const char *handle = reqs[j].root_handle;
+            uint64_t k = id8_u64(&reqs[j].spans[0].s.id);
+            struct ht_request *r;
+
+            pr->root = reqs[j].spans[0].s.id;
+            pr->d = NULL;
+            if (!handle || !*handle || dmap_get(&built, k, &pr->d))
+                continue;
+            if (ht_qsession_build(qs, &reqs[j], &r) == HT_ERR_OK &&
+                !(pr->d = digest_copy(digest_of(r, tmp), p->rd->a, &buf))) {
+                o->state = 0; /* cannot be: the slice assembles it */
+                break;
+            }
+            dmap_put(&built, k, pr->d);
+        }
+    }
+    /* the session is kept for the next slice, emptied of this one's
+     * transaction (its requests are copied out) */
+    if (qs && t && ht_qsession_reopen(qs, NULL) != HT_ERR_OK) {
+        ht_qsession_close(qs);
+        p->rd->qs = NULL;
+    }
+    ht_store_abort(t);
+    ht_buf_free(&buf);
+    free(built.k);
+    free(built.v);
+    return NULL;
+}
+
+static size_t cores(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (n < 1)
+        return 1;
+    return n > PREFETCH_MAX_THREADS ? PREFETCH_MAX_THREADS : (size_t)n;
+}
+
+/* The slice's dirty traces (ids, n) assembled by one reader per core, into
+ * out[] (zeroed by the caller) with digests in the readers' arenas. *txn_id:
+ * the commit the readers saw, 0 when they did not all see the same one (then
+ * out is of no use). Only when there is more than one core. */
+static void prefetch(struct ht_store *s, const struct ht_tid *ids, size_t n,
+                     struct pre *out, struct reader *rd, uint64_t *txn_id)
+{
+    struct prefetch p[PREFETCH_MAX_THREADS];
+    pthread_t th[PREFETCH_MAX_THREADS];
+    bool started[PREFETCH_MAX_THREADS] = {false};
+    size_t k = cores();
+
+    *txn_id = 0;
+    if (k > n / 16)
+        k = n / 16 ? n / 16 : 1; /* not worth a thread for a few traces */
+    if (k < 2)
+        return;
+    for (size_t i = 0; i < k; i++) {
+        p[i] = (struct prefetch){
+            .s = s,
+            .ids = ids,
+            .from = n * i / k,
+            .to = n * (i + 1) / k,
+            .out = out,
+            .rd = &rd[i],
+            .max_bytes = HT_AGG_SLICE_BYTES / k,
+        };
+    }
+    for (size_t i = 1; i < k; i++)
+        started[i] = pthread_create(&th[i], NULL, prefetch_run, &p[i]) == 0;
+    for (size_t i = 1; i < k; i++)
+        if (!started[i])
+            prefetch_run(&p[i]);
+    prefetch_run(&p[0]);
+    for (size_t i = 1; i < k; i++)
+        if (started[i])
+            pthread_join(th[i], NULL);
+    *txn_id = p[0].txn_id;
+    for (size_t i = 0; i < k; i++)
+        if (p[i].rc || p[i].txn_id != *txn_id)
+            *txn_id = 0;
 }
 
 /* ---- slices -------------------------------------------------------------- */
@@ -918,14 +1190,90 @@ static int dirty_visit(void *ctx, const void *k, size_t kn, const void *v,
 struct keep {
     struct ht_qsession *qs;
     struct ht_arena *a;
+    bool parallel; /* assemble on one reader per core first (prefetch) */
+    struct reader rd[PREFETCH_MAX_THREADS];
 };
 
-/* One slice; HT_ERR_MAPFULL leaves nothing behind (the caller grows).
- * `keep` (may be NULL) lends and takes back the session and arena. */
+static void keep_free(struct keep *k)
+{
+    ht_qsession_close(k->qs);
+    ht_arena_destroy(k->a);
+    for (size_t i = 0; i < PREFETCH_MAX_THREADS; i++) {
+        ht_qsession_close(k->rd[i].qs);
+        if (k->rd[i].tmp)
+            ht_arena_destroy(k->rd[i].tmp);
+        if (k->rd[i].a)
+            ht_arena_destroy(k->rd[i].a);
+    }
+    memset(k, 0, sizeof(*k));
+}
+
+/* A slice's prefetch: what it found (the digests are in the readers'
+ * arenas). */
+struct prefetched {
+    struct pre *pre; /* per dirty trace, NULL: none */
+    struct ht_tid *ids;
+    size_t n;
+    uint64_t txn_id;
+};
+
+static void prefetched_free(struct prefetched *f)
+{
+    free(f->pre);
+    free(f->ids);
+    memset(f, 0, sizeof(*f));
+}
+
+/* Up to max dirty traces, read and assembled before the slice's write
+ * transaction begins (see prefetch). Leaves f empty when it cannot. */
+static void prefetch_slice(struct ht_store *s, size_t max, struct keep *k,
+                           struct prefetched *f)
+{
+    struct dirty_ctx d = {0};
+    struct ht_txn *t;
+    uint64_t seen;
+
+    memset(f, 0, sizeof(*f));
+    if (cores() < 2)
+        return;
+    for (size_t i = 0; i < PREFETCH_MAX_THREADS; i++) {
+        if (!k->rd[i].tmp)
+            k->rd[i].tmp = ht_arena_create();
+        if (!k->rd[i].a)
+            k->rd[i].a = ht_arena_create();
+        if (!k->rd[i].tmp || !k->rd[i].a)
+            return;
+        ht_arena_clear(k->rd[i].a);
+    }
+    d.max = max;
+    d.ids = malloc(max * sizeof(*d.ids));
+    if (!d.ids)
+        return;
+    if (ht_store_begin(s, false, &t) != HT_ERR_OK) {
+        free(d.ids);
+        return;
+    }
+    f->txn_id = ht_store_txn_id(t);
+    if (ht_store_scan(t, HT_DB_DIRTY, NULL, 0, dirty_visit, &d) != HT_ERR_OK)
+        d.n = 0;
+    ht_store_abort(t);
+    f->ids = d.ids;
+    f->n = d.n;
+    f->pre = calloc(d.n + 1, sizeof(*f->pre));
+    if (!f->pre) {
+        prefetched_free(f);
+        return;
+    }
+    prefetch(s, f->ids, f->n, f->pre, k->rd, &seen);
+    if (seen != f->txn_id) /* a commit came between: of no use */
+        prefetched_free(f);
+}
+
 static int slice(struct ht_store *s, size_t max, bool *more,
                  struct ht_agg_stats *out, struct keep *keep)
 {
     struct dirty_ctx d = {0};
+    struct prefetched f = {0};
     struct rctx c;
     int64_t t0 = ht_now_mono_us();
     size_t i = 0;
@@ -933,10 +1281,14 @@ static int slice(struct ht_store *s, size_t max, bool *more,
 
     *more = false;
     memset(&c, 0, sizeof(c));
+    if (keep && keep->parallel)
+        prefetch_slice(s, max, keep, &f);
     d.max = max;
     d.ids = malloc(max * sizeof(*d.ids));
-    if (!d.ids)
+    if (!d.ids) {
+        prefetched_free(&f);
         return HT_ERR_NOMEM;
+    }
     rc = ht_store_begin(s, true, &c.t);
     if (rc)
         goto out;
@@ -945,6 +1297,10 @@ static int slice(struct ht_store *s, size_t max, bool *more,
         ht_store_abort(c.t);
         goto out;
     }
+    /* the prefetch is used only on exactly the data it read */
+    if (f.pre && (ht_store_txn_id(c.t) != f.txn_id + 1 || f.n != d.n ||
+                  memcmp(f.ids, d.ids, d.n * sizeof(*d.ids)) != 0))
+        prefetched_free(&f);
     if (keep && keep->qs) {
         c.qs = keep->qs;
         c.a = keep->a;
@@ -968,8 +1324,9 @@ static int slice(struct ht_store *s, size_t max, bool *more,
      * several traces is loaded once); the slice ends early when it has
      * taken its time or its memory */
     while (i < d.n && !c.err) {
-        refresh_trace(&c, &d.ids[i++]);
-        if (ht_now_mono_us() - t0 >= HT_AGG_SLICE_US ||
+        refresh_trace(&c, &d.ids[i], f.pre ? &f.pre[i] : NULL);
+        i++;
+        if ((!f.pre && ht_now_mono_us() - t0 >= HT_AGG_SLICE_US) ||
             ht_qsession_memory(c.qs) + ht_arena_used(c.a) >= HT_AGG_SLICE_BYTES)
             break;
     }
@@ -1002,12 +1359,14 @@ static int slice(struct ht_store *s, size_t max, bool *more,
         out->requests += c.st.requests;
         out->removed += c.st.removed;
         out->slices += c.st.slices;
+        out->prefetched += c.st.prefetched;
         if (c.st.longest_us > out->longest_us)
             out->longest_us = c.st.longest_us;
     }
     *more = d.n == max || i < d.n;
 out:
     free(d.ids);
+    prefetched_free(&f);
     return rc;
 }
 
@@ -1043,18 +1402,22 @@ int ht_agg_update(struct ht_store *s, size_t max_traces, bool *more,
     return update(s, max_traces, more, st, NULL);
 }
 
-int ht_agg_refresh(struct ht_store *s, struct ht_agg_stats *st)
+int ht_agg_catch_up(struct ht_store *s, struct ht_agg_stats *st)
 {
-    struct keep keep = {0};
+    struct keep keep = {.parallel = true};
     bool more = true;
     int rc = HT_ERR_OK;
 
-    memset(st, 0, sizeof(*st));
     while (more && !rc)
         rc = update(s, HT_AGG_SLICE_TRACES, &more, st, &keep);
-    ht_qsession_close(keep.qs);
-    ht_arena_destroy(keep.a);
+    keep_free(&keep);
     return rc;
+}
+
+int ht_agg_refresh(struct ht_store *s, struct ht_agg_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    return ht_agg_catch_up(s, st);
 }
 
 /* ---- retention ----------------------------------------------------------- */

@@ -34,11 +34,13 @@
 #define HT_AGG_SLICE_TRACES 1024
 
 struct ht_agg_stats {
-    uint64_t traces;    /* dirty traces consumed */
-    uint64_t requests;  /* request summaries written */
-    uint64_t removed;   /* summaries of requests that merged into others */
-    uint64_t slices;    /* write transactions committed */
-    int64_t longest_us; /* the longest slice, commit included */
+    uint64_t traces;     /* dirty traces consumed */
+    uint64_t requests;   /* request summaries written */
+    uint64_t removed;    /* summaries of requests that merged into others */
+    uint64_t slices;     /* write transactions committed */
+    uint64_t prefetched; /* dirty traces whose requests were assembled
+                          * ahead by the readers (ht_agg_catch_up) */
+    int64_t longest_us;  /* the longest slice, commit included */
 };
 
 /*
@@ -54,8 +56,13 @@ struct ht_agg_stats {
 int ht_agg_update(struct ht_store *s, size_t max_traces, bool *more,
                   struct ht_agg_stats *st);
 
-/* Slices until nothing is dirty (`hoptrace refresh`). *st is reset. The
- * memory held at any time is one slice's. */
+/* Slices until nothing is dirty, for a caller that waits for all of it
+ * (an exiting ingest): each slice's requests are first assembled on one
+ * read-only thread per core (at most 8), then written in one transaction
+ * as above; the result is the same as ht_agg_update's, slice by slice.
+ * Counts are added to *st. The memory held at any time is one slice's. */
+int ht_agg_catch_up(struct ht_store *s, struct ht_agg_stats *st);
+/* The same with *st reset first (`hoptrace refresh`). */
 int ht_agg_refresh(struct ht_store *s, struct ht_agg_stats *st);
 
 /*

@@ -149,12 +149,10 @@ int ht_upkeep_settle(void *ctx, struct ht_store *s)
             break;
         }
     }
-    while (!u->no_aggregates) {
-        rc = ht_agg_update(s, 0, &u->agg_more, &u->agg);
-        if (rc)
-            return rc;
-        if (!u->agg_more)
-            break;
-    }
-    return HT_ERR_OK;
+    if (u->no_aggregates)
+        return HT_ERR_OK;
+    rc = ht_agg_catch_up(s, &u->agg);
+    if (!rc)
+        u->agg_more = false;
+    return rc;
 }
