@@ -1208,6 +1208,9 @@ static void keep_free(struct keep *k)
     memset(k, 0, sizeof(*k));
 }
 
+void (*ht_agg_between_hook)(struct ht_store *s, void *ctx);
+void *ht_agg_between_ctx;
+
 /* A slice's prefetch: what it found (the digests are in the readers'
  * arenas). */
 struct prefetched {
@@ -1283,6 +1286,8 @@ static int slice(struct ht_store *s, size_t max, bool *more,
     memset(&c, 0, sizeof(c));
     if (keep && keep->parallel)
         prefetch_slice(s, max, keep, &f);
+    if (f.pre && ht_agg_between_hook)
+        ht_agg_between_hook(s, ht_agg_between_ctx);
     d.max = max;
     d.ids = malloc(max * sizeof(*d.ids));
     if (!d.ids) {
