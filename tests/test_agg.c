@@ -383,6 +383,20 @@ static void read_inputs(const char *dir, struct inputs *in)
     free(ents);
 }
 
+/* Closes and removes the two stores of a comparison, and frees the input. */
+static void done_pair(struct ht_store *a, const char *da, struct ht_store *b,
+                      const char *db, struct inputs *in)
+{
+    ht_store_close(a);
+    ht_store_close(b);
+    rmtree(da);
+    rmtree(db);
+    for (size_t i = 0; i < in->n; i++)
+        free(in->vals[i]);
+    free(in->vals);
+    free(in->lens);
+}
+
 /* Values [from, to) as one batch, in one write transaction. */
 static void apply_values(struct ht_store *s, const struct inputs *in,
                          size_t from, size_t to)
@@ -871,14 +885,7 @@ static void test_slices_and_prune(const char *input)
         free(hist_after);
     }
 
-    ht_store_close(a);
-    ht_store_close(b);
-    rmtree(da);
-    rmtree(db);
-    for (size_t i = 0; i < in.n; i++)
-        free(in.vals[i]);
-    free(in.vals);
-    free(in.lens);
+    done_pair(a, da, b, db, &in);
 }
 
 /* A batch that commits between a refresh's readers and its writer (the
@@ -956,14 +963,7 @@ static void test_commit_between(const char *input)
         free(y);
     }
     check_troots(b, "b");
-    ht_store_close(a);
-    ht_store_close(b);
-    rmtree(da);
-    rmtree(db);
-    for (size_t i = 0; i < in.n; i++)
-        free(in.vals[i]);
-    free(in.vals);
-    free(in.lens);
+    done_pair(a, da, b, db, &in);
 }
 
 int main(int argc, char **argv)

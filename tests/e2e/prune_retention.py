@@ -22,22 +22,10 @@ Temporary folders are removed. Exit 0 only if every step passes.
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CHECK = os.path.join(HERE, "..", "corpus", "check_traces.py")
-FILES = ["segments.ndjson", "logs-cwl.ndjson", "logs-kinesis.json"]
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
-
-
-def fail(msg):
-    print(f"FAIL: {msg}")
-    sys.exit(1)
+from store_util import CHECK, FILES, fail, run
 
 
 def ingest(hop, db, d):

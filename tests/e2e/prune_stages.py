@@ -27,23 +27,16 @@ folders are removed. Exit 0 only if every step passes.
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
-FILES = ["segments.ndjson", "logs-cwl.ndjson", "logs-kinesis.json"]
+from store_util import FILES, fail, run
+
 DAY = 86400
 START = 1795305600  # 2026-11-22T00:00:00Z
 WINDOWS = 4
 
 
-def run(cmd, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
-
-
-def fail(msg):
-    print(f"FAIL: {msg}")
-    sys.exit(1)
 
 
 def ingest(hop, db, d, *opts):

@@ -19,21 +19,11 @@ in one run, with nothing left pending.
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import threading
 
-FILES = ["segments.ndjson", "logs-cwl.ndjson", "logs-kinesis.json"]
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, **kw)
-
-
-def fail(msg):
-    print(f"FAIL: {msg}")
-    sys.exit(1)
+from store_util import FILES, fail, run
 
 
 def answers(hop, db):
