@@ -134,8 +134,7 @@ static int refresh(struct ht_store *s)
             "parallel)\n",
             (unsigned long long)st.traces, (unsigned long long)st.requests,
             (unsigned long long)st.removed, (unsigned long long)st.slices,
-            (double)st.longest_us / 1000.0,
-            (unsigned long long)st.prefetched);
+            (double)st.longest_us / 1000.0, (unsigned long long)st.prefetched);
     return 0;
 }
 

@@ -73,7 +73,6 @@ int ht_cli_parse_duration(const char *s, int64_t *out_us)
     return ht_parse_duration(s, out_us);
 }
 
-
 int ht_cli_load_stage_config(const char *path, struct ht_stall_cfg *cfg)
 {
     json_error_t je;
