@@ -60,8 +60,6 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_stalls(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_metrics(struct ht_cli *cli, int argc, char **argv);
 struct ht_stall_cfg;
-/* "300s", "5m", "250ms", "1h", "2d"; a bare number is seconds. 0 or -1. */
-int ht_cli_parse_duration(const char *s, int64_t *out_us);
 /* The thresholds file of `stalls` (explains its errors); 0 or -1. */
 int ht_cli_load_stage_config(const char *path, struct ht_stall_cfg *cfg);
 void ht_cli_free_stage_config(struct ht_stall_cfg *cfg);

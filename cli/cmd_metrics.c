@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "ht_engine.h"
 #include "ht_query.h"
 #include "ht_store.h"
 
@@ -66,7 +67,7 @@ int ht_cmd_metrics(struct ht_cli *cli, int argc, char **argv)
                 return HT_EXIT_USAGE;
             }
         } else if (strcmp(a, "--threshold") == 0) {
-            if (ht_cli_parse_duration(v, &thr)) {
+            if (ht_parse_duration(v, &thr)) {
                 ht_cli_err("metrics: --threshold takes a duration like 300s");
                 return HT_EXIT_USAGE;
             }

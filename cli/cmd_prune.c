@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "ht_engine.h"
 #include "ht_assembler.h"
 #include "ht_prune.h"
 #include "ht_store.h"
@@ -74,13 +75,13 @@ int ht_cmd_prune(struct ht_cli *cli, int argc, char **argv)
                 return HT_EXIT_USAGE;
             }
         } else if (strcmp(a, "--keep") == 0 && i + 1 < argc) {
-            if (ht_cli_parse_duration(argv[++i], &keep) || keep < 0) {
+            if (ht_parse_duration(argv[++i], &keep) || keep < 0) {
                 ht_cli_err("prune: --keep takes a duration (2d, 12h), not %s",
                            argv[i]);
                 return HT_EXIT_USAGE;
             }
         } else if (strcmp(a, "--horizon") == 0 && i + 1 < argc) {
-            if (ht_cli_parse_duration(argv[++i], &horizon) || horizon < 0) {
+            if (ht_parse_duration(argv[++i], &horizon) || horizon < 0) {
                 ht_cli_err("prune: --horizon takes a duration (1h, 0s), "
                            "not %s",
                            argv[i]);

@@ -67,12 +67,6 @@ static void on_signal(int sig)
     stop = 1;
 }
 
-/* One spelling of durations for every command: the engine's parser. */
-int ht_cli_parse_duration(const char *s, int64_t *out_us)
-{
-    return ht_parse_duration(s, out_us);
-}
-
 int ht_cli_load_stage_config(const char *path, struct ht_stall_cfg *cfg)
 {
     json_error_t je;
@@ -96,7 +90,7 @@ int ht_cli_load_stage_config(const char *path, struct ht_stall_cfg *cfg)
     }
     v = json_object_get(root, "threshold");
     if (v && (!json_is_string(v) ||
-              ht_cli_parse_duration(json_string_value(v), &cfg->threshold_us)))
+              ht_parse_duration(json_string_value(v), &cfg->threshold_us)))
         goto bad;
     stages = json_object_get(root, "stages");
     if (stages && !json_is_object(stages))
@@ -114,8 +108,7 @@ int ht_cli_load_stage_config(const char *path, struct ht_stall_cfg *cfg)
         json_object_foreach(stages, key, v)
         {
             if (!json_is_string(v) ||
-                ht_cli_parse_duration(json_string_value(v),
-                                      &cfg->override_us[n]))
+                ht_parse_duration(json_string_value(v), &cfg->override_us[n]))
                 goto bad;
             cfg->override_keys[n++] = strdup(key);
             cfg->noverrides = n;
@@ -456,7 +449,7 @@ int ht_cmd_stalls(struct ht_cli *cli, int argc, char **argv)
         } else if (strcmp(a, "--db") == 0) {
             cli->db = v;
         } else if (strcmp(a, "--threshold") == 0) {
-            if (ht_cli_parse_duration(v, &thr)) {
+            if (ht_parse_duration(v, &thr)) {
                 ht_cli_err("stalls: --threshold takes a duration like 300s, "
                            "5m or 1h, not '%s'",
                            v);
@@ -486,13 +479,13 @@ int ht_cmd_stalls(struct ht_cli *cli, int argc, char **argv)
         } else if (strcmp(a, "--webhook") == 0) {
             hook = v;
         } else if (strcmp(a, "--watch") == 0) {
-            if (ht_cli_parse_duration(v, &watch) || watch < 100000) {
+            if (ht_parse_duration(v, &watch) || watch < 100000) {
                 ht_cli_err("stalls: --watch takes an interval of at least "
                            "100ms, like 30s or 1m");
                 return HT_EXIT_USAGE;
             }
         } else if (strcmp(a, "--alert-hold") == 0) {
-            if (ht_cli_parse_duration(v, &hold) || hold <= 0) {
+            if (ht_parse_duration(v, &hold) || hold <= 0) {
                 ht_cli_err("stalls: --alert-hold takes a duration like 5m");
                 return HT_EXIT_USAGE;
             }
