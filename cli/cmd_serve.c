@@ -32,9 +32,9 @@
  * /api/v1/trace at 3-6 ms where 2 keep it near 1.3 ms (bench-serve.sh). */
 static unsigned threads_default(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = ht_cores();
 
-    return n < 1 ? 2 : n > 64 ? 64 : (unsigned)n;
+    return n > 64 ? 64 : n;
 }
 /* How long a stop waits for the requests in flight. */
 #define SERVE_DRAIN_MS 10000

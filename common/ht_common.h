@@ -189,5 +189,8 @@ uint64_t ht_hash64(const void *p, size_t n);
 int64_t ht_now_mono_us(void);
 /* Wall clock in microseconds since the epoch. */
 int64_t ht_now_wall_us(void);
+/* The cores online (1 when the system does not tell): how many threads
+ * pure computation can use. */
+unsigned ht_cores(void);
 
 #endif

@@ -31,7 +31,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define MAX_SLICE_TRACES 4096 /* max_traces above this is taken as this */
 #define T_MARGIN_US (3600LL * 1000000LL) /* see ht_agg_prune */
@@ -107,19 +106,24 @@ struct digest {
     const char *url_route; /* NULL: nothing to learn */
 };
 
-static struct digest *digest_of(const struct ht_request *r, struct ht_arena *a)
+/* The digest of r; with `whole` false only its root and traces (what
+ * the test for keeping a root in a trace's 'T' record reads). */
+static struct digest *digest_of(const struct ht_request *r, struct ht_arena *a,
+                                bool whole)
 {
     struct digest *d = ht_arena_alloc(a, sizeof(*d));
 
     memset(d, 0, sizeof(*d));
     d->root = r->spans[0].s.id;
-    summarize(r, a, &d->s);
-    ht_jaeger_index(r, a, &d->j);
     d->tids = ht_arena_alloc(a, (r->ntrace_ids + 1) * sizeof(*d->tids));
     for (size_t i = 0; i < r->ntrace_ids; i++)
         if (ht_tid_parse(r->trace_ids[i], strlen(r->trace_ids[i]),
                          &d->tids[d->ntids]))
             d->ntids++;
+    if (!whole)
+        return d;
+    summarize(r, a, &d->s);
+    ht_jaeger_index(r, a, &d->j);
     if (r->url_route && r->route && strcmp(r->url_route, r->route) != 0)
         d->url_route = r->url_route;
     return d;
@@ -733,9 +737,10 @@ static void mem_record(struct rctx *c, const struct digest *d)
 }
 
 /* The request rooted at `root`, named by `handle` (NULL when the handle
- * no longer leads to that root); its traces are remembered. */
+ * no longer leads to that root); its traces are remembered. `whole`
+ * false: only its traces are wanted (digest_of). */
 static const struct digest *assemble(struct rctx *c, const struct ht_id8 *root,
-                                     const char *handle)
+                                     const char *handle, bool whole)
 {
     struct ht_request *r;
     const struct digest *d;
@@ -743,7 +748,7 @@ static const struct digest *assemble(struct rctx *c, const struct ht_id8 *root,
     if (!handle || !*handle ||
         ht_qsession_query_root(c->qs, handle, root, &r) != HT_ERR_OK)
         return NULL;
-    d = digest_of(r, c->a);
+    d = digest_of(r, c->a, whole);
     mem_record(c, d);
     return d;
 }
@@ -757,7 +762,7 @@ static const struct digest *build(struct rctx *c, const struct ht_request *root)
 
     if (ht_qsession_build(c->qs, root, &r) != HT_ERR_OK)
         return NULL;
-    d = digest_of(r, c->a);
+    d = digest_of(r, c->a, true);
     mem_record(c, d);
     return d;
 }
@@ -774,7 +779,7 @@ static bool holds(struct rctx *c, const struct ht_id8 *root,
         return false;
     e = mem_find(&c->mem, id8_u64(root));
     if (!e) {
-        if (!assemble(c, root, s.handle))
+        if (!assemble(c, root, s.handle, false))
             return false; /* a summary its handle no longer leads to */
         e = mem_find(&c->mem, id8_u64(root));
     }
@@ -801,7 +806,7 @@ static void recheck(struct rctx *c, const struct ht_id8 *root)
     idset_add(&c->done, k);
     if (!get_summ(c, root, &old))
         return;
-    r = assemble(c, root, old.handle);
+    r = assemble(c, root, old.handle, true);
     if (r)
         store_summ(c, r);
     else
@@ -1093,7 +1098,8 @@ static void *prefetch_run(void *arg)
             if (!handle || !*handle || dmap_get(&built, k, &pr->d))
                 continue;
             if (ht_qsession_build(qs, &reqs[j], &r) == HT_ERR_OK &&
-                !(pr->d = digest_copy(digest_of(r, tmp), p->rd->a, &buf))) {
+                !(pr->d =
+                      digest_copy(digest_of(r, tmp, true), p->rd->a, &buf))) {
                 o->state = 0; /* cannot be: the slice assembles it */
                 break;
             }
@@ -1115,11 +1121,9 @@ static void *prefetch_run(void *arg)
 
 static size_t cores(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = ht_cores();
 
-    if (n < 1)
-        return 1;
-    return n > PREFETCH_MAX_THREADS ? PREFETCH_MAX_THREADS : (size_t)n;
+    return n > PREFETCH_MAX_THREADS ? PREFETCH_MAX_THREADS : n;
 }
 
 /* The slice's dirty traces (ids, n) assembled by one reader per core, into
