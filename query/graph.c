@@ -221,25 +221,36 @@ static int trace_span_visit(void *ctx, const void *k, size_t kn, const void *v,
 static void trace_targets(struct q *q, const struct ht_tid *tr,
                           struct tgt_ctx *out);
 
-void ht__targets(struct q *q, char prefix, const void *p, size_t n,
-                 struct tgt_ctx *out)
+/* The keys entries of a binary id alone. */
+static void key_targets(struct q *q, char prefix, const void *p, size_t n,
+                        struct tgt_ctx *out)
 {
     uint8_t key[HT_KEY_MAX];
-    size_t kn;
 
     memset(out, 0, sizeof(*out));
     out->q = q;
     if (!p || !n)
         return;
-    kn = ht_key_make(key, prefix, p, n);
-    ht_store_dups(q->t, HT_DB_KEYS, key, kn, tgt_visit, out);
+    ht_store_dups(q->t, HT_DB_KEYS, key, ht_key_make(key, prefix, p, n),
+                  tgt_visit, out);
+}
+
+void ht__targets(struct q *q, char prefix, const void *p, size_t n,
+                 struct tgt_ctx *out)
+{
+    key_targets(q, prefix, p, n, out);
     /* a trace's spans are its range of nodes, not keys entries */
-    if (prefix == HT_K_TRACE && n == 16) {
+    if (p && prefix == HT_K_TRACE && n == 16) {
         struct ht_tid tr;
 
         memcpy(tr.b, p, 16);
         trace_targets(q, &tr, out);
     }
+}
+
+void ht__trace_invs(struct q *q, const struct ht_tid *tr, struct tgt_ctx *out)
+{
+    key_targets(q, HT_K_TRACE, tr->b, 16, out);
 }
 
 /* The targets of a text id (packed like the assembler packs it). */
@@ -901,7 +912,7 @@ struct qinv *ht__q_node_inv(struct q *q, struct qnode *n)
             n->inv = ht__q_inv(q, c.invs.p[0]);
         if (!n->inv) {
             /* logs that name the trace and the function */
-            ht__targets(q, HT_K_TRACE, n->s.trace.b, 16, &c);
+            ht__trace_invs(q, &n->s.trace, &c);
             for (size_t i = 0; i < c.invs.n && !n->inv; i++) {
                 struct qinv *cand = ht__q_inv(q, c.invs.p[i]);
 

@@ -164,6 +164,10 @@ void ht__targets(struct q *q, char prefix, const void *p, size_t n,
                  struct tgt_ctx *out);
 void ht__targets_s(struct q *q, char prefix, const char *s,
                    struct tgt_ctx *out);
+/* The invocations logged with trace `tr` (its 'T' keys), without the
+ * trace's spans: what ht__targets with HT_K_TRACE lists in invs, at the
+ * cost of one keys lookup instead of the trace's whole range of nodes. */
+void ht__trace_invs(struct q *q, const struct ht_tid *tr, struct tgt_ctx *out);
 /* True when no key `prefix` + span id exists (HT_K_HEADER or HT_K_LINK
  * only): the lookup can be skipped. False means "look it up". */
 bool ht__key_absent(struct q *q, char prefix, const struct ht_id8 *id);
