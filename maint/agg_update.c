@@ -242,6 +242,22 @@ struct ccache {
     struct ht_arena *a; /* the keys */
 };
 
+/* The roots linked to each trace in this slice, by trace: the traces'
+ * 'T' records are rewritten once each when the slice ends (tl_flush), so
+ * a trace that many requests hold costs one pass over its record, not one
+ * per request. */
+struct tlink {
+    bool used;
+    struct ht_tid tid;
+    struct ht_id8 *roots; /* in the slice's arena */
+    size_t n, cap;
+};
+
+struct tlinks {
+    struct tlink *e;
+    size_t cap, n;
+};
+
 struct rctx {
     struct ht_txn *t;
     struct scache sc;
@@ -252,6 +268,7 @@ struct rctx {
     struct idset done;      /* roots refreshed or dropped in this slice */
     struct idset linked;    /* roots whose traces were linked (below) */
     struct members mem;
+    struct tlinks tl;
     struct ht_buf buf;
     struct ht_agg_stats st; /* this slice's counts */
     int err;
@@ -813,26 +830,102 @@ static void recheck(struct rctx *c, const struct ht_id8 *root)
         drop_summ(c, root);
 }
 
-/* The trace's 'T' record afterwards holds `root` (unless NULL) and those
- * of the roots it held before that still root a request holding the
- * trace; the others are rechecked. */
+static struct tlink *tl_slot(struct tlinks *t, const struct ht_tid *tid)
+{
+    uint64_t h;
+
+    memcpy(&h, tid->b + 8, 8); /* the random part of the id */
+    for (size_t i = (h * 0x9E3779B97F4A7C15ull) >> 40 & (t->cap - 1);;
+         i = (i + 1) & (t->cap - 1))
+        if (!t->e[i].used || memcmp(t->e[i].tid.b, tid->b, 16) == 0)
+            return &t->e[i];
+}
+
+/* Notes that the trace's 'T' record is to hold `root` (unless NULL) and
+ * those of the roots it held before that still root a request holding the
+ * trace: done by tl_flush. */
 static void relink(struct rctx *c, const struct ht_tid *tid,
                    const struct ht_id8 *root)
 {
-    struct ht_id8 *old, *keep;
-    size_t n = get_troots(c, tid, &old), nk = 0;
+    struct tlinks *t = &c->tl;
+    struct tlink *e;
 
-    for (size_t j = 0; j < n; j++)
-        if (!root || memcmp(old[j].b, root->b, 8) != 0)
+    if ((t->n + 1) * 2 > t->cap) {
+        struct tlinks g = {0};
+
+        g.cap = t->cap ? t->cap * 2 : 256;
+        g.e = calloc(g.cap, sizeof(*g.e));
+        HT_ASSERT(g.e);
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->e[i].used)
+                *tl_slot(&g, &t->e[i].tid) = t->e[i];
+        g.n = t->n;
+        free(t->e);
+        *t = g;
+    }
+    e = tl_slot(t, tid);
+    if (!e->used) {
+        e->used = true;
+        e->tid = *tid;
+        t->n++;
+    }
+    if (!root)
+        return;
+    if (e->n == e->cap) {
+        struct ht_id8 *g;
+
+        e->cap = e->cap ? e->cap * 2 : 4;
+        g = ht_arena_alloc(c->a, e->cap * sizeof(*g));
+        if (e->n)
+            memcpy(g, e->roots, e->n * sizeof(*g));
+        e->roots = g;
+    }
+    e->roots[e->n++] = *root;
+}
+
+static int tlink_cmp(const void *x, const void *y)
+{
+    const struct tlink *a = *(struct tlink *const *)x;
+    const struct tlink *b = *(struct tlink *const *)y;
+
+    return memcmp(a->tid.b, b->tid.b, 16);
+}
+
+/* Every noted trace's 'T' record afterwards holds the roots linked to it
+ * in this slice and those it held before that still root a request
+ * holding the trace; the roots it held are rechecked first. The same
+ * records as relinking after each request (a root linked earlier in the
+ * slice still holds the trace, and a recheck is done once per slice),
+ * in one read and one write per trace, in key order. */
+static void tl_flush(struct rctx *c)
+{
+    struct tlink **v;
+    size_t nv = 0;
+
+    if (!c->tl.n)
+        return;
+    v = malloc(c->tl.n * sizeof(*v));
+    HT_ASSERT(v);
+    for (size_t i = 0; i < c->tl.cap; i++)
+        if (c->tl.e[i].used)
+            v[nv++] = &c->tl.e[i];
+    qsort(v, nv, sizeof(*v), tlink_cmp);
+    for (size_t i = 0; i < nv && !c->err; i++) {
+        struct tlink *e = v[i];
+        struct ht_id8 *old, *keep;
+        size_t n = get_troots(c, &e->tid, &old), nk = e->n;
+
+        for (size_t j = 0; j < n; j++)
             recheck(c, &old[j]);
-    keep = ht_arena_alloc(c->a, (n + 1) * 8);
-    if (root)
-        keep[nk++] = *root;
-    for (size_t j = 0; j < n && !c->err; j++)
-        if ((!root || memcmp(old[j].b, root->b, 8) != 0) &&
-            holds(c, &old[j], tid))
-            keep[nk++] = old[j];
-    put_troots(c, tid, keep, nk, old, n);
+        keep = ht_arena_alloc(c->a, (n + e->n + 1) * 8);
+        if (e->n)
+            memcpy(keep, e->roots, e->n * 8);
+        for (size_t j = 0; j < n && !c->err; j++)
+            if (holds(c, &old[j], &e->tid))
+                keep[nk++] = old[j];
+        put_troots(c, &e->tid, keep, nk, old, n);
+    }
+    free(v);
 }
 
 /* Every trace of the request names its root; the roots those traces named
@@ -842,17 +935,11 @@ static void link_traces(struct rctx *c, const struct digest *r)
 {
     const struct ht_id8 *root = &r->root;
     const struct member *e = mem_find(&c->mem, id8_u64(root));
-    struct ht_tid *tids;
-    size_t n;
 
     if (!e)
         return;
-    /* a copy: rechecks below may grow the table */
-    n = e->n;
-    tids = ht_arena_alloc(c->a, (n + 1) * sizeof(*tids));
-    memcpy(tids, e->tids, n * sizeof(*tids));
-    for (size_t i = 0; i < n && !c->err; i++)
-        relink(c, &tids[i], root);
+    for (size_t i = 0; i < e->n && !c->err; i++)
+        relink(c, &e->tids[i], root);
 }
 
 /* What a prefetch found for one dirty trace (see prefetch below). */
@@ -1339,6 +1426,7 @@ static int slice(struct ht_store *s, size_t max, bool *more,
             ht_qsession_memory(c.qs) + ht_arena_used(c.a) >= HT_AGG_SLICE_BYTES)
             break;
     }
+    tl_flush(&c);
     hist_flush(&c); /* before the arena holding its keys goes */
     chk(&c, ccache_flush(&c.cc, c.t, !c.err));
     if (keep) {
@@ -1351,6 +1439,7 @@ static int slice(struct ht_store *s, size_t max, bool *more,
     free(c.done.k);
     free(c.linked.k);
     free(c.mem.m);
+    free(c.tl.e);
     free(c.sc.e);
     ht_buf_free(&c.buf);
     if (c.err) {
