@@ -547,8 +547,14 @@ static int kafka_open(const void *cfgv, void **state)
         !conf_set(conf, "enable.auto.commit", "false") ||
         !conf_set(conf, "enable.auto.offset.store", "false") ||
         !conf_set(conf, "auto.offset.reset", "earliest") ||
-        /* bounded in-flight memory: fetching pauses when this is full */
-        !conf_set(conf, "queued.max.messages.kbytes", "32768") ||
+        /* bounded in-flight memory: fetching pauses when this is full.
+         * librdkafka before 2.3 (Debian 12 has 2.0.2) looks at a paused
+         * partition again only when its broker thread wakes, up to 1 s
+         * later (fetch.queue.backoff.ms, fixed at 1000 there): a queue
+         * that drains in less than that leaves ingest idle for the rest.
+         * 64 MiB lasts about a second at the writer's pace; with 32 MiB
+         * a 37 MB backlog ran at 46k or 100k messages/s by chance. */
+        !conf_set(conf, "queued.max.messages.kbytes", "65536") ||
         /* a crashed worker's partitions move on after 10 s, not 45 */
         !conf_set(conf, "session.timeout.ms", "10000") ||
         !conf_set(conf, "heartbeat.interval.ms", "2000") ||
