@@ -253,6 +253,29 @@ void ht__trace_invs(struct q *q, const struct ht_tid *tr, struct tgt_ctx *out)
     key_targets(q, HT_K_TRACE, tr->b, 16, out);
 }
 
+/* tgt_visit up to the first span target: a key's targets are sorted, and
+ * 'I' (invocations) comes before 'S' (spans). */
+static int inv_visit(void *ctx, const void *k, size_t kn, const void *v,
+                     size_t vn)
+{
+    if (vn > 0 && ((const uint8_t *)v)[0] == HT_TARGET_SPAN)
+        return 1;
+    return tgt_visit(ctx, k, kn, v, vn);
+}
+
+void ht__targets_invs_s(struct q *q, char prefix, const char *s,
+                        struct tgt_ctx *out)
+{
+    uint8_t key[HT_KEY_MAX];
+
+    memset(out, 0, sizeof(*out));
+    out->q = q;
+    if (!s || !*s)
+        return;
+    ht_store_dups(q->t, HT_DB_KEYS, key, ht_key_make_id(key, prefix, s),
+                  inv_visit, out);
+}
+
 /* The targets of a text id (packed like the assembler packs it). */
 void ht__targets_s(struct q *q, char prefix, const char *s, struct tgt_ctx *out)
 {

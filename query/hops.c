@@ -313,6 +313,36 @@ static const char *link_resource(struct qnode *prod)
     return prod->s.resource ? prod->s.resource : prod->s.name;
 }
 
+/*
+ * The producer whose consumers record id `id` (under key prefix `prefix`)
+ * names: of the spans that recorded the id, the first in key order that
+ * exists. A message id has one producer; when several spans recorded the
+ * same one (a duplicated or reused id), a consumer's record resolves to
+ * this one, and only this one's outgoing hops lead to those consumers, so
+ * both sides agree. Worked out once per graph and id: thousands of
+ * producers of one id, each with thousands of redelivered consumers,
+ * would otherwise each list all of the others.
+ */
+static struct qnode *msg_owner(struct q *q, char prefix, const char *id)
+{
+    size_t n = strlen(id);
+    char *key = ht_arena_alloc(q->a, n + 2);
+    struct qnode *p = NULL;
+    struct tgt_ctx c;
+    void *v;
+
+    key[0] = prefix;
+    memcpy(key + 1, id, n + 1);
+    v = ht__map_get(&q->owners, key, n + 1);
+    if (v)
+        return v == (void *)&q->owners ? NULL : v;
+    ht__targets_s(q, prefix, id, &c);
+    for (size_t j = 0; j < c.spans.n && !p; j++)
+        p = ht__q_span(q, c.spans.p[j]);
+    ht__map_put(&q->owners, key, n + 1, p ? (void *)p : (void *)&q->owners);
+    return p;
+}
+
 /* Hops into invocation `inv` (its consumer side). */
 static void incoming(struct q *q, struct qinv *inv, struct vec *out)
 {
@@ -330,16 +360,10 @@ static void incoming(struct q *q, struct qinv *inv, struct vec *out)
              * request builds two legs from it), else the trace header */
             const char *res = r->resource;
 
-            if (r->record_id) {
-                ht__targets_s(q, ht_msgid_prefix(r->via), r->record_id, &c);
-                for (size_t j = 0; j < c.spans.n && !p; j++)
-                    p = ht__q_span(q, c.spans.p[j]);
-            }
-            if (!p && r->up_id && ht_msgid_prefix(r->up_via)) {
-                ht__targets_s(q, ht_msgid_prefix(r->up_via), r->up_id, &c);
-                for (size_t j = 0; j < c.spans.n && !p; j++)
-                    p = ht__q_span(q, c.spans.p[j]);
-            }
+            if (r->record_id)
+                p = msg_owner(q, ht_msgid_prefix(r->via), r->record_id);
+            if (!p && r->up_id && ht_msgid_prefix(r->up_via))
+                p = msg_owner(q, ht_msgid_prefix(r->up_via), r->up_id);
             if (p) {
                 ht__vec_push(q->a, out,
                              mkhop(q, p, inv, r, r->via,
@@ -415,8 +439,13 @@ static void by_record_id(struct q *q, struct qnode *p, char prefix, uint8_t via,
                          const char *id, const char *evidence, struct vec *out)
 {
     struct tgt_ctx c;
+    struct qnode *owner = msg_owner(q, prefix, id);
 
-    ht__targets_s(q, prefix, id, &c);
+    /* another producer recorded the id first: its consumers are that
+     * one's (msg_owner) */
+    if (owner && owner != p)
+        return;
+    ht__targets_invs_s(q, prefix, id, &c);
     for (size_t i = 0; i < c.invs.n; i++) {
         struct qinv *inv = ht__q_inv(q, c.invs.p[i]);
 

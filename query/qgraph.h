@@ -120,9 +120,11 @@ struct q {
     struct keyset ks_header, ks_link;
     struct ht_txn *t;
     struct ht_arena *a;
-    struct map spans; /* id8 -> qnode */
-    struct map invs;  /* request id -> qinv */
-    struct map pairs; /* "via\0corr" -> struct vec of qhop */
+    struct map spans;  /* id8 -> qnode */
+    struct map invs;   /* request id -> qinv */
+    struct map pairs;  /* "via\0corr" -> struct vec of qhop */
+    struct map owners; /* key prefix + record id -> the producer qnode
+                          its consumers take (&q->owners: none) */
     unsigned gen, cgen;
     long loads;        /* nodes and invocations loaded: the work bound */
     bool truncated;    /* the bound was hit: the answer may be partial */
@@ -164,6 +166,12 @@ void ht__targets(struct q *q, char prefix, const void *p, size_t n,
                  struct tgt_ctx *out);
 void ht__targets_s(struct q *q, char prefix, const char *s,
                    struct tgt_ctx *out);
+/* The invocation targets of a text id alone (its invs; spans stays
+ * empty): the key's span targets, which sort after them, are not read,
+ * so a message id that thousands of producers recorded costs each of
+ * them only its consumers. */
+void ht__targets_invs_s(struct q *q, char prefix, const char *s,
+                        struct tgt_ctx *out);
 /* The invocations logged with trace `tr` (its 'T' keys), without the
  * trace's spans: what ht__targets with HT_K_TRACE lists in invs, at the
  * cost of one keys lookup instead of the trace's whole range of nodes. */

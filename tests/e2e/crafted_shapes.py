@@ -19,6 +19,14 @@ brings the aggregates up to date before it exits), ingested again with
   requests; the two stores' `endpoints`, `functions` and `hotspots` agree.
 - one root with WIDE children: one request with every span.
 - a chain DEEP long: one request; `trace` of its top answers.
+- one SQS message id recorded by PRODUCERS SendMessage calls (a reused
+  id) and received by CONSUMERS invocations (a redelivery storm): every
+  consumer is a hop of one producer, the first in key order, as each
+  consumer's record resolves it, and of no other (each producer listed
+  every consumer of every other before: 10 minutes and 3.8 GB were not
+  enough for 20,000 producers and 2,000 consumers); the other producers
+  are requests of their own; `trace` of a consumer's request id answers
+  with that one request.
 """
 import json
 import os
@@ -33,6 +41,9 @@ from store_util import fail, run
 ROOTS = 20000
 WIDE = 20000
 DEEP = 3000
+PRODUCERS = 4000
+CONSUMERS = 400
+MSG = "11111111-2222-3333-4444-555555555555"
 BUDGET_S = 30.0
 T0 = 1796000000.0
 
@@ -45,6 +56,15 @@ def seg(out, tid, sid, t, parent=None, name="svc"):
         doc["parent_id"] = parent
     out.write('{"format":"json","version":1}\n')
     out.write(json.dumps(doc, separators=(",", ":")) + "\n")
+
+
+def cwl(out, group, events):
+    out.write(json.dumps({
+        "messageType": "DATA_MESSAGE", "owner": "123456789012",
+        "logGroup": group, "logStream": "2026/11/30/[$LATEST]0",
+        "subscriptionFilters": ["hoptrace"],
+        "logEvents": [{"id": str(i), "timestamp": ts, "message": m}
+                      for i, (ts, m) in enumerate(events)]}) + "\n")
 
 
 def timed(cmd, what):
@@ -151,6 +171,91 @@ def main():
             fail(f"deep: {len(reqs)} requests from the chain's top, not 1")
         if endpoint_count(hop, db) != 1:
             fail("deep: endpoints does not count one request")
+        producers = []
+
+        consumers = []
+
+        def storm_files(out):
+            for i in range(PRODUCERS):
+                t = T0 + i * 0.001
+                s, sub = sid(), sid()
+                producers.append((sub, s))
+                out.write('{"format":"json","version":1}\n')
+                out.write(json.dumps({
+                    "trace_id": "1-6b0cc900-%024x" % rnd.getrandbits(96),
+                    "id": s, "start_time": round(t, 6),
+                    "end_time": round(t + 0.01, 6), "name": "send",
+                    "origin": "AWS::Lambda::Function",
+                    "subsegments": [{
+                        "id": sub, "name": "SQS", "namespace": "aws",
+                        "start_time": round(t, 6),
+                        "end_time": round(t + 0.005, 6),
+                        "aws": {"operation": "SendMessage",
+                                "queue_url": "https://sqs.us-east-1."
+                                "amazonaws.com/123456789012/q",
+                                "message_id": MSG}}]},
+                    separators=(",", ":")) + "\n")
+
+        path = os.path.join(work, "storm.ndjson")
+        with open(path, "w") as out:
+            storm_files(out)
+        logs = os.path.join(work, "storm-logs.ndjson")
+        with open(logs, "w") as out:
+            for i in range(CONSUMERS):
+                rid = "%08x-0000-4000-8000-%012x" % (i, rnd.getrandbits(48))
+                consumers.append(rid)
+                ts = int((T0 + 30 + i * 0.01) * 1000)
+                ev = {"level": "INFO", "message": "Lambda invocation event",
+                      "service": "consume", "function_name": "consume",
+                      "function_request_id": rid,
+                      "xray_trace_id": "1-6b0cc900-%024x" %
+                      rnd.getrandbits(96),
+                      "event": {"Records": [{
+                          "messageId": MSG, "body": "{}",
+                          "attributes": {
+                              "ApproximateReceiveCount": str(i + 1),
+                              "SentTimestamp": str(int(T0 * 1000))},
+                          "eventSource": "aws:sqs",
+                          "eventSourceARN":
+                              "arn:aws:sqs:us-east-1:123456789012:q"}]}}
+                cwl(out, "/aws/lambda/consume", [
+                    (ts, json.dumps(ev)),
+                    (ts + 5, "END RequestId: %s\n" % rid),
+                    (ts + 5, "REPORT RequestId: %s\tDuration: 5.00 ms\t"
+                     "Billed Duration: 5 ms\tMemory Size: 128 MB\t"
+                     "Max Memory Used: 50 MB\t\n" % rid)])
+        print("storm")
+        a = os.path.join(work, "storm-a")
+        b = os.path.join(work, "storm-b")
+        timed([hop, "--db", a, "ingest", "--quiet", path, logs], "ingest")
+        timed([hop, "--db", b, "ingest", "--quiet", "--no-aggregates", path,
+               logs], "ingest --no-aggregates")
+        timed([hop, "--db", b, "refresh"], "refresh")
+        for q in (["endpoints"], ["functions"]):
+            ra = run([hop, "--db", a] + q + ["--format", "json"])
+            rb = run([hop, "--db", b] + q + ["--format", "json"])
+            if ra.returncode or rb.returncode or ra.stdout != rb.stdout:
+                fail(f"storm: {q[0]} differs between ingest and ingest + "
+                     f"refresh, or fails: {ra.stderr}{rb.stderr}")
+        reqs = requests_of(hop, a, MSG)
+        if len(reqs) != PRODUCERS:
+            fail(f"storm: trace of the message id lists {len(reqs)} "
+                 f"requests, not one per producer ({PRODUCERS})")
+        owner = min(producers)[1]  # the segment of the first SendMessage
+        with_hops = [r for r in reqs if r["hops"]]
+        if len(with_hops) != 1 or len(with_hops[0]["hops"]) != CONSUMERS:
+            fail(f"storm: {len(with_hops)} requests have hops "
+                 f"({[len(r['hops']) for r in with_hops][:5]}), not one "
+                 f"with {CONSUMERS}")
+        root = with_hops[0]["spans"][0]["id"]
+        if root != owner:
+            fail(f"storm: the consumers hang off {root}, not {owner}, "
+                 "whose SendMessage is the first in key order")
+        for rid in (consumers[0], consumers[-1]):
+            got = requests_of(hop, a, rid)
+            if len(got) != 1 or got[0]["spans"][0]["id"] != owner:
+                fail(f"storm: consumer {rid} resolves to "
+                     f"{[g['spans'][0]['id'] for g in got]}, not [{owner}]")
         print("PASS")
     finally:
         shutil.rmtree(work, ignore_errors=True)
