@@ -350,7 +350,6 @@ static void incoming(struct q *q, struct qinv *inv, struct vec *out)
 
     for (size_t i = 0; i < inv->nrecs; i++) {
         const struct ht_fact *r = &inv->recs[i];
-        struct tgt_ctx c;
         struct qnode *p = NULL;
 
         if (ht_msgid_prefix(r->via)) {
@@ -379,9 +378,7 @@ static void incoming(struct q *q, struct qinv *inv, struct vec *out)
             continue;
         }
         if (r->via == HT_VIA_KINESIS && r->record_id) {
-            ht__targets_s(q, HT_K_KSEQ, r->record_id, &c);
-            for (size_t j = 0; j < c.spans.n && !p; j++)
-                p = ht__q_span(q, c.spans.p[j]);
+            p = msg_owner(q, HT_K_KSEQ, r->record_id);
             if (p) {
                 ht__vec_push(q->a, out,
                              mkhop(q, p, inv, r, HT_VIA_KINESIS, r->resource,
