@@ -263,30 +263,30 @@ static int inv_visit(void *ctx, const void *k, size_t kn, const void *v,
     return tgt_visit(ctx, k, kn, v, vn);
 }
 
+/* The targets of a text id (packed like the assembler packs it), as
+ * `visit` takes them. */
+static void text_targets(struct q *q, char prefix, const char *s,
+                         ht_store_visit_fn visit, struct tgt_ctx *out)
+{
+    uint8_t key[HT_KEY_MAX];
+
+    memset(out, 0, sizeof(*out));
+    out->q = q;
+    if (!s || !*s)
+        return;
+    ht_store_dups(q->t, HT_DB_KEYS, key, ht_key_make_id(key, prefix, s), visit,
+                  out);
+}
+
 void ht__targets_invs_s(struct q *q, char prefix, const char *s,
                         struct tgt_ctx *out)
 {
-    uint8_t key[HT_KEY_MAX];
-
-    memset(out, 0, sizeof(*out));
-    out->q = q;
-    if (!s || !*s)
-        return;
-    ht_store_dups(q->t, HT_DB_KEYS, key, ht_key_make_id(key, prefix, s),
-                  inv_visit, out);
+    text_targets(q, prefix, s, inv_visit, out);
 }
 
-/* The targets of a text id (packed like the assembler packs it). */
 void ht__targets_s(struct q *q, char prefix, const char *s, struct tgt_ctx *out)
 {
-    uint8_t key[HT_KEY_MAX];
-
-    memset(out, 0, sizeof(*out));
-    out->q = q;
-    if (!s || !*s)
-        return;
-    ht_store_dups(q->t, HT_DB_KEYS, key, ht_key_make_id(key, prefix, s),
-                  tgt_visit, out);
+    text_targets(q, prefix, s, tgt_visit, out);
 }
 
 /* ---- key presence by prefix ------------------------------------------- */
