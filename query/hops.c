@@ -326,16 +326,22 @@ static const char *link_resource(struct qnode *prod)
 static struct qnode *msg_owner(struct q *q, char prefix, const char *id)
 {
     size_t n = strlen(id);
-    char *key = ht_arena_alloc(q->a, n + 2);
+    char probe[256], *key;
     struct qnode *p = NULL;
     struct tgt_ctx c;
     void *v;
 
+    /* looked up from the stack; copied into the graph's arena when kept */
+    key = n + 2 <= sizeof(probe) ? probe : ht_arena_alloc(q->a, n + 2);
     key[0] = prefix;
     memcpy(key + 1, id, n + 1);
     v = ht__map_get(&q->owners, key, n + 1);
     if (v)
         return v == (void *)&q->owners ? NULL : v;
+    if (key == probe) {
+        key = ht_arena_alloc(q->a, n + 2);
+        memcpy(key, probe, n + 2);
+    }
     ht__targets_s(q, prefix, id, &c);
     for (size_t j = 0; j < c.spans.n && !p; j++)
         p = ht__q_span(q, c.spans.p[j]);
