@@ -56,8 +56,18 @@ struct ht__stg {
     int32_t *ids;
     size_t idcap;
     int64_t unresolved, unresolved0;
+    /* retention's watermark ('N' "pruned"): an item older than this has
+     * had, or would at once have, its state removed, so it is not
+     * counted (again) */
+    int64_t pruned;
     struct ht_buf buf;
 };
+
+/* Whether an item at `ts` is older than what retention has removed. */
+static bool before_pruned(const struct ht__stg *g, int64_t ts)
+{
+    return ts < g->pruned;
+}
 
 static const int nvals[256] = {
     [T_E] = 2, [T_S] = 4, [T_R] = 2, [T_A] = 1, [T_F] = 8};
@@ -660,7 +670,8 @@ static void batch_receipt(struct ht__stg *g, const struct ht_fact *f)
         f->function && strlen(f->function) < MAXNAME ? f->function : "";
     char hk[512];
 
-    if (!record_hop_key(f, 0, hk, sizeof(hk)) || !usable(hk, f->resource))
+    if (before_pruned(g, f->ts_us) || !record_hop_key(f, 0, hk, sizeof(hk)) ||
+        !usable(hk, f->resource))
         return;
     {
         /* every receipt is the consumer's activity: its last one */
@@ -717,6 +728,10 @@ struct ht__stg *ht__stg_begin(struct ht_txn *t, const struct ht_batch *b)
         vn == 8)
         g->unresolved = (int64_t)ht_be64_get(v);
     g->unresolved0 = g->unresolved;
+    g->pruned = INT64_MIN;
+    if (ht_store_get(t, HT_DB_STAGES, "Npruned", 7, &v, &vn) == HT_ERR_OK &&
+        vn == 8)
+        g->pruned = (int64_t)(ht_be64_get(v) ^ (1ull << 63));
     earliest_receipts(g);
     return g;
 }
@@ -779,7 +794,7 @@ void ht__stg_producer(struct ht__stg *g, const struct ht_span *s,
     struct ht_id8 missing = {{0}};
     const char *svc;
 
-    if (!g || g->err || !usable(hk, s->resource))
+    if (!g || g->err || !usable(hk, s->resource) || before_pruned(g, s->end_us))
         return;
     memset(&p, 0, sizeof(p));
     p.via = s->via;
@@ -880,7 +895,7 @@ void ht__stg_consumer(struct ht__stg *g, const struct ht_fact *f,
     uint8_t k[1024];
     size_t kn;
 
-    if (!g || g->err || !usable(hk, f->resource))
+    if (!g || g->err || !usable(hk, f->resource) || before_pruned(g, f->ts_us))
         return;
     tindex(g, f->ts_us, 'h', hk, strlen(hk), true);
     if (matched) {
@@ -1067,9 +1082,10 @@ void ht__stg_span(struct ht__stg *g, const struct ht_span *s)
     struct ucoll c = {0};
 
     if (g && !g->err && s->nlinks &&
-        (s->kind == HT_SK_LAMBDA || s->kind == HT_SK_FUNCTION))
+        (s->kind == HT_SK_LAMBDA || s->kind == HT_SK_FUNCTION) &&
+        !before_pruned(g, s->start_us))
         take_links(g, s);
-    if (g && !g->err && is_unnamed_write(s))
+    if (g && !g->err && is_unnamed_write(s) && !before_pruned(g, s->end_us))
         unnamed_write(g, s);
     if (g && !g->err && s->kind == HT_SK_LAMBDA)
         named_by_segment(g, s);
@@ -1178,7 +1194,7 @@ void ht__stg_report(struct ht__stg *g, const struct ht_inv *inv)
 {
     const char *fn;
 
-    if (!g || g->err)
+    if (!g || g->err || before_pruned(g, ht_inv_last_us(inv)))
         return;
     fn = inv->function;
     if ((!fn || !*fn) && inv->request_id && *inv->request_id) {

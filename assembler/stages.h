@@ -55,6 +55,13 @@
  *                                     max used MB (sum), duration µs (sum),
  *                                     failed, cold starts
  *   'N' "unresolved"               -> how many 'u' producers there are
+ *   'N' "pruned"                   -> i64 µs (big endian, sign bit flipped):
+ *                                     retention's watermark, the latest
+ *                                     cut-off less horizon it applied (at
+ *                                     most the newest event then): an item
+ *                                     older than it is not counted, so a
+ *                                     replay of pruned data counts nothing
+ *                                     twice (stages_prune.c writes it)
  *   'N' "indexed"                  -> "": every entry below is in the time
  *                                     index (set in a store whose stall
  *                                     state starts empty, or once

@@ -21,6 +21,10 @@ usage: prune_stages.py HOPTRACE [N]
    JSON counts the stall state removed, `stalls` agrees with the reference
    store of window 2 as above, and the stages database holds about what
    the --retain store held after window 2.
+4. Replays: copies of the pruned windows ingested again (with --retain
+   into the first store, without into the pruned one) leave `stalls` and
+   the number of stage entries exactly as they were (they counted twice
+   before retention kept a watermark).
 Needs mdb_stat (lmdb-utils); skipped (exit 77) without it. Temporary
 folders are removed. Exit 0 only if every step passes.
 """
@@ -161,6 +165,28 @@ def main(argv):
             fail(f"prune: {full} stage entries before, {left} after; "
                  f"--retain kept {counts[1]}")
         print(f"ok: prune --keep 1d removed {sr}; stage entries {full} -> {left}")
+
+        # 4. a replay of pruned windows (copies: a file already ingested is
+        # skipped by its checkpoint) changes no stall figure and adds no
+        # stall state, under --retain and after prune
+        for name, store, now, last in (("--retain", db, win[-1][1] + DAY, 3),
+                                       ("prune", db2, win[1][1] + DAY, 1)):
+            before, n0 = stalls(hop, store, now), entries(store)
+            for i in range(last):
+                copy = os.path.join(tmp, f"replay-{name}-{i}")
+                shutil.copytree(win[i][0], copy)
+                ingest(hop, store, copy, *(("--retain", "1d")
+                                           if name == "--retain" else ()))
+            after, n1 = stalls(hop, store, now), entries(store)
+            if after != before:
+                diff = [k for k in set(before) | set(after)
+                        if before.get(k) != after.get(k)]
+                fail(f"replay after {name}: stalls changed for {diff}")
+            if n1 != n0:
+                fail(f"replay after {name}: {n0} stage entries before, {n1} "
+                     "after")
+        print("ok: replays of pruned windows leave stalls and the stall state "
+              "as they were")
         return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
