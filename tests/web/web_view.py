@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Browser test of the web view of `hoptrace serve` (issue 13, part 3).
 
-Builds a store from the shared payments sample and the web fixtures
+Builds a store from the shared payments sample (or, without it, the
+simulator's 12 requests of the same pipeline) and the web fixtures
 (tests/web/fixtures), starts `hoptrace serve` on a free loopback port, and
 opens the pages in Debian's headless Chromium (--dump-dom, --screenshot).
 The page's text is checked against the JSON API, not its pixels:
@@ -24,7 +25,9 @@ The page's text is checked against the JSON API, not its pixels:
 Screenshots are saved in ARTEFACT_DIR (printed).
 
 usage: web_view.py [--keyboard] HOPTRACE SAMPLE_DIR WEB_FIXTURES_DIR ARTEFACT_DIR
-Exit 77 (skip) when chromium is not installed.
+Exit 77 (skip) when chromium is not installed. Without the payments
+sample at SAMPLE_DIR (a checkout without ../shared), the same pipeline's
+12 requests come from `hoptrace simulate --format sample` instead.
 
 --keyboard: instead, tests/web/keyboard.mjs drives Chromium over the
 DevTools protocol with keys only (Tab, arrows, Enter, Space) on a payments
@@ -435,10 +438,30 @@ def main():
         print("SKIP: chromium is not installed (Debian package chromium); "
               "the web view's browser test needs it")
         return 77
+    generated = None
     if not os.path.exists(os.path.join(sample, "truth.json")):
-        print("SKIP: the payments sample is not at %s (../shared/samples)"
-              % sample)
-        return 77
+        # a checkout without ../shared (CI): the same pipeline, files and
+        # truth from the simulator, so the test still runs
+        generated = tempfile.mkdtemp(prefix="ht-web-sample-")
+        p = subprocess.run([hop, "simulate", "--requests", "12", "--seed", "1",
+                            "--format", "sample", "--out", generated],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            print("FAIL: simulate: %s" % p.stderr.strip())
+            return 1
+        print("NOTE: the payments sample is not at %s (../shared/samples); "
+              "using `hoptrace simulate --requests 12 --seed 1 --format "
+              "sample` instead (the same pipeline, layout and truth)" % sample)
+        sample = generated
+    try:
+        return run_checks(hop, sample, fixtures, artefacts, exe, kbd,
+                          project_fixtures)
+    finally:
+        if generated:
+            shutil.rmtree(generated, ignore_errors=True)
+
+
+def run_checks(hop, sample, fixtures, artefacts, exe, kbd, project_fixtures):
     os.makedirs(artefacts, exist_ok=True)
     if kbd:
         return keyboard(hop, sample, exe, artefacts)
