@@ -185,13 +185,15 @@ static const char *root_handle(struct ht_txn *t, const struct ht_id8 *root,
  * borrowed from the session. */
 static size_t by_jaeger_id(struct ht_txn *t, struct ht_qsession *qs,
                            const char *id, struct ht_arena *a,
-                           struct ht_request **reqs, size_t cap)
+                           struct ht_request ***out)
 {
     struct ht_tid tid;
     struct ht_id8 root;
     int kind = ht_jaeger_parse_id(id, &tid, &root);
+    struct ht_request **reqs = ht_arena_alloc(a, sizeof(*reqs));
     size_t n = 0;
 
+    *out = reqs;
     if (kind == 1) {
         struct ht_agg_summary sum;
         const char *h = root_handle(t, &root, a, &sum);
@@ -210,7 +212,11 @@ static size_t by_jaeger_id(struct ht_txn *t, struct ht_qsession *qs,
         ht_tid_format(&tid, text);
         if (ht_qsession_query(qs, text, false, &rs, &nr) != HT_ERR_OK)
             nr = 0;
-        for (size_t i = 0; i < nr && n < cap; i++) {
+        /* every request of the trace: a trace id that thousands of roots
+         * share is one Jaeger trace of all of them, as search gives it */
+        reqs = ht_arena_alloc(a, (nr + 1) * sizeof(*reqs));
+        *out = reqs;
+        for (size_t i = 0; i < nr; i++) {
             const struct ht_request *r = &rs[i];
 
             if (r->nspans &&
@@ -220,7 +226,7 @@ static size_t by_jaeger_id(struct ht_txn *t, struct ht_qsession *qs,
         /* the X-Ray trace of a consumer, written the OpenTelemetry way:
          * the requests it belongs to, as `trace 1-…` gives them */
         if (!n) {
-            n = nr < cap ? nr : cap;
+            n = nr;
             for (size_t i = 0; i < n; i++)
                 reqs[i] = &rs[i];
         }
@@ -234,7 +240,7 @@ int ht_jaeger_get(struct ht_store *s, const char *id, struct ht_buf *out,
     struct ht_txn *t;
     struct ht_qsession *qs;
     struct ht_arena *a;
-    struct ht_request *found[64], **reqs = found;
+    struct ht_request **found, **reqs;
     size_t n;
     int rc;
 
@@ -253,7 +259,8 @@ int ht_jaeger_get(struct ht_store *s, const char *id, struct ht_buf *out,
     HT_ASSERT(a);
     /* a Jaeger trace id first (this API's own), then any id `trace`
      * accepts */
-    n = by_jaeger_id(t, qs, id, a, found, 64);
+    n = by_jaeger_id(t, qs, id, a, &found);
+    reqs = found;
     if (!n) {
         struct ht_request *rs;
         size_t nr;

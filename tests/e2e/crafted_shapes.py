@@ -16,7 +16,8 @@ brings the aggregates up to date before it exits), ingested again with
   per-request relinking of the trace's record and the per-node search of
   the trace's invocations made this 52 s and 22 GB for 20,000 roots);
   `endpoints` counts ROOTS requests; `trace <trace id>` lists ROOTS
-  requests; the two stores' `endpoints`, `functions` and `hotspots` agree.
+  requests; serve's `/api/traces/{traceID}` is one Jaeger trace with all
+  ROOTS spans; the two stores' `endpoints`, `functions` and `hotspots` agree.
 - one root with WIDE children: one request with every span.
 - a chain DEEP long: one request; `trace` of its top answers.
 - one SQS message id recorded by PRODUCERS SendMessage calls (a reused
@@ -36,6 +37,7 @@ import sys
 import tempfile
 import time
 
+import serve_util
 from store_util import fail, run
 
 ROOTS = 20000
@@ -105,6 +107,34 @@ def shape(hop, work, name, write, route):
     return a
 
 
+def jaeger_trace(hop, db, work, tid):
+    """serve's /api/traces/{traceID} of a trace id that every root shares:
+    one Jaeger trace with every span, as `trace --format jaeger` and the
+    search give it (it stopped at 64 requests)."""
+    hexid = tid[2:10] + tid[11:]
+    proc, errf, base = serve_util.start(
+        [hop, "--db", db, "serve", "--listen", "127.0.0.1:0"],
+        os.path.join(work, "serve.err"))
+    try:
+        t = time.monotonic()
+        st, body = serve_util.get(base, "/api/traces/" + hexid)
+        dt = time.monotonic() - t
+        if st != 200:
+            fail(f"roots: /api/traces/{hexid}: status {st}")
+        data = json.loads(body)["data"]
+        if len(data) != 1 or len(data[0]["spans"]) != ROOTS:
+            fail(f"roots: /api/traces/{hexid}: {len(data)} traces, "
+                 f"{[len(d['spans']) for d in data][:3]} spans, not one "
+                 f"with {ROOTS}")
+        print(f"  serve /api/traces/{hexid}: {dt:.2f} s")
+        if dt > BUDGET_S:
+            fail(f"roots: /api/traces: {dt:.1f} s")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        errf.close()
+
+
 def endpoint_count(hop, db):
     p = run([hop, "--db", db, "endpoints", "--format", "json"])
     if p.returncode:
@@ -142,6 +172,7 @@ def main():
         reqs = requests_of(hop, db, tid)
         if len(reqs) != ROOTS:
             fail(f"roots: trace lists {len(reqs)} requests, not {ROOTS}")
+        jaeger_trace(hop, db, work, tid)
 
         wtid = "1-6b0cc900-0000000000000000000000a2"
         top = sid()
