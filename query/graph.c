@@ -248,25 +248,8 @@ void ht__targets(struct q *q, char prefix, const void *p, size_t n,
     }
 }
 
-void ht__trace_invs(struct q *q, const struct ht_tid *tr, struct tgt_ctx *out)
-{
-    key_targets(q, HT_K_TRACE, tr->b, 16, out);
-}
-
-/* tgt_visit up to the first span target: a key's targets are sorted, and
- * 'I' (invocations) comes before 'S' (spans). */
-static int inv_visit(void *ctx, const void *k, size_t kn, const void *v,
-                     size_t vn)
-{
-    if (vn > 0 && ((const uint8_t *)v)[0] == HT_TARGET_SPAN)
-        return 1;
-    return tgt_visit(ctx, k, kn, v, vn);
-}
-
-/* The targets of a text id (packed like the assembler packs it), as
- * `visit` takes them. */
-static void text_targets(struct q *q, char prefix, const char *s,
-                         ht_store_visit_fn visit, struct tgt_ctx *out)
+/* The targets of a text id (packed like the assembler packs it). */
+void ht__targets_s(struct q *q, char prefix, const char *s, struct tgt_ctx *out)
 {
     uint8_t key[HT_KEY_MAX];
 
@@ -274,19 +257,8 @@ static void text_targets(struct q *q, char prefix, const char *s,
     out->q = q;
     if (!s || !*s)
         return;
-    ht_store_dups(q->t, HT_DB_KEYS, key, ht_key_make_id(key, prefix, s), visit,
-                  out);
-}
-
-void ht__targets_invs_s(struct q *q, char prefix, const char *s,
-                        struct tgt_ctx *out)
-{
-    text_targets(q, prefix, s, inv_visit, out);
-}
-
-void ht__targets_s(struct q *q, char prefix, const char *s, struct tgt_ctx *out)
-{
-    text_targets(q, prefix, s, tgt_visit, out);
+    ht_store_dups(q->t, HT_DB_KEYS, key, ht_key_make_id(key, prefix, s),
+                  tgt_visit, out);
 }
 
 /* ---- key presence by prefix ------------------------------------------- */
@@ -934,8 +906,9 @@ struct qinv *ht__q_node_inv(struct q *q, struct qnode *n)
         if (c.invs.n)
             n->inv = ht__q_inv(q, c.invs.p[0]);
         if (!n->inv) {
-            /* logs that name the trace and the function */
-            ht__trace_invs(q, &n->s.trace, &c);
+            /* logs that name the trace and the function: its keys
+             * entries, not its range of nodes (spans are not wanted) */
+            key_targets(q, HT_K_TRACE, n->s.trace.b, 16, &c);
             for (size_t i = 0; i < c.invs.n && !n->inv; i++) {
                 struct qinv *cand = ht__q_inv(q, c.invs.p[i]);
 

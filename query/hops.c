@@ -313,40 +313,60 @@ static const char *link_resource(struct qnode *prod)
     return prod->s.resource ? prod->s.resource : prod->s.name;
 }
 
+/* What a record id (SQS, SNS, EventBridge message id; Kinesis sequence
+ * number) names in this graph: its keys' targets, and its producer. */
+struct rec_targets {
+    struct tgt_ctx c;
+    struct qnode *owner; /* NULL: no producer span recorded the id */
+    bool cut;            /* the targets were more than MAX_TARGETS */
+};
+
 /*
- * The producer whose consumers record id `id` (under key prefix `prefix`)
- * names: of the spans that recorded the id, the first in key order that
- * exists. A message id has one producer; when several spans recorded the
- * same one (a duplicated or reused id), a consumer's record resolves to
- * this one, and only this one's outgoing hops lead to those consumers, so
- * both sides agree. Worked out once per graph and id: thousands of
- * producers of one id, each with thousands of redelivered consumers,
- * would otherwise each list all of the others.
+ * The targets of record id `id` under key prefix `prefix`, read once per
+ * graph: each producer that recorded the id and each consumer that
+ * received it asks. Its producer (`owner`) is the first span in key order
+ * among them that exists. A message id has one producer; when several
+ * spans recorded the same one (a duplicated or reused id), a consumer's
+ * record resolves to this one, and only this one's outgoing hops lead to
+ * those consumers, so both sides agree. Thousands of producers of one id,
+ * each with thousands of redelivered consumers, would otherwise each list
+ * all of the others.
  */
-static struct qnode *msg_owner(struct q *q, char prefix, const char *id)
+static struct rec_targets *record_targets(struct q *q, char prefix,
+                                          const char *id)
 {
     size_t n = strlen(id);
     char probe[256], *key;
-    struct qnode *p = NULL;
-    struct tgt_ctx c;
-    void *v;
+    struct rec_targets *rt;
+    bool was = q->truncated;
 
     /* looked up from the stack; copied into the graph's arena when kept */
     key = n + 2 <= sizeof(probe) ? probe : ht_arena_alloc(q->a, n + 2);
     key[0] = prefix;
     memcpy(key + 1, id, n + 1);
-    v = ht__map_get(&q->owners, key, n + 1);
-    if (v)
-        return v == (void *)&q->owners ? NULL : v;
-    if (key == probe) {
-        key = ht_arena_alloc(q->a, n + 2);
-        memcpy(key, probe, n + 2);
+    rt = ht__map_get(&q->records, key, n + 1);
+    if (!rt) {
+        if (key == probe) {
+            key = ht_arena_alloc(q->a, n + 2);
+            memcpy(key, probe, n + 2);
+        }
+        rt = ht_arena_alloc(q->a, sizeof(*rt));
+        q->truncated = false;
+        ht__targets_s(q, prefix, id, &rt->c);
+        rt->cut = q->truncated;
+        rt->owner = NULL;
+        for (size_t j = 0; j < rt->c.spans.n && !rt->owner; j++)
+            rt->owner = ht__q_span(q, rt->c.spans.p[j]);
+        ht__map_put(&q->records, key, n + 1, rt);
     }
-    ht__targets_s(q, prefix, id, &c);
-    for (size_t j = 0; j < c.spans.n && !p; j++)
-        p = ht__q_span(q, c.spans.p[j]);
-    ht__map_put(&q->owners, key, n + 1, p ? (void *)p : (void *)&q->owners);
-    return p;
+    /* a lookup that uses a cut list says so, whichever read it first */
+    q->truncated = q->truncated || was || rt->cut;
+    return rt;
+}
+
+static struct qnode *msg_owner(struct q *q, char prefix, const char *id)
+{
+    return record_targets(q, prefix, id)->owner;
 }
 
 /* Hops into invocation `inv` (its consumer side). */
@@ -441,16 +461,14 @@ static void incoming(struct q *q, struct qinv *inv, struct vec *out)
 static void by_record_id(struct q *q, struct qnode *p, char prefix, uint8_t via,
                          const char *id, const char *evidence, struct vec *out)
 {
-    struct tgt_ctx c;
-    struct qnode *owner = msg_owner(q, prefix, id);
+    const struct rec_targets *rt = record_targets(q, prefix, id);
 
     /* another producer recorded the id first: its consumers are that
-     * one's (msg_owner) */
-    if (owner && owner != p)
+     * one's (record_targets) */
+    if (rt->owner && rt->owner != p)
         return;
-    ht__targets_invs_s(q, prefix, id, &c);
-    for (size_t i = 0; i < c.invs.n; i++) {
-        struct qinv *inv = ht__q_inv(q, c.invs.p[i]);
+    for (size_t i = 0; i < rt->c.invs.n; i++) {
+        struct qinv *inv = ht__q_inv(q, rt->c.invs.p[i]);
 
         for (size_t j = 0; inv && j < inv->nrecs; j++) {
             const struct ht_fact *r = &inv->recs[j];

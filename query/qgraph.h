@@ -120,11 +120,11 @@ struct q {
     struct keyset ks_header, ks_link;
     struct ht_txn *t;
     struct ht_arena *a;
-    struct map spans;  /* id8 -> qnode */
-    struct map invs;   /* request id -> qinv */
-    struct map pairs;  /* "via\0corr" -> struct vec of qhop */
-    struct map owners; /* key prefix + record id -> the producer qnode
-                          its consumers take (&q->owners: none) */
+    struct map spans;   /* id8 -> qnode */
+    struct map invs;    /* request id -> qinv */
+    struct map pairs;   /* "via\0corr" -> struct vec of qhop */
+    struct map records; /* key prefix + record id -> struct rec_targets
+                           (hops.c) */
     unsigned gen, cgen;
     long loads;        /* nodes and invocations loaded: the work bound */
     bool truncated;    /* the bound was hit: the answer may be partial */
@@ -166,16 +166,6 @@ void ht__targets(struct q *q, char prefix, const void *p, size_t n,
                  struct tgt_ctx *out);
 void ht__targets_s(struct q *q, char prefix, const char *s,
                    struct tgt_ctx *out);
-/* The invocation targets of a text id alone (its invs; spans stays
- * empty): the key's span targets, which sort after them, are not read,
- * so a message id that thousands of producers recorded costs each of
- * them only its consumers. */
-void ht__targets_invs_s(struct q *q, char prefix, const char *s,
-                        struct tgt_ctx *out);
-/* The invocations logged with trace `tr` (its 'T' keys), without the
- * trace's spans: what ht__targets with HT_K_TRACE lists in invs, at the
- * cost of one keys lookup instead of the trace's whole range of nodes. */
-void ht__trace_invs(struct q *q, const struct ht_tid *tr, struct tgt_ctx *out);
 /* True when no key `prefix` + span id exists (HT_K_HEADER or HT_K_LINK
  * only): the lookup can be skipped. False means "look it up". */
 bool ht__key_absent(struct q *q, char prefix, const struct ht_id8 *id);

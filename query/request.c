@@ -1143,7 +1143,7 @@ static int query_in(struct ht_txn *t, const char *id, bool roots,
     ht__map_free(&q.spans);
     ht__map_free(&q.invs);
     ht__map_free(&q.pairs);
-    ht__map_free(&q.owners);
+    ht__map_free(&q.records);
     if (!res->nrequests) {
         ht_result_free(res);
         return HT_ERR_NOTFOUND;
@@ -1301,18 +1301,18 @@ static void map_clear(struct map *m)
 int ht_qsession_reopen(struct ht_qsession *s, struct ht_txn *t)
 {
     struct map spans = s->q.spans, invs = s->q.invs, pairs = s->q.pairs;
-    struct map owners = s->q.owners;
+    struct map records = s->q.records;
 
     map_clear(&spans);
     map_clear(&invs);
     map_clear(&pairs);
-    map_clear(&owners);
+    map_clear(&records);
     ht_arena_clear(s->arena);
     memset(&s->q, 0, sizeof(s->q));
     s->q.spans = spans;
     s->q.invs = invs;
     s->q.pairs = pairs;
-    s->q.owners = owners;
+    s->q.records = records;
     s->q.t = t;
     s->q.a = s->arena;
     return HT_ERR_OK;
@@ -1330,7 +1330,7 @@ void ht_qsession_close(struct ht_qsession *s)
     ht__map_free(&s->q.spans);
     ht__map_free(&s->q.invs);
     ht__map_free(&s->q.pairs);
-    ht__map_free(&s->q.owners);
+    ht__map_free(&s->q.records);
     ht_arena_destroy(s->arena);
     free(s);
 }

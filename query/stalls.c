@@ -429,7 +429,7 @@ static void q_fini(struct q *q)
     ht__map_free(&q->spans);
     ht__map_free(&q->invs);
     ht__map_free(&q->pairs);
-    ht__map_free(&q->owners);
+    ht__map_free(&q->records);
     ht_arena_destroy(q->a);
     q->a = NULL;
 }
