@@ -242,20 +242,14 @@ struct ccache {
     struct ht_arena *a; /* the keys */
 };
 
-/* The roots linked to each trace in this slice, by trace: the traces'
- * 'T' records are rewritten once each when the slice ends (tl_flush), so
- * a trace that many requests hold costs one pass over its record, not one
- * per request. */
+/* The roots linked to traces in this slice, as (trace, root) pairs: the
+ * traces' 'T' records are rewritten once each when the slice ends
+ * (tl_flush, which sorts them by trace), so a trace that many requests
+ * hold costs one pass over its record, not one per request. */
 struct tlink {
-    bool used;
     struct ht_tid tid;
-    struct ht_id8 *roots; /* in the slice's arena */
-    size_t n, cap;
-};
-
-struct tlinks {
-    struct tlink *e;
-    size_t cap, n;
+    struct ht_id8 root;
+    bool has_root; /* false: the trace is only to be rechecked */
 };
 
 struct rctx {
@@ -268,7 +262,7 @@ struct rctx {
     struct idset done;      /* roots refreshed or dropped in this slice */
     struct idset linked;    /* roots whose traces were linked (below) */
     struct members mem;
-    struct tlinks tl;
+    struct ht_buf tl; /* struct tlink, in the order noted */
     struct ht_buf buf;
     struct ht_agg_stats st; /* this slice's counts */
     int err;
@@ -830,65 +824,27 @@ static void recheck(struct rctx *c, const struct ht_id8 *root)
         drop_summ(c, root);
 }
 
-static struct tlink *tl_slot(struct tlinks *t, const struct ht_tid *tid)
-{
-    uint64_t h;
-
-    memcpy(&h, tid->b + 8, 8); /* the random part of the id */
-    for (size_t i = (h * 0x9E3779B97F4A7C15ull) >> 40 & (t->cap - 1);;
-         i = (i + 1) & (t->cap - 1))
-        if (!t->e[i].used || memcmp(t->e[i].tid.b, tid->b, 16) == 0)
-            return &t->e[i];
-}
-
 /* Notes that the trace's 'T' record is to hold `root` (unless NULL) and
  * those of the roots it held before that still root a request holding the
  * trace: done by tl_flush. */
 static void relink(struct rctx *c, const struct ht_tid *tid,
                    const struct ht_id8 *root)
 {
-    struct tlinks *t = &c->tl;
-    struct tlink *e;
+    struct tlink e;
 
-    if ((t->n + 1) * 2 > t->cap) {
-        struct tlinks g = {0};
-
-        g.cap = t->cap ? t->cap * 2 : 256;
-        g.e = calloc(g.cap, sizeof(*g.e));
-        HT_ASSERT(g.e);
-        for (size_t i = 0; i < t->cap; i++)
-            if (t->e[i].used)
-                *tl_slot(&g, &t->e[i].tid) = t->e[i];
-        g.n = t->n;
-        free(t->e);
-        *t = g;
+    memset(&e, 0, sizeof(e));
+    e.tid = *tid;
+    if (root) {
+        e.root = *root;
+        e.has_root = true;
     }
-    e = tl_slot(t, tid);
-    if (!e->used) {
-        e->used = true;
-        e->tid = *tid;
-        t->n++;
-    }
-    if (!root)
-        return;
-    if (e->n == e->cap) {
-        struct ht_id8 *g;
-
-        e->cap = e->cap ? e->cap * 2 : 4;
-        g = ht_arena_alloc(c->a, e->cap * sizeof(*g));
-        if (e->n)
-            memcpy(g, e->roots, e->n * sizeof(*g));
-        e->roots = g;
-    }
-    e->roots[e->n++] = *root;
+    ht_buf_add(&c->tl, &e, sizeof(e));
 }
 
 static int tlink_cmp(const void *x, const void *y)
 {
-    const struct tlink *a = *(struct tlink *const *)x;
-    const struct tlink *b = *(struct tlink *const *)y;
-
-    return memcmp(a->tid.b, b->tid.b, 16);
+    return memcmp(((const struct tlink *)x)->tid.b,
+                  ((const struct tlink *)y)->tid.b, 16);
 }
 
 /* Every noted trace's 'T' record afterwards holds the roots linked to it
@@ -899,33 +855,30 @@ static int tlink_cmp(const void *x, const void *y)
  * in one read and one write per trace, in key order. */
 static void tl_flush(struct rctx *c)
 {
-    struct tlink **v;
-    size_t nv = 0;
+    struct tlink *p = (struct tlink *)(void *)c->tl.data;
+    size_t n = c->tl.len / sizeof(*p);
 
-    if (!c->tl.n)
+    if (!n)
         return;
-    v = malloc(c->tl.n * sizeof(*v));
-    HT_ASSERT(v);
-    for (size_t i = 0; i < c->tl.cap; i++)
-        if (c->tl.e[i].used)
-            v[nv++] = &c->tl.e[i];
-    qsort(v, nv, sizeof(*v), tlink_cmp);
-    for (size_t i = 0; i < nv && !c->err; i++) {
-        struct tlink *e = v[i];
+    qsort(p, n, sizeof(*p), tlink_cmp);
+    for (size_t i = 0, end; i < n && !c->err; i = end) {
+        const struct ht_tid *tid = &p[i].tid;
         struct ht_id8 *old, *keep;
-        size_t n = get_troots(c, &e->tid, &old), nk = e->n;
+        size_t nold = get_troots(c, tid, &old), nk = 0;
 
-        for (size_t j = 0; j < n; j++)
+        for (end = i; end < n && memcmp(p[end].tid.b, tid->b, 16) == 0; end++)
+            ;
+        for (size_t j = 0; j < nold; j++)
             recheck(c, &old[j]);
-        keep = ht_arena_alloc(c->a, (n + e->n + 1) * 8);
-        if (e->n)
-            memcpy(keep, e->roots, e->n * 8);
-        for (size_t j = 0; j < n && !c->err; j++)
-            if (holds(c, &old[j], &e->tid))
+        keep = ht_arena_alloc(c->a, (nold + end - i + 1) * 8);
+        for (size_t j = i; j < end; j++)
+            if (p[j].has_root)
+                keep[nk++] = p[j].root;
+        for (size_t j = 0; j < nold && !c->err; j++)
+            if (holds(c, &old[j], tid))
                 keep[nk++] = old[j];
-        put_troots(c, &e->tid, keep, nk, old, n);
+        put_troots(c, tid, keep, nk, old, nold);
     }
-    free(v);
 }
 
 /* Every trace of the request names its root; the roots those traces named
@@ -1415,6 +1368,7 @@ static int slice(struct ht_store *s, size_t max, bool *more,
         goto out;
     }
     ht_buf_init(&c.buf);
+    ht_buf_init(&c.tl);
     c.cc.a = c.a;
     /* the graph is kept for the whole slice (a request reached through
      * several traces is loaded once); the slice ends early when it has
@@ -1439,7 +1393,7 @@ static int slice(struct ht_store *s, size_t max, bool *more,
     free(c.done.k);
     free(c.linked.k);
     free(c.mem.m);
-    free(c.tl.e);
+    ht_buf_free(&c.tl);
     free(c.sc.e);
     ht_buf_free(&c.buf);
     if (c.err) {
