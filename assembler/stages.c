@@ -216,6 +216,18 @@ size_t ht__stg_tkey(uint8_t *k, int64_t ts, int kind, const void *name,
     return nn + 10;
 }
 
+int64_t ht__stg_watermark(struct ht_txn *t)
+{
+    const void *v;
+    size_t vn;
+
+    if (ht_store_get(t, HT_DB_STAGES, HT__STG_WATERMARK,
+                     sizeof(HT__STG_WATERMARK) - 1, &v, &vn) != HT_ERR_OK ||
+        vn != 8)
+        return INT64_MIN;
+    return (int64_t)ht_be64_get(v);
+}
+
 /* Indexes `name` of `kind` at ts (on = true) or takes that entry out. */
 static void tindex(struct ht__stg *g, int64_t ts, int kind, const void *name,
                    size_t nn, bool on)
@@ -728,10 +740,7 @@ struct ht__stg *ht__stg_begin(struct ht_txn *t, const struct ht_batch *b)
         vn == 8)
         g->unresolved = (int64_t)ht_be64_get(v);
     g->unresolved0 = g->unresolved;
-    g->pruned = INT64_MIN;
-    if (ht_store_get(t, HT_DB_STAGES, "Npruned", 7, &v, &vn) == HT_ERR_OK &&
-        vn == 8)
-        g->pruned = (int64_t)(ht_be64_get(v) ^ (1ull << 63));
+    g->pruned = ht__stg_watermark(t);
     earliest_receipts(g);
     return g;
 }

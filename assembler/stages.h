@@ -55,8 +55,8 @@
  *                                     max used MB (sum), duration µs (sum),
  *                                     failed, cold starts
  *   'N' "unresolved"               -> how many 'u' producers there are
- *   'N' "pruned"                   -> i64 µs (big endian, sign bit flipped):
- *                                     retention's watermark, the latest
+ *   'N' "pruned"                   -> i64 µs (big endian): retention's
+ *                                     watermark (ht__stg_watermark), the latest
  *                                     cut-off less horizon it applied (at
  *                                     most the newest event then): an item
  *                                     older than it is not counted, so a
@@ -103,6 +103,12 @@
 #define HT__STG_NHIST 640
 #define HT__STG_FOLDED INT64_MIN /* 'H' bucket of the folded histograms */
 #define HT__STG_MAXKEY 512       /* every HT_DB_STAGES key is shorter */
+
+/* Retention's watermark ('N' "pruned"): what stall state it has removed
+ * up to, µs; INT64_MIN when it has removed none. stages_prune.c raises
+ * it, ht__stg_begin reads it. */
+#define HT__STG_WATERMARK "Npruned"
+int64_t ht__stg_watermark(struct ht_txn *t);
 
 /* The 'T' key of (ts, kind, name); 0 when the name is too long. */
 size_t ht__stg_tkey(uint8_t *k, int64_t ts, int kind, const void *name,

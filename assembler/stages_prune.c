@@ -724,18 +724,14 @@ static int slice_once(struct ht_store *s, int64_t cut, size_t budget,
          * again (a replay). Never past the newest event the store has
          * seen: a cut-off in the future (`prune --before` a later date,
          * to empty the store) must not make what comes next uncounted. */
-        const void *v;
-        size_t vn;
         uint8_t b[8];
         int64_t w = cut, newest = ht_store_newest_event(p.t);
 
-        if (newest != INT64_MIN && w > newest)
+        if (w > newest)
             w = newest;
-        if (newest != INT64_MIN &&
-            (!get(&p, "Npruned", 7, &v, &vn) || vn != 8 ||
-             (int64_t)(ht_be64_get(v) ^ (1ull << 63)) < w)) {
-            ht_be64_put(b, (uint64_t)w ^ (1ull << 63));
-            put(&p, "Npruned", 7, b, 8);
+        if (newest != INT64_MIN && ht__stg_watermark(p.t) < w) {
+            ht_be64_put(b, (uint64_t)w);
+            put(&p, HT__STG_WATERMARK, sizeof(HT__STG_WATERMARK) - 1, b, 8);
         }
     }
     if (!p.err && p.unresolved_delta) {
