@@ -22,7 +22,7 @@ const struct ht_opt ht_ingest_opt_table[] = {
      offsetof(struct ht_ingest_opts, strict), 0, 0,
      "exit 3 when anything was rejected (the good part is still "
      "committed)"},
-    {HT_OPT_COUNT, "--batch", NULL, "N", "2048",
+    {HT_OPT_COUNT, "--batch", NULL, "N", "8192",
      offsetof(struct ht_ingest_opts, batch_docs), 1, 1000000,
      "records per write transaction"},
     {HT_OPT_FLAG, "--quiet", "-q", NULL, NULL,
