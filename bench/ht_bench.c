@@ -19,12 +19,18 @@
  * ingest's wall and CPU time, docs/s, peak RssAnon and data.mdb's size,
  * then issue 11's acceptance checks, each printed PASS or FAIL.
  *
+ * Beside the jansson floor, two anchors (anchors.h): simdjson's DOM parse
+ * of the same documents, alternated with the floor in every round, and
+ * LMDB loading the pairs of the store ingest wrote, sorted and appended.
+ *
  * Prints a table, or with --json one JSON object. Owned by bench/; it runs
  * the hoptrace CLI as a user would and reads the store only through the
- * query library's public header (in-process latency) and data.mdb's size,
- * never its layout.
+ * query library's public header (in-process latency), data.mdb's size and,
+ * for the LMDB anchor, its pairs as LMDB holds them (as mdb_dump would),
+ * never interpreting its layout.
  */
 #define _GNU_SOURCE
+#include "anchors.h"
 #include "ht_query.h"
 #include "ht_store.h"
 
@@ -1134,8 +1140,11 @@ static int bench_default(const struct opts *o, const char *work,
     char seg[PATH_MAX], cwl[PATH_MAX], kin[PATH_MAX], nbuf[32], sbuf[32];
     size_t runs = (size_t)o->runs, nreq = 0, nproc, pfail = 0, ifail = 0,
            ni = 0;
-    double *fw, *fc, *tw, *tc, *iw, *ic, gen_s = 0, *pl = NULL, *pc = NULL,
-                                         *il = NULL;
+    double *fw, *fc, *tw, *tc, *iw, *ic, *sw, *sc, gen_s = 0, *pl = NULL,
+                                                   *pc = NULL, *il = NULL;
+    double app_s = -1, app_cpu = -1;
+    uint64_t app_pairs = 0, app_bytes = 0, simd_fails = 0;
+    struct ht_simd_docs *sd = NULL;
     long *ianon, *ihwm, peak_anon = 0, peak_hwm = 0;
     uint64_t fails = 0, top_fails = 0, spans = 0, events = 0, ndocs_ing = 0;
     char **ids = NULL;
@@ -1212,6 +1221,22 @@ static int bench_default(const struct opts *o, const char *work,
         rc = 5;
         goto out;
     }
+    {
+        const char **dp = calloc(c.docs.n + 1, sizeof *dp);
+        size_t *dn = calloc(c.docs.n + 1, sizeof *dn);
+
+        if (!dp || !dn)
+            die_oom();
+        for (size_t k = 0; k < c.docs.n; k++) {
+            dp[k] = c.docs.d[k].p;
+            dn[k] = c.docs.d[k].n;
+        }
+        sd = ht_simd_docs_load(dp, dn, c.docs.n);
+        free(dp);
+        free(dn);
+        if (!sd)
+            die_oom();
+    }
 
     /* 2. rounds of floor, floor over the top-level values, ingest */
     fw = calloc(runs, sizeof *fw);
@@ -1220,9 +1245,11 @@ static int bench_default(const struct opts *o, const char *work,
     tc = calloc(runs, sizeof *tc);
     iw = calloc(runs, sizeof *iw);
     ic = calloc(runs, sizeof *ic);
+    sw = calloc(runs, sizeof *sw);
+    sc = calloc(runs, sizeof *sc);
     ianon = calloc(runs, sizeof *ianon);
     ihwm = calloc(runs, sizeof *ihwm);
-    if (!fw || !fc || !tw || !tc || !iw || !ic || !ianon || !ihwm)
+    if (!fw || !fc || !tw || !tc || !iw || !ic || !sw || !sc || !ianon || !ihwm)
         die_oom();
     for (size_t r = 0; r < runs; r++) {
         char *iargv[] = {
@@ -1232,6 +1259,7 @@ static int bench_default(const struct opts *o, const char *work,
             fprintf(stderr, "ht-bench: round %zu/%zu: floor, ingest\n", r + 1,
                     runs);
         fw[r] = parse_once(&c.docs, &fails, &fc[r]);
+        sw[r] = ht_simd_parse_once(sd, &simd_fails, &sc[r]);
         tw[r] = parse_once(&c.top, &top_fails, &tc[r]);
         if (rm_rf(store) || run(iargv, NULL, errf, true, &pr) || !ok(&pr)) {
             last_line(errf, sumline, sizeof sumline);
@@ -1253,6 +1281,37 @@ static int bench_default(const struct opts *o, const char *work,
     ms = mdb_stat(store);
     if (!ms.exists)
         fprintf(stderr, "ht-bench: no data.mdb in %s after ingest\n", store);
+    ht_simd_docs_free(sd);
+    sd = NULL;
+
+    /* the LMDB anchor: the store's pairs, appended sorted, best of R */
+    {
+        char adir[PATH_MAX], aerr[256];
+        struct ht_lmdb_pairs *lp = ht_lmdb_pairs_read(store, aerr, sizeof aerr);
+
+        join(adir, sizeof adir, work, "anchor");
+        if (!lp)
+            fprintf(stderr, "ht-bench: LMDB anchor: %s\n", aerr);
+        else
+            ht_lmdb_pairs_size(lp, &app_pairs, &app_bytes);
+        for (size_t r = 0; lp && r < runs; r++) {
+            double cw, cpu;
+
+            rm_rf(adir);
+            cw = ht_lmdb_pairs_append(lp, adir, &cpu, aerr, sizeof aerr);
+            if (cw < 0) {
+                fprintf(stderr, "ht-bench: LMDB anchor: %s\n", aerr);
+                app_s = -1;
+                break;
+            }
+            if (app_s < 0 || cw < app_s)
+                app_s = cw;
+            if (app_cpu < 0 || cpu < app_cpu)
+                app_cpu = cpu;
+        }
+        rm_rf(adir);
+        ht_lmdb_pairs_free(lp);
+    }
 
     /* 3. the parent sheds the corpus; then queries */
     struct corpus_counts {
@@ -1314,6 +1373,7 @@ static int bench_default(const struct opts *o, const char *work,
     /* 4. figures */
     double floor_s = min_of(fw, runs), floor_cpu = min_of(fc, runs);
     double top_s = min_of(tw, runs), top_cpu = min_of(tc, runs);
+    double simd_s = min_of(sw, runs), simd_cpu = min_of(sc, runs);
     double best_ing = min_of(iw, runs), ing_cpu = min_of(ic, runs), med_ing;
     double ratio = floor_s / best_ing, ratio_cpu = floor_cpu / ing_cpu;
     double *sorted = calloc(runs, sizeof *sorted);
@@ -1374,6 +1434,20 @@ static int bench_default(const struct opts *o, const char *work,
         SETF(x, "top_level_mb_per_s", (double)cc.file_bytes / 1e6 / top_s);
         json_object_set_new(j, "floor", x);
         x = json_object();
+        SETF(x, "simdjson_seconds", simd_s);
+        SETF(x, "simdjson_cpu_seconds", simd_cpu);
+        SETI(x, "simdjson_failures", simd_fails);
+        SETF(x, "jansson_over_simdjson", floor_s / simd_s);
+        SETF(x, "ingest_over_simdjson", best_ing / simd_s);
+        SETI(x, "lmdb_pairs", app_pairs);
+        SETI(x, "lmdb_pair_bytes", app_bytes);
+        if (app_s > 0) {
+            SETF(x, "lmdb_append_seconds", app_s);
+            SETF(x, "lmdb_append_cpu_seconds", app_cpu);
+            SETF(x, "ingest_over_lmdb_append", best_ing / app_s);
+        }
+        json_object_set_new(j, "anchors", x);
+        x = json_object();
         SETI(x, "runs", runs);
         SETF(x, "seconds_best", best_ing);
         SETF(x, "seconds_median", med_ing);
@@ -1393,6 +1467,7 @@ static int bench_default(const struct opts *o, const char *work,
             x = json_object();
             SETF(x, "floor_s", fw[r]);
             SETF(x, "floor_cpu_s", fc[r]);
+            SETF(x, "simdjson_s", sw[r]);
             SETF(x, "ingest_s", iw[r]);
             SETF(x, "ingest_cpu_s", ic[r]);
             SETF(x, "ratio", fw[r] / iw[r]);
@@ -1446,12 +1521,13 @@ static int bench_default(const struct opts *o, const char *work,
         printf("\n%zu rounds, each: jansson floor, then ingest into a fresh "
                "store\n",
                runs);
-        printf("%-6s %9s %9s %9s %9s %7s %7s %10s %6s\n", "round", "floor s",
-               "CPU s", "ingest s", "CPU s", "ratio", "CPU", "RssAnon", "load");
+        printf("%-6s %9s %9s %9s %9s %9s %7s %7s %10s %6s\n", "round",
+               "floor s", "CPU s", "simd s", "ingest s", "CPU s", "ratio",
+               "CPU", "RssAnon", "load");
         for (size_t r = 0; r < runs; r++)
-            printf("%-6zu %9.3f %9.3f %9.3f %9.3f %7.2f %7.2f %6.1f MiB "
+            printf("%-6zu %9.3f %9.3f %9.3f %9.3f %9.3f %7.2f %7.2f %6.1f MiB "
                    "%6.2f\n",
-                   r + 1, fw[r], fc[r], iw[r], ic[r], fw[r] / iw[r],
+                   r + 1, fw[r], fc[r], sw[r], iw[r], ic[r], fw[r] / iw[r],
                    fc[r] / ic[r], (double)ianon[r] / 1024.0, fw[r] / fc[r]);
         printf("(load: the floor's wall / CPU time; it runs on one thread, "
                "so above 1 the machine was busy during that round)\n");
@@ -1459,6 +1535,9 @@ static int bench_default(const struct opts *o, const char *work,
         printf("%-34s %10.3f %10.0f %10.1f\n",
                "jansson floor (documents, best)", floor_s,
                (double)cc.docs / floor_s, (double)cc.bytes / 1e6 / floor_s);
+        printf("%-34s %10.3f %10.0f %10.1f\n", "simdjson DOM parse (best)",
+               simd_s, (double)cc.docs / simd_s,
+               (double)cc.bytes / 1e6 / simd_s);
         printf("%-34s %10.3f %10.0f %10.1f\n", "hoptrace ingest (best)",
                best_ing, (double)cc.docs / best_ing,
                (double)cc.bytes / 1e6 / best_ing);
@@ -1474,6 +1553,15 @@ static int bench_default(const struct opts *o, const char *work,
         printf("           in CPU time: %.3f s / %.3f s = %.2f  (ingest: user "
                "+ system, all threads)\n",
                floor_cpu, ing_cpu, ratio_cpu);
+        printf("anchors    simdjson parses the documents %.1fx as fast as "
+               "jansson; ingest takes %.1fx simdjson's parse\n",
+               floor_s / simd_s, best_ing / simd_s);
+        if (app_s > 0)
+            printf("           LMDB appends the store's %" PRIu64
+                   " pairs (%.1f MB of keys and values) sorted in %.3f s "
+                   "(CPU %.3f s); ingest takes %.1fx that\n",
+                   app_pairs, (double)app_bytes / 1e6, app_s, app_cpu,
+                   best_ing / app_s);
         printf("memory     ingest's own peak RssAnon %.1f MiB (sampled every "
                "%d ms; target <= 256), peak RSS with the store's mapped file "
                "pages (VmHWM) %.1f MiB\n",
@@ -1517,9 +1605,12 @@ rounds_out:
     free(tc);
     free(iw);
     free(ic);
+    free(sw);
+    free(sc);
     free(ianon);
     free(ihwm);
 out:
+    ht_simd_docs_free(sd);
     free(pl);
     free(pc);
     free(il);
@@ -1538,10 +1629,23 @@ struct chunk {
     long long start_s;
     long seed;
     double gen_s, secs, cpu;
+    double retain_s; /* retention's slices, from the summary line */
+    bool retained;   /* the summary line says retention removed anything */
     uint64_t docs, spans, events;
     long anon_kib, hwm_kib;
     struct mdb_stat ms;
 };
+
+/* The time of retention's slices in an ingest summary line ("; retention
+ * removed ... in N slices (X s)"): false when it removed nothing. */
+static bool parse_retention(const char *line, double *secs)
+{
+    const char *p = strstr(line, "; retention removed ");
+
+    *secs = 0;
+    return p && (p = strstr(p, " slices (")) != NULL &&
+           sscanf(p, " slices (%lf s)", secs) == 1;
+}
 
 /* Whether this hoptrace's `ingest --help` offers --retain (its help may go
  * to stdout or stderr). */
@@ -1675,9 +1779,9 @@ static int bench_soak(const struct opts *o, const char *work, const char *mach)
                "ingest %s%s\n\n",
                nch, o->chunk_requests, retain ? "--retain " : "",
                retain ? o->retain : "WITHOUT --retain (not in this build)");
-        printf("%-5s %-20s %6s %8s %8s %9s %11s %9s %11s\n", "chunk", "start",
-               "seed", "ingest s", "CPU s", "docs/s", "RssAnon MiB", "HWM MiB",
-               "data.mdb MB");
+        printf("%-5s %-20s %6s %8s %8s %8s %9s %11s %9s %11s\n", "chunk",
+               "start", "seed", "ingest s", "CPU s", "retain s", "docs/s",
+               "RssAnon MiB", "HWM MiB", "data.mdb MB");
         fflush(stdout);
     }
     for (size_t i = 0; i < nch; i++) {
@@ -1730,12 +1834,14 @@ static int bench_soak(const struct opts *o, const char *work, const char *mach)
             peak_hwm = c->hwm_kib;
         last_line(errf, sumline, sizeof sumline);
         parse_summary(sumline, &c->docs, &c->spans, &c->events);
+        c->retained = parse_retention(sumline, &c->retain_s);
         c->ms = mdb_stat(store);
         done++;
         if (!o->json) {
             rfc3339(c->start_s, when);
-            printf("%-5zu %-20s %6ld %8.2f %8.2f %9.0f %11.1f %9.1f %11.1f\n",
-                   i + 1, when, c->seed, c->secs, c->cpu,
+            printf("%-5zu %-20s %6ld %8.2f %8.2f %8.2f %9.0f %11.1f %9.1f "
+                   "%11.1f\n",
+                   i + 1, when, c->seed, c->secs, c->cpu, c->retain_s,
                    (double)c->docs / c->secs, (double)c->anon_kib / 1024.0,
                    (double)c->hwm_kib / 1024.0, (double)c->ms.alloc / 1e6);
             fflush(stdout);
@@ -1824,6 +1930,8 @@ static int bench_soak(const struct opts *o, const char *work, const char *mach)
             SETF(x, "generate_s", c->gen_s);
             SETF(x, "ingest_s", c->secs);
             SETF(x, "cpu_s", c->cpu);
+            SETF(x, "retention_s", c->retain_s);
+            SETB(x, "retention_reported", c->retained);
             SETI(x, "documents", c->docs);
             SETI(x, "spans", c->spans);
             SETI(x, "log_events", c->events);
@@ -1866,6 +1974,8 @@ static int bench_soak(const struct opts *o, const char *work, const char *mach)
 
         if (isfinite(size_growth))
             snprintf(sz, sizeof sz, "%.2f", size_growth);
+        printf("(retain s: the time retention's slices took on the writer "
+               "thread, from ingest's summary line; part of CPU s)\n");
         printf("\nCPU last / first %.2f; data.mdb last / third %s; peak "
                "RssAnon %.1f MiB, peak RSS with mapped store pages %.1f MiB\n",
                cpu_growth, sz, (double)peak_anon / 1024.0,

@@ -82,13 +82,6 @@ int ht_cli_engine_close(struct ht_engine *e)
     int rc = ht_engine_settle(e, ht_upkeep_settle, &upkeep);
     int crc = ht_engine_close(e);
 
-    if (upkeep.prune.nodes || upkeep.prune.invocations)
-        HT_LOG_INFO("ingest",
-                    "retention removed %llu spans and %llu invocations "
-                    "in %llu slices",
-                    (unsigned long long)upkeep.prune.nodes,
-                    (unsigned long long)upkeep.prune.invocations,
-                    (unsigned long long)upkeep.prune.slices);
     return rc ? rc : crc;
 }
 
@@ -121,4 +114,12 @@ void ht_sink_summary(struct ht_engine *e, FILE *f, const char *from)
     if (t->dropped)
         fprintf(f, "; dropped %llu control messages",
                 (unsigned long long)t->dropped);
+    if (upkeep.prune.nodes || upkeep.prune.invocations)
+        fprintf(f,
+                "; retention removed %llu spans and %llu invocations in "
+                "%llu slices (%.3f s)",
+                (unsigned long long)upkeep.prune.nodes,
+                (unsigned long long)upkeep.prune.invocations,
+                (unsigned long long)upkeep.prune.slices,
+                (double)upkeep.retention_us / 1e6);
 }

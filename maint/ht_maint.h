@@ -123,6 +123,7 @@ struct ht_upkeep {
     struct ht_prune_stats prune;
     uint64_t agg_prune_slices;
     struct ht_stages_prune stages; /* the stall state's retention */
+    int64_t retention_us; /* time spent in retention slices, all three */
     /* private */
     bool agg_more;          /* dirty traces may remain */
     int64_t agg_current_us; /* monotonic time the aggregates were current */

@@ -37,7 +37,7 @@ static int retention_due(struct ht_store *s, int64_t retain_us, int64_t *cutoff,
 }
 
 /* One slice of each retention job that is due; *more when work remains. */
-static int retention_slice(struct ht_upkeep *u, struct ht_store *s, bool *more)
+static int retention_work(struct ht_upkeep *u, struct ht_store *s, bool *more)
 {
     int64_t cutoff;
     bool due, m = false;
@@ -80,6 +80,16 @@ static int retention_slice(struct ht_upkeep *u, struct ht_store *s, bool *more)
             u->agg_pruned_cut = cutoff;
     }
     return HT_ERR_OK;
+}
+
+/* retention_work, its time counted in u->retention_us */
+static int retention_slice(struct ht_upkeep *u, struct ht_store *s, bool *more)
+{
+    int64_t t0 = ht_now_mono_us();
+    int rc = retention_work(u, s, more);
+
+    u->retention_us += ht_now_mono_us() - t0;
+    return rc;
 }
 
 int ht_upkeep_round(void *ctx, struct ht_store *s, bool idle)

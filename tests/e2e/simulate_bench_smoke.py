@@ -48,6 +48,10 @@ def main(argv):
                                              "peak_rss_kib", "peak_rss_anon_kib", "cpu_seconds_best",
                                              "spans", "log_events", "documents_reported")]
         positive += [("store", k) for k in ("allocated_bytes", "bytes_per_request", "bytes_per_span")]
+        # the anchors: simdjson over the same documents, LMDB appending the store's pairs
+        positive += [("anchors", k) for k in ("simdjson_seconds", "jansson_over_simdjson",
+                                              "ingest_over_simdjson", "lmdb_pairs", "lmdb_pair_bytes",
+                                              "lmdb_append_seconds", "ingest_over_lmdb_append")]
         positive += [("query", k) for k in ("process_runs", "process_p50_ms", "process_p99_ms",
                                             "inproc_runs", "inproc_p50_ms", "inproc_p99_ms")]
         for sec, k in positive:
@@ -60,7 +64,8 @@ def main(argv):
         # floor and ingest alternate: one round each per run, each with its own figures
         rounds = r.get("rounds", [])
         if len(rounds) != 1 or not all(isinstance(x.get(k), (int, float)) and x[k] > 0 for x in rounds
-                                       for k in ("floor_s", "floor_cpu_s", "ingest_s", "ingest_cpu_s",
+                                       for k in ("floor_s", "floor_cpu_s", "simdjson_s", "ingest_s",
+                                                 "ingest_cpu_s",
                                                  "peak_rss_anon_kib")):
             errs.append(f"rounds: {rounds!r}")
         # the process's own memory: its anonymous pages are part of its RSS

@@ -51,6 +51,8 @@ def main(argv):
                       "peak_rss_kib", "store_allocated_bytes"):
                 if not (isinstance(c.get(k), (int, float)) and c[k] > 0):
                     errs.append(f"chunk {c.get('chunk')}: {k} = {c.get(k)!r}")
+            if not (isinstance(c.get("retention_s"), (int, float)) and 0 <= c["retention_s"] <= c["cpu_s"]):
+                errs.append(f"chunk {c.get('chunk')}: retention_s = {c.get('retention_s')!r}")
             if c.get("peak_rss_anon_kib", 0) > c.get("peak_rss_kib", 0):
                 errs.append(f"chunk {c.get('chunk')}: RssAnon above the peak RSS")
         if len(chunks) == 2:
@@ -72,6 +74,9 @@ def main(argv):
         if r["soak"].get("retain_supported"):
             if not (first.get("checked", 0) > 0 and first.get("gone") == first.get("checked")):
                 errs.append(f"--retain 12h: the first chunk is still there: {first!r}")
+            # the second chunk's ingest removed the first: its summary said so, with a time
+            if len(chunks) == 2 and chunks[1].get("retention_reported") is not True:
+                errs.append(f"chunk 2 removed chunk 1, its summary line does not say so: {chunks[1]!r}")
         else:
             print("note: this hoptrace's ingest has no --retain; retention not checked")
         ep = r.get("endpoints", {})
