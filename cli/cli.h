@@ -74,6 +74,20 @@ int ht_cmd_prune(struct ht_cli *cli, int argc, char **argv);
 /* cmd_serve.c: the HTTP side (serve/), optionally hosting a source. */
 int ht_cmd_serve(struct ht_cli *cli, int argc, char **argv);
 
+/*
+ * Two builds of this front end (CMakeLists.txt): hoptrace-full has every
+ * command (HT_CLI_NET); hoptrace, the one users run, leaves out what needs
+ * the network libraries (librdkafka, libcurl, libmicrohttpd, libcrypto),
+ * whose loading was most of a query's 5 ms as a process, and runs
+ * hoptrace-full in its place for those commands (cli/light.c): `ingest
+ * --kafka/--kinesis/--otlp`, `serve`, `stalls --alertmanager/--webhook`.
+ */
+extern char **ht_cli_argv; /* main's argv, for ht_cli_exec_full */
+/* Replaces this process by hoptrace-full (next to this binary) with the
+ * same arguments: the same pid, so signals and waits are unchanged. Only
+ * returns on failure, having said why: HT_EXIT_ERROR. */
+int ht_cli_exec_full(void);
+
 /* Prints "hoptrace: <msg>" on stderr. */
 void ht_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

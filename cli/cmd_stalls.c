@@ -15,7 +15,9 @@
 #include "ht_query.h"
 #include "ht_store.h"
 
+#ifdef HT_CLI_NET
 #include <curl/curl.h>
+#endif
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -278,15 +280,6 @@ static void alerts_body(struct ht_buf *b, const struct ht_stalls *st,
     ht_buf_adds(b, webhook ? "]}" : "]");
 }
 
-static size_t sink_body(char *p, size_t sz, size_t n, void *ctx)
-{
-    struct ht_buf *b = ctx;
-
-    if (b->len < 2048)
-        ht_buf_add(b, p, sz * n < 2048 ? sz * n : 2048);
-    return sz * n;
-}
-
 /* Sleeps up to us, waking early on SIGINT/SIGTERM. */
 static void nap(int64_t us)
 {
@@ -296,6 +289,16 @@ static void nap(int64_t us)
         usleep((useconds_t)step);
         us -= step;
     }
+}
+
+#ifdef HT_CLI_NET
+static size_t sink_body(char *p, size_t sz, size_t n, void *ctx)
+{
+    struct ht_buf *b = ctx;
+
+    if (b->len < 2048)
+        ht_buf_add(b, p, sz * n < 2048 ? sz * n : 2048);
+    return sz * n;
 }
 
 /* POST with retries (0.5 s, 1 s, 2 s apart). 0 on a 2xx answer. */
@@ -347,6 +350,17 @@ static int post(const char *what, const char *url, const struct ht_buf *body)
         wait *= 2;
     }
 }
+#else
+/* The hoptrace built without libcurl runs hoptrace-full for alerts before
+ * doing anything (ht_cmd_stalls): never called. */
+static int post(const char *what, const char *url, const struct ht_buf *body)
+{
+    (void)what;
+    (void)url;
+    (void)body;
+    return -1;
+}
+#endif
 
 static char *am_url(const char *base)
 {
@@ -506,11 +520,18 @@ int ht_cmd_stalls(struct ht_cli *cli, int argc, char **argv)
         cfg.threshold_us = thr; /* the flag wins over the file's default */
     if (!hold)
         hold = watch * 3 > 300000000LL ? watch * 3 : 300000000LL;
+#ifdef HT_CLI_NET
     if ((am || hook) && curl_global_init(CURL_GLOBAL_DEFAULT)) {
         ht_cli_err("stalls: libcurl failed to initialise");
         ht_cli_free_stage_config(&cfg);
         return HT_EXIT_ERROR;
     }
+#else
+    if (am || hook) { /* alerts speak HTTP: hoptrace-full has libcurl */
+        ht_cli_free_stage_config(&cfg);
+        return ht_cli_exec_full();
+    }
+#endif
     if (!watch) {
         status = evaluate(cli, &cfg, have_now ? now : ht_now_wall_us(), fmt, am,
                           hook, hold);
@@ -534,8 +555,10 @@ int ht_cmd_stalls(struct ht_cli *cli, int argc, char **argv)
             nap(watch - (ht_now_mono_us() - t0));
         }
     }
+#ifdef HT_CLI_NET
     if (am || hook)
         curl_global_cleanup();
+#endif
     ht_cli_free_stage_config(&cfg);
     return status;
 }

@@ -113,11 +113,14 @@ void ht_cli_err(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+char **ht_cli_argv;
+
 int main(int argc, char **argv)
 {
     struct ht_cli cli = {0};
     int i = 1, nv;
 
+    ht_cli_argv = argv;
     cli.db = getenv("HOPTRACE_DB");
     if (!cli.db || !*cli.db)
         cli.db = "./hoptrace.db";
