@@ -1,0 +1,276 @@
+/*
+ * lmdb_floor.c - ht-lmdb-floor: what LMDB itself charges to expire one
+ * day of a random-keyed index, the floor under retention's deletes
+ * (bench/README.md, "The delete floor").
+ *
+ * A table holds DAYS days of N entries each (21-byte keys: a prefix byte
+ * and random bytes, like `keys`; 9-byte values), loaded in sorted batches
+ * of 5,000 as ingest loads it. Then the first day's N entries go, timed
+ * (process CPU), in one of three layouts:
+ *   random  the keys carry no day: the day's entries are spread over the
+ *           whole table and deleted in sorted slices of S per transaction
+ *           (what hoptrace's retention does in `keys`, `facts`, `inv`,
+ *           `pending` and the stall state);
+ *   range   the key begins with its day: the day is one contiguous range,
+ *           deleted from its first key on in slices of S;
+ *   drop    each day is its own named database: mdb_drop.
+ * The environment is opened as hoptrace opens its store (MDB_WRITEMAP |
+ * MDB_NOSYNC | MDB_NORDAHEAD), in a new folder under $TMPDIR, removed at
+ * exit.
+ *
+ * Owned by bench/. Not part of the test suite: a measurement.
+ */
+#define _GNU_SOURCE
+#include <lmdb.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KEY 21
+#define LOAD_BATCH 5000
+
+static const char usage[] =
+    "usage: ht-lmdb-floor [--entries N] [--days D] [--slice S]\n"
+    "                     [--layout random|range|drop|all]\n"
+    "  --entries N  entries per day (default 184000: one soak chunk's\n"
+    "               `keys` entries)\n"
+    "  --days D     days in the table (default 3, as under --retain 2d)\n"
+    "  --slice S    deletes per write transaction (default 25000)\n"
+    "  --layout L   which layout to time (default all)\n"
+    "Prints per layout the CPU seconds and microseconds per deleted "
+    "entry.\n";
+
+struct key {
+    uint8_t b[KEY];
+};
+
+static uint64_t rng = 88172645463325252ull;
+
+static uint64_t next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static double cpu_s(void)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    return memcmp(a, b, KEY);
+}
+
+static void check(int rc, const char *what)
+{
+    if (rc) {
+        fprintf(stderr, "ht-lmdb-floor: %s: %s\n", what, mdb_strerror(rc));
+        exit(5);
+    }
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+
+    if (!p) {
+        fputs("ht-lmdb-floor: out of memory\n", stderr);
+        exit(5);
+    }
+    return p;
+}
+
+enum layout { RANDOM, RANGE, DROP };
+static const char *const layout_name[] = {"random", "range", "drop"};
+
+/* Key i of day d: 'K', then the day (range) or random bytes. */
+static void make_key(struct key *k, enum layout l, unsigned d)
+{
+    k->b[0] = 'K';
+    k->b[1] = l == RANGE ? (uint8_t)(d >> 8) : (uint8_t)next_rand();
+    k->b[2] = l == RANGE ? (uint8_t)d : (uint8_t)next_rand();
+    for (int j = 3; j < KEY; j++)
+        k->b[j] = (uint8_t)next_rand();
+}
+
+/* Loads the table(s), deletes day 0; CPU seconds of the deletes. */
+static double run(enum layout l, size_t n, unsigned days, size_t slice,
+                  const char *dir)
+{
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi one = 0, *day = xmalloc(days * sizeof(*day));
+    struct key *ks = xmalloc((size_t)days * n * sizeof(*ks));
+    struct key *b = xmalloc((n > LOAD_BATCH ? n : LOAD_BATCH) * sizeof(*b));
+    double c0, c1;
+
+    check(mdb_env_create(&env), "mdb_env_create");
+    check(mdb_env_set_mapsize(env, (size_t)days * n * 200 + (64u << 20)),
+          "mdb_env_set_mapsize");
+    check(mdb_env_set_maxdbs(env, days + 2), "mdb_env_set_maxdbs");
+    check(
+        mdb_env_open(env, dir, MDB_WRITEMAP | MDB_NOSYNC | MDB_NORDAHEAD, 0644),
+        "mdb_env_open");
+    for (size_t i = 0; i < (size_t)days * n; i++)
+        make_key(&ks[i], l, (unsigned)(i / n));
+    check(mdb_txn_begin(env, NULL, 0, &t), "mdb_txn_begin");
+    if (l == DROP) {
+        for (unsigned d = 0; d < days; d++) {
+            char name[16];
+
+            snprintf(name, sizeof(name), "day%u", d);
+            check(mdb_dbi_open(t, name, MDB_CREATE, &day[d]), "mdb_dbi_open");
+        }
+    } else {
+        check(mdb_dbi_open(t, "keys", MDB_CREATE, &one), "mdb_dbi_open");
+    }
+    check(mdb_txn_commit(t), "mdb_txn_commit");
+    /* day after day, in sorted batches, as ingest writes */
+    for (size_t i = 0; i < (size_t)days * n; i += LOAD_BATCH) {
+        size_t m = (size_t)days * n - i < LOAD_BATCH ? (size_t)days * n - i
+                                                     : LOAD_BATCH;
+        MDB_cursor *c;
+
+        memcpy(b, ks + i, m * sizeof(*b));
+        qsort(b, m, KEY, cmp_key);
+        check(mdb_txn_begin(env, NULL, 0, &t), "mdb_txn_begin");
+        check(mdb_cursor_open(t, l == DROP ? day[i / n] : one, &c),
+              "mdb_cursor_open");
+        for (size_t j = 0; j < m; j++) {
+            MDB_val k = {KEY, b[j].b}, v = {9, "012345678"};
+
+            check(mdb_cursor_put(c, &k, &v, 0), "mdb_cursor_put");
+        }
+        mdb_cursor_close(c);
+        check(mdb_txn_commit(t), "mdb_txn_commit");
+    }
+    c0 = cpu_s();
+    if (l == DROP) {
+        check(mdb_txn_begin(env, NULL, 0, &t), "mdb_txn_begin");
+        check(mdb_drop(t, day[0], 1), "mdb_drop");
+        check(mdb_txn_commit(t), "mdb_txn_commit");
+    }
+    for (size_t i = 0; l != DROP && i < n; i += slice) {
+        size_t m = n - i < slice ? n - i : slice;
+        MDB_cursor *c;
+        MDB_val k, v;
+
+        check(mdb_txn_begin(env, NULL, 0, &t), "mdb_txn_begin");
+        check(mdb_cursor_open(t, one, &c), "mdb_cursor_open");
+        if (l == RANGE) { /* day 0 is the table's head */
+            int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+
+            for (size_t j = 0; j < m && rc == 0; j++) {
+                check(mdb_cursor_del(c, 0), "mdb_cursor_del");
+                rc = mdb_cursor_get(c, &k, &v, MDB_GET_CURRENT);
+            }
+        } else { /* day 0's keys, wherever they are, sorted per slice */
+            memcpy(b, ks + i, m * sizeof(*b));
+            qsort(b, m, KEY, cmp_key);
+            for (size_t j = 0; j < m; j++) {
+                k = (MDB_val){KEY, b[j].b};
+                check(mdb_cursor_get(c, &k, &v, MDB_SET), "mdb_cursor_get");
+                check(mdb_cursor_del(c, 0), "mdb_cursor_del");
+            }
+        }
+        mdb_cursor_close(c);
+        check(mdb_txn_commit(t), "mdb_txn_commit");
+    }
+    c1 = cpu_s();
+    mdb_env_close(env);
+    free(ks);
+    free(b);
+    free(day);
+    return c1 - c0;
+}
+
+static long arg_long(const char *opt, const char *v, long lo, long hi)
+{
+    char *end;
+    long x = v ? strtol(v, &end, 10) : 0;
+
+    if (!v || *end || x < lo || x > hi) {
+        fprintf(stderr, "ht-lmdb-floor: %s takes %ld..%ld\n%s", opt, lo, hi,
+                usage);
+        exit(2);
+    }
+    return x;
+}
+
+int main(int argc, char **argv)
+{
+    size_t n = 184000, slice = 25000;
+    unsigned days = 3;
+    int only = -1;
+    char tmpl[4096];
+    const char *tmp = getenv("TMPDIR");
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (!strcmp(a, "--entries")) {
+            n = (size_t)arg_long(a, v, 1000, 100000000);
+            i++;
+        } else if (!strcmp(a, "--days")) {
+            days = (unsigned)arg_long(a, v, 1, 1000);
+            i++;
+        } else if (!strcmp(a, "--slice")) {
+            slice = (size_t)arg_long(a, v, 1, 100000000);
+            i++;
+        } else if (!strcmp(a, "--layout") && v) {
+            only = !strcmp(v, "random")  ? RANDOM
+                   : !strcmp(v, "range") ? RANGE
+                   : !strcmp(v, "drop")  ? DROP
+                   : !strcmp(v, "all")   ? -1
+                                         : -2;
+            if (only == -2) {
+                fprintf(stderr, "ht-lmdb-floor: --layout is random, range, "
+                                "drop or all\n");
+                return 2;
+            }
+            i++;
+        } else {
+            fprintf(stderr, "ht-lmdb-floor: unknown argument %s\n%s", a, usage);
+            return 2;
+        }
+    }
+    printf("LMDB delete floor: %u days x %zu entries (%d-byte keys), "
+           "day 0 deleted, %zu per transaction\n",
+           days, n, KEY, slice);
+    for (int l = RANDOM; l <= DROP; l++) {
+        char path[4200];
+        double s;
+
+        if (only >= 0 && l != only)
+            continue;
+        snprintf(tmpl, sizeof(tmpl), "%s/ht-lmdb-floor-XXXXXX",
+                 tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(tmpl)) {
+            perror("ht-lmdb-floor: mkdtemp");
+            return 5;
+        }
+        s = run((enum layout)l, n, days, slice, tmpl);
+        printf("%-7s %8.3f s CPU  %7.3f us per entry\n", layout_name[l], s,
+               s / (double)n * 1e6);
+        /* an environment is these two files */
+        snprintf(path, sizeof(path), "%s/data.mdb", tmpl);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/lock.mdb", tmpl);
+        unlink(path);
+        if (rmdir(tmpl) != 0)
+            fprintf(stderr, "ht-lmdb-floor: could not remove %s\n", tmpl);
+    }
+    return 0;
+}
