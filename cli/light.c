@@ -40,34 +40,17 @@ int ht_cli_exec_full(void)
     return HT_EXIT_ERROR;
 }
 
-int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
-{
-    (void)cli;
-    (void)argc;
-    (void)argv;
-    return ht_cli_exec_full();
-}
+/* A command of hoptrace-full: run it there. */
+#define HT_FULL_ONLY(fn)                                                       \
+    int fn(struct ht_cli *cli, int argc, char **argv)                          \
+    {                                                                          \
+        (void)cli;                                                             \
+        (void)argc;                                                            \
+        (void)argv;                                                            \
+        return ht_cli_exec_full();                                             \
+    }
 
-int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
-{
-    (void)cli;
-    (void)argc;
-    (void)argv;
-    return ht_cli_exec_full();
-}
-
-int ht_cmd_ingest_otlp(struct ht_cli *cli, int argc, char **argv)
-{
-    (void)cli;
-    (void)argc;
-    (void)argv;
-    return ht_cli_exec_full();
-}
-
-int ht_cmd_serve(struct ht_cli *cli, int argc, char **argv)
-{
-    (void)cli;
-    (void)argc;
-    (void)argv;
-    return ht_cli_exec_full();
-}
+HT_FULL_ONLY(ht_cmd_ingest_kafka)
+HT_FULL_ONLY(ht_cmd_ingest_kinesis)
+HT_FULL_ONLY(ht_cmd_ingest_otlp)
+HT_FULL_ONLY(ht_cmd_serve)
