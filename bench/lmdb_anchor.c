@@ -186,8 +186,7 @@ double ht_lmdb_pairs_append(const struct ht_lmdb_pairs *p, const char *dir,
         rc = mdb_txn_begin(env, NULL, 0, &txn);
         if (rc)
             break;
-        rc = mdb_dbi_open(txn, t->name,
-                          MDB_CREATE | (t->flags & ~MDB_REVERSEKEY), &dbi);
+        rc = mdb_dbi_open(txn, t->name, MDB_CREATE | t->flags, &dbi);
         if (!rc)
             rc = mdb_cursor_open(txn, dbi, &c);
         for (size_t off = 0; !rc && off < t->len;) {
