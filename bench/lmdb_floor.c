@@ -18,9 +18,18 @@
  * MDB_NOSYNC | MDB_NORDAHEAD), in a new folder under $TMPDIR, removed at
  * exit.
  *
+ * With --lookups L, the other side of the trade, before the deletes: L
+ * lookups by id (half of ids present, from any day; half absent), timed
+ * in one read transaction. In the random layout one search each; in the
+ * drop layout a lookup must probe every day (an id's entries may be in
+ * any of them), and then again with a Bloom filter per day (10 bits per
+ * entry, 7 probes, in memory) that lets it skip the days that cannot hold
+ * the id.
+ *
  * Owned by bench/. Not part of the test suite: a measurement.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <lmdb.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,12 +43,13 @@
 
 static const char usage[] =
     "usage: ht-lmdb-floor [--entries N] [--days D] [--slice S]\n"
-    "                     [--layout random|range|drop|all]\n"
+    "                     [--layout random|range|drop|all] [--lookups L]\n"
     "  --entries N  entries per day (default 184000: one soak chunk's\n"
     "               `keys` entries)\n"
     "  --days D     days in the table (default 3, as under --retain 2d)\n"
     "  --slice S    deletes per write transaction (default 25000)\n"
     "  --layout L   which layout to time (default all)\n"
+    "  --lookups L  also time L lookups by id (random and drop layouts)\n"
     "Prints per layout the CPU seconds and microseconds per deleted "
     "entry.\n";
 
@@ -102,9 +112,106 @@ static void make_key(struct key *k, enum layout l, unsigned d)
         k->b[j] = (uint8_t)next_rand();
 }
 
+/* ---- lookups ------------------------------------------------------------ */
+
+#define BLOOM_BITS_PER_KEY 10
+#define BLOOM_PROBES 7
+
+struct bloom {
+    uint64_t *w;
+    uint64_t nbits;
+};
+
+/* Two 64-bit hashes of a key (a mix of its bytes, as a store would hash
+ * an id it cannot assume random). */
+static void key_hash(const uint8_t *k, uint64_t *h1, uint64_t *h2)
+{
+    uint64_t a = 0x9e3779b97f4a7c15ull, b = 0xbf58476d1ce4e5b9ull;
+
+    for (int i = 0; i < KEY; i++) {
+        a = (a ^ k[i]) * 0x100000001b3ull;
+        b = (b + k[i]) * 0x94d049bb133111ebull;
+        b ^= b >> 29;
+    }
+    a ^= a >> 31;
+    *h1 = a;
+    *h2 = b | 1;
+}
+
+static void bloom_add(struct bloom *f, const uint8_t *k)
+{
+    uint64_t h1, h2;
+
+    key_hash(k, &h1, &h2);
+    for (int i = 0; i < BLOOM_PROBES; i++) {
+        uint64_t bit = (h1 + (uint64_t)i * h2) % f->nbits;
+
+        f->w[bit >> 6] |= 1ull << (bit & 63);
+    }
+}
+
+static int bloom_may(const struct bloom *f, const uint8_t *k)
+{
+    uint64_t h1, h2;
+
+    key_hash(k, &h1, &h2);
+    for (int i = 0; i < BLOOM_PROBES; i++) {
+        uint64_t bit = (h1 + (uint64_t)i * h2) % f->nbits;
+
+        if (!(f->w[bit >> 6] >> (bit & 63) & 1))
+            return 0;
+    }
+    return 1;
+}
+
+/* L lookups, half present (any day), half absent, in one read
+ * transaction: one table (one), or every day's (day[], probing all, or
+ * only where f[] says maybe when f is not NULL). Microseconds per lookup
+ * (process CPU); *found how many were there. */
+static double lookups(MDB_env *env, MDB_dbi one, const MDB_dbi *day,
+                      unsigned days, const struct bloom *f,
+                      const struct key *ks, size_t total, size_t L,
+                      size_t *found)
+{
+    MDB_txn *t;
+    struct key *q = xmalloc(L * sizeof(*q));
+    uint64_t save = rng;
+    double c0, c1;
+
+    rng = 0x2545f4914f6cdd1dull; /* the same ids for every layout */
+    for (size_t i = 0; i < L; i++) {
+        if (i % 2 == 0) {
+            q[i] = ks[next_rand() % total];
+        } else {
+            make_key(&q[i], RANDOM, 0);
+            q[i].b[0] = 'K';
+        }
+    }
+    rng = save;
+    *found = 0;
+    check(mdb_txn_begin(env, NULL, MDB_RDONLY, &t), "mdb_txn_begin");
+    c0 = cpu_s();
+    for (size_t i = 0; i < L; i++) {
+        MDB_val k = {KEY, q[i].b}, v;
+
+        if (!day) {
+            *found += mdb_get(t, one, &k, &v) == 0;
+            continue;
+        }
+        for (unsigned d = 0; d < days; d++)
+            if ((!f || bloom_may(&f[d], q[i].b)) &&
+                mdb_get(t, day[d], &k, &v) == 0)
+                ++*found; /* all days: an id may be in several */
+    }
+    c1 = cpu_s();
+    mdb_txn_abort(t);
+    free(q);
+    return (c1 - c0) / (double)L * 1e6;
+}
+
 /* Loads the table(s), deletes day 0; CPU seconds of the deletes. */
 static double run(enum layout l, size_t n, unsigned days, size_t slice,
-                  const char *dir)
+                  size_t nlook, const char *dir)
 {
     MDB_env *env;
     MDB_txn *t;
@@ -135,11 +242,11 @@ static double run(enum layout l, size_t n, unsigned days, size_t slice,
     }
     check(mdb_txn_commit(t), "mdb_txn_commit");
     /* day after day, in sorted batches, as ingest writes */
-    for (size_t i = 0; i < (size_t)days * n; i += LOAD_BATCH) {
-        size_t m = (size_t)days * n - i < LOAD_BATCH ? (size_t)days * n - i
-                                                     : LOAD_BATCH;
+    for (size_t i = 0, m; i < (size_t)days * n; i += m) {
+        size_t left = n - i % n; /* a batch never spans two days */
         MDB_cursor *c;
 
+        m = left < LOAD_BATCH ? left : LOAD_BATCH;
         memcpy(b, ks + i, m * sizeof(*b));
         qsort(b, m, KEY, cmp_key);
         check(mdb_txn_begin(env, NULL, 0, &t), "mdb_txn_begin");
@@ -152,6 +259,43 @@ static double run(enum layout l, size_t n, unsigned days, size_t slice,
         }
         mdb_cursor_close(c);
         check(mdb_txn_commit(t), "mdb_txn_commit");
+    }
+    if (nlook && l != RANGE) {
+        size_t found;
+        double us;
+
+        if (l == RANDOM) {
+            us = lookups(env, one, NULL, days, NULL, ks, (size_t)days * n,
+                         nlook, &found);
+            printf("lookup  one table:                  %7.3f us per id "
+                   "(%zu of %zu found)\n",
+                   us, found, nlook);
+        } else {
+            struct bloom *f = xmalloc(days * sizeof(*f));
+
+            for (unsigned d = 0; d < days; d++) {
+                f[d].nbits = (uint64_t)n * BLOOM_BITS_PER_KEY;
+                f[d].w = calloc(f[d].nbits / 64 + 1, 8);
+                if (!f[d].w)
+                    check(ENOMEM, "bloom");
+                for (size_t i = 0; i < n; i++)
+                    bloom_add(&f[d], ks[(size_t)d * n + i].b);
+            }
+            us = lookups(env, 0, day, days, NULL, ks, (size_t)days * n, nlook,
+                         &found);
+            printf("lookup  a table per day, every day: %7.3f us per id "
+                   "(%zu of %zu found)\n",
+                   us, found, nlook);
+            us = lookups(env, 0, day, days, f, ks, (size_t)days * n, nlook,
+                         &found);
+            printf("lookup  per day, Bloom-filtered:    %7.3f us per id "
+                   "(%zu of %zu found; filters %.0f KiB)\n",
+                   us, found, nlook,
+                   (double)days * (double)n * BLOOM_BITS_PER_KEY / 8192.0);
+            for (unsigned d = 0; d < days; d++)
+                free(f[d].w);
+            free(f);
+        }
     }
     c0 = cpu_s();
     if (l == DROP) {
@@ -208,7 +352,7 @@ static long arg_long(const char *opt, const char *v, long lo, long hi)
 
 int main(int argc, char **argv)
 {
-    size_t n = 184000, slice = 25000;
+    size_t n = 184000, slice = 25000, nlook = 0;
     unsigned days = 3;
     int only = -1;
     char tmpl[4096];
@@ -228,6 +372,9 @@ int main(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--slice")) {
             slice = (size_t)arg_long(a, v, 1, 100000000);
+            i++;
+        } else if (!strcmp(a, "--lookups")) {
+            nlook = (size_t)arg_long(a, v, 1, 100000000);
             i++;
         } else if (!strcmp(a, "--layout") && v) {
             only = !strcmp(v, "random")  ? RANDOM
@@ -261,7 +408,7 @@ int main(int argc, char **argv)
             perror("ht-lmdb-floor: mkdtemp");
             return 5;
         }
-        s = run((enum layout)l, n, days, slice, tmpl);
+        s = run((enum layout)l, n, days, slice, nlook, tmpl);
         printf("%-7s %8.3f s CPU  %7.3f us per entry\n", layout_name[l], s,
                s / (double)n * 1e6);
         /* an environment is these two files */
