@@ -20,7 +20,6 @@ Usage: two_builds.py HOPTRACE
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,19 +27,14 @@ import time
 import urllib.error
 import urllib.request
 
+from alert_util import free_port
+from store_util import FILES
+
 NET = ("librdkafka", "libcurl", "libmicrohttpd", "libcrypto", "libssl", "libgnutls")
 
 
 def ldd(path):
     return subprocess.run(["ldd", path], capture_output=True, text=True).stdout
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def main():
@@ -71,8 +65,7 @@ def main():
         p = subprocess.run([hop, "--db", db, "simulate", "--requests", "3", "--seed", "1",
                             "--out", os.path.join(work, "sim")], capture_output=True, text=True)
         sim = os.path.join(work, "sim")
-        p = subprocess.run([hop, "--db", db, "ingest", "-q", os.path.join(sim, "segments.ndjson"),
-                            os.path.join(sim, "logs-cwl.ndjson"), os.path.join(sim, "logs-kinesis.json")],
+        p = subprocess.run([hop, "--db", db, "ingest", "-q"] + [os.path.join(sim, f) for f in FILES],
                            capture_output=True, text=True, timeout=60)
         if p.returncode != 0:
             errs.append(f"ingest: exit {p.returncode}: {p.stderr[-300:]}")
