@@ -23,18 +23,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 
+import serve_util
 from alert_util import free_port
-from store_util import FILES
+from store_util import FILES, run
 
 NET = ("librdkafka", "libcurl", "libmicrohttpd", "libcrypto", "libssl", "libgnutls")
 
 
 def ldd(path):
-    return subprocess.run(["ldd", path], capture_output=True, text=True).stdout
+    return run(["ldd", path]).stdout
 
 
 def main():
@@ -55,34 +53,21 @@ def main():
                        (["ingest", "--kafka", "b:9092", "--topic", "t", "--help"], "--kafka"),
                        (["ingest", "--kinesis", "s", "--help"], "--kinesis"),
                        (["ingest", "--otlp", "--help"], "--otlp")):
-        p = subprocess.run([hop] + args, capture_output=True, text=True, timeout=30)
+        p = run([hop] + args)
         if p.returncode != 0 or want not in p.stdout + p.stderr:
             errs.append(f"{' '.join(args)}: exit {p.returncode}: {(p.stdout + p.stderr)[-300:]}")
 
     work = tempfile.mkdtemp(prefix="ht-two-builds-")
     try:
-        db = os.path.join(work, "db")
-        p = subprocess.run([hop, "--db", db, "simulate", "--requests", "3", "--seed", "1",
-                            "--out", os.path.join(work, "sim")], capture_output=True, text=True)
-        sim = os.path.join(work, "sim")
-        p = subprocess.run([hop, "--db", db, "ingest", "-q"] + [os.path.join(sim, f) for f in FILES],
-                           capture_output=True, text=True, timeout=60)
-        if p.returncode != 0:
-            errs.append(f"ingest: exit {p.returncode}: {p.stderr[-300:]}")
-        port = free_port()
-        srv = subprocess.Popen([hop, "--db", db, "serve", "--listen", f"127.0.0.1:{port}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        answered = False
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/endpoints", timeout=2).read()
-                answered = True
-                break
-            except urllib.error.HTTPError:
-                answered = True
-                break
-            except OSError:
-                time.sleep(0.05)
+        db, sim = os.path.join(work, "db"), os.path.join(work, "sim")
+        for cmd in (["simulate", "--requests", "3", "--seed", "1", "--out", sim],
+                    ["--db", db, "ingest", "-q"] + [os.path.join(sim, f) for f in FILES]):
+            p = run([hop] + cmd)
+            if p.returncode != 0:
+                errs.append(f"{cmd[0]}: exit {p.returncode}: {p.stderr[-300:]}")
+        srv, errf, base = serve_util.start([hop, "--db", db, "serve", "--listen", "127.0.0.1:0"],
+                                           os.path.join(work, "serve.log"))
+        status = serve_util.get(base, "/api/v1/endpoints")[0]
         exe = ""
         try:
             exe = os.readlink(f"/proc/{srv.pid}/exe")
@@ -94,12 +79,14 @@ def main():
         except subprocess.TimeoutExpired:
             srv.kill()
             rc = srv.wait()
-        if not answered:
-            errs.append("serve through hoptrace never answered")
+        if status != 200:
+            errs.append(f"serve through hoptrace: /api/v1/endpoints answered {status}")
         if os.path.basename(exe) != "hoptrace-full":
             errs.append(f"the pid hoptrace started runs {exe!r}, not hoptrace-full")
         if rc != 0:
-            errs.append(f"serve after SIGTERM: exit {rc}: {srv.stderr.read()[-300:]}")
+            errf.seek(0)
+            errs.append(f"serve after SIGTERM: exit {rc}: {errf.read()[-300:]}")
+        errf.close()
 
         solo = os.path.join(work, "solo")
         os.mkdir(solo)
@@ -108,13 +95,14 @@ def main():
         for args in (["serve", "--listen", f"127.0.0.1:{free_port()}"],
                      ["stalls", "--alertmanager", "http://127.0.0.1:9/"]):
             try:
-                p = subprocess.run([lone, "--db", db] + args, capture_output=True, text=True, timeout=30)
+                p = subprocess.run([lone, "--db", db] + args, capture_output=True, text=True,
+                                   timeout=30)
             except subprocess.TimeoutExpired:
                 errs.append(f"alone, {' '.join(args)} ran on instead of naming hoptrace-full")
                 continue
             if p.returncode != 5 or "hoptrace-full" not in p.stderr:
                 errs.append(f"alone, {' '.join(args)}: exit {p.returncode}: {p.stderr[-300:]}")
-        p = subprocess.run([lone, "--db", db, "stats"], capture_output=True, text=True, timeout=30)
+        p = run([lone, "--db", db, "stats"])
         if p.returncode != 0:
             errs.append(f"alone, stats: exit {p.returncode}: {p.stderr[-300:]}")
     finally:
