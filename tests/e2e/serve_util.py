@@ -1,8 +1,9 @@
 """What the tests of `hoptrace serve` hosting a source share: starting serve
-and reading its address, GETs that return (status, body), waiting until
-every request is visible and the store is still, and comparing the API's
-trace JSON with the command's."""
+and reading its address, GETs that return (status, body), stopping it,
+waiting until every request is visible and the store is still, and
+comparing the API's trace JSON with the command's."""
 import re
+import signal
 import subprocess
 import time
 import urllib.error
@@ -40,6 +41,17 @@ def start(cmd, errpath, env=None):
     errf = open(errpath, "w+")
     p = subprocess.Popen(cmd, stderr=errf, env=env)
     return p, errf, wait_for(errf, p, r"serving (http://[^/\s]+)/")
+
+
+def stop(proc, timeout=60):
+    """SIGTERM, then SIGKILL if it has not exited within timeout seconds:
+    its exit status (negative: the signal that ended it)."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 def wait_visible(base, ids, deadline):

@@ -19,7 +19,6 @@ Usage: two_builds.py HOPTRACE
 """
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -73,12 +72,7 @@ def main():
             exe = os.readlink(f"/proc/{srv.pid}/exe")
         except OSError as e:
             errs.append(f"serve's pid {srv.pid}: {e}")
-        srv.send_signal(signal.SIGTERM)
-        try:
-            rc = srv.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            srv.kill()
-            rc = srv.wait()
+        rc = serve_util.stop(srv, timeout=20)
         if status != 200:
             errs.append(f"serve through hoptrace: /api/v1/endpoints answered {status}")
         if os.path.basename(exe) != "hoptrace-full":
