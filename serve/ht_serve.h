@@ -87,8 +87,9 @@ int ht_server_start(const struct ht_server_cfg *cfg, struct ht_server **out);
 const char *ht_server_where(const struct ht_server *srv);
 /* Whether it listens on an address other hosts can reach (not loopback). */
 bool ht_server_exposed(const struct ht_server *srv);
-/* Stops accepting, lets the requests in flight finish (waiting at most
- * drain_ms), stops and frees the server. NULL is a no-op. */
+/* Lets the requests in flight finish (waiting at most drain_ms; every
+ * answer meanwhile closes its connection), stops and frees the server.
+ * NULL is a no-op. */
 void ht_server_stop(struct ht_server *srv, int drain_ms);
 
 #endif

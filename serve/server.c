@@ -602,16 +602,23 @@ bool ht_server_exposed(const struct ht_server *srv)
     return srv->exposed;
 }
 
+/*
+ * Not MHD_quiesce_daemon: on an epoll daemon with its own threads it races
+ * the worker threads, which remove the listening socket from their epoll
+ * sets themselves once they see the daemon quiesced, and the loser of the
+ * race aborts the process (MHD_PANIC "Failed to remove listen FD from
+ * epoll set", libmicrohttpd 0.9.75 as in Debian 12; seen once in CI as a
+ * crash of serve on SIGTERM). So the listening socket stays open until
+ * MHD_stop_daemon closes it; in the meantime every answer, to a request in
+ * flight or one that still arrives, says Connection: close.
+ */
 void ht_server_stop(struct ht_server *srv, int drain_ms)
 {
-    MHD_socket listen_fd;
     int64_t until;
 
     if (!srv)
         return;
     atomic_store(&srv->stopping, true);
-    /* no new connections; the ones open may still finish their request */
-    listen_fd = MHD_quiesce_daemon(srv->d);
     until = ht_now_mono_us() + (int64_t)drain_ms * 1000;
     while (atomic_load(&srv->inflight) > 0 && ht_now_mono_us() < until) {
         struct timespec ts = {0, 10 * 1000 * 1000};
@@ -619,7 +626,5 @@ void ht_server_stop(struct ht_server *srv, int drain_ms)
         nanosleep(&ts, NULL);
     }
     MHD_stop_daemon(srv->d);
-    if (listen_fd != MHD_INVALID_SOCKET)
-        close(listen_fd); /* quiesced: ours to close */
     free_server(srv);
 }
