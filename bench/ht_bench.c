@@ -685,6 +685,18 @@ static void last_line(const char *path, char *out, size_t n)
     free(p);
 }
 
+/* The time of the request summaries' slices in an ingest summary line
+ * ("; N request summaries written in K slices (X s)"): false when it
+ * wrote none (or this hoptrace does not say). */
+static bool parse_summaries(const char *line, double *secs)
+{
+    const char *p = strstr(line, " request summaries written in ");
+
+    *secs = 0;
+    return p && (p = strstr(p, " slices (")) != NULL &&
+           sscanf(p, " slices (%lf s)", secs) == 1;
+}
+
 /* ingest's summary line: "ingested D documents (S spans, E log events)" */
 static void parse_summary(const char *line, uint64_t *docs, uint64_t *spans,
                           uint64_t *events)
@@ -1148,7 +1160,7 @@ static int bench_default(const struct opts *o, const char *work,
            ni = 0;
     double *fw, *fc, *tw, *tc, *iw, *ic, *sw, *sc, gen_s = 0, *pl = NULL,
                                                    *pc = NULL, *il = NULL;
-    double app_s = -1, app_cpu = -1;
+    double app_s = -1, app_cpu = -1, *isumm;
     uint64_t app_pairs = 0, app_bytes = 0, simd_fails = 0;
     struct ht_simd_docs *sd = NULL;
     long *ianon, *ihwm, peak_anon = 0, peak_hwm = 0;
@@ -1242,7 +1254,9 @@ static int bench_default(const struct opts *o, const char *work,
     sc = calloc(runs, sizeof *sc);
     ianon = calloc(runs, sizeof *ianon);
     ihwm = calloc(runs, sizeof *ihwm);
-    if (!fw || !fc || !tw || !tc || !iw || !ic || !sw || !sc || !ianon || !ihwm)
+    isumm = calloc(runs, sizeof *isumm);
+    if (!fw || !fc || !tw || !tc || !iw || !ic || !sw || !sc || !ianon ||
+        !ihwm || !isumm)
         die_oom();
     for (size_t r = 0; r < runs; r++) {
         char *iargv[] = {
@@ -1262,6 +1276,8 @@ static int bench_default(const struct opts *o, const char *work,
         }
         iw[r] = pr.secs;
         ic[r] = pr.cpu_secs;
+        last_line(errf, sumline, sizeof sumline);
+        parse_summaries(sumline, &isumm[r]);
         ianon[r] = pr.rss_anon_kib;
         ihwm[r] = pr.hwm_kib;
         if (pr.rss_anon_kib > peak_anon)
@@ -1371,6 +1387,11 @@ static int bench_default(const struct opts *o, const char *work,
     double top_s = min_of(tw, runs), top_cpu = min_of(tc, runs);
     double simd_s = min_of(sw, runs), simd_cpu = min_of(sc, runs);
     double best_ing = min_of(iw, runs), ing_cpu = min_of(ic, runs), med_ing;
+    double summ_best = 0; /* the request summaries' time in the best run */
+
+    for (size_t r = 0; r < runs; r++)
+        if (iw[r] == best_ing)
+            summ_best = isumm[r];
     double ratio = floor_s / best_ing, ratio_cpu = floor_cpu / ing_cpu;
     double *sorted = calloc(runs, sizeof *sorted);
 
@@ -1457,6 +1478,7 @@ static int bench_default(const struct opts *o, const char *work,
         SETI(x, "spans", spans);
         SETI(x, "log_events", events);
         SETI(x, "documents_reported", ndocs_ing);
+        SETF(x, "summaries_s_best_run", summ_best);
         json_object_set_new(j, "ingest", x);
         a = json_array();
         for (size_t r = 0; r < runs; r++) {
@@ -1564,9 +1586,11 @@ static int bench_default(const struct opts *o, const char *work,
                (double)peak_anon / 1024.0, SAMPLE_MS,
                (double)peak_hwm / 1024.0);
         printf("ingest     %" PRIu64 " spans, %" PRIu64
-               " log events; %.0f requests/s, %.0f spans/s\n",
-               spans, events, (double)nreq / best_ing,
-               (double)spans / best_ing);
+               " log events; %.0f requests/s, %.0f spans/s; the request "
+               "summaries took %.3f s of the best run (wall, from its summary "
+               "line)\n",
+               spans, events, (double)nreq / best_ing, (double)spans / best_ing,
+               summ_best);
         printf("store      data.mdb %.1f MB allocated (file %.1f MB): %.0f "
                "bytes/request, %.0f bytes/span\n",
                (double)ms.alloc / 1e6, (double)ms.size / 1e6,
@@ -1605,6 +1629,7 @@ rounds_out:
     free(sc);
     free(ianon);
     free(ihwm);
+    free(isumm);
 out:
     ht_simd_docs_free(sd);
     free(pl);
@@ -1627,6 +1652,8 @@ struct chunk {
     double gen_s, secs, cpu;
     double retain_s; /* retention's slices, from the summary line */
     bool retained;   /* the summary line says retention removed anything */
+    double summ_s;   /* the request summaries' slices, from it too */
+    bool summarized; /* the summary line says summaries were written */
     uint64_t docs, spans, events;
     long anon_kib, hwm_kib;
     struct mdb_stat ms;
@@ -1775,9 +1802,9 @@ static int bench_soak(const struct opts *o, const char *work, const char *mach)
                "ingest %s%s\n\n",
                nch, o->chunk_requests, retain ? "--retain " : "",
                retain ? o->retain : "WITHOUT --retain (not in this build)");
-        printf("%-5s %-20s %6s %8s %8s %8s %9s %11s %9s %11s\n", "chunk",
-               "start", "seed", "ingest s", "CPU s", "retain s", "docs/s",
-               "RssAnon MiB", "HWM MiB", "data.mdb MB");
+        printf("%-5s %-20s %6s %8s %8s %8s %8s %9s %11s %9s %11s\n", "chunk",
+               "start", "seed", "ingest s", "CPU s", "retain s", "summ s",
+               "docs/s", "RssAnon MiB", "HWM MiB", "data.mdb MB");
         fflush(stdout);
     }
     for (size_t i = 0; i < nch; i++) {
@@ -1831,15 +1858,17 @@ static int bench_soak(const struct opts *o, const char *work, const char *mach)
         last_line(errf, sumline, sizeof sumline);
         parse_summary(sumline, &c->docs, &c->spans, &c->events);
         c->retained = parse_retention(sumline, &c->retain_s);
+        c->summarized = parse_summaries(sumline, &c->summ_s);
         c->ms = mdb_stat(store);
         done++;
         if (!o->json) {
             rfc3339(c->start_s, when);
-            printf("%-5zu %-20s %6ld %8.2f %8.2f %8.2f %9.0f %11.1f %9.1f "
-                   "%11.1f\n",
+            printf("%-5zu %-20s %6ld %8.2f %8.2f %8.2f %8.2f %9.0f %11.1f "
+                   "%9.1f %11.1f\n",
                    i + 1, when, c->seed, c->secs, c->cpu, c->retain_s,
-                   (double)c->docs / c->secs, (double)c->anon_kib / 1024.0,
-                   (double)c->hwm_kib / 1024.0, (double)c->ms.alloc / 1e6);
+                   c->summ_s, (double)c->docs / c->secs,
+                   (double)c->anon_kib / 1024.0, (double)c->hwm_kib / 1024.0,
+                   (double)c->ms.alloc / 1e6);
             fflush(stdout);
         }
         if (!o->keep) { /* the inputs are large; truth.json is kept */
@@ -1932,6 +1961,8 @@ static int bench_soak(const struct opts *o, const char *work, const char *mach)
             SETF(x, "cpu_s", c->cpu);
             SETF(x, "retention_s", c->retain_s);
             SETB(x, "retention_reported", c->retained);
+            SETF(x, "summaries_s", c->summ_s);
+            SETB(x, "summaries_reported", c->summarized);
             SETI(x, "documents", c->docs);
             SETI(x, "spans", c->spans);
             SETI(x, "log_events", c->events);
@@ -1976,7 +2007,9 @@ static int bench_soak(const struct opts *o, const char *work, const char *mach)
         if (isfinite(size_growth))
             snprintf(sz, sizeof sz, "%.2f", size_growth);
         printf("(retain s: the time retention's slices took on the writer "
-               "thread, from ingest's summary line; part of CPU s)\n");
+               "thread; summ s: the time the request summaries' slices took, "
+               "on the writer thread and the readers it starts; both wall "
+               "time from ingest's summary line, and part of ingest s)\n");
         printf("\nCPU last / first %.2f; data.mdb last / third %s; peak "
                "RssAnon %.1f MiB, peak RSS with mapped store pages %.1f MiB\n",
                cpu_growth, sz, (double)peak_anon / 1024.0,
@@ -1984,6 +2017,15 @@ static int bench_soak(const struct opts *o, const char *work, const char *mach)
         printf("CPU last less its retention (%.2f s) / first %.2f: what the "
                "larger store costs by itself\n",
                ch[nch - 1].retain_s, cpu_growth_kept);
+        if (ch[0].summarized && ch[nch - 1].summarized)
+            printf(
+                "request summaries last / first %.2f (%.2f s / %.2f s "
+                "wall); ingest less retention and summaries, last / first "
+                "%.2f (wall)\n",
+                ch[nch - 1].summ_s / ch[0].summ_s, ch[nch - 1].summ_s,
+                ch[0].summ_s,
+                (ch[nch - 1].secs - ch[nch - 1].retain_s - ch[nch - 1].summ_s) /
+                    (ch[0].secs - ch[0].retain_s - ch[0].summ_s));
         printf("endpoints --format json: %.3f s, exit %d, data.mdb %s, peak "
                "RssAnon %.1f MiB\n",
                ep.secs, ep.exit, ep.untouched ? "untouched" : "written",

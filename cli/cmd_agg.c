@@ -129,12 +129,13 @@ static int refresh(struct ht_store *s)
     }
     fprintf(stderr,
             "hoptrace: refreshed %llu traces: %llu request summaries "
-            "written, %llu merged into other requests (%llu slices, "
-            "the longest %.1f ms; %llu traces assembled ahead in "
+            "written, %llu merged into other requests (%llu slices in "
+            "%.3f s, the longest %.1f ms; %llu traces assembled ahead in "
             "parallel)\n",
             (unsigned long long)st.traces, (unsigned long long)st.requests,
             (unsigned long long)st.removed, (unsigned long long)st.slices,
-            (double)st.longest_us / 1000.0, (unsigned long long)st.prefetched);
+            (double)st.total_us / 1e6, (double)st.longest_us / 1000.0,
+            (unsigned long long)st.prefetched);
     return 0;
 }
 

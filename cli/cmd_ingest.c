@@ -203,6 +203,7 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
             snprintf(from + strlen(from), sizeof(from) - strlen(from),
                      " (%llu already ingested, skipped)",
                      (unsigned long long)st.skipped);
+        ht_cli_engine_settle(e);
         ht_sink_summary(e, stderr, from);
         fputc('\n', stderr);
     }

@@ -464,6 +464,7 @@ stop_source:
                      : a.kind == SRC_OTLP  ? "otlp"
                      : a.kind == SRC_KAFKA ? "Kafka"
                                            : "Kinesis");
+            ht_cli_engine_settle(e);
             ht_sink_summary(e, stderr, from);
             fputc('\n', stderr);
         }

@@ -122,6 +122,7 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
 
         snprintf(from, sizeof(from), "%llu Kafka messages (%.1f MB)",
                  (unsigned long long)st.messages, (double)st.bytes / 1e6);
+        ht_cli_engine_settle(e);
         ht_sink_summary(e, stderr, from);
         if (st.dlq_topic)
             fprintf(stderr, "; produced %llu to %s",

@@ -121,6 +121,7 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
         ht_buf_init(&tail);
         snprintf(from, sizeof(from), "kinesis stream %s (%zu shards)",
                  st.stream, st.nshards);
+        ht_cli_engine_settle(e);
         ht_sink_summary(e, stderr, from);
         ht_kinesis_src_describe(src, &tail);
         if (tail.len)

@@ -86,6 +86,7 @@ int ht_cli_ingest_push(struct ht_cli *cli, int argc, char **argv,
     running = NULL;
     if (!o.quiet) {
         c->where(src, false, where, sizeof(where));
+        ht_cli_engine_settle(e);
         ht_sink_summary(e, stderr, where);
     }
     /* the source's counts, and whether it rejected anything (--strict) */

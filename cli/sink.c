@@ -38,6 +38,8 @@ void ht_ingest_opts_help(FILE *f)
 /* The write-side upkeep (aggregates, retention) of this process's one
  * engine. */
 static struct ht_upkeep upkeep;
+static bool settled; /* ht_cli_engine_settle ran; settle_rc is its error */
+static int settle_rc;
 
 int ht_cli_engine_open(struct ht_cli *cli, const struct ht_ingest_opts *o,
                        struct ht_engine **out)
@@ -71,17 +73,28 @@ int ht_cli_engine_open(struct ht_cli *cli, const struct ht_ingest_opts *o,
         return rc;
     }
     memset(&upkeep, 0, sizeof(upkeep));
+    settled = false;
     upkeep.retain_us = o->retain_us;
     upkeep.no_aggregates = o->no_aggregates;
     ht_engine_set_upkeep(*out, ht_upkeep_round, &upkeep);
     return HT_ERR_OK;
 }
 
+int ht_cli_engine_settle(struct ht_engine *e)
+{
+    if (!settled) {
+        settle_rc = ht_engine_settle(e, ht_upkeep_settle, &upkeep);
+        settled = true;
+    }
+    return settle_rc;
+}
+
 int ht_cli_engine_close(struct ht_engine *e)
 {
-    int rc = ht_engine_settle(e, ht_upkeep_settle, &upkeep);
+    int rc = ht_cli_engine_settle(e);
     int crc = ht_engine_close(e);
 
+    settled = false;
     return rc ? rc : crc;
 }
 
@@ -122,4 +135,9 @@ void ht_sink_summary(struct ht_engine *e, FILE *f, const char *from)
                 (unsigned long long)upkeep.prune.invocations,
                 (unsigned long long)upkeep.prune.slices,
                 (double)upkeep.retention_us / 1e6);
+    if (upkeep.agg.slices)
+        fprintf(f, "; %llu request summaries written in %llu slices (%.3f s)",
+                (unsigned long long)upkeep.agg.requests,
+                (unsigned long long)upkeep.agg.slices,
+                (double)upkeep.agg.total_us / 1e6);
 }

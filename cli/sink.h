@@ -32,14 +32,20 @@ void ht_ingest_opts_help(FILE *f);
 int ht_cli_engine_open(struct ht_cli *cli, const struct ht_ingest_opts *o,
                        struct ht_engine **out);
 
-/* Brings the write-side upkeep (aggregates, --retain) up to date, then
- * closes the engine. Returns the first error. */
+/* Brings the write-side upkeep (aggregates, --retain) up to date, once:
+ * the summary line then tells what it did. Its error is returned again by
+ * ht_cli_engine_close. */
+int ht_cli_engine_settle(struct ht_engine *e);
+
+/* Settles (unless done), then closes the engine. Returns the first
+ * error. */
 int ht_cli_engine_close(struct ht_engine *e);
 
 /* Prints the standard summary line ("hoptrace: ingested N documents (...)
- * from WHAT; rejected ...; hops matched ..., pending ...") without its
- * newline, so a source can append its own "; ..." parts. Call after
- * ht_engine_sync. */
+ * from WHAT; rejected ...; hops matched ..., pending ...", and what the
+ * upkeep did: retention, the summaries written) without its newline, so a
+ * source can append its own "; ..." parts. Call after ht_engine_sync and
+ * ht_cli_engine_settle. */
 void ht_sink_summary(struct ht_engine *e, FILE *f, const char *from);
 
 #endif

@@ -1412,6 +1412,7 @@ static int slice(struct ht_store *s, size_t max, bool *more,
         out->removed += c.st.removed;
         out->slices += c.st.slices;
         out->prefetched += c.st.prefetched;
+        out->total_us += c.st.longest_us;
         if (c.st.longest_us > out->longest_us)
             out->longest_us = c.st.longest_us;
     }

@@ -41,6 +41,7 @@ struct ht_agg_stats {
     uint64_t prefetched; /* dirty traces whose requests were assembled
                           * ahead by the readers (ht_agg_catch_up) */
     int64_t longest_us;  /* the longest slice, commit included */
+    int64_t total_us;    /* all the slices together, commits included */
 };
 
 /*

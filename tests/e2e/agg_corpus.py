@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -102,13 +103,25 @@ def main():
                    os.path.join(p2, "segments.ndjson"), os.path.join(p1, "segments.ndjson"))
         for f in ("logs-cwl.ndjson", "logs-kinesis.json"):
             os.link(os.path.join(corp, f), os.path.join(p2, f))
-        run(hop, db, "ingest", "--quiet", p1)
+        p = subprocess.run([hop, "--db", db, "ingest", p1], capture_output=True, text=True)
+        check(p.returncode == 0, "ingest exits %d: %s" % (p.returncode, p.stderr[-300:]))
         check(json.loads(run(hop, db, "stats", "--format", "json"))["aggregates_pending"] == 0,
               "a plain ingest leaves its summaries current when it exits")
-        run(hop, db, "refresh")
+        # and its summary line says what that took (written before it exits)
+        m = re.search(r"; (\d+) request summaries written in (\d+) slices \((\d+\.\d{3}) s\)$",
+                      p.stderr.strip())
+        check(m and int(m.group(1)) > 0 and int(m.group(2)) >= 1,
+              "the summary line tells the summaries written: %r" % p.stderr[-300:])
+        p = subprocess.run([hop, "--db", db, "refresh"], capture_output=True, text=True)
+        check(p.returncode == 0 and re.search(r"refreshed 0 traces: 0 request summaries written",
+                                              p.stderr),
+              "nothing left for refresh after a plain ingest: %r" % p.stderr)
         # a bulk load that leaves the summaries to refresh; a plain ingest
         # brings them current before it exits (checked below)
-        run(hop, db, "ingest", "--quiet", "--no-aggregates", p2)
+        p = subprocess.run([hop, "--db", db, "ingest", "--no-aggregates", p2],
+                           capture_output=True, text=True)
+        check(p.returncode == 0 and "request summaries" not in p.stderr,
+              "--no-aggregates writes no summaries and says none: %r" % p.stderr[-300:])
 
         # read-only queries over a store whose summaries are behind
         def digest():
@@ -129,7 +142,11 @@ def main():
         check(digest() == before, "queries leave the store file unchanged")
         check(json.loads(run(hop, db, "stats", "--format", "json"))["aggregates_pending"] == pend,
               "queries consume nothing")
-        run(hop, db, "refresh")
+        p = subprocess.run([hop, "--db", db, "refresh"], capture_output=True, text=True)
+        m = re.search(r"refreshed (\d+) traces: (\d+) request summaries written, \d+ merged into "
+                      r"other requests \((\d+) slices in (\d+\.\d{3}) s, the longest", p.stderr)
+        check(p.returncode == 0 and m and int(m.group(1)) == pend and int(m.group(2)) > 0 and
+              float(m.group(4)) > 0, "refresh says what it did and how long: %r" % p.stderr)
         check(json.loads(run(hop, db, "stats", "--format", "json"))["aggregates_pending"] == 0,
               "refresh counts every trace")
         p = subprocess.run([hop, "--db", db, "endpoints"], capture_output=True, text=True)

@@ -53,6 +53,11 @@ def main(argv):
                     errs.append(f"chunk {c.get('chunk')}: {k} = {c.get(k)!r}")
             if not (isinstance(c.get("retention_s"), (int, float)) and 0 <= c["retention_s"] <= c["cpu_s"]):
                 errs.append(f"chunk {c.get('chunk')}: retention_s = {c.get('retention_s')!r}")
+            # every chunk's ingest wrote its requests' summaries and said how long that took
+            if not (c.get("summaries_reported") is True and
+                    isinstance(c.get("summaries_s"), (int, float)) and 0 < c["summaries_s"] <= c["ingest_s"]):
+                errs.append(f"chunk {c.get('chunk')}: summaries_s = {c.get('summaries_s')!r}, "
+                            f"reported {c.get('summaries_reported')!r}")
             if c.get("peak_rss_anon_kib", 0) > c.get("peak_rss_kib", 0):
                 errs.append(f"chunk {c.get('chunk')}: RssAnon above the peak RSS")
         if len(chunks) == 2:
