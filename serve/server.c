@@ -607,10 +607,12 @@ bool ht_server_exposed(const struct ht_server *srv)
  * the worker threads, which remove the listening socket from their epoll
  * sets themselves once they see the daemon quiesced, and the loser of the
  * race aborts the process (MHD_PANIC "Failed to remove listen FD from
- * epoll set", libmicrohttpd 0.9.75 as in Debian 12; seen once in CI as a
- * crash of serve on SIGTERM). So the listening socket stays open until
- * MHD_stop_daemon closes it; in the meantime every answer, to a request in
- * flight or one that still arrives, says Connection: close.
+ * epoll set": MHD_quiesce_daemon's EPOLL_CTL_DEL on a worker's set does
+ * not allow for ENOENT, in libmicrohttpd 0.9.75 as in Debian 12 and still
+ * in 1.0.1; seen once in CI as a crash of serve on SIGTERM, not
+ * reproduced in 200 SIGTERMs under load). So the listening socket stays
+ * open until MHD_stop_daemon closes it; in the meantime every answer, to a
+ * request in flight or one that still arrives, says Connection: close.
  */
 void ht_server_stop(struct ht_server *srv, int drain_ms)
 {
