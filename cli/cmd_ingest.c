@@ -68,24 +68,28 @@ struct progress {
     int64_t last;
 };
 
-static void show_progress(void *ctx, const char *name, uint64_t pos,
-                          uint64_t size, uint64_t docs)
+static void show_progress(void *ctx, const struct ht_files_progress *f)
 {
     struct progress *p = ctx;
     int64_t now = ht_now_mono_us();
+    char which[64] = "";
 
     if (!p->on || now - p->last < 250000)
         return;
     p->last = now;
-    if (size && pos <= size)
+    if (f->files > 1)
+        snprintf(which, sizeof(which), " (file %zu of %zu)", f->file, f->files);
+    if (f->total && f->done <= f->total)
         fprintf(stderr,
-                "\r\033[Kingesting %s: %.1f of %.1f MB (%d%%), "
+                "\r\033[Kingesting %s%s: %.1f of %.1f MB (%d%%), "
                 "%llu documents",
-                name, (double)pos / 1e6, (double)size / 1e6,
-                (int)(pos * 100 / size), (unsigned long long)docs);
+                f->name, which, (double)f->done / 1e6, (double)f->total / 1e6,
+                (int)(f->done * 100 / f->total),
+                (unsigned long long)f->documents);
     else
-        fprintf(stderr, "\r\033[Kingesting %s: %.1f MB, %llu documents", name,
-                (double)pos / 1e6, (unsigned long long)docs);
+        fprintf(stderr, "\r\033[Kingesting %s%s: %.1f MB, %llu documents",
+                f->name, which, (double)f->done / 1e6,
+                (unsigned long long)f->documents);
     fflush(stderr);
 }
 
@@ -203,7 +207,15 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
             snprintf(from + strlen(from), sizeof(from) - strlen(from),
                      " (%llu already ingested, skipped)",
                      (unsigned long long)st.skipped);
+        /* the summaries of what came in (and retention) before the line
+         * that tells about them: on a terminal, say what is going on */
+        if (prog.on) {
+            fputs("finishing: request summaries and retention...", stderr);
+            fflush(stderr);
+        }
         ht_cli_engine_settle(e);
+        if (prog.on)
+            fputs("\r\033[K", stderr);
         ht_sink_summary(e, stderr, from);
         fputc('\n', stderr);
     }

@@ -237,14 +237,25 @@ struct ht_source_ops {
 /* ---- the file source: files, folders (walked) and streams (stdin, a
  * FIFO named on the command line) ---------------------------------------- */
 
+/* Where a run over files stands (ht_files_cfg.progress). */
+struct ht_files_progress {
+    const char *name;     /* the oldest file being read */
+    size_t file, files;   /* its place in the list (from 1), and the list's
+                             length */
+    uint64_t done, total; /* bytes: read (whole for the files before it,
+                             which were read, skipped or unreadable) and
+                             of every file; total is 0 when a file is
+                             gzip'd (then done counts its stream) */
+    uint64_t documents;   /* documents ingested */
+};
+
 struct ht_files_cfg {
     char *const *paths; /* files, folders, "-" for stdin (borrowed) */
     size_t npaths;
     int stream_wait_ms; /* a stream commits after this long without input
                            (0: 200) */
     /* progress, called often (the callee rate-limits); NULL: none */
-    void (*progress)(void *ctx, const char *name, uint64_t pos, uint64_t size,
-                     uint64_t documents);
+    void (*progress)(void *ctx, const struct ht_files_progress *p);
     void *progress_ctx;
 };
 

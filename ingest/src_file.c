@@ -59,8 +59,8 @@ struct lane {
     struct ckpt ck;
     struct ht_reader *r;
     struct ht_srcpos pos;
-    uint64_t plain_size; /* for progress: the size when not gzip'd */
-    bool open, ended;    /* ended: read to the end (or failed) */
+    size_t idx;       /* in files.paths */
+    bool open, ended; /* ended: read to the end (or failed) */
 };
 
 struct dirid {
@@ -78,6 +78,11 @@ struct files {
     size_t ndirs, capdirs;
     struct lane lanes[LANES];
     int rr; /* next lane to slice */
+    /* progress over the whole run: each file's size, read once when it is
+     * first shown; total is 0 when a file is gzip'd (its stream is longer
+     * than its file, so no share of the whole can be told) */
+    uint64_t *sizes, total;
+    bool sized;
     /* the stream being read */
     struct ht_reader *sr;
     int sfd;
@@ -261,6 +266,7 @@ static void files_close(void *state)
     for (size_t i = 0; i < f->nstreams; i++)
         free(f->streams[i]);
     free(f->paths);
+    free(f->sizes);
     free(f->streams);
     free(f->dirs);
     free(f);
@@ -287,8 +293,9 @@ static void make_ckey(char *out, size_t n, const char *path)
 /* Opens the next file into lane l; false when it was skipped or could not
  * be opened (reported). */
 static bool lane_open(struct files *f, struct ht_engine *e, struct lane *l,
-                      char *path)
+                      size_t idx)
 {
+    char *path = f->paths[idx];
     struct stat st;
     char *real;
     struct ckpt old;
@@ -296,6 +303,7 @@ static bool lane_open(struct files *f, struct ht_engine *e, struct lane *l,
 
     memset(l, 0, sizeof(*l));
     l->path = path;
+    l->idx = idx;
     l->pos.source = path;
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
         HT_LOG_ERROR("ingest:file", "cannot read %s: %s", path,
@@ -356,17 +364,6 @@ static bool lane_open(struct files *f, struct ht_engine *e, struct lane *l,
         }
     }
     f->st.files++;
-    {
-        /* a percentage only where the stream offset is a file offset */
-        FILE *fp = fopen(path, "rb");
-        unsigned char magic[2] = {0, 0};
-
-        if (fp && fread(magic, 1, 2, fp) == 2 &&
-            !(magic[0] == 0x1f && magic[1] == 0x8b))
-            l->plain_size = l->ck.size;
-        if (fp)
-            fclose(fp);
-    }
     l->open = true;
     return true;
 }
@@ -456,23 +453,72 @@ static int flush_lanes(struct files *f, struct ht_engine *e)
     return rc;
 }
 
+/* Every file's size, once, and whether each is plain (not gzip'd). */
+static void size_files(struct files *f)
+{
+    f->sized = true;
+    f->sizes = calloc(f->npaths + 1, sizeof(*f->sizes));
+    if (!f->sizes)
+        return;
+    f->total = 0;
+    for (size_t i = 0; i < f->npaths; i++) {
+        struct stat st;
+        unsigned char magic[2] = {0, 0};
+        FILE *fp;
+
+        if (stat(f->paths[i], &st) != 0 || st.st_size < 0)
+            continue; /* unreadable: said when it is opened */
+        f->sizes[i] = (uint64_t)st.st_size;
+        fp = fopen(f->paths[i], "rb");
+        if (fp && fread(magic, 1, 2, fp) == 2 && magic[0] == 0x1f &&
+            magic[1] == 0x8b)
+            f->total = UINT64_MAX; /* gzip: no share of the whole */
+        if (fp)
+            fclose(fp);
+        if (f->total != UINT64_MAX)
+            f->total += f->sizes[i];
+    }
+    if (f->total == UINT64_MAX)
+        f->total = 0;
+}
+
+/* Where the run stands: the oldest open file by name, and the bytes of
+ * all files, those before it in the list done whether read, skipped or
+ * unreadable. */
 static void progress_lanes(struct files *f, struct ht_engine *e)
 {
-    uint64_t pos = 0, size = 0;
-    const char *name = NULL;
+    struct ht_files_progress p = {0};
+    size_t first = SIZE_MAX;
 
-    for (int i = 0; i < LANES; i++)
-        if (f->lanes[i].open) {
-            uint64_t p = ht_reader_pos(f->lanes[i].r);
+    if (!f->sized)
+        size_files(f);
+    for (size_t i = 0; f->sizes && i < f->next; i++)
+        p.done += f->sizes[i];
+    for (int i = 0; i < LANES; i++) {
+        const struct lane *l = &f->lanes[i];
 
-            name = name ? name : f->lanes[i].path;
-            pos += p;
-            size += f->lanes[i].plain_size ? f->lanes[i].plain_size : p;
+        if (!l->open)
+            continue;
+        if (f->sizes) {
+            uint64_t at = ht_reader_pos(l->r), sz = f->sizes[l->idx];
+
+            /* an open file counts what was read of it, not its size */
+            p.done -= sz;
+            p.done += f->total && at > sz ? sz : at;
         }
-    if (name)
-        f->cfg.progress(f->cfg.progress_ctx, name, pos, size,
-                        ht_engine_totals(e)->documents +
-                            ht_engine_batch(e)->documents);
+        if (l->idx < first) {
+            first = l->idx;
+            p.name = l->path;
+        }
+    }
+    if (!p.name)
+        return;
+    p.total = f->total;
+    p.file = first + 1;
+    p.files = f->npaths;
+    p.documents =
+        ht_engine_totals(e)->documents + ht_engine_batch(e)->documents;
+    f->cfg.progress(f->cfg.progress_ctx, &p);
 }
 
 static int poll_files(struct files *f, struct ht_engine *e)
@@ -482,7 +528,7 @@ static int poll_files(struct files *f, struct ht_engine *e)
     /* fill empty lanes with the next files */
     for (int i = 0; i < LANES; i++)
         while (!f->lanes[i].open && f->next < f->npaths)
-            lane_open(f, e, &f->lanes[i], f->paths[f->next++]);
+            lane_open(f, e, &f->lanes[i], f->next++);
     for (int k = 0; k < LANES; k++) {
         struct lane *l = &f->lanes[f->rr];
         int src;
@@ -563,10 +609,17 @@ static int poll_stream(struct files *f, struct ht_engine *e)
         take_value(b, f->sr, &f->spos, val, n, too_large);
         got++;
     }
-    if (f->cfg.progress)
-        f->cfg.progress(f->cfg.progress_ctx, f->spos.source,
-                        ht_reader_pos(f->sr), 0,
-                        ht_engine_totals(e)->documents + b->documents);
+    if (f->cfg.progress) {
+        struct ht_files_progress p = {
+            .name = f->spos.source,
+            .file = 1,
+            .files = 1,
+            .done = ht_reader_pos(f->sr),
+            .documents = ht_engine_totals(e)->documents + b->documents,
+        };
+
+        f->cfg.progress(f->cfg.progress_ctx, &p);
+    }
     return HT_POLL_DATA;
 }
 

@@ -20,10 +20,16 @@ usage: ingest_edges.py HOPTRACE [MOCK_CLUSTER (unused)]
 - `ingest --strict` again on a file that had rejects: exit 3 and says that
   it was rejected before.
 - --retain takes durations and refuses nonsense (exit 2).
+- On a terminal, the progress line counts the bytes of all the files
+  (the oldest file being read by name, "file i of n"), has no percentage
+  when a file is gzip'd, then says what finishing does and clears it
+  before the summary line; on a pipe there is neither.
 """
 import gzip
 import json
 import os
+import pty
+import re
 import shutil
 import socket
 import subprocess
@@ -264,6 +270,55 @@ def main():
                   f"--retain {bad_v}: exit {p.returncode}: {p.stderr}")
         p = run([hop, "ingest", "--help"], text=True)
         check("--retain DURATION" in p.stdout, "--help lacks --retain")
+
+        # ---- progress on a terminal -------------------------------------
+        def on_tty(args):
+            m, s = pty.openpty()
+            p = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=s)
+            os.close(s)
+            out = b""
+            while True:
+                try:
+                    b = os.read(m, 65536)
+                except OSError:  # EIO: the process closed the terminal
+                    break
+                if not b:
+                    break
+                out += b
+            os.close(m)
+            return p.wait(timeout=120), out.decode("utf-8", "replace")
+
+        names = ("segments.ndjson", "logs-cwl.ndjson", "logs-kinesis.json")
+        files = [os.path.join(corpus, n) for n in names]
+        total = sum(os.path.getsize(f) for f in files)
+        rc, out = on_tty([hop, "--db", os.path.join(work, "tty"), "ingest"] + files)
+        shown = re.findall(r"\r\x1b\[Kingesting (\S+) \(file (\d+) of (\d+)\): "
+                           r"([\d.]+) of ([\d.]+) MB \((\d+)%\), (\d+) documents", out)
+        check(rc == 0 and shown, f"tty: exit {rc}, no progress line: {out[-500:]!r}")
+        for name, i, n, done, of, pct, _ in shown:
+            check(name in files and n == "3" and 1 <= int(i) <= 3 and
+                  abs(float(of) - total / 1e6) < 0.051 and float(done) <= float(of) and
+                  0 <= int(pct) <= 100,
+                  f"tty: progress {name} file {i} of {n}: {done} of {of} MB ({pct}%), "
+                  f"the files hold {total / 1e6:.2f} MB")
+        check(re.search(r"\r\x1b\[Kfinishing: request summaries and retention\.\.\."
+                        r"\r\x1b\[Khoptrace: ingested \d+ documents .*; \d+ request "
+                        r"summaries written in \d+ slices \(\d+\.\d{3} s\)\r?\n$", out),
+              f"tty: no 'finishing' cleared before the summary line: {out[-400:]!r}")
+        gzd = os.path.join(work, "gzd")
+        os.makedirs(gzd)
+        with open(files[0], "rb") as f, gzip.open(os.path.join(gzd, "a.ndjson.gz"), "wb") as g:
+            g.write(f.read())
+        shutil.copy(files[1], os.path.join(gzd, "b.ndjson"))
+        rc, out = on_tty([hop, "--db", os.path.join(work, "tty-gz"), "ingest", gzd])
+        check(rc == 0 and re.search(r"ingesting \S+ \(file [12] of 2\): [\d.]+ MB, \d+ documents",
+                                    out) and "%)" not in out,
+              f"tty, a gzip'd file: a percentage or no progress: {out[-500:]!r}")
+        p = run([hop, "--db", os.path.join(work, "pipe"), "ingest"] + files, text=True)
+        check(p.returncode == 0 and "ingesting " not in p.stderr and
+              "finishing" not in p.stderr and "\x1b" not in p.stderr,
+              f"a pipe: progress or escapes on stderr: {p.stderr[-300:]!r}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for f in fails:
