@@ -515,6 +515,12 @@ static void test_del_later(void)
     CHECK(n == 0);
     CHECK(ht_store_commit(t) == HT_ERR_OK);
     ht_store_close(s);
+    {
+        char cmd[128];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        CHECK(system(cmd) == 0);
+    }
 }
 
 /* Deferred deletes beyond keys: a node by its stored key with its spans

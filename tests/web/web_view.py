@@ -177,7 +177,10 @@ class Browser:
                "--disable-dev-shm-usage", "--user-data-dir=" + prof,
                "--virtual-time-budget=10000"] + extra + [url]
         try:
-            r = subprocess.run(cmd, capture_output=True, timeout=120)
+            # TMPDIR: chromium's own folder beside the profile
+            # (org.chromium.Chromium.*, its singleton socket) goes with work
+            r = subprocess.run(cmd, capture_output=True, timeout=120,
+                               env=dict(os.environ, TMPDIR=self.work))
         finally:
             shutil.rmtree(prof, ignore_errors=True)
         return r
@@ -410,7 +413,7 @@ def keyboard(hop, sample, exe, artefacts):
         url = trace_url(base, truth["requests"][0]["apigw_request_id"])
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                               "keyboard.mjs")
-        env = dict(os.environ, NODE_NO_WARNINGS="1")
+        env = dict(os.environ, NODE_NO_WARNINGS="1", TMPDIR=work)
         r = subprocess.run([node, "--experimental-websocket", script, exe,
                             url], env=env, timeout=180)
     finally:
