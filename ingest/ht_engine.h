@@ -239,14 +239,15 @@ struct ht_source_ops {
 
 /* Where a run over files stands (ht_files_cfg.progress). */
 struct ht_files_progress {
-    const char *name;     /* the oldest file being read */
-    size_t file, files;   /* its place in the list (from 1), and the list's
-                             length */
-    uint64_t done, total; /* bytes: read (whole for the files before it,
-                             which were read, skipped or unreadable) and
-                             of every file; total is 0 when a file is
-                             gzip'd (then done counts its stream) */
-    uint64_t documents;   /* documents ingested */
+    const char *name;   /* the oldest file being read */
+    size_t file, files; /* its place in the list (from 1), and the list's
+                           length */
+    /* done: the bytes read, the files before it whole (read, skipped or
+     * unreadable); total: the bytes of every file. With a gzip'd file
+     * among them total is 0 and done the stream bytes read: a stream is
+     * longer than its file, so the two do not add up. */
+    uint64_t done, total;
+    uint64_t documents; /* documents ingested */
 };
 
 struct ht_files_cfg {

@@ -83,6 +83,7 @@ struct files {
      * than its file, so no share of the whole can be told) */
     uint64_t *sizes, total;
     bool sized;
+    uint64_t read_closed; /* stream bytes read of the files closed */
     /* the stream being read */
     struct ht_reader *sr;
     int sfd;
@@ -446,6 +447,7 @@ static int flush_lanes(struct files *f, struct ht_engine *e)
     rc = ht_engine_flush(e, ck, (size_t)nck);
     for (int i = 0; i < LANES; i++)
         if (f->lanes[i].open && f->lanes[i].ended) {
+            f->read_closed += ht_reader_pos(f->lanes[i].r);
             ht_reader_close(f->lanes[i].r);
             f->lanes[i].r = NULL;
             f->lanes[i].open = false;
@@ -482,9 +484,11 @@ static void size_files(struct files *f)
         f->total = 0;
 }
 
-/* Where the run stands: the oldest open file by name, and the bytes of
- * all files, those before it in the list done whether read, skipped or
- * unreadable. */
+/* Where the run stands: the oldest open file by name, and the bytes.
+ * With every file plain, the bytes of all the files, those before the
+ * oldest open one whole (read, skipped or unreadable); with a gzip'd file
+ * among them, the stream bytes read so far (a stream is longer than its
+ * file, so the two do not add up). */
 static void progress_lanes(struct files *f, struct ht_engine *e)
 {
     struct ht_files_progress p = {0};
@@ -492,19 +496,26 @@ static void progress_lanes(struct files *f, struct ht_engine *e)
 
     if (!f->sized)
         size_files(f);
-    for (size_t i = 0; f->sizes && i < f->next; i++)
-        p.done += f->sizes[i];
+    if (f->total)
+        for (size_t i = 0; i < f->next; i++)
+            p.done += f->sizes[i];
+    else
+        p.done = f->read_closed;
     for (int i = 0; i < LANES; i++) {
         const struct lane *l = &f->lanes[i];
+        uint64_t at;
 
         if (!l->open)
             continue;
-        if (f->sizes) {
-            uint64_t at = ht_reader_pos(l->r), sz = f->sizes[l->idx];
-
+        at = ht_reader_pos(l->r);
+        if (f->total) {
             /* an open file counts what was read of it, not its size */
+            uint64_t sz = f->sizes[l->idx];
+
             p.done -= sz;
-            p.done += f->total && at > sz ? sz : at;
+            p.done += at > sz ? sz : at;
+        } else {
+            p.done += at;
         }
         if (l->idx < first) {
             first = l->idx;
