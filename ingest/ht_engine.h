@@ -242,10 +242,9 @@ struct ht_files_progress {
     const char *name;   /* the oldest file being read */
     size_t file, files; /* its place in the list (from 1), and the list's
                            length */
-    /* done: the bytes read, the files before it whole (read, skipped or
-     * unreadable); total: the bytes of every file. With a gzip'd file
-     * among them total is 0 and done the stream bytes read: a stream is
-     * longer than its file, so the two do not add up. */
+    /* bytes as the files are on disk (gzip'd ones as such): done, read
+     * (the files before it whole: read, skipped or unreadable), and
+     * total, of every file; 0 for a stream, which has no size */
     uint64_t done, total;
     uint64_t documents; /* documents ingested */
 };

@@ -206,6 +206,10 @@ int ht_reader_depth(const struct ht_reader *r);
 void ht_reader_rescan(struct ht_reader *r);
 /* Bytes of the (decompressed) stream consumed so far. */
 uint64_t ht_reader_pos(const struct ht_reader *r);
+/* Bytes read from the file (or stream) so far: gzip'd bytes as they are
+ * on disk, so a file's share read is this over its size. It runs up to a
+ * read buffer ahead of ht_reader_pos. */
+uint64_t ht_reader_input_pos(const struct ht_reader *r);
 /* Skip to a decompressed offset (resume from a checkpoint). */
 int ht_reader_skip_to(struct ht_reader *r, uint64_t offset);
 

@@ -258,6 +258,7 @@ struct ht_reader {
     /* input side: raw bytes, inflated when the stream starts as gzip */
     unsigned char *raw;
     size_t raw_pos, raw_len;
+    uint64_t raw_read; /* bytes read from the input so far */
     bool raw_eof, sniffed, gz, in_member, truncated;
     z_stream z;
     bool zinit;
@@ -401,6 +402,7 @@ static int read_raw(struct ht_reader *r, void *dst, size_t cap, size_t *got)
         return FILL_EOF;
     }
     *got = (size_t)n;
+    r->raw_read += (uint64_t)n;
     return FILL_OK;
 }
 
@@ -720,6 +722,11 @@ bool ht_reader_truncated(const struct ht_reader *r)
 uint64_t ht_reader_pos(const struct ht_reader *r)
 {
     return r->base + r->start;
+}
+
+uint64_t ht_reader_input_pos(const struct ht_reader *r)
+{
+    return r->raw_read;
 }
 
 int ht_reader_skip_to(struct ht_reader *r, uint64_t offset)

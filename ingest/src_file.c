@@ -78,12 +78,10 @@ struct files {
     size_t ndirs, capdirs;
     struct lane lanes[LANES];
     int rr; /* next lane to slice */
-    /* progress over the whole run: each file's size, read once when it is
-     * first shown; total is 0 when a file is gzip'd (its stream is longer
-     * than its file, so no share of the whole can be told) */
-    uint64_t *sizes, total;
-    bool sized;
-    uint64_t read_closed; /* stream bytes read of the files closed */
+    /* progress over the whole run, read once when it is first shown:
+     * before[i] is the size of the files before paths[i], so
+     * before[npaths] is the total */
+    uint64_t *before;
     /* the stream being read */
     struct ht_reader *sr;
     int sfd;
@@ -267,7 +265,7 @@ static void files_close(void *state)
     for (size_t i = 0; i < f->nstreams; i++)
         free(f->streams[i]);
     free(f->paths);
-    free(f->sizes);
+    free(f->before);
     free(f->streams);
     free(f->dirs);
     free(f);
@@ -447,7 +445,6 @@ static int flush_lanes(struct files *f, struct ht_engine *e)
     rc = ht_engine_flush(e, ck, (size_t)nck);
     for (int i = 0; i < LANES; i++)
         if (f->lanes[i].open && f->lanes[i].ended) {
-            f->read_closed += ht_reader_pos(f->lanes[i].r);
             ht_reader_close(f->lanes[i].r);
             f->lanes[i].r = NULL;
             f->lanes[i].open = false;
@@ -455,68 +452,47 @@ static int flush_lanes(struct files *f, struct ht_engine *e)
     return rc;
 }
 
-/* Every file's size, once, and whether each is plain (not gzip'd). */
-static void size_files(struct files *f)
+/* The files' sizes, once, as running totals (files.before). */
+static bool size_files(struct files *f)
 {
-    f->sized = true;
-    f->sizes = calloc(f->npaths + 1, sizeof(*f->sizes));
-    if (!f->sizes)
-        return;
-    f->total = 0;
+    if (f->before)
+        return true;
+    f->before = calloc(f->npaths + 1, sizeof(*f->before));
+    if (!f->before)
+        return false;
     for (size_t i = 0; i < f->npaths; i++) {
         struct stat st;
-        unsigned char magic[2] = {0, 0};
-        FILE *fp;
 
-        if (stat(f->paths[i], &st) != 0 || st.st_size < 0)
-            continue; /* unreadable: said when it is opened */
-        f->sizes[i] = (uint64_t)st.st_size;
-        fp = fopen(f->paths[i], "rb");
-        if (fp && fread(magic, 1, 2, fp) == 2 && magic[0] == 0x1f &&
-            magic[1] == 0x8b)
-            f->total = UINT64_MAX; /* gzip: no share of the whole */
-        if (fp)
-            fclose(fp);
-        if (f->total != UINT64_MAX)
-            f->total += f->sizes[i];
+        /* an unreadable file counts 0 (it is said when it is opened) */
+        f->before[i + 1] =
+            f->before[i] + (stat(f->paths[i], &st) == 0 && st.st_size > 0
+                                ? (uint64_t)st.st_size
+                                : 0);
     }
-    if (f->total == UINT64_MAX)
-        f->total = 0;
+    return true;
 }
 
-/* Where the run stands: the oldest open file by name, and the bytes.
- * With every file plain, the bytes of all the files, those before the
- * oldest open one whole (read, skipped or unreadable); with a gzip'd file
- * among them, the stream bytes read so far (a stream is longer than its
- * file, so the two do not add up). */
+/* Where the run stands: the oldest open file by name, and the bytes read
+ * of all the files as they are on disk (gzip'd ones too), the files
+ * before the oldest open one whole (read, skipped or unreadable). */
 static void progress_lanes(struct files *f, struct ht_engine *e)
 {
     struct ht_files_progress p = {0};
     size_t first = SIZE_MAX;
 
-    if (!f->sized)
-        size_files(f);
-    if (f->total)
-        for (size_t i = 0; i < f->next; i++)
-            p.done += f->sizes[i];
-    else
-        p.done = f->read_closed;
+    if (!size_files(f))
+        return;
+    p.done = f->before[f->next];
     for (int i = 0; i < LANES; i++) {
         const struct lane *l = &f->lanes[i];
-        uint64_t at;
+        uint64_t sz, at;
 
         if (!l->open)
             continue;
-        at = ht_reader_pos(l->r);
-        if (f->total) {
-            /* an open file counts what was read of it, not its size */
-            uint64_t sz = f->sizes[l->idx];
-
-            p.done -= sz;
-            p.done += at > sz ? sz : at;
-        } else {
-            p.done += at;
-        }
+        /* an open file counts what was read of it, not its size */
+        sz = f->before[l->idx + 1] - f->before[l->idx];
+        at = ht_reader_input_pos(l->r);
+        p.done = p.done - sz + (at < sz ? at : sz);
         if (l->idx < first) {
             first = l->idx;
             p.name = l->path;
@@ -524,7 +500,7 @@ static void progress_lanes(struct files *f, struct ht_engine *e)
     }
     if (!p.name)
         return;
-    p.total = f->total;
+    p.total = f->before[f->npaths];
     p.file = first + 1;
     p.files = f->npaths;
     p.documents =
