@@ -685,17 +685,22 @@ static void last_line(const char *path, char *out, size_t n)
     free(p);
 }
 
-/* The time of the request summaries' slices in an ingest summary line
- * ("; N request summaries written in K slices (X s)"): false when it
- * wrote none (or this hoptrace does not say). */
-static bool parse_summaries(const char *line, double *secs)
+/* The time of a clause of an ingest summary line that ends "in N slices
+ * (X s)": `marker` starts it ("; retention removed ", " request summaries
+ * written in "). False when the line has no such clause (nothing
+ * removed, no summaries written, or a hoptrace that does not say). */
+static bool parse_slices_secs(const char *line, const char *marker,
+                              double *secs)
 {
-    const char *p = strstr(line, " request summaries written in ");
+    const char *p = strstr(line, marker);
 
     *secs = 0;
     return p && (p = strstr(p, " slices (")) != NULL &&
            sscanf(p, " slices (%lf s)", secs) == 1;
 }
+
+#define RETENTION_CLAUSE "; retention removed "
+#define SUMMARIES_CLAUSE " request summaries written in "
 
 /* ingest's summary line: "ingested D documents (S spans, E log events)" */
 static void parse_summary(const char *line, uint64_t *docs, uint64_t *spans,
@@ -1277,7 +1282,7 @@ static int bench_default(const struct opts *o, const char *work,
         iw[r] = pr.secs;
         ic[r] = pr.cpu_secs;
         last_line(errf, sumline, sizeof sumline);
-        parse_summaries(sumline, &isumm[r]);
+        parse_slices_secs(sumline, SUMMARIES_CLAUSE, &isumm[r]);
         ianon[r] = pr.rss_anon_kib;
         ihwm[r] = pr.hwm_kib;
         if (pr.rss_anon_kib > peak_anon)
@@ -1659,17 +1664,6 @@ struct chunk {
     struct mdb_stat ms;
 };
 
-/* The time of retention's slices in an ingest summary line ("; retention
- * removed ... in N slices (X s)"): false when it removed nothing. */
-static bool parse_retention(const char *line, double *secs)
-{
-    const char *p = strstr(line, "; retention removed ");
-
-    *secs = 0;
-    return p && (p = strstr(p, " slices (")) != NULL &&
-           sscanf(p, " slices (%lf s)", secs) == 1;
-}
-
 /* Whether this hoptrace's `ingest --help` offers --retain (its help may go
  * to stdout or stderr). */
 static bool ingest_has_retain(const char *hop, const char *work)
@@ -1857,8 +1851,10 @@ static int bench_soak(const struct opts *o, const char *work, const char *mach)
             peak_hwm = c->hwm_kib;
         last_line(errf, sumline, sizeof sumline);
         parse_summary(sumline, &c->docs, &c->spans, &c->events);
-        c->retained = parse_retention(sumline, &c->retain_s);
-        c->summarized = parse_summaries(sumline, &c->summ_s);
+        c->retained =
+            parse_slices_secs(sumline, RETENTION_CLAUSE, &c->retain_s);
+        c->summarized =
+            parse_slices_secs(sumline, SUMMARIES_CLAUSE, &c->summ_s);
         c->ms = mdb_stat(store);
         done++;
         if (!o->json) {
