@@ -156,8 +156,12 @@ static void one_span(struct pbctx *c, const PbSpan *s, size_t nres)
             abort();
         c->caplinks = nlinks;
     }
-    loff = (size_t *)(c->links + c->caplinks);
-    ln = loff + c->caplinks;
+    loff = ln = NULL;
+    if (nlinks) {
+        /* the links' attribute offsets and counts follow the links */
+        loff = (size_t *)(c->links + c->caplinks);
+        ln = loff + c->caplinks;
+    }
     for (size_t i = 0; i < nlinks; i++) {
         const Opentelemetry__Proto__Trace__V1__Span__Link *l = s->links[i];
 
@@ -176,10 +180,10 @@ static void one_span(struct pbctx *c, const PbSpan *s, size_t nres)
     }
     ra.kv = c->kv.kv;
     ra.n = nres;
-    sp.attrs.kv = c->kv.kv + nres;
+    sp.attrs.kv = c->kv.kv ? c->kv.kv + nres : NULL;
     sp.attrs.n = (nlinks ? loff[0] : c->kv.n) - nres;
     for (size_t i = 0; i < nlinks; i++) {
-        c->links[i].attrs.kv = c->kv.kv + loff[i];
+        c->links[i].attrs.kv = c->kv.kv ? c->kv.kv + loff[i] : NULL;
         c->links[i].attrs.n = ln[i];
     }
     sp.links = c->links;

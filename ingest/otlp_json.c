@@ -243,13 +243,15 @@ static void one_span(struct jctx *c, hj span)
             abort();
         c->caplinks = nlinks;
     }
-    loff = (size_t *)(c->links + c->caplinks);
-    ln = loff + c->caplinks;
+    loff = ln = NULL;
     if (nlinks) {
         struct hj_iter it;
         hj l;
         size_t i = 0;
 
+        /* the links' attribute offsets and counts follow the links */
+        loff = (size_t *)(c->links + c->caplinks);
+        ln = loff + c->caplinks;
         hj_iter_init(&it, f[S_LINKS]);
         while (i < nlinks && hj_iter_next(&it, &l, NULL, NULL)) {
             struct ht_otel_link *dst = &c->links[i];
@@ -271,7 +273,7 @@ static void one_span(struct jctx *c, hj span)
     /* the attribute vector has stopped growing: point into it */
     sp.attrs.kv = c->kv.kv;
     for (size_t i = 0; i < nlinks; i++) {
-        c->links[i].attrs.kv = c->kv.kv + loff[i];
+        c->links[i].attrs.kv = c->kv.kv ? c->kv.kv + loff[i] : NULL;
         c->links[i].attrs.n = ln[i];
     }
     sp.links = c->links;
