@@ -1,0 +1,118 @@
+/*
+ * fuzz_pipeline.c - a payload decoded, written by the assembler into a
+ * store, and every id it names queried back and rendered in every format
+ * `trace` has (text, JSON, DOT, Jaeger, OTLP). The write transaction is
+ * aborted after each input, so every input meets the same empty store and
+ * the target keeps no state between inputs. Inputs are NDJSON (or any
+ * payload ht_ingest_payload takes): several documents stitch together.
+ */
+#define _GNU_SOURCE
+#include "fuzz.h"
+#include "ht_assembler.h"
+#include "ht_ingest.h"
+#include "ht_query.h"
+#include "ht_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_IDS 24
+
+static struct ht_store *store;
+
+static void remove_store(void)
+{
+    const char *dir = store ? ht_store_dir(store) : NULL;
+    char *copy = dir ? strdup(dir) : NULL;
+    char p[4096];
+
+    ht_store_close(store);
+    store = NULL;
+    if (!copy)
+        return;
+    for (const char *const *f =
+             (const char *const[]){"data.mdb", "lock.mdb", "map.lock", NULL};
+         *f; f++) {
+        snprintf(p, sizeof(p), "%s/%s", copy, *f);
+        unlink(p);
+    }
+    rmdir(copy);
+    free(copy);
+}
+
+static bool open_store(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    char tmpl[64];
+
+    if (store)
+        return true;
+    snprintf(tmpl, sizeof(tmpl), "%s/hoptrace-fuzz-XXXXXX",
+             tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
+    if (!mkdtemp(tmpl) || ht_store_open(tmpl, false, &store) != HT_ERR_OK)
+        return false;
+    atexit(remove_store);
+    return true;
+}
+
+static void query(struct ht_txn *t, const char *id, struct ht_buf *out)
+{
+    struct ht_result *r = NULL;
+
+    if (ht_query_trace_txn(t, id, &r) != HT_ERR_OK || !r)
+        return;
+    ht_buf_reset(out);
+    ht_query_text(r, out);
+    ht_query_json(r, out);
+    ht_query_dot(r, out);
+    ht_query_jaeger(r, out);
+    ht_query_otlp(r, out);
+    ht_result_free(r);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct ht_batch b;
+    struct ht_srcpos pos = {"fuzz", 0};
+    struct ht_asm_stats st = {0};
+    struct ht_txn *t;
+    struct ht_buf out;
+    size_t asked = 0;
+
+    ht_log_level = -1;
+    if (!open_store() || ht_batch_init(&b) != HT_ERR_OK)
+        return 0;
+    ht_ingest_payload(&b, &pos, data, size);
+    if (ht_store_begin(store, true, &t) != HT_ERR_OK) {
+        ht_batch_free(&b);
+        return 0;
+    }
+    ht_buf_init(&out);
+    if (ht_assembler_apply(t, &b, &st) == HT_ERR_OK) {
+        for (size_t i = 0; i < b.nspans && asked < MAX_IDS; i++) {
+            const struct ht_span *s = &b.spans[i];
+            char id[36], sid[17];
+
+            ht_tid_format(&s->trace, id);
+            query(t, id, &out);
+            ht_id8_format(&s->id, sid);
+            query(t, sid, &out);
+            if (s->request_id)
+                query(t, s->request_id, &out);
+            asked++;
+        }
+        for (size_t i = 0; i < b.nfacts && asked < MAX_IDS; i++) {
+            const struct ht_fact *f = &b.facts[i];
+
+            if (f->request_id)
+                query(t, f->request_id, &out);
+            asked++;
+        }
+    }
+    ht_store_abort(t);
+    ht_buf_free(&out);
+    ht_batch_free(&b);
+    return 0;
+}
