@@ -201,8 +201,8 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
     if (!o.quiet) {
         char from[160];
 
-        snprintf(from, sizeof(from), "%llu files",
-                 (unsigned long long)st.files);
+        snprintf(from, sizeof(from), "%llu file%s",
+                 (unsigned long long)st.files, st.files == 1 ? "" : "s");
         if (st.skipped)
             snprintf(from + strlen(from), sizeof(from) - strlen(from),
                      " (%llu already ingested, skipped)",

@@ -214,7 +214,7 @@ def main():
             check("FIFO" in p.stderr and "socket" in p.stderr and
                   "loop" in p.stderr,
                   f"walk: no warnings for FIFO/socket/loop: {p.stderr}")
-            check("from 1 files" in p.stderr,
+            check("from 1 file;" in p.stderr,
                   f"walk: the file was not read exactly once: {p.stderr}")
         except subprocess.TimeoutExpired:
             fails.append("walk: blocked (FIFO) or looped")
