@@ -2,11 +2,11 @@
  * fuzz_http.c - `serve`'s routes as a request reaches them once the HTTP
  * server has parsed it (ht_serve_api, ht_serve_jaeger, ht_serve_web):
  * the input's first line is the path, every further line one
- * `name=value` query parameter (both already percent-decoded, as the
- * server hands them over). The store they read is built once, from the
- * fixture folders named by HT_FUZZ_HTTP_FIXTURES (compiled in, ':'
- * between), with its request summaries brought up to date, and only read
- * after that.
+ * `name=value` query parameter, a name possibly repeated (all of it
+ * already percent-decoded, as the server hands it over). The store they
+ * read is built once, from the fixture folders named by
+ * HT_FUZZ_HTTP_FIXTURES (compiled in, ':' between), with its request
+ * summaries brought up to date, and only read after that.
  */
 #define _GNU_SOURCE
 #include "fuzz.h"
@@ -41,6 +41,21 @@ static const char *arg(const struct ht_http_req *rq, const char *name)
         if (strcmp(r->names[i], name) == 0)
             return r->values[i];
     return NULL;
+}
+
+static size_t arg_all(const struct ht_http_req *rq, const char *name,
+                      const char **out, size_t max)
+{
+    const struct req *r = (const struct req *)rq;
+    size_t n = 0;
+
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->names[i], name) == 0) {
+            if (n < max)
+                out[n] = r->values[i];
+            n++;
+        }
+    return n;
 }
 
 static void remove_store(void)
@@ -171,6 +186,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r.rq.path = line ? line : "/";
     r.rq.store = store;
     r.rq.arg = arg;
+    r.rq.arg_all = arg_all;
     while ((line = strtok_r(NULL, "\n", &save)) && r.n < MAX_ARGS) {
         char *eq = strchr(line, '=');
 

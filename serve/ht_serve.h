@@ -29,8 +29,13 @@ struct ht_http_req {
      * no store yet the server answers every other path 503 {"error": "no
      * store yet ..."} itself. */
     struct ht_store *store;
-    /* Query-string parameters, percent-decoded. */
+    /* Query-string parameters, percent-decoded: the first value of name. */
     const char *(*arg)(const struct ht_http_req *rq, const char *name);
+    /* Every value of a parameter that may repeat (Jaeger's tag=k:v), in
+     * the order sent: how many there are, the first max of them in out.
+     * NULL when the caller has only arg (then one value at most). */
+    size_t (*arg_all)(const struct ht_http_req *rq, const char *name,
+                      const char **out, size_t max);
     void *impl; /* the server's own (the connection) */
     /* serve --config FILE: the stage thresholds of stalls and metrics
      * (NULL: the defaults, 300 s for every stage) */

@@ -154,10 +154,13 @@ static bool parse_duration(const char *s, int64_t *out_us)
 struct tags {
     const char *keys[MAX_TAGS], *vals[MAX_TAGS];
     size_t n;
-    json_t *doc;
-    char *copy;
+    json_t *docs[MAX_TAGS]; /* the tags= objects the strings point into */
+    size_t ndocs;
+    char *copies[MAX_TAGS]; /* the tag= values, split at their colon */
+    size_t ncopies;
 };
 
+/* A later value of a key replaces an earlier one, as in Jaeger's map. */
 static bool add_tag(struct tags *t, const char *k, const char *v)
 {
     for (size_t i = 0; i < t->n; i++)
@@ -173,35 +176,73 @@ static bool add_tag(struct tags *t, const char *k, const char *v)
     return true;
 }
 
-/* tag=key:value and tags={"key":"value",...}; false with *why set. */
-static bool parse_tags(const char *tag, const char *tags, struct tags *t,
+/* Every value of a parameter that may repeat, at most MAX_TAGS of them:
+ * how many there are (more than MAX_TAGS: too many). */
+static size_t args(const struct ht_http_req *rq, const char *name,
+                   const char **out)
+{
+    const char *v;
+
+    if (rq->arg_all)
+        return rq->arg_all(rq, name, out, MAX_TAGS);
+    v = rq->arg ? rq->arg(rq, name) : NULL;
+    out[0] = v;
+    return v ? 1 : 0;
+}
+
+/*
+ * The tags a search must match, as Jaeger's query parser reads them: every
+ * tag=key:value (repeatable; the value is what follows the first colon),
+ * then every tags={"key":"value",...} (repeatable), a later value of a key
+ * replacing an earlier one; an empty one is none. False with *why set.
+ */
+static bool parse_tags(const struct ht_http_req *rq, struct tags *t,
                        const char **why)
 {
-    if (tag) {
-        char *c;
+    const char *vals[MAX_TAGS];
+    size_t n = args(rq, "tag", vals);
 
-        t->copy = strdup(tag);
-        HT_ASSERT(t->copy);
-        c = strchr(t->copy, ':');
+    if (n > MAX_TAGS) {
+        *why = "too many tags (32 at most)";
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *copy, *c;
+
+        if (!*vals[i])
+            continue; /* tag= with nothing: no tag */
+        copy = strdup(vals[i]);
+        HT_ASSERT(copy);
+        t->copies[t->ncopies++] = copy;
+        c = strchr(copy, ':');
         if (!c) {
             *why = "malformed 'tag' parameter, expecting key:value";
             return false;
         }
         *c = 0;
-        add_tag(t, t->copy, c + 1);
+        add_tag(t, copy, c + 1);
     }
-    if (tags) {
+    n = args(rq, "tags", vals);
+    if (n > MAX_TAGS) {
+        *why = "too many tags (32 at most)";
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
         json_error_t err;
         const char *k;
-        json_t *v;
+        json_t *doc, *v;
 
-        t->doc = json_loads(tags, JSON_REJECT_DUPLICATES, &err);
-        if (!t->doc || !json_is_object(t->doc)) {
+        if (!*vals[i])
+            continue;
+        doc = json_loads(vals[i], JSON_REJECT_DUPLICATES, &err);
+        if (doc)
+            t->docs[t->ndocs++] = doc;
+        if (!doc || !json_is_object(doc)) {
             *why = "malformed 'tags' parameter, cannot unmarshal JSON: "
                    "expecting an object of strings";
             return false;
         }
-        json_object_foreach(t->doc, k, v)
+        json_object_foreach(doc, k, v)
         {
             if (!json_is_string(v)) {
                 *why = "malformed 'tags' parameter, cannot unmarshal JSON: "
@@ -219,9 +260,10 @@ static bool parse_tags(const char *tag, const char *tags, struct tags *t,
 
 static void tags_free(struct tags *t)
 {
-    if (t->doc)
-        json_decref(t->doc);
-    free(t->copy);
+    for (size_t i = 0; i < t->ndocs; i++)
+        json_decref(t->docs[i]);
+    for (size_t i = 0; i < t->ncopies; i++)
+        free(t->copies[i]);
 }
 
 /* ---- routes ---------------------------------------------------------------
@@ -377,7 +419,7 @@ static void search(const struct ht_http_req *rq, struct ht_http_resp *rs)
         jerror(rs, 400, "'end' should not be before 'start'");
         return;
     }
-    if (!parse_tags(arg(rq, "tag"), arg(rq, "tags"), &tg, &why)) {
+    if (!parse_tags(rq, &tg, &why)) {
         jerror(rs, 400, "%s", why);
         tags_free(&tg);
         return;

@@ -102,6 +102,36 @@ static const char *req_arg(const struct ht_http_req *rq, const char *name)
     return MHD_lookup_connection_value(cr->c, MHD_GET_ARGUMENT_KIND, name);
 }
 
+struct arg_values {
+    const char *name;
+    const char **out;
+    size_t max, n;
+};
+
+static enum MHD_Result arg_value(void *cls, enum MHD_ValueKind kind,
+                                 const char *key, const char *value)
+{
+    struct arg_values *a = cls;
+
+    (void)kind;
+    if (key && strcmp(key, a->name) == 0) {
+        if (a->n < a->max)
+            a->out[a->n] = value ? value : "";
+        a->n++;
+    }
+    return MHD_YES;
+}
+
+static size_t req_arg_all(const struct ht_http_req *rq, const char *name,
+                          const char **out, size_t max)
+{
+    struct conn_req *cr = rq->impl;
+    struct arg_values a = {name, out, max, 0};
+
+    MHD_get_connection_values(cr->c, MHD_GET_ARGUMENT_KIND, arg_value, &a);
+    return a.n;
+}
+
 /* ---- the store --------------------------------------------------------- */
 
 /* Whether the store in dir has not been born yet: no data file, or one
@@ -358,6 +388,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                  .path = url,
                                  .store = server_store(srv),
                                  .arg = req_arg,
+                                 .arg_all = req_arg_all,
                                  .impl = cr,
                                  .stall_cfg = srv->stall_cfg};
         size_t i;

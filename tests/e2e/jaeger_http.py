@@ -48,9 +48,14 @@ def fail(msg):
 
 
 def get(base, path, **params):
+    return get_pairs(base, path, list(params.items()))
+
+
+def get_pairs(base, path, pairs):
+    """GET with query parameters in order, a name possibly repeated."""
     url = base + path
-    if params:
-        url += "?" + urllib.parse.urlencode(params)
+    if pairs:
+        url += "?" + urllib.parse.urlencode(pairs)
     try:
         with urllib.request.urlopen(url, timeout=60) as r:
             return r.status, json.loads(r.read())
@@ -219,6 +224,23 @@ def main(argv):
                       tags=json.dumps({"hop.pending": "true"}))
         if st != 200 or [t["traceID"] for t in doc["data"]] != pend or not pend:
             fail("tags hop.pending=true: %d traces, expected %d" % (len(doc.get("data") or []), len(pend)))
+        # tag= repeats, as in Jaeger's query parser: every pair must hold
+        # on one span; with tags= too; a later value of a key wins
+        via = next(h["via"] for r in by_start for h in r["hops"] if h["pending"])
+        pvia = [jaeger_trace_id(r) for r in by_start
+                if any(h["pending"] and h["via"] == via for h in r["hops"])]
+        for name, pairs, want in [
+                ("two tag=", [("tag", "hop.pending:true"), ("tag", "hop.via:" + via)], pvia),
+                ("tag= and tags=", [("tag", "hop.pending:true"),
+                                    ("tags", json.dumps({"hop.via": via}))], pvia),
+                ("a second tag= no span has", [("tag", "hop.pending:true"),
+                                               ("tag", "hop.via:no-such-via")], []),
+                ("a later tag= of the same key", [("tag", "hop.via:" + via),
+                                                  ("tag", "hop.via:no-such-via")], [])]:
+            st, doc = get_pairs(base, "/api/traces", [("service", root_svc), ("limit", 1500)] + pairs)
+            got = [t["traceID"] for t in doc.get("data") or []]
+            if st != 200 or got != want or (want == [] and not pend):
+                fail("%s (%s): %d traces, expected %d" % (name, pairs, len(got), len(want)))
 
         # ---- dependencies -------------------------------------------------
         edges = {}
