@@ -125,13 +125,26 @@ static bool parse_duration(const char *s, int64_t *out_us)
         double v;
         size_t best = 0, bi = 0;
 
-        if (!((*s >= '0' && *s <= '9') || *s == '.'))
+        char num[64];
+        size_t n = strspn(s, "0123456789"), digits = n;
+
+        /* digits, a fraction, as Go's time.ParseDuration takes them (no
+         * exponent, no hex: strtod alone would accept both) */
+        if (s[n] == '.') {
+            size_t f = strspn(s + n + 1, "0123456789");
+
+            digits += f;
+            n += 1 + f;
+        }
+        if (!digits || n >= sizeof(num))
             return false;
+        memcpy(num, s, n);
+        num[n] = 0;
         errno = 0;
-        v = strtod(s, &end);
-        if (errno || end == s)
+        v = strtod(num, &end);
+        if (errno || *end)
             return false;
-        s = end;
+        s += n;
         for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
             size_t l = strlen(units[i].u);
 

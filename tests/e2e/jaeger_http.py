@@ -270,6 +270,10 @@ def main(argv):
         # ---- errors -------------------------------------------------------
         for path, params in [("/api/traces", {}), ("/api/traces", {"service": "x", "start": "soon"}),
                              ("/api/traces", {"service": "x", "minDuration": "3 days"}),
+                             # forms Go's time.ParseDuration refuses
+                             ("/api/traces", {"service": "x", "minDuration": "0x10ms"}),
+                             ("/api/traces", {"service": "x", "minDuration": "1e3ms"}),
+                             ("/api/traces", {"service": "x", "maxDuration": ".s"}),
                              ("/api/traces", {"service": "x", "minDuration": "2s", "maxDuration": "1s"}),
                              ("/api/traces", {"service": "x", "tags": "[1]"}),
                              ("/api/traces", {"service": "x", "limit": "many"}),
