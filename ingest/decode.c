@@ -752,6 +752,34 @@ static bool hdr_wait_take(const struct ht_srcpos *pos)
     return false;
 }
 
+/* A payload's end (a Kafka message, a Kinesis record, a datagram): a
+ * header rejected in it was its last value, and its document is not in a
+ * later payload, so the next one's first value is not dropped with it.
+ * Values of one payload share its offset, so the wait it left is the one
+ * at that offset. */
+static void hdr_wait_forget(const struct ht_srcpos *pos)
+{
+    if (!hdr_nwait)
+        return;
+    for (unsigned i = 0; i < HDR_WAITS; i++)
+        if (hdr_waits[i].used && hdr_waits[i].offset == pos->offset &&
+            src_same(&hdr_waits[i], pos->source)) {
+            hdr_waits[i].used = false;
+            hdr_nwait--;
+        }
+}
+
+void ht_ingest_source_end(const struct ht_srcpos *pos)
+{
+    if (!hdr_nwait)
+        return;
+    for (unsigned i = 0; i < HDR_WAITS; i++)
+        if (hdr_waits[i].used && src_same(&hdr_waits[i], pos->source)) {
+            hdr_waits[i].used = false;
+            hdr_nwait--;
+        }
+}
+
 /* A header line: an object naming a format or a version and nothing that
  * makes it a document. */
 static bool header_like(hj v, hj format, hj version, hj trace_id, hj id)
@@ -1141,6 +1169,7 @@ void ht_ingest_payload(struct ht_batch *b, const struct ht_srcpos *pos,
 {
     b->payload_bytes += n;
     decode_bytes(b, pos, data, n, 0);
+    hdr_wait_forget(pos);
 }
 
 bool ht_ingest_value(struct ht_batch *b, const struct ht_srcpos *pos,

@@ -119,6 +119,13 @@ void ht_ingest_payload(struct ht_batch *b, const struct ht_srcpos *pos,
 bool ht_ingest_value(struct ht_batch *b, const struct ht_srcpos *pos,
                      const char *val, size_t n, int depth);
 
+/* The end of a source's values (a file read to its end, a stream that
+ * closed), on the thread that decoded them: a daemon header rejected as
+ * its last value has no document to come, so nothing decoded later under
+ * the same source name is dropped with it. (A payload needs no call: its
+ * end is this for what it held.) */
+void ht_ingest_source_end(const struct ht_srcpos *pos);
+
 /* ---- OpenTelemetry (OTLP) ---------------------------------------------- */
 
 /* What one OTLP export body gave. */

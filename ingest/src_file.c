@@ -407,6 +407,7 @@ static int lane_slice(struct files *f, struct ht_engine *e, struct lane *l)
             bool trunc = ht_reader_truncated(l->r);
 
             l->ended = true;
+            ht_ingest_source_end(&l->pos);
             /* after an I/O error or a truncated file: not complete, the
              * next run resumes there */
             l->ck.done = more == 0 && !trunc;
@@ -586,6 +587,7 @@ static int poll_stream(struct files *f, struct ht_engine *e)
                 f->st.truncated++;
             if (more < 0)
                 f->st.unreadable++;
+            ht_ingest_source_end(&f->spos);
             ht_reader_close(f->sr);
             f->sr = NULL;
             if (f->sfd > 0)

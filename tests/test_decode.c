@@ -521,6 +521,38 @@ static void test_daemon_headers(void)
         }
         CHECK(b.dropped == 8 && b.nspans == 12);
     }
+
+    /* payloads (Kafka messages, Kinesis records, datagrams) hold their
+     * header and its document together: a message that is only a bad
+     * header takes nothing from the next message of its partition (it
+     * took the next message's segment, counted as dropped, before) */
+    {
+        static const char hdr[] = "{\"format\":\"json\",\"version\":2}\n";
+        struct ht_srcpos m1 = {"kafka:t/0", 41}, m2 = {"kafka:t/0", 42};
+        size_t spans;
+
+        ht_batch_reset(&b);
+        ht_ingest_payload(&b, &m1, hdr, strlen(hdr));
+        spans = b.nspans;
+        ht_ingest_payload(&b, &m2, SEG, strlen(SEG));
+        CHECK(total_rejects() == 1 && b.dropped == 0 && b.nspans > spans);
+    }
+    /* a source that ended on a bad header (ht_ingest_source_end, at a
+     * file's end) takes nothing from the next source of its name, even at
+     * a later offset */
+    {
+        static const char hdr[] = "{\"format\":\"json\",\"version\":2}";
+        struct ht_srcpos f1 = {"same-name", 0};
+        size_t spans;
+
+        ht_batch_reset(&b);
+        CHECK(ht_ingest_value(&b, &f1, hdr, strlen(hdr), 1));
+        ht_ingest_source_end(&f1);
+        spans = b.nspans;
+        f1.offset = 500;
+        CHECK(ht_ingest_value(&b, &f1, SEG, strlen(SEG), 1));
+        CHECK(total_rejects() == 1 && b.dropped == 0 && b.nspans > spans);
+    }
 }
 
 /* What the OpenTelemetry collector's X-Ray decoder refuses (docs/formats.md
