@@ -752,18 +752,17 @@ static bool hdr_wait_take(const struct ht_srcpos *pos)
     return false;
 }
 
-/* A payload's end (a Kafka message, a Kinesis record, a datagram): a
- * header rejected in it was its last value, and its document is not in a
- * later payload, so the next one's first value is not dropped with it.
- * Values of one payload share its offset, so the wait it left is the one
- * at that offset. */
-static void hdr_wait_forget(const struct ht_srcpos *pos)
+/* Forgets the wait source pos left: at any offset (its end), or at pos's
+ * only (a payload's end: a Kafka message, a Kinesis record, a datagram).
+ * A header rejected as a payload's last value has its document in no
+ * later payload, and values of one payload share its offset. */
+static void hdr_wait_forget(const struct ht_srcpos *pos, bool any_offset)
 {
     if (!hdr_nwait)
         return;
     for (unsigned i = 0; i < HDR_WAITS; i++)
-        if (hdr_waits[i].used && hdr_waits[i].offset == pos->offset &&
-            src_same(&hdr_waits[i], pos->source)) {
+        if (hdr_waits[i].used && src_same(&hdr_waits[i], pos->source) &&
+            (any_offset || hdr_waits[i].offset == pos->offset)) {
             hdr_waits[i].used = false;
             hdr_nwait--;
         }
@@ -771,13 +770,7 @@ static void hdr_wait_forget(const struct ht_srcpos *pos)
 
 void ht_ingest_source_end(const struct ht_srcpos *pos)
 {
-    if (!hdr_nwait)
-        return;
-    for (unsigned i = 0; i < HDR_WAITS; i++)
-        if (hdr_waits[i].used && src_same(&hdr_waits[i], pos->source)) {
-            hdr_waits[i].used = false;
-            hdr_nwait--;
-        }
+    hdr_wait_forget(pos, true);
 }
 
 /* A header line: an object naming a format or a version and nothing that
@@ -1169,7 +1162,7 @@ void ht_ingest_payload(struct ht_batch *b, const struct ht_srcpos *pos,
 {
     b->payload_bytes += n;
     decode_bytes(b, pos, data, n, 0);
-    hdr_wait_forget(pos);
+    hdr_wait_forget(pos, false);
 }
 
 bool ht_ingest_value(struct ht_batch *b, const struct ht_srcpos *pos,
