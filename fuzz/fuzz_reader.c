@@ -56,7 +56,7 @@ static void fold(struct digest *d, const struct ht_batch *b)
     d->documents += b->documents;
 }
 
-/* src_file.c's take_value, and its loop over a reader */
+/* src_file.c's loop over a reader */
 static void read_all(struct ht_reader *r, struct ht_batch *b, struct digest *d)
 {
     struct ht_srcpos pos = {"fuzz", 0};
@@ -67,17 +67,10 @@ static void read_all(struct ht_reader *r, struct ht_batch *b, struct digest *d)
         size_t n;
         bool too_large;
         int more = ht_reader_next(r, &val, &n, &pos.offset, &too_large);
-        int bad;
 
         if (more <= 0 || more == HT_READ_AGAIN || ++guard > 100000)
             break;
-        bad = ht_reader_bad(r);
-        if (too_large)
-            ht_batch_reject(b, HT_REJ_TOO_LARGE, &pos, "too large", val, n);
-        else if (bad >= 0)
-            ht_batch_reject(b, bad, &pos, "bad", val, n);
-        else if (!ht_ingest_value(b, &pos, val, n, ht_reader_depth(r)))
-            ht_reader_rescan(r);
+        ht_ingest_read_value(b, r, &pos, val, n, too_large);
         (void)ht_reader_pos(r);
         (void)ht_reader_input_pos(r);
         if (b->nspans + b->nfacts + b->nrejects > 4096) {

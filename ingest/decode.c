@@ -1195,3 +1195,24 @@ bool ht_ingest_value(struct ht_batch *b, const struct ht_srcpos *pos,
     decode_value(b, pos, v, val, n, 0);
     return true;
 }
+
+void ht_ingest_read_value(struct ht_batch *b, struct ht_reader *r,
+                          const struct ht_srcpos *pos, const char *val,
+                          size_t n, bool too_large)
+{
+    int bad = ht_reader_bad(r);
+
+    if (too_large)
+        ht_batch_reject(b, HT_REJ_TOO_LARGE, pos, "value larger than 16 MiB",
+                        val, n);
+    else if (bad == HT_REJ_TRUNCATED)
+        ht_batch_reject(b, bad, pos,
+                        "gzip data ends early (a truncated file): the "
+                        "value here and anything after it are missing",
+                        val, n);
+    else if (bad >= 0)
+        ht_batch_reject(b, bad, pos, "not JSON: unbalanced or truncated value",
+                        val, n);
+    else if (!ht_ingest_value(b, pos, val, n, ht_reader_depth(r)))
+        ht_reader_rescan(r); /* not one NDJSON value: scan it */
+}

@@ -219,6 +219,13 @@ uint64_t ht_reader_pos(const struct ht_reader *r);
 uint64_t ht_reader_input_pos(const struct ht_reader *r);
 /* Skip to a decompressed offset (resume from a checkpoint). */
 int ht_reader_skip_to(struct ht_reader *r, uint64_t offset);
+/* Decodes one value ht_reader_next gave, as every reader of files and
+ * streams does: a value too large, unbalanced or cut short by a truncated
+ * gzip stream is a reject; an NDJSON line that is not one value is
+ * scanned again (the reader gives its values next). */
+void ht_ingest_read_value(struct ht_batch *b, struct ht_reader *r,
+                          const struct ht_srcpos *pos, const char *val,
+                          size_t n, bool too_large);
 
 /* ---- small decoding helpers shared by the decoders (ingest-internal
  * users call these; exposed for tests) ---------------------------------- */

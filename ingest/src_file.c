@@ -367,28 +367,6 @@ static bool lane_open(struct files *f, struct ht_engine *e, struct lane *l,
     return true;
 }
 
-/* Decodes one value the reader gave (file or stream). */
-static void take_value(struct ht_batch *b, struct ht_reader *r,
-                       const struct ht_srcpos *pos, const char *val, size_t n,
-                       bool too_large)
-{
-    int bad = ht_reader_bad(r);
-
-    if (too_large)
-        ht_batch_reject(b, HT_REJ_TOO_LARGE, pos, "value larger than 16 MiB",
-                        val, n);
-    else if (bad == HT_REJ_TRUNCATED)
-        ht_batch_reject(b, bad, pos,
-                        "gzip data ends early (a truncated file): the "
-                        "value here and anything after it are missing",
-                        val, n);
-    else if (bad >= 0)
-        ht_batch_reject(b, bad, pos, "not JSON: unbalanced or truncated value",
-                        val, n);
-    else if (!ht_ingest_value(b, pos, val, n, ht_reader_depth(r)))
-        ht_reader_rescan(r); /* not one NDJSON value: scan it */
-}
-
 /* Reads up to SLICE values of lane l into the batch. Returns 1 while the
  * file has more, 0 at its end, or an error (the lane has then ended). */
 static int lane_slice(struct files *f, struct ht_engine *e, struct lane *l)
@@ -416,7 +394,7 @@ static int lane_slice(struct files *f, struct ht_engine *e, struct lane *l)
             rc = more < 0 ? -HT_ERR_IO : 0;
             break;
         }
-        take_value(b, l->r, &l->pos, val, n, too_large);
+        ht_ingest_read_value(b, l->r, &l->pos, val, n, too_large);
         if (ht_engine_full(e))
             break;
     }
@@ -595,7 +573,7 @@ static int poll_stream(struct files *f, struct ht_engine *e)
             f->sfd = -1;
             return HT_POLL_FLUSH;
         }
-        take_value(b, f->sr, &f->spos, val, n, too_large);
+        ht_ingest_read_value(b, f->sr, &f->spos, val, n, too_large);
         got++;
     }
     if (f->cfg.progress) {
