@@ -388,6 +388,14 @@ extern const struct ht_source_ops ht_source_kinesis;
 void ht_kinesis_src_stats(const void *state, struct ht_kinesis_src_stats *out);
 /* Appends the summary's tail: each shard's lag, retries. */
 void ht_kinesis_src_describe(const void *state, struct ht_buf *out);
+/* One record's Data (base64, as GetRecords gives it) into b: decoded,
+ * de-aggregated when it is a KPL record, each payload sniffed by
+ * ht_ingest_payload; Data that is not base64 and a KPL record whose
+ * protobuf does not decode are rejects. *scratch (owned by the caller,
+ * *scap bytes) is grown as needed. */
+void ht_kinesis_decode_record(struct ht_batch *b, const struct ht_srcpos *pos,
+                              const char *data, size_t len, uint8_t **scratch,
+                              size_t *scap);
 
 /* Runs a source until it ends, until_idle passes, or a stop is requested;
  * commits every batch_docs records and when input pauses

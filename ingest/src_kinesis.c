@@ -84,7 +84,6 @@ struct kin {
     size_t nsh, capsh;
     uint8_t *scratch; /* owned: the decoded Data of one record */
     size_t scap;
-    struct shard *cur; /* the shard whose records are being decoded */
     /* the run */
     bool listed;
     int64_t last_activity, last_list;
@@ -252,44 +251,56 @@ static void start_ready(struct kin *g)
     }
 }
 
+struct user_records {
+    struct ht_batch *b;
+    const struct ht_srcpos *pos;
+};
+
 static void on_user_record(void *ud, const void *data, size_t n)
 {
-    struct kin *g = ud;
-    struct ht_srcpos pos = {g->cur->source, g->cur->count};
+    struct user_records *u = ud;
 
-    ht_ingest_payload(ht_engine_batch(g->eng), &pos, data, n);
+    ht_ingest_payload(u->b, u->pos, data, n);
+}
+
+void ht_kinesis_decode_record(struct ht_batch *b, const struct ht_srcpos *pos,
+                              const char *data, size_t len, uint8_t **scratch,
+                              size_t *scap)
+{
+    struct user_records u = {b, pos};
+    long n;
+    int kpl;
+
+    /* ht_base64_decode needs (n/4+1)*3 bytes */
+    if (*scap < (len / 4 + 1) * 3) {
+        free(*scratch);
+        *scap = (len / 4 + 1) * 3;
+        *scratch = malloc(*scap);
+        HT_ASSERT(*scratch);
+    }
+    n = ht_base64_decode(data, len, *scratch);
+    if (n < 0) {
+        ht_batch_reject(b, HT_REJ_BAD_ENCODING, pos,
+                        "Kinesis record Data is not base64", data, len);
+        return;
+    }
+    kpl = ht_kpl_deaggregate(*scratch, (size_t)n, on_user_record, &u);
+    if (kpl == HT_KPL_PLAIN)
+        ht_ingest_payload(b, pos, *scratch, (size_t)n);
+    else if (kpl == HT_KPL_BAD)
+        ht_batch_reject(b, HT_REJ_BAD_ENCODING, pos,
+                        "KPL aggregated record (magic and MD5 match) whose "
+                        "protobuf does not decode",
+                        *scratch, (size_t)n);
 }
 
 static void decode_record(struct kin *g, struct shard *s,
                           const struct ht_kin_record *r)
 {
     struct ht_srcpos pos = {s->source, s->count};
-    long n;
-    int kpl;
 
-    /* ht_base64_decode needs (n/4+1)*3 bytes */
-    if (g->scap < (r->data_len / 4 + 1) * 3) {
-        free(g->scratch);
-        g->scap = (r->data_len / 4 + 1) * 3;
-        g->scratch = malloc(g->scap);
-        HT_ASSERT(g->scratch);
-    }
-    n = ht_base64_decode(r->data, r->data_len, g->scratch);
-    if (n < 0) {
-        ht_batch_reject(ht_engine_batch(g->eng), HT_REJ_BAD_ENCODING, &pos,
-                        "Kinesis record Data is not base64", r->data,
-                        r->data_len);
-        return;
-    }
-    g->cur = s;
-    kpl = ht_kpl_deaggregate(g->scratch, (size_t)n, on_user_record, g);
-    if (kpl == HT_KPL_PLAIN)
-        ht_ingest_payload(ht_engine_batch(g->eng), &pos, g->scratch, (size_t)n);
-    else if (kpl == HT_KPL_BAD)
-        ht_batch_reject(ht_engine_batch(g->eng), HT_REJ_BAD_ENCODING, &pos,
-                        "KPL aggregated record (magic and MD5 match) whose "
-                        "protobuf does not decode",
-                        g->scratch, (size_t)n);
+    ht_kinesis_decode_record(ht_engine_batch(g->eng), &pos, r->data,
+                             r->data_len, &g->scratch, &g->scap);
 }
 
 static const char *status_hint(int st)
