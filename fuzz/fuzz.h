@@ -11,9 +11,20 @@
 #ifndef HT_FUZZ_H
 #define HT_FUZZ_H
 
+#include "ht_store.h"
+
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* fuzz/util.c. A writable store in a new folder under $TMPDIR (or /tmp),
+ * the same one on every call, closed and removed at exit; *created on the
+ * call that made it. NULL when it cannot be made. */
+struct ht_store *fuzz_scratch_store(bool *created);
+/* Appends the file at path to *buf (*len bytes used of *cap, realloc'd);
+ * 0, or -1 with the reason on stderr. */
+int fuzz_read_file(const char *path, uint8_t **buf, size_t *len, size_t *cap);
 
 #endif

@@ -25,23 +25,12 @@
 #define MAX_ARGS 16
 
 static struct ht_store *store;
-static char store_dir[64];
 
 struct req {
     struct ht_http_req rq;
     const char *names[MAX_ARGS], *values[MAX_ARGS];
     size_t n;
 };
-
-static const char *arg(const struct ht_http_req *rq, const char *name)
-{
-    const struct req *r = (const struct req *)rq;
-
-    for (size_t i = 0; i < r->n; i++)
-        if (strcmp(r->names[i], name) == 0)
-            return r->values[i];
-    return NULL;
-}
 
 static size_t arg_all(const struct ht_http_req *rq, const char *name,
                       const char **out, size_t max)
@@ -58,19 +47,11 @@ static size_t arg_all(const struct ht_http_req *rq, const char *name,
     return n;
 }
 
-static void remove_store(void)
+static const char *arg(const struct ht_http_req *rq, const char *name)
 {
-    char p[128];
+    const char *v;
 
-    ht_store_close(store);
-    store = NULL;
-    for (const char *const *f =
-             (const char *const[]){"data.mdb", "lock.mdb", "map.lock", NULL};
-         *f; f++) {
-        snprintf(p, sizeof(p), "%s/%s", store_dir, *f);
-        unlink(p);
-    }
-    rmdir(store_dir);
+    return arg_all(rq, name, &v, 1) ? v : NULL;
 }
 
 /* Every file of folder dir, decoded and written in one transaction. */
@@ -89,33 +70,16 @@ static void load_dir(const char *dir)
     }
     while ((e = readdir(d))) {
         char *path;
-        FILE *f;
+        uint8_t *buf = NULL;
+        size_t len = 0, cap = 0;
 
         if (e->d_name[0] == '.' || strcmp(e->d_name, "expected.json") == 0 ||
             asprintf(&path, "%s/%s", dir, e->d_name) < 0)
             continue;
-        f = fopen(path, "rb");
-        free(path);
-        if (f) {
-            char *buf = NULL;
-            size_t cap = 0, len = 0, got;
-
-            do {
-                if (len == cap) {
-                    char *nb = realloc(buf, cap ? cap * 2 : 65536);
-
-                    if (!nb)
-                        break;
-                    buf = nb;
-                    cap = cap ? cap * 2 : 65536;
-                }
-                got = fread(buf + len, 1, cap - len, f);
-                len += got;
-            } while (got);
-            fclose(f);
+        if (fuzz_read_file(path, &buf, &len, &cap) == 0)
             ht_ingest_payload(&b, &(struct ht_srcpos){"fixture", 0}, buf, len);
-            free(buf);
-        }
+        free(buf);
+        free(path);
     }
     closedir(d);
     if (ht_store_begin(store, true, &t) == HT_ERR_OK) {
@@ -127,20 +91,17 @@ static void load_dir(const char *dir)
     ht_batch_free(&b);
 }
 
+/* The store the routes read: made once, from the fixtures. */
 static bool open_store(void)
 {
     static const char fixtures[] = HT_FUZZ_HTTP_FIXTURES;
-    const char *tmp = getenv("TMPDIR");
     struct ht_agg_stats st = {0};
     char *list, *save = NULL;
+    bool created;
 
-    if (store)
-        return true;
-    snprintf(store_dir, sizeof(store_dir), "%s/hoptrace-fuzz-XXXXXX",
-             tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
-    if (!mkdtemp(store_dir) || ht_store_open(store_dir, false, &store))
-        return false;
-    atexit(remove_store);
+    store = fuzz_scratch_store(&created);
+    if (!store || !created)
+        return store != NULL;
     list = strdup(fixtures);
     for (char *dir = list ? strtok_r(list, ":", &save) : NULL; dir;
          dir = strtok_r(NULL, ":", &save))

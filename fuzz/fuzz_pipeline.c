@@ -22,43 +22,6 @@
 
 #define MAX_IDS 24
 
-static struct ht_store *store;
-
-static void remove_store(void)
-{
-    const char *dir = store ? ht_store_dir(store) : NULL;
-    char *copy = dir ? strdup(dir) : NULL;
-    char p[4096];
-
-    ht_store_close(store);
-    store = NULL;
-    if (!copy)
-        return;
-    for (const char *const *f =
-             (const char *const[]){"data.mdb", "lock.mdb", "map.lock", NULL};
-         *f; f++) {
-        snprintf(p, sizeof(p), "%s/%s", copy, *f);
-        unlink(p);
-    }
-    rmdir(copy);
-    free(copy);
-}
-
-static bool open_store(void)
-{
-    const char *tmp = getenv("TMPDIR");
-    char tmpl[64];
-
-    if (store)
-        return true;
-    snprintf(tmpl, sizeof(tmpl), "%s/hoptrace-fuzz-XXXXXX",
-             tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
-    if (!mkdtemp(tmpl) || ht_store_open(tmpl, false, &store) != HT_ERR_OK)
-        return false;
-    atexit(remove_store);
-    return true;
-}
-
 /* Every rendering of id's answer, folded into h (FNV-1a): what a user
  * would see, in the five formats. */
 static void query(struct ht_txn *t, const char *id, struct ht_buf *out,
@@ -111,11 +74,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct ht_batch b;
     struct ht_srcpos pos = {"fuzz", 0};
     struct ht_asm_stats st = {0};
+    struct ht_store *store;
     struct ht_txn *t;
     struct ht_buf out;
+    bool created;
 
     ht_log_level = -1;
-    if (!open_store() || ht_batch_init(&b) != HT_ERR_OK)
+    store = fuzz_scratch_store(&created);
+    if (!store || ht_batch_init(&b) != HT_ERR_OK)
         return 0;
     ht_ingest_payload(&b, &pos, data, size);
     if (ht_store_begin(store, true, &t) != HT_ERR_OK) {

@@ -26,34 +26,7 @@ struct input {
 /* Appends the file at path to in. */
 static int slurp(const char *path, struct input *in)
 {
-    FILE *f = fopen(path, "rb");
-
-    if (!f) {
-        fprintf(stderr, "replay: %s: %s\n", path, strerror(errno));
-        return 1;
-    }
-    for (;;) {
-        size_t got;
-
-        if (in->len == in->cap) {
-            size_t cap = in->cap ? in->cap * 2 : 65536;
-            uint8_t *nb = realloc(in->buf, cap);
-
-            if (!nb) {
-                fprintf(stderr, "replay: %s: out of memory\n", path);
-                fclose(f);
-                return 1;
-            }
-            in->buf = nb;
-            in->cap = cap;
-        }
-        got = fread(in->buf + in->len, 1, in->cap - in->len, f);
-        in->len += got;
-        if (got == 0)
-            break;
-    }
-    fclose(f);
-    return 0;
+    return fuzz_read_file(path, &in->buf, &in->len, &in->cap) ? 1 : 0;
 }
 
 static int run_file(const char *path, size_t *n)
