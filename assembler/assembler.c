@@ -768,7 +768,7 @@ struct ht_asm_prep {
 #define HT_WATERMARK_AHEAD_US (366LL * 86400 * 1000000)
 
 /* The batch's latest plausible event time (INT64_MIN when it has none). */
-static int64_t newest_event(const struct ht_batch *b)
+int64_t ht_assembler_newest_event(const struct ht_batch *b)
 {
     int64_t t = INT64_MIN;
     int64_t limit = ht_now_wall_us() + HT_WATERMARK_AHEAD_US;
@@ -826,7 +826,7 @@ static int run(struct wr *w, const struct ht_batch *b,
     if (rmw && !w->err && w->pending_delta)
         w->err = ht_store_counter_add(w->t, "pending", w->pending_delta);
     if (rmw && !w->err)
-        w->err = ht_store_note_event(w->t, newest_event(b));
+        w->err = ht_store_note_event(w->t, ht_assembler_newest_event(b));
     ht_buf_free(&w->buf);
     ht_arena_destroy(a);
     return w->err;

@@ -50,6 +50,11 @@ int ht_assembler_apply_prepared(struct ht_txn *t, const struct ht_batch *b,
 
 /* Hops still waiting for their other half, store-wide. */
 int64_t ht_assembler_pending(struct ht_txn *t);
+/* The newest event time of a batch (µs; INT64_MIN when it has none), not
+ * counting times beyond the clock's HT_WATERMARK_AHEAD_US: what the writer
+ * notes as the store's newest event, and the epoch it is written into
+ * follows (ht_store_rotate). */
+int64_t ht_assembler_newest_event(const struct ht_batch *b);
 
 /*
  * Retention of the stall-detection state (HT_DB_STAGES; layout and what

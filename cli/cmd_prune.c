@@ -132,6 +132,9 @@ int ht_cmd_prune(struct ht_cli *cli, int argc, char **argv)
     memset(&sg, 0, sizeof(sg));
     t0 = ht_now_mono_us();
     rc = HT_ERR_OK;
+    /* whole epochs first (nothing to read), then piece by piece */
+    if (cutoff != INT64_MIN && cutoff > INT64_MIN + horizon)
+        rc = ht_prune_epochs(s, cutoff - horizon, &st);
     while (cutoff != INT64_MIN && more && !rc) {
         rc = ht_prune_slice_h(s, cutoff, horizon, 0, &more, &st);
         /* let a waiting ingest have the writer between two slices */
@@ -155,25 +158,25 @@ int ht_cmd_prune(struct ht_cli *cli, int argc, char **argv)
     if (stat(path, &fst) != 0)
         fst.st_blocks = 0;
     if (strcmp(fmt, "json") == 0) {
-        printf("{\"cutoff_us\":%lld,\"horizon_us\":%lld,"
-               "\"newest_event_us\":%lld,\"removed\":{\"spans\":%llu,"
-               "\"invocations\":%llu,\"facts\":%llu,\"keys\":%llu,"
-               "\"hop_halves\":%llu,\"stale_entries\":%llu},"
-               "\"stages_removed\":{\"hops\":%llu,\"pending\":%llu,"
-               "\"buckets\":%llu,\"reports\":%llu,\"unresolved\":%llu},"
-               "\"slices\":%llu,\"seconds\":%.3f,\"store_bytes\":%lld}\n",
-               (long long)(cutoff == INT64_MIN ? 0 : cutoff),
-               (long long)horizon,
-               (long long)(newest == INT64_MIN ? 0 : newest),
-               (unsigned long long)st.nodes, (unsigned long long)st.invocations,
-               (unsigned long long)st.facts, (unsigned long long)st.keys,
-               (unsigned long long)st.pending, (unsigned long long)st.stale,
-               (unsigned long long)sg.hops, (unsigned long long)sg.pending,
-               (unsigned long long)sg.buckets, (unsigned long long)sg.reports,
-               (unsigned long long)sg.unresolved,
-               (unsigned long long)(st.slices + sg.slices),
-               (double)(ht_now_mono_us() - t0) / 1e6,
-               (long long)fst.st_blocks * 512);
+        printf(
+            "{\"cutoff_us\":%lld,\"horizon_us\":%lld,"
+            "\"newest_event_us\":%lld,\"removed\":{\"spans\":%llu,"
+            "\"invocations\":%llu,\"facts\":%llu,\"keys\":%llu,"
+            "\"hop_halves\":%llu,\"stale_entries\":%llu,\"epochs\":%llu},"
+            "\"stages_removed\":{\"hops\":%llu,\"pending\":%llu,"
+            "\"buckets\":%llu,\"reports\":%llu,\"unresolved\":%llu},"
+            "\"slices\":%llu,\"seconds\":%.3f,\"store_bytes\":%lld}\n",
+            (long long)(cutoff == INT64_MIN ? 0 : cutoff), (long long)horizon,
+            (long long)(newest == INT64_MIN ? 0 : newest),
+            (unsigned long long)st.nodes, (unsigned long long)st.invocations,
+            (unsigned long long)st.facts, (unsigned long long)st.keys,
+            (unsigned long long)st.pending, (unsigned long long)st.stale,
+            (unsigned long long)st.epochs, (unsigned long long)sg.hops,
+            (unsigned long long)sg.pending, (unsigned long long)sg.buckets,
+            (unsigned long long)sg.reports, (unsigned long long)sg.unresolved,
+            (unsigned long long)(st.slices + sg.slices),
+            (double)(ht_now_mono_us() - t0) / 1e6,
+            (long long)fst.st_blocks * 512);
     } else {
         printf("removed %llu spans, %llu invocations, %llu records and log "
                "lines, %llu keys, %llu hop halves, stall state of %llu hops "

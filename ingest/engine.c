@@ -101,7 +101,12 @@ static int commit_once(struct ht_engine *e, struct ht_batch *b,
 static int commit(struct ht_engine *e, struct ht_batch *b,
                   const struct ht_asm_prep *prep)
 {
-    int rc = HT_ERR_OK;
+    bool rotated;
+    /* a batch past the current epoch's window begins the next one */
+    int rc = ht_store_rotate(e->store, ht_assembler_newest_event(b), &rotated);
+
+    if (rc)
+        return rc;
 
     for (int attempt = 0; attempt < 24; attempt++) {
         struct ht_asm_stats st = {0};
@@ -301,6 +306,15 @@ fail:
     return rc;
 }
 
+/* Half the retention, at least a minute (a store keeps the retention, the
+ * horizon and up to an epoch more). */
+static int64_t epoch_len_for(int64_t retain_us)
+{
+    int64_t len = retain_us / 2;
+
+    return len < 60 * 1000000LL ? 60 * 1000000LL : len;
+}
+
 static int set_durable(struct ht_engine *e, bool durable)
 {
     int rc = ht_engine_sync(e);
@@ -317,6 +331,16 @@ int ht_engine_configure(struct ht_engine *e, const struct ht_ingest_opts *o)
 
     e->batch_docs = o->batch_docs ? o->batch_docs : HT_INGEST_BATCH_DEFAULT;
     e->retain_us = o->retain_us;
+    if (o->retain_us > 0) {
+        /* epochs of half the retention: a store keeps two or three of
+         * them, and retention drops the oldest whole */
+        rc = ht_store_set_epoch_len(e->store, epoch_len_for(o->retain_us));
+        if (rc) {
+            HT_LOG_ERROR("ingest", "cannot set the store's epoch length: %s",
+                         ht_strerror(rc));
+            return rc;
+        }
+    }
     /* a decoder option: kept by both batches across resets */
     e->batches[0].default_log_group = o->log_group;
     e->batches[1].default_log_group = o->log_group;

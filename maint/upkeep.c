@@ -47,7 +47,12 @@ static int retention_work(struct ht_upkeep *u, struct ht_store *s, bool *more)
     rc = retention_due(s, u->retain_us, &cutoff, &due);
     if (rc || cutoff == INT64_MIN)
         return rc;
-    if (due) {
+    if (due && ht_store_epoch_len(s) > 0) {
+        /* a store in epochs: the expired ones go whole */
+        rc = ht_prune_epochs(s, cutoff - HT_PRUNE_HORIZON_US, &u->prune);
+        if (rc)
+            return rc;
+    } else if (due) {
         rc = ht_prune_slice(s, cutoff, 0, &m, &u->prune);
         if (rc)
             return rc;

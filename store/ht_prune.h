@@ -40,6 +40,7 @@ struct ht_prune_stats {
     uint64_t pending;     /* pending / matched hop halves removed */
     uint64_t stale;       /* by_time entries of replaced versions dropped */
     uint64_t slices;      /* transactions committed */
+    uint64_t epochs;      /* whole epochs dropped (ht_prune_epochs) */
 };
 
 /*
@@ -57,6 +58,19 @@ int ht_prune_slice(struct ht_store *s, int64_t cutoff_us, size_t budget,
 /* The same with an explicit horizon (0: each piece by its own end). */
 int ht_prune_slice_h(struct ht_store *s, int64_t cutoff_us, int64_t horizon_us,
                      size_t budget, bool *more, struct ht_prune_stats *st);
+
+/*
+ * Drops, whole, every epoch (ht_store.h) but the current one whose newest
+ * event is before before_us: whatever it holds ended before that, so for
+ * requests that lasted at most the horizon this removes exactly what
+ * ht_prune_slice would at cut-off before_us + HT_PRUNE_HORIZON_US, except
+ * that a request is kept until its whole epoch has expired. Costs next to
+ * nothing per entry (nothing is read; the pending counter is corrected for
+ * the producers waiting there). The counts in *st are the dropped tables'
+ * entries (older copies of a key included); one slice per drop.
+ */
+int ht_prune_epochs(struct ht_store *s, int64_t before_us,
+                    struct ht_prune_stats *st);
 
 /* The oldest last-activity time in by_time (INT64_MIN when empty). */
 int64_t ht_store_oldest_event(struct ht_txn *t);

@@ -50,7 +50,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define HT_SCHEMA_VERSION 2
+#define HT_SCHEMA_VERSION 3
 
 enum ht_db {
     HT_DB_META,
@@ -278,6 +278,52 @@ int ht_store_count(struct ht_txn *t, int db, uint64_t *n);
  * batch's transaction); `ingest --retain` measures its cut-off from it. */
 int64_t ht_store_newest_event(struct ht_txn *t);
 int ht_store_note_event(struct ht_txn *t, int64_t ts_us);
+
+/*
+ * Epochs (design.md "Store", "Epochs"): nodes, spans, inv, facts, keys,
+ * pending and by_time are kept per epoch, a window of event time. Writes
+ * go to the current epoch, reads merge all live ones (the newest copy of a
+ * key wins), deletes delete in all of them, and retention drops whole
+ * epochs. Every call above works across epochs; what follows starts and
+ * drops them.
+ */
+/* The length of an epoch (µs) the writer starts new ones at; 0: never (a
+ * store without --retain). Kept in meta by ht_store_set_epoch_len. */
+int64_t ht_store_epoch_len(const struct ht_store *s);
+int ht_store_set_epoch_len(struct ht_store *s, int64_t len_us);
+/* Before the write transaction of a batch whose newest event is
+ * newest_us: starts a new epoch (its own transaction) when that event is
+ * an epoch length past the current one's start (epochs start at multiples
+ * of the length), or every HOPTRACE_EPOCH_EVERY calls (tests). No
+ * transaction of this process may be open on this thread. */
+int ht_store_rotate(struct ht_store *s, int64_t newest_us, bool *rotated);
+
+struct ht_epoch {
+    uint32_t id;
+    int64_t start_us;  /* event time the epoch begins at */
+    int64_t newest_us; /* the newest event noted while it was current */
+};
+/* The live epochs, newest (current) first, up to cap into out; returns how
+ * many there are. */
+unsigned ht_store_epochs(struct ht_txn *t, struct ht_epoch *out, unsigned cap);
+/* Every pair of database db in the ep-th epoch alone (ht_store_epochs'
+ * order), in key order. */
+int ht_store_scan_epoch(struct ht_txn *t, int db, unsigned ep,
+                        ht_store_visit_fn fn, void *ctx);
+/* How many entries database db has in the ep-th epoch alone. */
+int ht_store_count_epoch(struct ht_txn *t, int db, unsigned ep, uint64_t *n);
+/* Whether an epoch newer than the ep-th holds key k (a newer copy). */
+bool ht_store_in_newer(struct ht_txn *t, int db, unsigned ep, const void *k,
+                       size_t kn);
+/* Drops, whole, the oldest epochs whose newest event is before before_us
+ * (never the current one), in one write transaction; pre (may be NULL)
+ * runs in it first for each epoch about to go (its index in
+ * ht_store_epochs' order), to account for what goes. *dropped: how many.
+ * Holds back every other transaction of this process meanwhile; the
+ * caller holds none. */
+typedef int (*ht_store_drop_fn)(void *ctx, struct ht_txn *t, unsigned ep);
+int ht_store_drop_epochs(struct ht_store *s, int64_t before_us,
+                         ht_store_drop_fn pre, void *ctx, unsigned *dropped);
 
 /* Counters kept in meta ("c:" + name), for pending hops and the like. */
 int64_t ht_store_counter(struct ht_txn *t, const char *name);

@@ -555,6 +555,73 @@ int ht_prune_slice(struct ht_store *s, int64_t cutoff_us, size_t budget,
                             st);
 }
 
+/* ---- whole epochs -------------------------------------------------------- */
+
+struct drop_ctx {
+    struct ht_txn *t;
+    unsigned ep;
+    int64_t delta;
+    struct ht_prune_stats st;
+};
+
+/* A producer waiting in a dropped epoch no longer waits (unless a newer
+ * epoch holds its hop half). */
+static int drop_half(void *ctx, const void *k, size_t kn, const void *v,
+                     size_t vn)
+{
+    struct drop_ctx *c = ctx;
+
+    c->st.pending++;
+    if (vn >= 1 && ((const uint8_t *)v)[0] == HALF_PRODUCER &&
+        !ht_store_in_newer(c->t, HT_DB_PENDING, c->ep, k, kn))
+        c->delta--;
+    return 0;
+}
+
+static int drop_pre(void *ctx, struct ht_txn *t, unsigned ep)
+{
+    struct drop_ctx *c = ctx;
+    uint64_t n;
+    int rc;
+
+    c->t = t;
+    c->ep = ep;
+    c->delta = 0;
+    rc = ht_store_scan_epoch(t, HT_DB_PENDING, ep, drop_half, c);
+    if (!rc && c->delta)
+        rc = ht_store_counter_add(t, "pending", c->delta);
+    if (!rc && !(rc = ht_store_count_epoch(t, HT_DB_NODES, ep, &n)))
+        c->st.nodes += n;
+    if (!rc && !(rc = ht_store_count_epoch(t, HT_DB_INV, ep, &n)))
+        c->st.invocations += n;
+    if (!rc && !(rc = ht_store_count_epoch(t, HT_DB_FACTS, ep, &n)))
+        c->st.facts += n;
+    if (!rc && !(rc = ht_store_count_epoch(t, HT_DB_KEYS, ep, &n)))
+        c->st.keys += n;
+    return rc;
+}
+
+int ht_prune_epochs(struct ht_store *s, int64_t before_us,
+                    struct ht_prune_stats *st)
+{
+    struct drop_ctx c;
+    unsigned dropped = 0;
+    int rc;
+
+    memset(&c, 0, sizeof(c));
+    rc = ht_store_drop_epochs(s, before_us, drop_pre, &c, &dropped);
+    if (!rc && dropped) {
+        st->nodes += c.st.nodes;
+        st->invocations += c.st.invocations;
+        st->facts += c.st.facts;
+        st->keys += c.st.keys;
+        st->pending += c.st.pending;
+        st->epochs += dropped;
+        st->slices++;
+    }
+    return rc;
+}
+
 static int first_visit(void *ctx, const void *k, size_t kn, const void *v,
                        size_t vn)
 {

@@ -23,9 +23,37 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/*
+ * Epochs (design.md "Store", "Epochs"): the tables that hold per-request
+ * state (epoch_db) are kept once per epoch, a window of event time: epoch
+ * 0 under the tables' plain names, epoch n as "<name>~n". Every write goes
+ * to the current (newest) epoch; a read looks in every live epoch, newest
+ * first (a get takes the first hit, a scan merges them, the newest copy of
+ * a key winning); a delete deletes in all of them. Retention drops a whole
+ * epoch once everything written into it is older than the cut-off:
+ * mdb_drop, without reading what is in it. The live epochs are listed in
+ * meta "epochs" (ascending id; id, start, newest event noted in it), which
+ * each transaction reads at its start; a store without the record has
+ * epoch 0 alone.
+ */
+#define MAX_EPOCHS 48 /* live at once; rotation waits beyond this */
+#define EC_CAP 160    /* epochs whose handles a process keeps open */
+#define EREC 20       /* a registry record: id (4), start (8), max (8) */
+
+struct epoch {
+    uint32_t id;
+    int64_t start, max;
+    MDB_dbi dbi[HT_DB__COUNT]; /* the epoch databases' handles */
+};
+
+struct ecache {
+    uint32_t id;
+    MDB_dbi dbi[HT_DB__COUNT];
+};
+
 struct ht_store {
     MDB_env *env;
-    MDB_dbi dbi[HT_DB__COUNT];
+    MDB_dbi dbi[HT_DB__COUNT]; /* the others' handles (and epoch 0's) */
     bool readonly;
     size_t mapsize;
     char *dir;
@@ -40,6 +68,15 @@ struct ht_store {
     pthread_cond_t gate_cv;
     unsigned active;
     bool remapping;
+    /* Handles of the epochs' databases, opened once per process. LMDB
+     * allows one transaction at a time to open handles, and only after it
+     * commits are they usable by others: ec_mu is held from the first
+     * mdb_dbi_open until that transaction ends. */
+    pthread_mutex_t ec_mu;
+    struct ecache ec[EC_CAP];
+    size_t nec;
+    int64_t epoch_len;           /* µs; 0: the writer starts no new epoch */
+    unsigned test_every, test_n; /* HOPTRACE_EPOCH_EVERY (tests) */
 };
 
 /*
@@ -82,12 +119,34 @@ struct ht_txn {
     bool failed;       /* LMDB failed a write (MDB_MAP_FULL): see txn_err */
     struct ht_bulk ps; /* deferred puts */
     uint64_t deleted[HT_DB__COUNT]; /* what the deferred deletes removed */
+    struct epoch ep[MAX_EPOCHS];    /* the live epochs, newest first */
+    unsigned nep;
 };
 
 static bool deferrable(int db)
 {
     return db == HT_DB_KEYS || db == HT_DB_FACTS || db == HT_DB_NODES ||
            db == HT_DB_BYTIME || db == HT_DB_DIRTY || db == HT_DB_SPANS;
+}
+
+/* The tables kept per epoch: everything that belongs to one request. */
+static bool epoch_db(int db)
+{
+    return db == HT_DB_NODES || db == HT_DB_INV || db == HT_DB_FACTS ||
+           db == HT_DB_KEYS || db == HT_DB_PENDING || db == HT_DB_BYTIME ||
+           db == HT_DB_SPANS;
+}
+
+/* How many epochs database db has in t, and its handle in the e-th
+ * (0: the current one). */
+static unsigned nep_of(const struct ht_txn *t, int db)
+{
+    return epoch_db(db) ? t->nep : 1;
+}
+
+static MDB_dbi dbi_at(const struct ht_txn *t, int db, unsigned e)
+{
+    return epoch_db(db) ? t->ep[e].dbi[db] : t->s->dbi[db];
 }
 
 static const char *const db_names[HT_DB__COUNT] = {
@@ -249,6 +308,230 @@ static int remap(struct ht_store *s, size_t want)
     return HT_ERR_OK;
 }
 
+/* ---- the epoch registry and the handles -------------------------------- */
+
+struct ereg {
+    uint32_t id;
+    int64_t start; /* event time (µs) the epoch begins at */
+    int64_t max;   /* the newest event noted while it was current */
+};
+
+/* The registry into r (MAX_EPOCHS records, ascending ids); *n = 0 when the
+ * store has none (epoch 0 alone). */
+static int reg_read(MDB_txn *txn, const struct ht_store *s, struct ereg *r,
+                    unsigned *n)
+{
+    MDB_val k = {6, "epochs"}, v;
+    int rc = mdb_get(txn, s->dbi[HT_DB_META], &k, &v);
+
+    *n = 0;
+    if (rc == MDB_NOTFOUND)
+        return HT_ERR_OK;
+    if (rc)
+        return lmdb_err(rc, "reading the epoch list");
+    if (v.mv_size == 0 || v.mv_size % EREC || v.mv_size / EREC > MAX_EPOCHS) {
+        HT_LOG_ERROR("store",
+                     "%s: the epoch list is damaged (%zu bytes): re-ingest "
+                     "into a new --db folder",
+                     s->dir, v.mv_size);
+        return HT_ERR_CORRUPT;
+    }
+    *n = (unsigned)(v.mv_size / EREC);
+    for (unsigned i = 0; i < *n; i++) {
+        const uint8_t *p = (const uint8_t *)v.mv_data + (size_t)i * EREC;
+
+        memcpy(&r[i].id, p, 4);
+        memcpy(&r[i].start, p + 4, 8);
+        memcpy(&r[i].max, p + 12, 8);
+    }
+    return HT_ERR_OK;
+}
+
+static int reg_write(MDB_txn *txn, const struct ht_store *s,
+                     const struct ereg *r, unsigned n)
+{
+    uint8_t b[MAX_EPOCHS * EREC];
+    MDB_val k = {6, "epochs"}, v = {(size_t)n * EREC, b};
+
+    for (unsigned i = 0; i < n; i++) {
+        memcpy(b + (size_t)i * EREC, &r[i].id, 4);
+        memcpy(b + (size_t)i * EREC + 4, &r[i].start, 8);
+        memcpy(b + (size_t)i * EREC + 12, &r[i].max, 8);
+    }
+    return mdb_put(txn, s->dbi[HT_DB_META], &k, &v, 0);
+}
+
+/* The registry, or epoch 0 alone when there is none. */
+static int reg_live(MDB_txn *txn, const struct ht_store *s, struct ereg *r,
+                    unsigned *n)
+{
+    int rc = reg_read(txn, s, r, n);
+
+    if (!rc && *n == 0) {
+        r[0].id = 0;
+        r[0].start = INT64_MIN;
+        r[0].max = INT64_MIN;
+        *n = 1;
+    }
+    return rc;
+}
+
+/* A handle set of the cache (the caller holds ec_mu), NULL when absent. */
+static struct ecache *ec_find(struct ht_store *s, uint32_t id)
+{
+    for (size_t i = 0; i < s->nec; i++)
+        if (s->ec[i].id == id)
+            return &s->ec[i];
+    return NULL;
+}
+
+/* Opens (creates) epoch id's databases in txn into c; an LMDB code. The
+ * caller holds ec_mu until txn ends. */
+static int ec_open(struct ht_store *s, MDB_txn *txn, uint32_t id, bool create,
+                   struct ecache *c)
+{
+    char name[64];
+
+    c->id = id;
+    for (int db = 0; db < HT_DB__COUNT; db++) {
+        unsigned flags =
+            (create ? MDB_CREATE : 0) | (db == HT_DB_KEYS ? MDB_DUPSORT : 0);
+        int rc;
+
+        c->dbi[db] = 0;
+        if (!epoch_db(db))
+            continue;
+        if (id == 0)
+            snprintf(name, sizeof(name), "%s", db_names[db]);
+        else
+            snprintf(name, sizeof(name), "%s~%u", db_names[db], id);
+        rc = mdb_dbi_open(txn, name, flags, &c->dbi[db]);
+        if (rc)
+            return rc;
+    }
+    (void)s;
+    return 0;
+}
+
+/* Closes the handles of epochs no longer live, so that a process running
+ * for months does not run out of them. No transaction of this process may
+ * be open (the gate is closed meanwhile); the caller holds none. */
+static void ec_recycle(struct ht_store *s)
+{
+    struct ereg r[MAX_EPOCHS];
+    unsigned n = 0;
+    MDB_txn *txn;
+    size_t kept = 0;
+
+    gate_close(s);
+    pthread_mutex_lock(&s->ec_mu);
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) == 0) {
+        if (reg_live(txn, s, r, &n))
+            n = 0;
+        mdb_txn_abort(txn);
+    }
+    for (size_t i = 0; n && i < s->nec; i++) {
+        bool live = false;
+
+        for (unsigned j = 0; j < n && !live; j++)
+            live = r[j].id == s->ec[i].id;
+        if (live) {
+            s->ec[kept++] = s->ec[i];
+            continue;
+        }
+        for (int db = 0; db < HT_DB__COUNT; db++)
+            if (epoch_db(db))
+                mdb_dbi_close(s->env, s->ec[i].dbi[db]);
+    }
+    if (n)
+        s->nec = kept;
+    pthread_mutex_unlock(&s->ec_mu);
+    gate_open(s);
+}
+
+/* Opens the handles of every live epoch this process lacks, in a read
+ * transaction of their own, committed so that they outlive it. The caller
+ * holds no transaction. */
+static int ec_open_missing(struct ht_store *s)
+{
+    struct ereg r[MAX_EPOCHS];
+    struct ecache got[MAX_EPOCHS];
+    unsigned n = 0, ng = 0;
+    MDB_txn *txn;
+    int rc;
+
+    if (s->nec + MAX_EPOCHS > EC_CAP)
+        ec_recycle(s);
+    gate_enter(s);
+    pthread_mutex_lock(&s->ec_mu);
+    rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc) {
+        pthread_mutex_unlock(&s->ec_mu);
+        gate_leave(s);
+        return lmdb_err(rc, "opening the epochs");
+    }
+    rc = reg_live(txn, s, r, &n);
+    for (unsigned i = 0; !rc && i < n; i++) {
+        int e;
+
+        if (ec_find(s, r[i].id))
+            continue;
+        e = ec_open(s, txn, r[i].id, false, &got[ng]);
+        if (e)
+            rc = lmdb_err(e, "opening an epoch's tables");
+        else
+            ng++;
+    }
+    if (!rc && s->nec + ng > EC_CAP) {
+        HT_LOG_ERROR("store", "%s: too many epochs open in this process",
+                     s->dir);
+        rc = HT_ERR_STORE;
+    }
+    if (rc) {
+        mdb_txn_abort(txn);
+    } else {
+        int e = mdb_txn_commit(txn);
+
+        if (e)
+            rc = lmdb_err(e, "opening the epochs");
+        for (unsigned i = 0; !rc && i < ng; i++)
+            s->ec[s->nec++] = got[i];
+    }
+    pthread_mutex_unlock(&s->ec_mu);
+    gate_leave(s);
+    return rc;
+}
+
+/* Reads the live epochs, newest first, with their handles into t; *missing
+ * when this process has not opened some of them yet. */
+static int load_view(struct ht_txn *t, bool *missing)
+{
+    struct ereg r[MAX_EPOCHS];
+    unsigned n;
+    int rc = reg_live(t->txn, t->s, r, &n);
+
+    *missing = false;
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&t->s->ec_mu);
+    for (unsigned i = 0; i < n && !*missing; i++) {
+        const struct ereg *e = &r[n - 1 - i];
+        const struct ecache *c = ec_find(t->s, e->id);
+
+        if (!c) {
+            *missing = true;
+            break;
+        }
+        t->ep[i].id = e->id;
+        t->ep[i].start = e->start;
+        t->ep[i].max = e->max;
+        memcpy(t->ep[i].dbi, c->dbi, sizeof(c->dbi));
+    }
+    pthread_mutex_unlock(&t->s->ec_mu);
+    t->nep = n;
+    return HT_ERR_OK;
+}
+
 /* Checks the schema version in meta (creating it in a new writer's store). */
 static int check_schema(struct ht_store *s, MDB_txn *txn, const char *dir)
 {
@@ -323,6 +606,7 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
     s->lockfd = -1;
     pthread_mutex_init(&s->gate_mu, NULL);
     pthread_cond_init(&s->gate_cv, NULL);
+    pthread_mutex_init(&s->ec_mu, NULL);
     s->dir = strdup(dir);
     if (!s->dir) {
         ht_store_close(s);
@@ -342,7 +626,7 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
     rc = mdb_env_create(&s->env);
     if (rc)
         goto fail;
-    mdb_env_set_maxdbs(s->env, HT_DB__COUNT + 2);
+    mdb_env_set_maxdbs(s->env, HT_DB__COUNT + 8 * EC_CAP);
     mdb_env_set_maxreaders(s->env, 126);
     if (!readonly) {
         /* HOPTRACE_MAP_MB sets the first map size (tests use a tiny one to
@@ -378,10 +662,27 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
         goto fail;
     for (int i = 0; i < HT_DB__COUNT; i++) {
         unsigned flags = readonly ? 0 : MDB_CREATE;
+        struct ecache ec;
+        struct ereg r[MAX_EPOCHS];
+        unsigned n = 0;
 
         if (i == HT_DB_KEYS)
             flags |= MDB_DUPSORT;
-        rc = mdb_dbi_open(txn, db_names[i], flags, &s->dbi[i]);
+        if (epoch_db(i) && i != HT_DB_NODES)
+            continue; /* with the epoch's other tables, below */
+        if (i == HT_DB_NODES) {
+            /* the live epochs' tables (epoch 0's carry the plain names:
+             * a new store creates them) */
+            rc = reg_live(txn, s, r, &n) == HT_ERR_OK ? 0 : MDB_CORRUPTED;
+            for (unsigned j = 0; !rc && j < n; j++) {
+                rc = ec_open(s, txn, r[j].id,
+                             !readonly && r[j].id == 0 && n == 1, &ec);
+                if (!rc)
+                    s->ec[s->nec++] = ec;
+            }
+        } else {
+            rc = mdb_dbi_open(txn, db_names[i], flags, &s->dbi[i]);
+        }
         if (rc == MDB_NOTFOUND && readonly && i == HT_DB_META) {
             /* an environment whose first commit has not landed yet (an
              * ingest creating the store right now): nothing to read yet.
@@ -428,6 +729,19 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
             }
         }
     }
+    {
+        MDB_val k = {9, "epoch_len"}, v;
+
+        if (mdb_get(txn, s->dbi[HT_DB_META], &k, &v) == 0 && v.mv_size == 8)
+            memcpy(&s->epoch_len, v.mv_data, 8);
+    }
+    if (!readonly) {
+        /* tests: a new epoch every N batches, whatever their times */
+        const char *every = getenv("HOPTRACE_EPOCH_EVERY");
+
+        if (every && atoi(every) > 0)
+            s->test_every = (unsigned)atoi(every);
+    }
     rc = mdb_txn_commit(txn);
     txn = NULL;
     if (rc)
@@ -452,6 +766,7 @@ void ht_store_close(struct ht_store *s)
         close(s->lockfd);
     pthread_mutex_destroy(&s->gate_mu);
     pthread_cond_destroy(&s->gate_cv);
+    pthread_mutex_destroy(&s->ec_mu);
     free(s->dir);
     free(s);
 }
@@ -502,9 +817,12 @@ int ht_store_write_growing(struct ht_store *s, ht_store_write_fn fn, void *ctx)
 
 int ht_store_begin(struct ht_store *s, bool write, struct ht_txn **out)
 {
-    struct ht_txn *t = calloc(1, sizeof(*t));
-    int rc;
+    struct ht_txn *t;
+    bool missing;
+    int rc, tries = 0;
 
+again:
+    t = calloc(1, sizeof(*t));
     *out = NULL;
     if (!t)
         return HT_ERR_NOMEM;
@@ -532,6 +850,27 @@ int ht_store_begin(struct ht_store *s, bool write, struct ht_txn **out)
         gate_leave(s);
         free(t);
         return lmdb_err(rc, "beginning a transaction");
+    }
+    rc = load_view(t, &missing);
+    if (!rc && missing && tries < 8) {
+        /* an epoch another process (or thread) began: open its tables,
+         * then begin again */
+        mdb_txn_abort(t->txn);
+        gate_leave(s);
+        free(t);
+        rc = ec_open_missing(s);
+        if (rc)
+            return rc;
+        tries++;
+        goto again;
+    }
+    if (!rc && missing)
+        rc = HT_ERR_STORE;
+    if (rc) {
+        mdb_txn_abort(t->txn);
+        gate_leave(s);
+        free(t);
+        return rc;
     }
     *out = t;
     return HT_ERR_OK;
@@ -646,9 +985,12 @@ static bool key_after(const MDB_val *a, const MDB_val *b)
     return c > 0 || (c == 0 && a->mv_size > b->mv_size);
 }
 
-/* Writes the sorted puts l of put set b into database db. */
-static int apply_list(struct ht_txn *t, int db, const struct ht_bulk *b,
-                      const struct dlist *l)
+/* Writes the sorted puts l of put set b into database db of the current
+ * epoch (ep 0); in an older epoch (ep > 0) only the deletes apply. A
+ * delete that depends on the value held looks at the value that epoch
+ * holds (only spans' entries are deleted so, and a span id has one). */
+static int apply_list(struct ht_txn *t, int db, unsigned ep,
+                      const struct ht_bulk *b, const struct dlist *l)
 {
     bool dups = db == HT_DB_KEYS;
     MDB_cursor *c;
@@ -660,7 +1002,7 @@ static int apply_list(struct ht_txn *t, int db, const struct ht_bulk *b,
     if (l->n == 0)
         return HT_ERR_OK;
     TXN_USABLE(t);
-    rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c);
+    rc = mdb_cursor_open(t->txn, dbi_at(t, db, ep), &c);
     if (rc)
         return txn_err(t, rc, "opening a cursor");
     /*
@@ -669,7 +1011,7 @@ static int apply_list(struct ht_txn *t, int db, const struct ht_bulk *b,
      * halving it. Keys that arrive nearly in order (nodes by trace id,
      * by_time) would otherwise leave every page of the table half empty.
      */
-    rc = mdb_cursor_get(c, &last, &lv, MDB_LAST);
+    rc = ep ? MDB_NOTFOUND : mdb_cursor_get(c, &last, &lv, MDB_LAST);
     have_last = rc == 0;
     if (rc == 0 && last.mv_size <= sizeof(first_last)) {
         memcpy(first_last, last.mv_data, last.mv_size);
@@ -703,6 +1045,8 @@ static int apply_list(struct ht_txn *t, int db, const struct ht_bulk *b,
                  (n->vn == e->vn && memcmp(p + e->kn, q + n->kn, e->vn) == 0)))
                 continue;
         }
+        if (ep && !e->del)
+            continue; /* puts go to the current epoch */
         if (e->del) {
             /* sorted deletes with one cursor: LMDB looks for the next key
              * in the cursor's current leaf page before descending from
@@ -749,7 +1093,16 @@ static int flush_db(struct ht_txn *t, int db)
         return HT_ERR_OK;
     rc = sort_dputs(&t->ps, l, db == HT_DB_KEYS);
     if (!rc)
-        rc = apply_list(t, db, &t->ps, l);
+        rc = apply_list(t, db, 0, &t->ps, l);
+    if (!rc && nep_of(t, db) > 1) {
+        bool dels = false;
+
+        for (size_t i = 0; i < l->n && !dels; i++)
+            dels = l->v[i].del;
+        /* a delete deletes in every epoch */
+        for (unsigned e = 1; dels && !rc && e < nep_of(t, db); e++)
+            rc = apply_list(t, db, e, &t->ps, l);
+    }
     l->n = 0;
     return rc;
 }
@@ -929,7 +1282,7 @@ int ht_store_bulk_apply(struct ht_txn *t, const struct ht_bulk *b)
         /* the transaction's own earlier puts go first */
         rc = flush_db(t, db);
         if (!rc)
-            rc = apply_list(t, db, b, &b->defer[db]);
+            rc = apply_list(t, db, 0, b, &b->defer[db]);
     }
     return rc;
 }
@@ -950,17 +1303,18 @@ int ht_store_put(struct ht_txn *t, int db, const void *k, size_t kn,
     if (deferrable(db) && kn > 0 && kn <= 511)
         return bulk_add(&t->ps, db, k, kn, v, vn);
     SEE_OWN_WRITES(t, db); /* deferred deletes (inv, pending) go first */
-    rc = mdb_put(t->txn, t->s->dbi[db], &key, &val, flags);
+    rc = mdb_put(t->txn, dbi_at(t, db, 0), &key, &val, flags);
 
     if (rc == MDB_KEYEXIST)
         return HT_ERR_OK;
     return txn_err(t, rc, "writing");
 }
 
-/* The stored key (trace id + span id) of node `id`, and its `spans` key
- * (skey, when not NULL): HT_ERR_NOTFOUND when the span is unknown. */
-static int node_key(struct ht_txn *t, const void *id, uint8_t key[24],
-                    uint8_t *skey)
+/* The stored key (trace id + span id) of node `id` in epoch ep, and its
+ * `spans` key (skey, when not NULL): HT_ERR_NOTFOUND when the span is
+ * unknown there. */
+static int node_key(struct ht_txn *t, unsigned ep, const void *id,
+                    uint8_t key[24], uint8_t *skey)
 {
     MDB_cursor *c;
     MDB_val k, v;
@@ -968,7 +1322,7 @@ static int node_key(struct ht_txn *t, const void *id, uint8_t key[24],
     int rc, found = MDB_NOTFOUND;
 
     SEE_OWN_WRITES(t, HT_DB_SPANS);
-    rc = mdb_cursor_open(t->txn, t->s->dbi[HT_DB_SPANS], &c);
+    rc = mdb_cursor_open(t->txn, dbi_at(t, HT_DB_SPANS, ep), &c);
     if (rc)
         return txn_err(t, rc, "opening a cursor");
     rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
@@ -1017,15 +1371,22 @@ int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
     int rc;
 
     TXN_USABLE(t);
-    if (db == HT_DB_NODES && kn == 8) {
-        rc = node_key(t, k, nk, NULL);
-        if (rc)
-            return rc;
-        key.mv_data = nk;
-        key.mv_size = 24;
-    }
     SEE_OWN_WRITES(t, db);
-    rc = mdb_get(t->txn, t->s->dbi[db], &key, &val);
+    /* the newest epoch that holds it */
+    rc = MDB_NOTFOUND;
+    for (unsigned e = 0; e < nep_of(t, db) && rc == MDB_NOTFOUND; e++) {
+        if (db == HT_DB_NODES && kn == 8) {
+            int r = node_key(t, e, k, nk, NULL);
+
+            if (r == HT_ERR_NOTFOUND)
+                continue;
+            if (r)
+                return r;
+            key.mv_data = nk;
+            key.mv_size = 24;
+        }
+        rc = mdb_get(t->txn, dbi_at(t, db, e), &key, &val);
+    }
     if (rc)
         return txn_err(t, rc, "reading");
     *v = val.mv_data;
@@ -1033,17 +1394,18 @@ int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
     return HT_ERR_OK;
 }
 
-int ht_store_del(struct ht_txn *t, int db, const void *k, size_t kn)
+/* ht_store_del in epoch ep. */
+static int del_in(struct ht_txn *t, unsigned ep, int db, const void *k,
+                  size_t kn)
 {
     MDB_val key = {kn, (void *)(uintptr_t)k};
     uint8_t nk[24], sk[SPAN_KEY];
     int rc;
 
-    TXN_USABLE(t);
     if (db == HT_DB_NODES && (kn == 8 || kn == 24)) {
         const uint8_t *id = kn == 8 ? k : (const uint8_t *)k + 16;
 
-        rc = node_key(t, id, nk, sk);
+        rc = node_key(t, ep, id, nk, sk);
         if (rc && rc != HT_ERR_NOTFOUND)
             return rc;
         if (kn == 8 && rc == HT_ERR_NOTFOUND)
@@ -1052,7 +1414,7 @@ int ht_store_del(struct ht_txn *t, int db, const void *k, size_t kn)
         if (rc == HT_ERR_OK && (kn == 8 || memcmp(nk, k, 16) == 0)) {
             MDB_val skv = {SPAN_KEY, sk};
 
-            rc = mdb_del(t->txn, t->s->dbi[HT_DB_SPANS], &skv, NULL);
+            rc = mdb_del(t->txn, dbi_at(t, HT_DB_SPANS, ep), &skv, NULL);
             if (rc && rc != MDB_NOTFOUND)
                 return txn_err(t, rc, "deleting");
         }
@@ -1061,12 +1423,23 @@ int ht_store_del(struct ht_txn *t, int db, const void *k, size_t kn)
             key.mv_size = 24;
         }
     }
-    SEE_OWN_WRITES(t, db);
-    rc = mdb_del(t->txn, t->s->dbi[db], &key, NULL);
-
+    rc = mdb_del(t->txn, dbi_at(t, db, ep), &key, NULL);
     if (rc == MDB_NOTFOUND)
         return HT_ERR_OK;
     return txn_err(t, rc, "deleting");
+}
+
+int ht_store_del(struct ht_txn *t, int db, const void *k, size_t kn)
+{
+    int rc = HT_ERR_OK;
+
+    TXN_USABLE(t);
+    SEE_OWN_WRITES(t, db);
+    if (db == HT_DB_NODES)
+        SEE_OWN_WRITES(t, HT_DB_SPANS);
+    for (unsigned e = 0; e < nep_of(t, db) && !rc; e++)
+        rc = del_in(t, e, db, k, kn);
+    return rc;
 }
 
 int ht_store_del_pair(struct ht_txn *t, int db, const void *k, size_t kn,
@@ -1080,7 +1453,15 @@ int ht_store_del_pair(struct ht_txn *t, int db, const void *k, size_t kn,
     if (db != HT_DB_KEYS)
         return HT_ERR_USAGE;
     SEE_OWN_WRITES(t, db);
-    rc = mdb_del(t->txn, t->s->dbi[db], &key, &val);
+    rc = MDB_NOTFOUND;
+    for (unsigned e = 0; e < nep_of(t, db); e++) {
+        int r = mdb_del(t->txn, dbi_at(t, db, e), &key, &val);
+
+        if (r && r != MDB_NOTFOUND)
+            return txn_err(t, r, "deleting");
+        if (!r)
+            rc = 0;
+    }
     return txn_err(t, rc, "deleting");
 }
 
@@ -1154,109 +1535,222 @@ int ht_store_node_del_later(struct ht_txn *t, const struct ht_tid *trace,
     return HT_ERR_OK;
 }
 
+/* a <=> b in LMDB's order: key bytes, then length; in keys (dupsort) then
+ * the value the same way. */
+static int cmp_val(const MDB_val *a, const MDB_val *b)
+{
+    size_t m = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+    int c = m ? memcmp(a->mv_data, b->mv_data, m) : 0;
+
+    if (c)
+        return c;
+    return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
+}
+
+static int cmp_pair(const MDB_val *ka, const MDB_val *va, const MDB_val *kb,
+                    const MDB_val *vb, bool dups)
+{
+    int c = cmp_val(ka, kb);
+
+    return c || !dups ? c : cmp_val(va, vb);
+}
+
+static int cmp_val_q(const void *a, const void *b)
+{
+    return cmp_val(a, b);
+}
+
 int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
                   ht_store_visit_fn fn, void *ctx)
 {
-    MDB_cursor *c;
     MDB_val key = {kn, (void *)(uintptr_t)k}, val;
-    int rc;
+    MDB_val *vals = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
 
     TXN_USABLE(t);
     SEE_OWN_WRITES(t, db);
-    rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c);
+    /* every epoch's values, in order, each once */
+    for (unsigned e = 0; e < nep_of(t, db) && !rc; e++) {
+        MDB_cursor *c;
 
-    if (rc)
-        return txn_err(t, rc, "opening a cursor");
-    rc = mdb_cursor_get(c, &key, &val, MDB_SET_KEY);
-    while (rc == 0) {
-        if (fn(ctx, key.mv_data, key.mv_size, val.mv_data, val.mv_size))
+        rc = mdb_cursor_open(t->txn, dbi_at(t, db, e), &c);
+        if (rc)
             break;
-        rc = mdb_cursor_get(c, &key, &val, MDB_NEXT_DUP);
+        key.mv_size = kn;
+        key.mv_data = (void *)(uintptr_t)k;
+        rc = mdb_cursor_get(c, &key, &val, MDB_SET_KEY);
+        while (rc == 0) {
+            if (n == cap) {
+                size_t nc = cap ? cap * 2 : 16;
+                MDB_val *nv = realloc(vals, nc * sizeof(*nv));
+
+                if (!nv) {
+                    mdb_cursor_close(c);
+                    free(vals);
+                    return HT_ERR_NOMEM;
+                }
+                vals = nv;
+                cap = nc;
+            }
+            vals[n++] = val;
+            rc = mdb_cursor_get(c, &key, &val, MDB_NEXT_DUP);
+        }
+        mdb_cursor_close(c);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
     }
-    mdb_cursor_close(c);
-    if (rc && rc != MDB_NOTFOUND)
+    if (rc) {
+        free(vals);
         return txn_err(t, rc, "reading duplicates");
+    }
+    if (nep_of(t, db) > 1 && n > 1)
+        qsort(vals, n, sizeof(*vals), cmp_val_q);
+    for (size_t i = 0; i < n; i++) {
+        if (i && cmp_val(&vals[i - 1], &vals[i]) == 0)
+            continue;
+        if (fn(ctx, k, kn, vals[i].mv_data, vals[i].mv_size))
+            break;
+    }
+    free(vals);
     return HT_ERR_OK;
 }
 
-/* Visits pairs from the first key >= start (the first of all when sn is
- * 0) while the key begins with start's first `bound` bytes (no bound when
- * 0), until the visitor returns non-zero. */
-static int scan(struct ht_txn *t, int db, const void *start, size_t sn,
-                size_t bound, ht_store_visit_fn fn, void *ctx)
-{
+/* One epoch's cursor of a merged scan. */
+struct mcur {
     MDB_cursor *c;
-    MDB_val key = {sn, (void *)(uintptr_t)start}, val;
-    int rc;
+    MDB_val k, v;
+    bool on;
+};
+
+/*
+ * Visits pairs in key order (back: reverse) over every epoch of db at
+ * once, the newest epoch's copy of a key winning (in keys: each pair
+ * once). Forward: from the first key >= start (the first of all when sn
+ * is 0) while the key begins with start's first `bound` bytes (no bound
+ * when 0). Back: from the last key <= start, while the key begins with
+ * prefix (pn bytes; no bound when 0). Until the visitor returns non-zero.
+ */
+static int scan_merged(struct ht_txn *t, int db, const void *start, size_t sn,
+                       size_t bound, bool back, const void *prefix, size_t pn,
+                       ht_store_visit_fn fn, void *ctx)
+{
+    struct mcur m[MAX_EPOCHS];
+    unsigned n = nep_of(t, db);
+    bool dups = db == HT_DB_KEYS;
+    MDB_cursor_op step = back ? MDB_PREV : MDB_NEXT;
+    int rc = 0;
 
     TXN_USABLE(t);
     SEE_OWN_WRITES(t, db);
-    rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c);
+    memset(m, 0, sizeof(m));
+    for (unsigned e = 0; e < n && !rc; e++) {
+        MDB_val key = {sn, (void *)(uintptr_t)start};
 
-    if (rc)
-        return txn_err(t, rc, "opening a cursor");
-    rc = mdb_cursor_get(c, &key, &val, sn ? MDB_SET_RANGE : MDB_FIRST);
-    while (rc == 0) {
-        if (bound &&
-            (key.mv_size < bound || memcmp(key.mv_data, start, bound) != 0))
+        rc = mdb_cursor_open(t->txn, dbi_at(t, db, e), &m[e].c);
+        if (rc)
             break;
-        if (fn(ctx, key.mv_data, key.mv_size, val.mv_data, val.mv_size))
-            break;
-        rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
+        if (!back) {
+            rc = mdb_cursor_get(m[e].c, &key, &m[e].v,
+                                sn ? MDB_SET_RANGE : MDB_FIRST);
+        } else {
+            /* the last key at or before `start` */
+            rc = mdb_cursor_get(m[e].c, &key, &m[e].v, MDB_SET_RANGE);
+            if (rc == MDB_NOTFOUND) {
+                rc = mdb_cursor_get(m[e].c, &key, &m[e].v, MDB_LAST);
+            } else if (rc == 0) {
+                MDB_val from = {sn, (void *)(uintptr_t)start};
+
+                if (cmp_val(&key, &from) > 0)
+                    rc = mdb_cursor_get(m[e].c, &key, &m[e].v, MDB_PREV);
+            }
+            if (rc == 0 && dups) /* the last value of that key */
+                rc = mdb_cursor_get(m[e].c, &key, &m[e].v, MDB_LAST_DUP);
+        }
+        m[e].k = key;
+        m[e].on = rc == 0;
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
     }
-    mdb_cursor_close(c);
-    if (rc && rc != MDB_NOTFOUND)
-        return txn_err(t, rc, "scanning");
-    return HT_ERR_OK;
+    while (!rc) {
+        int best = -1;
+
+        for (unsigned e = 0; e < n; e++) {
+            int c;
+
+            if (!m[e].on)
+                continue;
+            if (best < 0) {
+                best = (int)e;
+                continue;
+            }
+            c = cmp_pair(&m[e].k, &m[e].v, &m[best].k, &m[best].v, dups);
+            if (back ? c > 0 : c < 0)
+                best = (int)e; /* ties: the newer (lower) epoch stays */
+        }
+        if (best < 0)
+            break;
+        MDB_val bk = m[best].k, bv = m[best].v;
+
+        if (!back && bound &&
+            (bk.mv_size < bound || memcmp(bk.mv_data, start, bound) != 0))
+            break;
+        if (back && pn &&
+            (bk.mv_size < pn || memcmp(bk.mv_data, prefix, pn) != 0))
+            break;
+        if (fn(ctx, bk.mv_data, bk.mv_size, bv.mv_data, bv.mv_size))
+            break;
+        /* past this key (pair) in every epoch holding it: older copies */
+        for (unsigned e = 0; e < n && !rc; e++) {
+            if (!m[e].on || (int)e == best ||
+                cmp_pair(&m[e].k, &m[e].v, &bk, &bv, dups) != 0)
+                continue;
+            rc = mdb_cursor_get(m[e].c, &m[e].k, &m[e].v, step);
+            m[e].on = rc == 0;
+            if (rc == MDB_NOTFOUND)
+                rc = 0;
+        }
+        if (!rc) {
+            rc = mdb_cursor_get(m[best].c, &m[best].k, &m[best].v, step);
+            m[best].on = rc == 0;
+            if (rc == MDB_NOTFOUND)
+                rc = 0;
+        }
+    }
+    for (unsigned e = 0; e < n; e++)
+        if (m[e].c)
+            mdb_cursor_close(m[e].c);
+    return rc ? txn_err(t, rc, "scanning") : HT_ERR_OK;
 }
 
 int ht_store_scan(struct ht_txn *t, int db, const void *prefix, size_t pn,
                   ht_store_visit_fn fn, void *ctx)
 {
-    return scan(t, db, prefix, pn, pn, fn, ctx);
+    return scan_merged(t, db, prefix, pn, pn, false, NULL, 0, fn, ctx);
 }
 
 int ht_store_scan_from(struct ht_txn *t, int db, const void *from, size_t fn,
                        ht_store_visit_fn visit, void *ctx)
 {
-    return scan(t, db, from, fn, 0, visit, ctx);
+    return scan_merged(t, db, from, fn, 0, false, NULL, 0, visit, ctx);
 }
 
 int ht_store_scan_back(struct ht_txn *t, int db, const void *from, size_t fn,
                        const void *prefix, size_t pn, ht_store_visit_fn visit,
                        void *ctx)
 {
-    MDB_cursor *c;
-    MDB_val key = {fn, (void *)(uintptr_t)from}, val;
-    int rc;
+    return scan_merged(t, db, from, fn, 0, true, prefix, pn, visit, ctx);
+}
 
-    TXN_USABLE(t);
-    SEE_OWN_WRITES(t, db);
-    rc = mdb_cursor_open(t->txn, t->s->dbi[db], &c);
-    if (rc)
-        return txn_err(t, rc, "opening a cursor");
-    /* the last key at or before `from` */
-    rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-    if (rc == MDB_NOTFOUND)
-        rc = mdb_cursor_get(c, &key, &val, MDB_LAST);
-    else if (rc == 0) {
-        size_t m = key.mv_size < fn ? key.mv_size : fn;
-        int d = memcmp(key.mv_data, from, m);
-
-        if (d > 0 || (d == 0 && key.mv_size > fn))
-            rc = mdb_cursor_get(c, &key, &val, MDB_PREV);
-    }
-    while (rc == 0) {
-        if (pn && (key.mv_size < pn || memcmp(key.mv_data, prefix, pn) != 0))
-            break;
-        if (visit(ctx, key.mv_data, key.mv_size, val.mv_data, val.mv_size))
-            break;
-        rc = mdb_cursor_get(c, &key, &val, MDB_PREV);
-    }
-    mdb_cursor_close(c);
-    if (rc && rc != MDB_NOTFOUND)
-        return txn_err(t, rc, "scanning back");
-    return HT_ERR_OK;
+static int count_visit(void *ctx, const void *k, size_t kn, const void *v,
+                       size_t vn)
+{
+    (void)k;
+    (void)kn;
+    (void)v;
+    (void)vn;
+    (*(uint64_t *)ctx)++;
+    return 0;
 }
 
 int ht_store_count(struct ht_txn *t, int db, uint64_t *n)
@@ -1266,8 +1760,10 @@ int ht_store_count(struct ht_txn *t, int db, uint64_t *n)
 
     TXN_USABLE(t);
     SEE_OWN_WRITES(t, db);
-    rc = mdb_stat(t->txn, t->s->dbi[db], &st);
-
+    *n = 0;
+    if (nep_of(t, db) > 1) /* each key once, whichever epochs hold it */
+        return scan_merged(t, db, NULL, 0, 0, false, NULL, 0, count_visit, n);
+    rc = mdb_stat(t->txn, dbi_at(t, db, 0), &st);
     if (rc)
         return txn_err(t, rc, "stat");
     *n = st.ms_entries;
@@ -1288,10 +1784,343 @@ int64_t ht_store_newest_event(struct ht_txn *t)
 
 int ht_store_note_event(struct ht_txn *t, int64_t ts_us)
 {
+    struct ereg r[MAX_EPOCHS];
+    unsigned n;
+    int rc;
+
+    TXN_USABLE(t);
+    /* the current epoch's newest event: what decides when it may go */
+    rc = reg_read(t->txn, t->s, r, &n);
+    if (rc)
+        return rc;
+    if (n && ts_us > r[n - 1].max) {
+        r[n - 1].max = ts_us;
+        rc = txn_err(t, reg_write(t->txn, t->s, r, n), "writing the epochs");
+        if (rc)
+            return rc;
+    }
     if (ts_us <= ht_store_newest_event(t))
         return HT_ERR_OK;
     return ht_store_put(t, HT_DB_META, "newest_event", 12, &ts_us,
                         sizeof(ts_us));
+}
+
+/* ---- epochs: starting and dropping them ---------------------------------- */
+
+int64_t ht_store_epoch_len(const struct ht_store *s)
+{
+    return s->epoch_len;
+}
+
+int ht_store_set_epoch_len(struct ht_store *s, int64_t len_us)
+{
+    struct ht_txn *t;
+    int rc;
+
+    if (s->readonly || len_us < 0)
+        return HT_ERR_USAGE;
+    if (len_us == s->epoch_len)
+        return HT_ERR_OK;
+    for (int grows = 0;; grows++) {
+        rc = ht_store_begin(s, true, &t);
+        if (rc)
+            return rc;
+        rc = ht_store_put(t, HT_DB_META, "epoch_len", 9, &len_us, 8);
+        if (rc) {
+            ht_store_abort(t);
+        } else {
+            rc = ht_store_commit(t);
+        }
+        if (rc != HT_ERR_MAPFULL || grows >= HT_STORE_GROW_RETRIES)
+            break;
+        rc = ht_store_grow(s);
+        if (rc)
+            return rc;
+    }
+    if (!rc)
+        s->epoch_len = len_us;
+    return rc;
+}
+
+/* floor(v / len) * len, for negative v too */
+static int64_t align_down(int64_t v, int64_t len)
+{
+    int64_t r = v % len;
+
+    return r < 0 ? v - r - len : v - r;
+}
+
+/* One attempt of ht_store_rotate. */
+static int rotate_once(struct ht_store *s, int64_t newest_us, bool forced,
+                       bool *rotated)
+{
+    struct ereg r[MAX_EPOCHS];
+    struct ecache ec;
+    struct ht_txn *t;
+    unsigned n;
+    bool write = false, locked = false;
+    int rc = ht_store_begin(s, true, &t);
+
+    if (rc)
+        return rc;
+    rc = reg_read(t->txn, s, r, &n);
+    if (!rc && n == 0) {
+        /* the first epoch gets its start (and the newest event so far) */
+        r[0].id = 0;
+        r[0].start = forced || s->epoch_len <= 0
+                         ? newest_us
+                         : align_down(newest_us, s->epoch_len);
+        r[0].max = ht_store_newest_event(t);
+        n = 1;
+        write = true;
+        if (!forced) {
+            rc = txn_err(t, reg_write(t->txn, s, r, n), "writing the epochs");
+            goto done;
+        }
+    }
+    if (rc)
+        goto done;
+    if (!forced && (s->epoch_len <= 0 || newest_us < r[n - 1].start ||
+                    newest_us - r[n - 1].start < s->epoch_len))
+        goto done;
+    if (n >= MAX_EPOCHS) {
+        /* retention is behind: the current epoch goes on */
+        HT_LOG_DEBUG("store", "%u epochs live: not starting another", n);
+        goto done;
+    }
+    pthread_mutex_lock(&s->ec_mu);
+    locked = true;
+    if (s->nec >= EC_CAP) {
+        rc = HT_ERR_OK; /* no handles left: the next round recycles */
+        goto done;
+    }
+    rc = ec_open(s, t->txn, r[n - 1].id + 1, true, &ec);
+    if (rc) {
+        rc = txn_err(t, rc, "creating an epoch's tables");
+        goto done;
+    }
+    r[n].id = r[n - 1].id + 1;
+    r[n].start = forced ? newest_us : align_down(newest_us, s->epoch_len);
+    r[n].max = INT64_MIN;
+    n++;
+    write = true;
+    rc = txn_err(t, reg_write(t->txn, s, r, n), "writing the epochs");
+    if (!rc) {
+        rc = ht_store_commit(t);
+        t = NULL;
+        if (!rc) {
+            s->ec[s->nec++] = ec;
+            *rotated = true;
+        }
+    }
+done:
+    if (t && write && !rc) {
+        rc = ht_store_commit(t);
+        t = NULL;
+    }
+    if (t)
+        ht_store_abort(t);
+    if (locked)
+        pthread_mutex_unlock(&s->ec_mu);
+    return rc;
+}
+
+int ht_store_rotate(struct ht_store *s, int64_t newest_us, bool *rotated)
+{
+    bool forced;
+    int rc;
+
+    *rotated = false;
+    if (s->readonly)
+        return HT_ERR_USAGE;
+    forced = s->test_every && ++s->test_n % s->test_every == 0;
+    if (!forced && (s->epoch_len <= 0 || newest_us == INT64_MIN))
+        return HT_ERR_OK;
+    if (s->nec + 2 > EC_CAP)
+        ec_recycle(s);
+    for (int grows = 0;; grows++) {
+        rc = rotate_once(s, newest_us, forced, rotated);
+        if (rc != HT_ERR_MAPFULL || grows >= HT_STORE_GROW_RETRIES)
+            return rc;
+        rc = ht_store_grow(s);
+        if (rc)
+            return rc;
+    }
+}
+
+unsigned ht_store_epochs(struct ht_txn *t, struct ht_epoch *out, unsigned cap)
+{
+    unsigned n = t->nep < cap ? t->nep : cap;
+
+    for (unsigned i = 0; i < n; i++) {
+        out[i].id = t->ep[i].id;
+        out[i].start_us = t->ep[i].start;
+        out[i].newest_us = t->ep[i].max;
+    }
+    return t->nep;
+}
+
+int ht_store_scan_epoch(struct ht_txn *t, int db, unsigned ep,
+                        ht_store_visit_fn fn, void *ctx)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    int rc;
+
+    TXN_USABLE(t);
+    if (!epoch_db(db) || ep >= t->nep)
+        return HT_ERR_USAGE;
+    SEE_OWN_WRITES(t, db);
+    rc = mdb_cursor_open(t->txn, dbi_at(t, db, ep), &c);
+    if (rc)
+        return txn_err(t, rc, "opening a cursor");
+    rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        if (fn(ctx, k.mv_data, k.mv_size, v.mv_data, v.mv_size))
+            break;
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    return rc && rc != MDB_NOTFOUND ? txn_err(t, rc, "scanning") : HT_ERR_OK;
+}
+
+int ht_store_count_epoch(struct ht_txn *t, int db, unsigned ep, uint64_t *n)
+{
+    MDB_stat st;
+    int rc;
+
+    TXN_USABLE(t);
+    *n = 0;
+    if (!epoch_db(db) || ep >= t->nep)
+        return HT_ERR_USAGE;
+    SEE_OWN_WRITES(t, db);
+    rc = mdb_stat(t->txn, dbi_at(t, db, ep), &st);
+    if (rc)
+        return txn_err(t, rc, "stat");
+    *n = st.ms_entries;
+    return HT_ERR_OK;
+}
+
+bool ht_store_in_newer(struct ht_txn *t, int db, unsigned ep, const void *k,
+                       size_t kn)
+{
+    MDB_val key = {kn, (void *)(uintptr_t)k}, v;
+
+    for (unsigned e = 0; e < ep && e < nep_of(t, db); e++)
+        if (mdb_get(t->txn, dbi_at(t, db, e), &key, &v) == 0)
+            return true;
+    return false;
+}
+
+/* One attempt of ht_store_drop_epochs, with the gate closed. */
+static int drop_once(struct ht_store *s, int64_t before_us,
+                     ht_store_drop_fn pre, void *ctx, unsigned *dropped)
+{
+    struct ereg r[MAX_EPOCHS];
+    uint32_t gone[MAX_EPOCHS];
+    unsigned n, k = 0, ng = 0;
+    struct ht_txn *t = calloc(1, sizeof(*t));
+    bool missing;
+    int rc;
+
+    if (!t)
+        return HT_ERR_NOMEM;
+    t->s = s;
+    t->write = true;
+    rc = mdb_txn_begin(s->env, NULL, 0, &t->txn);
+    if (rc) {
+        free(t);
+        return lmdb_err(rc, "beginning a transaction");
+    }
+    rc = load_view(t, &missing);
+    if (!rc && missing)
+        rc = HT_ERR_NOTFOUND; /* the caller opens them and comes back */
+    if (!rc)
+        rc = reg_read(t->txn, s, r, &n);
+    /* the oldest epochs whose newest event is before the cut, never the
+     * current one; registry order is oldest first, the view's newest */
+    while (!rc && k + 1 < n && r[k].max < before_us)
+        k++;
+    for (unsigned i = 0; !rc && i < k; i++) {
+        unsigned ep = t->nep - 1 - i; /* r[i] in the view */
+
+        if (pre)
+            rc = pre(ctx, t, ep);
+        if (!rc)
+            rc = flush_all(t);
+        for (int db = 0; !rc && db < HT_DB__COUNT; db++) {
+            if (!epoch_db(db))
+                continue;
+            rc = mdb_drop(t->txn, t->ep[ep].dbi[db], 1);
+            if (rc)
+                rc = txn_err(t, rc, "dropping an epoch");
+        }
+        gone[ng++] = r[i].id;
+    }
+    if (!rc && k) {
+        memmove(r, r + k, (n - k) * sizeof(*r));
+        rc = txn_err(t, reg_write(t->txn, s, r, n - k), "writing the epochs");
+    }
+    if (!rc)
+        rc = flush_all(t);
+    if (!rc && t->failed)
+        rc = HT_ERR_MAPFULL;
+    if (!rc && k)
+        rc = lmdb_err(mdb_txn_commit(t->txn), "committing");
+    else
+        mdb_txn_abort(t->txn);
+    /* mdb_drop closed the handles, whatever came of the transaction */
+    pthread_mutex_lock(&s->ec_mu);
+    for (unsigned i = 0; i < ng; i++) {
+        struct ecache *c = ec_find(s, gone[i]);
+
+        if (c)
+            *c = s->ec[--s->nec];
+    }
+    pthread_mutex_unlock(&s->ec_mu);
+    bulk_release(&t->ps);
+    free(t);
+    if (!rc)
+        *dropped += k;
+    return rc;
+}
+
+int ht_store_drop_epochs(struct ht_store *s, int64_t before_us,
+                         ht_store_drop_fn pre, void *ctx, unsigned *dropped)
+{
+    struct ht_txn *t;
+    int64_t oldest;
+    int rc;
+
+    *dropped = 0;
+    if (s->readonly)
+        return HT_ERR_USAGE;
+    /* anything to do? (a read, without holding anyone back) */
+    rc = ht_store_begin(s, false, &t);
+    if (rc)
+        return rc;
+    oldest = t->nep > 1 ? t->ep[t->nep - 1].max : INT64_MAX;
+    ht_store_abort(t);
+    if (oldest >= before_us)
+        return HT_ERR_OK;
+    for (int tries = 0;; tries++) {
+        /* no transaction of this process may use the handles mdb_drop
+         * closes: the gate holds them all back meanwhile */
+        gate_close(s);
+        rc = drop_once(s, before_us, pre, ctx, dropped);
+        gate_open(s);
+        if (rc == HT_ERR_NOTFOUND && tries < 4) {
+            rc = ec_open_missing(s);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (rc != HT_ERR_MAPFULL || tries >= HT_STORE_GROW_RETRIES)
+            return rc;
+        rc = ht_store_grow(s);
+        if (rc)
+            return rc;
+    }
 }
 
 int64_t ht_store_counter(struct ht_txn *t, const char *name)

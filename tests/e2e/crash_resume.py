@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 
+import store_util
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 GEN = os.path.join(HERE, "..", "corpus", "gen_corpus.py")
 DBS = ["meta", "nodes", "inv", "facts", "keys", "pending", "by_time",
@@ -25,14 +27,9 @@ DBS = ["meta", "nodes", "inv", "facts", "keys", "pending", "by_time",
 
 
 def dump(db):
-    out = {}
-    for name in DBS:
-        p = subprocess.run(["mdb_dump", "-s", name, db], capture_output=True,
-                           text=True, check=True)
-        # drop the header (mapsize and the like differ legitimately)
-        body = p.stdout.split("HEADER=END\n", 1)[1]
-        out[name] = body
-    return out
+    # the tables as read (epochs merged), without mdb_dump's header
+    # (mapsize and the like differ legitimately)
+    return store_util.logical_dump(db, DBS)
 
 
 def main():

@@ -12,6 +12,8 @@ import struct
 import subprocess
 import sys
 
+import store_util
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 GEN = os.path.join(HERE, "..", "corpus", "gen_corpus.py")
 CHECK = os.path.join(HERE, "..", "corpus", "check_traces.py")
@@ -114,20 +116,11 @@ def log_messages(corpus):
     return out
 
 
-def dbs(db):
-    p = subprocess.run(["mdb_dump", "-l", db], capture_output=True, text=True,
-                       check=True)
-    return [n for n in p.stdout.split() if n]
-
-
 def dump(db, skip=(), order_free=False):
     out = {}
-    for name in dbs(db):
+    for name, body in store_util.logical_dump(db).items():
         if name in skip:
             continue
-        p = subprocess.run(["mdb_dump", "-s", name, db], capture_output=True,
-                           text=True, check=True)
-        body = p.stdout.split("HEADER=END\n", 1)[1]
         if order_free and name in ("pending", "stages"):
             # a matched hop keeps the time of the half that arrived second,
             # and the stage delay histograms are fed from it: with several
