@@ -40,15 +40,32 @@
 #define EC_CAP 160    /* epochs whose handles a process keeps open */
 #define EREC 20       /* a registry record: id (4), start (8), max (8) */
 
+/*
+ * A sealed epoch (any but the current one) takes no more puts, so a Bloom
+ * filter of what it holds, built once when it is sealed and kept in meta
+ * ("bf:" + id), answers most lookups of what it does not hold without a
+ * B-tree search: a lookup by id probes the current epoch and, of the older
+ * ones, only those whose filter says maybe. Each table puts one token per
+ * entry in the epoch's one filter (bf_token): the whole key, or the part
+ * lookups name (a node's trace id, a span id, a fact's request id).
+ */
+struct bloom {
+    uint64_t mask; /* bits - 1 (a power of two) */
+    uint32_t k;    /* probes per token */
+    uint64_t *bits;
+};
+
 struct epoch {
     uint32_t id;
     int64_t start, max;
     MDB_dbi dbi[HT_DB__COUNT]; /* the epoch databases' handles */
+    const struct bloom *bf;    /* sealed and filtered; NULL: probe */
 };
 
 struct ecache {
     uint32_t id;
     MDB_dbi dbi[HT_DB__COUNT];
+    struct bloom *bf; /* loaded from meta; NULL until there is one */
 };
 
 struct ht_store {
@@ -147,6 +164,106 @@ static unsigned nep_of(const struct ht_txn *t, int db)
 static MDB_dbi dbi_at(const struct ht_txn *t, int db, unsigned e)
 {
     return epoch_db(db) ? t->ep[e].dbi[db] : t->s->dbi[db];
+}
+
+/* ---- Bloom filters of sealed epochs ------------------------------------ */
+
+#define BF_MAGIC 0x31667462u /* "btf1" */
+#define BF_BITS_PER 10       /* bits per token: about 1 % false positives */
+#define BF_K 7
+#define BF_HDR 16 /* magic (4), k (4), bits (8) */
+
+/* The part of key k of database db its epoch's filter knows it by: *tn
+ * bytes at the returned pointer; NULL when db has no token. */
+static const uint8_t *bf_token(int db, const void *k, size_t kn, size_t *tn)
+{
+    const uint8_t *p = k;
+
+    switch (db) {
+    case HT_DB_NODES: /* by trace (a trace's range; span ids: spans) */
+        *tn = 16;
+        return kn >= 16 ? p : NULL;
+    case HT_DB_SPANS: /* by span id, whatever its day */
+        *tn = 8;
+        return kn == 10 ? p + 2 : NULL;
+    case HT_DB_FACTS: /* by request id + NUL (an invocation's range) */
+        *tn = kn - 8;
+        return kn > 8 ? p : NULL;
+    case HT_DB_KEYS:
+    case HT_DB_INV:
+    case HT_DB_PENDING:
+        *tn = kn;
+        return kn ? p : NULL;
+    default:
+        return NULL;
+    }
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static uint64_t bf_hash(int db, const uint8_t *tok, size_t tn)
+{
+    return mix64(ht_hash64(tok, tn) +
+                 (uint64_t)(db + 1) * 0x9e3779b97f4a7c15ull);
+}
+
+static void bf_set(struct bloom *b, uint64_t h)
+{
+    uint64_t h2 = mix64(h) | 1;
+
+    for (uint32_t i = 0; i < b->k; i++, h += h2)
+        b->bits[(h & b->mask) >> 6] |= 1ull << (h & 63);
+}
+
+static bool bf_test(const struct bloom *b, uint64_t h)
+{
+    uint64_t h2 = mix64(h) | 1;
+
+    for (uint32_t i = 0; i < b->k; i++, h += h2)
+        if (!(b->bits[(h & b->mask) >> 6] & (1ull << (h & 63))))
+            return false;
+    return true;
+}
+
+/* Whether epoch e of t may hold key k of db (always for the current one
+ * and for any without a filter). */
+static bool bf_may(const struct epoch *e, int db, const void *k, size_t kn)
+{
+    const uint8_t *tok;
+    size_t tn;
+
+    if (!e->bf || !(tok = bf_token(db, k, kn, &tn)))
+        return true;
+    return bf_test(e->bf, bf_hash(db, tok, tn));
+}
+
+/* The same for the keys starting with prefix p (pn bytes): known only for
+ * the ranges filters index (a trace's nodes, an invocation's facts). */
+static bool bf_may_prefix(const struct epoch *e, int db, const void *p,
+                          size_t pn)
+{
+    if (!e->bf)
+        return true;
+    if (db == HT_DB_NODES && pn == 16)
+        return bf_test(e->bf, bf_hash(db, p, 16));
+    if (db == HT_DB_FACTS && pn > 0 && ((const uint8_t *)p)[pn - 1] == 0)
+        return bf_test(e->bf, bf_hash(db, p, pn));
+    return true;
+}
+
+static void bf_free(struct bloom *b)
+{
+    if (b) {
+        free(b->bits);
+        free(b);
+    }
 }
 
 static const char *const db_names[HT_DB__COUNT] = {
@@ -385,6 +502,112 @@ static struct ecache *ec_find(struct ht_store *s, uint32_t id)
     return NULL;
 }
 
+/* meta's key of epoch id's filter: "bf:" + id (4) */
+static void bf_key(uint8_t k[7], uint32_t id)
+{
+    memcpy(k, "bf:", 3);
+    memcpy(k + 3, &id, 4);
+}
+
+/* Epoch id's filter from meta (a copy), NULL when it has none (yet). */
+static struct bloom *bf_load(MDB_txn *txn, const struct ht_store *s,
+                             uint32_t id)
+{
+    uint8_t kb[7];
+    MDB_val k = {7, kb}, v;
+    uint32_t magic, kk;
+    uint64_t bits;
+    struct bloom *b;
+
+    bf_key(kb, id);
+    if (mdb_get(txn, s->dbi[HT_DB_META], &k, &v) || v.mv_size < BF_HDR)
+        return NULL;
+    memcpy(&magic, v.mv_data, 4);
+    memcpy(&kk, (const uint8_t *)v.mv_data + 4, 4);
+    memcpy(&bits, (const uint8_t *)v.mv_data + 8, 8);
+    if (magic != BF_MAGIC || kk == 0 || kk > 16 || bits < 64 ||
+        (bits & (bits - 1)) || v.mv_size != BF_HDR + bits / 8)
+        return NULL;
+    b = malloc(sizeof(*b));
+    if (!b)
+        return NULL;
+    b->bits = malloc(bits / 8);
+    if (!b->bits) {
+        free(b);
+        return NULL;
+    }
+    memcpy(b->bits, (const uint8_t *)v.mv_data + BF_HDR, bits / 8);
+    b->mask = bits - 1;
+    b->k = kk;
+    return b;
+}
+
+/* Builds the filter of the e-th epoch of t (sealed: no more puts) from
+ * what its tables hold, and keeps it in meta. An LMDB code. */
+static int bf_build(struct ht_txn *t, unsigned e)
+{
+    static const int dbs[] = {HT_DB_NODES, HT_DB_SPANS,   HT_DB_FACTS,
+                              HT_DB_KEYS,  HT_DB_PENDING, HT_DB_INV};
+    struct bloom b;
+    uint64_t n = 0, bits = 4096;
+    uint8_t kb[7];
+    MDB_val key = {7, kb}, val;
+    uint8_t *buf;
+    int rc = 0;
+
+    for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]) && !rc; i++) {
+        MDB_stat st;
+
+        rc = mdb_stat(t->txn, t->ep[e].dbi[dbs[i]], &st);
+        n += st.ms_entries;
+    }
+    if (rc)
+        return rc;
+    while (bits < n * BF_BITS_PER && bits < (1ull << 36))
+        bits <<= 1;
+    buf = calloc(1, BF_HDR + bits / 8);
+    if (!buf)
+        return ENOMEM;
+    b.bits = (uint64_t *)(void *)(buf + BF_HDR);
+    b.mask = bits - 1;
+    b.k = BF_K;
+    for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]) && !rc; i++) {
+        int db = dbs[i];
+        MDB_cursor *c;
+        MDB_val k, v;
+
+        rc = mdb_cursor_open(t->txn, t->ep[e].dbi[db], &c);
+        if (rc)
+            break;
+        rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        while (rc == 0) {
+            size_t tn;
+            const uint8_t *tok = bf_token(db, k.mv_data, k.mv_size, &tn);
+
+            if (tok)
+                bf_set(&b, bf_hash(db, tok, tn));
+            rc = mdb_cursor_get(c, &k, &v,
+                                db == HT_DB_KEYS ? MDB_NEXT_NODUP : MDB_NEXT);
+        }
+        mdb_cursor_close(c);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    if (!rc) {
+        uint32_t magic = BF_MAGIC, kk = BF_K;
+
+        memcpy(buf, &magic, 4);
+        memcpy(buf + 4, &kk, 4);
+        memcpy(buf + 8, &bits, 8);
+        bf_key(kb, t->ep[e].id);
+        val.mv_size = BF_HDR + bits / 8;
+        val.mv_data = buf;
+        rc = mdb_put(t->txn, t->s->dbi[HT_DB_META], &key, &val, 0);
+    }
+    free(buf);
+    return rc;
+}
+
 /* Opens (creates) epoch id's databases in txn into c; an LMDB code. The
  * caller holds ec_mu until txn ends. */
 static int ec_open(struct ht_store *s, MDB_txn *txn, uint32_t id, bool create,
@@ -393,6 +616,7 @@ static int ec_open(struct ht_store *s, MDB_txn *txn, uint32_t id, bool create,
     char name[64];
 
     c->id = id;
+    c->bf = NULL;
     for (int db = 0; db < HT_DB__COUNT; db++) {
         unsigned flags =
             (create ? MDB_CREATE : 0) | (db == HT_DB_KEYS ? MDB_DUPSORT : 0);
@@ -442,6 +666,7 @@ static void ec_recycle(struct ht_store *s)
         for (int db = 0; db < HT_DB__COUNT; db++)
             if (epoch_db(db))
                 mdb_dbi_close(s->env, s->ec[i].dbi[db]);
+        bf_free(s->ec[i].bf);
     }
     if (n)
         s->nec = kept;
@@ -516,15 +741,19 @@ static int load_view(struct ht_txn *t, bool *missing)
     pthread_mutex_lock(&t->s->ec_mu);
     for (unsigned i = 0; i < n && !*missing; i++) {
         const struct ereg *e = &r[n - 1 - i];
-        const struct ecache *c = ec_find(t->s, e->id);
+        struct ecache *c = ec_find(t->s, e->id);
 
         if (!c) {
             *missing = true;
             break;
         }
+        /* a sealed epoch's filter, once there is one */
+        if (i > 0 && !c->bf)
+            c->bf = bf_load(t->txn, t->s, e->id);
         t->ep[i].id = e->id;
         t->ep[i].start = e->start;
         t->ep[i].max = e->max;
+        t->ep[i].bf = i > 0 ? c->bf : NULL;
         memcpy(t->ep[i].dbi, c->dbi, sizeof(c->dbi));
     }
     pthread_mutex_unlock(&t->s->ec_mu);
@@ -762,6 +991,8 @@ void ht_store_close(struct ht_store *s)
         return;
     if (s->env)
         mdb_env_close(s->env);
+    for (size_t i = 0; i < s->nec; i++)
+        bf_free(s->ec[i].bf);
     if (s->lockfd >= 0)
         close(s->lockfd);
     pthread_mutex_destroy(&s->gate_mu);
@@ -1045,8 +1276,9 @@ static int apply_list(struct ht_txn *t, int db, unsigned ep,
                  (n->vn == e->vn && memcmp(p + e->kn, q + n->kn, e->vn) == 0)))
                 continue;
         }
-        if (ep && !e->del)
-            continue; /* puts go to the current epoch */
+        if (ep && (!e->del || !bf_may(&t->ep[ep], db, p, e->kn)))
+            continue; /* puts go to the current epoch; the filter knows
+                         what a sealed one lacks */
         if (e->del) {
             /* sorted deletes with one cursor: LMDB looks for the next key
              * in the cursor's current leaf page before descending from
@@ -1322,6 +1554,10 @@ static int node_key(struct ht_txn *t, unsigned ep, const void *id,
     int rc, found = MDB_NOTFOUND;
 
     SEE_OWN_WRITES(t, HT_DB_SPANS);
+    memset(probe, 0, 2);
+    memcpy(probe + 2, id, 8);
+    if (ep && !bf_may(&t->ep[ep], HT_DB_SPANS, probe, SPAN_KEY))
+        return HT_ERR_NOTFOUND;
     rc = mdb_cursor_open(t->txn, dbi_at(t, HT_DB_SPANS, ep), &c);
     if (rc)
         return txn_err(t, rc, "opening a cursor");
@@ -1384,6 +1620,8 @@ int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
                 return r;
             key.mv_data = nk;
             key.mv_size = 24;
+        } else if (e && !bf_may(&t->ep[e], db, k, kn)) {
+            continue;
         }
         rc = mdb_get(t->txn, dbi_at(t, db, e), &key, &val);
     }
@@ -1402,6 +1640,8 @@ static int del_in(struct ht_txn *t, unsigned ep, int db, const void *k,
     uint8_t nk[24], sk[SPAN_KEY];
     int rc;
 
+    if (ep && db != HT_DB_NODES && !bf_may(&t->ep[ep], db, k, kn))
+        return HT_ERR_OK;
     if (db == HT_DB_NODES && (kn == 8 || kn == 24)) {
         const uint8_t *id = kn == 8 ? k : (const uint8_t *)k + 16;
 
@@ -1455,7 +1695,11 @@ int ht_store_del_pair(struct ht_txn *t, int db, const void *k, size_t kn,
     SEE_OWN_WRITES(t, db);
     rc = MDB_NOTFOUND;
     for (unsigned e = 0; e < nep_of(t, db); e++) {
-        int r = mdb_del(t->txn, dbi_at(t, db, e), &key, &val);
+        int r;
+
+        if (e && !bf_may(&t->ep[e], db, k, kn))
+            continue;
+        r = mdb_del(t->txn, dbi_at(t, db, e), &key, &val);
 
         if (r && r != MDB_NOTFOUND)
             return txn_err(t, r, "deleting");
@@ -1574,6 +1818,8 @@ int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
     for (unsigned e = 0; e < nep_of(t, db) && !rc; e++) {
         MDB_cursor *c;
 
+        if (e && !bf_may(&t->ep[e], db, k, kn))
+            continue;
         rc = mdb_cursor_open(t->txn, dbi_at(t, db, e), &c);
         if (rc)
             break;
@@ -1647,6 +1893,10 @@ static int scan_merged(struct ht_txn *t, int db, const void *start, size_t sn,
     for (unsigned e = 0; e < n && !rc; e++) {
         MDB_val key = {sn, (void *)(uintptr_t)start};
 
+        /* a range a sealed epoch's filter says it lacks */
+        if (e && !back && bound == sn && epoch_db(db) &&
+            !bf_may_prefix(&t->ep[e], db, start, sn))
+            continue;
         rc = mdb_cursor_open(t->txn, dbi_at(t, db, e), &m[e].c);
         if (rc)
             break;
@@ -1880,6 +2130,23 @@ static int rotate_once(struct ht_store *s, int64_t newest_us, bool forced,
     }
     if (rc)
         goto done;
+    /* a sealed epoch without its filter (sealed just now, or a crash came
+     * before the filter): one a call */
+    for (unsigned e = 1; e < t->nep; e++) {
+        uint8_t kb[7];
+        MDB_val bk = {7, kb}, bv;
+
+        if (t->ep[e].bf)
+            continue;
+        bf_key(kb, t->ep[e].id);
+        if (mdb_get(t->txn, s->dbi[HT_DB_META], &bk, &bv) == 0)
+            continue;
+        rc = txn_err(t, bf_build(t, e), "filtering an epoch");
+        write = true;
+        break;
+    }
+    if (rc)
+        goto done;
     if (!forced && (s->epoch_len <= 0 || newest_us < r[n - 1].start ||
                     newest_us - r[n - 1].start < s->epoch_len))
         goto done;
@@ -2055,6 +2322,14 @@ static int drop_once(struct ht_store *s, int64_t before_us,
             if (rc)
                 rc = txn_err(t, rc, "dropping an epoch");
         }
+        if (!rc) {
+            uint8_t kb[7];
+            MDB_val bk = {7, kb};
+
+            bf_key(kb, r[i].id);
+            rc = mdb_del(t->txn, s->dbi[HT_DB_META], &bk, NULL);
+            rc = rc == MDB_NOTFOUND ? 0 : txn_err(t, rc, "dropping a filter");
+        }
         gone[ng++] = r[i].id;
     }
     if (!rc && k) {
@@ -2074,8 +2349,10 @@ static int drop_once(struct ht_store *s, int64_t before_us,
     for (unsigned i = 0; i < ng; i++) {
         struct ecache *c = ec_find(s, gone[i]);
 
-        if (c)
+        if (c) {
+            bf_free(c->bf);
             *c = s->ec[--s->nec];
+        }
     }
     pthread_mutex_unlock(&s->ec_mu);
     bulk_release(&t->ps);

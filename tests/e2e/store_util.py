@@ -34,13 +34,15 @@ def _pairs(db, name):
 
 
 EPOCH_LIST_KEY = " " + b"epochs".hex()
+FILTER_KEY = " " + b"bf:".hex()  # a sealed epoch's Bloom filter
 
 
 def logical_tables(db, names=None):
     """{table: [(key, value)]} (mdb_dump's hex lines, in key order) as the
     store reads them: a table kept per epoch ("keys", "keys~3", ...) is
     merged, the newest epoch's value of a key winning (in keys, the
-    dupsort table, every pair once), and meta loses its list of epochs.
+    dupsort table, every pair once), and meta loses its list of epochs
+    and their filters.
     So two stores holding the same data compare equal however their
     writers cut it into epochs. names: only these tables."""
     p = subprocess.run(["mdb_dump", "-l", db], capture_output=True,
@@ -61,6 +63,8 @@ def logical_tables(db, names=None):
                     merged[k] = v
         if base == "meta":
             merged.pop(EPOCH_LIST_KEY, None)
+            for k in [k for k in merged if k.startswith(FILTER_KEY)]:
+                del merged[k]
         if base == "keys":
             out[base] = sorted(merged)
         else:
