@@ -8,6 +8,7 @@
  * transaction that hit a full map keeps saying so (never MDB_BAD_TXN).
  */
 #define _GNU_SOURCE
+#include "ht_prune.h"
 #include "ht_store.h"
 #include "ht_test.h"
 
@@ -606,6 +607,200 @@ static void test_del_later_tables(void)
     }
 }
 
+/* ---- epochs ------------------------------------------------------------ */
+
+struct seen {
+    char text[512];
+};
+
+static int seen_visit(void *ctx, const void *k, size_t kn, const void *v,
+                      size_t vn)
+{
+    struct seen *c = ctx;
+    size_t l = strlen(c->text);
+
+    snprintf(c->text + l, sizeof(c->text) - l, "%.*s=%.*s;", (int)kn,
+             (const char *)k, (int)vn, (const char *)v);
+    return 0;
+}
+
+/* What scanning (or, with dups, the values of) key/prefix k gives. */
+static const char *seen_of(struct ht_txn *t, int db, const char *k, size_t kn,
+                           bool dups)
+{
+    static struct seen c;
+
+    c.text[0] = 0;
+    if (dups)
+        CHECK(ht_store_dups(t, db, k, kn, seen_visit, &c) == 0);
+    else
+        CHECK(ht_store_scan(t, db, k, kn, seen_visit, &c) == 0);
+    return c.text;
+}
+
+static unsigned live_epochs(struct ht_store *s, struct ht_epoch *ep)
+{
+    struct ht_txn *t;
+    unsigned n;
+
+    CHECK(ht_store_begin(s, false, &t) == 0);
+    n = ht_store_epochs(t, ep, 8);
+    ht_store_abort(t);
+    return n;
+}
+
+static void put_span_at(struct ht_txn *t, const char *trace, const char *id,
+                        int64_t start)
+{
+    struct ht_span sp;
+    struct ht_buf b;
+
+    memset(&sp, 0, sizeof(sp));
+    ht_id8_parse(id, 16, &sp.id);
+    ht_tid_parse(trace, 35, &sp.trace);
+    sp.start_us = start;
+    sp.end_us = start + 1000;
+    sp.kind = HT_SK_CALL;
+    sp.name = "n";
+    ht_buf_init(&b);
+    ht_span_pack(&sp, &b);
+    CHECK(ht_store_put(t, HT_DB_NODES, sp.id.b, 8, b.data, b.len) == 0);
+    ht_buf_free(&b);
+}
+
+/*
+ * Epochs: a write goes to the current epoch, a read sees every live one
+ * (newest copy of a key first, each keys pair once, scans merged), a
+ * delete deletes in all; sealed epochs get a filter that changes no
+ * answer; the oldest epochs go whole, with the pending counter; a reader
+ * opening the store afterwards sees the same.
+ */
+static void test_epochs(void)
+{
+    char dir[] = "/tmp/ht_test_epochs_XXXXXX";
+    const int64_t day = 86400LL * 1000000, t0 = 20400 * day;
+    const char *tr = "1-6b083520-c49c720af84bd7b4b9c2b14a";
+    struct ht_store *s;
+    struct ht_txn *t;
+    struct ht_epoch ep[8];
+    const void *v;
+    size_t vn;
+    uint64_t n;
+    bool rot;
+    struct ht_id8 a, b;
+
+    ht_id8_parse("aaaaaaaaaaaaaaaa", 16, &a);
+    ht_id8_parse("bbbbbbbbbbbbbbbb", 16, &b);
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(ht_store_open(dir, false, &s) == HT_ERR_OK);
+    CHECK(ht_store_epoch_len(s) == 0);
+    CHECK(ht_store_rotate(s, t0, &rot) == 0 && !rot); /* no length: never */
+    CHECK(ht_store_set_epoch_len(s, day) == 0 && ht_store_epoch_len(s) == day);
+
+    /* epoch 0 (facts: request id NUL and an 8-byte hash) */
+    CHECK(ht_store_begin(s, true, &t) == 0);
+    put_span_at(t, tr, "aaaaaaaaaaaaaaaa", t0 + 5);
+    CHECK(ht_store_put(t, HT_DB_KEYS, "K1", 2, "S1", 2) == 0);
+    CHECK(ht_store_put(t, HT_DB_INV, "r1", 2, "v1", 2) == 0);
+    CHECK(ht_store_put(t, HT_DB_FACTS, "ab\0xxxxxxxx", 11, "1", 1) == 0);
+    CHECK(ht_store_put(t, HT_DB_PENDING, "h0", 2, "\001", 1) == 0);
+    CHECK(ht_store_counter_add(t, "pending", 1) == 0);
+    CHECK(ht_store_note_event(t, t0 + 10) == 0);
+    CHECK(ht_store_commit(t) == 0);
+    /* the first call gives epoch 0 its start; a day on, epoch 1 begins */
+    CHECK(ht_store_rotate(s, t0 + 10, &rot) == 0 && !rot);
+    CHECK(ht_store_rotate(s, t0 + day / 2, &rot) == 0 && !rot);
+    CHECK(ht_store_rotate(s, t0 + day + 5, &rot) == 0 && rot);
+    CHECK(live_epochs(s, ep) == 2);
+    CHECK(ep[0].id == 1 && ep[0].start_us == t0 + day);
+    CHECK(ep[1].id == 0 && ep[1].start_us == t0 && ep[1].newest_us == t0 + 10);
+
+    /* epoch 1: new copies, new pairs, more of a range */
+    CHECK(ht_store_begin(s, true, &t) == 0);
+    put_span_at(t, tr, "bbbbbbbbbbbbbbbb", t0 + day + 1);
+    CHECK(ht_store_put(t, HT_DB_KEYS, "K1", 2, "S2", 2) == 0);
+    CHECK(ht_store_put(t, HT_DB_KEYS, "K1", 2, "S1", 2) == 0); /* again */
+    CHECK(ht_store_put(t, HT_DB_INV, "r1", 2, "v2", 2) == 0);
+    CHECK(ht_store_put(t, HT_DB_FACTS, "ab\0yyyyyyyy", 11, "2", 1) == 0);
+    CHECK(ht_store_put(t, HT_DB_PENDING, "h1", 2, "\001", 1) == 0);
+    CHECK(ht_store_counter_add(t, "pending", 1) == 0);
+    CHECK(ht_store_note_event(t, t0 + day + 5) == 0);
+    CHECK(ht_store_commit(t) == 0);
+
+    for (int round = 0; round < 2; round++) {
+        /* round 1: epoch 0 sealed and filtered (the next rotate builds it) */
+        if (round == 1) {
+            CHECK(ht_store_rotate(s, t0 + day + 6, &rot) == 0 && !rot);
+            CHECK(ht_store_begin(s, false, &t) == 0);
+            CHECK(ht_store_get(t, HT_DB_META, "bf:\0\0\0\0", 7, &v, &vn) == 0);
+            ht_store_abort(t);
+        }
+        CHECK(ht_store_begin(s, false, &t) == 0);
+        CHECK(ht_store_get(t, HT_DB_INV, "r1", 2, &v, &vn) == 0 && vn == 2 &&
+              memcmp(v, "v2", 2) == 0);
+        CHECK_STREQ(seen_of(t, HT_DB_KEYS, "K1", 2, true), "K1=S1;K1=S2;");
+        CHECK_STREQ(seen_of(t, HT_DB_FACTS, "ab\0", 3, false),
+                    "ab=1;ab=2;"); /* %.*s stops at the NUL */
+        CHECK_STREQ(seen_of(t, HT_DB_INV, "", 0, false), "r1=v2;");
+        CHECK(ht_store_get(t, HT_DB_NODES, a.b, 8, &v, &vn) == 0);
+        CHECK(ht_store_get(t, HT_DB_NODES, b.b, 8, &v, &vn) == 0);
+        CHECK(ht_store_get(t, HT_DB_INV, "r9", 2, &v, &vn) == HT_ERR_NOTFOUND);
+        CHECK(ht_store_count(t, HT_DB_INV, &n) == 0 && n == 1);
+        CHECK(ht_store_count(t, HT_DB_KEYS, &n) == 0 && n == 2);
+        CHECK(ht_store_count(t, HT_DB_NODES, &n) == 0 && n == 2);
+        CHECK(ht_store_count(t, HT_DB_SPANS, &n) == 0 && n == 2);
+        ht_store_abort(t);
+    }
+
+    /* a delete deletes in every epoch; a pair goes from both */
+    CHECK(ht_store_begin(s, true, &t) == 0);
+    CHECK(ht_store_del(t, HT_DB_INV, "r1", 2) == 0);
+    CHECK(ht_store_del_pair(t, HT_DB_KEYS, "K1", 2, "S1", 2) == 0);
+    CHECK(ht_store_del_later(t, HT_DB_FACTS, "ab\0xxxxxxxx", 11, NULL, 0) == 0);
+    CHECK(ht_store_commit(t) == 0);
+    CHECK(ht_store_begin(s, false, &t) == 0);
+    CHECK(ht_store_get(t, HT_DB_INV, "r1", 2, &v, &vn) == HT_ERR_NOTFOUND);
+    CHECK_STREQ(seen_of(t, HT_DB_KEYS, "K1", 2, true), "K1=S2;");
+    CHECK_STREQ(seen_of(t, HT_DB_FACTS, "ab\0", 3, false), "ab=2;");
+    ht_store_abort(t);
+
+    /* epoch 0 (newest event t0 + 10) goes whole: its node and waiting
+     * producer with it, and the pending counter says so */
+    {
+        struct ht_prune_stats st;
+
+        memset(&st, 0, sizeof(st));
+        CHECK(ht_prune_epochs(s, t0 + 10, &st) == 0 && st.epochs == 0);
+        CHECK(ht_prune_epochs(s, t0 + day, &st) == 0 && st.epochs == 1);
+        CHECK(st.nodes == 1 && st.pending == 1);
+        /* never the current epoch */
+        CHECK(ht_prune_epochs(s, t0 + 9 * day, &st) == 0 && st.epochs == 1);
+    }
+    CHECK(live_epochs(s, ep) == 1 && ep[0].id == 1);
+    CHECK(ht_store_begin(s, false, &t) == 0);
+    CHECK(ht_store_get(t, HT_DB_NODES, a.b, 8, &v, &vn) == HT_ERR_NOTFOUND);
+    CHECK(ht_store_get(t, HT_DB_NODES, b.b, 8, &v, &vn) == 0);
+    CHECK(ht_store_counter(t, "pending") == 1);
+    CHECK(ht_store_get(t, HT_DB_META, "bf:\0\0\0\0", 7, &v, &vn) ==
+          HT_ERR_NOTFOUND);
+    ht_store_abort(t);
+    ht_store_close(s);
+
+    /* a reader opening it now: epoch 0's tables are gone */
+    CHECK(ht_store_open(dir, true, &s) == HT_ERR_OK);
+    CHECK(ht_store_begin(s, false, &t) == 0);
+    CHECK(ht_store_get(t, HT_DB_NODES, b.b, 8, &v, &vn) == 0);
+    CHECK_STREQ(seen_of(t, HT_DB_KEYS, "K1", 2, true), "K1=S2;");
+    ht_store_abort(t);
+    ht_store_close(s);
+    {
+        char cmd[128];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        CHECK(system(cmd) == 0);
+    }
+}
+
 int main(void)
 {
     test_id_pack();
@@ -616,5 +811,6 @@ int main(void)
     test_two_writers();
     test_del_later();
     test_del_later_tables();
+    test_epochs();
     TEST_DONE();
 }

@@ -11,7 +11,9 @@ Logs envelope cut into one envelope per log event; any other file whole:
 a JSON array, a GetRecords page, a pretty-printed document, a gzip file)
 are shuffled together, dealt over one to three `ingest` runs
 of one to three files each, with a batch size of 1, 3, 17 or the
-default, into a fresh store. Every id of every request of expected.json
+default, into a fresh store; in about three rounds of five the store starts a
+new epoch every 1, 2 or 5 batches (HOPTRACE_EPOCH_EVERY), so reads merge
+many epochs. Every id of every request of expected.json
 must then answer `trace --format json` byte for byte as in the
 reference, and `stats --format json` must count the same spans,
 invocations, records, keys, pending hops and rejects.
@@ -34,8 +36,9 @@ STATS = ("spans", "invocations", "facts", "keys", "hops_pending",
          "dead_letters", "rejected_total")
 
 
-def run(cmd):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT)
+def run(cmd, env=None):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT,
+                          env=env)
 
 
 def ids_of(exp):
@@ -104,6 +107,13 @@ def one_round(hop, work, name, units, ids, ref, seed):
     db = os.path.join(work, "r%d" % seed)
     runs = rng.randint(1, 3)
     batch = rng.choice([1, 3, 17, None])
+    # the store's epochs (design.md "Store"): in some rounds a new one
+    # every 1, 2 or 5 batches, so answers come merged from many of them
+    every = rng.choice([None, None, 1, 2, 5])
+    env = dict(os.environ)
+    env.pop("HOPTRACE_EPOCH_EVERY", None)
+    if every:
+        env["HOPTRACE_EPOCH_EVERY"] = str(every)
     cuts = sorted(rng.sample(range(1, len(units)), min(runs - 1, len(units) - 1)))
     groups = [units[a:b] for a, b in zip([0] + cuts, cuts + [len(units)])]
     fails = []
@@ -129,7 +139,7 @@ def one_round(hop, work, name, units, ids, ref, seed):
         cmd = [hop, "--db", db, "ingest", "-q"]
         if batch:
             cmd += ["--batch", str(batch)]
-        p = run(cmd + files)
+        p = run(cmd + files, env=env)
         if p.returncode not in (0, 3):
             fails.append("ingest %d of %d: exit %d: %s" % (g + 1, len(groups), p.returncode,
                                                            p.stderr.strip()[-300:]))
@@ -143,8 +153,9 @@ def one_round(hop, work, name, units, ids, ref, seed):
             fails.append("%s: %s" % (what, detail))
     shutil.rmtree(db, ignore_errors=True)
     for f in fails[:5]:
-        print("%s (seed %d, %d runs, batch %s): %s" % (name, seed, len(groups), batch or "default", f),
-              flush=True)
+        print("%s (seed %d, %d runs, batch %s, epoch every %s): %s"
+          % (name, seed, len(groups), batch or "default", every or "-", f),
+          flush=True)
     return not fails
 
 
