@@ -130,10 +130,11 @@ void ht_sink_summary(struct ht_engine *e, FILE *f, const char *from)
     if (upkeep.prune.nodes || upkeep.prune.invocations)
         fprintf(f,
                 "; retention removed %llu spans and %llu invocations in "
-                "%llu slices (%.3f s)",
+                "%llu slice%s (%.3f s)",
                 (unsigned long long)upkeep.prune.nodes,
                 (unsigned long long)upkeep.prune.invocations,
                 (unsigned long long)upkeep.prune.slices,
+                upkeep.prune.slices == 1 ? "" : "s",
                 (double)upkeep.retention_us / 1e6);
     if (upkeep.agg.slices)
         fprintf(f, "; %llu request summaries written in %llu slices (%.3f s)",

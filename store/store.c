@@ -1814,6 +1814,23 @@ int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
 
     TXN_USABLE(t);
     SEE_OWN_WRITES(t, db);
+    if (nep_of(t, db) == 1) { /* one epoch: straight from the cursor */
+        MDB_cursor *c;
+
+        rc = mdb_cursor_open(t->txn, dbi_at(t, db, 0), &c);
+        if (rc)
+            return txn_err(t, rc, "opening a cursor");
+        rc = mdb_cursor_get(c, &key, &val, MDB_SET_KEY);
+        while (rc == 0) {
+            if (fn(ctx, key.mv_data, key.mv_size, val.mv_data, val.mv_size))
+                break;
+            rc = mdb_cursor_get(c, &key, &val, MDB_NEXT_DUP);
+        }
+        mdb_cursor_close(c);
+        if (rc && rc != MDB_NOTFOUND)
+            return txn_err(t, rc, "reading duplicates");
+        return HT_ERR_OK;
+    }
     /* every epoch's values, in order, each once */
     for (unsigned e = 0; e < nep_of(t, db) && !rc; e++) {
         MDB_cursor *c;
@@ -1850,7 +1867,7 @@ int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
         free(vals);
         return txn_err(t, rc, "reading duplicates");
     }
-    if (nep_of(t, db) > 1 && n > 1)
+    if (n > 1)
         qsort(vals, n, sizeof(*vals), cmp_val_q);
     for (size_t i = 0; i < n; i++) {
         if (i && cmp_val(&vals[i - 1], &vals[i]) == 0)
@@ -2333,6 +2350,7 @@ static int drop_once(struct ht_store *s, int64_t before_us,
         gone[ng++] = r[i].id;
     }
     if (!rc && k) {
+        t->nep -= k; /* what follows must not touch the dropped handles */
         memmove(r, r + k, (n - k) * sizeof(*r));
         rc = txn_err(t, reg_write(t->txn, s, r, n - k), "writing the epochs");
     }
