@@ -686,17 +686,26 @@ static void last_line(const char *path, char *out, size_t n)
 }
 
 /* The time of a clause of an ingest summary line that ends "in N slices
- * (X s)": `marker` starts it ("; retention removed ", " request summaries
- * written in "). False when the line has no such clause (nothing
- * removed, no summaries written, or a hoptrace that does not say). */
+ * (X s)" (or "1 slice"): `marker` starts it ("; retention removed ", "
+ * request summaries written in "). False when the line has no such clause
+ * (nothing removed, no summaries written, or a hoptrace that does not
+ * say). Only the clause itself is read: it ends at the next ';'. */
 static bool parse_slices_secs(const char *line, const char *marker,
                               double *secs)
 {
-    const char *p = strstr(line, marker);
+    const char *p = strstr(line, marker), *end;
 
     *secs = 0;
-    return p && (p = strstr(p, " slices (")) != NULL &&
-           sscanf(p, " slices (%lf s)", secs) == 1;
+    if (!p)
+        return false;
+    end = strchr(p + 1, ';');
+    p = strstr(p, " slice");
+    if (!p || (end && p > end))
+        return false;
+    p += 6;
+    if (*p == 's')
+        p++;
+    return sscanf(p, " (%lf s)", secs) == 1;
 }
 
 #define RETENTION_CLAUSE "; retention removed "

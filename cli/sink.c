@@ -137,8 +137,9 @@ void ht_sink_summary(struct ht_engine *e, FILE *f, const char *from)
                 upkeep.prune.slices == 1 ? "" : "s",
                 (double)upkeep.retention_us / 1e6);
     if (upkeep.agg.slices)
-        fprintf(f, "; %llu request summaries written in %llu slices (%.3f s)",
+        fprintf(f, "; %llu request summaries written in %llu slice%s (%.3f s)",
                 (unsigned long long)upkeep.agg.requests,
                 (unsigned long long)upkeep.agg.slices,
+                upkeep.agg.slices == 1 ? "" : "s",
                 (double)upkeep.agg.total_us / 1e6);
 }

@@ -108,7 +108,7 @@ def main():
         check(json.loads(run(hop, db, "stats", "--format", "json"))["aggregates_pending"] == 0,
               "a plain ingest leaves its summaries current when it exits")
         # and its summary line says what that took (written before it exits)
-        m = re.search(r"; (\d+) request summaries written in (\d+) slices \((\d+\.\d{3}) s\)$",
+        m = re.search(r"; (\d+) request summaries written in (\d+) slices? \((\d+\.\d{3}) s\)$",
                       p.stderr.strip())
         check(m and int(m.group(1)) > 0 and int(m.group(2)) >= 1,
               "the summary line tells the summaries written: %r" % p.stderr[-300:])

@@ -304,7 +304,7 @@ def main():
                   f"the files hold {total / 1e6:.2f} MB")
         check(re.search(r"\r\x1b\[Kfinishing: request summaries and retention\.\.\."
                         r"\r\x1b\[Khoptrace: ingested \d+ documents .*; \d+ request "
-                        r"summaries written in \d+ slices \(\d+\.\d{3} s\)\r?\n$", out),
+                        r"summaries written in \d+ slices? \(\d+\.\d{3} s\)\r?\n$", out),
               f"tty: no 'finishing' cleared before the summary line: {out[-400:]!r}")
         gzd = os.path.join(work, "gzd")
         os.makedirs(gzd)
