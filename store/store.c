@@ -168,10 +168,10 @@ static MDB_dbi dbi_at(const struct ht_txn *t, int db, unsigned e)
 
 /* ---- Bloom filters of sealed epochs ------------------------------------ */
 
-#define BF_MAGIC 0x31667462u /* "btf1" */
+#define BF_MAGIC 0x32667462u /* "btf2" */
 #define BF_BITS_PER 10       /* bits per token: about 1 % false positives */
-#define BF_K 7
-#define BF_HDR 16 /* magic (4), k (4), bits (8) */
+#define BF_K 7               /* probes, 9 bits of one hash each */
+#define BF_HDR 16            /* magic (4), k (4), bits (8) */
 
 /* The part of key k of database db its epoch's filter knows it by: *tn
  * bytes at the returned pointer; NULL when db has no token. */
@@ -214,20 +214,34 @@ static uint64_t bf_hash(int db, const uint8_t *tok, size_t tn)
                  (uint64_t)(db + 1) * 0x9e3779b97f4a7c15ull);
 }
 
+/*
+ * A blocked filter: a token's probes all fall in one 512-bit block (a
+ * cache line), chosen by the hash's high bits, so a test costs one cache
+ * miss, not seven (lookups test every sealed epoch's filter). The block
+ * costs a little accuracy at 10 bits per token: about 1.5 % false
+ * positives instead of 0.8 %.
+ */
+static const uint64_t *bf_block(const struct bloom *b, uint64_t h)
+{
+    return b->bits + (((h >> 32) << 3) & (b->mask >> 6));
+}
+
 static void bf_set(struct bloom *b, uint64_t h)
 {
-    uint64_t h2 = mix64(h) | 1;
+    uint64_t *blk = (uint64_t *)(uintptr_t)bf_block(b, h);
+    uint64_t h2 = mix64(h);
 
-    for (uint32_t i = 0; i < b->k; i++, h += h2)
-        b->bits[(h & b->mask) >> 6] |= 1ull << (h & 63);
+    for (uint32_t i = 0; i < b->k; i++, h2 >>= 9)
+        blk[(h2 & 511) >> 6] |= 1ull << (h2 & 63);
 }
 
 static bool bf_test(const struct bloom *b, uint64_t h)
 {
-    uint64_t h2 = mix64(h) | 1;
+    const uint64_t *blk = bf_block(b, h);
+    uint64_t h2 = mix64(h);
 
-    for (uint32_t i = 0; i < b->k; i++, h += h2)
-        if (!(b->bits[(h & b->mask) >> 6] & (1ull << (h & 63))))
+    for (uint32_t i = 0; i < b->k; i++, h2 >>= 9)
+        if (!(blk[(h2 & 511) >> 6] & (1ull << (h2 & 63))))
             return false;
     return true;
 }
@@ -525,13 +539,13 @@ static struct bloom *bf_load(MDB_txn *txn, const struct ht_store *s,
     memcpy(&magic, v.mv_data, 4);
     memcpy(&kk, (const uint8_t *)v.mv_data + 4, 4);
     memcpy(&bits, (const uint8_t *)v.mv_data + 8, 8);
-    if (magic != BF_MAGIC || kk == 0 || kk > 16 || bits < 64 ||
+    if (magic != BF_MAGIC || kk == 0 || kk > 7 || bits < 512 ||
         (bits & (bits - 1)) || v.mv_size != BF_HDR + bits / 8)
         return NULL;
     b = malloc(sizeof(*b));
     if (!b)
         return NULL;
-    b->bits = malloc(bits / 8);
+    b->bits = aligned_alloc(64, bits / 8); /* blocks on cache lines */
     if (!b->bits) {
         free(b);
         return NULL;
