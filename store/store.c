@@ -1818,6 +1818,31 @@ static int cmp_val_q(const void *a, const void *b)
     return cmp_val(a, b);
 }
 
+/* Visits the pairs of one database from where `first` puts a cursor (at
+ * *key for MDB_SET_KEY) on, moving it by `next`, until the visitor stops
+ * or the run ends. */
+static int visit_run(struct ht_txn *t, MDB_dbi dbi, const MDB_val *key,
+                     MDB_cursor_op first, MDB_cursor_op next,
+                     ht_store_visit_fn fn, void *ctx, const char *what)
+{
+    MDB_cursor *c;
+    MDB_val k = {0, NULL}, v;
+    int rc = mdb_cursor_open(t->txn, dbi, &c);
+
+    if (rc)
+        return txn_err(t, rc, "opening a cursor");
+    if (key)
+        k = *key;
+    rc = mdb_cursor_get(c, &k, &v, first);
+    while (rc == 0) {
+        if (fn(ctx, k.mv_data, k.mv_size, v.mv_data, v.mv_size))
+            break;
+        rc = mdb_cursor_get(c, &k, &v, next);
+    }
+    mdb_cursor_close(c);
+    return rc && rc != MDB_NOTFOUND ? txn_err(t, rc, what) : HT_ERR_OK;
+}
+
 int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
                   ht_store_visit_fn fn, void *ctx)
 {
@@ -1828,23 +1853,9 @@ int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
 
     TXN_USABLE(t);
     SEE_OWN_WRITES(t, db);
-    if (nep_of(t, db) == 1) { /* one epoch: straight from the cursor */
-        MDB_cursor *c;
-
-        rc = mdb_cursor_open(t->txn, dbi_at(t, db, 0), &c);
-        if (rc)
-            return txn_err(t, rc, "opening a cursor");
-        rc = mdb_cursor_get(c, &key, &val, MDB_SET_KEY);
-        while (rc == 0) {
-            if (fn(ctx, key.mv_data, key.mv_size, val.mv_data, val.mv_size))
-                break;
-            rc = mdb_cursor_get(c, &key, &val, MDB_NEXT_DUP);
-        }
-        mdb_cursor_close(c);
-        if (rc && rc != MDB_NOTFOUND)
-            return txn_err(t, rc, "reading duplicates");
-        return HT_ERR_OK;
-    }
+    if (nep_of(t, db) == 1) /* one epoch: straight from the cursor */
+        return visit_run(t, dbi_at(t, db, 0), &key, MDB_SET_KEY, MDB_NEXT_DUP,
+                         fn, ctx, "reading duplicates");
     /* every epoch's values, in order, each once */
     for (unsigned e = 0; e < nep_of(t, db) && !rc; e++) {
         MDB_cursor *c;
@@ -2261,25 +2272,12 @@ unsigned ht_store_epochs(struct ht_txn *t, struct ht_epoch *out, unsigned cap)
 int ht_store_scan_epoch(struct ht_txn *t, int db, unsigned ep,
                         ht_store_visit_fn fn, void *ctx)
 {
-    MDB_cursor *c;
-    MDB_val k, v;
-    int rc;
-
     TXN_USABLE(t);
     if (!epoch_db(db) || ep >= t->nep)
         return HT_ERR_USAGE;
     SEE_OWN_WRITES(t, db);
-    rc = mdb_cursor_open(t->txn, dbi_at(t, db, ep), &c);
-    if (rc)
-        return txn_err(t, rc, "opening a cursor");
-    rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-    while (rc == 0) {
-        if (fn(ctx, k.mv_data, k.mv_size, v.mv_data, v.mv_size))
-            break;
-        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(c);
-    return rc && rc != MDB_NOTFOUND ? txn_err(t, rc, "scanning") : HT_ERR_OK;
+    return visit_run(t, dbi_at(t, db, ep), NULL, MDB_FIRST, MDB_NEXT, fn, ctx,
+                     "scanning");
 }
 
 int ht_store_count_epoch(struct ht_txn *t, int db, unsigned ep, uint64_t *n)

@@ -524,16 +524,15 @@ static void test_del_later(void)
     }
 }
 
-/* Deferred deletes beyond keys: a node by its stored key with its spans
- * entry only while that names its trace, a key's delete only while it
- * holds the value given, and reads in the transaction see them all. */
-static void put_node(struct ht_txn *t, const char *trace, int64_t start)
+/* A node (span id `id` of `trace`, a millisecond from start). */
+static void put_span_at(struct ht_txn *t, const char *trace, const char *id,
+                        int64_t start)
 {
     struct ht_span sp;
     struct ht_buf b;
 
     memset(&sp, 0, sizeof(sp));
-    ht_id8_parse("941f15bb4e7924a3", 16, &sp.id);
+    ht_id8_parse(id, 16, &sp.id);
     ht_tid_parse(trace, 35, &sp.trace);
     sp.start_us = start;
     sp.end_us = start + 1000;
@@ -545,6 +544,15 @@ static void put_node(struct ht_txn *t, const char *trace, int64_t start)
     ht_buf_free(&b);
 }
 
+/* Span 941f15bb4e7924a3 of `trace`. */
+static void put_node(struct ht_txn *t, const char *trace, int64_t start)
+{
+    put_span_at(t, trace, "941f15bb4e7924a3", start);
+}
+
+/* Deferred deletes beyond keys: a node by its stored key with its spans
+ * entry only while that names its trace, a key's delete only while it
+ * holds the value given, and reads in the transaction see them all. */
 static void test_del_later_tables(void)
 {
     char dir[] = "/tmp/ht_test_dellater2_XXXXXX";
@@ -647,25 +655,6 @@ static unsigned live_epochs(struct ht_store *s, struct ht_epoch *ep)
     n = ht_store_epochs(t, ep, 8);
     ht_store_abort(t);
     return n;
-}
-
-static void put_span_at(struct ht_txn *t, const char *trace, const char *id,
-                        int64_t start)
-{
-    struct ht_span sp;
-    struct ht_buf b;
-
-    memset(&sp, 0, sizeof(sp));
-    ht_id8_parse(id, 16, &sp.id);
-    ht_tid_parse(trace, 35, &sp.trace);
-    sp.start_us = start;
-    sp.end_us = start + 1000;
-    sp.kind = HT_SK_CALL;
-    sp.name = "n";
-    ht_buf_init(&b);
-    ht_span_pack(&sp, &b);
-    CHECK(ht_store_put(t, HT_DB_NODES, sp.id.b, 8, b.data, b.len) == 0);
-    ht_buf_free(&b);
 }
 
 /*
