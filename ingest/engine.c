@@ -103,7 +103,8 @@ static int commit(struct ht_engine *e, struct ht_batch *b,
 {
     bool rotated;
     /* a batch past the current epoch's window begins the next one */
-    int rc = ht_store_rotate(e->store, ht_assembler_newest_event(b), &rotated);
+    int rc = ht_store_rotate(e->store, ht_assembler_newest_event(b),
+                             e->retain_us > 0, &rotated);
 
     if (rc)
         return rc;

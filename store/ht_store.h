@@ -292,11 +292,15 @@ int ht_store_note_event(struct ht_txn *t, int64_t ts_us);
 int64_t ht_store_epoch_len(const struct ht_store *s);
 int ht_store_set_epoch_len(struct ht_store *s, int64_t len_us);
 /* Before the write transaction of a batch whose newest event is
- * newest_us: starts a new epoch (its own transaction) when that event is
+ * newest_us: starts a new epoch (its own transaction) when `timed` (the
+ * writer drops expired epochs: it runs with retention) and that event is
  * an epoch length past the current one's start (epochs start at multiples
- * of the length), or every HOPTRACE_EPOCH_EVERY calls (tests). No
+ * of the length), or every HOPTRACE_EPOCH_EVERY calls (tests). A writer
+ * without retention keeps writing into the current epoch, so a store
+ * once given --retain does not pile up epochs nobody drops. No
  * transaction of this process may be open on this thread. */
-int ht_store_rotate(struct ht_store *s, int64_t newest_us, bool *rotated);
+int ht_store_rotate(struct ht_store *s, int64_t newest_us, bool timed,
+                    bool *rotated);
 
 struct ht_epoch {
     uint32_t id;

@@ -2234,7 +2234,8 @@ done:
     return rc;
 }
 
-int ht_store_rotate(struct ht_store *s, int64_t newest_us, bool *rotated)
+int ht_store_rotate(struct ht_store *s, int64_t newest_us, bool timed,
+                    bool *rotated)
 {
     bool forced;
     int rc;
@@ -2243,7 +2244,7 @@ int ht_store_rotate(struct ht_store *s, int64_t newest_us, bool *rotated)
     if (s->readonly)
         return HT_ERR_USAGE;
     forced = s->test_every && ++s->test_n % s->test_every == 0;
-    if (!forced && (s->epoch_len <= 0 || newest_us == INT64_MIN))
+    if (!forced && (!timed || s->epoch_len <= 0 || newest_us == INT64_MIN))
         return HT_ERR_OK;
     if (s->nec + 2 > EC_CAP)
         ec_recycle(s);

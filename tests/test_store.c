@@ -683,8 +683,11 @@ static void test_epochs(void)
     CHECK(mkdtemp(dir) != NULL);
     CHECK(ht_store_open(dir, false, &s) == HT_ERR_OK);
     CHECK(ht_store_epoch_len(s) == 0);
-    CHECK(ht_store_rotate(s, t0, &rot) == 0 && !rot); /* no length: never */
+    CHECK(ht_store_rotate(s, t0, true, &rot) == 0 &&
+          !rot); /* no length: never */
     CHECK(ht_store_set_epoch_len(s, day) == 0 && ht_store_epoch_len(s) == day);
+    /* nor a writer without retention */
+    CHECK(ht_store_rotate(s, t0 + 9 * day, false, &rot) == 0 && !rot);
 
     /* epoch 0 (facts: request id NUL and an 8-byte hash) */
     CHECK(ht_store_begin(s, true, &t) == 0);
@@ -697,9 +700,9 @@ static void test_epochs(void)
     CHECK(ht_store_note_event(t, t0 + 10) == 0);
     CHECK(ht_store_commit(t) == 0);
     /* the first call gives epoch 0 its start; a day on, epoch 1 begins */
-    CHECK(ht_store_rotate(s, t0 + 10, &rot) == 0 && !rot);
-    CHECK(ht_store_rotate(s, t0 + day / 2, &rot) == 0 && !rot);
-    CHECK(ht_store_rotate(s, t0 + day + 5, &rot) == 0 && rot);
+    CHECK(ht_store_rotate(s, t0 + 10, true, &rot) == 0 && !rot);
+    CHECK(ht_store_rotate(s, t0 + day / 2, true, &rot) == 0 && !rot);
+    CHECK(ht_store_rotate(s, t0 + day + 5, true, &rot) == 0 && rot);
     CHECK(live_epochs(s, ep) == 2);
     CHECK(ep[0].id == 1 && ep[0].start_us == t0 + day);
     CHECK(ep[1].id == 0 && ep[1].start_us == t0 && ep[1].newest_us == t0 + 10);
@@ -719,7 +722,7 @@ static void test_epochs(void)
     for (int round = 0; round < 2; round++) {
         /* round 1: epoch 0 sealed and filtered (the next rotate builds it) */
         if (round == 1) {
-            CHECK(ht_store_rotate(s, t0 + day + 6, &rot) == 0 && !rot);
+            CHECK(ht_store_rotate(s, t0 + day + 6, true, &rot) == 0 && !rot);
             CHECK(ht_store_begin(s, false, &t) == 0);
             CHECK(ht_store_get(t, HT_DB_META, "bf:\0\0\0\0", 7, &v, &vn) == 0);
             ht_store_abort(t);
