@@ -95,12 +95,14 @@ int ht_agg_prune(struct ht_store *s, int64_t cutoff_us, size_t budget,
 /*
  * The write-side upkeep of a live store, in the shape of the ingest
  * engine's upkeep hook (ht_engine_upkeep_fn): the aggregate update above,
- * and with retain_us > 0 retention (ht_prune_slice for the pieces of
- * requests, ht_agg_prune for their summaries, ht_stages_prune_slice for
- * the stall-detection state), measured against the
- * newest event time the store has seen, never the wall clock. Requests
- * are removed once their last event is more than retain_us +
- * HT_PRUNE_HORIZON_US older than that (see ht_prune.h for the horizon).
+ * and with retain_us > 0 retention (ht_prune_epochs for the requests,
+ * whole epochs at a time, or ht_prune_slice piece by piece in a store
+ * without epochs; ht_agg_prune for their summaries,
+ * ht_stages_prune_slice for the stall-detection state), measured against
+ * the newest event time the store has seen, never the wall clock.
+ * Requests are removed once their epoch's newest event is more than
+ * retain_us + HT_PRUNE_HORIZON_US older than that (see ht_prune.h for
+ * the horizon, ht_store.h for epochs).
  *
  * The aggregates run on a bounded lag rather than after every batch: a
  * request's traces arrive over many batches, and summarising it after each

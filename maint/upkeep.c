@@ -1,8 +1,8 @@
 /*
  * upkeep.c - the ingest engine's upkeep between batches: aggregates brought
- * up to date and, under `--retain`, expired requests removed with their
- * summaries and stall-detection state, each in bounded slices of its own
- * write transaction (ht_maint.h).
+ * up to date and, under `--retain`, expired requests removed (whole
+ * epochs) with their summaries and stall-detection state (bounded slices
+ * of their own write transactions; ht_maint.h).
  *
  * The retention cut-off follows the store's newest-event watermark (kept by
  * the assembler in meta), so a replay of last month's data keeps what a
