@@ -2134,11 +2134,14 @@ int ht_store_set_epoch_len(struct ht_store *s, int64_t len_us)
     return rc;
 }
 
-/* floor(v / len) * len, for negative v too */
+/* floor(v / len) * len, for negative v too (INT64_MIN below the first
+ * multiple) */
 static int64_t align_down(int64_t v, int64_t len)
 {
     int64_t r = v % len;
 
+    if (v < INT64_MIN + len)
+        return INT64_MIN;
     return r < 0 ? v - r - len : v - r;
 }
 
@@ -2189,8 +2192,10 @@ static int rotate_once(struct ht_store *s, int64_t newest_us, bool forced,
     }
     if (rc)
         goto done;
+    /* (the difference taken unsigned: a start may be far below) */
     if (!forced && (s->epoch_len <= 0 || newest_us < r[n - 1].start ||
-                    newest_us - r[n - 1].start < s->epoch_len))
+                    (uint64_t)newest_us - (uint64_t)r[n - 1].start <
+                        (uint64_t)s->epoch_len))
         goto done;
     if (n >= MAX_EPOCHS) {
         /* retention is behind: the current epoch goes on */
