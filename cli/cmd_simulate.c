@@ -2026,15 +2026,6 @@ static bool parse_start(const char *s, int64_t *out)
     return *out >= 0 && *out < 10000000000LL * 1000000;
 }
 
-/* splitmix64's finaliser: a start time becomes 64 well-mixed bits. */
-static uint64_t mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 static int mkdir_p(const char *dir)
 {
     char path[4096];
@@ -2237,13 +2228,14 @@ int ht_cmd_simulate(struct ht_cli *cli, int argc, char **argv)
     t1 = t0;
     /* The start is part of the seed: the same seed in another window must
      * not repeat its random ids. Without --start the seed alone. */
-    sim_rng_seed(&g->rng, start < 0 ? (uint64_t)seed
-                                    : (uint64_t)seed ^ mix64((uint64_t)start));
+    sim_rng_seed(&g->rng, start < 0
+                              ? (uint64_t)seed
+                              : (uint64_t)seed ^ ht_mix64((uint64_t)start));
     /* The adversities' own stream, from the same seed and start. */
-    sim_rng_seed(&g->adv,
-                 mix64(start < 0 ? (uint64_t)seed
-                                 : (uint64_t)seed ^ mix64((uint64_t)start)) ^
-                     0x61647665727369ULL);
+    sim_rng_seed(&g->adv, ht_mix64(start < 0 ? (uint64_t)seed
+                                             : (uint64_t)seed ^
+                                                   ht_mix64((uint64_t)start)) ^
+                              0x61647665727369ULL);
     g->p_link_only = p_link_only;
     g->p_skew = p_skew;
     g->p_redeliver = p_redeliver;

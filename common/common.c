@@ -624,6 +624,14 @@ uint64_t ht_hash64(const void *p, size_t n)
     return h;
 }
 
+uint64_t ht_mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 int64_t ht_now_mono_us(void)
 {
     struct timespec ts;

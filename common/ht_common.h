@@ -184,6 +184,10 @@ bool ht_parse_time(const char *s, int64_t *out_us);
 
 /* FNV-1a 64; used for synthetic ids and hashing. */
 uint64_t ht_hash64(const void *p, size_t n);
+/* One splitmix64 step's output for state z (z + the golden gamma, then
+ * its finaliser): 64 well-mixed bits of z. A PRNG seed, a time made a
+ * seed, a hash made into independent probes. */
+uint64_t ht_mix64(uint64_t z);
 
 /* Monotonic clock in microseconds (for progress and timing). */
 int64_t ht_now_mono_us(void);

@@ -168,7 +168,7 @@ static MDB_dbi dbi_at(const struct ht_txn *t, int db, unsigned e)
 
 /* ---- Bloom filters of sealed epochs ------------------------------------ */
 
-#define BF_MAGIC 0x32667462u /* "btf2" */
+#define BF_MAGIC 0x33667462u /* "btf3" */
 #define BF_BITS_PER 10       /* bits per token: about 1 % false positives */
 #define BF_K 7               /* probes, 9 bits of one hash each */
 #define BF_HDR 16            /* magic (4), k (4), bits (8) */
@@ -199,19 +199,9 @@ static const uint8_t *bf_token(int db, const void *k, size_t kn, size_t *tn)
     }
 }
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 static uint64_t bf_hash(int db, const uint8_t *tok, size_t tn)
 {
-    return mix64(ht_hash64(tok, tn) +
-                 (uint64_t)(db + 1) * 0x9e3779b97f4a7c15ull);
+    return ht_mix64(ht_hash64(tok, tn) + (uint64_t)db * 0x9e3779b97f4a7c15ull);
 }
 
 /*
@@ -229,7 +219,7 @@ static const uint64_t *bf_block(const struct bloom *b, uint64_t h)
 static void bf_set(struct bloom *b, uint64_t h)
 {
     uint64_t *blk = (uint64_t *)(uintptr_t)bf_block(b, h);
-    uint64_t h2 = mix64(h);
+    uint64_t h2 = ht_mix64(h);
 
     for (uint32_t i = 0; i < b->k; i++, h2 >>= 9)
         blk[(h2 & 511) >> 6] |= 1ull << (h2 & 63);
@@ -238,7 +228,7 @@ static void bf_set(struct bloom *b, uint64_t h)
 static bool bf_test(const struct bloom *b, uint64_t h)
 {
     const uint64_t *blk = bf_block(b, h);
-    uint64_t h2 = mix64(h);
+    uint64_t h2 = ht_mix64(h);
 
     for (uint32_t i = 0; i < b->k; i++, h2 >>= 9)
         if (!(blk[(h2 & 511) >> 6] & (1ull << (h2 & 63))))
