@@ -1126,6 +1126,26 @@ static void txn_free(struct ht_txn *t)
     free(t);
 }
 
+/* a <=> b in LMDB's order: key bytes, then length; in keys (dupsort) then
+ * the value the same way. */
+static int cmp_val(const MDB_val *a, const MDB_val *b)
+{
+    size_t m = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+    int c = m ? memcmp(a->mv_data, b->mv_data, m) : 0;
+
+    if (c)
+        return c;
+    return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
+}
+
+static int cmp_pair(const MDB_val *ka, const MDB_val *va, const MDB_val *kb,
+                    const MDB_val *vb, bool dups)
+{
+    int c = cmp_val(ka, kb);
+
+    return c || !dups ? c : cmp_val(va, vb);
+}
+
 /* Comparison for sorting deferred puts: key (memcmp, then length, as
  * LMDB orders them), then value for dupsort databases, then put order. */
 static const char *sort_base;
@@ -1134,22 +1154,14 @@ static bool sort_dups;
 static int cmp_dput(const void *pa, const void *pb)
 {
     const struct dput *a = pa, *b = pb;
-    const char *ka = sort_base + a->off, *kb = sort_base + b->off;
-    size_t m = a->kn < b->kn ? a->kn : b->kn;
-    int c = memcmp(ka, kb, m);
+    char *ka = (char *)(uintptr_t)sort_base + a->off;
+    char *kb = (char *)(uintptr_t)sort_base + b->off;
+    MDB_val xk = {a->kn, ka}, xv = {a->vn, ka + a->kn};
+    MDB_val yk = {b->kn, kb}, yv = {b->vn, kb + b->kn};
+    int c = cmp_pair(&xk, &xv, &yk, &yv, sort_dups);
 
     if (c)
         return c;
-    if (a->kn != b->kn)
-        return a->kn < b->kn ? -1 : 1;
-    if (sort_dups) {
-        m = a->vn < b->vn ? a->vn : b->vn;
-        c = memcmp(ka + a->kn, kb + b->kn, m);
-        if (c)
-            return c;
-        if (a->vn != b->vn)
-            return a->vn < b->vn ? -1 : 1;
-    }
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
@@ -1209,15 +1221,6 @@ static int sort_dputs(struct ht_bulk *b, struct dlist *l, bool dups)
     }
     pthread_mutex_unlock(&sort_mu);
     return HT_ERR_OK;
-}
-
-/* a > b in LMDB's default key order (bytes, then length) */
-static bool key_after(const MDB_val *a, const MDB_val *b)
-{
-    size_t m = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
-    int c = memcmp(a->mv_data, b->mv_data, m);
-
-    return c > 0 || (c == 0 && a->mv_size > b->mv_size);
 }
 
 /* Writes the sorted puts l of put set b into database db of the current
@@ -1303,7 +1306,7 @@ static int apply_list(struct ht_txn *t, int db, unsigned ep,
             }
             continue;
         }
-        bool append = !have_last || key_after(&key, &last);
+        bool append = !have_last || cmp_val(&key, &last) > 0;
 
         rc = mdb_cursor_put(c, &key, &val,
                             (dups ? MDB_NODUPDATA : 0) |
@@ -1781,26 +1784,6 @@ int ht_store_node_del_later(struct ht_txn *t, const struct ht_tid *trace,
     l = &t->ps.defer[HT_DB_SPANS];
     l->v[l->n - 1].del = 1;
     return HT_ERR_OK;
-}
-
-/* a <=> b in LMDB's order: key bytes, then length; in keys (dupsort) then
- * the value the same way. */
-static int cmp_val(const MDB_val *a, const MDB_val *b)
-{
-    size_t m = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
-    int c = m ? memcmp(a->mv_data, b->mv_data, m) : 0;
-
-    if (c)
-        return c;
-    return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
-}
-
-static int cmp_pair(const MDB_val *ka, const MDB_val *va, const MDB_val *kb,
-                    const MDB_val *vb, bool dups)
-{
-    int c = cmp_val(ka, kb);
-
-    return c || !dups ? c : cmp_val(va, vb);
 }
 
 static int cmp_val_q(const void *a, const void *b)
