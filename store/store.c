@@ -2077,31 +2077,30 @@ int64_t ht_store_epoch_len(const struct ht_store *s)
     return s->epoch_len;
 }
 
-int ht_store_set_epoch_len(struct ht_store *s, int64_t len_us)
+static int epoch_len_run(struct ht_store *s, void *ctx)
 {
     struct ht_txn *t;
+    int rc = ht_store_begin(s, true, &t);
+
+    if (rc)
+        return rc;
+    rc = ht_store_put(t, HT_DB_META, "epoch_len", 9, ctx, 8);
+    if (rc) {
+        ht_store_abort(t);
+        return rc;
+    }
+    return ht_store_commit(t);
+}
+
+int ht_store_set_epoch_len(struct ht_store *s, int64_t len_us)
+{
     int rc;
 
     if (s->readonly || len_us < 0)
         return HT_ERR_USAGE;
     if (len_us == s->epoch_len)
         return HT_ERR_OK;
-    for (int grows = 0;; grows++) {
-        rc = ht_store_begin(s, true, &t);
-        if (rc)
-            return rc;
-        rc = ht_store_put(t, HT_DB_META, "epoch_len", 9, &len_us, 8);
-        if (rc) {
-            ht_store_abort(t);
-        } else {
-            rc = ht_store_commit(t);
-        }
-        if (rc != HT_ERR_MAPFULL || grows >= HT_STORE_GROW_RETRIES)
-            break;
-        rc = ht_store_grow(s);
-        if (rc)
-            return rc;
-    }
+    rc = ht_store_write_growing(s, epoch_len_run, &len_us);
     if (!rc)
         s->epoch_len = len_us;
     return rc;
@@ -2118,10 +2117,18 @@ static int64_t align_down(int64_t v, int64_t len)
     return r < 0 ? v - r - len : v - r;
 }
 
-/* One attempt of ht_store_rotate. */
-static int rotate_once(struct ht_store *s, int64_t newest_us, bool forced,
-                       bool *rotated)
+struct rotate_args {
+    int64_t newest_us;
+    bool forced;
+    bool *rotated;
+};
+
+/* One attempt of ht_store_rotate (ht_store_write_growing redoes it). */
+static int rotate_run(struct ht_store *s, void *ctx)
 {
+    const struct rotate_args *a = ctx;
+    int64_t newest_us = a->newest_us;
+    bool forced = a->forced, *rotated = a->rotated;
     struct ereg r[MAX_EPOCHS];
     struct ecache ec;
     struct ht_txn *t;
@@ -2215,25 +2222,17 @@ done:
 int ht_store_rotate(struct ht_store *s, int64_t newest_us, bool timed,
                     bool *rotated)
 {
-    bool forced;
-    int rc;
+    struct rotate_args a = {newest_us, false, rotated};
 
     *rotated = false;
     if (s->readonly)
         return HT_ERR_USAGE;
-    forced = s->test_every && ++s->test_n % s->test_every == 0;
-    if (!forced && (!timed || s->epoch_len <= 0 || newest_us == INT64_MIN))
+    a.forced = s->test_every && ++s->test_n % s->test_every == 0;
+    if (!a.forced && (!timed || s->epoch_len <= 0 || newest_us == INT64_MIN))
         return HT_ERR_OK;
     if (s->nec + 2 > EC_CAP)
         ec_recycle(s);
-    for (int grows = 0;; grows++) {
-        rc = rotate_once(s, newest_us, forced, rotated);
-        if (rc != HT_ERR_MAPFULL || grows >= HT_STORE_GROW_RETRIES)
-            return rc;
-        rc = ht_store_grow(s);
-        if (rc)
-            return rc;
-    }
+    return ht_store_write_growing(s, rotate_run, &a);
 }
 
 unsigned ht_store_epochs(struct ht_txn *t, struct ht_epoch *out, unsigned cap)
@@ -2287,7 +2286,7 @@ bool ht_store_in_newer(struct ht_txn *t, int db, unsigned ep, const void *k,
     return false;
 }
 
-/* One attempt of ht_store_drop_epochs, with the gate closed. */
+/* One transaction of ht_store_drop_epochs, with the gate closed. */
 static int drop_once(struct ht_store *s, int64_t before_us,
                      ht_store_drop_fn pre, void *ctx, unsigned *dropped)
 {
@@ -2371,9 +2370,38 @@ static int drop_once(struct ht_store *s, int64_t before_us,
     return rc;
 }
 
+struct drop_args {
+    int64_t before_us;
+    ht_store_drop_fn pre;
+    void *ctx;
+    unsigned *dropped;
+};
+
+/* One attempt of ht_store_drop_epochs (ht_store_write_growing redoes it):
+ * no transaction of this process may use the handles mdb_drop closes, so
+ * the gate holds them all back meanwhile; an epoch whose handles this
+ * process lacks is opened first. */
+static int drop_run(struct ht_store *s, void *ctx)
+{
+    const struct drop_args *a = ctx;
+    int rc;
+
+    for (int tries = 0;; tries++) {
+        gate_close(s);
+        rc = drop_once(s, a->before_us, a->pre, a->ctx, a->dropped);
+        gate_open(s);
+        if (rc != HT_ERR_NOTFOUND || tries >= 4)
+            return rc;
+        rc = ec_open_missing(s);
+        if (rc)
+            return rc;
+    }
+}
+
 int ht_store_drop_epochs(struct ht_store *s, int64_t before_us,
                          ht_store_drop_fn pre, void *ctx, unsigned *dropped)
 {
+    struct drop_args a = {before_us, pre, ctx, dropped};
     struct ht_txn *t;
     int64_t oldest;
     int rc;
@@ -2389,24 +2417,7 @@ int ht_store_drop_epochs(struct ht_store *s, int64_t before_us,
     ht_store_abort(t);
     if (oldest >= before_us)
         return HT_ERR_OK;
-    for (int tries = 0;; tries++) {
-        /* no transaction of this process may use the handles mdb_drop
-         * closes: the gate holds them all back meanwhile */
-        gate_close(s);
-        rc = drop_once(s, before_us, pre, ctx, dropped);
-        gate_open(s);
-        if (rc == HT_ERR_NOTFOUND && tries < 4) {
-            rc = ec_open_missing(s);
-            if (rc)
-                return rc;
-            continue;
-        }
-        if (rc != HT_ERR_MAPFULL || tries >= HT_STORE_GROW_RETRIES)
-            return rc;
-        rc = ht_store_grow(s);
-        if (rc)
-            return rc;
-    }
+    return ht_store_write_growing(s, drop_run, &a);
 }
 
 int64_t ht_store_counter(struct ht_txn *t, const char *name)
