@@ -765,6 +765,34 @@ static int load_view(struct ht_txn *t, bool *missing)
     return HT_ERR_OK;
 }
 
+/* Opens the tables of every live epoch into the handle cache (a new
+ * writer's store: creates epoch 0's, which carry the plain names); an
+ * LMDB code, and in `name` the table that failed. */
+static int open_epochs(struct ht_store *s, MDB_txn *txn, char *name, size_t cap)
+{
+    struct ereg r[MAX_EPOCHS];
+    struct ecache ec;
+    unsigned n;
+    int rc;
+
+    snprintf(name, cap, "epochs");
+    if (reg_live(txn, s, r, &n))
+        return MDB_CORRUPTED;
+    for (unsigned j = 0; j < n; j++) {
+        rc = ec_open(s, txn, r[j].id, !s->readonly && r[j].id == 0 && n == 1,
+                     &ec);
+        if (rc) {
+            if (r[j].id)
+                snprintf(name, cap, "%s~%u", db_names[HT_DB_NODES], r[j].id);
+            else
+                snprintf(name, cap, "%s", db_names[HT_DB_NODES]);
+            return rc;
+        }
+        s->ec[s->nec++] = ec;
+    }
+    return 0;
+}
+
 /* Checks the schema version in meta (creating it in a new writer's store). */
 static int check_schema(struct ht_store *s, MDB_txn *txn, const char *dir)
 {
@@ -893,29 +921,18 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
     rc = mdb_txn_begin(s->env, NULL, readonly ? MDB_RDONLY : 0, &txn);
     if (rc)
         goto fail;
-    for (int i = 0; i < HT_DB__COUNT; i++) {
+    for (int i = 0; i <= HT_DB__COUNT; i++) {
         unsigned flags = readonly ? 0 : MDB_CREATE;
-        struct ecache ec;
-        struct ereg r[MAX_EPOCHS];
-        unsigned n = 0;
+        char name[64];
 
         if (i == HT_DB_KEYS)
             flags |= MDB_DUPSORT;
-        if (epoch_db(i) && i != HT_DB_NODES)
-            continue; /* with the epoch's other tables, below */
-        if (i == HT_DB_NODES) {
-            /* the live epochs' tables (epoch 0's carry the plain names:
-             * a new store creates them) */
-            rc = reg_live(txn, s, r, &n) == HT_ERR_OK ? 0 : MDB_CORRUPTED;
-            for (unsigned j = 0; !rc && j < n; j++) {
-                rc = ec_open(s, txn, r[j].id,
-                             !readonly && r[j].id == 0 && n == 1, &ec);
-                if (!rc)
-                    s->ec[s->nec++] = ec;
-            }
-        } else {
+        if (i < HT_DB__COUNT && epoch_db(i))
+            continue;          /* per epoch: last */
+        if (i == HT_DB__COUNT) /* the live epochs' tables */
+            rc = open_epochs(s, txn, name, sizeof(name));
+        else
             rc = mdb_dbi_open(txn, db_names[i], flags, &s->dbi[i]);
-        }
         if (rc == MDB_NOTFOUND && readonly && i == HT_DB_META) {
             /* an environment whose first commit has not landed yet (an
              * ingest creating the store right now): nothing to read yet.
@@ -942,7 +959,7 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
                 HT_LOG_ERROR("store",
                              "%s holds no hoptrace store (database "
                              "\"%s\" missing); ingest into it first",
-                             dir, db_names[i]);
+                             dir, i < HT_DB__COUNT ? db_names[i] : name);
             }
             mdb_txn_abort(txn);
             ht_store_close(s);
