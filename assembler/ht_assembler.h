@@ -76,12 +76,17 @@ int64_t ht_assembler_newest_event(const struct ht_batch *b);
  * between transactions of this process, like ht_store_grow.
  */
 struct ht_stages_prune {
-    uint64_t hops;       /* hop keys whose entries were removed */
+    uint64_t hops;       /* hop keys whose entries were removed (of an
+                            epoch dropped: its producer records and
+                            consumer lines, an older copy included) */
     uint64_t pending;    /* waiting producer halves among them ('P') */
     uint64_t buckets;    /* time buckets dropped or folded ('A', 'H') */
     uint64_t reports;    /* REPORTs that never learned their function */
     uint64_t unresolved; /* producers that never learned their service */
     uint64_t slices;     /* transactions committed */
+    /* set before the first slice when the per-hop entries go with their
+     * epochs (ht_stages_drop_epoch): slices then walk only the buckets */
+    bool buckets_only;
     /* private: where the bucket walk and the walk of a store written
      * before the time index stand */
     size_t at_n_, mat_n_;
@@ -90,6 +95,11 @@ struct ht_stages_prune {
 
 int ht_stages_prune_slice(struct ht_store *s, int64_t cutoff_us, size_t budget,
                           bool *more, struct ht_stages_prune *st);
+/* For ht_prune_epochs (store/ht_prune.h), ctx a struct ht_stages_prune:
+ * the stall state's per-hop entries (HT_DB_HOPS) of the ep-th epoch are
+ * about to be dropped whole; counts them into ctx and corrects the count
+ * of producers waiting for their service. */
+int ht_stages_drop_epoch(void *ctx, struct ht_txn *t, unsigned ep);
 /* The same with an explicit horizon (0: each entry by its own times). */
 int ht_stages_prune_slice_h(struct ht_store *s, int64_t cutoff_us,
                             int64_t horizon_us, size_t budget, bool *more,

@@ -188,7 +188,8 @@ static void put(struct ht__stg *g, const void *k, size_t kn, const void *v,
                 size_t vn)
 {
     if (!g->err)
-        g->err = ht_store_put(g->t, HT_DB_STAGES, k, kn, v, vn);
+        g->err =
+            ht_store_put(g->t, ht__stg_db(*(const uint8_t *)k), k, kn, v, vn);
 }
 
 static void del(struct ht__stg *g, const void *k, size_t kn)
@@ -197,7 +198,7 @@ static void del(struct ht__stg *g, const void *k, size_t kn)
 
     if (g->err)
         return;
-    rc = ht_store_del(g->t, HT_DB_STAGES, k, kn);
+    rc = ht_store_del(g->t, ht__stg_db(*(const uint8_t *)k), k, kn);
     if (rc != HT_ERR_OK && rc != HT_ERR_NOTFOUND)
         g->err = rc;
 }
@@ -311,7 +312,7 @@ static bool prec_get(struct ht__stg *g, const char *hk, struct prec *p)
 
     k[0] = 'p';
     memcpy(k + 1, hk, kn);
-    if (ht_store_get(g->t, HT_DB_STAGES, k, kn + 1, &v, &vn) != HT_ERR_OK)
+    if (ht_store_get(g->t, HT_DB_HOPS, k, kn + 1, &v, &vn) != HT_ERR_OK)
         return false;
     return prec_unpack(g, v, vn, p);
 }
@@ -562,7 +563,7 @@ static bool receipts_get(struct ht__stg *g, const char *hk, struct receipts *r)
     size_t vn;
 
     if (strlen(hk) >= MAXHOPKEY ||
-        ht_store_get(g->t, HT_DB_STAGES, k, receipts_key(k, hk), &v, &vn) !=
+        ht_store_get(g->t, HT_DB_HOPS, k, receipts_key(k, hk), &v, &vn) !=
             HT_ERR_OK ||
         vn < 16)
         return false;
@@ -823,7 +824,7 @@ void ht__stg_producer(struct ht__stg *g, const struct ht_span *s,
         k[0] = 'c';
         memcpy(k + 1, hk, hn);
         p.cons = "";
-        if (ht_store_get(g->t, HT_DB_STAGES, k, hn + 1, &v, &vn) == HT_ERR_OK)
+        if (ht_store_get(g->t, HT_DB_HOPS, k, hn + 1, &v, &vn) == HT_ERR_OK)
             p.cons = ht_arena_strndup(g->a, v, strnlen(v, vn));
         del(g, k, hn + 1);
         p.matched = 1;
@@ -920,7 +921,7 @@ void ht__stg_consumer(struct ht__stg *g, const struct ht_fact *f,
              * replaces it, so the figures are those of the record whether
              * it came before the link or after */
             link_key(k, &kn, 'k', NULL, hk);
-            if (ht_store_get(g->t, HT_DB_STAGES, k, kn, &v, &vn) == HT_ERR_OK) {
+            if (ht_store_get(g->t, HT_DB_HOPS, k, kn, &v, &vn) == HT_ERR_OK) {
                 if (have && p.matched && vn >= 8) {
                     /* the record received, not the link */
                     const char *lcons =
@@ -977,7 +978,7 @@ static void take_links(struct ht__stg *g, const struct ht_span *s)
         struct prec p;
 
         link_key(k, &kn, 'l', s->links[i].id.b, NULL);
-        if (ht_store_get(g->t, HT_DB_STAGES, k, kn, &v, &vn) != HT_ERR_OK)
+        if (ht_store_get(g->t, HT_DB_HOPS, k, kn, &v, &vn) != HT_ERR_OK)
             continue;
         hk = ht_arena_strndup(g->a, v, vn);
         if (!prec_get(g, hk, &p) || p.matched) {
@@ -1103,7 +1104,7 @@ void ht__stg_span(struct ht__stg *g, const struct ht_span *s)
     k[0] = 'u';
     memcpy(k + 1, s->id.b, 8);
     c.a = g->a;
-    if (ht_store_scan(g->t, HT_DB_STAGES, k, 9, collect_u, &c) != HT_ERR_OK)
+    if (ht_store_scan(g->t, HT_DB_HOPS, k, 9, collect_u, &c) != HT_ERR_OK)
         return;
     for (size_t i = 0; i < c.n && !g->err; i++) {
         const char *hk = c.hk[i];
@@ -1247,7 +1248,7 @@ static void named_by_segment(struct ht__stg *g, const struct ht_span *s)
         !*s->name || strlen(s->name) >= MAXNAME)
         return;
     kn = unnamed_report_key(k, s->request_id);
-    if (ht_store_get(g->t, HT_DB_STAGES, k, kn, &v, &vn) != HT_ERR_OK)
+    if (ht_store_get(g->t, HT_DB_HOPS, k, kn, &v, &vn) != HT_ERR_OK)
         return;
     memset(&inv, 0, sizeof(inv));
     if (ht_inv_unpack(v, vn, g->a, &inv) == HT_ERR_OK) {

@@ -4,10 +4,17 @@
  * service); assembler.c calls in here from the points where a hop half is
  * seen for the first time, so re-ingesting input never counts twice.
  *
- * Record layout in HT_DB_STAGES (query/stalls.c reads it; keep in step).
- * Every key starts with a type byte, then `via` (one byte, enum ht_via) and
- * NUL-terminated strings; "" is an unknown service. Numbers are int64 big
- * endian.
+ * Record layout (query/stalls.c reads it; keep in step). Every key starts
+ * with a type byte, then `via` (one byte, enum ht_via) and NUL-terminated
+ * strings; "" is an unknown service. Numbers are int64 big endian. Two
+ * tables (ht__stg_db picks one by the type byte):
+ *   - HT_DB_STAGES: what is kept per stage or function, for good: 'E' 'S'
+ *     'H' 'R' 'A' 'F' 'N';
+ *   - HT_DB_HOPS: what is kept per hop, producer, REPORT or time, which
+ *     goes with its requests: 'P' 'p' 'c' 'e' 'l' 'k' 'f' 'u' 'T'. The
+ *     store keeps it per epoch, like the requests' own tables, so
+ *     retention under `--retain` drops it with them, whole
+ *     (ht_stages_drop_epoch); `prune` also walks it piece by piece.
  *
  *   'E' via res\0 prod\0           -> entered, last entered µs
  *   'S' via res\0 prod\0 cons\0    -> consumed, last consumed µs,
@@ -87,7 +94,10 @@
  * 'u' and 'f' entries likewise, and the 'A' buckets before it; the 'H'
  * buckets before it are folded into the stage's bucket HT__STG_FOLDED
  * (INT64_MIN), so delay quantiles stay those of every delay counted in
- * 'S'. 'E' 'S' 'R' 'F' 'N' are kept: one per stage or function.
+ * 'S'. 'E' 'S' 'R' 'F' 'N' are kept: one per stage or function. Under
+ * `--retain` the per-hop entries go with their epochs instead
+ * (ht_stages_drop_epoch corrects "Nunresolved"), and slices walk only the
+ * buckets.
  *
  * Time buckets: 'H' 300 s, 'A' 60 s, aligned on the epoch. Delay histogram
  * index: µs below 16 exactly, then 16 linear sub-buckets per power of two.
@@ -109,6 +119,25 @@
  * it, ht__stg_begin reads it. */
 #define HT__STG_WATERMARK "Npruned"
 int64_t ht__stg_watermark(struct ht_txn *t);
+
+/* The table of the record whose key starts with type byte `type`. */
+static inline int ht__stg_db(int type)
+{
+    switch (type) {
+    case 'P':
+    case 'T':
+    case 'c':
+    case 'e':
+    case 'f':
+    case 'k':
+    case 'l':
+    case 'p':
+    case 'u':
+        return HT_DB_HOPS;
+    default:
+        return HT_DB_STAGES;
+    }
+}
 
 /* The 'T' key of (ts, kind, name); 0 when the name is too long. */
 size_t ht__stg_tkey(uint8_t *k, int64_t ts, int kind, const void *name,

@@ -42,7 +42,8 @@ struct sp {
     int64_t cut;
     struct ht_stages_prune st; /* this slice's counts */
     int64_t unresolved_delta;
-    int64_t deadline; /* monotonic µs */
+    int64_t deadline;  /* monotonic µs */
+    bool buckets_only; /* the per-hop entries go with their epochs */
     int err;
 };
 
@@ -55,8 +56,8 @@ static void chk(struct sp *p, int rc)
 static bool get(struct sp *p, const void *k, size_t kn, const void **v,
                 size_t *vn)
 {
-    return !p->err &&
-           ht_store_get(p->t, HT_DB_STAGES, k, kn, v, vn) == HT_ERR_OK;
+    return !p->err && ht_store_get(p->t, ht__stg_db(*(const uint8_t *)k), k, kn,
+                                   v, vn) == HT_ERR_OK;
 }
 
 static bool del(struct sp *p, const void *k, size_t kn)
@@ -65,7 +66,7 @@ static bool del(struct sp *p, const void *k, size_t kn)
 
     if (p->err)
         return false;
-    rc = ht_store_del(p->t, HT_DB_STAGES, k, kn);
+    rc = ht_store_del(p->t, ht__stg_db(*(const uint8_t *)k), k, kn);
     chk(p, rc);
     return rc == HT_ERR_OK;
 }
@@ -74,7 +75,8 @@ static void put(struct sp *p, const void *k, size_t kn, const void *v,
                 size_t vn)
 {
     if (!p->err)
-        chk(p, ht_store_put(p->t, HT_DB_STAGES, k, kn, v, vn));
+        chk(p,
+            ht_store_put(p->t, ht__stg_db(*(const uint8_t *)k), k, kn, v, vn));
 }
 
 static void reindex(struct sp *p, int64_t ts, int kind, const void *name,
@@ -315,7 +317,7 @@ static void walk_index(struct sp *p, size_t budget, bool *more)
     size_t done = 0;
 
     ht_buf_init(&c.keys);
-    chk(p, ht_store_scan(p->t, HT_DB_STAGES, "T", 1, collect_t, &c));
+    chk(p, ht_store_scan(p->t, HT_DB_HOPS, "T", 1, collect_t, &c));
     for (size_t off = 0; !p->err && off < c.keys.len; done++) {
         uint32_t kn;
         const uint8_t *k;
@@ -366,7 +368,9 @@ static size_t group_len(const uint8_t *k, size_t kn)
 
 struct gwalk {
     int64_t cut;
-    size_t left; /* entries this seek may still take */
+    int db;            /* the table walked: 'A' 'H' in stages, 'P' in hops */
+    bool buckets_only; /* 'A' 'H' only ('P' goes with its epoch) */
+    size_t left;       /* entries this seek may still take */
     uint8_t grp[MAXK];
     size_t gn;         /* 0 until the first key of the walk */
     struct ht_buf got; /* expired: u32 kn, key, u32 vn, value */
@@ -409,8 +413,11 @@ static int walk_group(void *ctx, const void *kv, size_t kn, const void *v,
         size_t gl;
 
         /* the first key of this seek: which group, or which next type */
-        if (k[0] > 'P') {
-            w->done = true;
+        if (k[0] > 'P' || (w->db == HT_DB_STAGES && k[0] > 'H')) {
+            if (w->db == HT_DB_STAGES && !w->buckets_only)
+                set_next(w, "P", 1); /* on in hops */
+            else
+                w->done = true;
             return 1;
         }
         if (k[0] != 'A' && k[0] != 'H' && k[0] != 'P') {
@@ -571,14 +578,17 @@ static void walk_groups(struct sp *p, size_t budget, uint8_t *at, size_t *atn,
             at[0] = 'A';
             *atn = 1;
         }
-        chk(p,
-            ht_store_scan_from(p->t, HT_DB_STAGES, at, *atn, walk_group, &w));
+        w.db = ht__stg_db(at[0]);
+        w.buckets_only = p->buckets_only;
+        chk(p, ht_store_scan_from(p->t, w.db, at, *atn, walk_group, &w));
         left = w.left;
         if (w.n)
             drop_group(p, &w);
         ht_buf_free(&w.got);
         if (p->err)
             return;
+        if (!w.done && !w.nn && w.db == HT_DB_STAGES && !p->buckets_only)
+            set_next(&w, "P", 1); /* past the last stages key: hops */
         if (w.done || !w.nn) {
             *atn = 0; /* the end: the next pass starts over */
             return;
@@ -642,7 +652,7 @@ static void walk_legacy(struct sp *p, size_t budget, uint8_t *at, size_t *atn,
         *atn = 1;
     }
     ht_buf_init(&c.keys);
-    chk(p, ht_store_scan_from(p->t, HT_DB_STAGES, at, *atn, collect_m, &c));
+    chk(p, ht_store_scan_from(p->t, HT_DB_HOPS, at, *atn, collect_m, &c));
     if (c.n < budget)
         c.end = true; /* the scan ran out of keys before the budget */
     for (size_t off = 0; !p->err && off < c.keys.len;) {
@@ -712,9 +722,13 @@ static int slice_once(struct ht_store *s, int64_t cut, size_t budget,
         ht_store_abort(p.t);
         return HT_ERR_NOMEM;
     }
-    walk_index(&p, budget, &tmore);
+    p.buckets_only = out->buckets_only;
+    if (!p.buckets_only)
+        walk_index(&p, budget, &tmore);
     walk_groups(&p, budget / 2 + 16, at, &atn, &gmore);
-    if (!p.err && ht_now_mono_us() <= p.deadline)
+    if (p.buckets_only)
+        mmore = false;
+    else if (!p.err && ht_now_mono_us() <= p.deadline)
         walk_legacy(&p, budget / 2 + 16, mat, &matn, &mmore);
     else
         mmore = true;
@@ -810,4 +824,82 @@ int ht_stages_prune_slice(struct ht_store *s, int64_t cutoff_us, size_t budget,
 {
     return ht_stages_prune_slice_h(s, cutoff_us, HT_PRUNE_HORIZON_US, budget,
                                    more, st);
+}
+
+/* ---- whole epochs ---------------------------------------------------------
+ *
+ * Under `--retain` the per-hop entries (HT_DB_HOPS) go with their epoch
+ * (ht_prune_epochs drops it whole) and this accounts for them in the same
+ * transaction: what goes is counted, and "Nunresolved" loses the producers
+ * that were still waiting for their service there ('u' entries no newer
+ * epoch holds a copy of: a resolved one was deleted in every epoch).
+ */
+struct dropc {
+    struct ht_txn *t;
+    unsigned ep;
+    uint64_t n, unresolved;
+};
+
+static int drop_count(void *ctx, const void *k, size_t kn, const void *v,
+                      size_t vn)
+{
+    (void)k;
+    (void)kn;
+    (void)v;
+    (void)vn;
+    ((struct dropc *)ctx)->n++;
+    return 0;
+}
+
+static int drop_u(void *ctx, const void *k, size_t kn, const void *v, size_t vn)
+{
+    struct dropc *c = ctx;
+
+    (void)v;
+    (void)vn;
+    c->n++;
+    if (!ht_store_in_newer(c->t, HT_DB_HOPS, c->ep, k, kn))
+        c->unresolved++;
+    return 0;
+}
+
+static int drop_scan(struct dropc *c, int type, ht_store_visit_fn fn,
+                     uint64_t *out)
+{
+    uint8_t p = (uint8_t)type;
+    int rc;
+
+    c->n = 0;
+    rc = ht_store_scan_epoch(c->t, HT_DB_HOPS, c->ep, &p, 1, fn, c);
+    *out += c->n;
+    return rc;
+}
+
+int ht_stages_drop_epoch(void *ctx, struct ht_txn *t, unsigned ep)
+{
+    struct ht_stages_prune *st = ctx;
+    struct dropc c = {.t = t, .ep = ep};
+    const void *v;
+    size_t vn;
+    int rc;
+
+    if ((rc = drop_scan(&c, 'p', drop_count, &st->hops)) ||
+        (rc = drop_scan(&c, 'c', drop_count, &st->hops)) ||
+        (rc = drop_scan(&c, 'P', drop_count, &st->pending)) ||
+        (rc = drop_scan(&c, 'f', drop_count, &st->reports)) ||
+        (rc = drop_scan(&c, 'u', drop_u, &st->unresolved)))
+        return rc;
+    if (c.unresolved &&
+        ht_store_get(t, HT_DB_STAGES, "Nunresolved", 11, &v, &vn) ==
+            HT_ERR_OK &&
+        vn == 8) {
+        int64_t n = (int64_t)ht_be64_get(v) - (int64_t)c.unresolved;
+        uint8_t b[8];
+
+        if (n <= 0)
+            return ht_store_del(t, HT_DB_STAGES, "Nunresolved", 11);
+        ht_be64_put(b, (uint64_t)n);
+        return ht_store_put(t, HT_DB_STAGES, "Nunresolved", 11, b, 8);
+    }
+    return HT_ERR_OK;
 }

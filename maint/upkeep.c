@@ -49,7 +49,8 @@ static int retention_work(struct ht_upkeep *u, struct ht_store *s, bool *more)
         return rc;
     if (due && ht_store_epoch_len(s) > 0) {
         /* a store in epochs: the expired ones go whole */
-        rc = ht_prune_epochs(s, cutoff - HT_PRUNE_HORIZON_US, &u->prune);
+        rc = ht_prune_epochs(s, cutoff - HT_PRUNE_HORIZON_US,
+                             ht_stages_drop_epoch, &u->stages, &u->prune);
         if (rc)
             return rc;
     } else if (due) {
@@ -62,6 +63,8 @@ static int retention_work(struct ht_upkeep *u, struct ht_store *s, bool *more)
      * ht_stages_prune_slice), walked again once the cut-off has moved on
      * by a minute (its finest bucket) */
     if (u->stg_more || cutoff >= u->stg_pruned_cut + 60 * 1000000LL) {
+        /* in epochs, the per-hop entries went with theirs just above */
+        u->stages.buckets_only = ht_store_epoch_len(s) > 0;
         rc = ht_stages_prune_slice(s, cutoff, 0, &m, &u->stages);
         if (rc)
             return rc;

@@ -1,8 +1,8 @@
 /*
  * stalls.c - stage status as of an evaluation time (design.md "Stall
  * detection and alerts"), read from the per-stage state the assembler
- * keeps in HT_DB_STAGES (layout in assembler/stages.h), plus the JSON,
- * text and Prometheus renderings of it.
+ * keeps in HT_DB_STAGES and HT_DB_HOPS (layout in assembler/stages.h), plus the
+ * JSON, text and Prometheus renderings of it.
  *
  * Owned by query/. It reads aggregates and the pending producer halves
  * only, never the graph, except to name the root of a few stuck requests
@@ -567,7 +567,7 @@ static void unnamed_kinesis(struct ht_txn *t, struct ht_stalls *st,
         n += l;
         k[n++] = 0;
         c.skip = n;
-        ht_store_scan(t, HT_DB_STAGES, k, n, collect_unnamed, &c);
+        ht_store_scan(t, HT_DB_HOPS, k, n, collect_unnamed, &c);
         for (size_t j = 0; j < c.n; j++) {
             struct uitem *u = &c.it[j];
             struct ht_id8 sid;
@@ -933,7 +933,7 @@ int ht_query_stalls(struct ht_store *s, const struct ht_stall_cfg *cfg,
             /* the stream "" holds every write that named none: those still
              * waiting are in U, as of this query */
             if (g->via_id != HT_VIA_KINESIS || *g->resource)
-                ht_store_scan(t, HT_DB_STAGES, k, n, scan_pending, &c);
+                ht_store_scan(t, HT_DB_HOPS, k, n, scan_pending, &c);
             c.taken = 0;
             for (size_t j = 0; j < U.n; j++) {
                 const struct uitem *u = &U.it[j];

@@ -68,8 +68,12 @@ int ht_prune_slice_h(struct ht_store *s, int64_t cutoff_us, int64_t horizon_us,
  * nothing per entry (nothing is read; the pending counter is corrected for
  * the producers waiting there). The counts in *st are the dropped tables'
  * entries (older copies of a key included); one slice per drop.
+ * also (may be NULL) runs in the same transaction for each epoch about to
+ * go, after the store's own accounting: the owner of another table kept
+ * per epoch (the stall state's hops) corrects its counters there.
  */
 int ht_prune_epochs(struct ht_store *s, int64_t before_us,
+                    ht_store_drop_fn also, void *also_ctx,
                     struct ht_prune_stats *st);
 
 /* The oldest last-activity time in by_time (INT64_MIN when empty). */

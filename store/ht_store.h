@@ -50,7 +50,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define HT_SCHEMA_VERSION 3
+#define HT_SCHEMA_VERSION 4
 
 enum ht_db {
     HT_DB_META,
@@ -68,6 +68,8 @@ enum ht_db {
     HT_DB_AGG,    /* request summaries and per-route / per-function
                      aggregates (query side, refreshed from dirty) */
     HT_DB_SPANS,  /* day (2) + span id (8) -> trace id (16): with nodes */
+    HT_DB_HOPS,   /* stall detection: per-hop state, kept per epoch
+                     (assembler/stages.h) */
     HT_DB__COUNT
 };
 
@@ -311,9 +313,10 @@ struct ht_epoch {
  * many there are. */
 unsigned ht_store_epochs(struct ht_txn *t, struct ht_epoch *out, unsigned cap);
 /* Every pair of database db in the ep-th epoch alone (ht_store_epochs'
- * order), in key order. */
+ * order) whose key starts with prefix (pn bytes; 0: all), in key order. */
 int ht_store_scan_epoch(struct ht_txn *t, int db, unsigned ep,
-                        ht_store_visit_fn fn, void *ctx);
+                        const void *prefix, size_t pn, ht_store_visit_fn fn,
+                        void *ctx);
 /* How many entries database db has in the ep-th epoch alone. */
 int ht_store_count_epoch(struct ht_txn *t, int db, unsigned ep, uint64_t *n);
 /* Whether an epoch newer than the ep-th holds key k (a newer copy). */

@@ -562,6 +562,8 @@ struct drop_ctx {
     unsigned ep;
     int64_t delta;
     struct ht_prune_stats st;
+    ht_store_drop_fn also;
+    void *also_ctx;
 };
 
 /* A producer waiting in a dropped epoch no longer waits (unless a newer
@@ -587,7 +589,7 @@ static int drop_pre(void *ctx, struct ht_txn *t, unsigned ep)
     c->t = t;
     c->ep = ep;
     c->delta = 0;
-    rc = ht_store_scan_epoch(t, HT_DB_PENDING, ep, drop_half, c);
+    rc = ht_store_scan_epoch(t, HT_DB_PENDING, ep, NULL, 0, drop_half, c);
     if (!rc && c->delta)
         rc = ht_store_counter_add(t, "pending", c->delta);
     if (!rc && !(rc = ht_store_count_epoch(t, HT_DB_NODES, ep, &n)))
@@ -598,10 +600,13 @@ static int drop_pre(void *ctx, struct ht_txn *t, unsigned ep)
         c->st.facts += n;
     if (!rc && !(rc = ht_store_count_epoch(t, HT_DB_KEYS, ep, &n)))
         c->st.keys += n;
+    if (!rc && c->also)
+        rc = c->also(c->also_ctx, t, ep);
     return rc;
 }
 
 int ht_prune_epochs(struct ht_store *s, int64_t before_us,
+                    ht_store_drop_fn also, void *also_ctx,
                     struct ht_prune_stats *st)
 {
     struct drop_ctx c;
@@ -609,6 +614,8 @@ int ht_prune_epochs(struct ht_store *s, int64_t before_us,
     int rc;
 
     memset(&c, 0, sizeof(c));
+    c.also = also;
+    c.also_ctx = also_ctx;
     rc = ht_store_drop_epochs(s, before_us, drop_pre, &c, &dropped);
     if (!rc && dropped) {
         st->nodes += c.st.nodes;

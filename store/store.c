@@ -151,7 +151,7 @@ static bool epoch_db(int db)
 {
     return db == HT_DB_NODES || db == HT_DB_INV || db == HT_DB_FACTS ||
            db == HT_DB_KEYS || db == HT_DB_PENDING || db == HT_DB_BYTIME ||
-           db == HT_DB_SPANS;
+           db == HT_DB_SPANS || db == HT_DB_HOPS;
 }
 
 /* How many epochs database db has in t, and its handle in the e-th
@@ -192,6 +192,7 @@ static const uint8_t *bf_token(int db, const void *k, size_t kn, size_t *tn)
     case HT_DB_KEYS:
     case HT_DB_INV:
     case HT_DB_PENDING:
+    case HT_DB_HOPS:
         *tn = kn;
         return kn ? p : NULL;
     default:
@@ -272,7 +273,7 @@ static void bf_free(struct bloom *b)
 
 static const char *const db_names[HT_DB__COUNT] = {
     "meta",        "nodes", "inv",    "facts", "keys", "pending", "by_time",
-    "checkpoints", "dlq",   "stages", "dirty", "agg",  "spans"};
+    "checkpoints", "dlq",   "stages", "dirty", "agg",  "spans",   "hops"};
 
 #define INITIAL_MAP ((size_t)1 << 30)
 
@@ -2264,15 +2265,39 @@ unsigned ht_store_epochs(struct ht_txn *t, struct ht_epoch *out, unsigned cap)
     return t->nep;
 }
 
-int ht_store_scan_epoch(struct ht_txn *t, int db, unsigned ep,
-                        ht_store_visit_fn fn, void *ctx)
+struct prefixed {
+    const void *p;
+    size_t pn;
+    ht_store_visit_fn fn;
+    void *ctx;
+};
+
+static int visit_prefixed(void *ctx, const void *k, size_t kn, const void *v,
+                          size_t vn)
 {
+    struct prefixed *x = ctx;
+
+    if (kn < x->pn || memcmp(k, x->p, x->pn) != 0)
+        return 1; /* past the prefix */
+    return x->fn(x->ctx, k, kn, v, vn);
+}
+
+int ht_store_scan_epoch(struct ht_txn *t, int db, unsigned ep,
+                        const void *prefix, size_t pn, ht_store_visit_fn fn,
+                        void *ctx)
+{
+    struct prefixed x = {prefix, pn, fn, ctx};
+    MDB_val key = {pn, (void *)(uintptr_t)prefix};
+
     TXN_USABLE(t);
     if (!epoch_db(db) || ep >= t->nep)
         return HT_ERR_USAGE;
     SEE_OWN_WRITES(t, db);
-    return visit_run(t, dbi_at(t, db, ep), NULL, MDB_FIRST, MDB_NEXT, fn, ctx,
-                     "scanning");
+    if (!pn)
+        return visit_run(t, dbi_at(t, db, ep), NULL, MDB_FIRST, MDB_NEXT, fn,
+                         ctx, "scanning");
+    return visit_run(t, dbi_at(t, db, ep), &key, MDB_SET_RANGE, MDB_NEXT,
+                     visit_prefixed, &x, "scanning");
 }
 
 int ht_store_count_epoch(struct ht_txn *t, int db, unsigned ep, uint64_t *n)

@@ -9,8 +9,10 @@
  */
 #define _GNU_SOURCE
 #include "ht_assembler.h"
+#include "ht_prune.h"
 #include "ht_query.h"
 #include "ht_test.h"
+#include "stages.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -332,6 +334,7 @@ static void dump_stages(struct ht_buf *out)
     ht_buf_init(out);
     CHECK(ht_store_begin(store, false, &t) == HT_ERR_OK);
     ht_store_scan(t, HT_DB_STAGES, NULL, 0, dump_kv, out);
+    ht_store_scan(t, HT_DB_HOPS, NULL, 0, dump_kv, out);
     ht_store_abort(t);
 }
 
@@ -857,8 +860,7 @@ static void test_report_named_by_segment(void)
     CHECK(ht_store_get(t, HT_DB_STAGES, "Fplain-fn", 10, &v, &vn) == HT_ERR_OK);
     CHECK(vn >= 16 && ht_be64_get(v) == 2 &&
           ht_be64_get((const uint8_t *)v + 8) == 200);
-    CHECK(ht_store_get(t, HT_DB_STAGES, "frq-0", 5, &v, &vn) ==
-          HT_ERR_NOTFOUND);
+    CHECK(ht_store_get(t, HT_DB_HOPS, "frq-0", 5, &v, &vn) == HT_ERR_NOTFOUND);
     ht_store_abort(t);
     close_store(dir);
 }
@@ -899,6 +901,7 @@ static void dump_types(const char *types, struct ht_buf *out)
     ht_buf_init(out);
     CHECK(ht_store_begin(store, false, &t) == HT_ERR_OK);
     ht_store_scan(t, HT_DB_STAGES, NULL, 0, dump_some, &f);
+    ht_store_scan(t, HT_DB_HOPS, NULL, 0, dump_some, &f);
     ht_store_abort(t);
 }
 
@@ -919,7 +922,8 @@ static uint64_t count_prefix(const char *prefix)
     uint64_t n = 0;
 
     CHECK(ht_store_begin(store, false, &t) == HT_ERR_OK);
-    ht_store_scan(t, HT_DB_STAGES, prefix, strlen(prefix), count_kv, &n);
+    ht_store_scan(t, ht__stg_db(prefix[0]), prefix, strlen(prefix), count_kv,
+                  &n);
     ht_store_abort(t);
     return n;
 }
@@ -932,7 +936,8 @@ static bool has_key(const void *k, size_t kn)
     bool ok;
 
     CHECK(ht_store_begin(store, false, &t) == HT_ERR_OK);
-    ok = ht_store_get(t, HT_DB_STAGES, k, kn, &v, &vn) == HT_ERR_OK;
+    ok = ht_store_get(t, ht__stg_db(*(const uint8_t *)k), k, kn, &v, &vn) ==
+         HT_ERR_OK;
     ht_store_abort(t);
     return ok;
 }
@@ -991,15 +996,16 @@ static void make_legacy(void)
     ht_buf_init(&l.cons);
     CHECK(ht_store_begin(store, true, &t) == HT_ERR_OK);
     ht_store_scan(t, HT_DB_STAGES, NULL, 0, find_legacy, &l);
+    ht_store_scan(t, HT_DB_HOPS, NULL, 0, find_legacy, &l);
     for (size_t off = 0; off < l.del.len; off += 4 + n) {
         memcpy(&n, l.del.data + off, 4);
-        CHECK(ht_store_del(t, HT_DB_STAGES, l.del.data + off + 4, n) ==
-              HT_ERR_OK);
+        CHECK(ht_store_del(t, ht__stg_db((uint8_t)l.del.data[off + 4]),
+                           l.del.data + off + 4, n) == HT_ERR_OK);
     }
     for (size_t off = 0; off < l.cons.len; off += 8 + n + m) {
         memcpy(&n, l.cons.data + off, 4);
         memcpy(&m, l.cons.data + off + 4 + n, 4);
-        CHECK(ht_store_put(t, HT_DB_STAGES, l.cons.data + off + 4, n,
+        CHECK(ht_store_put(t, HT_DB_HOPS, l.cons.data + off + 4, n,
                            l.cons.data + off + 8 + n, m) == HT_ERR_OK);
     }
     CHECK(ht_store_commit(t) == HT_ERR_OK);
@@ -1008,13 +1014,20 @@ static void make_legacy(void)
     ht_buf_free(&l.cons);
 }
 
+enum { BY_INDEX, LEGACY, BY_EPOCH };
+
 /* Stall state older than the cut-off goes, newer stays exactly as in a
  * store that only ever saw the newer data, the stage totals and delay
- * quantiles stay, and `stalls` lists only the newer window's items. With
- * `legacy`, the stall state was written before the time index (its entries
- * are walked instead; the index itself is then not compared). */
-static void test_retention(bool legacy)
+ * quantiles stay, and `stalls` lists only the newer window's items.
+ * BY_INDEX: slices walk the time index. LEGACY: the stall state was
+ * written before the time index (its entries are walked instead; the
+ * index itself is then not compared). BY_EPOCH: the old window was
+ * written into an epoch of its own, which goes whole (ht_prune_epochs
+ * with ht_stages_drop_epoch, as under --retain), then slices walk only
+ * the buckets. */
+static void test_retention(int mode)
 {
+    const bool legacy = mode == LEGACY;
     const char *types = legacy ? "PpelckufAH" : "PpelckufTAH";
     char da[] = "/tmp/ht_stages_XXXXXX", db[] = "/tmp/ht_stages_XXXXXX";
     char *old[64], *recent[64], *late[2], *sub, *seg, buf[1024];
@@ -1056,11 +1069,31 @@ static void test_retention(bool legacy)
         apply(recent[i]);
     open_store(da);
     sa = store;
+    if (mode == BY_EPOCH) {
+        bool rotated = true;
+
+        /* the first call notes epoch 0's start */
+        CHECK(ht_store_set_epoch_len(sa, S(DAY)) == HT_ERR_OK);
+        CHECK(ht_store_rotate(sa, S(T0), true, &rotated) == HT_ERR_OK &&
+              !rotated);
+    }
     for (size_t i = 0; i < nold; i++)
         apply(old[i]);
+    if (mode == BY_EPOCH) {
+        bool rotated = false;
+
+        /* the hop that spans both windows starts in the old epoch: its
+         * consumption rewrites its producer record into the new one */
+        apply(late[0]);
+
+        CHECK(ht_store_rotate(sa, S(T0 + 3 * DAY), true, &rotated) ==
+                  HT_ERR_OK &&
+              rotated);
+    }
     for (size_t i = 0; i < nrecent; i++)
         apply(recent[i]);
-    apply(late[0]);
+    if (mode != BY_EPOCH)
+        apply(late[0]);
     apply(late[1]);
 
     CHECK(count_prefix("u") == 1 && count_prefix("k") == 1 &&
@@ -1075,10 +1108,19 @@ static void test_retention(bool legacy)
 
     /* slices of a few entries each: the cut-off is day 2 */
     memset(&sg, 0, sizeof(sg));
+    if (mode == BY_EPOCH) {
+        struct ht_prune_stats pst;
+
+        memset(&pst, 0, sizeof(pst));
+        CHECK(ht_prune_epochs(sa, S(T0 + 2 * DAY) - HT_PRUNE_HORIZON_US,
+                              ht_stages_drop_epoch, &sg, &pst) == HT_ERR_OK);
+        CHECK(pst.epochs == 1);
+        sg.buckets_only = true;
+    }
     for (int i = 0; more && i < 10000; i++)
         CHECK(ht_stages_prune_slice(sa, S(T0 + 2 * DAY), 7, &more, &sg) ==
               HT_ERR_OK);
-    CHECK(!more && sg.slices > 3);
+    CHECK(!more && (mode == BY_EPOCH || sg.slices > 3));
     /* waiting: 10 of the window and the orphan */
     CHECK(sg.pending == 11 && sg.unresolved == 1 && sg.reports == 1);
     if (sg.pending != 11 || sg.unresolved != 1 || sg.reports != 1)
@@ -1086,9 +1128,10 @@ static void test_retention(bool legacy)
                 (unsigned long long)sg.pending,
                 (unsigned long long)sg.unresolved,
                 (unsigned long long)sg.reports);
-    /* hops: 20 + the consumer line + the orphan + the link */
-    CHECK(sg.hops == 23);
-    if (sg.hops != 23)
+    /* hops: 20 + the consumer line + the orphan + the link (by epoch, the
+     * late hop's older producer record too) */
+    CHECK(sg.hops == 23 + (mode == BY_EPOCH));
+    if (sg.hops != 23 + (mode == BY_EPOCH))
         fprintf(stderr, "hops %llu pending %llu\n", (unsigned long long)sg.hops,
                 (unsigned long long)sg.pending);
     CHECK(sg.buckets > 0);
@@ -1153,6 +1196,7 @@ static void test_retention(bool legacy)
 
     /* nothing more to do: a slice removes nothing */
     memset(&sg, 0, sizeof(sg));
+    sg.buckets_only = mode == BY_EPOCH;
     CHECK(ht_stages_prune_slice(sa, S(T0 + 2 * DAY), 0, &more, &sg) ==
           HT_ERR_OK);
     CHECK(!more && sg.hops == 0 && sg.pending == 0 && sg.buckets == 0);
@@ -1172,6 +1216,7 @@ static void test_retention(bool legacy)
     CHECK(g2 && g2->entered == 40 && g2->consumed == 25 && g2->pending == 5);
     ht_stalls_free(st2);
     memset(&sg, 0, sizeof(sg));
+    sg.buckets_only = mode == BY_EPOCH;
     more = true;
     for (int i = 0; more && i < 100; i++)
         CHECK(ht_stages_prune_slice(sa, S(T0 + 2 * DAY), 0, &more, &sg) ==
@@ -1289,8 +1334,9 @@ int main(void)
     test_kinesis_named_no_corr();
     test_failed_write();
     test_report_named_by_segment();
-    test_retention(false);
-    test_retention(true);
+    test_retention(BY_INDEX);
+    test_retention(LEGACY);
+    test_retention(BY_EPOCH);
     test_retention_slicing();
     TEST_DONE();
 }

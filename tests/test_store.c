@@ -762,11 +762,14 @@ static void test_epochs(void)
         struct ht_prune_stats st;
 
         memset(&st, 0, sizeof(st));
-        CHECK(ht_prune_epochs(s, t0 + 10, &st) == 0 && st.epochs == 0);
-        CHECK(ht_prune_epochs(s, t0 + day, &st) == 0 && st.epochs == 1);
+        CHECK(ht_prune_epochs(s, t0 + 10, NULL, NULL, &st) == 0 &&
+              st.epochs == 0);
+        CHECK(ht_prune_epochs(s, t0 + day, NULL, NULL, &st) == 0 &&
+              st.epochs == 1);
         CHECK(st.nodes == 1 && st.pending == 1);
         /* never the current epoch */
-        CHECK(ht_prune_epochs(s, t0 + 9 * day, &st) == 0 && st.epochs == 1);
+        CHECK(ht_prune_epochs(s, t0 + 9 * day, NULL, NULL, &st) == 0 &&
+              st.epochs == 1);
     }
     CHECK(live_epochs(s, ep) == 1 && ep[0].id == 1);
     CHECK(ht_store_begin(s, false, &t) == 0);
