@@ -173,8 +173,15 @@ static MDB_dbi dbi_at(const struct ht_txn *t, int db, unsigned e)
 #define BF_K 7               /* probes, 9 bits of one hash each */
 #define BF_HDR 16            /* magic (4), k (4), bits (8) */
 
+/* The tables an epoch's filter holds tokens of (every case of bf_token). */
+static const int bf_dbs[] = {HT_DB_NODES, HT_DB_SPANS,   HT_DB_FACTS,
+                             HT_DB_KEYS,  HT_DB_PENDING, HT_DB_INV,
+                             HT_DB_HOPS};
+#define BF_NDBS (sizeof(bf_dbs) / sizeof(bf_dbs[0]))
+
 /* The part of key k of database db its epoch's filter knows it by: *tn
- * bytes at the returned pointer; NULL when db has no token. */
+ * bytes at the returned pointer; NULL when db has no token (then it is
+ * not in bf_dbs). */
 static const uint8_t *bf_token(int db, const void *k, size_t kn, size_t *tn)
 {
     const uint8_t *p = k;
@@ -551,8 +558,7 @@ static struct bloom *bf_load(MDB_txn *txn, const struct ht_store *s,
  * what its tables hold, and keeps it in meta. An LMDB code. */
 static int bf_build(struct ht_txn *t, unsigned e)
 {
-    static const int dbs[] = {HT_DB_NODES, HT_DB_SPANS,   HT_DB_FACTS,
-                              HT_DB_KEYS,  HT_DB_PENDING, HT_DB_INV};
+    const int *dbs = bf_dbs;
     struct bloom b;
     uint64_t n = 0, bits = 4096;
     uint8_t kb[7];
@@ -560,7 +566,7 @@ static int bf_build(struct ht_txn *t, unsigned e)
     uint8_t *buf;
     int rc = 0;
 
-    for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]) && !rc; i++) {
+    for (size_t i = 0; i < BF_NDBS && !rc; i++) {
         MDB_stat st;
 
         rc = mdb_stat(t->txn, t->ep[e].dbi[dbs[i]], &st);
@@ -576,7 +582,7 @@ static int bf_build(struct ht_txn *t, unsigned e)
     b.bits = (uint64_t *)(void *)(buf + BF_HDR);
     b.mask = bits - 1;
     b.k = BF_K;
-    for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]) && !rc; i++) {
+    for (size_t i = 0; i < BF_NDBS && !rc; i++) {
         int db = dbs[i];
         MDB_cursor *c;
         MDB_val k, v;
