@@ -244,16 +244,48 @@ static bool bf_test(const struct bloom *b, uint64_t h)
     return true;
 }
 
-/* Whether epoch e of t may hold key k of db (always for the current one
- * and for any without a filter). */
-static bool bf_may(const struct epoch *e, int db, const void *k, size_t kn)
+/*
+ * One lookup's filter query: the token's hash, computed once for all the
+ * sealed epochs, whose blocks are prefetched at once so that their cache
+ * misses overlap (and the current epoch's search, which comes first).
+ */
+struct bfq {
+    bool any; /* a token, and sealed epochs to test it in */
+    uint64_t h;
+};
+
+static void bf_prep(const struct ht_txn *t, int db, const void *k, size_t kn,
+                    struct bfq *q)
 {
     const uint8_t *tok;
     size_t tn;
 
-    if (!e->bf || !(tok = bf_token(db, k, kn, &tn)))
+    q->any = epoch_db(db) && t->nep > 1 && (tok = bf_token(db, k, kn, &tn));
+    if (!q->any)
+        return;
+    q->h = bf_hash(db, tok, tn);
+    for (unsigned e = 1; e < t->nep; e++)
+        if (t->ep[e].bf)
+            __builtin_prefetch(bf_block(t->ep[e].bf, q->h));
+}
+
+/* Whether epoch e may hold the key of q (always for the current one and
+ * for any without a filter). */
+static bool bf_hit(const struct epoch *e, const struct bfq *q)
+{
+    return !q->any || !e->bf || bf_test(e->bf, q->h);
+}
+
+/* The same for key k of db, on its own. */
+static bool bf_may(const struct ht_txn *t, unsigned ep, int db, const void *k,
+                   size_t kn)
+{
+    struct bfq q;
+
+    if (!t->ep[ep].bf)
         return true;
-    return bf_test(e->bf, bf_hash(db, tok, tn));
+    bf_prep(t, db, k, kn, &q);
+    return bf_hit(&t->ep[ep], &q);
 }
 
 /* The same for the keys starting with prefix p (pn bytes): known only for
@@ -1307,7 +1339,7 @@ static int apply_list(struct ht_txn *t, int db, unsigned ep,
                  (n->vn == e->vn && memcmp(p + e->kn, q + n->kn, e->vn) == 0)))
                 continue;
         }
-        if (ep && (!e->del || !bf_may(&t->ep[ep], db, p, e->kn)))
+        if (ep && (!e->del || !bf_may(t, ep, db, p, e->kn)))
             continue; /* puts go to the current epoch; the filter knows
                          what a sealed one lacks */
         if (e->del) {
@@ -1575,9 +1607,10 @@ int ht_store_put(struct ht_txn *t, int db, const void *k, size_t kn,
 
 /* The stored key (trace id + span id) of node `id` in epoch ep, and its
  * `spans` key (skey, when not NULL): HT_ERR_NOTFOUND when the span is
- * unknown there. */
+ * unknown there. sq: the lookup's filter query of its `spans` probe, when
+ * the caller made one (NULL: made here). */
 static int node_key(struct ht_txn *t, unsigned ep, const void *id,
-                    uint8_t key[24], uint8_t *skey)
+                    uint8_t key[24], uint8_t *skey, const struct bfq *sq)
 {
     MDB_cursor *c;
     MDB_val k, v;
@@ -1587,7 +1620,8 @@ static int node_key(struct ht_txn *t, unsigned ep, const void *id,
     SEE_OWN_WRITES(t, HT_DB_SPANS);
     memset(probe, 0, 2);
     memcpy(probe + 2, id, 8);
-    if (ep && !bf_may(&t->ep[ep], HT_DB_SPANS, probe, SPAN_KEY))
+    if (ep && !(sq ? bf_hit(&t->ep[ep], sq)
+                   : bf_may(t, ep, HT_DB_SPANS, probe, SPAN_KEY)))
         return HT_ERR_NOTFOUND;
     rc = mdb_cursor_open(t->txn, dbi_at(t, HT_DB_SPANS, ep), &c);
     if (rc)
@@ -1635,15 +1669,24 @@ int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
 {
     MDB_val key = {kn, (void *)(uintptr_t)k}, val;
     uint8_t nk[24];
+    struct bfq q;
     int rc;
 
     TXN_USABLE(t);
     SEE_OWN_WRITES(t, db);
+    if (db == HT_DB_NODES && kn == 8) {
+        uint8_t probe[SPAN_KEY] = {0};
+
+        memcpy(probe + 2, k, 8);
+        bf_prep(t, HT_DB_SPANS, probe, SPAN_KEY, &q);
+    } else {
+        bf_prep(t, db, k, kn, &q);
+    }
     /* the newest epoch that holds it */
     rc = MDB_NOTFOUND;
     for (unsigned e = 0; e < nep_of(t, db) && rc == MDB_NOTFOUND; e++) {
         if (db == HT_DB_NODES && kn == 8) {
-            int r = node_key(t, e, k, nk, NULL);
+            int r = node_key(t, e, k, nk, NULL, &q);
 
             if (r == HT_ERR_NOTFOUND)
                 continue;
@@ -1651,7 +1694,7 @@ int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
                 return r;
             key.mv_data = nk;
             key.mv_size = 24;
-        } else if (e && !bf_may(&t->ep[e], db, k, kn)) {
+        } else if (e && !bf_hit(&t->ep[e], &q)) {
             continue;
         }
         rc = mdb_get(t->txn, dbi_at(t, db, e), &key, &val);
@@ -1665,18 +1708,18 @@ int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
 
 /* ht_store_del in epoch ep. */
 static int del_in(struct ht_txn *t, unsigned ep, int db, const void *k,
-                  size_t kn)
+                  size_t kn, const struct bfq *q)
 {
     MDB_val key = {kn, (void *)(uintptr_t)k};
     uint8_t nk[24], sk[SPAN_KEY];
     int rc;
 
-    if (ep && db != HT_DB_NODES && !bf_may(&t->ep[ep], db, k, kn))
+    if (ep && db != HT_DB_NODES && !bf_hit(&t->ep[ep], q))
         return HT_ERR_OK;
     if (db == HT_DB_NODES && (kn == 8 || kn == 24)) {
         const uint8_t *id = kn == 8 ? k : (const uint8_t *)k + 16;
 
-        rc = node_key(t, ep, id, nk, sk);
+        rc = node_key(t, ep, id, nk, sk, NULL);
         if (rc && rc != HT_ERR_NOTFOUND)
             return rc;
         if (kn == 8 && rc == HT_ERR_NOTFOUND)
@@ -1702,14 +1745,16 @@ static int del_in(struct ht_txn *t, unsigned ep, int db, const void *k,
 
 int ht_store_del(struct ht_txn *t, int db, const void *k, size_t kn)
 {
+    struct bfq q;
     int rc = HT_ERR_OK;
 
     TXN_USABLE(t);
     SEE_OWN_WRITES(t, db);
     if (db == HT_DB_NODES)
         SEE_OWN_WRITES(t, HT_DB_SPANS);
+    bf_prep(t, db, k, kn, &q);
     for (unsigned e = 0; e < nep_of(t, db) && !rc; e++)
-        rc = del_in(t, e, db, k, kn);
+        rc = del_in(t, e, db, k, kn, &q);
     return rc;
 }
 
@@ -1718,6 +1763,7 @@ int ht_store_del_pair(struct ht_txn *t, int db, const void *k, size_t kn,
 {
     MDB_val key = {kn, (void *)(uintptr_t)k};
     MDB_val val = {vn, (void *)(uintptr_t)v};
+    struct bfq q;
     int rc;
 
     TXN_USABLE(t);
@@ -1725,10 +1771,11 @@ int ht_store_del_pair(struct ht_txn *t, int db, const void *k, size_t kn,
         return HT_ERR_USAGE;
     SEE_OWN_WRITES(t, db);
     rc = MDB_NOTFOUND;
+    bf_prep(t, db, k, kn, &q);
     for (unsigned e = 0; e < nep_of(t, db); e++) {
         int r;
 
-        if (e && !bf_may(&t->ep[e], db, k, kn))
+        if (e && !bf_hit(&t->ep[e], &q))
             continue;
         r = mdb_del(t->txn, dbi_at(t, db, e), &key, &val);
 
@@ -1846,6 +1893,7 @@ int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
     MDB_val key = {kn, (void *)(uintptr_t)k}, val;
     MDB_val *vals = NULL;
     size_t n = 0, cap = 0;
+    struct bfq q;
     int rc = 0;
 
     TXN_USABLE(t);
@@ -1854,10 +1902,11 @@ int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
         return visit_run(t, dbi_at(t, db, 0), &key, MDB_SET_KEY, MDB_NEXT_DUP,
                          fn, ctx, "reading duplicates");
     /* every epoch's values, in order, each once */
+    bf_prep(t, db, k, kn, &q);
     for (unsigned e = 0; e < nep_of(t, db) && !rc; e++) {
         MDB_cursor *c;
 
-        if (e && !bf_may(&t->ep[e], db, k, kn))
+        if (e && !bf_hit(&t->ep[e], &q))
             continue;
         rc = mdb_cursor_open(t->txn, dbi_at(t, db, e), &c);
         if (rc)
