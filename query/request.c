@@ -1302,6 +1302,10 @@ int ht_qsession_reopen(struct ht_qsession *s, struct ht_txn *t)
 {
     struct map spans = s->q.spans, invs = s->q.invs, pairs = s->q.pairs;
     struct map records = s->q.records;
+    /* a key range found too large to read whole stays so (it is a
+     * heuristic: the ids are looked up one by one, as always) */
+    bool hlarge = s->q.ks_header.state == KS_LARGE;
+    bool llarge = s->q.ks_link.state == KS_LARGE;
 
     map_clear(&spans);
     map_clear(&invs);
@@ -1315,6 +1319,10 @@ int ht_qsession_reopen(struct ht_qsession *s, struct ht_txn *t)
     s->q.records = records;
     s->q.t = t;
     s->q.a = s->arena;
+    if (hlarge)
+        s->q.ks_header.state = KS_LARGE;
+    if (llarge)
+        s->q.ks_link.state = KS_LARGE;
     return HT_ERR_OK;
 }
 
