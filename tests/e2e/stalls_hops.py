@@ -38,6 +38,25 @@ def run(cmd):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
+def differences(a, b):
+    """What differs between two `stalls --format json` answers, per stage
+    and field (so that a failure says which)."""
+    sa = {g.get("stage"): g for g in a.get("stages", [])}
+    sb = {g.get("stage"): g for g in b.get("stages", [])}
+    out = []
+    for k in sorted(set(sa) | set(sb), key=str):
+        ga, gb = sa.get(k), sb.get(k)
+        if ga is None or gb is None:
+            out.append("%s only in the %s" % (k, "first" if gb is None else "second"))
+        elif ga != gb:
+            out.append("%s: %s" % (k, {f: (ga.get(f), gb.get(f)) for f in set(ga) | set(gb)
+                                       if ga.get(f) != gb.get(f)}))
+    rest = {f for f in set(a) | set(b) if f != "stages" and a.get(f) != b.get(f)}
+    if rest:
+        out.append("top level: %s" % {f: (a.get(f), b.get(f)) for f in rest})
+    return "; ".join(out)[:2000]
+
+
 def main():
     hop, fx = sys.argv[1], os.path.join(sys.argv[2], "sns-fanout")
     exp = json.load(open(os.path.join(fx, "expected.json")))
@@ -97,8 +116,10 @@ def main():
         q = run([hop, "--db", db2, "stalls", "--format", "json", "--threshold", "1s",
                  "--now", str(now_s)])
         try:
-            if json.loads(q.stdout) != first:
-                errs.append("stalls differ when the logs come before the segments")
+            second = json.loads(q.stdout)
+            if second != first:
+                errs.append("stalls differ when the logs come before the segments: %s"
+                            % differences(first, second))
         except ValueError:
             errs.append("stalls of the second store: unreadable JSON")
 
@@ -134,8 +155,10 @@ def main():
         p = run([hop, "--db", db, "ingest", "--quiet"] + again)
         if p.returncode != 0:
             errs.append("second ingest exit %d" % p.returncode)
-        if stalls() != first:
-            errs.append("stalls changed after ingesting the same documents again")
+        again_st = stalls()
+        if again_st != first:
+            errs.append("stalls changed after ingesting the same documents again: %s"
+                        % differences(first, again_st))
 
         p = run([hop, "--db", db, "prune", "--before", "2030-01-01T00:00:00Z",
                  "--horizon", "0s"])
