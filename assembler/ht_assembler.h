@@ -87,10 +87,9 @@ struct ht_stages_prune {
     /* set before the first slice when the per-hop entries go with their
      * epochs (ht_stages_drop_epoch): slices then walk only the buckets */
     bool buckets_only;
-    /* private: where the bucket walk and the walk of a store written
-     * before the time index stand */
-    size_t at_n_, mat_n_;
-    uint8_t at_[512], mat_[512];
+    /* private: where the bucket walk stands */
+    size_t at_n_;
+    uint8_t at_[512];
 };
 
 int ht_stages_prune_slice(struct ht_store *s, int64_t cutoff_us, size_t budget,

@@ -728,14 +728,6 @@ struct ht__stg *ht__stg_begin(struct ht_txn *t, const struct ht_batch *b)
         return NULL;
     }
     ht_buf_init(&g->buf);
-    {
-        uint64_t n = 1;
-
-        /* stall state that starts here is indexed from the start: the
-         * retention walk of older stores (stages_prune.c) is not needed */
-        if (ht_store_count(t, HT_DB_STAGES, &n) == HT_ERR_OK && n == 0)
-            put(g, "Nindexed", 8, "", 0);
-    }
     if (ht_store_get(t, HT_DB_STAGES, "Nunresolved", 11, &v, &vn) ==
             HT_ERR_OK &&
         vn == 8)

@@ -37,10 +37,7 @@
  *                                     earlier can move its consumption
  *   'c' hop key                    -> consumer service of a consumer half
  *                                     that came before its producer, then
- *                                     a NUL and the half's time µs (8;
- *                                     absent in stores written before
- *                                     retention: readers take the name up
- *                                     to the NUL)
+ *                                     a NUL and the half's time µs (8)
  *   'e' hop key                    -> earliest receipt µs, latest receipt
  *                                     µs, the earliest one's consumer: a
  *                                     record received more than once
@@ -69,10 +66,6 @@
  *                                     older than it is not counted, so a
  *                                     replay of pruned data counts nothing
  *                                     twice (stages_prune.c writes it)
- *   'N' "indexed"                  -> "": every entry below is in the time
- *                                     index (set in a store whose stall
- *                                     state starts empty, or once
- *                                     retention has indexed an older one)
  *   'T' time(8) kind name          -> "": the time index retention walks,
  *                                     oldest first (stages_prune.c); time
  *                                     big endian with its sign bit flipped

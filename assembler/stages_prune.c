@@ -15,8 +15,7 @@
  *   - the time-bucketed records ('A', 'H') and the pending producer halves
  *     ('P'), whose keys end in their time: one seek per group of them (a
  *     stage, a consumer), its expired head taken, then a seek past the
- *     group. This also takes what a store written before the time index
- *     holds. Where it stopped is kept by the caller (struct
+ *     group. Where it stopped is kept by the caller (struct
  *     ht_stages_prune), so a pass resumes where the last slice left it.
  * Expired 'H' buckets are folded into their stage's HT__STG_FOLDED bucket:
  * the delay quantiles of `stalls` stay those of every delay the stage's
@@ -145,23 +144,6 @@ static int64_t prec_latest(const uint8_t *v, size_t vn)
     return v[1] ? max64(ts, (int64_t)ht_be64_get(v + 10)) : ts;
 }
 
-/* The time of a consumer line kept before 'c' values carried it: its
- * waiting half in the store's pending hops (side, time), which goes with
- * the consumer's invocation; `seen` (the index entry's time, INT64_MIN
- * when none) once that is gone. */
-static int64_t legacy_consumer_time(struct sp *p, const uint8_t *hk, size_t hn,
-                                    int64_t seen)
-{
-    const void *v;
-    size_t vn;
-
-    if (!p->err &&
-        ht_store_get(p->t, HT_DB_PENDING, hk, hn, &v, &vn) == HT_ERR_OK &&
-        vn >= 9)
-        return (int64_t)ht_be64_get((const uint8_t *)v + 1);
-    return seen;
-}
-
 /* Hop key hk's entries, seen through a 'T' entry at `seen` (INT64_MIN:
  * through the entries themselves). */
 static void visit_hop(struct sp *p, const uint8_t *hk, size_t hn, int64_t seen)
@@ -209,9 +191,10 @@ static void visit_hop(struct sp *p, const uint8_t *hk, size_t hn, int64_t seen)
         const uint8_t *z = memchr(v, 0, vn);
 
         hc = any = true;
+        /* (a value too short for its time: the index entry's) */
         latest = max64(latest, z && (size_t)(z - (const uint8_t *)v) + 9 <= vn
                                    ? (int64_t)ht_be64_get(z + 1)
-                                   : legacy_consumer_time(p, hk, hn, seen));
+                                   : seen);
     }
     if (!any || p->err)
         return;
@@ -599,121 +582,21 @@ static void walk_groups(struct sp *p, size_t budget, uint8_t *at, size_t *atn,
     *more = true;
 }
 
-/* ---- stores written before the time index -------------------------------- */
-
-/*
- * A store whose stall state was written before the time index has per-hop,
- * 'u' and 'f' entries no 'T' entry names. Until the marker "Nindexed" is
- * set (stages.c sets it in a store whose stall state starts empty), slices
- * walk those entries in key order from where the last one stopped, and
- * each is dealt with as the index walk would (removed when expired, else
- * indexed at its latest time). The marker is set when a walk reaches the
- * end.
- */
-struct mcoll {
-    size_t budget, n;
-    struct ht_buf keys; /* u32 length + key */
-    bool end;
-};
-
-static int collect_m(void *ctx, const void *k, size_t kn, const void *v,
-                     size_t vn)
-{
-    struct mcoll *c = ctx;
-    uint32_t n = (uint32_t)kn;
-
-    (void)v;
-    (void)vn;
-    if (((const uint8_t *)k)[0] > 'u') {
-        c->end = true;
-        return 1;
-    }
-    if (c->n >= c->budget)
-        return 1;
-    ht_buf_add(&c->keys, &n, 4);
-    ht_buf_add(&c->keys, k, kn);
-    c->n++;
-    return 0;
-}
-
-static void walk_legacy(struct sp *p, size_t budget, uint8_t *at, size_t *atn,
-                        bool *more)
-{
-    struct mcoll c = {.budget = budget};
-    const void *v;
-    size_t vn;
-    size_t last = 0, lastn = 0;
-
-    *more = false;
-    if (get(p, "Nindexed", 8, &v, &vn))
-        return;
-    if (!*atn) {
-        at[0] = 'c';
-        *atn = 1;
-    }
-    ht_buf_init(&c.keys);
-    chk(p, ht_store_scan_from(p->t, HT_DB_HOPS, at, *atn, collect_m, &c));
-    if (c.n < budget)
-        c.end = true; /* the scan ran out of keys before the budget */
-    for (size_t off = 0; !p->err && off < c.keys.len;) {
-        uint32_t kn;
-        const uint8_t *k;
-
-        memcpy(&kn, c.keys.data + off, 4);
-        k = (const uint8_t *)c.keys.data + off + 4;
-        last = off + 4;
-        lastn = kn;
-        off += 4 + kn;
-        if (kn < 2)
-            continue;
-        switch (k[0]) {
-        case 'p':
-        case 'e':
-        case 'k':
-        case 'c':
-            visit_hop(p, k + 1, kn - 1, INT64_MIN);
-            break;
-        case 'u':
-            visit_unresolved(p, k + 1, kn - 1);
-            break;
-        case 'f':
-            visit_report(p, k + 1, kn - 1, INT64_MIN);
-            break;
-        default:
-            break;
-        }
-        if (ht_arena_used(p->a) > (1u << 20))
-            ht_arena_reset(p->a);
-    }
-    if (!p->err && c.end) {
-        put(p, "Nindexed", 8, "", 0);
-        *atn = 0;
-    } else if (!p->err && lastn && lastn < MAXK) {
-        /* on from the key after the last one seen */
-        memcpy(at, c.keys.data + last, lastn);
-        at[lastn] = 0;
-        *atn = lastn + 1;
-        *more = true;
-    }
-    ht_buf_free(&c.keys);
-}
-
 /* ---- slices ------------------------------------------------------------- */
 
 static int slice_once(struct ht_store *s, int64_t cut, size_t budget,
                       bool *more, struct ht_stages_prune *out)
 {
     struct sp p;
-    uint8_t at[sizeof(out->at_)], mat[sizeof(out->mat_)];
-    size_t atn = out->at_n_, matn = out->mat_n_;
-    bool tmore = false, gmore = false, mmore = false;
+    uint8_t at[sizeof(out->at_)];
+    size_t atn = out->at_n_;
+    bool tmore = false, gmore = false;
     int rc;
 
     memset(&p, 0, sizeof(p));
     p.cut = cut;
     p.deadline = ht_now_mono_us() + SLICE_US;
     memcpy(at, out->at_, atn);
-    memcpy(mat, out->mat_, matn);
     rc = ht_store_begin(s, true, &p.t);
     if (rc)
         return rc;
@@ -726,12 +609,6 @@ static int slice_once(struct ht_store *s, int64_t cut, size_t budget,
     if (!p.buckets_only)
         walk_index(&p, budget, &tmore);
     walk_groups(&p, budget / 2 + 16, at, &atn, &gmore);
-    if (p.buckets_only)
-        mmore = false;
-    else if (!p.err && ht_now_mono_us() <= p.deadline)
-        walk_legacy(&p, budget / 2 + 16, mat, &matn, &mmore);
-    else
-        mmore = true;
     if (!p.err) {
         /* the watermark ingest reads (stages.c): what is older than the
          * cut-off is removed here, so it is not counted when it comes
@@ -772,11 +649,9 @@ static int slice_once(struct ht_store *s, int64_t cut, size_t budget,
     rc = ht_store_commit(p.t);
     if (rc)
         return rc;
-    *more = tmore || gmore || mmore;
+    *more = tmore || gmore;
     memcpy(out->at_, at, atn);
     out->at_n_ = atn;
-    memcpy(out->mat_, mat, matn);
-    out->mat_n_ = matn;
     out->hops += p.st.hops;
     out->pending += p.st.pending;
     out->buckets += p.st.buckets;

@@ -958,77 +958,18 @@ static size_t window(char **list, size_t n, double at, int consumed,
     return n;
 }
 
-struct legacy {
-    struct ht_buf del;  /* u32 length + key */
-    struct ht_buf cons; /* u32 length + key, u32 length + value */
-};
-
-static int find_legacy(void *ctx, const void *k, size_t kn, const void *v,
-                       size_t vn)
-{
-    struct legacy *l = ctx;
-    const uint8_t *key = k;
-    uint32_t n = (uint32_t)kn;
-
-    if (key[0] == 'T' || (kn == 8 && memcmp(k, "Nindexed", 8) == 0)) {
-        ht_buf_add(&l->del, &n, 4);
-        ht_buf_add(&l->del, k, kn);
-    } else if (key[0] == 'c') {
-        uint32_t m = (uint32_t)strnlen(v, vn);
-
-        ht_buf_add(&l->cons, &n, 4);
-        ht_buf_add(&l->cons, k, kn);
-        ht_buf_add(&l->cons, &m, 4);
-        ht_buf_add(&l->cons, v, m);
-    }
-    return 0;
-}
-
-/* Makes the store's stall state look written before the time index: no
- * 'T' entries, no "Nindexed", consumer lines without their time. */
-static void make_legacy(void)
-{
-    struct legacy l;
-    struct ht_txn *t;
-    uint32_t n, m;
-
-    ht_buf_init(&l.del);
-    ht_buf_init(&l.cons);
-    CHECK(ht_store_begin(store, true, &t) == HT_ERR_OK);
-    ht_store_scan(t, HT_DB_STAGES, NULL, 0, find_legacy, &l);
-    ht_store_scan(t, HT_DB_HOPS, NULL, 0, find_legacy, &l);
-    for (size_t off = 0; off < l.del.len; off += 4 + n) {
-        memcpy(&n, l.del.data + off, 4);
-        CHECK(ht_store_del(t, ht__stg_db((uint8_t)l.del.data[off + 4]),
-                           l.del.data + off + 4, n) == HT_ERR_OK);
-    }
-    for (size_t off = 0; off < l.cons.len; off += 8 + n + m) {
-        memcpy(&n, l.cons.data + off, 4);
-        memcpy(&m, l.cons.data + off + 4 + n, 4);
-        CHECK(ht_store_put(t, HT_DB_HOPS, l.cons.data + off + 4, n,
-                           l.cons.data + off + 8 + n, m) == HT_ERR_OK);
-    }
-    CHECK(ht_store_commit(t) == HT_ERR_OK);
-    CHECK(l.del.len > 0 && l.cons.len > 0);
-    ht_buf_free(&l.del);
-    ht_buf_free(&l.cons);
-}
-
-enum { BY_INDEX, LEGACY, BY_EPOCH };
+enum { BY_INDEX, BY_EPOCH };
 
 /* Stall state older than the cut-off goes, newer stays exactly as in a
  * store that only ever saw the newer data, the stage totals and delay
  * quantiles stay, and `stalls` lists only the newer window's items.
- * BY_INDEX: slices walk the time index. LEGACY: the stall state was
- * written before the time index (its entries are walked instead; the
- * index itself is then not compared). BY_EPOCH: the old window was
+ * BY_INDEX: slices walk the time index. BY_EPOCH: the old window was
  * written into an epoch of its own, which goes whole (ht_prune_epochs
  * with ht_stages_drop_epoch, as under --retain), then slices walk only
  * the buckets. */
 static void test_retention(int mode)
 {
-    const bool legacy = mode == LEGACY;
-    const char *types = legacy ? "PpelckufAH" : "PpelckufTAH";
+    const char *types = "PpelckufTAH";
     char da[] = "/tmp/ht_stages_XXXXXX", db[] = "/tmp/ht_stages_XXXXXX";
     char *old[64], *recent[64], *late[2], *sub, *seg, buf[1024];
     size_t nold = 0, nrecent = 0;
@@ -1108,8 +1049,6 @@ static void test_retention(int mode)
     CHECK(g && g->pending == 15 && g->entered == 40 && g->consumed == 25 &&
           g->nstuck == 15);
     dump_types("HT", &before[0]);
-    if (legacy)
-        make_legacy();
 
     /* slices of a few entries each: the cut-off is day 2 */
     memset(&sg, 0, sizeof(sg));
@@ -1205,7 +1144,6 @@ static void test_retention(int mode)
     CHECK(ht_stages_prune_slice(sa, S(T0 + 2 * DAY), 0, &more, &sg) ==
           HT_ERR_OK);
     CHECK(!more && sg.hops == 0 && sg.pending == 0 && sg.buckets == 0);
-    CHECK(has_key("Nindexed", 8));
     dump_types("HT", &before[1]);
     CHECK(before[1].len < before[0].len);
 
@@ -1342,7 +1280,6 @@ int main(void)
     test_failed_write();
     test_report_named_by_segment();
     test_retention(BY_INDEX);
-    test_retention(LEGACY);
     test_retention(BY_EPOCH);
     test_retention_slicing();
     TEST_DONE();
