@@ -12,7 +12,9 @@ usage: epochs_serve.py HOPTRACE
    serve running all along. After each, serve (which must open each new
    epoch's tables, and never read a dropped one's) answers the new
    window's requests 200, byte for byte as `trace --format json` does,
-   and `/api/v1/stats` counts what `stats --format json` counts. After
+   `/api/v1/stats` counts what `stats --format json` counts, and
+   `/api/v1/stalls` (the stall state, whose per-hop records are kept per
+   epoch) is what `stalls --format json` answers as of then. After
    window 3, window 1 is gone (404): its epoch was dropped under serve.
 4. serve exits 0 on SIGTERM.
 Temporary folders are removed. Exit 0 only if every check passes.
@@ -85,6 +87,25 @@ def main(argv):
                             % (label, {k: a.get(k) for k in keys},
                                {k: b.get(k) for k in keys}))
 
+        def stalls_agree(base, w, label):
+            """/api/v1/stalls as of a day after window w's start is
+            `stalls --format json` as of then: the stall state's per-hop
+            records are kept per epoch too (hops)."""
+            now = START + (wins.index(w) + 1) * DAY
+            q = "/api/v1/stalls?now=%d&threshold=300s&max-stuck=1000" % now
+            st, body = serve_util.get(base, q)
+            c = run([hop, "--db", db, "stalls", "--format", "json", "--now", str(now),
+                     "--threshold", "300s", "--max-stuck", "1000"])
+            try:
+                a, b = json.loads(body), json.loads(c.stdout)
+            except ValueError:
+                errs.append("%s: stalls unreadable (%d)" % (label, st))
+                return
+            if st != 200 or a != b:
+                errs.append("%s: /api/v1/stalls and stalls differ" % label)
+            elif not any(g["pending"] for g in a["stages"]):
+                errs.append("%s: nothing waits in any stage" % label)
+
         ingest(wins[0])
         serve, errf, base = serve_util.start(
             [hop, "--db", db, "serve", "--listen", "127.0.0.1:0"],
@@ -98,6 +119,7 @@ def main(argv):
             if bad:
                 errs.append("window %d after its ingest: %s" % (n + 1, bad[:3]))
             counts_agree(base, "after window %d" % (n + 1))
+            stalls_agree(base, wins[n], "after window %d" % (n + 1))
             if n >= 2:
                 gone = answers(base, wins[0], 404)
                 if gone:
