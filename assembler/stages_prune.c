@@ -144,8 +144,8 @@ static int64_t prec_latest(const uint8_t *v, size_t vn)
     return v[1] ? max64(ts, (int64_t)ht_be64_get(v + 10)) : ts;
 }
 
-/* Hop key hk's entries, seen through a 'T' entry at `seen` (INT64_MIN:
- * through the entries themselves). */
+/* Hop key hk's entries, seen through a 'T' entry (or the hop's waiting
+ * 'P' half) at `seen`. */
 static void visit_hop(struct sp *p, const uint8_t *hk, size_t hn, int64_t seen)
 {
     uint8_t k[MAXK], pk[MAXK], lk[9];
