@@ -254,19 +254,40 @@ struct bfq {
     uint64_t h;
 };
 
-static void bf_prep(const struct ht_txn *t, int db, const void *k, size_t kn,
-                    struct bfq *q)
+static void bf_prep_token(const struct ht_txn *t, int db, const uint8_t *tok,
+                          size_t tn, struct bfq *q)
 {
-    const uint8_t *tok;
-    size_t tn;
-
-    q->any = epoch_db(db) && t->nep > 1 && (tok = bf_token(db, k, kn, &tn));
+    q->any = tok && epoch_db(db) && t->nep > 1;
     if (!q->any)
         return;
     q->h = bf_hash(db, tok, tn);
     for (unsigned e = 1; e < t->nep; e++)
         if (t->ep[e].bf)
             __builtin_prefetch(bf_block(t->ep[e].bf, q->h));
+}
+
+/* The query of key k of db. */
+static void bf_prep(const struct ht_txn *t, int db, const void *k, size_t kn,
+                    struct bfq *q)
+{
+    size_t tn = 0;
+    const uint8_t *tok = bf_token(db, k, kn, &tn);
+
+    bf_prep_token(t, db, tok, tn, q);
+}
+
+/* The query of a scan of the keys starting with prefix p (pn bytes): a
+ * range the filters index (a trace's nodes, an invocation's facts) is
+ * known by its prefix, the token of each of its keys; any other range
+ * passes every filter. */
+static void bf_prep_prefix(const struct ht_txn *t, int db, const void *p,
+                           size_t pn, struct bfq *q)
+{
+    bool ranged =
+        (db == HT_DB_NODES && pn == 16) ||
+        (db == HT_DB_FACTS && pn > 0 && ((const uint8_t *)p)[pn - 1] == 0);
+
+    bf_prep_token(t, db, ranged ? p : NULL, pn, q);
 }
 
 /* Whether epoch e may hold the key of q (always for the current one and
@@ -286,20 +307,6 @@ static bool bf_may(const struct ht_txn *t, unsigned ep, int db, const void *k,
         return true;
     bf_prep(t, db, k, kn, &q);
     return bf_hit(&t->ep[ep], &q);
-}
-
-/* The same for the keys starting with prefix p (pn bytes): known only for
- * the ranges filters index (a trace's nodes, an invocation's facts). */
-static bool bf_may_prefix(const struct epoch *e, int db, const void *p,
-                          size_t pn)
-{
-    if (!e->bf)
-        return true;
-    if (db == HT_DB_NODES && pn == 16)
-        return bf_test(e->bf, bf_hash(db, p, 16));
-    if (db == HT_DB_FACTS && pn > 0 && ((const uint8_t *)p)[pn - 1] == 0)
-        return bf_test(e->bf, bf_hash(db, p, pn));
-    return true;
 }
 
 static void bf_free(struct bloom *b)
@@ -590,7 +597,6 @@ static struct bloom *bf_load(MDB_txn *txn, const struct ht_store *s,
  * what its tables hold, and keeps it in meta. An LMDB code. */
 static int bf_build(struct ht_txn *t, unsigned e)
 {
-    const int *dbs = bf_dbs;
     struct bloom b;
     uint64_t n = 0, bits = 4096;
     uint8_t kb[7];
@@ -601,7 +607,7 @@ static int bf_build(struct ht_txn *t, unsigned e)
     for (size_t i = 0; i < BF_NDBS && !rc; i++) {
         MDB_stat st;
 
-        rc = mdb_stat(t->txn, t->ep[e].dbi[dbs[i]], &st);
+        rc = mdb_stat(t->txn, t->ep[e].dbi[bf_dbs[i]], &st);
         n += st.ms_entries;
     }
     if (rc)
@@ -615,7 +621,7 @@ static int bf_build(struct ht_txn *t, unsigned e)
     b.mask = bits - 1;
     b.k = BF_K;
     for (size_t i = 0; i < BF_NDBS && !rc; i++) {
-        int db = dbs[i];
+        int db = bf_dbs[i];
         MDB_cursor *c;
         MDB_val k, v;
 
@@ -1973,17 +1979,19 @@ static int scan_merged(struct ht_txn *t, int db, const void *start, size_t sn,
     unsigned n = nep_of(t, db);
     bool dups = db == HT_DB_KEYS;
     MDB_cursor_op step = back ? MDB_PREV : MDB_NEXT;
+    struct bfq q = {.any = false};
     int rc = 0;
 
     TXN_USABLE(t);
     SEE_OWN_WRITES(t, db);
     memset(m, 0, sizeof(m));
+    if (!back && bound == sn)
+        bf_prep_prefix(t, db, start, sn, &q);
     for (unsigned e = 0; e < n && !rc; e++) {
         MDB_val key = {sn, (void *)(uintptr_t)start};
 
         /* a range a sealed epoch's filter says it lacks */
-        if (e && !back && bound == sn && epoch_db(db) &&
-            !bf_may_prefix(&t->ep[e], db, start, sn))
+        if (e && !bf_hit(&t->ep[e], &q))
             continue;
         rc = mdb_cursor_open(t->txn, dbi_at(t, db, e), &m[e].c);
         if (rc)
@@ -2376,9 +2384,12 @@ bool ht_store_in_newer(struct ht_txn *t, int db, unsigned ep, const void *k,
                        size_t kn)
 {
     MDB_val key = {kn, (void *)(uintptr_t)k}, v;
+    struct bfq q;
 
+    bf_prep(t, db, k, kn, &q);
     for (unsigned e = 0; e < ep && e < nep_of(t, db); e++)
-        if (mdb_get(t->txn, dbi_at(t, db, e), &key, &v) == 0)
+        if ((!e || bf_hit(&t->ep[e], &q)) &&
+            mdb_get(t->txn, dbi_at(t, db, e), &key, &v) == 0)
             return true;
     return false;
 }
