@@ -715,17 +715,6 @@ struct dropc {
     uint64_t n, unresolved;
 };
 
-static int drop_count(void *ctx, const void *k, size_t kn, const void *v,
-                      size_t vn)
-{
-    (void)k;
-    (void)kn;
-    (void)v;
-    (void)vn;
-    ((struct dropc *)ctx)->n++;
-    return 0;
-}
-
 static int drop_u(void *ctx, const void *k, size_t kn, const void *v, size_t vn)
 {
     struct dropc *c = ctx;
@@ -738,15 +727,14 @@ static int drop_u(void *ctx, const void *k, size_t kn, const void *v, size_t vn)
     return 0;
 }
 
-static int drop_scan(struct dropc *c, int type, ht_store_visit_fn fn,
-                     uint64_t *out)
+/* How many entries of type `type` epoch ep holds, added to *out. */
+static int drop_count(struct ht_txn *t, unsigned ep, int type, uint64_t *out)
 {
     uint8_t p = (uint8_t)type;
-    int rc;
+    uint64_t n = 0;
+    int rc = ht_store_count_epoch(t, HT_DB_HOPS, ep, &p, 1, &n);
 
-    c->n = 0;
-    rc = ht_store_scan_epoch(c->t, HT_DB_HOPS, c->ep, &p, 1, fn, c);
-    *out += c->n;
+    *out += n;
     return rc;
 }
 
@@ -758,12 +746,13 @@ int ht_stages_drop_epoch(void *ctx, struct ht_txn *t, unsigned ep)
     size_t vn;
     int rc;
 
-    if ((rc = drop_scan(&c, 'p', drop_count, &st->hops)) ||
-        (rc = drop_scan(&c, 'c', drop_count, &st->hops)) ||
-        (rc = drop_scan(&c, 'P', drop_count, &st->pending)) ||
-        (rc = drop_scan(&c, 'f', drop_count, &st->reports)) ||
-        (rc = drop_scan(&c, 'u', drop_u, &st->unresolved)))
+    if ((rc = drop_count(t, ep, 'p', &st->hops)) ||
+        (rc = drop_count(t, ep, 'c', &st->hops)) ||
+        (rc = drop_count(t, ep, 'P', &st->pending)) ||
+        (rc = drop_count(t, ep, 'f', &st->reports)) ||
+        (rc = ht_store_scan_epoch(t, HT_DB_HOPS, ep, "u", 1, drop_u, &c)))
         return rc;
+    st->unresolved += c.n;
     if (c.unresolved &&
         ht_store_get(t, HT_DB_STAGES, "Nunresolved", 11, &v, &vn) ==
             HT_ERR_OK &&

@@ -317,8 +317,10 @@ unsigned ht_store_epochs(struct ht_txn *t, struct ht_epoch *out, unsigned cap);
 int ht_store_scan_epoch(struct ht_txn *t, int db, unsigned ep,
                         const void *prefix, size_t pn, ht_store_visit_fn fn,
                         void *ctx);
-/* How many entries database db has in the ep-th epoch alone. */
-int ht_store_count_epoch(struct ht_txn *t, int db, unsigned ep, uint64_t *n);
+/* How many entries database db has in the ep-th epoch alone whose key
+ * starts with prefix (pn bytes; 0: all of them, without reading them). */
+int ht_store_count_epoch(struct ht_txn *t, int db, unsigned ep,
+                         const void *prefix, size_t pn, uint64_t *n);
 /* Whether an epoch newer than the ep-th holds key k (a newer copy). */
 bool ht_store_in_newer(struct ht_txn *t, int db, unsigned ep, const void *k,
                        size_t kn);

@@ -592,13 +592,13 @@ static int drop_pre(void *ctx, struct ht_txn *t, unsigned ep)
     rc = ht_store_scan_epoch(t, HT_DB_PENDING, ep, NULL, 0, drop_half, c);
     if (!rc && c->delta)
         rc = ht_store_counter_add(t, "pending", c->delta);
-    if (!rc && !(rc = ht_store_count_epoch(t, HT_DB_NODES, ep, &n)))
+    if (!rc && !(rc = ht_store_count_epoch(t, HT_DB_NODES, ep, NULL, 0, &n)))
         c->st.nodes += n;
-    if (!rc && !(rc = ht_store_count_epoch(t, HT_DB_INV, ep, &n)))
+    if (!rc && !(rc = ht_store_count_epoch(t, HT_DB_INV, ep, NULL, 0, &n)))
         c->st.invocations += n;
-    if (!rc && !(rc = ht_store_count_epoch(t, HT_DB_FACTS, ep, &n)))
+    if (!rc && !(rc = ht_store_count_epoch(t, HT_DB_FACTS, ep, NULL, 0, &n)))
         c->st.facts += n;
-    if (!rc && !(rc = ht_store_count_epoch(t, HT_DB_KEYS, ep, &n)))
+    if (!rc && !(rc = ht_store_count_epoch(t, HT_DB_KEYS, ep, NULL, 0, &n)))
         c->st.keys += n;
     if (!rc && c->also)
         rc = c->also(c->also_ctx, t, ep);

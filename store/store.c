@@ -2363,7 +2363,8 @@ int ht_store_scan_epoch(struct ht_txn *t, int db, unsigned ep,
                      visit_prefixed, &x, "scanning");
 }
 
-int ht_store_count_epoch(struct ht_txn *t, int db, unsigned ep, uint64_t *n)
+int ht_store_count_epoch(struct ht_txn *t, int db, unsigned ep,
+                         const void *prefix, size_t pn, uint64_t *n)
 {
     MDB_stat st;
     int rc;
@@ -2372,6 +2373,8 @@ int ht_store_count_epoch(struct ht_txn *t, int db, unsigned ep, uint64_t *n)
     *n = 0;
     if (!epoch_db(db) || ep >= t->nep)
         return HT_ERR_USAGE;
+    if (pn) /* the range's entries, one by one */
+        return ht_store_scan_epoch(t, db, ep, prefix, pn, count_visit, n);
     SEE_OWN_WRITES(t, db);
     rc = mdb_stat(t->txn, dbi_at(t, db, ep), &st);
     if (rc)
