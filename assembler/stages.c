@@ -229,6 +229,36 @@ int64_t ht__stg_watermark(struct ht_txn *t)
     return (int64_t)ht_be64_get(v);
 }
 
+int64_t ht__stg_unresolved(struct ht_txn *t)
+{
+    const void *v;
+    size_t vn;
+
+    if (ht_store_get(t, HT_DB_STAGES, HT__STG_UNRESOLVED,
+                     sizeof(HT__STG_UNRESOLVED) - 1, &v, &vn) != HT_ERR_OK ||
+        vn != 8)
+        return 0;
+    return (int64_t)ht_be64_get(v);
+}
+
+int ht__stg_unresolved_add(struct ht_txn *t, int64_t delta)
+{
+    int64_t n = ht__stg_unresolved(t) + delta;
+    uint8_t b[8];
+    int rc;
+
+    if (!delta)
+        return HT_ERR_OK;
+    if (n > 0) {
+        ht_be64_put(b, (uint64_t)n);
+        return ht_store_put(t, HT_DB_STAGES, HT__STG_UNRESOLVED,
+                            sizeof(HT__STG_UNRESOLVED) - 1, b, 8);
+    }
+    rc = ht_store_del(t, HT_DB_STAGES, HT__STG_UNRESOLVED,
+                      sizeof(HT__STG_UNRESOLVED) - 1);
+    return rc == HT_ERR_NOTFOUND ? HT_ERR_OK : rc;
+}
+
 /* Indexes `name` of `kind` at ts (on = true) or takes that entry out. */
 static void tindex(struct ht__stg *g, int64_t ts, int kind, const void *name,
                    size_t nn, bool on)
@@ -715,8 +745,6 @@ static void earliest_receipts(struct ht__stg *g)
 struct ht__stg *ht__stg_begin(struct ht_txn *t, const struct ht_batch *b)
 {
     struct ht__stg *g = calloc(1, sizeof(*g));
-    const void *v;
-    size_t vn;
 
     if (!g)
         return NULL;
@@ -728,11 +756,7 @@ struct ht__stg *ht__stg_begin(struct ht_txn *t, const struct ht_batch *b)
         return NULL;
     }
     ht_buf_init(&g->buf);
-    if (ht_store_get(t, HT_DB_STAGES, "Nunresolved", 11, &v, &vn) ==
-            HT_ERR_OK &&
-        vn == 8)
-        g->unresolved = (int64_t)ht_be64_get(v);
-    g->unresolved0 = g->unresolved;
+    g->unresolved = g->unresolved0 = ht__stg_unresolved(t);
     g->pruned = ht__stg_watermark(t);
     earliest_receipts(g);
     return g;
@@ -1334,16 +1358,8 @@ int ht__stg_end(struct ht__stg *g)
     for (size_t i = 0; i < g->cap && !g->err; i++)
         if (g->e[i].used)
             flush_one(g, &g->e[i]);
-    if (!g->err && g->unresolved != g->unresolved0) {
-        uint8_t n[8];
-
-        if (g->unresolved > 0) {
-            ht_be64_put(n, (uint64_t)g->unresolved);
-            put(g, "Nunresolved", 11, n, 8);
-        } else {
-            del(g, "Nunresolved", 11);
-        }
-    }
+    if (!g->err)
+        g->err = ht__stg_unresolved_add(g->t, g->unresolved - g->unresolved0);
     err = g->err;
     free(g->e);
     free(g->ids);

@@ -132,6 +132,13 @@ static inline int ht__stg_db(int type)
     }
 }
 
+/* How many producers wait for their service ('N' "unresolved"), and the
+ * record moved by delta (deleted at 0): stages.c counts them as they come
+ * and go, retention as they expire. */
+#define HT__STG_UNRESOLVED "Nunresolved"
+int64_t ht__stg_unresolved(struct ht_txn *t);
+int ht__stg_unresolved_add(struct ht_txn *t, int64_t delta);
+
 /* The 'T' key of (ts, kind, name); 0 when the name is too long. */
 size_t ht__stg_tkey(uint8_t *k, int64_t ts, int kind, const void *name,
                     size_t nn);

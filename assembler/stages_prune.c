@@ -625,22 +625,8 @@ static int slice_once(struct ht_store *s, int64_t cut, size_t budget,
             put(&p, HT__STG_WATERMARK, sizeof(HT__STG_WATERMARK) - 1, b, 8);
         }
     }
-    if (!p.err && p.unresolved_delta) {
-        const void *v;
-        size_t vn;
-        int64_t n = 0;
-        uint8_t b[8];
-
-        if (get(&p, "Nunresolved", 11, &v, &vn) && vn == 8)
-            n = (int64_t)ht_be64_get(v);
-        n += p.unresolved_delta;
-        if (n > 0) {
-            ht_be64_put(b, (uint64_t)n);
-            put(&p, "Nunresolved", 11, b, 8);
-        } else {
-            del(&p, "Nunresolved", 11);
-        }
-    }
+    if (!p.err)
+        chk(&p, ht__stg_unresolved_add(p.t, p.unresolved_delta));
     ht_arena_destroy(p.a);
     if (p.err) {
         ht_store_abort(p.t);
@@ -742,8 +728,6 @@ int ht_stages_drop_epoch(void *ctx, struct ht_txn *t, unsigned ep)
 {
     struct ht_stages_prune *st = ctx;
     struct dropc c = {.t = t, .ep = ep};
-    const void *v;
-    size_t vn;
     int rc;
 
     if ((rc = drop_count(t, ep, 'p', &st->hops)) ||
@@ -753,17 +737,5 @@ int ht_stages_drop_epoch(void *ctx, struct ht_txn *t, unsigned ep)
         (rc = ht_store_scan_epoch(t, HT_DB_HOPS, ep, "u", 1, drop_u, &c)))
         return rc;
     st->unresolved += c.n;
-    if (c.unresolved &&
-        ht_store_get(t, HT_DB_STAGES, "Nunresolved", 11, &v, &vn) ==
-            HT_ERR_OK &&
-        vn == 8) {
-        int64_t n = (int64_t)ht_be64_get(v) - (int64_t)c.unresolved;
-        uint8_t b[8];
-
-        if (n <= 0)
-            return ht_store_del(t, HT_DB_STAGES, "Nunresolved", 11);
-        ht_be64_put(b, (uint64_t)n);
-        return ht_store_put(t, HT_DB_STAGES, "Nunresolved", 11, b, 8);
-    }
-    return HT_ERR_OK;
+    return ht__stg_unresolved_add(t, -(int64_t)c.unresolved);
 }
