@@ -217,28 +217,26 @@ size_t ht__stg_tkey(uint8_t *k, int64_t ts, int kind, const void *name,
     return nn + 10;
 }
 
-int64_t ht__stg_watermark(struct ht_txn *t)
+/* An 'N' record's number (i64 big endian), dflt when it has none. */
+static int64_t n_record(struct ht_txn *t, const char *key, int64_t dflt)
 {
     const void *v;
     size_t vn;
 
-    if (ht_store_get(t, HT_DB_STAGES, HT__STG_WATERMARK,
-                     sizeof(HT__STG_WATERMARK) - 1, &v, &vn) != HT_ERR_OK ||
+    if (ht_store_get(t, HT_DB_STAGES, key, strlen(key), &v, &vn) != HT_ERR_OK ||
         vn != 8)
-        return INT64_MIN;
+        return dflt;
     return (int64_t)ht_be64_get(v);
+}
+
+int64_t ht__stg_watermark(struct ht_txn *t)
+{
+    return n_record(t, HT__STG_WATERMARK, INT64_MIN);
 }
 
 int64_t ht__stg_unresolved(struct ht_txn *t)
 {
-    const void *v;
-    size_t vn;
-
-    if (ht_store_get(t, HT_DB_STAGES, HT__STG_UNRESOLVED,
-                     sizeof(HT__STG_UNRESOLVED) - 1, &v, &vn) != HT_ERR_OK ||
-        vn != 8)
-        return 0;
-    return (int64_t)ht_be64_get(v);
+    return n_record(t, HT__STG_UNRESOLVED, 0);
 }
 
 int ht__stg_unresolved_add(struct ht_txn *t, int64_t delta)
