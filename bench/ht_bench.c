@@ -685,6 +685,38 @@ static void last_line(const char *path, char *out, size_t n)
     free(p);
 }
 
+/* ingest's summary line ("hoptrace: ingested ..."): the last line of
+ * stderr that starts so, not merely the last line, which may be another
+ * message. Says so on stderr when there is none: the figures read from
+ * it (documents, spans, the summaries' and retention's times) are then
+ * unknown, not zero. */
+#define SUMMARY_PREFIX "hoptrace: ingested "
+
+static void summary_line(const char *path, char *out, size_t n)
+{
+    size_t len;
+    char *p = read_file(path, &len), *found = NULL;
+
+    out[0] = 0;
+    for (char *l = p; l && *l;) {
+        char *nl = strchr(l, '\n');
+
+        if (strncmp(l, SUMMARY_PREFIX, strlen(SUMMARY_PREFIX)) == 0)
+            found = l;
+        if (!nl)
+            break;
+        l = nl + 1;
+    }
+    if (found)
+        snprintf(out, n, "%.*s", (int)strcspn(found, "\r\n"), found);
+    else
+        fprintf(stderr,
+                "ht-bench: ingest printed no summary line (\"%s...\") in %s: "
+                "its documents, spans and slice times are unknown below\n",
+                SUMMARY_PREFIX, path);
+    free(p);
+}
+
 /* The time of a clause of an ingest summary line that ends "in N slices
  * (X s)" (or "1 slice"): `marker` starts it ("; retention removed ", "
  * request summaries written in "). False when the line has no such clause
@@ -1290,7 +1322,7 @@ static int bench_default(const struct opts *o, const char *work,
         }
         iw[r] = pr.secs;
         ic[r] = pr.cpu_secs;
-        last_line(errf, sumline, sizeof sumline);
+        summary_line(errf, sumline, sizeof sumline);
         parse_slices_secs(sumline, SUMMARIES_CLAUSE, &isumm[r]);
         ianon[r] = pr.rss_anon_kib;
         ihwm[r] = pr.hwm_kib;
@@ -1299,7 +1331,6 @@ static int bench_default(const struct opts *o, const char *work,
         if (pr.hwm_kib > peak_hwm)
             peak_hwm = pr.hwm_kib;
     }
-    last_line(errf, sumline, sizeof sumline);
     parse_summary(sumline, &ndocs_ing, &spans, &events);
     ms = mdb_stat(store);
     if (!ms.exists)
@@ -1858,7 +1889,7 @@ static int bench_soak(const struct opts *o, const char *work, const char *mach)
             peak_anon = c->anon_kib;
         if (c->hwm_kib > peak_hwm)
             peak_hwm = c->hwm_kib;
-        last_line(errf, sumline, sizeof sumline);
+        summary_line(errf, sumline, sizeof sumline);
         parse_summary(sumline, &c->docs, &c->spans, &c->events);
         c->retained =
             parse_slices_secs(sumline, RETENTION_CLAUSE, &c->retain_s);
