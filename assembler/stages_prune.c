@@ -724,18 +724,31 @@ static int drop_count(struct ht_txn *t, unsigned ep, int type, uint64_t *out)
     return rc;
 }
 
-int ht_stages_drop_epoch(void *ctx, struct ht_txn *t, unsigned ep)
+int ht_stages_drop_epoch(void *ctx, struct ht_txn *t, unsigned ep, bool first)
 {
     struct ht_stages_prune *st = ctx;
     struct dropc c = {.t = t, .ep = ep};
     int rc;
 
-    if ((rc = drop_count(t, ep, 'p', &st->hops)) ||
-        (rc = drop_count(t, ep, 'c', &st->hops)) ||
-        (rc = drop_count(t, ep, 'P', &st->pending)) ||
-        (rc = drop_count(t, ep, 'f', &st->reports)) ||
+    if (first) /* a transaction redone counts again from nothing */
+        memset(&st->drop_, 0, sizeof(st->drop_));
+    if ((rc = drop_count(t, ep, 'p', &st->drop_.hops)) ||
+        (rc = drop_count(t, ep, 'c', &st->drop_.hops)) ||
+        (rc = drop_count(t, ep, 'P', &st->drop_.pending)) ||
+        (rc = drop_count(t, ep, 'f', &st->drop_.reports)) ||
         (rc = ht_store_scan_epoch(t, HT_DB_HOPS, ep, "u", 1, drop_u, &c)))
         return rc;
-    st->unresolved += c.n;
+    st->drop_.unresolved += c.n;
     return ht__stg_unresolved_add(t, -(int64_t)c.unresolved);
+}
+
+void ht_stages_drop_done(struct ht_stages_prune *st, bool committed)
+{
+    if (committed) {
+        st->hops += st->drop_.hops;
+        st->pending += st->drop_.pending;
+        st->reports += st->drop_.reports;
+        st->unresolved += st->drop_.unresolved;
+    }
+    memset(&st->drop_, 0, sizeof(st->drop_));
 }

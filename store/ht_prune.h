@@ -70,7 +70,10 @@ int ht_prune_slice_h(struct ht_store *s, int64_t cutoff_us, int64_t horizon_us,
  * entries (older copies of a key included); one slice per drop.
  * also (may be NULL) runs in the same transaction for each epoch about to
  * go, after the store's own accounting: the owner of another table kept
- * per epoch (the stall state's hops) corrects its counters there.
+ * per epoch (the stall state's hops) corrects its counters there. Like
+ * ht_store_drop_epochs' pre it may run more than once for an epoch (a
+ * transaction redone): what it counts is what went only once this
+ * returns OK.
  */
 int ht_prune_epochs(struct ht_store *s, int64_t before_us,
                     ht_store_drop_fn also, void *also_ctx,

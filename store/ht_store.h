@@ -329,10 +329,20 @@ bool ht_store_in_newer(struct ht_txn *t, int db, unsigned ep, const void *k,
  * runs in it first for each epoch about to go (its index in
  * ht_store_epochs' order), to account for what goes. *dropped: how many.
  * Holds back every other transaction of this process meanwhile; the
- * caller holds none. */
-typedef int (*ht_store_drop_fn)(void *ctx, struct ht_txn *t, unsigned ep);
+ * caller holds none.
+ *
+ * A transaction that fails on a full map is redone once the map has
+ * grown, and pre runs again for every epoch: `first` is true for the
+ * first epoch of each transaction, where a pre that counts what goes
+ * starts its count over. The count is what went only once this returns
+ * OK. */
+typedef int (*ht_store_drop_fn)(void *ctx, struct ht_txn *t, unsigned ep,
+                                bool first);
 int ht_store_drop_epochs(struct ht_store *s, int64_t before_us,
                          ht_store_drop_fn pre, void *ctx, unsigned *dropped);
+/* For tests: the next N transactions of ht_store_drop_epochs fail as if
+ * the map were full once every pre has run (and are redone). */
+extern unsigned ht_store_test_drop_mapfull;
 
 /* Counters kept in meta ("c:" + name), for pending hops and the like. */
 int64_t ht_store_counter(struct ht_txn *t, const char *name);

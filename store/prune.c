@@ -580,12 +580,14 @@ static int drop_half(void *ctx, const void *k, size_t kn, const void *v,
     return 0;
 }
 
-static int drop_pre(void *ctx, struct ht_txn *t, unsigned ep)
+static int drop_pre(void *ctx, struct ht_txn *t, unsigned ep, bool first)
 {
     struct drop_ctx *c = ctx;
     uint64_t n;
     int rc;
 
+    if (first) /* a transaction redone counts again from nothing */
+        memset(&c->st, 0, sizeof(c->st));
     c->t = t;
     c->ep = ep;
     c->delta = 0;
@@ -601,7 +603,7 @@ static int drop_pre(void *ctx, struct ht_txn *t, unsigned ep)
     if (!rc && !(rc = ht_store_count_epoch(t, HT_DB_KEYS, ep, NULL, 0, &n)))
         c->st.keys += n;
     if (!rc && c->also)
-        rc = c->also(c->also_ctx, t, ep);
+        rc = c->also(c->also_ctx, t, ep, first);
     return rc;
 }
 

@@ -2397,6 +2397,8 @@ bool ht_store_in_newer(struct ht_txn *t, int db, unsigned ep, const void *k,
     return false;
 }
 
+unsigned ht_store_test_drop_mapfull;
+
 /* One transaction of ht_store_drop_epochs, with the gate closed. */
 static int drop_once(struct ht_store *s, int64_t before_us,
                      ht_store_drop_fn pre, void *ctx, unsigned *dropped)
@@ -2430,7 +2432,7 @@ static int drop_once(struct ht_store *s, int64_t before_us,
         unsigned ep = t->nep - 1 - i; /* r[i] in the view */
 
         if (pre)
-            rc = pre(ctx, t, ep);
+            rc = pre(ctx, t, ep, i == 0);
         if (!rc)
             rc = flush_all(t);
         for (int db = 0; !rc && db < HT_DB__COUNT; db++) {
@@ -2449,6 +2451,10 @@ static int drop_once(struct ht_store *s, int64_t before_us,
             rc = rc == MDB_NOTFOUND ? 0 : txn_err(t, rc, "dropping a filter");
         }
         gone[ng++] = r[i].id;
+    }
+    if (!rc && k && ht_store_test_drop_mapfull) {
+        ht_store_test_drop_mapfull--;
+        rc = HT_ERR_MAPFULL;
     }
     if (!rc && k) {
         t->nep -= k; /* what follows must not touch the dropped handles */

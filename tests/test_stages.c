@@ -958,7 +958,7 @@ static size_t window(char **list, size_t n, double at, int consumed,
     return n;
 }
 
-enum { BY_INDEX, BY_EPOCH };
+enum { BY_INDEX, BY_EPOCH, BY_EPOCH_REDONE };
 
 /* Stall state older than the cut-off goes, newer stays exactly as in a
  * store that only ever saw the newer data, the stage totals and delay
@@ -966,9 +966,14 @@ enum { BY_INDEX, BY_EPOCH };
  * BY_INDEX: slices walk the time index. BY_EPOCH: the old window was
  * written into an epoch of its own, which goes whole (ht_prune_epochs
  * with ht_stages_drop_epoch, as under --retain), then slices walk only
- * the buckets. */
+ * the buckets. BY_EPOCH_REDONE: the same, the drop's transaction failing
+ * once (a full map) after its hooks have counted: the counts are those of
+ * BY_EPOCH, which runs first (epoch_pst). */
+static struct ht_prune_stats epoch_pst;
+
 static void test_retention(int mode)
 {
+    bool by_epoch = mode != BY_INDEX;
     const char *types = "PpelckufTAH";
     char da[] = "/tmp/ht_stages_XXXXXX", db[] = "/tmp/ht_stages_XXXXXX";
     char *old[64], *recent[64], *late[2], *sub, *seg, buf[1024];
@@ -1010,7 +1015,7 @@ static void test_retention(int mode)
         apply(recent[i]);
     open_store(da);
     sa = store;
-    if (mode == BY_EPOCH) {
+    if (by_epoch) {
         bool rotated = true;
 
         /* the first call notes epoch 0's start */
@@ -1020,7 +1025,7 @@ static void test_retention(int mode)
     }
     for (size_t i = 0; i < nold; i++)
         apply(old[i]);
-    if (mode == BY_EPOCH) {
+    if (by_epoch) {
         bool rotated = false;
 
         /* the hop that spans both windows starts in the old epoch: its
@@ -1038,7 +1043,7 @@ static void test_retention(int mode)
     }
     for (size_t i = 0; i < nrecent; i++)
         apply(recent[i]);
-    if (mode != BY_EPOCH)
+    if (!by_epoch)
         apply(late[0]);
     apply(late[1]);
 
@@ -1052,19 +1057,33 @@ static void test_retention(int mode)
 
     /* slices of a few entries each: the cut-off is day 2 */
     memset(&sg, 0, sizeof(sg));
-    if (mode == BY_EPOCH) {
+    if (by_epoch) {
         struct ht_prune_stats pst;
 
+        int rc;
+
         memset(&pst, 0, sizeof(pst));
-        CHECK(ht_prune_epochs(sa, S(T0 + 2 * DAY) - HT_PRUNE_HORIZON_US,
-                              ht_stages_drop_epoch, &sg, &pst) == HT_ERR_OK);
-        CHECK(pst.epochs == 1);
+        /* redone: the drop's first transaction fails once every epoch's
+         * hook has counted (as on a full map); the second commits */
+        ht_store_test_drop_mapfull = mode == BY_EPOCH_REDONE;
+        rc = ht_prune_epochs(sa, S(T0 + 2 * DAY) - HT_PRUNE_HORIZON_US,
+                             ht_stages_drop_epoch, &sg, &pst);
+        ht_stages_drop_done(&sg, rc == HT_ERR_OK);
+        CHECK(rc == HT_ERR_OK && ht_store_test_drop_mapfull == 0);
+        CHECK(pst.epochs == 1 && pst.slices == 1);
+        /* what went is counted once, however many times it was tried */
+        if (mode == BY_EPOCH)
+            epoch_pst = pst;
+        else
+            CHECK(pst.nodes == epoch_pst.nodes &&
+                  pst.facts == epoch_pst.facts && pst.keys == epoch_pst.keys &&
+                  pst.pending == epoch_pst.pending && pst.keys > 0);
         sg.buckets_only = true;
     }
     for (int i = 0; more && i < 10000; i++)
         CHECK(ht_stages_prune_slice(sa, S(T0 + 2 * DAY), 7, &more, &sg) ==
               HT_ERR_OK);
-    CHECK(!more && (mode == BY_EPOCH || sg.slices > 3));
+    CHECK(!more && (by_epoch || sg.slices > 3));
     /* waiting: 10 of the window and the orphan */
     CHECK(sg.pending == 11 && sg.unresolved == 1 && sg.reports == 1);
     if (sg.pending != 11 || sg.unresolved != 1 || sg.reports != 1)
@@ -1074,8 +1093,8 @@ static void test_retention(int mode)
                 (unsigned long long)sg.reports);
     /* hops: 20 + the consumer line + the orphan + the link (by epoch, the
      * late hop's older producer record too) */
-    CHECK(sg.hops == 23 + (mode == BY_EPOCH));
-    if (sg.hops != 23 + (mode == BY_EPOCH))
+    CHECK(sg.hops == 23u + by_epoch);
+    if (sg.hops != 23u + by_epoch)
         fprintf(stderr, "hops %llu pending %llu\n", (unsigned long long)sg.hops,
                 (unsigned long long)sg.pending);
     CHECK(sg.buckets > 0);
@@ -1140,7 +1159,7 @@ static void test_retention(int mode)
 
     /* nothing more to do: a slice removes nothing */
     memset(&sg, 0, sizeof(sg));
-    sg.buckets_only = mode == BY_EPOCH;
+    sg.buckets_only = by_epoch;
     CHECK(ht_stages_prune_slice(sa, S(T0 + 2 * DAY), 0, &more, &sg) ==
           HT_ERR_OK);
     CHECK(!more && sg.hops == 0 && sg.pending == 0 && sg.buckets == 0);
@@ -1159,7 +1178,7 @@ static void test_retention(int mode)
     CHECK(g2 && g2->entered == 40 && g2->consumed == 25 && g2->pending == 5);
     ht_stalls_free(st2);
     memset(&sg, 0, sizeof(sg));
-    sg.buckets_only = mode == BY_EPOCH;
+    sg.buckets_only = by_epoch;
     more = true;
     for (int i = 0; more && i < 100; i++)
         CHECK(ht_stages_prune_slice(sa, S(T0 + 2 * DAY), 0, &more, &sg) ==
@@ -1281,6 +1300,7 @@ int main(void)
     test_report_named_by_segment();
     test_retention(BY_INDEX);
     test_retention(BY_EPOCH);
+    test_retention(BY_EPOCH_REDONE);
     test_retention_slicing();
     TEST_DONE();
 }
