@@ -711,8 +711,9 @@ static void summary_line(const char *path, char *out, size_t n)
         snprintf(out, n, "%.*s", (int)strcspn(found, "\r\n"), found);
     else
         fprintf(stderr,
-                "ht-bench: ingest printed no summary line (\"%s...\") in %s: "
-                "its documents, spans and slice times are unknown below\n",
+                "ht-bench: ingest printed no summary line (\"%s...\") in %s "
+                "(--keep keeps it): its documents, spans and slice times are "
+                "unknown below\n",
                 SUMMARY_PREFIX, path);
     free(p);
 }
