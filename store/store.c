@@ -1611,10 +1611,20 @@ int ht_store_put(struct ht_txn *t, int db, const void *k, size_t kn,
     return txn_err(t, rc, "writing");
 }
 
+/* The query of node id's `spans` probe (its token is the span id, any
+ * day). */
+static void bf_prep_node(const struct ht_txn *t, const void *id, struct bfq *q)
+{
+    uint8_t probe[SPAN_KEY] = {0};
+
+    memcpy(probe + 2, id, 8);
+    bf_prep(t, HT_DB_SPANS, probe, SPAN_KEY, q);
+}
+
 /* The stored key (trace id + span id) of node `id` in epoch ep, and its
  * `spans` key (skey, when not NULL): HT_ERR_NOTFOUND when the span is
- * unknown there. sq: the lookup's filter query of its `spans` probe, when
- * the caller made one (NULL: made here). */
+ * unknown there. sq: the lookup's filter query (bf_prep_node), made once
+ * for every epoch. */
 static int node_key(struct ht_txn *t, unsigned ep, const void *id,
                     uint8_t key[24], uint8_t *skey, const struct bfq *sq)
 {
@@ -1624,10 +1634,7 @@ static int node_key(struct ht_txn *t, unsigned ep, const void *id,
     int rc, found = MDB_NOTFOUND;
 
     SEE_OWN_WRITES(t, HT_DB_SPANS);
-    memset(probe, 0, 2);
-    memcpy(probe + 2, id, 8);
-    if (ep && !(sq ? bf_hit(&t->ep[ep], sq)
-                   : bf_may(t, ep, HT_DB_SPANS, probe, SPAN_KEY)))
+    if (ep && !bf_hit(&t->ep[ep], sq))
         return HT_ERR_NOTFOUND;
     rc = mdb_cursor_open(t->txn, dbi_at(t, HT_DB_SPANS, ep), &c);
     if (rc)
@@ -1680,14 +1687,10 @@ int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
 
     TXN_USABLE(t);
     SEE_OWN_WRITES(t, db);
-    if (db == HT_DB_NODES && kn == 8) {
-        uint8_t probe[SPAN_KEY] = {0};
-
-        memcpy(probe + 2, k, 8);
-        bf_prep(t, HT_DB_SPANS, probe, SPAN_KEY, &q);
-    } else {
+    if (db == HT_DB_NODES && kn == 8)
+        bf_prep_node(t, k, &q);
+    else
         bf_prep(t, db, k, kn, &q);
-    }
     /* the newest epoch that holds it */
     rc = MDB_NOTFOUND;
     for (unsigned e = 0; e < nep_of(t, db) && rc == MDB_NOTFOUND; e++) {
@@ -1712,7 +1715,8 @@ int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
     return HT_ERR_OK;
 }
 
-/* ht_store_del in epoch ep. */
+/* ht_store_del in epoch ep; q its filter query, of the span id for a
+ * node (bf_prep_node). */
 static int del_in(struct ht_txn *t, unsigned ep, int db, const void *k,
                   size_t kn, const struct bfq *q)
 {
@@ -1725,7 +1729,7 @@ static int del_in(struct ht_txn *t, unsigned ep, int db, const void *k,
     if (db == HT_DB_NODES && (kn == 8 || kn == 24)) {
         const uint8_t *id = kn == 8 ? k : (const uint8_t *)k + 16;
 
-        rc = node_key(t, ep, id, nk, sk, NULL);
+        rc = node_key(t, ep, id, nk, sk, q);
         if (rc && rc != HT_ERR_NOTFOUND)
             return rc;
         if (kn == 8 && rc == HT_ERR_NOTFOUND)
@@ -1758,7 +1762,10 @@ int ht_store_del(struct ht_txn *t, int db, const void *k, size_t kn)
     SEE_OWN_WRITES(t, db);
     if (db == HT_DB_NODES)
         SEE_OWN_WRITES(t, HT_DB_SPANS);
-    bf_prep(t, db, k, kn, &q);
+    if (db == HT_DB_NODES && (kn == 8 || kn == 24))
+        bf_prep_node(t, kn == 8 ? k : (const uint8_t *)k + 16, &q);
+    else
+        bf_prep(t, db, k, kn, &q);
     for (unsigned e = 0; e < nep_of(t, db) && !rc; e++)
         rc = del_in(t, e, db, k, kn, &q);
     return rc;
