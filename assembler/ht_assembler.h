@@ -85,13 +85,13 @@ struct ht_stages_prune {
     uint64_t unresolved; /* producers that never learned their service */
     uint64_t slices;     /* transactions committed */
     /* set before the first slice when the per-hop entries go with their
-     * epochs (ht_stages_drop_epoch): slices then walk only the buckets */
+     * epochs (ht_stages_prune_epochs): slices then walk only the buckets */
     bool buckets_only;
     /* private: where the bucket walk stands */
     size_t at_n_;
     uint8_t at_[512];
     /* private: what the drop transaction under way counts (a redone one
-     * starts over), added above by ht_stages_drop_done */
+     * starts over), added above once it has committed */
     struct {
         uint64_t hops, pending, reports, unresolved;
     } drop_;
@@ -99,14 +99,15 @@ struct ht_stages_prune {
 
 int ht_stages_prune_slice(struct ht_store *s, int64_t cutoff_us, size_t budget,
                           bool *more, struct ht_stages_prune *st);
-/* For ht_prune_epochs (store/ht_prune.h), ctx a struct ht_stages_prune:
- * the stall state's per-hop entries (HT_DB_HOPS) of the ep-th epoch are
- * about to be dropped whole; counts them and corrects the count of
- * producers waiting for their service. The counts reach ctx's fields with
- * ht_stages_drop_done, once ht_prune_epochs has returned: committed true
- * when it returned OK (they went), false otherwise (they did not). */
-int ht_stages_drop_epoch(void *ctx, struct ht_txn *t, unsigned ep, bool first);
-void ht_stages_drop_done(struct ht_stages_prune *st, bool committed);
+struct ht_prune_stats;
+/* ht_prune_epochs (store/ht_prune.h) with the stall state: the per-hop
+ * entries (HT_DB_HOPS) of each epoch dropped go with it, counted into sg
+ * (once, however often the drop's transaction is redone), and the count
+ * of producers waiting for their service is corrected in the same
+ * transaction. */
+int ht_stages_prune_epochs(struct ht_store *s, int64_t before_us,
+                           struct ht_stages_prune *sg,
+                           struct ht_prune_stats *st);
 /* The same with an explicit horizon (0: each entry by its own times). */
 int ht_stages_prune_slice_h(struct ht_store *s, int64_t cutoff_us,
                             int64_t horizon_us, size_t budget, bool *more,

@@ -14,7 +14,7 @@
  *     goes with its requests: 'P' 'p' 'c' 'e' 'l' 'k' 'f' 'u' 'T'. The
  *     store keeps it per epoch, like the requests' own tables, so
  *     retention under `--retain` drops it with them, whole
- *     (ht_stages_drop_epoch); `prune` also walks it piece by piece.
+ *     (ht_stages_prune_epochs); `prune` also walks it piece by piece.
  *
  *   'E' via res\0 prod\0           -> entered, last entered µs
  *   'S' via res\0 prod\0 cons\0    -> consumed, last consumed µs,
@@ -89,7 +89,7 @@
  * (INT64_MIN), so delay quantiles stay those of every delay counted in
  * 'S'. 'E' 'S' 'R' 'F' 'N' are kept: one per stage or function. Under
  * `--retain` the per-hop entries go with their epochs instead
- * (ht_stages_drop_epoch corrects "Nunresolved"), and slices walk only the
+ * (ht_stages_prune_epochs corrects "Nunresolved"), and slices walk only the
  * buckets.
  *
  * Time buckets: 'H' 300 s, 'A' 60 s, aligned on the epoch. Delay histogram

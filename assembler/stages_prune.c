@@ -724,7 +724,9 @@ static int drop_count(struct ht_txn *t, unsigned ep, int type, uint64_t *out)
     return rc;
 }
 
-int ht_stages_drop_epoch(void *ctx, struct ht_txn *t, unsigned ep, bool first)
+/* ht_prune_epochs' hook, for the ep-th epoch (ctx a struct
+ * ht_stages_prune). */
+static int drop_epoch(void *ctx, struct ht_txn *t, unsigned ep, bool first)
 {
     struct ht_stages_prune *st = ctx;
     struct dropc c = {.t = t, .ep = ep};
@@ -742,13 +744,19 @@ int ht_stages_drop_epoch(void *ctx, struct ht_txn *t, unsigned ep, bool first)
     return ht__stg_unresolved_add(t, -(int64_t)c.unresolved);
 }
 
-void ht_stages_drop_done(struct ht_stages_prune *st, bool committed)
+int ht_stages_prune_epochs(struct ht_store *s, int64_t before_us,
+                           struct ht_stages_prune *sg,
+                           struct ht_prune_stats *st)
 {
-    if (committed) {
-        st->hops += st->drop_.hops;
-        st->pending += st->drop_.pending;
-        st->reports += st->drop_.reports;
-        st->unresolved += st->drop_.unresolved;
+    int rc = ht_prune_epochs(s, before_us, drop_epoch, sg, st);
+
+    /* what the committed transaction counted (none when it failed) */
+    if (rc == HT_ERR_OK) {
+        sg->hops += sg->drop_.hops;
+        sg->pending += sg->drop_.pending;
+        sg->reports += sg->drop_.reports;
+        sg->unresolved += sg->drop_.unresolved;
     }
-    memset(&st->drop_, 0, sizeof(st->drop_));
+    memset(&sg->drop_, 0, sizeof(sg->drop_));
+    return rc;
 }

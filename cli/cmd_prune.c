@@ -133,11 +133,8 @@ int ht_cmd_prune(struct ht_cli *cli, int argc, char **argv)
     t0 = ht_now_mono_us();
     rc = HT_ERR_OK;
     /* whole epochs first (nothing to read), then piece by piece */
-    if (cutoff != INT64_MIN && cutoff > INT64_MIN + horizon) {
-        rc = ht_prune_epochs(s, cutoff - horizon, ht_stages_drop_epoch, &sg,
-                             &st);
-        ht_stages_drop_done(&sg, rc == HT_ERR_OK);
-    }
+    if (cutoff != INT64_MIN && cutoff > INT64_MIN + horizon)
+        rc = ht_stages_prune_epochs(s, cutoff - horizon, &sg, &st);
     while (cutoff != INT64_MIN && more && !rc) {
         rc = ht_prune_slice_h(s, cutoff, horizon, 0, &more, &st);
         /* let a waiting ingest have the writer between two slices */

@@ -49,9 +49,8 @@ static int retention_work(struct ht_upkeep *u, struct ht_store *s, bool *more)
         return rc;
     if (due && ht_store_epoch_len(s) > 0) {
         /* a store in epochs: the expired ones go whole */
-        rc = ht_prune_epochs(s, cutoff - HT_PRUNE_HORIZON_US,
-                             ht_stages_drop_epoch, &u->stages, &u->prune);
-        ht_stages_drop_done(&u->stages, rc == HT_ERR_OK);
+        rc = ht_stages_prune_epochs(s, cutoff - HT_PRUNE_HORIZON_US, &u->stages,
+                                    &u->prune);
         if (rc)
             return rc;
     } else if (due) {

@@ -964,8 +964,8 @@ enum { BY_INDEX, BY_EPOCH, BY_EPOCH_REDONE };
  * store that only ever saw the newer data, the stage totals and delay
  * quantiles stay, and `stalls` lists only the newer window's items.
  * BY_INDEX: slices walk the time index. BY_EPOCH: the old window was
- * written into an epoch of its own, which goes whole (ht_prune_epochs
- * with ht_stages_drop_epoch, as under --retain), then slices walk only
+ * written into an epoch of its own, which goes whole
+ * (ht_stages_prune_epochs, as under --retain), then slices walk only
  * the buckets. BY_EPOCH_REDONE: the same, the drop's transaction failing
  * once (a full map) after its hooks have counted: the counts are those of
  * BY_EPOCH, which runs first (epoch_pst). */
@@ -1066,9 +1066,8 @@ static void test_retention(int mode)
         /* redone: the drop's first transaction fails once every epoch's
          * hook has counted (as on a full map); the second commits */
         ht_store_test_drop_mapfull = mode == BY_EPOCH_REDONE;
-        rc = ht_prune_epochs(sa, S(T0 + 2 * DAY) - HT_PRUNE_HORIZON_US,
-                             ht_stages_drop_epoch, &sg, &pst);
-        ht_stages_drop_done(&sg, rc == HT_ERR_OK);
+        rc = ht_stages_prune_epochs(sa, S(T0 + 2 * DAY) - HT_PRUNE_HORIZON_US,
+                                    &sg, &pst);
         CHECK(rc == HT_ERR_OK && ht_store_test_drop_mapfull == 0);
         CHECK(pst.epochs == 1 && pst.slices == 1);
         /* what went is counted once, however many times it was tried */
