@@ -351,16 +351,15 @@ static size_t group_len(const uint8_t *k, size_t kn)
 
 struct gwalk {
     int64_t cut;
-    int db;            /* the table walked: 'A' 'H' in stages, 'P' in hops */
-    bool buckets_only; /* 'A' 'H' only ('P' goes with its epoch) */
-    size_t left;       /* entries this seek may still take */
+    int db;      /* the table walked: 'A' 'H' in stages, 'P' in hops */
+    size_t left; /* entries this seek may still take */
     uint8_t grp[MAXK];
     size_t gn;         /* 0 until the first key of the walk */
     struct ht_buf got; /* expired: u32 kn, key, u32 vn, value */
     size_t n;
     uint8_t next[MAXK]; /* where the next seek goes */
     size_t nn;
-    bool done; /* past the last group */
+    bool done; /* past the table's last group */
 };
 
 static void set_next(struct gwalk *w, const void *k, size_t kn)
@@ -397,10 +396,7 @@ static int walk_group(void *ctx, const void *kv, size_t kn, const void *v,
 
         /* the first key of this seek: which group, or which next type */
         if (k[0] > 'P' || (w->db == HT_DB_STAGES && k[0] > 'H')) {
-            if (w->db == HT_DB_STAGES && !w->buckets_only)
-                set_next(w, "P", 1); /* on in hops */
-            else
-                w->done = true;
+            w->done = true;
             return 1;
         }
         if (k[0] != 'A' && k[0] != 'H' && k[0] != 'P') {
@@ -543,7 +539,9 @@ static void drop_group(struct sp *p, struct gwalk *w)
 }
 
 /* Seeks from *at (0 bytes: the start), one group at a time, until the
- * budget is spent (*more) or the last group is passed (*at reset). */
+ * budget is spent (*more) or the last group is passed (*at reset): the
+ * buckets in stages, then (unless they go with their epochs) the waiting
+ * producer halves in hops. */
 static void walk_groups(struct sp *p, size_t budget, uint8_t *at, size_t *atn,
                         bool *more)
 {
@@ -562,7 +560,6 @@ static void walk_groups(struct sp *p, size_t budget, uint8_t *at, size_t *atn,
             *atn = 1;
         }
         w.db = ht__stg_db(at[0]);
-        w.buckets_only = p->buckets_only;
         chk(p, ht_store_scan_from(p->t, w.db, at, *atn, walk_group, &w));
         left = w.left;
         if (w.n)
@@ -570,8 +567,11 @@ static void walk_groups(struct sp *p, size_t budget, uint8_t *at, size_t *atn,
         ht_buf_free(&w.got);
         if (p->err)
             return;
-        if (!w.done && !w.nn && w.db == HT_DB_STAGES && !p->buckets_only)
-            set_next(&w, "P", 1); /* past the last stages key: hops */
+        if ((w.done || !w.nn) && w.db == HT_DB_STAGES && !p->buckets_only) {
+            at[0] = 'P'; /* past the buckets: on in hops */
+            *atn = 1;
+            continue;
+        }
         if (w.done || !w.nn) {
             *atn = 0; /* the end: the next pass starts over */
             return;
