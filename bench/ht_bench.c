@@ -670,19 +670,32 @@ static int rm_rf(const char *path)
     return run(argv, NULL, NULL, false, &pr) == 0 && ok(&pr) ? 0 : -1;
 }
 
-static void last_line(const char *path, char *out, size_t n)
+/* The last non-empty line of file path that starts with prefix ("": any
+ * line) into out; false (out empty) when there is none. */
+static bool last_line_of(const char *path, const char *prefix, char *out,
+                         size_t n)
 {
-    size_t len;
-    char *p = read_file(path, &len), *s;
+    size_t len, pn = strlen(prefix);
+    char *p = read_file(path, &len), *found = NULL;
 
     out[0] = 0;
-    if (!p)
-        return;
-    while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'))
-        p[--len] = 0;
-    s = strrchr(p, '\n');
-    snprintf(out, n, "%s", s ? s + 1 : p);
+    for (char *l = p; l && *l;) {
+        size_t ln = strcspn(l, "\r\n");
+
+        if (ln && strncmp(l, prefix, pn) == 0)
+            found = l;
+        l += ln;
+        l += strspn(l, "\r\n");
+    }
+    if (found)
+        snprintf(out, n, "%.*s", (int)strcspn(found, "\r\n"), found);
     free(p);
+    return found != NULL;
+}
+
+static void last_line(const char *path, char *out, size_t n)
+{
+    last_line_of(path, "", out, n);
 }
 
 /* ingest's summary line ("hoptrace: ingested ..."): the last line of
@@ -694,28 +707,12 @@ static void last_line(const char *path, char *out, size_t n)
 
 static void summary_line(const char *path, char *out, size_t n)
 {
-    size_t len;
-    char *p = read_file(path, &len), *found = NULL;
-
-    out[0] = 0;
-    for (char *l = p; l && *l;) {
-        char *nl = strchr(l, '\n');
-
-        if (strncmp(l, SUMMARY_PREFIX, strlen(SUMMARY_PREFIX)) == 0)
-            found = l;
-        if (!nl)
-            break;
-        l = nl + 1;
-    }
-    if (found)
-        snprintf(out, n, "%.*s", (int)strcspn(found, "\r\n"), found);
-    else
+    if (!last_line_of(path, SUMMARY_PREFIX, out, n))
         fprintf(stderr,
                 "ht-bench: ingest printed no summary line (\"%s...\") in %s "
                 "(--keep keeps it): its documents, spans and slice times are "
                 "unknown below\n",
                 SUMMARY_PREFIX, path);
-    free(p);
 }
 
 /* The time of a clause of an ingest summary line that ends "in N slices
