@@ -26,6 +26,16 @@
  * entry, 7 probes, in memory) that lets it skip the days that cannot hold
  * the id.
  *
+ * With --creep DAYS, the other cost of a store under retention: its file.
+ * A named database per day (the drop layout, as the store keeps an epoch's
+ * tables), day after day for DAYS days: the day's N entries loaded in
+ * sorted batches of --batch B, then the table --days D days old dropped.
+ * After each day, the file's pages (LMDB's last page + 1), the kept
+ * tables' pages, the free list's pages and records, and the rest (the two
+ * meta pages, the main and free-list trees), which add up to the file.
+ * Nothing of hoptrace is in it: what the file gains from one day to the
+ * next once the days are full is LMDB's own (docs/performance.md).
+ *
  * Owned by bench/. A measurement: e2e_lmdb_floor_smoke runs it small and
  * checks only what it finds, never its times.
  */
@@ -54,7 +64,14 @@ static const char usage[] =
     "  --layout L   which layout to time (default all)\n"
     "  --lookups L  also time L lookups by id (random and drop layouts)\n"
     "Prints per layout the CPU seconds and microseconds per deleted "
-    "entry.\n";
+    "entry.\n"
+    "\n"
+    "       ht-lmdb-floor --creep DAYS [--entries N] [--days D] [--batch B]\n"
+    "  --creep DAYS a table per day for DAYS days, loaded in sorted batches\n"
+    "               of B (default 5000), the table D days old dropped after\n"
+    "               each; prints per day the file's pages, the kept tables',\n"
+    "               the free list's, and the file's growth a day over the\n"
+    "               second half\n";
 
 struct key {
     uint8_t b[KEY];
@@ -333,6 +350,125 @@ static double run(enum layout l, size_t n, unsigned days, size_t slice,
     return c1 - c0;
 }
 
+/* ---- the file under retention (--creep) --------------------------------- */
+
+struct census {
+    size_t file;    /* LMDB's last page + 1 */
+    size_t live;    /* the kept days' tables */
+    size_t free;    /* pages in the free list's records */
+    size_t records; /* the free list's records */
+    size_t other;   /* the two meta pages, the main and free-list trees */
+};
+
+static size_t tree_pages(const MDB_stat *st)
+{
+    return st->ms_branch_pages + st->ms_leaf_pages + st->ms_overflow_pages;
+}
+
+/* Where the file's pages are, in one read transaction. */
+static void census(MDB_env *env, const MDB_dbi *day, unsigned from, unsigned to,
+                   struct census *c)
+{
+    MDB_txn *t;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    MDB_envinfo info;
+    MDB_stat st;
+
+    memset(c, 0, sizeof(*c));
+    check(mdb_txn_begin(env, NULL, MDB_RDONLY, &t), "mdb_txn_begin");
+    check(mdb_env_info(env, &info), "mdb_env_info");
+    c->file = info.me_last_pgno + 1;
+    for (unsigned d = from; d <= to; d++) {
+        check(mdb_stat(t, day[d], &st), "mdb_stat");
+        c->live += tree_pages(&st);
+    }
+    /* the free list is database 0 (lmdb.c's FREE_DBI): per record, an ID
+     * list whose first word is its length */
+    check(mdb_cursor_open(t, 0, &cur), "mdb_cursor_open");
+    while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+        size_t n;
+
+        memcpy(&n, v.mv_data, sizeof(n));
+        c->free += n;
+        c->records++;
+    }
+    mdb_cursor_close(cur);
+    c->other = 2;
+    check(mdb_stat(t, 0, &st), "mdb_stat");
+    c->other += tree_pages(&st);
+    check(mdb_stat(t, 1, &st), "mdb_stat"); /* the main database */
+    c->other += tree_pages(&st);
+    mdb_txn_abort(t);
+}
+
+static void creep(unsigned ndays, size_t n, unsigned keep, size_t batch,
+                  const char *dir)
+{
+    MDB_env *env;
+    MDB_dbi *day = xmalloc(ndays * sizeof(*day));
+    struct key *b = xmalloc(batch * sizeof(*b));
+    size_t *file = xmalloc(ndays * sizeof(*file));
+
+    check(mdb_env_create(&env), "mdb_env_create");
+    check(mdb_env_set_mapsize(env, (size_t)(keep + 2) * n * 400 + (256u << 20)),
+          "mdb_env_set_mapsize");
+    check(mdb_env_set_maxdbs(env, keep + 4), "mdb_env_set_maxdbs");
+    check(
+        mdb_env_open(env, dir, MDB_WRITEMAP | MDB_NOSYNC | MDB_NORDAHEAD, 0644),
+        "mdb_env_open");
+    printf("LMDB under retention: a table per day, %zu entries a day "
+           "(%d-byte keys) in sorted batches of %zu, %u days kept, %u days\n",
+           n, KEY, batch, keep, ndays);
+    printf("%5s %11s %11s %11s %8s %6s\n", "day", "file pages", "live pages",
+           "free pages", "records", "other");
+    for (unsigned d = 0; d < ndays; d++) {
+        char name[16];
+        MDB_txn *t;
+        struct census c;
+        unsigned from = d >= keep ? d - keep + 1 : 0;
+
+        snprintf(name, sizeof(name), "day%u", d);
+        for (size_t i = 0; i < n; i += batch) {
+            size_t m = n - i < batch ? n - i : batch;
+
+            for (size_t j = 0; j < m; j++)
+                make_key(&b[j], DROP, d);
+            qsort(b, m, KEY, cmp_key);
+            check(mdb_txn_begin(env, NULL, 0, &t), "mdb_txn_begin");
+            check(mdb_dbi_open(t, name, MDB_CREATE, &day[d]), "mdb_dbi_open");
+            for (size_t j = 0; j < m; j++) {
+                MDB_val k = {KEY, b[j].b}, v = {9, "012345678"};
+
+                check(mdb_put(t, day[d], &k, &v, 0), "mdb_put");
+            }
+            check(mdb_txn_commit(t), "mdb_txn_commit");
+        }
+        if (d >= keep) { /* the day that expired goes in one transaction */
+            check(mdb_txn_begin(env, NULL, 0, &t), "mdb_txn_begin");
+            check(mdb_drop(t, day[d - keep], 1), "mdb_drop");
+            check(mdb_txn_commit(t), "mdb_txn_commit");
+        }
+        census(env, day, from, d, &c);
+        file[d] = c.file;
+        printf("%5u %11zu %11zu %11zu %8zu %6zu\n", d, c.file, c.live, c.free,
+               c.records, c.other);
+    }
+    if (ndays >= keep + 4) {
+        /* from the middle of the days after the first drop to the end */
+        unsigned a = keep + (ndays - keep) / 2, z = ndays - 1;
+        double per = ((double)file[z] - (double)file[a]) / (double)(z - a);
+
+        printf("the file over days %u-%u: %+.1f pages a day (%.3f %% of it "
+               "a day)\n",
+               a, z, per, per / (double)file[z] * 100.0);
+    }
+    mdb_env_close(env);
+    free(day);
+    free(b);
+    free(file);
+}
+
 static long arg_long(const char *opt, const char *v, long lo, long hi)
 {
     char *end;
@@ -346,13 +482,37 @@ static long arg_long(const char *opt, const char *v, long lo, long hi)
     return x;
 }
 
+/* A new folder for an environment under $TMPDIR, into dir. */
+static void make_dir(char *dir, size_t cap)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    snprintf(dir, cap, "%s/ht-lmdb-floor-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        perror("ht-lmdb-floor: mkdtemp");
+        exit(5);
+    }
+}
+
+static void remove_dir(const char *dir)
+{
+    char path[4200];
+
+    /* an environment is these two files */
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/lock.mdb", dir);
+    unlink(path);
+    if (rmdir(dir) != 0)
+        fprintf(stderr, "ht-lmdb-floor: could not remove %s\n", dir);
+}
+
 int main(int argc, char **argv)
 {
-    size_t n = 184000, slice = 25000, nlook = 0;
-    unsigned days = 3;
+    size_t n = 184000, slice = 25000, nlook = 0, batch = LOAD_BATCH;
+    unsigned days = 3, creep_days = 0;
     int only = -1;
-    char tmpl[4096];
-    const char *tmp = getenv("TMPDIR");
+    char dir[4096];
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -372,6 +532,12 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--lookups")) {
             nlook = (size_t)arg_long(a, v, 1, 100000000);
             i++;
+        } else if (!strcmp(a, "--creep")) {
+            creep_days = (unsigned)arg_long(a, v, 1, 1000);
+            i++;
+        } else if (!strcmp(a, "--batch")) {
+            batch = (size_t)arg_long(a, v, 1, 100000000);
+            i++;
         } else if (!strcmp(a, "--layout") && v) {
             only = !strcmp(v, "random")  ? RANDOM
                    : !strcmp(v, "range") ? RANGE
@@ -389,31 +555,25 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (creep_days) {
+        make_dir(dir, sizeof(dir));
+        creep(creep_days, n, days, batch, dir);
+        remove_dir(dir);
+        return 0;
+    }
     printf("LMDB delete floor: %u days x %zu entries (%d-byte keys), "
            "day 0 deleted, %zu per transaction\n",
            days, n, KEY, slice);
     for (int l = RANDOM; l <= DROP; l++) {
-        char path[4200];
         double s;
 
         if (only >= 0 && l != only)
             continue;
-        snprintf(tmpl, sizeof(tmpl), "%s/ht-lmdb-floor-XXXXXX",
-                 tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(tmpl)) {
-            perror("ht-lmdb-floor: mkdtemp");
-            return 5;
-        }
-        s = run((enum layout)l, n, days, slice, nlook, tmpl);
+        make_dir(dir, sizeof(dir));
+        s = run((enum layout)l, n, days, slice, nlook, dir);
         printf("%-7s %8.3f s CPU  %7.3f us per entry\n", layout_name[l], s,
                s / (double)n * 1e6);
-        /* an environment is these two files */
-        snprintf(path, sizeof(path), "%s/data.mdb", tmpl);
-        unlink(path);
-        snprintf(path, sizeof(path), "%s/lock.mdb", tmpl);
-        unlink(path);
-        if (rmdir(tmpl) != 0)
-            fprintf(stderr, "ht-lmdb-floor: could not remove %s\n", tmpl);
+        remove_dir(dir);
     }
     return 0;
 }
