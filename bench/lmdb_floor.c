@@ -407,7 +407,7 @@ static void creep(unsigned ndays, size_t n, unsigned keep, size_t batch,
 {
     MDB_env *env;
     MDB_dbi *day = xmalloc(ndays * sizeof(*day));
-    struct key *b = xmalloc(batch * sizeof(*b));
+    struct key *b = xmalloc((batch < n ? batch : n) * sizeof(*b));
     size_t *file = xmalloc(ndays * sizeof(*file));
 
     check(mdb_env_create(&env), "mdb_env_create");
