@@ -325,11 +325,13 @@ int ht_store_count_epoch(struct ht_txn *t, int db, unsigned ep,
 bool ht_store_in_newer(struct ht_txn *t, int db, unsigned ep, const void *k,
                        size_t kn);
 /* Drops, whole, the oldest epochs whose newest event is before before_us
- * (never the current one), in one write transaction; pre (may be NULL)
- * runs in it first for each epoch about to go (its index in
- * ht_store_epochs' order), to account for what goes. *dropped: how many.
- * Holds back every other transaction of this process meanwhile; the
- * caller holds none.
+ * (never the current one): one write transaction takes them out of the
+ * store's view, and pre (may be NULL) runs in it first for each epoch
+ * about to go (its index in ht_store_epochs' order), to account for what
+ * goes; their tables are then dropped one per transaction (so that no
+ * transaction frees more than a table's pages), and what an interrupted
+ * call left is dropped first. *dropped: how many. Holds back every other
+ * transaction of this process meanwhile; the caller holds none.
  *
  * A transaction that fails on a full map is redone once the map has
  * grown, and pre runs again for every epoch: `first` is true for the
@@ -343,6 +345,10 @@ int ht_store_drop_epochs(struct ht_store *s, int64_t before_us,
 /* For tests: the next N transactions of ht_store_drop_epochs fail as if
  * the map were full once every pre has run (and are redone). */
 extern unsigned ht_store_test_drop_mapfull;
+/* For tests: the next N calls of ht_store_drop_epochs return once the
+ * epochs are out of the view, their tables left, as a crash there would
+ * leave them. */
+extern unsigned ht_store_test_drop_unfinished;
 
 /* Counters kept in meta ("c:" + name), for pending hops and the like. */
 int64_t ht_store_counter(struct ht_txn *t, const char *name);

@@ -12,6 +12,7 @@
 #include "ht_store.h"
 #include "ht_test.h"
 
+#include <lmdb.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -646,6 +647,32 @@ static const char *seen_of(struct ht_txn *t, int db, const char *k, size_t kn,
     return c.text;
 }
 
+/* The tables of the first epoch (plain names). */
+static const char *const epoch_tables[] = {
+    "nodes", "spans", "facts", "keys", "pending", "inv", "by_time", "hops"};
+
+/* Whether the store in dir has a table of that name, read with LMDB
+ * itself (1, 0; -1 when it cannot tell). */
+static int table_exists(const char *dir, const char *name)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    int rc, got = -1;
+
+    if (mdb_env_create(&env))
+        return -1;
+    mdb_env_set_maxdbs(env, 256);
+    if (mdb_env_open(env, dir, MDB_RDONLY, 0644) == 0 &&
+        mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0) {
+        rc = mdb_dbi_open(txn, name, 0, &dbi);
+        got = rc == 0 ? 1 : rc == MDB_NOTFOUND ? 0 : -1;
+        mdb_txn_abort(txn);
+    }
+    mdb_env_close(env);
+    return got;
+}
+
 static unsigned live_epochs(struct ht_store *s, struct ht_epoch *ep)
 {
     struct ht_txn *t;
@@ -724,7 +751,8 @@ static void test_epochs(void)
         if (round == 1) {
             CHECK(ht_store_rotate(s, t0 + day + 6, true, &rot) == 0 && !rot);
             CHECK(ht_store_begin(s, false, &t) == 0);
-            CHECK(ht_store_get(t, HT_DB_META, "bf:\0\0\0\0", 7, &v, &vn) == 0);
+            CHECK(ht_store_get(t, HT_DB_META, "bf:\0\0\0\0\0\0", 9, &v, &vn) ==
+                  0);
             ht_store_abort(t);
         }
         CHECK(ht_store_begin(s, false, &t) == 0);
@@ -764,9 +792,21 @@ static void test_epochs(void)
         memset(&st, 0, sizeof(st));
         CHECK(ht_prune_epochs(s, t0 + 10, NULL, NULL, &st) == 0 &&
               st.epochs == 0);
+        /* interrupted once its view is gone, as a crash would: the
+         * epoch is listed as doomed and its tables are still there */
+        ht_store_test_drop_unfinished = 1;
         CHECK(ht_prune_epochs(s, t0 + day, NULL, NULL, &st) == 0 &&
               st.epochs == 1);
         CHECK(st.nodes == 1 && st.pending == 1);
+        CHECK(live_epochs(s, ep) == 1 && ep[0].id == 1);
+        CHECK(ht_store_begin(s, false, &t) == 0);
+        CHECK(ht_store_get(t, HT_DB_META, "doomed:\0\0\0\0", 11, &v, &vn) == 0);
+        CHECK(ht_store_get(t, HT_DB_NODES, a.b, 8, &v, &vn) == HT_ERR_NOTFOUND);
+        ht_store_abort(t);
+        CHECK(table_exists(dir, "nodes") == 1);
+        /* reopened, the next call (nothing new to drop) finishes it */
+        ht_store_close(s);
+        CHECK(ht_store_open(dir, false, &s) == HT_ERR_OK);
         /* never the current epoch */
         CHECK(ht_prune_epochs(s, t0 + 9 * day, NULL, NULL, &st) == 0 &&
               st.epochs == 1);
@@ -776,10 +816,14 @@ static void test_epochs(void)
     CHECK(ht_store_get(t, HT_DB_NODES, a.b, 8, &v, &vn) == HT_ERR_NOTFOUND);
     CHECK(ht_store_get(t, HT_DB_NODES, b.b, 8, &v, &vn) == 0);
     CHECK(ht_store_counter(t, "pending") == 1);
-    CHECK(ht_store_get(t, HT_DB_META, "bf:\0\0\0\0", 7, &v, &vn) ==
+    CHECK(ht_store_get(t, HT_DB_META, "bf:\0\0\0\0\0\0", 9, &v, &vn) ==
+          HT_ERR_NOTFOUND);
+    CHECK(ht_store_get(t, HT_DB_META, "doomed:\0\0\0\0", 11, &v, &vn) ==
           HT_ERR_NOTFOUND);
     ht_store_abort(t);
     ht_store_close(s);
+    for (size_t i = 0; i < sizeof(epoch_tables) / sizeof(*epoch_tables); i++)
+        CHECK(table_exists(dir, epoch_tables[i]) == 0);
 
     /* a reader opening it now: epoch 0's tables are gone */
     CHECK(ht_store_open(dir, true, &s) == HT_ERR_OK);

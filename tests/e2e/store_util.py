@@ -35,6 +35,7 @@ def _pairs(db, name):
 
 EPOCH_LIST_KEY = " " + b"epochs".hex()
 FILTER_KEY = " " + b"bf:".hex()  # a sealed epoch's Bloom filter
+DOOMED_KEY = " " + b"doomed:".hex()  # an epoch whose tables are being dropped
 
 
 def logical_tables(db, names=None):
@@ -42,7 +43,7 @@ def logical_tables(db, names=None):
     store reads them: a table kept per epoch ("keys", "keys~3", ...) is
     merged, the newest epoch's value of a key winning (in keys, the
     dupsort table, every pair once), and meta loses its list of epochs
-    and their filters.
+    and their filters (and the epochs being dropped).
     So two stores holding the same data compare equal however their
     writers cut it into epochs. names: only these tables."""
     p = subprocess.run(["mdb_dump", "-l", db], capture_output=True,
@@ -63,7 +64,8 @@ def logical_tables(db, names=None):
                     merged[k] = v
         if base == "meta":
             merged.pop(EPOCH_LIST_KEY, None)
-            for k in [k for k in merged if k.startswith(FILTER_KEY)]:
+            for k in [k for k in merged
+                      if k.startswith(FILTER_KEY) or k.startswith(DOOMED_KEY)]:
                 del merged[k]
         if base == "keys":
             out[base] = sorted(merged)
