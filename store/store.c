@@ -605,9 +605,7 @@ static struct bloom *bf_load(MDB_txn *txn, const struct ht_store *s,
     rc = mdb_cursor_get(c, &k, &v, MDB_SET);
     for (rc = rc ? rc : mdb_cursor_get(c, &k, &v, MDB_NEXT);
          !rc && have < bits / 8 && k.mv_size == BF_KEY &&
-         memcmp(k.mv_data, kb, 7) == 0 &&
-         ((const uint8_t *)k.mv_data)[7] == (uint8_t)(part >> 8) &&
-         ((const uint8_t *)k.mv_data)[8] == (uint8_t)part &&
+         (bf_key(kb, id, part), memcmp(k.mv_data, kb, BF_KEY) == 0) &&
          v.mv_size <= bits / 8 - have;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), part++) {
         memcpy((uint8_t *)b->bits + have, v.mv_data, v.mv_size);
@@ -727,25 +725,33 @@ static void epoch_table_name(char *name, size_t cap, uint32_t id, int db)
         snprintf(name, cap, "%s~%u", db_names[db], id);
 }
 
+/* Opens (creates) epoch id's table db in txn; an LMDB code. The caller
+ * holds ec_mu until txn ends. */
+static int epoch_table_open(MDB_txn *txn, uint32_t id, int db, bool create,
+                            MDB_dbi *dbi)
+{
+    char name[64];
+
+    epoch_table_name(name, sizeof(name), id, db);
+    return mdb_dbi_open(
+        txn, name,
+        (create ? MDB_CREATE : 0) | (db == HT_DB_KEYS ? MDB_DUPSORT : 0), dbi);
+}
+
 /* Opens (creates) epoch id's databases in txn into c; an LMDB code. The
  * caller holds ec_mu until txn ends. */
 static int ec_open(struct ht_store *s, MDB_txn *txn, uint32_t id, bool create,
                    struct ecache *c)
 {
-    char name[64];
-
     c->id = id;
     c->bf = NULL;
     for (int db = 0; db < HT_DB__COUNT; db++) {
-        unsigned flags =
-            (create ? MDB_CREATE : 0) | (db == HT_DB_KEYS ? MDB_DUPSORT : 0);
         int rc;
 
         c->dbi[db] = 0;
         if (!epoch_db(db))
             continue;
-        epoch_table_name(name, sizeof(name), id, db);
-        rc = mdb_dbi_open(txn, name, flags, &c->dbi[db]);
+        rc = epoch_table_open(txn, id, db, create, &c->dbi[db]);
         if (rc)
             return rc;
     }
@@ -2541,11 +2547,9 @@ static int doomed_txn(struct ht_store *s, uint32_t id, int db)
         *c = s->ec[--s->nec];
     }
     if (db >= 0) {
-        char name[64];
         MDB_dbi dbi;
 
-        epoch_table_name(name, sizeof(name), id, db);
-        rc = mdb_dbi_open(txn, name, db == HT_DB_KEYS ? MDB_DUPSORT : 0, &dbi);
+        rc = epoch_table_open(txn, id, db, false, &dbi);
         if (!rc)
             rc = mdb_drop(txn, dbi, 1);
     } else {
