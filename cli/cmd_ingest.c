@@ -72,12 +72,16 @@ static void show_progress(void *ctx, const struct ht_files_progress *f)
 {
     struct progress *p = ctx;
     int64_t now = ht_now_mono_us();
-    char which[64] = "";
+    char which[96] = "";
 
     if (!p->on || now - p->last < 250000)
         return;
     p->last = now;
-    if (f->files > 1)
+    /* files are read a few at a time, interleaved: all of them are named */
+    if (f->reading > 1)
+        snprintf(which, sizeof(which), " and %zu more (files %zu-%zu of %zu)",
+                 f->reading - 1, f->file, f->last, f->files);
+    else if (f->files > 1)
         snprintf(which, sizeof(which), " (file %zu of %zu)", f->file, f->files);
     if (f->total && f->done <= f->total)
         fprintf(stderr,

@@ -242,6 +242,8 @@ struct ht_files_progress {
     const char *name;   /* the oldest file being read */
     size_t file, files; /* its place in the list (from 1), and the list's
                            length */
+    size_t reading;     /* files being read at once (interleaved), >= 1 */
+    size_t last;        /* the place of the newest of them (from 1) */
     /* bytes as the files are on disk (gzip'd ones as such): done, read
      * (the files before it whole: read, skipped or unreadable), and
      * total, of every file; 0 for a stream, which has no size */

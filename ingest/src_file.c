@@ -457,7 +457,7 @@ static bool size_files(struct files *f)
 static void progress_lanes(struct files *f, struct ht_engine *e)
 {
     struct ht_files_progress p = {0};
-    size_t first = SIZE_MAX;
+    size_t first = SIZE_MAX, last = 0;
 
     if (!size_files(f))
         return;
@@ -472,15 +472,19 @@ static void progress_lanes(struct files *f, struct ht_engine *e)
         sz = f->before[l->idx + 1] - f->before[l->idx];
         at = ht_reader_input_pos(l->r);
         p.done = p.done - sz + (at < sz ? at : sz);
+        p.reading++;
         if (l->idx < first) {
             first = l->idx;
             p.name = l->path;
         }
+        if (l->idx + 1 > last)
+            last = l->idx + 1;
     }
     if (!p.name)
         return;
     p.total = f->before[f->npaths];
     p.file = first + 1;
+    p.last = last;
     p.files = f->npaths;
     p.documents =
         ht_engine_totals(e)->documents + ht_engine_batch(e)->documents;
@@ -581,6 +585,8 @@ static int poll_stream(struct files *f, struct ht_engine *e)
             .name = f->spos.source,
             .file = 1,
             .files = 1,
+            .reading = 1,
+            .last = 1,
             .done = ht_reader_pos(f->sr),
             .documents = ht_engine_totals(e)->documents + b->documents,
         };

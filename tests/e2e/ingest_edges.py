@@ -293,15 +293,25 @@ def main():
         files = [os.path.join(corpus, n) for n in names]
         total = sum(os.path.getsize(f) for f in files)
         rc, out = on_tty([hop, "--db", os.path.join(work, "tty"), "ingest"] + files)
-        shown = re.findall(r"\r\x1b\[Kingesting (\S+) \(file (\d+) of (\d+)\): "
+        # one file being read: "NAME (file I of N)"; several (they are
+        # read interleaved): "NAME and K more (files I-J of N)"
+        shown = re.findall(r"\r\x1b\[Kingesting (\S+)(?: and (\d+) more \(files (\d+)-(\d+)"
+                           r"| \(file (\d+)) of (\d+)\): "
                            r"([\d.]+) of ([\d.]+) MB \((\d+)%\), (\d+) documents", out)
         check(rc == 0 and shown, f"tty: exit {rc}, no progress line: {out[-500:]!r}")
-        for name, i, n, done, of, pct, _ in shown:
-            check(name in files and n == "3" and 1 <= int(i) <= 3 and
+        # the first line comes after the first slice, all three files open
+        check(not shown or shown[0][1:4] == ("2", "1", "3"),
+              f"tty: the first progress line does not name the three files being "
+              f"read: {shown[:1]}")
+        for name, more, i, j, one, n, done, of, pct, _ in shown:
+            i, j = (int(i), int(j)) if more else (int(one), int(one))
+            check(name in files and n == "3" and 1 <= i <= j <= 3 and
+                  (not more or (int(more) >= 1 and j - i >= int(more))) and
+                  files.index(name) == i - 1 and
                   abs(float(of) - total / 1e6) < 0.051 and float(done) <= float(of) and
                   0 <= int(pct) <= 100,
-                  f"tty: progress {name} file {i} of {n}: {done} of {of} MB ({pct}%), "
-                  f"the files hold {total / 1e6:.2f} MB")
+                  f"tty: progress {name} (+{more or 0}) files {i}-{j} of {n}: {done} of "
+                  f"{of} MB ({pct}%), the files hold {total / 1e6:.2f} MB")
         check(re.search(r"\r\x1b\[Kfinishing: request summaries and retention\.\.\."
                         r"\r\x1b\[Khoptrace: ingested \d+ documents .*; \d+ request "
                         r"summaries written in \d+ slices? \(\d+\.\d{3} s\)\r?\n$", out),
@@ -313,8 +323,8 @@ def main():
         shutil.copy(files[1], os.path.join(gzd, "b.ndjson"))
         rc, out = on_tty([hop, "--db", os.path.join(work, "tty-gz"), "ingest", gzd])
         ondisk = sum(os.path.getsize(os.path.join(gzd, n)) for n in os.listdir(gzd))
-        shown = re.findall(r"ingesting \S+ \(file [12] of 2\): ([\d.]+) of ([\d.]+) MB "
-                           r"\((\d+)%\), \d+ documents", out)
+        shown = re.findall(r"ingesting \S+ (?:and 1 more \(files 1-2|\(file [12]) of 2\): "
+                           r"([\d.]+) of ([\d.]+) MB \((\d+)%\), \d+ documents", out)
         # the share of the files' bytes on disk: a gzip stream's inflated
         # offset never goes into it (it would pass 100 %)
         check(rc == 0 and shown and
