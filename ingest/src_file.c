@@ -457,7 +457,7 @@ static bool size_files(struct files *f)
 static void progress_lanes(struct files *f, struct ht_engine *e)
 {
     struct ht_files_progress p = {0};
-    size_t first = SIZE_MAX, last = 0;
+    size_t first = SIZE_MAX;
 
     if (!size_files(f))
         return;
@@ -477,14 +477,13 @@ static void progress_lanes(struct files *f, struct ht_engine *e)
             first = l->idx;
             p.name = l->path;
         }
-        if (l->idx + 1 > last)
-            last = l->idx + 1;
+        if (l->idx + 1 > p.last)
+            p.last = l->idx + 1;
     }
     if (!p.name)
         return;
     p.total = f->before[f->npaths];
     p.file = first + 1;
-    p.last = last;
     p.files = f->npaths;
     p.documents =
         ht_engine_totals(e)->documents + ht_engine_batch(e)->documents;

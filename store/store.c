@@ -2496,23 +2496,16 @@ static void doomed_key(uint8_t k[DOOMED_KEY], uint32_t id)
     memcpy(k + 7, &id, 4);
 }
 
-/* The doomed epochs' ids into ids (at most cap); *n how many. */
-static int doomed_list(struct ht_store *s, uint32_t *ids, unsigned cap,
-                       unsigned *n)
+/* The doomed epochs' ids as txn sees them, into ids (at most cap); *n
+ * how many. */
+static int doomed_list(MDB_txn *txn, const struct ht_store *s, uint32_t *ids,
+                       unsigned cap, unsigned *n)
 {
-    MDB_txn *txn;
     MDB_cursor *c;
     MDB_val k = {7, "doomed:"}, v;
-    int rc;
+    int rc = mdb_cursor_open(txn, s->dbi[HT_DB_META], &c);
 
     *n = 0;
-    gate_enter(s);
-    rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
-    if (rc) {
-        gate_leave(s);
-        return lmdb_err(rc, "reading the epochs to drop");
-    }
-    rc = mdb_cursor_open(txn, s->dbi[HT_DB_META], &c);
     if (!rc) {
         for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
              !rc && *n < cap && k.mv_size == DOOMED_KEY &&
@@ -2521,8 +2514,6 @@ static int doomed_list(struct ht_store *s, uint32_t *ids, unsigned cap,
             memcpy(&ids[(*n)++], (const uint8_t *)k.mv_data + 7, 4);
         mdb_cursor_close(c);
     }
-    mdb_txn_abort(txn);
-    gate_leave(s);
     return rc && rc != MDB_NOTFOUND ? lmdb_err(rc, "reading the epochs to drop")
                                     : HT_ERR_OK;
 }
@@ -2579,9 +2570,14 @@ static int finish_doomed(struct ht_store *s, void *ctx)
 {
     uint32_t ids[2 * MAX_EPOCHS];
     unsigned n;
-    int rc = doomed_list(s, ids, 2 * MAX_EPOCHS, &n);
+    struct ht_txn *t;
+    int rc = ht_store_begin(s, false, &t);
 
     (void)ctx;
+    if (rc)
+        return rc;
+    rc = doomed_list(t->txn, s, ids, 2 * MAX_EPOCHS, &n);
+    ht_store_abort(t);
     for (unsigned i = 0; !rc && i < n; i++)
         for (int db = 0; !rc && db <= HT_DB__COUNT; db++) {
             if (db < HT_DB__COUNT && !epoch_db(db))
@@ -2697,23 +2693,25 @@ int ht_store_drop_epochs(struct ht_store *s, int64_t before_us,
     struct drop_args a = {before_us, pre, ctx, dropped};
     struct ht_txn *t;
     int64_t oldest;
+    uint32_t any;
+    unsigned doomed;
     int rc;
 
     *dropped = 0;
     if (s->readonly)
         return HT_ERR_USAGE;
-    /* what an interrupted drop left */
-    rc = ht_store_write_growing(s, finish_doomed, NULL);
-    if (rc)
-        return rc;
     /* anything to do? (a read, without holding anyone back) */
     rc = ht_store_begin(s, false, &t);
     if (rc)
         return rc;
     oldest = t->nep > 1 ? t->ep[t->nep - 1].max : INT64_MAX;
+    rc = doomed_list(t->txn, s, &any, 1, &doomed);
     ht_store_abort(t);
-    if (oldest >= before_us)
-        return HT_ERR_OK;
+    /* what an interrupted drop left goes first */
+    if (!rc && doomed)
+        rc = ht_store_write_growing(s, finish_doomed, NULL);
+    if (rc || oldest >= before_us)
+        return rc;
     rc = ht_store_write_growing(s, drop_run, &a);
     if (!rc && ht_store_test_drop_unfinished) {
         ht_store_test_drop_unfinished--;
