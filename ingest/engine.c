@@ -239,15 +239,19 @@ static void engine_yield(void *ctx, struct ht_batch *b)
     if (b != e->batch || b->nspans + b->nfacts + b->nrejects < e->batch_docs)
         return;
     spare = b == &e->batches[0] ? &e->batches[1] : &e->batches[0];
+    /* prepared while the writer still commits the spare's last records
+     * (as ht_engine_flush does): the prepared writes point at the records
+     * themselves, which keep their place when their arrays move */
+    if (ht_assembler_prepare(b, &prep) != HT_ERR_OK)
+        prep = NULL;
     pthread_mutex_lock(&e->mu);
     if (wait_idle(e)) {
         pthread_mutex_unlock(&e->mu);
+        ht_assembler_prep_free(prep);
         return; /* the next flush reports it */
     }
     pthread_mutex_unlock(&e->mu);
     ht_batch_move_records(spare, b);
-    if (ht_assembler_prepare(spare, &prep) != HT_ERR_OK)
-        prep = NULL;
     pthread_mutex_lock(&e->mu);
     ht_buf_reset(&e->ckpts);
     e->nckpts = 0;

@@ -464,9 +464,6 @@ static int remap(struct ht_store *s, size_t want)
         gate_open(s);
         return rc;
     }
-
-    if (rc)
-        return rc;
     file = data_file_size(s);
     if (want < file)
         want = file;
