@@ -30,17 +30,32 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv);
-/* A source that senders push to (UDP, OTLP/HTTP): what its command knows of
- * it (cli/ingest_push.c runs the command). */
+/* What a live source's command knows of its options (ht_cli_source_opts,
+ * cli/ingest_push.c). */
 struct ht_opt;
 struct ht_source_ops;
-struct ht_push_cmd {
-    const char *flag; /* "--udp": also takes the optional address */
+struct ht_ingest_opts;
+struct ht_source_cli {
+    const char *flag; /* "--kafka", "--udp", ... */
     const char *usage_head, *usage_tail;
     const struct ht_opt *table; /* the source's options */
+    void *cfg;                  /* the source's configuration, defaults set */
+    /* a source senders push to: its address field in cfg, which the flag
+     * takes when an address follows it (NULL: the flag is in the table) */
+    const char **listen;
+};
+/* Ingest's argv for a live source: --help anywhere prints the usage, the
+ * source's options and the shared ones (*help set); else the shared
+ * options go into *o and the source's into c->cfg. HT_EXIT_OK, or
+ * HT_EXIT_USAGE once it has said what is wrong. */
+int ht_cli_source_opts(struct ht_cli *cli, int argc, char **argv,
+                       const struct ht_source_cli *c, struct ht_ingest_opts *o,
+                       bool *help);
+/* A source that senders push to (UDP, OTLP/HTTP): what its command knows of
+ * it (cli/ingest_push.c runs the command). */
+struct ht_push_cmd {
+    struct ht_source_cli opts;
     const struct ht_source_ops *ops;
-    void *cfg;           /* the source's configuration, defaults set */
-    const char **listen; /* its address field, in cfg */
     /* Where it listens: for the "listening on" line, else as the
      * summary's source name. */
     void (*where)(void *src, bool listening, char *buf, size_t n);

@@ -55,39 +55,18 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
     void *src = NULL;
     int rc, exit_code = HT_EXIT_OK;
     uint64_t rejected;
-    char err[200];
+    bool help;
+    struct ht_source_cli opts = {.flag = "--kafka",
+                                 .usage_head = usage_head,
+                                 .usage_tail = usage_tail,
+                                 .table = ht_kafka_opt_table,
+                                 .cfg = &cfg};
 
     memset(&cfg, 0, sizeof(cfg));
     ht_opt_defaults(ht_kafka_opt_table, &cfg);
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage_head, stdout);
-            ht_opt_help(ht_kafka_opt_table, stdout);
-            ht_ingest_opts_help(stdout);
-            fputs(usage_tail, stdout);
-            return HT_EXIT_OK;
-        }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int taken = ht_ingest_opt(cli, argc, argv, &i, &o);
-
-        if (taken < 0)
-            return HT_EXIT_USAGE;
-        if (taken > 0)
-            continue;
-        taken = ht_opt_take(ht_kafka_opt_table, &cfg, argc, argv, &i, err,
-                            sizeof(err));
-        if (taken < 0) {
-            ht_cli_err("ingest --kafka: %s", err);
-            return HT_EXIT_USAGE;
-        }
-        if (taken == 0) {
-            ht_cli_err("ingest --kafka: unknown or incomplete option %s (see "
-                       "hoptrace ingest --kafka --help)",
-                       a);
-            return HT_EXIT_USAGE;
-        }
-    }
+    exit_code = ht_cli_source_opts(cli, argc, argv, &opts, &o, &help);
+    if (exit_code != HT_EXIT_OK || help)
+        return exit_code;
     cfg.until_idle = o.until_idle;
     cfg.stop = &stop_flag;
     memset(&sa, 0, sizeof(sa));

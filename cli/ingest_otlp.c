@@ -65,13 +65,13 @@ static void otlp_counts(void *src, const void *cfg, FILE *f, bool *rejected)
 int ht_cmd_ingest_otlp(struct ht_cli *cli, int argc, char **argv)
 {
     struct ht_otlp_cfg cfg;
-    struct ht_push_cmd c = {.flag = "--otlp",
-                            .usage_head = usage_head,
-                            .usage_tail = usage_tail,
-                            .table = ht_otlp_opt_table,
+    struct ht_push_cmd c = {.opts = {.flag = "--otlp",
+                                     .usage_head = usage_head,
+                                     .usage_tail = usage_tail,
+                                     .table = ht_otlp_opt_table,
+                                     .cfg = &cfg,
+                                     .listen = &cfg.listen},
                             .ops = &ht_source_otlp,
-                            .cfg = &cfg,
-                            .listen = &cfg.listen,
                             .where = otlp_where,
                             .counts = otlp_counts};
 

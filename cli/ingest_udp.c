@@ -58,13 +58,13 @@ static void udp_counts(void *src, const void *cfg, FILE *f, bool *rejected)
 int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv)
 {
     struct ht_udp_cfg cfg;
-    struct ht_push_cmd c = {.flag = "--udp",
-                            .usage_head = usage_head,
-                            .usage_tail = usage_tail,
-                            .table = ht_udp_opt_table,
+    struct ht_push_cmd c = {.opts = {.flag = "--udp",
+                                     .usage_head = usage_head,
+                                     .usage_tail = usage_tail,
+                                     .table = ht_udp_opt_table,
+                                     .cfg = &cfg,
+                                     .listen = &cfg.listen},
                             .ops = &ht_source_udp,
-                            .cfg = &cfg,
-                            .listen = &cfg.listen,
                             .where = udp_where,
                             .counts = udp_counts};
 
