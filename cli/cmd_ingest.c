@@ -9,7 +9,6 @@
 #include "cli.h"
 #include "sink.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,15 +53,6 @@ static const char usage_tail[] =
     "`tail -f FILE | hoptrace ingest -` works; a torn line costs that line\n"
     "only.\n";
 
-static struct ht_engine *running; /* for the signal handler */
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    if (running)
-        ht_engine_request_stop(running);
-}
-
 struct progress {
     bool on;
     int64_t last;
@@ -104,7 +94,7 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
     struct ht_files_stats st;
     struct progress prog = {0};
     struct ht_engine *e = NULL;
-    struct sigaction sa, old_int, old_term;
+    struct ht_cli_signals sig;
     void *src = NULL;
     char **paths;
     size_t npaths = 0;
@@ -189,15 +179,10 @@ int ht_cmd_ingest(struct ht_cli *cli, int argc, char **argv)
         free(paths);
         return HT_EXIT_ERROR;
     }
-    running = e;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal; /* SIGINT/SIGTERM: commit what was read */
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    ht_cli_catch_stop(&sig); /* SIGINT/SIGTERM: commit what was read */
+    ht_cli_stop_engine(e);
     rc = ht_engine_run(e, &ht_source_files, src, &o, 200);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    running = NULL;
+    ht_cli_release_stop(&sig);
     if (prog.on)
         fputs("\r\033[K", stderr);
     ht_files_stats(src, &st);

@@ -8,7 +8,6 @@
 #include "cli.h"
 #include "sink.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,24 +33,13 @@ static const char usage_tail[] =
     "exit 0. Poison messages go to the dead-letter table (hoptrace dlq)\n"
     "with their topic/partition/offset.\n";
 
-static volatile sig_atomic_t stop_flag;
-static struct ht_engine *running;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-    if (running)
-        ht_engine_request_stop(running);
-}
-
 int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
 {
     struct ht_kafka_cfg cfg;
     struct ht_kafka_stats st;
     struct ht_ingest_opts o = HT_INGEST_OPTS_INIT, run_o;
     struct ht_engine *e = NULL;
-    struct sigaction sa;
+    struct ht_cli_signals sig;
     void *src = NULL;
     int rc, exit_code = HT_EXIT_OK;
     uint64_t rejected;
@@ -68,21 +56,20 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
     if (exit_code != HT_EXIT_OK || help)
         return exit_code;
     cfg.until_idle = o.until_idle;
-    cfg.stop = &stop_flag;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    /* a signal while the brokers are reached stops that too */
+    cfg.stop = &ht_cli_stopping;
+    ht_cli_catch_stop(&sig);
     rc = ht_source_kafka.open(&cfg, &src);
-    if (rc)
+    if (rc) {
+        ht_cli_release_stop(&sig);
         return rc == HT_ERR_USAGE ? HT_EXIT_USAGE : HT_EXIT_ERROR;
+    }
     if (ht_cli_engine_open(cli, &o, &e) != HT_ERR_OK) {
         ht_source_kafka.close(src);
+        ht_cli_release_stop(&sig);
         return HT_EXIT_ERROR;
     }
-    running = e;
-    if (stop_flag)
-        ht_engine_request_stop(e);
+    ht_cli_stop_engine(e);
     run_o = o;
     run_o.until_idle = 0; /* the source ends itself (from its assignment) */
     rc = ht_engine_run(e, &ht_source_kafka, src, &run_o, 200);
@@ -95,7 +82,7 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
         if (!rc)
             rc = src_rc;
     }
-    running = NULL;
+    ht_cli_release_stop(&sig);
     if (!o.quiet) {
         char from[128];
 

@@ -8,7 +8,6 @@
 #include "cli.h"
 #include "sink.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,24 +38,13 @@ static const char usage_tail[] =
     "to 10 times with --until-idle, else until they pass (or a signal).\n"
     "The summary line ends with each shard's MillisBehindLatest.\n";
 
-static volatile sig_atomic_t stop_flag;
-static struct ht_engine *running;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-    if (running)
-        ht_engine_request_stop(running);
-}
-
 int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
 {
     struct ht_kinesis_src_cfg cfg;
     struct ht_kinesis_src_stats st;
     struct ht_ingest_opts o = HT_INGEST_OPTS_INIT, run_o;
     struct ht_engine *e = NULL;
-    struct sigaction sa;
+    struct ht_cli_signals sig;
     void *src = NULL;
     int rc, exit_code = HT_EXIT_OK;
     uint64_t rejected;
@@ -73,7 +61,7 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
     if (exit_code != HT_EXIT_OK || help)
         return exit_code;
     cfg.until_idle = o.until_idle;
-    cfg.stop = &stop_flag;
+    cfg.stop = &ht_cli_stopping;
     rc = ht_source_kinesis.open(&cfg, &src);
     if (rc)
         return rc == HT_ERR_USAGE ? HT_EXIT_USAGE : HT_EXIT_ERROR;
@@ -81,16 +69,12 @@ int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv)
         ht_source_kinesis.close(src);
         return HT_EXIT_ERROR;
     }
-    running = e;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    ht_cli_catch_stop(&sig);
+    ht_cli_stop_engine(e);
     run_o = o;
     run_o.until_idle = 0; /* the source ends itself (it knows its lag) */
     rc = ht_engine_run(e, &ht_source_kinesis, src, &run_o, 200);
-    running = NULL;
+    ht_cli_release_stop(&sig);
     ht_kinesis_src_stats(src, &st);
     if (!o.quiet) {
         char from[400];

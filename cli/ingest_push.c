@@ -9,7 +9,6 @@
 #include "cli.h"
 #include "sink.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -59,21 +58,12 @@ int ht_cli_source_opts(struct ht_cli *cli, int argc, char **argv,
     return HT_EXIT_OK;
 }
 
-static struct ht_engine *running;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    if (running)
-        ht_engine_request_stop(running);
-}
-
 int ht_cli_ingest_push(struct ht_cli *cli, int argc, char **argv,
                        const struct ht_push_cmd *c)
 {
     struct ht_ingest_opts o = HT_INGEST_OPTS_INIT;
     struct ht_engine *e = NULL;
-    struct sigaction sa, old_int, old_term;
+    struct ht_cli_signals sig;
     void *src = NULL;
     int rc, exit_code = HT_EXIT_OK;
     bool rejected = false, help;
@@ -89,18 +79,13 @@ int ht_cli_ingest_push(struct ht_cli *cli, int argc, char **argv,
         c->ops->close(src);
         return HT_EXIT_ERROR;
     }
-    running = e;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal; /* no SA_RESTART: poll returns EINTR */
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    ht_cli_catch_stop(&sig);
+    ht_cli_stop_engine(e);
     c->where(src, true, where, sizeof(where));
     fprintf(stderr, "hoptrace: listening on %s\n", where);
     fflush(stderr);
     rc = ht_engine_run(e, c->ops, src, &o, 50);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    running = NULL;
+    ht_cli_release_stop(&sig);
     if (!o.quiet) {
         c->where(src, false, where, sizeof(where));
         ht_cli_engine_settle(e);

@@ -143,3 +143,43 @@ void ht_sink_summary(struct ht_engine *e, FILE *f, const char *from)
                 upkeep.agg.slices == 1 ? "" : "s",
                 (double)upkeep.agg.total_us / 1e6);
 }
+
+/* ---- SIGINT / SIGTERM -------------------------------------------------- */
+
+volatile sig_atomic_t ht_cli_stopping;
+static struct ht_engine *volatile stop_target;
+
+static void on_stop_signal(int sig)
+{
+    struct ht_engine *e = stop_target;
+
+    (void)sig;
+    ht_cli_stopping = 1;
+    if (e)
+        ht_engine_request_stop(e); /* an atomic store: safe here */
+}
+
+void ht_cli_catch_stop(struct ht_cli_signals *old)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old->sigint);
+    sigaction(SIGTERM, &sa, &old->sigterm);
+}
+
+void ht_cli_stop_engine(struct ht_engine *e)
+{
+    stop_target = e;
+    if (e && ht_cli_stopping)
+        ht_engine_request_stop(e);
+}
+
+void ht_cli_release_stop(const struct ht_cli_signals *old)
+{
+    sigaction(SIGINT, &old->sigint, NULL);
+    sigaction(SIGTERM, &old->sigterm, NULL);
+    stop_target = NULL;
+}

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "ht_engine.h"
 
+#include <signal.h>
 #include <stdio.h>
 
 #define HT_INGEST_OPTS_INIT                                                    \
@@ -47,5 +48,21 @@ int ht_cli_engine_close(struct ht_engine *e);
  * source can append its own "; ..." parts. Call after ht_engine_sync and
  * ht_cli_engine_settle. */
 void ht_sink_summary(struct ht_engine *e, FILE *f, const char *from);
+
+/* SIGINT and SIGTERM while a command ingests: they set ht_cli_stopping
+ * (a source that can block before its engine runs polls it) and ask the
+ * engine named by ht_cli_stop_engine, if any, to commit what was read and
+ * return. ht_cli_catch_stop installs the handler (without SA_RESTART, so
+ * a blocking poll returns EINTR) and keeps the old ones in *old;
+ * ht_cli_release_stop puts them back and forgets the engine. */
+extern volatile sig_atomic_t ht_cli_stopping;
+struct ht_cli_signals {
+    struct sigaction sigint, sigterm;
+};
+void ht_cli_catch_stop(struct ht_cli_signals *old);
+/* e gets the signals from now on (NULL: none); when one came already, e
+ * is asked to stop at once. */
+void ht_cli_stop_engine(struct ht_engine *e);
+void ht_cli_release_stop(const struct ht_cli_signals *old);
 
 #endif
