@@ -598,13 +598,15 @@ static struct bloom *bf_load(MDB_txn *txn, const struct ht_store *s,
         free(b);
         return NULL;
     }
-    /* the parts in key order, each the next, until the bits are whole */
+    /* the parts follow the header in key order, each the next, until
+     * the bits are whole */
     rc = mdb_cursor_get(c, &k, &v, MDB_SET);
-    for (rc = rc ? rc : mdb_cursor_get(c, &k, &v, MDB_NEXT);
-         !rc && have < bits / 8 && k.mv_size == BF_KEY &&
-         (bf_key(kb, id, part), memcmp(k.mv_data, kb, BF_KEY) == 0) &&
-         v.mv_size <= bits / 8 - have;
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), part++) {
+    while (!rc && have < bits / 8) {
+        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+        bf_key(kb, id, part++);
+        if (rc || k.mv_size != BF_KEY || memcmp(k.mv_data, kb, BF_KEY) != 0 ||
+            v.mv_size > bits / 8 - have)
+            break;
         memcpy((uint8_t *)b->bits + have, v.mv_data, v.mv_size);
         have += v.mv_size;
     }
@@ -2704,17 +2706,16 @@ int ht_store_drop_epochs(struct ht_store *s, int64_t before_us,
     oldest = t->nep > 1 ? t->ep[t->nep - 1].max : INT64_MAX;
     rc = doomed_list(t->txn, s, &any, 1, &doomed);
     ht_store_abort(t);
-    /* what an interrupted drop left goes first */
-    if (!rc && doomed)
-        rc = ht_store_write_growing(s, finish_doomed, NULL);
-    if (rc || oldest >= before_us)
-        return rc;
-    rc = ht_store_write_growing(s, drop_run, &a);
-    if (!rc && ht_store_test_drop_unfinished) {
-        ht_store_test_drop_unfinished--;
-        return rc;
+    if (!rc && oldest < before_us) {
+        rc = ht_store_write_growing(s, drop_run, &a);
+        if (!rc && ht_store_test_drop_unfinished) {
+            ht_store_test_drop_unfinished--;
+            return rc;
+        }
     }
-    if (!rc)
+    /* the tables of what this call doomed, and of what an interrupted
+     * drop left, in one pass */
+    if (!rc && (doomed || *dropped))
         rc = ht_store_write_growing(s, finish_doomed, NULL);
     return rc;
 }
