@@ -31,7 +31,7 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_ingest_kinesis(struct ht_cli *cli, int argc, char **argv);
 int ht_cmd_ingest_udp(struct ht_cli *cli, int argc, char **argv);
 /* What a live source's command knows of its options (ht_cli_source_opts,
- * cli/ingest_push.c). */
+ * cli/sink.c). */
 struct ht_opt;
 struct ht_source_ops;
 struct ht_ingest_opts;

@@ -1,7 +1,7 @@
 /*
- * ingest_push.c - the command line shared by the live sources: their
- * options (ht_cli_source_opts, every live source), and the whole command
- * of the sources that senders push to (`ingest --udp`, `ingest --otlp`):
+ * ingest_push.c - the command line shared by the sources that senders push
+ * to (`ingest --udp`, `ingest --otlp`): parses their options (the shared
+ * ones and the source's table; its address is optional after the flag),
  * opens the source and the engine, runs until SIGINT/SIGTERM or
  * --until-idle, and prints the summary with the source's own counts.
  */
@@ -10,53 +10,6 @@
 #include "sink.h"
 
 #include <stdio.h>
-#include <string.h>
-
-int ht_cli_source_opts(struct ht_cli *cli, int argc, char **argv,
-                       const struct ht_source_cli *c, struct ht_ingest_opts *o,
-                       bool *help)
-{
-    char err[200];
-
-    /* first, so that `--kinesis --help` is help, not a stream name */
-    *help = false;
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(c->usage_head, stdout);
-            ht_opt_help(c->table, stdout);
-            ht_ingest_opts_help(stdout);
-            fputs(c->usage_tail, stdout);
-            *help = true;
-            return HT_EXIT_OK;
-        }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int taken = ht_ingest_opt(cli, argc, argv, &i, o);
-
-        if (taken < 0)
-            return HT_EXIT_USAGE;
-        if (taken > 0)
-            continue;
-        taken = ht_opt_take(c->table, c->cfg, argc, argv, &i, err, sizeof(err));
-        if (taken < 0) {
-            ht_cli_err("ingest %s: %s", c->flag, err);
-            return HT_EXIT_USAGE;
-        }
-        if (taken > 0)
-            continue;
-        if (c->listen && strcmp(a, c->flag) == 0) {
-            /* its address is optional */
-            if (i + 1 < argc && argv[i + 1][0] != '-')
-                *c->listen = argv[++i];
-            continue;
-        }
-        ht_cli_err("ingest %s: unknown option or missing value: %s (see "
-                   "hoptrace ingest %s --help)",
-                   c->flag, a, c->flag);
-        return HT_EXIT_USAGE;
-    }
-    return HT_EXIT_OK;
-}
 
 int ht_cli_ingest_push(struct ht_cli *cli, int argc, char **argv,
                        const struct ht_push_cmd *c)

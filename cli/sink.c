@@ -1,8 +1,9 @@
 /*
- * sink.c - the command line's side of the ingest engine: shared options
- * from argv (through the engine's declarative table), opening the engine
- * with an actionable error, and the summary line every source prints.
- * No writing, batching or decoding happens here (ingest/engine.c).
+ * sink.c - the command line's side of the ingest engine: the shared
+ * options from argv (through the engine's declarative table) and a live
+ * source's own (through its table), opening the engine with an actionable
+ * error, the summary line every source prints, and SIGINT/SIGTERM. No
+ * writing, batching or decoding happens here (ingest/engine.c).
  */
 #define _GNU_SOURCE
 #include "sink.h"
@@ -33,6 +34,52 @@ int ht_ingest_opt(struct ht_cli *cli, int argc, char **argv, int *i,
 void ht_ingest_opts_help(FILE *f)
 {
     ht_opt_help(ht_ingest_opt_table, f);
+}
+
+int ht_cli_source_opts(struct ht_cli *cli, int argc, char **argv,
+                       const struct ht_source_cli *c, struct ht_ingest_opts *o,
+                       bool *help)
+{
+    char err[200];
+
+    /* first, so that `--kinesis --help` is help, not a stream name */
+    *help = false;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(c->usage_head, stdout);
+            ht_opt_help(c->table, stdout);
+            ht_ingest_opts_help(stdout);
+            fputs(c->usage_tail, stdout);
+            *help = true;
+            return HT_EXIT_OK;
+        }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int taken = ht_ingest_opt(cli, argc, argv, &i, o);
+
+        if (taken < 0)
+            return HT_EXIT_USAGE;
+        if (taken > 0)
+            continue;
+        taken = ht_opt_take(c->table, c->cfg, argc, argv, &i, err, sizeof(err));
+        if (taken < 0) {
+            ht_cli_err("ingest %s: %s", c->flag, err);
+            return HT_EXIT_USAGE;
+        }
+        if (taken > 0)
+            continue;
+        if (c->listen && strcmp(a, c->flag) == 0) {
+            /* its address is optional */
+            if (i + 1 < argc && argv[i + 1][0] != '-')
+                *c->listen = argv[++i];
+            continue;
+        }
+        ht_cli_err("ingest %s: unknown option or missing value: %s (see "
+                   "hoptrace ingest %s --help)",
+                   c->flag, a, c->flag);
+        return HT_EXIT_USAGE;
+    }
+    return HT_EXIT_OK;
 }
 
 /* The write-side upkeep (aggregates, retention) of this process's one

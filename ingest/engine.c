@@ -250,9 +250,7 @@ static void engine_yield(void *ctx, struct ht_batch *b)
         ht_assembler_prep_free(prep);
         return; /* the next flush reports it */
     }
-    pthread_mutex_unlock(&e->mu);
-    ht_batch_move_records(spare, b);
-    pthread_mutex_lock(&e->mu);
+    ht_batch_move_records(spare, b); /* a few pointers: the writer is idle */
     ht_buf_reset(&e->ckpts);
     e->nckpts = 0;
     e->job = spare;
