@@ -107,7 +107,7 @@ int ht__stg_hist_index(int64_t us)
 
 static struct agg *agg_get(struct ht__stg *g, const uint8_t *k, size_t kn)
 {
-    uint64_t h = ht_hash64(k, kn);
+    uint64_t h = ht_hash_mem(k, kn);
     size_t i;
 
     if ((g->n + 1) * 2 > g->cap) {

@@ -624,6 +624,24 @@ uint64_t ht_hash64(const void *p, size_t n)
     return h;
 }
 
+uint64_t ht_hash_mem(const void *p, size_t n)
+{
+    const uint8_t *s = p;
+    uint64_t h = 0x243f6a8885a308d3ull ^ n, w;
+
+    for (; n >= 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0x9fb21c651e98df25ull;
+        h ^= h >> 29;
+    }
+    if (n) {
+        w = 0;
+        memcpy(&w, s, n);
+        h = (h ^ w) * 0x9fb21c651e98df25ull;
+    }
+    return ht_mix64(h);
+}
+
 uint64_t ht_mix64(uint64_t z)
 {
     z += 0x9e3779b97f4a7c15ull;

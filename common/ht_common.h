@@ -182,8 +182,12 @@ bool ht_parse_iso8601(const char *s, int64_t *out_us);
  * allowed) or RFC 3339. */
 bool ht_parse_time(const char *s, int64_t *out_us);
 
-/* FNV-1a 64; used for synthetic ids and hashing. */
+/* FNV-1a 64; used for synthetic ids and hashing. Stored: keys, filters
+ * and ids made with it must not change. */
 uint64_t ht_hash64(const void *p, size_t n);
+/* A hash for in-memory tables only (never stored, may change): eight
+ * bytes a step, well mixed in every bit. */
+uint64_t ht_hash_mem(const void *p, size_t n);
 /* One splitmix64 step's output for state z (z + the golden gamma, then
  * its finaliser): 64 well-mixed bits of z. A PRNG seed, a time made a
  * seed, a hash made into independent probes. */

@@ -288,7 +288,7 @@ static struct hent *hc_slot(struct hcache *hc, const uint8_t *k, size_t kn,
 /* The record of histogram key k, read from the store the first time. */
 static struct hent *hist_get(struct rctx *c, const uint8_t *k, size_t kn)
 {
-    uint64_t h = ht_hash64(k, kn);
+    uint64_t h = ht_hash_mem(k, kn);
     struct hent *e;
     const void *v;
     size_t vn;
@@ -472,7 +472,7 @@ static struct cent *cc_slot(struct ccache *cc, const uint8_t *k, size_t kn,
 static struct cent *cc_get(struct ccache *cc, struct ht_txn *t,
                            const uint8_t *k, size_t kn)
 {
-    uint64_t h = ht_hash64(k, kn);
+    uint64_t h = ht_hash_mem(k, kn);
     struct cent *e;
     const void *v;
     size_t vn;
@@ -903,6 +903,7 @@ struct pre_root {
 
 struct pre {
     int state; /* 0: not prefetched, 1: roots found, 2: none found */
+    bool own;  /* assembled by the slice's thread, not a reader */
     size_t n;
     struct pre_root *roots;
 };
@@ -925,7 +926,7 @@ static void refresh_trace(struct rctx *c, const struct ht_tid *tid,
     if (pre && pre->state) {
         found = pre->state == 1;
         n = pre->n;
-        c->st.prefetched++;
+        c->st.prefetched += !pre->own;
     } else {
         found = ht_qsession_trace_roots(c->qs, tid, &reqs, &n) == HT_ERR_OK;
     }
@@ -963,77 +964,69 @@ static void refresh_trace(struct rctx *c, const struct ht_tid *tid,
      * (rechecked), whether or not it still belongs to any request */
     if (!c->err)
         relink(c, tid, NULL);
+    /* the slice's traces are the dirty table's first ones, in order:
+     * their marks go together at commit, under one cursor */
     memcpy(key, tid->b, 16);
-    chk(c, ht_store_del(c->t, HT_DB_DIRTY, key, 16));
+    chk(c, ht_store_del_later(c->t, HT_DB_DIRTY, key, 16, NULL, 0));
     c->st.traces++;
 }
 
-/* ---- prefetch: assembling a slice's requests on several threads --------
+/* ---- readers: assembling a slice's requests on several threads ----------
  *
  * Assembling requests is most of the update, and it only reads. When the
  * caller can wait for the whole of it (`refresh`, an exiting ingest), the
- * slice's dirty traces are split into contiguous runs (a request's traces
- * have neighbouring ids: their ids begin with the time they were made),
- * one per core, each assembled by a thread in its own read transaction
- * and session; the digests are copied out (packed and unpacked, so they
- * hold no pointer into a session or the map). The write transaction then
- * uses them instead of assembling again, but only when it sees exactly
- * the data the readers saw: its id is the readers' + 1 (no commit in
- * between, by this process or another) and the dirty set is the same.
- * Otherwise, and for any trace a reader left out, the slice assembles as
- * it always does; the result does not depend on which path ran.
+ * slice's write transaction is begun first and its dirty traces are cut
+ * into chunks of neighbouring ids (a request's traces have neighbouring
+ * ids: they begin with the time they were made). One reader thread per
+ * further core takes chunks in order and assembles them in its own read
+ * transaction and session. The write transaction holds LMDB's writer lock
+ * from before the readers begin to its commit, so no commit, by this
+ * process or another, comes between: a reader sees exactly the data the
+ * writer's transaction began from (its id is the writer's - 1, checked).
+ *
+ * The slice's own thread goes through the chunks in order: a chunk a
+ * reader has done is written from the reader's digests; one no reader has
+ * taken yet it takes and assembles itself, as it always does; one a
+ * reader is still on it waits for. So the writing, which only this thread
+ * can do, overlaps the readers' assembling, and the threads share the
+ * work whatever its mix. The result does not depend on which thread
+ * assembled what.
  */
 
 #define PREFETCH_MAX_THREADS 8
+#define PREFETCH_CHUNK 16 /* traces a reader takes at a time */
 
 /* A reader's session and memory, kept from one slice to the next (as the
  * writer's are) so that every slice reuses what the first ones faulted
- * in. */
+ * in. Its digests point into its session's and tmp's memory: the slice
+ * writes them before the reader's next run reopens the session. */
 struct reader {
     struct ht_qsession *qs;
-    struct ht_arena *tmp; /* digests before they are copied */
-    struct ht_arena *a;   /* the copies: live until the slice commits */
+    struct ht_arena *tmp; /* the digests */
+    struct ht_arena *a;   /* the roots found per trace */
+};
+
+/* What the slice's thread and its readers share. */
+struct chunks {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    const struct ht_tid *ids;
+    struct pre *pre; /* per trace; filled by the reader of its chunk */
+    size_t n, nchunks;
+    size_t next;    /* the first chunk nobody has taken */
+    size_t last;    /* the chunks from here on are taken (by the slice) */
+    uint8_t *done;  /* per chunk: its pre are filled */
+    bool stop;      /* the slice takes no more */
+    uint64_t base;  /* the commit the write transaction began from */
+    size_t readers; /* running */
 };
 
 struct prefetch {
     struct ht_store *s;
-    const struct ht_tid *ids;
-    size_t from, to;
-    struct pre *out; /* indexed like ids */
+    struct chunks *ch;
     struct reader *rd;
-    uint64_t txn_id;  /* what the reader saw (0: not begun) */
     size_t max_bytes; /* the reader's session stops growing here */
-    int rc;
 };
-
-/* d, copied into a with nothing pointing elsewhere. */
-static const struct digest *digest_copy(const struct digest *d,
-                                        struct ht_arena *a, struct ht_buf *buf)
-{
-    struct digest *c = ht_arena_alloc(a, sizeof(*c));
-
-    memset(c, 0, sizeof(*c));
-    c->root = d->root;
-    ht_buf_reset(buf);
-    ht_agg_summary_pack(&d->s, buf);
-    if (ht_agg_summary_unpack(buf->data, buf->len, a, &c->s) != HT_ERR_OK)
-        return NULL;
-    ht_buf_reset(buf);
-    ht_jaeger_rec_pack(&d->j, buf);
-    if (ht_jaeger_rec_unpack(buf->data, buf->len, a, &c->j) != HT_ERR_OK)
-        return NULL;
-    c->tids = ht_arena_alloc(a, (d->ntids + 1) * sizeof(*c->tids));
-    memcpy(c->tids, d->tids, d->ntids * sizeof(*c->tids));
-    c->ntids = d->ntids;
-    if (d->url_route) {
-        size_t n = strlen(d->url_route) + 1;
-        char *u = ht_arena_alloc(a, n);
-
-        memcpy(u, d->url_route, n);
-        c->url_route = u;
-    }
-    return c;
-}
 
 /* Digests by root (id8_u64), for a reader's run. */
 struct dmap {
@@ -1051,7 +1044,6 @@ static size_t dmap_slot(const struct dmap *m, uint64_t k)
     return i;
 }
 
-/* Whether k is there; *v its digest. */
 static bool dmap_get(const struct dmap *m, uint64_t k, const struct digest **v)
 {
     size_t i;
@@ -1094,66 +1086,78 @@ static void dmap_put(struct dmap *m, uint64_t k, const struct digest *v)
     m->v[i] = v;
 }
 
-/* A reader's run: trace by trace, its roots and their digests. A request
- * reached through several of the run's traces is assembled once. */
+/* The roots of trace `tid` and their digests, into o. A request reached
+ * through several of the reader's traces is assembled once (built). */
+static void read_trace(struct reader *rd, const struct ht_tid *tid,
+                       struct pre *o, struct dmap *built)
+{
+    struct ht_request *reqs;
+    size_t n;
+
+    if (ht_qsession_trace_roots(rd->qs, tid, &reqs, &n) != HT_ERR_OK) {
+        o->state = 2;
+        return;
+    }
+    o->roots = ht_arena_alloc(rd->a, (n + 1) * sizeof(*o->roots));
+    o->n = n;
+    o->state = 1;
+    for (size_t j = 0; j < n; j++) {
+        struct pre_root *pr = &o->roots[j];
+        const char *handle = reqs[j].root_handle;
+        uint64_t k = id8_u64(&reqs[j].spans[0].s.id);
+        struct ht_request *r;
+
+        pr->root = reqs[j].spans[0].s.id;
+        pr->d = NULL;
+        if (!handle || !*handle || dmap_get(built, k, &pr->d))
+            continue;
+        if (ht_qsession_build(rd->qs, &reqs[j], &r) == HT_ERR_OK)
+            pr->d = digest_of(r, rd->tmp, true);
+        dmap_put(built, k, pr->d);
+    }
+}
+
+/* A reader's run: chunk after chunk until none is left, the slice stops
+ * or the reader's memory is full (the slice assembles the rest). */
 static void *prefetch_run(void *arg)
 {
     struct prefetch *p = arg;
+    struct chunks *ch = p->ch;
+    struct reader *rd = p->rd;
     struct ht_txn *t = NULL;
-    struct ht_qsession *qs = p->rd->qs;
-    struct ht_arena *tmp = p->rd->tmp;
     struct dmap built = {0};
-    struct ht_buf buf;
+    bool ok;
 
-    ht_buf_init(&buf);
-    ht_arena_clear(tmp);
-    p->rc = ht_store_begin(p->s, false, &t);
-    if (!p->rc) {
-        p->txn_id = ht_store_txn_id(t);
-        p->rc = qs ? ht_qsession_reopen(qs, t) : ht_qsession_open(t, &qs);
-        p->rd->qs = qs;
+    ht_arena_clear(rd->tmp);
+    ht_arena_clear(rd->a);
+    ok = ht_store_begin(p->s, false, &t) == HT_ERR_OK;
+    /* the writer's lock is held: anything else cannot be */
+    ok = ok && ht_store_txn_id(t) == ch->base;
+    if (ok) {
+        if (rd->qs)
+            ok = ht_qsession_reopen(rd->qs, t) == HT_ERR_OK;
+        else
+            ok = ht_qsession_open(t, &rd->qs) == HT_ERR_OK;
     }
-    for (size_t i = p->from; i < p->to && !p->rc; i++) {
-        struct ht_request *reqs;
-        size_t n;
-        struct pre *o = &p->out[i];
+    pthread_mutex_lock(&ch->mu);
+    while (ok && !ch->stop && ch->next < ch->last &&
+           ht_qsession_memory(rd->qs) + ht_arena_used(rd->tmp) < p->max_bytes) {
+        size_t c = ch->next++;
+        size_t end = (c + 1) * PREFETCH_CHUNK;
 
-        if (ht_qsession_memory(qs) + ht_arena_used(tmp) >= p->max_bytes)
-            break; /* the rest is assembled by the slice itself */
-        if (ht_qsession_trace_roots(qs, &p->ids[i], &reqs, &n) != HT_ERR_OK) {
-            o->state = 2;
-            continue;
-        }
-        o->roots = ht_arena_alloc(p->rd->a, (n + 1) * sizeof(*o->roots));
-        o->n = n;
-        o->state = 1;
-        for (size_t j = 0; j < n; j++) {
-            struct pre_root *pr = &o->roots[j];
-            const char *handle = reqs[j].root_handle;
-            uint64_t k = id8_u64(&reqs[j].spans[0].s.id);
-            struct ht_request *r;
-
-            pr->root = reqs[j].spans[0].s.id;
-            pr->d = NULL;
-            if (!handle || !*handle || dmap_get(&built, k, &pr->d))
-                continue;
-            if (ht_qsession_build(qs, &reqs[j], &r) == HT_ERR_OK &&
-                !(pr->d =
-                      digest_copy(digest_of(r, tmp, true), p->rd->a, &buf))) {
-                o->state = 0; /* cannot be: the slice assembles it */
-                break;
-            }
-            dmap_put(&built, k, pr->d);
-        }
+        pthread_mutex_unlock(&ch->mu);
+        for (size_t i = c * PREFETCH_CHUNK; i < end && i < ch->n; i++)
+            read_trace(rd, &ch->ids[i], &ch->pre[i], &built);
+        pthread_mutex_lock(&ch->mu);
+        ch->done[c] = 1;
+        pthread_cond_broadcast(&ch->cv);
     }
-    /* the session is kept for the next slice, emptied of this one's
-     * transaction (its requests are copied out) */
-    if (qs && t && ht_qsession_reopen(qs, NULL) != HT_ERR_OK) {
-        ht_qsession_close(qs);
-        p->rd->qs = NULL;
-    }
+    ch->readers--;
+    pthread_cond_broadcast(&ch->cv);
+    pthread_mutex_unlock(&ch->mu);
+    /* the session keeps what the digests point to (records are copied
+     * out of the map as they are read) until the next run reopens it */
     ht_store_abort(t);
-    ht_buf_free(&buf);
     free(built.k);
     free(built.v);
     return NULL;
@@ -1164,49 +1168,6 @@ static size_t cores(void)
     unsigned n = ht_cores();
 
     return n > PREFETCH_MAX_THREADS ? PREFETCH_MAX_THREADS : n;
-}
-
-/* The slice's dirty traces (ids, n) assembled by one reader per core, into
- * out[] (zeroed by the caller) with digests in the readers' arenas. *txn_id:
- * the commit the readers saw, 0 when they did not all see the same one (then
- * out is of no use). Only when there is more than one core. */
-static void prefetch(struct ht_store *s, const struct ht_tid *ids, size_t n,
-                     struct pre *out, struct reader *rd, uint64_t *txn_id)
-{
-    struct prefetch p[PREFETCH_MAX_THREADS];
-    pthread_t th[PREFETCH_MAX_THREADS];
-    bool started[PREFETCH_MAX_THREADS] = {false};
-    size_t k = cores();
-
-    *txn_id = 0;
-    if (k > n / 16)
-        k = n / 16 ? n / 16 : 1; /* not worth a thread for a few traces */
-    if (k < 2)
-        return;
-    for (size_t i = 0; i < k; i++) {
-        p[i] = (struct prefetch){
-            .s = s,
-            .ids = ids,
-            .from = n * i / k,
-            .to = n * (i + 1) / k,
-            .out = out,
-            .rd = &rd[i],
-            .max_bytes = HT_AGG_SLICE_BYTES / k,
-        };
-    }
-    for (size_t i = 1; i < k; i++)
-        started[i] = pthread_create(&th[i], NULL, prefetch_run, &p[i]) == 0;
-    for (size_t i = 1; i < k; i++)
-        if (!started[i])
-            prefetch_run(&p[i]);
-    prefetch_run(&p[0]);
-    for (size_t i = 1; i < k; i++)
-        if (started[i])
-            pthread_join(th[i], NULL);
-    *txn_id = p[0].txn_id;
-    for (size_t i = 0; i < k; i++)
-        if (p[i].rc || p[i].txn_id != *txn_id)
-            *txn_id = 0;
 }
 
 /* ---- slices -------------------------------------------------------------- */
@@ -1234,7 +1195,7 @@ static int dirty_visit(void *ctx, const void *k, size_t kn, const void *v,
 struct keep {
     struct ht_qsession *qs;
     struct ht_arena *a;
-    bool parallel; /* assemble on one reader per core first (prefetch) */
+    bool parallel; /* readers assemble alongside (one per further core) */
     struct reader rd[PREFETCH_MAX_THREADS];
 };
 
@@ -1252,75 +1213,130 @@ static void keep_free(struct keep *k)
     memset(k, 0, sizeof(*k));
 }
 
-void (*ht_agg_between_hook)(struct ht_store *s, void *ctx);
-void *ht_agg_between_ctx;
+void (*ht_agg_slice_hook)(void *ctx);
+void *ht_agg_slice_ctx;
 
-/* A slice's prefetch: what it found (the digests are in the readers'
- * arenas). */
-struct prefetched {
-    struct pre *pre; /* per dirty trace, NULL: none */
-    struct ht_tid *ids;
-    size_t n;
-    uint64_t txn_id;
+/* A slice's readers, while it runs. */
+struct crew {
+    struct chunks ch;
+    struct prefetch p[PREFETCH_MAX_THREADS];
+    pthread_t th[PREFETCH_MAX_THREADS];
+    size_t k; /* readers started */
 };
 
-static void prefetched_free(struct prefetched *f)
+/* Readers for the n dirty traces ids of write transaction t, one per
+ * further core; false (and nothing started) when not worth it or not
+ * possible. */
+static bool crew_start(struct crew *w, struct ht_store *s, struct ht_txn *t,
+                       struct keep *keep, const struct ht_tid *ids, size_t n)
 {
-    free(f->pre);
-    free(f->ids);
-    memset(f, 0, sizeof(*f));
+    size_t k = cores() - 1;
+
+    memset(w, 0, sizeof(*w));
+    if (k > n / PREFETCH_CHUNK)
+        k = n / PREFETCH_CHUNK; /* not worth a thread for a few traces */
+    if (!k)
+        return false;
+    for (size_t i = 0; i < k; i++) {
+        struct reader *rd = &keep->rd[i];
+
+        if (!rd->tmp)
+            rd->tmp = ht_arena_create();
+        if (!rd->a)
+            rd->a = ht_arena_create();
+        if (!rd->tmp || !rd->a)
+            return false;
+    }
+    w->ch.ids = ids;
+    w->ch.n = n;
+    w->ch.nchunks = (n + PREFETCH_CHUNK - 1) / PREFETCH_CHUNK;
+    w->ch.last = w->ch.nchunks;
+    w->ch.pre = calloc(n, sizeof(*w->ch.pre));
+    w->ch.done = calloc(w->ch.nchunks, 1);
+    w->ch.base = ht_store_txn_id(t) - 1;
+    if (!w->ch.pre || !w->ch.done) {
+        free(w->ch.pre);
+        free(w->ch.done);
+        return false;
+    }
+    pthread_mutex_init(&w->ch.mu, NULL);
+    pthread_cond_init(&w->ch.cv, NULL);
+    for (size_t i = 0; i < k; i++) {
+        w->p[i] = (struct prefetch){
+            .s = s,
+            .ch = &w->ch,
+            .rd = &keep->rd[i],
+            .max_bytes = HT_AGG_SLICE_BYTES / (k + 1),
+        };
+        w->ch.readers++;
+        if (pthread_create(&w->th[i], NULL, prefetch_run, &w->p[i]) != 0) {
+            w->ch.readers--;
+            break;
+        }
+        w->k++;
+    }
+    return true;
 }
 
-/* Up to max dirty traces, read and assembled before the slice's write
- * transaction begins (see prefetch). Leaves f empty when it cannot. */
-static void prefetch_slice(struct ht_store *s, size_t max, struct keep *k,
-                           struct prefetched *f)
+/* The pre of trace i to write from, once its chunk is done. While a
+ * reader is still on it, the slice's thread assembles chunks itself (own:
+ * its session on the write transaction) from the far end, where the
+ * readers come last: no thread waits while there is work, and few
+ * requests are assembled by both (a request's traces are neighbours).
+ * At its memory bound it takes only the chunk it needs. */
+static const struct pre *crew_take(struct crew *w, size_t i, struct reader *own,
+                                   struct dmap *built, bool full)
 {
-    struct dirty_ctx d = {0};
-    struct ht_txn *t;
-    uint64_t seen;
+    struct chunks *ch = &w->ch;
+    size_t c = i / PREFETCH_CHUNK;
 
-    memset(f, 0, sizeof(*f));
-    if (cores() < 2)
-        return;
-    for (size_t i = 0; i < PREFETCH_MAX_THREADS; i++) {
-        if (!k->rd[i].tmp)
-            k->rd[i].tmp = ht_arena_create();
-        if (!k->rd[i].a)
-            k->rd[i].a = ht_arena_create();
-        if (!k->rd[i].tmp || !k->rd[i].a)
-            return;
-        ht_arena_clear(k->rd[i].a);
+    pthread_mutex_lock(&ch->mu);
+    while (!ch->done[c]) {
+        size_t o;
+
+        if (ch->next == c)
+            o = ch->next++; /* nobody has it */
+        else if (ch->next < ch->last && !full)
+            o = --ch->last;
+        else {
+            pthread_cond_wait(&ch->cv, &ch->mu); /* its reader is on it */
+            continue;
+        }
+        pthread_mutex_unlock(&ch->mu);
+        for (size_t j = o * PREFETCH_CHUNK;
+             j < (o + 1) * PREFETCH_CHUNK && j < ch->n; j++) {
+            read_trace(own, &ch->ids[j], &ch->pre[j], built);
+            ch->pre[j].own = true;
+        }
+        pthread_mutex_lock(&ch->mu);
+        ch->done[o] = 1;
     }
-    d.max = max;
-    d.ids = malloc(max * sizeof(*d.ids));
-    if (!d.ids)
-        return;
-    if (ht_store_begin(s, false, &t) != HT_ERR_OK) {
-        free(d.ids);
-        return;
-    }
-    f->txn_id = ht_store_txn_id(t);
-    if (ht_store_scan(t, HT_DB_DIRTY, NULL, 0, dirty_visit, &d) != HT_ERR_OK)
-        d.n = 0;
-    ht_store_abort(t);
-    f->ids = d.ids;
-    f->n = d.n;
-    f->pre = calloc(d.n + 1, sizeof(*f->pre));
-    if (!f->pre) {
-        prefetched_free(f);
-        return;
-    }
-    prefetch(s, f->ids, f->n, f->pre, k->rd, &seen);
-    if (seen != f->txn_id) /* a commit came between: of no use */
-        prefetched_free(f);
+    pthread_mutex_unlock(&ch->mu);
+    return &ch->pre[i];
+}
+
+static void crew_stop(struct crew *w)
+{
+    pthread_mutex_lock(&w->ch.mu);
+    w->ch.stop = true;
+    pthread_mutex_unlock(&w->ch.mu);
+    for (size_t i = 0; i < w->k; i++)
+        pthread_join(w->th[i], NULL);
+    pthread_mutex_destroy(&w->ch.mu);
+    pthread_cond_destroy(&w->ch.cv);
+    free(w->ch.pre);
+    free(w->ch.done);
+    memset(w, 0, sizeof(*w));
 }
 
 static int slice(struct ht_store *s, size_t max, bool *more,
                  struct ht_agg_stats *out, struct keep *keep)
 {
     struct dirty_ctx d = {0};
-    struct prefetched f = {0};
+    struct crew w;
+    struct reader own;
+    struct dmap built = {0};
+    bool crew = false;
     struct rctx c;
     int64_t t0 = ht_now_mono_us();
     size_t i = 0;
@@ -1328,16 +1344,12 @@ static int slice(struct ht_store *s, size_t max, bool *more,
 
     *more = false;
     memset(&c, 0, sizeof(c));
-    if (keep && keep->parallel)
-        prefetch_slice(s, max, keep, &f);
-    if (f.pre && ht_agg_between_hook)
-        ht_agg_between_hook(s, ht_agg_between_ctx);
+    if (ht_agg_slice_hook)
+        ht_agg_slice_hook(ht_agg_slice_ctx);
     d.max = max;
     d.ids = malloc(max * sizeof(*d.ids));
-    if (!d.ids) {
-        prefetched_free(&f);
+    if (!d.ids)
         return HT_ERR_NOMEM;
-    }
     rc = ht_store_begin(s, true, &c.t);
     if (rc)
         goto out;
@@ -1346,10 +1358,6 @@ static int slice(struct ht_store *s, size_t max, bool *more,
         ht_store_abort(c.t);
         goto out;
     }
-    /* the prefetch is used only on exactly the data it read */
-    if (f.pre && (ht_store_txn_id(c.t) != f.txn_id + 1 || f.n != d.n ||
-                  memcmp(f.ids, d.ids, d.n * sizeof(*d.ids)) != 0))
-        prefetched_free(&f);
     if (keep && keep->qs) {
         c.qs = keep->qs;
         c.a = keep->a;
@@ -1367,6 +1375,9 @@ static int slice(struct ht_store *s, size_t max, bool *more,
         ht_store_abort(c.t);
         goto out;
     }
+    if (keep && keep->parallel)
+        crew = crew_start(&w, s, c.t, keep, d.ids, d.n);
+    own = (struct reader){c.qs, c.a, c.a};
     ht_buf_init(&c.buf);
     ht_buf_init(&c.tl);
     c.cc.a = c.a;
@@ -1374,12 +1385,21 @@ static int slice(struct ht_store *s, size_t max, bool *more,
      * several traces is loaded once); the slice ends early when it has
      * taken its time or its memory */
     while (i < d.n && !c.err) {
-        refresh_trace(&c, &d.ids[i], f.pre ? &f.pre[i] : NULL);
+        bool full =
+            ht_qsession_memory(c.qs) + ht_arena_used(c.a) >= HT_AGG_SLICE_BYTES;
+        const struct pre *p =
+            crew ? crew_take(&w, i, &own, &built, full) : NULL;
+
+        refresh_trace(&c, &d.ids[i], p);
         i++;
-        if ((!f.pre && ht_now_mono_us() - t0 >= HT_AGG_SLICE_US) ||
+        if ((!crew && ht_now_mono_us() - t0 >= HT_AGG_SLICE_US) ||
             ht_qsession_memory(c.qs) + ht_arena_used(c.a) >= HT_AGG_SLICE_BYTES)
             break;
     }
+    if (crew)
+        crew_stop(&w); /* the readers are done before the slice commits */
+    free(built.k);
+    free(built.v);
     tl_flush(&c);
     hist_flush(&c); /* before the arena holding its keys goes */
     chk(&c, ccache_flush(&c.cc, c.t, !c.err));
@@ -1419,7 +1439,6 @@ static int slice(struct ht_store *s, size_t max, bool *more,
     *more = d.n == max || i < d.n;
 out:
     free(d.ids);
-    prefetched_free(&f);
     return rc;
 }
 

@@ -65,11 +65,11 @@ int ht_agg_update(struct ht_store *s, size_t max_traces, bool *more,
 int ht_agg_catch_up(struct ht_store *s, struct ht_agg_stats *st);
 /* The same with *st reset first (`hoptrace refresh`). */
 int ht_agg_refresh(struct ht_store *s, struct ht_agg_stats *st);
-/* Tests only: called (when set) between a slice's readers and its write
- * transaction, with no transaction of the caller open; a test commits
- * there to make the slice assemble again. NULL in the program. */
-extern void (*ht_agg_between_hook)(struct ht_store *s, void *ctx);
-extern void *ht_agg_between_ctx;
+/* Tests only: called (when set) as each slice begins, with no
+ * transaction of the caller open; a test commits there to land a batch
+ * between two slices. NULL in the program. */
+extern void (*ht_agg_slice_hook)(void *ctx);
+extern void *ht_agg_slice_ctx;
 
 /*
  * Retention: drops the request summaries of requests that started before

@@ -19,7 +19,7 @@
 
 void *ht__map_get(struct map *m, const void *k, size_t kn)
 {
-    uint64_t h = ht_hash64(k, kn);
+    uint64_t h = ht_hash_mem(k, kn);
 
     if (!m->cap)
         return NULL;
@@ -33,20 +33,33 @@ void *ht__map_get(struct map *m, const void *k, size_t kn)
     }
 }
 
+/* Twice the slots (16 at first: most maps stay small), entries moved by
+ * their kept hashes. */
+static void map_grow(struct map *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 16;
+    struct ment *e = calloc(cap, sizeof(*e));
+
+    HT_ASSERT(e);
+    for (size_t i = 0; i < m->cap; i++) {
+        size_t j;
+
+        if (!m->e[i].k)
+            continue;
+        for (j = m->e[i].h & (cap - 1); e[j].k; j = (j + 1) & (cap - 1))
+            ;
+        e[j] = m->e[i];
+    }
+    free(m->e);
+    m->e = e;
+    m->cap = cap;
+}
+
 void ht__map_put(struct map *m, const void *k, size_t kn, void *v)
 {
-    if ((m->n + 1) * 2 > m->cap) {
-        struct map nm = {calloc(m->cap ? m->cap * 2 : 64, sizeof(struct ment)),
-                         m->cap ? m->cap * 2 : 64, 0};
-
-        HT_ASSERT(nm.e);
-        for (size_t i = 0; i < m->cap; i++)
-            if (m->e[i].k)
-                ht__map_put(&nm, m->e[i].k, m->e[i].kn, m->e[i].v);
-        free(m->e);
-        *m = nm;
-    }
-    uint64_t h = ht_hash64(k, kn);
+    if ((m->n + 1) * 2 > m->cap)
+        map_grow(m);
+    uint64_t h = ht_hash_mem(k, kn);
     for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
         struct ment *e = &m->e[i];
 
@@ -682,7 +695,7 @@ static int cmp_pair(const void *a, const void *b)
 
 static size_t kc_slot(const struct ktab *t, const struct ht_tid *tr)
 {
-    size_t i = (size_t)ht_hash64(tr->b, 16) & (t->cap - 1);
+    size_t i = (size_t)ht_hash_mem(tr->b, 16) & (t->cap - 1);
 
     while (t->e[i] && memcmp(t->e[i]->trace.b, tr->b, 16) != 0)
         i = (i + 1) & (t->cap - 1);

@@ -758,13 +758,19 @@ bool ht_jaeger_match_tags(const struct ht_request *r, const char *const *keys,
 /* ---- what Jaeger's search keeps of a request ----------------------------
  */
 
+/* Equal strings; the first bytes (or the same pointer) settle most. */
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a[0] == b[0] && strcmp(a, b) == 0);
+}
+
 static void rec_op(struct ht_jaeger_rec *o, size_t cap, const char *service,
                    const char *op, const char *kind)
 {
     for (uint32_t i = 0; i < o->nops; i++)
-        if (strcmp(o->ops[i].service, service) == 0 &&
-            strcmp(o->ops[i].operation, op) == 0 &&
-            strcmp(o->ops[i].kind, kind) == 0)
+        if (same_str(o->ops[i].operation, op) &&
+            same_str(o->ops[i].service, service) &&
+            same_str(o->ops[i].kind, kind))
             return;
     if (o->nops < cap) {
         o->ops[o->nops].service = service;

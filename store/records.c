@@ -60,26 +60,26 @@ static int hexdig(char c)
 
 size_t ht_id_pack(const char *s, size_t n, uint8_t *out)
 {
-    bool uuid = n == 36;
+    /* where each byte's two digits start in a lower-case UUID */
+    static const uint8_t at[16] = {0,  2,  4,  6,  9,  11, 14, 16,
+                                   19, 21, 24, 26, 28, 30, 32, 34};
 
-    for (size_t i = 0; uuid && i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23)
-            uuid = s[i] == '-';
-        else
-            uuid = hexdig(s[i]) >= 0;
-    }
-    if (uuid) {
-        size_t o = 1;
+    if (n == 36 && s[8] == '-' && s[13] == '-' && s[18] == '-' &&
+        s[23] == '-') {
+        uint8_t b[16];
+        int bad = 0;
 
-        out[0] = 1;
-        for (size_t i = 0; i < 36; i++) {
-            if (s[i] == '-')
-                continue;
-            out[o] = (uint8_t)(hexdig(s[i]) << 4 | hexdig(s[i + 1]));
-            o++;
-            i++;
+        for (size_t i = 0; i < 16; i++) {
+            int hi = hexdig(s[at[i]]), lo = hexdig(s[at[i] + 1]);
+
+            bad |= hi | lo; /* negative once any is not a digit */
+            b[i] = (uint8_t)((unsigned)hi << 4 | (unsigned)lo);
         }
-        return 17;
+        if (bad >= 0) {
+            out[0] = 1;
+            memcpy(out + 1, b, 16);
+            return 17;
+        }
     }
     out[0] = 0;
     memcpy(out + 1, s, n);

@@ -305,7 +305,10 @@ static void test_id_pack(void)
 {
     const char *ids[] = {"55d1c098-b0fd-429c-af21-6b7d6710d5be",
                          "55D1C098-B0FD-429C-AF21-6B7D6710D5BE",
-                         "LV7fzho-PHcEJPw=", "order-42", "x"};
+                         "55d1c098-b0fd-429c-af21-6b7d6710d5bg",
+                         "LV7fzho-PHcEJPw=",
+                         "order-42",
+                         "x"};
     uint8_t p[HT_ID_PACKED_MAX], k1[HT_KEY_MAX], k2[HT_KEY_MAX];
     char back[HT_ID_PACKED_MAX];
 
@@ -318,6 +321,7 @@ static void test_id_pack(void)
     /* a lowercase UUID is 16 bytes; any other text keeps its case */
     CHECK(ht_id_pack(ids[0], 36, p) == 17 && p[0] == 1);
     CHECK(ht_id_pack(ids[1], 36, p) == 37 && p[0] == 0);
+    CHECK(ht_id_pack(ids[2], 36, p) == 37 && p[0] == 0); /* 'g' */
     CHECK(ht_key_make_id(k1, 'L', ids[0]) == 18);
     CHECK(ht_key_make_id(k2, 'L', ids[1]) == 38);
     CHECK(ht_id_unpack(p, 0, back, sizeof(back)) == 0);
