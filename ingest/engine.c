@@ -29,6 +29,7 @@ struct ht_engine {
     struct ht_batch *batch; /* the batch being filled */
     struct ht_engine_totals tot;
     size_t batch_docs;
+    unsigned handed; /* batches handed to the writer (decoding thread's) */
     int64_t sync_every_us; /* 0: never flush to disk in bulk mode */
     int64_t retain_us;
     ht_engine_upkeep_fn upkeep;
@@ -222,6 +223,19 @@ static int wait_idle(struct ht_engine *e)
     return e->err;
 }
 
+/* Records per batch: --batch, halved while memory is high, and smaller
+ * for the first three batches so that the writer starts early (until the
+ * first hand-over it has nothing to do). */
+static size_t batch_cap(const struct ht_engine *e)
+{
+    size_t cap = e->batch_docs;
+
+    cap >>= __atomic_load_n(&e->shrink, __ATOMIC_RELAXED);
+    if (e->handed < 3)
+        cap >>= 3 - e->handed;
+    return cap < 256 ? 256 : cap;
+}
+
 /*
  * ht_batch.yield: inside one large value (a GetRecords file, a big array),
  * hand what was decoded so far to the writer without waiting for the value
@@ -236,7 +250,7 @@ static void engine_yield(void *ctx, struct ht_batch *b)
     struct ht_batch *spare;
     struct ht_asm_prep *prep = NULL;
 
-    if (b != e->batch || b->nspans + b->nfacts + b->nrejects < e->batch_docs)
+    if (b != e->batch || b->nspans + b->nfacts + b->nrejects < batch_cap(e))
         return;
     spare = b == &e->batches[0] ? &e->batches[1] : &e->batches[0];
     /* prepared while the writer still commits the spare's last records
@@ -255,6 +269,7 @@ static void engine_yield(void *ctx, struct ht_batch *b)
     e->nckpts = 0;
     e->job = spare;
     e->prep = prep;
+    e->handed++;
     pthread_cond_broadcast(&e->cv);
     pthread_mutex_unlock(&e->mu);
 }
@@ -423,12 +438,8 @@ bool ht_engine_has_data(const struct ht_engine *e)
 bool ht_engine_full(const struct ht_engine *e)
 {
     const struct ht_batch *b = e->batch;
-    size_t cap = e->batch_docs;
 
-    cap >>= __atomic_load_n(&e->shrink, __ATOMIC_RELAXED);
-    if (cap < 256)
-        cap = 256;
-    return b->nspans + b->nfacts + b->nrejects >= cap ||
+    return b->nspans + b->nfacts + b->nrejects >= batch_cap(e) ||
            ht_arena_used(b->arena) >
                ((size_t)48 << 20 >>
                 __atomic_load_n(&e->shrink, __ATOMIC_RELAXED));
@@ -467,6 +478,7 @@ int ht_engine_flush(struct ht_engine *e, const struct ht_engine_ckpt *ck,
     e->job = e->batch;
     e->prep = prep;
     e->batch = next;
+    e->handed++;
     pthread_cond_broadcast(&e->cv);
     pthread_mutex_unlock(&e->mu);
     return HT_ERR_OK;
