@@ -1017,6 +1017,7 @@ struct chunks {
     size_t last;    /* the chunks from here on are taken (by the slice) */
     uint8_t *done;  /* per chunk: its pre are filled */
     bool stop;      /* the slice takes no more */
+    bool started;   /* a reader has taken a chunk */
     uint64_t base;  /* the commit the write transaction began from */
     size_t readers; /* running */
 };
@@ -1145,6 +1146,10 @@ static void *prefetch_run(void *arg)
         size_t c = ch->next++;
         size_t end = (c + 1) * PREFETCH_CHUNK;
 
+        if (!ch->started) {
+            ch->started = true;
+            pthread_cond_broadcast(&ch->cv);
+        }
         pthread_mutex_unlock(&ch->mu);
         for (size_t i = c * PREFETCH_CHUNK; i < end && i < ch->n; i++)
             read_trace(rd, &ch->ids[i], &ch->pre[i], &built);
@@ -1283,7 +1288,11 @@ static bool crew_start(struct crew *w, struct ht_store *s, struct ht_txn *t,
  * its session on the write transaction) from the far end, where the
  * readers come last: no thread waits while there is work, and few
  * requests are assembled by both (a request's traces are neighbours).
- * At its memory bound it takes only the chunk it needs. */
+ * At its memory bound it takes only the chunk it needs. Until a reader
+ * has begun, one chunk is left to the readers, so that every slice run
+ * with readers has some of its traces assembled by them (what the tests
+ * compare with the slice's own assembling) however the threads are
+ * scheduled; a reader that cannot begin leaves them all to the slice. */
 static const struct pre *crew_take(struct crew *w, size_t i, struct reader *own,
                                    struct dmap *built, bool full)
 {
@@ -1292,11 +1301,12 @@ static const struct pre *crew_take(struct crew *w, size_t i, struct reader *own,
 
     pthread_mutex_lock(&ch->mu);
     while (!ch->done[c]) {
+        bool hold = !ch->started && ch->readers; /* one for the readers */
         size_t o;
 
-        if (ch->next == c)
+        if (ch->next == c && !hold)
             o = ch->next++; /* nobody has it */
-        else if (ch->next < ch->last && !full)
+        else if (ch->next + hold < ch->last && !full)
             o = --ch->last;
         else {
             pthread_cond_wait(&ch->cv, &ch->mu); /* its reader is on it */

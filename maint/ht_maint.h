@@ -38,8 +38,8 @@ struct ht_agg_stats {
     uint64_t requests;   /* request summaries written */
     uint64_t removed;    /* summaries of requests that merged into others */
     uint64_t slices;     /* write transactions committed */
-    uint64_t prefetched; /* dirty traces whose requests were assembled
-                          * ahead by the readers (ht_agg_catch_up) */
+    uint64_t prefetched; /* dirty traces whose requests a reader thread
+                          * assembled (ht_agg_catch_up) */
     int64_t longest_us;  /* the longest slice, commit included */
     int64_t total_us;    /* all the slices together, commits included */
 };
@@ -58,10 +58,11 @@ int ht_agg_update(struct ht_store *s, size_t max_traces, bool *more,
                   struct ht_agg_stats *st);
 
 /* Slices until nothing is dirty, for a caller that waits for all of it
- * (an exiting ingest): each slice's requests are first assembled on one
- * read-only thread per core (at most 8), then written in one transaction
- * as above; the result is the same as ht_agg_update's, slice by slice.
- * Counts are added to *st. The memory held at any time is one slice's. */
+ * (an exiting ingest): each slice's requests are assembled by read-only
+ * threads, one per further core (at most 7), beside the slice's write
+ * transaction, which writes them as they come (agg_update.c, "readers");
+ * the result is the same as ht_agg_update's, slice by slice. Counts are
+ * added to *st. The memory held at any time is one slice's. */
 int ht_agg_catch_up(struct ht_store *s, struct ht_agg_stats *st);
 /* The same with *st reset first (`hoptrace refresh`). */
 int ht_agg_refresh(struct ht_store *s, struct ht_agg_stats *st);

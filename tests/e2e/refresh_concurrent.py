@@ -104,8 +104,8 @@ def main(argv):
             fail(f"the last refresh, alone on {os.cpu_count()} cores, assembled "
                  f"nothing ahead: {r.stderr}")
         # how many traces the refreshes beside the ingest assembled, and of
-        # those how many ahead on readers (the rest: slices whose readers
-        # saw an older commit than the writer, or too few traces to split)
+        # those how many on reader threads (the rest: by the slices' own
+        # threads, or in slices with too few traces to split)
         seen = ahead = 0
         for x in refreshes:
             m = re.search(r"refreshed (\d+) traces.*; (\d+) traces assembled ahead",
