@@ -984,13 +984,13 @@ static void refresh_trace(struct rctx *c, const struct ht_tid *tid,
  * process or another, comes between: a reader sees exactly the data the
  * writer's transaction began from (its id is the writer's - 1, checked).
  *
- * The slice's own thread goes through the chunks in order: a chunk a
- * reader has done is written from the reader's digests; one no reader has
- * taken yet it takes and assembles itself, as it always does; one a
- * reader is still on it waits for. So the writing, which only this thread
- * can do, overlaps the readers' assembling, and the threads share the
- * work whatever its mix. The result does not depend on which thread
- * assembled what.
+ * The slice's own thread writes the chunks in order, each from the
+ * digests of whoever assembled it. Whenever the next chunk is not ready it
+ * assembles one itself, from its own session on the write transaction:
+ * the next one if nobody has taken it, else the last one left (crew_take).
+ * So the writing, which only this thread can do, overlaps the readers'
+ * assembling, and the threads share the work whatever its mix. The result
+ * does not depend on which thread assembled what.
  */
 
 #define PREFETCH_MAX_THREADS 8
