@@ -1118,6 +1118,28 @@ static void read_trace(struct reader *rd, const struct ht_tid *tid,
     }
 }
 
+/* Chunk c, taken by rd (own: the slice's thread), assembled and marked
+ * done. Called and returns with ch->mu held. */
+static void read_chunk(struct chunks *ch, size_t c, struct reader *rd,
+                       struct dmap *built, bool own)
+{
+    pthread_mutex_unlock(&ch->mu);
+    for (size_t i = c * PREFETCH_CHUNK;
+         i < (c + 1) * PREFETCH_CHUNK && i < ch->n; i++) {
+        read_trace(rd, &ch->ids[i], &ch->pre[i], built);
+        ch->pre[i].own = own;
+    }
+    pthread_mutex_lock(&ch->mu);
+    ch->done[c] = 1;
+    pthread_cond_broadcast(&ch->cv);
+}
+
+/* Whether rd's session and digests have reached max bytes. */
+static bool reader_full(const struct reader *rd, size_t max)
+{
+    return ht_qsession_memory(rd->qs) + ht_arena_used(rd->tmp) >= max;
+}
+
 /* A reader's run: chunk after chunk until none is left, the slice stops
  * or the reader's memory is full (the slice assembles the rest). */
 static void *prefetch_run(void *arg)
@@ -1142,20 +1164,12 @@ static void *prefetch_run(void *arg)
     }
     pthread_mutex_lock(&ch->mu);
     while (ok && !ch->stop && ch->next < ch->last &&
-           ht_qsession_memory(rd->qs) + ht_arena_used(rd->tmp) < p->max_bytes) {
-        size_t c = ch->next++;
-        size_t end = (c + 1) * PREFETCH_CHUNK;
-
+           !reader_full(rd, p->max_bytes)) {
         if (!ch->started) {
-            ch->started = true;
+            ch->started = true; /* the slice may take from the back now */
             pthread_cond_broadcast(&ch->cv);
         }
-        pthread_mutex_unlock(&ch->mu);
-        for (size_t i = c * PREFETCH_CHUNK; i < end && i < ch->n; i++)
-            read_trace(rd, &ch->ids[i], &ch->pre[i], &built);
-        pthread_mutex_lock(&ch->mu);
-        ch->done[c] = 1;
-        pthread_cond_broadcast(&ch->cv);
+        read_chunk(ch, ch->next++, rd, &built, false);
     }
     ch->readers--;
     pthread_cond_broadcast(&ch->cv);
@@ -1294,7 +1308,7 @@ static bool crew_start(struct crew *w, struct ht_store *s, struct ht_txn *t,
  * compare with the slice's own assembling) however the threads are
  * scheduled; a reader that cannot begin leaves them all to the slice. */
 static const struct pre *crew_take(struct crew *w, size_t i, struct reader *own,
-                                   struct dmap *built, bool full)
+                                   struct dmap *built)
 {
     struct chunks *ch = &w->ch;
     size_t c = i / PREFETCH_CHUNK;
@@ -1302,24 +1316,14 @@ static const struct pre *crew_take(struct crew *w, size_t i, struct reader *own,
     pthread_mutex_lock(&ch->mu);
     while (!ch->done[c]) {
         bool hold = !ch->started && ch->readers; /* one for the readers */
-        size_t o;
 
         if (ch->next == c && !hold)
-            o = ch->next++; /* nobody has it */
-        else if (ch->next + hold < ch->last && !full)
-            o = --ch->last;
-        else {
+            read_chunk(ch, ch->next++, own, built, true); /* nobody has it */
+        else if (ch->next + hold < ch->last &&
+                 !reader_full(own, HT_AGG_SLICE_BYTES))
+            read_chunk(ch, --ch->last, own, built, true);
+        else
             pthread_cond_wait(&ch->cv, &ch->mu); /* its reader is on it */
-            continue;
-        }
-        pthread_mutex_unlock(&ch->mu);
-        for (size_t j = o * PREFETCH_CHUNK;
-             j < (o + 1) * PREFETCH_CHUNK && j < ch->n; j++) {
-            read_trace(own, &ch->ids[j], &ch->pre[j], built);
-            ch->pre[j].own = true;
-        }
-        pthread_mutex_lock(&ch->mu);
-        ch->done[o] = 1;
     }
     pthread_mutex_unlock(&ch->mu);
     return &ch->pre[i];
@@ -1395,15 +1399,11 @@ static int slice(struct ht_store *s, size_t max, bool *more,
      * several traces is loaded once); the slice ends early when it has
      * taken its time or its memory */
     while (i < d.n && !c.err) {
-        bool full =
-            ht_qsession_memory(c.qs) + ht_arena_used(c.a) >= HT_AGG_SLICE_BYTES;
-        const struct pre *p =
-            crew ? crew_take(&w, i, &own, &built, full) : NULL;
-
-        refresh_trace(&c, &d.ids[i], p);
+        refresh_trace(&c, &d.ids[i],
+                      crew ? crew_take(&w, i, &own, &built) : NULL);
         i++;
         if ((!crew && ht_now_mono_us() - t0 >= HT_AGG_SLICE_US) ||
-            ht_qsession_memory(c.qs) + ht_arena_used(c.a) >= HT_AGG_SLICE_BYTES)
+            reader_full(&own, HT_AGG_SLICE_BYTES))
             break;
     }
     if (crew)
