@@ -655,16 +655,6 @@ static void mark_dirty(struct wr *w, const struct ht_batch *b)
     free(set);
 }
 
-/* FNV-1a: request ids are short, and this runs for every fact. */
-static uint64_t rid_hash(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
-    return h;
-}
-
 /* The facts of a batch that name an invocation, grouped by request id
  * (groups in order of first appearance, facts in batch order inside each;
  * glen set on each group's first fact). *out is malloc'd; returns their
@@ -696,12 +686,13 @@ static long sort_facts(const struct ht_batch *b, struct fact_ref **out)
     memset(slot, 0xff, cap * sizeof(*slot)); /* SIZE_MAX: empty */
     for (size_t i = 0; i < b->nfacts; i++) {
         const char *rid = b->facts[i].request_id;
-        size_t h, g;
+        size_t rn = rid ? strlen(rid) : 0, h, g;
 
         /* an access log line that names no integration request */
-        if (!rid || !*rid || strlen(rid) > 200)
+        if (!rn || rn > 200)
             continue;
-        for (h = (size_t)rid_hash(rid) & (cap - 1);; h = (h + 1) & (cap - 1)) {
+        for (h = (size_t)ht_hash_mem(rid, rn) & (cap - 1);;
+             h = (h + 1) & (cap - 1)) {
             g = slot[h];
             if (g == SIZE_MAX) {
                 g = slot[h] = ngroups++;
