@@ -20,13 +20,14 @@ enum { HALF_PRODUCER = 1, HALF_CONSUMER = 2, HALF_MATCHED = 3 };
 
 /*
  * A batch is applied in one of three modes. ALL does everything inside the
- * write transaction. The sink splits that in two so the writer thread does
- * less: PREP (no transaction, on the decoding thread) builds the writes
- * that depend on nothing stored — span records, keys, fact records,
- * by_time, dirty — into a sorted bulk set; APPLY (in the transaction)
- * writes that set and does the rest, which reads the store: invocation
- * merges, hop halves, stall state, dead letters, and in-progress spans
- * (which must not replace a stored complete copy).
+ * write transaction. The engine splits that in two so the writer thread
+ * does less: PREP (no transaction: on the decoding thread, or on the
+ * writer's before its transaction when the batch came while it was idle)
+ * builds the writes that depend on nothing stored — span records, keys,
+ * fact records, by_time, dirty — into a sorted bulk set; APPLY (in the
+ * transaction) writes that set and does the rest, which reads the store:
+ * invocation merges, hop halves, stall state, dead letters, and
+ * in-progress spans (which must not replace a stored complete copy).
  */
 enum mode { MODE_ALL, MODE_PREP, MODE_APPLY };
 

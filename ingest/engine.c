@@ -185,6 +185,12 @@ static void *writer_main(void *arg)
         if (!e->job)
             break;
         pthread_mutex_unlock(&e->mu);
+        /* a batch handed over while this thread was idle comes as it was
+         * decoded: its store-free writes are built here (see hand_raw);
+         * without them (out of memory) the commit does everything */
+        if (!e->prep && !e->err &&
+            ht_assembler_prepare(e->job, &e->prep) != HT_ERR_OK)
+            e->prep = NULL;
         int rc = e->err ? e->err : commit(e, e->job, e->prep);
 
         /* memory: the bound is on this process's own (anonymous) memory;
@@ -237,6 +243,18 @@ static size_t batch_cap(const struct ht_engine *e)
 }
 
 /*
+ * Whether the batch about to be handed over goes as it was decoded, its
+ * store-free writes left to the writer (ht_assembler_prepare): so when the
+ * writer waits for work, as it does while decoding is the slower side.
+ * When the writer is busy the decoding thread builds them itself while it
+ * waits. Either way the same writes reach the store. Called with mu held.
+ */
+static bool hand_raw(const struct ht_engine *e)
+{
+    return !e->job && !e->upkeeping;
+}
+
+/*
  * ht_batch.yield: inside one large value (a GetRecords file, a big array),
  * hand what was decoded so far to the writer without waiting for the value
  * to end. The records move to the idle spare batch; their strings stay in
@@ -256,9 +274,13 @@ static void engine_yield(void *ctx, struct ht_batch *b)
     /* prepared while the writer still commits the spare's last records
      * (as ht_engine_flush does): the prepared writes point at the records
      * themselves, which keep their place when their arrays move */
-    if (ht_assembler_prepare(b, &prep) != HT_ERR_OK)
-        prep = NULL;
     pthread_mutex_lock(&e->mu);
+    if (!hand_raw(e)) {
+        pthread_mutex_unlock(&e->mu);
+        if (ht_assembler_prepare(b, &prep) != HT_ERR_OK)
+            prep = NULL;
+        pthread_mutex_lock(&e->mu);
+    }
     if (wait_idle(e)) {
         pthread_mutex_unlock(&e->mu);
         ht_assembler_prep_free(prep);
@@ -453,11 +475,15 @@ int ht_engine_flush(struct ht_engine *e, const struct ht_engine_ckpt *ck,
     int rc;
 
     /* the writes that need no store are built here, on the decoding
-     * thread, while the writer still commits the previous batch; without
-     * them (out of memory) the writer does everything */
-    if (ht_assembler_prepare(e->batch, &prep) != HT_ERR_OK)
-        prep = NULL;
+     * thread, while the writer still commits the previous batch (when it
+     * is idle, it builds them: hand_raw) */
     pthread_mutex_lock(&e->mu);
+    if (!hand_raw(e)) {
+        pthread_mutex_unlock(&e->mu);
+        if (ht_assembler_prepare(e->batch, &prep) != HT_ERR_OK)
+            prep = NULL;
+        pthread_mutex_lock(&e->mu);
+    }
     rc = wait_idle(e);
     if (rc) {
         pthread_mutex_unlock(&e->mu);
