@@ -231,14 +231,23 @@ char *ht_arena_printf(struct ht_arena *a, const char *fmt, ...)
 {
     va_list ap, ap2;
     int n;
-    char *p;
+    char *p, small[256];
 
+    /* one pass when it fits (almost always): formatting twice, once to
+     * measure, costs as much again */
     va_start(ap, fmt);
     va_copy(ap2, ap);
-    n = vsnprintf(NULL, 0, fmt, ap);
+    n = vsnprintf(small, sizeof(small), fmt, ap);
     va_end(ap);
+    if (n < 0) { /* an encoding error: nothing */
+        n = 0;
+        small[0] = '\0';
+    }
     p = ht_arena_alloc(a, (size_t)n + 1);
-    vsnprintf(p, (size_t)n + 1, fmt, ap2);
+    if ((size_t)n < sizeof(small))
+        memcpy(p, small, (size_t)n + 1);
+    else
+        vsnprintf(p, (size_t)n + 1, fmt, ap2);
     va_end(ap2);
     return p;
 }
