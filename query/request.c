@@ -669,7 +669,7 @@ static void notify_trace_hops(struct q *q, struct ht_request *r)
 static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
 {
     struct down_ctx d;
-    struct vec tids = {0};
+    struct vec tids = {0}, btids = {0}; /* formatted; their bytes */
 
     memset(&d, 0, sizeof(d));
     memset(r, 0, sizeof(*r));
@@ -719,14 +719,17 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
             r->start_us = n->s.start_us;
         if (n->s.end_us > r->end_us)
             r->end_us = n->s.end_us;
-        if (!n->synthetic || !ht_tid_is_zero(&n->s.trace)) {
-            ht_tid_format(&n->s.trace, tbuf);
+        if (!ht_tid_is_zero(&n->s.trace)) {
             bool seen = false;
 
-            for (size_t j = 0; j < tids.n; j++)
-                seen |= strcmp(tids.p[j], tbuf) == 0;
-            if (!seen && !ht_tid_is_zero(&n->s.trace))
+            /* compared as bytes, formatted once: a request has few */
+            for (size_t j = 0; j < btids.n && !seen; j++)
+                seen = memcmp(btids.p[j], n->s.trace.b, 16) == 0;
+            if (!seen) {
+                ht__vec_push(q->a, &btids, (void *)n->s.trace.b);
+                ht_tid_format(&n->s.trace, tbuf);
                 ht__vec_push(q->a, &tids, ht_arena_strdup(q->a, tbuf));
+            }
         }
     }
     /* parents that loop (ids reused across documents) would make every walk
