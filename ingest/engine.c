@@ -186,8 +186,8 @@ static void *writer_main(void *arg)
             break;
         pthread_mutex_unlock(&e->mu);
         /* a batch handed over while this thread was idle comes as it was
-         * decoded: its store-free writes are built here (see hand_raw);
-         * without them (out of memory) the commit does everything */
+         * decoded (prepare_unless_idle): its store-free writes are built
+         * here; without them (out of memory) the commit does everything */
         if (!e->prep && !e->err &&
             ht_assembler_prepare(e->job, &e->prep) != HT_ERR_OK)
             e->prep = NULL;
@@ -243,15 +243,25 @@ static size_t batch_cap(const struct ht_engine *e)
 }
 
 /*
- * Whether the batch about to be handed over goes as it was decoded, its
- * store-free writes left to the writer (ht_assembler_prepare): so when the
- * writer waits for work, as it does while decoding is the slower side.
- * When the writer is busy the decoding thread builds them itself while it
- * waits. Either way the same writes reach the store. Called with mu held.
+ * The store-free writes of batch b (ht_assembler_prepare), built on the
+ * decoding thread while the writer is busy. When the writer waits for
+ * work, as it does while decoding is the slower side, the batch goes as
+ * it was decoded and the writer builds them (writer_main): NULL. Either
+ * way the same writes reach the store. Called with mu held; it is
+ * released while building.
  */
-static bool hand_raw(const struct ht_engine *e)
+static struct ht_asm_prep *prepare_unless_idle(struct ht_engine *e,
+                                               const struct ht_batch *b)
 {
-    return !e->job && !e->upkeeping;
+    struct ht_asm_prep *prep = NULL;
+
+    if (!e->job && !e->upkeeping)
+        return NULL;
+    pthread_mutex_unlock(&e->mu);
+    if (ht_assembler_prepare(b, &prep) != HT_ERR_OK)
+        prep = NULL;
+    pthread_mutex_lock(&e->mu);
+    return prep;
 }
 
 /*
@@ -266,7 +276,7 @@ static void engine_yield(void *ctx, struct ht_batch *b)
 {
     struct ht_engine *e = ctx;
     struct ht_batch *spare;
-    struct ht_asm_prep *prep = NULL;
+    struct ht_asm_prep *prep;
 
     if (b != e->batch || b->nspans + b->nfacts + b->nrejects < batch_cap(e))
         return;
@@ -275,12 +285,7 @@ static void engine_yield(void *ctx, struct ht_batch *b)
      * (as ht_engine_flush does): the prepared writes point at the records
      * themselves, which keep their place when their arrays move */
     pthread_mutex_lock(&e->mu);
-    if (!hand_raw(e)) {
-        pthread_mutex_unlock(&e->mu);
-        if (ht_assembler_prepare(b, &prep) != HT_ERR_OK)
-            prep = NULL;
-        pthread_mutex_lock(&e->mu);
-    }
+    prep = prepare_unless_idle(e, b);
     if (wait_idle(e)) {
         pthread_mutex_unlock(&e->mu);
         ht_assembler_prep_free(prep);
@@ -471,19 +476,14 @@ int ht_engine_flush(struct ht_engine *e, const struct ht_engine_ckpt *ck,
                     size_t n)
 {
     struct ht_batch *next;
-    struct ht_asm_prep *prep = NULL;
+    struct ht_asm_prep *prep;
     int rc;
 
     /* the writes that need no store are built here, on the decoding
      * thread, while the writer still commits the previous batch (when it
-     * is idle, it builds them: hand_raw) */
+     * is idle, it builds them) */
     pthread_mutex_lock(&e->mu);
-    if (!hand_raw(e)) {
-        pthread_mutex_unlock(&e->mu);
-        if (ht_assembler_prepare(e->batch, &prep) != HT_ERR_OK)
-            prep = NULL;
-        pthread_mutex_lock(&e->mu);
-    }
+    prep = prepare_unless_idle(e, e->batch);
     rc = wait_idle(e);
     if (rc) {
         pthread_mutex_unlock(&e->mu);
