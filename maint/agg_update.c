@@ -116,10 +116,9 @@ static struct digest *digest_of(const struct ht_request *r, struct ht_arena *a,
     memset(d, 0, sizeof(*d));
     d->root = r->spans[0].s.id;
     d->tids = ht_arena_alloc(a, (r->ntrace_ids + 1) * sizeof(*d->tids));
-    for (size_t i = 0; i < r->ntrace_ids; i++)
-        if (ht_tid_parse(r->trace_ids[i], strlen(r->trace_ids[i]),
-                         &d->tids[d->ntids]))
-            d->ntids++;
+    d->ntids = r->ntrace_ids;
+    if (d->ntids) /* as bytes: build_request compared them so */
+        memcpy(d->tids, r->trace_bins, d->ntids * sizeof(*d->tids));
     if (!whole)
         return d;
     summarize(r, a, &d->s);

@@ -77,6 +77,7 @@ struct ht_request {
     struct ht_cp_entry *cp;
     size_t ncp;
     const char **trace_ids;
+    struct ht_tid *trace_bins; /* the same ids as bytes, in that order */
     size_t ntrace_ids;
     const char **corr_ids;
     size_t ncorr_ids;

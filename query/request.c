@@ -900,6 +900,9 @@ static void build_request(struct q *q, struct qnode *root, struct ht_request *r)
     }
     r->ntrace_ids = tids.n;
     r->trace_ids = (const char **)tids.p;
+    r->trace_bins = ht_arena_alloc(q->a, (btids.n + 1) * sizeof(struct ht_tid));
+    for (size_t j = 0; j < btids.n; j++)
+        memcpy(r->trace_bins[j].b, btids.p[j], 16);
     r->ncorr_ids = d.corrs.n;
     r->corr_ids = (const char **)d.corrs.p;
     if (!r->nspans) {
