@@ -93,6 +93,9 @@ int ht_cmd_ingest_kafka(struct ht_cli *cli, int argc, char **argv)
         if (st.dlq_topic)
             fprintf(stderr, "; produced %llu to %s",
                     (unsigned long long)st.dlq_produced, st.dlq_topic);
+        if (st.dlq_failed)
+            fprintf(stderr, " (%llu not: the dead-letter table has them)",
+                    (unsigned long long)st.dlq_failed);
         if (st.busy_us > 0)
             fprintf(stderr, "; %.0f messages/s, %.1f MB/s",
                     (double)st.messages * 1e6 / (double)st.busy_us,

@@ -347,9 +347,11 @@ struct ht_kafka_cfg {
 };
 
 struct ht_kafka_stats {
-    uint64_t messages, bytes, dlq_produced;
-    int64_t busy_us; /* first message to the commit of the last */
-    bool fatal;      /* a Kafka error that retrying will not fix (logged) */
+    uint64_t messages, bytes;
+    uint64_t dlq_produced; /* acknowledged by the brokers */
+    uint64_t dlq_failed;   /* given up on: the dead-letter table has them */
+    int64_t busy_us;       /* first message to the commit of the last */
+    bool fatal; /* a Kafka error that retrying will not fix (logged) */
     const char *dlq_topic;
 };
 
@@ -359,7 +361,9 @@ extern const struct ht_opt ht_kafka_opt_table[]; /* of struct ht_kafka_cfg */
  * commit through the engine inside poll and close: close the source
  * before the engine. */
 extern const struct ht_source_ops ht_source_kafka;
-void ht_kafka_stats(const void *state, struct ht_kafka_stats *out);
+/* The run's counts; first waits (up to 10 s) for the dead-letter
+ * producer's outstanding messages, so that they are final. */
+void ht_kafka_stats(void *state, struct ht_kafka_stats *out);
 
 /* ---- the Kinesis source: every shard of a stream ------------------------ */
 

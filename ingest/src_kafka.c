@@ -67,7 +67,10 @@ struct kc {
     /* offsets of the last flush: committed to Kafka once that flush is
      * known to be in the store (the next flush returned, or a sync) */
     rd_kafka_topic_partition_list_t *to_commit;
-    uint64_t messages, bytes, dlq_produced;
+    uint64_t messages, bytes;
+    /* poison messages handed to the dead-letter producer, acknowledged by
+     * the brokers, and given up on (delivery reports) */
+    uint64_t dlq_queued, dlq_produced, dlq_failed;
     int err;                    /* store error: stop */
     bool fatal;                 /* a Kafka error that retrying will not fix */
     int64_t last_error;         /* rate limit of broker error lines */
@@ -329,7 +332,38 @@ static void to_dlq_topic(struct kc *k, const rd_kafka_message_t *m)
                     "dead-letter table has it)",
                     k->dlq_topic, rd_kafka_err2str(e));
     else
+        k->dlq_queued++;
+}
+
+/* Delivery reports of the dead-letter producer, served by rd_kafka_poll
+ * and rd_kafka_flush on the source's thread: only an acknowledged message
+ * counts as produced. */
+static void dlq_report(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                       void *opaque)
+{
+    struct kc *k = opaque;
+
+    (void)rk;
+    if (!m->err) {
         k->dlq_produced++;
+        return;
+    }
+    if (!k->dlq_failed++)
+        HT_LOG_WARN("ingest:kafka",
+                    "cannot produce a poison message to dead-letter topic "
+                    "%s: %s (the dead-letter table has it)",
+                    k->dlq_topic, rd_kafka_err2str(m->err));
+}
+
+/* Waits up to 10 s for the dead-letter producer's outstanding messages,
+ * so that the run's counts are final when it ends. */
+static void flush_dlq(struct kc *k)
+{
+    if (k->dlq && rd_kafka_flush(k->dlq, 10000))
+        HT_LOG_ERROR("ingest:kafka",
+                     "kafka: %d poison messages could not be produced to %s "
+                     "within 10 s (they are in the dead-letter table)",
+                     rd_kafka_outq_len(k->dlq), k->dlq_topic);
 }
 
 static void handle_message(struct kc *k, const rd_kafka_message_t *m)
@@ -484,11 +518,7 @@ static void kafka_close(void *state)
     if (k->to_commit)
         rd_kafka_topic_partition_list_destroy(k->to_commit);
     if (k->dlq) {
-        if (rd_kafka_flush(k->dlq, 10000))
-            HT_LOG_ERROR("ingest:kafka",
-                         "kafka: some poison messages could not be produced "
-                         "to %s (they are in the dead-letter table)",
-                         k->dlq_topic);
+        flush_dlq(k);
         rd_kafka_destroy(k->dlq);
     }
     for (size_t i = 0; i < k->nparts; i++)
@@ -570,6 +600,8 @@ static int kafka_open(const void *cfgv, void **state)
             goto fail;
         }
         rd_kafka_conf_set_log_cb(pc, log_cb);
+        rd_kafka_conf_set_opaque(pc, k);
+        rd_kafka_conf_set_dr_msg_cb(pc, dlq_report);
         k->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof(errstr));
         if (!k->dlq) {
             HT_LOG_ERROR("ingest:kafka",
@@ -703,14 +735,16 @@ static int kafka_checkpoint(void *state, struct ht_engine *e)
     return flush_batch(k);
 }
 
-void ht_kafka_stats(const void *state, struct ht_kafka_stats *out)
+void ht_kafka_stats(void *state, struct ht_kafka_stats *out)
 {
-    const struct kc *k = state;
+    struct kc *k = state;
 
+    flush_dlq(k);
     memset(out, 0, sizeof(*out));
     out->messages = k->messages;
     out->bytes = k->bytes;
     out->dlq_produced = k->dlq_produced;
+    out->dlq_failed = k->dlq_queued - k->dlq_produced;
     out->fatal = k->fatal;
     out->dlq_topic = k->dlq_topic;
     /* the throughput window ends with the last message's commit, not with

@@ -191,7 +191,10 @@ def main():
             fails.append("dead letters do not name kafka:segs/PARTITION")
         if f"rejected {len(POISON)} " not in p.stderr:
             fails.append(f"expected {len(POISON)} rejected")
-        n, headers = mc.consume("dead", 2)
+        if f"produced {len(POISON)} to dead" not in p.stderr:
+            fails.append(f"expected {len(POISON)} acknowledged on the DLQ "
+                         f"topic: {p.stderr}")
+        n, headers = mc.consume("dead")
         if n != len(POISON) or not all("hoptrace-topic=segs" in h and
                                        "hoptrace-offset=" in h
                                        for h in headers):

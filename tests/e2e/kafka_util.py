@@ -63,11 +63,15 @@ class MockCluster:
         if p.returncode != 0 or p.stdout.strip() != f"produced {len(messages)}":
             raise RuntimeError(f"produce failed: {p.stdout} {p.stderr}")
 
-    def consume(self, topic, idle=3):
+    def consume(self, topic, limit=60):
+        """(count, headers) of TOPIC's partition 0, read to its end; the
+        helper's complaint instead of headers if it never got there."""
         p = subprocess.run([self.helper, "consume", self.bootstrap, topic,
-                            str(idle)], capture_output=True, text=True,
-                           timeout=300)
+                            str(limit)], capture_output=True, text=True,
+                           timeout=limit + 60)
         lines = p.stdout.splitlines()
+        if p.returncode != 0 or not lines:
+            return -1, [p.stderr.strip()]
         return int(lines[0].split()[1]), lines[1:]
 
 

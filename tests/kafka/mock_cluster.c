@@ -12,10 +12,11 @@
  *   mock_cluster produce BOOTSTRAP TOPIC PARTITIONS FILE
  *       produces FILE's records (4-byte big-endian length, then the
  *       bytes), record i to partition i % PARTITIONS; prints "produced N"
- *   mock_cluster consume BOOTSTRAP TOPIC IDLE_SECONDS
- *       reads TOPIC's partition 0 from the beginning until it is idle
- *       that long and
- *       prints "consumed N", then one line per message: its headers
+ *   mock_cluster consume BOOTSTRAP TOPIC SECONDS
+ *       reads TOPIC's partition 0 from the beginning to its end (the
+ *       high watermark when the fetch reaches it), waiting at most
+ *       SECONDS for that, and prints "consumed N", then one line per
+ *       message: its headers; exit 1 if the end was not reached
  */
 #define _GNU_SOURCE
 #include <librdkafka/rdkafka.h>
@@ -162,19 +163,32 @@ static int produce(const char *bootstrap, const char *topic, int nparts,
     return 0;
 }
 
-static int consume(const char *bootstrap, const char *topic, double idle)
+static double mono_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* To the partition's end, not "until nothing came for a while": a reader
+ * that is slow to start (a loaded machine, a sanitizer build) would take
+ * a late first fetch for an empty topic. */
+static int consume(const char *bootstrap, const char *topic, double limit)
 {
     char err[256];
     rd_kafka_conf_t *c = conf_with(bootstrap);
     rd_kafka_t *rk;
     rd_kafka_topic_partition_list_t *sub;
     long count = 0;
+    int at_end = 0;
     char *lines = NULL;
     size_t lines_len = 0;
     FILE *mem = open_memstream(&lines, &lines_len);
-    time_t last = time(NULL);
+    double deadline = mono_s() + limit;
 
     rd_kafka_conf_set(c, "group.id", "mock-cluster-reader", err, sizeof(err));
+    rd_kafka_conf_set(c, "enable.partition.eof", "true", err, sizeof(err));
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err));
     if (!rk) {
         fprintf(stderr, "mock_cluster: %s\n", err);
@@ -187,15 +201,16 @@ static int consume(const char *bootstrap, const char *topic, double idle)
         RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_assign(rk, sub);
     rd_kafka_topic_partition_list_destroy(sub);
-    while (difftime(time(NULL), last) < idle) {
+    while (!at_end && mono_s() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         rd_kafka_headers_t *h = NULL;
 
         if (!m)
             continue;
-        if (!m->err) {
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            at_end = 1;
+        } else if (!m->err) {
             count++;
-            last = time(NULL);
             if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 const char *name;
                 const void *v;
@@ -213,9 +228,12 @@ static int consume(const char *bootstrap, const char *topic, double idle)
     rd_kafka_assign(rk, NULL);
     rd_kafka_destroy(rk);
     fclose(mem);
+    if (!at_end)
+        fprintf(stderr, "mock_cluster: %s/0: no end of partition within %g s\n",
+                topic, limit);
     printf("consumed %ld\n%s", count, lines ? lines : "");
     free(lines);
-    return 0;
+    return at_end ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -226,7 +244,8 @@ int main(int argc, char **argv)
         return produce(argv[2], argv[3], atoi(argv[4]), argv[5]);
     if (argc == 5 && strcmp(argv[1], "consume") == 0)
         return consume(argv[2], argv[3], atof(argv[4]));
-    fprintf(stderr, "usage: mock_cluster serve [BROKERS] | produce BOOTSTRAP "
-                    "TOPIC PARTITIONS FILE | consume BOOTSTRAP TOPIC IDLE\n");
+    fprintf(stderr,
+            "usage: mock_cluster serve [BROKERS] | produce BOOTSTRAP "
+            "TOPIC PARTITIONS FILE | consume BOOTSTRAP TOPIC SECONDS\n");
     return 2;
 }
