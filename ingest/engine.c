@@ -184,14 +184,18 @@ static void *writer_main(void *arg)
         }
         if (!e->job)
             break;
+        /* the sticky error as it stands, read under the lock */
+        int rc = e->err;
+
         pthread_mutex_unlock(&e->mu);
         /* a batch handed over while this thread was idle comes as it was
          * decoded (prepare_unless_idle): its store-free writes are built
          * here; without them (out of memory) the commit does everything */
-        if (!e->prep && !e->err &&
+        if (!e->prep && !rc &&
             ht_assembler_prepare(e->job, &e->prep) != HT_ERR_OK)
             e->prep = NULL;
-        int rc = e->err ? e->err : commit(e, e->job, e->prep);
+        if (!rc)
+            rc = commit(e, e->job, e->prep);
 
         /* memory: the bound is on this process's own (anonymous) memory;
          * the batch is what it grows with, so halve it (down to a
