@@ -7,7 +7,9 @@
  * for LMDB unless it has filled a second batch before the first is
  * committed, which bounds memory at two batches (back-pressure). Between
  * transactions, and at least once a second while idle, the writer calls
- * the upkeep hook.
+ * the upkeep hook. Time either thread would spend waiting on the other
+ * goes to mapping the store's next pages ahead of the writer
+ * (ht_store_map_ahead), work its page faults would otherwise do.
  *
  * Owned by ingest/ (library ht_engine). It must not decode documents
  * (decode.c, logs.c) nor print anything but log lines.
@@ -23,6 +25,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#define AHEAD_STEP ((size_t)1 << 20) /* mapped ahead between two looks */
 
 struct ht_engine {
     struct ht_store *store;
@@ -161,6 +165,18 @@ static void *writer_main(void *arg)
             struct timespec ts;
             int wr;
 
+            /* nothing to write yet: map the next pages meanwhile, a
+             * step at a time (ht_store_map_ahead) */
+            if (!e->upkeeping) {
+                bool did;
+
+                pthread_mutex_unlock(&e->mu);
+                did = ht_store_map_ahead(e->store, AHEAD_STEP);
+                pthread_mutex_lock(&e->mu);
+                if (did || e->job || e->stop)
+                    continue;
+            }
+
             clock_gettime(CLOCK_MONOTONIC, &ts);
             ts.tv_sec += 1;
             wr = pthread_cond_timedwait(&e->cv, &e->mu, &ts);
@@ -265,6 +281,17 @@ static struct ht_asm_prep *prepare_unless_idle(struct ht_engine *e,
     if (ht_assembler_prepare(b, &prep) != HT_ERR_OK)
         prep = NULL;
     pthread_mutex_lock(&e->mu);
+    /* still busy: this thread would only wait; map the writer's next
+     * pages meanwhile, a step at a time */
+    while (e->job) {
+        bool did;
+
+        pthread_mutex_unlock(&e->mu);
+        did = ht_store_map_ahead(e->store, AHEAD_STEP);
+        pthread_mutex_lock(&e->mu);
+        if (!did)
+            break;
+    }
     return prep;
 }
 

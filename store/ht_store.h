@@ -165,6 +165,18 @@ const char *ht_store_dir(const struct ht_store *s);
  */
 int ht_store_set_nosync(struct ht_store *s, bool on);
 int ht_store_sync(struct ht_store *s);
+/*
+ * The pages a writer will take next, mapped ahead: up to `step` bytes more
+ * past the last page in use, as far ahead as the store has grown since
+ * this process first called (16 MiB at most). Otherwise the first touch
+ * of each new page of data.mdb is a page fault on the writer's thread.
+ * For a thread with time to spare, any time, also while a write
+ * transaction runs: it changes no byte of the file. Returns whether it
+ * mapped anything (false: nothing to do, a read-only store, or a kernel
+ * without MADV_POPULATE_WRITE). ht_store_close gives back what was mapped
+ * ahead and not taken.
+ */
+bool ht_store_map_ahead(struct ht_store *s, size_t step);
 
 /* Double the map size (at least to the file's size); only with no
  * transaction open. The map never shrinks below data.mdb: another process

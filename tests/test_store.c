@@ -6,6 +6,8 @@
  * growing while the other is open, both survive (no process shrinks a
  * file another has mapped); a 1 MiB map grows silently; a write
  * transaction that hit a full map keeps saying so (never MDB_BAD_TXN).
+ * Pages mapped ahead of a growing writer go back to the file system at
+ * close.
  */
 #define _GNU_SOURCE
 #include "ht_prune.h"
@@ -15,6 +17,7 @@
 #include <lmdb.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -844,6 +847,88 @@ static void test_epochs(void)
     }
 }
 
+/* Bytes of the store at dir in use (up to its last page), read through a
+ * read-only environment of the test's own. */
+static size_t used_of(const char *dir)
+{
+    MDB_env *env;
+    MDB_envinfo info;
+    MDB_stat st;
+    size_t used = 0;
+
+    CHECK(mdb_env_create(&env) == 0);
+    mdb_env_set_maxdbs(env, 256);
+    if (mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0644) == 0 &&
+        mdb_env_info(env, &info) == 0 && mdb_env_stat(env, &st) == 0)
+        used = (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+    mdb_env_close(env);
+    return used;
+}
+
+static size_t allocated(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? (size_t)st.st_blocks * 512 : 0;
+}
+
+/* Mapping ahead (ht_store_map_ahead): a store that has not grown since
+ * the process first looked gets nothing; one that grew gets up to as much
+ * again past its last page, a step per call, and nothing it holds
+ * changes; at close what was mapped ahead and not taken is a hole again.
+ * On a kernel without MADV_POPULATE_WRITE it does nothing at all. */
+static void test_map_ahead(void)
+{
+    char dir[] = "/tmp/ht_test_ahead_XXXXXX", path[64], cmd[64];
+    bool can = true;
+    struct ht_store *s;
+    size_t before, first, grown, ahead = 0;
+
+    {
+        void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+        CHECK(m != MAP_FAILED);
+        can = madvise(m, 4096, 23 /* MADV_POPULATE_WRITE */) == 0;
+        munmap(m, 4096);
+    }
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/data.mdb", dir);
+    CHECK(ht_store_open(dir, false, &s) == HT_ERR_OK);
+    CHECK(write_mib(s, 'a', 1) == 0);
+    CHECK(!ht_store_map_ahead(s, 1 << 20)); /* the first look */
+    first = used_of(dir);
+    before = allocated(path);
+    CHECK(!ht_store_map_ahead(s, 1 << 20)); /* not grown: nothing */
+    CHECK(allocated(path) == before);
+    CHECK(write_mib(s, 'b', 3) == 0);
+    grown = used_of(dir) - first;
+    CHECK(grown >= (3 << 20));
+    while (ht_store_map_ahead(s, 1 << 20))
+        ahead++;
+    if (can) {
+        /* steps of 1 MiB up to as far again as it grew */
+        CHECK(ahead == (grown + (1 << 20) - 1) >> 20);
+        CHECK(allocated(path) >= used_of(dir) + grown);
+    } else {
+        CHECK(ahead == 0 && allocated(path) <= used_of(dir) + (64 << 10));
+    }
+    /* the pages ahead are taken like any others */
+    CHECK(write_mib(s, 'c', 2) == 0);
+    CHECK(count_tag(s, 'a') == 256 && count_tag(s, 'b') == 3 * 256 &&
+          count_tag(s, 'c') == 2 * 256);
+    ht_store_close(s);
+    /* closed: the file holds what is in use, not what was mapped ahead */
+    CHECK(allocated(path) <= used_of(dir) + (64 << 10));
+    CHECK(ht_store_open(dir, true, &s) == HT_ERR_OK);
+    CHECK(count_tag(s, 'a') == 256 && count_tag(s, 'b') == 3 * 256 &&
+          count_tag(s, 'c') == 2 * 256);
+    CHECK(!ht_store_map_ahead(s, 1 << 20)); /* read-only: never */
+    ht_store_close(s);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void)
 {
     /* test_epochs decides when epochs begin, not the test knob */
@@ -857,5 +942,6 @@ int main(void)
     test_del_later();
     test_del_later_tables();
     test_epochs();
+    test_map_ahead();
     TEST_DONE();
 }
