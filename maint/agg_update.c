@@ -1490,7 +1490,7 @@ int ht_agg_catch_up(struct ht_store *s, struct ht_agg_stats *st)
     int rc = HT_ERR_OK;
 
     while (more && !rc)
-        rc = update(s, HT_AGG_SLICE_TRACES, &more, st, &keep);
+        rc = update(s, HT_AGG_CATCH_UP_TRACES, &more, st, &keep);
     keep_free(&keep);
     return rc;
 }

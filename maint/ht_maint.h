@@ -32,6 +32,10 @@
 #define HT_AGG_SLICE_BYTES ((size_t)48 << 20) /* 48 MiB of loaded graph */
 /* max_traces 0 means this many. */
 #define HT_AGG_SLICE_TRACES 1024
+/* A catch-up's slices (ht_agg_catch_up), assembled on every core: larger,
+ * so that the readers wait less often at a slice's end (its aggregates,
+ * its commit); 4096 filled their memory bound and ran slower. */
+#define HT_AGG_CATCH_UP_TRACES 2048
 
 struct ht_agg_stats {
     uint64_t traces;     /* dirty traces consumed */
