@@ -68,9 +68,10 @@ struct kc {
      * known to be in the store (the next flush returned, or a sync) */
     rd_kafka_topic_partition_list_t *to_commit;
     uint64_t messages, bytes;
-    /* poison messages handed to the dead-letter producer, acknowledged by
-     * the brokers, and given up on (delivery reports) */
-    uint64_t dlq_queued, dlq_produced, dlq_failed;
+    /* poison messages offered to the dead-letter producer, acknowledged
+     * by the brokers, and reported lost (delivery reports) */
+    uint64_t dlq_tried, dlq_produced, dlq_lost;
+    bool dlq_flushed;           /* flush_dlq ran once */
     int err;                    /* store error: stop */
     bool fatal;                 /* a Kafka error that retrying will not fix */
     int64_t last_error;         /* rate limit of broker error lines */
@@ -326,13 +327,12 @@ static void to_dlq_topic(struct kc *k, const rd_kafka_message_t *m)
         RD_KAFKA_V_HEADER("hoptrace-partition", part, (ssize_t)strlen(part)),
         RD_KAFKA_V_HEADER("hoptrace-offset", off, (ssize_t)strlen(off)),
         RD_KAFKA_V_END);
+    k->dlq_tried++;
     if (e)
         HT_LOG_WARN("ingest:kafka",
                     "cannot produce to dead-letter topic %s: %s (the "
                     "dead-letter table has it)",
                     k->dlq_topic, rd_kafka_err2str(e));
-    else
-        k->dlq_queued++;
 }
 
 /* Delivery reports of the dead-letter producer, served by rd_kafka_poll
@@ -348,22 +348,27 @@ static void dlq_report(rd_kafka_t *rk, const rd_kafka_message_t *m,
         k->dlq_produced++;
         return;
     }
-    if (!k->dlq_failed++)
+    if (!k->dlq_lost++)
         HT_LOG_WARN("ingest:kafka",
                     "cannot produce a poison message to dead-letter topic "
                     "%s: %s (the dead-letter table has it)",
                     k->dlq_topic, rd_kafka_err2str(m->err));
 }
 
-/* Waits up to 10 s for the dead-letter producer's outstanding messages,
- * so that the run's counts are final when it ends. */
+/* Waits for the dead-letter producer's outstanding messages, so that the
+ * run's counts are final when it ends: up to 10 s the first time, a
+ * second at close after that (brokers that are down do not hold the
+ * exit up twice). */
 static void flush_dlq(struct kc *k)
 {
-    if (k->dlq && rd_kafka_flush(k->dlq, 10000))
+    int ms = k->dlq_flushed ? 1000 : 10000;
+
+    if (k->dlq && rd_kafka_flush(k->dlq, ms) && !k->dlq_flushed)
         HT_LOG_ERROR("ingest:kafka",
                      "kafka: %d poison messages could not be produced to %s "
-                     "within 10 s (they are in the dead-letter table)",
-                     rd_kafka_outq_len(k->dlq), k->dlq_topic);
+                     "within %d s (they are in the dead-letter table)",
+                     rd_kafka_outq_len(k->dlq), k->dlq_topic, ms / 1000);
+    k->dlq_flushed = true;
 }
 
 static void handle_message(struct kc *k, const rd_kafka_message_t *m)
@@ -744,7 +749,8 @@ void ht_kafka_stats(void *state, struct ht_kafka_stats *out)
     out->messages = k->messages;
     out->bytes = k->bytes;
     out->dlq_produced = k->dlq_produced;
-    out->dlq_failed = k->dlq_queued - k->dlq_produced;
+    /* refused, lost, or still not acknowledged after the flush */
+    out->dlq_failed = k->dlq_tried - k->dlq_produced;
     out->fatal = k->fatal;
     out->dlq_topic = k->dlq_topic;
     /* the throughput window ends with the last message's commit, not with

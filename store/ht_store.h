@@ -174,7 +174,8 @@ int ht_store_sync(struct ht_store *s);
  * transaction runs: it changes no byte of the file. Returns whether it
  * mapped anything (false: nothing to do, a read-only store, or a kernel
  * without MADV_POPULATE_WRITE). ht_store_close gives back what was mapped
- * ahead and not taken.
+ * ahead and not taken. It waits out a remap (as beginning a transaction
+ * does): call it with no transaction of the calling thread open.
  */
 bool ht_store_map_ahead(struct ht_store *s, size_t step);
 

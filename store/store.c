@@ -96,11 +96,12 @@ struct ht_store {
     unsigned test_every, test_n; /* HOPTRACE_EPOCH_EVERY (tests) */
     /* new pages mapped ahead of the writer (ht_store_map_ahead) */
     pthread_mutex_t ahead_mu;
-    char *ahead_base;  /* where this process maps data.mdb, or NULL */
-    size_t ahead_size; /* ... at this map size (found again when it moves) */
-    size_t ahead_to;   /* bytes of the file mapped ahead so far */
-    size_t ahead_from; /* bytes in use when this process first looked */
-    bool ahead_off;    /* the kernel cannot (before Linux 5.14) */
+    char *ahead_base;   /* where this process maps data.mdb, or NULL */
+    unsigned map_gen;   /* remaps so far (under the closed gate) */
+    unsigned ahead_gen; /* ahead_base found at this remap (+1; 0: never) */
+    size_t ahead_to;    /* bytes of the file mapped ahead so far */
+    size_t ahead_from;  /* bytes in use when this process first looked */
+    bool ahead_off;     /* the kernel cannot (before Linux 5.14) */
 };
 
 /*
@@ -475,6 +476,7 @@ static int remap(struct ht_store *s, size_t want)
     if (want < file)
         want = file;
     rc = mdb_env_set_mapsize(s->env, want);
+    s->map_gen++; /* mapped again, maybe elsewhere */
     map_unlock(s);
     if (!rc) {
         mdb_env_info(s->env, &info);
@@ -1193,9 +1195,10 @@ bool ht_store_map_ahead(struct ht_store *s, size_t step)
     used = s->ahead_off ? 0 : used_bytes(s->env);
     if (!used)
         goto out;
-    if (s->ahead_size != s->mapsize) {
+    if (s->ahead_gen != s->map_gen + 1) {
+        /* LMDB maps the file again at every remap, maybe elsewhere */
         s->ahead_base = find_map(s, s->mapsize);
-        s->ahead_size = s->mapsize;
+        s->ahead_gen = s->map_gen + 1;
         s->ahead_to = 0;
     }
     /* as far ahead as the store has grown since this process first
