@@ -155,6 +155,20 @@ static int upkeep(struct ht_engine *e, bool idle)
     return rc;
 }
 
+/* One step of mapping the store's next pages ahead of the writer
+ * (ht_store_map_ahead), in time the calling thread would otherwise wait;
+ * whether it mapped anything. Called with the mutex held: released during
+ * the step, so the caller looks at the engine's state again after it. */
+static bool map_ahead_step(struct ht_engine *e)
+{
+    bool did;
+
+    pthread_mutex_unlock(&e->mu);
+    did = ht_store_map_ahead(e->store, AHEAD_STEP);
+    pthread_mutex_lock(&e->mu);
+    return did;
+}
+
 static void *writer_main(void *arg)
 {
     struct ht_engine *e = arg;
@@ -165,17 +179,9 @@ static void *writer_main(void *arg)
             struct timespec ts;
             int wr;
 
-            /* nothing to write yet: map the next pages meanwhile, a
-             * step at a time (ht_store_map_ahead) */
-            if (!e->upkeeping) {
-                bool did;
-
-                pthread_mutex_unlock(&e->mu);
-                did = ht_store_map_ahead(e->store, AHEAD_STEP);
-                pthread_mutex_lock(&e->mu);
-                if (did || e->job || e->stop)
-                    continue;
-            }
+            /* nothing to write yet: map the next pages meanwhile */
+            if (!e->upkeeping && (map_ahead_step(e) || e->job || e->stop))
+                continue;
 
             clock_gettime(CLOCK_MONOTONIC, &ts);
             ts.tv_sec += 1;
@@ -240,12 +246,13 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
-/* Waits for the writer to be idle; returns its sticky error. Called with
- * the mutex held. */
+/* Waits for the writer to be idle, mapping the store's next pages ahead
+ * of it meanwhile; returns its sticky error. Called with the mutex held. */
 static int wait_idle(struct ht_engine *e)
 {
     while (e->job || e->upkeeping)
-        pthread_cond_wait(&e->cv, &e->mu);
+        if (!map_ahead_step(e) && (e->job || e->upkeeping))
+            pthread_cond_wait(&e->cv, &e->mu);
     return e->err;
 }
 
@@ -281,17 +288,6 @@ static struct ht_asm_prep *prepare_unless_idle(struct ht_engine *e,
     if (ht_assembler_prepare(b, &prep) != HT_ERR_OK)
         prep = NULL;
     pthread_mutex_lock(&e->mu);
-    /* still busy: this thread would only wait; map the writer's next
-     * pages meanwhile, a step at a time */
-    while (e->job) {
-        bool did;
-
-        pthread_mutex_unlock(&e->mu);
-        did = ht_store_map_ahead(e->store, AHEAD_STEP);
-        pthread_mutex_lock(&e->mu);
-        if (!did)
-            break;
-    }
     return prep;
 }
 
