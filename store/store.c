@@ -101,6 +101,7 @@ struct ht_store {
     unsigned ahead_gen; /* ahead_base found at this remap (+1; 0: never) */
     size_t ahead_to;    /* bytes of the file mapped ahead so far */
     size_t ahead_from;  /* bytes in use when this process first looked */
+    size_t psize;       /* LMDB's page size */
     bool ahead_off;     /* the kernel cannot (before Linux 5.14) */
 };
 
@@ -1042,6 +1043,11 @@ int ht_store_open(const char *dir, bool readonly, struct ht_store **out)
         goto fail;
     mdb_env_info(s->env, &info);
     s->mapsize = info.me_mapsize;
+    {
+        MDB_stat est;
+
+        s->psize = mdb_env_stat(s->env, &est) == 0 ? est.ms_psize : 4096;
+    }
     rc = mdb_txn_begin(s->env, NULL, readonly ? MDB_RDONLY : 0, &txn);
     if (rc)
         goto fail;
@@ -1151,13 +1157,14 @@ fail:
  * /proc/self/maps. NULL when there is none. */
 static char *find_map(const struct ht_store *s, size_t size)
 {
-    char path[4096], line[4352];
+    char line[4352];
     struct stat st;
     char *base = NULL;
     FILE *f;
+    int fd;
 
-    snprintf(path, sizeof(path), "%s/data.mdb", s->dir);
-    if (stat(path, &st) != 0 || !(f = fopen("/proc/self/maps", "r")))
+    if (mdb_env_get_fd(s->env, &fd) || fstat(fd, &st) != 0 ||
+        !(f = fopen("/proc/self/maps", "r")))
         return NULL;
     while (!base && fgets(line, sizeof(line), f)) {
         unsigned long lo, hi, off, ino;
@@ -1173,26 +1180,25 @@ static char *find_map(const struct ht_store *s, size_t size)
 }
 
 /* Bytes of data.mdb in use: up to its last page (the newest commit's). */
-static size_t used_bytes(MDB_env *env)
+static size_t used_bytes(const struct ht_store *s)
 {
     MDB_envinfo info;
-    MDB_stat st;
 
-    if (mdb_env_info(env, &info) || mdb_env_stat(env, &st))
+    if (mdb_env_info(s->env, &info))
         return 0;
-    return (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+    return (info.me_last_pgno + 1) * s->psize;
 }
 
 bool ht_store_map_ahead(struct ht_store *s, size_t step)
 {
-    size_t used, from, to, file, ahead;
+    size_t used, from, to, ahead;
     bool did = false;
 
     if (s->readonly)
         return false;
     pthread_mutex_lock(&s->ahead_mu);
     gate_enter(s); /* no remap meanwhile */
-    used = s->ahead_off ? 0 : used_bytes(s->env);
+    used = s->ahead_off ? 0 : used_bytes(s);
     if (!used)
         goto out;
     if (s->ahead_gen != s->map_gen + 1) {
@@ -1214,11 +1220,9 @@ bool ht_store_map_ahead(struct ht_store *s, size_t step)
     to = used + ahead;
     if (to > from + step)
         to = from + step;
-    file = data_file_size(s) & ~(size_t)4095;
+    /* a writer's file is at least its map (LMDB sizes it so; none shrinks) */
     if (to > s->mapsize)
         to = s->mapsize;
-    if (to > file)
-        to = file;
     if (to <= from)
         goto out;
     if (madvise(s->ahead_base + from, to - from, MADV_POPULATE_WRITE) == 0) {
@@ -1246,7 +1250,7 @@ static void ahead_release(struct ht_store *s)
     if (s->readonly || !s->ahead_to || !s->env ||
         mdb_txn_begin(s->env, NULL, 0, &txn))
         return;
-    used = used_bytes(s->env);
+    used = used_bytes(s);
     if (used && s->ahead_to > used && mdb_env_get_fd(s->env, &fd) == 0 &&
         fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)used,
                   (off_t)(s->ahead_to - used)) != 0)
