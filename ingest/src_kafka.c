@@ -355,20 +355,20 @@ static void dlq_report(rd_kafka_t *rk, const rd_kafka_message_t *m,
                     k->dlq_topic, rd_kafka_err2str(m->err));
 }
 
-/* Waits for the dead-letter producer's outstanding messages, so that the
- * run's counts are final when it ends: up to 10 s the first time, a
- * second at close after that (brokers that are down do not hold the
- * exit up twice). */
+/* Waits up to 10 s for the dead-letter producer's outstanding messages,
+ * once: when the run's counts are taken, or at close. What is still
+ * queued then is counted as not produced (the dead-letter table has it),
+ * and brokers that are down do not hold the exit up twice. */
 static void flush_dlq(struct kc *k)
 {
-    int ms = k->dlq_flushed ? 1000 : 10000;
-
-    if (k->dlq && rd_kafka_flush(k->dlq, ms) && !k->dlq_flushed)
+    if (!k->dlq || k->dlq_flushed)
+        return;
+    k->dlq_flushed = true;
+    if (rd_kafka_flush(k->dlq, 10000))
         HT_LOG_ERROR("ingest:kafka",
                      "kafka: %d poison messages could not be produced to %s "
-                     "within %d s (they are in the dead-letter table)",
-                     rd_kafka_outq_len(k->dlq), k->dlq_topic, ms / 1000);
-    k->dlq_flushed = true;
+                     "within 10 s (they are in the dead-letter table)",
+                     rd_kafka_outq_len(k->dlq), k->dlq_topic);
 }
 
 static void handle_message(struct kc *k, const rd_kafka_message_t *m)
