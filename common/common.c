@@ -293,7 +293,7 @@ static void buf_reserve(struct ht_buf *b, size_t extra)
     b->cap = cap;
 }
 
-void ht_buf_add(struct ht_buf *b, const void *p, size_t n)
+void ht_buf_add_grow(struct ht_buf *b, const void *p, size_t n)
 {
     buf_reserve(b, n);
     if (n)

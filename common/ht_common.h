@@ -124,7 +124,20 @@ void ht_buf_init(struct ht_buf *b);
 void ht_buf_free(struct ht_buf *b);
 void ht_buf_reset(struct ht_buf *b);
 /* These abort on allocation failure. */
-void ht_buf_add(struct ht_buf *b, const void *p, size_t n);
+void ht_buf_add_grow(struct ht_buf *b, const void *p, size_t n);
+/* Inline, so that the record packers' fixed-size adds (8 bytes of an
+ * integer) are a move, not a call to memcpy. */
+static inline void ht_buf_add(struct ht_buf *b, const void *p, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        ht_buf_add_grow(b, p, n);
+        return;
+    }
+    if (n)
+        __builtin_memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
 void ht_buf_addc(struct ht_buf *b, char c);
 void ht_buf_adds(struct ht_buf *b, const char *s);
 void ht_buf_printf(struct ht_buf *b, const char *fmt, ...)
