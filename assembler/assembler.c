@@ -639,7 +639,7 @@ static void mark_dirty(struct wr *w, const struct ht_batch *b)
         cap *= 2;
     if (w->err || !(b->nspans + b->nfacts))
         return;
-    set = calloc(cap, sizeof(*set));
+    set = ht_table_alloc(cap, sizeof(*set));
     if (!set) {
         w->err = HT_ERR_NOMEM;
         return;

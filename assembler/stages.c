@@ -112,7 +112,7 @@ static struct agg *agg_get(struct ht__stg *g, const uint8_t *k, size_t kn)
 
     if ((g->n + 1) * 2 > g->cap) {
         size_t ncap = g->cap ? g->cap * 2 : 64;
-        struct agg *ne = calloc(ncap, sizeof(*ne));
+        struct agg *ne = ht_table_alloc(ncap, sizeof(*ne));
 
         if (!ne) {
             g->err = HT_ERR_NOMEM;
@@ -644,13 +644,14 @@ static void bump_latest(struct ht__stg *g, const struct prec *p, int64_t last);
 static void consumed(struct ht__stg *g, struct prec *p, const char *hk)
 {
     struct receipts r;
+    bool have = receipts_get(g, hk, &r); /* counting leaves it as it is */
 
-    if (receipts_get(g, hk, &r)) {
+    if (have) {
         p->cons_ts = r.first;
         p->cons = r.cons;
     }
     count_consumed(g, p, 1);
-    if (receipts_get(g, hk, &r))
+    if (have)
         bump_latest(g, p, r.last);
 }
 

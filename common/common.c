@@ -260,6 +260,20 @@ size_t ht_arena_used(const struct ht_arena *a)
 /* ---- buffer -----------------------------------------------------------------
  */
 
+void *ht_table_alloc(size_t n, size_t size)
+{
+    void *p;
+
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    size_t bytes = n * size;
+
+    p = malloc(bytes > 0 ? bytes : 1);
+    if (p)
+        memset(p, 0, bytes);
+    return p;
+}
+
 void ht_buf_init(struct ht_buf *b)
 {
     b->data = NULL;

@@ -112,6 +112,14 @@ char *ht_arena_printf(struct ht_arena *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 size_t ht_arena_used(const struct ht_arena *a);
 
+/* Zeroed memory for n items of size bytes, NULL when it cannot be had
+ * (or n * size overflows); free with free(). For tables that are read
+ * before they are written (open addressing): it writes the zeros, where
+ * calloc leaves fresh pages to the kernel, which maps them to its shared
+ * zero page on the first read and copies it on the first write, with a
+ * TLB flush on the other threads' CPUs each time. */
+void *ht_table_alloc(size_t n, size_t size);
+
 /* ---- growable buffer --------------------------------------------------- */
 
 struct ht_buf {

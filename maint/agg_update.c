@@ -164,7 +164,7 @@ static void idset_add(struct idset *s, uint64_t v)
         struct idset g = {0};
 
         g.cap = s->cap ? s->cap * 2 : 256;
-        g.k = calloc(g.cap, sizeof(*g.k));
+        g.k = ht_table_alloc(g.cap, sizeof(*g.k));
         HT_ASSERT(g.k);
         for (size_t i = 0; i < s->cap; i++)
             if (s->k[i])
@@ -296,7 +296,7 @@ static struct hent *hist_get(struct rctx *c, const uint8_t *k, size_t kn)
         struct hcache g = {0};
 
         g.cap = c->hc.cap ? c->hc.cap * 2 : 256;
-        g.e = calloc(g.cap, sizeof(*g.e));
+        g.e = ht_table_alloc(g.cap, sizeof(*g.e));
         HT_ASSERT(g.e);
         for (size_t i = 0; i < c->hc.cap; i++)
             if (c->hc.e[i].k)
@@ -396,7 +396,7 @@ static void sc_put(struct scache *sc, const struct ht_id8 *root, int state,
         struct scache g = {0};
 
         g.cap = sc->cap ? sc->cap * 2 : 256;
-        g.e = calloc(g.cap, sizeof(*g.e));
+        g.e = ht_table_alloc(g.cap, sizeof(*g.e));
         HT_ASSERT(g.e);
         for (size_t i = 0; i < sc->cap; i++)
             if (sc->e[i].used)
@@ -480,7 +480,7 @@ static struct cent *cc_get(struct ccache *cc, struct ht_txn *t,
         struct ccache g = {0};
 
         g.cap = cc->cap ? cc->cap * 2 : 64;
-        g.e = calloc(g.cap, sizeof(*g.e));
+        g.e = ht_table_alloc(g.cap, sizeof(*g.e));
         HT_ASSERT(g.e);
         for (size_t i = 0; i < cc->cap; i++)
             if (cc->e[i].k)
@@ -718,7 +718,7 @@ static struct member *mem_get(struct members *m, uint64_t k)
         struct members g = {0};
 
         g.cap = m->cap ? m->cap * 2 : 256;
-        g.m = calloc(g.cap, sizeof(*g.m));
+        g.m = ht_table_alloc(g.cap, sizeof(*g.m));
         HT_ASSERT(g.m);
         for (size_t i = 0; i < m->cap; i++)
             if (m->m[i].k) {
@@ -1065,8 +1065,8 @@ static void dmap_put(struct dmap *m, uint64_t k, const struct digest *v)
         struct dmap g = {0};
 
         g.cap = m->cap ? m->cap * 2 : 256;
-        g.k = calloc(g.cap, sizeof(*g.k));
-        g.v = calloc(g.cap, sizeof(*g.v));
+        g.k = ht_table_alloc(g.cap, sizeof(*g.k));
+        g.v = ht_table_alloc(g.cap, sizeof(*g.v));
         HT_ASSERT(g.k && g.v);
         for (size_t j = 0; j < m->cap; j++)
             if (m->k[j]) {

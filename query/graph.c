@@ -38,7 +38,7 @@ void *ht__map_get(struct map *m, const void *k, size_t kn)
 static void map_grow(struct map *m)
 {
     size_t cap = m->cap ? m->cap * 2 : 16;
-    struct ment *e = calloc(cap, sizeof(*e));
+    struct ment *e = ht_table_alloc(cap, sizeof(*e));
 
     HT_ASSERT(e);
     for (size_t i = 0; i < m->cap; i++) {

@@ -102,7 +102,7 @@ static bool take_id(struct jtrace *t, uint64_t v)
     }
     if ((t->nids + 1) * 2 > t->idcap) {
         size_t cap = t->idcap ? t->idcap * 2 : 256;
-        uint64_t *n = calloc(cap, sizeof(*n));
+        uint64_t *n = ht_table_alloc(cap, sizeof(*n));
 
         HT_ASSERT(n);
         for (size_t i = 0; i < t->idcap; i++)
