@@ -265,6 +265,20 @@ struct rctx {
     struct ht_buf buf;
     struct ht_agg_stats st; /* this slice's counts */
     int err;
+    /* While traces are written out of their order (the slice's own chunks,
+     * below), the templates learnt are noted (struct tmpl_note) and
+     * learnt in the traces' order at the slice's end, so that the last
+     * one still wins as if written in order. ord: the trace being written
+     * (its index << 20 | the root's). */
+    bool defer_tmpl;
+    uint64_t ord;
+    struct ht_buf tmpl;
+};
+
+struct tmpl_note {
+    uint64_t ord;
+    const struct ht_agg_summary *s;
+    const char *url_route;
 };
 
 static void chk(struct rctx *c, int rc)
@@ -638,8 +652,35 @@ static void store_summ(struct rctx *c, const struct digest *d)
     chk(c, jaeger_store(&c->cc, c->t, root, &d->j, c->a, &c->buf));
     sc_forget(&c->sc, root);
     c->st.requests++;
-    if (d->url_route)
+    if (d->url_route && c->defer_tmpl) {
+        struct tmpl_note n = {c->ord, &d->s, d->url_route};
+
+        ht_buf_add(&c->tmpl, &n, sizeof(n));
+    } else if (d->url_route) {
         learn_template(c, &d->s, d->url_route);
+    }
+}
+
+static int tmpl_cmp(const void *x, const void *y)
+{
+    const struct tmpl_note *a = x, *b = y;
+
+    return a->ord < b->ord ? -1 : a->ord > b->ord;
+}
+
+/* The templates noted while traces were written out of order, learnt in
+ * the traces' order. */
+static void tmpl_flush(struct rctx *c)
+{
+    struct tmpl_note *p = (struct tmpl_note *)(void *)c->tmpl.data;
+    size_t n = c->tmpl.len / sizeof(*p);
+
+    c->defer_tmpl = false;
+    if (n > 1)
+        qsort(p, n, sizeof(*p), tmpl_cmp);
+    for (size_t i = 0; i < n && !c->err; i++)
+        learn_template(c, p[i].s, p[i].url_route);
+    ht_buf_reset(&c->tmpl);
 }
 
 /* The roots a trace was last seen in: copied (the value is borrowed). */
@@ -935,6 +976,7 @@ static void refresh_trace(struct rctx *c, const struct ht_tid *tid,
         uint64_t k = id8_u64(root);
         const struct digest *r;
 
+        c->ord = (c->ord & ~(uint64_t)0xfffff) | (i & 0xfffff);
         if (idset_has(&c->linked, k))
             continue;
         idset_add(&c->linked, k);
@@ -1239,7 +1281,8 @@ struct crew {
     struct chunks ch;
     struct prefetch p[PREFETCH_MAX_THREADS];
     pthread_t th[PREFETCH_MAX_THREADS];
-    size_t k; /* readers started */
+    size_t k;         /* readers started */
+    uint8_t *written; /* per chunk: written out of order (the slice's) */
 };
 
 /* Readers for the n dirty traces ids of write transaction t, one per
@@ -1271,10 +1314,12 @@ static bool crew_start(struct crew *w, struct ht_store *s, struct ht_txn *t,
     w->ch.last = w->ch.nchunks;
     w->ch.pre = calloc(n, sizeof(*w->ch.pre));
     w->ch.done = calloc(w->ch.nchunks, 1);
+    w->written = calloc(w->ch.nchunks, 1);
     w->ch.base = ht_store_txn_id(t) - 1;
-    if (!w->ch.pre || !w->ch.done) {
+    if (!w->ch.pre || !w->ch.done || !w->written) {
         free(w->ch.pre);
         free(w->ch.done);
+        free(w->written);
         return false;
     }
     pthread_mutex_init(&w->ch.mu, NULL);
@@ -1296,6 +1341,25 @@ static bool crew_start(struct crew *w, struct ht_store *s, struct ht_txn *t,
     return true;
 }
 
+/* Writes chunk b, which the slice's thread has just assembled, at once
+ * rather than in its turn: the traces the slice's thread assembles come
+ * from the far end, and written in their turn they would all be written
+ * after the readers are done, by this thread alone. A trace's writes do
+ * not depend on the traces written before it in the slice (each root is
+ * stored once, from the same data whoever assembled it; counts add up;
+ * the traces' roots are rewritten by tl_flush, in trace order), except
+ * for the templates learnt, which are put back in order (tmpl_flush). */
+static void crew_write(struct rctx *c, struct crew *w, size_t b)
+{
+    c->defer_tmpl = true;
+    for (size_t i = b * PREFETCH_CHUNK;
+         i < (b + 1) * PREFETCH_CHUNK && i < w->ch.n && !c->err; i++) {
+        c->ord = (uint64_t)i << 20;
+        refresh_trace(c, &w->ch.ids[i], &w->ch.pre[i]);
+    }
+    w->written[b] = 1;
+}
+
 /* The pre of trace i to write from, once its chunk is done. While a
  * reader is still on it, the slice's thread assembles chunks itself (own:
  * its session on the write transaction) from the far end, where the
@@ -1307,7 +1371,7 @@ static bool crew_start(struct crew *w, struct ht_store *s, struct ht_txn *t,
  * compare with the slice's own assembling) however the threads are
  * scheduled; a reader that cannot begin leaves them all to the slice. */
 static const struct pre *crew_take(struct crew *w, size_t i, struct reader *own,
-                                   struct dmap *built)
+                                   struct dmap *built, struct rctx *rc)
 {
     struct chunks *ch = &w->ch;
     size_t c = i / PREFETCH_CHUNK;
@@ -1316,13 +1380,19 @@ static const struct pre *crew_take(struct crew *w, size_t i, struct reader *own,
     while (!ch->done[c]) {
         bool hold = !ch->started && ch->readers; /* one for the readers */
 
-        if (ch->next == c && !hold)
+        if (ch->next == c && !hold) {
             read_chunk(ch, ch->next++, own, built, true); /* nobody has it */
-        else if (ch->next + hold < ch->last &&
-                 !reader_full(own, HT_AGG_SLICE_BYTES))
-            read_chunk(ch, --ch->last, own, built, true);
-        else
+        } else if (ch->next + hold < ch->last &&
+                   !reader_full(own, HT_AGG_SLICE_BYTES)) {
+            size_t b = --ch->last;
+
+            read_chunk(ch, b, own, built, true);
+            pthread_mutex_unlock(&ch->mu);
+            crew_write(rc, w, b);
+            pthread_mutex_lock(&ch->mu);
+        } else {
             pthread_cond_wait(&ch->cv, &ch->mu); /* its reader is on it */
+        }
     }
     pthread_mutex_unlock(&ch->mu);
     return &ch->pre[i];
@@ -1339,6 +1409,7 @@ static void crew_stop(struct crew *w)
     pthread_cond_destroy(&w->ch.cv);
     free(w->ch.pre);
     free(w->ch.done);
+    free(w->written);
     memset(w, 0, sizeof(*w));
 }
 
@@ -1393,13 +1464,21 @@ static int slice(struct ht_store *s, size_t max, bool *more,
     own = (struct reader){c.qs, c.a, c.a};
     ht_buf_init(&c.buf);
     ht_buf_init(&c.tl);
+    ht_buf_init(&c.tmpl);
     c.cc.a = c.a;
     /* the graph is kept for the whole slice (a request reached through
      * several traces is loaded once); the slice ends early when it has
      * taken its time or its memory */
     while (i < d.n && !c.err) {
-        refresh_trace(&c, &d.ids[i],
-                      crew ? crew_take(&w, i, &own, &built) : NULL);
+        const struct pre *pre;
+
+        if (crew && w.written[i / PREFETCH_CHUNK]) {
+            i = (i / PREFETCH_CHUNK + 1) * PREFETCH_CHUNK; /* written */
+            continue;
+        }
+        pre = crew ? crew_take(&w, i, &own, &built, &c) : NULL;
+        c.ord = (uint64_t)i << 20;
+        refresh_trace(&c, &d.ids[i], pre);
         i++;
         if ((!crew && ht_now_mono_us() - t0 >= HT_AGG_SLICE_US) ||
             reader_full(&own, HT_AGG_SLICE_BYTES))
@@ -1409,6 +1488,7 @@ static int slice(struct ht_store *s, size_t max, bool *more,
         crew_stop(&w); /* the readers are done before the slice commits */
     free(built.k);
     free(built.v);
+    tmpl_flush(&c);
     tl_flush(&c);
     hist_flush(&c); /* before the arena holding its keys goes */
     chk(&c, ccache_flush(&c.cc, c.t, !c.err));
@@ -1423,6 +1503,7 @@ static int slice(struct ht_store *s, size_t max, bool *more,
     free(c.linked.k);
     free(c.mem.m);
     ht_buf_free(&c.tl);
+    ht_buf_free(&c.tmpl);
     free(c.sc.e);
     ht_buf_free(&c.buf);
     if (c.err) {
