@@ -1028,10 +1028,11 @@ static void refresh_trace(struct rctx *c, const struct ht_tid *tid,
  * The slice's own thread writes the chunks in order, each from the
  * digests of whoever assembled it. Whenever the next chunk is not ready it
  * assembles one itself, from its own session on the write transaction:
- * the next one if nobody has taken it, else the last one left (crew_take).
- * So the writing, which only this thread can do, overlaps the readers'
- * assembling, and the threads share the work whatever its mix. The result
- * does not depend on which thread assembled what.
+ * the next one if nobody has taken it, else the last one left (crew_take),
+ * which it then writes at once (crew_write). So the writing, which only
+ * this thread can do, overlaps the readers' assembling, and the threads
+ * share the work whatever its mix. The result does not depend on which
+ * thread assembled what, nor on the order the chunks were written in.
  */
 
 #define PREFETCH_MAX_THREADS 8
