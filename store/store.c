@@ -739,7 +739,8 @@ static void epoch_table_name(char *name, size_t cap, uint32_t id, int db)
  * 8 bytes at a time: the keys are ids and times of 9 to 40 bytes, and
  * this spares every step of a B-tree search a call to memcmp. Only the
  * sign counts, so any program reading the store with LMDB's own order
- * (mdb_dump, mdb_load) agrees with it.
+ * (mdb_dump, mdb_load) agrees with it. The store's own sorting and
+ * merging compare with it too.
  */
 static int cmp_bytes(const MDB_val *a, const MDB_val *b)
 {
@@ -1441,19 +1442,14 @@ static void txn_free(struct ht_txn *t)
     free(t);
 }
 
-/* a <=> b in LMDB's order: key bytes, then length; in keys (dupsort) then
- * the value the same way. */
-static int cmp_val(const MDB_val *a, const MDB_val *b)
-{
-    return cmp_bytes(a, b);
-}
-
+/* Two pairs in LMDB's order: the keys, then in keys (dupsort) the
+ * values. */
 static int cmp_pair(const MDB_val *ka, const MDB_val *va, const MDB_val *kb,
                     const MDB_val *vb, bool dups)
 {
-    int c = cmp_val(ka, kb);
+    int c = cmp_bytes(ka, kb);
 
-    return c || !dups ? c : cmp_val(va, vb);
+    return c || !dups ? c : cmp_bytes(va, vb);
 }
 
 /* Comparison for sorting deferred puts: key (memcmp, then length, as
@@ -1643,7 +1639,7 @@ static int apply_list(struct ht_txn *t, int db, unsigned ep,
         }
         /* the prefixes decide unless they tie */
         bool append = !have_last || e->pfx > last_pfx ||
-                      (e->pfx == last_pfx && cmp_val(&key, &last) > 0);
+                      (e->pfx == last_pfx && cmp_bytes(&key, &last) > 0);
 
         rc = mdb_cursor_put(c, &key, &val,
                             (dups ? MDB_NODUPDATA : 0) |
@@ -2143,9 +2139,9 @@ int ht_store_node_del_later(struct ht_txn *t, const struct ht_tid *trace,
     return HT_ERR_OK;
 }
 
-static int cmp_val_q(const void *a, const void *b)
+static int cmp_bytes_q(const void *a, const void *b)
 {
-    return cmp_val(a, b);
+    return cmp_bytes(a, b);
 }
 
 /* Visits the pairs of one database from where `first` puts a cursor (at
@@ -2225,9 +2221,9 @@ int ht_store_dups(struct ht_txn *t, int db, const void *k, size_t kn,
         return txn_err(t, rc, "reading duplicates");
     }
     if (n > 1)
-        qsort(vals, n, sizeof(*vals), cmp_val_q);
+        qsort(vals, n, sizeof(*vals), cmp_bytes_q);
     for (size_t i = 0; i < n; i++) {
-        if (i && cmp_val(&vals[i - 1], &vals[i]) == 0)
+        if (i && cmp_bytes(&vals[i - 1], &vals[i]) == 0)
             continue;
         if (fn(ctx, k, kn, vals[i].mv_data, vals[i].mv_size))
             break;
@@ -2287,7 +2283,7 @@ static int scan_merged(struct ht_txn *t, int db, const void *start, size_t sn,
             } else if (rc == 0) {
                 MDB_val from = {sn, (void *)(uintptr_t)start};
 
-                if (cmp_val(&key, &from) > 0)
+                if (cmp_bytes(&key, &from) > 0)
                     rc = mdb_cursor_get(m[e].c, &key, &m[e].v, MDB_PREV);
             }
             if (rc == 0 && dups) /* the last value of that key */
