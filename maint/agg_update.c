@@ -265,11 +265,12 @@ struct rctx {
     struct ht_buf buf;
     struct ht_agg_stats st; /* this slice's counts */
     int err;
-    /* While traces are written out of their order (the slice's own chunks,
-     * below), the templates learnt are noted (struct tmpl_note) and
-     * learnt in the traces' order at the slice's end, so that the last
-     * one still wins as if written in order. ord: the trace being written
-     * (its index << 20 | the root's). */
+    /* In a slice with readers, traces are written out of their order (the
+     * slice's own chunks, crew_write): the templates learnt are noted
+     * (struct tmpl_note) and learnt in the traces' order at the slice's
+     * end (tmpl_flush), so that the last one wins as if written in order.
+     * ord: the next note's place (the trace's index << 20, then one more
+     * per note of that trace). */
     bool defer_tmpl;
     uint64_t ord;
     struct ht_buf tmpl;
@@ -653,7 +654,7 @@ static void store_summ(struct rctx *c, const struct digest *d)
     sc_forget(&c->sc, root);
     c->st.requests++;
     if (d->url_route && c->defer_tmpl) {
-        struct tmpl_note n = {c->ord, &d->s, d->url_route};
+        struct tmpl_note n = {c->ord++, &d->s, d->url_route};
 
         ht_buf_add(&c->tmpl, &n, sizeof(n));
     } else if (d->url_route) {
@@ -668,14 +669,14 @@ static int tmpl_cmp(const void *x, const void *y)
     return a->ord < b->ord ? -1 : a->ord > b->ord;
 }
 
-/* The templates noted while traces were written out of order, learnt in
- * the traces' order. */
+/* The templates noted in a slice with readers, learnt in the traces'
+ * order. */
 static void tmpl_flush(struct rctx *c)
 {
     struct tmpl_note *p = (struct tmpl_note *)(void *)c->tmpl.data;
     size_t n = c->tmpl.len / sizeof(*p);
 
-    c->defer_tmpl = false;
+    c->defer_tmpl = false; /* tl_flush's rechecks learn as they go */
     if (n > 1)
         qsort(p, n, sizeof(*p), tmpl_cmp);
     for (size_t i = 0; i < n && !c->err; i++)
@@ -976,7 +977,6 @@ static void refresh_trace(struct rctx *c, const struct ht_tid *tid,
         uint64_t k = id8_u64(root);
         const struct digest *r;
 
-        c->ord = (c->ord & ~(uint64_t)0xfffff) | (i & 0xfffff);
         if (idset_has(&c->linked, k))
             continue;
         idset_add(&c->linked, k);
@@ -1352,7 +1352,6 @@ static bool crew_start(struct crew *w, struct ht_store *s, struct ht_txn *t,
  * for the templates learnt, which are put back in order (tmpl_flush). */
 static void crew_write(struct rctx *c, struct crew *w, size_t b)
 {
-    c->defer_tmpl = true;
     for (size_t i = b * PREFETCH_CHUNK;
          i < (b + 1) * PREFETCH_CHUNK && i < w->ch.n && !c->err; i++) {
         c->ord = (uint64_t)i << 20;
@@ -1372,7 +1371,7 @@ static void crew_write(struct rctx *c, struct crew *w, size_t b)
  * compare with the slice's own assembling) however the threads are
  * scheduled; a reader that cannot begin leaves them all to the slice. */
 static const struct pre *crew_take(struct crew *w, size_t i, struct reader *own,
-                                   struct dmap *built, struct rctx *rc)
+                                   struct dmap *built, struct rctx *ctx)
 {
     struct chunks *ch = &w->ch;
     size_t c = i / PREFETCH_CHUNK;
@@ -1389,7 +1388,7 @@ static const struct pre *crew_take(struct crew *w, size_t i, struct reader *own,
 
             read_chunk(ch, b, own, built, true);
             pthread_mutex_unlock(&ch->mu);
-            crew_write(rc, w, b);
+            crew_write(ctx, w, b);
             pthread_mutex_lock(&ch->mu);
         } else {
             pthread_cond_wait(&ch->cv, &ch->mu); /* its reader is on it */
@@ -1462,6 +1461,7 @@ static int slice(struct ht_store *s, size_t max, bool *more,
     }
     if (keep && keep->parallel)
         crew = crew_start(&w, s, c.t, keep, d.ids, d.n);
+    c.defer_tmpl = crew;
     own = (struct reader){c.qs, c.a, c.a};
     ht_buf_init(&c.buf);
     ht_buf_init(&c.tl);
