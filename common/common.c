@@ -257,22 +257,24 @@ size_t ht_arena_used(const struct ht_arena *a)
     return a->total;
 }
 
-/* ---- buffer -----------------------------------------------------------------
- */
+/* ---- tables ----------------------------------------------------------- */
 
 void *ht_table_alloc(size_t n, size_t size)
 {
+    size_t bytes;
     void *p;
 
     if (size && n > SIZE_MAX / size)
         return NULL;
-    size_t bytes = n * size;
-
+    bytes = n * size;
     p = malloc(bytes > 0 ? bytes : 1);
     if (p)
-        memset(p, 0, bytes);
+        memset(p, 0, bytes); /* written, not left to the zero page */
     return p;
 }
+
+/* ---- buffer -----------------------------------------------------------------
+ */
 
 void ht_buf_init(struct ht_buf *b)
 {
