@@ -130,6 +130,43 @@ bool ht__streq(const char *a, const char *b)
     return a && b && strcmp(a, b) == 0;
 }
 
+/* A new invocation of the session, with its record (under packed id
+ * pid, pn bytes) when the store holds one. */
+static struct qinv *inv_read(struct q *q, const char *rid, size_t rn,
+                             const uint8_t *pid, size_t pn)
+{
+    struct qinv *inv = ht_arena_alloc(q->a, sizeof(*inv));
+    const void *v;
+    size_t vn;
+
+    memset(inv, 0, sizeof(*inv));
+    inv->rid = ht_arena_strndup(q->a, rid, rn);
+    if (ht_store_get(q->t, HT_DB_INV, pid, pn, &v, &vn) == HT_ERR_OK) {
+        inv->exists = true;
+        inv->has_rec = ht_inv_unpack(v, vn, q->a, &inv->rec) == HT_ERR_OK;
+    }
+    return inv;
+}
+
+/*
+ * Whether invocation rid (packed: pid, pn bytes) exists. Its record is
+ * read into the session's invocation, which stays partial (its facts not
+ * read) until ht__q_inv is asked for it: a target's invocation is almost
+ * always asked for next, and its record is then not read twice.
+ */
+static bool inv_exists(struct q *q, const char *rid, size_t rn,
+                       const uint8_t *pid, size_t pn)
+{
+    struct qinv *inv = ht__map_get(&q->invs, rid, rn);
+
+    if (!inv) {
+        inv = inv_read(q, rid, rn, pid, pn);
+        inv->partial = true;
+        ht__map_put(&q->invs, inv->rid, rn, inv);
+    }
+    return inv->exists;
+}
+
 static int tgt_visit(void *ctx, const void *k, size_t kn, const void *v,
                      size_t vn)
 {
@@ -152,7 +189,6 @@ static int tgt_visit(void *ctx, const void *k, size_t kn, const void *v,
         const void *iv;
         size_t ivn;
 
-        struct qinv *known = NULL;
         uint8_t again[HT_ID_PACKED_MAX];
         size_t rn = ht_id_unpack(p + 1, vn - 1, rid, sizeof(rid));
 
@@ -160,16 +196,17 @@ static int tgt_visit(void *ctx, const void *k, size_t kn, const void *v,
             return 0;
         /* an invocation removed by retention may leave a key behind (see
          * store/prune.c): a key only counts while its invocation exists,
-         * which is known once the invocation is loaded under the same
+         * which is known once the invocation is read under the same
          * record key */
         if (strlen(rid) == rn && rn <= 255 &&
             ht_id_pack(rid, rn, again) == vn - 1 &&
-            memcmp(again, p + 1, vn - 1) == 0)
-            known = ht__map_get(&c->q->invs, rid, rn);
-        if (known ? !known->exists
-                  : ht_store_get(c->q->t, HT_DB_INV, p + 1, vn - 1, &iv,
-                                 &ivn) != HT_ERR_OK)
+            memcmp(again, p + 1, vn - 1) == 0) {
+            if (!inv_exists(c->q, rid, rn, p + 1, vn - 1))
+                return 0;
+        } else if (ht_store_get(c->q->t, HT_DB_INV, p + 1, vn - 1, &iv, &ivn) !=
+                   HT_ERR_OK) {
             return 0;
+        }
         ht__vec_push(c->q->a, &c->invs, ht_arena_strdup(c->q->a, rid));
     }
     return 0;
@@ -560,8 +597,7 @@ static void inv_links_batch(struct q *q, struct qinv *inv)
 struct qinv *ht__q_inv(struct q *q, const char *rid)
 {
     struct qinv *inv;
-    const void *v;
-    size_t vn, rn, prn;
+    size_t rn, prn;
     uint8_t prid[HT_ID_PACKED_MAX];
     uint8_t *prefix;
 
@@ -569,22 +605,19 @@ struct qinv *ht__q_inv(struct q *q, const char *rid)
         return NULL;
     rn = strlen(rid);
     inv = ht__map_get(&q->invs, rid, rn);
-    if (inv)
+    if (inv && !inv->partial)
         return inv;
     if (++q->loads > MAX_LOADS) {
         q->truncated = true;
         return NULL;
     }
-    inv = ht_arena_alloc(q->a, sizeof(*inv));
-    memset(inv, 0, sizeof(*inv));
-    inv->rid = ht_arena_strdup(q->a, rid);
     if (rn > 255)
         return NULL; /* never stored */
     prn = ht_id_pack(rid, rn, prid);
-    if (ht_store_get(q->t, HT_DB_INV, prid, prn, &v, &vn) == HT_ERR_OK) {
-        inv->exists = true;
-        inv->has_rec = ht_inv_unpack(v, vn, q->a, &inv->rec) == HT_ERR_OK;
-    }
+    if (inv) /* its record was read by inv_exists */
+        inv->partial = false;
+    else
+        inv = inv_read(q, rid, rn, prid, prn);
     {
         struct facts_ctx c = {.q = q, .inv = inv};
 

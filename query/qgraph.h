@@ -68,6 +68,7 @@ struct qinv {
     const char *corr; /* its one correlation id, NULL for batches */
     bool writes_assigned;
     bool exists;   /* the store holds its record (HT_DB_INV) */
+    bool partial;  /* only its record is read yet (see inv_exists) */
     struct vec in; /* hops into it (ht__q_incoming), once in_done */
     bool in_done;
     struct tgt_ctx *lambda; /* its Lambda request id key's targets, once read */
