@@ -669,6 +669,14 @@ static int tmpl_cmp(const void *x, const void *y)
     return a->ord < b->ord ? -1 : a->ord > b->ord;
 }
 
+static bool same_tmpl(const struct tmpl_note *a, const struct tmpl_note *b)
+{
+    return strcmp(a->url_route, b->url_route) == 0 &&
+           strcmp(a->s->route, b->s->route) == 0 &&
+           strcmp(a->s->api, b->s->api) == 0 &&
+           strcmp(a->s->stage, b->s->stage) == 0;
+}
+
 /* The templates noted in a slice with readers, learnt in the traces'
  * order. */
 static void tmpl_flush(struct rctx *c)
@@ -679,8 +687,13 @@ static void tmpl_flush(struct rctx *c)
     c->defer_tmpl = false; /* tl_flush's rechecks learn as they go */
     if (n > 1)
         qsort(p, n, sizeof(*p), tmpl_cmp);
-    for (size_t i = 0; i < n && !c->err; i++)
+    for (size_t i = 0; i < n && !c->err; i++) {
+        /* the one before left its key holding its template: a request of
+         * the same URL route and template learns nothing */
+        if (i && same_tmpl(&p[i - 1], &p[i]))
+            continue;
         learn_template(c, p[i].s, p[i].url_route);
+    }
     ht_buf_reset(&c->tmpl);
 }
 
