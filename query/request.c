@@ -1304,14 +1304,23 @@ static void map_clear(struct map *m)
     m->n = 0;
 }
 
+/* A reopened session's key set, from what the last one found (state). */
+static void ks_carry(struct keyset *ks, int state)
+{
+    if (state == KS_LARGE)
+        ks->state = KS_LARGE;
+    else if (state == KS_LOADED)
+        ks->asks = KS_ASKS - 1;
+}
+
 int ht_qsession_reopen(struct ht_qsession *s, struct ht_txn *t)
 {
     struct map spans = s->q.spans, invs = s->q.invs, pairs = s->q.pairs;
     struct map records = s->q.records;
-    /* a key range found too large to read whole stays so (it is a
-     * heuristic: the ids are looked up one by one, as always) */
-    bool hlarge = s->q.ks_header.state == KS_LARGE;
-    bool llarge = s->q.ks_link.state == KS_LARGE;
+    /* a key range found too large to read whole stays so, and one read
+     * whole is read again at the first ask, not after KS_ASKS lookups
+     * (heuristics both: what is read comes from this transaction) */
+    int hstate = s->q.ks_header.state, lstate = s->q.ks_link.state;
 
     map_clear(&spans);
     map_clear(&invs);
@@ -1325,10 +1334,8 @@ int ht_qsession_reopen(struct ht_qsession *s, struct ht_txn *t)
     s->q.records = records;
     s->q.t = t;
     s->q.a = s->arena;
-    if (hlarge)
-        s->q.ks_header.state = KS_LARGE;
-    if (llarge)
-        s->q.ks_link.state = KS_LARGE;
+    ks_carry(&s->q.ks_header, hstate);
+    ks_carry(&s->q.ks_link, lstate);
     return HT_ERR_OK;
 }
 
