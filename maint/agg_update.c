@@ -897,8 +897,15 @@ static void relink(struct rctx *c, const struct ht_tid *tid,
 
 static int tlink_cmp(const void *x, const void *y)
 {
-    return memcmp(((const struct tlink *)x)->tid.b,
-                  ((const struct tlink *)y)->tid.b, 16);
+    const uint8_t *a = ((const struct tlink *)x)->tid.b;
+    const uint8_t *b = ((const struct tlink *)y)->tid.b;
+    uint64_t p = ht_be64_get(a), q = ht_be64_get(b);
+
+    if (p == q) {
+        p = ht_be64_get(a + 8);
+        q = ht_be64_get(b + 8);
+    }
+    return (p > q) - (p < q);
 }
 
 /* Every noted trace's 'T' record afterwards holds the roots linked to it
@@ -1216,6 +1223,8 @@ static void *prefetch_run(void *arg)
             ok = ht_qsession_reopen(rd->qs, t) == HT_ERR_OK;
         else
             ok = ht_qsession_open(t, &rd->qs) == HT_ERR_OK;
+        if (ok)
+            ht_qsession_bulk(rd->qs); /* readers run only in a catch-up */
     }
     pthread_mutex_lock(&ch->mu);
     while (ok && !ch->stop && ch->next < ch->last &&
@@ -1465,6 +1474,8 @@ static int slice(struct ht_store *s, size_t max, bool *more,
     } else {
         c.a = ht_arena_create();
         rc = c.a ? ht_qsession_open(c.t, &c.qs) : HT_ERR_NOMEM;
+        if (!rc && keep) /* a catch-up: many requests */
+            ht_qsession_bulk(c.qs);
     }
     if (rc) {
         ht_qsession_close(c.qs);

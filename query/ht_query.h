@@ -141,6 +141,10 @@ int ht_qsession_build(struct ht_qsession *s, const struct ht_request *root,
  * returned is gone, the memory that held it is kept for the next round
  * (no fresh pages for every slice of a refresh). */
 int ht_qsession_reopen(struct ht_qsession *s, struct ht_txn *t);
+/* The session is to assemble many requests (a catch-up or refresh): key
+ * ranges worth reading whole are read at the first ask, not after a
+ * query's worth of lookups one by one. */
+void ht_qsession_bulk(struct ht_qsession *s);
 /* Bytes the session holds (to bound a chunk's memory). */
 size_t ht_qsession_memory(const struct ht_qsession *s);
 void ht_qsession_close(struct ht_qsession *s);

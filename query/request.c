@@ -1163,6 +1163,7 @@ static int query_in(struct ht_txn *t, const char *id, bool roots,
 struct ht_qsession {
     struct q q;
     struct ht_arena *arena;
+    bool bulk; /* ht_qsession_bulk */
 };
 
 int ht_qsession_open(struct ht_txn *t, struct ht_qsession **out)
@@ -1304,12 +1305,13 @@ static void map_clear(struct map *m)
     m->n = 0;
 }
 
-/* A reopened session's key set, from what the last one found (state). */
-static void ks_carry(struct keyset *ks, int state)
+/* A reopened session's key set, from what the last one found (state);
+ * eager: read at the first ask, unless found too large. */
+static void ks_carry(struct keyset *ks, int state, bool eager)
 {
     if (state == KS_LARGE)
         ks->state = KS_LARGE;
-    else if (state == KS_LOADED)
+    else if (state == KS_LOADED || eager)
         ks->asks = KS_ASKS - 1;
 }
 
@@ -1334,9 +1336,16 @@ int ht_qsession_reopen(struct ht_qsession *s, struct ht_txn *t)
     s->q.records = records;
     s->q.t = t;
     s->q.a = s->arena;
-    ks_carry(&s->q.ks_header, hstate);
-    ks_carry(&s->q.ks_link, lstate);
+    ks_carry(&s->q.ks_header, hstate, s->bulk);
+    ks_carry(&s->q.ks_link, lstate, s->bulk);
     return HT_ERR_OK;
+}
+
+void ht_qsession_bulk(struct ht_qsession *s)
+{
+    s->bulk = true;
+    ks_carry(&s->q.ks_header, s->q.ks_header.state, true);
+    ks_carry(&s->q.ks_link, s->q.ks_link.state, true);
 }
 
 size_t ht_qsession_memory(const struct ht_qsession *s)
