@@ -45,6 +45,13 @@ struct ht_engine {
      * while the engine runs on its own): a lock-free atomic is safe for
      * both */
     atomic_int stop_requested;
+    /* the input read and left, in bytes, when the source knows its size
+     * (ht_engine_input; done at its first report is the base); job_in:
+     * where the input stood when the job was handed (under mu), and
+     * in_committed once the writer has committed it */
+    _Atomic uint64_t in_base, in_done, in_left, in_committed;
+    atomic_bool in_known;
+    uint64_t job_in;
 
     pthread_t thread;
     pthread_mutex_t mu;
@@ -158,6 +165,39 @@ static int upkeep(struct ht_engine *e, bool idle)
     return rc;
 }
 
+void ht_engine_input(struct ht_engine *e, uint64_t done, uint64_t left)
+{
+    if (!atomic_load(&e->in_known)) {
+        atomic_store(&e->in_base, done);
+        atomic_store(&e->in_known, true);
+    }
+    atomic_store(&e->in_done, done);
+    atomic_store(&e->in_left, left);
+}
+
+/* How far ahead the store needs mapping: when the source knows how much
+ * input is left, as much as the store grew per byte of input committed
+ * so far, for what is not committed yet (read and left), a quarter more
+ * and 1 MiB to spare; else no bound. At the input's end, pages mapped
+ * ahead and never taken would only be given back at close, on the last
+ * thread. */
+static size_t ahead_most(struct ht_engine *e)
+{
+    uint64_t base = atomic_load(&e->in_base);
+    uint64_t done = atomic_load(&e->in_done);
+    uint64_t committed = atomic_load(&e->in_committed);
+    double want;
+
+    if (!atomic_load(&e->in_known) || committed <= base + ((uint64_t)1 << 20))
+        return SIZE_MAX; /* too little committed yet to tell */
+    want = (double)ht_store_grown(e->store) / (double)(committed - base) *
+               (double)(atomic_load(&e->in_left) +
+                        (done > committed ? done - committed : 0)) *
+               1.25 +
+           (double)(1 << 20);
+    return want < (double)SIZE_MAX ? (size_t)want : SIZE_MAX;
+}
+
 /* One step of mapping the store's next pages ahead of the writer
  * (ht_store_map_ahead), in time the calling thread would otherwise wait;
  * whether it mapped anything. Called with the mutex held: released during
@@ -167,7 +207,7 @@ static bool map_ahead_step(struct ht_engine *e)
     bool did;
 
     pthread_mutex_unlock(&e->mu);
-    did = ht_store_map_ahead(e->store, AHEAD_STEP);
+    did = ht_store_map_ahead(e->store, AHEAD_STEP, ahead_most(e));
     pthread_mutex_lock(&e->mu);
     return did;
 }
@@ -221,6 +261,8 @@ static void *writer_main(void *arg)
             e->prep = NULL;
         if (!rc)
             rc = commit(e, e->job, e->prep);
+        if (!rc)
+            atomic_store(&e->in_committed, e->job_in);
 
         /* memory: the bound is on this process's own (anonymous) memory;
          * the batch is what it grows with, so halve it (down to a
@@ -325,6 +367,7 @@ static void engine_yield(void *ctx, struct ht_batch *b)
     ht_buf_reset(&e->ckpts);
     e->nckpts = 0;
     e->job = spare;
+    e->job_in = atomic_load(&e->in_done);
     e->prep = prep;
     e->handed++;
     pthread_cond_broadcast(&e->cv);
@@ -532,6 +575,7 @@ int ht_engine_flush(struct ht_engine *e, const struct ht_engine_ckpt *ck,
     e->nckpts = n;
     next = e->batch == &e->batches[0] ? &e->batches[1] : &e->batches[0];
     e->job = e->batch;
+    e->job_in = atomic_load(&e->in_done);
     e->prep = prep;
     e->batch = next;
     e->handed++;

@@ -157,6 +157,10 @@ int64_t ht_engine_retain_us(const struct ht_engine *e);
  * error. NULL is a no-op. */
 int ht_engine_close(struct ht_engine *e);
 
+/* A source that knows its input's size says how many bytes it has read
+ * and how many are left (any thread; the engine maps the store ahead no
+ * further than what is left will need). */
+void ht_engine_input(struct ht_engine *e, uint64_t done, uint64_t left);
 /* The batch being filled (borrowed until the next flush). */
 struct ht_batch *ht_engine_batch(struct ht_engine *e);
 /* True when the current batch should be flushed (its record count, its

@@ -453,7 +453,8 @@ static bool size_files(struct files *f)
 
 /* Where the run stands: the oldest open file by name, and the bytes read
  * of all the files as they are on disk (gzip'd ones too), the files
- * before the oldest open one whole (read, skipped or unreadable). */
+ * before the oldest open one whole (read, skipped or unreadable). The
+ * engine is told the bytes read and left. */
 static void progress_lanes(struct files *f, struct ht_engine *e)
 {
     struct ht_files_progress p = {0};
@@ -480,9 +481,10 @@ static void progress_lanes(struct files *f, struct ht_engine *e)
         if (l->idx + 1 > p.last)
             p.last = l->idx + 1;
     }
-    if (!p.name)
-        return;
     p.total = f->before[f->npaths];
+    ht_engine_input(e, p.done, p.total > p.done ? p.total - p.done : 0);
+    if (!p.name || !f->cfg.progress)
+        return;
     p.file = first + 1;
     p.files = f->npaths;
     p.documents =
@@ -509,8 +511,7 @@ static int poll_files(struct files *f, struct ht_engine *e)
         src = lane_slice(f, e, l);
         if (src == -HT_ERR_IO)
             f->st.unreadable++; /* reported by the reader; go on */
-        if (f->cfg.progress)
-            progress_lanes(f, e);
+        progress_lanes(f, e);
         if (ht_engine_full(e))
             return HT_POLL_DATA;
     }

@@ -168,7 +168,8 @@ int ht_store_sync(struct ht_store *s);
 /*
  * The pages a writer will take next, mapped ahead: up to `step` bytes more
  * past the last page in use, as far ahead as the store has grown since
- * this process first called (16 MiB at most). Otherwise the first touch
+ * this process first called, and `most` (16 MiB at most; SIZE_MAX: no
+ * other bound). Otherwise the first touch
  * of each new page of data.mdb is a page fault on the writer's thread.
  * For a thread with time to spare, any time, also while a write
  * transaction runs: it changes no byte of the file. Returns whether it
@@ -177,7 +178,9 @@ int ht_store_sync(struct ht_store *s);
  * ahead and not taken. It waits out a remap (as beginning a transaction
  * does): call it with no transaction of the calling thread open.
  */
-bool ht_store_map_ahead(struct ht_store *s, size_t step);
+bool ht_store_map_ahead(struct ht_store *s, size_t step, size_t most);
+/* Bytes the store has grown by since this process first mapped ahead. */
+size_t ht_store_grown(struct ht_store *s);
 
 /* Double the map size (at least to the file's size); only with no
  * transaction open. The map never shrinks below data.mdb: another process

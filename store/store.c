@@ -1233,7 +1233,22 @@ static size_t used_bytes(const struct ht_store *s)
     return (info.me_last_pgno + 1) * s->psize;
 }
 
-bool ht_store_map_ahead(struct ht_store *s, size_t step)
+size_t ht_store_grown(struct ht_store *s)
+{
+    size_t used, from;
+
+    if (s->readonly)
+        return 0;
+    pthread_mutex_lock(&s->ahead_mu);
+    gate_enter(s); /* no remap meanwhile */
+    from = s->ahead_from;
+    used = from ? used_bytes(s) : 0;
+    gate_leave(s);
+    pthread_mutex_unlock(&s->ahead_mu);
+    return used > from ? used - from : 0;
+}
+
+bool ht_store_map_ahead(struct ht_store *s, size_t step, size_t most)
 {
     size_t used, from, to, ahead;
     bool did = false;
@@ -1258,6 +1273,8 @@ bool ht_store_map_ahead(struct ht_store *s, size_t step)
     ahead = used > s->ahead_from ? used - s->ahead_from : 0;
     if (ahead > AHEAD_BYTES)
         ahead = AHEAD_BYTES;
+    if (ahead > most)
+        ahead = most;
     if (!s->ahead_base || s->ahead_to >= used + ahead)
         goto out;
     from = s->ahead_to > used ? s->ahead_to : used;

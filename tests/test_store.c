@@ -911,15 +911,23 @@ static void test_map_ahead(void)
     snprintf(path, sizeof(path), "%s/data.mdb", dir);
     CHECK(ht_store_open(dir, false, &s) == HT_ERR_OK);
     CHECK(write_mib(s, 'a', 1) == 0);
-    CHECK(!ht_store_map_ahead(s, 1 << 20)); /* the first look */
+    CHECK(!ht_store_map_ahead(s, 1 << 20, SIZE_MAX)); /* the first look */
     first = used_of(dir);
     before = allocated(path);
-    CHECK(!ht_store_map_ahead(s, 1 << 20)); /* not grown: nothing */
+    CHECK(!ht_store_map_ahead(s, 1 << 20, SIZE_MAX)); /* not grown: nothing */
     CHECK(allocated(path) == before);
     CHECK(write_mib(s, 'b', 3) == 0);
     grown = used_of(dir) - first;
     CHECK(grown >= (3 << 20));
-    while (ht_store_map_ahead(s, 1 << 20))
+    CHECK(ht_store_grown(s) == grown);
+    /* no further than asked: nothing, then one step of 1 MiB at most */
+    CHECK(!ht_store_map_ahead(s, 1 << 20, 0));
+    if (can) {
+        CHECK(ht_store_map_ahead(s, 1 << 20, 1 << 20));
+        CHECK(!ht_store_map_ahead(s, 1 << 20, 1 << 20));
+        ahead = 1;
+    }
+    while (ht_store_map_ahead(s, 1 << 20, SIZE_MAX))
         ahead++;
     if (can && !ahead)
         fprintf(stderr,
@@ -944,7 +952,7 @@ static void test_map_ahead(void)
     CHECK(ht_store_open(dir, true, &s) == HT_ERR_OK);
     CHECK(count_tag(s, 'a') == 256 && count_tag(s, 'b') == 3 * 256 &&
           count_tag(s, 'c') == 2 * 256);
-    CHECK(!ht_store_map_ahead(s, 1 << 20)); /* read-only: never */
+    CHECK(!ht_store_map_ahead(s, 1 << 20, SIZE_MAX)); /* read-only: never */
     ht_store_close(s);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     CHECK(system(cmd) == 0);
