@@ -55,11 +55,16 @@ struct bloom {
     uint64_t *bits;
 };
 
+#define DAYS_KEPT 16
 struct epoch {
     uint32_t id;
     int64_t start, max;
     MDB_dbi dbi[HT_DB__COUNT]; /* the epoch databases' handles */
     const struct bloom *bf;    /* sealed and filtered; NULL: probe */
+    /* the days its `spans` holds, newest first, once read (node_key) */
+    bool days_known, days_many; /* many: more than DAYS_KEPT */
+    uint8_t ndays;
+    uint16_t days[DAYS_KEPT];
 };
 
 struct ecache {
@@ -1578,6 +1583,8 @@ static int apply_list(struct ht_txn *t, int db, unsigned ep,
     if (l->n == 0)
         return HT_ERR_OK;
     TXN_USABLE(t);
+    if (db == HT_DB_SPANS)
+        t->ep[ep].days_known = false; /* a put may bring a day (node_key) */
     rc = mdb_cursor_open(t->txn, dbi_at(t, db, ep), &c);
     if (rc)
         return txn_err(t, rc, "opening a cursor");
@@ -1907,6 +1914,39 @@ static void bf_prep_node(const struct ht_txn *t, const void *id, struct bfq *q)
     bf_prep(t, HT_DB_SPANS, probe, SPAN_KEY, q);
 }
 
+/* The days epoch ep's `spans` holds, newest first (each day's last key,
+ * then the key before that day): kept in the transaction's view of the
+ * epoch until a put to its `spans` (apply_list). A delete leaves a day
+ * listed that may hold nothing now, which costs a lookup, not an answer. */
+static void days_load(struct ht_txn *t, unsigned ep, MDB_cursor *c)
+{
+    struct epoch *e = &t->ep[ep];
+    MDB_val k, v;
+    uint8_t probe[SPAN_KEY];
+    int rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+
+    e->ndays = 0;
+    e->days_many = false;
+    while (rc == 0 && k.mv_size == SPAN_KEY) {
+        MDB_val pk = {SPAN_KEY, probe};
+        const uint8_t *b = k.mv_data;
+
+        if (e->ndays == DAYS_KEPT) {
+            e->days_many = true;
+            break;
+        }
+        e->days[e->ndays++] = (uint16_t)(b[0] << 8 | b[1]);
+        if (b[0] == 0 && b[1] == 0)
+            break;
+        memcpy(probe, b, 2);
+        memset(probe + 2, 0, 8);
+        rc = mdb_cursor_get(c, &pk, &v, MDB_SET_RANGE);
+        if (rc == 0)
+            rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+    }
+    e->days_known = rc == 0 || rc == MDB_NOTFOUND;
+}
+
 /* The stored key (trace id + span id) of node `id` in epoch ep, and its
  * `spans` key (skey, when not NULL): HT_ERR_NOTFOUND when the span is
  * unknown there. sq: the lookup's filter query (bf_prep_node), made once
@@ -1918,13 +1958,44 @@ static int node_key(struct ht_txn *t, unsigned ep, const void *id,
     MDB_val k, v;
     uint8_t probe[SPAN_KEY];
     int rc, found = MDB_NOTFOUND;
+    struct epoch *e = &t->ep[ep];
 
     SEE_OWN_WRITES(t, HT_DB_SPANS);
-    if (ep && !bf_hit(&t->ep[ep], sq))
+    if (ep && !bf_hit(e, sq))
         return HT_ERR_NOTFOUND;
     rc = mdb_cursor_open(t->txn, dbi_at(t, HT_DB_SPANS, ep), &c);
     if (rc)
         return txn_err(t, rc, "opening a cursor");
+    if (!e->days_known)
+        days_load(t, ep, c);
+    if (e->days_known && !e->days_many) {
+        /* the span itself, day by day, newest first */
+        for (unsigned i = 0; i < e->ndays && found == MDB_NOTFOUND; i++) {
+            MDB_val pk = {SPAN_KEY, probe};
+
+            probe[0] = (uint8_t)(e->days[i] >> 8);
+            probe[1] = (uint8_t)e->days[i];
+            memcpy(probe + 2, id, 8);
+            rc = mdb_cursor_get(c, &pk, &v, MDB_SET_KEY);
+            if (rc == 0) {
+                found = v.mv_size == 16 ? 0 : -1;
+                if (!found) {
+                    memcpy(key, v.mv_data, 16);
+                    memcpy(key + 16, id, 8);
+                    if (skey)
+                        memcpy(skey, probe, SPAN_KEY);
+                }
+            } else if (rc != MDB_NOTFOUND) {
+                break;
+            }
+        }
+        mdb_cursor_close(c);
+        if (rc && rc != MDB_NOTFOUND)
+            return txn_err(t, rc, "reading");
+        if (found == -1)
+            return HT_ERR_CORRUPT;
+        return found ? HT_ERR_NOTFOUND : HT_ERR_OK;
+    }
     rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
     while (rc == 0 && k.mv_size == SPAN_KEY) {
         MDB_val pk = {SPAN_KEY, probe};
