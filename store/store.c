@@ -1947,6 +1947,32 @@ static void days_load(struct ht_txn *t, unsigned ep, MDB_cursor *c)
     e->days_known = rc == 0 || rc == MDB_NOTFOUND;
 }
 
+/* Span id under `day` in the `spans` index c reads: LMDB's result; on a
+ * hit *found is 0 with key and skey (when not NULL) filled, or -1 for an
+ * entry that is not a trace id. */
+static int day_probe(MDB_cursor *c, unsigned day, const void *id,
+                     uint8_t key[24], uint8_t *skey, int *found)
+{
+    uint8_t probe[SPAN_KEY];
+    MDB_val pk = {SPAN_KEY, probe}, v;
+    int rc;
+
+    probe[0] = (uint8_t)(day >> 8);
+    probe[1] = (uint8_t)day;
+    memcpy(probe + 2, id, 8);
+    rc = mdb_cursor_get(c, &pk, &v, MDB_SET_KEY);
+    if (rc == 0) {
+        *found = v.mv_size == 16 ? 0 : -1;
+        if (!*found) {
+            memcpy(key, v.mv_data, 16);
+            memcpy(key + 16, id, 8);
+            if (skey)
+                memcpy(skey, probe, SPAN_KEY);
+        }
+    }
+    return rc;
+}
+
 /* The stored key (trace id + span id) of node `id` in epoch ep, and its
  * `spans` key (skey, when not NULL): HT_ERR_NOTFOUND when the span is
  * unknown there. sq: the lookup's filter query (bf_prep_node), made once
@@ -1969,62 +1995,31 @@ static int node_key(struct ht_txn *t, unsigned ep, const void *id,
     if (!e->days_known)
         days_load(t, ep, c);
     if (e->days_known && !e->days_many) {
-        /* the span itself, day by day, newest first */
+        /* day by day, newest first */
         for (unsigned i = 0; i < e->ndays && found == MDB_NOTFOUND; i++) {
-            MDB_val pk = {SPAN_KEY, probe};
-
-            probe[0] = (uint8_t)(e->days[i] >> 8);
-            probe[1] = (uint8_t)e->days[i];
-            memcpy(probe + 2, id, 8);
-            rc = mdb_cursor_get(c, &pk, &v, MDB_SET_KEY);
-            if (rc == 0) {
-                found = v.mv_size == 16 ? 0 : -1;
-                if (!found) {
-                    memcpy(key, v.mv_data, 16);
-                    memcpy(key + 16, id, 8);
-                    if (skey)
-                        memcpy(skey, probe, SPAN_KEY);
-                }
-            } else if (rc != MDB_NOTFOUND) {
+            rc = day_probe(c, e->days[i], id, key, skey, &found);
+            if (rc && rc != MDB_NOTFOUND)
                 break;
-            }
         }
-        mdb_cursor_close(c);
-        if (rc && rc != MDB_NOTFOUND)
-            return txn_err(t, rc, "reading");
-        if (found == -1)
-            return HT_ERR_CORRUPT;
-        return found ? HT_ERR_NOTFOUND : HT_ERR_OK;
-    }
-    rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-    while (rc == 0 && k.mv_size == SPAN_KEY) {
-        MDB_val pk = {SPAN_KEY, probe};
-        unsigned day = (unsigned)((const uint8_t *)k.mv_data)[0] << 8 |
-                       ((const uint8_t *)k.mv_data)[1];
+    } else {
+        rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+        while (rc == 0 && k.mv_size == SPAN_KEY) {
+            MDB_val pk = {SPAN_KEY, probe};
+            unsigned day = (unsigned)((const uint8_t *)k.mv_data)[0] << 8 |
+                           ((const uint8_t *)k.mv_data)[1];
 
-        /* this day: the span itself? */
-        memcpy(probe, k.mv_data, 2);
-        memcpy(probe + 2, id, 8);
-        rc = mdb_cursor_get(c, &pk, &v, MDB_SET_KEY);
-        if (rc == 0) {
-            found = v.mv_size == 16 ? 0 : -1;
-            if (!found) {
-                memcpy(key, v.mv_data, 16);
-                memcpy(key + 16, id, 8);
-                if (skey)
-                    memcpy(skey, probe, SPAN_KEY);
-            }
-            break;
+            /* this day: the span itself? */
+            rc = day_probe(c, day, id, key, skey, &found);
+            if (rc != MDB_NOTFOUND || day == 0)
+                break;
+            /* the day before that holds spans: the last key before it */
+            probe[0] = (uint8_t)(day >> 8);
+            probe[1] = (uint8_t)day;
+            memset(probe + 2, 0, 8);
+            rc = mdb_cursor_get(c, &pk, &v, MDB_SET_RANGE);
+            if (rc == 0)
+                rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
         }
-        if (rc != MDB_NOTFOUND || day == 0)
-            break;
-        /* the day before that holds spans: the last key before this day */
-        memset(probe + 2, 0, 8);
-        pk.mv_data = probe;
-        pk.mv_size = SPAN_KEY;
-        rc = mdb_cursor_get(c, &pk, &v, MDB_SET_RANGE);
-        if (rc == 0)
-            rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
     }
     mdb_cursor_close(c);
     if (rc && rc != MDB_NOTFOUND)

@@ -277,6 +277,27 @@ static void test_lmdb(void)
         CHECK(ht_store_get(t, HT_DB_NODES, "\x01\x02\x03\x04\x05\x06\x07\x08",
                            8, &v, &vn) == HT_ERR_NOTFOUND);
     }
+    /* more days than a transaction lists (16): walked back day by day */
+    {
+        struct ht_id8 id;
+        char hex[17];
+
+        for (int i = 0; i < 20; i++) {
+            snprintf(hex, sizeof(hex), "77777777777777%02x", i);
+            packed_span(&sp, "1-6b083521-000000000000000000000001", hex, NULL,
+                        1795700001000000LL - (i + 10) * 86400000000LL);
+            ht_id8_parse(hex, 16, &id);
+            CHECK(ht_store_put(t, HT_DB_NODES, id.b, 8, sp.data, sp.len) == 0);
+        }
+        for (int i = 0; i < 20; i++) {
+            snprintf(hex, sizeof(hex), "77777777777777%02x", i);
+            ht_id8_parse(hex, 16, &id);
+            CHECK(ht_store_get(t, HT_DB_NODES, id.b, 8, &v, &vn) == 0);
+        }
+        CHECK(ht_store_get(t, HT_DB_NODES, id2.b, 8, &v, &vn) == 0);
+        CHECK(ht_store_get(t, HT_DB_NODES, "\x01\x02\x03\x04\x05\x06\x07\x09",
+                           8, &v, &vn) == HT_ERR_NOTFOUND);
+    }
     /* the newest event only moves forward */
     CHECK(ht_store_newest_event(t) == INT64_MIN);
     CHECK(ht_store_note_event(t, 2000) == 0);
