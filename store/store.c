@@ -55,16 +55,15 @@ struct bloom {
     uint64_t *bits;
 };
 
-#define DAYS_KEPT 16
 struct epoch {
     uint32_t id;
     int64_t start, max;
     MDB_dbi dbi[HT_DB__COUNT]; /* the epoch databases' handles */
     const struct bloom *bf;    /* sealed and filtered; NULL: probe */
-    /* the days its `spans` holds, newest first, once read (node_key) */
-    bool days_known, days_many; /* many: more than DAYS_KEPT */
-    uint8_t ndays;
-    uint16_t days[DAYS_KEPT];
+    /* the days its `spans` holds, newest first, as far as read (day_at) */
+    uint16_t *days;
+    size_t ndays, capdays;
+    bool days_all; /* the oldest is among them */
 };
 
 struct ecache {
@@ -1457,10 +1456,18 @@ static void bulk_release(struct ht_bulk *b)
 }
 
 /* After the LMDB transaction ended: the txn's place in the gate goes. */
+/* What the transaction's view of its epochs holds beyond the registry. */
+static void view_release(struct ht_txn *t)
+{
+    for (unsigned e = 0; e < MAX_EPOCHS; e++)
+        free(t->ep[e].days);
+}
+
 static void txn_free(struct ht_txn *t)
 {
     gate_leave(t->s);
     bulk_release(&t->ps);
+    view_release(t);
     free(t);
 }
 
@@ -1583,8 +1590,10 @@ static int apply_list(struct ht_txn *t, int db, unsigned ep,
     if (l->n == 0)
         return HT_ERR_OK;
     TXN_USABLE(t);
-    if (db == HT_DB_SPANS)
-        t->ep[ep].days_known = false; /* a put may bring a day (node_key) */
+    if (db == HT_DB_SPANS) { /* a put may bring a day (day_at) */
+        t->ep[ep].ndays = 0;
+        t->ep[ep].days_all = false;
+    }
     rc = mdb_cursor_open(t->txn, dbi_at(t, db, ep), &c);
     if (rc)
         return txn_err(t, rc, "opening a cursor");
@@ -1914,37 +1923,70 @@ static void bf_prep_node(const struct ht_txn *t, const void *id, struct bfq *q)
     bf_prep(t, HT_DB_SPANS, probe, SPAN_KEY, q);
 }
 
-/* The days epoch ep's `spans` holds, newest first (each day's last key,
- * then the key before that day): kept in the transaction's view of the
- * epoch until a put to its `spans` (apply_list). A delete leaves a day
- * listed that may hold nothing now, which costs a lookup, not an answer. */
-static void days_load(struct ht_txn *t, unsigned ep, MDB_cursor *c)
+/*
+ * The i-th newest day epoch ep's `spans` holds, into *day: 0, MDB_NOTFOUND
+ * past the oldest, or LMDB's error. The days are read with cursor c as far
+ * as asked (the newest day is the last key's; the one before a day is the
+ * last key's before that day's first) and kept in the transaction's view of
+ * the epoch until a put to its `spans` (apply_list). A delete may leave a
+ * day listed that holds nothing now: that costs a lookup, not an answer.
+ */
+static int day_at(struct ht_txn *t, unsigned ep, MDB_cursor *c, size_t i,
+                  unsigned *day)
 {
     struct epoch *e = &t->ep[ep];
-    MDB_val k, v;
-    uint8_t probe[SPAN_KEY];
-    int rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
 
-    e->ndays = 0;
-    e->days_many = false;
-    while (rc == 0 && k.mv_size == SPAN_KEY) {
-        MDB_val pk = {SPAN_KEY, probe};
-        const uint8_t *b = k.mv_data;
+    while (i >= e->ndays && !e->days_all) {
+        MDB_val k, v;
+        int rc;
 
-        if (e->ndays == DAYS_KEPT) {
-            e->days_many = true;
-            break;
+        if (!e->ndays) {
+            rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+        } else {
+            unsigned prev = e->days[e->ndays - 1];
+            uint8_t probe[SPAN_KEY] = {(uint8_t)(prev >> 8), (uint8_t)prev};
+            MDB_val pk = {SPAN_KEY, probe};
+
+            if (!prev) {
+                e->days_all = true;
+                break;
+            }
+            /* the key before the day's first (the last of all when a
+             * delete emptied the day and nothing follows) */
+            rc = mdb_cursor_get(c, &pk, &v, MDB_SET_RANGE);
+            if (rc == 0)
+                rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+            else if (rc == MDB_NOTFOUND)
+                rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
         }
-        e->days[e->ndays++] = (uint16_t)(b[0] << 8 | b[1]);
-        if (b[0] == 0 && b[1] == 0)
-            break;
-        memcpy(probe, b, 2);
-        memset(probe + 2, 0, 8);
-        rc = mdb_cursor_get(c, &pk, &v, MDB_SET_RANGE);
-        if (rc == 0)
-            rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
+        if (rc == 0 && k.mv_size == SPAN_KEY) {
+            const uint8_t *b = k.mv_data;
+            unsigned d = (unsigned)b[0] << 8 | b[1];
+
+            if (e->ndays && d >= e->days[e->ndays - 1]) {
+                e->days_all = true; /* not older: cannot be */
+                break;
+            }
+            if (e->ndays == e->capdays) {
+                size_t cap = e->capdays ? e->capdays * 2 : 8;
+                uint16_t *n = realloc(e->days, cap * sizeof(*n));
+
+                if (!n)
+                    return ENOMEM;
+                e->days = n;
+                e->capdays = cap;
+            }
+            e->days[e->ndays++] = (uint16_t)d;
+        } else if (rc == 0 || rc == MDB_NOTFOUND) {
+            e->days_all = true;
+        } else {
+            return rc;
+        }
     }
-    e->days_known = rc == 0 || rc == MDB_NOTFOUND;
+    if (i >= e->ndays)
+        return MDB_NOTFOUND;
+    *day = e->days[i];
+    return 0;
 }
 
 /* Span id under `day` in the `spans` index c reads: LMDB's result; on a
@@ -1981,45 +2023,24 @@ static int node_key(struct ht_txn *t, unsigned ep, const void *id,
                     uint8_t key[24], uint8_t *skey, const struct bfq *sq)
 {
     MDB_cursor *c;
-    MDB_val k, v;
-    uint8_t probe[SPAN_KEY];
     int rc, found = MDB_NOTFOUND;
-    struct epoch *e = &t->ep[ep];
 
     SEE_OWN_WRITES(t, HT_DB_SPANS);
-    if (ep && !bf_hit(e, sq))
+    if (ep && !bf_hit(&t->ep[ep], sq))
         return HT_ERR_NOTFOUND;
     rc = mdb_cursor_open(t->txn, dbi_at(t, HT_DB_SPANS, ep), &c);
     if (rc)
         return txn_err(t, rc, "opening a cursor");
-    if (!e->days_known)
-        days_load(t, ep, c);
-    if (e->days_known && !e->days_many) {
-        /* day by day, newest first */
-        for (unsigned i = 0; i < e->ndays && found == MDB_NOTFOUND; i++) {
-            rc = day_probe(c, e->days[i], id, key, skey, &found);
-            if (rc && rc != MDB_NOTFOUND)
-                break;
-        }
-    } else {
-        rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-        while (rc == 0 && k.mv_size == SPAN_KEY) {
-            MDB_val pk = {SPAN_KEY, probe};
-            unsigned day = (unsigned)((const uint8_t *)k.mv_data)[0] << 8 |
-                           ((const uint8_t *)k.mv_data)[1];
+    /* day by day, newest first */
+    for (size_t i = 0; found == MDB_NOTFOUND; i++) {
+        unsigned day;
 
-            /* this day: the span itself? */
-            rc = day_probe(c, day, id, key, skey, &found);
-            if (rc != MDB_NOTFOUND || day == 0)
-                break;
-            /* the day before that holds spans: the last key before it */
-            probe[0] = (uint8_t)(day >> 8);
-            probe[1] = (uint8_t)day;
-            memset(probe + 2, 0, 8);
-            rc = mdb_cursor_get(c, &pk, &v, MDB_SET_RANGE);
-            if (rc == 0)
-                rc = mdb_cursor_get(c, &k, &v, MDB_PREV);
-        }
+        rc = day_at(t, ep, c, i, &day);
+        if (rc)
+            break; /* past the oldest day, or an error */
+        rc = day_probe(c, day, id, key, skey, &found);
+        if (rc && rc != MDB_NOTFOUND)
+            break;
     }
     mdb_cursor_close(c);
     if (rc && rc != MDB_NOTFOUND)
@@ -2935,6 +2956,7 @@ static int drop_once(struct ht_store *s, int64_t before_us,
     else
         mdb_txn_abort(t->txn);
     bulk_release(&t->ps);
+    view_release(t);
     free(t);
     if (!rc)
         *dropped += k;
