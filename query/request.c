@@ -1305,13 +1305,13 @@ static void map_clear(struct map *m)
     m->n = 0;
 }
 
-/* A reopened session's key set, from what the last one found (state);
- * eager: read at the first ask, unless found too large. */
-static void ks_carry(struct keyset *ks, int state, bool eager)
+/* A key set as a session begins it: too large to read whole when the last
+ * one found so (state), and in a bulk session read at the first ask. */
+static void ks_carry(struct keyset *ks, int state, bool bulk)
 {
     if (state == KS_LARGE)
         ks->state = KS_LARGE;
-    else if (state == KS_LOADED || eager)
+    else if (bulk)
         ks->asks = KS_ASKS - 1;
 }
 
@@ -1319,9 +1319,8 @@ int ht_qsession_reopen(struct ht_qsession *s, struct ht_txn *t)
 {
     struct map spans = s->q.spans, invs = s->q.invs, pairs = s->q.pairs;
     struct map records = s->q.records;
-    /* a key range found too large to read whole stays so, and one read
-     * whole is read again at the first ask, not after KS_ASKS lookups
-     * (heuristics both: what is read comes from this transaction) */
+    /* a key range found too large to read whole stays so (a heuristic:
+     * the ids are looked up one by one, as always) */
     int hstate = s->q.ks_header.state, lstate = s->q.ks_link.state;
 
     map_clear(&spans);
