@@ -437,6 +437,9 @@ struct qnode *ht__q_span(struct q *q, const struct ht_id8 *id)
     return q_span_in(q, NULL, id);
 }
 
+static struct qnode *q_span_near(struct q *q, const struct ht_tid *tr,
+                                 const struct ht_id8 *id);
+
 struct facts_ctx {
     struct q *q;
     struct qinv *inv;
@@ -453,10 +456,20 @@ static int facts_visit(void *ctx, const void *k, size_t kn, const void *v,
     (void)kn;
     if (ht_fact_unpack(v, vn, c->q->a, f) != HT_ERR_OK)
         return 0;
-    if (f->kind == HT_FACT_RECORD)
+    if (f->kind == HT_FACT_RECORD) {
         ht__vec_push(c->q->a, &c->recs, f);
-    else if (f->kind == HT_FACT_CORR)
+    } else if (f->kind == HT_FACT_CORR) {
         ht__vec_push(c->q->a, &c->lines, f);
+    } else if (f->kind == HT_FACT_APIGW) {
+        struct qinv *inv = c->inv;
+
+        if (!inv->gw_route && f->route && *f->route)
+            inv->gw_route = f->route;
+        if (!inv->gw_api && f->api_id && *f->api_id)
+            inv->gw_api = f->api_id;
+        if (!inv->gw_stage && f->stage && *f->stage)
+            inv->gw_stage = f->stage;
+    }
     return 0;
 }
 
@@ -559,6 +572,13 @@ static void lambda_targets(struct q *q, struct qinv *inv, struct tgt_ctx *c)
  * writes are attributed request by request and never leak into every
  * request of the batch. Read-only: it does not settle the invocation's top.
  */
+/* The trace an invocation's own spans are in, when its record says. */
+static const struct ht_tid *inv_trace(const struct qinv *inv)
+{
+    return inv->has_rec && (inv->rec.flags & HT_INV_HAS_TRACE) ? &inv->rec.trace
+                                                               : NULL;
+}
+
 static void inv_links_batch(struct q *q, struct qinv *inv)
 {
     const struct ht_id8 *seen[2];
@@ -567,7 +587,7 @@ static void inv_links_batch(struct q *q, struct qinv *inv)
 
     lambda_targets(q, inv, &c);
     for (size_t i = 0; i < c.spans.n && nseen < 2; i++) {
-        struct qnode *n = ht__q_span(q, c.spans.p[i]);
+        struct qnode *n = q_span_near(q, inv_trace(inv), c.spans.p[i]);
         struct vec *kids;
 
         if (!n)
@@ -648,7 +668,7 @@ struct qnode *ht__q_parent(struct q *q, struct qnode *n)
     if (!n->parent_done) {
         n->parent_done = true;
         if (!n->synthetic && (n->s.flags & HT_SPAN_HAS_PARENT))
-            n->parent = ht__q_span(q, &n->s.parent);
+            n->parent = q_span_near(q, &n->s.trace, &n->s.parent);
     }
     return n->parent;
 }
@@ -783,6 +803,30 @@ static struct kcache *trace_kids(struct q *q, const struct ht_tid *tr)
         return e;
     ht_store_scan(q->t, HT_DB_NODES, tr->b, 16, kids_visit, &c);
     return kc_keep(q, tr, &c);
+}
+
+/*
+ * Node `id`, expected in trace `tr` (a parent, an invocation's Lambda
+ * span) but not known to be there: unless the session has read it, the
+ * trace's range is read whole first (one scan instead of a look-up
+ * through the span index per node; a request's traces are read whole
+ * anyway when their nodes' children are asked for), then the span index
+ * for a node found elsewhere.
+ */
+static struct qnode *q_span_near(struct q *q, const struct ht_tid *tr,
+                                 const struct ht_id8 *id)
+{
+    struct qnode *n = ht__map_get(&q->spans, id->b, 8);
+
+    if (n)
+        return n;
+    if (tr && !kc_find(q, tr)) {
+        trace_kids(q, tr);
+        n = ht__map_get(&q->spans, id->b, 8);
+        if (n)
+            return n;
+    }
+    return q_span_in(q, NULL, id);
 }
 
 /* A trace id's spans (trace_span_visit) and, from the same scan, its
@@ -920,7 +964,7 @@ struct qnode *ht__q_inv_top(struct q *q, struct qinv *inv)
     inv->top_done = true;
     lambda_targets(q, inv, &c);
     for (size_t i = 0; i < c.spans.n && !inv->top; i++)
-        inv->top = ht__q_span(q, c.spans.p[i]);
+        inv->top = q_span_near(q, inv_trace(inv), c.spans.p[i]);
     if (!inv->top && inv->has_rec && (inv->rec.flags & HT_INV_HAS_SEGMENT)) {
         struct qnode *f = ht__q_span(q, &inv->rec.segment);
         struct qnode *p = f ? ht__q_parent(q, f) : NULL;

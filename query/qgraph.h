@@ -72,6 +72,9 @@ struct qinv {
     struct vec in; /* hops into it (ht__q_incoming), once in_done */
     bool in_done;
     struct tgt_ctx *lambda; /* its Lambda request id key's targets, once read */
+    /* the first route, API id and stage of its API Gateway facts, read
+     * with its facts (the request's entry point) */
+    const char *gw_route, *gw_api, *gw_stage;
 };
 
 struct qhop {
