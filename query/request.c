@@ -324,6 +324,20 @@ struct apigw_ctx {
     const char *route, *api, *stage;
 };
 
+/* Takes what c lacks of an API Gateway fact's route, API id and stage;
+ * whether c has all three. */
+static bool apigw_take(struct apigw_ctx *c, const char *route, const char *api,
+                       const char *stage)
+{
+    if (!c->route && route && *route)
+        c->route = route;
+    if (!c->api && api && *api)
+        c->api = api;
+    if (!c->stage && stage && *stage)
+        c->stage = stage;
+    return c->route && c->api && c->stage;
+}
+
 static int apigw_visit(void *ctx, const void *k, size_t kn, const void *v,
                        size_t vn)
 {
@@ -334,13 +348,7 @@ static int apigw_visit(void *ctx, const void *k, size_t kn, const void *v,
     (void)kn;
     if (ht_fact_unpack(v, vn, c->a, &f) != HT_ERR_OK || f.kind != HT_FACT_APIGW)
         return 0;
-    if (!c->route && f.route && *f.route)
-        c->route = f.route;
-    if (!c->api && f.api_id && *f.api_id)
-        c->api = f.api_id;
-    if (!c->stage && f.stage && *f.stage)
-        c->stage = f.stage;
-    return c->route && c->api && c->stage;
+    return apigw_take(c, f.route, f.api_id, f.stage);
 }
 
 /* Whether span i is reached from the root by synchronous calls only. */
@@ -383,6 +391,7 @@ static void entry_point(struct q *q, struct ht_request *r)
         uint8_t prefix[HT_ID_PACKED_MAX + 1];
         size_t pn, rn;
         bool dup = false;
+        struct qinv *inv;
 
         if (!rid || !*rid || (rn = strlen(rid)) > 255 || !sync_from_root(r, i))
             continue;
@@ -391,6 +400,12 @@ static void entry_point(struct q *q, struct ht_request *r)
         if (dup)
             continue;
         seen[nseen++] = rid;
+        /* an invocation the session has read whole: its facts' first */
+        inv = ht__map_get(&q->invs, rid, rn);
+        if (inv && !inv->partial) {
+            apigw_take(&c, inv->gw_route, inv->gw_api, inv->gw_stage);
+            continue;
+        }
         pn = ht_id_pack(rid, rn, prefix);
         prefix[pn++] = 0;
         ht_store_scan(q->t, HT_DB_FACTS, prefix, pn, apigw_visit, &c);
