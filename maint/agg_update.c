@@ -577,14 +577,17 @@ static int jaeger_drop(struct ccache *cc, struct ht_txn *t,
     return rc == HT_ERR_NOTFOUND ? HT_ERR_OK : rc;
 }
 
-/* Writes the 'J' record `now` of root (replacing the old one). */
+/* Writes the 'J' record `now` of root (replacing the old one). A root
+ * has a 'J' record exactly when it has a summary: both are written and
+ * removed together (store_summ, drop_summ, prune_txn), so without one
+ * (had) there is no old record to read. */
 static int jaeger_store(struct ccache *cc, struct ht_txn *t,
                         const struct ht_id8 *root,
                         const struct ht_jaeger_rec *now, struct ht_arena *a,
-                        struct ht_buf *buf)
+                        struct ht_buf *buf, bool had)
 {
     uint8_t key[9];
-    int rc = jaeger_drop(cc, t, root, a);
+    int rc = had ? jaeger_drop(cc, t, root, a) : HT_ERR_OK;
 
     if (rc)
         return rc;
@@ -650,7 +653,7 @@ static void store_summ(struct rctx *c, const struct digest *d)
     ht_buf_reset(&c->buf);
     ht_agg_summary_pack(&d->s, &c->buf);
     chk(c, ht_store_put(c->t, HT_DB_AGG, key, 9, c->buf.data, c->buf.len));
-    chk(c, jaeger_store(&c->cc, c->t, root, &d->j, c->a, &c->buf));
+    chk(c, jaeger_store(&c->cc, c->t, root, &d->j, c->a, &c->buf, had));
     sc_forget(&c->sc, root);
     c->st.requests++;
     if (d->url_route && c->defer_tmpl) {
