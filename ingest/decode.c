@@ -1010,9 +1010,11 @@ static void decode_value(struct ht_batch *b, const struct ht_srcpos *pos, hj v,
                  v, raw, rawlen);
 }
 
-/* One JSON value's bytes: parse, decode, release the tree. */
+/* One JSON value's bytes: parse (where they are when padded: HJ_PADDING
+ * readable bytes follow them), decode, release the tree. */
 static void decode_json(struct ht_batch *b, const struct ht_srcpos *pos,
-                        const char *p, size_t n, int depth, int level)
+                        const char *p, size_t n, int depth, int level,
+                        bool padded)
 {
     char err[160];
     hj v;
@@ -1032,7 +1034,8 @@ static void decode_json(struct ht_batch *b, const struct ht_srcpos *pos,
                         n);
         return;
     }
-    if (hj_parse(ht__parser(b, level), p, n, true, &v, err, sizeof(err))) {
+    if ((padded ? hj_parse_padded : hj_parse)(ht__parser(b, level), p, n, true,
+                                              &v, err, sizeof(err))) {
         char detail[200];
 
         if (bad_after_bad_header(b, pos))
@@ -1151,7 +1154,7 @@ static void decode_bytes(struct ht_batch *b, const struct ht_srcpos *pos,
                                 "not JSON: unbalanced or truncated value",
                                 p + i, len);
         } else {
-            decode_json(b, pos, p + i, len, depth, level);
+            decode_json(b, pos, p + i, len, depth, level, false);
         }
         i += len;
     }
@@ -1165,8 +1168,10 @@ void ht_ingest_payload(struct ht_batch *b, const struct ht_srcpos *pos,
     hdr_wait_forget(pos, false);
 }
 
-bool ht_ingest_value(struct ht_batch *b, const struct ht_srcpos *pos,
-                     const char *val, size_t n, int depth)
+/* ht_ingest_value; padded: HJ_PADDING readable bytes follow the value (the
+ * file reader's buffer), which is then parsed where it is. */
+static bool ingest_value(struct ht_batch *b, const struct ht_srcpos *pos,
+                         const char *val, size_t n, int depth, bool padded)
 {
     char err[160];
     hj v;
@@ -1178,12 +1183,13 @@ bool ht_ingest_value(struct ht_batch *b, const struct ht_srcpos *pos,
     }
     if (depth != HT_DEPTH_LINE) {
         b->payload_bytes += n;
-        decode_json(b, pos, val, n, depth, 0);
+        decode_json(b, pos, val, n, depth, 0, padded);
         return true;
     }
     if (n > HT_MAX_CONTAINER_BYTES)
         return false; /* the scanner's path measures and rejects it */
-    rc = hj_parse(ht__parser(b, 0), val, n, true, &v, err, sizeof(err));
+    rc = (padded ? hj_parse_padded : hj_parse)(ht__parser(b, 0), val, n, true,
+                                               &v, err, sizeof(err));
     if (rc == -1)
         return false; /* not one value: several, or not JSON at all */
     b->payload_bytes += n;
@@ -1194,6 +1200,12 @@ bool ht_ingest_value(struct ht_batch *b, const struct ht_srcpos *pos,
     }
     decode_value(b, pos, v, val, n, 0);
     return true;
+}
+
+bool ht_ingest_value(struct ht_batch *b, const struct ht_srcpos *pos,
+                     const char *val, size_t n, int depth)
+{
+    return ingest_value(b, pos, val, n, depth, false);
 }
 
 void ht_ingest_read_value(struct ht_batch *b, struct ht_reader *r,
@@ -1213,6 +1225,6 @@ void ht_ingest_read_value(struct ht_batch *b, struct ht_reader *r,
     else if (bad >= 0)
         ht_batch_reject(b, bad, pos, "not JSON: unbalanced or truncated value",
                         val, n);
-    else if (!ht_ingest_value(b, pos, val, n, ht_reader_depth(r)))
+    else if (!ingest_value(b, pos, val, n, ht_reader_depth(r), true))
         ht_reader_rescan(r); /* not one NDJSON value: scan it */
 }

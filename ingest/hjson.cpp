@@ -10,6 +10,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -285,15 +286,21 @@ void hj_parser_free(struct hj_parser *p)
     delete p;
 }
 
-int hj_parse(struct hj_parser *p, const char *s, size_t n, bool allow_nul,
-             hj *root, char *err, size_t errcap)
+static_assert(HJ_PADDING >= simdjson::SIMDJSON_PADDING,
+              "HJ_PADDING is simdjson's padding at least");
+
+/* hj_parse, and hj_parse_padded when padded (s parsed where it is). */
+static int parse_doc(struct hj_parser *p, const char *s, size_t n,
+                     bool allow_nul, bool padded, hj *root, char *err,
+                     size_t errcap)
 {
     size_t need = n + simdjson::SIMDJSON_PADDING;
+    size_t held = std::max(p->cap, p->parser.capacity());
     simdjson::dom::element el;
     simdjson::error_code code;
 
     *root = absent();
-    if (p->cap > kShrinkAbove && need < p->cap / 4) {
+    if (held > kShrinkAbove && need < held / 4) {
         std::free(p->buf);
         p->buf = nullptr;
         p->cap = 0;
@@ -303,7 +310,7 @@ int hj_parse(struct hj_parser *p, const char *s, size_t n, bool allow_nul,
             return -1;
         }
     }
-    if (need > p->cap) {
+    if (!padded && need > p->cap) {
         size_t cap = need < kBaseCapacity ? kBaseCapacity : need;
         char *b = static_cast<char *>(std::realloc(p->buf, cap));
 
@@ -315,9 +322,12 @@ int hj_parse(struct hj_parser *p, const char *s, size_t n, bool allow_nul,
         p->cap = cap;
     }
     t_gen++; /* values of this parser's previous document are gone */
-    std::memcpy(p->buf, s, n);
-    std::memset(p->buf + n, 0, simdjson::SIMDJSON_PADDING);
-    code = p->parser.parse(p->buf, n, false).get(el);
+    if (!padded) {
+        std::memcpy(p->buf, s, n);
+        std::memset(p->buf + n, 0, simdjson::SIMDJSON_PADDING);
+    }
+    /* simdjson reads into the padding; what it holds does not matter */
+    code = p->parser.parse(padded ? s : p->buf, n, false).get(el);
     if (code != simdjson::SUCCESS) {
         snprintf(err, errcap, "%s", simdjson::error_message(code));
         return code == simdjson::DEPTH_ERROR ? -2 : -1;
@@ -330,6 +340,18 @@ int hj_parse(struct hj_parser *p, const char *s, size_t n, bool allow_nul,
         return -1;
     }
     return 0;
+}
+
+int hj_parse(struct hj_parser *p, const char *s, size_t n, bool allow_nul,
+             hj *root, char *err, size_t errcap)
+{
+    return parse_doc(p, s, n, allow_nul, false, root, err, errcap);
+}
+
+int hj_parse_padded(struct hj_parser *p, const char *s, size_t n,
+                    bool allow_nul, hj *root, char *err, size_t errcap)
+{
+    return parse_doc(p, s, n, allow_nul, true, root, err, errcap);
 }
 
 enum hj_type hj_type(hj v)

@@ -60,6 +60,12 @@ void hj_parser_free(struct hj_parser *p);
  * strings are accepted only when allow_nul. */
 int hj_parse(struct hj_parser *p, const char *s, size_t n, bool allow_nul,
              hj *root, char *err, size_t errcap);
+/* Bytes readable after a padded value, whatever they hold. */
+#define HJ_PADDING 64
+/* hj_parse of n bytes followed by HJ_PADDING more that can be read: parsed
+ * where they are, not copied. */
+int hj_parse_padded(struct hj_parser *p, const char *s, size_t n,
+                    bool allow_nul, hj *root, char *err, size_t errcap);
 
 enum hj_type hj_type(hj v);
 

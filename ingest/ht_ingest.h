@@ -188,7 +188,9 @@ void ht_reader_close(struct ht_reader *r);
 /*
  * Next top-level JSON value (or a line that is not JSON, to be rejected).
  * On success *val and *n are borrowed until the next call, *offset is the
- * value's offset in the (decompressed) stream. Returns 1 for a value, 0 at
+ * value's offset in the (decompressed) stream; 64 readable bytes (hjson.h's
+ * HJ_PADDING) follow the value, so ht_ingest_read_value parses it where it
+ * is. Returns 1 for a value, 0 at
  * end, -1 on an I/O or decompression error (logged; what was read stays),
  * HT_READ_AGAIN (streams only) when no complete value came in time.
  * A value larger than HT_MAX_CONTAINER_BYTES is returned truncated with

@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include "ht_ingest.h"
+#include "hjson.h"
 #include "ingest_int.h"
 
 #include <errno.h>
@@ -301,8 +302,11 @@ static int reader_new(int fd, bool own, const char *name, int wait_ms,
     r->depth = -1;
     r->bad = -1;
     r->name = strdup(name);
+    /* every value returned lies in buf[0, cap): HJ_PADDING bytes more
+     * (and one for a NUL) let it be parsed where it is; all are zeroed
+     * once, so that nothing read is uninitialised */
     r->cap = READ_CHUNK;
-    r->buf = malloc(r->cap + 1);
+    r->buf = calloc(1, r->cap + 1 + HJ_PADDING);
     r->raw = malloc(RAW_CHUNK);
     if (!r->buf || !r->name || !r->raw) {
         ht_reader_close(r);
@@ -485,9 +489,10 @@ static int fill(struct ht_reader *r)
             return FILL_FULL;
         if (ncap > READ_MAX)
             ncap = READ_MAX;
-        q = realloc(r->buf, ncap + 1);
+        q = realloc(r->buf, ncap + 1 + HJ_PADDING);
         if (!q)
             return FILL_FULL;
+        memset(q + r->cap, 0, ncap - r->cap + 1 + HJ_PADDING);
         r->buf = q;
         r->cap = ncap;
     }

@@ -5,10 +5,12 @@
  * concatenated and pretty-printed JSON, gzip, resuming at an offset).
  */
 #define _GNU_SOURCE
+#include "hjson.h"
 #include "ht_ingest.h"
 #include "ht_test.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <sys/stat.h>
@@ -858,6 +860,113 @@ static void test_reader_too_large(void)
     unlink(path);
 }
 
+/* Values are parsed where the reader holds them (ht_ingest_read_value):
+ * they decode as the same values copied out do, one followed by bytes that
+ * would close brackets, and the file's last one, without a newline, ending
+ * exactly where the reader's first 1 MiB buffer ends. */
+static void test_reader_in_place(void)
+{
+    char path[] = "/tmp/ht_test_inplace_XXXXXX";
+    int fd = mkstemp(path);
+    size_t seg = strlen(SEG), at = 0;
+    const size_t chunk = (size_t)1 << 20;
+    FILE *f;
+    struct ht_reader *r;
+    const char *v;
+    size_t n, spans_read = 0, spans_copied = 0, values = 0;
+    uint64_t off;
+    bool tl;
+    struct ht_batch c;
+
+    CHECK(fd >= 0);
+    f = fdopen(fd, "w");
+    CHECK(f != NULL);
+    /* segments, a bad line (its own reject), spaces, and a last segment
+     * whose last byte is the file's byte `chunk` */
+    while (at + 3 * (seg + 1) < chunk) {
+        fprintf(f, "%s\n]]]}}}\"\n", SEG);
+        at += seg + 9;
+    }
+    for (; at + seg < chunk; at++)
+        fputc(' ', f);
+    fputs(SEG, f);
+    fclose(f);
+    CHECK(ht_batch_init(&c) == HT_ERR_OK);
+    CHECK(ht_reader_open(path, &r) == HT_ERR_OK);
+    ht_batch_reset(&b);
+    while (ht_reader_next(r, &v, &n, &off, &tl) == 1) {
+        char *copy = malloc(n);
+
+        CHECK(copy != NULL);
+        memcpy(copy, v, n);
+        values++;
+        ht_ingest_read_value(&b, r, &pos, v, n, tl);
+        ht_batch_reset(&c);
+        ht_ingest_payload(&c, &pos, copy, n);
+        spans_copied += c.nspans;
+        free(copy);
+    }
+    spans_read = b.nspans;
+    CHECK(values > 1000 && values % 2 == 1);
+    CHECK(spans_read == spans_copied);
+    /* a segment and its subsegment per segment; a reject per bad line */
+    CHECK(spans_read == 2 * (values / 2 + 1));
+    CHECK(b.rejected[HT_REJ_NOT_JSON] == values / 2);
+    ht_reader_close(r);
+    ht_batch_free(&c);
+    unlink(path);
+}
+
+/* hj_parse_padded reads no further than HJ_PADDING bytes past a value
+ * (the page after them is unreadable) and what they hold changes nothing:
+ * the same root and fields as a copied parse, whatever the padding holds. */
+static void test_parse_padded(void)
+{
+    const char *docs[] = {SEG, "[1,2.5,\"x\"]", "\"a string\"", "12345",
+                          "{\"a\":{\"b\":[true,null]}}"};
+    const char *fills[] = {"\0", " ", "]", "}", "\"", "9", "\\"};
+    long pg = sysconf(_SC_PAGESIZE);
+    char *m = mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct hj_parser *p = hj_parser_new(64), *q = hj_parser_new(64);
+    char err[160];
+
+    CHECK(m != MAP_FAILED && p && q);
+    CHECK(mprotect(m + pg, (size_t)pg, PROT_NONE) == 0);
+    for (size_t d = 0; d < sizeof(docs) / sizeof(*docs); d++) {
+        size_t n = strlen(docs[d]);
+        char *at = m + pg - HJ_PADDING - n;
+
+        for (size_t k = 0; k < sizeof(fills) / sizeof(*fills); k++) {
+            hj a, c;
+            char x[2048], y[2048];
+            size_t xn, yn;
+
+            memcpy(at, docs[d], n);
+            memset(at + n, fills[k][0], HJ_PADDING);
+            CHECK(hj_parse_padded(p, at, n, true, &a, err, sizeof(err)) == 0);
+            CHECK(hj_parse(q, docs[d], n, true, &c, err, sizeof(err)) == 0);
+            CHECK(hj_type(a) == hj_type(c));
+            xn = hj_dump(a, x, sizeof(x));
+            yn = hj_dump(c, y, sizeof(y));
+            CHECK(xn == yn && xn > 0 && xn < sizeof(x));
+            CHECK(memcmp(x, y, xn) == 0);
+        }
+    }
+    /* a truncated value is an error, not a read past the padding */
+    memcpy(m + pg - HJ_PADDING - 5, "{\"a\":", 5);
+    memset(m + pg - HJ_PADDING, '"', HJ_PADDING);
+    {
+        hj a;
+
+        CHECK(hj_parse_padded(p, m + pg - HJ_PADDING - 5, 5, true, &a, err,
+                              sizeof(err)) != 0);
+    }
+    hj_parser_free(p);
+    hj_parser_free(q);
+    munmap(m, (size_t)pg * 2);
+}
+
 int main(void)
 {
     ht_log_level = -1; /* quiet: rejects are expected here */
@@ -873,6 +982,8 @@ int main(void)
     test_reader_truncated_gz();
     test_reader_stream();
     test_reader_too_large();
+    test_reader_in_place();
+    test_parse_padded();
     ht_batch_free(&b);
     TEST_DONE();
 }
