@@ -700,9 +700,10 @@ static void tmpl_flush(struct rctx *c)
     ht_buf_reset(&c->tmpl);
 }
 
-/* The roots a trace was last seen in: copied (the value is borrowed). */
+/* The roots a trace was last seen in: copied (the value is borrowed).
+ * Read through seq when there is one (traces in key order). */
 static size_t get_troots(struct rctx *c, const struct ht_tid *tid,
-                         struct ht_id8 **out)
+                         struct ht_id8 **out, struct ht_seq *seq)
 {
     uint8_t key[17];
     const void *v;
@@ -710,7 +711,8 @@ static size_t get_troots(struct rctx *c, const struct ht_tid *tid,
 
     ht_agg_key_trace(key, tid);
     *out = NULL;
-    if (ht_store_get(c->t, HT_DB_AGG, key, 17, &v, &vn) != HT_ERR_OK)
+    if ((seq ? ht_store_seq_get(seq, key, 17, &v, &vn)
+             : ht_store_get(c->t, HT_DB_AGG, key, 17, &v, &vn)) != HT_ERR_OK)
         return 0;
     n = vn / 8;
     *out = ht_arena_alloc(c->a, n * 8 + 8);
@@ -728,7 +730,7 @@ static int id8_cmp(const void *x, const void *y)
  * only when it changed (old: what the record held, nold roots). */
 static void put_troots(struct rctx *c, const struct ht_tid *tid,
                        struct ht_id8 *ids, size_t n, const struct ht_id8 *old,
-                       size_t nold)
+                       size_t nold, struct ht_seq *seq)
 {
     uint8_t key[17];
     size_t w = 0;
@@ -743,6 +745,8 @@ static void put_troots(struct rctx *c, const struct ht_tid *tid,
     ht_agg_key_trace(key, tid);
     if (!n)
         chk(c, ht_store_del(c->t, HT_DB_AGG, key, 17));
+    else if (seq)
+        chk(c, ht_store_seq_put(seq, key, 17, ids, n * 8));
     else
         chk(c, ht_store_put(c->t, HT_DB_AGG, key, 17, ids, n * 8));
 }
@@ -898,6 +902,53 @@ static void relink(struct rctx *c, const struct ht_tid *tid,
     ht_buf_add(&c->tl, &e, sizeof(e));
 }
 
+/* Whether trace a sorts before trace b (the keys' byte order). */
+static inline uint64_t be64_at(const uint8_t *p)
+{
+    uint64_t x;
+
+    memcpy(&x, p, 8);
+    return __builtin_bswap64(x);
+}
+
+static inline bool tid_less(const struct ht_tid *a, const struct ht_tid *b)
+{
+    uint64_t p = be64_at(a->b), q = be64_at(b->b);
+
+    if (p != q)
+        return p < q;
+    return be64_at(a->b + 8) < be64_at(b->b + 8);
+}
+
+/* Sorts p[0, n) by trace, tmp the same size: a merge sort with the compare
+ * inlined, a few times quicker than qsort's calls through a pointer (the
+ * order of one trace's links does not matter). */
+static void tl_sort(struct tlink *p, struct tlink *tmp, size_t n)
+{
+    if (n < 16) {
+        for (size_t i = 1; i < n; i++) {
+            struct tlink x = p[i];
+            size_t j = i;
+
+            for (; j > 0 && tid_less(&x.tid, &p[j - 1].tid); j--)
+                p[j] = p[j - 1];
+            p[j] = x;
+        }
+        return;
+    }
+    size_t h = n / 2, i = 0, j = h, k = 0;
+
+    tl_sort(p, tmp, h);
+    tl_sort(p + h, tmp, n - h);
+    if (!tid_less(&p[h].tid, &p[h - 1].tid))
+        return; /* already in order */
+    while (i < h && j < n)
+        tmp[k++] = tid_less(&p[j].tid, &p[i].tid) ? p[j++] : p[i++];
+    while (i < h)
+        tmp[k++] = p[i++];
+    memcpy(p, tmp, k * sizeof(*p)); /* p[j, n) is in place */
+}
+
 static int tlink_cmp(const void *x, const void *y)
 {
     const uint8_t *a = ((const struct tlink *)x)->tid.b;
@@ -921,14 +972,27 @@ static void tl_flush(struct rctx *c)
 {
     struct tlink *p = (struct tlink *)(void *)c->tl.data;
     size_t n = c->tl.len / sizeof(*p);
+    struct ht_seq *seq = NULL;
 
     if (!n)
         return;
-    qsort(p, n, sizeof(*p), tlink_cmp);
+    {
+        struct tlink *tmp = malloc(n * sizeof(*tmp));
+
+        if (tmp)
+            tl_sort(p, tmp, n);
+        else
+            qsort(p, n, sizeof(*p), tlink_cmp);
+        free(tmp);
+    }
+    /* the records are read in key order: one cursor (without one, each
+     * get descends from the root) */
+    if (ht_store_seq_open(c->t, HT_DB_AGG, &seq) != HT_ERR_OK)
+        seq = NULL;
     for (size_t i = 0, end; i < n && !c->err; i = end) {
         const struct ht_tid *tid = &p[i].tid;
         struct ht_id8 *old, *keep;
-        size_t nold = get_troots(c, tid, &old), nk = 0;
+        size_t nold = get_troots(c, tid, &old, seq), nk = 0;
 
         for (end = i; end < n && memcmp(p[end].tid.b, tid->b, 16) == 0; end++)
             ;
@@ -941,8 +1005,9 @@ static void tl_flush(struct rctx *c)
         for (size_t j = 0; j < nold && !c->err; j++)
             if (holds(c, &old[j], tid))
                 keep[nk++] = old[j];
-        put_troots(c, tid, keep, nk, old, nold);
+        put_troots(c, tid, keep, nk, old, nold, seq);
     }
+    ht_store_seq_close(seq);
 }
 
 /* Every trace of the request names its root; the roots those traces named

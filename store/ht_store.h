@@ -225,6 +225,26 @@ int ht_bulk_put(struct ht_bulk *b, int db, const void *k, size_t kn,
 int ht_bulk_sort(struct ht_bulk *b);
 int ht_store_bulk_apply(struct ht_txn *t, const struct ht_bulk *b);
 
+/*
+ * Gets and puts of one table's keys in ascending order, through one
+ * cursor: LMDB looks for a key on the leaf page the last one was found on
+ * before it descends from the root, so neighbouring keys cost a page
+ * each, not a path. Only for tables not kept per epoch (HT_ERR_USAGE
+ * otherwise); puts only in a write transaction, to a table written
+ * directly (not `keys`, not the deferred ones). Other writes of the
+ * transaction may come between (LMDB keeps the cursor right); deferred
+ * ones (ht_store_*_later) are applied first, as ht_store_get does. *v as
+ * ht_store_get's. Closed by ht_store_seq_close before its transaction
+ * ends.
+ */
+struct ht_seq;
+int ht_store_seq_open(struct ht_txn *t, int db, struct ht_seq **out);
+int ht_store_seq_get(struct ht_seq *q, const void *k, size_t kn, const void **v,
+                     size_t *vn);
+int ht_store_seq_put(struct ht_seq *q, const void *k, size_t kn, const void *v,
+                     size_t vn);
+void ht_store_seq_close(struct ht_seq *q);
+
 /* Put; in dupsort databases (keys) an identical pair is a no-op.
  * Returns HT_ERR_MAPFULL when the map is full (abort, grow, redo); once a
  * write transaction has hit a full map every later call on it returns

@@ -2088,6 +2088,74 @@ int ht_store_get(struct ht_txn *t, int db, const void *k, size_t kn,
     return HT_ERR_OK;
 }
 
+struct ht_seq {
+    struct ht_txn *t;
+    int db;
+    MDB_cursor *c;
+};
+
+int ht_store_seq_open(struct ht_txn *t, int db, struct ht_seq **out)
+{
+    struct ht_seq *q;
+    int rc;
+
+    *out = NULL;
+    TXN_USABLE(t);
+    if (epoch_db(db) || db < 0 || db >= HT_DB__COUNT)
+        return HT_ERR_USAGE;
+    q = calloc(1, sizeof(*q));
+    if (!q)
+        return HT_ERR_NOMEM;
+    rc = mdb_cursor_open(t->txn, dbi_at(t, db, 0), &q->c);
+    if (rc) {
+        free(q);
+        return txn_err(t, rc, "opening a cursor");
+    }
+    q->t = t;
+    q->db = db;
+    *out = q;
+    return HT_ERR_OK;
+}
+
+int ht_store_seq_get(struct ht_seq *q, const void *k, size_t kn, const void **v,
+                     size_t *vn)
+{
+    MDB_val key = {kn, (void *)(uintptr_t)k}, val;
+    int rc;
+
+    TXN_USABLE(q->t);
+    SEE_OWN_WRITES(q->t, q->db);
+    rc = mdb_cursor_get(q->c, &key, &val, MDB_SET);
+    if (rc)
+        return txn_err(q->t, rc, "reading");
+    *v = val.mv_data;
+    *vn = val.mv_size;
+    return HT_ERR_OK;
+}
+
+int ht_store_seq_put(struct ht_seq *q, const void *k, size_t kn, const void *v,
+                     size_t vn)
+{
+    MDB_val key = {kn, (void *)(uintptr_t)k};
+    MDB_val val = {vn, (void *)(uintptr_t)v};
+    int rc;
+
+    TXN_USABLE(q->t);
+    if (!q->t->write || deferrable(q->db) || q->db == HT_DB_KEYS)
+        return HT_ERR_USAGE;
+    SEE_OWN_WRITES(q->t, q->db);
+    rc = mdb_cursor_put(q->c, &key, &val, 0);
+    return txn_err(q->t, rc, "writing");
+}
+
+void ht_store_seq_close(struct ht_seq *q)
+{
+    if (!q)
+        return;
+    mdb_cursor_close(q->c);
+    free(q);
+}
+
 /* ht_store_del in epoch ep; q its filter query, of the span id for a
  * node (bf_prep_node). */
 static int del_in(struct ht_txn *t, unsigned ep, int db, const void *k,

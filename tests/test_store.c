@@ -553,6 +553,74 @@ static void test_del_later(void)
     }
 }
 
+/* Gets and puts in key order through one cursor (ht_store_seq_*) find
+ * what ht_store_get finds, with puts and deletes through other calls in
+ * between and deferred deletes applied first; tables kept per epoch and
+ * deferred tables are refused. */
+static void test_seq(void)
+{
+    char dir[] = "/tmp/ht_test_seq_XXXXXX", cmd[64];
+    struct ht_store *s;
+    struct ht_txn *t;
+    struct ht_seq *q;
+    const void *v, *w;
+    size_t vn, wn;
+    char k[16], val[16];
+
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(ht_store_open(dir, false, &s) == HT_ERR_OK);
+    CHECK(ht_store_begin(s, true, &t) == HT_ERR_OK);
+    for (int i = 0; i < 3000; i += 3) { /* T00000, T00003, ... */
+        snprintf(k, sizeof(k), "T%05d", i);
+        snprintf(val, sizeof(val), "v%d", i);
+        CHECK(ht_store_put(t, HT_DB_AGG, k, 6, val, strlen(val)) == 0);
+    }
+    CHECK(ht_store_commit(t) == HT_ERR_OK);
+    CHECK(ht_store_begin(s, true, &t) == HT_ERR_OK);
+    CHECK(ht_store_seq_open(t, HT_DB_NODES, &q) == HT_ERR_USAGE && !q);
+    CHECK(ht_store_seq_open(t, HT_DB_AGG, &q) == HT_ERR_OK);
+    CHECK(ht_store_seq_put(q, "x", 1, "y", 1) == HT_ERR_OK);
+    CHECK(ht_store_del(t, HT_DB_AGG, "x", 1) == HT_ERR_OK);
+    /* a deferred delete waits for the next read */
+    CHECK(ht_store_del_later(t, HT_DB_AGG, "T00300", 6, NULL, 0) == 0);
+    for (int i = 0; i < 3000; i++) {
+        int rs, rg;
+
+        snprintf(k, sizeof(k), "T%05d", i);
+        rs = ht_store_seq_get(q, k, 6, &v, &vn);
+        rg = ht_store_get(t, HT_DB_AGG, k, 6, &w, &wn);
+        CHECK(rs == rg);
+        CHECK(rs != HT_ERR_OK || (vn == wn && memcmp(v, w, vn) == 0));
+        CHECK((rs == HT_ERR_OK) == (i % 3 == 0 && i != 300));
+        /* every key read is written again or dropped, on either path */
+        snprintf(val, sizeof(val), "w%d", i);
+        if (i % 5 == 0)
+            CHECK(ht_store_seq_put(q, k, 6, val, strlen(val)) == 0);
+        else if (i % 5 == 1)
+            CHECK(ht_store_put(t, HT_DB_AGG, k, 6, val, strlen(val)) == 0);
+        else if (i % 5 == 2 && rs == HT_ERR_OK)
+            CHECK(ht_store_del(t, HT_DB_AGG, k, 6) == 0);
+    }
+    ht_store_seq_close(q);
+    CHECK(ht_store_commit(t) == HT_ERR_OK);
+    CHECK(ht_store_begin(s, false, &t) == HT_ERR_OK);
+    for (int i = 0; i < 3000; i++) {
+        bool there = i % 5 < 2 || (i % 5 > 2 && i % 3 == 0 && i != 300);
+
+        snprintf(k, sizeof(k), "T%05d", i);
+        CHECK((ht_store_get(t, HT_DB_AGG, k, 6, &v, &vn) == HT_ERR_OK) ==
+              there);
+        if (i % 5 < 2) {
+            snprintf(val, sizeof(val), "w%d", i);
+            CHECK(vn == strlen(val) && memcmp(v, val, vn) == 0);
+        }
+    }
+    ht_store_abort(t);
+    ht_store_close(s);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+}
+
 /* A node (span id `id` of `trace`, a millisecond from start). */
 static void put_span_at(struct ht_txn *t, const char *trace, const char *id,
                         int64_t start)
@@ -991,6 +1059,7 @@ int main(void)
     test_two_writers();
     test_del_later();
     test_del_later_tables();
+    test_seq();
     test_epochs();
     test_map_ahead();
     TEST_DONE();
