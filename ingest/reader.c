@@ -303,10 +303,13 @@ static int reader_new(int fd, bool own, const char *name, int wait_ms,
     r->bad = -1;
     r->name = strdup(name);
     /* every value returned lies in buf[0, cap): HJ_PADDING bytes more
-     * (and one for a NUL) let it be parsed where it is; all are zeroed
-     * once, so that nothing read is uninitialised */
+     * (and one for a NUL) let it be parsed where it is. Those past cap are
+     * zeroed; what the parser reads past a value before cap is stale or
+     * not yet read, and its content does not matter */
     r->cap = READ_CHUNK;
-    r->buf = calloc(1, r->cap + 1 + HJ_PADDING);
+    r->buf = malloc(r->cap + 1 + HJ_PADDING);
+    if (r->buf)
+        memset(r->buf + r->cap, 0, 1 + HJ_PADDING);
     r->raw = malloc(RAW_CHUNK);
     if (!r->buf || !r->name || !r->raw) {
         ht_reader_close(r);
@@ -492,7 +495,7 @@ static int fill(struct ht_reader *r)
         q = realloc(r->buf, ncap + 1 + HJ_PADDING);
         if (!q)
             return FILL_FULL;
-        memset(q + r->cap, 0, ncap - r->cap + 1 + HJ_PADDING);
+        memset(q + ncap, 0, 1 + HJ_PADDING);
         r->buf = q;
         r->cap = ncap;
     }
