@@ -1657,14 +1657,34 @@ int ht_agg_update(struct ht_store *s, size_t max_traces, bool *more,
     return update(s, max_traces, more, st, NULL);
 }
 
+/* Traces per slice of a catch-up of `pending` dirty traces: about
+ * HT_AGG_CATCH_UP_TRACES, as many slices as that gives when rounded to
+ * the nearest, all the same size (a last slice of a few traces costs a
+ * slice's end, alone on one thread, for little). */
+static size_t catch_up_slice(uint64_t pending)
+{
+    uint64_t per = HT_AGG_CATCH_UP_TRACES;
+    uint64_t n = (pending + per / 2) / per;
+
+    if (n < 1)
+        n = 1;
+    per = (pending + n - 1) / n;
+    return per < HT_AGG_CATCH_UP_TRACES / 2 ? HT_AGG_CATCH_UP_TRACES
+                                            : (size_t)per;
+}
+
 int ht_agg_catch_up(struct ht_store *s, struct ht_agg_stats *st)
 {
     struct keep keep = {.parallel = true};
     bool more = true;
+    uint64_t pending = 0;
+    size_t per = HT_AGG_CATCH_UP_TRACES;
     int rc = HT_ERR_OK;
 
+    if (ht_agg_pending(s, &pending) == HT_ERR_OK)
+        per = catch_up_slice(pending);
     while (more && !rc)
-        rc = update(s, HT_AGG_CATCH_UP_TRACES, &more, st, &keep);
+        rc = update(s, per, &more, st, &keep);
     keep_free(&keep);
     return rc;
 }
