@@ -199,7 +199,8 @@ struct members {
 struct sent {
     bool used;
     struct ht_id8 root;
-    int state; /* 0: not known (empty, or written since), 1: held, 2: none */
+    int state; /* 0: not known (empty, or written since), 1: held, 2: none,
+                  3: a record that does not unpack */
     struct ht_agg_summary s;
 };
 
@@ -444,14 +445,15 @@ static void sc_forget(struct scache *sc, const struct ht_id8 *root)
 }
 
 /* The summary of `root` (borrowed: its strings and items live in the
- * slice's arena and are not changed by the caller). */
-static bool get_summ(struct rctx *c, const struct ht_id8 *root,
-                     struct ht_agg_summary *s)
+ * slice's arena and are not changed by the caller); *held (may be NULL):
+ * whether the store holds a record for it, readable or not. */
+static bool get_summ_held(struct rctx *c, const struct ht_id8 *root,
+                          struct ht_agg_summary *s, bool *held)
 {
     uint8_t key[9];
     const void *v;
     size_t vn;
-    bool ok;
+    bool ok, there;
 
     if (c->sc.cap) {
         struct sent *e = sc_slot(&c->sc, root);
@@ -459,14 +461,24 @@ static bool get_summ(struct rctx *c, const struct ht_id8 *root,
         if (e->used && e->state) {
             if (e->state == 1)
                 *s = e->s;
+            if (held)
+                *held = e->state != 2;
             return e->state == 1;
         }
     }
     ht_agg_key_summary(key, root);
-    ok = ht_store_get(c->t, HT_DB_AGG, key, 9, &v, &vn) == HT_ERR_OK &&
-         ht_agg_summary_unpack(v, vn, c->a, s) == HT_ERR_OK;
-    sc_put(&c->sc, root, ok ? 1 : 2, ok ? s : NULL);
+    there = ht_store_get(c->t, HT_DB_AGG, key, 9, &v, &vn) == HT_ERR_OK;
+    ok = there && ht_agg_summary_unpack(v, vn, c->a, s) == HT_ERR_OK;
+    sc_put(&c->sc, root, ok ? 1 : there ? 3 : 2, ok ? s : NULL);
+    if (held)
+        *held = there;
     return ok;
+}
+
+static bool get_summ(struct rctx *c, const struct ht_id8 *root,
+                     struct ht_agg_summary *s)
+{
+    return get_summ_held(c, root, s, NULL);
 }
 
 /* ---- Jaeger search records ('J' per root, 'V' catalogue counts) ------- */
@@ -578,9 +590,10 @@ static int jaeger_drop(struct ccache *cc, struct ht_txn *t,
 }
 
 /* Writes the 'J' record `now` of root (replacing the old one). A root
- * has a 'J' record exactly when it has a summary: both are written and
- * removed together (store_summ, drop_summ, prune_txn), so without one
- * (had) there is no old record to read. */
+ * has a 'J' record only when it has a summary record: both are written
+ * and removed together (store_summ, drop_summ, prune_txn), so without
+ * one (had: the store holds the summary's key, readable or not) there is
+ * no old record to read. */
 static int jaeger_store(struct ccache *cc, struct ht_txn *t,
                         const struct ht_id8 *root,
                         const struct ht_jaeger_rec *now, struct ht_arena *a,
@@ -639,7 +652,7 @@ static void store_summ(struct rctx *c, const struct digest *d)
     const struct ht_id8 *root = &d->root;
     uint8_t key[17];
     struct ht_agg_summary old;
-    bool had = get_summ(c, root, &old);
+    bool held, had = get_summ_held(c, root, &old, &held);
 
     if (had) {
         hist_apply(c, &old, -1);
@@ -653,7 +666,7 @@ static void store_summ(struct rctx *c, const struct digest *d)
     ht_buf_reset(&c->buf);
     ht_agg_summary_pack(&d->s, &c->buf);
     chk(c, ht_store_put(c->t, HT_DB_AGG, key, 9, c->buf.data, c->buf.len));
-    chk(c, jaeger_store(&c->cc, c->t, root, &d->j, c->a, &c->buf, had));
+    chk(c, jaeger_store(&c->cc, c->t, root, &d->j, c->a, &c->buf, held));
     sc_forget(&c->sc, root);
     c->st.requests++;
     if (d->url_route && c->defer_tmpl) {

@@ -226,6 +226,8 @@ static void apply(const char *payload)
     ht_batch_free(&b);
 }
 
+static char *dump(struct ht_store *s, uint8_t prefix, uint64_t *n);
+
 static uint64_t dirty(void)
 {
     struct ht_txn *t;
@@ -312,6 +314,37 @@ static void test_refresh(void)
     CHECK(strstr(h, "\"count\":1,") != NULL &&
           strstr(h, "\"route\":\"charge\"") == NULL);
     free(h);
+
+    /* a summary record that does not unpack is still replaced with its
+     * Jaeger record taken out of the catalogue first: the catalogue ends
+     * as it was */
+    {
+        char *cat = dump(store, HT_AGG_K_JCATALOG, NULL), *again;
+        static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff};
+        uint8_t key[9];
+        struct ht_id8 root;
+        struct ht_tid tid;
+        struct ht_txn *t;
+        const void *v;
+        size_t vn;
+
+        CHECK(ht_id8_parse("75a5c05990eab629", 16, &root));
+        CHECK(ht_tid_parse(TA, strlen(TA), &tid));
+        ht_agg_key_summary(key, &root);
+        CHECK(ht_store_begin(store, true, &t) == HT_ERR_OK);
+        CHECK(ht_store_put(t, HT_DB_AGG, key, 9, junk, sizeof(junk)) == 0);
+        CHECK(ht_store_put(t, HT_DB_DIRTY, tid.b, 16, "", 0) == 0);
+        CHECK(ht_store_commit(t) == HT_ERR_OK);
+        CHECK(ht_agg_refresh(store, &st) == HT_ERR_OK && st.requests == 1);
+        again = dump(store, HT_AGG_K_JCATALOG, NULL);
+        CHECK(*cat && strcmp(cat, again) == 0);
+        CHECK(ht_store_begin(store, false, &t) == HT_ERR_OK);
+        CHECK(ht_store_get(t, HT_DB_AGG, key, 9, &v, &vn) == HT_ERR_OK &&
+              vn > sizeof(junk));
+        ht_store_abort(t);
+        free(cat);
+        free(again);
+    }
 
     ht_store_close(store);
     {
