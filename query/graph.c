@@ -565,13 +565,6 @@ static void lambda_targets(struct q *q, struct qinv *inv, struct tgt_ctx *c)
     q->truncated |= was;
 }
 
-/*
- * An invocation that logged no record can still be a batch: its
- * AWS::Lambda (or function) segment links to one SendMessage per message
- * it received. Two or more distinct links make it a batch, so that its
- * writes are attributed request by request and never leak into every
- * request of the batch. Read-only: it does not settle the invocation's top.
- */
 /* The trace an invocation's own spans are in, when its record says. */
 static const struct ht_tid *inv_trace(const struct qinv *inv)
 {
@@ -579,6 +572,13 @@ static const struct ht_tid *inv_trace(const struct qinv *inv)
                                                                : NULL;
 }
 
+/*
+ * An invocation that logged no record can still be a batch: its
+ * AWS::Lambda (or function) segment links to one SendMessage per message
+ * it received. Two or more distinct links make it a batch, so that its
+ * writes are attributed request by request and never leak into every
+ * request of the batch. Read-only: it does not settle the invocation's top.
+ */
 static void inv_links_batch(struct q *q, struct qinv *inv)
 {
     const struct ht_id8 *seen[2];
@@ -811,7 +811,10 @@ static struct kcache *trace_kids(struct q *q, const struct ht_tid *tr)
  * trace's range is read whole first (one scan instead of a look-up
  * through the span index per node; a request's traces are read whole
  * anyway when their nodes' children are asked for), then the span index
- * for a node found elsewhere.
+ * for a node found elsewhere. A span id that two traces hold (the store
+ * allows it) is taken from `tr` when `tr` holds it; which copy a session
+ * takes already depended on which trace it read first, since a trace's
+ * nodes are taken as its range is read (eager).
  */
 static struct qnode *q_span_near(struct q *q, const struct ht_tid *tr,
                                  const struct ht_id8 *id)
@@ -893,8 +896,12 @@ struct vec *ht__q_kids(struct q *q, struct qnode *n)
         n->kids_done = true;
         if (n->synthetic)
             return &n->kids;
-        /* children share their parent's trace: its range of nodes */
+        /* children share their parent's trace: its range of nodes (cut
+         * short by MAX_TARGETS: some are missing, whichever lookup first
+         * read it) */
         kc = trace_kids(q, &n->s.trace);
+        if (!kc->whole)
+            q->truncated = true;
         hi = kc->n;
         while (lo < hi) {
             size_t mid = lo + (hi - lo) / 2;
