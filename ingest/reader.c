@@ -304,8 +304,9 @@ static int reader_new(int fd, bool own, const char *name, int wait_ms,
     r->name = strdup(name);
     /* every value returned lies in buf[0, cap): HJ_PADDING bytes more
      * (and one for a NUL) let it be parsed where it is. Those past cap are
-     * zeroed; what the parser reads past a value before cap is stale or
-     * not yet read, and its content does not matter */
+     * zeroed, and so are the HJ_PADDING past the data after every fill;
+     * whatever else a parse reads past a value is stale data, whose
+     * content does not matter */
     r->cap = READ_CHUNK;
     r->buf = malloc(r->cap + 1 + HJ_PADDING);
     if (r->buf)
@@ -545,6 +546,10 @@ static int fill(struct ht_reader *r)
         fr = read_raw(r, r->buf + r->end, r->cap - r->end, &got);
         r->end += got;
     }
+    /* what a parse may read past the last value, if not yet written:
+     * zeroed, so that no tool sees uninitialised bytes read */
+    memset(r->buf + r->end, 0,
+           r->cap - r->end < HJ_PADDING ? r->cap - r->end : HJ_PADDING);
     if (fr == FILL_EOF)
         r->eof = true;
     return fr;
