@@ -916,21 +916,13 @@ static void relink(struct rctx *c, const struct ht_tid *tid,
 }
 
 /* Whether trace a sorts before trace b (the keys' byte order). */
-static inline uint64_t be64_at(const uint8_t *p)
-{
-    uint64_t x;
-
-    memcpy(&x, p, 8);
-    return __builtin_bswap64(x);
-}
-
 static inline bool tid_less(const struct ht_tid *a, const struct ht_tid *b)
 {
-    uint64_t p = be64_at(a->b), q = be64_at(b->b);
+    uint64_t p = ht_be64_get(a->b), q = ht_be64_get(b->b);
 
     if (p != q)
         return p < q;
-    return be64_at(a->b + 8) < be64_at(b->b + 8);
+    return ht_be64_get(a->b + 8) < ht_be64_get(b->b + 8);
 }
 
 /* Sorts p[0, n) by trace, tmp the same size: a merge sort with the compare
@@ -962,19 +954,6 @@ static void tl_sort(struct tlink *p, struct tlink *tmp, size_t n)
     memcpy(p, tmp, k * sizeof(*p)); /* p[j, n) is in place */
 }
 
-static int tlink_cmp(const void *x, const void *y)
-{
-    const uint8_t *a = ((const struct tlink *)x)->tid.b;
-    const uint8_t *b = ((const struct tlink *)y)->tid.b;
-    uint64_t p = ht_be64_get(a), q = ht_be64_get(b);
-
-    if (p == q) {
-        p = ht_be64_get(a + 8);
-        q = ht_be64_get(b + 8);
-    }
-    return (p > q) - (p < q);
-}
-
 /* Every noted trace's 'T' record afterwards holds the roots linked to it
  * in this slice and those it held before that still root a request
  * holding the trace; the roots it held are rechecked first. The same
@@ -992,10 +971,8 @@ static void tl_flush(struct rctx *c)
     {
         struct tlink *tmp = malloc(n * sizeof(*tmp));
 
-        if (tmp)
-            tl_sort(p, tmp, n);
-        else
-            qsort(p, n, sizeof(*p), tlink_cmp);
+        HT_ASSERT(tmp); /* like every other allocation here */
+        tl_sort(p, tmp, n);
         free(tmp);
     }
     /* the records are read in key order: one cursor (without one, each

@@ -481,8 +481,20 @@ size_t ht_id_unpack(const uint8_t *p, size_t n, char *out, size_t cap);
 /* A keys-db key for a text id: prefix + packed id. */
 size_t ht_key_make_id(uint8_t *out, char prefix, const char *s);
 
-/* Big-endian helpers for ordered keys. */
-void ht_be64_put(uint8_t *p, uint64_t v);
-uint64_t ht_be64_get(const uint8_t *p);
+/* Big-endian helpers for ordered keys (inline: sorts and hash probes
+ * call them in their inner loops). */
+static inline void ht_be64_put(uint8_t *p, uint64_t v)
+{
+    v = __builtin_bswap64(v);
+    memcpy(p, &v, 8);
+}
+
+static inline uint64_t ht_be64_get(const uint8_t *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, 8);
+    return __builtin_bswap64(v);
+}
 
 #endif

@@ -20,23 +20,6 @@
  * other fact keeps its bytes (and its content hash) */
 #define FACT_FORMAT_UP 2
 
-void ht_be64_put(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-uint64_t ht_be64_get(const uint8_t *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 size_t ht_key_make(uint8_t *out, char prefix, const void *p, size_t n)
 {
     out[0] = (uint8_t)prefix;
