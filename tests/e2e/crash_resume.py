@@ -49,12 +49,21 @@ def main():
         b = os.path.join(work, "b")
         subprocess.run([hop, "--db", a, "ingest", "--quiet"] + files,
                        check=True)
+        def cmd(db):
+            return [hop, "--db", db, "ingest", "--quiet", "--batch",
+                    "16"] + files
+
+        # the kills fall at fractions of how long the same ingest takes
+        # uninterrupted here (a fixed schedule let a fast build finish
+        # before its second kill): each restart resumes, so together the
+        # first four stop it short of its end
+        t0 = time.monotonic()
+        subprocess.run(cmd(os.path.join(work, "c")), check=True)
+        whole = time.monotonic() - t0
         kills = 0
-        delays = [0.05, 0.12, 0.2, 0.3, 0.45, 0.6, 0.8]
+        delays = [whole * f for f in (0.3, 0.25, 0.2, 0.15, 0.1, 0.1, 0.1)]
         for attempt in range(40):
-            p = subprocess.Popen([hop, "--db", b, "ingest", "--quiet",
-                                  "--batch", "16"] + files,
-                                 stderr=subprocess.DEVNULL)
+            p = subprocess.Popen(cmd(b), stderr=subprocess.DEVNULL)
             if attempt < len(delays):
                 time.sleep(delays[attempt])
                 if p.poll() is None:
