@@ -440,6 +440,18 @@ struct qnode *ht__q_span(struct q *q, const struct ht_id8 *id)
 static struct qnode *q_span_near(struct q *q, const struct ht_tid *tr,
                                  const struct ht_id8 *id);
 
+bool ht__gw_take(struct qgw *g, const char *route, const char *api,
+                 const char *stage)
+{
+    if (!g->route && route && *route)
+        g->route = route;
+    if (!g->api && api && *api)
+        g->api = api;
+    if (!g->stage && stage && *stage)
+        g->stage = stage;
+    return g->route && g->api && g->stage;
+}
+
 struct facts_ctx {
     struct q *q;
     struct qinv *inv;
@@ -461,14 +473,7 @@ static int facts_visit(void *ctx, const void *k, size_t kn, const void *v,
     } else if (f->kind == HT_FACT_CORR) {
         ht__vec_push(c->q->a, &c->lines, f);
     } else if (f->kind == HT_FACT_APIGW) {
-        struct qinv *inv = c->inv;
-
-        if (!inv->gw_route && f->route && *f->route)
-            inv->gw_route = f->route;
-        if (!inv->gw_api && f->api_id && *f->api_id)
-            inv->gw_api = f->api_id;
-        if (!inv->gw_stage && f->stage && *f->stage)
-            inv->gw_stage = f->stage;
+        ht__gw_take(&c->inv->gw, f->route, f->api_id, f->stage);
     }
     return 0;
 }

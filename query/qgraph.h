@@ -53,6 +53,16 @@ struct qnode {
     bool out_done;
 };
 
+/* The first non-empty route, API id and stage of API Gateway facts, in
+ * the order they are taken (a request's entry point). */
+struct qgw {
+    const char *route, *api, *stage;
+};
+/* Takes what g lacks of an API Gateway fact's route, API id and stage;
+ * whether g has all three. */
+bool ht__gw_take(struct qgw *g, const char *route, const char *api,
+                 const char *stage);
+
 struct qinv {
     const char *rid;
     struct ht_inv rec;
@@ -72,9 +82,7 @@ struct qinv {
     struct vec in; /* hops into it (ht__q_incoming), once in_done */
     bool in_done;
     struct tgt_ctx *lambda; /* its Lambda request id key's targets, once read */
-    /* the first route, API id and stage of its API Gateway facts, read
-     * with its facts (the request's entry point) */
-    const char *gw_route, *gw_api, *gw_stage;
+    struct qgw gw;          /* its API Gateway facts', read with its facts */
 };
 
 struct qhop {

@@ -321,22 +321,8 @@ static const char *route_from_url(struct ht_arena *a, const char *method,
 
 struct apigw_ctx {
     struct ht_arena *a;
-    const char *route, *api, *stage;
+    struct qgw gw;
 };
-
-/* Takes what c lacks of an API Gateway fact's route, API id and stage;
- * whether c has all three. */
-static bool apigw_take(struct apigw_ctx *c, const char *route, const char *api,
-                       const char *stage)
-{
-    if (!c->route && route && *route)
-        c->route = route;
-    if (!c->api && api && *api)
-        c->api = api;
-    if (!c->stage && stage && *stage)
-        c->stage = stage;
-    return c->route && c->api && c->stage;
-}
 
 static int apigw_visit(void *ctx, const void *k, size_t kn, const void *v,
                        size_t vn)
@@ -348,7 +334,7 @@ static int apigw_visit(void *ctx, const void *k, size_t kn, const void *v,
     (void)kn;
     if (ht_fact_unpack(v, vn, c->a, &f) != HT_ERR_OK || f.kind != HT_FACT_APIGW)
         return 0;
-    return apigw_take(c, f.route, f.api_id, f.stage);
+    return ht__gw_take(&c->gw, f.route, f.api_id, f.stage);
 }
 
 /* Whether span i is reached from the root by synchronous calls only. */
@@ -385,7 +371,7 @@ static void entry_point(struct q *q, struct ht_request *r)
         ht_id8_format(&root->s.id, id);
         r->root_handle = ht_arena_strdup(q->a, id);
     }
-    for (size_t i = 0; i < r->nspans && nseen < 4 && !c.route; i++) {
+    for (size_t i = 0; i < r->nspans && nseen < 4 && !c.gw.route; i++) {
         const struct ht_qspan *s = &r->spans[i];
         const char *rid = s->request_id;
         uint8_t prefix[HT_ID_PACKED_MAX + 1];
@@ -403,19 +389,19 @@ static void entry_point(struct q *q, struct ht_request *r)
         /* an invocation the session has read whole: its facts' first */
         inv = ht__map_get(&q->invs, rid, rn);
         if (inv && !inv->partial) {
-            apigw_take(&c, inv->gw_route, inv->gw_api, inv->gw_stage);
+            ht__gw_take(&c.gw, inv->gw.route, inv->gw.api, inv->gw.stage);
             continue;
         }
         pn = ht_id_pack(rid, rn, prefix);
         prefix[pn++] = 0;
         ht_store_scan(q->t, HT_DB_FACTS, prefix, pn, apigw_visit, &c);
     }
-    r->api_id = root->s.api_id && *root->s.api_id ? root->s.api_id : c.api;
-    r->stage = root->s.stage && *root->s.stage ? root->s.stage : c.stage;
+    r->api_id = root->s.api_id && *root->s.api_id ? root->s.api_id : c.gw.api;
+    r->stage = root->s.stage && *root->s.stage ? root->s.stage : c.gw.stage;
     if (root->s.kind == HT_SK_APIGW)
         r->url_route = route_from_url(q->a, root->s.method, root->s.url,
                                       r->stage, root->s.name);
-    r->route = c.route ? c.route : r->url_route;
+    r->route = c.gw.route ? c.gw.route : r->url_route;
 }
 
 struct reader_ctx {
