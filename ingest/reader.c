@@ -302,15 +302,11 @@ static int reader_new(int fd, bool own, const char *name, int wait_ms,
     r->depth = -1;
     r->bad = -1;
     r->name = strdup(name);
-    /* every value returned lies in buf[0, cap): HJ_PADDING bytes more
-     * (and one for a NUL) let it be parsed where it is. Those past cap are
-     * zeroed, and so are the HJ_PADDING past the data after every fill;
-     * whatever else a parse reads past a value is stale data, whose
-     * content does not matter */
+    /* every value returned lies in buf[0, end), end <= cap: HJ_PADDING
+     * bytes more (and one for a NUL) let it be parsed where it is (fill
+     * zeroes those past the data) */
     r->cap = READ_CHUNK;
     r->buf = malloc(r->cap + 1 + HJ_PADDING);
-    if (r->buf)
-        memset(r->buf + r->cap, 0, 1 + HJ_PADDING);
     r->raw = malloc(RAW_CHUNK);
     if (!r->buf || !r->name || !r->raw) {
         ht_reader_close(r);
@@ -496,7 +492,6 @@ static int fill(struct ht_reader *r)
         q = realloc(r->buf, ncap + 1 + HJ_PADDING);
         if (!q)
             return FILL_FULL;
-        memset(q + ncap, 0, 1 + HJ_PADDING);
         r->buf = q;
         r->cap = ncap;
     }
@@ -546,10 +541,9 @@ static int fill(struct ht_reader *r)
         fr = read_raw(r, r->buf + r->end, r->cap - r->end, &got);
         r->end += got;
     }
-    /* what a parse may read past the last value, if not yet written:
-     * zeroed, so that no tool sees uninitialised bytes read */
-    memset(r->buf + r->end, 0,
-           r->cap - r->end < HJ_PADDING ? r->cap - r->end : HJ_PADDING);
+    /* what a parse may read past the last value: zeroed, so that no tool
+     * sees uninitialised bytes read (what it holds does not matter) */
+    memset(r->buf + r->end, 0, HJ_PADDING);
     if (fr == FILL_EOF)
         r->eof = true;
     return fr;
