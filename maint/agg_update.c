@@ -1647,20 +1647,21 @@ int ht_agg_update(struct ht_store *s, size_t max_traces, bool *more,
     return update(s, max_traces, more, st, NULL);
 }
 
-/* Traces per slice of a catch-up of `pending` dirty traces: about
- * HT_AGG_CATCH_UP_TRACES, as many slices as that gives when rounded to
- * the nearest, all the same size (a last slice of a few traces costs a
- * slice's end, alone on one thread, for little). */
+/* Traces per slice of a catch-up of `pending` dirty traces: as many
+ * slices as HT_AGG_CATCH_UP_TRACES a slice gives when rounded to the
+ * nearest (one at least), all the same size (a last slice of a few traces
+ * costs a slice's end, alone on one thread, for little). Never below half
+ * of it: traces another process marks dirty after the count are taken in
+ * slices of a useful size too. */
 static size_t catch_up_slice(uint64_t pending)
 {
-    uint64_t per = HT_AGG_CATCH_UP_TRACES;
-    uint64_t n = (pending + per / 2) / per;
+    const uint64_t per = HT_AGG_CATCH_UP_TRACES;
+    uint64_t n = (pending + per / 2) / per, size;
 
     if (n < 1)
         n = 1;
-    per = (pending + n - 1) / n;
-    return per < HT_AGG_CATCH_UP_TRACES / 2 ? HT_AGG_CATCH_UP_TRACES
-                                            : (size_t)per;
+    size = (pending + n - 1) / n;
+    return (size_t)(size < per / 2 ? per / 2 : size);
 }
 
 int ht_agg_catch_up(struct ht_store *s, struct ht_agg_stats *st)

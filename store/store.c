@@ -1455,7 +1455,6 @@ static void bulk_release(struct ht_bulk *b)
     ht_buf_free(&b->dbuf);
 }
 
-/* After the LMDB transaction ended: the txn's place in the gate goes. */
 /* What the transaction's view of its epochs holds beyond the registry. */
 static void view_release(struct ht_txn *t)
 {
@@ -1463,6 +1462,7 @@ static void view_release(struct ht_txn *t)
         free(t->ep[e].days);
 }
 
+/* After the LMDB transaction ended: the txn's place in the gate goes. */
 static void txn_free(struct ht_txn *t)
 {
     gate_leave(t->s);
@@ -2141,8 +2141,8 @@ int ht_store_seq_put(struct ht_seq *q, const void *k, size_t kn, const void *v,
     int rc;
 
     TXN_USABLE(q->t);
-    if (!q->t->write || deferrable(q->db) || q->db == HT_DB_KEYS)
-        return HT_ERR_USAGE;
+    if (!q->t->write || deferrable(q->db))
+        return HT_ERR_USAGE; /* `keys` is deferred (and kept per epoch) */
     SEE_OWN_WRITES(q->t, q->db);
     rc = mdb_cursor_put(q->c, &key, &val, 0);
     return txn_err(q->t, rc, "writing");
