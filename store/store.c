@@ -1481,45 +1481,46 @@ static int cmp_pair(const MDB_val *ka, const MDB_val *va, const MDB_val *kb,
     return c || !dups ? c : cmp_bytes(va, vb);
 }
 
+/* What sorting a put set's deferred puts compares them by: their bytes
+ * (base: the set's dbuf) and, for dupsort databases, their values. */
+struct dput_order {
+    const char *base;
+    bool dups;
+};
+
 /* Comparison for sorting deferred puts: key (memcmp, then length, as
  * LMDB orders them), then value for dupsort databases, then put order. */
-static const char *sort_base;
-static bool sort_dups;
-
-static inline int dput_cmp(const char *base, bool dups, const struct dput *a,
+static inline int dput_cmp(const struct dput_order *o, const struct dput *a,
                            const struct dput *b)
 {
-    char *ka = (char *)(uintptr_t)base + a->off;
-    char *kb = (char *)(uintptr_t)base + b->off;
+    char *ka = (char *)(uintptr_t)o->base + a->off;
+    char *kb = (char *)(uintptr_t)o->base + b->off;
     MDB_val xk = {a->kn, ka}, xv = {a->vn, ka + a->kn};
     MDB_val yk = {b->kn, kb}, yv = {b->vn, kb + b->kn};
-    int c = cmp_pair(&xk, &xv, &yk, &yv, dups);
+    int c = cmp_pair(&xk, &xv, &yk, &yv, o->dups);
 
     if (c)
         return c;
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
-static int cmp_dput(const void *pa, const void *pb)
+static int cmp_dput(const void *pa, const void *pb, void *order)
 {
-    return dput_cmp(sort_base, sort_dups, pa, pb);
+    return dput_cmp(order, pa, pb);
 }
 
 /* A short run of equal prefixes (most are two to four puts), in place. */
-static void insertion_sort(const char *base, bool dups, struct dput *v,
-                           size_t n)
+static void insertion_sort(const struct dput_order *o, struct dput *v, size_t n)
 {
     for (size_t i = 1; i < n; i++) {
         struct dput x = v[i];
         size_t j = i;
 
-        for (; j > 0 && dput_cmp(base, dups, &v[j - 1], &x) > 0; j--)
+        for (; j > 0 && dput_cmp(o, &v[j - 1], &x) > 0; j--)
             v[j] = v[j - 1];
         v[j] = x;
     }
 }
-
-static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /*
  * Sorts deferred puts: a stable radix sort on the 8-byte key prefix (keys
@@ -1564,20 +1565,17 @@ static int sort_dputs(struct ht_bulk *b, struct dlist *l, bool dups)
         memcpy(l->v, src, l->n * sizeof(*src));
     free(tmp);
     /* runs of equal prefixes: about 80,000 per ingest of the 5,000-request
-     * corpus, 3.6 puts long on average, sorted in place; the rare long
-     * one by qsort, which has no context argument (hence the lock) */
+     * corpus, 3.6 puts long on average, sorted in place (qsort_r's cost
+     * per call was most of their sorting); the rare long one by qsort_r */
+    struct dput_order o = {(const char *)b->dbuf.data, dups};
+
     for (size_t i = 0, j; i < l->n; i = j) {
         for (j = i + 1; j < l->n && l->v[j].pfx == l->v[i].pfx; j++)
             ;
-        if (j - i <= 16) {
-            insertion_sort(b->dbuf.data, dups, l->v + i, j - i);
-            continue;
-        }
-        pthread_mutex_lock(&sort_mu);
-        sort_base = b->dbuf.data;
-        sort_dups = dups;
-        qsort(l->v + i, j - i, sizeof(*l->v), cmp_dput);
-        pthread_mutex_unlock(&sort_mu);
+        if (j - i <= 16)
+            insertion_sort(&o, l->v + i, j - i);
+        else
+            qsort_r(l->v + i, j - i, sizeof(*l->v), cmp_dput, &o);
     }
     return HT_ERR_OK;
 }

@@ -553,6 +553,107 @@ static void test_del_later(void)
     }
 }
 
+/* What a scan saw, in order: each key once, its value, keys ascending. */
+struct seen_pairs {
+    int n;
+    bool ordered;
+    char last[32];
+    char vals[64][8];
+    char keys[64][32];
+};
+
+static int pairs_visit(void *ctx, const void *k, size_t kn, const void *v,
+                       size_t vn)
+{
+    struct seen_pairs *s = ctx;
+
+    if (s->n >= 64 || kn >= 32 || vn >= 8)
+        return 1;
+    memcpy(s->keys[s->n], k, kn);
+    s->keys[s->n][kn] = 0;
+    memcpy(s->vals[s->n], v, vn);
+    s->vals[s->n][vn] = 0;
+    if (s->n && strcmp(s->last, s->keys[s->n]) >= 0)
+        s->ordered = false;
+    memcpy(s->last, s->keys[s->n], kn + 1);
+    s->n++;
+    return 0;
+}
+
+/* A put set's puts whose first 8 bytes tie are written in key order, the
+ * last put of a key winning, in a short run of ties and in one longer than
+ * the in-place sort takes (16); in keys, a key's values in order. */
+static void test_bulk_ties(void)
+{
+    char dir[] = "/tmp/ht_test_bulkties_XXXXXX";
+    struct ht_store *s;
+    struct ht_txn *t;
+    struct ht_bulk *b = ht_bulk_new();
+    struct seen_pairs seen = {.ordered = true};
+    char k[32], v[8];
+    int n;
+
+    CHECK(b != NULL);
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(ht_store_open(dir, false, &s) == HT_ERR_OK);
+    for (int r = 0; r < 2; r++) {
+        int runs = r ? 40 : 3; /* 17 is prime to both: every key once */
+
+        for (int i = 0; i < runs; i++) {
+            snprintf(k, sizeof(k), "%cPREFIX-%03d", 'a' + r, (i * 17) % runs);
+            CHECK(ht_bulk_put(b, HT_DB_FACTS, k, strlen(k), "old", 3) == 0);
+        }
+        for (int i = 0; i < runs; i += 2) { /* put again: these win */
+            snprintf(k, sizeof(k), "%cPREFIX-%03d", 'a' + r, i);
+            CHECK(ht_bulk_put(b, HT_DB_FACTS, k, strlen(k), "new", 3) == 0);
+        }
+    }
+    for (int i = 0; i < 30; i++) {
+        snprintf(v, sizeof(v), "v%02d", (i * 7) % 30);
+        CHECK(ht_bulk_put(b, HT_DB_KEYS, "kPREFIX-x", 9, v, 3) == 0);
+    }
+    CHECK(ht_bulk_sort(b) == HT_ERR_OK);
+    CHECK(ht_store_begin(s, true, &t) == HT_ERR_OK);
+    CHECK(ht_store_bulk_apply(t, b) == HT_ERR_OK);
+    CHECK(ht_store_commit(t) == HT_ERR_OK);
+    ht_bulk_free(b);
+
+    CHECK(ht_store_begin(s, false, &t) == HT_ERR_OK);
+    CHECK(ht_store_scan(t, HT_DB_FACTS, NULL, 0, pairs_visit, &seen) == 0);
+    CHECK(seen.n == 43 && seen.ordered);
+    for (int i = 0; i < seen.n; i++) {
+        int idx = atoi(seen.keys[i] + 8);
+
+        CHECK(strcmp(seen.vals[i], idx % 2 == 0 ? "new" : "old") == 0);
+    }
+    memset(&seen, 0, sizeof(seen));
+    seen.ordered = true;
+    n = 0;
+    CHECK(ht_store_dups(t, HT_DB_KEYS, "kPREFIX-x", 9, count_visit, &n) == 0);
+    CHECK(n == 30);
+    {
+        /* the values in order: the scan gives key + value pairs */
+        char want[8];
+        int i = 0;
+
+        CHECK(ht_store_scan(t, HT_DB_KEYS, "kPREFIX-x", 9, pairs_visit,
+                            &seen) == 0);
+        CHECK(seen.n == 30);
+        for (i = 0; i < 30; i++) {
+            snprintf(want, sizeof(want), "v%02d", i);
+            CHECK(strcmp(seen.vals[i], want) == 0);
+        }
+    }
+    ht_store_abort(t);
+    ht_store_close(s);
+    {
+        char cmd[128];
+
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        CHECK(system(cmd) == 0);
+    }
+}
+
 /* Gets and puts in key order through one cursor (ht_store_seq_*) find
  * what ht_store_get finds, with puts and deletes through other calls in
  * between and deferred deletes applied first; tables kept per epoch and
@@ -1059,6 +1160,7 @@ int main(void)
     test_two_writers();
     test_del_later();
     test_del_later_tables();
+    test_bulk_ties();
     test_seq();
     test_epochs();
     test_map_ahead();
