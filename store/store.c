@@ -1462,13 +1462,20 @@ static void view_release(struct ht_txn *t)
         free(t->ep[e].days);
 }
 
-/* After the LMDB transaction ended: the txn's place in the gate goes. */
-static void txn_free(struct ht_txn *t)
+/* After the LMDB transaction ended: what the txn holds goes. */
+static void txn_release(struct ht_txn *t)
 {
-    gate_leave(t->s);
     bulk_release(&t->ps);
     view_release(t);
     free(t);
+}
+
+/* The same for a txn begun in the gate (ht_store_begin): its place there
+ * goes too. */
+static void txn_free(struct ht_txn *t)
+{
+    gate_leave(t->s);
+    txn_release(t);
 }
 
 /* Two pairs in LMDB's order: the keys, then in keys (dupsort) the
@@ -3045,9 +3052,7 @@ static int drop_once(struct ht_store *s, int64_t before_us,
         rc = lmdb_err(mdb_txn_commit(t->txn), "committing");
     else
         mdb_txn_abort(t->txn);
-    bulk_release(&t->ps);
-    view_release(t);
-    free(t);
+    txn_release(t); /* begun with the gate closed (drop_run) */
     if (!rc)
         *dropped += k;
     return rc;
